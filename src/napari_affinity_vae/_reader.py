@@ -1,0 +1,91 @@
+"""napari reader contributions: tomograms as Image layers, coordinate files as Points layers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
+from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def get_tomogram_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """Return the tomogram reader if every path is an MRC-family file."""
+    return read_tomograms if _all_have_suffix(path, TOMOGRAM_SUFFIXES) else None
+
+
+def get_particles_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """Return the coordinate reader if every path is a coordinate file."""
+    return read_particle_files if _all_have_suffix(path, PARTICLE_SUFFIXES) else None
+
+
+def read_tomograms(path: str | list[str]) -> list[LayerData]:
+    """One Image layer per tomogram, memory-mapped, scaled to Angstrom."""
+    layers = []
+    for p in _paths(path):
+        tomogram = open_tomogram(p, require_voxel_size=False)
+        if tomogram.voxel_size is None:
+            warnings.warn(
+                f"{p}: the header has no voxel size; the layer uses 1 A/voxel until you set it "
+                "in Plugins > Affinity-VAE > Tomogram",
+                stacklevel=2,
+            )
+        layers.append(tomogram_layer_data(tomogram))
+    return layers
+
+
+def read_particle_files(path: str | list[str]) -> list[LayerData]:
+    """Points layers in voxels of the open tomogram (the newest Image layer with a voxel size).
+
+    A STAR file holding several tomograms gives the open tomogram's particles if its name is
+    among them, otherwise one layer per tomogram. NaN rows and picks outside the open tomogram are
+    dropped with a warning that says how many.
+    """
+    voxel_size, shape, open_name = _open_tomogram_frame()
+    layers = []
+    for p in _paths(path):
+        names = tomogram_names(p)
+        selected = [open_name] if open_name in names else (names if len(names) > 1 else [None])
+        for tomo_name in selected:
+            particles = read_particles(
+                p,
+                voxel_size=voxel_size,
+                tomogram_shape=shape,
+                tomo_name=tomo_name,
+                drop_nan=True,
+                drop_outside=True,
+            )
+            label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
+            meta = {"path": str(p), **({"tomo_name": tomo_name} if tomo_name else {})}
+            layers.append(particles_layer_data(particles, label, meta))
+    return layers
+
+
+def _open_tomogram_frame() -> tuple[float | None, tuple[int, int, int] | None, str | None]:
+    """Voxel size, shape and name of the newest tomogram layer in the current viewer, if any."""
+    try:
+        import napari
+    except ImportError:  # pragma: no cover - napari is a dependency
+        return None, None, None
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return None, None, None
+    for layer in reversed(viewer.layers):
+        voxel_size = layer.metadata.get("voxel_size") if layer._type_string == "image" else None
+        if voxel_size and layer.ndim == 3:
+            return float(voxel_size), tuple(int(n) for n in layer.data.shape), layer.name
+    return None, None, None
+
+
+def _paths(path: str | list[str]) -> list[Path]:
+    return [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
+
+
+def _all_have_suffix(path: str | list[str], suffixes: tuple[str, ...]) -> bool:
+    paths = _paths(path)
+    return bool(paths) and all(p.suffix.lower() in suffixes for p in paths)

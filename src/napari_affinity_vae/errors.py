@@ -1,0 +1,26 @@
+"""Exceptions for problems a user can cause, each naming the file and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AffinityVAEError(Exception):
+    """Base class for errors caused by the user's input rather than by a bug."""
+
+
+class InputFileError(AffinityVAEError, ValueError):
+    """A file the user gave cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class TomogramFileError(InputFileError):
+    """A tomogram file is unreadable, truncated, not 3D, or lacks what is needed."""
+
+
+class ParticleFileError(InputFileError):
+    """A coordinate file is unreadable or its particles do not fit the tomogram."""

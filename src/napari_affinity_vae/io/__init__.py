@@ -1,0 +1,1 @@
+"""File formats at the program's boundary: tomograms and particle coordinate tables."""

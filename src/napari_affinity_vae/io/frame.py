@@ -1,0 +1,30 @@
+"""How coordinates in a file relate to voxels of the tomogram they belong to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AXES = ("z", "y", "x")
+
+
+@dataclass(frozen=True)
+class CoordinateFrame:
+    """The tomogram a particle set belongs to, as far as it is known.
+
+    ``voxel_size`` (Angstrom) and ``shape`` (z, y, x) are the tomogram's. ``pixel_size`` is the
+    size of one pixel of the file's coordinates when it differs from the tomogram's voxels, e.g.
+    RELION 4 coordinates in unbinned tilt-series pixels for a binned tomogram.
+    """
+
+    voxel_size: float | None = None
+    shape: tuple[int, int, int] | None = None
+    pixel_size: float | None = None
+
+    @property
+    def voxels_per_pixel(self) -> float:
+        """Tomogram voxels in one file pixel (1 unless ``pixel_size`` says otherwise)."""
+        if self.pixel_size is None:
+            return 1.0
+        if self.voxel_size is None:
+            raise ValueError("a coordinate pixel size needs the tomogram's voxel size as well")
+        return self.pixel_size / self.voxel_size

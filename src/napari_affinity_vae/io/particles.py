@@ -1,0 +1,118 @@
+"""Read and write particle sets in the formats other cryo-ET tools use, chosen by file suffix.
+
+Inside the program a particle set is a DataFrame with ``z``, ``y``, ``x`` in voxels of its
+tomogram (0-based, voxel i centred at i), optional ``tomo_name`` and RELION ``rot``, ``tilt``,
+``psi`` angles (degrees, ZYZ), and any extra columns. ``attrs["voxel_size"]`` carries the
+tomogram's voxel size when known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io import star, tables
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.validate import check_particles
+
+Reader = Callable[[Path, CoordinateFrame], pd.DataFrame]
+Writer = Callable[[Path, pd.DataFrame, CoordinateFrame], None]
+
+_FORMATS: dict[str, tuple[Reader, Writer]] = {
+    ".tbl": (tables.read_dynamo, tables.write_dynamo),
+    ".coords": (tables.read_tomotwin, tables.write_tomotwin),
+    ".csv": (tables.read_csv, tables.write_csv),
+}
+PARTICLE_SUFFIXES = (".star", *_FORMATS)
+STAR_FLAVOURS = ("relion4", "relion5")
+
+
+def read_particles(
+    path: str | Path,
+    *,
+    voxel_size: float | None = None,
+    tomogram_shape: tuple[int, int, int] | None = None,
+    tomo_name: str | None = None,
+    pixel_size: float | None = None,
+    drop_nan: bool = False,
+    drop_outside: bool = False,
+) -> pd.DataFrame:
+    """Read a coordinate file into a particle table in tomogram voxels.
+
+    ``voxel_size`` and ``tomogram_shape`` describe the tomogram (RELION 5 files need both);
+    ``pixel_size`` is the coordinates' own pixel size if it differs from the tomogram's voxels.
+    ``tomo_name`` selects one tomogram from a STAR file holding several. Rows with NaN
+    coordinates or outside ``tomogram_shape`` raise, unless ``drop_nan`` / ``drop_outside``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PARTICLE_SUFFIXES:
+        raise ParticleFileError(
+            path, f"unknown coordinate format; use one of {', '.join(PARTICLE_SUFFIXES)}"
+        )
+    if not path.is_file():
+        raise ParticleFileError(path, "no such file")
+    frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
+    if suffix == ".star":
+        particles = star.read_star(path, frame, tomo_name)
+    else:
+        particles = _FORMATS[suffix][0](path, frame)
+    particles = check_particles(
+        path, particles, frame.shape, drop_nan=drop_nan, drop_outside=drop_outside
+    )
+    if voxel_size is not None:
+        particles.attrs["voxel_size"] = float(voxel_size)
+    return particles
+
+
+def write_particles(
+    particles: pd.DataFrame,
+    path: str | Path,
+    *,
+    voxel_size: float | None = None,
+    tomogram_shape: tuple[int, int, int] | None = None,
+    pixel_size: float | None = None,
+    star_flavour: str = "relion4",
+) -> Path:
+    """Write a particle table atomically; the format follows the suffix.
+
+    ``.star`` is RELION 4 (pixel coordinates) or, with ``star_flavour="relion5"``, RELION 5
+    (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PARTICLE_SUFFIXES:
+        raise ParticleFileError(
+            path, f"unknown coordinate format; use one of {', '.join(PARTICLE_SUFFIXES)}"
+        )
+    if star_flavour not in STAR_FLAVOURS:
+        raise ValueError(f"star_flavour must be one of {STAR_FLAVOURS}, got {star_flavour!r}")
+    missing = [a for a in AXES if a not in particles]
+    if missing:
+        raise ParticleFileError(path, f"the particle table has no {', '.join(missing)} column")
+    voxel_size = voxel_size if voxel_size is not None else particles.attrs.get("voxel_size")
+    frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
+    if not path.parent.is_dir():
+        raise ParticleFileError(path, f"folder {path.parent} does not exist")
+    with atomic_path(path) as tmp:
+        if suffix == ".star":
+            star.write_star(tmp, particles, frame, centred=star_flavour == "relion5")
+        else:
+            _FORMATS[suffix][1](tmp, particles, frame)
+    return path
+
+
+def _shape(shape: tuple[int, ...] | None) -> tuple[int, int, int] | None:
+    return None if shape is None else tuple(int(n) for n in shape)  # type: ignore[return-value]
+
+
+def tomogram_names(path: str | Path) -> list[str]:
+    """The tomogram names (``rlnTomoName``) in a STAR file, in file order; [] for other formats."""
+    path = Path(path)
+    if path.suffix.lower() != ".star" or not path.is_file():
+        return []
+    return star.tomogram_names(path)

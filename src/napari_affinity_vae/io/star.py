@@ -1,0 +1,145 @@
+"""RELION STAR particle files: 3.1 / 4 (pixel coordinates) and 5 (centred Angstrom coordinates).
+
+Pixel coordinates are 0-based voxel positions along x, y, z (voxel i centred at i, as in napari).
+RELION 5 centred coordinates are Angstrom from the tomogram centre, at ``shape / 2`` voxels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.validate import numeric_column
+
+PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
+CENTRED_COLUMNS = {
+    "x": "rlnCenteredCoordinateXAngst",
+    "y": "rlnCenteredCoordinateYAngst",
+    "z": "rlnCenteredCoordinateZAngst",
+}
+ORIGIN_COLUMNS = {"x": "rlnOriginXAngst", "y": "rlnOriginYAngst", "z": "rlnOriginZAngst"}
+ANGLE_COLUMNS = {"rot": "rlnAngleRot", "tilt": "rlnAngleTilt", "psi": "rlnAnglePsi"}
+TOMO_COLUMN = "rlnTomoName"
+
+
+def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
+    """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns."""
+    block = _particle_block(path)
+    block = _select_tomogram(path, block, tomo_name)
+    if all(c in block for c in CENTRED_COLUMNS.values()):
+        coords = _centred_to_voxels(path, block, frame)
+        block = block.drop(columns=list(CENTRED_COLUMNS.values()))
+    else:
+        coords = _pixels_to_voxels(path, block, frame)
+        block = block.drop(columns=[c for c in PIXEL_COLUMNS.values() if c in block])
+    block = block.drop(columns=[c for c in ORIGIN_COLUMNS.values() if c in block])
+    renames = {v: k for k, v in ANGLE_COLUMNS.items()} | {TOMO_COLUMN: "tomo_name"}
+    return pd.concat([coords, block.rename(columns=renames)], axis=1)
+
+
+def write_star(
+    path: Path, particles: pd.DataFrame, frame: CoordinateFrame, *, centred: bool = False
+) -> None:
+    """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``."""
+    columns: dict[str, pd.Series] = {}
+    if "tomo_name" in particles:
+        columns[TOMO_COLUMN] = particles["tomo_name"].astype(str)
+    if centred:
+        if frame.voxel_size is None or frame.shape is None:
+            raise ParticleFileError(
+                path, "RELION 5 centred coordinates need the tomogram's shape and voxel size"
+            )
+        centre = dict(zip(AXES, np.asarray(frame.shape) / 2, strict=True))
+        for axis in ("x", "y", "z"):
+            columns[CENTRED_COLUMNS[axis]] = (particles[axis] - centre[axis]) * frame.voxel_size
+    else:
+        for axis in ("x", "y", "z"):
+            columns[PIXEL_COLUMNS[axis]] = particles[axis] / frame.voxels_per_pixel
+    for name, column in ANGLE_COLUMNS.items():
+        if name in particles:
+            columns[column] = particles[name]
+    extras = [c for c in particles if c not in (*AXES, "tomo_name", *ANGLE_COLUMNS)]
+    out = pd.concat([pd.DataFrame(columns), particles[extras]], axis=1)
+    starfile.write({"particles": out}, path, overwrite=True)
+
+
+def tomogram_names(path: Path) -> list[str]:
+    """Distinct ``rlnTomoName`` values of the particle block, in file order."""
+    block = _particle_block(path)
+    return list(dict.fromkeys(block[TOMO_COLUMN])) if TOMO_COLUMN in block else []
+
+
+def _particle_block(path: Path) -> pd.DataFrame:
+    try:
+        blocks = starfile.read(path, always_dict=True, parse_as_string=[TOMO_COLUMN])
+    except Exception as err:  # starfile raises many types for malformed text
+        raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
+    tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}
+    for _, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
+        if any(c in block for c in (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values())):
+            return block.reset_index(drop=True)
+    found = ", ".join(f"data_{n}" for n in tables) or "no table"
+    raise ParticleFileError(
+        path,
+        "no coordinate columns: expected rlnCoordinateX/Y/Z (RELION 3.1/4) or "
+        f"rlnCenteredCoordinateX/Y/ZAngst (RELION 5); found {found}",
+    )
+
+
+def _select_tomogram(path: Path, block: pd.DataFrame, tomo_name: str | None) -> pd.DataFrame:
+    names = list(dict.fromkeys(block[TOMO_COLUMN])) if TOMO_COLUMN in block else []
+    if tomo_name is None:
+        if len(names) > 1:
+            raise ParticleFileError(
+                path, f"holds particles of {len(names)} tomograms ({_listing(names)}); choose one"
+            )
+        return block
+    if tomo_name not in names:
+        raise ParticleFileError(
+            path, f"no particles of tomogram {tomo_name!r} (found {_listing(names)})"
+        )
+    return block[block[TOMO_COLUMN] == tomo_name].reset_index(drop=True)
+
+
+def _pixels_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) -> pd.DataFrame:
+    missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
+    if missing:
+        raise ParticleFileError(path, f"missing coordinate column(s) {', '.join(missing)}")
+    coords = pd.DataFrame(
+        {a: numeric_column(path, block, PIXEL_COLUMNS[a]) * frame.voxels_per_pixel for a in AXES}
+    )
+    if any(c in block for c in ORIGIN_COLUMNS.values()):
+        origins = pd.DataFrame(
+            {a: numeric_column(path, block, c) for a, c in ORIGIN_COLUMNS.items() if c in block}
+        )
+        if (origins.fillna(0) != 0).any(axis=None):
+            if frame.voxel_size is None:
+                raise ParticleFileError(
+                    path, "has rlnOrigin*Angst shifts; they need the tomogram's voxel size"
+                )
+            coords[origins.columns] -= origins.fillna(0) / frame.voxel_size
+    return coords
+
+
+def _centred_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) -> pd.DataFrame:
+    if frame.voxel_size is None or frame.shape is None:
+        raise ParticleFileError(
+            path,
+            "RELION 5 centred coordinates (Angstrom from the tomogram centre) need the "
+            "tomogram's shape and voxel size: open the tomogram first",
+        )
+    return pd.DataFrame(
+        {
+            a: numeric_column(path, block, CENTRED_COLUMNS[a]) / frame.voxel_size + size / 2
+            for a, size in zip(AXES, frame.shape, strict=True)
+        }
+    )
+
+
+def _listing(names: list) -> str:
+    return ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")

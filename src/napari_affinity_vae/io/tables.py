@@ -1,0 +1,130 @@
+"""Plain-text coordinate tables: Dynamo ``.tbl``, TomoTwin ``.coords`` and CSV.
+
+All hold x, y, z in voxels of the tomogram. Dynamo positions are column 24-26 plus the shifts in
+columns 4-6; its ZXZ angles (tdrot, tilt, narot) are converted to RELION's ZYZ (rot, tilt, psi).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.validate import numeric_column
+
+ANGLES = ("rot", "tilt", "psi")
+DYNAMO_COLUMNS = 35  # the standard table width; x, y, z are 1-based columns 24-26
+_DYNAMO = {
+    "tag": 0,
+    "dx": 3,
+    "dy": 4,
+    "dz": 5,
+    "tdrot": 6,
+    "tilt": 7,
+    "narot": 8,
+    "tomo": 19,
+    "x": 23,
+    "y": 24,
+    "z": 25,
+}
+
+
+def read_dynamo(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
+    table = _read_numeric_text(
+        path, min_columns=26, what="a Dynamo table needs at least 26 columns"
+    )
+    col = {name: table[:, i] for name, i in _DYNAMO.items()}
+    scale = frame.voxels_per_pixel
+    out = pd.DataFrame({a: (col[a] + col[f"d{a}"]) * scale for a in AXES})
+    out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
+    out["tag"] = col["tag"].astype(int)
+    out["tomo_number"] = col["tomo"].astype(int)
+    return out
+
+
+def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
+    n = len(particles)
+    table = np.zeros((n, DYNAMO_COLUMNS))
+    table[:, _DYNAMO["tag"]] = particles["tag"] if "tag" in particles else np.arange(1, n + 1)
+    table[:, 1:3] = 1  # aligned, averaged
+    if all(a in particles for a in ANGLES):
+        angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
+        table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
+    table[:, _DYNAMO["tomo"]] = particles.get("tomo_number", 1)
+    for axis in ("x", "y", "z"):
+        table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel
+    fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)
+    np.savetxt(path, table, fmt=fmt, delimiter=" ")
+
+
+def read_tomotwin(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
+    table = _read_numeric_text(path, min_columns=3, what="a .coords file needs x y z columns")
+    scale = frame.voxels_per_pixel
+    return pd.DataFrame(
+        {"z": table[:, 2] * scale, "y": table[:, 1] * scale, "x": table[:, 0] * scale}
+    )
+
+
+def write_tomotwin(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
+    xyz = particles[["x", "y", "z"]].to_numpy(dtype=float) / frame.voxels_per_pixel
+    np.savetxt(path, xyz, fmt="%.2f", delimiter=" ")
+
+
+def read_csv(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
+    by_lower = {str(c).strip().lower(): c for c in table.columns}
+    missing = [a for a in ("x", "y", "z") if a not in by_lower]
+    if missing:
+        raise ParticleFileError(
+            path,
+            f"no coordinate columns: the header needs x, y and z (missing {', '.join(missing)}; "
+            f"found {', '.join(map(str, table.columns)) or 'nothing'})",
+        )
+    scale = frame.voxels_per_pixel
+    coords = pd.DataFrame({a: numeric_column(path, table, by_lower[a]) * scale for a in AXES})
+    extras = table.drop(columns=[by_lower[a] for a in AXES])
+    return pd.concat([coords, extras], axis=1)
+
+
+def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
+    out = particles.copy()
+    for axis in ("x", "y", "z"):
+        out[axis] = particles[axis] / frame.voxels_per_pixel
+    ordered = ["x", "y", "z", *(c for c in particles if c not in AXES)]
+    out[ordered].to_csv(path, index=False, float_format="%.6g")
+
+
+def dynamo_to_relion(angles: np.ndarray) -> np.ndarray:
+    """Dynamo (tdrot, tilt, narot: extrinsic zxz, active) to RELION (rot, tilt, psi: intrinsic
+    ZYZ, passive), all in degrees."""
+    if len(angles) == 0:
+        return np.zeros((0, 3))
+    rotation = Rotation.from_euler("zxz", angles, degrees=True)
+    return rotation.inv().as_euler("ZYZ", degrees=True)
+
+
+def relion_to_dynamo(angles: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`dynamo_to_relion`."""
+    if len(angles) == 0:
+        return np.zeros((0, 3))
+    rotation = Rotation.from_euler("ZYZ", angles, degrees=True)
+    return rotation.inv().as_euler("zxz", degrees=True)
+
+
+def _read_numeric_text(path: Path, *, min_columns: int, what: str) -> np.ndarray:
+    try:
+        table = np.loadtxt(path, ndmin=2, dtype=float)
+    except ValueError as err:
+        raise ParticleFileError(path, f"non-numeric or ragged values ({err})") from None
+    if table.size == 0:
+        return np.zeros((0, min_columns))
+    if table.shape[1] < min_columns:
+        raise ParticleFileError(path, f"{what}; found {table.shape[1]}")
+    return table

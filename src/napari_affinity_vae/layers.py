@@ -1,0 +1,78 @@
+"""Conversions between the program's objects and napari layer data tuples (no Qt, no viewer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.io.frame import AXES
+from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
+
+POINT_SIZE_VOXELS = 12.0
+
+
+def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
+    """An Image layer tuple scaled to Angstrom, with the voxel size and path in its metadata."""
+    scale = tomogram.voxel_size or 1.0
+    metadata = {
+        "path": str(tomogram.path),
+        "voxel_size": tomogram.voxel_size,
+        "voxel_size_from_header": tomogram.voxel_size_from_header,
+    }
+    kwargs = {
+        "name": tomogram.name,
+        "scale": (scale, scale, scale),
+        "contrast_limits": contrast_limits(tomogram.data),
+        "colormap": "gray",
+        "metadata": metadata,
+    }
+    return tomogram.data, kwargs, "image"
+
+
+def particles_layer_data(
+    particles: pd.DataFrame, name: str, metadata: dict[str, Any] | None = None
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """A Points layer tuple: z, y, x voxels as data, other columns as features."""
+    voxel_size = particles.attrs.get("voxel_size")
+    scale = voxel_size or 1.0
+    features = particles.drop(columns=list(AXES)).reset_index(drop=True)
+    kwargs = {
+        "name": name,
+        "scale": (scale, scale, scale),
+        "features": features,
+        "size": POINT_SIZE_VOXELS,
+        "face_color": "transparent",
+        "border_color": "#ffd21f",
+        "border_width": 0.12,
+        "out_of_slice_display": True,
+        "metadata": {"voxel_size": voxel_size, **(metadata or {})},
+    }
+    return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"
+
+
+def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFrame:
+    """A particle table from a Points layer's data and attributes (as napari gives a writer)."""
+    data = np.asarray(data, dtype=float)
+    if data.ndim != 2 or data.shape[1] != 3:
+        raise ValueError(
+            f"particles need 3D points (z, y, x); this layer's points are {data.shape[-1]}D"
+        )
+    features = attributes.get("features")
+    features = pd.DataFrame(features) if features is not None else pd.DataFrame()
+    particles = pd.concat(
+        [pd.DataFrame(data, columns=list(AXES)), features.reset_index(drop=True)], axis=1
+    )
+    metadata = attributes.get("metadata") or {}
+    tomo_name = metadata.get("tomo_name")
+    if tomo_name and "tomo_name" not in particles:
+        particles.insert(0, "tomo_name", tomo_name)
+    voxel_size = metadata.get("voxel_size")
+    if voxel_size is None:
+        scale = np.asarray(attributes.get("scale", (1.0, 1.0, 1.0)), dtype=float)
+        if not np.allclose(scale, 1.0):
+            voxel_size = float(scale[-1])
+    if voxel_size is not None:
+        particles.attrs["voxel_size"] = float(voxel_size)
+    return particles

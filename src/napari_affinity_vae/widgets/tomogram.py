@@ -1,0 +1,127 @@
+"""The Tomogram dock widget: open a tomogram, set its voxel size, choose plane or volume view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    RadioButtons,
+)
+from napari.layers import Image
+
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
+from napari_affinity_vae.layers import tomogram_layer_data
+from napari_affinity_vae.widgets.notify import errors_as_notifications
+
+PLANE, VOLUME = "Plane", "Volume"
+
+
+class TomogramWidget(Container):
+    """Choose a tomogram (a file or an open Image layer) and how to look at it."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        patterns = " ".join(f"*{s}" for s in TOMOGRAM_SUFFIXES)
+        self.file = FileEdit(label="File", mode="r", filter=f"Tomograms ({patterns})")
+        self.open_button = PushButton(text="Open")
+        self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
+        self.info = Label(label="Shape", value="no tomogram")
+        self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+        self.rendering = RadioButtons(
+            label="Rendering", choices=[PLANE, VOLUME], value=PLANE, orientation="horizontal"
+        )
+        self.slab = FloatSpinBox(label="Slab (Å)", min=0.0, max=10000.0, step=10.0, value=0.0)
+        self.slab.tooltip = "Average this thickness along the viewing axis; 0 shows one plane"
+        super().__init__(
+            widgets=[
+                self.file,
+                self.open_button,
+                self.layer,
+                self.info,
+                self.voxel_size,
+                self.rendering,
+                self.slab,
+            ]
+        )
+        self.open_button.changed.connect(self.open_file)
+        self.layer.changed.connect(self._show_layer)
+        self.voxel_size.changed.connect(self._set_voxel_size)
+        self.rendering.changed.connect(self._set_rendering)
+        self.slab.changed.connect(self._set_slab)
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def open_file(self, path: str | Path | None = None) -> Image | None:
+        """Open ``path`` (or the chosen file) as a new Image layer and select it."""
+        path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
+        with errors_as_notifications():
+            tomogram = open_tomogram(path, require_voxel_size=False)
+            data, kwargs, _ = tomogram_layer_data(tomogram)
+            layer = self._viewer.add_image(data, **kwargs)
+            self.layer.value = layer
+            return layer
+        return None
+
+    @property
+    def tomogram_layer(self) -> Image | None:
+        return self.layer.value
+
+    def _image_layers(self, _widget: ComboBox | None = None) -> list[Image]:
+        return [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
+        ]
+
+    def _refresh_layers(self, _event: object = None) -> None:
+        self.layer.reset_choices()
+        if self.layer.value is None and self.layer.choices:
+            self.layer.value = self.layer.choices[-1]
+
+    def _show_layer(self, layer: Image | None) -> None:
+        if layer is None:
+            self.info.value = "no tomogram"
+            return
+        z, y, x = layer.data.shape
+        self.info.value = f"{z} x {y} x {x} voxels (z, y, x)"
+        voxel_size = layer.metadata.get("voxel_size")
+        from_header = bool(layer.metadata.get("voxel_size_from_header", voxel_size))
+        with self.voxel_size.changed.blocked():
+            self.voxel_size.value = voxel_size or 0.0
+        self.voxel_size.enabled = not from_header
+        self.voxel_size.tooltip = (
+            "From the file header" if from_header else "The header has none: enter it here"
+        )
+
+    def _set_voxel_size(self, value: float) -> None:
+        layer = self.tomogram_layer
+        if layer is None or value <= 0:
+            return
+        layer.metadata["voxel_size"] = float(value)
+        layer.scale = (value, value, value)
+        self._viewer.reset_view()
+        self._set_slab(self.slab.value)
+
+    def _set_rendering(self, value: str) -> None:
+        self._viewer.dims.ndisplay = 3 if value == VOLUME else 2
+        self.slab.enabled = value == PLANE
+
+    def _set_slab(self, thickness: float) -> None:
+        """Average ``thickness`` Angstrom along the viewing axis (0 shows a single plane)."""
+        layer = self.tomogram_layer
+        if layer is None:
+            return
+        dims = self._viewer.dims
+        hidden = set(dims.not_displayed)
+        dims.thickness = tuple(
+            thickness if axis in hidden else old for axis, old in enumerate(dims.thickness)
+        )
+        layer.projection_mode = "mean"

@@ -1,0 +1,43 @@
+"""Shared fixtures: small MRC files and particle tables written to a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def write_mrc(path: Path, data: np.ndarray, voxel_size: float = 10.0) -> Path:
+    with mrcfile.new(path, data, overwrite=True) as mrc:
+        mrc.voxel_size = voxel_size
+    return path
+
+
+@pytest.fixture
+def tomogram_file(tmp_path: Path) -> Path:
+    """A 20 x 30 x 40 float32 tomogram at 7.5 A/voxel with a dark blob at (10, 15, 20)."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 1, (20, 30, 40)).astype(np.float32)
+    data[8:13, 13:18, 18:23] -= 5
+    return write_mrc(tmp_path / "tomo_01.mrc", data, voxel_size=7.5)
+
+
+@pytest.fixture
+def particles() -> pd.DataFrame:
+    """Five particles inside a 20 x 30 x 40 tomogram, with angles and extra columns."""
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {
+            "z": [1.0, 5.5, 10.0, 12.25, 19.0],
+            "y": [2.0, 7.0, 15.0, 20.5, 29.0],
+            "x": [3.0, 9.0, 20.0, 33.75, 39.0],
+            "rot": rng.uniform(-180, 180, 5),
+            "tilt": rng.uniform(5, 175, 5),
+            "psi": rng.uniform(-180, 180, 5),
+            "score": [0.9, 0.8, 0.7, 0.6, 0.5],
+            "cluster": [0, 1, 1, 2, 0],
+        }
+    )

@@ -1,0 +1,126 @@
+"""Opening tomograms: memory mapping, voxel sizes, MRC modes, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pytest
+from conftest import write_mrc
+
+from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.tomogram import contrast_limits, open_tomogram
+
+
+def test_open_is_memory_mapped_with_header_voxel_size(tomogram_file):
+    tomogram = open_tomogram(tomogram_file)
+    assert isinstance(tomogram.data, np.memmap)
+    assert tomogram.shape == (20, 30, 40)
+    assert tomogram.voxel_size == pytest.approx(7.5)
+    assert tomogram.voxel_size_from_header
+    assert tomogram.data[10, 15, 20] < -2  # the dark blob, at z, y, x
+
+
+def test_voxel_size_override(tomogram_file):
+    assert open_tomogram(tomogram_file, voxel_size=3.2).voxel_size == pytest.approx(3.2)
+
+
+@pytest.mark.parametrize("suffix", [".rec", ".map", ".st", ".mrcs"])
+def test_other_suffixes_open(tmp_path, suffix):
+    path = write_mrc(tmp_path / f"t{suffix}", np.ones((4, 5, 6), np.float32))
+    assert open_tomogram(path).shape == (4, 5, 6)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "mode"),
+    [(np.int8, 0), (np.int16, 1), (np.float32, 2), (np.uint16, 6), (np.float16, 12)],
+)
+def test_modes(tmp_path, dtype, mode):
+    data = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 100).astype(dtype)
+    path = write_mrc(tmp_path / "m.mrc", data)
+    with mrcfile.open(path, header_only=True) as mrc:
+        assert int(mrc.header.mode) == mode
+    opened = open_tomogram(path).data
+    assert opened.dtype == dtype
+    np.testing.assert_array_equal(opened, data)
+
+
+def test_mode0_unsigned_imod_file(tmp_path):
+    """Old IMOD files store mode-0 bytes unsigned: values above 127 must not turn negative."""
+    data = np.array([0, 100, 200, 255] * 30, dtype=np.uint8).reshape(2, 6, 10)
+    path = write_mrc(tmp_path / "u8.mrc", data.view(np.int8))
+    raw = bytearray(path.read_bytes())
+    raw[152:156] = np.int32(1146047817).tobytes()  # IMOD stamp
+    raw[156:160] = np.int32(0).tobytes()  # flags: bytes are not signed
+    path.write_bytes(bytes(raw))
+    opened = open_tomogram(path).data
+    assert opened.dtype == np.uint8
+    assert opened.max() == 255
+    raw[156:160] = np.int32(1).tobytes()  # signed flag set
+    path.write_bytes(bytes(raw))
+    assert open_tomogram(path).data.min() < 0
+
+
+def test_truncated_file(tomogram_file):
+    content = tomogram_file.read_bytes()
+    tomogram_file.write_bytes(content[: len(content) - 400])
+    with pytest.raises(TomogramFileError, match="truncated") as err:
+        open_tomogram(tomogram_file)
+    assert str(tomogram_file) in str(err.value)
+
+
+def test_invalid_header(tmp_path):
+    path = tmp_path / "junk.mrc"
+    path.write_bytes(b"this is not an MRC file" * 100)
+    with pytest.raises(TomogramFileError, match="invalid MRC header") as err:
+        open_tomogram(path)
+    assert "junk.mrc" in str(err.value)
+
+
+def test_not_3d(tmp_path):
+    path = write_mrc(tmp_path / "image.mrc", np.zeros((30, 40), np.float32))
+    with pytest.raises(TomogramFileError, match="2D.*must be 3D"):
+        open_tomogram(path)
+
+
+def test_voxel_size_zero_says_how_to_give_one(tmp_path):
+    path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
+    with pytest.raises(TomogramFileError, match="voxel size is 0") as err:
+        open_tomogram(path)
+    assert "voxel_size=" in str(err.value) and "--voxel-size" in str(err.value)
+    assert open_tomogram(path, voxel_size=5).voxel_size == 5
+    unknown = open_tomogram(path, require_voxel_size=False)
+    assert unknown.voxel_size is None and not unknown.voxel_size_from_header
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_bad_voxel_size_override(tomogram_file, bad):
+    with pytest.raises(TomogramFileError, match="positive"):
+        open_tomogram(tomogram_file, voxel_size=bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TomogramFileError, match="no such file"):
+        open_tomogram(tmp_path / "absent.mrc")
+
+
+def test_contrast_limits_ignore_outliers_and_nans():
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 1, (32, 64, 64)).astype(np.float32)
+    data[0, 0, :10] = 1e6
+    data[1, 1, :10] = np.nan
+    low, high = contrast_limits(data)
+    assert -4 < low < -2 and 2 < high < 4
+
+
+def test_contrast_limits_read_a_bounded_sample():
+    class Counting(np.ndarray):
+        read = 0
+
+        def __getitem__(self, item):
+            out = np.ndarray.__getitem__(self, item)
+            Counting.read += np.asarray(out).size
+            return out
+
+    data = np.zeros((64, 512, 512), np.float32).view(Counting)
+    contrast_limits(data, max_samples=100_000)
+    assert Counting.read <= 120_000
