@@ -5,8 +5,8 @@ from __future__ import annotations
 import mrcfile
 import numpy as np
 import pytest
-from conftest import write_mrc
 
+from conftest import write_mrc
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import contrast_limits, open_tomogram
 
@@ -78,7 +78,7 @@ def test_invalid_header(tmp_path):
 
 def test_not_3d(tmp_path):
     path = write_mrc(tmp_path / "image.mrc", np.zeros((30, 40), np.float32))
-    with pytest.raises(TomogramFileError, match="2D.*must be 3D"):
+    with pytest.raises(TomogramFileError, match=r"2D.*must be 3D"):
         open_tomogram(path)
 
 

@@ -46,7 +46,7 @@ def particles_layer_data(
         "face_color": "transparent",
         "border_color": "#ffd21f",
         "border_width": 0.12,
-        "out_of_slice_display": True,
+        "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},
     }
     return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"

@@ -6,6 +6,7 @@ columns 4-6; its ZXZ angles (tdrot, tilt, narot) are converted to RELION's ZYZ (
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,23 +105,30 @@ def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> No
 def dynamo_to_relion(angles: np.ndarray) -> np.ndarray:
     """Dynamo (tdrot, tilt, narot: extrinsic zxz, active) to RELION (rot, tilt, psi: intrinsic
     ZYZ, passive), all in degrees."""
-    if len(angles) == 0:
-        return np.zeros((0, 3))
-    rotation = Rotation.from_euler("zxz", angles, degrees=True)
-    return rotation.inv().as_euler("ZYZ", degrees=True)
+    return _convert_euler(angles, "zxz", "ZYZ")
 
 
 def relion_to_dynamo(angles: np.ndarray) -> np.ndarray:
     """Inverse of :func:`dynamo_to_relion`."""
+    return _convert_euler(angles, "ZYZ", "zxz")
+
+
+def _convert_euler(angles: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Euler angles of the inverse rotation (active <-> passive) in another convention."""
     if len(angles) == 0:
         return np.zeros((0, 3))
-    rotation = Rotation.from_euler("ZYZ", angles, degrees=True)
-    return rotation.inv().as_euler("zxz", degrees=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Gimbal lock", UserWarning)  # any valid triplet will do
+        return (
+            Rotation.from_euler(source, angles, degrees=True).inv().as_euler(target, degrees=True)
+        )
 
 
 def _read_numeric_text(path: Path, *, min_columns: int, what: str) -> np.ndarray:
     try:
-        table = np.loadtxt(path, ndmin=2, dtype=float)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            table = np.loadtxt(path, ndmin=2, dtype=float)
     except ValueError as err:
         raise ParticleFileError(path, f"non-numeric or ragged values ({err})") from None
     if table.size == 0:

@@ -1,0 +1,158 @@
+"""The plugin inside napari: manifest, Plugins menu, readers, writer and the Tomogram widget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_mrc
+
+from napari_affinity_vae.io.particles import read_particles, write_particles
+
+PLUGIN = "napari-affinity-vae"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_npe2_loads_the_root_manifest():
+    import importlib.resources
+
+    import npe2
+
+    from_root = npe2.PluginManifest.from_file(ROOT / "napari.yaml")
+    manager = npe2.PluginManager()
+    manager.discover(include_npe1=False)
+    installed = manager.get_manifest(PLUGIN)
+    assert installed.display_name == from_root.display_name == "Affinity-VAE"
+    assert installed.contributions == from_root.contributions
+    packaged = importlib.resources.files("napari_affinity_vae") / "napari.yaml"
+    assert Path(str(packaged)).resolve() == (ROOT / "napari.yaml").resolve()
+    npe2.PluginManifest.validate(from_root)  # raises on an invalid manifest
+
+
+def _plugin_menu_titles() -> list[str]:
+    from napari._app_model import get_app_model
+
+    app = get_app_model()
+    titles = []
+    for item in app.menus.get_menu("napari/plugins"):
+        if hasattr(item, "submenu"):
+            titles += [
+                f"{item.title} > {sub.command.title}" for sub in app.menus.get_menu(item.submenu)
+            ]
+        else:
+            titles.append(item.command.title)
+    return titles
+
+
+def test_widget_is_in_plugins_menu_and_docks(make_napari_viewer):
+    viewer = make_napari_viewer()
+    assert any("Tomogram" in t and "Affinity-VAE" in t for t in _plugin_menu_titles())
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
+    assert dock.isVisible() or dock.parent() is not None
+    assert type(widget).__name__ == "TomogramWidget"
+
+
+def test_open_mrc_through_viewer(make_napari_viewer, tomogram_file):
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(tomogram_file, plugin=PLUGIN)
+    assert layer.data.shape == (20, 30, 40)
+    assert isinstance(layer.data, np.memmap)
+    np.testing.assert_allclose(layer.scale, [7.5, 7.5, 7.5])
+    assert layer.metadata["voxel_size"] == pytest.approx(7.5)
+    assert layer.metadata["path"] == str(tomogram_file)
+    low, high = layer.contrast_limits
+    assert -4 < low < -1 and 1 < high < 4
+
+
+def test_open_star_scaled_to_the_open_tomogram(make_napari_viewer, tomogram_file, particles):
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    star = write_particles(
+        particles.assign(tomo_name="tomo_01"), tomogram_file.with_suffix(".star")
+    )
+    [points] = viewer.open(star, plugin=PLUGIN)
+    np.testing.assert_allclose(points.data, particles[["z", "y", "x"]].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(points.scale, [7.5, 7.5, 7.5])
+    assert list(points.features["score"]) == list(particles["score"])
+
+
+def test_open_star_with_several_tomograms_picks_the_open_one(
+    make_napari_viewer, tomogram_file, particles
+):
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    both = pd.concat(
+        [particles.assign(tomo_name="other"), particles.head(2).assign(tomo_name="tomo_01")]
+    )
+    star = write_particles(both.reset_index(drop=True), tomogram_file.parent / "both.star")
+    [points] = viewer.open(star, plugin=PLUGIN)
+    assert len(points.data) == 2 and points.metadata["tomo_name"] == "tomo_01"
+
+
+def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particles):
+    viewer = make_napari_viewer()
+    features = particles[["score"]]
+    viewer.add_points(
+        particles[["z", "y", "x"]].to_numpy(),
+        scale=(4.0, 4.0, 4.0),
+        features=features,
+        name="picks",
+    )
+    for suffix in (".star", ".csv"):
+        path = tmp_path / f"saved{suffix}"
+        viewer.layers.save(str(path), selected=False, plugin=PLUGIN)
+        back = read_particles(path)
+        np.testing.assert_allclose(back[["z", "y", "x"]], particles[["z", "y", "x"]], atol=1e-5)
+        assert list(back["score"]) == list(particles["score"])
+
+
+def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
+    layer = widget.open_file(tomogram_file)
+    assert widget.tomogram_layer == layer  # plugin widgets see layers through a proxy
+    assert widget.info.value == "20 x 30 x 40 voxels (z, y, x)"
+    assert widget.voxel_size.value == pytest.approx(7.5) and not widget.voxel_size.enabled
+    widget.slab.value = 75.0  # Angstrom: ten 7.5 A planes averaged
+    assert viewer.dims.thickness[0] == pytest.approx(75.0)
+    assert layer.projection_mode == "mean"
+    widget.rendering.value = "Volume"
+    assert viewer.dims.ndisplay == 3 and not widget.slab.enabled
+    widget.rendering.value = "Plane"
+    assert viewer.dims.ndisplay == 2
+
+
+def test_widget_voxel_size_editable_when_header_has_none(make_napari_viewer, tmp_path):
+    path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
+    layer = widget.open_file(path)
+    assert widget.voxel_size.enabled and widget.voxel_size.value == 0
+    widget.voxel_size.value = 12.5
+    np.testing.assert_allclose(layer.scale, [12.5] * 3)
+    assert layer.metadata["voxel_size"] == 12.5
+
+
+def test_widget_reports_bad_file_as_notification(make_napari_viewer, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_affinity_vae.widgets.notify.show_error", shown.append)
+    bad = tmp_path / "broken.mrc"
+    bad.write_bytes(b"\0" * 50)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
+    assert widget.open_file(bad) is None
+    assert len(shown) == 1 and "broken.mrc" in shown[0] and "header" in shown[0]
+    assert len(viewer.layers) == 0
+    widget.open_file(write_mrc(tmp_path / "fine.mrc", np.ones((3, 4, 5), np.float32)))
+    assert len(viewer.layers) == 1  # napari carries on
+
+
+def test_widget_lists_image_layers_already_open(make_napari_viewer, tomogram_file):
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
+    assert widget.tomogram_layer == viewer.layers[0]
+    viewer.layers.clear()
+    assert widget.tomogram_layer is None and widget.info.value == "no tomogram"

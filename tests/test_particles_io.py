@@ -1,0 +1,215 @@
+"""Particle coordinate files: round trips for every format, RELION 5 centring, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.particles import read_particles, tomogram_names, write_particles
+from napari_affinity_vae.io.tables import dynamo_to_relion, relion_to_dynamo
+
+SHAPE = (20, 30, 40)
+COORDS = ["z", "y", "x"]
+
+
+def assert_same_coordinates(a: pd.DataFrame, b: pd.DataFrame, decimals: int = 4) -> None:
+    np.testing.assert_allclose(a[COORDS].to_numpy(), b[COORDS].to_numpy(), atol=10**-decimals)
+
+
+def assert_same_rotations(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Euler triplets may differ at gimbal lock; the rotations they describe must not."""
+    from scipy.spatial.transform import Rotation
+
+    ra = Rotation.from_euler("ZYZ", a[["rot", "tilt", "psi"]].to_numpy(), degrees=True)
+    rb = Rotation.from_euler("ZYZ", b[["rot", "tilt", "psi"]].to_numpy(), degrees=True)
+    assert np.all((ra.inv() * rb).magnitude() < 1e-3)
+
+
+def test_relion4_round_trip_keeps_angles_and_extra_columns(tmp_path, particles):
+    path = write_particles(particles.assign(tomo_name="TS_01"), tmp_path / "p.star")
+    block = starfile.read(path, always_dict=True)["particles"]
+    assert {"rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ", "rlnTomoName"} <= set(block)
+    np.testing.assert_allclose(block["rlnCoordinateX"], particles["x"])  # x is x, in pixels
+    back = read_particles(path, tomogram_shape=SHAPE)
+    assert_same_coordinates(back, particles)
+    assert_same_rotations(back, particles)
+    assert list(back["score"]) == list(particles["score"])
+    assert list(back["cluster"]) == list(particles["cluster"])
+    assert set(back["tomo_name"]) == {"TS_01"}
+
+
+def test_relion5_centred_coordinates_hand_computed(tmp_path):
+    """A 100 x 200 x 300 (z, y, x) tomogram at 5 A: centre at voxel (50, 100, 150)."""
+    particles = pd.DataFrame({"z": [50.0, 0.0], "y": [100.0, 10.0], "x": [160.0, 299.0]})
+    path = write_particles(
+        particles,
+        tmp_path / "r5.star",
+        voxel_size=5.0,
+        tomogram_shape=(100, 200, 300),
+        star_flavour="relion5",
+    )
+    block = starfile.read(path)
+    np.testing.assert_allclose(block["rlnCenteredCoordinateXAngst"], [50.0, 745.0])
+    np.testing.assert_allclose(block["rlnCenteredCoordinateYAngst"], [0.0, -450.0])
+    np.testing.assert_allclose(block["rlnCenteredCoordinateZAngst"], [0.0, -250.0])
+    back = read_particles(path, voxel_size=5.0, tomogram_shape=(100, 200, 300))
+    assert_same_coordinates(back, particles)
+    assert back.attrs["voxel_size"] == 5.0
+
+
+def test_relion5_needs_the_tomogram(tmp_path):
+    starfile.write(
+        pd.DataFrame({f"rlnCenteredCoordinate{a}Angst": [0.0] for a in "XYZ"}), tmp_path / "c.star"
+    )
+    with pytest.raises(ParticleFileError, match="shape and voxel size"):
+        read_particles(tmp_path / "c.star")
+
+
+def test_relion_origin_shifts_are_applied(tmp_path):
+    table = pd.DataFrame(
+        {
+            "rlnCoordinateX": [10.0],
+            "rlnCoordinateY": [20.0],
+            "rlnCoordinateZ": [5.0],
+            "rlnOriginXAngst": [20.0],
+            "rlnOriginYAngst": [0.0],
+            "rlnOriginZAngst": [-10.0],
+        }
+    )
+    starfile.write({"particles": table}, tmp_path / "o.star")
+    back = read_particles(tmp_path / "o.star", voxel_size=10.0)
+    assert (back.loc[0, "x"], back.loc[0, "y"], back.loc[0, "z"]) == (8.0, 20.0, 6.0)
+
+
+def test_binned_coordinates_with_pixel_size(tmp_path, particles):
+    """RELION 4 coordinates in unbinned 2.5 A pixels for a 10 A tomogram (bin 4)."""
+    path = write_particles(particles, tmp_path / "bin.star", voxel_size=10.0, pixel_size=2.5)
+    np.testing.assert_allclose(starfile.read(path)["rlnCoordinateX"], particles["x"] * 4)
+    back = read_particles(path, voxel_size=10.0, pixel_size=2.5)
+    assert_same_coordinates(back, particles)
+
+
+def test_select_tomogram_by_name(tmp_path, particles):
+    both = pd.concat([particles.assign(tomo_name="TS_01"), particles.assign(tomo_name="TS_02")])
+    both.loc[both["tomo_name"] == "TS_02", "x"] += 0.5
+    path = write_particles(both.reset_index(drop=True), tmp_path / "two.star")
+    assert tomogram_names(path) == ["TS_01", "TS_02"]
+    with pytest.raises(ParticleFileError, match=r"2 tomograms.*TS_01, TS_02"):
+        read_particles(path)
+    second = read_particles(path, tomo_name="TS_02")
+    assert len(second) == 5 and second["x"].iloc[0] == pytest.approx(particles["x"].iloc[0] + 0.5)
+    with pytest.raises(ParticleFileError, match="no particles of tomogram 'TS_09'"):
+        read_particles(path, tomo_name="TS_09")
+
+
+def test_csv_round_trip_any_column_order(tmp_path, particles):
+    path = tmp_path / "p.csv"
+    particles[["score", "z", "x", "y", "cluster"]].rename(columns={"x": "X"}).to_csv(
+        path, index=False
+    )
+    back = read_particles(path, tomogram_shape=SHAPE)
+    assert_same_coordinates(back, particles)
+    assert list(back["cluster"]) == list(particles["cluster"])
+    out = write_particles(back, tmp_path / "out.csv")
+    assert out.read_text().splitlines()[0].startswith("x,y,z,")
+    assert_same_coordinates(read_particles(out), particles)
+
+
+def test_dynamo_round_trip_and_columns(tmp_path, particles):
+    path = write_particles(particles, tmp_path / "p.tbl")
+    table = np.loadtxt(path)
+    assert table.shape == (5, 35)
+    np.testing.assert_allclose(table[:, 23:26], particles[["x", "y", "z"]].to_numpy(), atol=1e-4)
+    back = read_particles(path, tomogram_shape=SHAPE)
+    assert_same_coordinates(back, particles)
+    assert_same_rotations(back, particles)
+
+
+def test_dynamo_shifts_are_added(tmp_path):
+    row = np.zeros(35)
+    row[[3, 4, 5]] = [1.5, -2.0, 0.25]
+    row[[23, 24, 25]] = [10, 20, 5]
+    np.savetxt(tmp_path / "s.tbl", row[None])
+    back = read_particles(tmp_path / "s.tbl")
+    assert (back.loc[0, "x"], back.loc[0, "y"], back.loc[0, "z"]) == (11.5, 18.0, 5.25)
+
+
+def test_dynamo_euler_conversion_known_case():
+    """A pure in-plane Dynamo rotation of +30 about z is a RELION rotation of -30 (passive)."""
+    relion = dynamo_to_relion(np.array([[30.0, 0.0, 0.0]]))
+    from scipy.spatial.transform import Rotation
+
+    r = Rotation.from_euler("ZYZ", relion, degrees=True)
+    assert r.magnitude()[0] == pytest.approx(np.radians(30))
+    assert r.as_rotvec()[0][2] == pytest.approx(-np.radians(30))
+    angles = np.array([[10.0, 40.0, -70.0], [120.0, 100.0, 45.0]])
+    np.testing.assert_allclose(relion_to_dynamo(dynamo_to_relion(angles)), angles, atol=1e-8)
+
+
+def test_tomotwin_round_trip(tmp_path, particles):
+    path = write_particles(particles, tmp_path / "p.coords")
+    assert path.read_text().splitlines()[0].split() == ["3.00", "2.00", "1.00"]  # x y z
+    assert_same_coordinates(read_particles(path, tomogram_shape=SHAPE), particles, decimals=2)
+
+
+def test_no_coordinate_columns(tmp_path):
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ParticleFileError, match=r"bad\.csv: no coordinate columns"):
+        read_particles(tmp_path / "bad.csv")
+    starfile.write({"particles": pd.DataFrame({"rlnAngleRot": [1.0]})}, tmp_path / "bad.star")
+    with pytest.raises(ParticleFileError, match=r"no coordinate columns.*rlnCoordinateX"):
+        read_particles(tmp_path / "bad.star")
+
+
+def test_non_numeric_values(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y,z\n1,2,3\n4,five,6\n")
+    with pytest.raises(ParticleFileError, match=r"non-numeric.*column y.*row 2.*'five'"):
+        read_particles(tmp_path / "t.csv")
+    (tmp_path / "t.coords").write_text("1 2 3\n4 five 6\n")
+    with pytest.raises(ParticleFileError, match="non-numeric"):
+        read_particles(tmp_path / "t.coords")
+
+
+def test_nan_rows_reported_and_dropped_only_if_asked(tmp_path):
+    (tmp_path / "n.csv").write_text("x,y,z\n1,2,3\nnan,2,3\n4,,6\n7,8,9\n")
+    with pytest.raises(ParticleFileError, match="2 of 4 particles have missing"):
+        read_particles(tmp_path / "n.csv")
+    with pytest.warns(UserWarning, match="2 of 4 .* dropped"):
+        kept = read_particles(tmp_path / "n.csv", drop_nan=True)
+    assert list(kept["x"]) == [1.0, 7.0]
+
+
+def test_picks_outside_the_tomogram(tmp_path, particles):
+    outside = particles.copy()
+    outside.loc[[1, 3], "x"] = [40.0, -3.0]
+    path = write_particles(outside, tmp_path / "o.csv")
+    with pytest.raises(ParticleFileError, match=r"2 of 5 particles lie outside.*\(20, 30, 40\)"):
+        read_particles(path, tomogram_shape=SHAPE)
+    with pytest.warns(UserWarning, match="2 of 5"):
+        assert len(read_particles(path, tomogram_shape=SHAPE, drop_outside=True)) == 3
+
+
+def test_unknown_suffix_and_missing_file(tmp_path):
+    with pytest.raises(ParticleFileError, match="unknown coordinate format"):
+        read_particles(tmp_path / "p.xyz")
+    with pytest.raises(ParticleFileError, match="no such file"):
+        read_particles(tmp_path / "p.star")
+
+
+def test_failed_write_leaves_existing_file_and_no_partial_file(tmp_path, particles):
+    path = write_particles(particles, tmp_path / "keep.star")
+    before = path.read_bytes()
+    with pytest.raises(ParticleFileError, match="shape and voxel size"):
+        write_particles(particles, path, star_flavour="relion5")  # no tomogram given
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.star"]
+
+
+def test_empty_particle_set_round_trips(tmp_path):
+    empty = pd.DataFrame({"z": [], "y": [], "x": []})
+    for suffix in (".star", ".csv", ".tbl", ".coords"):
+        path = write_particles(empty, tmp_path / f"e{suffix}")
+        assert len(read_particles(path)) == 0, suffix
