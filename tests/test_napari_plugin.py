@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_mrc
 
+from conftest import write_mrc
 from napari_affinity_vae.io.particles import read_particles, write_particles
 
 PLUGIN = "napari-affinity-vae"
