@@ -122,7 +122,8 @@ def test_dynamo_round_trip_and_columns(tmp_path, particles):
     path = write_particles(particles, tmp_path / "p.tbl")
     table = np.loadtxt(path)
     assert table.shape == (5, 35)
-    np.testing.assert_allclose(table[:, 23:26], particles[["x", "y", "z"]].to_numpy(), atol=1e-4)
+    xyz = particles[["x", "y", "z"]].to_numpy()
+    np.testing.assert_allclose(table[:, 23:26], xyz + 1, atol=1e-4)  # Dynamo counts from 1
     back = read_particles(path, tomogram_shape=SHAPE)
     assert_same_coordinates(back, particles)
     assert_same_rotations(back, particles)
@@ -134,17 +135,13 @@ def test_dynamo_shifts_are_added(tmp_path):
     row[[23, 24, 25]] = [10, 20, 5]
     np.savetxt(tmp_path / "s.tbl", row[None])
     back = read_particles(tmp_path / "s.tbl")
-    assert (back.loc[0, "x"], back.loc[0, "y"], back.loc[0, "z"]) == (11.5, 18.0, 5.25)
+    assert (back.loc[0, "x"], back.loc[0, "y"], back.loc[0, "z"]) == (10.5, 17.0, 4.25)
 
 
 def test_dynamo_euler_conversion_known_case():
-    """A pure in-plane Dynamo rotation of +30 about z is a RELION rotation of -30 (passive)."""
-    relion = dynamo_to_relion(np.array([[30.0, 0.0, 0.0]]))
-    from scipy.spatial.transform import Rotation
-
-    r = Rotation.from_euler("ZYZ", relion, degrees=True)
-    assert r.magnitude()[0] == pytest.approx(np.radians(30))
-    assert r.as_rotvec()[0][2] == pytest.approx(-np.radians(30))
+    """Test vector of the eulerangles package: rot = narot - 90, tilt = tilt, psi = tdrot + 90."""
+    relion = dynamo_to_relion(np.array([[-47.273, 1.1777, -132.3]]))
+    np.testing.assert_allclose(relion, [[137.7, 1.1777, 42.727]], atol=1e-6)
     angles = np.array([[10.0, 40.0, -70.0], [120.0, 100.0, 45.0]])
     np.testing.assert_allclose(relion_to_dynamo(dynamo_to_relion(angles)), angles, atol=1e-8)
 

@@ -1,7 +1,8 @@
 """Plain-text coordinate tables: Dynamo ``.tbl``, TomoTwin ``.coords`` and CSV.
 
-All hold x, y, z in voxels of the tomogram. Dynamo positions are column 24-26 plus the shifts in
-columns 4-6; its ZXZ angles (tdrot, tilt, narot) are converted to RELION's ZYZ (rot, tilt, psi).
+All hold x, y, z in voxels of the tomogram. Dynamo counts voxels from 1 (its corner voxel is
+V[1, 1, 1]); its positions are columns 24-26 plus the shifts in columns 4-6, and its zxz angles
+(tdrot, tilt, narot) are converted to RELION's ZYZ (rot, tilt, psi).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from napari_affinity_vae.io.frame import AXES, CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column
 
 ANGLES = ("rot", "tilt", "psi")
+DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
 DYNAMO_COLUMNS = 35  # the standard table width; x, y, z are 1-based columns 24-26
 _DYNAMO = {
     "tag": 0,
@@ -40,7 +42,7 @@ def read_dynamo(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
     )
     col = {name: table[:, i] for name, i in _DYNAMO.items()}
     scale = frame.voxels_per_pixel
-    out = pd.DataFrame({a: (col[a] + col[f"d{a}"]) * scale for a in AXES})
+    out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})
     out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
     out["tag"] = col["tag"].astype(int)
     out["tomo_number"] = col["tomo"].astype(int)
@@ -57,7 +59,7 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
     table[:, _DYNAMO["tomo"]] = particles.get("tomo_number", 1)
     for axis in ("x", "y", "z"):
-        table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel
+        table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
     fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)
     np.savetxt(path, table, fmt=fmt, delimiter=" ")
 
@@ -103,8 +105,10 @@ def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> No
 
 
 def dynamo_to_relion(angles: np.ndarray) -> np.ndarray:
-    """Dynamo (tdrot, tilt, narot: extrinsic zxz, active) to RELION (rot, tilt, psi: intrinsic
-    ZYZ, passive), all in degrees."""
+    """Dynamo (tdrot, tilt, narot: extrinsic zxz) to RELION (rot, tilt, psi: intrinsic ZYZ).
+
+    Both describe the same passive rotation, so rot = narot - 90, tilt = tilt, psi = tdrot + 90.
+    """
     return _convert_euler(angles, "zxz", "ZYZ")
 
 
@@ -114,14 +118,13 @@ def relion_to_dynamo(angles: np.ndarray) -> np.ndarray:
 
 
 def _convert_euler(angles: np.ndarray, source: str, target: str) -> np.ndarray:
-    """Euler angles of the inverse rotation (active <-> passive) in another convention."""
+    """The same rotation's Euler angles (degrees) in another convention."""
     if len(angles) == 0:
         return np.zeros((0, 3))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Gimbal lock", UserWarning)  # any valid triplet will do
-        return (
-            Rotation.from_euler(source, angles, degrees=True).inv().as_euler(target, degrees=True)
-        )
+        rotation = Rotation.from_euler(source, angles, degrees=True)
+        return rotation.as_euler(target, degrees=True)
 
 
 def _read_numeric_text(path: Path, *, min_columns: int, what: str) -> np.ndarray:
