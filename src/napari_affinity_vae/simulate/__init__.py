@@ -1,0 +1,1 @@
+"""Synthetic cryo-ET with ground truth: molecules, affinity matrices, tilt series and tomograms."""

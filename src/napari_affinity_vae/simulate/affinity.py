@@ -1,0 +1,138 @@
+"""Class-by-class affinity from reference maps: best normalised cross-correlation over rotations.
+
+The search: 1,000 rotations of a super-Fibonacci grid (no two more than about 19 degrees from the
+nearest) on maps at half resolution, translations by FFT; then, from the best 3, local refinement at
+full resolution on 3 x 3 x 3 grids of 8, 4 and 2 degree steps. The best correlations ``S`` are
+scaled into [-1, 1] as ``2 (S - min) / (1 - min) - 1`` (min over pairs), so the diagonal stays 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.simulate.density import fit_box, resample
+from napari_affinity_vae.simulate.geometry import local_rotations, rotate_map, uniform_rotations
+
+COARSE_ROTATIONS = 1000
+REFINE_STEPS = (8.0, 4.0, 2.0)
+CANDIDATES = 3
+
+Progress = Callable[[Iterable], Iterable]
+
+
+def best_correlation(fixed: np.ndarray, moving: np.ndarray) -> float:
+    """Best normalised cross-correlation of ``moving``, rotated and shifted, against ``fixed``.
+
+    Both are cubic (z, y, x) maps of the same size and voxel size.
+    """
+    pad = _padded_size(fixed.shape[0])
+    coarse_fixed = _spectrum(fit_box(resample(fixed, 0.5), pad // 2))
+    coarse_moving = resample(moving, 0.5)
+    grid = uniform_rotations(COARSE_ROTATIONS)
+    scores = np.array([_score(coarse_fixed, coarse_moving, m, pad // 2) for m in grid.as_matrix()])
+    fine_fixed = _spectrum(fit_box(fixed, pad))
+    best = -1.0
+    for start in np.argsort(scores)[-CANDIDATES:]:
+        rotation = grid[int(start)]
+        for step in REFINE_STEPS:
+            trials = rotation * local_rotations(step)
+            trial_scores = [_score(fine_fixed, moving, m, pad) for m in trials.as_matrix()]
+            k = int(np.argmax(trial_scores))
+            rotation, score = trials[k], trial_scores[k]
+        best = max(best, score)
+    return float(best)
+
+
+def affinity_matrix(
+    maps: Mapping[str, np.ndarray], progress: Progress | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scaled affinity matrix and the raw best correlations, both labelled by class name."""
+    names = list(maps)
+    box = max(max(m.shape) for m in maps.values())
+    volumes = [fit_box(np.asarray(maps[n], dtype=np.float32), box) for n in names]
+    raw = np.eye(len(names))
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    for i, j in progress(pairs) if progress else pairs:
+        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
+    return (
+        pd.DataFrame(scale_affinity(raw), index=names, columns=names),
+        pd.DataFrame(raw, index=names, columns=names),
+    )
+
+
+def scale_affinity(raw: np.ndarray) -> np.ndarray:
+    """Map correlations into [-1, 1]: the least similar pair to -1, a class with itself to 1."""
+    off = raw[~np.eye(len(raw), dtype=bool)]
+    if off.size == 0:
+        return np.ones_like(raw)
+    low = min(float(off.min()), 0.999)
+    scaled = np.clip(2 * (raw - low) / (1 - low) - 1, -1, 1)
+    np.fill_diagonal(scaled, 1.0)
+    return scaled
+
+
+def save_affinity(matrix: pd.DataFrame, path: str | Path) -> Path:
+    """Write the reference implementation's layout: class names as header, then the matrix."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        matrix.to_csv(tmp, index=False, float_format="%.6f")
+    return path
+
+
+def load_affinity(path: str | Path) -> pd.DataFrame:
+    """Read an affinity CSV (header of class names, square matrix) and check it."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputFileError(path, f"not a readable affinity CSV ({err})") from None
+    if "Unnamed: 0" in table.columns:  # a first column of row labels, as pandas writes by default
+        table = table.set_index("Unnamed: 0")
+    values = table.apply(pd.to_numeric, errors="coerce").to_numpy()
+    n = len(table.columns)
+    if values.shape != (n, n):
+        raise InputFileError(
+            path, f"the matrix is {values.shape[0]} x {values.shape[1]}, not square"
+        )
+    if not np.isfinite(values).all():
+        raise InputFileError(path, "the matrix has non-numeric or missing values")
+    if np.abs(values).max() > 1 + 1e-6 or not np.allclose(values, values.T, atol=1e-4):
+        raise InputFileError(path, "an affinity matrix must be symmetric with values in [-1, 1]")
+    names = [str(c) for c in table.columns]
+    return pd.DataFrame(values, index=names, columns=names)
+
+
+def _padded_size(box: int) -> int:
+    """A box with room for shifts without wrap-around, even and divisible by 4."""
+    return int(4 * np.ceil(box * 1.5 / 4))
+
+
+def _spectrum(volume: np.ndarray) -> np.ndarray:
+    return np.fft.rfftn(_standardise(volume))
+
+
+def _standardise(volume: np.ndarray) -> np.ndarray:
+    v = volume.astype(np.float64) - volume.mean()
+    norm = np.sqrt(np.sum(v * v))
+    return v / norm if norm > 0 else v
+
+
+def _score(fixed_spectrum: np.ndarray, moving: np.ndarray, matrix: np.ndarray, box: int) -> float:
+    """Best correlation over all shifts of ``moving`` turned by ``matrix``, in a ``box`` cube."""
+    turned = rotate_map(moving, matrix, output_shape=(box, box, box))
+    correlation = np.fft.irfftn(
+        np.conj(fixed_spectrum) * np.fft.rfftn(_standardise(turned)), s=(box, box, box)
+    )
+    return float(correlation.max())
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    """A uniformly random rotation matrix, for tests and checks of the search."""
+    return Rotation.random(random_state=seed).as_matrix()

@@ -1,0 +1,65 @@
+"""Rotations in RELION's convention, applied to (z, y, x) maps, and near-uniform rotation grids.
+
+RELION's Euler angles (rot, tilt, psi) are an intrinsic ZYZ rotation ``A`` acting on (x, y, z);
+a particle with those angles is the reference resampled as ``particle(r) = reference(A r)``,
+with ``r`` measured from the particle's centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+_GOLDEN_PSI = 1.533751168755204288118041  # super-Fibonacci constant (Alexa, CVPR 2022)
+
+
+def relion_matrix(angles: np.ndarray) -> np.ndarray:
+    """RELION (rot, tilt, psi) in degrees, shape (3,) or (n, 3), to (x, y, z) rotation matrices."""
+    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix()
+
+
+def random_angles(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` uniformly random 3D orientations as RELION (rot, tilt, psi) in degrees."""
+    return Rotation.random(n, random_state=rng).as_euler("ZYZ", degrees=True).reshape(n, 3)
+
+
+def rotate_map(
+    volume: np.ndarray,
+    matrix: np.ndarray,
+    shift: np.ndarray | None = None,
+    output_shape: tuple[int, int, int] | None = None,
+    order: int = 1,
+) -> np.ndarray:
+    """``out(r) = volume(matrix @ (r - shift))`` about the centres of both boxes.
+
+    ``matrix`` acts on (x, y, z); ``shift`` is (z, y, x) in voxels; arrays are (z, y, x).
+    """
+    output_shape = output_shape or volume.shape
+    m = np.asarray(matrix, dtype=float)[::-1, ::-1]  # the same rotation acting on (z, y, x)
+    centre_in = (np.asarray(volume.shape) - 1) / 2
+    centre_out = (np.asarray(output_shape) - 1) / 2 + (0 if shift is None else np.asarray(shift))
+    offset = centre_in - m @ centre_out
+    return ndimage.affine_transform(
+        volume, m, offset=offset, output_shape=output_shape, order=order, mode="constant"
+    )
+
+
+def uniform_rotations(n: int) -> Rotation:
+    """``n`` rotations spread near-uniformly over SO(3): a deterministic super-Fibonacci spiral."""
+    s = np.arange(n) + 0.5
+    r = np.sqrt(s / n)
+    big_r = np.sqrt(1.0 - s / n)
+    alpha = 2 * np.pi * s / np.sqrt(2)
+    beta = 2 * np.pi * s / _GOLDEN_PSI
+    quaternions = np.stack(
+        [r * np.sin(alpha), r * np.cos(alpha), big_r * np.sin(beta), big_r * np.cos(beta)], axis=1
+    )
+    return Rotation.from_quat(quaternions)
+
+
+def local_rotations(step_degrees: float) -> Rotation:
+    """The 27 rotations of a 3 x 3 x 3 grid of rotation vectors spaced ``step_degrees`` apart."""
+    steps = np.radians(step_degrees) * np.array([-1.0, 0.0, 1.0])
+    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 3)
+    return Rotation.from_rotvec(grid)

@@ -1,0 +1,249 @@
+"""A library of molecule classes built from pseudo-atomic models, and users' own references.
+
+Each class is a set of pseudo-atoms (Angstrom, x y z, centred on the origin) filling a few
+ellipsoidal subunits, shaped after complexes people look for in tomograms. Shapes are fixed (each
+builder draws from its own seeded generator), so a class name always means the same molecule.
+Rendered maps hold the fraction of each voxel filled by protein (about 1 inside a molecule).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.simulate.density import fit_box, points_to_density, resample
+
+SPACING = 5.0  # Angstrom between pseudo-atoms
+ATOM_SIGMA = 5.0  # Angstrom, width of each pseudo-atom's Gaussian
+VOLUME_PER_ATOM = 17.0  # Angstrom^3 of protein per non-hydrogen atom
+MEAN_ATOMIC_NUMBER = 6.7  # of non-hydrogen protein atoms
+
+
+Ellipsoid = tuple[np.ndarray, np.ndarray, np.ndarray]  # centre, radii, orientation (x y z)
+
+
+def _ellipsoid(
+    centre: tuple[float, float, float] | np.ndarray,
+    radii: tuple[float, float, float],
+    orientation: np.ndarray | None = None,
+) -> Ellipsoid:
+    """One subunit: an ellipsoid (Angstrom, x y z), its axes turned by ``orientation``."""
+    turn = np.eye(3) if orientation is None else np.asarray(orientation, dtype=float)
+    return np.asarray(centre, dtype=float), np.asarray(radii, dtype=float), turn
+
+
+def _ring(
+    n: int, radius: float, z: float, radii: tuple[float, float, float], phase: float = 0.0
+) -> list[Ellipsoid]:
+    """``n`` identical subunits evenly spaced on a circle about the z axis, each facing outwards."""
+    parts = []
+    for k in range(n):
+        angle = phase + 2 * np.pi * k / n
+        facing = Rotation.from_euler("z", angle).as_matrix()
+        parts.append(_ellipsoid((radius * np.cos(angle), radius * np.sin(angle), z), radii, facing))
+    return parts
+
+
+def ribosome() -> list[Ellipsoid]:
+    """Two unequal subunits, a central protuberance, a stalk and a head: no symmetry (~260 A)."""
+    tilt = Rotation.from_euler("y", 25, degrees=True).as_matrix()
+    return [
+        _ellipsoid((0, 0, -30), (100, 92, 82)),
+        _ellipsoid((-5, -20, 52), (30, 28, 25)),
+        _ellipsoid((85, 0, 5), (12, 12, 38), tilt),
+        _ellipsoid((-10, 18, 72), (88, 58, 36)),
+        _ellipsoid((-62, 10, 88), (30, 28, 24)),
+    ]
+
+
+def proteasome() -> list[Ellipsoid]:
+    """Four stacked rings of seven subunits around a channel (D7, ~150 x 125 A)."""
+    return [
+        p for i, z in enumerate((-57, -19, 19, 57)) for p in _ring(7, 42, z, (20, 20, 17), i * 0.2)
+    ]
+
+
+def _chaperonin_ring(z: float, apical: float) -> list[Ellipsoid]:
+    return _ring(7, 50, z, (22, 22, 30)) + _ring(7, 48, apical, (15, 15, 12), np.pi / 7)
+
+
+def chaperonin() -> list[Ellipsoid]:
+    """Two back-to-back rings of seven elongated subunits with apical domains (D7, ~145 A)."""
+    return _chaperonin_ring(-34, -62) + _chaperonin_ring(34, 62)
+
+
+def single_ring() -> list[Ellipsoid]:
+    """One chaperonin-like ring of seven with apical domains (C7, ~145 x 75 A)."""
+    return _chaperonin_ring(-10, 18)
+
+
+def filament() -> list[Ellipsoid]:
+    """A polar helical segment of 19 two-lobed subunits (actin-like twist, ~290 x 100 A)."""
+    parts = []
+    for k in range(19):
+        angle = np.radians(-166.6 * k)
+        z = 13.5 * (k - 9)
+        facing = Rotation.from_euler("z", angle).as_matrix()
+        centre = np.array([25 * np.cos(angle), 25 * np.sin(angle), z])
+        parts.append(_ellipsoid(centre, (18, 16, 15), facing))
+        parts.append(
+            _ellipsoid(centre + facing @ np.array([14.0, 16.0, 6.0]), (12, 11, 10), facing)
+        )
+    return parts
+
+
+def elongated_dimer() -> list[Ellipsoid]:
+    """Two unequal lobes joined at an angle, with a knob on one end: no symmetry (~220 A)."""
+    bend = Rotation.from_euler("y", 20, degrees=True).as_matrix()
+    return [
+        _ellipsoid((0, 0, -55), (40, 35, 60)),
+        _ellipsoid((18, 0, 52), (32, 30, 50), bend),
+        _ellipsoid((45, 20, 72), (18, 18, 18)),
+    ]
+
+
+def tetrahedral() -> list[Ellipsoid]:
+    """Four identical subunits on the vertices of a tetrahedron, each facing out (T, ~160 A)."""
+    vertices = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    parts = []
+    for v in vertices:
+        facing = Rotation.align_vectors([v], [[0.0, 0.0, 1.0]])[0].as_matrix()
+        parts.append(_ellipsoid(55 * v, (28, 24, 32), facing))
+    return parts
+
+
+def globular() -> list[Ellipsoid]:
+    """A small irregular protein of five fused lobes: no symmetry (~100 A)."""
+    rng = np.random.default_rng(8)
+    parts = []
+    for _ in range(5):
+        orientation = Rotation.random(random_state=rng).as_matrix()
+        parts.append(_ellipsoid(rng.normal(0, 14, 3), tuple(rng.uniform(16, 28, 3)), orientation))
+    return parts
+
+
+def atp_synthase() -> list[Ellipsoid]:
+    """A six-fold head on a stalk over a membrane ring, with one peripheral stalk (~260 A)."""
+    head = [
+        _ellipsoid((34 * np.cos(a), 34 * np.sin(a), 80), (26, 26, 32) if k % 2 else (24, 24, 30))
+        for k, a in enumerate(np.linspace(0, 2 * np.pi, 6, endpoint=False))
+    ]
+    return [
+        *head,
+        _ellipsoid((0, 0, 15), (14, 14, 45)),
+        *_ring(10, 26, -55, (13, 13, 24)),
+        _ellipsoid((48, 0, -55), (22, 18, 30)),
+        _ellipsoid((62, 0, 20), (10, 10, 75)),
+        _ellipsoid((40, 0, 112), (18, 18, 14)),
+    ]
+
+
+MOLECULES: dict[str, Callable[[], list[Ellipsoid]]] = {
+    "ribosome": ribosome,
+    "proteasome": proteasome,
+    "chaperonin": chaperonin,
+    "single_ring": single_ring,
+    "filament": filament,
+    "elongated_dimer": elongated_dimer,
+    "tetrahedral": tetrahedral,
+    "globular": globular,
+    "atp_synthase": atp_synthase,
+}
+ASYMMETRIC = ("ribosome", "filament", "elongated_dimer", "globular", "atp_synthase")
+
+
+@functools.cache
+def pseudo_atoms(name: str) -> np.ndarray:
+    """The pseudo-atoms of molecule ``name``: a grid filling the union of its subunits
+    (Angstrom, x y z, centred on their mean)."""
+    if name not in MOLECULES:
+        raise KeyError(f"unknown molecule {name!r}; known: {', '.join(MOLECULES)}")
+    parts = MOLECULES[name]()
+    reach = max(np.abs(c).max() + r.max() for c, r, _ in parts)
+    axis = np.arange(-reach, reach + SPACING, SPACING)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    inside = np.zeros(len(grid), dtype=bool)
+    for centre, radii, turn in parts:
+        local = (grid - centre) @ turn  # coordinates along the subunit's own axes
+        inside |= np.sum((local / radii) ** 2, axis=1) <= 1.0
+    points = grid[inside] - grid[inside].mean(axis=0)
+    points.flags.writeable = False  # cached: shared by every caller
+    return points
+
+
+def extent(name: str) -> float:
+    """Diameter (Angstrom) of the sphere about its centre that holds molecule ``name``."""
+    return 2 * float(np.linalg.norm(pseudo_atoms(name), axis=1).max()) + 2 * ATOM_SIGMA
+
+
+def box_for(names: list[str] | tuple[str, ...], voxel_size: float) -> int:
+    """An even cubic box (voxels) that holds every named molecule in any orientation."""
+    largest = max(extent(n) for n in names)
+    return int(2 * np.ceil(largest / voxel_size / 2)) + 2
+
+
+def molecule_map(name: str, voxel_size: float = 10.0, box: int | None = None) -> np.ndarray:
+    """A (z, y, x) density map of molecule ``name`` at ``voxel_size`` Angstrom per voxel."""
+    box = box or box_for([name], voxel_size)
+    weight = (SPACING / voxel_size) ** 3
+    sigma = max(ATOM_SIGMA, 0.5 * voxel_size)
+    return points_to_density(pseudo_atoms(name), weight, voxel_size, box, sigma)
+
+
+def reference_maps(
+    names: list[str] | tuple[str, ...] | None = None,
+    voxel_size: float = 10.0,
+    box: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Maps of the named molecules (all by default) in one common box."""
+    names = list(names or MOLECULES)
+    box = box or box_for(names, voxel_size)
+    return {name: molecule_map(name, voxel_size, box) for name in names}
+
+
+def load_reference(path: str | Path, voxel_size: float, box: int | None = None) -> np.ndarray:
+    """A user's reference as a (z, y, x) map at ``voxel_size``: an MRC map (resampled) or a PDB /
+    mmCIF atomic model (atoms weighted by atomic number, rendered as Gaussians)."""
+    from napari_affinity_vae.errors import InputFileError
+    from napari_affinity_vae.io.tomogram import open_tomogram
+
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    if suffix in (".mrc", ".map", ".rec", ".mrcs"):
+        source = open_tomogram(path)
+        volume = resample(np.asarray(source.data, dtype=np.float32), source.voxel_size / voxel_size)
+        volume -= np.median(volume[[0, -1]])  # solvent to zero
+    elif suffix in (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".cif.gz"):
+        points, weights = _atoms(path)
+        points -= np.average(points, axis=0, weights=weights)
+        size = 2 * np.linalg.norm(points, axis=1).max() + 4 * voxel_size
+        fill = weights / MEAN_ATOMIC_NUMBER * VOLUME_PER_ATOM / voxel_size**3
+        grid = box or int(2 * np.ceil(size / voxel_size / 2))
+        volume = points_to_density(points, fill, voxel_size, grid, max(2.0, 0.5 * voxel_size))
+    else:
+        raise InputFileError(path, "a reference must be an MRC map or a PDB / mmCIF model")
+    return fit_box(volume, box) if box else volume
+
+
+def _atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import gemmi
+
+    from napari_affinity_vae.errors import InputFileError
+
+    try:
+        structure = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError) as err:
+        raise InputFileError(path, f"not a readable atomic model ({err})") from None
+    structure.remove_hydrogens()
+    atoms = [
+        (cra.atom.pos.x, cra.atom.pos.y, cra.atom.pos.z, cra.atom.element.atomic_number)
+        for cra in structure[0].all()
+    ]
+    if not atoms:
+        raise InputFileError(path, "the model has no atoms")
+    table = np.asarray(atoms, dtype=float)
+    return table[:, :3], table[:, 3]

@@ -1,0 +1,128 @@
+"""Simulated tomograms with ground truth: specimen, forward model, reconstruction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.simulate.molecules import MOLECULES, extent, reference_maps
+from napari_affinity_vae.simulate.specimen import (
+    GOLD_RADIUS,
+    LEAFLET_SEPARATION,
+    Sphere,
+    add_gold,
+    add_vesicles,
+    place_particles,
+    random_spheres,
+    render_particles,
+)
+from napari_affinity_vae.simulate.tiltseries import (
+    Microscope,
+    Progress,
+    add_noise,
+    image_contrast,
+    project,
+    projector,
+    weighted_backprojection,
+)
+
+VESICLE_RADIUS = (250.0, 500.0)  # Angstrom
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What to simulate. ``snr`` (per tilt image) or ``dose`` (electrons / A^2 in total) sets the
+    noise; ``snr=None`` and ``dose=None`` gives a noise-free tomogram."""
+
+    shape: tuple[int, int, int] = (200, 400, 400)
+    particles: int = 300
+    classes: tuple[str, ...] = tuple(MOLECULES)
+    voxel_size: float = 10.0
+    snr: float | None = 0.1
+    dose: float | None = None
+    seed: int = 0
+    vesicles: int = 0
+    fiducials: int = 0
+    invert: bool = False
+    microscope: Microscope = field(default_factory=Microscope)
+    name: str = "simulated"
+
+
+@dataclass
+class SimulatedTomogram:
+    """A reconstructed tomogram (z, y, x, normalised to mean 0 and standard deviation 1), its
+    ground truth (z, y, x voxels, RELION angles, class name) and the reference maps used."""
+
+    tomogram: np.ndarray
+    particles: pd.DataFrame
+    references: dict[str, np.ndarray]
+    settings: Simulation
+
+
+def simulate_tomogram(
+    settings: Simulation, progress: Progress | None = None, margin: float = 0.0
+) -> SimulatedTomogram:
+    """Simulate a tomogram; the same settings (seed included) give the same output."""
+    rng = np.random.default_rng(settings.seed)
+    unknown = [c for c in settings.classes if c not in MOLECULES]
+    if unknown:
+        raise ValueError(f"unknown classes {unknown}; known: {', '.join(MOLECULES)}")
+    references = reference_maps(settings.classes, settings.voxel_size)
+    specimen, particles = build_specimen(settings, references, rng, progress, margin)
+    tomogram = image_and_reconstruct(specimen, settings, rng, progress)
+    particles.insert(0, "tomo_name", settings.name)
+    particles.attrs["voxel_size"] = settings.voxel_size
+    return SimulatedTomogram(tomogram, particles, references, settings)
+
+
+def build_specimen(
+    settings: Simulation,
+    references: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+    margin: float = 0.0,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The noise-free density volume and its particle table."""
+    shape = tuple(int(n) for n in settings.shape)
+    voxel = settings.voxel_size
+    half_width = LEAFLET_SEPARATION / 2 / voxel + 1
+    radius = (VESICLE_RADIUS[0] / voxel, min(VESICLE_RADIUS[1] / voxel, min(shape) / 2 - 2))
+    vesicles = random_spheres(settings.vesicles, radius, shape, rng, half_width=half_width)
+    gold_radius = GOLD_RADIUS / voxel
+    gold = random_spheres(
+        settings.fiducials, (gold_radius, gold_radius), shape, rng, existing=vesicles
+    )
+    radii = {name: extent(name) / 2 / voxel for name in settings.classes}
+    particles = place_particles(
+        list(settings.classes), radii, shape, settings.particles, rng, [*vesicles, *gold], margin
+    )
+    volume = np.zeros(shape, dtype=np.float32)
+    render_particles(volume, particles, references, progress)
+    add_vesicles(volume, vesicles, voxel)
+    add_gold(volume, [Sphere(b.centre, b.radius) for b in gold])
+    return volume, particles
+
+
+def image_and_reconstruct(
+    volume: np.ndarray,
+    settings: Simulation,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Tilt series, CTF, noise and weighted back-projection of a density volume."""
+    nz, _, nx = volume.shape
+    microscope = settings.microscope
+    matrix = projector(nz, nx, microscope.tilt_angles)
+    contrast = image_contrast(project(volume, matrix, progress), settings.voxel_size, microscope)
+    if settings.snr is not None or settings.dose is not None:
+        contrast = add_noise(
+            contrast, rng, snr=settings.snr, dose=settings.dose, voxel_size=settings.voxel_size
+        )
+    tomogram = weighted_backprojection(
+        contrast, matrix, nz, settings.voxel_size, microscope, progress
+    )
+    tomogram -= tomogram.mean()
+    tomogram /= tomogram.std() or 1.0
+    return -tomogram if settings.invert else tomogram
