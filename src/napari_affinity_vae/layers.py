@@ -32,9 +32,13 @@ def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any],
 
 
 def particles_layer_data(
-    particles: pd.DataFrame, name: str, metadata: dict[str, Any] | None = None
+    particles: pd.DataFrame,
+    name: str,
+    metadata: dict[str, Any] | None = None,
+    colour_by: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
-    """A Points layer tuple: z, y, x voxels as data, other columns as features."""
+    """A Points layer tuple: z, y, x voxels as data, other columns as features, outlines
+    coloured by the ``colour_by`` column if given."""
     voxel_size = particles.attrs.get("voxel_size")
     scale = voxel_size or 1.0
     features = particles.drop(columns=list(AXES)).reset_index(drop=True)
@@ -44,7 +48,7 @@ def particles_layer_data(
         "features": features,
         "size": POINT_SIZE_VOXELS,
         "face_color": "transparent",
-        "border_color": "#ffd21f",
+        "border_color": colour_by or "#ffd21f",
         "border_width": 0.12,
         "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},

@@ -120,3 +120,16 @@ def contrast_limits(data: np.ndarray, max_samples: int = 1_000_000) -> tuple[flo
         if high <= low:
             high = low + 1.0
     return float(low), float(high)
+
+
+def write_tomogram(path: str | Path, data: np.ndarray, voxel_size: float) -> Path:
+    """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically."""
+    from napari_affinity_vae.io.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
+        mrc.voxel_size = voxel_size
+        if data.ndim == 4:
+            mrc.set_volume_stack()
+    return path

@@ -20,6 +20,8 @@ from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.simulate.density import fit_box, resample
 from napari_affinity_vae.simulate.geometry import local_rotations, rotate_map, uniform_rotations
 
+SHIPPED_VOXEL_SIZE = 10.0
+SHIPPED_CORRELATIONS = Path(__file__).parent / "data" / "correlations_10A.csv"
 COARSE_ROTATIONS = 1000
 REFINE_STEPS = (8.0, 4.0, 2.0)
 CANDIDATES = 3
@@ -65,6 +67,22 @@ def affinity_matrix(
         pd.DataFrame(scale_affinity(raw), index=names, columns=names),
         pd.DataFrame(raw, index=names, columns=names),
     )
+
+
+def builtin_affinity(
+    classes: list[str] | tuple[str, ...], voxel_size: float, progress: Progress | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Affinity of built-in molecule classes: from the shipped correlations at 10 A/voxel when
+    they cover the request, otherwise searched anew."""
+    from napari_affinity_vae.simulate.molecules import reference_maps
+
+    classes = list(classes)
+    if np.isclose(voxel_size, SHIPPED_VOXEL_SIZE):
+        shipped = pd.read_csv(SHIPPED_CORRELATIONS, index_col=0)
+        if set(classes) <= set(shipped.columns):
+            raw = shipped.loc[classes, classes]
+            return pd.DataFrame(scale_affinity(raw.to_numpy()), index=classes, columns=classes), raw
+    return affinity_matrix(reference_maps(classes, voxel_size), progress)
 
 
 def scale_affinity(raw: np.ndarray) -> np.ndarray:

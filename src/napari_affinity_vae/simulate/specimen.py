@@ -48,8 +48,8 @@ def place_particles(
     margin: float = 0.0,
 ) -> pd.DataFrame:
     """``count`` particles, classes balanced and shuffled, at non-overlapping random positions
-    (at least their radius plus ``margin`` voxels from every face) with uniformly random
-    orientations. Returns z, y, x, rot, tilt, psi, class_name."""
+    (centres at least their radius, and at least ``margin``, from every face) with uniformly
+    random orientations. Returns z, y, x, rot, tilt, psi, class_name."""
     labels = np.array([classes[i % len(classes)] for i in range(count)])
     rng.shuffle(labels)
     centres = np.empty((0, 3))
@@ -57,8 +57,8 @@ def place_particles(
     upper = np.asarray(shape, dtype=float) - 1
     for label in labels:
         r = radii[label]
-        low = np.full(3, r + margin)
-        high = upper - r - margin
+        low = np.full(3, max(r, margin))
+        high = upper - low
         if np.any(high < low):
             raise CrowdingError(f"a {label} ({2 * r:.0f} voxels across) does not fit in {shape}")
         for _ in range(MAX_ATTEMPTS):

@@ -170,7 +170,7 @@ def weighted_backprojection(
     off above 0.35 cycles/voxel (as IMOD's default radial filter), then back-projection."""
     ntilts, ny, nx = images.shape
     frequency = np.fft.rfftfreq(nx)
-    falloff = np.exp(-(np.clip(frequency - RADIAL_CUTOFF, 0, None) / RADIAL_FALLOFF) ** 2)
+    falloff = np.exp(-((np.clip(frequency - RADIAL_CUTOFF, 0, None) / RADIAL_FALLOFF) ** 2))
     ramp = (np.abs(frequency) * falloff)[None, :].astype(np.float32)
     ramp[0, 0] = 0.5 / nx
     transfer = np.broadcast_to(ramp, (ny, ramp.shape[1]))

@@ -55,7 +55,7 @@ class TomogramWidget(Container):
         self.voxel_size.changed.connect(self._set_voxel_size)
         self.rendering.changed.connect(self._set_rendering)
         self.slab.changed.connect(self._set_slab)
-        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.inserted.connect(self._layer_added)
         viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
 
@@ -80,6 +80,13 @@ class TomogramWidget(Container):
             for layer in self._viewer.layers
             if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
         ]
+
+    def _layer_added(self, event: object) -> None:
+        """Follow the newest tomogram: a 3D Image layer added is chosen."""
+        self._refresh_layers()
+        layer = getattr(event, "value", None)
+        if layer in self.layer.choices:
+            self.layer.value = layer
 
     def _refresh_layers(self, _event: object = None) -> None:
         self.layer.reset_choices()

@@ -1,0 +1,46 @@
+"""napari sample data: a simulated tomogram with its ground-truth particles (hidden)."""
+
+from __future__ import annotations
+
+from napari_affinity_vae.layers import particles_layer_data
+from napari_affinity_vae.simulate.tomogram import SimulatedTomogram, Simulation, simulate_tomogram
+
+SAMPLE = Simulation(
+    shape=(200, 400, 400), particles=300, snr=0.1, seed=0, vesicles=2, fiducials=4, name="sample"
+)
+
+
+def make_sample_tomogram() -> list[tuple]:
+    """The sample tomogram (10 A/voxel, every built-in class) and its ground truth as Points."""
+    return sample_layers(simulate_tomogram(SAMPLE))
+
+
+def sample_layers(result: SimulatedTomogram) -> list[tuple]:
+    """Layer data for a simulated tomogram: the Image, then its ground truth coloured by class."""
+    from napari_affinity_vae.io.tomogram import contrast_limits
+
+    voxel = result.settings.voxel_size
+    image = (
+        result.tomogram,
+        {
+            "name": result.settings.name,
+            "scale": (voxel, voxel, voxel),
+            "contrast_limits": contrast_limits(result.tomogram),
+            "colormap": "gray",
+            "metadata": {
+                "voxel_size": voxel,
+                "voxel_size_from_header": True,
+                "path": None,
+                "simulation": repr(result.settings),
+            },
+        },
+        "image",
+    )
+    data, kwargs, kind = particles_layer_data(
+        result.particles,
+        f"{result.settings.name} ground truth",
+        {"tomo_name": result.settings.name},
+        colour_by="class_name",
+    )
+    kwargs["visible"] = False
+    return [image, (data, kwargs, kind)]

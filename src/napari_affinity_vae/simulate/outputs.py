@@ -1,0 +1,31 @@
+"""Write a simulated tomogram with its ground truth, references and affinity matrix to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.simulate.affinity import Progress, builtin_affinity, save_affinity
+from napari_affinity_vae.simulate.tomogram import SimulatedTomogram
+
+
+def write_simulation(
+    result: SimulatedTomogram, folder: str | Path, progress: Progress | None = None
+) -> dict[str, Path]:
+    """``tomogram.mrc``, ``particles.star`` (RELION 4 ground truth with ``class_name``),
+    ``references/<class>.mrc`` and ``affinity.csv`` in ``folder``."""
+    folder = Path(folder)
+    (folder / "references").mkdir(parents=True, exist_ok=True)
+    voxel_size = result.settings.voxel_size
+    paths = {
+        "tomogram": write_tomogram(folder / "tomogram.mrc", result.tomogram, voxel_size),
+        "particles": write_particles(result.particles, folder / "particles.star"),
+    }
+    for name, volume in result.references.items():
+        paths[f"references/{name}"] = write_tomogram(
+            folder / "references" / f"{name}.mrc", volume, voxel_size
+        )
+    affinity, _ = builtin_affinity(list(result.references), voxel_size, progress)
+    paths["affinity"] = save_affinity(affinity, folder / "affinity.csv")
+    return paths

@@ -1,0 +1,100 @@
+"""Training sets of subtomograms: boxes cut from crowded simulated tomograms, with ground truth.
+
+Each box holds one particle at a random orientation, off-centre by its sub-voxel shift, with
+whatever of its neighbours falls inside, and the tomogram's CTF, missing wedge and noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+
+TRAINING_TOMOGRAM = (64, 256, 256)
+PARTICLES_PER_TOMOGRAM = 48
+
+
+def simulate_subtomograms(
+    settings: Simulation,
+    per_class: int,
+    box: int = 32,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``per_class`` boxes of ``box``^3 voxels for each class of ``settings``; returns the boxes
+    (n, z, y, x) and a table of class_name, rot, tilt, psi, shift_z/y/x (voxels) and tomogram.
+
+    The shape and particle count of ``settings`` are replaced by crowded training tomograms.
+    """
+    rng = np.random.default_rng(settings.seed)
+    wanted = per_class * len(settings.classes)
+    boxes: list[np.ndarray] = []
+    tables: list[pd.DataFrame] = []
+    counts = dict.fromkeys(settings.classes, 0)
+    bar = progress(total=wanted, desc="subtomograms") if progress else None
+    tomogram_index = 0
+    while min(counts.values()) < per_class:
+        one = dataclasses.replace(
+            settings,
+            shape=TRAINING_TOMOGRAM,
+            particles=PARTICLES_PER_TOMOGRAM,
+            seed=int(rng.integers(2**31)),
+            name=f"training_{tomogram_index:04d}",
+        )
+        result = simulate_tomogram(one, margin=box / 2)
+        table = result.particles
+        keep = []
+        for row, name in enumerate(table["class_name"]):
+            if counts[name] < per_class:
+                counts[name] += 1
+                keep.append(row)
+        table = table.iloc[keep].reset_index(drop=True)
+        centres = np.round(table[["z", "y", "x"]].to_numpy()).astype(int)
+        boxes += [_cut(result.tomogram, c, box) for c in centres]
+        shifts = table[["z", "y", "x"]].to_numpy() - centres
+        tables.append(
+            pd.DataFrame(
+                {
+                    "class_name": table["class_name"],
+                    "rot": table["rot"],
+                    "tilt": table["tilt"],
+                    "psi": table["psi"],
+                    "shift_z": shifts[:, 0],
+                    "shift_y": shifts[:, 1],
+                    "shift_x": shifts[:, 2],
+                    "tomogram": tomogram_index,
+                }
+            )
+        )
+        if bar is not None:
+            bar.update(len(table))
+        tomogram_index += 1
+    if bar is not None:
+        bar.close()
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["voxel_size"] = settings.voxel_size
+    return np.stack(boxes), table
+
+
+def write_subtomograms(
+    folder: str | Path, boxes: np.ndarray, table: pd.DataFrame, voxel_size: float
+) -> tuple[Path, Path]:
+    """``subtomograms.mrcs`` (a volume stack) and ``subtomograms.csv`` (its table, row by row)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stack = write_tomogram(folder / "subtomograms.mrcs", boxes, voxel_size)
+    with atomic_path(folder / "subtomograms.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return stack, folder / "subtomograms.csv"
+
+
+def _cut(tomogram: np.ndarray, centre: np.ndarray, box: int) -> np.ndarray:
+    """The ``box``^3 block whose voxel ``box // 2`` is ``centre`` (which must lie inside)."""
+    start = centre - box // 2
+    return np.array(tomogram[tuple(slice(s, s + box) for s in start)], dtype=np.float32)
