@@ -55,3 +55,71 @@ def test_demo_screenshot_shows_window_with_tomogram(tmp_path, qapp):
     image = imread(shot)
     assert image.shape[0] >= 600 and image.shape[1] >= 900  # the whole window, not the canvas
     assert image[..., :3].std() > 10  # not a blank window
+
+
+def test_simulate_writes_tomogram_ground_truth_references_and_affinity(tmp_path):
+    from napari_affinity_vae.io.particles import read_particles
+    from napari_affinity_vae.io.tomogram import open_tomogram
+    from napari_affinity_vae.simulate.affinity import load_affinity
+
+    out = tmp_path / "sim"
+    args = ["simulate", str(out), "--shape", "48", "96", "128", "--particles", "6", "--seed", "2"]
+    assert main([*args, "--snr", "0.5", "--classes", "globular", "filament", "ribosome"]) == 0
+    tomogram = open_tomogram(out / "tomogram.mrc")
+    assert tomogram.shape == (48, 96, 128) and tomogram.voxel_size == pytest.approx(10.0)
+    truth = read_particles(out / "particles.star", tomogram_shape=tomogram.shape)
+    assert len(truth) == 6 and set(truth["class_name"]) == {"globular", "filament", "ribosome"}
+    assert {"rot", "tilt", "psi"} <= set(truth.columns)
+    assert sorted(p.name for p in (out / "references").iterdir()) == [
+        "filament.mrc",
+        "globular.mrc",
+        "ribosome.mrc",
+    ]
+    affinity = load_affinity(out / "affinity.csv")
+    assert list(affinity.columns) == ["globular", "filament", "ribosome"]
+
+
+def test_simulate_subtomogram_training_set(tmp_path):
+    import pandas as pd
+
+    from napari_affinity_vae.simulate.subtomograms import read_subtomograms
+
+    out = tmp_path / "train"
+    assert (
+        main(
+            [
+                "simulate",
+                str(out),
+                "--subtomograms",
+                "3",
+                "--classes",
+                "globular",
+                "tetrahedral",
+                "--box",
+                "24",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
+    boxes, table = read_subtomograms(out)
+    assert boxes.shape == (6, 24, 24, 24)
+    assert table["class_name"].value_counts().to_dict() == {"globular": 3, "tetrahedral": 3}
+    assert table[["shift_z", "shift_y", "shift_x"]].abs().max().max() <= 0.5
+    assert isinstance(table, pd.DataFrame) and {"rot", "tilt", "psi"} <= set(table.columns)
+
+
+def test_affinity_command_on_user_maps(tmp_path):
+    from napari_affinity_vae.simulate.affinity import load_affinity
+    from napari_affinity_vae.simulate.molecules import molecule_map
+
+    paths = [
+        write_mrc(tmp_path / f"{name}.mrc", molecule_map(name, 10.0, 24), voxel_size=10.0)
+        for name in ("globular", "tetrahedral")
+    ]
+    out = tmp_path / "affinity.csv"
+    assert main(["affinity", *map(str, paths), "--out", str(out)]) == 0
+    matrix = load_affinity(out)
+    assert list(matrix.columns) == ["globular", "tetrahedral"]
+    assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0)

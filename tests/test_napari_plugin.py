@@ -156,3 +156,23 @@ def test_widget_lists_image_layers_already_open(make_napari_viewer, tomogram_fil
     assert widget.tomogram_layer == viewer.layers[0]
     viewer.layers.clear()
     assert widget.tomogram_layer is None and widget.info.value == "no tomogram"
+
+
+def test_sample_tomogram_from_file_open_sample(make_napari_viewer):
+    from napari._app_model import get_app_model
+
+    viewer = make_napari_viewer()
+    samples = get_app_model().menus.get_menu("napari/file/samples")
+    titles = [getattr(getattr(item, "command", None), "title", "") for item in samples]
+    assert any("Simulated tomogram" in t and "Affinity-VAE" in t for t in titles)
+    viewer.open_sample(PLUGIN, "simulated_tomogram")
+    image, truth = viewer.layers
+    assert image.data.shape == (200, 400, 400)
+    np.testing.assert_allclose(image.scale, [10.0] * 3)
+    assert image.metadata["voxel_size"] == 10.0
+    assert not truth.visible and len(truth.data) == 300
+    classes = truth.features["class_name"]
+    assert classes.nunique() >= 8
+    colours = {tuple(c) for c in truth.border_color[classes.to_numpy() == classes.iloc[0]]}
+    assert len(colours) == 1  # one colour per class ...
+    assert len({tuple(c) for c in truth.border_color}) == classes.nunique()  # ... and distinct

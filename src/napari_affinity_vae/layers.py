@@ -11,6 +11,10 @@ from napari_affinity_vae.io.frame import AXES
 from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
 
 POINT_SIZE_VOXELS = 12.0
+CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#ffd21f", "#bcbd22", "#17becf",
+)  # fmt: skip
 
 
 def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
@@ -53,6 +57,8 @@ def particles_layer_data(
         "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},
     }
+    if colour_by is not None:
+        kwargs["border_color_cycle"] = list(CATEGORY_COLOURS)
     return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"
 
 

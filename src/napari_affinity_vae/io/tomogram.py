@@ -129,7 +129,5 @@ def write_tomogram(path: str | Path, data: np.ndarray, voxel_size: float) -> Pat
     path = Path(path)
     with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
-        mrc.voxel_size = voxel_size
-        if data.ndim == 4:
-            mrc.set_volume_stack()
+        mrc.voxel_size = voxel_size  # a 4D array is stored as a volume stack (ispg 401)
     return path

@@ -29,15 +29,17 @@ CANDIDATES = 3
 Progress = Callable[[Iterable], Iterable]
 
 
-def best_correlation(fixed: np.ndarray, moving: np.ndarray) -> float:
+def best_correlation(fixed: np.ndarray, moving: np.ndarray, min_angle: float = 0.0) -> float:
     """Best normalised cross-correlation of ``moving``, rotated and shifted, against ``fixed``.
 
-    Both are cubic (z, y, x) maps of the same size and voxel size.
+    Both are cubic (z, y, x) maps of the same size and voxel size. Rotations closer than
+    ``min_angle`` degrees to the identity are left out (to look for a map's symmetries).
     """
     pad = _padded_size(fixed.shape[0])
     coarse_fixed = _spectrum(fit_box(resample(fixed, 0.5), pad // 2))
     coarse_moving = resample(moving, 0.5)
     grid = uniform_rotations(COARSE_ROTATIONS)
+    grid = grid[grid.magnitude() >= np.radians(min_angle)]
     scores = np.array([_score(coarse_fixed, coarse_moving, m, pad // 2) for m in grid.as_matrix()])
     fine_fixed = _spectrum(fit_box(fixed, pad))
     best = -1.0
@@ -45,6 +47,7 @@ def best_correlation(fixed: np.ndarray, moving: np.ndarray) -> float:
         rotation = grid[int(start)]
         for step in REFINE_STEPS:
             trials = rotation * local_rotations(step)
+            trials = trials[trials.magnitude() >= np.radians(min_angle)]
             trial_scores = [_score(fine_fixed, moving, m, pad) for m in trials.as_matrix()]
             k = int(np.argmax(trial_scores))
             rotation, score = trials[k], trial_scores[k]

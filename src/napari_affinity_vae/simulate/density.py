@@ -14,7 +14,7 @@ def points_to_density(
     sigma: float,
 ) -> np.ndarray:
     """Render Gaussians of width ``sigma`` (Angstrom) at ``points_xyz`` (Angstrom, x y z order,
-    origin at the box centre) into a cubic (z, y, x) map of ``box`` voxels of ``voxel_size``.
+    origin at the box centre, voxel ``box // 2``) into a cubic (z, y, x) map of ``box`` voxels.
 
     Points are spread trilinearly onto the grid, then blurred, so the cost is one Gaussian filter
     whatever the number of points.
@@ -22,7 +22,7 @@ def points_to_density(
     points = np.asarray(points_xyz, dtype=float)
     weights = np.broadcast_to(np.asarray(weights, dtype=float), (len(points),))
     grid = np.zeros((box, box, box))
-    index = points[:, ::-1] / voxel_size + box / 2  # fractional (z, y, x) voxel positions
+    index = points[:, ::-1] / voxel_size + box // 2  # fractional (z, y, x) voxel positions
     base = np.floor(index).astype(int)
     frac = index - base
     for corner in np.ndindex(2, 2, 2):

@@ -31,14 +31,15 @@ def rotate_map(
     output_shape: tuple[int, int, int] | None = None,
     order: int = 1,
 ) -> np.ndarray:
-    """``out(r) = volume(matrix @ (r - shift))`` about the centres of both boxes.
+    """``out(r) = volume(matrix @ (r - shift))``, ``r`` measured from each box's centre voxel
+    (index ``shape // 2``, RELION's convention).
 
     ``matrix`` acts on (x, y, z); ``shift`` is (z, y, x) in voxels; arrays are (z, y, x).
     """
     output_shape = output_shape or volume.shape
     m = np.asarray(matrix, dtype=float)[::-1, ::-1]  # the same rotation acting on (z, y, x)
-    centre_in = (np.asarray(volume.shape) - 1) / 2
-    centre_out = (np.asarray(output_shape) - 1) / 2 + (0 if shift is None else np.asarray(shift))
+    centre_in = np.asarray(volume.shape) // 2
+    centre_out = np.asarray(output_shape) // 2 + (0 if shift is None else np.asarray(shift))
     offset = centre_in - m @ centre_out
     return ndimage.affine_transform(
         volume, m, offset=offset, output_shape=output_shape, order=order, mode="constant"

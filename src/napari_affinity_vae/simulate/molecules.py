@@ -49,14 +49,19 @@ def _ring(
 
 
 def ribosome() -> list[Ellipsoid]:
-    """Two unequal subunits, a central protuberance, a stalk and a head: no symmetry (~260 A)."""
-    tilt = Rotation.from_euler("y", 25, degrees=True).as_matrix()
+    """A large subunit with protuberance and two stalks, and a small subunit with head and
+    platform: no symmetry (~280 A)."""
+    stalk = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    body = Rotation.from_euler("x", 20, degrees=True).as_matrix()
     return [
-        _ellipsoid((0, 0, -30), (100, 92, 82)),
-        _ellipsoid((-5, -20, 52), (30, 28, 25)),
-        _ellipsoid((85, 0, 5), (12, 12, 38), tilt),
-        _ellipsoid((-10, 18, 72), (88, 58, 36)),
-        _ellipsoid((-62, 10, 88), (30, 28, 24)),
+        _ellipsoid((0, 0, -30), (85, 80, 70)),
+        _ellipsoid((35, -30, -10), (55, 50, 50)),
+        _ellipsoid((10, -15, 45), (30, 28, 28)),
+        _ellipsoid((-85, -35, -5), (28, 18, 22)),
+        _ellipsoid((80, 35, 0), (12, 12, 35), stalk),
+        _ellipsoid((-20, 30, 60), (75, 50, 32), body),
+        _ellipsoid((-70, 45, 80), (30, 28, 25)),
+        _ellipsoid((30, 55, 45), (28, 22, 20)),
     ]
 
 
@@ -97,12 +102,13 @@ def filament() -> list[Ellipsoid]:
 
 
 def elongated_dimer() -> list[Ellipsoid]:
-    """Two unequal lobes joined at an angle, with a knob on one end: no symmetry (~220 A)."""
+    """Two unequal lobes joined at an angle, with knobs at both ends: no symmetry (~230 A)."""
     bend = Rotation.from_euler("y", 20, degrees=True).as_matrix()
     return [
-        _ellipsoid((0, 0, -55), (40, 35, 60)),
-        _ellipsoid((18, 0, 52), (32, 30, 50), bend),
-        _ellipsoid((45, 20, 72), (18, 18, 18)),
+        _ellipsoid((0, 0, -55), (42, 24, 60)),
+        _ellipsoid((25, 10, 50), (34, 20, 48), bend),
+        _ellipsoid((55, 30, 70), (18, 18, 18)),
+        _ellipsoid((-30, -25, -80), (16, 16, 16)),
     ]
 
 
@@ -117,13 +123,14 @@ def tetrahedral() -> list[Ellipsoid]:
 
 
 def globular() -> list[Ellipsoid]:
-    """A small irregular protein of five fused lobes: no symmetry (~100 A)."""
-    rng = np.random.default_rng(8)
-    parts = []
-    for _ in range(5):
-        orientation = Rotation.random(random_state=rng).as_matrix()
-        parts.append(_ellipsoid(rng.normal(0, 14, 3), tuple(rng.uniform(16, 28, 3)), orientation))
-    return parts
+    """A small protein: a core domain with three smaller domains around it, no symmetry
+    (~110 A)."""
+    return [
+        _ellipsoid((0, 0, 0), (30, 22, 18)),
+        _ellipsoid((32, 12, 8), (18, 14, 12)),
+        _ellipsoid((-12, 26, -14), (14, 12, 12)),
+        _ellipsoid((-20, -14, 24), (12, 10, 10)),
+    ]
 
 
 def atp_synthase() -> list[Ellipsoid]:

@@ -90,10 +90,9 @@ def render_particles(
         rows = progress(rows, desc="placing particles", total=len(particles))
     for z, y, x, rot, tilt, psi, name in rows:
         reference = maps[name]
-        box = np.asarray(reference.shape)
         centre = np.array([z, y, x])
-        corner = np.floor(centre - (box - 1) / 2).astype(int)
-        shift = centre - (corner + (box - 1) / 2)
+        shift = centre - np.floor(centre)
+        corner = np.floor(centre).astype(int) - np.asarray(reference.shape) // 2
         turned = rotate_map(reference, relion_matrix([rot, tilt, psi]), shift)
         _add_box(volume, turned, corner)
 

@@ -98,3 +98,23 @@ def _cut(tomogram: np.ndarray, centre: np.ndarray, box: int) -> np.ndarray:
     """The ``box``^3 block whose voxel ``box // 2`` is ``centre`` (which must lie inside)."""
     start = centre - box // 2
     return np.array(tomogram[tuple(slice(s, s + box) for s in start)], dtype=np.float32)
+
+
+def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """The boxes and table written by :func:`write_subtomograms`."""
+    import mrcfile
+
+    from napari_affinity_vae.errors import InputFileError
+
+    folder = Path(folder)
+    try:
+        with mrcfile.open(folder / "subtomograms.mrcs", permissive=False) as mrc:
+            boxes = np.array(mrc.data, dtype=np.float32)
+            voxel_size = float(mrc.voxel_size.x)
+        table = pd.read_csv(folder / "subtomograms.csv")
+    except (OSError, ValueError) as err:
+        raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
+    if boxes.ndim != 4 or len(boxes) != len(table):
+        raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
+    table.attrs["voxel_size"] = voxel_size
+    return boxes, table

@@ -1,0 +1,118 @@
+"""Molecule classes, users' references, the affinity search and its CSV files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.transform import Rotation
+
+from conftest import write_mrc
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.simulate import affinity
+from napari_affinity_vae.simulate.geometry import rotate_map
+from napari_affinity_vae.simulate.molecules import (
+    ASYMMETRIC,
+    MOLECULES,
+    extent,
+    load_reference,
+    molecule_map,
+    reference_maps,
+)
+
+
+def test_library_has_named_classes_of_realistic_size():
+    assert len(MOLECULES) >= 8
+    assert len(ASYMMETRIC) >= len(MOLECULES) / 2
+    for name in MOLECULES:
+        assert 100 <= extent(name) <= 350, name
+    maps = reference_maps(voxel_size=10.0)
+    assert {m.shape for m in maps.values()} == {(32, 32, 32)}
+    assert all(0.8 < m.max() < 1.2 for m in maps.values())  # a voxel full of protein is 1
+
+
+def test_maps_are_stable_and_follow_the_voxel_size():
+    np.testing.assert_array_equal(molecule_map("ribosome"), molecule_map("ribosome"))
+    coarse, fine = molecule_map("proteasome", 10.0), molecule_map("proteasome", 5.0)
+    assert fine.sum() * 5.0**3 == pytest.approx(coarse.sum() * 10.0**3, rel=0.05)  # same volume
+
+
+@pytest.mark.parametrize("name", ASYMMETRIC)
+def test_asymmetric_classes_have_no_symmetry_axis(name):
+    """No rotation 40 degrees or more from the identity brings the map back onto itself."""
+    volume = molecule_map(name)
+    assert affinity.best_correlation(volume, volume, min_angle=40) < 0.96
+
+
+def test_a_symmetric_class_does_match_itself_turned():
+    volume = molecule_map("proteasome")
+    assert affinity.best_correlation(volume, volume, min_angle=40) > 0.98
+
+
+def test_random_rotation_scores_at_least_0_9_against_itself():
+    volume = molecule_map("atp_synthase")
+    turned = rotate_map(volume, Rotation.random(random_state=7).as_matrix(), shift=[0.4, -1.3, 2])
+    assert affinity.best_correlation(volume, turned) >= 0.9
+
+
+def test_affinity_matrix_scaled_with_unit_diagonal(tmp_path):
+    maps = reference_maps(["proteasome", "chaperonin", "globular"])
+    scaled, raw = affinity.affinity_matrix(maps)
+    assert list(scaled.columns) == ["proteasome", "chaperonin", "globular"]
+    np.testing.assert_allclose(np.diag(scaled), 1.0)
+    assert scaled.to_numpy().min() == pytest.approx(-1.0)
+    np.testing.assert_allclose(scaled, scaled.T)
+    assert raw.loc["proteasome", "chaperonin"] > raw.loc["proteasome", "globular"]  # barrels alike
+    path = affinity.save_affinity(scaled, tmp_path / "affinity.csv")
+    assert path.read_text().splitlines()[0] == "proteasome,chaperonin,globular"
+    pd.testing.assert_frame_equal(affinity.load_affinity(path), scaled, atol=1e-5)
+
+
+def test_shipped_correlations_match_a_fresh_search():
+    shipped = pd.read_csv(affinity.SHIPPED_CORRELATIONS, index_col=0)
+    assert list(shipped.columns) == list(MOLECULES)
+    maps = reference_maps(voxel_size=10.0)
+    for a, b in (("ribosome", "atp_synthase"), ("chaperonin", "single_ring")):
+        fresh = affinity.best_correlation(maps[a], maps[b])
+        assert fresh == pytest.approx(shipped.loc[a, b], abs=0.01)
+
+
+def test_bad_affinity_files(tmp_path):
+    (tmp_path / "ragged.csv").write_text("a,b\n1,0.5\n")
+    with pytest.raises(InputFileError, match="not square"):
+        affinity.load_affinity(tmp_path / "ragged.csv")
+    (tmp_path / "range.csv").write_text("a,b\n1,2\n2,1\n")
+    with pytest.raises(InputFileError, match=r"\[-1, 1\]"):
+        affinity.load_affinity(tmp_path / "range.csv")
+
+
+def test_mrc_reference_is_resampled_to_the_working_voxel_size(tmp_path):
+    fine = molecule_map("tetrahedral", 5.0)
+    path = write_mrc(tmp_path / "tetra.mrc", fine, voxel_size=5.0)
+    loaded = load_reference(path, voxel_size=10.0, box=32)
+    assert loaded.shape == (32, 32, 32)
+    assert affinity.best_correlation(molecule_map("tetrahedral", 10.0), loaded) > 0.9
+
+
+def test_atomic_model_becomes_density(tmp_path):
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(0, 15, (400, 3)) + np.array([50.0, 60.0, 70.0])
+    lines = [
+        f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C"
+        for i, (x, y, z) in enumerate(atoms)
+    ]
+    path = tmp_path / "model.pdb"
+    path.write_text("\n".join([*lines, "END"]) + "\n")
+    density = load_reference(path, voxel_size=10.0, box=24)
+    centre = np.array(np.unravel_index(np.argmax(density), density.shape))
+    assert np.all(np.abs(centre - 12) <= 2)  # centred on the model
+    assert density.sum() == pytest.approx(400 * 6 / 6.7 * 17 / 1000, rel=0.05)
+
+
+def test_unreadable_reference(tmp_path):
+    bad = tmp_path / "model.cif"
+    bad.write_text("not a model")
+    with pytest.raises(InputFileError, match=r"model\.cif"):
+        load_reference(bad, voxel_size=10.0)
+    with pytest.raises(InputFileError, match=r"MRC map or a PDB"):
+        load_reference(tmp_path / "notes.txt", voxel_size=10.0)
