@@ -45,7 +45,9 @@ def test_wheel_manifest_is_found_by_npe2_in_fresh_venv(tmp_path):
         entry_points = archive.read(
             next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         ).decode()
+        names = archive.namelist()
     assert packaged == (ROOT / "napari.yaml").read_bytes()
+    assert "napari_affinity_vae/simulate/data/correlations_10A.csv" in names
     assert "napari-affinity-vae = napari_affinity_vae:napari.yaml" in entry_points
 
     venv = tmp_path / "venv"

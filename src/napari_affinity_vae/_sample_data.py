@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from napari_affinity_vae.layers import particles_layer_data
+from napari_affinity_vae.simulate.molecules import extent
 from napari_affinity_vae.simulate.tomogram import SimulatedTomogram, Simulation, simulate_tomogram
 
 SAMPLE = Simulation(
@@ -16,7 +17,8 @@ def make_sample_tomogram() -> list[tuple]:
 
 
 def sample_layers(result: SimulatedTomogram) -> list[tuple]:
-    """Layer data for a simulated tomogram: the Image, then its ground truth coloured by class."""
+    """Layer data for a simulated tomogram: the Image, then its ground truth as Points coloured
+    by class and as large as each molecule."""
     from napari_affinity_vae.io.tomogram import contrast_limits
 
     voxel = result.settings.voxel_size
@@ -42,5 +44,7 @@ def sample_layers(result: SimulatedTomogram) -> list[tuple]:
         {"tomo_name": result.settings.name},
         colour_by="class_name",
     )
-    kwargs["visible"] = False
+    kwargs.update(visible=False, face_color="class_name", shading="spherical")
+    kwargs["face_color_cycle"] = kwargs["border_color_cycle"]
+    kwargs["size"] = [extent(name) / voxel for name in result.particles["class_name"]]
     return [image, (data, kwargs, kind)]

@@ -75,31 +75,31 @@ def project(
     volume: np.ndarray, matrix: sparse.csr_matrix, progress: Progress | None = None
 ) -> np.ndarray:
     """Project a (z, y, x) volume into a (tilt, y, x) tilt series."""
-    nz, ny, nx = volume.shape
-    ntilts = matrix.shape[0] // nx
-    out = np.empty((ntilts, ny, nx), dtype=np.float32)
-    for start in _chunks(ny, progress, "projecting"):
-        stop = min(start + CHUNK_PLANES, ny)
-        planes = volume[:, start:stop, :].transpose(0, 2, 1).reshape(nz * nx, stop - start)
-        out[:, start:stop, :] = (
-            (matrix @ planes).reshape(ntilts, nx, stop - start).transpose(0, 2, 1)
-        )
-    return out
+    return _planewise(matrix, volume, matrix.shape[0] // volume.shape[2], progress, "projecting")
 
 
 def backproject(
     images: np.ndarray, matrix: sparse.csr_matrix, nz: int, progress: Progress | None = None
 ) -> np.ndarray:
     """The adjoint of :func:`project`: a (tilt, y, x) series back into a (z, y, x) volume."""
-    ntilts, ny, nx = images.shape
-    transposed = matrix.T.tocsr()
-    out = np.empty((nz, ny, nx), dtype=np.float32)
-    for start in _chunks(ny, progress, "back-projecting"):
+    return _planewise(matrix.T.tocsr(), images, nz, progress, "back-projecting")
+
+
+def _planewise(
+    matrix: sparse.csr_matrix,
+    stack: np.ndarray,
+    out_planes: int,
+    progress: Progress | None,
+    desc: str,
+) -> np.ndarray:
+    """Apply ``matrix`` from (planes, x) to (out_planes, x) at every y, a chunk of y at a time."""
+    planes, ny, nx = stack.shape
+    out = np.empty((out_planes, ny, nx), dtype=np.float32)
+    for start in _chunks(ny, progress, desc):
         stop = min(start + CHUNK_PLANES, ny)
-        columns = images[:, start:stop, :].transpose(0, 2, 1).reshape(ntilts * nx, stop - start)
-        out[:, start:stop, :] = (
-            (transposed @ columns).reshape(nz, nx, stop - start).transpose(0, 2, 1)
-        )
+        columns = stack[:, start:stop, :].transpose(0, 2, 1).reshape(planes * nx, stop - start)
+        product = matrix @ columns
+        out[:, start:stop, :] = product.reshape(out_planes, nx, stop - start).transpose(0, 2, 1)
     return out
 
 
