@@ -157,3 +157,21 @@ def test_progress_is_reported_per_stage():
 
     simulate_tomogram(Simulation(**{**SMALL.__dict__, "particles": 3}), progress)
     assert {"placing particles", "projecting", "back-projecting"} <= set(stages)
+
+
+def test_phase_flipping_restores_the_density_beyond_the_first_ctf_zero():
+    """Flipping the CTF's sign corrects contrast reversals, so the tomogram looks more like the
+    specimen's density than without it."""
+    from napari_affinity_vae.simulate.molecules import reference_maps
+    from napari_affinity_vae.simulate.tomogram import build_specimen
+
+    base = Simulation(**{**SMALL.__dict__, "snr": None})
+    specimen, _ = build_specimen(
+        base, reference_maps(base.classes, base.voxel_size), np.random.default_rng(base.seed)
+    )
+    correlations = {}
+    for flip in (False, True):
+        settings = Simulation(**{**base.__dict__, "microscope": Microscope(phase_flip=flip)})
+        tomogram = simulate_tomogram(settings).tomogram
+        correlations[flip] = np.corrcoef(-tomogram.ravel(), specimen.ravel())[0, 1]
+    assert correlations[True] > correlations[False] + 0.05

@@ -1,0 +1,1 @@
+"""The affinity-VAE: network, losses and schedules, checkpoints, training and inference (torch)."""

@@ -1,0 +1,68 @@
+"""Encoding and decoding in batches, under inference mode, on every CPU thread or a GPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.simulate.tiltseries import Progress
+
+
+def device() -> torch.device:
+    """A GPU when there is one, else the CPU with every thread in use."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device("cpu")
+
+
+def normalise(boxes: np.ndarray) -> np.ndarray:
+    """Each box to mean 0 and standard deviation 1 (float32), as the model is trained."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    axes = tuple(range(1, boxes.ndim))
+    mean = boxes.mean(axis=axes, keepdims=True)
+    std = boxes.std(axis=axes, keepdims=True)
+    return (boxes - mean) / np.where(std > 0, std, 1)
+
+
+@torch.inference_mode()
+def encode(
+    model: AffinityVAE,
+    boxes: np.ndarray,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """Latent means ``mu``, ``pose`` and per-box reconstruction error of normalised boxes
+    (n, *box)."""
+    model.eval()
+    target = device()
+    model.to(target)
+    outputs: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": []}
+    starts: Iterable[int] = range(0, len(boxes), batch_size)
+    if progress:
+        starts = progress(starts, desc="encoding", total=-(-len(boxes) // batch_size))
+    for start in starts:
+        x = torch.from_numpy(np.ascontiguousarray(boxes[start : start + batch_size]))
+        x = x.unsqueeze(1).to(target)
+        reconstruction, mu, _, pose = model(x)
+        error = ((reconstruction - x) ** 2).flatten(1).mean(dim=1)
+        for key, value in (("mu", mu), ("pose", pose), ("error", error)):
+            outputs[key].append(value.cpu().numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
+
+
+@torch.inference_mode()
+def decode(model: AffinityVAE, latent: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Volumes (n, *box) from latent vectors (n, latent_dims) and pose values (n, pose_dims)."""
+    model.eval()
+    target = device()
+    model.to(target)
+    z = torch.as_tensor(np.atleast_2d(latent), dtype=torch.float32, device=target)
+    p = torch.as_tensor(np.atleast_2d(pose), dtype=torch.float32, device=target)
+    if p.shape[1] == 0 or p.numel() == 0:
+        p = z.new_zeros((len(z), model.architecture.pose_dims))
+    return model.decode(z, p)[:, 0].cpu().numpy()

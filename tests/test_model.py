@@ -1,0 +1,178 @@
+"""The affinity-VAE: shapes, loss terms against hand-computed values, schedules, checkpoints
+and their refusals, and training that lowers the loss."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from napari_affinity_vae.model.checkpoint import (
+    CheckpointError,
+    ModelCard,
+    check_fits,
+    load_checkpoint,
+    save_checkpoint,
+)
+from napari_affinity_vae.model.inference import decode, encode, normalise
+from napari_affinity_vae.model.losses import (
+    Schedule,
+    affinity_loss,
+    kl_divergence,
+    reconstruction_loss,
+)
+from napari_affinity_vae.model.network import AffinityVAE, Architecture
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
+
+
+@pytest.mark.parametrize(("ndim", "box"), [(3, 32), (2, 32), (3, 16)])
+def test_shapes(ndim, box):
+    arch = Architecture(box=box, ndim=ndim, depth=3, capacity=4, latent_dims=5, pose_dims=2)
+    model = AffinityVAE(arch).eval()
+    x = torch.randn(3, 1, *(box,) * ndim)
+    reconstruction, mu, log_variance, pose = model(x)
+    assert reconstruction.shape == x.shape
+    assert mu.shape == log_variance.shape == (3, 5) and pose.shape == (3, 2)
+    torch.testing.assert_close(model.decode(mu, pose), reconstruction)  # eval: no sampling
+
+
+def test_box_must_divide_by_two_to_the_depth():
+    with pytest.raises(ValueError, match=r"box 30 is not divisible by 2\*\*depth = 8"):
+        Architecture(box=30, depth=3)
+
+
+def test_no_pose_is_a_plain_vae():
+    model = AffinityVAE(Architecture(box=16, capacity=2, pose_dims=0)).eval()
+    _, _, _, pose = model(torch.randn(2, 1, 16, 16, 16))
+    assert pose.shape == (2, 0)
+
+
+def test_reconstruction_and_kl_hand_computed():
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    b = torch.tensor([[1.0, 0.0], [3.0, 6.0]])
+    assert reconstruction_loss(a, b).item() == pytest.approx((4 + 4) / 4)
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    log_variance = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+    # sample 1: -0.5 * [(1 + 0 - 1 - 1) + (1 + ln2 - 0 - 2)] ; sample 2: -0.5 * [0 + (1 - 4 - 1)]
+    first = -0.5 * ((1 + 0 - 1 - 1) + (1 + math.log(2) - 0 - 2))
+    second = -0.5 * (0 + (1 + 0 - 4 - 1))
+    assert kl_divergence(mu, log_variance).item() == pytest.approx((first + second) / 2)
+
+
+def test_affinity_loss_hand_computed():
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 1, 0])
+    affinity = torch.tensor([[1.0, -0.5], [-0.5, 1.0]])
+    # pairs (0,1): cos 0 vs -0.5; (0,2): cos 1/sqrt2 vs 1; (1,2): cos 1/sqrt2 vs -0.5
+    expected = (0.5 + (1 - 1 / math.sqrt(2)) + (1 / math.sqrt(2) + 0.5)) / 3
+    assert affinity_loss(mu, labels, affinity).item() == pytest.approx(expected, rel=1e-6)
+    assert affinity_loss(mu[:1], labels[:1], affinity).item() == 0.0
+
+
+def test_schedules():
+    assert Schedule("flat", high=0.3).value(7, 10) == 0.3
+    ramp = Schedule("ramp", high=1.0, low=0.0)
+    assert [ramp.value(e, 5) for e in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    linear = Schedule("cyclical_linear", high=1.0, n_cycles=2, ratio=0.5)
+    assert [linear.value(e, 8) for e in range(8)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1]
+    sigmoid = Schedule("cyclical_sigmoid", high=1.0, n_cycles=1, ratio=1.0)
+    assert sigmoid.value(0, 10) < 0.01 and sigmoid.value(5, 10) == pytest.approx(0.5)
+    cosine = Schedule("cyclical_cosine", high=2.0, n_cycles=1, ratio=1.0)
+    assert cosine.value(5, 10) == pytest.approx(1.0) and cosine.value(0, 10) == 0.0
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        Schedule("exponential")
+
+
+def _card(arch: Architecture) -> ModelCard:
+    return ModelCard(arch, 10.0, ["a", "b"], [[1.0, -1.0], [-1.0, 1.0]])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    arch = Architecture(box=16, capacity=2, latent_dims=3)
+    model = AffinityVAE(arch).eval()
+    weights, card_path = save_checkpoint(model, _card(arch), tmp_path / "m")
+    assert weights.suffix == ".safetensors" and card_path.suffix == ".json"
+    loaded, card = load_checkpoint(card_path)
+    assert card.architecture == arch and card.classes == ["a", "b"]
+    assert card.versions["torch"] == torch.__version__
+    x = torch.randn(2, 1, 16, 16, 16)
+    torch.testing.assert_close(loaded(x)[1], model(x)[1])
+
+
+def test_checkpoint_refusals(tmp_path):
+    arch = Architecture(box=16, capacity=2, latent_dims=3)
+    weights, card_path = save_checkpoint(AffinityVAE(arch), _card(arch), tmp_path / "m")
+    _, card = load_checkpoint(weights)
+    with pytest.raises(CheckpointError, match=r"model expects 16\^3 boxes at 10 A/voxel"):
+        check_fits(card, 32, 10.0, "tomo.mrc")
+    check_fits(card, 16, 10.0, "tomo.mrc")
+    other = json.loads(card_path.read_text())
+    other["architecture"]["latent_dims"] = 4
+    card_path.write_text(json.dumps(other))
+    with pytest.raises(CheckpointError, match=r"do not fit.*mu.weight is \(3, 64\), not \(4, 64\)"):
+        load_checkpoint(weights)
+    card_path.write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"m\.json: not a readable JSON"):
+        load_checkpoint(weights)
+    card_path.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(CheckpointError, match="not a model card"):
+        load_checkpoint(weights)
+    weights.write_bytes(b"\x80\x04pickle, never loaded")
+    card_path.write_text(_card(arch).to_json())
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(weights)
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "absent.json")
+
+
+def _toy_data(n: int = 96, box: int = 16) -> TrainingData:
+    """Two classes: a bright cube or a bright bar in noise."""
+    rng = np.random.default_rng(0)
+    boxes = rng.normal(0, 0.3, (n, box, box, box)).astype(np.float32)
+    labels = np.arange(n) % 2
+    boxes[labels == 0, 5:11, 5:11, 5:11] += 1
+    boxes[labels == 1, 2:14, 7:9, 7:9] += 1
+    return TrainingData(
+        normalise(boxes), labels, ["cube", "bar"], np.array([[1, -1], [-1, 1.0]]), 10.0
+    )
+
+
+def test_training_lowers_the_loss_and_separates_classes(tmp_path):
+    arch = Architecture(box=16, capacity=4, latent_dims=4, pose_dims=1)
+    config = TrainingConfig(epochs=12, batch_size=16, learning_rate=3e-3, checkpoint_every=5)
+    model, card, history = train(_toy_data(), arch, config, out=tmp_path / "toy")
+    assert history["loss"].iloc[-1] < 0.7 * history["loss"].iloc[0]
+    assert history["val_affinity"].iloc[-1] < history["val_affinity"].iloc[0]
+    assert (tmp_path / "toy.metrics.csv").read_text().startswith("epoch,")
+    assert card.training["epochs_done"] == 12
+    data = _toy_data(40)
+    mu = encode(model, data.boxes)["mu"]
+    unit = mu / np.linalg.norm(mu, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    same = cosine[data.labels[:, None] == data.labels[None]].mean()
+    different = cosine[data.labels[:, None] != data.labels[None]].mean()
+    assert same - different > 0.5  # the affinity term pulls classes apart
+    assert decode(model, mu[:2], np.zeros((2, 1))).shape == (2, 16, 16, 16)
+
+
+def test_resume_continues_counting_epochs(tmp_path):
+    arch = Architecture(box=16, capacity=2, latent_dims=2)
+    train(_toy_data(32), arch, TrainingConfig(epochs=2, batch_size=16), out=tmp_path / "r")
+    _, card, history = train(
+        _toy_data(32),
+        arch,
+        TrainingConfig(epochs=4, batch_size=16),
+        out=tmp_path / "r2",
+        resume=tmp_path / "r.json",
+    )
+    assert list(history["epoch"]) == [1, 2, 3, 4] and card.training["epochs_done"] == 4
+
+
+def test_early_stop(tmp_path):
+    arch = Architecture(box=16, capacity=2, latent_dims=2)
+    config = TrainingConfig(epochs=50, batch_size=16, learning_rate=0.0, patience=2)
+    _, _, history = train(_toy_data(32), arch, config)
+    assert len(history) < 50
