@@ -210,3 +210,12 @@ def test_empty_particle_set_round_trips(tmp_path):
     for suffix in (".star", ".csv", ".tbl", ".coords"):
         path = write_particles(empty, tmp_path / f"e{suffix}")
         assert len(read_particles(path)) == 0, suffix
+
+
+def test_written_files_are_ordinary_files(tmp_path, particles):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = write_particles(particles, tmp_path / "p.csv")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

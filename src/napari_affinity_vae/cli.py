@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_simulate(commands)
     _add_affinity(commands)
+    _add_train(commands)
+    _add_evaluate(commands)
     return parser
 
 
@@ -83,9 +85,60 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
     aff.set_defaults(run=_run_affinity)
 
 
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    from napari_affinity_vae.model.losses import SCHEDULES
+
+    tr = commands.add_parser(
+        "train",
+        help="train an affinity-VAE",
+        description="SOURCE is a simulator training set (folder with subtomograms.mrcs), a folder "
+        "of <class>_<anything>.mrc files with classes.csv, or a tomogram with --coords. "
+        "--preset bundled rebuilds the bundled model from scratch.",
+    )
+    tr.add_argument("source", nargs="?", type=Path)
+    tr.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors/.json)")
+    tr.add_argument("--preset", choices=["bundled"])
+    tr.add_argument("--coords", type=Path, help="coordinate file with a class column")
+    tr.add_argument("--affinity", type=Path, help="affinity CSV (default: beside the data)")
+    tr.add_argument("--resume", type=Path, help="a checkpoint to go on training")
+    tr.add_argument("--epochs", type=int, default=25)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--learning-rate", type=float, default=1e-3)
+    tr.add_argument("--beta", type=float, default=1e-3)
+    tr.add_argument("--beta-schedule", choices=SCHEDULES, default="cyclical_linear")
+    tr.add_argument("--gamma", type=float, default=1.0)
+    tr.add_argument("--gamma-schedule", choices=SCHEDULES, default="flat")
+    tr.add_argument("--box", type=int, default=32)
+    tr.add_argument("--depth", type=int, default=3)
+    tr.add_argument("--capacity", type=int, default=8)
+    tr.add_argument("--latent-dims", type=int, default=8)
+    tr.add_argument("--pose-dims", type=int, default=1)
+    tr.add_argument("--validation", type=float, default=0.1, help="fraction held out")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
+    tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
+    tr.add_argument("--augment", action="store_true", help="random 90-degree rotations")
+    tr.set_defaults(run=_run_train)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    ev = commands.add_parser(
+        "evaluate",
+        help="score a model's latent space on a labelled held-out set, beside baselines",
+    )
+    ev.add_argument("checkpoint", type=Path, nargs="?", help="default: the bundled model")
+    ev.add_argument("--train", type=Path, required=True, help="training set the classifiers fit")
+    ev.add_argument("--test", type=Path, required=True, help="held-out labelled set")
+    ev.add_argument("--no-baselines", action="store_true")
+    ev.add_argument("--baseline-epochs", type=int, help="default: the model's own epochs")
+    ev.add_argument("--out", type=Path, help="write the figures as JSON")
+    ev.set_defaults(run=_run_evaluate)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "avae " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()
         return 0
@@ -135,8 +188,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
         name=args.outdir.name,
     )
     if args.subtomograms:
+        from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
+
         boxes, table = simulate_subtomograms(settings, args.subtomograms, args.box, tqdm)
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
+        affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
+        paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
     else:
         paths = write_simulation(simulate_tomogram(settings, tqdm), args.outdir, tqdm).values()
     for path in paths:
@@ -165,6 +222,107 @@ def _run_affinity(args: argparse.Namespace) -> int:
     print(save_affinity(scaled, args.out))
     if args.raw:
         print(save_affinity(raw, args.raw))
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
+    from napari_affinity_vae.model.datasets import load_training_set
+    from napari_affinity_vae.model.losses import Schedule
+    from napari_affinity_vae.model.network import Architecture
+    from napari_affinity_vae.model.train import TrainingConfig, train
+
+    command = args.command_line
+    if args.preset == "bundled":
+        from napari_affinity_vae.model import bundled
+        from napari_affinity_vae.simulate.subtomograms import (
+            simulate_subtomograms,
+            write_subtomograms,
+        )
+        from napari_affinity_vae.simulate.tomogram import Simulation
+
+        boxes, table = simulate_subtomograms(
+            Simulation(seed=bundled.TRAINING_SEED),
+            bundled.PER_CLASS,
+            bundled.ARCHITECTURE.box,
+            tqdm,
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            write_subtomograms(folder, boxes, table, 10.0)
+            data = load_training_set(folder)
+        data.description = bundled.DESCRIPTION
+        architecture, config = bundled.ARCHITECTURE, bundled.CONFIG
+        command = "avae train --preset bundled"
+    else:
+        if args.source is None:
+            raise SystemExit("avae train: error: give a SOURCE or --preset bundled")
+        data = load_training_set(args.source, args.coords, args.affinity, args.box)
+        architecture = Architecture(
+            box=data.boxes.shape[-1],
+            ndim=data.boxes.ndim - 1,
+            depth=args.depth,
+            capacity=args.capacity,
+            latent_dims=args.latent_dims,
+            pose_dims=args.pose_dims,
+        )
+        config = TrainingConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            beta=Schedule(args.beta_schedule, high=args.beta),
+            gamma=Schedule(args.gamma_schedule, high=args.gamma),
+            validation_fraction=args.validation,
+            seed=args.seed,
+            checkpoint_every=args.checkpoint_every,
+            patience=args.patience,
+            augment=args.augment,
+        )
+    print(f"training on {data.description}", file=sys.stderr)
+    _, card, history = train(data, architecture, config, args.out, args.resume, tqdm, command)
+    last = history.iloc[-1]
+    print(
+        f"{args.out.with_suffix('.safetensors')}: {card.describe()}; "
+        f"epoch {int(last['epoch'])}, loss {last['loss']:.4f}"
+    )
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from napari_affinity_vae.io.atomic import atomic_path
+    from napari_affinity_vae.model.bundled import BUNDLED
+    from napari_affinity_vae.model.checkpoint import load_checkpoint
+    from napari_affinity_vae.model.datasets import load_training_set
+    from napari_affinity_vae.model.evaluate import evaluate
+
+    model, card = load_checkpoint(args.checkpoint or BUNDLED)
+    results = evaluate(
+        model,
+        card,
+        load_training_set(args.train),
+        load_training_set(args.test),
+        baselines=not args.no_baselines,
+        baseline_epochs=args.baseline_epochs,
+        progress=tqdm,
+    )
+    keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2")
+    print(f"{'method':<14}" + "".join(f"{k:>19}" for k in keys))
+    for method, scores in results.items():
+        print(f"{method:<14}" + "".join(f"{scores.get(k, float('nan')):>19.3f}" for k in keys))
+        for name, nearest in scores.get("unseen_nearest", {}).items():
+            print(
+                f"  unseen class {name} lands nearest {nearest['nearest_in_latent']} "
+                f"(most similar by affinity: {nearest['most_similar_by_affinity']})"
+            )
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -42,6 +42,14 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingConfig:
+        values = dict(data)
+        for key in ("beta", "gamma"):
+            if isinstance(values.get(key), dict):
+                values[key] = Schedule(**values[key])
+        return cls(**values)
+
 
 @dataclass
 class TrainingData:
@@ -53,6 +61,7 @@ class TrainingData:
     affinity: np.ndarray
     voxel_size: float
     description: str = ""
+    angles: np.ndarray | None = None  # ground-truth RELION (rot, tilt, psi) per box, if known
 
 
 def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +99,7 @@ def train(
     model.to(target)
     boxes = torch.from_numpy(np.ascontiguousarray(data.boxes, dtype=np.float32)).unsqueeze(1)
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
-    affinity = torch.as_tensor(data.affinity, dtype=torch.float32, device=target)
+    affinity = torch.tensor(np.array(data.affinity, dtype=np.float32), device=target)
     train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)

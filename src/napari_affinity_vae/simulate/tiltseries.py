@@ -175,7 +175,8 @@ def weighted_backprojection(
     ramp[0, 0] = 0.5 / nx
     transfer = np.broadcast_to(ramp, (ny, ramp.shape[1]))
     if microscope.phase_flip:
-        transfer = transfer * np.sign(ctf((ny, nx), voxel_size, microscope))
+        # -sign: undo the reversals beyond the first zero, keep the dark low-frequency contrast
+        transfer = transfer * -np.sign(ctf((ny, nx), voxel_size, microscope))
     filtered = filter_images(images, transfer)
     return backproject(filtered, matrix, nz, progress) * np.float32(np.pi / ntilts)
 

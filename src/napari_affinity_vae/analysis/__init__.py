@@ -1,0 +1,1 @@
+"""Analysis of latent spaces: projections, clustering, metrics (scikit-learn)."""

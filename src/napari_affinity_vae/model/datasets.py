@@ -1,0 +1,121 @@
+"""Training sets from the three layouts ``avae train`` accepts, as normalised boxes and labels.
+
+(a) a simulator training set: ``subtomograms.mrcs`` + ``subtomograms.csv`` (+ ``affinity.csv``);
+(b) a tomogram and a coordinate file with a class column;
+(c) the reference affinity-VAE's layout: a folder of ``<class>_<anything>.mrc(s)`` files with
+    ``classes.csv`` (the class names to use) and an affinity CSV.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.tomogram import open_tomogram
+from napari_affinity_vae.model.inference import normalise
+from napari_affinity_vae.model.train import TrainingData
+from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.simulate.affinity import builtin_affinity, load_affinity
+from napari_affinity_vae.simulate.molecules import MOLECULES
+from napari_affinity_vae.simulate.subtomograms import read_subtomograms
+
+CLASS_COLUMNS = ("class_name", "rlnClassName", "class", "rlnClassNumber")
+
+
+def load_training_set(
+    source: str | Path,
+    coordinates: str | Path | None = None,
+    affinity: str | Path | None = None,
+    box: int = 32,
+) -> TrainingData:
+    """Boxes and labels from any of the three layouts (see the module's description)."""
+    source = Path(source)
+    angles = None
+    if coordinates is not None:
+        boxes, names, voxel_size = _from_tomogram(source, Path(coordinates), box)
+    elif (source / "subtomograms.mrcs").is_file():
+        boxes, table = read_subtomograms(source)
+        names, voxel_size = table["class_name"].astype(str).to_numpy(), table.attrs["voxel_size"]
+        angles = table[["rot", "tilt", "psi"]].to_numpy()
+    elif source.is_dir():
+        boxes, names, voxel_size = _from_particle_folder(source)
+    else:
+        raise InputFileError(
+            source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
+        )
+    classes = list(dict.fromkeys(sorted(names)))
+    matrix = _affinity_for(classes, voxel_size, source, affinity)
+    lookup = {c: i for i, c in enumerate(classes)}
+    return TrainingData(
+        normalise(boxes),
+        np.array([lookup[n] for n in names]),
+        classes,
+        matrix,
+        voxel_size,
+        description=f"{source} ({len(boxes)} boxes of {len(classes)} classes)",
+        angles=angles,
+    )
+
+
+def _affinity_for(
+    classes: list[str], voxel_size: float, source: Path, affinity: str | Path | None
+) -> np.ndarray:
+    path = Path(affinity) if affinity else None
+    if path is None and source.is_dir():
+        path = next(
+            (p for p in (source / "affinity.csv", source / "affinity_scores.csv") if p.is_file()),
+            None,
+        )
+    if path is not None:
+        table = load_affinity(path)
+        missing = [c for c in classes if c not in table.columns]
+        if missing:
+            raise InputFileError(path, f"no affinity for class(es) {', '.join(missing)}")
+        return table.loc[classes, classes].to_numpy()
+    if all(c in MOLECULES for c in classes):
+        return builtin_affinity(classes, voxel_size)[0].to_numpy()
+    raise InputFileError(source, "no affinity matrix: give one with --affinity")
+
+
+def _from_tomogram(
+    tomogram: Path, coordinates: Path, box: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    volume = open_tomogram(tomogram)
+    particles = read_particles(
+        coordinates, voxel_size=volume.voxel_size, tomogram_shape=volume.shape
+    )
+    column = next((c for c in CLASS_COLUMNS if c in particles), None)
+    if column is None:
+        raise InputFileError(coordinates, f"no class column (one of {', '.join(CLASS_COLUMNS)})")
+    boxes, _ = extract_boxes(volume.data, particles[["z", "y", "x"]].to_numpy(), box)
+    return boxes, particles[column].astype(str).to_numpy(), float(volume.voxel_size)
+
+
+def _from_particle_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    wanted = None
+    if (folder / "classes.csv").is_file():
+        wanted = {t for t in re.split(r"[,\s]+", (folder / "classes.csv").read_text()) if t}
+    boxes, names, sizes = [], [], set()
+    for path in sorted(folder.glob("*.mrc*")):
+        name = path.name.split("_", 1)[0]
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            with mrcfile.open(path, permissive=False) as mrc:
+                boxes.append(np.asarray(mrc.data, dtype=np.float32))
+                sizes.add(round(float(mrc.voxel_size.x), 3))
+        except ValueError as err:
+            raise InputFileError(path, f"not a readable MRC file ({err})") from None
+        names.append(name)
+    if not boxes:
+        raise InputFileError(folder, "no <class>_<anything>.mrc files of the listed classes")
+    shapes = {b.shape for b in boxes}
+    if len(shapes) > 1:
+        raise InputFileError(folder, f"particles differ in shape: {sorted(shapes)}")
+    voxel = max(sizes) if sizes else 0.0
+    return np.stack(boxes), np.array(names), voxel or 10.0

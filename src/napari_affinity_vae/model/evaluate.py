@@ -1,0 +1,95 @@
+"""``avae evaluate``: a model's latent space against ground truth, beside two baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from napari_affinity_vae.analysis.metrics import (
+    classification_scores,
+    nearest_training_class,
+    pose_score,
+)
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.inference import encode
+from napari_affinity_vae.model.losses import Schedule
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
+from napari_affinity_vae.simulate.tiltseries import Progress
+
+
+def evaluate(
+    model: AffinityVAE,
+    card: ModelCard,
+    train_set: TrainingData,
+    test_set: TrainingData,
+    baselines: bool = True,
+    baseline_epochs: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, dict]:
+    """Scores of the model (and of PCA on raw voxels and of a beta-VAE trained with the same
+    budget) on ``test_set``, fit on ``train_set``; unseen classes get their nearest class."""
+    results = {"affinity-vae": _latent_scores(model, train_set, test_set, card.classes)}
+    if baselines:
+        dims = model.architecture.latent_dims
+        pca = PCA(n_components=dims, random_state=0).fit(
+            train_set.boxes.reshape(len(train_set.boxes), -1)
+        )
+        flat = lambda d: pca.transform(d.boxes.reshape(len(d.boxes), -1))  # noqa: E731
+        seen = np.isin(test_set.labels, _known(test_set, train_set))
+        results["pca"] = classification_scores(
+            flat(train_set),
+            train_set.labels,
+            flat(test_set)[seen],
+            _relabel(test_set, train_set)[seen],
+        )
+        config = TrainingConfig.from_dict(card.training.get("config", {}))
+        config = dataclasses.replace(
+            config, epochs=baseline_epochs or config.epochs, gamma=Schedule("flat", high=0.0)
+        )
+        architecture = dataclasses.replace(model.architecture, pose_dims=0)
+        beta_vae, beta_card, _ = train(train_set, architecture, config, progress=progress)
+        results["beta-vae"] = _latent_scores(beta_vae, train_set, test_set, beta_card.classes)
+    return results
+
+
+def _latent_scores(
+    model: AffinityVAE, train_set: TrainingData, test_set: TrainingData, classes: list[str]
+) -> dict:
+    a, b = encode(model, train_set.boxes), encode(model, test_set.boxes)
+    seen = np.isin(test_set.labels, _known(test_set, train_set))
+    labels = _relabel(test_set, train_set)
+    scores: dict = classification_scores(a["mu"], train_set.labels, b["mu"][seen], labels[seen])
+    if train_set.angles is not None and test_set.angles is not None:
+        scores["pose_r2"] = pose_score(
+            a["pose"], train_set.angles, b["pose"][seen], test_set.angles[seen]
+        )
+    unseen = {}
+    known = _known(test_set, train_set)
+    for i, name in enumerate(test_set.classes):
+        if name not in train_set.classes:
+            by_affinity = test_set.classes[int(known[np.argmax(test_set.affinity[i, known])])]
+            unseen[name] = {
+                "nearest_in_latent": nearest_training_class(
+                    a["mu"], train_set.labels, train_set.classes, b["mu"][test_set.labels == i]
+                ),
+                "most_similar_by_affinity": by_affinity,
+            }
+    if unseen:
+        scores["unseen_nearest"] = unseen
+    scores["reconstruction_error"] = float(b["error"].mean())
+    return scores
+
+
+def _known(test_set: TrainingData, train_set: TrainingData) -> np.ndarray:
+    return np.array([i for i, c in enumerate(test_set.classes) if c in train_set.classes])
+
+
+def _relabel(test_set: TrainingData, train_set: TrainingData) -> np.ndarray:
+    """Test labels in the training set's class numbering (-1 for classes it lacks)."""
+    mapping = np.array(
+        [train_set.classes.index(c) if c in train_set.classes else -1 for c in test_set.classes]
+    )
+    return mapping[test_set.labels]

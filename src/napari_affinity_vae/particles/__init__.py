@@ -1,0 +1,1 @@
+"""Particle picking and subtomogram extraction (numpy, scipy)."""
