@@ -106,6 +106,7 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
                 "1",
                 "--out",
                 str(report),
+                "--record",
             ]
         )
         == 0
@@ -118,3 +119,5 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     assert unseen["nearest_in_latent"] in ("globular", "tetrahedral")
     assert unseen["most_similar_by_affinity"] == "tetrahedral"  # correlation 0.37 against 0.36
     assert "knn_macro_f1" in capsys.readouterr().out
+    _, recorded = load_checkpoint(out.with_suffix(".json"))
+    assert recorded.metrics["evaluation"] == results  # --record keeps the figures in the card

@@ -48,6 +48,8 @@ def test_wheel_manifest_is_found_by_npe2_in_fresh_venv(tmp_path):
         names = archive.namelist()
     assert packaged == (ROOT / "napari.yaml").read_bytes()
     assert "napari_affinity_vae/simulate/data/correlations_10A.csv" in names
+    assert "napari_affinity_vae/model/data/bundled.safetensors" in names
+    assert "napari_affinity_vae/model/data/bundled.json" in names
     assert "napari-affinity-vae = napari_affinity_vae:napari.yaml" in entry_points
 
     venv = tmp_path / "venv"

@@ -132,6 +132,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--baseline-epochs", type=int, help="default: the model's own epochs")
     ev.add_argument("--out", type=Path, help="write the figures as JSON")
+    ev.add_argument(
+        "--record", action="store_true", help="store the figures in the checkpoint's model card"
+    )
     ev.set_defaults(run=_run_evaluate)
 
 
@@ -323,6 +326,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(results, indent=2))
+    if args.record:
+        card.metrics = {"evaluation": results, "train": str(args.train), "test": str(args.test)}
+        card_path = Path(args.checkpoint or BUNDLED).with_suffix(".json")
+        with atomic_path(card_path) as tmp:
+            tmp.write_text(card.to_json())
     return 0
 
 

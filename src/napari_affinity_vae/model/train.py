@@ -107,7 +107,8 @@ def train(
     best, stale = np.inf, 0
     epochs = range(start_epoch, config.epochs)
     rows = list(history.to_dict("records"))
-    for epoch in progress(epochs, desc="training") if progress else epochs:
+    bar = progress(epochs, desc="training") if progress else epochs
+    for epoch in bar:
         beta = config.beta.value(epoch, config.epochs)
         gamma = config.gamma.value(epoch, config.epochs)
         tic = time.perf_counter()
@@ -135,6 +136,8 @@ def train(
             val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target, beta, gamma)
             row |= {f"val_{k}": v for k, v in val.items()}
         rows.append(row)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix({k: f"{row[k]:.4g}" for k in ("reconstruction", "kl", "affinity")})
         card.training = {
             "data": data.description,
             "command": command,
