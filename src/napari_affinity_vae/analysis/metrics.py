@@ -53,3 +53,21 @@ def nearest_training_class(
     unit = lambda v: v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)  # noqa: E731
     centres = np.stack([unit(latent[labels == i]).mean(axis=0) for i in range(len(classes))])
     return classes[int(np.argmax(unit(centres) @ unit(unit(unseen).mean(axis=0))))]
+
+
+def pick_recall_precision(
+    picks_zyx: np.ndarray, truth_zyx: np.ndarray, radii: np.ndarray
+) -> tuple[float, float]:
+    """Recall and precision of picks against ground truth: a particle is found by the nearest
+    unused pick within half its radius (voxels); each pick matches at most one particle."""
+    from scipy.spatial import cKDTree
+
+    if len(truth_zyx) == 0 or len(picks_zyx) == 0:
+        return 0.0, 0.0
+    tree = cKDTree(picks_zyx)
+    used: set[int] = set()
+    for position, radius in zip(truth_zyx, radii, strict=True):
+        near = [i for i in tree.query_ball_point(position, radius / 2) if i not in used]
+        if near:
+            used.add(min(near, key=lambda i: np.linalg.norm(tree.data[i] - position)))
+    return len(used) / len(truth_zyx), len(used) / len(picks_zyx)
