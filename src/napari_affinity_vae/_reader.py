@@ -76,7 +76,8 @@ def _open_tomogram_frame() -> tuple[float | None, tuple[int, int, int] | None, s
     if viewer is None:
         return None, None, None
     for layer in reversed(viewer.layers):
-        voxel_size = layer.metadata.get("voxel_size") if layer._type_string == "image" else None
+        is_image = isinstance(layer, napari.layers.Image)
+        voxel_size = layer.metadata.get("voxel_size") if is_image else None
         if voxel_size and layer.ndim == 3:
             return float(voxel_size), tuple(int(n) for n in layer.data.shape), layer.name
     return None, None, None

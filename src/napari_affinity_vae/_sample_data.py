@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_affinity_vae.layers import particles_layer_data
+from napari_affinity_vae.layers import image_layer_data, particles_layer_data
 from napari_affinity_vae.simulate.molecules import extent
 from napari_affinity_vae.simulate.tomogram import SimulatedTomogram, Simulation, simulate_tomogram
 
@@ -19,24 +19,12 @@ def make_sample_tomogram() -> list[tuple]:
 def sample_layers(result: SimulatedTomogram) -> list[tuple]:
     """Layer data for a simulated tomogram: the Image, then its ground truth as Points coloured
     by class and as large as each molecule."""
-    from napari_affinity_vae.io.tomogram import contrast_limits
-
     voxel = result.settings.voxel_size
-    image = (
+    image = image_layer_data(
         result.tomogram,
-        {
-            "name": result.settings.name,
-            "scale": (voxel, voxel, voxel),
-            "contrast_limits": contrast_limits(result.tomogram),
-            "colormap": "gray",
-            "metadata": {
-                "voxel_size": voxel,
-                "voxel_size_from_header": True,
-                "path": None,
-                "simulation": repr(result.settings),
-            },
-        },
-        "image",
+        voxel,
+        result.settings.name,
+        {"voxel_size_from_header": True, "path": None, "simulation": repr(result.settings)},
     )
     data, kwargs, kind = particles_layer_data(
         result.particles,

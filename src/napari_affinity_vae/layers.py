@@ -19,20 +19,26 @@ CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
 
 def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
     """An Image layer tuple scaled to Angstrom, with the voxel size and path in its metadata."""
-    scale = tomogram.voxel_size or 1.0
     metadata = {
         "path": str(tomogram.path),
-        "voxel_size": tomogram.voxel_size,
         "voxel_size_from_header": tomogram.voxel_size_from_header,
     }
+    return image_layer_data(tomogram.data, tomogram.voxel_size, tomogram.name, metadata)
+
+
+def image_layer_data(
+    data: np.ndarray, voxel_size: float | None, name: str, metadata: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """A grey Image layer tuple: scale = voxel size (1 if unknown), contrast from a sample."""
+    scale = voxel_size or 1.0
     kwargs = {
-        "name": tomogram.name,
+        "name": name,
         "scale": (scale, scale, scale),
-        "contrast_limits": contrast_limits(tomogram.data),
+        "contrast_limits": contrast_limits(data),
         "colormap": "gray",
-        "metadata": metadata,
+        "metadata": {"voxel_size": voxel_size, **metadata},
     }
-    return tomogram.data, kwargs, "image"
+    return data, kwargs, "image"
 
 
 def particles_layer_data(
