@@ -25,6 +25,9 @@ def run_demo(
     widgets = {name: viewer.window.add_plugin_dock_widget(PLUGIN, name)[1] for name in DOCK_WIDGETS}
     if tomogram is None:
         viewer.open_sample(PLUGIN, SAMPLE_KEY)
+        viewer.layers.selection.active = viewer.layers[
+            0
+        ]  # the tomogram's controls, not the hidden truth
     else:
         widgets["Tomogram"].open_file(tomogram)
         if voxel_size is not None:
