@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_affinity(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    _add_pick(commands)
+    _add_embed(commands)
     return parser
 
 
@@ -136,6 +138,48 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--record", action="store_true", help="store the figures in the checkpoint's model card"
     )
     ev.set_defaults(run=_run_evaluate)
+
+
+def _add_pick(commands: argparse._SubParsersAction) -> None:
+    pk = commands.add_parser("pick", help="find particles of a diameter range in a tomogram")
+    pk.add_argument("tomogram", type=Path)
+    pk.add_argument(
+        "--diameter",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        required=True,
+        help="particle diameters in Angstrom",
+    )
+    pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
+    pk.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
+    pk.add_argument("--threshold", type=float, help="score threshold (default: automatic)")
+    pk.add_argument("--max-count", type=int)
+    pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MAX / 2)")
+    pk.add_argument("--inverted", action="store_true", help="protein is white")
+    pk.set_defaults(run=_run_pick)
+
+
+def _add_embed(commands: argparse._SubParsersAction) -> None:
+    from napari_affinity_vae.analysis.clustering import CLUSTERINGS
+
+    em = commands.add_parser(
+        "embed", help="latent vectors, 2D embedding and clusters for the particles of a tomogram"
+    )
+    em.add_argument("tomogram", type=Path)
+    em.add_argument("coords", type=Path, help="any coordinate format")
+    em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
+    em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
+    em.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
+    em.add_argument("--tomo-name", help="which tomogram's particles, in a multi-tomogram STAR")
+    em.add_argument("--inverted", action="store_true", help="protein is white")
+    view = em.add_mutually_exclusive_group()
+    view.add_argument("--umap", action="store_true", help="2D embedding by UMAP (default PCA)")
+    view.add_argument("--tsne", action="store_true", help="2D embedding by t-SNE")
+    em.add_argument("--clusters", type=int, metavar="K", help="cluster into K groups")
+    em.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
+    em.add_argument("--seed", type=int, default=0)
+    em.set_defaults(run=_run_embed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,6 +375,63 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         card_path = Path(args.checkpoint or BUNDLED).with_suffix(".json")
         with atomic_path(card_path) as tmp:
             tmp.write_text(card.to_json())
+    return 0
+
+
+def _run_pick(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_affinity_vae.io.particles import write_particles
+    from napari_affinity_vae.io.tomogram import open_tomogram
+    from napari_affinity_vae.particles.picking import PickSettings, pick
+
+    tomogram = open_tomogram(args.tomogram, args.voxel_size)
+    settings = PickSettings(
+        *args.diameter,
+        voxel_size=tomogram.voxel_size,
+        threshold=args.threshold,
+        max_count=args.max_count,
+        margin=args.margin,
+        inverted=args.inverted,
+    )
+    picks = pick(tomogram.data, settings, tqdm)
+    picks.insert(0, "tomo_name", tomogram.name)
+    write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+    print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
+    return 0
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_affinity_vae.analysis.clustering import cluster, snap_centres
+    from napari_affinity_vae.analysis.projection import project
+    from napari_affinity_vae.io.particles import read_particles, write_particles
+    from napari_affinity_vae.io.tomogram import open_tomogram
+    from napari_affinity_vae.model.bundled import BUNDLED
+    from napari_affinity_vae.model.checkpoint import load_checkpoint
+    from napari_affinity_vae.model.embedding import embed, latent_columns
+
+    tomogram = open_tomogram(args.tomogram, args.voxel_size)
+    particles = read_particles(
+        args.coords,
+        voxel_size=tomogram.voxel_size,
+        tomogram_shape=tomogram.shape,
+        tomo_name=args.tomo_name,
+    )
+    model, card = load_checkpoint(args.model or BUNDLED)
+    table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
+    latent = table[latent_columns(table)].to_numpy()
+    method = "umap" if args.umap else "tsne" if args.tsne else "pca"
+    table[["embedding_x", "embedding_y"]] = project(latent, method, args.seed)
+    if args.clusters is not None or args.clustering == "hdbscan":
+        labels = cluster(latent, args.clustering, args.clusters or 0, args.seed)
+        table["cluster"] = labels
+        table["cluster_centre"] = False
+        table.loc[list(snap_centres(latent, labels).values()), "cluster_centre"] = True
+    write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+    edge = int(table["crosses_edge"].sum())
+    print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
 
 

@@ -1,0 +1,86 @@
+"""From a tomogram and its particles to latent vectors: extraction and encoding in batches, so
+memory stays bounded however many particles there are."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.inference import encode, normalise
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.simulate.tiltseries import Progress
+
+BATCH = 512
+
+
+def embed_steps(
+    tomogram: Tomogram,
+    particles: pd.DataFrame,
+    model: AffinityVAE,
+    card: ModelCard,
+    batch: int = BATCH,
+    inverted: bool = False,
+) -> Generator[int, None, pd.DataFrame]:
+    """Yield the number of particles done after each batch (stop iterating to cancel); return the
+    particle table with ``latent_*``, ``pose_*``, ``reconstruction_error`` and ``crosses_edge``."""
+    if tomogram.voxel_size is None:
+        raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to embed")
+    scale = card.voxel_size / tomogram.voxel_size
+    coords = particles[["z", "y", "x"]].to_numpy(dtype=float)
+    parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
+    for start in range(0, len(coords), batch):
+        boxes, crossed = extract_boxes(
+            tomogram.data, coords[start : start + batch], card.architecture.box, scale
+        )
+        boxes = normalise(boxes)
+        encoded = encode(model, -boxes if inverted else boxes, batch_size=batch)
+        for key in ("mu", "pose", "error"):
+            parts[key].append(encoded[key])
+        parts["edge"].append(crossed)
+        yield min(start + batch, len(coords))
+    a = card.architecture
+    mu = np.concatenate(parts["mu"]) if parts["mu"] else np.zeros((0, a.latent_dims))
+    pose = np.concatenate(parts["pose"]) if parts["pose"] else np.zeros((0, a.pose_dims))
+    columns = {f"latent_{i}": mu[:, i] for i in range(a.latent_dims)}
+    columns |= {f"pose_{i}": pose[:, i] for i in range(a.pose_dims)}
+    columns["reconstruction_error"] = np.concatenate(parts["error"]) if parts["error"] else []
+    columns["crosses_edge"] = np.concatenate(parts["edge"]) if parts["edge"] else []
+    result = pd.concat([particles.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
+    result.attrs = dict(particles.attrs) | {"voxel_size": tomogram.voxel_size}
+    return result
+
+
+def embed(
+    tomogram: Tomogram,
+    particles: pd.DataFrame,
+    model: AffinityVAE,
+    card: ModelCard,
+    batch: int = BATCH,
+    inverted: bool = False,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """:func:`embed_steps` run to the end, with an optional progress bar."""
+    steps = embed_steps(tomogram, particles, model, card, batch, inverted)
+    bar = progress(total=len(particles), desc="embedding") if progress else None
+    done = 0
+    while True:
+        try:
+            now = next(steps)
+        except StopIteration as finished:
+            if bar is not None:
+                bar.close()
+            return finished.value
+        if bar is not None:
+            bar.update(now - done)
+        done = now
+
+
+def latent_columns(table: pd.DataFrame) -> list[str]:
+    """The ``latent_*`` columns of an embedded particle table, in order."""
+    return sorted((c for c in table if c.startswith("latent_")), key=lambda c: int(c[7:]))

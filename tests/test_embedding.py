@@ -1,0 +1,88 @@
+"""Embedding particles: bounded batches, edge flags, rescaling, clusters that match the classes,
+projections and the pick / embed commands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from napari_affinity_vae._sample_data import SAMPLE
+from napari_affinity_vae.analysis.clustering import cluster, snap_centres
+from napari_affinity_vae.analysis.projection import project
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.io.particles import read_particles, write_particles
+from napari_affinity_vae.io.tomogram import Tomogram, write_tomogram
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.embedding import embed, embed_steps, latent_columns
+from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.simulate.tomogram import simulate_tomogram
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return simulate_tomogram(SAMPLE)
+
+
+def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
+    model, card = load_bundled()
+    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+    table = embed(tomogram, sample.particles, model, card, batch=64)
+    assert len(table) == 300 and list(table["class_name"]) == list(sample.particles["class_name"])
+    latent = table[latent_columns(table)].to_numpy()
+    labels = cluster(latent, "kmeans", 9)
+    assert adjusted_rand_score(table["class_name"], labels) >= 0.8
+    centres = snap_centres(latent, labels)
+    assert sorted(centres) == list(range(9)) and all(labels[r] == c for c, r in centres.items())
+
+
+def test_cancelling_between_batches(sample, tmp_path):
+    model, card = load_bundled()
+    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+    steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
+    assert next(steps) == 100
+    steps.close()  # a worker that stops iterating cancels; nothing else is computed
+
+
+def test_edge_boxes_are_flagged_not_dropped(sample, tmp_path):
+    model, card = load_bundled()
+    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+    picks = pd.DataFrame({"z": [100.0, 2.0], "y": [200.0, 200.0], "x": [200.0, 399.0]})
+    table = embed(tomogram, picks, model, card)
+    assert list(table["crosses_edge"]) == [False, True] and len(table) == 2
+
+
+def test_finer_tomogram_is_resampled_to_the_model(sample):
+    """A 5 A/voxel tomogram feeding a 10 A model: boxes of 64 voxels become 32."""
+    fine = np.repeat(np.repeat(np.repeat(sample.tomogram[80:120, :200, :200], 2, 0), 2, 1), 2, 2)
+    centres = np.array([[40.0, 200.0, 200.0]])
+    coarse, _ = extract_boxes(sample.tomogram, centres / 2 + [80, 0, 0], 32)
+    resampled, _ = extract_boxes(fine, centres, 32, scale=2.0)
+    assert resampled.shape == (1, 32, 32, 32)
+    unscaled, _ = extract_boxes(fine, centres, 32)
+    correlation = lambda a: np.corrcoef(a.ravel(), coarse.ravel())[0, 1]  # noqa: E731
+    assert correlation(resampled) > 0.8 > 0.5 > correlation(unscaled)
+
+
+@pytest.mark.parametrize("method", ["pca", "umap", "tsne"])
+def test_projections_are_seeded(method):
+    latent = np.random.default_rng(0).normal(size=(60, 8))
+    first, second = project(latent, method, seed=3), project(latent, method, seed=3)
+    assert first.shape == (60, 2)
+    np.testing.assert_allclose(first, second)
+
+
+def test_pick_then_embed_commands(sample, tmp_path):
+    path = write_tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0)
+    picks = tmp_path / "picks.star"
+    assert main(["pick", str(path), "--diameter", "100", "300", "--out", str(picks)]) == 0
+    found = read_particles(picks)
+    assert 150 <= len(found) <= 450 and "score" in found
+    truth = write_particles(sample.particles, tmp_path / "truth.star")
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(path), str(truth), "--out", str(out), "--clusters", "9"]) == 0
+    table = read_particles(out)
+    assert {"latent_0", "pose_0", "embedding_x", "cluster", "cluster_centre"} <= set(table)
+    assert table["cluster_centre"].sum() == 9
+    assert adjusted_rand_score(table["class_name"], table["cluster"]) >= 0.8
