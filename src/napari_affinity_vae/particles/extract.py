@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from napari_affinity_vae.simulate.density import fit_box, resample
@@ -28,25 +31,33 @@ def extract_boxes(
         return resampled, crossed
     centres = np.round(np.asarray(centres_zyx, dtype=float)).astype(int).reshape(-1, 3)
     shape = np.asarray(tomogram.shape)
+    starts = centres - box // 2
+    crossed = np.any((starts < 0) | (starts + box > shape), axis=1)
     out = np.empty((len(centres), box, box, box), dtype=np.float32)
-    crossed = np.zeros(len(centres), dtype=bool)
-    for i, centre in enumerate(centres):
-        start = centre - box // 2
-        stop = start + box
-        inner_start, inner_stop = np.maximum(start, 0), np.minimum(stop, shape)
-        if np.any(inner_stop <= inner_start):
-            out[i] = 0.0
-            crossed[i] = True
-            continue
-        block = np.asarray(
-            tomogram[tuple(slice(a, b) for a, b in zip(inner_start, inner_stop, strict=True))],
-            dtype=np.float32,
-        )
-        if np.array_equal(inner_start, start) and np.array_equal(inner_stop, stop):
-            out[i] = block
-            continue
-        crossed[i] = True
-        out[i] = block.mean()
-        offset = inner_start - start
-        out[i][tuple(slice(o, o + n) for o, n in zip(offset, block.shape, strict=True))] = block
+    corners = starts.tolist()
+
+    def copy(rows: np.ndarray) -> None:  # numpy copies without the GIL, so threads run in parallel
+        for i in rows:
+            z, y, x = corners[i]
+            out[i] = tomogram[z : z + box, y : y + box, x : x + box]
+
+    inside = np.flatnonzero(~crossed)
+    threads = min(os.cpu_count() or 1, max(1, len(inside) // 64))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(copy, np.array_split(inside, threads)))
+    for i in np.flatnonzero(crossed):
+        out[i] = _padded(tomogram, starts[i], box, shape)
     return out, crossed
+
+
+def _padded(tomogram: np.ndarray, start: np.ndarray, box: int, shape: np.ndarray) -> np.ndarray:
+    """The part of a box inside the tomogram, the rest filled with that part's mean (or 0)."""
+    inner_start, inner_stop = np.maximum(start, 0), np.minimum(start + box, shape)
+    result = np.zeros((box, box, box), dtype=np.float32)
+    if np.any(inner_stop <= inner_start):
+        return result
+    block = np.asarray(tomogram[tuple(map(slice, inner_start, inner_stop))], dtype=np.float32)
+    result[:] = block.mean()
+    offset = inner_start - start
+    result[tuple(slice(o, o + n) for o, n in zip(offset, block.shape, strict=True))] = block
+    return result
