@@ -49,11 +49,7 @@ def read_particles(
     coordinates or outside ``tomogram_shape`` raise, unless ``drop_nan`` / ``drop_outside``.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in PARTICLE_SUFFIXES:
-        raise ParticleFileError(
-            path, f"unknown coordinate format; use one of {', '.join(PARTICLE_SUFFIXES)}"
-        )
+    suffix = _suffix(path)
     if not path.is_file():
         raise ParticleFileError(path, "no such file")
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
@@ -84,11 +80,7 @@ def write_particles(
     (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in PARTICLE_SUFFIXES:
-        raise ParticleFileError(
-            path, f"unknown coordinate format; use one of {', '.join(PARTICLE_SUFFIXES)}"
-        )
+    suffix = _suffix(path)
     if star_flavour not in STAR_FLAVOURS:
         raise ValueError(f"star_flavour must be one of {STAR_FLAVOURS}, got {star_flavour!r}")
     missing = [a for a in AXES if a not in particles]
@@ -104,6 +96,15 @@ def write_particles(
         else:
             _FORMATS[suffix][1](tmp, particles, frame)
     return path
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in PARTICLE_SUFFIXES:
+        raise ParticleFileError(
+            path, f"unknown coordinate format; use one of {', '.join(PARTICLE_SUFFIXES)}"
+        )
+    return suffix
 
 
 def _shape(shape: tuple[int, ...] | None) -> tuple[int, int, int] | None:

@@ -14,7 +14,7 @@ from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 
 BATCH = 512
 

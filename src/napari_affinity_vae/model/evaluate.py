@@ -17,7 +17,7 @@ from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 
 
 def evaluate(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from napari_affinity_vae.model.network import AffinityVAE
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 
 
 def device() -> torch.device:

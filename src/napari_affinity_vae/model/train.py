@@ -21,7 +21,7 @@ from napari_affinity_vae.model.losses import (
     reconstruction_loss,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 
 
 @dataclass

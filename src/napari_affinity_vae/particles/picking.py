@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
 AUTO_K = 2.5

@@ -8,15 +8,15 @@ scaled into [-1, 1] as ``2 (S - min) / (1 - min) - 1`` (min over pairs), so the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.density import fit_box, resample
 from napari_affinity_vae.simulate.geometry import local_rotations, rotate_map, uniform_rotations
 
@@ -25,8 +25,6 @@ SHIPPED_CORRELATIONS = Path(__file__).parent / "data" / "correlations_10A.csv"
 COARSE_ROTATIONS = 1000
 REFINE_STEPS = (8.0, 4.0, 2.0)
 CANDIDATES = 3
-
-Progress = Callable[[Iterable], Iterable]
 
 
 def best_correlation(fixed: np.ndarray, moving: np.ndarray, min_angle: float = 0.0) -> float:
@@ -152,8 +150,3 @@ def _score(fixed_spectrum: np.ndarray, moving: np.ndarray, matrix: np.ndarray, b
         np.conj(fixed_spectrum) * np.fft.rfftn(_standardise(turned)), s=(box, box, box)
     )
     return float(correlation.max())
-
-
-def random_rotation(seed: int) -> np.ndarray:
-    """A uniformly random rotation matrix, for tests and checks of the search."""
-    return Rotation.random(random_state=seed).as_matrix()

@@ -35,20 +35,23 @@ def points_to_density(
 
 
 def resample(volume: np.ndarray, factor: float) -> np.ndarray:
-    """Resample a map by ``factor`` (output voxels per input voxel), low-passed when shrinking."""
+    """Resample the last three axes of a map (or a stack of maps) by ``factor`` (output voxels per
+    input voxel), low-passed when shrinking."""
     volume = np.asarray(volume, dtype=np.float32)
     if np.isclose(factor, 1.0):
         return volume.copy()
+    leading = (0,) * (volume.ndim - 3)
     if factor < 1:
-        volume = ndimage.gaussian_filter(volume, sigma=0.5 / factor)
-    return ndimage.zoom(volume, factor, order=1, mode="grid-constant", grid_mode=True)
+        volume = ndimage.gaussian_filter(volume, sigma=leading + (0.5 / factor,) * 3)
+    factors = (1,) * len(leading) + (factor,) * 3
+    return ndimage.zoom(volume, factors, order=1, mode="grid-constant", grid_mode=True)
 
 
 def fit_box(volume: np.ndarray, box: int) -> np.ndarray:
-    """Centre-crop or zero-pad a (z, y, x) map to a cube of ``box`` voxels."""
-    out = np.zeros((box, box, box), dtype=np.float32)
-    src, dst = [], []
-    for n in volume.shape:
+    """Centre-crop or zero-pad the last three axes of a map (or a stack of maps) to ``box``."""
+    out = np.zeros((*volume.shape[:-3], box, box, box), dtype=np.float32)
+    src, dst = [Ellipsis], [Ellipsis]
+    for n in volume.shape[-3:]:
         if n >= box:
             start = (n - box) // 2
             src.append(slice(start, start + box))

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.simulate.density import fit_box, points_to_density, resample
 
 SPACING = 5.0  # Angstrom between pseudo-atoms
@@ -215,9 +217,6 @@ def reference_maps(
 def load_reference(path: str | Path, voxel_size: float, box: int | None = None) -> np.ndarray:
     """A user's reference as a (z, y, x) map at ``voxel_size``: an MRC map (resampled) or a PDB /
     mmCIF atomic model (atoms weighted by atomic number, rendered as Gaussians)."""
-    from napari_affinity_vae.errors import InputFileError
-    from napari_affinity_vae.io.tomogram import open_tomogram
-
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     if suffix in (".mrc", ".map", ".rec", ".mrcs"):
@@ -238,8 +237,6 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
 
 def _atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import gemmi
-
-    from napari_affinity_vae.errors import InputFileError
 
     try:
         structure = gemmi.read_structure(str(path))

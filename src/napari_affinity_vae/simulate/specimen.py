@@ -14,8 +14,8 @@ import pandas as pd
 from scipy import ndimage
 
 from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.geometry import random_angles, relion_matrix, rotate_map
-from napari_affinity_vae.simulate.tiltseries import Progress
 
 LIPID_DENSITY = 0.8
 LEAFLET_SEPARATION = 36.0  # Angstrom between the two head-group layers of a bilayer

@@ -14,7 +14,7 @@ import pandas as pd
 
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.tomogram import write_tomogram
-from napari_affinity_vae.simulate.tiltseries import Progress
+from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)

@@ -9,13 +9,14 @@ approximation: ``1 + 2 * CTF (*) phase``, where a voxel full of protein shifts t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
-Progress = Callable[..., Iterable]
+from napari_affinity_vae.progress import Progress
+
 PHASE_PER_ANGSTROM = 0.00065 * 1.6  # interaction constant (rad / V / A) x protein-ice potential (V)
 CHUNK_PLANES = 64
 RADIAL_CUTOFF, RADIAL_FALLOFF = 0.35, 0.05  # cycles/voxel: the ramp filter's Gaussian roll-off
