@@ -28,9 +28,13 @@ def clear():
 def test_chunks_give_the_same_picks_as_one_pass(clear, monkeypatch):
     whole = pick(clear.tomogram, SETTINGS)
     monkeypatch.setattr(picking, "CHUNK_VOXELS", 32 * 128 * 10)  # many thin slabs along y
-    chunks = []
-    chunked = pick(clear.tomogram, SETTINGS, progress=lambda it, **kw: chunks.append(1) or it)
-    assert len(chunks) == 1 and len(chunked) == len(whole)
+    steps, done = picking.pick_steps(clear.tomogram, SETTINGS), []
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            done.append(next(steps))
+    chunked = finished.value.value
+    assert done == list(range(1, picking.chunk_count(clear.tomogram.shape, SETTINGS) + 1))
+    assert len(done) > 1 and len(chunked) == len(whole)
     np.testing.assert_allclose(chunked[["z", "y", "x"]], whole[["z", "y", "x"]])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from napari_affinity_vae.io.tomogram import open_tomogram
 
 PLUGIN = "napari-affinity-vae"
-DOCK_WIDGETS = ("Tomogram",)
+DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Latent scatter", "Decode", "Export")
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
 

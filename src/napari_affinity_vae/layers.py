@@ -7,14 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.frame import AXES
 from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
 
 POINT_SIZE_VOXELS = 12.0
-CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#ffd21f", "#bcbd22", "#17becf",
-)  # fmt: skip
 
 
 def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
@@ -58,7 +55,7 @@ def particles_layer_data(
         "features": features,
         "size": POINT_SIZE_VOXELS,
         "face_color": "transparent",
-        "border_color": colour_by or "#ffd21f",
+        "border_color": colour_by or DEFAULT_COLOUR,
         "border_width": 0.12,
         "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},

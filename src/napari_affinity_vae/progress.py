@@ -3,6 +3,28 @@ in the GUI, called as ``progress(iterable, desc=..., total=...)`` or ``progress(
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from typing import TypeVar
 
 Progress = Callable[..., Iterable]
+
+Result = TypeVar("Result")
+
+
+def run_steps(
+    steps: Generator[int, None, Result], total: int, desc: str, progress: Progress | None
+) -> Result:
+    """Run a generator that yields how many of ``total`` units are done, to its return value,
+    showing an optional progress bar."""
+    bar = progress(total=total, desc=desc) if progress else None
+    done = 0
+    while True:
+        try:
+            now = next(steps)
+        except StopIteration as finished:
+            if bar is not None:
+                bar.close()
+            return finished.value
+        if bar is not None:
+            bar.update(now - done)
+        done = now

@@ -30,6 +30,7 @@ _DYNAMO = {
     "tilt": 7,
     "narot": 8,
     "tomo": 19,
+    "class": 21,
     "x": 23,
     "y": 24,
     "z": 25,
@@ -58,6 +59,8 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
     table[:, _DYNAMO["tomo"]] = particles.get("tomo_number", 1)
+    if "cluster" in particles:
+        table[:, _DYNAMO["class"]] = particles["cluster"]
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
     fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)

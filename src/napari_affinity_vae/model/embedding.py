@@ -14,7 +14,7 @@ from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.progress import Progress, run_steps
 
 BATCH = 512
 
@@ -67,20 +67,15 @@ def embed(
 ) -> pd.DataFrame:
     """:func:`embed_steps` run to the end, with an optional progress bar."""
     steps = embed_steps(tomogram, particles, model, card, batch, inverted)
-    bar = progress(total=len(particles), desc="embedding") if progress else None
-    done = 0
-    while True:
-        try:
-            now = next(steps)
-        except StopIteration as finished:
-            if bar is not None:
-                bar.close()
-            return finished.value
-        if bar is not None:
-            bar.update(now - done)
-        done = now
+    return run_steps(steps, len(particles), "embedding", progress)
+
+
+def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:
+    """``prefix0, prefix1, ...`` columns of ``table`` (``latent_``, ``pose_``) in numeric order."""
+    found = [c for c in table if str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda c: int(str(c)[len(prefix) :]))
 
 
 def latent_columns(table: pd.DataFrame) -> list[str]:
     """The ``latent_*`` columns of an embedded particle table, in order."""
-    return sorted((c for c in table if c.startswith("latent_")), key=lambda c: int(c[7:]))
+    return numbered_columns(table, "latent_")

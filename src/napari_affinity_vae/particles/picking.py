@@ -11,7 +11,7 @@ stand out above it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.progress import Progress, run_steps
 
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
 AUTO_K = 2.5
@@ -47,19 +47,37 @@ def pick(
     tomogram: np.ndarray, settings: PickSettings, progress: Progress | None = None
 ) -> pd.DataFrame:
     """Picks as a table: z, y, x (voxels of ``tomogram``) and score, best first."""
+    steps = pick_steps(tomogram, settings)
+    return run_steps(steps, chunk_count(tomogram.shape, settings), "picking", progress)
+
+
+def chunk_count(shape: tuple[int, ...], settings: PickSettings) -> int:
+    """How many chunks :func:`pick_steps` reads for a tomogram of ``shape``."""
+    binned_shape, _, _, _, rows = _layout(shape, settings)
+    return -(-int(binned_shape[1]) // rows)
+
+
+def _layout(
+    shape: tuple[int, ...], settings: PickSettings
+) -> tuple[np.ndarray, int, int, int, int]:
+    """Binned shape, binning, minimum distance, halo and rows (binned y) per chunk."""
     d_min = settings.diameter_min / settings.voxel_size
     d_max = settings.diameter_max / settings.voxel_size
     binning = max(1, int(d_min // BIN_TARGET))
-    sigma_low, sigma_high = d_min / 2 / binning, d_max / 2 / binning
     min_distance = max(1, round(d_min / 2 / binning))
-    halo = int(np.ceil(3 * sigma_high)) + min_distance
-    binned_shape = np.asarray(tomogram.shape) // binning
+    halo = int(np.ceil(3 * d_max / 2 / binning)) + min_distance
+    binned_shape = np.asarray(shape) // binning
     rows = max(1, CHUNK_VOXELS // int(binned_shape[0] * binned_shape[2]))
+    return binned_shape, binning, min_distance, halo, rows
+
+
+def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, None, pd.DataFrame]:
+    """Yield the number of chunks done (stop iterating to cancel); return the picks."""
+    binned_shape, binning, min_distance, halo, rows = _layout(tomogram.shape, settings)
+    sigma_low = settings.diameter_min / settings.voxel_size / 2 / binning
+    sigma_high = settings.diameter_max / settings.voxel_size / 2 / binning
     candidates = []
-    starts: Iterable[int] = range(0, int(binned_shape[1]), rows)
-    if progress:
-        starts = progress(starts, desc="picking", total=-(-int(binned_shape[1]) // rows))
-    for start in starts:
+    for done, start in enumerate(range(0, int(binned_shape[1]), rows), start=1):
         stop = min(start + rows, int(binned_shape[1]))
         lo, hi = max(0, start - halo), min(int(binned_shape[1]), stop + halo)
         block = _binned(tomogram, binning, lo, hi, binned_shape)
@@ -72,6 +90,7 @@ def pick(
         z, y, x = np.nonzero(peaks)
         core = (y + lo >= start) & (y + lo < stop)
         candidates.append(np.column_stack([z[core], y[core] + lo, x[core], band[z, y, x][core]]))
+        yield done
     table = np.concatenate(candidates) if candidates else np.zeros((0, 4))
     table = table[np.argsort(-table[:, 3], kind="stable")]
     table = _suppress(table, min_distance)

@@ -19,6 +19,11 @@ from napari.layers import Image
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.viewer_session import (
+    is_tomogram,
+    session_for,
+    tomogram_from_layer,
+)
 
 PLANE, VOLUME = "Plane", "Volume"
 
@@ -28,6 +33,7 @@ class TomogramWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        self.session = session_for(viewer)
         patterns = " ".join(f"*{s}" for s in TOMOGRAM_SUFFIXES)
         self.file = FileEdit(label="File", mode="r", filter=f"Tomograms ({patterns})")
         self.open_button = PushButton(text="Open")
@@ -75,11 +81,7 @@ class TomogramWidget(Container):
         return self.layer.value
 
     def _image_layers(self, _widget: ComboBox | None = None) -> list[Image]:
-        return [
-            layer
-            for layer in self._viewer.layers
-            if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
-        ]
+        return [layer for layer in self._viewer.layers if is_tomogram(layer)]
 
     def _layer_added(self, event: object) -> None:
         """Follow the newest tomogram: a 3D Image layer added is chosen."""
@@ -96,6 +98,7 @@ class TomogramWidget(Container):
     def _show_layer(self, layer: Image | None) -> None:
         if layer is None:
             self.info.value = "no tomogram"
+            self.session.set_tomogram(None)
             return
         z, y, x = layer.data.shape
         self.info.value = f"{z} x {y} x {x} voxels (z, y, x)"
@@ -107,6 +110,7 @@ class TomogramWidget(Container):
         self.voxel_size.tooltip = (
             "From the file header" if from_header else "The header has none: enter it here"
         )
+        self.session.set_tomogram(tomogram_from_layer(layer))
 
     def _set_voxel_size(self, value: float) -> None:
         layer = self.tomogram_layer
@@ -114,6 +118,7 @@ class TomogramWidget(Container):
             return
         layer.metadata["voxel_size"] = float(value)
         layer.scale = (value, value, value)
+        self.session.set_tomogram(tomogram_from_layer(layer))
         self._viewer.reset_view()
         self._set_slab(self.slab.value)
 

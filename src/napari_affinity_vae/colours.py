@@ -1,0 +1,55 @@
+"""Colours for particles, shared by the viewer's Points layers and the latent scatter so that a
+cluster has the same colour in both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from vispy.color import Color, get_colormap
+
+CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#ffd21f", "#bcbd22", "#17becf",
+)  # fmt: skip
+NOISE_COLOUR = "#808080"  # HDBSCAN's unclustered particles (label -1)
+DEFAULT_COLOUR = "#ffd21f"
+CONTINUOUS_COLORMAP = "viridis"
+
+
+def is_categorical(values: pd.Series) -> bool:
+    """Labels (text, booleans, or integers with few distinct values) rather than measurements."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return True
+    return pd.api.types.is_integer_dtype(values) and values.nunique() <= len(CATEGORY_COLOURS) * 4
+
+
+def categories(values: pd.Series) -> list:
+    """The distinct values in a stable (sorted) order; their colours follow this order."""
+    return sorted(pd.unique(values.dropna()), key=lambda v: (isinstance(v, str), v))
+
+
+def _is_noise(value: object) -> bool:
+    return isinstance(value, int | np.integer) and value < 0
+
+
+def colours_for(values: pd.Series) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """(n, 4) RGBA colours for a column, and its legend as (label, hex colour) pairs: one per
+    category, or the low and high ends of the colour map for a measurement."""
+    if is_categorical(values):
+        order = [v for v in categories(values) if not _is_noise(v)]
+        legend = [
+            (str(v), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]) for i, v in enumerate(order)
+        ]
+        if any(_is_noise(v) for v in categories(values)):
+            legend.append(("unclustered", NOISE_COLOUR))
+        lookup = {label: Color(colour).rgba for label, colour in legend}
+        rgba = np.array([lookup.get(str(v), Color(NOISE_COLOUR).rgba) for v in values])
+        return rgba.reshape(-1, 4).astype(np.float32), legend
+    numbers = values.to_numpy(dtype=float)
+    finite = numbers[np.isfinite(numbers)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    scaled = np.clip((numbers - low) / ((high - low) or 1.0), 0, 1)
+    colormap = get_colormap(CONTINUOUS_COLORMAP)
+    rgba = colormap.map(np.nan_to_num(scaled)).astype(np.float32)
+    ends = colormap.map(np.array([0.0, 1.0]))
+    return rgba, [(f"{low:.3g}", str(Color(ends[0]).hex)), (f"{high:.3g}", str(Color(ends[1]).hex))]

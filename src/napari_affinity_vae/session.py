@@ -1,0 +1,135 @@
+"""The state the dock widgets share, free of Qt and napari: the tomogram, its particle table (with
+latents, pose, 2D embedding and clusters as columns once computed), the model and the selection.
+
+Widgets never call each other; each changes the session and listens to its signals. Every change
+of the particle table bumps :attr:`Session.version`, so a worker that started on an older table
+can tell that its result is stale and must be discarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from psygnal import Signal
+
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.embedding import numbered_columns
+from napari_affinity_vae.model.network import AffinityVAE
+
+EMBEDDING = ("embedding_x", "embedding_y")
+CLUSTER = "cluster"
+SELECTION_MODES = ("replace", "add", "remove")
+
+
+def derived_columns(table: pd.DataFrame) -> list[str]:
+    """Columns computed from the boxes (latents, pose, errors, embedding, clusters)."""
+    prefixes = ("latent_", "pose_")
+    names = {"reconstruction_error", "crosses_edge", CLUSTER, *EMBEDDING}
+    return [c for c in table if c in names or str(c).startswith(prefixes)]
+
+
+class Session:
+    """One viewer's explorer state; rows of :attr:`particles` are the particles, in a fixed order,
+    and the selection is a sorted array of row indices."""
+
+    tomogram_changed = Signal()
+    particles_changed = Signal()
+    embedding_changed = Signal()
+    selection_changed = Signal(object)  # the source of the change (a widget), or None
+    model_changed = Signal()
+
+    def __init__(self) -> None:
+        self.tomogram: Tomogram | None = None
+        self.particles = pd.DataFrame(columns=["z", "y", "x"], dtype=float)
+        self.version = 0
+        self.selection = np.zeros(0, dtype=np.int64)
+        self.model: AffinityVAE | None = None
+        self.card: ModelCard | None = None
+
+    # -- what the table holds -------------------------------------------------------------
+    @property
+    def latent(self) -> np.ndarray | None:
+        """(n, latent_dims) latent means, or None before embedding."""
+        return self._columns("latent_")
+
+    @property
+    def pose(self) -> np.ndarray | None:
+        return self._columns("pose_")
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """(n, 2) projection of the latents, or None."""
+        if not all(c in self.particles for c in EMBEDDING):
+            return None
+        return self.particles[list(EMBEDDING)].to_numpy(dtype=float)
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        if CLUSTER not in self.particles:
+            return None
+        return self.particles[CLUSTER].to_numpy(dtype=np.int64)
+
+    def _columns(self, prefix: str) -> np.ndarray | None:
+        columns = numbered_columns(self.particles, prefix)
+        return self.particles[columns].to_numpy(dtype=float) if columns else None
+
+    # -- changes ----------------------------------------------------------------------------
+    def set_tomogram(self, tomogram: Tomogram | None) -> None:
+        if tomogram is self.tomogram:
+            return
+        self.tomogram = tomogram
+        self.tomogram_changed.emit()
+
+    def set_model(self, model: AffinityVAE, card: ModelCard) -> None:
+        self.model, self.card = model, card
+        self.model_changed.emit()
+
+    def set_particles(self, particles: pd.DataFrame) -> int:
+        """A new particle table (row order is the new identity); returns the new version."""
+        self.particles = particles.reset_index(drop=True)
+        self.version += 1
+        self.selection = np.zeros(0, dtype=np.int64)
+        self.particles_changed.emit()
+        self.selection_changed.emit(None)
+        return self.version
+
+    def add_columns(
+        self, version: int, columns: pd.DataFrame, replace_derived: bool = False
+    ) -> bool:
+        """Add result columns computed on table ``version``; a stale result is dropped (False).
+        ``replace_derived`` first removes every earlier latent, embedding and cluster column."""
+        if version != self.version:
+            return False
+        if len(columns) != len(self.particles):
+            raise ValueError(f"{len(columns)} result rows for {len(self.particles)} particles")
+        table = self.particles
+        if replace_derived:
+            table = table.drop(columns=derived_columns(table))
+        table = table.drop(columns=[c for c in columns if c in table])
+        attrs = dict(self.particles.attrs)
+        self.particles = pd.concat([table, columns.set_axis(table.index)], axis=1)
+        self.particles.attrs = attrs
+        self.version += 1
+        self.embedding_changed.emit()
+        return True
+
+    def select(self, rows: Iterable[int], mode: str = "replace", source: object = None) -> None:
+        """Replace, add to or remove from the selection; rows outside the table are ignored."""
+        if mode not in SELECTION_MODES:
+            raise ValueError(f"selection mode must be one of {SELECTION_MODES}, got {mode!r}")
+        rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
+        rows = np.unique(rows[(rows >= 0) & (rows < len(self.particles))])
+        if mode == "add":
+            rows = np.union1d(self.selection, rows)
+        elif mode == "remove":
+            rows = np.setdiff1d(self.selection, rows)
+        if np.array_equal(rows, self.selection):
+            return
+        self.selection = rows
+        self.selection_changed.emit(source)
+
+    def clear_selection(self, source: object = None) -> None:
+        self.select(np.zeros(0, dtype=np.int64), source=source)

@@ -1,0 +1,228 @@
+"""The Decode dock widget: decode a particle, the selection's mean or a cluster centre into a
+volume shown in the viewer; traverse the latent space with one slider per dimension; explain a
+selection by the few latent dimensions that set it apart."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, SpinBox
+from napari.layers import Image
+
+from napari_affinity_vae.analysis.clustering import snap_centres
+from napari_affinity_vae.analysis.explain import Explanation, explain_selection
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.model.inference import decode
+from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.tasks import run_in_background
+from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for
+
+PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
+AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
+TRAVERSAL_STEPS = 9
+DECODED = "decoded"
+
+
+class DecodeWidget(Container):
+    """Decoded volumes of points in the latent space, and what separates a selection."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self.session = session_for(viewer)
+        self._anchor: int | None = None  # the row whose position places the volume
+        self._busy = self._pending = False
+        self.source = ComboBox(label="Decode", choices=[PARTICLE, MEAN, CENTRE], value=MEAN)
+        self.cluster = SpinBox(label="Cluster", min=0, max=999, visible=False)
+        self.placement = ComboBox(label="Show", choices=[AT_PARTICLE, BESIDE], value=BESIDE)
+        self.decode_button = PushButton(text="Decode")
+        self.sliders = Container(label="Latent")
+        self.explain_button = PushButton(text="Explain selection")
+        self.explain_button.tooltip = (
+            "The few latent dimensions that separate the selection from the other particles "
+            "(L1-regularised logistic regression); click one to traverse it"
+        )
+        self.explanation = Container(label="Separated by")
+        self.status = Label(value="")
+        super().__init__(
+            widgets=[
+                self.source,
+                self.cluster,
+                self.placement,
+                self.decode_button,
+                self.sliders,
+                self.explain_button,
+                self.explanation,
+                self.status,
+            ]
+        )
+        self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
+        self.decode_button.changed.connect(self.decode_source)
+        self.explain_button.changed.connect(self.explain)
+        self.session.embedding_changed.connect(self._build_sliders)
+        self.session.particles_changed.connect(self._build_sliders)
+        self._build_sliders()
+
+    # -- what to decode -------------------------------------------------------------------------
+    def decode_source(self) -> None:
+        """Set the sliders to the chosen source's latent and pose, and decode it."""
+        with errors_as_notifications():
+            latent, pose, anchor = self._source_vector()
+            for slider, value in zip(self.sliders, [*latent, *pose], strict=True):
+                with slider.changed.blocked():
+                    slider.value = float(np.clip(value, slider.min, slider.max))
+            self._anchor = anchor
+            self.request_decode()
+
+    def _source_vector(self) -> tuple[np.ndarray, np.ndarray, int]:
+        session = self.session
+        latent, pose = session.latent, session.pose
+        if latent is None or session.model is None:
+            raise AffinityVAEError("Run the embedding first")
+        pose = pose if pose is not None else np.zeros((len(latent), 0))
+        rows = session.selection
+        if self.source.value == CENTRE:
+            if session.clusters is None:
+                raise AffinityVAEError("Cluster the particles first (Embed widget)")
+            centres = snap_centres(latent, session.clusters)
+            if self.cluster.value not in centres:
+                raise AffinityVAEError(f"There is no cluster {self.cluster.value}")
+            row = centres[self.cluster.value]
+            return latent[row], pose[row], row
+        if not len(rows):
+            raise AffinityVAEError("The selection is empty: select particles first")
+        if self.source.value == PARTICLE:
+            return latent[rows[0]], pose[rows[0]], int(rows[0])
+        mean = latent[rows].mean(axis=0)
+        nearest = int(rows[np.argmin(np.linalg.norm(latent[rows] - mean, axis=1))])
+        return mean, pose[rows].mean(axis=0), nearest
+
+    # -- decoding off the main thread, newest request wins -----------------------------------
+    def request_decode(self, _value: object = None) -> None:
+        """Decode the sliders' latent and pose; while a decode runs, only the newest waits."""
+        if self._busy:
+            self._pending = True
+            return
+        session = self.session
+        if session.model is None or session.latent is None:
+            return
+        values = np.array([s.value for s in self.sliders], dtype=np.float32)
+        latent_dims = session.latent.shape[1]
+        self._busy = True
+        worker = run_in_background(
+            decode,
+            session.model,
+            values[None, :latent_dims],
+            values[None, latent_dims:],
+            on_result=lambda volumes: self._show(volumes[0], DECODED),
+        )
+        worker.finished.connect(self._decoded)
+
+    def _decoded(self) -> None:
+        self._busy = False
+        if self._pending:
+            self._pending = False
+            self.request_decode()
+
+    def traverse(self, dimension: int) -> None:
+        """Decode ``TRAVERSAL_STEPS`` volumes along one latent dimension across its range in the
+        data, the others held at the sliders' values, as a stack the viewer steps through."""
+        session = self.session
+        if session.latent is None or session.model is None:
+            return
+        values = np.array([s.value for s in self.sliders], dtype=np.float32)
+        latent_dims = session.latent.shape[1]
+        column = session.latent[:, dimension]
+        latents = np.repeat(values[None, :latent_dims], TRAVERSAL_STEPS, axis=0)
+        latents[:, dimension] = np.linspace(column.min(), column.max(), TRAVERSAL_STEPS)
+        poses = np.repeat(values[None, latent_dims:], TRAVERSAL_STEPS, axis=0)
+        name = f"traversal latent_{dimension}"
+        run_in_background(
+            decode, session.model, latents, poses, on_result=lambda v: self._show(v, name)
+        )
+
+    def _show(self, volume: np.ndarray, name: str) -> Image:
+        """Show a decoded volume (or a stack of them), protein bright, at its place."""
+        card = self.session.card
+        data = -volume  # the model's boxes have dark protein, like the tomogram
+        scale = (card.voxel_size,) * 3
+        translate = self._translate(volume.shape[-1], card.voxel_size)
+        if data.ndim == 4:
+            scale, translate = (1.0, *scale), (0.0, *translate)
+        limits = (float(np.percentile(data, 50)), float(data.max()) or 1.0)
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            layer.data, layer.scale, layer.translate = data, scale, translate
+            layer.contrast_limits = limits
+        else:
+            active = self._viewer.layers.selection.active
+            layer = self._viewer.add_image(
+                data,
+                name=name,
+                scale=scale,
+                translate=translate,
+                colormap="magma",
+                contrast_limits=limits,
+                rendering="mip",
+                blending="additive",
+                metadata={"voxel_size": card.voxel_size, DECODED_KEY: card.describe()},
+            )
+            if active is not None:
+                self._viewer.layers.selection.active = active
+        self.status.value = f"{name}: {volume.shape[-1]}^3 at {card.voxel_size:g} Å/voxel"
+        return layer
+
+    def _translate(self, box: int, voxel_size: float) -> tuple[float, float, float]:
+        """Angstrom offset of the volume's first voxel: centred on the anchor particle, or just
+        beyond the tomogram's far x edge."""
+        centre = (box // 2) * voxel_size
+        tomogram, particles = self.session.tomogram, self.session.particles
+        tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
+        if self.placement.value == AT_PARTICLE and self._anchor is not None:
+            position = particles.loc[self._anchor, ["z", "y", "x"]].to_numpy(dtype=float)
+            return tuple(position * tomo_voxel - centre)
+        shape = np.asarray(tomogram.shape if tomogram else (box, box, box), dtype=float)
+        middle = shape / 2 * tomo_voxel - centre
+        return (middle[0], middle[1], shape[2] * tomo_voxel + box * voxel_size / 2)
+
+    # -- sliders and explanations ---------------------------------------------------------------
+    def _build_sliders(self) -> None:
+        self.sliders.clear()
+        self.explanation.clear()
+        latent, pose = self.session.latent, self.session.pose
+        if latent is None:
+            self.status.value = "Run the embedding to decode"
+            return
+        columns = [(f"latent_{i}", latent[:, i]) for i in range(latent.shape[1])]
+        if pose is not None:
+            columns += [(f"pose_{i}", pose[:, i]) for i in range(pose.shape[1])]
+        for name, values in columns:
+            low, high = float(values.min()), float(values.max())
+            if high <= low:
+                high = low + 1.0
+            slider = FloatSlider(label=name, min=low, max=high, value=float(np.median(values)))
+            slider.changed.connect(self.request_decode)
+            self.sliders.append(slider)
+        self.status.value = ""
+
+    def explain(self) -> None:
+        """List the latent dimensions separating the selection, each a button to traverse it."""
+        with errors_as_notifications():
+            latent = self.session.latent
+            if latent is None:
+                raise AffinityVAEError("Run the embedding first")
+            rows = self.session.selection
+            if not len(rows):
+                raise AffinityVAEError("The selection is empty: select particles first")
+            run_in_background(explain_selection, latent, rows, on_result=self._show_explanation)
+
+    def _show_explanation(self, explanations: list[Explanation]) -> None:
+        self.explanation.clear()
+        for e in explanations:
+            side = "higher" if e.weight > 0 else "lower"
+            button = PushButton(
+                text=f"latent_{e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
+            )
+            button.changed.connect(lambda _v=None, d=e.dimension: self.traverse(d))
+            self.explanation.append(button)
+        if not explanations:
+            self.status.value = "no latent dimension separates the selection"

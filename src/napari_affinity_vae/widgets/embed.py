@@ -1,0 +1,183 @@
+"""The Embed dock widget: choose a model, encode the session's particles in the background, then
+project the latents to 2D and cluster them, also in the background."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from napari.utils.notifications import show_info
+
+from napari_affinity_vae.analysis.clustering import cluster
+from napari_affinity_vae.analysis.projection import project
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.checkpoint import load_checkpoint
+from napari_affinity_vae.model.embedding import BATCH, embed_steps
+from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
+from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.settings import remember
+from napari_affinity_vae.widgets.tasks import Task
+from napari_affinity_vae.widgets.viewer_session import session_for
+
+BUNDLED, CHECKPOINT = "Bundled model", "Checkpoint file"
+PROJECTIONS = {"PCA": "pca", "UMAP": "umap", "t-SNE": "tsne"}
+CLUSTERINGS = {"k-means": "kmeans", "Gaussian mixture": "gmm", "HDBSCAN": "hdbscan"}
+STALE = "The particles changed while this ran; its result was discarded"
+
+
+class EmbedWidget(Container):
+    """Latent vectors, a 2D embedding and clusters for the session's particles."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.session = session_for(viewer)
+        self.task = Task()
+        self.batch = BATCH
+        self.source = ComboBox(label="Model", choices=[BUNDLED, CHECKPOINT], value=BUNDLED)
+        self.checkpoint = FileEdit(
+            label="Checkpoint", mode="r", filter="Checkpoints (*.safetensors)", visible=False
+        )
+        self.card = Label(label="Card", value="")
+        self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.projection = ComboBox(label="Projection", choices=list(PROJECTIONS), value="UMAP")
+        self.clustering = ComboBox(label="Clustering", choices=list(CLUSTERINGS), value="k-means")
+        self.k = SpinBox(label="Clusters (k)", min=1, max=100, value=8)
+        self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
+        self.apply_button = PushButton(text="Project and cluster again")
+        self.status = Label(label="Status", value="not run")
+        super().__init__(
+            widgets=[
+                self.source,
+                self.checkpoint,
+                self.card,
+                self.inverted,
+                Container(widgets=[self.run_button, self.cancel_button], layout="horizontal"),
+                self.projection,
+                self.clustering,
+                self.k,
+                self.seed,
+                self.apply_button,
+                self.status,
+            ]
+        )
+        self.source.changed.connect(self.load_model)
+        self.checkpoint.changed.connect(self.load_model)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.apply_button.changed.connect(self.project_and_cluster)
+        self.clustering.changed.connect(lambda m: setattr(self.k, "enabled", m != "HDBSCAN"))
+        self.task.running_changed.connect(self._show_running)
+        self.session.particles_changed.connect(self._particles_changed)
+        remember(
+            "embed",
+            {
+                "projection": self.projection,
+                "clustering": self.clustering,
+                "k": self.k,
+                "seed": self.seed,
+                "inverted": self.inverted,
+            },
+        )
+        self.load_model()
+
+    def load_model(self, _value: object = None) -> bool:
+        """Load the chosen model into the session and show its card; False if it failed."""
+        self.checkpoint.visible = self.source.value == CHECKPOINT
+        with errors_as_notifications():
+            if self.source.value == BUNDLED:
+                model, card = load_bundled()
+            else:
+                model, card = load_checkpoint(Path(self.checkpoint.value))
+            self.session.set_model(model, card)
+            classes = ", ".join(card.classes)
+            self.card.value = f"{card.describe()}\nclasses: {classes}"
+            self.card.tooltip = card.to_json()
+            return True
+        self.card.value = "no model"
+        return False
+
+    def run(self) -> None:
+        """Extract and encode every particle in the background; then project and cluster."""
+        session = self.session
+        with errors_as_notifications():
+            if session.model is None:
+                raise AffinityVAEError("Choose a model that loads before embedding")
+            if session.tomogram is None:
+                raise AffinityVAEError("Open a tomogram before embedding")
+            if not len(session.particles):
+                raise AffinityVAEError("There are no particles to embed: import or pick some")
+            version, tomogram = session.version, session.tomogram
+            particles = session.particles.drop(columns=derived_columns(session.particles))
+            model, card, inverted = session.model, session.card, self.inverted.value
+            self.status.value = f"embedding {len(particles)} particles"
+            self.task.start(
+                lambda: embed_steps(tomogram, particles, model, card, self.batch, inverted),
+                total=len(particles),
+                desc="Embedding particles",
+                on_result=lambda table: self._embedded(version, table),
+            )
+
+    def cancel(self) -> None:
+        if self.task.running:
+            self.task.cancel()
+            self.status.value = "cancelled"
+
+    def _embedded(self, version: int, table: pd.DataFrame) -> None:
+        if not self.session.add_columns(version, table[derived_columns(table)], True):
+            self.status.value = "discarded (stale)"
+            show_info(STALE)
+            return
+        edges = int(table["crosses_edge"].sum())
+        self.status.value = f"{len(table)} embedded ({edges} boxes cross the edge)"
+        self.project_and_cluster()
+
+    def project_and_cluster(self) -> None:
+        """The 2D embedding and the clusters of the current latents, in the background."""
+        latent = self.session.latent
+        with errors_as_notifications():
+            if latent is None:
+                raise AffinityVAEError("Run the embedding first")
+            version = self.session.version
+            method = PROJECTIONS[self.projection.value]
+            clustering = CLUSTERINGS[self.clustering.value]
+            k, seed = min(self.k.value, len(latent)), self.seed.value
+            self.status.value = f"{self.projection.value} and {self.clustering.value}"
+            self.task.start(
+                lambda: _analyse(latent, method, clustering, k, seed),
+                total=2,
+                desc="Projecting and clustering",
+                on_result=lambda columns: self._analysed(version, columns),
+            )
+
+    def _analysed(self, version: int, columns: pd.DataFrame) -> None:
+        if not self.session.add_columns(version, columns):
+            self.status.value = "discarded (stale)"
+            show_info(STALE)
+            return
+        found = columns[CLUSTER][columns[CLUSTER] >= 0].nunique()
+        self.status.value = f"{len(columns)} particles, {found} clusters"
+
+    def _particles_changed(self) -> None:
+        if self.session.latent is None and not self.task.running:
+            self.status.value = "not run"
+
+    def _show_running(self, running: bool) -> None:
+        self.run_button.enabled = self.apply_button.enabled = not running
+        self.cancel_button.enabled = running
+
+
+def _analyse(
+    latent: np.ndarray, method: str, clustering: str, k: int, seed: int
+) -> Generator[int, None, pd.DataFrame]:
+    """Projection, then clustering, as two steps of a background task."""
+    xy = project(latent, method, seed)
+    yield 1
+    labels = cluster(latent, clustering, k, seed)
+    yield 2
+    return pd.DataFrame({EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels})

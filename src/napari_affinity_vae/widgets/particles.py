@@ -1,0 +1,287 @@
+"""The Particles dock widget: import a coordinate file, pick by hand or with the automatic picker,
+and keep the session's particle table in step with the Points layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Points
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.layers import particles_layer_data, points_to_particles
+from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
+from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.widgets.highlight import colour_particles, is_highlight, show_selection
+from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.settings import remember
+from napari_affinity_vae.widgets.tasks import Task
+from napari_affinity_vae.widgets.viewer_session import (
+    is_tomogram,
+    session_for,
+    tomogram_from_layer,
+)
+
+PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
+
+
+class ParticlesWidget(Container):
+    """Particles of the session's tomogram, as an editable Points layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self.session = session_for(viewer)
+        self.task = Task()
+        self._watched: Points | None = None
+        patterns = " ".join(f"*{s}" for s in PARTICLE_SUFFIXES)
+        self.tomogram_label = Label(label="Tomogram", value="none open")
+        self.file = FileEdit(label="File", mode="r", filter=f"Coordinates ({patterns})")
+        self.import_button = PushButton(text="Import")
+        self.hand_button = PushButton(text="Pick by hand")
+        self.hand_button.tooltip = "Click on the plane to add particles; points stay editable"
+        self.diameter_min = FloatSpinBox(label="Diameter min (Å)", min=1, max=5000, value=100)
+        self.diameter_max = FloatSpinBox(label="Diameter max (Å)", min=1, max=5000, value=300)
+        self.auto_threshold = CheckBox(text="Automatic threshold", value=True)
+        self.threshold = FloatSpinBox(label="Threshold", min=0, max=1e6, step=0.01, enabled=False)
+        self.max_count = SpinBox(label="Max picks (0: all)", min=0, max=10_000_000, value=0)
+        self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
+        self.pick_button = PushButton(text="Pick")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.layer = ComboBox(label="Particles", choices=self._points_layers, nullable=True)
+        self.count = Label(label="Count", value="0")
+        super().__init__(
+            widgets=[
+                self.tomogram_label,
+                self.file,
+                self.import_button,
+                self.hand_button,
+                self.diameter_min,
+                self.diameter_max,
+                self.auto_threshold,
+                self.threshold,
+                self.max_count,
+                self.inverted,
+                Container(widgets=[self.pick_button, self.cancel_button], layout="horizontal"),
+                self.layer,
+                self.count,
+            ]
+        )
+        self.import_button.changed.connect(self.import_file)
+        self.hand_button.changed.connect(self.pick_by_hand)
+        self.pick_button.changed.connect(self.run_picker)
+        self.cancel_button.changed.connect(self.task.cancel)
+        self.auto_threshold.changed.connect(
+            lambda auto: setattr(self.threshold, "enabled", not auto)
+        )
+        self.task.running_changed.connect(self._show_running)
+        self.layer.changed.connect(self._watch)
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        self.session.tomogram_changed.connect(self._tomogram_changed)
+        self.session.embedding_changed.connect(self._copy_results)
+        self.session.selection_changed.connect(self._show_selection)
+        remember(
+            "particles",
+            {
+                "diameter_min": self.diameter_min,
+                "diameter_max": self.diameter_max,
+                "auto_threshold": self.auto_threshold,
+                "threshold": self.threshold,
+                "max_count": self.max_count,
+                "inverted": self.inverted,
+            },
+        )
+        self._refresh_layers()
+        self._tomogram_changed()
+
+    # -- the tomogram the particles belong to ------------------------------------------------
+    def _tomogram(self) -> Tomogram | None:
+        """The session's tomogram; with none chosen yet, the newest 3D Image layer's."""
+        if self.session.tomogram is None:
+            images = [x for x in self._viewer.layers if is_tomogram(x)]
+            if images:
+                self.session.set_tomogram(tomogram_from_layer(images[-1]))
+        if self.session.tomogram is None:
+            napari.utils.notifications.show_error("Open a tomogram first")
+        return self.session.tomogram
+
+    def _tomogram_changed(self) -> None:
+        tomogram = self.session.tomogram
+        if tomogram is None:
+            self.tomogram_label.value = "none open"
+            return
+        z, y, x = tomogram.shape
+        size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
+        self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
+        own = [
+            x
+            for x in self.layer.choices
+            if x is not None and x.metadata.get("tomo_name") == tomogram.name
+        ]
+        if own and self.layer.value not in own:
+            self.layer.value = own[-1]
+
+    # -- getting particles ---------------------------------------------------------------------
+    def import_file(self, path: str | Path | None = None) -> Points | None:
+        """Read a coordinate file into a Points layer on the tomogram."""
+        path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
+        tomogram = self._tomogram()
+        if tomogram is None:
+            return None
+        with errors_as_notifications():
+            names = tomogram_names(path) if path.suffix.lower() == ".star" else []
+            if len(names) > 1 and tomogram.name not in names:
+                raise ParticleFileError(
+                    path, f"holds tomograms {', '.join(names)}; none is named {tomogram.name}"
+                )
+            particles = read_particles(
+                path,
+                voxel_size=tomogram.voxel_size,
+                tomogram_shape=tomogram.shape,
+                tomo_name=tomogram.name if len(names) > 1 else None,
+            )
+            return self.show_particles(particles, f"{path.stem}")
+        return None
+
+    def pick_by_hand(self) -> Points | None:
+        """An empty Points layer in add mode: each click on the plane adds a particle."""
+        if self._tomogram() is None:
+            return None
+        layer = self.show_particles(pd.DataFrame(columns=["z", "y", "x"], dtype=float))
+        layer.mode = "add"
+        return layer
+
+    def run_picker(self) -> None:
+        """Run the picker on the tomogram in the background; the picks replace the layer."""
+        tomogram = self._tomogram()
+        if tomogram is None:
+            return
+        with errors_as_notifications():
+            if tomogram.voxel_size is None:
+                raise ParticleFileError(tomogram.path, "the voxel size is unknown; set it first")
+            settings = PickSettings(
+                self.diameter_min.value,
+                self.diameter_max.value,
+                tomogram.voxel_size,
+                threshold=None if self.auto_threshold.value else self.threshold.value,
+                max_count=self.max_count.value or None,
+                inverted=self.inverted.value,
+            )
+            self.task.start(
+                lambda: pick_steps(tomogram.data, settings),
+                total=chunk_count(tomogram.shape, settings),
+                desc="Picking particles",
+                on_result=lambda picks: self._picked(tomogram.name, picks),
+            )
+
+    def _picked(self, tomo_name: str, picks: pd.DataFrame) -> None:
+        if self.session.tomogram is None or self.session.tomogram.name != tomo_name:
+            return  # the user moved on to another tomogram
+        self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
+        self.show_particles(picks, "picks")
+
+    def show_particles(self, particles: pd.DataFrame, source: str = "particles") -> Points:
+        """Particles of the session's tomogram as the Points layer being explored (replacing a
+        layer of the same name)."""
+        tomogram = self.session.tomogram
+        particles = particles.copy()
+        if "tomo_name" not in particles:
+            particles.insert(0, "tomo_name", tomogram.name)
+        particles.attrs["voxel_size"] = tomogram.voxel_size
+        name = f"{tomogram.name} {source}"
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        data, kwargs, _ = particles_layer_data(particles, name, {"tomo_name": tomogram.name})
+        layer = self._viewer.add_points(data, **kwargs)
+        self.layer.value = layer
+        return layer
+
+    # -- keeping the layer and the session in step -----------------------------------------
+    @property
+    def particles_layer(self) -> Points | None:
+        return self.layer.value
+
+    def _points_layers(self, _widget: ComboBox | None = None) -> list[Points]:
+        return [
+            x
+            for x in self._viewer.layers
+            if isinstance(x, Points) and not is_highlight(x) and x.ndim == 3
+        ]
+
+    def _refresh_layers(self, _event: object = None) -> None:
+        self.layer.reset_choices()
+
+    def _watch(self, layer: Points | None) -> None:
+        """Follow ``layer``: its edits and its napari selection go to the session."""
+        if self._watched is not None:
+            self._watched.events.data.disconnect(self._edited)
+            self._watched.selected_data.events.items_changed.disconnect(self._viewer_selected)
+        self._watched = layer
+        if layer is not None:
+            layer.events.data.connect(self._edited)
+            layer.selected_data.events.items_changed.connect(self._viewer_selected)
+        self._sync_from_layer()
+
+    def _edited(self, event: object) -> None:
+        action = str(getattr(getattr(event, "action", None), "value", "changed"))
+        if action in PAST_ACTIONS:
+            self._sync_from_layer(edited=True)
+
+    def _sync_from_layer(self, edited: bool = False) -> None:
+        """The session's table from the layer; an edit drops latents computed before it."""
+        layer = self._watched
+        if layer is None:
+            self.session.set_particles(pd.DataFrame(columns=["z", "y", "x"], dtype=float))
+            self.count.value = "0"
+            return
+        particles = points_to_particles(
+            layer.data,
+            {"features": layer.features, "metadata": layer.metadata, "scale": layer.scale},
+        )
+        if edited and derived_columns(particles):
+            particles = particles.drop(columns=derived_columns(particles))
+            layer.features = particles.drop(columns=["z", "y", "x"])
+            colour_particles(layer, None)
+        self.session.set_particles(particles)
+        self.count.value = str(len(particles))
+
+    def _copy_results(self) -> None:
+        """New latents, embedding or clusters become features of the layer, coloured by cluster."""
+        layer = self._watched
+        if layer is None or len(layer.data) != len(self.session.particles):
+            return
+        layer.features = self.session.particles.drop(columns=["z", "y", "x"])
+        colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
+
+    def _viewer_selected(self, *_args: object) -> None:
+        layer = self._watched
+        rows = np.fromiter(sorted(layer.selected_data), dtype=np.int64)
+        self.session.select(rows, source=self)
+
+    def _show_selection(self, source: object) -> None:
+        layer = self._watched
+        if layer is None:
+            return
+        rows = self.session.selection
+        if source is not self and len(layer.selected_data):
+            with layer.selected_data.events.items_changed.blocked():
+                layer.selected_data = set()
+        show_selection(self._viewer, layer, rows)
+
+    def _show_running(self, running: bool) -> None:
+        self.pick_button.enabled = not running
+        self.cancel_button.enabled = running

@@ -1,0 +1,48 @@
+"""One :class:`~napari_affinity_vae.session.Session` per napari viewer, shared by its dock widgets,
+and the tomogram a layer holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from weakref import WeakKeyDictionary
+
+import napari
+from napari.layers import Image
+
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.session import Session
+
+DECODED_KEY = "decoded by"  # metadata of volumes the model made, valued with the model
+
+_SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
+
+
+def session_for(viewer: napari.Viewer) -> Session:
+    """The session of ``viewer`` (plugin widgets receive a proxy of it; the session is keyed by
+    the viewer itself), created on first use."""
+    viewer = getattr(viewer, "__wrapped__", viewer)
+    if viewer not in _SESSIONS:
+        _SESSIONS[viewer] = Session()
+    return _SESSIONS[viewer]
+
+
+def tomogram_from_layer(layer: Image) -> Tomogram:
+    """The tomogram an Image layer shows: its data (memory-mapped if opened from a file), its
+    voxel size and, for the name particles carry, its file or layer name."""
+    path = layer.metadata.get("path")
+    return Tomogram(
+        path=Path(path) if path else Path(layer.name),
+        data=layer.data,
+        voxel_size=layer.metadata.get("voxel_size"),
+        voxel_size_from_header=bool(layer.metadata.get("voxel_size_from_header")),
+    )
+
+
+def is_tomogram(layer: object) -> bool:
+    """A 3D grey Image layer that is not a volume the model decoded."""
+    return (
+        isinstance(layer, Image)
+        and layer.ndim == 3
+        and not layer.rgb
+        and DECODED_KEY not in layer.metadata
+    )
