@@ -41,3 +41,11 @@ def particles() -> pd.DataFrame:
             "cluster": [0, 1, 1, 2, 0],
         }
     )
+
+
+@pytest.fixture(autouse=True)
+def _widget_settings(tmp_path_factory, monkeypatch):
+    """Widgets remember settings in a file of each test's own, never in the user's config."""
+    path = tmp_path_factory.mktemp("settings") / "widgets.json"
+    monkeypatch.setenv("NAPARI_AFFINITY_VAE_SETTINGS", str(path))
+    return path

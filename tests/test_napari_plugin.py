@@ -48,7 +48,11 @@ def _plugin_menu_titles() -> list[str]:
 
 def test_widget_is_in_plugins_menu_and_docks(make_napari_viewer):
     viewer = make_napari_viewer()
-    assert any("Tomogram" in t and "Affinity-VAE" in t for t in _plugin_menu_titles())
+    from napari_affinity_vae.demo import DOCK_WIDGETS
+
+    titles = _plugin_menu_titles()
+    for name in DOCK_WIDGETS:
+        assert any(t.endswith(f"> {name}") and "Affinity-VAE" in t for t in titles), name
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
     assert dock.isVisible() or dock.parent() is not None
     assert type(widget).__name__ == "TomogramWidget"

@@ -37,6 +37,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--screenshot", type=Path, metavar="PATH", help="write a PNG of the window and exit"
     )
+    demo.add_argument("--seed", type=int, help="simulate the sample with this seed")
+    demo.add_argument("--particles", type=int, help="simulate the sample with this many particles")
     demo.set_defaults(run=_run_demo)
 
 
@@ -202,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from napari_affinity_vae.demo import run_demo
 
-    return run_demo(args.tomogram, voxel_size=args.voxel_size, screenshot=args.screenshot)
+    return run_demo(
+        args.tomogram,
+        voxel_size=args.voxel_size,
+        screenshot=args.screenshot,
+        seed=args.seed,
+        particles=args.particles,
+    )
 
 
 def _run_simulate(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
     "#8c564b", "#e377c2", "#ffd21f", "#bcbd22", "#17becf",
 )  # fmt: skip
 NOISE_COLOUR = "#808080"  # HDBSCAN's unclustered particles (label -1)
+NOISE_LABEL = "unclustered"
 DEFAULT_COLOUR = "#ffd21f"
 CONTINUOUS_COLORMAP = "viridis"
 
@@ -41,7 +42,7 @@ def colours_for(values: pd.Series) -> tuple[np.ndarray, list[tuple[str, str]]]:
             (str(v), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]) for i, v in enumerate(order)
         ]
         if any(_is_noise(v) for v in categories(values)):
-            legend.append(("unclustered", NOISE_COLOUR))
+            legend.append((NOISE_LABEL, NOISE_COLOUR))
         lookup = {label: Color(colour).rgba for label, colour in legend}
         rgba = np.array([lookup.get(str(v), Color(NOISE_COLOUR).rgba) for v in values])
         return rgba.reshape(-1, 4).astype(np.float32), legend

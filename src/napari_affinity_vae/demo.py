@@ -1,42 +1,138 @@
-"""Open napari with the plugin's dock widgets arranged; optionally write a screenshot and exit."""
+"""The demo: napari with every dock widget arranged, the sample tomogram (or the user's) picked and
+embedded in the background, the largest cluster selected and its centre decoded; then a person
+takes over, or a screenshot is written and napari closes."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from napari_affinity_vae.io.tomogram import open_tomogram
 
 PLUGIN = "napari-affinity-vae"
-DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Latent scatter", "Decode", "Export")
+DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Decode", "Export", "Latent scatter")
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
+WINDOW = (1600, 1000)
+DOCK_WIDTH = 520
 
 
 def run_demo(
-    tomogram: Path | None = None, *, voxel_size: float | None = None, screenshot: Path | None = None
+    tomogram: Path | None = None,
+    *,
+    voxel_size: float | None = None,
+    screenshot: Path | None = None,
+    seed: int | None = None,
+    particles: int | None = None,
 ) -> int:
-    """Start napari with every dock widget open and the sample tomogram (or ``tomogram``);
-    return after a screenshot, or when the window is closed."""
+    """Start napari, explore the sample (simulated with ``seed`` and ``particles`` if given) or
+    ``tomogram``; return after a screenshot, or when the window is closed."""
     import napari
 
     if tomogram is not None:
         open_tomogram(tomogram, voxel_size, require_voxel_size=False)  # fail early, clearly
-    viewer = napari.Viewer(title="napari-affinity-vae", show=screenshot is None)
-    widgets = {name: viewer.window.add_plugin_dock_widget(PLUGIN, name)[1] for name in DOCK_WIDGETS}
+    viewer = napari.Viewer(title="napari-affinity-vae")
+    viewer.window._qt_window.resize(*WINDOW)
+    widgets, docks = add_dock_widgets(viewer)
     if tomogram is None:
-        viewer.open_sample(PLUGIN, SAMPLE_KEY)
-        viewer.layers.selection.active = viewer.layers[
-            0
-        ]  # the tomogram's controls, not the hidden truth
+        open_sample(viewer, seed, particles)
     else:
         widgets["Tomogram"].open_file(tomogram)
         if voxel_size is not None:
             widgets["Tomogram"].voxel_size.value = voxel_size
     widgets["Tomogram"].slab.value = DEMO_SLAB
+    explore(viewer, widgets)
+    docks["Decode"].raise_()  # its sliders and explanation show what the cluster is
     if screenshot is not None:
-        viewer.window._qt_window.resize(1400, 900)
+        settle()
         viewer.screenshot(str(screenshot), canvas_only=False)
         viewer.close()
         return 0
     napari.run()
     return 0
+
+
+def add_dock_widgets(viewer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every dock widget on the right, the steps as tabs, the latent scatter below them; return
+    the widgets and their docks by name."""
+    from qtpy.QtCore import Qt
+
+    widgets, docks = {}, {}
+    for i, name in enumerate(DOCK_WIDGETS):
+        tabify = 0 < i < len(DOCK_WIDGETS) - 1
+        docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(
+            PLUGIN, name, tabify=tabify
+        )
+    settle(0.2)  # the docks need their first layout before they can be resized
+    window = viewer.window._qt_window
+    steps, scatter = docks["Embed"], docks["Latent scatter"]
+    window.resizeDocks(list(docks.values()), [DOCK_WIDTH] * len(docks), Qt.Orientation.Horizontal)
+    window.resizeDocks([steps, scatter], [WINDOW[1] // 2, WINDOW[1] // 2], Qt.Orientation.Vertical)
+    docks["Particles"].raise_()
+    return widgets, docks
+
+
+def open_sample(viewer: Any, seed: int | None = None, particles: int | None = None) -> None:
+    """The sample tomogram with its hidden ground truth; another seed or count simulates anew."""
+    from napari.layers import Layer
+
+    from napari_affinity_vae._sample_data import SAMPLE, sample_layers
+    from napari_affinity_vae.simulate.tomogram import simulate_tomogram
+
+    if seed is None and particles is None:
+        viewer.open_sample(PLUGIN, SAMPLE_KEY)
+    else:
+        changes = {"seed": seed, "particles": particles}
+        settings = dataclasses.replace(
+            SAMPLE, **{k: v for k, v in changes.items() if v is not None}
+        )
+        for data, kwargs, kind in sample_layers(simulate_tomogram(settings)):
+            viewer.add_layer(Layer.create(data, kwargs, kind))
+    viewer.layers.selection.active = viewer.layers[0]  # the tomogram's controls, not the truth
+
+
+def explore(viewer: Any, widgets: dict[str, Any]) -> None:
+    """Pick, embed, select the largest cluster in the scatter and decode its centre, keeping
+    napari responsive while the workers run."""
+    from napari_affinity_vae.widgets.decode import CENTRE
+    from napari_affinity_vae.widgets.viewer_session import session_for
+
+    session = session_for(viewer)
+    widgets["Particles"].run_picker()
+    wait_for(lambda: not widgets["Particles"].task.running)
+    if not len(session.particles):
+        return
+    widgets["Embed"].run()
+    wait_for(lambda: session.clusters is not None and not widgets["Embed"].task.running)
+    if session.clusters is None:
+        return
+    largest = int(np.bincount(session.clusters[session.clusters >= 0]).argmax())
+    widgets["Latent scatter"].select_category("cluster", str(largest))
+    decode = widgets["Decode"]
+    decode.source.value, decode.cluster.value = CENTRE, largest
+    decode.decode_source()
+    wait_for(lambda: "decoded" in viewer.layers, timeout=60)
+    decode.explain()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> bool:
+    """Process Qt events until ``condition`` holds (True) or ``timeout`` seconds pass (False)."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        QApplication.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def settle(seconds: float = 0.5) -> None:
+    """Let napari draw what the last steps changed."""
+    wait_for(lambda: False, timeout=seconds)

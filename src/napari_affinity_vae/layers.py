@@ -81,6 +81,8 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
     tomo_name = metadata.get("tomo_name")
     if tomo_name and "tomo_name" not in particles:
         particles.insert(0, "tomo_name", tomo_name)
+    elif tomo_name:  # points added by hand carry no features yet
+        particles["tomo_name"] = particles["tomo_name"].fillna(tomo_name)
     voxel_size = metadata.get("voxel_size")
     if voxel_size is None:
         scale = np.asarray(attributes.get("scale", (1.0, 1.0, 1.0)), dtype=float)

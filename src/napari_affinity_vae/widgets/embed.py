@@ -35,13 +35,13 @@ class EmbedWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.session = session_for(viewer)
-        self.task = Task()
         self.batch = BATCH
         self.source = ComboBox(label="Model", choices=[BUNDLED, CHECKPOINT], value=BUNDLED)
         self.checkpoint = FileEdit(
             label="Checkpoint", mode="r", filter="Checkpoints (*.safetensors)", visible=False
         )
         self.card = Label(label="Card", value="")
+        self.card.native.setWordWrap(True)
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -66,6 +66,7 @@ class EmbedWidget(Container):
                 self.status,
             ]
         )
+        self.task = Task(self.native)
         self.source.changed.connect(self.load_model)
         self.checkpoint.changed.connect(self.load_model)
         self.run_button.changed.connect(self.run)

@@ -11,7 +11,7 @@ from napari.layers import Points
 from napari_affinity_vae.colours import DEFAULT_COLOUR, colours_for
 
 SELECTED_SCALE = 1.6  # selected points are this much larger than the particles
-DIMMED_OPACITY = 0.35
+DIMMED_OPACITY = 0.5
 HIGHLIGHT_COLOUR = "#ffffff"
 ROLE = "selection of"  # metadata key marking a highlight layer, valued with the particles' name
 

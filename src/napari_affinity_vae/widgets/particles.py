@@ -45,7 +45,6 @@ class ParticlesWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self.session = session_for(viewer)
-        self.task = Task()
         self._watched: Points | None = None
         patterns = " ".join(f"*{s}" for s in PARTICLE_SUFFIXES)
         self.tomogram_label = Label(label="Tomogram", value="none open")
@@ -80,6 +79,7 @@ class ParticlesWidget(Container):
                 self.count,
             ]
         )
+        self.task = Task(self.native)
         self.import_button.changed.connect(self.import_file)
         self.hand_button.changed.connect(self.pick_by_hand)
         self.pick_button.changed.connect(self.run_picker)

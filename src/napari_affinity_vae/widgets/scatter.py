@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import napari
 import numpy as np
+import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, RadioButtons
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 from vispy.scene import SceneCanvas, visuals
 from vispy.scene.cameras import PanZoomCamera
 from vispy.visuals.transforms import STTransform
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
-from napari_affinity_vae.colours import colours_for
+from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
 from napari_affinity_vae.session import CLUSTER, EMBEDDING
 from napari_affinity_vae.widgets.viewer_session import session_for
 
@@ -22,6 +24,7 @@ DENSITY_ABOVE = 200_000  # points; more than this start in the density view
 DENSITY_BINS = 256
 CLICK_PIXELS = 8  # a click selects the nearest point within this many screen pixels
 BACKGROUND = "#262930"  # napari's dark theme
+LINK_STYLE = "color:{};text-decoration:none"
 NOT_COLOURED = ("z", "y", "x", *EMBEDDING)
 
 
@@ -34,7 +37,10 @@ class LatentScatterWidget(QWidget):
         self.session = session_for(viewer)
         self.index = PlaneIndex(np.zeros((0, 2)))
         self._colours = np.zeros((0, 4), dtype=np.float32)
-        self._drawn: list[np.ndarray] = []  # the lasso or rectangle being drawn, in data units
+        self._drawn: list[np.ndarray] = []
+        self.highlighted = np.zeros(
+            0, dtype=np.int64
+        )  # the rows drawn as selected  # the lasso or rectangle being drawn, in data units
         self.colour_by = ComboBox(label="Colour by", choices=[CLUSTER], value=CLUSTER)
         self.mode = RadioButtons(
             label="Select",
@@ -68,6 +74,8 @@ class LatentScatterWidget(QWidget):
             visual.visible = False
         self.legend = QLabel()
         self.legend.setWordWrap(True)
+        self.legend.setToolTip("Click a category to select its particles (Shift adds)")
+        self.legend.linkActivated.connect(self._legend_clicked)
         layout = QVBoxLayout(self)
         layout.addWidget(controls.native)
         layout.addWidget(self.canvas.native, stretch=1)
@@ -109,6 +117,15 @@ class LatentScatterWidget(QWidget):
             return None
         self.session.select([row], mode, source=self)
         return row
+
+    def select_category(self, column: str, label: str, mode: str = "replace") -> None:
+        """Select the particles whose ``column`` reads ``label`` (as the legend shows it)."""
+        values = self.session.particles[column]
+        if label == NOISE_LABEL:
+            rows = np.flatnonzero(pd.to_numeric(values, errors="coerce") < 0)
+        else:
+            rows = np.flatnonzero(values.astype(str).to_numpy() == label)
+        self.session.select(rows, mode, source=self)
 
     def go_to_selected(self) -> int | None:
         """Centre the viewer on the selected particle nearest the current view; return its row."""
@@ -190,8 +207,12 @@ class LatentScatterWidget(QWidget):
         self.points.set_data(
             xy.astype(np.float32), face_color=self._colours, edge_width=0, size=size
         )
+        categorical = len(legend) and column in table and is_categorical(table[column])
         swatches = "&nbsp;&nbsp;".join(
-            f'<span style="color:{colour}">&#9679;</span>&nbsp;{label}' for label, colour in legend
+            f'<a href="{label}" style="{LINK_STYLE.format(colour)}">&#9679;&nbsp;{label}</a>'
+            if categorical
+            else f'<span style="color:{colour}">&#9679;</span>&nbsp;{label}'
+            for label, colour in legend
         )
         self.legend.setText(f"<b>{column}</b>:&nbsp;{swatches}" if legend else "")
         self._show_selection(None)
@@ -205,6 +226,7 @@ class LatentScatterWidget(QWidget):
     def _show_selection(self, _source: object) -> None:
         rows = self.session.selection
         rows = rows[rows < len(self.index.xy)]
+        self.highlighted = rows
         self.dim.visible = self.selected.visible = len(rows) > 0
         if len(rows):
             colours = self._colours[rows] if len(self._colours) == len(self.index.xy) else "white"
@@ -278,6 +300,10 @@ class LatentScatterWidget(QWidget):
             return  # the camera zooms itself in Pan mode
         factor = (1 + self.view.camera.zoom_factor) ** (-event.delta[1] * 30)
         self.view.camera.zoom(factor, center=self._data(event.pos))
+
+    def _legend_clicked(self, label: str) -> None:
+        shift = QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier
+        self.select_category(self.colour_by.value, label, "add" if shift else "replace")
 
     def _key(self, event: object) -> None:
         if getattr(event.key, "name", None) == "Escape":

@@ -10,6 +10,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error
 from psygnal import Signal
+from qtpy.QtCore import QObject
 
 from napari_affinity_vae.errors import AffinityVAEError
 
@@ -28,8 +29,10 @@ class Task:
 
     running_changed = Signal(bool)
 
-    def __init__(self) -> None:
+    def __init__(self, owner: QObject) -> None:
+        """``owner`` is the widget the task belongs to: its deletion cancels the task."""
         self.worker: GeneratorWorker | None = None
+        owner.destroyed.connect(self._owner_deleted)
 
     @property
     def running(self) -> bool:
@@ -66,6 +69,10 @@ class Task:
             self.worker.returned.disconnect()
             self.worker.quit()
             self._finished(self.worker)
+
+    def _owner_deleted(self) -> None:
+        self.running_changed.disconnect()
+        self.cancel()
 
     def _finished(self, worker: GeneratorWorker) -> None:
         if self.worker is worker:

@@ -1,0 +1,255 @@
+"""The explorer in napari: pick, embed, select in the scatter and the viewer, decode, export."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.layers import Layer
+from napari.utils.notifications import notification_manager
+
+from napari_affinity_vae._sample_data import SAMPLE, sample_layers
+from napari_affinity_vae.demo import PLUGIN, add_dock_widgets
+from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.simulate.tomogram import simulate_tomogram
+from napari_affinity_vae.widgets.decode import CENTRE
+from napari_affinity_vae.widgets.export import EACH_CLUSTER, SELECTED
+from napari_affinity_vae.widgets.viewer_session import session_for
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def sample_data() -> list[tuple]:
+    return sample_layers(simulate_tomogram(SAMPLE))
+
+
+@pytest.fixture
+def explorer(make_napari_viewer, sample_data):
+    """A viewer with every dock widget and the sample tomogram (ground truth hidden)."""
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    for data, kwargs, kind in sample_data:
+        viewer.add_layer(Layer.create(data, kwargs, kind))
+    return viewer, widgets, session_for(viewer)
+
+
+@pytest.fixture
+def notifications():
+    shown = []
+    notification_manager.notification_ready.connect(shown.append)
+    yield shown
+    notification_manager.notification_ready.disconnect(shown.append)
+
+
+def _pick_and_embed(qtbot, widgets, session, k: int = 9) -> None:
+    widgets["Particles"].run_picker()
+    qtbot.waitUntil(lambda: not widgets["Particles"].task.running, timeout=WAIT_MS)
+    assert len(session.particles) > 100
+    embed = widgets["Embed"]
+    embed.projection.value, embed.k.value = "PCA", k
+    embed.run()
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+
+
+def test_the_whole_loop(explorer, qtbot, tmp_path):
+    viewer, widgets, session = explorer
+    _pick_and_embed(qtbot, widgets, session)
+    picks = widgets["Particles"].particles_layer
+    assert picks.name == "sample picks" and "cluster" in picks.features
+    assert len(picks.data) == len(session.particles)
+
+    # a lasso around one cluster in the scatter highlights exactly those rows in the viewer
+    scatter = widgets["Latent scatter"]
+    label = int(np.bincount(session.clusters).argmax())
+    members = np.flatnonzero(session.clusters == label)
+    xy = session.embedding
+    low, high = xy[members].min(axis=0), xy[members].max(axis=0)
+    scatter.select_lasso(np.array([low, [high[0], low[1]], high, [low[0], high[1]]]) * 1.001)
+    inside = np.flatnonzero(np.all((xy >= low * 1.001) & (xy <= high * 1.001), axis=1))
+    assert set(members) <= set(session.selection)
+    highlight = viewer.layers["sample picks (selected)"]
+    np.testing.assert_array_equal(highlight.features["row"], session.selection)
+    np.testing.assert_allclose(highlight.data, picks.data[session.selection])
+    assert len(session.selection) >= len(members) and picks.opacity < 1
+    assert set(session.selection) <= set(inside) | set(members)
+
+    # napari's own selection of points becomes the scatter's selection
+    chosen = {0, 5, 7}
+    picks.selected_data = chosen
+    assert session.selection.tolist() == sorted(chosen)
+    assert scatter.highlighted.tolist() == sorted(chosen)
+    np.testing.assert_array_equal(highlight.features["row"], sorted(chosen))
+
+    # decoding a cluster centre adds a 3D volume at the model's voxel size
+    decode = widgets["Decode"]
+    decode.source.value, decode.cluster.value = CENTRE, label
+    decode.decode_source()
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    volume = viewer.layers["decoded"]
+    assert volume.data.shape == (32, 32, 32) and tuple(volume.scale) == (10.0, 10.0, 10.0)
+    assert volume.data.std() > 0
+    assert viewer.layers.selection.active is picks  # decoding leaves the user's tools alone
+
+    # export the selection to STAR; reading it back gives the same coordinates
+    out = tmp_path / "chosen.star"
+    assert widgets["Export"].export(out) == [out]
+    back = read_particles(out, voxel_size=10.0, tomogram_shape=session.tomogram.shape)
+    expected = session.particles.iloc[sorted(chosen)]
+    np.testing.assert_allclose(back[["z", "y", "x"]], expected[["z", "y", "x"]], atol=1e-3)
+    assert back["cluster"].tolist() == expected["cluster"].tolist()
+
+
+def test_mouse_lasso_shift_adds_and_escape_clears(explorer, qtbot):
+    viewer, widgets, session = explorer
+    _pick_and_embed(qtbot, widgets, session, k=4)
+    scatter = widgets["Latent scatter"]
+    scatter.canvas.native.resize(400, 400)
+    scatter.view.camera.rect = (-1, -1, 2, 2)  # data -1..1 fills the canvas
+
+    def drag(corners, modifiers=()):
+        path = [scatter.view.scene.transform.map(c)[:2] for c in corners]
+        events = scatter.canvas.events
+        events.mouse_press(pos=path[0], button=1, modifiers=modifiers)
+        for p in path[1:]:
+            events.mouse_move(pos=p, button=1, modifiers=modifiers, press_event=None)
+        events.mouse_release(pos=path[-1], button=1, modifiers=modifiers)
+
+    xy = session.embedding
+    scale = np.abs(xy).max()
+    scatter.view.camera.rect = (-scale, -scale, 2 * scale, 2 * scale)
+    left = [(-scale, -scale), (0, -scale), (0, scale), (-scale, scale)]
+    drag(left)
+    on_left = set(np.flatnonzero(xy[:, 0] < 0))
+    assert len(session.selection) > 0 and set(session.selection) <= on_left
+    assert len(on_left - set(session.selection)) <= 0.05 * len(on_left)
+    right = [(0, -scale), (scale, -scale), (scale, scale), (0, scale)]
+    drag(right, modifiers=(_key("Shift"),))
+    assert len(session.selection) >= 0.95 * len(xy)
+    scatter.canvas.events.key_press(key=_key("Escape"), text="")
+    assert len(session.selection) == 0
+    assert "sample picks (selected)" not in viewer.layers
+
+
+def _key(name: str):
+    from vispy.util.keys import Key
+
+    return Key(name)
+
+
+def _random_particles(session, n: int, seed: int = 0) -> pd.DataFrame:
+    shape = np.asarray(session.tomogram.shape)
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.uniform(20, shape - 20, (n, 3)), columns=["z", "y", "x"])
+
+
+def test_cancel_leaves_the_session_consistent_and_a_second_run_works(explorer, qtbot):
+    _, widgets, session = explorer
+    widgets["Particles"].show_particles(_random_particles(session, 1500), "many")
+    embed = widgets["Embed"]
+    embed.batch, embed.projection.value = 16, "PCA"
+    embed.run()
+    qtbot.waitUntil(lambda: embed.task.worker is not None, timeout=WAIT_MS)
+    worker = embed.task.worker
+    done = []
+    worker.yielded.connect(done.append)
+    qtbot.waitUntil(lambda: len(done) >= 2, timeout=WAIT_MS)
+    embed.cancel()
+    assert not embed.task.running and embed.run_button.enabled
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=WAIT_MS)
+    assert session.latent is None and embed.status.value == "cancelled"
+    assert done[-1] < 1500
+    embed.run()
+    qtbot.waitUntil(lambda: session.clusters is not None, timeout=WAIT_MS)
+    assert session.latent.shape == (1500, 8)
+
+
+def test_napari_keeps_processing_events_while_embedding(explorer, qtbot):
+    from qtpy.QtCore import QTimer
+
+    _viewer, widgets, session = explorer
+    widgets["Particles"].show_particles(_random_particles(session, 3000), "many")
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    start = time.perf_counter()
+    embed.run()
+    qtbot.waitUntil(lambda: session.latent is not None, timeout=WAIT_MS)
+    elapsed = time.perf_counter() - start
+    timer.stop()
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    assert elapsed > 1.0  # long enough for the check to mean something
+    assert len(ticks) >= 0.5 * elapsed / 0.02
+    assert np.max(np.diff(ticks)) < 0.5  # never frozen for half a second
+
+
+def test_a_result_for_edited_particles_is_discarded(explorer, qtbot):
+    _viewer, widgets, session = explorer
+    layer = widgets["Particles"].show_particles(_random_particles(session, 600), "many")
+    embed = widgets["Embed"]
+    embed.batch = 16
+    embed.run()
+    qtbot.waitUntil(lambda: embed.task.running, timeout=WAIT_MS)
+    worker = embed.task.worker
+    layer.add(np.array([[100.0, 200.0, 200.0]]))  # the user adds a particle meanwhile
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=WAIT_MS)
+    qtbot.wait(50)
+    assert session.latent is None and len(session.particles) == 601
+    assert embed.status.value == "discarded (stale)"
+
+
+def test_user_errors_are_notifications(explorer, qtbot, tmp_path, notifications):
+    _viewer, widgets, session = explorer
+    widgets["Embed"].run()  # no particles yet
+    widgets["Export"].export(tmp_path / "none.star")
+    bad = tmp_path / "bad.star"
+    bad.write_text("data_particles\nloop_\n_rlnCoordinateX #1\nnot-a-number\n")
+    widgets["Particles"].import_file(bad)
+    widgets["Particles"].show_particles(_random_particles(session, 5), "few")
+    widgets["Export"].what.value = SELECTED
+    widgets["Export"].export(tmp_path / "empty.star")
+    widgets["Export"].what.value = EACH_CLUSTER
+    widgets["Export"].export(tmp_path / "clusters.star")
+    messages = [str(n.message) for n in notifications]
+    assert any("no particles to embed" in m for m in messages)
+    assert any("bad.star" in m for m in messages)
+    assert any("selection is empty" in m for m in messages)
+    assert any("not clustered" in m for m in messages)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.star"]
+
+
+def test_hand_picking_and_two_tomograms(explorer, qtbot, tomogram_file):
+    viewer, widgets, session = explorer
+    layer = widgets["Particles"].pick_by_hand()
+    assert layer.mode == "add" and len(session.particles) == 0
+    layer.add(np.array([[100.0, 200.0, 200.0]]))  # as a click on the plane adds it
+    assert session.particles[["z", "y", "x"]].to_numpy().tolist() == [[100.0, 200.0, 200.0]]
+    assert session.particles["tomo_name"].tolist() == ["sample"]
+
+    second = widgets["Tomogram"].open_file(tomogram_file)
+    assert session.tomogram.name == "tomo_01" and second.name == "tomo_01"
+    widgets["Particles"].show_particles(pd.DataFrame({"z": [5.0], "y": [6.0], "x": [7.0]}))
+    assert set(session.particles["tomo_name"]) == {"tomo_01"}
+    widgets["Tomogram"].layer.value = viewer.layers["sample"]  # back to the first tomogram
+    assert widgets["Particles"].particles_layer == layer
+    assert session.particles["tomo_name"].tolist() == ["sample"]
+
+
+def test_widgets_remember_their_settings(make_napari_viewer):
+    first = make_napari_viewer()
+    _, particles = first.window.add_plugin_dock_widget(PLUGIN, "Particles")
+    particles.diameter_min.value, particles.diameter_max.value = 150.0, 250.0
+    _, embed = first.window.add_plugin_dock_widget(PLUGIN, "Embed")
+    embed.clustering.value, embed.k.value = "Gaussian mixture", 5
+    second = make_napari_viewer()
+    _, particles = second.window.add_plugin_dock_widget(PLUGIN, "Particles")
+    _, embed = second.window.add_plugin_dock_widget(PLUGIN, "Embed")
+    assert (particles.diameter_min.value, particles.diameter_max.value) == (150.0, 250.0)
+    assert (embed.clustering.value, embed.k.value) == ("Gaussian mixture", 5)

@@ -1,0 +1,93 @@
+"""The Qt-free parts of the explorer: the shared session, selection geometry, explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.measure import points_in_poly
+
+from napari_affinity_vae.analysis.explain import explain_selection
+from napari_affinity_vae.analysis.selection import PlaneIndex
+from napari_affinity_vae.session import Session
+
+
+def _table(n: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.uniform(0, 50, (n, 3)), columns=["z", "y", "x"])
+
+
+def test_new_particles_clear_the_selection_and_bump_the_version():
+    session, emitted = Session(), []
+    session.selection_changed.connect(emitted.append)
+    version = session.set_particles(_table())
+    session.select([3, 1, 1, 99, -2])
+    assert session.selection.tolist() == [1, 3]  # sorted, unique, rows outside dropped
+    session.select([5], "add")
+    session.select([1], "remove")
+    assert session.selection.tolist() == [3, 5]
+    assert session.set_particles(_table(4)) == version + 1
+    assert session.selection.tolist() == [] and emitted[-1] is None
+
+
+def test_a_result_for_an_older_table_is_discarded():
+    session = Session()
+    old = session.set_particles(_table())
+    latents = pd.DataFrame({"latent_0": np.arange(10.0), "latent_1": np.ones(10)})
+    session.set_particles(_table())  # the user edited the particles meanwhile
+    assert not session.add_columns(old, latents)
+    assert session.latent is None
+    assert session.add_columns(session.version, latents)
+    np.testing.assert_array_equal(session.latent[:, 0], np.arange(10.0))
+
+
+def test_a_new_embedding_replaces_every_derived_column():
+    session = Session()
+    session.set_particles(_table())
+    first = pd.DataFrame({"latent_0": np.zeros(10), "latent_1": np.zeros(10), "cluster": 1})
+    session.add_columns(session.version, first)
+    session.add_columns(session.version, pd.DataFrame({"latent_0": np.ones(10)}), True)
+    assert session.latent.shape == (10, 1) and session.clusters is None
+    with pytest.raises(ValueError, match="3 result rows for 10 particles"):
+        session.add_columns(session.version, pd.DataFrame({"latent_0": np.ones(3)}))
+
+
+@pytest.fixture(scope="module")
+def cloud() -> PlaneIndex:
+    return PlaneIndex(np.random.default_rng(2).normal(size=(200_000, 2)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lasso_selects_exactly_the_points_inside(cloud, seed):
+    rng = np.random.default_rng(seed)
+    if seed < 3:  # a wobbly loop as a hand draws it
+        t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+        radius = 1 + 0.3 * np.sin(rng.integers(2, 8) * t)
+        polygon = np.c_[radius * np.cos(t), radius * np.sin(t)] + rng.normal(0, 0.3, 2)
+    else:  # a self-crossing scribble, partly outside the cloud
+        polygon = rng.normal(0, 2.5, (9, 2))
+    expected = np.flatnonzero(points_in_poly(cloud.xy, polygon))
+    np.testing.assert_array_equal(cloud.in_polygon(polygon), expected)
+
+
+def test_rectangle_and_click(cloud):
+    rows = cloud.in_rectangle(np.array([0.5, 0.5]), np.array([-0.5, -0.2]))
+    x, y = cloud.xy.T
+    expected = np.flatnonzero((x >= -0.5) & (x <= 0.5) & (y >= -0.2) & (y <= 0.5))
+    np.testing.assert_array_equal(rows, expected)
+    target = cloud.xy[1234]
+    assert cloud.nearest(target + 1e-9, radius=1e-6) == 1234
+    assert cloud.nearest(np.array([50.0, 50.0]), radius=1.0) is None
+
+
+def test_explanation_names_the_dimensions_that_separate_a_selection():
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(3000, 8))
+    latent[:400, 5] += 3.0
+    latent[:400, 2] -= 1.5
+    found = explain_selection(latent, np.arange(400), max_dimensions=3)
+    assert [e.dimension for e in found[:2]] == [5, 2]
+    assert found[0].weight > 0 > found[1].weight
+    assert found[0].selected_mean > 2.5 and abs(found[0].others_mean) < 0.2
+    with pytest.raises(ValueError, match="select some particles"):
+        explain_selection(latent, np.arange(0))
