@@ -37,15 +37,15 @@ def colours_for(values: pd.Series) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(n, 4) RGBA colours for a column, and its legend as (label, hex colour) pairs: one per
     category, or the low and high ends of the colour map for a measurement."""
     if is_categorical(values):
-        order = [v for v in categories(values) if not _is_noise(v)]
-        legend = [
-            (str(v), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]) for i, v in enumerate(order)
-        ]
-        if any(_is_noise(v) for v in categories(values)):
+        found = categories(values)
+        order = [v for v in found if not _is_noise(v)]
+        palette = [CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i in range(len(order))]
+        legend = [(str(v), c) for v, c in zip(order, palette, strict=True)]
+        if len(order) < len(found) or values.isna().any():
             legend.append((NOISE_LABEL, NOISE_COLOUR))
-        lookup = {label: Color(colour).rgba for label, colour in legend}
-        rgba = np.array([lookup.get(str(v), Color(NOISE_COLOUR).rgba) for v in values])
-        return rgba.reshape(-1, 4).astype(np.float32), legend
+        table = np.array([Color(c).rgba for c in [*palette, NOISE_COLOUR]], dtype=np.float32)
+        codes = pd.Categorical(values, categories=order).codes  # -1: noise or missing
+        return table[codes], legend
     numbers = values.to_numpy(dtype=float)
     finite = numbers[np.isfinite(numbers)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)

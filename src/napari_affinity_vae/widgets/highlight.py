@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-import pandas as pd
 from napari.layers import Points
 
 from napari_affinity_vae.colours import DEFAULT_COLOUR, colours_for
@@ -21,24 +20,23 @@ def is_highlight(layer: object) -> bool:
 
 
 def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -> Points | None:
-    """Draw ``rows`` of ``particles`` highlighted; return the highlight layer (None if empty)."""
+    """Draw ``rows`` of ``particles`` highlighted. The highlight layer holds every particle and
+    shows only the selected ones, so a new selection costs the same however large it is."""
+    particles.opacity = DIMMED_OPACITY if len(rows) else 1.0
     name = f"{particles.name} (selected)"
     layer = next((x for x in viewer.layers if is_highlight(x) and x.name == name), None)
-    particles.opacity = DIMMED_OPACITY if len(rows) else 1.0
-    if not len(rows):
-        if layer is not None:
-            viewer.layers.remove(layer)
+    if layer is None and not len(rows):
         return None
-    data = particles.data[rows]
-    features = pd.DataFrame({"row": rows})
-    size = np.asarray(particles.size, dtype=float)[rows] * SELECTED_SCALE
+    shown = np.zeros(len(particles.data), dtype=bool)
+    shown[rows] = True
+    size = np.asarray(particles.size, dtype=float) * SELECTED_SCALE
     if layer is None:
         layer = viewer.add_points(
-            data,
+            particles.data,
             name=name,
             scale=particles.scale,
-            features=features,
             size=size,
+            shown=shown,
             face_color="transparent",
             border_color=HIGHLIGHT_COLOUR,
             border_width=0.2,
@@ -47,11 +45,18 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
         )
         viewer.layers.selection.active = particles  # keep the particles' tools in front
         return layer
-    layer.data = data
-    layer.features = features
-    layer.size = size
-    layer.border_color = HIGHLIGHT_COLOUR
+    if len(layer.data) != len(particles.data) or not np.array_equal(layer.data, particles.data):
+        with layer.events.blocker_all():
+            layer.data = particles.data  # the particles were edited since the last selection
+            layer.size = size
+    layer.shown = shown
+    layer.visible = len(rows) > 0
     return layer
+
+
+def highlighted_rows(layer: Points) -> np.ndarray:
+    """The rows a highlight layer shows."""
+    return np.flatnonzero(layer.shown)
 
 
 def colour_particles(particles: Points, column: str | None) -> None:
