@@ -1,6 +1,7 @@
-"""Regenerate the pictures in docs/images from the running plugin (run under Xvfb).
+"""Regenerate the pictures in docs/images from the running plugin, following the demo (run under
+Xvfb on a machine without a screen).
 
-Usage: xvfb-run -a .venv/bin/python scripts/make_screenshots.py
+Usage: xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/make_screenshots.py
 """
 
 from __future__ import annotations
@@ -9,34 +10,105 @@ from pathlib import Path
 
 import napari
 
-from napari_affinity_vae.demo import DEMO_SLAB, PLUGIN, SAMPLE_KEY
+from napari_affinity_vae.demo import (
+    DEMO_SLAB,
+    WINDOW,
+    add_dock_widgets,
+    explore,
+    open_sample,
+    settle,
+    wait_for,
+)
+from napari_affinity_vae.widgets.viewer_session import session_for
 
 IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-WINDOW = (1400, 900)
 
 
 def main() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-affinity-vae")
     viewer.window._qt_window.resize(*WINDOW)
-    _, tomogram = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
-    viewer.open_sample(PLUGIN, SAMPLE_KEY)
-    tomogram.slab.value = DEMO_SLAB
-    viewer.layers.selection.active = viewer.layers["sample"]
-    viewer.screenshot(str(IMAGES / "tomogram_widget.png"), canvas_only=False)
+    widgets, docks = add_dock_widgets(viewer)
+    open_sample(viewer)
+    widgets["Tomogram"].slab.value = DEMO_SLAB
+    docks["Tomogram"].raise_()
+    shot(viewer, "tomogram_widget.png")
 
-    truth = viewer.layers["sample ground truth"]
-    truth.visible = True
-    tomogram.rendering.value = "Volume"
+    embed_mid_run(viewer, widgets, docks)
+    explore(viewer, widgets)  # picks again, embeds, selects the largest cluster, decodes it
+    docks["Decode"].raise_()
+    shot(viewer, "explorer.png")
+    for name in ("Particles", "Embed", "Decode", "Export"):
+        docks[name].raise_()
+        settle(0.3)
+        grab(docks[name], f"{name.lower()}_widget.png")
+    grab(docks["Latent scatter"], "scatter_widget.png")
+
+    decoded_in_3d(viewer, widgets, docks)
+    ground_truth_in_3d(viewer, widgets)
+    viewer.close()
+    for path in sorted(IMAGES.glob("*.png")):
+        print(path)
+
+
+def embed_mid_run(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
+    """The Embed widget with its progress bar, half-way through the sample's particles."""
+    session = session_for(viewer)
+    widgets["Particles"].run_picker()
+    wait_for(lambda: not widgets["Particles"].task.running)
+    embed = widgets["Embed"]
+    embed.batch = 8  # many small steps, so the run is caught in the middle
+    docks["Embed"].raise_()
+    viewer.window._qt_window._activity_dialog.show()
+    embed.run()
+    wait_for(lambda: embed.task.worker is not None)
+    done: list[int] = []
+    embed.task.worker.yielded.connect(done.append)
+    wait_for(lambda: bool(done) and done[-1] > len(session.particles) // 3)
+    shot(viewer, "embed_running.png")
+    embed.cancel()
+    viewer.window._qt_window._activity_dialog.hide()
+    embed.batch = 512
+
+
+def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
+    """The decoded cluster centre as a volume, beside the tomogram, seen in 3D."""
+    decode = widgets["Decode"]
+    decoded = viewer.layers["decoded"]
+    for layer in viewer.layers:
+        layer.visible = layer is decoded
+    widgets["Tomogram"].rendering.value = "Volume"
+    viewer.camera.angles = (15, 35, 60)
+    extent = decoded.extent.world
+    viewer.camera.center = tuple((extent[0] + extent[1]) / 2)
+    viewer.camera.zoom = 1.6
+    docks["Decode"].raise_()
+    decode.status.value = decode.status.value  # keep the widget as the decode left it
+    shot(viewer, "decoded_volume.png")
+    for layer in viewer.layers:
+        layer.visible = "ground truth" not in layer.name and "selected" not in layer.name
+
+
+def ground_truth_in_3d(viewer: napari.Viewer, widgets: dict) -> None:
+    """The sample's hidden ground truth: a tomogram plane and molecules coloured by class."""
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("sample", "sample ground truth")
     image = viewer.layers["sample"]
     image.depiction = "plane"
     image.plane.position = (100, 200, 200)
     image.plane.normal = (1, 0, 0)
+    viewer.reset_view()
     viewer.camera.angles = (0, 30, 65)
-    viewer.screenshot(str(IMAGES / "sample_ground_truth.png"), canvas_only=False)
-    viewer.close()
-    for path in sorted(IMAGES.glob("*.png")):
-        print(path)
+    shot(viewer, "sample_ground_truth.png")
+
+
+def shot(viewer: napari.Viewer, name: str) -> None:
+    settle(0.5)
+    viewer.screenshot(str(IMAGES / name), canvas_only=False)
+
+
+def grab(dock: object, name: str) -> None:
+    dock.grab().save(str(IMAGES / name))
 
 
 if __name__ == "__main__":
