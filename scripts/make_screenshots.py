@@ -19,7 +19,7 @@ from napari_affinity_vae.demo import (
     settle,
     wait_for,
 )
-from napari_affinity_vae.widgets.viewer_session import session_for
+from napari_affinity_vae.widgets.viewer_session import camera_of, session_for
 
 IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
@@ -78,10 +78,10 @@ def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
     for layer in viewer.layers:
         layer.visible = layer is decoded
     widgets["Tomogram"].rendering.value = "Volume"
-    viewer.camera.angles = (15, 35, 60)
+    camera_of(viewer).angles = (15, 35, 60)
     extent = decoded.extent.world
-    viewer.camera.center = tuple((extent[0] + extent[1]) / 2)
-    viewer.camera.zoom = 1.6
+    camera_of(viewer).center = tuple((extent[0] + extent[1]) / 2)
+    camera_of(viewer).zoom = 1.6
     docks["Decode"].raise_()
     decode.status.value = decode.status.value  # keep the widget as the decode left it
     shot(viewer, "decoded_volume.png")
@@ -98,7 +98,7 @@ def ground_truth_in_3d(viewer: napari.Viewer, widgets: dict) -> None:
     image.plane.position = (100, 200, 200)
     image.plane.normal = (1, 0, 0)
     viewer.reset_view()
-    viewer.camera.angles = (0, 30, 65)
+    camera_of(viewer).angles = (0, 30, 65)
     shot(viewer, "sample_ground_truth.png")
 
 

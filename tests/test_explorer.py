@@ -95,6 +95,27 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     assert volume.data.shape == (32, 32, 32) and tuple(volume.scale) == (10.0, 10.0, 10.0)
     assert volume.data.std() > 0
     assert viewer.layers.selection.active is picks  # decoding leaves the user's tools alone
+    before = volume.data.copy()
+    decode.sliders[0].value = decode.sliders[0].max  # a latent traversal by hand
+    qtbot.waitUntil(lambda: not np.array_equal(volume.data, before), timeout=WAIT_MS)
+
+    # the explanation of the selection lists dimensions; clicking one traverses it
+    scatter.select_category("cluster", str(label))
+    decode.explain()
+    qtbot.waitUntil(lambda: len(decode.explanation) > 0, timeout=WAIT_MS)
+    first = decode.explanation[0]
+    first.clicked.emit()
+    dimension = int(first.text.split(":")[0].split()[-1].replace("latent_", ""))
+    name = f"traversal latent_{dimension}"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=WAIT_MS)
+    assert viewer.layers[name].data.shape == (9, 32, 32, 32)
+
+    # the viewer moves to a selected particle on request
+    row = scatter.go_to_selected()
+    assert row in set(session.selection)
+    z = session.particles.loc[row, "z"] * 10.0
+    assert viewer.dims.point[-3] == pytest.approx(z, abs=10.0)
+    picks.selected_data = chosen
 
     # export the selection to STAR; reading it back gives the same coordinates
     out = tmp_path / "chosen.star"

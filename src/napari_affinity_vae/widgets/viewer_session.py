@@ -46,3 +46,9 @@ def is_tomogram(layer: object) -> bool:
         and not layer.rgb
         and DECODED_KEY not in layer.metadata
     )
+
+
+def camera_of(viewer: napari.Viewer) -> object:
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
