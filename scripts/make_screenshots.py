@@ -108,7 +108,7 @@ def shot(viewer: napari.Viewer, name: str) -> None:
 
 
 def grab(dock: object, name: str) -> None:
-    dock.grab().save(str(IMAGES / name))
+    dock.widget().grab().save(str(IMAGES / name))
 
 
 if __name__ == "__main__":

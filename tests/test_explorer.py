@@ -275,3 +275,50 @@ def test_widgets_remember_their_settings(make_napari_viewer):
     _, embed = second.window.add_plugin_dock_widget(PLUGIN, "Embed")
     assert (particles.diameter_min.value, particles.diameter_max.value) == (150.0, 250.0)
     assert (embed.clustering.value, embed.k.value) == ("Gaussian mixture", 5)
+
+
+def test_export_formats_and_one_file_per_cluster(explorer, qtbot, tmp_path):
+    _, widgets, session = explorer
+    table = _random_particles(session, 40)
+    widgets["Particles"].show_particles(table, "few")
+    labels = pd.DataFrame({"cluster": np.arange(40) % 3, "latent_0": np.linspace(0, 1, 40)})
+    session.add_columns(session.version, labels)
+    export = widgets["Export"]
+    export.what.value = EACH_CLUSTER
+    export.format.value = "RELION 5 STAR"
+    written = export.export(tmp_path / "clusters.star")
+    assert [p.name for p in written] == [f"clusters_cluster{k}.star" for k in range(3)]
+    shape = session.tomogram.shape
+    for k, path in enumerate(written):
+        back = read_particles(path, voxel_size=10.0, tomogram_shape=shape)
+        expected = table[np.arange(40) % 3 == k]
+        np.testing.assert_allclose(back[["z", "y", "x"]], expected[["z", "y", "x"]], atol=1e-3)
+        assert "latent_0" not in back and set(back["cluster"]) == {k}
+    export.what.value, export.latents.value = "All particles", True
+    for label, suffix in (("CSV", ".csv"), ("Dynamo table", ".tbl"), ("RELION 4 STAR", ".star")):
+        export.format.value = label
+        [path] = export.export(tmp_path / "all")
+        assert path.suffix == suffix
+        back = read_particles(path, voxel_size=10.0, tomogram_shape=shape)
+        np.testing.assert_allclose(back[["z", "y", "x"]], table[["z", "y", "x"]], atol=1e-3)
+        if suffix != ".tbl":
+            np.testing.assert_allclose(back["latent_0"], labels["latent_0"], atol=1e-5)
+
+
+def test_density_view_for_many_points(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, scatter = viewer.window.add_plugin_dock_widget(PLUGIN, "Latent scatter")
+    session = session_for(viewer)
+    rng = np.random.default_rng(0)
+    n = 250_000
+    session.set_particles(pd.DataFrame(rng.uniform(0, 100, (n, 3)), columns=["z", "y", "x"]))
+    xy = rng.normal(size=(n, 2))
+    session.add_columns(
+        session.version, pd.DataFrame({"embedding_x": xy[:, 0], "embedding_y": xy[:, 1]})
+    )
+    assert scatter.density.value and scatter.heat.visible and not scatter.points.visible
+    scatter.select_rectangle(np.array([0.0, 0.0]), np.array([5.0, 5.0]))
+    assert len(session.selection) == np.sum((xy[:, 0] >= 0) & (xy[:, 1] >= 0))
+    assert scatter.selected.visible  # the selection is drawn over the density
+    scatter.density.value = False
+    assert scatter.points.visible and not scatter.heat.visible
