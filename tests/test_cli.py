@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,10 @@ def test_affinity_command_on_user_maps(tmp_path):
     matrix = load_affinity(out)
     assert list(matrix.columns) == ["globular", "tetrahedral"]
     assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0)
+
+
+def test_cli_reference_in_docs_is_current():
+    from napari_affinity_vae.cli import reference
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert docs.read_text() == reference(), "run python scripts/make_cli_docs.py"

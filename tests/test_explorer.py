@@ -322,3 +322,23 @@ def test_density_view_for_many_points(make_napari_viewer):
     assert scatter.selected.visible  # the selection is drawn over the density
     scatter.density.value = False
     assert scatter.points.visible and not scatter.heat.visible
+
+
+def test_the_demo_explores_a_freshly_simulated_sample(make_napari_viewer):
+    from napari_affinity_vae.demo import explore, open_sample
+
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    open_sample(viewer, seed=3, particles=120)
+    session = session_for(viewer)
+    assert (
+        viewer.layers[0].name == "sample" and len(viewer.layers["sample ground truth"].data) == 120
+    )
+    explore(viewer, widgets)
+    assert session.clusters is not None and len(session.selection) > 0
+    largest = np.bincount(session.clusters).argmax()
+    assert set(session.selection) == set(np.flatnonzero(session.clusters == largest))
+    assert "decoded" in viewer.layers
+    picture = widgets["Latent scatter"].canvas.render()[..., :3].astype(int)
+    saturated = (picture.max(axis=-1) - picture.min(axis=-1)) > 80
+    assert saturated.sum() > 200  # coloured clusters are drawn, not an empty canvas

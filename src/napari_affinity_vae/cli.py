@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
-        "demo", help="open napari with the Affinity-VAE dock widgets and the sample tomogram"
+        "demo",
+        help="napari with every dock widget: the sample tomogram picked, embedded, a cluster "
+        "selected and decoded",
     )
     demo.add_argument("tomogram", nargs="?", type=Path, help="an MRC file instead of the sample")
     demo.add_argument("--voxel-size", type=float, help="voxel size in Angstrom (overrides header)")
@@ -182,6 +184,25 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
     em.add_argument("--seed", type=int, default=0)
     em.set_defaults(run=_run_embed)
+
+
+def reference(width: int = 100) -> str:
+    """The help of ``avae`` and of each command as Markdown (docs/cli.md is made from it)."""
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"COLUMNS": str(width)}):
+        parser = build_parser()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parts = [
+            "# Command-line reference\n",
+            "Generated from the program by `python scripts/make_cli_docs.py`; "
+            "`avae COMMAND --help` prints the same.\n",
+            f"```text\n{parser.format_help()}```\n",
+        ]
+        for name, sub in commands.choices.items():
+            parts.append(f"## avae {name}\n\n```text\n{sub.format_help()}```\n")
+    return "\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
