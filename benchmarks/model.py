@@ -21,8 +21,8 @@ from napari_affinity_vae.model.losses import kl_divergence, reconstruction_loss
 N = 2048
 
 
-def rate(seconds: float, n: int) -> str:
-    return f"{n / seconds:,.0f} per second"
+def rate(seconds: float, n: int, unit: str) -> str:
+    return f"{n / seconds:,.0f} {unit}/s"
 
 
 def main() -> None:
@@ -59,12 +59,12 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {target}")
     print(f"torch {torch.__version__}")
     print(f"model: {card.describe()}")
-    print(f"encode (normalise, batches of {batch}, copies): {rate(encoding, N)} subtomograms")
-    print(f"bare forward on random tensors: {rate(forward, N)} subtomograms")
+    print(f"encode (normalise, batches of {batch}, copies): {rate(encoding, N, 'subtomograms')}")
+    print(f"bare forward on random tensors: {rate(forward, N, 'subtomograms')}")
     print(f"encode / forward: {forward / encoding:.0%}")
     print(
         f"training (batches of {train_batch}, forward + backward + Adam): "
-        f"{rate(training, steps * train_batch)} samples"
+        f"{rate(training, steps * train_batch, 'samples')}"
     )
 
 
