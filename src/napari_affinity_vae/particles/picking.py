@@ -4,9 +4,11 @@ local maxima, non-maximum suppression and an automatic threshold, chunk by chunk
 The tomogram is binned so that the smallest particle spans about ``BIN_TARGET`` voxels, band-passed
 between Gaussians of ``d_min / 2`` and ``d_max / 2`` (particles dark unless ``inverted``), and
 every local maximum at least ``d_min / 2`` from a larger one is a candidate. The automatic
-threshold keeps candidates scoring above ``median + AUTO_K * 1.4826 * MAD`` of all candidates'
-scores: most local maxima are noise, whose scores form the bulk of the distribution, and particles
-stand out above it.
+threshold is the triangle method (Zack et al. 1977) on the histogram of candidates' scores: the
+local maxima of noise form a tall peak of low scores, and the threshold is where the histogram
+falls away from that peak (the bin farthest from the line joining the peak to the highest score).
+Unlike a cut a few robust deviations above the median, it holds when particles outnumber the
+noise maxima in a crowded tomogram.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from scipy.spatial import cKDTree
 from napari_affinity_vae.progress import Progress, run_steps
 
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
-AUTO_K = 2.5
 CHUNK_VOXELS = 16_000_000  # binned voxels per chunk before its overlap
 
 
@@ -111,11 +112,12 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
 
 
 def auto_threshold(scores: np.ndarray) -> float:
-    """``median + AUTO_K * 1.4826 * MAD`` of the candidates' scores (a robust noise ceiling)."""
-    if len(scores) == 0:
+    """The triangle threshold of the candidates' scores (see the module's description)."""
+    from skimage.filters import threshold_triangle
+
+    if len(np.unique(scores)) < 2:
         return 0.0
-    median = float(np.median(scores))
-    return median + AUTO_K * 1.4826 * float(np.median(np.abs(scores - median)))
+    return float(threshold_triangle(np.asarray(scores, dtype=np.float64)))
 
 
 def _binned(
