@@ -35,7 +35,9 @@ def test_chunks_give_the_same_picks_as_one_pass(clear, monkeypatch):
     chunked = finished.value.value
     assert done == list(range(1, picking.chunk_count(clear.tomogram.shape, SETTINGS) + 1))
     assert len(done) > 1 and len(chunked) == len(whole)
-    np.testing.assert_allclose(chunked[["z", "y", "x"]], whole[["z", "y", "x"]])
+    # the same picks; sub-voxel positions agree to a thousandth of a voxel at the seams
+    np.testing.assert_allclose(chunked[["z", "y", "x"]], whole[["z", "y", "x"]], atol=1e-3)
+    assert chunked.attrs["threshold"] == pytest.approx(whole.attrs["threshold"], rel=1e-4)
 
 
 def test_inverted_contrast(clear):

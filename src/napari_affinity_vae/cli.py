@@ -159,7 +159,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     pk.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
     pk.add_argument("--threshold", type=float, help="score threshold (default: automatic)")
     pk.add_argument("--max-count", type=int)
-    pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MAX / 2)")
+    pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
     pk.add_argument("--inverted", action="store_true", help="protein is white")
     pk.set_defaults(run=_run_pick)
 
