@@ -111,6 +111,14 @@ def test_simulate_subtomogram_training_set(tmp_path):
     assert table[["shift_z", "shift_y", "shift_x"]].abs().max().max() <= 0.5
     assert isinstance(table, pd.DataFrame) and {"rot", "tilt", "psi"} <= set(table.columns)
 
+    moved = tmp_path / "moved"
+    args = ["simulate", str(moved), "--subtomograms", "40", "--box", "24", "--seed", "5"]
+    assert main([*args, "--classes", "globular", "tetrahedral", "--off-centre", "1.5"]) == 0
+    boxes, table = read_subtomograms(moved)
+    shifts = table[["shift_z", "shift_y", "shift_x"]].to_numpy()
+    assert boxes.shape == (80, 24, 24, 24)
+    assert 1.0 < shifts.std() < 2.0 and np.abs(shifts).max() <= 3.5  # off by up to 2 sd
+
 
 def test_affinity_command_on_user_maps(tmp_path):
     from napari_affinity_vae.simulate.affinity import load_affinity

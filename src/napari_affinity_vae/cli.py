@@ -73,6 +73,13 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--phase-flip", action="store_true", help="correct the CTF by phase flipping")
     sim.add_argument("--invert", action="store_true", help="protein white instead of dark")
     sim.add_argument("--subtomograms", type=int, metavar="PER_CLASS", help="training-set mode")
+    sim.add_argument(
+        "--off-centre",
+        type=float,
+        default=0.0,
+        metavar="VOXELS",
+        help="training boxes off their particles by this standard deviation, like picks",
+    )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
     sim.set_defaults(run=_run_simulate)
 
@@ -266,7 +273,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.subtomograms:
         from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
 
-        boxes, table = simulate_subtomograms(settings, args.subtomograms, args.box, tqdm)
+        boxes, table = simulate_subtomograms(
+            settings, args.subtomograms, args.box, tqdm, off_centre=args.off_centre
+        )
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))

@@ -26,10 +26,14 @@ def simulate_subtomograms(
     per_class: int,
     box: int = 32,
     progress: Progress | None = None,
+    off_centre: float = 0.0,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """``per_class`` boxes of ``box``^3 voxels for each class of ``settings``; returns the boxes
     (n, z, y, x) and a table of class_name, rot, tilt, psi, shift_z/y/x (voxels) and tomogram.
 
+    Boxes are centred on the particles to the nearest voxel; ``off_centre`` (voxels) moves each
+    box by a normal offset of that standard deviation (at most twice it) along each axis, as a
+    picker's imprecision would.
     The shape and particle count of ``settings`` are replaced by crowded training tomograms.
     """
     rng = np.random.default_rng(settings.seed)
@@ -47,7 +51,7 @@ def simulate_subtomograms(
             seed=int(rng.integers(2**31)),
             name=f"training_{tomogram_index:04d}",
         )
-        result = simulate_tomogram(one, margin=box / 2)
+        result = simulate_tomogram(one, margin=box / 2 + np.ceil(2 * off_centre))
         table = result.particles
         keep = []
         for row, name in enumerate(table["class_name"]):
@@ -55,7 +59,10 @@ def simulate_subtomograms(
                 counts[name] += 1
                 keep.append(row)
         table = table.iloc[keep].reset_index(drop=True)
-        centres = np.round(table[["z", "y", "x"]].to_numpy()).astype(int)
+        offsets = np.clip(
+            rng.normal(0, off_centre, (len(table), 3)), -2 * off_centre, 2 * off_centre
+        )
+        centres = np.round(table[["z", "y", "x"]].to_numpy() + offsets).astype(int)
         boxes += [_cut(result.tomogram, c, box) for c in centres]
         shifts = table[["z", "y", "x"]].to_numpy() - centres
         tables.append(
