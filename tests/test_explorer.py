@@ -69,9 +69,10 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     label = int(np.bincount(session.clusters).argmax())
     members = np.flatnonzero(session.clusters == label)
     xy = session.embedding
-    low, high = xy[members].min(axis=0), xy[members].max(axis=0)
-    scatter.select_lasso(np.array([low, [high[0], low[1]], high, [low[0], high[1]]]) * 1.001)
-    inside = np.flatnonzero(np.all((xy >= low * 1.001) & (xy <= high * 1.001), axis=1))
+    pad = 0.01 * (xy.max(axis=0) - xy.min(axis=0))
+    low, high = xy[members].min(axis=0) - pad, xy[members].max(axis=0) + pad
+    scatter.select_lasso(np.array([low, [high[0], low[1]], high, [low[0], high[1]]]))
+    inside = np.flatnonzero(np.all((xy >= low) & (xy <= high), axis=1))
     assert set(members) <= set(session.selection)
     highlight = viewer.layers["sample picks (selected)"]
     np.testing.assert_array_equal(highlighted_rows(highlight), session.selection)
@@ -327,7 +328,7 @@ def test_density_view_for_many_points(make_napari_viewer):
 def test_the_demo_explores_a_freshly_simulated_sample(make_napari_viewer):
     from napari_affinity_vae.demo import explore, open_sample
 
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)  # the scatter canvas draws only when shown
     widgets, _ = add_dock_widgets(viewer)
     open_sample(viewer, seed=3, particles=120)
     session = session_for(viewer)

@@ -99,7 +99,7 @@ def open_sample(viewer: Any, seed: int | None = None, particles: int | None = No
 def explore(viewer: Any, widgets: dict[str, Any]) -> None:
     """Pick, embed, select the largest cluster in the scatter and decode its centre, keeping
     napari responsive while the workers run."""
-    from napari_affinity_vae.widgets.decode import CENTRE
+    from napari_affinity_vae.widgets.decode import AT_PARTICLE, CENTRE
     from napari_affinity_vae.widgets.viewer_session import session_for
 
     session = session_for(viewer)
@@ -115,9 +115,25 @@ def explore(viewer: Any, widgets: dict[str, Any]) -> None:
     widgets["Latent scatter"].select_category("cluster", str(largest))
     decode = widgets["Decode"]
     decode.source.value, decode.cluster.value = CENTRE, largest
+    decode.placement.value = AT_PARTICLE
     decode.decode_source()
     wait_for(lambda: "decoded" in viewer.layers, timeout=60)
     decode.explain()
+    look_at(viewer, session.particles.loc[decode.anchor, ["z", "y", "x"]].to_numpy(dtype=float))
+
+
+def look_at(viewer: Any, position: np.ndarray, zoom: float = 2.0) -> None:
+    """Centre the view on a particle (voxels of the tomogram), on its plane, closer in."""
+    from napari_affinity_vae.widgets.viewer_session import camera_of, session_for
+
+    voxel = session_for(viewer).tomogram.voxel_size or 1.0
+    world = position * voxel
+    offset = viewer.dims.ndim - 3
+    for axis, value in enumerate(world):
+        viewer.dims.set_point(axis + offset, value)
+    camera = camera_of(viewer)
+    camera.center = tuple(world[-2:])
+    camera.zoom *= zoom
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> bool:

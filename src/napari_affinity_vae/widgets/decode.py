@@ -62,6 +62,11 @@ class DecodeWidget(Container):
         self.session.particles_changed.connect(self._build_sliders)
         self._build_sliders()
 
+    @property
+    def anchor(self) -> int | None:
+        """The row of the particle the last decode came from (or whose position it took)."""
+        return self._anchor
+
     # -- what to decode -------------------------------------------------------------------------
     def decode_source(self) -> None:
         """Set the sliders to the chosen source's latent and pose, and decode it."""
