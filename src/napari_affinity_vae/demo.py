@@ -124,16 +124,10 @@ def explore(viewer: Any, widgets: dict[str, Any]) -> None:
 
 def look_at(viewer: Any, position: np.ndarray, zoom: float = 2.0) -> None:
     """Centre the view on a particle (voxels of the tomogram), on its plane, closer in."""
-    from napari_affinity_vae.widgets.viewer_session import camera_of, session_for
+    from napari_affinity_vae.widgets.viewer_session import camera_of, centre_on, session_for
 
-    voxel = session_for(viewer).tomogram.voxel_size or 1.0
-    world = position * voxel
-    offset = viewer.dims.ndim - 3
-    for axis, value in enumerate(world):
-        viewer.dims.set_point(axis + offset, value)
-    camera = camera_of(viewer)
-    camera.center = tuple(world[-2:])
-    camera.zoom *= zoom
+    centre_on(viewer, position * (session_for(viewer).tomogram.voxel_size or 1.0))
+    camera_of(viewer).zoom *= zoom
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> bool:

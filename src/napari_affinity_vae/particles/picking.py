@@ -137,8 +137,9 @@ def _roundness(volume: np.ndarray, at: np.ndarray) -> np.ndarray:
         return volume[tuple(p.T)]
 
     hessian = np.zeros((len(at), 3, 3))
+    centre = value()
     for i in range(3):
-        hessian[:, i, i] = value((i, 1)) - 2 * value() + value((i, -1))
+        hessian[:, i, i] = value((i, 1)) - 2 * centre + value((i, -1))
         for j in range(i + 1, 3):
             cross = value((i, 1), (j, 1)) - value((i, 1), (j, -1))
             cross += value((i, -1), (j, -1)) - value((i, -1), (j, 1))

@@ -29,13 +29,12 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
         return None
     shown = np.zeros(len(particles.data), dtype=bool)
     shown[rows] = True
-    size = np.asarray(particles.size, dtype=float) * SELECTED_SCALE
     if layer is None:
         layer = viewer.add_points(
             particles.data,
             name=name,
             scale=particles.scale,
-            size=size,
+            size=_selected_size(particles),
             shown=shown,
             face_color="transparent",
             border_color=HIGHLIGHT_COLOUR,
@@ -48,10 +47,14 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
     if len(layer.data) != len(particles.data) or not np.array_equal(layer.data, particles.data):
         with layer.events.blocker_all():
             layer.data = particles.data  # the particles were edited since the last selection
-            layer.size = size
+            layer.size = _selected_size(particles)
     layer.shown = shown
     layer.visible = len(rows) > 0
     return layer
+
+
+def _selected_size(particles: Points) -> np.ndarray:
+    return np.asarray(particles.size, dtype=float) * SELECTED_SCALE
 
 
 def highlighted_rows(layer: Points) -> np.ndarray:

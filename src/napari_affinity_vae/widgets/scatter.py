@@ -17,7 +17,7 @@ from vispy.visuals.transforms import STTransform
 from napari_affinity_vae.analysis.selection import PlaneIndex
 from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
 from napari_affinity_vae.session import CLUSTER, EMBEDDING
-from napari_affinity_vae.widgets.viewer_session import camera_of, session_for
+from napari_affinity_vae.widgets.viewer_session import centre_on, session_for, view_centre
 
 LASSO, RECTANGLE, CLICK, PAN = "Lasso", "Rectangle", "Click", "Pan"
 DENSITY_ABOVE = 200_000  # points; more than this start in the density view
@@ -135,15 +135,9 @@ class LatentScatterWidget(QWidget):
             return None
         voxel = self.session.particles.attrs.get("voxel_size") or 1.0
         world = self.session.particles.loc[rows, ["z", "y", "x"]].to_numpy(dtype=float) * voxel
-        dims, camera = self._viewer.dims, camera_of(self._viewer)
-        offset = dims.ndim - 3  # z, y, x are the last world axes (a traversal adds one before)
-        here = np.asarray(dims.point[offset:], dtype=float)
-        shown = [axis - offset for axis in dims.displayed if axis >= offset]
-        here[shown] = np.asarray(camera.center)[-len(shown) :]
+        here = view_centre(self._viewer)
         nearest = int(np.argmin(np.sum((world - here) ** 2, axis=1)))
-        for axis, value in enumerate(world[nearest]):
-            dims.set_point(axis + offset, value)
-        camera.center = tuple(world[nearest][shown])
+        centre_on(self._viewer, world[nearest])
         return int(rows[nearest])
 
     # -- drawing ------------------------------------------------------------------------------

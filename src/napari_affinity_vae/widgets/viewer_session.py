@@ -7,6 +7,7 @@ from pathlib import Path
 from weakref import WeakKeyDictionary
 
 import napari
+import numpy as np
 from napari.layers import Image
 
 from napari_affinity_vae.io.tomogram import Tomogram
@@ -52,3 +53,23 @@ def camera_of(viewer: napari.Viewer) -> object:
     """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None else viewer.camera
+
+
+def view_centre(viewer: napari.Viewer) -> np.ndarray:
+    """The (z, y, x) point in Angstrom the viewer looks at: its planes and its camera centre."""
+    dims = viewer.dims
+    offset = dims.ndim - 3  # z, y, x are the last world axes (a traversal stack adds one)
+    here = np.asarray(dims.point[offset:], dtype=float)
+    shown = [axis - offset for axis in dims.displayed if axis >= offset]
+    here[shown] = np.asarray(camera_of(viewer).center)[-len(shown) :]
+    return here
+
+
+def centre_on(viewer: napari.Viewer, world: np.ndarray) -> None:
+    """Move the viewer's planes and camera to a (z, y, x) point in Angstrom."""
+    dims = viewer.dims
+    offset = dims.ndim - 3
+    for axis, value in enumerate(world):
+        dims.set_point(axis + offset, float(value))
+    shown = [axis - offset for axis in dims.displayed if axis >= offset]
+    camera_of(viewer).center = tuple(float(v) for v in np.asarray(world)[shown])
