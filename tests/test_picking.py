@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -56,18 +58,20 @@ def test_margin_count_and_threshold(clear):
     assert list(everything["score"]) == sorted(everything["score"], reverse=True)
 
 
-def test_accuracy_on_the_sample_tomogram():
+@pytest.mark.parametrize("seed", [0, 5])
+def test_accuracy_at_the_sample_snr(seed):
     """Recall and precision against the ground truth at the sample's SNR (0.1 per tilt), with
-    vesicle membranes and gold beads present; a pick matches a particle within half its radius."""
+    vesicle membranes and gold beads present; a pick matches a particle within half its radius.
+    Seed 0 is the sample tomogram itself."""
     from napari_affinity_vae._sample_data import SAMPLE
     from napari_affinity_vae.analysis.metrics import pick_recall_precision
     from napari_affinity_vae.simulate.molecules import extent
 
-    sample = simulate_tomogram(SAMPLE)
+    sample = simulate_tomogram(replace(SAMPLE, seed=seed))
     picks = pick(sample.tomogram, SETTINGS)
     truth = sample.particles
     radii = np.array([extent(c) / 2 / SAMPLE.voxel_size for c in truth["class_name"]])
     recall, precision = pick_recall_precision(
         picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
     )
-    assert recall >= 0.8 and precision >= 0.85, (recall, precision)
+    assert recall >= 0.9 and precision >= 0.8, (recall, precision)

@@ -164,7 +164,9 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     )
     pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
     pk.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
-    pk.add_argument("--threshold", type=float, help="score threshold (default: automatic)")
+    pk.add_argument(
+        "--threshold", type=float, help="score threshold in noise deviations (default: automatic)"
+    )
     pk.add_argument("--max-count", type=int)
     pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
     pk.add_argument("--inverted", action="store_true", help="protein is white")

@@ -1,15 +1,27 @@
-"""Template-free particle picking: a difference-of-Gaussians band-pass matched to the particle size,
-local maxima, non-maximum suppression and an automatic threshold, chunk by chunk.
+"""Template-free particle picking: difference-of-Gaussians band-passes matched to the particle
+size, local maxima, non-maximum suppression and an automatic threshold, chunk by chunk.
 
-The tomogram is binned so that the smallest particle spans about ``BIN_TARGET`` voxels, band-passed
-between Gaussians of ``d_min / 2`` and ``d_max / 2`` (particles dark unless ``inverted``), and
-every local maximum at least ``d_min / 2`` from a larger one is a candidate. Candidates on sheets
+The tomogram is binned so that the smallest particle spans about ``BIN_TARGET`` voxels and
+band-passed at two scales (particles dark unless ``inverted``):
+
+- the **particle band**, between Gaussians of ``d_min / 2`` and ``d_max / 2``, finds whole
+  particles of the given sizes;
+- the **fine band**, between ``d_min / 5`` and ``d_min / 2``, finds small particles whose mass
+  sits in less than their nominal diameter (a 100 A protein with a 60 A core), which the
+  particle band blurs into the noise.
+
+Every local maximum at least ``d_min / 2`` from a larger one is a candidate. Candidates on sheets
 (membranes: the middle eigenvalue of the Hessian under a ``MIN_ROUNDNESS`` share of the largest)
 are dropped, and each peak is placed to a fraction of a voxel by a parabola through its
-neighbours. The automatic threshold is ``AUTO_SIGMAS`` standard deviations of the band-passed
-tomogram's noise, estimated as 1.4826 x the median absolute band value (particles fill a small
-share of the voxels, so the median sees noise); it does not depend on how many particles there
-are, so it holds in crowded tomograms as in sparse ones.
+neighbours. A fine-band candidate counts only where the particle band is quiet (under
+``QUIET_SIGMAS``) and no particle-band pick lies within the largest radius: otherwise it is a
+detail of a larger particle, a membrane or a gold bead.
+
+Scores are in noise standard deviations of each band; the noise is 1.4826 x the median absolute
+band value (particles fill a small share of the voxels, so the median sees noise). The fine band
+has more noise maxima per volume, so its scores are scaled by ``AUTO_SIGMAS / FINE_SIGMAS`` and
+one threshold serves both. The automatic threshold, ``AUTO_SIGMAS``, does not depend on how many
+particles there are, so it holds in crowded tomograms as in sparse ones.
 """
 
 from __future__ import annotations
@@ -26,15 +38,20 @@ from napari_affinity_vae.progress import Progress, run_steps
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
-AUTO_SIGMAS = 3.3  # the automatic threshold, in noise standard deviations of the band
+AUTO_SIGMAS = 3.3  # the automatic threshold, in noise standard deviations of the particle band
+FINE_SIGMAS = 4.5  # the same false-pick rate in the fine band
+QUIET_SIGMAS = 2.0  # the particle band under this: nothing larger is there
+FINE_SHARE = 0.4  # the fine band's smaller Gaussian, as a share of the smallest radius
+CLIMB_STEPS = 8  # voxels a pick may move towards the middle of its particle
+BANDS = ("particle", "fine")
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
 CHUNK_VOXELS = 16_000_000  # binned voxels per chunk before its overlap
 
 
 @dataclass(frozen=True)
 class PickSettings:
-    """Diameters in Angstrom; ``margin`` (Angstrom, default the smallest radius) keeps picks away
-    from the faces."""
+    """Diameters in Angstrom; ``threshold`` in noise standard deviations (default automatic);
+    ``margin`` (Angstrom, default the smallest radius) keeps picks away from the faces."""
 
     diameter_min: float
     diameter_max: float
@@ -59,70 +76,109 @@ def pick(
 
 def chunk_count(shape: tuple[int, ...], settings: PickSettings) -> int:
     """How many chunks :func:`pick_steps` reads for a tomogram of ``shape``."""
-    binned_shape, _, _, _, rows = _layout(shape, settings)
-    return -(-int(binned_shape[1]) // rows)
+    layout = _Layout(shape, settings)
+    return -(-int(layout.binned_shape[1]) // layout.rows)
 
 
-def _layout(
-    shape: tuple[int, ...], settings: PickSettings
-) -> tuple[np.ndarray, int, int, int, int]:
-    """Binned shape, binning, minimum distance, halo and rows (binned y) per chunk."""
-    d_min = settings.diameter_min / settings.voxel_size
-    d_max = settings.diameter_max / settings.voxel_size
-    binning = max(1, int(d_min // BIN_TARGET))
-    min_distance = max(1, round(d_min / 2 / binning))
-    halo = int(np.ceil(3 * d_max / 2 / binning)) + min_distance
-    binned_shape = np.asarray(shape) // binning
-    rows = max(1, CHUNK_VOXELS // int(binned_shape[0] * binned_shape[2]))
-    return binned_shape, binning, min_distance, halo, rows
+class _Layout:
+    """Binning, Gaussian widths, minimum distance, chunk rows and overlap, in binned voxels."""
+
+    def __init__(self, shape: tuple[int, ...], settings: PickSettings) -> None:
+        d_min = settings.diameter_min / settings.voxel_size
+        d_max = settings.diameter_max / settings.voxel_size
+        self.binning = max(1, int(d_min // BIN_TARGET))
+        self.sigmas = np.array([FINE_SHARE * d_min, d_min, max(d_max, 1.6 * d_min)]) / 2
+        self.sigmas /= self.binning
+        self.largest_radius = d_max / 2 / self.binning
+        self.min_distance = max(1, round(d_min / 2 / self.binning))
+        reach = 4 * (self.sigmas[1] + self.sigmas[2])  # of the widest field, the middles
+        self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + 1
+        self.binned_shape = np.asarray(shape) // self.binning
+        self.rows = max(1, CHUNK_VOXELS // int(self.binned_shape[0] * self.binned_shape[2]))
 
 
 def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of chunks done (stop iterating to cancel); return the picks."""
-    binned_shape, binning, min_distance, halo, rows = _layout(tomogram.shape, settings)
-    sigma_low = settings.diameter_min / settings.voxel_size / 2 / binning
-    sigma_high = settings.diameter_max / settings.voxel_size / 2 / binning
-    candidates, noise = [], []
-    for done, start in enumerate(range(0, int(binned_shape[1]), rows), start=1):
-        stop = min(start + rows, int(binned_shape[1]))
-        lo, hi = max(0, start - halo), min(int(binned_shape[1]), stop + halo)
-        block = _binned(tomogram, binning, lo, hi, binned_shape)
-        if not settings.inverted:
-            block = -block
-        smooth = ndimage.gaussian_filter(block, sigma_low)
-        band = smooth - ndimage.gaussian_filter(block, sigma_high)
-        first = start + (-start) % NOISE_STRIDE - lo  # the same sample whatever the chunks
-        sample = band[::NOISE_STRIDE, first : stop - lo : NOISE_STRIDE, ::NOISE_STRIDE]
-        noise.append(np.abs(sample).ravel())
-        peaks = (band == ndimage.maximum_filter(band, size=2 * min_distance + 1)) & (band > 0)
-        z, y, x = np.nonzero(peaks)
-        core = (y + lo >= start) & (y + lo < stop)
-        at = np.column_stack([z[core], y[core], x[core]])
-        found = at + _subvoxel(band, at) + [0, lo, 0]
-        candidates.append(np.column_stack([found, band[tuple(at.T)], _roundness(smooth, at)]))
+    layout = _Layout(tomogram.shape, settings)
+    height = int(layout.binned_shape[1])
+    found: dict[str, list[np.ndarray]] = {band: [] for band in BANDS}
+    noise: dict[str, list[np.ndarray]] = {band: [] for band in BANDS}
+    for done, start in enumerate(range(0, height, layout.rows), start=1):
+        stop = min(start + layout.rows, height)
+        lo, hi = max(0, start - layout.halo), min(height, stop + layout.halo)
+        block = _binned(tomogram, layout.binning, lo, hi, layout.binned_shape)
+        bands = _chunk(block, settings.inverted, layout, lo, start, stop)
+        for band, (table, sample) in bands.items():
+            found[band].append(table)
+            noise[band].append(sample)
         yield done
-    table = np.concatenate(candidates) if candidates else np.zeros((0, 5))
-    table = table[table[:, 4] >= MIN_ROUNDNESS]  # membranes and other sheets
+    levels = {band: 1.4826 * float(np.median(np.concatenate(noise[band]))) for band in BANDS}
+    threshold = settings.threshold if settings.threshold is not None else AUTO_SIGMAS
+    particle = _candidates(np.concatenate(found["particle"]), levels["particle"], threshold, layout)
+    fine = np.concatenate(found["fine"])
+    fine = fine[fine[:, 5] < QUIET_SIGMAS * levels["particle"]]
+    fine = _candidates(fine, levels["fine"], threshold, layout, AUTO_SIGMAS / FINE_SIGMAS)
+    if len(particle) and len(fine):
+        fine = fine[cKDTree(particle[:, :3]).query(fine[:, :3])[0] > layout.largest_radius]
+    table = np.concatenate([particle, fine])
     table = table[np.argsort(-table[:, 3], kind="stable")]
-    table = _suppress(table, min_distance)
-    centres = (table[:, :3] + 0.5) * binning - 0.5
+    centres = (table[:, :3] + 0.5) * layout.binning - 0.5
     margin = settings.margin if settings.margin is not None else settings.diameter_min / 2
     margin /= settings.voxel_size
     upper = np.asarray(tomogram.shape) - 1 - margin
     inside = np.all((centres >= margin) & (centres <= upper), axis=1)
-    centres, scores, roundness = centres[inside], table[inside, 3], table[inside, 4]
-    noise_level = 1.4826 * float(np.median(np.concatenate(noise))) if noise else 0.0
-    threshold = settings.threshold if settings.threshold is not None else AUTO_SIGMAS * noise_level
-    keep = scores > threshold
-    picks = pd.DataFrame(centres[keep], columns=["z", "y", "x"])
-    picks["score"] = scores[keep]
-    picks["roundness"] = roundness[keep]
+    picks = pd.DataFrame(centres[inside], columns=["z", "y", "x"])
+    picks["score"] = table[inside, 3]
+    picks["roundness"] = table[inside, 4]
     if settings.max_count is not None:
         picks = picks.head(settings.max_count)
     picks.attrs.update(
-        voxel_size=settings.voxel_size, threshold=float(threshold), noise=noise_level
+        voxel_size=settings.voxel_size, threshold=float(threshold), noise=levels["particle"]
     )
     return picks
+
+
+def _chunk(
+    block: np.ndarray, inverted: bool, layout: _Layout, lo: int, start: int, stop: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each band's candidates among binned rows ``start:stop`` (y) of a block read from row
+    ``lo``, as rows of z, y, x, band value, roundness and particle-band value, and the band's
+    noise sample there."""
+    if not inverted:
+        block = -block
+    fine, middle, large = (ndimage.gaussian_filter(block, s) for s in layout.sigmas)
+    particle_band = middle - large
+    middles = ndimage.gaussian_filter(np.maximum(fine - large, 0), layout.sigmas[1])
+    first = start + (-start) % NOISE_STRIDE - lo  # the same sample whatever the chunks
+    result = {}
+    for name, band, smooth in (("particle", particle_band, middle), ("fine", fine - middle, fine)):
+        at = _peaks(band, layout.min_distance, start - lo, stop - lo)
+        # particle-band peaks climb to the middle of their particle, off its densest part
+        centred = _climb(middles, at) if name == "particle" else at + _subvoxel(band, at)
+        values = [band[tuple(at.T)], _roundness(smooth, at), particle_band[tuple(at.T)]]
+        sample = band[::NOISE_STRIDE, first : stop - lo : NOISE_STRIDE, ::NOISE_STRIDE]
+        table = np.column_stack([centred + np.array([0, lo, 0]), *values])
+        result[name] = (table, np.abs(sample).ravel())
+    return result
+
+
+def _peaks(band: np.ndarray, min_distance: int, start: int, stop: int) -> np.ndarray:
+    """Positive local maxima of ``band`` in rows ``start:stop`` (y) as (n, 3) indices."""
+    peaks = (band == ndimage.maximum_filter(band, size=2 * min_distance + 1)) & (band > 0)
+    at = np.argwhere(peaks)
+    return at[(at[:, 1] >= start) & (at[:, 1] < stop)]
+
+
+def _candidates(
+    table: np.ndarray, noise: float, threshold: float, layout: _Layout, weight: float = 1.0
+) -> np.ndarray:
+    """Round candidates of one band scoring over ``threshold`` in noise deviations (times
+    ``weight``), best first, none within the minimum distance of a better one."""
+    table = table[table[:, 4] >= MIN_ROUNDNESS].copy()  # membranes and other sheets
+    table[:, 3] *= weight / max(noise, 1e-12)
+    table = table[table[:, 3] > threshold]
+    table = table[np.argsort(-table[:, 3], kind="stable")]
+    return _suppress(table, layout.min_distance)
 
 
 def _roundness(volume: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -146,6 +202,18 @@ def _roundness(volume: np.ndarray, at: np.ndarray) -> np.ndarray:
             hessian[:, i, j] = hessian[:, j, i] = cross / 4
     eigen = np.sort(np.abs(np.linalg.eigvalsh(hessian)), axis=1)
     return eigen[:, 1] / np.maximum(eigen[:, 2], 1e-12)
+
+
+def _climb(field: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``at`` moved uphill on ``field``, one voxel at a time for up to ``CLIMB_STEPS`` steps,
+    then placed to a fraction of a voxel."""
+    moves = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
+    upper = np.asarray(field.shape) - 1
+    for _ in range(CLIMB_STEPS):
+        around = np.clip(at[:, None, :] + moves, 0, upper)
+        best = np.argmax(field[tuple(np.moveaxis(around, 2, 0))], axis=1)
+        at = around[np.arange(len(at)), best]
+    return at + _subvoxel(field, at)
 
 
 def _subvoxel(band: np.ndarray, at: np.ndarray) -> np.ndarray:

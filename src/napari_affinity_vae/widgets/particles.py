@@ -55,7 +55,9 @@ class ParticlesWidget(Container):
         self.diameter_min = FloatSpinBox(label="Diameter min (Å)", min=1, max=5000, value=100)
         self.diameter_max = FloatSpinBox(label="Diameter max (Å)", min=1, max=5000, value=300)
         self.auto_threshold = CheckBox(text="Automatic threshold", value=True)
-        self.threshold = FloatSpinBox(label="Threshold", min=0, max=1e6, step=0.01, enabled=False)
+        self.threshold = FloatSpinBox(
+            label="Threshold (noise SD)", min=0, max=100, step=0.1, enabled=False
+        )
         self.max_count = SpinBox(label="Max picks (0: all)", min=0, max=10_000_000, value=0)
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
         self.pick_button = PushButton(text="Pick")
