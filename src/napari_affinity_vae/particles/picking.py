@@ -12,10 +12,12 @@ band-passed at two scales (particles dark unless ``inverted``):
 
 Every local maximum at least ``d_min / 2`` from a larger one is a candidate. Candidates on sheets
 (membranes: the middle eigenvalue of the Hessian under a ``MIN_ROUNDNESS`` share of the largest)
-are dropped, and each peak is placed to a fraction of a voxel by a parabola through its
-neighbours. A fine-band candidate counts only where the particle band is quiet (under
-``QUIET_SIGMAS``) and no particle-band pick lies within the largest radius: otherwise it is a
-detail of a larger particle, a membrane or a gold bead.
+are dropped. A particle-band peak, which sits on the densest domain of an asymmetric or hollow
+particle, climbs the smoothed positive density to the particle's middle; each position is then
+placed to a fraction of a voxel by a parabola through its neighbours. A fine-band candidate
+counts only where the particle band is quiet (under ``QUIET_SIGMAS``) and no particle-band pick
+lies within the largest radius: otherwise it is a detail of a larger particle, a membrane or a
+gold bead. No pick is kept within ``d_min`` of a better one: two particles cannot be closer.
 
 Scores are in noise standard deviations of each band; the noise is 1.4826 x the median absolute
 band value (particles fill a small share of the voxels, so the median sees noise). The fine band
@@ -38,8 +40,8 @@ from napari_affinity_vae.progress import Progress, run_steps
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
-AUTO_SIGMAS = 3.3  # the automatic threshold, in noise standard deviations of the particle band
-FINE_SIGMAS = 4.5  # the same false-pick rate in the fine band
+AUTO_SIGMAS = 3.1  # the automatic threshold, in noise standard deviations of the particle band
+FINE_SIGMAS = 4.7  # the same false-pick rate in the fine band
 QUIET_SIGMAS = 2.0  # the particle band under this: nothing larger is there
 FINE_SHARE = 0.4  # the fine band's smaller Gaussian, as a share of the smallest radius
 CLIMB_STEPS = 8  # voxels a pick may move towards the middle of its particle
@@ -91,6 +93,7 @@ class _Layout:
         self.sigmas /= self.binning
         self.largest_radius = d_max / 2 / self.binning
         self.min_distance = max(1, round(d_min / 2 / self.binning))
+        self.spacing = d_min / self.binning  # between picks: two particles cannot be closer
         reach = 4 * (self.sigmas[1] + self.sigmas[2])  # of the widest field, the middles
         self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + 1
         self.binned_shape = np.asarray(shape) // self.binning
@@ -173,12 +176,12 @@ def _candidates(
     table: np.ndarray, noise: float, threshold: float, layout: _Layout, weight: float = 1.0
 ) -> np.ndarray:
     """Round candidates of one band scoring over ``threshold`` in noise deviations (times
-    ``weight``), best first, none within the minimum distance of a better one."""
+    ``weight``), best first, none within the smallest diameter of a better one."""
     table = table[table[:, 4] >= MIN_ROUNDNESS].copy()  # membranes and other sheets
     table[:, 3] *= weight / max(noise, 1e-12)
     table = table[table[:, 3] > threshold]
     table = table[np.argsort(-table[:, 3], kind="stable")]
-    return _suppress(table, layout.min_distance)
+    return _suppress(table, layout.spacing)
 
 
 def _roundness(volume: np.ndarray, at: np.ndarray) -> np.ndarray:
