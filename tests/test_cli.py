@@ -12,6 +12,7 @@ import pytest
 from conftest import write_mrc
 from napari_affinity_vae import __version__
 from napari_affinity_vae.cli import main
+from napari_affinity_vae.simulate.subtomograms import read_subtomograms
 
 
 def test_help_lists_commands(capsys):
@@ -84,8 +85,6 @@ def test_simulate_writes_tomogram_ground_truth_references_and_affinity(tmp_path)
 def test_simulate_subtomogram_training_set(tmp_path):
     import pandas as pd
 
-    from napari_affinity_vae.simulate.subtomograms import read_subtomograms
-
     out = tmp_path / "train"
     assert (
         main(
@@ -118,6 +117,18 @@ def test_simulate_subtomogram_training_set(tmp_path):
     shifts = table[["shift_z", "shift_y", "shift_x"]].to_numpy()
     assert boxes.shape == (80, 24, 24, 24)
     assert 1.0 < shifts.std() < 2.0 and np.abs(shifts).max() <= 3.5  # off by up to 2 sd
+
+
+def test_training_boxes_where_the_picker_finds_the_particles(tmp_path):
+    out = tmp_path / "picked"
+    args = ["simulate", str(out), "--subtomograms", "30", "--seed", "2", "--at-picks"]
+    assert main([*args, "--classes", "ribosome", "proteasome"]) == 0
+    boxes, table = read_subtomograms(out)
+    assert len(boxes) == len(table) and (table["centred_on"] == "particle").sum() == 60
+    picked = table[table["centred_on"] == "pick"]
+    assert len(picked) >= 40  # the picker finds most of them
+    off = np.linalg.norm(picked[["shift_z", "shift_y", "shift_x"]].to_numpy(), axis=1)
+    assert off.max() <= 8.5 and (off > 1).any()  # within half a radius, and not all centred
 
 
 def test_affinity_command_on_user_maps(tmp_path):

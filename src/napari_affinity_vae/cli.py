@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,6 +80,11 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         default=0.0,
         metavar="VOXELS",
         help="training boxes off their particles by this standard deviation, like picks",
+    )
+    sim.add_argument(
+        "--at-picks",
+        action="store_true",
+        help="also a box centred where the built-in picker finds each particle",
     )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
     sim.set_defaults(run=_run_simulate)
@@ -275,8 +281,15 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.subtomograms:
         from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
 
+        locate = None
+        if args.at_picks:
+            from napari_affinity_vae.particles.matching import picked_centres
+
+            locate = functools.partial(
+                picked_centres, voxel_size=settings.voxel_size, inverted=settings.invert
+            )
         boxes, table = simulate_subtomograms(
-            settings, args.subtomograms, args.box, tqdm, off_centre=args.off_centre
+            settings, args.subtomograms, args.box, tqdm, args.off_centre, locate
         )
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)

@@ -10,6 +10,8 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from napari_affinity_vae.particles.matching import match_picks
+
 NEIGHBOURS = 5
 
 
@@ -60,14 +62,7 @@ def pick_recall_precision(
 ) -> tuple[float, float]:
     """Recall and precision of picks against ground truth: a particle is found by the nearest
     unused pick within half its radius (voxels); each pick matches at most one particle."""
-    from scipy.spatial import cKDTree
-
     if len(truth_zyx) == 0 or len(picks_zyx) == 0:
         return 0.0, 0.0
-    tree = cKDTree(picks_zyx)
-    used: set[int] = set()
-    for position, radius in zip(truth_zyx, radii, strict=True):
-        near = [i for i in tree.query_ball_point(position, radius / 2) if i not in used]
-        if near:
-            used.add(min(near, key=lambda i: np.linalg.norm(tree.data[i] - position)))
-    return len(used) / len(truth_zyx), len(used) / len(picks_zyx)
+    found = int(np.sum(match_picks(picks_zyx, truth_zyx, radii) >= 0))
+    return found / len(truth_zyx), found / len(picks_zyx)

@@ -7,6 +7,7 @@ whatever of its neighbours falls inside, and the tomogram's CTF, missing wedge a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)
+Locator = Callable[[np.ndarray, pd.DataFrame], np.ndarray]
 PARTICLES_PER_TOMOGRAM = 48
 
 
@@ -27,13 +29,17 @@ def simulate_subtomograms(
     box: int = 32,
     progress: Progress | None = None,
     off_centre: float = 0.0,
+    locate: Locator | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """``per_class`` boxes of ``box``^3 voxels for each class of ``settings``; returns the boxes
-    (n, z, y, x) and a table of class_name, rot, tilt, psi, shift_z/y/x (voxels) and tomogram.
+    (n, z, y, x) and a table of class_name, rot, tilt, psi, shift_z/y/x (voxels), tomogram and
+    centred_on.
 
     Boxes are centred on the particles to the nearest voxel; ``off_centre`` (voxels) moves each
     box by a normal offset of that standard deviation (at most twice it) along each axis, as a
-    picker's imprecision would.
+    picker's imprecision would. With ``locate`` (tomogram, particles -> z, y, x per particle,
+    NaN where not found), each particle found also gives a second box centred where it was
+    found, as a picker places it (``centred_on`` "pick" rather than "particle").
     The shape and particle count of ``settings`` are replaced by crowded training tomograms.
     """
     rng = np.random.default_rng(settings.seed)
@@ -62,23 +68,16 @@ def simulate_subtomograms(
         offsets = np.clip(
             rng.normal(0, off_centre, (len(table), 3)), -2 * off_centre, 2 * off_centre
         )
-        centres = np.round(table[["z", "y", "x"]].to_numpy() + offsets).astype(int)
-        boxes += [_cut(result.tomogram, c, box) for c in centres]
-        shifts = table[["z", "y", "x"]].to_numpy() - centres
-        tables.append(
-            pd.DataFrame(
-                {
-                    "class_name": table["class_name"],
-                    "rot": table["rot"],
-                    "tilt": table["tilt"],
-                    "psi": table["psi"],
-                    "shift_z": shifts[:, 0],
-                    "shift_y": shifts[:, 1],
-                    "shift_x": shifts[:, 2],
-                    "tomogram": tomogram_index,
-                }
-            )
-        )
+        truth = table[["z", "y", "x"]].to_numpy()
+        centres = {"particle": truth + offsets}
+        if locate is not None:
+            centres["pick"] = locate(result.tomogram, result.particles)[keep]
+        for centred_on, at in centres.items():
+            at = np.round(at)
+            inside = np.all((at >= box // 2) & (at <= np.subtract(TRAINING_TOMOGRAM, box // 2)), 1)
+            at = at[inside].astype(int)
+            boxes += [_cut(result.tomogram, c, box) for c in at]
+            tables.append(_box_table(table[inside], truth[inside] - at, tomogram_index, centred_on))
         if bar is not None:
             bar.update(len(table))
         tomogram_index += 1
@@ -87,6 +86,25 @@ def simulate_subtomograms(
     table = pd.concat(tables, ignore_index=True)
     table.attrs["voxel_size"] = settings.voxel_size
     return np.stack(boxes), table
+
+
+def _box_table(
+    particles: pd.DataFrame, shifts: np.ndarray, tomogram: int, centred_on: str
+) -> pd.DataFrame:
+    """The table rows of boxes cut ``shifts`` (voxels) off ``particles``."""
+    return pd.DataFrame(
+        {
+            "class_name": particles["class_name"].to_numpy(),
+            "rot": particles["rot"].to_numpy(),
+            "tilt": particles["tilt"].to_numpy(),
+            "psi": particles["psi"].to_numpy(),
+            "shift_z": shifts[:, 0],
+            "shift_y": shifts[:, 1],
+            "shift_x": shifts[:, 2],
+            "tomogram": tomogram,
+            "centred_on": centred_on,
+        }
+    )
 
 
 def write_subtomograms(

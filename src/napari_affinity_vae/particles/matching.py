@@ -1,0 +1,43 @@
+"""Picks against known particles: which pick finds which particle, and where the picker finds
+each particle of a simulated tomogram (to train a model on boxes centred as picks are)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from napari_affinity_vae.particles.picking import PickSettings, pick
+from napari_affinity_vae.simulate.molecules import extent
+
+
+def match_picks(picks_zyx: np.ndarray, truth_zyx: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """For each particle, the index of the pick that finds it, or -1: the nearest pick within half
+    its radius (voxels) that no earlier particle took."""
+    found = np.full(len(truth_zyx), -1)
+    if len(truth_zyx) == 0 or len(picks_zyx) == 0:
+        return found
+    tree = cKDTree(picks_zyx)
+    used: set[int] = set()
+    for row, (position, radius) in enumerate(zip(truth_zyx, radii, strict=True)):
+        near = [i for i in tree.query_ball_point(position, radius / 2) if i not in used]
+        if near:
+            found[row] = min(near, key=lambda i: np.linalg.norm(tree.data[i] - position))
+            used.add(int(found[row]))
+    return found
+
+
+def picked_centres(
+    tomogram: np.ndarray, particles: pd.DataFrame, voxel_size: float, inverted: bool = False
+) -> np.ndarray:
+    """Where the built-in picker, given the particles' range of diameters, finds each simulated
+    particle (z, y, x voxels), or NaN where it finds none."""
+    diameters = [extent(name) for name in particles["class_name"].unique()]
+    settings = PickSettings(min(diameters), max(diameters), voxel_size, inverted=inverted)
+    picks = pick(tomogram, settings)
+    truth = particles[["z", "y", "x"]].to_numpy()
+    radii = np.array([extent(name) / 2 / voxel_size for name in particles["class_name"]])
+    found = match_picks(picks[["z", "y", "x"]].to_numpy(), truth, radii)
+    centres = np.full(truth.shape, np.nan)
+    centres[found >= 0] = picks[["z", "y", "x"]].to_numpy()[found[found >= 0]]
+    return centres
