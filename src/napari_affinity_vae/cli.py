@@ -338,6 +338,7 @@ def _run_train(args: argparse.Namespace) -> int:
     command = args.command_line
     if args.preset == "bundled":
         from napari_affinity_vae.model import bundled
+        from napari_affinity_vae.particles.matching import picked_centres
         from napari_affinity_vae.simulate.subtomograms import (
             simulate_subtomograms,
             write_subtomograms,
@@ -349,6 +350,7 @@ def _run_train(args: argparse.Namespace) -> int:
             bundled.PER_CLASS,
             bundled.ARCHITECTURE.box,
             tqdm,
+            locate=functools.partial(picked_centres, voxel_size=10.0),
         )
         with tempfile.TemporaryDirectory() as folder:
             write_subtomograms(folder, boxes, table, 10.0)

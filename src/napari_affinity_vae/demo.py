@@ -19,6 +19,7 @@ DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Decode", "Export", "Latent sc
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
 WINDOW = (1600, 1000)
+SAMPLE_KINDS = 10  # clusters: the nine built-in classes and the gold beads
 DOCK_WIDTH = 520
 
 
@@ -107,6 +108,7 @@ def explore(viewer: Any, widgets: dict[str, Any]) -> None:
     wait_for(lambda: not widgets["Particles"].task.running)
     if not len(session.particles):
         return
+    widgets["Embed"].k.value = SAMPLE_KINDS
     widgets["Embed"].run()
     wait_for(lambda: session.clusters is not None and not widgets["Embed"].task.running)
     if session.clusters is None:

@@ -1,8 +1,10 @@
 """The bundled model: where it ships, and the one recipe that rebuilds it from scratch.
 
 ``avae train --preset bundled --out src/napari_affinity_vae/model/data/bundled`` simulates the
-training set (every built-in class, 32^3 boxes at 10 A/voxel, the sample data's SNR, seed 11) and
-trains with the settings below.
+training set (every built-in class, 32^3 boxes at 10 A/voxel, the sample data's SNR, seed 11;
+each particle's box centred on it and, where the built-in picker finds it, a second box where
+the picker puts it, so that picks embed as well as true centres) and trains with the settings
+below.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ PER_CLASS = 600
 DESCRIPTION = (
     f"simulated subtomograms: {PER_CLASS} per class of all nine built-in classes, 32^3 boxes at "
     f"10 A/voxel from crowded 64 x 256 x 256 tomograms (SNR 0.1 per tilt, +-60 degrees in 3 degree "
-    f"steps, 3 um defocus), seed {TRAINING_SEED}"
+    f"steps, 3 um defocus), seed {TRAINING_SEED}; each centred on its particle and, where the "
+    f"built-in picker finds it, once more where the picker puts it"
 )
 ARCHITECTURE = Architecture(box=32, depth=3, capacity=8, latent_dims=8, pose_dims=1)
 CONFIG = TrainingConfig(
