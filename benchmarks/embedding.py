@@ -26,14 +26,16 @@ SHAPE = (200, 1024, 1024)
 N = 4096
 
 
-def best_of(run, repeats: int = 3) -> float:
-    """The shortest of a few timings: the one least disturbed by anything else on the machine."""
-    times = []
+def best_of(*runs, repeats: int = 3) -> list[float]:
+    """The shortest of a few timings of each run, taken in turn so that a slow spell on the
+    machine falls on all of them alike."""
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for run, taken in zip(runs, times, strict=True):
+            start = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - start)
+    return [min(taken) for taken in times]
 
 
 def main() -> None:
@@ -44,20 +46,22 @@ def main() -> None:
         )
         tomogram = open_tomogram(path)
         centres = rng.uniform([16, 16, 16], np.array(SHAPE) - 17, (N, 3))
-        extraction = best_of(lambda: extract_boxes(tomogram.data, centres, 32))
         model, card = load_bundled()
         particles = pd.DataFrame(centres, columns=["z", "y", "x"])
-        embedding = best_of(lambda: embed(tomogram, particles, model, card))
-    x = torch.from_numpy(rng.normal(size=(N, 1, 32, 32, 32)).astype(np.float32))
-    target = device()
-    model.to(target).eval()
+        x = torch.from_numpy(rng.normal(size=(N, 1, 32, 32, 32)).astype(np.float32))
+        target = device()
+        model.to(target).eval()
 
-    def forward_pass() -> None:
-        with torch.inference_mode():
-            for i in range(0, N, 512):
-                model(x[i : i + 512].to(target))
+        def forward_pass() -> None:
+            with torch.inference_mode():
+                for i in range(0, N, 512):
+                    model(x[i : i + 512].to(target))
 
-    forward = best_of(forward_pass)
+        extraction, embedding, forward = best_of(
+            lambda: extract_boxes(tomogram.data, centres, 32),
+            lambda: embed(tomogram, particles, model, card),
+            forward_pass,
+        )
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {target}")
     print(
         f"extraction of 32^3 boxes from a memory-mapped {SHAPE} tomogram: {N / extraction:,.0f}/s"

@@ -4,6 +4,7 @@ memory stays bounded however many particles there are."""
 from __future__ import annotations
 
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -34,16 +35,25 @@ def embed_steps(
     scale = card.voxel_size / tomogram.voxel_size
     coords = particles[["z", "y", "x"]].to_numpy(dtype=float)
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
-    for start in range(0, len(coords), batch):
+
+    def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
         boxes, crossed = extract_boxes(
             tomogram.data, coords[start : start + batch], card.architecture.box, scale
         )
-        boxes = normalise(boxes)
-        encoded = encode(model, -boxes if inverted else boxes, batch_size=batch)
-        for key in ("mu", "pose", "error"):
-            parts[key].append(encoded[key])
-        parts["edge"].append(crossed)
-        yield min(start + batch, len(coords))
+        return normalise(-boxes if inverted else boxes), crossed
+
+    starts = range(0, len(coords), batch)
+    with ThreadPoolExecutor(1) as reader:  # the next batch is read while this one is encoded
+        ahead = reader.submit(extract, 0) if len(coords) else None
+        for start in starts:
+            boxes, crossed = ahead.result()
+            if start + batch < len(coords):
+                ahead = reader.submit(extract, start + batch)
+            encoded = encode(model, boxes, batch_size=batch)
+            for key in ("mu", "pose", "error"):
+                parts[key].append(encoded[key])
+            parts["edge"].append(crossed)
+            yield min(start + batch, len(coords))
     a = card.architecture
     mu = np.concatenate(parts["mu"]) if parts["mu"] else np.zeros((0, a.latent_dims))
     pose = np.concatenate(parts["pose"]) if parts["pose"] else np.zeros((0, a.pose_dims))

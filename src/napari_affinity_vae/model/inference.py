@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
+from torch.nn.functional import mse_loss
 
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.progress import Progress
@@ -49,7 +50,7 @@ def encode(
         x = torch.from_numpy(np.ascontiguousarray(boxes[start : start + batch_size]))
         x = x.unsqueeze(1).to(target)
         reconstruction, mu, _, pose = model(x)
-        error = ((reconstruction - x) ** 2).flatten(1).mean(dim=1)
+        error = mse_loss(reconstruction, x, reduction="none").flatten(1).mean(dim=1)
         for key, value in (("mu", mu), ("pose", pose), ("error", error)):
             outputs[key].append(value.cpu().numpy())
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
