@@ -75,3 +75,17 @@ def test_accuracy_at_the_sample_snr(seed):
         picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
     )
     assert recall >= 0.9 and precision >= 0.8, (recall, precision)
+
+
+def test_one_diameter_finds_that_particle(clear):
+    """Diameter min = max (ribosomes only, 250 A) still band-passes: most ribosomes are found."""
+    from napari_affinity_vae.particles.matching import match_picks
+
+    picks = pick(clear.tomogram, PickSettings(250, 250, 10.0))
+    ribosomes = clear.particles[clear.particles["class_name"] == "ribosome"]
+    found = match_picks(
+        picks[["z", "y", "x"]].to_numpy(),
+        ribosomes[["z", "y", "x"]].to_numpy(),
+        np.full(len(ribosomes), 15.0),
+    )
+    assert np.mean(found >= 0) >= 0.75
