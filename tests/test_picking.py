@@ -65,12 +65,12 @@ def test_accuracy_at_the_sample_snr(seed):
     Seed 0 is the sample tomogram itself."""
     from napari_affinity_vae._sample_data import SAMPLE
     from napari_affinity_vae.analysis.metrics import pick_recall_precision
-    from napari_affinity_vae.simulate.molecules import extent
+    from napari_affinity_vae.particles.matching import radii_of
 
     sample = simulate_tomogram(replace(SAMPLE, seed=seed))
     picks = pick(sample.tomogram, SETTINGS)
     truth = sample.particles
-    radii = np.array([extent(c) / 2 / SAMPLE.voxel_size for c in truth["class_name"]])
+    radii = radii_of(truth, SAMPLE.voxel_size)
     recall, precision = pick_recall_precision(
         picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
     )

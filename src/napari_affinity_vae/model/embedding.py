@@ -42,10 +42,9 @@ def embed_steps(
         )
         return normalise(-boxes if inverted else boxes), crossed
 
-    starts = range(0, len(coords), batch)
     with ThreadPoolExecutor(1) as reader:  # the next batch is read while this one is encoded
-        ahead = reader.submit(extract, 0) if len(coords) else None
-        for start in starts:
+        ahead = reader.submit(extract, 0)
+        for start in range(0, len(coords), batch):
             boxes, crossed = ahead.result()
             if start + batch < len(coords):
                 ahead = reader.submit(extract, start + batch)

@@ -11,6 +11,11 @@ from napari_affinity_vae.particles.picking import PickSettings, pick
 from napari_affinity_vae.simulate.molecules import extent
 
 
+def radii_of(particles: pd.DataFrame, voxel_size: float) -> np.ndarray:
+    """Each simulated particle's radius in voxels: half its class's extent."""
+    return np.array([extent(name) / 2 / voxel_size for name in particles["class_name"]])
+
+
 def match_picks(picks_zyx: np.ndarray, truth_zyx: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """For each particle, the index of the pick that finds it, or -1: the nearest pick within half
     its radius (voxels) that no earlier particle took."""
@@ -34,10 +39,9 @@ def picked_centres(
     particle (z, y, x voxels), or NaN where it finds none."""
     diameters = [extent(name) for name in particles["class_name"].unique()]
     settings = PickSettings(min(diameters), max(diameters), voxel_size, inverted=inverted)
-    picks = pick(tomogram, settings)
+    picked = pick(tomogram, settings)[["z", "y", "x"]].to_numpy()
     truth = particles[["z", "y", "x"]].to_numpy()
-    radii = np.array([extent(name) / 2 / voxel_size for name in particles["class_name"]])
-    found = match_picks(picks[["z", "y", "x"]].to_numpy(), truth, radii)
+    found = match_picks(picked, truth, radii_of(particles, voxel_size))
     centres = np.full(truth.shape, np.nan)
-    centres[found >= 0] = picks[["z", "y", "x"]].to_numpy()[found[found >= 0]]
+    centres[found >= 0] = picked[found[found >= 0]]
     return centres

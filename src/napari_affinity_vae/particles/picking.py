@@ -252,10 +252,9 @@ def _suppress(table: np.ndarray, distance: float) -> np.ndarray:
     """Greedy non-maximum suppression of score-sorted (z, y, x, score) rows."""
     if len(table) == 0:
         return table
-    tree = cKDTree(table[:, :3])
+    near = cKDTree(table[:, :3]).query_ball_point(table[:, :3], distance - 1e-9, workers=-1)
     keep = np.ones(len(table), dtype=bool)
-    for i in range(len(table)):
+    for i, neighbours in enumerate(near):  # all neighbours found at once; only the flags here
         if keep[i]:
-            neighbours = tree.query_ball_point(table[i, :3], distance - 1e-9)
             keep[[j for j in neighbours if j > i]] = False
     return table[keep]

@@ -74,7 +74,8 @@ def simulate_subtomograms(
             centres["pick"] = locate(result.tomogram, result.particles)[keep]
         for centred_on, at in centres.items():
             at = np.round(at)
-            inside = np.all((at >= box // 2) & (at <= np.subtract(TRAINING_TOMOGRAM, box // 2)), 1)
+            upper = np.subtract(result.tomogram.shape, box // 2)
+            inside = np.all((at >= box // 2) & (at <= upper), axis=1)
             at = at[inside].astype(int)
             boxes += [_cut(result.tomogram, c, box) for c in at]
             tables.append(_box_table(table[inside], truth[inside] - at, tomogram_index, centred_on))
