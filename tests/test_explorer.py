@@ -120,7 +120,8 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
 
     # export the selection to STAR; reading it back gives the same coordinates
     out = tmp_path / "chosen.star"
-    assert widgets["Export"].export(out) == [out]
+    widgets["Export"].file.value = out
+    assert widgets["Export"].export() == [out]
     back = read_particles(out, voxel_size=10.0, tomogram_shape=session.tomogram.shape)
     expected = session.particles.iloc[sorted(chosen)]
     np.testing.assert_allclose(back[["z", "y", "x"]], expected[["z", "y", "x"]], atol=1e-3)
@@ -231,15 +232,18 @@ def test_a_result_for_edited_particles_is_discarded(explorer, qtbot):
 def test_user_errors_are_notifications(explorer, qtbot, tmp_path, notifications):
     _viewer, widgets, session = explorer
     widgets["Embed"].run()  # no particles yet
-    widgets["Export"].export(tmp_path / "none.star")
+    widgets["Export"].file.value = tmp_path / "none.star"
+    widgets["Export"].export()
     bad = tmp_path / "bad.star"
     bad.write_text("data_particles\nloop_\n_rlnCoordinateX #1\nnot-a-number\n")
     widgets["Particles"].import_file(bad)
     widgets["Particles"].show_particles(_random_particles(session, 5), "few")
     widgets["Export"].what.value = SELECTED
-    widgets["Export"].export(tmp_path / "empty.star")
+    widgets["Export"].file.value = tmp_path / "empty.star"
+    widgets["Export"].export()
     widgets["Export"].what.value = EACH_CLUSTER
-    widgets["Export"].export(tmp_path / "clusters.star")
+    widgets["Export"].file.value = tmp_path / "clusters.star"
+    widgets["Export"].export()
     messages = [str(n.message) for n in notifications]
     assert any("no particles to embed" in m for m in messages)
     assert any("bad.star" in m for m in messages)
@@ -287,7 +291,8 @@ def test_export_formats_and_one_file_per_cluster(explorer, qtbot, tmp_path):
     export = widgets["Export"]
     export.what.value = EACH_CLUSTER
     export.format.value = "RELION 5 STAR"
-    written = export.export(tmp_path / "clusters.star")
+    export.file.value = tmp_path / "clusters.star"
+    written = export.export()
     assert [p.name for p in written] == [f"clusters_cluster{k}.star" for k in range(3)]
     shape = session.tomogram.shape
     for k, path in enumerate(written):
@@ -298,7 +303,8 @@ def test_export_formats_and_one_file_per_cluster(explorer, qtbot, tmp_path):
     export.what.value, export.latents.value = "All particles", True
     for label, suffix in (("CSV", ".csv"), ("Dynamo table", ".tbl"), ("RELION 4 STAR", ".star")):
         export.format.value = label
-        [path] = export.export(tmp_path / "all")
+        export.file.value = tmp_path / "all"
+        [path] = export.export()
         assert path.suffix == suffix
         back = read_particles(path, voxel_size=10.0, tomogram_shape=shape)
         np.testing.assert_allclose(back[["z", "y", "x"]], table[["z", "y", "x"]], atol=1e-3)

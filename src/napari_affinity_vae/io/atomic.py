@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,3 +30,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | Path, names: list[str]) -> Iterator[list[Path]]:
+    """Yield temporary paths for files ``names`` of ``folder``, in a hidden folder beside them;
+    move them all into ``folder`` only if the block succeeds: all are written, or none."""
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder))
+    try:
+        yield [staging / name for name in names]
+        for name in names:
+            os.replace(staging / name, Path(folder) / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -118,6 +118,7 @@ class DecodeWidget(Container):
             session.model,
             values[None, :latent_dims],
             values[None, latent_dims:],
+            desc="Decoding",
             on_result=lambda volumes: self._show(volumes[0], DECODED),
         )
         worker.finished.connect(self._decoded)
@@ -142,7 +143,12 @@ class DecodeWidget(Container):
         poses = np.repeat(values[None, latent_dims:], TRAVERSAL_STEPS, axis=0)
         name = f"traversal latent_{dimension}"
         run_in_background(
-            decode, session.model, latents, poses, on_result=lambda v: self._show(v, name)
+            decode,
+            session.model,
+            latents,
+            poses,
+            desc="Decoding a traversal",
+            on_result=lambda v: self._show(v, name),
         )
 
     def _show(self, volume: np.ndarray, name: str) -> Image:
@@ -218,7 +224,13 @@ class DecodeWidget(Container):
             rows = self.session.selection
             if not len(rows):
                 raise AffinityVAEError("The selection is empty: select particles first")
-            run_in_background(explain_selection, latent, rows, on_result=self._show_explanation)
+            run_in_background(
+                explain_selection,
+                latent,
+                rows,
+                desc="Explaining the selection",
+                on_result=self._show_explanation,
+            )
 
     def _show_explanation(self, explanations: list[Explanation]) -> None:
         self.explanation.clear()

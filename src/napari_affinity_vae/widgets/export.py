@@ -1,5 +1,7 @@
 """The Export dock widget: the selected particles, every cluster to its own file, or all particles,
-to RELION 4 or 5 STAR, CSV or a Dynamo table, with cluster labels (and latents if asked)."""
+to RELION 4 or 5 STAR, CSV, a Dynamo table or TomoTwin coordinates, with cluster labels (and
+latents if asked). Existing files are replaced only when the user says so, and a per-cluster
+export is written whole or not at all."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_info
 
-from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
+from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.widgets.dialogs import confirm, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.viewer_session import session_for
@@ -24,7 +28,23 @@ FORMATS = {  # label: (suffix, STAR flavour)
     "RELION 5 STAR": (".star", "relion5"),
     "CSV": (".csv", "relion4"),
     "Dynamo table": (".tbl", "relion4"),
+    "TomoTwin coords": (".coords", "relion4"),
 }
+
+
+def format_of_suffix(suffix: str, current: str) -> str | None:
+    """The format a typed suffix names (``current`` if it names that one too), else None."""
+    suffix = suffix.lower()
+    if FORMATS[current][0] == suffix:
+        return current
+    return next((label for label, (s, _) in FORMATS.items() if s == suffix), None)
+
+
+def export_path(path: Path, format_label: str) -> Path:
+    """The file to write: a name whose suffix names a format is kept; any other name keeps its
+    text and gains the format's suffix (``keep.v2`` becomes ``keep.v2.star``)."""
+    suffix = FORMATS[format_label][0]
+    return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
 
 
 class ExportWidget(Container):
@@ -35,9 +55,10 @@ class ExportWidget(Container):
         self.what = ComboBox(label="Export", choices=[SELECTED, EACH_CLUSTER, ALL], value=SELECTED)
         self.format = ComboBox(label="Format", choices=list(FORMATS), value="RELION 4 STAR")
         self.latents = CheckBox(text="Include latents, pose and errors", value=False)
-        self.file = FileEdit(label="File", mode="w", filter="Particles (*.star *.csv *.tbl)")
+        patterns = " ".join(f"*{s}" for s in dict.fromkeys(s for s, _ in FORMATS.values()))
+        self.file = FileEdit(label="File", mode="w", filter=f"Particles ({patterns})")
         self.export_button = PushButton(text="Export")
-        self.status = Label(value="")
+        self.status = wrapping(Label(value=""))
         super().__init__(
             widgets=[
                 self.what,
@@ -48,23 +69,69 @@ class ExportWidget(Container):
                 self.status,
             ]
         )
-        self.export_button.changed.connect(self.export)
+        self.file.changed.connect(self._follow_suffix)
+        self.export_button.changed.connect(self._clicked)
         remember("export", {"format": self.format, "latents": self.latents})
 
-    def export(self, path: str | Path | None = None) -> list[Path]:
-        """Write the chosen particles; return the files written (one per cluster if asked)."""
+    def _clicked(self) -> None:
+        self.export()
+
+    def _follow_suffix(self, path: Path) -> None:
+        """A suffix the user types that names a format chooses that format."""
+        label = format_of_suffix(Path(path).suffix, self.format.value)
+        if label is not None:
+            self.format.value = label
+
+    def export(self) -> list[Path]:
+        """Write the chosen particles to the file in the File field; return the files written
+        (one per cluster if asked), [] if nothing was written."""
+        self.status.value = ""
         with errors_as_notifications():
-            written = self._write(Path(path) if path is not None else Path(self.file.value))
-            self.status.value = f"wrote {', '.join(p.name for p in written)}"
-            show_info(f"Exported to {', '.join(str(p) for p in written)}")
+            written = self._write(Path(self.file.value))
+            if written:
+                names = ", ".join(p.name for p in written)
+                self.status.value = f"wrote {len(written)} file{'s'[: len(written) > 1]}: {names}"
+                show_info(f"Exported to {', '.join(str(p) for p in written)}")
             return written
+        self.status.value = "nothing written"
         return []
 
     def _write(self, path: Path) -> list[Path]:
-        suffix, flavour = FORMATS[self.format.value]
         if not path.name or path.is_dir():
-            raise ParticleFileError(path, "choose a file name to export to")
-        path = path.with_suffix(suffix)
+            raise ParticleFileError(path, "is a folder: type a file name to export to")
+        self._follow_suffix(path)
+        label = self.format.value
+        path = export_path(path, label)
+        parts = self._parts(path)
+        folder = path.parent
+        if not folder.is_dir():
+            raise ParticleFileError(path, f"folder {folder} does not exist")
+        taken = [p for p in parts if p.exists()]
+        if any(p.is_dir() for p in taken):
+            raise ParticleFileError(path, "a folder of that name is in the way")
+        if taken and not self.ask_overwrite(taken):
+            self.status.value = "not written: the existing files were kept"
+            return []
+        tomogram = self.session.tomogram
+        try:
+            with atomic_files(folder, [p.name for p in parts]) as staged:
+                for tmp, (target, rows) in zip(staged, parts.items(), strict=True):
+                    try:
+                        write_particles(
+                            rows.reset_index(drop=True),
+                            tmp,
+                            voxel_size=self.session.particles.attrs.get("voxel_size"),
+                            tomogram_shape=tomogram.shape if tomogram is not None else None,
+                            star_flavour=FORMATS[label][1],
+                        )
+                    except InputFileError as err:  # name the user's file, not the staged one
+                        raise ParticleFileError(target, err.problem) from None
+        except OSError as err:
+            raise ParticleFileError(path, f"cannot be written ({err.strerror or err})") from None
+        return list(parts)
+
+    def _parts(self, path: Path) -> dict[Path, pd.DataFrame]:
+        """The rows to write to each file."""
         table = self._columns(self.session.particles)
         if not len(table):
             raise AffinityVAEError("There are no particles to export")
@@ -73,29 +140,22 @@ class ExportWidget(Container):
                 raise AffinityVAEError(
                     "The selection is empty: select particles in the scatter or the viewer"
                 )
-            parts = {path: table.iloc[self.session.selection]}
-        elif self.what.value == EACH_CLUSTER:
+            return {path: table.iloc[self.session.selection]}
+        if self.what.value == EACH_CLUSTER:
             if CLUSTER not in table:
                 raise AffinityVAEError("The particles are not clustered yet (Embed widget)")
-            parts = {
-                path.with_name(f"{path.stem}_cluster{label}{suffix}"): table[
-                    table[CLUSTER] == label
-                ]
+            stem, suffix = path.name[: -len(path.suffix)], path.suffix
+            return {
+                path.with_name(f"{stem}_cluster{label}{suffix}"): table[table[CLUSTER] == label]
                 for label in np.unique(table[CLUSTER])
             }
-        else:
-            parts = {path: table}
-        tomogram = self.session.tomogram
-        return [
-            write_particles(
-                rows.reset_index(drop=True),
-                target,
-                voxel_size=self.session.particles.attrs.get("voxel_size"),
-                tomogram_shape=tomogram.shape if tomogram is not None else None,
-                star_flavour=flavour,
-            )
-            for target, rows in parts.items()
-        ]
+        return {path: table}
+
+    def ask_overwrite(self, paths: list[Path]) -> bool:
+        """Whether to replace existing files (a dialog)."""
+        names = "\n".join(str(p) for p in paths[:10])
+        more = f"\n... and {len(paths) - 10} more" if len(paths) > 10 else ""
+        return confirm(self.native, "Replace files?", f"These files exist:\n{names}{more}\nReplace?")
 
     def _columns(self, table: pd.DataFrame) -> pd.DataFrame:
         """Coordinates and the user's columns, the cluster label, and latents only if asked."""

@@ -1,9 +1,12 @@
 """Background work for the dock widgets: a generator run in a napari worker, with a napari progress
-bar, a Cancel, errors shown as notifications, and results delivered on the main thread."""
+bar, a Cancel, errors shown once as a napari notification, and results delivered on the main
+thread."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
@@ -14,18 +17,44 @@ from qtpy.QtCore import QObject
 
 from napari_affinity_vae.errors import AffinityVAEError
 
+log = logging.getLogger(__name__)
 
-def show_failure(error: BaseException) -> None:
-    """A failed task as a napari error notification (a user's mistake needs no type name)."""
-    if isinstance(error, AffinityVAEError | ValueError):
-        show_error(str(error))
-    else:
-        show_error(f"{type(error).__name__}: {error}")
+
+@dataclass(frozen=True)
+class Failure:
+    """What a background job raised, delivered to the main thread as its result."""
+
+    error: BaseException
+
+
+def failure_message(error: BaseException, doing: str) -> str:
+    """One sentence for the user: a mistake of theirs speaks for itself, anything else says what
+    failed and why."""
+    if isinstance(error, AffinityVAEError):
+        return str(error)
+    return f"{doing} failed: {error or type(error).__name__}"
+
+
+def show_failure(error: BaseException, doing: str) -> None:
+    """A failed job as one napari error notification (the traceback goes to the log)."""
+    if not isinstance(error, AffinityVAEError):
+        log.error("%s failed", doing, exc_info=error)
+    show_error(failure_message(error, doing))
+
+
+def _catching(steps: Callable[[], Generator[int, None, Any]]) -> Generator[int, None, Any]:
+    """Run ``steps``; an exception becomes a :class:`Failure` result, so that napari's own error
+    relay (a second, raw notification) never sees it."""
+    try:
+        return (yield from steps())
+    except Exception as error:
+        return Failure(error)
 
 
 class Task:
     """At most one running job; ``steps`` yields how many of ``total`` units are done and returns
-    the result, which goes to ``on_result`` unless the job was cancelled."""
+    the result, which goes to ``on_result`` unless the job was cancelled; an error goes to
+    ``on_error`` after it is shown. :attr:`running` stays true until a cancelled job has stopped."""
 
     running_changed = Signal(bool)
 
@@ -38,6 +67,10 @@ class Task:
     def running(self) -> bool:
         return self.worker is not None
 
+    @property
+    def cancelling(self) -> bool:
+        return self.worker is not None and self.worker.abort_requested
+
     def start(
         self,
         steps: Callable[[], Generator[int, None, Any]],
@@ -45,30 +78,41 @@ class Task:
         total: int,
         desc: str,
         on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> GeneratorWorker:
         self.cancel()
 
         def run() -> Generator[int, None, Any]:  # a generator function, as napari requires
-            return (yield from steps())
+            return (yield from _catching(steps))
+
+        def deliver(result: Any) -> None:
+            if worker.abort_requested:
+                return
+            if isinstance(result, Failure):
+                show_failure(result.error, desc)
+                if on_error is not None:
+                    on_error(result.error)
+            else:
+                on_result(result)
 
         worker = create_worker(run, _start_thread=False)
         bar = progress(total=total, desc=desc)
         worker.yielded.connect(lambda done: bar.update(done - bar.n))
-        worker.returned.connect(on_result)
-        worker.errored.connect(show_failure)
+        worker.returned.connect(deliver)
         worker.finished.connect(bar.close)
         worker.finished.connect(lambda: self._finished(worker))
         self.worker = worker
         self.running_changed.emit(True)
+        log.debug("%s: started", desc)
         worker.start()
         return worker
 
     def cancel(self) -> None:
-        """Stop the running job at its next step; its result is never delivered."""
-        if self.worker is not None:
-            self.worker.returned.disconnect()
+        """Stop the running job at its next step; its result is never delivered, and the task
+        counts as running until the job has stopped."""
+        if self.worker is not None and not self.worker.abort_requested:
             self.worker.quit()
-            self._finished(self.worker)
+            self.running_changed.emit(True)  # now cancelling: listeners update their buttons
 
     def _owner_deleted(self) -> None:
         self.running_changed.disconnect()
@@ -81,11 +125,24 @@ class Task:
 
 
 def run_in_background(
-    function: Callable[..., Any], *args: Any, on_result: Callable[[Any], None]
+    function: Callable[..., Any], *args: Any, desc: str, on_result: Callable[[Any], None]
 ) -> Any:
-    """A short job (a decode, an explanation) off the main thread, without a progress bar."""
-    worker = create_worker(function, *args, _start_thread=False)
-    worker.returned.connect(on_result)
-    worker.errored.connect(show_failure)
+    """A short job (a decode, an explanation) off the main thread, without a progress bar; an
+    error is shown once, as for a :class:`Task`."""
+
+    def deliver(result: Any) -> None:
+        if isinstance(result, Failure):
+            show_failure(result.error, desc)
+        else:
+            on_result(result)
+
+    def run() -> Any:
+        try:
+            return function(*args)
+        except Exception as error:
+            return Failure(error)
+
+    worker = create_worker(run, _start_thread=False)
+    worker.returned.connect(deliver)
     worker.start()
     return worker

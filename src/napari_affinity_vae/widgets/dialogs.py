@@ -1,0 +1,23 @@
+"""Small Qt helpers the dock widgets share: a yes/no question and labels that wrap instead of
+widening the window."""
+
+from __future__ import annotations
+
+from magicgui.widgets import Label
+from qtpy.QtWidgets import QMessageBox, QSizePolicy, QWidget
+
+
+def confirm(parent: QWidget | None, title: str, question: str) -> bool:
+    """Ask a yes/no question in a modal dialog; No is the default."""
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, buttons, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def wrapping(label: Label) -> Label:
+    """Let ``label`` wrap its text at the dock's width, however long the text, rather than make
+    the dock (and the window) wider."""
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label

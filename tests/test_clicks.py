@@ -1,0 +1,210 @@
+"""The dock widgets driven as a person drives them: real button clicks and typing into real fields,
+with assertions on what the person then sees (files, layers, notifications, labels)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QApplication, QMessageBox
+
+from conftest import write_mrc
+from napari_affinity_vae.demo import add_dock_widgets
+from napari_affinity_vae.io.particles import read_particles, write_particles
+from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
+from napari_affinity_vae.widgets.viewer_session import session_for
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def notifications():
+    shown = []
+    notification_manager.notification_ready.connect(shown.append)
+    yield shown
+    notification_manager.notification_ready.disconnect(shown.append)
+
+
+def messages(notifications) -> list[str]:
+    return [str(n.message) for n in notifications]
+
+
+@pytest.fixture
+def small_tomogram(tmp_path) -> Path:
+    """A 40 x 60 x 60 float32 tomogram at 10 A/voxel with three dark blobs."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 1, (40, 60, 60)).astype(np.float32)
+    for z, y, x in ((20, 20, 20), (20, 40, 40), (20, 20, 40)):
+        data[z - 3 : z + 4, y - 3 : y + 4, x - 3 : x + 4] -= 4
+    return write_mrc(tmp_path / "small.mrc", data, voxel_size=10.0)
+
+
+@pytest.fixture
+def explorer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    return viewer, widgets, session_for(viewer)
+
+
+def click(qtbot, button) -> None:
+    """A left click on a magicgui push button, as the mouse gives it."""
+    qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)
+
+
+def type_into(qtbot, field, text: str) -> None:
+    """Clear a magicgui text or file field and type ``text`` into it."""
+    edit = getattr(field, "line_edit", field).native
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+
+
+def answer_next_dialog(button: QMessageBox.StandardButton) -> list[str]:
+    """Press ``button`` in the next modal dialog; return its text once answered."""
+    seen: list[str] = []
+
+    def press() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, press)
+            return
+        seen.append(box.text())
+        box.button(button).click()
+
+    QTimer.singleShot(20, press)
+    return seen
+
+
+def open_and_import(qtbot, widgets, tomogram: Path, coords: Path):
+    """Open a tomogram and import a coordinate file by typing their paths and clicking."""
+    type_into(qtbot, widgets["Tomogram"].file, str(tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    type_into(qtbot, widgets["Particles"].file, str(coords))
+    click(qtbot, widgets["Particles"].import_button)
+    return widgets["Particles"].particles_layer
+
+
+def three_picks(folder: Path, n: int = 3) -> Path:
+    folder.mkdir(exist_ok=True)
+    table = pd.DataFrame(
+        {"z": [20.0, 20.0, 20.0][:n], "y": [20.0, 40.0, 20.0][:n], "x": [20.0, 40.0, 40.0][:n]}
+    )
+    table["cluster"] = np.arange(n) % 2
+    return write_particles(table, folder / "picks.csv")
+
+
+# -- Export ----------------------------------------------------------------------------------
+def test_the_export_button_writes_the_selection(explorer, qtbot, tmp_path, small_tomogram):
+    viewer, widgets, session = explorer
+    layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path))
+    assert len(session.particles) == 3
+    layer.selected_data = {0, 2}  # selected in the viewer
+    export = widgets["Export"]
+    type_into(qtbot, export.file, str(tmp_path / "keep.star"))
+    click(qtbot, export.export_button)
+    back = read_particles(tmp_path / "keep.star", voxel_size=10.0)
+    assert back[["z", "y", "x"]].to_numpy().tolist() == [[20, 20, 20], [20, 20, 40]]
+    assert export.status.value == "wrote 1 file: keep.star"
+
+
+def test_a_typed_suffix_chooses_the_format_and_others_gain_one(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks", n=1))
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "mine.csv"))
+    assert export.format.value == "CSV"
+    click(qtbot, export.export_button)
+    export.format.value = "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "keep.v2"))
+    click(qtbot, export.export_button)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.v2.star", "mine.csv", "picks", "small.mrc"]
+    assert export.format.value == "RELION 5 STAR"
+    assert "rlnCenteredCoordinateXAngst" in (tmp_path / "keep.v2.star").read_text()
+
+
+def test_export_asks_before_replacing_a_file(explorer, qtbot, tmp_path):
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
+    existing = tmp_path / "keep.star"
+    existing.write_text("mine, keep me\n")
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(existing))
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, export.export_button)
+    assert asked and "keep.star" in asked[0]
+    assert existing.read_text() == "mine, keep me\n"
+    assert "kept" in export.status.value
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, export.export_button)
+    assert read_particles(existing)[["z", "y", "x"]].to_numpy().tolist() == [[1, 2, 3]]
+
+
+def test_export_to_a_read_only_folder_says_so(explorer, qtbot, tmp_path, notifications):
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes into any folder of its own: use a read-only file system
+        folder = Path("/sys")
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(folder / "keep.star"))
+    click(qtbot, export.export_button)
+    assert any("keep.star" in m and "cannot be written" in m for m in messages(notifications))
+    assert not (folder / "keep.star").exists() and export.status.value == "nothing written"
+
+
+def test_export_where_a_folder_stands_says_so(explorer, qtbot, tmp_path, notifications):
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
+    export = widgets["Export"]
+    export.what.value = ALL
+    (tmp_path / "keep.star").mkdir()
+    type_into(qtbot, export.file, str(tmp_path / "keep.star"))
+    click(qtbot, export.export_button)
+    type_into(qtbot, export.file, str(tmp_path / "keep"))
+    click(qtbot, export.export_button)
+    shown = messages(notifications)
+    assert len(shown) == 2 and all("folder" in m for m in shown)
+    assert export.status.value == "nothing written"
+
+
+def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeypatch):
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame(np.ones((8, 3)), columns=["z", "y", "x"]))
+    session.add_columns(session.version, pd.DataFrame({"cluster": np.arange(8) % 4}))
+    export = widgets["Export"]
+    export.what.value = EACH_CLUSTER
+    type_into(qtbot, export.file, str(tmp_path / "name.star"))
+    (tmp_path / "name_cluster1.star").write_text("older\n")
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+
+    from napari_affinity_vae.widgets import export as module
+
+    calls = []
+
+    def failing_on_the_fourth(rows, path, **kwargs):
+        calls.append(path)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        return write_particles(rows, path, **kwargs)
+
+    monkeypatch.setattr(module, "write_particles", failing_on_the_fourth)
+    click(qtbot, export.export_button)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["name_cluster1.star"]
+    assert (tmp_path / "name_cluster1.star").read_text() == "older\n"
+    monkeypatch.undo()
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, export.export_button)
+    names = [f"name_cluster{k}.star" for k in range(4)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert export.status.value == f"wrote 4 files: {', '.join(names)}"
