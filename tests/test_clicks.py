@@ -99,7 +99,7 @@ def three_picks(folder: Path, n: int = 3) -> Path:
 
 # -- Export ----------------------------------------------------------------------------------
 def test_the_export_button_writes_the_selection(explorer, qtbot, tmp_path, small_tomogram):
-    viewer, widgets, session = explorer
+    _viewer, widgets, session = explorer
     layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path))
     assert len(session.particles) == 3
     layer.selected_data = {0, 2}  # selected in the viewer
@@ -114,7 +114,7 @@ def test_the_export_button_writes_the_selection(explorer, qtbot, tmp_path, small
 def test_a_typed_suffix_chooses_the_format_and_others_gain_one(
     explorer, qtbot, tmp_path, small_tomogram
 ):
-    _, widgets, session = explorer
+    _, widgets, _session = explorer
     open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks", n=1))
     export = widgets["Export"]
     export.what.value = ALL
@@ -124,7 +124,12 @@ def test_a_typed_suffix_chooses_the_format_and_others_gain_one(
     export.format.value = "RELION 5 STAR"
     type_into(qtbot, export.file, str(tmp_path / "keep.v2"))
     click(qtbot, export.export_button)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.v2.star", "mine.csv", "picks", "small.mrc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "keep.v2.star",
+        "mine.csv",
+        "picks",
+        "small.mrc",
+    ]
     assert export.format.value == "RELION 5 STAR"
     assert "rlnCenteredCoordinateXAngst" in (tmp_path / "keep.v2.star").read_text()
 

@@ -43,9 +43,10 @@ def particles_layer_data(
     name: str,
     metadata: dict[str, Any] | None = None,
     colour_by: str | None = None,
+    colour: str = DEFAULT_COLOUR,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """A Points layer tuple: z, y, x voxels as data, other columns as features, outlines
-    coloured by the ``colour_by`` column if given."""
+    coloured by the ``colour_by`` column if given, else in ``colour``."""
     voxel_size = particles.attrs.get("voxel_size")
     scale = voxel_size or 1.0
     features = particles.drop(columns=list(AXES)).reset_index(drop=True)
@@ -55,7 +56,7 @@ def particles_layer_data(
         "features": features,
         "size": POINT_SIZE_VOXELS,
         "face_color": "transparent",
-        "border_color": colour_by or DEFAULT_COLOUR,
+        "border_color": colour_by or colour,
         "border_width": 0.12,
         "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},

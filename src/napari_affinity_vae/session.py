@@ -83,7 +83,7 @@ class Session:
         self.tomogram = tomogram
         self.tomogram_changed.emit()
 
-    def set_model(self, model: AffinityVAE, card: ModelCard) -> None:
+    def set_model(self, model: AffinityVAE | None, card: ModelCard | None) -> None:
         self.model, self.card = model, card
         self.model_changed.emit()
 

@@ -19,9 +19,10 @@ from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
+from napari_affinity_vae.widgets.dialogs import wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
-from napari_affinity_vae.widgets.tasks import Task
+from napari_affinity_vae.widgets.tasks import Task, failure_message
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 BUNDLED, CHECKPOINT = "Bundled model", "Checkpoint file"
@@ -40,8 +41,7 @@ class EmbedWidget(Container):
         self.checkpoint = FileEdit(
             label="Checkpoint", mode="r", filter="Checkpoints (*.safetensors)", visible=False
         )
-        self.card = Label(label="Card", value="")
-        self.card.native.setWordWrap(True)
+        self.card = wrapping(Label(label="Card", value=""))
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -50,7 +50,7 @@ class EmbedWidget(Container):
         self.k = SpinBox(label="Clusters (k)", min=1, max=100, value=8)
         self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
         self.apply_button = PushButton(text="Project and cluster again")
-        self.status = Label(label="Status", value="not run")
+        self.status = wrapping(Label(label="Status", value="not run"))
         super().__init__(
             widgets=[
                 self.source,
@@ -88,8 +88,14 @@ class EmbedWidget(Container):
         self.load_model()
 
     def load_model(self, _value: object = None) -> bool:
-        """Load the chosen model into the session and show its card; False if it failed."""
+        """Load the chosen model into the session and show its card; False if none loaded (the
+        session then has no model, so Run never embeds with an earlier one)."""
         self.checkpoint.visible = self.source.value == CHECKPOINT
+        self.session.set_model(None, None)
+        self.card.tooltip = ""
+        if self.source.value == CHECKPOINT and not Path(self.checkpoint.value).is_file():
+            self.card.value = "no model: choose a checkpoint file (.safetensors)"
+            return False
         with errors_as_notifications():
             if self.source.value == BUNDLED:
                 model, card = load_bundled()
@@ -100,7 +106,7 @@ class EmbedWidget(Container):
             self.card.value = f"{card.describe()}\nclasses: {classes}"
             self.card.tooltip = card.to_json()
             return True
-        self.card.value = "no model"
+        self.card.value = "no model: the checkpoint did not load"
         return False
 
     def run(self) -> None:
@@ -122,12 +128,16 @@ class EmbedWidget(Container):
                 total=len(particles),
                 desc="Embedding particles",
                 on_result=lambda table: self._embedded(version, table),
+                on_error=self._failed,
             )
 
     def cancel(self) -> None:
         if self.task.running:
             self.task.cancel()
             self.status.value = "cancelled"
+
+    def _failed(self, error: BaseException) -> None:
+        self.status.value = f"failed: {failure_message(error, 'the last step')}"
 
     def _embedded(self, version: int, table: pd.DataFrame) -> None:
         if not self.session.add_columns(version, table[derived_columns(table)], True):
@@ -154,6 +164,7 @@ class EmbedWidget(Container):
                 total=2,
                 desc="Projecting and clustering",
                 on_result=lambda columns: self._analysed(version, columns),
+                on_error=self._failed,
             )
 
     def _analysed(self, version: int, columns: pd.DataFrame) -> None:
@@ -170,7 +181,7 @@ class EmbedWidget(Container):
 
     def _show_running(self, running: bool) -> None:
         self.run_button.enabled = self.apply_button.enabled = not running
-        self.cancel_button.enabled = running
+        self.cancel_button.enabled = running and not self.task.cancelling
 
 
 def _analyse(

@@ -155,7 +155,9 @@ class ExportWidget(Container):
         """Whether to replace existing files (a dialog)."""
         names = "\n".join(str(p) for p in paths[:10])
         more = f"\n... and {len(paths) - 10} more" if len(paths) > 10 else ""
-        return confirm(self.native, "Replace files?", f"These files exist:\n{names}{more}\nReplace?")
+        return confirm(
+            self.native, "Replace files?", f"These files exist:\n{names}{more}\nReplace?"
+        )
 
     def _columns(self, table: pd.DataFrame) -> pd.DataFrame:
         """Coordinates and the user's columns, the cluster label, and latents only if asked."""

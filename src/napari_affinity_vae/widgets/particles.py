@@ -19,24 +19,33 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Points
+from napari.utils.notifications import show_info
 
-from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.colours import CATEGORY_COLOURS
+from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
 from napari_affinity_vae.session import CLUSTER, derived_columns
-from napari_affinity_vae.widgets.highlight import colour_particles, is_highlight, show_selection
+from napari_affinity_vae.widgets.highlight import (
+    COLOUR_KEY,
+    colour_particles,
+    is_highlight,
+    show_selection,
+)
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
+    same_tomogram,
     session_for,
     tomogram_from_layer,
 )
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
+PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
 
 
 class ParticlesWidget(Container):
@@ -134,8 +143,20 @@ class ParticlesWidget(Container):
             for x in self.layer.choices
             if x is not None and x.metadata.get("tomo_name") == tomogram.name
         ]
+        rescaled = [layer for layer in own if self._rescale(layer, tomogram.voxel_size)]
         if own and self.layer.value not in own:
             self.layer.value = own[-1]
+        elif self.layer.value in rescaled:
+            self._sync_from_layer()
+
+    @staticmethod
+    def _rescale(layer: Points, voxel_size: float | None) -> bool:
+        """Follow a new voxel size of the tomogram (the points stay on their voxels)."""
+        if not voxel_size or layer.metadata.get("voxel_size") == voxel_size:
+            return False
+        layer.metadata["voxel_size"] = voxel_size
+        layer.scale = (voxel_size,) * 3
+        return True
 
     # -- getting particles ---------------------------------------------------------------------
     def import_file(self, path: str | Path | None = None) -> Points | None:
@@ -160,10 +181,20 @@ class ParticlesWidget(Container):
         return None
 
     def pick_by_hand(self) -> Points | None:
-        """An empty Points layer in add mode: each click on the plane adds a particle."""
-        if self._tomogram() is None:
+        """The tomogram's hand-picks layer (new and empty the first time) in add mode: each
+        click on the plane adds a particle."""
+        tomogram = self._tomogram()
+        if tomogram is None:
             return None
-        layer = self.show_particles(pd.DataFrame(columns=["z", "y", "x"], dtype=float))
+        name = f"{tomogram.name} {HAND_SOURCE}"
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            self.layer.value = layer
+        else:
+            layer = self.show_particles(
+                pd.DataFrame(columns=["z", "y", "x"], dtype=float), HAND_SOURCE
+            )
+        self._viewer.layers.selection.active = layer
         layer.mode = "add"
         return layer
 
@@ -175,39 +206,55 @@ class ParticlesWidget(Container):
         with errors_as_notifications():
             if tomogram.voxel_size is None:
                 raise ParticleFileError(tomogram.path, "the voxel size is unknown; set it first")
+            low, high = self.diameter_min.value, self.diameter_max.value
+            if low > high:
+                raise AffinityVAEError(
+                    f"The minimum diameter ({low:g} Å) is above the maximum ({high:g} Å)"
+                )
             settings = PickSettings(
-                self.diameter_min.value,
-                self.diameter_max.value,
+                low,
+                high,
                 tomogram.voxel_size,
                 threshold=None if self.auto_threshold.value else self.threshold.value,
                 max_count=self.max_count.value or None,
                 inverted=self.inverted.value,
             )
+            version = self.session.version
             self.task.start(
                 lambda: pick_steps(tomogram.data, settings),
                 total=chunk_count(tomogram.shape, settings),
                 desc="Picking particles",
-                on_result=lambda picks: self._picked(tomogram.name, picks),
+                on_result=lambda picks: self._picked(tomogram, version, picks),
             )
 
-    def _picked(self, tomo_name: str, picks: pd.DataFrame) -> None:
-        if self.session.tomogram is None or self.session.tomogram.name != tomo_name:
-            return  # the user moved on to another tomogram
+    def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> None:
+        current = self.session.tomogram
+        if current is None or not same_tomogram(current, tomogram):
+            show_info(f"Picks of {tomogram.path} discarded: another tomogram is open now")
+            return
+        if self.session.version != version:
+            show_info("Picks discarded: the particles changed while the picker ran")
+            return
         self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
-        self.show_particles(picks, "picks")
+        self.show_particles(picks, PICKER_SOURCE, replace=True)
 
-    def show_particles(self, particles: pd.DataFrame, source: str = "particles") -> Points:
-        """Particles of the session's tomogram as the Points layer being explored (replacing a
-        layer of the same name)."""
+    def show_particles(
+        self, particles: pd.DataFrame, source: str = "particles", replace: bool = False
+    ) -> Points:
+        """Particles of the session's tomogram as the Points layer being explored: a new layer
+        (napari numbers a repeated name), or with ``replace`` the layer of the same name."""
         tomogram = self.session.tomogram
         particles = particles.copy()
         if "tomo_name" not in particles:
             particles.insert(0, "tomo_name", tomogram.name)
         particles.attrs["voxel_size"] = tomogram.voxel_size
         name = f"{tomogram.name} {source}"
-        if name in self._viewer.layers:
+        if replace and name in self._viewer.layers:
             self._viewer.layers.remove(name)
-        data, kwargs, _ = particles_layer_data(particles, name, {"tomo_name": tomogram.name})
+        colour = CATEGORY_COLOURS[(len(self._points_layers()) + 7) % len(CATEGORY_COLOURS)]
+        data, kwargs, _ = particles_layer_data(
+            particles, name, {"tomo_name": tomogram.name, COLOUR_KEY: colour}, colour=colour
+        )
         layer = self._viewer.add_points(data, **kwargs)
         self.layer.value = layer
         return layer
@@ -286,4 +333,4 @@ class ParticlesWidget(Container):
 
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
-        self.cancel_button.enabled = running
+        self.cancel_button.enabled = running and not self.task.cancelling

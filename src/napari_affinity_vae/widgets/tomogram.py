@@ -106,9 +106,11 @@ class TomogramWidget(Container):
         from_header = bool(layer.metadata.get("voxel_size_from_header", voxel_size))
         with self.voxel_size.changed.blocked():
             self.voxel_size.value = voxel_size or 0.0
-        self.voxel_size.enabled = not from_header
         self.voxel_size.tooltip = (
-            "From the file header" if from_header else "The header has none: enter it here"
+            "From the file header: correct it here if the header is wrong (1 Å is often a "
+            "placeholder)"
+            if from_header
+            else "The header has none: enter it here"
         )
         self.session.set_tomogram(tomogram_from_layer(layer))
 
@@ -117,6 +119,7 @@ class TomogramWidget(Container):
         if layer is None or value <= 0:
             return
         layer.metadata["voxel_size"] = float(value)
+        layer.metadata["voxel_size_from_header"] = False
         layer.scale = (value, value, value)
         self.session.set_tomogram(tomogram_from_layer(layer))
         self._viewer.reset_view()

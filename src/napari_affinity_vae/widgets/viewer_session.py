@@ -39,6 +39,11 @@ def tomogram_from_layer(layer: Image) -> Tomogram:
     )
 
 
+def same_tomogram(first: Tomogram, second: Tomogram) -> bool:
+    """Whether two tomograms are the same data: the same file (or layer) and shape."""
+    return first.path.resolve() == second.path.resolve() and first.shape == second.shape
+
+
 def is_tomogram(layer: object) -> bool:
     """A 3D grey Image layer that is not a volume the model decoded."""
     return (
