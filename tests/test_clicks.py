@@ -213,3 +213,124 @@ def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeyp
     names = [f"name_cluster{k}.star" for k in range(4)]
     assert sorted(p.name for p in tmp_path.iterdir()) == names
     assert export.status.value == f"wrote 4 files: {', '.join(names)}"
+
+
+# -- Particles -------------------------------------------------------------------------------
+def test_pick_by_hand_twice_keeps_the_hand_picks(explorer, qtbot, small_tomogram, tmp_path):
+    viewer, widgets, session = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].hand_button)
+    layer = viewer.layers["small hand picks"]
+    layer.add(np.array([[20.0, 30.0, 30.0]]))  # as a click on the plane adds it
+    click(qtbot, widgets["Particles"].hand_button)
+    assert len(viewer.layers["small hand picks"].data) == 1 and len(session.particles) == 1
+    # a file named like the layer comes in beside it, not over it
+    named_alike = write_particles(
+        pd.DataFrame({"z": [10.0], "y": [10.0], "x": [10.0]}), tmp_path / "hand picks.csv"
+    )
+    type_into(qtbot, widgets["Particles"].file, str(named_alike))
+    click(qtbot, widgets["Particles"].import_button)
+    assert len(viewer.layers["small hand picks"].data) == 1
+    assert len(widgets["Particles"].particles_layer.data) == 1
+    assert widgets["Particles"].particles_layer is not layer
+    colours = {tuple(x.border_color[0]) for x in widgets["Particles"].layer.choices if x}
+    assert len(colours) == 2  # two particle layers, two colours
+
+
+def test_a_minimum_diameter_above_the_maximum_is_one_clear_message(
+    explorer, qtbot, small_tomogram, notifications
+):
+    _, widgets, _session = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    particles.diameter_min.value, particles.diameter_max.value = 300.0, 100.0
+    click(qtbot, particles.pick_button)
+    assert messages(notifications) == ["The minimum diameter (300 Å) is above the maximum (100 Å)"]
+    assert not particles.task.running
+
+
+def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
+    explorer, qtbot, tmp_path, notifications
+):
+    viewer, widgets, session = explorer
+    first = tmp_path / "a" / "tomogram.mrc"
+    second = tmp_path / "b" / "tomogram.mrc"
+    for path, shape in ((first, (96, 320, 320)), (second, (40, 60, 60))):
+        path.parent.mkdir()
+        write_mrc(path, np.random.default_rng(0).normal(size=shape).astype(np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(first))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    particles.auto_threshold.value, particles.threshold.value = False, 1.0  # noise peaks
+    click(qtbot, particles.pick_button)
+    assert particles.task.running and not particles.pick_button.enabled
+    type_into(qtbot, widgets["Tomogram"].file, str(second))
+    click(qtbot, widgets["Tomogram"].open_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert session.tomogram.shape == (40, 60, 60) and len(session.particles) == 0
+    assert not [x for x in viewer.layers if x.name.endswith("picks")]
+    assert any("discarded" in m for m in messages(notifications))
+
+
+def test_a_corrected_voxel_size_moves_the_particles_and_the_export(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    viewer, widgets, session = explorer
+    placeholder = tmp_path / "placeholder.mrc"
+    import mrcfile
+
+    with mrcfile.open(small_tomogram) as mrc:
+        write_mrc(placeholder, mrc.data.copy(), voxel_size=1.0)
+    layer = open_and_import(qtbot, widgets, placeholder, three_picks(tmp_path / "picks"))
+    voxel = widgets["Tomogram"].voxel_size
+    assert voxel.enabled and voxel.value == 1.0
+    for value in (12.0, 10.0):
+        voxel.native.selectAll()
+        qtbot.keyClicks(voxel.native, f"{value:g}")
+        qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+        assert tuple(viewer.layers["placeholder"].scale) == (value,) * 3
+        assert tuple(layer.scale) == (value,) * 3
+        assert session.particles.attrs["voxel_size"] == value
+    export = widgets["Export"]
+    export.what.value, export.format.value = ALL, "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "out.star"))
+    click(qtbot, export.export_button)
+    back = read_particles(tmp_path / "out.star", voxel_size=10.0, tomogram_shape=(40, 60, 60))
+    assert back[["z", "y", "x"]].to_numpy().tolist() == [[20, 20, 20], [20, 40, 40], [20, 20, 40]]
+
+
+def test_the_selection_is_highlighted_alone_in_the_volume_view(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    viewer, widgets, session = explorer
+    layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    widgets["Tomogram"].rendering.value = "Volume"
+    assert viewer.dims.ndisplay == 3
+    layer.selected_data = {1}
+    highlight = viewer.layers["small picks (selected)"]
+    assert highlight.data.tolist() == [[20.0, 40.0, 40.0]] and highlight.visible
+    session.clear_selection()
+    assert not highlight.visible
+
+
+# -- Embed -----------------------------------------------------------------------------------
+def test_a_missing_or_broken_checkpoint_leaves_no_model_to_embed_with(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    embed = widgets["Embed"]
+    assert session.model is not None  # the bundled model
+    embed.source.value = "Checkpoint file"
+    assert session.model is None and "choose a checkpoint" in embed.card.value
+    assert messages(notifications) == []
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    type_into(qtbot, embed.checkpoint, str(broken))
+    assert session.model is None and embed.card.value.startswith("no model")
+    assert any("broken" in m for m in messages(notifications))
+    click(qtbot, embed.run_button)
+    assert not embed.task.running and session.latent is None
+    assert "Choose a model" in messages(notifications)[-1]
