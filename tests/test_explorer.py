@@ -90,12 +90,20 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     # decoding a cluster centre adds a 3D volume at the model's voxel size
     decode = widgets["Decode"]
     decode.source.value, decode.cluster.value = CENTRE, label
+    viewer.dims.set_point(0, 300.0)  # the user looks at a plane off the middle
     decode.decode_source()
     qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
     volume = viewer.layers["decoded"]
     assert volume.data.shape == (32, 32, 32) and tuple(volume.scale) == (10.0, 10.0, 10.0)
     assert volume.data.std() > 0
     assert viewer.layers.selection.active is picks  # decoding leaves the user's tools alone
+    # an isosurface at mean + 2 SD, which the user can move; beside the tomogram, in the
+    # plane the user looks at
+    assert volume.rendering == "iso"
+    assert volume.iso_threshold == pytest.approx(volume.data.mean() + 2 * volume.data.std())
+    decode.iso_level.value = 3.0
+    assert volume.iso_threshold == pytest.approx(volume.data.mean() + 3 * volume.data.std())
+    assert volume.translate[0] <= 300.0 <= volume.translate[0] + 32 * 10.0
     before = volume.data.copy()
     decode.sliders[0].value = decode.sliders[0].max  # a latent traversal by hand
     qtbot.waitUntil(lambda: not np.array_equal(volume.data, before), timeout=WAIT_MS)
@@ -106,10 +114,14 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     qtbot.waitUntil(lambda: len(decode.explanation) > 0, timeout=WAIT_MS)
     first = decode.explanation[0]
     first.clicked.emit()
-    dimension = int(first.text.split(":")[0].split()[-1].replace("latent_", ""))
-    name = f"traversal latent_{dimension}"
+    dimension = int(first.text.split(":")[0].split()[-1])
+    assert decode.sliders[dimension].label == f"latent {dimension}"  # as the button says
+    name = f"traversal latent {dimension}"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=WAIT_MS)
     assert viewer.layers[name].data.shape == (9, 32, 32, 32)
+    picks.selected_data = {1, 2}  # another selection: the old explanation no longer holds
+    assert len(decode.explanation) == 0
+    scatter.select_category("cluster", str(label))
 
     # the viewer moves to a selected particle on request
     row = scatter.go_to_selected()

@@ -67,20 +67,19 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
 
 
 def _open_tomogram_frame() -> tuple[float | None, tuple[int, int, int] | None, str | None]:
-    """Voxel size, shape and name of the newest tomogram layer in the current viewer, if any."""
+    """Voxel size, shape and name of the tomogram the explorer works on in the current viewer
+    (the same rule as the Particles widget's), if any."""
     try:
         import napari
     except ImportError:  # pragma: no cover - napari is a dependency
         return None, None, None
+    from napari_affinity_vae.widgets.viewer_session import current_tomogram
+
     viewer = napari.current_viewer()
-    if viewer is None:
+    tomogram = current_tomogram(viewer) if viewer is not None else None
+    if tomogram is None:
         return None, None, None
-    for layer in reversed(viewer.layers):
-        is_image = isinstance(layer, napari.layers.Image)
-        voxel_size = layer.metadata.get("voxel_size") if is_image else None
-        if voxel_size and layer.ndim == 3:
-            return float(voxel_size), tuple(int(n) for n in layer.data.shape), layer.name
-    return None, None, None
+    return tomogram.voxel_size, tomogram.shape, tomogram.name
 
 
 def _paths(path: str | list[str]) -> list[Path]:

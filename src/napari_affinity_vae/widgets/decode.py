@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSlider,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
 from napari.layers import Image
 
 from napari_affinity_vae.analysis.clustering import snap_centres
@@ -15,11 +23,12 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import run_in_background
-from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for
+from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
 
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 TRAVERSAL_STEPS = 9
+ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
 
 
@@ -34,6 +43,13 @@ class DecodeWidget(Container):
         self.source = ComboBox(label="Decode", choices=[PARTICLE, MEAN, CENTRE], value=MEAN)
         self.cluster = SpinBox(label="Cluster", min=0, max=999, visible=False)
         self.placement = ComboBox(label="Show", choices=[AT_PARTICLE, BESIDE], value=BESIDE)
+        self.iso_level = FloatSpinBox(
+            label="Surface at (SD)", min=-5.0, max=10.0, step=0.25, value=ISO_SIGMAS
+        )
+        self.iso_level.tooltip = (
+            "The isosurface of decoded volumes in the volume view: this many standard "
+            "deviations above the volume's mean"
+        )
         self.decode_button = PushButton(text="Decode")
         self.sliders = Container(label="Latent")
         self.explain_button = PushButton(text="Explain selection")
@@ -48,6 +64,7 @@ class DecodeWidget(Container):
                 self.source,
                 self.cluster,
                 self.placement,
+                self.iso_level,
                 self.decode_button,
                 self.sliders,
                 self.explain_button,
@@ -57,9 +74,11 @@ class DecodeWidget(Container):
         )
         self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
         self.decode_button.changed.connect(self.decode_source)
+        self.iso_level.changed.connect(self._set_iso_level)
         self.explain_button.changed.connect(self.explain)
         self.session.embedding_changed.connect(self._build_sliders)
-        self.session.particles_changed.connect(self._build_sliders)
+        self.session.particles_changed.connect(self._particles_changed)
+        self.session.selection_changed.connect(lambda _source: self.explanation.clear())
         self._build_sliders()
 
     @property
@@ -141,7 +160,7 @@ class DecodeWidget(Container):
         latents = np.repeat(values[None, :latent_dims], TRAVERSAL_STEPS, axis=0)
         latents[:, dimension] = np.linspace(column.min(), column.max(), TRAVERSAL_STEPS)
         poses = np.repeat(values[None, latent_dims:], TRAVERSAL_STEPS, axis=0)
-        name = f"traversal latent_{dimension}"
+        name = f"traversal latent {dimension}"
         run_in_background(
             decode,
             session.model,
@@ -173,12 +192,13 @@ class DecodeWidget(Container):
                 translate=translate,
                 colormap="magma",
                 contrast_limits=limits,
-                rendering="mip",
+                rendering="iso",
                 blending="additive",
                 metadata={"voxel_size": card.voxel_size, DECODED_KEY: card.describe()},
             )
             if active is not None:
                 self._viewer.layers.selection.active = active
+        layer.iso_threshold = iso_level(data, self.iso_level.value)
         self.status.value = f"{name}: {volume.shape[-1]}^3 at {card.voxel_size:g} Å/voxel"
         return layer
 
@@ -193,9 +213,20 @@ class DecodeWidget(Container):
             return tuple(position * tomo_voxel - centre)
         shape = np.asarray(tomogram.shape if tomogram else (box, box, box), dtype=float)
         middle = shape / 2 * tomo_voxel - centre
-        return (middle[0], middle[1], shape[2] * tomo_voxel + box * voxel_size / 2)
+        plane = view_centre(self._viewer)[0] - centre  # in the plane the user looks at
+        return (plane, middle[1], shape[2] * tomo_voxel + box * voxel_size / 2)
+
+    def _set_iso_level(self, sigmas: float) -> None:
+        for layer in self._viewer.layers:
+            if isinstance(layer, Image) and DECODED_KEY in layer.metadata:
+                layer.iso_threshold = iso_level(layer.data, sigmas)
 
     # -- sliders and explanations ---------------------------------------------------------------
+    def _particles_changed(self) -> None:
+        """New particles: the decode anchor (a row of the old table) no longer means anything."""
+        self._anchor = None
+        self._build_sliders()
+
     def _build_sliders(self) -> None:
         self.sliders.clear()
         self.explanation.clear()
@@ -203,14 +234,12 @@ class DecodeWidget(Container):
         if latent is None:
             self.status.value = "Run the embedding to decode"
             return
-        columns = [(f"latent_{i}", latent[:, i]) for i in range(latent.shape[1])]
+        columns = [(f"latent {i}", latent[:, i]) for i in range(latent.shape[1])]
         if pose is not None:
-            columns += [(f"pose_{i}", pose[:, i]) for i in range(pose.shape[1])]
+            columns += [(f"pose {i}", pose[:, i]) for i in range(pose.shape[1])]
         for name, values in columns:
-            low, high = float(values.min()), float(values.max())
-            if high <= low:
-                high = low + 1.0
-            slider = FloatSlider(label=name, min=low, max=high, value=float(np.median(values)))
+            low, high, middle = slider_range(values)
+            slider = FloatSlider(label=name, min=low, max=high, value=middle)
             slider.changed.connect(self.request_decode)
             self.sliders.append(slider)
         self.status.value = ""
@@ -237,9 +266,24 @@ class DecodeWidget(Container):
         for e in explanations:
             side = "higher" if e.weight > 0 else "lower"
             button = PushButton(
-                text=f"latent_{e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
+                text=f"latent {e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
             )
             button.changed.connect(lambda _v=None, d=e.dimension: self.traverse(d))
             self.explanation.append(button)
         if not explanations:
             self.status.value = "no latent dimension separates the selection"
+
+
+def slider_range(values: np.ndarray) -> tuple[float, float, float]:
+    """A slider's minimum, maximum and start for a latent column: the data's range rounded
+    outwards to what the slider shows (at least 1 wide, for one particle), and the median."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if high - low < 1e-3:
+        low, high = low - 0.5, high + 0.5
+    low, high = np.floor(low * 1e4) / 1e4, np.ceil(high * 1e4) / 1e4
+    return float(low), float(high), float(np.clip(np.median(values), low, high))
+
+
+def iso_level(data: np.ndarray, sigmas: float) -> float:
+    """The isosurface level ``sigmas`` standard deviations above the volume's mean."""
+    return float(data.mean() + sigmas * data.std())

@@ -38,10 +38,9 @@ from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
-    is_tomogram,
+    current_tomogram,
     same_tomogram,
     session_for,
-    tomogram_from_layer,
 )
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
@@ -121,14 +120,11 @@ class ParticlesWidget(Container):
 
     # -- the tomogram the particles belong to ------------------------------------------------
     def _tomogram(self) -> Tomogram | None:
-        """The session's tomogram; with none chosen yet, the newest 3D Image layer's."""
-        if self.session.tomogram is None:
-            images = [x for x in self._viewer.layers if is_tomogram(x)]
-            if images:
-                self.session.set_tomogram(tomogram_from_layer(images[-1]))
-        if self.session.tomogram is None:
+        """The session's tomogram; with none chosen yet, the newest tomogram layer's."""
+        tomogram = current_tomogram(self._viewer)
+        if tomogram is None:
             napari.utils.notifications.show_error("Open a tomogram first")
-        return self.session.tomogram
+        return tomogram
 
     def _tomogram_changed(self) -> None:
         tomogram = self.session.tomogram

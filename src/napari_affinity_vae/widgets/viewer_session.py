@@ -27,6 +27,17 @@ def session_for(viewer: napari.Viewer) -> Session:
     return _SESSIONS[viewer]
 
 
+def current_tomogram(viewer: napari.Viewer) -> Tomogram | None:
+    """The tomogram particles belong to: the session's, or with none chosen yet the newest
+    tomogram layer's (never a volume the model decoded)."""
+    session = session_for(viewer)
+    if session.tomogram is None:
+        images = [layer for layer in viewer.layers if is_tomogram(layer)]
+        if images:
+            session.set_tomogram(tomogram_from_layer(images[-1]))
+    return session.tomogram
+
+
 def tomogram_from_layer(layer: Image) -> Tomogram:
     """The tomogram an Image layer shows: its data (memory-mapped if opened from a file), its
     voxel size and, for the name particles carry, its file or layer name."""
