@@ -16,8 +16,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("mrc_open.py", "simulate.py", "picking.py", "embedding.py", "model.py", "scatter.py")
-NEEDS_DISPLAY = {"scatter.py"}
+SCRIPTS = (
+    "mrc_open.py",
+    "simulate.py",
+    "picking.py",
+    "cancel.py",
+    "embedding.py",
+    "model.py",
+    "scatter.py",
+)
+NEEDS_DISPLAY = {"scatter.py", "cancel.py"}
 NOT_FIGURES = ("machine", "torch", "model", "file")  # context lines, not measurements
 TIMEOUT = 1800
 

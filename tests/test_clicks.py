@@ -274,6 +274,27 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
     assert any("discarded" in m for m in messages(notifications))
 
 
+def test_cancel_stops_the_picker_before_pick_is_offered_again(explorer, qtbot, tmp_path):
+    viewer, widgets, session = explorer
+    path = write_mrc(
+        tmp_path / "big.mrc", np.random.default_rng(0).normal(size=(96, 320, 320)).astype("f4")
+    )
+    type_into(qtbot, widgets["Tomogram"].file, str(path))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    particles.diameter_min.value = 50.0  # no binning: several seconds of work
+    click(qtbot, particles.pick_button)
+    steps = []
+    particles.task.worker.yielded.connect(steps.append)
+    qtbot.waitUntil(lambda: len(steps) > 0, timeout=WAIT_MS)
+    worker = particles.task.worker
+    click(qtbot, particles.cancel_button)
+    assert not particles.pick_button.enabled and not particles.cancel_button.enabled
+    qtbot.waitUntil(lambda: particles.pick_button.enabled, timeout=5000)  # stops within a stage
+    assert not worker.is_running and len(session.particles) == 0
+    assert not [x for x in viewer.layers if x.name.endswith("picks")]
+
+
 def test_a_corrected_voxel_size_moves_the_particles_and_the_export(
     explorer, qtbot, tmp_path, small_tomogram
 ):

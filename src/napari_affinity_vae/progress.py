@@ -28,3 +28,14 @@ def run_steps(
         if bar is not None:
             bar.update(now - done)
         done = now
+
+
+def pauses(stages: Generator[None, None, Result], done: int) -> Generator[int, None, Result]:
+    """Run ``stages`` (a generator that yields at each pause), yielding ``done`` at every pause:
+    a chance to cancel without progress; return its result."""
+    while True:
+        try:
+            next(stages)
+        except StopIteration as finished:
+            return finished.value
+        yield done

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_affinity_vae.progress import Progress, run_steps
+from napari_affinity_vae.progress import Progress, pauses, run_steps
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
@@ -101,7 +101,8 @@ class _Layout:
 
 
 def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, None, pd.DataFrame]:
-    """Yield the number of chunks done (stop iterating to cancel); return the picks."""
+    """Yield the number of chunks done, also between the stages of a chunk so that a Cancel
+    (stop iterating) takes effect within a stage; return the picks."""
     layout = _Layout(tomogram.shape, settings)
     height = int(layout.binned_shape[1])
     found: dict[str, list[np.ndarray]] = {band: [] for band in BANDS}
@@ -110,7 +111,9 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
         stop = min(start + layout.rows, height)
         lo, hi = max(0, start - layout.halo), min(height, stop + layout.halo)
         block = _binned(tomogram, layout.binning, lo, hi, layout.binned_shape)
-        bands = _chunk(block, settings.inverted, layout, lo, start, stop)
+        yield done - 1
+        stages = _chunk(block, settings.inverted, layout, lo, start, stop)
+        bands = yield from pauses(stages, done - 1)
         for band, (table, sample) in bands.items():
             found[band].append(table)
             noise[band].append(sample)
@@ -143,15 +146,18 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
 
 def _chunk(
     block: np.ndarray, inverted: bool, layout: _Layout, lo: int, start: int, stop: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+) -> Generator[None, None, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Each band's candidates among binned rows ``start:stop`` (y) of a block read from row
     ``lo``, as rows of z, y, x, band value, roundness and particle-band value, and the band's
-    noise sample there."""
+    noise sample there; pausing (yielding) between stages."""
     if not inverted:
         block = -block
-    fine, middle, large = (ndimage.gaussian_filter(block, s) for s in layout.sigmas)
+    smoothed = []
+    for sigma in layout.sigmas:
+        smoothed.append((yield from _gaussian(block, sigma)))
+    fine, middle, large = smoothed
     particle_band = middle - large
-    middles = ndimage.gaussian_filter(np.maximum(fine - large, 0), layout.sigmas[1])
+    middles = yield from _gaussian(np.maximum(fine - large, 0), layout.sigmas[1])
     first = start + (-start) % NOISE_STRIDE - lo  # the same sample whatever the chunks
     result = {}
     for name, band, smooth in (("particle", particle_band, middle), ("fine", fine - middle, fine)):
@@ -162,7 +168,17 @@ def _chunk(
         sample = band[::NOISE_STRIDE, first : stop - lo : NOISE_STRIDE, ::NOISE_STRIDE]
         table = np.column_stack([centred + np.array([0, lo, 0]), *values])
         result[name] = (table, np.abs(sample).ravel())
+        yield
     return result
+
+
+def _gaussian(volume: np.ndarray, sigma: float) -> Generator[None, None, np.ndarray]:
+    """``ndimage.gaussian_filter(volume, sigma)``, one axis at a time with a pause after each."""
+    out = volume
+    for axis in range(volume.ndim):
+        out = ndimage.gaussian_filter1d(out, sigma, axis=axis)
+        yield
+    return out
 
 
 def _peaks(band: np.ndarray, min_distance: int, start: int, stop: int) -> np.ndarray:
