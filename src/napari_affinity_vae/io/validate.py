@@ -44,7 +44,7 @@ def check_particles(
         )
         if not drop_nan:
             raise ParticleFileError(
-                path, f"{message} (rows {_rows(nan_rows)}); drop them if you wish"
+                path, f"{message} (rows {_rows(nan_rows)}); skip them to import the others"
             )
         warnings.warn(f"{path}: {message}; they were dropped", stacklevel=3)
         particles, coords = particles[~nan_rows], coords[~nan_rows]

@@ -49,7 +49,7 @@ class ModelCard:
     def describe(self) -> str:
         a = self.architecture
         return (
-            f"{a.box}^{a.ndim} boxes at {self.voxel_size:g} A/voxel, {len(self.classes)} classes, "
+            f"{a.box}^{a.ndim} boxes at {self.voxel_size:g} Å/voxel, {len(self.classes)} classes, "
             f"latent {a.latent_dims} + pose {a.pose_dims}"
         )
 

@@ -19,6 +19,7 @@ from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
+from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
@@ -122,7 +123,7 @@ class EmbedWidget(Container):
             version, tomogram = session.version, session.tomogram
             particles = session.particles.drop(columns=derived_columns(session.particles))
             model, card, inverted = session.model, session.card, self.inverted.value
-            self.status.value = f"embedding {len(particles)} particles"
+            self.status.value = f"embedding {count(len(particles), 'particle')}"
             self.task.start(
                 lambda: embed_steps(tomogram, particles, model, card, self.batch, inverted),
                 total=len(particles),
@@ -145,7 +146,9 @@ class EmbedWidget(Container):
             show_info(STALE)
             return
         edges = int(table["crosses_edge"].sum())
-        self.status.value = f"{len(table)} embedded ({edges} boxes cross the edge)"
+        self.status.value = (
+            f"{len(table)} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"
+        )
         self.project_and_cluster()
 
     def project_and_cluster(self) -> None:
@@ -173,7 +176,7 @@ class EmbedWidget(Container):
             show_info(STALE)
             return
         found = columns[CLUSTER][columns[CLUSTER] >= 0].nunique()
-        self.status.value = f"{len(columns)} particles, {found} clusters"
+        self.status.value = f"{count(len(columns), 'particle')}, {count(found, 'cluster')}"
 
     def _particles_changed(self) -> None:
         if self.session.latent is None and not self.task.running:

@@ -17,6 +17,7 @@ from napari_affinity_vae.errors import AffinityVAEError, InputFileError, Particl
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
@@ -90,7 +91,7 @@ class ExportWidget(Container):
             written = self._write(Path(self.file.value))
             if written:
                 names = ", ".join(p.name for p in written)
-                self.status.value = f"wrote {len(written)} file{'s'[: len(written) > 1]}: {names}"
+                self.status.value = f"wrote {count(len(written), 'file')}: {names}"
                 show_info(f"Exported to {', '.join(str(p) for p in written)}")
             return written
         self.status.value = "nothing written"

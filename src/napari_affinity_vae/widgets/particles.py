@@ -3,6 +3,7 @@ and keep the session's particle table in step with the Points layer."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import napari
@@ -19,7 +20,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Points
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
@@ -57,6 +58,8 @@ class ParticlesWidget(Container):
         patterns = " ".join(f"*{s}" for s in PARTICLE_SUFFIXES)
         self.tomogram_label = Label(label="Tomogram", value="none open")
         self.file = FileEdit(label="File", mode="r", filter=f"Coordinates ({patterns})")
+        self.skip_unusable = CheckBox(text="Skip rows with NaN or outside the tomogram")
+        self.skip_unusable.tooltip = "Import the other rows, with a warning saying how many"
         self.import_button = PushButton(text="Import")
         self.hand_button = PushButton(text="Pick by hand")
         self.hand_button.tooltip = "Click on the plane to add particles; points stay editable"
@@ -76,6 +79,7 @@ class ParticlesWidget(Container):
             widgets=[
                 self.tomogram_label,
                 self.file,
+                self.skip_unusable,
                 self.import_button,
                 self.hand_button,
                 self.diameter_min,
@@ -112,6 +116,7 @@ class ParticlesWidget(Container):
                 "auto_threshold": self.auto_threshold,
                 "threshold": self.threshold,
                 "max_count": self.max_count,
+                "skip_unusable": self.skip_unusable,
                 "inverted": self.inverted,
             },
         )
@@ -167,12 +172,19 @@ class ParticlesWidget(Container):
                 raise ParticleFileError(
                     path, f"holds tomograms {', '.join(names)}; none is named {tomogram.name}"
                 )
-            particles = read_particles(
-                path,
-                voxel_size=tomogram.voxel_size,
-                tomogram_shape=tomogram.shape,
-                tomo_name=tomogram.name if len(names) > 1 else None,
-            )
+            skip = self.skip_unusable.value
+            with warnings.catch_warnings(record=True) as dropped:
+                warnings.simplefilter("always")
+                particles = read_particles(
+                    path,
+                    voxel_size=tomogram.voxel_size,
+                    tomogram_shape=tomogram.shape,
+                    tomo_name=tomogram.name if len(names) > 1 else None,
+                    drop_nan=skip,
+                    drop_outside=skip,
+                )
+            for warning in dropped:
+                show_warning(str(warning.message))
             return self.show_particles(particles, f"{path.stem}")
         return None
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, RadioButtons
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QApplication, QComboBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from vispy.scene import SceneCanvas, visuals
 from vispy.scene.cameras import PanZoomCamera
 from vispy.visuals.transforms import STTransform
@@ -17,6 +17,7 @@ from vispy.visuals.transforms import STTransform
 from napari_affinity_vae.analysis.selection import PlaneIndex
 from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
 from napari_affinity_vae.session import CLUSTER, EMBEDDING
+from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.viewer_session import centre_on, session_for, view_centre
 
 LASSO, RECTANGLE, CLICK, PAN = "Lasso", "Rectangle", "Click", "Pan"
@@ -74,6 +75,11 @@ class LatentScatterWidget(QWidget):
             visual.visible = False
         self.legend = QLabel()
         self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.colour_by.native.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.colour_by.native.setMinimumContentsLength(12)
         self.legend.setToolTip("Click a category to select its particles (Shift adds)")
         self.legend.linkActivated.connect(self._legend_clicked)
         layout = QVBoxLayout(self)
@@ -161,7 +167,8 @@ class LatentScatterWidget(QWidget):
         self.view.camera.rect = (*(low - 0.05 * span), *(1.1 * span))
         self.dim.center = tuple((low + high) / 2)
         self.dim.width, self.dim.height = span * 100
-        counts, xs, ys = np.histogram2d(xy[:, 0], xy[:, 1], bins=DENSITY_BINS)
+        bins = int(np.clip(np.sqrt(len(xy)) / 2, 8, DENSITY_BINS))  # a few points per bin
+        counts, xs, ys = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins)
         density = np.log1p(counts.T).astype(np.float32)
         self.heat.set_data(density)
         self.heat.clim = (0.0, max(float(density.max()), 1e-6))
@@ -169,7 +176,7 @@ class LatentScatterWidget(QWidget):
             scale=(xs[1] - xs[0], ys[1] - ys[0]), translate=(xs[0], ys[0])
         )
         self._recolour()
-        self.summary.value = f"{len(table)} particles"
+        self.summary.value = count(len(table), "particle")
         self._show_density(self.density.value)
 
     def _update_colour_choices(self) -> None:
@@ -204,13 +211,13 @@ class LatentScatterWidget(QWidget):
             xy.astype(np.float32), face_color=self._colours, edge_width=0, size=size
         )
         categorical = len(legend) and column in table and is_categorical(table[column])
-        swatches = "&nbsp;&nbsp;".join(
+        swatches = " &nbsp;".join(  # breaks between swatches, never inside one
             f'<a href="{label}" style="{LINK_STYLE.format(colour)}">&#9679;&nbsp;{label}</a>'
             if categorical
             else f'<span style="color:{colour}">&#9679;</span>&nbsp;{label}'
             for label, colour in legend
         )
-        self.legend.setText(f"<b>{column}</b>:&nbsp;{swatches}" if legend else "")
+        self.legend.setText(f"<b>{column}</b>: {swatches}" if legend else "")
         self._show_selection(None)
 
     def _show_density(self, on: bool) -> None:
@@ -235,7 +242,7 @@ class LatentScatterWidget(QWidget):
             )
         total = len(self.index.xy)
         if total:
-            self.summary.value = f"{len(rows)} of {total} particles selected"
+            self.summary.value = f"{len(rows)} of {count(total, 'particle')} selected"
         self.canvas.update()
 
     # -- the mouse and keys -------------------------------------------------------------------

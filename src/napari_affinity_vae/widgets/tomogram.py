@@ -112,6 +112,8 @@ class TomogramWidget(Container):
             if from_header
             else "The header has none: enter it here"
         )
+        if self._viewer.dims.ndim == 3:
+            self._viewer.dims.axis_labels = ("z", "y", "x")
         self.session.set_tomogram(tomogram_from_layer(layer))
 
     def _set_voxel_size(self, value: float) -> None:
@@ -121,6 +123,8 @@ class TomogramWidget(Container):
         layer.metadata["voxel_size"] = float(value)
         layer.metadata["voxel_size_from_header"] = False
         layer.scale = (value, value, value)
+        if self._viewer.dims.ndim == 3:
+            self._viewer.dims.axis_labels = ("z", "y", "x")
         self.session.set_tomogram(tomogram_from_layer(layer))
         self._viewer.reset_view()
         self._set_slab(self.slab.value)
