@@ -190,7 +190,11 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
     em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
     em.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
-    em.add_argument("--tomo-name", help="which tomogram's particles, in a multi-tomogram STAR")
+    em.add_argument(
+        "--tomo-name",
+        help="which tomogram's particles, in a STAR file or Dynamo table (tomogram number) "
+        "holding several",
+    )
     em.add_argument("--inverted", action="store_true", help="protein is white")
     view = em.add_mutually_exclusive_group()
     view.add_argument("--umap", action="store_true", help="2D embedding by UMAP (default PCA)")
