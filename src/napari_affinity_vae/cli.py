@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -232,13 +233,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return args.run(args)
     except AffinityVAEError as err:
         print(f"avae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"avae {args.command}: cancelled; no partial files were left", file=sys.stderr)
         return 130
+
+
+def _show_warning(command: str, message: Warning | str, *_args: object, **_kwargs: object) -> None:
+    """A warning as one line on stderr, like the errors: ``avae CMD: warning: ...``."""
+    print(f"avae {command}: warning: {message}", file=sys.stderr)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
