@@ -24,3 +24,8 @@ class TomogramFileError(InputFileError):
 
 class ParticleFileError(InputFileError):
     """A coordinate file is unreadable or its particles do not fit the tomogram."""
+
+
+class AnalysisError(AffinityVAEError, ValueError):
+    """A clustering, projection or explanation cannot be made of these particles (too few of
+    them, or a selection of all or none); the message says why."""
