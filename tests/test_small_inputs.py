@@ -1,17 +1,21 @@
-"""0, 1, 2 and a few particles through every Qt-free verb: clustering, projection, explanation.
-Each works or says why in one sentence; none ends in a library's traceback."""
+"""0, 1, 2 and a few particles through every Qt-free verb: clustering, projection, explanation
+and ``avae embed``. Each works or says why in one sentence; none ends in a library's traceback."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from conftest import write_mrc
 from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
 from napari_affinity_vae.analysis.explain import explain_selection
 from napari_affinity_vae.analysis.projection import PROJECTIONS, project
+from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError, AnalysisError
+from napari_affinity_vae.io.particles import read_particles, write_particles
 
 SIZES = (0, 1, 2, 5)
 
@@ -113,3 +117,57 @@ def test_explain_five_particles(rows):
     latent[rows, 3] += 10.0
     found = explain_selection(latent, np.array(rows))
     assert found and found[0].dimension == 3 and found[0].weight > 0
+
+
+@pytest.fixture
+def tiny_tomogram(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_mrc(tmp_path / "tiny.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+
+
+def test_embed_command_of_an_empty_pick_list(tiny_tomogram, tmp_path, capsys):
+    picks = write_particles(pd.DataFrame({"z": [], "y": [], "x": []}), tmp_path / "none.star")
+    out = tmp_path / "embedded.star"
+    assert main(["embed", str(tiny_tomogram), str(picks), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"avae embed: error: {picks}: no particles to embed"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--clusters", "9"],
+        ["--clusters", "9", "--umap"],
+        ["--clusters", "9", "--tsne"],
+        ["--clusters", "9", "--clustering", "gmm"],
+        ["--clustering", "hdbscan", "--umap"],
+    ],
+)
+@pytest.mark.parametrize("n", [1, 2])
+def test_embed_command_of_one_or_two_picks(tiny_tomogram, tmp_path, capsys, options, n):
+    table = pd.DataFrame({"z": [20.0, 21.0][:n], "y": [32.0, 20.0][:n], "x": [32.0, 40.0][:n]})
+    picks = write_particles(table, tmp_path / "picks.csv")
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(tiny_tomogram), str(picks), "--out", str(out), *options]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    back = read_particles(out)
+    assert len(back) == n and np.isfinite(back[["embedding_x", "embedding_y"]]).all(axis=None)
+    if "--clusters" in options:
+        assert f"avae embed: asked for 9 clusters of {n} particle" in err
+        assert sorted(back["cluster"]) == list(range(n)) and back["cluster_centre"].all()
+    else:
+        assert "avae embed: warning: HDBSCAN needs at least 5 particles" in err
+        assert list(back["cluster"]) == [-1] * n and not back["cluster_centre"].any()
+    if n == 2 and ("--umap" in options or "--tsne" in options):
+        assert "are laid out by PCA" in err
+
+
+def test_embed_command_refuses_zero_clusters(tiny_tomogram, tmp_path, capsys):
+    picks = write_particles(
+        pd.DataFrame({"z": [20.0], "y": [32.0], "x": [32.0]}), tmp_path / "p.csv"
+    )
+    args = ["embed", str(tiny_tomogram), str(picks), "--out", str(tmp_path / "e.csv")]
+    assert main([*args, "--clusters", "0"]) == 2
+    assert "avae embed: error: asked for 0 clusters" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_affinity_vae import __version__
-from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +170,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
         help="particle diameters in Angstrom",
     )
     pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
-    pk.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
+    pk.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
     pk.add_argument(
         "--threshold", type=float, help="score threshold in noise deviations (default: automatic)"
     )
@@ -184,13 +184,21 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.analysis.clustering import CLUSTERINGS
 
     em = commands.add_parser(
-        "embed", help="latent vectors, 2D embedding and clusters for the particles of a tomogram"
+        "embed",
+        help="latent vectors, 2D embedding and clusters for the particles of a tomogram",
+        description="Writes the particles with latent_*, pose_*, reconstruction_error, "
+        "crosses_edge, embedding_x and embedding_y, and with --clusters (or --clustering hdbscan) "
+        "cluster and cluster_centre. A coordinate file without particles is an error: there is "
+        "nothing to embed. More clusters than particles gives one cluster per particle, said on "
+        "stderr; HDBSCAN leaves fewer than 5 particles as noise (-1), and UMAP and t-SNE lay out "
+        "fewer than 5 by PCA, with a warning. A tomogram whose voxel size is more than 4 times "
+        "finer or coarser than the model's is refused: check its header or give --voxel-size.",
     )
     em.add_argument("tomogram", type=Path)
     em.add_argument("coords", type=Path, help="any coordinate format")
     em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
     em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
-    em.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
+    em.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
     em.add_argument(
         "--tomo-name",
         help="which tomogram's particles, in a STAR file or Dynamo table (tomogram number) "
@@ -471,7 +479,7 @@ def _run_pick(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.analysis.clustering import cluster, snap_centres
+    from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
     from napari_affinity_vae.analysis.projection import project
     from napari_affinity_vae.io.particles import read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
@@ -486,13 +494,20 @@ def _run_embed(args: argparse.Namespace) -> int:
         tomogram_shape=tomogram.shape,
         tomo_name=args.tomo_name,
     )
+    if particles.empty:
+        raise ParticleFileError(args.coords, "no particles to embed")
     model, card = load_checkpoint(args.model or BUNDLED)
     table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
     latent = table[latent_columns(table)].to_numpy()
     method = "umap" if args.umap else "tsne" if args.tsne else "pca"
     table[["embedding_x", "embedding_y"]] = project(latent, method, args.seed)
     if args.clusters is not None or args.clustering == "hdbscan":
-        labels = cluster(latent, args.clustering, args.clusters or 0, args.seed)
+        k = 0
+        if args.clustering != "hdbscan":
+            k, reduced = clusters_possible(args.clusters, len(latent))
+            if reduced:
+                print(f"avae embed: {reduced}", file=sys.stderr)
+        labels = cluster(latent, args.clustering, k, args.seed)
         table["cluster"] = labels
         table["cluster_centre"] = False
         table.loc[list(snap_centres(latent, labels).values()), "cluster_centre"] = True
