@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_affinity_vae import __version__
-from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.errors import AffinityVAEError, OutputExistsError, ParticleFileError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +88,7 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="also a box centred where the built-in picker finds each particle",
     )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
+    _add_overwrite(sim, "write into OUTDIR even if it holds files")
     sim.set_defaults(run=_run_simulate)
 
 
@@ -102,6 +103,7 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
     aff.add_argument("--out", type=Path, required=True, help="affinity CSV to write")
     aff.add_argument("--raw", type=Path, help="also write the unscaled best correlations")
     aff.add_argument("--voxel-size", type=float, help="Angstrom (default: the first map's, or 10)")
+    _add_overwrite(aff)
     aff.set_defaults(run=_run_affinity)
 
 
@@ -138,6 +140,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
     tr.add_argument("--augment", action="store_true", help="random 90-degree rotations")
+    _add_overwrite(tr, "replace an existing checkpoint (and its .metrics.csv)")
     tr.set_defaults(run=_run_train)
 
 
@@ -155,6 +158,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--record", action="store_true", help="store the figures in the checkpoint's model card"
     )
+    _add_overwrite(ev)
     ev.set_defaults(run=_run_evaluate)
 
 
@@ -177,6 +181,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     pk.add_argument("--max-count", type=int)
     pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
     pk.add_argument("--inverted", action="store_true", help="protein is white")
+    _add_overwrite(pk)
     pk.set_defaults(run=_run_pick)
 
 
@@ -211,7 +216,23 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument("--clusters", type=int, metavar="K", help="cluster into K groups")
     em.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
     em.add_argument("--seed", type=int, default=0)
+    _add_overwrite(em)
     em.set_defaults(run=_run_embed)
+
+
+def _add_overwrite(
+    command: argparse.ArgumentParser, text: str = "replace an existing --out"
+) -> None:
+    command.add_argument("--overwrite", action="store_true", help=text)
+
+
+def _refuse_existing(args: argparse.Namespace, *paths: Path | None) -> None:
+    """Outputs are never replaced unless ``--overwrite`` says so."""
+    if args.overwrite:
+        return
+    for path in paths:
+        if path is not None and path.exists():
+            raise OutputExistsError(path)
 
 
 def reference(width: int = 100) -> str:
@@ -277,6 +298,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.simulate.tiltseries import Microscope
     from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
+    holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
+    if not args.overwrite and (holds_files or args.outdir.is_file()):
+        raise OutputExistsError(args.outdir)
     low, high, step = args.tilt_range
     settings = Simulation(
         shape=tuple(args.shape),
@@ -331,6 +355,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
     )
     from napari_affinity_vae.simulate.molecules import load_reference
 
+    _refuse_existing(args, args.out, args.raw)
     if args.maps:
         voxel_size = args.voxel_size or _first_voxel_size(args.maps)
         maps = {path.stem: load_reference(path, voxel_size) for path in args.maps}
@@ -355,6 +380,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.network import Architecture
     from napari_affinity_vae.model.train import TrainingConfig, train
 
+    out = Path(args.out)
+    _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
     command = args.command_line
     if args.preset == "bundled":
         from napari_affinity_vae.model import bundled
@@ -423,6 +450,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
 
+    _refuse_existing(args, args.out)
     model, card = load_checkpoint(args.checkpoint or BUNDLED)
     results = evaluate(
         model,
@@ -460,6 +488,7 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.particles.picking import PickSettings, pick
 
+    _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
     settings = PickSettings(
         *args.diameter,
@@ -487,6 +516,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.embedding import embed, latent_columns
 
+    _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
     particles = read_particles(
         args.coords,
