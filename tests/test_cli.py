@@ -151,3 +151,41 @@ def test_cli_reference_in_docs_is_current():
 
     docs = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
     assert docs.read_text() == reference(), "run python scripts/make_cli_docs.py"
+
+
+def test_pick_and_embed_refuse_an_existing_output_unless_told(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    tomogram = write_mrc(tmp_path / "t.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,20\n")
+    for command in (
+        ["pick", str(tomogram), "--diameter", "100", "200", "--out", str(picks)],
+        ["embed", str(tomogram), str(picks), "--out", str(picks)],
+    ):
+        assert main(command) == 2
+        name = command[0]
+        assert capsys.readouterr().err == (
+            f"avae {name}: error: {picks} exists; pass --overwrite to replace it\n"
+        )
+        assert picks.read_text() == "x,y,z\n32,32,20\n"  # untouched
+    out = tmp_path / "embedded.csv"
+    out.write_text("old")
+    embed = ["embed", str(tomogram), str(picks), "--out", str(out)]
+    assert main(embed) == 2 and out.read_text() == "old"
+    assert main([*embed, "--overwrite"]) == 0 and "latent_0" in out.read_text()
+
+
+def test_simulate_refuses_a_folder_holding_files(tmp_path, capsys):
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert main(["simulate", str(folder), "--shape", "16", "32", "32", "--particles", "1"]) == 2
+    assert f"avae simulate: error: {folder} exists; pass --overwrite" in capsys.readouterr().err
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("command", ["pick", "embed", "affinity", "train", "evaluate", "simulate"])
+def test_every_command_writing_files_has_overwrite(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--overwrite" in capsys.readouterr().out

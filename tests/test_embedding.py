@@ -93,3 +93,61 @@ def test_pick_then_embed_commands(sample, tmp_path):
     assert np.mean(found >= 0) >= 0.9
     clusters = table["cluster"].to_numpy()[found[found >= 0]]
     assert adjusted_rand_score(truth["class_name"][found >= 0], clusters) >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("voxel_size", "message"),
+    [
+        (
+            1.0,
+            r"voxel size 1 Å is 10x finer than the model's 10 Å; boxes would be resampled 10-fold",
+        ),
+        (50.0, r"voxel size 50 Å is 5x coarser than the model's 10 Å; boxes would be enlarged"),
+    ],
+)
+def test_a_voxel_size_far_from_the_models_is_refused_before_extraction(
+    tmp_path, monkeypatch, voxel_size, message
+):
+    from napari_affinity_vae.errors import AffinityVAEError
+    from napari_affinity_vae.model import embedding
+
+    def no_extraction(*_args, **_kwargs):
+        raise AssertionError("boxes were extracted")
+
+    monkeypatch.setattr(embedding, "extract_boxes", no_extraction)
+    model, card = load_bundled()
+    tomogram = Tomogram(tmp_path / "TOMO.mrc", np.zeros((64, 64, 64), np.float32), voxel_size, True)
+    picks = pd.DataFrame({"z": [32.0], "y": [32.0], "x": [32.0]})
+    for run in (
+        lambda: embed(tomogram, picks, model, card),
+        lambda: next(embed_steps(tomogram, picks, model, card)),
+    ):
+        with pytest.raises(AffinityVAEError, match=message) as error:
+            run()
+        text = str(error.value)
+        assert text.startswith(f"{tmp_path / 'TOMO.mrc'}: ") and "--voxel-size" in text
+        assert "Check the voxel size (a header value of 1.0 is often a placeholder)" in text
+
+
+def test_within_four_times_the_models_voxel_size_is_embedded(tmp_path):
+    model, card = load_bundled()
+    volume = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    picks = pd.DataFrame({"z": [20.0], "y": [32.0], "x": [32.0]})
+    for voxel_size in (2.5, 40.0):  # 4x finer, 4x coarser
+        tomogram = Tomogram(tmp_path / "t.mrc", volume, voxel_size, True)
+        assert len(embed(tomogram, picks, model, card)) == 1
+
+
+def test_embed_command_with_a_placeholder_voxel_size(tmp_path, capsys):
+    from conftest import write_mrc
+
+    volume = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    path = write_mrc(tmp_path / "TOMO.mrc", volume, voxel_size=1.0)
+    picks = tmp_path / "picks.csv"
+    pd.DataFrame({"x": [32.0], "y": [32.0], "z": [20.0]}).to_csv(picks, index=False)
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(path), str(picks), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"avae embed: error: {path}: voxel size 1 Å is 10x finer")
+    assert "set it with --voxel-size" in err and not out.exists()
+    assert main(["embed", str(path), str(picks), "--out", str(out), "--voxel-size", "10"]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.datasets import load_training_set
-from napari_affinity_vae.simulate.affinity import save_affinity
+from napari_affinity_vae.simulate.affinity import load_affinity, save_affinity
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,59 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     assert "knn_macro_f1" in capsys.readouterr().out
     _, recorded = load_checkpoint(out.with_suffix(".json"))
     assert recorded.metrics["evaluation"] == results  # --record keeps the figures in the card
+
+
+REFERENCE_AFFINITY = (  # as the reference affinity-VAE writes it: class names, no index column
+    "globular,tetrahedral\n"
+    "1.000000000000000000e+00,2.000000000000000111e-01\n"
+    "3.700000000000000178e-01,1.000000000000000000e+00\n"
+)
+
+
+def test_train_on_the_reference_tools_asymmetric_affinity(tiny_sets, tmp_path, capsys):
+    affinity = tmp_path / "affinity_scores.csv"
+    affinity.write_text(REFERENCE_AFFINITY)
+    out = tmp_path / "ref"
+    args = ["train", str(tiny_sets / "train"), "--out", str(out), "--affinity", str(affinity)]
+    assert main([*args, "--epochs", "1", "--batch-size", "8", "--capacity", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "avae train: warning:" in err and "affinity_scores.csv" in err
+    assert "not symmetric (largest |A - A.T| is 0.17" in err
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.training["epochs_done"] == 1
+    with pytest.warns(UserWarning, match="not symmetric"):
+        data = load_training_set(tiny_sets / "train", affinity=affinity)
+    np.testing.assert_allclose(data.affinity, [[1.0, 0.285], [0.285, 1.0]])  # (A + A.T) / 2
+
+
+def test_affinity_with_an_index_column_in_any_row_order(tmp_path):
+    path = tmp_path / "indexed.csv"
+    path.write_text(",a,b,c\nc,0.1,-0.5,1\na,1,0.3,0.1\nb,0.3,1,-0.5\n")
+    matrix = load_affinity(path)
+    assert list(matrix.index) == list(matrix.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(matrix, [[1, 0.3, 0.1], [0.3, 1, -0.5], [0.1, -0.5, 1]])
+    symmetric = save_affinity(matrix, tmp_path / "ours.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a symmetric matrix loads without a warning
+        pd.testing.assert_frame_equal(load_affinity(symmetric), matrix)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a,b\n1,0.5\n", "not square"),
+        ("a,b,c\n1,0.5\n0.5,1\n", "not square"),
+        (",a,b\na,1,0.5\nc,0.5,1\n", r"header \(a, b\) and of the first column \(a, c\) disagree"),
+        ("a,b\n1,x\n0.5,1\n", "non-numeric or missing value 'x' \\(a against b\\)"),
+        ("a,b\n1,\n0.5,1\n", "non-numeric or missing value ''"),
+        ("a,b\n1,nan\n0.5,1\n", "non-numeric or missing value 'nan'"),
+        ("a,b\n1,1.5\n1.5,1\n", r"must lie in \[-1, 1\]; found 1.5 \(a against b\)"),
+        ("a,a\n1,0.5\n0.5,1\n", "distinct"),
+    ],
+)
+def test_unusable_affinity_files_are_refused(tmp_path, text, problem):
+    path = tmp_path / "affinity.csv"
+    path.write_text(text)
+    with pytest.raises(InputFileError, match=problem) as error:
+        load_affinity(path)
+    assert str(error.value).startswith(str(path))

@@ -219,3 +219,45 @@ def test_written_files_are_ordinary_files(tmp_path, particles):
     os.umask(umask)
     path = write_particles(particles, tmp_path / "p.csv")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _dynamo_rows(tomograms: list[int]) -> np.ndarray:
+    """A Dynamo table of one particle per entry, x = 10 + row, in the given tomograms."""
+    table = np.zeros((len(tomograms), 35))
+    table[:, 0] = np.arange(1, len(tomograms) + 1)
+    table[:, 19] = tomograms
+    table[:, 23] = 10 + np.arange(len(tomograms))
+    table[:, 24:26] = 5
+    return table
+
+
+def test_dynamo_table_of_several_tomograms_is_never_merged(tmp_path):
+    path = tmp_path / "three.tbl"
+    np.savetxt(path, _dynamo_rows([1, 2, 2, 3, 1]))
+    assert tomogram_names(path) == ["1", "2", "3"]
+    with pytest.raises(ParticleFileError) as error:
+        read_particles(path)
+    message = str(error.value)
+    assert "three.tbl" in message and "3 tomograms (1, 2, 3); choose one" in message
+    assert "--tomo-name" in message
+    second = read_particles(path, tomo_name="2")
+    assert list(second["x"]) == [10.0, 11.0] and set(second["tomo_name"]) == {"2"}
+    assert list(read_particles(path, tomo_name="03")["x"]) == [12.0]  # a number, padded or not
+    with pytest.raises(ParticleFileError, match=r"no particles of tomogram '7' \(found 1, 2, 3\)"):
+        read_particles(path, tomo_name="7")
+
+
+def test_dynamo_tomogram_number_round_trips_as_tomo_name(tmp_path, particles):
+    path = write_particles(particles.assign(tomo_name="4"), tmp_path / "four.tbl")
+    assert set(np.loadtxt(path)[:, 19]) == {4.0}
+    back = read_particles(path, tomogram_shape=SHAPE)
+    assert set(back["tomo_name"]) == {"4"} and "tomo_number" not in back
+    assert tomogram_names(path) == ["4"]
+    named = write_particles(particles.assign(tomo_name="TS_01"), tmp_path / "named.tbl")
+    assert set(np.loadtxt(named)[:, 19]) == {1.0}  # a name Dynamo cannot hold: tomogram 1
+    assert set(np.loadtxt(write_particles(particles, tmp_path / "none.tbl"))[:, 19]) == {1.0}
+
+
+def test_tomogram_names_of_formats_without_them(tmp_path, particles):
+    assert tomogram_names(write_particles(particles, tmp_path / "p.csv")) == []
+    assert tomogram_names(tmp_path / "missing.tbl") == []

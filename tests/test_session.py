@@ -9,6 +9,7 @@ from skimage.measure import points_in_poly
 
 from napari_affinity_vae.analysis.explain import explain_selection
 from napari_affinity_vae.analysis.selection import PlaneIndex
+from napari_affinity_vae.errors import AnalysisError
 from napari_affinity_vae.session import Session
 
 
@@ -89,5 +90,5 @@ def test_explanation_names_the_dimensions_that_separate_a_selection():
     assert [e.dimension for e in found[:2]] == [5, 2]
     assert found[0].weight > 0 > found[1].weight
     assert found[0].selected_mean > 2.5 and abs(found[0].others_mean) < 0.2
-    with pytest.raises(ValueError, match="select some particles"):
+    with pytest.raises(AnalysisError, match="some particles selected and some not: none of"):
         explain_selection(latent, np.arange(0))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from napari_affinity_vae import __version__
-from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.errors import AffinityVAEError, OutputExistsError, ParticleFileError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +88,7 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="also a box centred where the built-in picker finds each particle",
     )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
+    _add_overwrite(sim, "write into OUTDIR even if it holds files")
     sim.set_defaults(run=_run_simulate)
 
 
@@ -101,6 +103,7 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
     aff.add_argument("--out", type=Path, required=True, help="affinity CSV to write")
     aff.add_argument("--raw", type=Path, help="also write the unscaled best correlations")
     aff.add_argument("--voxel-size", type=float, help="Angstrom (default: the first map's, or 10)")
+    _add_overwrite(aff)
     aff.set_defaults(run=_run_affinity)
 
 
@@ -137,6 +140,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
     tr.add_argument("--augment", action="store_true", help="random 90-degree rotations")
+    _add_overwrite(tr, "replace an existing checkpoint (and its .metrics.csv)")
     tr.set_defaults(run=_run_train)
 
 
@@ -154,6 +158,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--record", action="store_true", help="store the figures in the checkpoint's model card"
     )
+    _add_overwrite(ev)
     ev.set_defaults(run=_run_evaluate)
 
 
@@ -169,13 +174,14 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
         help="particle diameters in Angstrom",
     )
     pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
-    pk.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
+    pk.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
     pk.add_argument(
         "--threshold", type=float, help="score threshold in noise deviations (default: automatic)"
     )
     pk.add_argument("--max-count", type=int)
     pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
     pk.add_argument("--inverted", action="store_true", help="protein is white")
+    _add_overwrite(pk)
     pk.set_defaults(run=_run_pick)
 
 
@@ -183,14 +189,26 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.analysis.clustering import CLUSTERINGS
 
     em = commands.add_parser(
-        "embed", help="latent vectors, 2D embedding and clusters for the particles of a tomogram"
+        "embed",
+        help="latent vectors, 2D embedding and clusters for the particles of a tomogram",
+        description="Writes the particles with latent_*, pose_*, reconstruction_error, "
+        "crosses_edge, embedding_x and embedding_y, and with --clusters (or --clustering hdbscan) "
+        "cluster and cluster_centre. A coordinate file without particles is an error: there is "
+        "nothing to embed. More clusters than particles gives one cluster per particle, said on "
+        "stderr; HDBSCAN leaves fewer than 5 particles as noise (-1), and UMAP and t-SNE lay out "
+        "fewer than 5 by PCA, with a warning. A tomogram whose voxel size is more than 4 times "
+        "finer or coarser than the model's is refused: check its header or give --voxel-size.",
     )
     em.add_argument("tomogram", type=Path)
     em.add_argument("coords", type=Path, help="any coordinate format")
     em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
     em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
-    em.add_argument("--voxel-size", type=float, help="Angstrom, if the header has none")
-    em.add_argument("--tomo-name", help="which tomogram's particles, in a multi-tomogram STAR")
+    em.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
+    em.add_argument(
+        "--tomo-name",
+        help="which tomogram's particles, in a STAR file or Dynamo table (tomogram number) "
+        "holding several",
+    )
     em.add_argument("--inverted", action="store_true", help="protein is white")
     view = em.add_mutually_exclusive_group()
     view.add_argument("--umap", action="store_true", help="2D embedding by UMAP (default PCA)")
@@ -198,7 +216,23 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument("--clusters", type=int, metavar="K", help="cluster into K groups")
     em.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
     em.add_argument("--seed", type=int, default=0)
+    _add_overwrite(em)
     em.set_defaults(run=_run_embed)
+
+
+def _add_overwrite(
+    command: argparse.ArgumentParser, text: str = "replace an existing --out"
+) -> None:
+    command.add_argument("--overwrite", action="store_true", help=text)
+
+
+def _refuse_existing(args: argparse.Namespace, *paths: Path | None) -> None:
+    """Outputs are never replaced unless ``--overwrite`` says so."""
+    if args.overwrite:
+        return
+    for path in paths:
+        if path is not None and path.exists():
+            raise OutputExistsError(path)
 
 
 def reference(width: int = 100) -> str:
@@ -228,13 +262,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return args.run(args)
     except AffinityVAEError as err:
         print(f"avae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"avae {args.command}: cancelled; no partial files were left", file=sys.stderr)
         return 130
+
+
+def _show_warning(command: str, message: Warning | str, *_args: object, **_kwargs: object) -> None:
+    """A warning as one line on stderr, like the errors: ``avae CMD: warning: ...``."""
+    print(f"avae {command}: warning: {message}", file=sys.stderr)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -257,6 +298,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.simulate.tiltseries import Microscope
     from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
+    holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
+    if not args.overwrite and (holds_files or args.outdir.is_file()):
+        raise OutputExistsError(args.outdir)
     low, high, step = args.tilt_range
     settings = Simulation(
         shape=tuple(args.shape),
@@ -311,6 +355,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
     )
     from napari_affinity_vae.simulate.molecules import load_reference
 
+    _refuse_existing(args, args.out, args.raw)
     if args.maps:
         voxel_size = args.voxel_size or _first_voxel_size(args.maps)
         maps = {path.stem: load_reference(path, voxel_size) for path in args.maps}
@@ -335,6 +380,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.network import Architecture
     from napari_affinity_vae.model.train import TrainingConfig, train
 
+    out = Path(args.out)
+    _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
     command = args.command_line
     if args.preset == "bundled":
         from napari_affinity_vae.model import bundled
@@ -403,6 +450,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
 
+    _refuse_existing(args, args.out)
     model, card = load_checkpoint(args.checkpoint or BUNDLED)
     results = evaluate(
         model,
@@ -440,6 +488,7 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.particles.picking import PickSettings, pick
 
+    _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
     settings = PickSettings(
         *args.diameter,
@@ -459,7 +508,7 @@ def _run_pick(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.analysis.clustering import cluster, snap_centres
+    from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
     from napari_affinity_vae.analysis.projection import project
     from napari_affinity_vae.io.particles import read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
@@ -467,6 +516,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.embedding import embed, latent_columns
 
+    _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
     particles = read_particles(
         args.coords,
@@ -474,13 +524,20 @@ def _run_embed(args: argparse.Namespace) -> int:
         tomogram_shape=tomogram.shape,
         tomo_name=args.tomo_name,
     )
+    if particles.empty:
+        raise ParticleFileError(args.coords, "no particles to embed")
     model, card = load_checkpoint(args.model or BUNDLED)
     table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
     latent = table[latent_columns(table)].to_numpy()
     method = "umap" if args.umap else "tsne" if args.tsne else "pca"
     table[["embedding_x", "embedding_y"]] = project(latent, method, args.seed)
     if args.clusters is not None or args.clustering == "hdbscan":
-        labels = cluster(latent, args.clustering, args.clusters or 0, args.seed)
+        k = 0
+        if args.clustering != "hdbscan":
+            k, reduced = clusters_possible(args.clusters, len(latent))
+            if reduced:
+                print(f"avae embed: {reduced}", file=sys.stderr)
+        labels = cluster(latent, args.clustering, k, args.seed)
         table["cluster"] = labels
         table["cluster_centre"] = False
         table.loc[list(snap_centres(latent, labels).values()), "cluster_centre"] = True

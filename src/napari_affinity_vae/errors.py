@@ -24,3 +24,16 @@ class TomogramFileError(InputFileError):
 
 class ParticleFileError(InputFileError):
     """A coordinate file is unreadable or its particles do not fit the tomogram."""
+
+
+class OutputExistsError(AffinityVAEError):
+    """An output file or folder exists and the user did not ask to replace it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} exists; pass --overwrite to replace it")
+
+
+class AnalysisError(AffinityVAEError, ValueError):
+    """A clustering, projection or explanation cannot be made of these particles (too few of
+    them, or a selection of all or none); the message says why."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_affinity_vae.errors import AnalysisError
+
 MIN_SHARE = 0.05  # weights under this share of the strongest one are dropped as noise
 
 
@@ -26,7 +28,11 @@ def explain_selection(
 ) -> list[Explanation]:
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
     strongest first: the sparsest L1 logistic fit on the regularisation path that keeps that
-    many dimensions or fewer, without weights under ``MIN_SHARE`` of the strongest."""
+    many dimensions or fewer, without weights under ``MIN_SHARE`` of the strongest.
+
+    A selection of all particles or of none explains nothing, and neither does one particle
+    against one other (standardised, they differ equally on every dimension): an
+    :class:`AnalysisError` says so."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import l1_min_c
 
@@ -34,7 +40,17 @@ def explain_selection(
     selected = np.zeros(len(latent), dtype=bool)
     selected[np.asarray(rows, dtype=np.int64)] = True
     if selected.all() or not selected.any():
-        raise ValueError("select some particles, but not all of them, to explain a selection")
+        n = len(latent)
+        which = "none" if n == 0 else f"all {n}" if selected.all() else f"none of the {n}"
+        verb = "is" if n == 1 and selected.all() else "are"
+        raise AnalysisError(
+            f"Explain needs some particles selected and some not: {which} {verb} selected"
+        )
+    if len(latent) < 3:
+        raise AnalysisError(
+            "Explain needs at least 3 particles: standardised, 2 particles differ equally on "
+            "every latent dimension on which they differ at all"
+        )
     std = latent.std(axis=0)
     scaled = (latent - latent.mean(axis=0)) / np.where(std > 0, std, 1)
     c_min = l1_min_c(scaled, selected, loss="log")

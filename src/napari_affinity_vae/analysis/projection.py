@@ -2,28 +2,63 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 PROJECTIONS = ("pca", "umap", "tsne")
+MIN_NEIGHBOURS = 5  # UMAP and t-SNE lay out neighbourhoods: with fewer particles, PCA does
 
 
 def project(latent: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(n, 2) coordinates of the latent vectors (n, d); the same seed gives the same picture."""
+    """(n, 2) coordinates of the latent vectors (n, d); the same seed gives the same picture.
+
+    Any number of particles has a layout: PCA puts one particle at the origin and two on the
+    x axis, their latent distance apart. UMAP and t-SNE need neighbourhoods; for fewer than
+    ``MIN_NEIGHBOURS`` particles they give the PCA layout, with a warning saying so. Identical
+    latent vectors are all laid out at the origin, with a warning.
+    """
     latent = np.asarray(latent, dtype=np.float64)
     if method not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {method!r}")
-    if len(latent) < 3:
-        return np.zeros((len(latent), 2)) if latent.shape[1] < 2 else latent[:, :2].copy()
+    n = len(latent)
+    if n > 1 and np.ptp(latent, axis=0).max() == 0:  # t-SNE crashes on identical points
+        warnings.warn(
+            f"the {n} latent vectors are all the same; they are laid out at one point",
+            stacklevel=2,
+        )
+        return np.zeros((n, 2))
+    if method != "pca" and n < MIN_NEIGHBOURS:
+        if n > 1:  # one particle has but one layout
+            name = "UMAP" if method == "umap" else "t-SNE"
+            warnings.warn(
+                f"{name} needs at least {MIN_NEIGHBOURS} particles; "
+                f"{n} are laid out by PCA instead",
+                stacklevel=2,
+            )
+        method = "pca"
     if method == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=2, random_state=seed).fit_transform(latent)
+        return _pca(latent, seed)
     if method == "umap":
         import umap
 
-        neighbours = min(15, len(latent) - 1)
+        neighbours = min(15, n - 1)
         return umap.UMAP(n_neighbors=neighbours, random_state=seed).fit_transform(latent)
     from sklearn.manifold import TSNE
 
-    perplexity = min(30.0, (len(latent) - 1) / 3)
+    perplexity = min(30.0, (n - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(latent)
+
+
+def _pca(latent: np.ndarray, seed: int) -> np.ndarray:
+    """The first two principal components; fewer than two particles or latent dimensions leave
+    the missing components at 0."""
+    n, d = latent.shape
+    if min(n, d) >= 2:
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(latent)
+    out = np.zeros((n, 2))
+    if n > 1:  # one dimension: its centred values along x
+        out[:, 0] = latent[:, 0] - latent[:, 0].mean()
+    return out

@@ -45,7 +45,8 @@ def read_particles(
 
     ``voxel_size`` and ``tomogram_shape`` describe the tomogram (RELION 5 files need both);
     ``pixel_size`` is the coordinates' own pixel size if it differs from the tomogram's voxels.
-    ``tomo_name`` selects one tomogram from a STAR file holding several. Rows with NaN
+    ``tomo_name`` selects one tomogram from a STAR file or Dynamo table holding several (a file
+    of several tomograms without it is an error: particles are never merged silently). Rows with NaN
     coordinates or outside ``tomogram_shape`` raise, unless ``drop_nan`` / ``drop_outside``.
     """
     path = Path(path)
@@ -55,6 +56,8 @@ def read_particles(
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
     if suffix == ".star":
         particles = star.read_star(path, frame, tomo_name)
+    elif suffix == ".tbl":
+        particles = tables.read_dynamo(path, frame, tomo_name)
     else:
         particles = _FORMATS[suffix][0](path, frame)
     particles = check_particles(
@@ -112,8 +115,14 @@ def _shape(shape: tuple[int, ...] | None) -> tuple[int, int, int] | None:
 
 
 def tomogram_names(path: str | Path) -> list[str]:
-    """The tomogram names (``rlnTomoName``) in a STAR file, in file order; [] for other formats."""
+    """The tomograms a coordinate file names, in file order: a STAR file's ``rlnTomoName``
+    values, a Dynamo table's tomogram numbers (column 20) as text; [] for other formats."""
     path = Path(path)
-    if path.suffix.lower() != ".star" or not path.is_file():
+    suffix = path.suffix.lower()
+    if not path.is_file():
         return []
-    return star.tomogram_names(path)
+    if suffix == ".star":
+        return star.tomogram_names(path)
+    if suffix == ".tbl":
+        return tables.dynamo_tomogram_names(path)
+    return []

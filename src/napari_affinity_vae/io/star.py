@@ -14,7 +14,7 @@ import starfile
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import AXES, CoordinateFrame
-from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.io.validate import numeric_column, select_tomogram
 
 PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
 CENTRED_COLUMNS = {
@@ -30,7 +30,7 @@ TOMO_COLUMN = "rlnTomoName"
 def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
     """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns."""
     block = _particle_block(path)
-    block = _select_tomogram(path, block, tomo_name)
+    block = select_tomogram(path, block, block.get(TOMO_COLUMN), tomo_name)
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame)
         block = block.drop(columns=list(CENTRED_COLUMNS.values()))
@@ -91,21 +91,6 @@ def _particle_block(path: Path) -> pd.DataFrame:
     )
 
 
-def _select_tomogram(path: Path, block: pd.DataFrame, tomo_name: str | None) -> pd.DataFrame:
-    names = list(dict.fromkeys(block[TOMO_COLUMN])) if TOMO_COLUMN in block else []
-    if tomo_name is None:
-        if len(names) > 1:
-            raise ParticleFileError(
-                path, f"holds particles of {len(names)} tomograms ({_listing(names)}); choose one"
-            )
-        return block
-    if tomo_name not in names:
-        raise ParticleFileError(
-            path, f"no particles of tomogram {tomo_name!r} (found {_listing(names)})"
-        )
-    return block[block[TOMO_COLUMN] == tomo_name].reset_index(drop=True)
-
-
 def _pixels_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) -> pd.DataFrame:
     missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
     if missing:
@@ -139,7 +124,3 @@ def _centred_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) 
             for a, size in zip(AXES, frame.shape, strict=True)
         }
     )
-
-
-def _listing(names: list) -> str:
-    return ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")

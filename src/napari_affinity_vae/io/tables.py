@@ -2,7 +2,9 @@
 
 All hold x, y, z in voxels of the tomogram. Dynamo counts voxels from 1 (its corner voxel is
 V[1, 1, 1]); its positions are columns 24-26 plus the shifts in columns 4-6, and its zxz angles
-(tdrot, tilt, narot) are converted to RELION's ZYZ (rot, tilt, psi).
+(tdrot, tilt, narot) are converted to RELION's ZYZ (rot, tilt, psi). Column 20 is the tomogram
+number, read as ``tomo_name`` (the integer as text, e.g. ``"3"``); a table of several tomograms
+gives one tomogram's particles at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import AXES, CoordinateFrame
-from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.io.validate import numeric_column, select_tomogram
 
 ANGLES = ("rot", "tilt", "psi")
 DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
@@ -37,20 +39,37 @@ _DYNAMO = {
 }
 
 
-def read_dynamo(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
+def read_dynamo(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
+    """The particles of a Dynamo table; ``tomo_name`` (a tomogram number) chooses one tomogram
+    of a table holding several, which is otherwise an error."""
     table = _read_numeric_text(
         path, min_columns=26, what="a Dynamo table needs at least 26 columns"
     )
+    names = pd.Series(_tomogram_numbers(table), dtype=object)
+    if tomo_name is not None and str(tomo_name).strip().isdigit():
+        tomo_name = str(int(tomo_name))  # "03" is tomogram 3
+    rows = pd.DataFrame({"row": np.arange(len(table))})
+    table = table[select_tomogram(path, rows, names, tomo_name)["row"].to_numpy()]
     col = {name: table[:, i] for name, i in _DYNAMO.items()}
     scale = frame.voxels_per_pixel
     out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})
     out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
     out["tag"] = col["tag"].astype(int)
-    out["tomo_number"] = col["tomo"].astype(int)
+    out["tomo_name"] = _tomogram_numbers(table)
     return out
 
 
+def dynamo_tomogram_names(path: Path) -> list[str]:
+    """The distinct tomogram numbers (column 20) of a Dynamo table as text, in file order."""
+    table = _read_numeric_text(
+        path, min_columns=26, what="a Dynamo table needs at least 26 columns"
+    )
+    return list(dict.fromkeys(_tomogram_numbers(table)))
+
+
 def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
+    """The standard 35 columns; column 20 (the tomogram number) is ``tomo_name`` where that is
+    an integer (as Dynamo tables read here give), else 1."""
     n = len(particles)
     table = np.zeros((n, DYNAMO_COLUMNS))
     table[:, _DYNAMO["tag"]] = particles["tag"] if "tag" in particles else np.arange(1, n + 1)
@@ -58,13 +77,26 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
     if all(a in particles for a in ANGLES):
         angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
-    table[:, _DYNAMO["tomo"]] = particles.get("tomo_number", 1)
+    table[:, _DYNAMO["tomo"]] = (
+        [_tomogram_number(name) for name in particles["tomo_name"]]
+        if "tomo_name" in particles
+        else 1
+    )
     if "cluster" in particles:
         table[:, _DYNAMO["class"]] = particles["cluster"]
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
     fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)
     np.savetxt(path, table, fmt=fmt, delimiter=" ")
+
+
+def _tomogram_numbers(table: np.ndarray) -> list[str]:
+    return [str(int(v)) for v in table[:, _DYNAMO["tomo"]]]
+
+
+def _tomogram_number(name: object) -> int:
+    text = str(name).strip()
+    return int(text) if text.isdigit() else 1
 
 
 def read_tomotwin(path: Path, frame: CoordinateFrame) -> pd.DataFrame:

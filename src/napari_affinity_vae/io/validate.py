@@ -1,4 +1,5 @@
-"""Checks shared by every coordinate format: numeric columns, missing values, picks outside."""
+"""Checks shared by every coordinate format: numeric columns, missing values, picks outside, and
+the choice of one tomogram from a file holding several."""
 
 from __future__ import annotations
 
@@ -25,6 +26,31 @@ def numeric_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:
             f"(first in row {row + 1}: {raw.iloc[row]!r})",
         )
     return values.astype(float)
+
+
+def select_tomogram(
+    path: Path, table: pd.DataFrame, names: pd.Series | None, tomo_name: str | None
+) -> pd.DataFrame:
+    """The rows of ``table`` belonging to tomogram ``tomo_name``; ``names`` holds each row's
+    tomogram (``None`` when the file names none).
+
+    Particles of several tomograms are never merged: without ``tomo_name``, a file naming more
+    than one tomogram is an error that lists them; a ``tomo_name`` the file lacks is one too.
+    """
+    labels = None if names is None else names.astype(str).reset_index(drop=True)
+    found = [] if labels is None else list(dict.fromkeys(labels))
+    if tomo_name is None:
+        if len(found) > 1:
+            raise ParticleFileError(
+                path,
+                f"holds particles of {len(found)} tomograms ({_listing(found)}); choose one "
+                "(--tomo-name on the command line)",
+            )
+        return table
+    if labels is None or str(tomo_name) not in found:
+        have = f"found {_listing(found)}" if found else "the file names no tomograms"
+        raise ParticleFileError(path, f"no particles of tomogram {tomo_name!r} ({have})")
+    return table[(labels == str(tomo_name)).to_numpy()].reset_index(drop=True)
 
 
 def check_particles(
@@ -70,3 +96,7 @@ def _rows(mask: np.ndarray) -> str:
     rows = np.flatnonzero(mask) + 1
     shown = ", ".join(str(r) for r in rows[:5])
     return shown + (", ..." if rows.size > 5 else "")
+
+
+def _listing(names: list) -> str:
+    return ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")

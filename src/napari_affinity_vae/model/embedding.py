@@ -18,6 +18,39 @@ from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.progress import Progress, run_steps
 
 BATCH = 512
+MAX_RESAMPLING = 4.0  # the most the tomogram's and the model's voxel sizes may differ, either way
+
+
+def check_voxel_sizes(tomogram: Tomogram, card: ModelCard) -> float:
+    """The factor by which boxes are resampled to the model's voxel size (model / tomogram).
+
+    A tomogram whose voxel size is unknown, or differs from the model's by more than
+    ``MAX_RESAMPLING`` times either way, is refused before anything is read: a wrong header value
+    (1.0 is a common placeholder) would otherwise resample every box tenfold, tens of gigabytes
+    a batch, or blow a few voxels up into the model's box.
+    """
+    if tomogram.voxel_size is None:
+        raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to embed")
+    ours, model = float(tomogram.voxel_size), float(card.voxel_size)
+    scale = model / ours
+    if 1 / MAX_RESAMPLING <= scale <= MAX_RESAMPLING:
+        return scale
+    box = card.architecture.box
+    if scale > 1:
+        problem = (
+            f"{scale:.3g}x finer than the model's {model:g} Å; boxes would be resampled "
+            f"{scale:.3g}-fold ({box * scale:.0f} voxels a side read for the model's {box})"
+        )
+    else:
+        problem = (
+            f"{1 / scale:.3g}x coarser than the model's {model:g} Å; boxes would be enlarged "
+            f"{1 / scale:.3g}-fold ({box * scale:.3g} voxels a side read for the model's {box})"
+        )
+    raise TomogramFileError(
+        tomogram.path,
+        f"voxel size {ours:g} Å is {problem}. Check the voxel size (a header value of 1.0 is "
+        "often a placeholder) and set it with --voxel-size or in the Tomogram widget.",
+    )
 
 
 def embed_steps(
@@ -29,10 +62,10 @@ def embed_steps(
     inverted: bool = False,
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of particles done after each batch (stop iterating to cancel); return the
-    particle table with ``latent_*``, ``pose_*``, ``reconstruction_error`` and ``crosses_edge``."""
-    if tomogram.voxel_size is None:
-        raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to embed")
-    scale = card.voxel_size / tomogram.voxel_size
+    particle table with ``latent_*``, ``pose_*``, ``reconstruction_error`` and ``crosses_edge``.
+    A voxel size far from the model's is refused before anything is read
+    (:func:`check_voxel_sizes`)."""
+    scale = check_voxel_sizes(tomogram, card)
     coords = particles[["z", "y", "x"]].to_numpy(dtype=float)
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
 
@@ -74,7 +107,9 @@ def embed(
     inverted: bool = False,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """:func:`embed_steps` run to the end, with an optional progress bar."""
+    """:func:`embed_steps` run to the end, with an optional progress bar (started only once the
+    voxel sizes are known to fit)."""
+    check_voxel_sizes(tomogram, card)
     steps = embed_steps(tomogram, particles, model, card, batch, inverted)
     return run_steps(steps, len(particles), "embedding", progress)
 

@@ -1,0 +1,173 @@
+"""0, 1, 2 and a few particles through every Qt-free verb: clustering, projection, explanation
+and ``avae embed``. Each works or says why in one sentence; none ends in a library's traceback."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import write_mrc
+from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
+from napari_affinity_vae.analysis.explain import explain_selection
+from napari_affinity_vae.analysis.projection import PROJECTIONS, project
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.errors import AffinityVAEError, AnalysisError
+from napari_affinity_vae.io.particles import read_particles, write_particles
+
+SIZES = (0, 1, 2, 5)
+
+
+def latents(n: int, dims: int = 8) -> np.ndarray:
+    return np.random.default_rng(n).normal(size=(n, dims))
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "expected"),
+    [
+        (3, 10, (3, None)),
+        (2, 2, (2, None)),
+        (9, 2, (2, "asked for 9 clusters of 2 particles; made 2")),
+        (9, 1, (1, "asked for 9 clusters of 1 particle; made 1")),
+        (4, 0, (0, "asked for 4 clusters of 0 particles; made 0")),
+    ],
+)
+def test_clusters_possible(k, n, expected):
+    assert clusters_possible(k, n) == expected
+
+
+def test_no_clusters_is_refused_and_too_many_is_a_clear_error():
+    with pytest.raises(AnalysisError, match="asked for 0 clusters; ask for at least 1"):
+        clusters_possible(0, 5)
+    with pytest.raises(AnalysisError, match="cannot make 9 clusters of 2 particles"):
+        cluster(latents(2), "kmeans", 9)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("method", ["kmeans", "gmm"])
+def test_kmeans_and_gmm_of_few_particles(n, method):
+    k, _ = clusters_possible(9, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning either
+        labels = cluster(latents(n), method, k)
+    assert len(labels) == n and sorted(set(labels)) == list(range(n))  # one particle a cluster
+    assert sorted(snap_centres(latents(n), labels).values()) == list(range(n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_hdbscan_of_fewer_particles_than_a_cluster_is_all_noise(n):
+    with pytest.warns(UserWarning, match=f"at least 5 particles to make a cluster; {n} particle"):
+        labels = cluster(latents(n), "hdbscan")
+    assert list(labels) == [-1] * n
+
+
+def test_hdbscan_of_none_and_of_five():
+    assert len(cluster(latents(0), "hdbscan")) == 0
+    assert len(cluster(latents(5), "hdbscan")) == 5
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("method", PROJECTIONS)
+def test_projection_of_few_particles(n, method):
+    latent = latents(n)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xy = project(latent, method)
+    assert xy.shape == (n, 2) and np.isfinite(xy).all()
+    shown = [str(w.message) for w in caught]
+    if method != "pca" and n == 2:
+        assert any("needs at least 5 particles; 2 are laid out by PCA" in m for m in shown)
+    if n == 1:
+        np.testing.assert_array_equal(xy, [[0.0, 0.0]])  # one particle: at the origin
+    if n == 2:  # two: on the x axis, as far apart as in the latent space
+        assert xy[:, 1] == pytest.approx([0, 0], abs=1e-9)
+        assert abs(xy[0, 0] - xy[1, 0]) == pytest.approx(np.linalg.norm(latent[0] - latent[1]))
+        assert xy[:, 0].sum() == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", PROJECTIONS)
+def test_projection_of_identical_latents(method):
+    with pytest.warns(UserWarning, match="the 6 latent vectors are all the same"):
+        xy = project(np.ones((6, 8)), method)
+    np.testing.assert_array_equal(xy, np.zeros((6, 2)))
+
+
+@pytest.mark.parametrize(
+    ("n", "rows", "message"),
+    [
+        (0, [], "some particles selected and some not: none are selected"),
+        (1, [0], "some particles selected and some not: all 1 is selected"),
+        (1, [], "some particles selected and some not: none of the 1 are selected"),
+        (2, [0, 1], "some particles selected and some not: all 2 are selected"),
+        (2, [], "some particles selected and some not: none of the 2 are selected"),
+        (2, [1], "Explain needs at least 3 particles"),
+        (5, [0, 1, 2, 3, 4], "some particles selected and some not: all 5 are selected"),
+    ],
+)
+def test_explain_says_why_it_cannot(n, rows, message):
+    with pytest.raises(AffinityVAEError, match=message):
+        explain_selection(latents(n), np.array(rows, dtype=int))
+
+
+@pytest.mark.parametrize("rows", [[0], [1, 3]])
+def test_explain_five_particles(rows):
+    latent = latents(5)
+    latent[rows, 3] += 10.0
+    found = explain_selection(latent, np.array(rows))
+    assert found and found[0].dimension == 3 and found[0].weight > 0
+
+
+@pytest.fixture
+def tiny_tomogram(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_mrc(tmp_path / "tiny.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+
+
+def test_embed_command_of_an_empty_pick_list(tiny_tomogram, tmp_path, capsys):
+    picks = write_particles(pd.DataFrame({"z": [], "y": [], "x": []}), tmp_path / "none.star")
+    out = tmp_path / "embedded.star"
+    assert main(["embed", str(tiny_tomogram), str(picks), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"avae embed: error: {picks}: no particles to embed"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--clusters", "9"],
+        ["--clusters", "9", "--umap"],
+        ["--clusters", "9", "--tsne"],
+        ["--clusters", "9", "--clustering", "gmm"],
+        ["--clustering", "hdbscan", "--umap"],
+    ],
+)
+@pytest.mark.parametrize("n", [1, 2])
+def test_embed_command_of_one_or_two_picks(tiny_tomogram, tmp_path, capsys, options, n):
+    table = pd.DataFrame({"z": [20.0, 21.0][:n], "y": [32.0, 20.0][:n], "x": [32.0, 40.0][:n]})
+    picks = write_particles(table, tmp_path / "picks.csv")
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(tiny_tomogram), str(picks), "--out", str(out), *options]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    back = read_particles(out)
+    assert len(back) == n and np.isfinite(back[["embedding_x", "embedding_y"]]).all(axis=None)
+    if "--clusters" in options:
+        assert f"avae embed: asked for 9 clusters of {n} particle" in err
+        assert sorted(back["cluster"]) == list(range(n)) and back["cluster_centre"].all()
+    else:
+        assert "avae embed: warning: HDBSCAN needs at least 5 particles" in err
+        assert list(back["cluster"]) == [-1] * n and not back["cluster_centre"].any()
+    if n == 2 and ("--umap" in options or "--tsne" in options):
+        assert "are laid out by PCA" in err
+
+
+def test_embed_command_refuses_zero_clusters(tiny_tomogram, tmp_path, capsys):
+    picks = write_particles(
+        pd.DataFrame({"z": [20.0], "y": [32.0], "x": [32.0]}), tmp_path / "p.csv"
+    )
+    args = ["embed", str(tiny_tomogram), str(picks), "--out", str(tmp_path / "e.csv")]
+    assert main([*args, "--clusters", "0"]) == 2
+    assert "avae embed: error: asked for 0 clusters" in capsys.readouterr().err
