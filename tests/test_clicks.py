@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QMessageBox
+from qtpy.QtWidgets import QApplication, QInputDialog, QMessageBox
 
 from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
@@ -74,6 +74,23 @@ def answer_next_dialog(button: QMessageBox.StandardButton) -> list[str]:
             return
         seen.append(box.text())
         box.button(button).click()
+
+    QTimer.singleShot(20, press)
+    return seen
+
+
+def choose_in_next_dialog(choice: str) -> list[str]:
+    """Choose ``choice`` in the next list dialog and press OK; return its question once asked."""
+    seen: list[str] = []
+
+    def press() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QInputDialog):
+            QTimer.singleShot(20, press)
+            return
+        seen.append(dialog.labelText())
+        dialog.setTextValue(choice)
+        dialog.accept()
 
     QTimer.singleShot(20, press)
     return seen
@@ -236,6 +253,18 @@ def test_pick_by_hand_twice_keeps_the_hand_picks(explorer, qtbot, small_tomogram
     assert widgets["Particles"].particles_layer is not layer
     colours = {tuple(x.border_color[0]) for x in widgets["Particles"].layer.choices if x}
     assert len(colours) == 2  # two particle layers, two colours
+
+
+def test_a_dynamo_table_of_several_tomograms_asks_which(explorer, qtbot, tmp_path, small_tomogram):
+    _, widgets, session = explorer
+    table = pd.DataFrame({"z": [5.0, 10.0, 15.0], "y": [6.0, 11.0, 16.0], "x": [7.0, 12.0, 17.0]})
+    table["tomo_name"] = ["1", "2", "3"]
+    dynamo = write_particles(table, tmp_path / "all.tbl")
+    asked = choose_in_next_dialog("2")
+    layer = open_and_import(qtbot, widgets, small_tomogram, dynamo)
+    assert asked and "3 tomograms" in asked[0]
+    assert layer.data.tolist() == [[10.0, 11.0, 12.0]]
+    assert session.particles["tomo_name"].tolist() == ["2"]
 
 
 def test_a_minimum_diameter_above_the_maximum_is_one_clear_message(

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from napari_affinity_vae.errors import AnalysisError
+from napari_affinity_vae.text import count
 
 CLUSTERINGS = ("kmeans", "gmm", "hdbscan")
 HDBSCAN_MIN_CLUSTER = 5  # HDBSCAN's smallest cluster, and so the fewest particles it can group
@@ -21,7 +22,7 @@ def clusters_possible(k: int, n: int) -> tuple[int, str | None]:
         raise AnalysisError(f"asked for {k} clusters; ask for at least 1")
     if k <= n:
         return k, None
-    return n, f"asked for {k} clusters of {_particles(n)}; made {n}"
+    return n, f"asked for {k} clusters of {count(n, 'particle')}; made {n}"
 
 
 def cluster(latent: np.ndarray, method: str = "kmeans", k: int = 8, seed: int = 0) -> np.ndarray:
@@ -40,12 +41,12 @@ def cluster(latent: np.ndarray, method: str = "kmeans", k: int = 8, seed: int = 
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if method != "hdbscan" and not 1 <= k <= n:
-        raise AnalysisError(f"cannot make {k} clusters of {_particles(n)}")
+        raise AnalysisError(f"cannot make {k} clusters of {count(n, 'particle')}")
     if method == "hdbscan":
         if n < HDBSCAN_MIN_CLUSTER:
             warnings.warn(
                 f"HDBSCAN needs at least {HDBSCAN_MIN_CLUSTER} particles to make a cluster; "
-                f"{_particles(n)} left as noise (-1)",
+                f"{count(n, 'particle')} left as noise (-1)",
                 stacklevel=2,
             )
             return np.full(n, -1, dtype=np.int64)
@@ -73,7 +74,3 @@ def snap_centres(latent: np.ndarray, labels: np.ndarray) -> dict[int, int]:
         centre = latent[rows].mean(axis=0)
         snapped[int(label)] = int(rows[np.argmin(np.linalg.norm(latent[rows] - centre, axis=1))])
     return snapped
-
-
-def _particles(n: int) -> str:
-    return f"{n} particle" if n == 1 else f"{n} particles"

@@ -4,7 +4,7 @@ widening the window."""
 from __future__ import annotations
 
 from magicgui.widgets import Label
-from qtpy.QtWidgets import QMessageBox, QSizePolicy, QWidget
+from qtpy.QtWidgets import QInputDialog, QMessageBox, QSizePolicy, QWidget
 
 
 def confirm(parent: QWidget | None, title: str, question: str) -> bool:
@@ -13,6 +13,12 @@ def confirm(parent: QWidget | None, title: str, question: str) -> bool:
     box = QMessageBox(QMessageBox.Icon.Question, title, question, buttons, parent)
     box.setDefaultButton(QMessageBox.StandardButton.No)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def choose(parent: QWidget | None, title: str, question: str, items: list[str]) -> str | None:
+    """Ask the user to choose one of ``items`` in a modal dialog; None if they cancel."""
+    choice, accepted = QInputDialog.getItem(parent, title, question, items, 0, False)
+    return choice if accepted else None
 
 
 def wrapping(label: Label) -> Label:

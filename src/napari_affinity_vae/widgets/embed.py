@@ -12,7 +12,7 @@ import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from napari.utils.notifications import show_info
 
-from napari_affinity_vae.analysis.clustering import cluster
+from napari_affinity_vae.analysis.clustering import cluster, clusters_possible
 from napari_affinity_vae.analysis.projection import project
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.bundled import load_bundled
@@ -160,7 +160,10 @@ class EmbedWidget(Container):
             version = self.session.version
             method = PROJECTIONS[self.projection.value]
             clustering = CLUSTERINGS[self.clustering.value]
-            k, seed = min(self.k.value, len(latent)), self.seed.value
+            k, fewer = clusters_possible(self.k.value, len(latent))
+            if fewer and clustering != "hdbscan":
+                show_info(fewer.capitalize())
+            seed = self.seed.value
             self.status.value = f"{self.projection.value} and {self.clustering.value}"
             self.task.start(
                 lambda: _analyse(latent, method, clustering, k, seed),

@@ -29,6 +29,7 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
 from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.widgets.dialogs import choose
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     colour_particles,
@@ -167,11 +168,14 @@ class ParticlesWidget(Container):
         if tomogram is None:
             return None
         with errors_as_notifications():
-            names = tomogram_names(path) if path.suffix.lower() == ".star" else []
-            if len(names) > 1 and tomogram.name not in names:
-                raise ParticleFileError(
-                    path, f"holds tomograms {', '.join(names)}; none is named {tomogram.name}"
+            names = tomogram_names(path)
+            tomo_name = None
+            if len(names) > 1:  # never merged: this tomogram's rows, or the user says which
+                tomo_name = (
+                    tomogram.name if tomogram.name in names else self.ask_tomogram(path, names)
                 )
+                if tomo_name is None:
+                    return None
             skip = self.skip_unusable.value
             with warnings.catch_warnings(record=True) as dropped:
                 warnings.simplefilter("always")
@@ -179,7 +183,7 @@ class ParticlesWidget(Container):
                     path,
                     voxel_size=tomogram.voxel_size,
                     tomogram_shape=tomogram.shape,
-                    tomo_name=tomogram.name if len(names) > 1 else None,
+                    tomo_name=tomo_name,
                     drop_nan=skip,
                     drop_outside=skip,
                 )
@@ -187,6 +191,14 @@ class ParticlesWidget(Container):
                 show_warning(str(warning.message))
             return self.show_particles(particles, f"{path.stem}")
         return None
+
+    def ask_tomogram(self, path: Path, names: list[str]) -> str | None:
+        """Which tomogram's particles to import from a file holding several (a dialog)."""
+        question = (
+            f"{path.name} holds particles of {len(names)} tomograms, none named "
+            f"{self.session.tomogram.name}. Import those of:"
+        )
+        return choose(self.native, "Which tomogram?", question, names)
 
     def pick_by_hand(self) -> Points | None:
         """The tomogram's hand-picks layer (new and empty the first time) in add mode: each
