@@ -5,6 +5,7 @@ again (the target is under 2 s). Needs a display (xvfb-run)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ def main() -> None:
     from napari_affinity_vae.demo import PLUGIN, wait_for
 
     with tempfile.TemporaryDirectory() as folder:
+        os.environ["NAPARI_AFFINITY_VAE_SETTINGS"] = str(Path(folder) / "settings.json")
         path = Path(folder) / "big.mrc"
         data = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
         with mrcfile.new(path, data) as mrc:

@@ -359,6 +359,55 @@ def test_the_demo_explores_a_freshly_simulated_sample(make_napari_viewer):
     largest = np.bincount(session.clusters).argmax()
     assert set(session.selection) == set(np.flatnonzero(session.clusters == largest))
     assert "decoded" in viewer.layers
+    shape = np.asarray(session.tomogram.shape) * session.tomogram.voxel_size
+    assert _in_view(viewer, shape[1:])  # the whole plane, its picks and the selected cluster
+    assert _window_fits_the_screen(viewer)
     picture = widgets["Latent scatter"].canvas.render()[..., :3].astype(int)
     saturated = (picture.max(axis=-1) - picture.min(axis=-1)) > 80
     assert saturated.sum() > 200  # coloured clusters are drawn, not an empty canvas
+
+
+def _in_view(viewer, extent) -> bool:
+    """Whether the (y, x) extent in Angstrom from the origin lies inside the 2D view."""
+    from napari_affinity_vae.widgets.viewer_session import camera_of
+
+    camera = camera_of(viewer)
+    half = np.asarray(viewer.canvas.size, dtype=float) / 2 / camera.zoom
+    centre = np.asarray(camera.center)[-2:]
+    return bool(np.all(centre - half <= 0) and np.all(centre + half >= np.asarray(extent)))
+
+
+def _window_fits_the_screen(viewer) -> bool:
+    window = viewer.window._qt_window
+    return window.frameGeometry().width() <= window.screen().availableGeometry().width()
+
+
+@pytest.mark.parametrize("blobs", [1, 0])
+def test_the_demo_on_a_tiny_uint8_tomogram_with_one_or_no_particle(
+    make_napari_viewer, tmp_path, blobs, notifications
+):
+    from conftest import write_mrc
+    from napari_affinity_vae.demo import explore
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(128, 5, (36, 206, 94))
+    zz, yy, xx = np.mgrid[:36, :206, :94]
+    if blobs:
+        data -= 60 * np.exp(-((zz - 18) ** 2 + (yy - 100) ** 2 + (xx - 47) ** 2) / 32)
+    path = write_mrc(tmp_path / "crop.mrc", np.clip(data, 0, 255).astype(np.uint8), 10.52)
+    viewer = make_napari_viewer(show=True)
+    widgets, _ = add_dock_widgets(viewer)
+    widgets["Tomogram"].open_file(path)
+    explore(viewer, widgets)
+    session = session_for(viewer)
+    shown = [str(n.message) for n in notifications]
+    assert len(session.particles) == blobs
+    if blobs:
+        assert "decoded" in viewer.layers and session.clusters.tolist() == [0]
+        assert any("1 particle" in m for m in shown)
+        decode = widgets["Decode"]
+        assert all(s.min <= s.value <= s.max for s in decode.sliders)
+    else:
+        assert any("found no particles" in m for m in shown)
+    assert _in_view(viewer, (206 * 10.52, 94 * 10.52))
+    assert _window_fits_the_screen(viewer)

@@ -19,6 +19,7 @@ DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Decode", "Export", "Latent sc
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
 WINDOW = (1600, 1000)
+SAMPLE_SIZES = (100.0, 300.0)  # Angstrom: the sample's smallest and largest particle diameters
 SAMPLE_KINDS = 10  # clusters: the nine built-in classes and the gold beads
 DOCK_WIDTH = 520
 
@@ -42,6 +43,8 @@ def run_demo(
     widgets, docks = add_dock_widgets(viewer)
     if tomogram is None:
         open_sample(viewer, seed, particles)
+        particles_widget = widgets["Particles"]  # the sample's sizes, whatever was remembered
+        particles_widget.diameter_min.value, particles_widget.diameter_max.value = SAMPLE_SIZES
     else:
         widgets["Tomogram"].open_file(tomogram)
         if voxel_size is not None:
@@ -69,6 +72,7 @@ def add_dock_widgets(viewer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(
             PLUGIN, name, tabify=tabify
         )
+        docks[name].setWindowTitle(name)  # the tabs' text: "Embed", not "Embed (napari-aff..."
     settle(0.2)  # the docks need their first layout before they can be resized
     window = viewer.window._qt_window
     steps, scatter = docks["Embed"], docks["Latent scatter"]
@@ -99,14 +103,23 @@ def open_sample(viewer: Any, seed: int | None = None, particles: int | None = No
 
 def explore(viewer: Any, widgets: dict[str, Any]) -> None:
     """Pick, embed, select the largest cluster in the scatter and decode its centre, keeping
-    napari responsive while the workers run."""
-    from napari_affinity_vae.widgets.decode import AT_PARTICLE, CENTRE
+    napari responsive while the workers run; then show the whole plane."""
+    _pick_embed_decode(viewer, widgets)
+    viewer.reset_view()  # the whole plane with its picks, and the decoded volume beside it
+
+
+def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
+    from napari.utils.notifications import show_info
+
+    from napari_affinity_vae.text import count
+    from napari_affinity_vae.widgets.decode import BESIDE, CENTRE
     from napari_affinity_vae.widgets.viewer_session import session_for
 
     session = session_for(viewer)
     widgets["Particles"].run_picker()
     wait_for(lambda: not widgets["Particles"].task.running)
     if not len(session.particles):
+        show_info("The picker found no particles: try other diameters or a lower threshold")
         return
     widgets["Embed"].k.value = SAMPLE_KINDS
     widgets["Embed"].run()
@@ -117,19 +130,16 @@ def explore(viewer: Any, widgets: dict[str, Any]) -> None:
     widgets["Latent scatter"].select_category("cluster", str(largest))
     decode = widgets["Decode"]
     decode.source.value, decode.cluster.value = CENTRE, largest
-    decode.placement.value = AT_PARTICLE
+    decode.placement.value = BESIDE
     decode.decode_source()
+    # the plane of the cluster's centre particle: it shows there, with the volume beside it
+    anchor = session.particles.loc[decode.anchor, ["z", "y", "x"]].to_numpy(dtype=float)
+    viewer.dims.set_point(0, anchor[0] * (session.tomogram.voxel_size or 1.0))
     wait_for(lambda: "decoded" in viewer.layers, timeout=60)
-    decode.explain()
-    look_at(viewer, session.particles.loc[decode.anchor, ["z", "y", "x"]].to_numpy(dtype=float))
-
-
-def look_at(viewer: Any, position: np.ndarray, zoom: float = 2.0) -> None:
-    """Centre the view on a particle (voxels of the tomogram), on its plane, closer in."""
-    from napari_affinity_vae.widgets.viewer_session import camera_of, centre_on, session_for
-
-    centre_on(viewer, position * (session_for(viewer).tomogram.voxel_size or 1.0))
-    camera_of(viewer).zoom *= zoom
+    if len(session.particles) > 1:
+        decode.explain()
+    else:
+        show_info(f"The picker found {count(1, 'particle')}: nothing to compare it with")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> bool:

@@ -28,6 +28,7 @@ from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for,
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 TRAVERSAL_STEPS = 9
+BESIDE_SHARE = 0.5  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
 
@@ -174,8 +175,7 @@ class DecodeWidget(Container):
         """Show a decoded volume (or a stack of them), protein bright, at its place."""
         card = self.session.card
         data = -volume  # the model's boxes have dark protein, like the tomogram
-        scale = (card.voxel_size,) * 3
-        translate = self._translate(volume.shape[-1], card.voxel_size)
+        scale, translate = self._placement(volume.shape[-1], card.voxel_size)
         if data.ndim == 4:
             scale, translate = (1.0, *scale), (0.0, *translate)
         limits = (float(np.percentile(data, 50)), float(data.max()) or 1.0)
@@ -199,22 +199,29 @@ class DecodeWidget(Container):
             if active is not None:
                 self._viewer.layers.selection.active = active
         layer.iso_threshold = iso_level(data, self.iso_level.value)
-        self.status.value = f"{name}: {volume.shape[-1]}^3 at {card.voxel_size:g} Å/voxel"
+        enlarged = scale[-1] / card.voxel_size
+        size = f", shown {enlarged:.1f}x enlarged" if enlarged > 1 else ""
+        self.status.value = f"{name}: {volume.shape[-1]}^3 at {card.voxel_size:g} Å/voxel{size}"
         return layer
 
-    def _translate(self, box: int, voxel_size: float) -> tuple[float, float, float]:
-        """Angstrom offset of the volume's first voxel: centred on the anchor particle, or just
-        beyond the tomogram's far x edge."""
-        centre = (box // 2) * voxel_size
+    def _placement(
+        self, box: int, voxel_size: float
+    ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """Scale and Angstrom offset of a decoded volume: true size centred on the anchor
+        particle, or beyond the tomogram's far x edge in the plane the user looks at, enlarged
+        to half the tomogram's height so that it can be read beside it."""
         tomogram, particles = self.session.tomogram, self.session.particles
         tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
         if self.placement.value == AT_PARTICLE and self._anchor is not None:
             position = particles.loc[self._anchor, ["z", "y", "x"]].to_numpy(dtype=float)
-            return tuple(position * tomo_voxel - centre)
+            centre = (box // 2) * voxel_size
+            return (voxel_size,) * 3, tuple(position * tomo_voxel - centre)
         shape = np.asarray(tomogram.shape if tomogram else (box, box, box), dtype=float)
-        middle = shape / 2 * tomo_voxel - centre
+        scale = max(voxel_size, BESIDE_SHARE * shape[1] * tomo_voxel / box)
+        centre = (box // 2) * scale
+        middle = shape[1] / 2 * tomo_voxel - centre
         plane = view_centre(self._viewer)[0] - centre  # in the plane the user looks at
-        return (plane, middle[1], shape[2] * tomo_voxel + box * voxel_size / 2)
+        return (scale,) * 3, (plane, middle, shape[2] * tomo_voxel + box * scale / 4)
 
     def _set_iso_level(self, sigmas: float) -> None:
         for layer in self._viewer.layers:
