@@ -405,3 +405,84 @@ def test_closing_the_viewer_mid_run_stops_the_work(make_napari_viewer, qtbot, tm
     qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
     qtbot.wait(200)  # anything the worker still sent is delivered (and must not raise)
     assert steps[-1] < 4000
+
+
+# -- Few particles, and what the window does -------------------------------------------------
+def _embed_by_clicks(qtbot, widgets, clustering: str, k: int = 9) -> None:
+    embed = widgets["Embed"]
+    embed.projection.value, embed.clustering.value, embed.k.value = "UMAP", clustering, k
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    qtbot.wait(50)
+
+
+@pytest.mark.parametrize("clustering", ["k-means", "Gaussian mixture", "HDBSCAN"])
+def test_two_particles_embed_cluster_and_explain_with_one_clear_message_each(
+    explorer, qtbot, tmp_path, small_tomogram, notifications, clustering
+):
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks", n=2))
+    _embed_by_clicks(qtbot, widgets, clustering)
+    assert session.clusters is not None and len(session.clusters) == 2
+    assert widgets["Latent scatter"].colour_by.choices[0] == "cluster"
+    status = widgets["Embed"].status.value
+    assert status.startswith("2 particles, ") and "failed" not in status
+    shown = messages(notifications)
+    if clustering != "HDBSCAN":
+        assert shown == ["Asked for 9 clusters of 2 particles; made 2"]
+    session.select([0, 1])
+    click(qtbot, widgets["Decode"].explain_button)
+    qtbot.waitUntil(lambda: len(messages(notifications)) > len(shown), timeout=WAIT_MS)
+    qtbot.wait(200)
+    new = messages(notifications)[len(shown) :]
+    assert new == ["Explain needs some particles selected and some not: all 2 are selected"]
+
+
+def test_a_result_for_a_decoded_volume_does_not_change_what_a_star_file_is_read_against(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    viewer, widgets, session = explorer
+    picks = three_picks(tmp_path / "picks")
+    open_and_import(qtbot, widgets, small_tomogram, picks)
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    session.select([0])
+    widgets["Decode"].source.value = "Selected particle"
+    click(qtbot, widgets["Decode"].decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    star = write_particles(
+        read_particles(picks), tmp_path / "picks.star", voxel_size=10.0, star_flavour="relion4"
+    )
+    [layer] = viewer.open(star, plugin="napari-affinity-vae")
+    assert len(layer.data) == 3  # read against the tomogram, not the 32^3 decoded volume
+
+
+def test_long_legends_and_status_lines_never_widen_the_window(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    widgets, _ = add_dock_widgets(viewer)
+    window = viewer.window._qt_window
+    screen = window.screen().availableGeometry().width()
+    session = session_for(viewer)
+    n = 60
+    names = [f"a_rather_long_class_name_of_a_molecule_{k}" for k in range(n)]
+    session.set_particles(pd.DataFrame(np.ones((n, 3)), columns=["z", "y", "x"]))
+    xy = np.random.default_rng(0).normal(size=(n, 2))
+    session.add_columns(
+        session.version,
+        pd.DataFrame(
+            {
+                "embedding_x": xy[:, 0],
+                "embedding_y": xy[:, 1],
+                "class_name": names,
+                "cluster": np.arange(n) % 20,
+            }
+        ),
+    )
+    widgets["Latent scatter"].colour_by.value = "class_name"
+    export = widgets["Export"]
+    export.what.value = EACH_CLUSTER
+    type_into(qtbot, export.file, str(tmp_path / ("a_long_file_name_" * 4 + ".star")))
+    click(qtbot, export.export_button)
+    assert export.status.value.startswith("wrote 20 files")
+    qtbot.wait(300)
+    assert window.frameGeometry().width() <= screen
+    assert widgets["Latent scatter"].canvas.native.width() >= 240

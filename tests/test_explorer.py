@@ -94,7 +94,11 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     decode.decode_source()
     qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
     volume = viewer.layers["decoded"]
-    assert volume.data.shape == (32, 32, 32) and tuple(volume.scale) == (10.0, 10.0, 10.0)
+    # beside the tomogram, enlarged to half its height so it can be read
+    enlarged = 0.5 * session.tomogram.shape[1] * 10.0 / 32
+    assert volume.data.shape == (32, 32, 32)
+    assert tuple(volume.scale) == pytest.approx((enlarged,) * 3)
+    assert "enlarged" in decode.status.value
     assert volume.data.std() > 0
     assert viewer.layers.selection.active is picks  # decoding leaves the user's tools alone
     # an isosurface at mean + 2 SD, which the user can move; beside the tomogram, in the
@@ -103,7 +107,7 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     assert volume.iso_threshold == pytest.approx(volume.data.mean() + 2 * volume.data.std())
     decode.iso_level.value = 3.0
     assert volume.iso_threshold == pytest.approx(volume.data.mean() + 3 * volume.data.std())
-    assert volume.translate[0] <= 300.0 <= volume.translate[0] + 32 * 10.0
+    assert volume.translate[0] <= 300.0 <= volume.translate[0] + 32 * enlarged
     before = volume.data.copy()
     decode.sliders[0].value = decode.sliders[0].max  # a latent traversal by hand
     qtbot.waitUntil(lambda: not np.array_equal(volume.data, before), timeout=WAIT_MS)

@@ -194,6 +194,7 @@ class LatentScatterWidget(QWidget):
         if CLUSTER in choices and CLUSTER not in before:
             current = CLUSTER  # clusters just arrived: show them
         with self.colour_by.changed.blocked():
+            self.colour_by.choices = ()  # magicgui appends new choices after the old ones
             self.colour_by.choices = choices
             self.colour_by.value = current if current in choices else choices[0]
 
