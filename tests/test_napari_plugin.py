@@ -118,7 +118,8 @@ def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
     layer = widget.open_file(tomogram_file)
     assert widget.tomogram_layer == layer  # plugin widgets see layers through a proxy
     assert widget.info.value == "20 x 30 x 40 voxels (z, y, x)"
-    assert widget.voxel_size.value == pytest.approx(7.5) and not widget.voxel_size.enabled
+    assert widget.voxel_size.value == pytest.approx(7.5)
+    assert widget.voxel_size.enabled and "header" in widget.voxel_size.tooltip  # correctable
     widget.slab.value = 75.0  # Angstrom: ten 7.5 A planes averaged
     assert viewer.dims.thickness[0] == pytest.approx(75.0)
     assert layer.projection_mode == "mean"
