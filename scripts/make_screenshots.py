@@ -6,9 +6,11 @@ Usage: xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/make_scr
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import napari
+import numpy as np
 
 from napari_affinity_vae.demo import (
     DEMO_SLAB,
@@ -38,6 +40,10 @@ def main() -> None:
     explore(viewer, widgets)  # picks again, embeds, selects the largest cluster, decodes it
     docks["Decode"].raise_()
     shot(viewer, "explorer.png")
+    with tempfile.TemporaryDirectory() as folder:  # the Export widget after a click
+        export = widgets["Export"]
+        export.file.value = Path(folder) / "largest_cluster.star"
+        export.export_button.native.click()
     for name in ("Particles", "Embed", "Decode", "Export"):
         docks[name].raise_()
         settle(0.3)
@@ -81,7 +87,8 @@ def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
     camera_of(viewer).angles = (15, 35, 60)
     extent = decoded.extent.world
     camera_of(viewer).center = tuple((extent[0] + extent[1]) / 2)
-    camera_of(viewer).zoom = 1.6
+    span = float(np.max(extent[1] - extent[0]))
+    camera_of(viewer).zoom = min(viewer.canvas.size) / (1.6 * span)  # the box fills the view
     docks["Decode"].raise_()
     decode.status.value = decode.status.value  # keep the widget as the decode left it
     shot(viewer, "decoded_volume.png")

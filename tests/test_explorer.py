@@ -94,8 +94,8 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     decode.decode_source()
     qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
     volume = viewer.layers["decoded"]
-    # beside the tomogram, enlarged to half its height so it can be read
-    enlarged = 0.5 * session.tomogram.shape[1] * 10.0 / 32
+    # beside the tomogram, enlarged to three quarters of its height so it can be read
+    enlarged = 0.75 * session.tomogram.shape[1] * 10.0 / 32
     assert volume.data.shape == (32, 32, 32)
     assert tuple(volume.scale) == pytest.approx((enlarged,) * 3)
     assert "enlarged" in decode.status.value
@@ -383,7 +383,8 @@ def _in_view(viewer, extent) -> bool:
 
 def _window_fits_the_screen(viewer) -> bool:
     window = viewer.window._qt_window
-    return window.frameGeometry().width() <= window.screen().availableGeometry().width()
+    frame, screen = window.frameGeometry(), window.screen().availableGeometry()
+    return frame.width() <= screen.width() and frame.height() <= screen.height()
 
 
 @pytest.mark.parametrize("blobs", [1, 0])

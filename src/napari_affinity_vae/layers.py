@@ -57,7 +57,7 @@ def particles_layer_data(
         "size": POINT_SIZE_VOXELS,
         "face_color": "transparent",
         "border_color": colour_by or colour,
-        "border_width": 0.12,
+        "border_width": 0.2,
         "projection_mode": "rescale_spherical",
         "metadata": {"voxel_size": voxel_size, **(metadata or {})},
     }

@@ -21,6 +21,7 @@ from napari_affinity_vae.analysis.clustering import snap_centres
 from napari_affinity_vae.analysis.explain import Explanation, explain_selection
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.inference import decode
+from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import run_in_background
 from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
@@ -28,7 +29,7 @@ from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for,
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 TRAVERSAL_STEPS = 9
-BESIDE_SHARE = 0.5  # a volume beside the tomogram spans this share of the tomogram's height
+BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
 
@@ -60,8 +61,10 @@ class DecodeWidget(Container):
         )
         self.explanation = Container(label="Separated by")
         self.status = Label(value="")
-        super().__init__(
-            widgets=[
+        super().__init__()
+        scrolling(
+            self,
+            [
                 self.source,
                 self.cluster,
                 self.placement,
@@ -71,7 +74,7 @@ class DecodeWidget(Container):
                 self.explain_button,
                 self.explanation,
                 self.status,
-            ]
+            ],
         )
         self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
         self.decode_button.changed.connect(self.decode_source)
@@ -209,7 +212,7 @@ class DecodeWidget(Container):
     ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """Scale and Angstrom offset of a decoded volume: true size centred on the anchor
         particle, or beyond the tomogram's far x edge in the plane the user looks at, enlarged
-        to half the tomogram's height so that it can be read beside it."""
+        to three quarters of the tomogram's height so that it can be read beside it."""
         tomogram, particles = self.session.tomogram, self.session.particles
         tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
         if self.placement.value == AT_PARTICLE and self._anchor is not None:

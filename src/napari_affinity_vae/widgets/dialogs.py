@@ -1,10 +1,19 @@
-"""Small Qt helpers the dock widgets share: a yes/no question and labels that wrap instead of
-widening the window."""
+"""Small Qt helpers the dock widgets share: questions in dialogs, and labels and forms that wrap or
+scroll instead of growing the window."""
 
 from __future__ import annotations
 
-from magicgui.widgets import Label
-from qtpy.QtWidgets import QInputDialog, QMessageBox, QSizePolicy, QWidget
+from magicgui.widgets import Container, Label
+from magicgui.widgets.bases import Widget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFrame,
+    QInputDialog,
+    QMessageBox,
+    QScrollArea,
+    QSizePolicy,
+    QWidget,
+)
 
 
 def confirm(parent: QWidget | None, title: str, question: str) -> bool:
@@ -27,3 +36,19 @@ def wrapping(label: Label) -> Label:
     label.native.setWordWrap(True)
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
+
+
+def scrolling(dock: Container, widgets: list[Widget]) -> Container:
+    """Lay ``widgets`` out in ``dock`` inside a scroll area, so that a tall dock widget scrolls
+    rather than make the window taller than the screen; return the form holding them."""
+    form = Container(widgets=widgets)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(form.native)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(form.native.minimumSizeHint().width())  # only the height scrolls
+    dock.native.layout().addWidget(area)
+    dock.native.layout().setContentsMargins(0, 0, 0, 0)
+    dock._form = form  # the magicgui form lives as long as its dock widget
+    return form

@@ -20,7 +20,7 @@ from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
 from napari_affinity_vae.text import count
-from napari_affinity_vae.widgets.dialogs import wrapping
+from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task, failure_message
@@ -52,8 +52,10 @@ class EmbedWidget(Container):
         self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
         self.apply_button = PushButton(text="Project and cluster again")
         self.status = wrapping(Label(label="Status", value="not run"))
-        super().__init__(
-            widgets=[
+        super().__init__()
+        scrolling(
+            self,
+            [
                 self.source,
                 self.checkpoint,
                 self.card,
@@ -65,7 +67,7 @@ class EmbedWidget(Container):
                 self.seed,
                 self.apply_button,
                 self.status,
-            ]
+            ],
         )
         self.task = Task(self.native)
         self.source.changed.connect(self.load_model)

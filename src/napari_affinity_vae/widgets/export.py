@@ -18,7 +18,7 @@ from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.session import CLUSTER, derived_columns
 from napari_affinity_vae.text import count
-from napari_affinity_vae.widgets.dialogs import confirm, wrapping
+from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.viewer_session import session_for
@@ -60,15 +60,17 @@ class ExportWidget(Container):
         self.file = FileEdit(label="File", mode="w", filter=f"Particles ({patterns})")
         self.export_button = PushButton(text="Export")
         self.status = wrapping(Label(value=""))
-        super().__init__(
-            widgets=[
+        super().__init__()
+        scrolling(
+            self,
+            [
                 self.what,
                 self.format,
                 self.latents,
                 self.file,
                 self.export_button,
                 self.status,
-            ]
+            ],
         )
         self.file.changed.connect(self._follow_suffix)
         self.export_button.changed.connect(self._clicked)

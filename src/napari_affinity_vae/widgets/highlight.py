@@ -10,7 +10,7 @@ from napari.layers import Points
 from napari_affinity_vae.colours import DEFAULT_COLOUR, colours_for
 
 SELECTED_SCALE = 1.6  # selected points are this much larger than the particles
-DIMMED_OPACITY = 0.5
+DIMMED_OPACITY = 0.7
 HIGHLIGHT_COLOUR = "#ffffff"
 ROLE = "selection of"  # metadata key marking a highlight layer, valued with the particles' name
 ROWS = "rows"  # metadata key of a highlight layer: the particles' rows it shows

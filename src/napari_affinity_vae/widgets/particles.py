@@ -29,7 +29,7 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
 from napari_affinity_vae.session import CLUSTER, derived_columns
-from napari_affinity_vae.widgets.dialogs import choose
+from napari_affinity_vae.widgets.dialogs import choose, scrolling
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     colour_particles,
@@ -76,8 +76,10 @@ class ParticlesWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.layer = ComboBox(label="Particles", choices=self._points_layers, nullable=True)
         self.count = Label(label="Count", value="0")
-        super().__init__(
-            widgets=[
+        super().__init__()
+        scrolling(
+            self,
+            [
                 self.tomogram_label,
                 self.file,
                 self.skip_unusable,
@@ -92,7 +94,7 @@ class ParticlesWidget(Container):
                 Container(widgets=[self.pick_button, self.cancel_button], layout="horizontal"),
                 self.layer,
                 self.count,
-            ]
+            ],
         )
         self.task = Task(self.native)
         self.import_button.changed.connect(self.import_file)

@@ -18,6 +18,7 @@ from napari.layers import Image
 
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
+from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
@@ -45,8 +46,10 @@ class TomogramWidget(Container):
         )
         self.slab = FloatSpinBox(label="Slab (Å)", min=0.0, max=10000.0, step=10.0, value=0.0)
         self.slab.tooltip = "Average this thickness along the viewing axis; 0 shows one plane"
-        super().__init__(
-            widgets=[
+        super().__init__()
+        scrolling(
+            self,
+            [
                 self.file,
                 self.open_button,
                 self.layer,
@@ -54,7 +57,7 @@ class TomogramWidget(Container):
                 self.voxel_size,
                 self.rendering,
                 self.slab,
-            ]
+            ],
         )
         self.open_button.changed.connect(self.open_file)
         self.layer.changed.connect(self._show_layer)
