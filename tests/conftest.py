@@ -49,3 +49,14 @@ def _widget_settings(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.mktemp("settings") / "widgets.json"
     monkeypatch.setenv("NAPARI_AFFINITY_VAE_SETTINGS", str(path))
     return path
+
+
+@pytest.fixture
+def notifications():
+    """The napari notifications shown during a test, in order."""
+    from napari.utils.notifications import notification_manager
+
+    shown = []
+    notification_manager.notification_ready.connect(shown.append)
+    yield shown
+    notification_manager.notification_ready.disconnect(shown.append)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QInputDialog, QMessageBox
 
@@ -20,14 +19,6 @@ from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 WAIT_MS = 120_000
-
-
-@pytest.fixture
-def notifications():
-    shown = []
-    notification_manager.notification_ready.connect(shown.append)
-    yield shown
-    notification_manager.notification_ready.disconnect(shown.append)
 
 
 def messages(notifications) -> list[str]:
@@ -63,37 +54,42 @@ def type_into(qtbot, field, text: str) -> None:
     qtbot.keyClicks(edit, text)
 
 
-def answer_next_dialog(button: QMessageBox.StandardButton) -> list[str]:
-    """Press ``button`` in the next modal dialog; return its text once answered."""
+def when_a_dialog_opens(kind: type, respond) -> list[str]:
+    """Call ``respond(dialog)`` on the next modal dialog of ``kind``; the list it returns gets
+    what ``respond`` returned, once it has run."""
     seen: list[str] = []
 
-    def press() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, press)
-            return
-        seen.append(box.text())
-        box.button(button).click()
+    def check() -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, kind):
+            seen.append(respond(dialog))
+        else:
+            QTimer.singleShot(20, check)
 
-    QTimer.singleShot(20, press)
+    QTimer.singleShot(20, check)
     return seen
+
+
+def answer_next_dialog(button: QMessageBox.StandardButton) -> list[str]:
+    """Press ``button`` in the next question; return its text once answered."""
+
+    def press(box: QMessageBox) -> str:
+        text = box.text()
+        box.button(button).click()
+        return text
+
+    return when_a_dialog_opens(QMessageBox, press)
 
 
 def choose_in_next_dialog(choice: str) -> list[str]:
-    """Choose ``choice`` in the next list dialog and press OK; return its question once asked."""
-    seen: list[str] = []
+    """Choose ``choice`` in the next list dialog and press OK; return its question."""
 
-    def press() -> None:
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, QInputDialog):
-            QTimer.singleShot(20, press)
-            return
-        seen.append(dialog.labelText())
+    def choose(dialog: QInputDialog) -> str:
         dialog.setTextValue(choice)
         dialog.accept()
+        return dialog.labelText()
 
-    QTimer.singleShot(20, press)
-    return seen
+    return when_a_dialog_opens(QInputDialog, choose)
 
 
 def open_and_import(qtbot, widgets, tomogram: Path, coords: Path):

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from napari.layers import Layer
-from napari.utils.notifications import notification_manager
 
 from napari_affinity_vae._sample_data import SAMPLE, sample_layers
 from napari_affinity_vae.demo import PLUGIN, add_dock_widgets
@@ -35,14 +34,6 @@ def explorer(make_napari_viewer, sample_data):
     for data, kwargs, kind in sample_data:
         viewer.add_layer(Layer.create(data, kwargs, kind))
     return viewer, widgets, session_for(viewer)
-
-
-@pytest.fixture
-def notifications():
-    shown = []
-    notification_manager.notification_ready.connect(shown.append)
-    yield shown
-    notification_manager.notification_ready.disconnect(shown.append)
 
 
 def _pick_and_embed(qtbot, widgets, session, k: int = 9) -> None:
