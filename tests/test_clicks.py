@@ -16,6 +16,7 @@ from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
+from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 WAIT_MS = 120_000
@@ -357,6 +358,10 @@ def test_the_selection_is_highlighted_alone_in_the_volume_view(
     layer.selected_data = {1}
     highlight = viewer.layers["small picks (selected)"]
     assert highlight.data.tolist() == [[20.0, 40.0, 40.0]] and highlight.visible
+    layer.selected_data = {0, 1, 2}
+    layer.selected_data = {2}  # the layer keeps room for three, drawn at the one selected
+    assert np.unique(highlight.data, axis=0).tolist() == [[20.0, 20.0, 40.0]]
+    assert highlighted_rows(highlight).tolist() == [2]
     session.clear_selection()
     assert not highlight.visible
 

@@ -23,15 +23,22 @@ def is_highlight(layer: object) -> bool:
 
 def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -> Points | None:
     """Draw ``rows`` of ``particles`` highlighted: a layer holding only the selected points,
-    which looks the same in the plane and the volume view."""
+    which looks the same in the plane and the volume view (napari ignores per-point ``shown``
+    in 3D)."""
     particles.opacity = DIMMED_OPACITY if len(rows) else 1.0
     name = f"{particles.name} (selected)"
     layer = next((x for x in viewer.layers if is_highlight(x) and x.name == name), None)
+    rows = np.asarray(rows, dtype=np.int64)
     if layer is None and not len(rows):
         return None
-    rows = np.asarray(rows, dtype=np.int64)
-    data = np.asarray(particles.data)[rows]
-    size = np.asarray(particles.size, dtype=float)[rows] * SELECTED_SCALE
+    if layer is not None:
+        layer.metadata[ROWS] = rows
+        layer.visible = len(rows) > 0
+        if not len(rows):
+            return layer
+    data, size = _selected_points(
+        particles, rows, _capacity(len(layer.data) if layer else 0, len(rows))
+    )
     if layer is None:
         layer = viewer.add_points(
             data,
@@ -49,11 +56,39 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
     with layer.events.blocker_all():
         layer.data = data
         layer.size = size
-    layer.scale = particles.scale
-    layer.metadata[ROWS] = rows
-    layer.visible = len(rows) > 0
+    if not np.array_equal(layer.scale, particles.scale):
+        layer.scale = particles.scale
     layer.refresh()
     return layer
+
+
+def _capacity(held: int, selected: int) -> int:
+    """How many points the highlight layer should hold for ``selected``: what it holds while
+    that is enough and not over three times too many, else half as many again as selected, so
+    that selections of similar size neither grow nor shrink it."""
+    if selected <= held <= 3 * selected:
+        return held
+    return selected + selected // 2
+
+
+def _selected_points(
+    particles: Points, rows: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """Positions and sizes of the selected points, padded to ``length`` with copies of the last
+    one: drawn over it they change nothing, and the layer keeps its length (napari checks every
+    point's symbol again whenever a layer grows: a tenth of a second per 100,000 points)."""
+    sizes = np.asarray(particles.size, dtype=float)
+    if sizes.min() == sizes.max():  # as usual: one size for all
+        size: np.ndarray | float = float(sizes[0]) * SELECTED_SCALE
+    else:
+        size = sizes[rows] * SELECTED_SCALE
+    data = np.asarray(particles.data)[rows]
+    pad = length - len(rows)
+    if pad > 0:
+        data = np.concatenate([data, np.repeat(data[-1:], pad, axis=0)])
+        if isinstance(size, np.ndarray):
+            size = np.concatenate([size, np.repeat(size[-1:], pad)])
+    return data, size
 
 
 def highlighted_rows(layer: Points) -> np.ndarray:
