@@ -487,3 +487,41 @@ def test_long_legends_and_status_lines_never_widen_the_window(make_napari_viewer
     qtbot.wait(300)
     assert window.frameGeometry().width() <= screen
     assert widgets["Latent scatter"].canvas.native.width() >= 240
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16])
+def test_one_particle_of_a_uint8_or_float16_tomogram_embeds_and_decodes(
+    explorer, qtbot, tmp_path, small_tomogram, notifications, dtype
+):
+    import mrcfile
+
+    viewer, widgets, session = explorer
+    with mrcfile.open(small_tomogram) as mrc:
+        data = mrc.data * 20 + 128 if dtype is np.uint8 else mrc.data
+    path = write_mrc(tmp_path / "typed.mrc", np.clip(data, 0, 255).astype(dtype))
+    open_and_import(qtbot, widgets, path, three_picks(tmp_path / "picks", n=1))
+    _embed_by_clicks(qtbot, widgets, "k-means")
+    assert session.latent.shape == (1, 8) and np.isfinite(session.latent).all()
+    assert session.clusters.tolist() == [0]
+    session.select([0])
+    click(qtbot, widgets["Decode"].decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    assert np.isfinite(viewer.layers["decoded"].data).all()
+    assert messages(notifications) == ["Asked for 9 clusters of 1 particle; made 1"]
+
+
+def test_an_unexpected_error_is_one_sentence_and_napari_carries_on(
+    explorer, qtbot, tmp_path, small_tomogram, notifications, monkeypatch
+):
+    _, widgets, session = explorer
+    from napari_affinity_vae.widgets import particles as module
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(module, "read_particles", broken)
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    assert messages(notifications) == ["Importing particles failed: the disk went away"]
+    monkeypatch.undo()
+    click(qtbot, widgets["Particles"].import_button)  # the same click works once it can
+    assert len(session.particles) == 3

@@ -93,7 +93,7 @@ class DecodeWidget(Container):
     # -- what to decode -------------------------------------------------------------------------
     def decode_source(self) -> None:
         """Set the sliders to the chosen source's latent and pose, and decode it."""
-        with errors_as_notifications():
+        with errors_as_notifications("Decoding"):
             latent, pose, anchor = self._source_vector()
             for slider, value in zip(self.sliders, [*latent, *pose], strict=True):
                 with slider.changed.blocked():
@@ -256,7 +256,7 @@ class DecodeWidget(Container):
 
     def explain(self) -> None:
         """List the latent dimensions separating the selection, each a button to traverse it."""
-        with errors_as_notifications():
+        with errors_as_notifications("Explaining the selection"):
             latent = self.session.latent
             if latent is None:
                 raise AffinityVAEError("Run the embedding first")

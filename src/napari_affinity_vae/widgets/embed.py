@@ -21,9 +21,9 @@ from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
-from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
 from napari_affinity_vae.widgets.settings import remember
-from napari_affinity_vae.widgets.tasks import Task, failure_message
+from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 BUNDLED, CHECKPOINT = "Bundled model", "Checkpoint file"
@@ -99,7 +99,7 @@ class EmbedWidget(Container):
         if self.source.value == CHECKPOINT and not Path(self.checkpoint.value).is_file():
             self.card.value = "no model: choose a checkpoint file (.safetensors)"
             return False
-        with errors_as_notifications():
+        with errors_as_notifications("Loading the model"):
             if self.source.value == BUNDLED:
                 model, card = load_bundled()
             else:
@@ -115,7 +115,7 @@ class EmbedWidget(Container):
     def run(self) -> None:
         """Extract and encode every particle in the background; then project and cluster."""
         session = self.session
-        with errors_as_notifications():
+        with errors_as_notifications("Embedding"):
             if session.model is None:
                 raise AffinityVAEError("Choose a model that loads before embedding")
             if session.tomogram is None:
@@ -156,7 +156,7 @@ class EmbedWidget(Container):
     def project_and_cluster(self) -> None:
         """The 2D embedding and the clusters of the current latents, in the background."""
         latent = self.session.latent
-        with errors_as_notifications():
+        with errors_as_notifications("Projecting and clustering"):
             if latent is None:
                 raise AffinityVAEError("Run the embedding first")
             version = self.session.version

@@ -89,7 +89,7 @@ class ExportWidget(Container):
         """Write the chosen particles to the file in the File field; return the files written
         (one per cluster if asked), [] if nothing was written."""
         self.status.value = ""
-        with errors_as_notifications():
+        with errors_as_notifications("Exporting"):
             written = self._write(Path(self.file.value))
             if written:
                 names = ", ".join(p.name for p in written)

@@ -1,19 +1,39 @@
-"""Show errors a user caused as napari notifications instead of tracebacks."""
+"""One path for errors in the dock widgets: a napari notification of one sentence, shown once;
+the traceback of anything that is not the user's doing goes to the log."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from napari.utils.notifications import show_error
 
 from napari_affinity_vae.errors import AffinityVAEError
 
+log = logging.getLogger(__name__)
+
+
+def failure_message(error: BaseException, doing: str) -> str:
+    """One sentence for the user: a mistake of theirs speaks for itself, anything else says what
+    failed and why."""
+    if isinstance(error, AffinityVAEError):
+        return str(error)
+    return f"{doing} failed: {error or type(error).__name__}"
+
+
+def show_failure(error: BaseException, doing: str) -> None:
+    """A failure as one napari error notification (a bug's traceback goes to the log)."""
+    if not isinstance(error, AffinityVAEError):
+        log.error("%s failed", doing, exc_info=error)
+    show_error(failure_message(error, doing))
+
 
 @contextlib.contextmanager
-def errors_as_notifications() -> Iterator[None]:
-    """Turn an :class:`AffinityVAEError` raised in the block into a napari error notification."""
+def errors_as_notifications(doing: str) -> Iterator[None]:
+    """Show an exception raised in the block (while ``doing`` something) as a notification
+    instead of a traceback; napari carries on."""
     try:
         yield
-    except AffinityVAEError as err:
-        show_error(str(err))
+    except Exception as error:
+        show_failure(error, doing)

@@ -169,7 +169,7 @@ class ParticlesWidget(Container):
         tomogram = self._tomogram()
         if tomogram is None:
             return None
-        with errors_as_notifications():
+        with errors_as_notifications("Importing particles"):
             names = tomogram_names(path)
             tomo_name = None
             if len(names) > 1:  # never merged: this tomogram's rows, or the user says which
@@ -225,7 +225,7 @@ class ParticlesWidget(Container):
         tomogram = self._tomogram()
         if tomogram is None:
             return
-        with errors_as_notifications():
+        with errors_as_notifications("Picking"):
             if tomogram.voxel_size is None:
                 raise ParticleFileError(tomogram.path, "the voxel size is unknown; set it first")
             low, high = self.diameter_min.value, self.diameter_max.value

@@ -11,11 +11,10 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error
 from psygnal import Signal
 from qtpy.QtCore import QObject
 
-from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.widgets.notify import show_failure
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +24,6 @@ class Failure:
     """What a background job raised, delivered to the main thread as its result."""
 
     error: BaseException
-
-
-def failure_message(error: BaseException, doing: str) -> str:
-    """One sentence for the user: a mistake of theirs speaks for itself, anything else says what
-    failed and why."""
-    if isinstance(error, AffinityVAEError):
-        return str(error)
-    return f"{doing} failed: {error or type(error).__name__}"
-
-
-def show_failure(error: BaseException, doing: str) -> None:
-    """A failed job as one napari error notification (the traceback goes to the log)."""
-    if not isinstance(error, AffinityVAEError):
-        log.error("%s failed", doing, exc_info=error)
-    show_error(failure_message(error, doing))
 
 
 def _catching(steps: Callable[[], Generator[int, None, Any]]) -> Generator[int, None, Any]:

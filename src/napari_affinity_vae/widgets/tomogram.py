@@ -71,7 +71,7 @@ class TomogramWidget(Container):
     def open_file(self, path: str | Path | None = None) -> Image | None:
         """Open ``path`` (or the chosen file) as a new Image layer and select it."""
         path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
-        with errors_as_notifications():
+        with errors_as_notifications("Opening the tomogram"):
             tomogram = open_tomogram(path, require_voxel_size=False)
             data, kwargs, _ = tomogram_layer_data(tomogram)
             layer = self._viewer.add_image(data, **kwargs)
