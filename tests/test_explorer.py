@@ -10,7 +10,7 @@ import pytest
 from napari.layers import Layer
 
 from napari_affinity_vae._sample_data import SAMPLE, sample_layers
-from napari_affinity_vae.demo import PLUGIN, add_dock_widgets
+from napari_affinity_vae.demo import DOCK_WIDGETS, PLUGIN, add_dock_widgets
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 from napari_affinity_vae.widgets.decode import CENTRE
@@ -344,13 +344,14 @@ def test_the_demo_explores_a_freshly_simulated_sample(make_napari_viewer):
     from napari_affinity_vae.demo import explore, open_sample
 
     viewer = make_napari_viewer(show=True)  # the scatter canvas draws only when shown
-    widgets, _ = add_dock_widgets(viewer)
+    widgets, docks = add_dock_widgets(viewer)
     open_sample(viewer, seed=3, particles=120)
     session = session_for(viewer)
     assert (
         viewer.layers[0].name == "sample" and len(viewer.layers["sample ground truth"].data) == 120
     )
     explore(viewer, widgets)
+    assert [d.windowTitle() for d in docks.values()] == list(DOCK_WIDGETS)  # tabs read whole
     assert session.clusters is not None and len(session.selection) > 0
     largest = np.bincount(session.clusters).argmax()
     assert set(session.selection) == set(np.flatnonzero(session.clusters == largest))
