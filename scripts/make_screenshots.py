@@ -40,11 +40,7 @@ def main() -> None:
     explore(viewer, widgets)  # picks again, embeds, selects the largest cluster, decodes it
     docks["Decode"].raise_()
     shot(viewer, "explorer.png")
-    with tempfile.TemporaryDirectory() as folder:  # the Export widget after a click
-        export = widgets["Export"]
-        export.file.value = Path(folder) / "largest_cluster.star"
-        export.export_button.native.click()
-    for name in ("Particles", "Embed", "Decode", "Export"):
+    for name in ("Particles", "Embed", "Decode"):
         docks[name].raise_()
         settle(0.3)
         grab(docks[name], f"{name.lower()}_widget.png")
@@ -52,6 +48,13 @@ def main() -> None:
 
     decoded_in_3d(viewer, widgets, docks)
     ground_truth_in_3d(viewer, widgets)
+    with tempfile.TemporaryDirectory() as folder:  # the Export widget after a click, last
+        export = widgets["Export"]  # (its notification would show in the shots above)
+        export.file.value = Path(folder) / "largest_cluster.star"
+        export.export_button.native.click()
+    docks["Export"].raise_()
+    settle(0.3)
+    grab(docks["Export"], "export_widget.png")
     viewer.close()
     for path in sorted(IMAGES.glob("*.png")):
         print(path)

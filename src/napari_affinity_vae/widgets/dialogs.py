@@ -42,6 +42,7 @@ def scrolling(dock: Container, widgets: list[Widget]) -> Container:
     """Lay ``widgets`` out in ``dock`` inside a scroll area, so that a tall dock widget scrolls
     rather than make the window taller than the screen; return the form holding them."""
     form = Container(widgets=widgets)
+    form.native.layout().addStretch(1)  # the rows stay together at the top
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
