@@ -158,7 +158,7 @@ def test_embed_command_of_one_or_two_picks(tiny_tomogram, tmp_path, capsys, opti
         assert f"avae embed: asked for 9 clusters of {n} particle" in err
         assert sorted(back["cluster"]) == list(range(n)) and back["cluster_centre"].all()
     else:
-        assert "avae embed: warning: HDBSCAN needs at least 5 particles" in err
+        assert "avae embed: HDBSCAN needs at least 5 particles" in err
         assert list(back["cluster"]) == [-1] * n and not back["cluster_centre"].any()
     if n == 2 and ("--umap" in options or "--tsne" in options):
         assert "are laid out by PCA" in err

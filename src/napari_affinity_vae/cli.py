@@ -187,13 +187,15 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
 
 def _add_embed(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.analysis.clustering import CLUSTERINGS
+    from napari_affinity_vae.operations import defaults
 
     em = commands.add_parser(
         "embed",
         help="latent vectors, 2D embedding and clusters for the particles of a tomogram",
         description="Writes the particles with latent_*, pose_*, reconstruction_error, "
-        "crosses_edge, embedding_x and embedding_y, and with --clusters (or --clustering hdbscan) "
-        "cluster and cluster_centre. A coordinate file without particles is an error: there is "
+        "crosses_edge, embedding_x and embedding_y (UMAP unless --pca or --tsne), cluster "
+        "(k-means into 10 unless told otherwise, as in the Embed widget) and cluster_centre. "
+        "A coordinate file without particles is an error: there is "
         "nothing to embed. More clusters than particles gives one cluster per particle, said on "
         "stderr; HDBSCAN leaves fewer than 5 particles as noise (-1), and UMAP and t-SNE lay out "
         "fewer than 5 by PCA, with a warning. A tomogram whose voxel size is more than 4 times "
@@ -211,11 +213,25 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     )
     em.add_argument("--inverted", action="store_true", help="protein is white")
     view = em.add_mutually_exclusive_group()
-    view.add_argument("--umap", action="store_true", help="2D embedding by UMAP (default PCA)")
-    view.add_argument("--tsne", action="store_true", help="2D embedding by t-SNE")
-    em.add_argument("--clusters", type=int, metavar="K", help="cluster into K groups")
-    em.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
-    em.add_argument("--seed", type=int, default=0)
+    for method, name in (("pca", "PCA (instant)"), ("umap", "UMAP"), ("tsne", "t-SNE")):
+        default = " (default)" if method == defaults.PROJECTION else ""
+        view.add_argument(
+            f"--{method}",
+            dest="projection",
+            action="store_const",
+            const=method,
+            help=f"2D embedding by {name}{default}",
+        )
+    em.set_defaults(projection=defaults.PROJECTION)
+    em.add_argument(
+        "--clusters",
+        type=int,
+        metavar="K",
+        default=defaults.CLUSTERS,
+        help=f"cluster into K groups (default {defaults.CLUSTERS})",
+    )
+    em.add_argument("--clustering", choices=CLUSTERINGS, default=defaults.CLUSTERING)
+    em.add_argument("--seed", type=int, default=defaults.SEED)
     _add_overwrite(em)
     em.set_defaults(run=_run_embed)
 
@@ -371,7 +387,6 @@ def _run_affinity(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import tempfile
 
     from tqdm import tqdm
 
@@ -385,24 +400,9 @@ def _run_train(args: argparse.Namespace) -> int:
     command = args.command_line
     if args.preset == "bundled":
         from napari_affinity_vae.model import bundled
-        from napari_affinity_vae.particles.matching import picked_centres
-        from napari_affinity_vae.simulate.subtomograms import (
-            simulate_subtomograms,
-            write_subtomograms,
-        )
-        from napari_affinity_vae.simulate.tomogram import Simulation
+        from napari_affinity_vae.operations.training import bundled_training_set
 
-        boxes, table = simulate_subtomograms(
-            Simulation(seed=bundled.TRAINING_SEED),
-            bundled.PER_CLASS,
-            bundled.ARCHITECTURE.box,
-            tqdm,
-            locate=functools.partial(picked_centres, voxel_size=10.0),
-        )
-        with tempfile.TemporaryDirectory() as folder:
-            write_subtomograms(folder, boxes, table, 10.0)
-            data = load_training_set(folder)
-        data.description = bundled.DESCRIPTION
+        data = bundled_training_set(tqdm)
         architecture, config = bundled.ARCHITECTURE, bundled.CONFIG
         command = "avae train --preset bundled"
     else:
@@ -508,13 +508,13 @@ def _run_pick(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
-    from napari_affinity_vae.analysis.projection import project
     from napari_affinity_vae.io.particles import read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.bundled import BUNDLED
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.embedding import embed, latent_columns
+    from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
+    from napari_affinity_vae.progress import run_steps
 
     _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -529,18 +529,12 @@ def _run_embed(args: argparse.Namespace) -> int:
     model, card = load_checkpoint(args.model or BUNDLED)
     table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
     latent = table[latent_columns(table)].to_numpy()
-    method = "umap" if args.umap else "tsne" if args.tsne else "pca"
-    table[["embedding_x", "embedding_y"]] = project(latent, method, args.seed)
-    if args.clusters is not None or args.clustering == "hdbscan":
-        k = 0
-        if args.clustering != "hdbscan":
-            k, reduced = clusters_possible(args.clusters, len(latent))
-            if reduced:
-                print(f"avae embed: {reduced}", file=sys.stderr)
-        labels = cluster(latent, args.clustering, k, args.seed)
-        table["cluster"] = labels
-        table["cluster_centre"] = False
-        table.loc[list(snap_centres(latent, labels).values()), "cluster_centre"] = True
+    steps = analyse_steps(latent, args.projection, args.clustering, args.clusters, args.seed)
+    columns = run_steps(steps, 2, "projecting and clustering", None)
+    for note in columns.attrs[NOTES]:
+        print(f"avae embed: {note}", file=sys.stderr)
+    for name in columns:
+        table[name] = columns[name].to_numpy()
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     edge = int(table["crosses_edge"].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")

@@ -1,0 +1,14 @@
+"""The verbs of the pipeline, free of Qt, that the command line and the dock widgets both call
+with the same defaults (:mod:`.defaults`):
+
+- pick: :func:`particles.picking.pick_steps` (a generator yielding progress), or ``pick``;
+- embed: :func:`model.embedding.embed_steps` (extract and encode, streaming), or ``embed``;
+- analyse: :func:`.analyse.analyse_steps` (project, cluster, snap centres);
+- decode: :func:`.decode.source_vector` (a particle, a selection's mean, a cluster centre) and
+  :func:`.decode.traversal`, then :func:`model.inference.decode`;
+- explain: :func:`analysis.explain.explain_selection`;
+- export: :func:`.export.export_parts` and :func:`.export.write_parts` (all files or none);
+- the bundled model's training set: :func:`.training.bundled_training_set`.
+
+Long verbs are generators that yield how many units are done and return their result.
+"""

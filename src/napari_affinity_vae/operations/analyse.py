@@ -1,0 +1,50 @@
+"""Analyse latents: a 2D projection, clusters, and each cluster's centre snapped to a particle."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Generator
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
+from napari_affinity_vae.analysis.projection import project
+from napari_affinity_vae.operations import defaults
+from napari_affinity_vae.session import CLUSTER, EMBEDDING
+
+CENTRE = "cluster_centre"
+NOTES = "notes"  # attrs key: sentences the user should read (fewer clusters, a fallback)
+ANALYSIS_STEPS = 2
+
+
+def analyse_steps(
+    latent: np.ndarray,
+    projection: str = defaults.PROJECTION,
+    clustering: str = defaults.CLUSTERING,
+    clusters: int = defaults.CLUSTERS,
+    seed: int = defaults.SEED,
+) -> Generator[int, None, pd.DataFrame]:
+    """Yield 1 after the projection and 2 after the clustering; return the columns
+    ``embedding_x``, ``embedding_y``, ``cluster`` and ``cluster_centre`` (a bool), one row per
+    latent vector, with ``attrs["notes"]``: what the user should know (clusters fewer than
+    asked, UMAP replaced by PCA for few particles, HDBSCAN's noise)."""
+    latent = np.asarray(latent, dtype=np.float64)
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xy = project(latent, projection, seed)
+        yield 1
+        k = clusters
+        if clustering != "hdbscan":
+            k, fewer = clusters_possible(clusters, len(latent))
+            notes += [fewer] if fewer else []
+        labels = cluster(latent, clustering, k, seed)
+        yield 2
+    notes += [str(w.message) for w in caught]
+    columns = pd.DataFrame(
+        {EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels, CENTRE: False}
+    )
+    columns.loc[list(snap_centres(latent, labels).values()), CENTRE] = True
+    columns.attrs[NOTES] = notes
+    return columns

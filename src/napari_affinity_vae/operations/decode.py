@@ -1,0 +1,58 @@
+"""What to decode: a particle's latent and pose, a selection's mean, a cluster's centre, or a
+traversal along one latent dimension."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_affinity_vae.analysis.clustering import snap_centres
+from napari_affinity_vae.errors import AffinityVAEError
+
+PARTICLE, MEAN, CENTRE = "particle", "mean", "centre"
+TRAVERSAL_STEPS = 9
+
+
+def source_vector(
+    latent: np.ndarray,
+    pose: np.ndarray | None,
+    *,
+    source: str,
+    selection: np.ndarray,
+    clusters: np.ndarray | None = None,
+    cluster: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The latent and pose to decode and the row of the particle that places the volume: the
+    first selected particle, the selection's mean (placed at its member nearest the mean), or
+    the centre of ``cluster`` (the particle nearest its mean)."""
+    pose = pose if pose is not None else np.zeros((len(latent), 0))
+    if source == CENTRE:
+        if clusters is None:
+            raise AffinityVAEError("Cluster the particles first (Embed widget)")
+        centres = snap_centres(latent, clusters)
+        if cluster not in centres:
+            raise AffinityVAEError(f"There is no cluster {cluster}")
+        row = centres[cluster]
+        return latent[row], pose[row], row
+    rows = np.asarray(selection, dtype=np.int64)
+    if not len(rows):
+        raise AffinityVAEError("The selection is empty: select particles first")
+    if source == PARTICLE:
+        return latent[rows[0]], pose[rows[0]], int(rows[0])
+    mean = latent[rows].mean(axis=0)
+    nearest = int(rows[np.argmin(np.linalg.norm(latent[rows] - mean, axis=1))])
+    return mean, pose[rows].mean(axis=0), nearest
+
+
+def traversal(
+    latent: np.ndarray,
+    pose: np.ndarray,
+    dimension: int,
+    span: tuple[float, float],
+    steps: int = TRAVERSAL_STEPS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` latents along ``dimension`` across ``span``, the other dimensions and the pose
+    held at ``latent`` and ``pose``: (steps, latent_dims) and (steps, pose_dims)."""
+    latents = np.repeat(np.asarray(latent, dtype=np.float32)[None], steps, axis=0)
+    latents[:, dimension] = np.linspace(span[0], span[1], steps)
+    poses = np.repeat(np.asarray(pose, dtype=np.float32)[None], steps, axis=0)
+    return latents, poses
