@@ -207,7 +207,7 @@ def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeyp
     (tmp_path / "name_cluster1.star").write_text("older\n")
     answer_next_dialog(QMessageBox.StandardButton.Yes)
 
-    from napari_affinity_vae.widgets import export as module
+    from napari_affinity_vae.operations import export as module
 
     calls = []
 
@@ -429,8 +429,11 @@ def test_two_particles_embed_cluster_and_explain_with_one_clear_message_each(
     status = widgets["Embed"].status.value
     assert status.startswith("2 particles, ") and "failed" not in status
     shown = messages(notifications)
-    if clustering != "HDBSCAN":
-        assert shown == ["Asked for 9 clusters of 2 particles; made 2"]
+    laid_out = "UMAP needs at least 5 particles; 2 are laid out by PCA instead"
+    if clustering == "HDBSCAN":
+        assert shown[0] == laid_out and shown[1].startswith("HDBSCAN needs at least 5")
+    else:
+        assert shown == ["Asked for 9 clusters of 2 particles; made 2", laid_out]
     session.select([0, 1])
     click(qtbot, widgets["Decode"].explain_button)
     qtbot.waitUntil(lambda: len(messages(notifications)) > len(shown), timeout=WAIT_MS)

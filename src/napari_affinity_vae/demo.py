@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from napari_affinity_vae.io.tomogram import open_tomogram
+from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
 
 PLUGIN = "napari-affinity-vae"
 DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Decode", "Export", "Latent scatter")
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
 WINDOW = (1600, 1000)
-SAMPLE_SIZES = (100.0, 300.0)  # Angstrom: the sample's smallest and largest particle diameters
-SAMPLE_KINDS = 10  # clusters: the nine built-in classes and the gold beads
+
 DOCK_WIDTH = 520
 
 
@@ -44,7 +44,7 @@ def run_demo(
     if tomogram is None:
         open_sample(viewer, seed, particles)
         particles_widget = widgets["Particles"]  # the sample's sizes, whatever was remembered
-        particles_widget.diameter_min.value, particles_widget.diameter_max.value = SAMPLE_SIZES
+        particles_widget.diameter_min.value, particles_widget.diameter_max.value = DIAMETERS
     else:
         widgets["Tomogram"].open_file(tomogram)
         if voxel_size is not None:
@@ -121,7 +121,7 @@ def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
     if not len(session.particles):
         show_info("The picker found no particles: try other diameters or a lower threshold")
         return
-    widgets["Embed"].k.value = SAMPLE_KINDS
+    widgets["Embed"].k.value = CLUSTERS  # the sample's nine classes and its gold beads
     widgets["Embed"].run()
     wait_for(lambda: session.clusters is not None and not widgets["Embed"].task.running)
     if session.clusters is None:

@@ -27,7 +27,7 @@ SELECTION_MODES = ("replace", "add", "remove")
 def derived_columns(table: pd.DataFrame) -> list[str]:
     """Columns computed from the boxes (latents, pose, errors, embedding, clusters)."""
     prefixes = ("latent_", "pose_")
-    names = {"reconstruction_error", "crosses_edge", CLUSTER, *EMBEDDING}
+    names = {"reconstruction_error", "crosses_edge", CLUSTER, "cluster_centre", *EMBEDDING}
     return [c for c in table if c in names or str(c).startswith(prefixes)]
 
 

@@ -17,18 +17,21 @@ from magicgui.widgets import (
 )
 from napari.layers import Image
 
-from napari_affinity_vae.analysis.clustering import snap_centres
 from napari_affinity_vae.analysis.explain import Explanation, explain_selection
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.inference import decode
+from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
+from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
+from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
+from napari_affinity_vae.operations.decode import source_vector, traversal
 from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
-from napari_affinity_vae.widgets.tasks import run_in_background
+from napari_affinity_vae.widgets.tasks import Task, one_step
 from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
 
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
+SOURCES = {PARTICLE: PARTICLE_SOURCE, MEAN: MEAN_SOURCE, CENTRE: CENTRE_SOURCE}
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
-TRAVERSAL_STEPS = 9
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
@@ -41,7 +44,7 @@ class DecodeWidget(Container):
         self._viewer = viewer
         self.session = session_for(viewer)
         self._anchor: int | None = None  # the row whose position places the volume
-        self._busy = self._pending = False
+        self._pending = False  # a decode was asked for while one ran
         self.source = ComboBox(label="Decode", choices=[PARTICLE, MEAN, CENTRE], value=MEAN)
         self.cluster = SpinBox(label="Cluster", min=0, max=999, visible=False)
         self.placement = ComboBox(label="Show", choices=[AT_PARTICLE, BESIDE], value=BESIDE)
@@ -76,13 +79,15 @@ class DecodeWidget(Container):
                 self.status,
             ],
         )
+        self.decoding, self.explaining = Task(self.native), Task(self.native)
+        self.decoding.running_changed.connect(self._decode_finished)
         self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
         self.decode_button.changed.connect(self.decode_source)
         self.iso_level.changed.connect(self._set_iso_level)
         self.explain_button.changed.connect(self.explain)
         self.session.embedding_changed.connect(self._build_sliders)
         self.session.particles_changed.connect(self._particles_changed)
-        self.session.selection_changed.connect(lambda _source: self.explanation.clear())
+        self.session.selection_changed.connect(self._selection_changed)
         self._build_sliders()
 
     @property
@@ -94,61 +99,52 @@ class DecodeWidget(Container):
     def decode_source(self) -> None:
         """Set the sliders to the chosen source's latent and pose, and decode it."""
         with errors_as_notifications("Decoding"):
-            latent, pose, anchor = self._source_vector()
+            session = self.session
+            if session.latent is None or session.model is None:
+                raise AffinityVAEError("Run the embedding first")
+            latent, pose, anchor = source_vector(
+                session.latent,
+                session.pose,
+                source=SOURCES[self.source.value],
+                selection=session.selection,
+                clusters=session.clusters,
+                cluster=self.cluster.value,
+            )
             for slider, value in zip(self.sliders, [*latent, *pose], strict=True):
                 with slider.changed.blocked():
                     slider.value = float(np.clip(value, slider.min, slider.max))
             self._anchor = anchor
             self.request_decode()
 
-    def _source_vector(self) -> tuple[np.ndarray, np.ndarray, int]:
-        session = self.session
-        latent, pose = session.latent, session.pose
-        if latent is None or session.model is None:
-            raise AffinityVAEError("Run the embedding first")
-        pose = pose if pose is not None else np.zeros((len(latent), 0))
-        rows = session.selection
-        if self.source.value == CENTRE:
-            if session.clusters is None:
-                raise AffinityVAEError("Cluster the particles first (Embed widget)")
-            centres = snap_centres(latent, session.clusters)
-            if self.cluster.value not in centres:
-                raise AffinityVAEError(f"There is no cluster {self.cluster.value}")
-            row = centres[self.cluster.value]
-            return latent[row], pose[row], row
-        if not len(rows):
-            raise AffinityVAEError("The selection is empty: select particles first")
-        if self.source.value == PARTICLE:
-            return latent[rows[0]], pose[rows[0]], int(rows[0])
-        mean = latent[rows].mean(axis=0)
-        nearest = int(rows[np.argmin(np.linalg.norm(latent[rows] - mean, axis=1))])
-        return mean, pose[rows].mean(axis=0), nearest
-
     # -- decoding off the main thread, newest request wins -----------------------------------
     def request_decode(self, _value: object = None) -> None:
         """Decode the sliders' latent and pose; while a decode runs, only the newest waits."""
-        if self._busy:
+        if self.decoding.running:
             self._pending = True
             return
         session = self.session
         if session.model is None or session.latent is None:
             return
         values = np.array([s.value for s in self.sliders], dtype=np.float32)
-        latent_dims = session.latent.shape[1]
-        self._busy = True
-        worker = run_in_background(
-            decode,
-            session.model,
-            values[None, :latent_dims],
-            values[None, latent_dims:],
-            desc="Decoding",
-            on_result=lambda volumes: self._show(volumes[0], DECODED),
-        )
-        worker.finished.connect(self._decoded)
+        dims = session.latent.shape[1]
+        self._decode(values[None, :dims], values[None, dims:], DECODED)
 
-    def _decoded(self) -> None:
-        self._busy = False
-        if self._pending:
+    def _decode(self, latents: np.ndarray, poses: np.ndarray, name: str) -> None:
+        """Decode in the background; the result is shown unless the particles changed."""
+        version, model = self.session.version, self.session.model
+        self.decoding.start(
+            lambda: one_step(decode, model, latents, poses),
+            total=0,
+            desc="Decoding",
+            on_result=lambda volumes: self._decoded(version, volumes, name),
+        )
+
+    def _decoded(self, version: int, volumes: np.ndarray, name: str) -> None:
+        if version == self.session.version:
+            self._show(volumes if name != DECODED else volumes[0], name)
+
+    def _decode_finished(self, running: bool) -> None:
+        if not running and self._pending:
             self._pending = False
             self.request_decode()
 
@@ -159,20 +155,11 @@ class DecodeWidget(Container):
         if session.latent is None or session.model is None:
             return
         values = np.array([s.value for s in self.sliders], dtype=np.float32)
-        latent_dims = session.latent.shape[1]
+        dims = session.latent.shape[1]
         column = session.latent[:, dimension]
-        latents = np.repeat(values[None, :latent_dims], TRAVERSAL_STEPS, axis=0)
-        latents[:, dimension] = np.linspace(column.min(), column.max(), TRAVERSAL_STEPS)
-        poses = np.repeat(values[None, latent_dims:], TRAVERSAL_STEPS, axis=0)
-        name = f"traversal latent {dimension}"
-        run_in_background(
-            decode,
-            session.model,
-            latents,
-            poses,
-            desc="Decoding a traversal",
-            on_result=lambda v: self._show(v, name),
-        )
+        span = (float(column.min()), float(column.max()))
+        latents, poses = traversal(values[:dims], values[dims:], dimension, span)
+        self._decode(latents, poses, f"traversal latent {dimension}")
 
     def _show(self, volume: np.ndarray, name: str) -> Image:
         """Show a decoded volume (or a stack of them), protein bright, at its place."""
@@ -232,6 +219,10 @@ class DecodeWidget(Container):
                 layer.iso_threshold = iso_level(layer.data, sigmas)
 
     # -- sliders and explanations ---------------------------------------------------------------
+    def _selection_changed(self, _source: object) -> None:
+        self.explaining.cancel()
+        self.explanation.clear()
+
     def _particles_changed(self) -> None:
         """New particles: the decode anchor (a row of the old table) no longer means anything."""
         self._anchor = None
@@ -263,13 +254,18 @@ class DecodeWidget(Container):
             rows = self.session.selection
             if not len(rows):
                 raise AffinityVAEError("The selection is empty: select particles first")
-            run_in_background(
-                explain_selection,
-                latent,
-                rows,
+            version = self.session.version
+            self.explaining.start(
+                lambda: one_step(explain_selection, latent, rows),
+                total=0,
                 desc="Explaining the selection",
-                on_result=self._show_explanation,
+                on_result=lambda found: self._explained(version, rows, found),
             )
+
+    def _explained(self, version: int, rows: np.ndarray, found: list[Explanation]) -> None:
+        """Show an explanation only of the selection and particles it was asked for."""
+        if version == self.session.version and np.array_equal(rows, self.session.selection):
+            self._show_explanation(found)
 
     def _show_explanation(self, explanations: list[Explanation]) -> None:
         self.explanation.clear()

@@ -3,22 +3,20 @@ project the latents to 2D and cluster them, also in the background."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 
 import napari
-import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from napari.utils.notifications import show_info
 
-from napari_affinity_vae.analysis.clustering import cluster, clusters_possible
-from napari_affinity_vae.analysis.projection import project
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
-from napari_affinity_vae.session import CLUSTER, EMBEDDING, derived_columns
+from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
+from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION
+from napari_affinity_vae.session import CLUSTER, derived_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
@@ -46,9 +44,13 @@ class EmbedWidget(Container):
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.projection = ComboBox(label="Projection", choices=list(PROJECTIONS), value="UMAP")
-        self.clustering = ComboBox(label="Clustering", choices=list(CLUSTERINGS), value="k-means")
-        self.k = SpinBox(label="Clusters (k)", min=1, max=100, value=8)
+        self.projection = ComboBox(
+            label="Projection", choices=list(PROJECTIONS), value=_label(PROJECTIONS, PROJECTION)
+        )
+        self.clustering = ComboBox(
+            label="Clustering", choices=list(CLUSTERINGS), value=_label(CLUSTERINGS, CLUSTERING)
+        )
+        self.k = SpinBox(label="Clusters (k)", min=1, max=100, value=CLUSTERS)
         self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
         self.apply_button = PushButton(text="Project and cluster again")
         self.status = wrapping(Label(label="Status", value="not run"))
@@ -160,16 +162,16 @@ class EmbedWidget(Container):
             if latent is None:
                 raise AffinityVAEError("Run the embedding first")
             version = self.session.version
-            method = PROJECTIONS[self.projection.value]
-            clustering = CLUSTERINGS[self.clustering.value]
-            k, fewer = clusters_possible(self.k.value, len(latent))
-            if fewer and clustering != "hdbscan":
-                show_info(fewer.capitalize())
-            seed = self.seed.value
+            settings = (
+                PROJECTIONS[self.projection.value],
+                CLUSTERINGS[self.clustering.value],
+                self.k.value,
+                self.seed.value,
+            )
             self.status.value = f"{self.projection.value} and {self.clustering.value}"
             self.task.start(
-                lambda: _analyse(latent, method, clustering, k, seed),
-                total=2,
+                lambda: analyse_steps(latent, *settings),
+                total=ANALYSIS_STEPS,
                 desc="Projecting and clustering",
                 on_result=lambda columns: self._analysed(version, columns),
                 on_error=self._failed,
@@ -180,6 +182,8 @@ class EmbedWidget(Container):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
+        for note in columns.attrs.get(NOTES, []):
+            show_info(note[0].upper() + note[1:])
         found = columns[CLUSTER][columns[CLUSTER] >= 0].nunique()
         self.status.value = f"{count(len(columns), 'particle')}, {count(found, 'cluster')}"
 
@@ -192,12 +196,6 @@ class EmbedWidget(Container):
         self.cancel_button.enabled = running and not self.task.cancelling
 
 
-def _analyse(
-    latent: np.ndarray, method: str, clustering: str, k: int, seed: int
-) -> Generator[int, None, pd.DataFrame]:
-    """Projection, then clustering, as two steps of a background task."""
-    xy = project(latent, method, seed)
-    yield 1
-    labels = cluster(latent, clustering, k, seed)
-    yield 2
-    return pd.DataFrame({EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels})
+def _label(labels: dict[str, str], method: str) -> str:
+    """The label a method has in a combo box."""
+    return next(label for label, name in labels.items() if name == method)

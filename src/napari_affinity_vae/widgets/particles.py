@@ -27,6 +27,7 @@ from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
+from napari_affinity_vae.operations.defaults import DIAMETERS
 from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
 from napari_affinity_vae.session import CLUSTER, derived_columns
 from napari_affinity_vae.widgets.dialogs import choose, scrolling
@@ -64,8 +65,9 @@ class ParticlesWidget(Container):
         self.import_button = PushButton(text="Import")
         self.hand_button = PushButton(text="Pick by hand")
         self.hand_button.tooltip = "Click on the plane to add particles; points stay editable"
-        self.diameter_min = FloatSpinBox(label="Diameter min (Å)", min=1, max=5000, value=100)
-        self.diameter_max = FloatSpinBox(label="Diameter max (Å)", min=1, max=5000, value=300)
+        low, high = DIAMETERS
+        self.diameter_min = FloatSpinBox(label="Diameter min (Å)", min=1, max=5000, value=low)
+        self.diameter_max = FloatSpinBox(label="Diameter max (Å)", min=1, max=5000, value=high)
         self.auto_threshold = CheckBox(text="Automatic threshold", value=True)
         self.threshold = FloatSpinBox(
             label="Threshold (noise SD)", min=0, max=100, step=0.1, enabled=False

@@ -36,9 +36,10 @@ def _catching(steps: Callable[[], Generator[int, None, Any]]) -> Generator[int, 
 
 
 class Task:
-    """At most one running job; ``steps`` yields how many of ``total`` units are done and returns
-    the result, which goes to ``on_result`` unless the job was cancelled; an error goes to
-    ``on_error`` after it is shown. :attr:`running` stays true until a cancelled job has stopped."""
+    """At most one running job; ``steps`` yields how many of ``total`` units are done (a progress
+    bar unless ``total`` is 0) and returns the result, which goes to ``on_result`` unless the job
+    was cancelled or replaced by a newer one; an error goes to ``on_error`` after it is shown.
+    :attr:`running` stays true until a cancelled job has stopped."""
 
     running_changed = Signal(bool)
 
@@ -80,10 +81,11 @@ class Task:
                 on_result(result)
 
         worker = create_worker(run, _start_thread=False)
-        bar = progress(total=total, desc=desc)
-        worker.yielded.connect(lambda done: bar.update(done - bar.n))
+        if total:  # a progress bar for long work; short jobs (total 0) show none
+            bar = progress(total=total, desc=desc)
+            worker.yielded.connect(lambda done: bar.update(done - bar.n))
+            worker.finished.connect(bar.close)
         worker.returned.connect(deliver)
-        worker.finished.connect(bar.close)
         worker.finished.connect(lambda: self._finished(worker))
         self.worker = worker
         self.running_changed.emit(True)
@@ -108,25 +110,8 @@ class Task:
             self.running_changed.emit(False)
 
 
-def run_in_background(
-    function: Callable[..., Any], *args: Any, desc: str, on_result: Callable[[Any], None]
-) -> Any:
-    """A short job (a decode, an explanation) off the main thread, without a progress bar; an
-    error is shown once, as for a :class:`Task`."""
-
-    def deliver(result: Any) -> None:
-        if isinstance(result, Failure):
-            show_failure(result.error, desc)
-        else:
-            on_result(result)
-
-    def run() -> Any:
-        try:
-            return function(*args)
-        except Exception as error:
-            return Failure(error)
-
-    worker = create_worker(run, _start_thread=False)
-    worker.returned.connect(deliver)
-    worker.start()
-    return worker
+def one_step(function: Callable[..., Any], *args: Any) -> Generator[int, None, Any]:
+    """A short job (a decode, an explanation) as a one-step generator for a :class:`Task`."""
+    result = function(*args)
+    yield 1
+    return result
