@@ -92,3 +92,29 @@ def test_explanation_names_the_dimensions_that_separate_a_selection():
     assert found[0].selected_mean > 2.5 and abs(found[0].others_mean) < 0.2
     with pytest.raises(AnalysisError, match="some particles selected and some not: none of"):
         explain_selection(latent, np.arange(0))
+
+
+def test_a_progress_bar_closes_when_its_step_fails():
+    import pytest
+
+    from napari_affinity_vae.progress import run_steps
+
+    closed = []
+
+    class Bar:
+        def __init__(self, **_kwargs):
+            pass
+
+        def update(self, _n):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    def failing():
+        yield 1
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError):
+        run_steps(failing(), 2, "work", Bar)
+    assert closed == [True]

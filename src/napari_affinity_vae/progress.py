@@ -15,19 +15,21 @@ def run_steps(
     steps: Generator[int, None, Result], total: int, desc: str, progress: Progress | None
 ) -> Result:
     """Run a generator that yields how many of ``total`` units are done, to its return value,
-    showing an optional progress bar."""
+    showing an optional progress bar, which closes however the run ends."""
     bar = progress(total=total, desc=desc) if progress else None
     done = 0
-    while True:
-        try:
-            now = next(steps)
-        except StopIteration as finished:
+    try:
+        while True:
+            try:
+                now = next(steps)
+            except StopIteration as finished:
+                return finished.value
             if bar is not None:
-                bar.close()
-            return finished.value
+                bar.update(now - done)
+            done = now
+    finally:  # closed whether the steps finish, fail or are interrupted
         if bar is not None:
-            bar.update(now - done)
-        done = now
+            bar.close()
 
 
 def pauses(stages: Generator[None, None, Result], done: int) -> Generator[int, None, Result]:
