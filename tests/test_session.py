@@ -95,8 +95,6 @@ def test_explanation_names_the_dimensions_that_separate_a_selection():
 
 
 def test_a_progress_bar_closes_when_its_step_fails():
-    import pytest
-
     from napari_affinity_vae.progress import run_steps
 
     closed = []
