@@ -78,7 +78,7 @@ def main() -> None:
     for i in range(REPEATS):
         polygon = lasso_around(xy[columns["cluster"].to_numpy() == i % CLUSTERS])
         start = time.perf_counter()
-        rows = index.in_polygon(polygon, tolerance=scatter._pixel() / 2)
+        rows = index.in_polygon(polygon, tolerance=scatter.plot.pixel() / 2)
         selection_ms.append((time.perf_counter() - start) * 1000)
         session.clear_selection()
         QApplication.processEvents()
