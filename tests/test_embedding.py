@@ -15,9 +15,10 @@ from napari_affinity_vae.cli import main
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.tomogram import Tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.model.embedding import embed, embed_steps, latent_columns
+from napari_affinity_vae.model.embedding import embed, embed_steps
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.particles.matching import match_picks, radii_of
+from napari_affinity_vae.schema import latent_columns
 from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 
 

@@ -487,6 +487,7 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.particles import write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.particles.picking import PickSettings, pick
+    from napari_affinity_vae.schema import TOMO_NAME
 
     _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -499,7 +500,7 @@ def _run_pick(args: argparse.Namespace) -> int:
         inverted=args.inverted,
     )
     picks = pick(tomogram.data, settings, tqdm)
-    picks.insert(0, "tomo_name", tomogram.name)
+    picks.insert(0, TOMO_NAME, tomogram.name)
     write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
     return 0
@@ -514,7 +515,14 @@ def _run_embed(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.bundled import BUNDLED
     from napari_affinity_vae.model.checkpoint import load_checkpoint
-    from napari_affinity_vae.model.embedding import embed, latent_columns
+    from napari_affinity_vae.model.embedding import embed
+    from napari_affinity_vae.schema import (
+        CLUSTER,
+        CLUSTER_CENTRE,
+        CROSSES_EDGE,
+        EMBEDDING,
+        latent_columns,
+    )
 
     _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -530,7 +538,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
     latent = table[latent_columns(table)].to_numpy()
     method = "umap" if args.umap else "tsne" if args.tsne else "pca"
-    table[["embedding_x", "embedding_y"]] = project(latent, method, args.seed)
+    table[list(EMBEDDING)] = project(latent, method, args.seed)
     if args.clusters is not None or args.clustering == "hdbscan":
         k = 0
         if args.clustering != "hdbscan":
@@ -538,11 +546,11 @@ def _run_embed(args: argparse.Namespace) -> int:
             if reduced:
                 print(f"avae embed: {reduced}", file=sys.stderr)
         labels = cluster(latent, args.clustering, k, args.seed)
-        table["cluster"] = labels
-        table["cluster_centre"] = False
-        table.loc[list(snap_centres(latent, labels).values()), "cluster_centre"] = True
+        table[CLUSTER] = labels
+        table[CLUSTER_CENTRE] = False
+        table.loc[list(snap_centres(latent, labels).values()), CLUSTER_CENTRE] = True
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
-    edge = int(table["crosses_edge"].sum())
+    edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
 

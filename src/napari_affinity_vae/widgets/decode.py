@@ -21,6 +21,7 @@ from napari_affinity_vae.analysis.clustering import snap_centres
 from napari_affinity_vae.analysis.explain import Explanation, explain_selection
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.inference import decode
+from napari_affinity_vae.schema import AXES
 from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import run_in_background
@@ -216,7 +217,7 @@ class DecodeWidget(Container):
         tomogram, particles = self.session.tomogram, self.session.particles
         tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
         if self.placement.value == AT_PARTICLE and self._anchor is not None:
-            position = particles.loc[self._anchor, ["z", "y", "x"]].to_numpy(dtype=float)
+            position = particles.loc[self._anchor, list(AXES)].to_numpy(dtype=float)
             centre = (box // 2) * voxel_size
             return (voxel_size,) * 3, tuple(position * tomo_voxel - centre)
         shape = np.asarray(tomogram.shape if tomogram else (box, box, box), dtype=float)

@@ -16,7 +16,7 @@ from napari.utils.notifications import show_info
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
-from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.schema import CLUSTER, derived_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications

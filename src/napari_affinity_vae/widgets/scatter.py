@@ -16,7 +16,14 @@ from vispy.visuals.transforms import STTransform
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
 from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
-from napari_affinity_vae.session import CLUSTER, EMBEDDING
+from napari_affinity_vae.schema import (
+    AXES,
+    CLASS_NAME,
+    CLUSTER,
+    EMBEDDING,
+    RECONSTRUCTION_ERROR,
+    SCORE,
+)
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.viewer_session import centre_on, session_for, view_centre
 
@@ -26,7 +33,7 @@ DENSITY_BINS = 256
 CLICK_PIXELS = 8  # a click selects the nearest point within this many screen pixels
 BACKGROUND = "#262930"  # napari's dark theme
 LINK_STYLE = "color:{};text-decoration:none"
-NOT_COLOURED = ("z", "y", "x", *EMBEDDING)
+NOT_COLOURED = (*AXES, *EMBEDDING)
 
 
 class LatentScatterWidget(QWidget):
@@ -140,7 +147,7 @@ class LatentScatterWidget(QWidget):
             napari.utils.notifications.show_info("Select particles first")
             return None
         voxel = self.session.particles.attrs.get("voxel_size") or 1.0
-        world = self.session.particles.loc[rows, ["z", "y", "x"]].to_numpy(dtype=float) * voxel
+        world = self.session.particles.loc[rows, list(AXES)].to_numpy(dtype=float) * voxel
         here = view_centre(self._viewer)
         nearest = int(np.argmin(np.sum((world - here) ** 2, axis=1)))
         centre_on(self._viewer, world[nearest])
@@ -185,9 +192,7 @@ class LatentScatterWidget(QWidget):
             str(c) for c in table if c not in NOT_COLOURED and len(table) and table[c].notna().any()
         ]
         first = [
-            c
-            for c in (CLUSTER, "class_name", "score", "reconstruction_error")
-            if c in numeric_or_labels
+            c for c in (CLUSTER, CLASS_NAME, SCORE, RECONSTRUCTION_ERROR) if c in numeric_or_labels
         ]
         choices = first + [c for c in numeric_or_labels if c not in first] or [CLUSTER]
         current, before = self.colour_by.value, list(self.colour_by.choices)
