@@ -293,8 +293,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from napari_affinity_vae.io.subtomograms import write_subtomograms
     from napari_affinity_vae.simulate.outputs import write_simulation
-    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms, write_subtomograms
+    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
     from napari_affinity_vae.simulate.tiltseries import Microscope
     from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
@@ -323,14 +324,19 @@ def _run_simulate(args: argparse.Namespace) -> int:
         name=args.outdir.name,
     )
     if args.subtomograms:
-        from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
+        from napari_affinity_vae.io.affinity import save_affinity
+        from napari_affinity_vae.simulate.affinity import builtin_affinity
 
         locate = None
         if args.at_picks:
             from napari_affinity_vae.particles.matching import picked_centres
+            from napari_affinity_vae.simulate.molecules import extent
 
             locate = functools.partial(
-                picked_centres, voxel_size=settings.voxel_size, inverted=settings.invert
+                picked_centres,
+                voxel_size=settings.voxel_size,
+                diameter=extent,
+                inverted=settings.invert,
             )
         boxes, table = simulate_subtomograms(
             settings, args.subtomograms, args.box, tqdm, args.off_centre, locate
@@ -348,11 +354,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 def _run_affinity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.simulate.affinity import (
-        affinity_matrix,
-        builtin_affinity,
-        save_affinity,
-    )
+    from napari_affinity_vae.io.affinity import save_affinity
+    from napari_affinity_vae.simulate.affinity import affinity_matrix, builtin_affinity
     from napari_affinity_vae.simulate.molecules import load_reference
 
     _refuse_existing(args, args.out, args.raw)
@@ -379,17 +382,17 @@ def _run_train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
     from napari_affinity_vae.model.train import TrainingConfig, train
+    from napari_affinity_vae.simulate.affinity import library_affinity
 
     out = Path(args.out)
     _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
     command = args.command_line
     if args.preset == "bundled":
+        from napari_affinity_vae.io.subtomograms import write_subtomograms
         from napari_affinity_vae.model import bundled
         from napari_affinity_vae.particles.matching import picked_centres
-        from napari_affinity_vae.simulate.subtomograms import (
-            simulate_subtomograms,
-            write_subtomograms,
-        )
+        from napari_affinity_vae.simulate.molecules import extent
+        from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
         from napari_affinity_vae.simulate.tomogram import Simulation
 
         boxes, table = simulate_subtomograms(
@@ -397,18 +400,20 @@ def _run_train(args: argparse.Namespace) -> int:
             bundled.PER_CLASS,
             bundled.ARCHITECTURE.box,
             tqdm,
-            locate=functools.partial(picked_centres, voxel_size=10.0),
+            locate=functools.partial(picked_centres, voxel_size=10.0, diameter=extent),
         )
         with tempfile.TemporaryDirectory() as folder:
             write_subtomograms(folder, boxes, table, 10.0)
-            data = load_training_set(folder)
+            data = load_training_set(folder, fallback_affinity=library_affinity)
         data.description = bundled.DESCRIPTION
         architecture, config = bundled.ARCHITECTURE, bundled.CONFIG
         command = "avae train --preset bundled"
     else:
         if args.source is None:
             raise SystemExit("avae train: error: give a SOURCE or --preset bundled")
-        data = load_training_set(args.source, args.coords, args.affinity, args.box)
+        data = load_training_set(
+            args.source, args.coords, args.affinity, args.box, library_affinity
+        )
         architecture = Architecture(
             box=data.boxes.shape[-1],
             ndim=data.boxes.ndim - 1,
@@ -449,14 +454,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
+    from napari_affinity_vae.simulate.affinity import library_affinity
 
     _refuse_existing(args, args.out)
     model, card = load_checkpoint(args.checkpoint or BUNDLED)
     results = evaluate(
         model,
         card,
-        load_training_set(args.train),
-        load_training_set(args.test),
+        load_training_set(args.train, fallback_affinity=library_affinity),
+        load_training_set(args.test, fallback_affinity=library_affinity),
         baselines=not args.no_baselines,
         baseline_epochs=args.baseline_epochs,
         progress=tqdm,

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
@@ -108,39 +105,7 @@ def _box_table(
     )
 
 
-def write_subtomograms(
-    folder: str | Path, boxes: np.ndarray, table: pd.DataFrame, voxel_size: float
-) -> tuple[Path, Path]:
-    """``subtomograms.mrcs`` (a volume stack) and ``subtomograms.csv`` (its table, row by row)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stack = write_tomogram(folder / "subtomograms.mrcs", boxes, voxel_size)
-    with atomic_path(folder / "subtomograms.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
-    return stack, folder / "subtomograms.csv"
-
-
 def _cut(tomogram: np.ndarray, centre: np.ndarray, box: int) -> np.ndarray:
     """The ``box``^3 block whose voxel ``box // 2`` is ``centre`` (which must lie inside)."""
     start = centre - box // 2
     return np.array(tomogram[tuple(slice(s, s + box) for s in start)], dtype=np.float32)
-
-
-def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """The boxes and table written by :func:`write_subtomograms`."""
-    import mrcfile
-
-    from napari_affinity_vae.errors import InputFileError
-
-    folder = Path(folder)
-    try:
-        with mrcfile.open(folder / "subtomograms.mrcs", permissive=False) as mrc:
-            boxes = np.array(mrc.data, dtype=np.float32)
-            voxel_size = float(mrc.voxel_size.x)
-        table = pd.read_csv(folder / "subtomograms.csv")
-    except (OSError, ValueError) as err:
-        raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
-    if boxes.ndim != 4 or len(boxes) != len(table):
-        raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
-    table.attrs["voxel_size"] = voxel_size
-    return boxes, table
