@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, TILT
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)
@@ -57,7 +58,7 @@ def simulate_subtomograms(
         result = simulate_tomogram(one, margin=box / 2 + np.ceil(2 * off_centre))
         table = result.particles
         keep = []
-        for row, name in enumerate(table["class_name"]):
+        for row, name in enumerate(table[CLASS_NAME]):
             if counts[name] < per_class:
                 counts[name] += 1
                 keep.append(row)
@@ -65,7 +66,7 @@ def simulate_subtomograms(
         offsets = np.clip(
             rng.normal(0, off_centre, (len(table), 3)), -2 * off_centre, 2 * off_centre
         )
-        truth = table[["z", "y", "x"]].to_numpy()
+        truth = table[list(AXES)].to_numpy()
         centres = {"particle": truth + offsets}
         if locate is not None:
             centres["pick"] = locate(result.tomogram, result.particles)[keep]
@@ -92,10 +93,10 @@ def _box_table(
     """The table rows of boxes cut ``shifts`` (voxels) off ``particles``."""
     return pd.DataFrame(
         {
-            "class_name": particles["class_name"].to_numpy(),
-            "rot": particles["rot"].to_numpy(),
-            "tilt": particles["tilt"].to_numpy(),
-            "psi": particles["psi"].to_numpy(),
+            CLASS_NAME: particles[CLASS_NAME].to_numpy(),
+            ROT: particles[ROT].to_numpy(),
+            TILT: particles[TILT].to_numpy(),
+            PSI: particles[PSI].to_numpy(),
             "shift_z": shifts[:, 0],
             "shift_y": shifts[:, 1],
             "shift_x": shifts[:, 2],
