@@ -15,6 +15,7 @@ from napari_affinity_vae._sample_data import SAMPLE
 from napari_affinity_vae.analysis.metrics import pick_recall_precision
 from napari_affinity_vae.particles.matching import radii_of
 from napari_affinity_vae.particles.picking import PickSettings, pick
+from napari_affinity_vae.simulate.molecules import extent
 from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 
 
@@ -26,7 +27,7 @@ def main() -> None:
         picks = pick(result.tomogram, PickSettings(100, 300, SAMPLE.voxel_size))
         elapsed = time.perf_counter() - start
         truth = result.particles
-        radii = radii_of(truth, SAMPLE.voxel_size)
+        radii = radii_of(truth, SAMPLE.voxel_size, extent)
         recall, precision = pick_recall_precision(
             picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
         )

@@ -12,7 +12,7 @@ import pytest
 from conftest import write_mrc
 from napari_affinity_vae import __version__
 from napari_affinity_vae.cli import main
-from napari_affinity_vae.simulate.subtomograms import read_subtomograms
+from napari_affinity_vae.io.subtomograms import read_subtomograms
 
 
 def test_help_lists_commands(capsys):
@@ -61,9 +61,9 @@ def test_demo_screenshot_shows_window_with_tomogram(tmp_path, qapp):
 
 
 def test_simulate_writes_tomogram_ground_truth_references_and_affinity(tmp_path):
+    from napari_affinity_vae.io.affinity import load_affinity
     from napari_affinity_vae.io.particles import read_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
-    from napari_affinity_vae.simulate.affinity import load_affinity
 
     out = tmp_path / "sim"
     args = ["simulate", str(out), "--shape", "48", "96", "128", "--particles", "6", "--seed", "2"]
@@ -132,7 +132,7 @@ def test_training_boxes_where_the_picker_finds_the_particles(tmp_path):
 
 
 def test_affinity_command_on_user_maps(tmp_path):
-    from napari_affinity_vae.simulate.affinity import load_affinity
+    from napari_affinity_vae.io.affinity import load_affinity
     from napari_affinity_vae.simulate.molecules import molecule_map
 
     paths = [

@@ -15,9 +15,11 @@ from napari_affinity_vae.cli import main
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.tomogram import Tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.model.embedding import embed, embed_steps, latent_columns
+from napari_affinity_vae.model.embedding import embed, embed_steps
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.particles.matching import match_picks, radii_of
+from napari_affinity_vae.schema import latent_columns
+from napari_affinity_vae.simulate.molecules import extent
 from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 
 
@@ -88,7 +90,7 @@ def test_pick_then_embed_commands(sample, tmp_path):
     assert {"latent_0", "pose_0", "embedding_x", "cluster", "cluster_centre"} <= set(table)
     assert table["cluster_centre"].sum() == 10
     truth = sample.particles
-    radii = radii_of(truth, 10.0)
+    radii = radii_of(truth, 10.0, extent)
     found = match_picks(table[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii)
     assert np.mean(found >= 0) >= 0.9
     clusters = table["cluster"].to_numpy()[found[found >= 0]]

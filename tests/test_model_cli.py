@@ -12,10 +12,11 @@ import pytest
 from conftest import write_mrc
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.affinity import load_affinity, save_affinity
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.datasets import load_training_set
-from napari_affinity_vae.simulate.affinity import load_affinity, save_affinity
+from napari_affinity_vae.simulate.affinity import library_affinity
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,9 @@ def test_tomogram_with_labelled_coordinates(tmp_path, tomogram_file):
         }
     )
     star = write_particles(picks, tmp_path / "picks.star")
-    data = load_training_set(tomogram_file, star, box=8)
+    with pytest.raises(InputFileError, match="no affinity matrix"):
+        load_training_set(tomogram_file, star, box=8)  # no CSV, and no fallback given
+    data = load_training_set(tomogram_file, star, box=8, fallback_affinity=library_affinity)
     assert data.boxes.shape == (2, 8, 8, 8) and data.voxel_size == pytest.approx(7.5)
     unlabelled = write_particles(picks.drop(columns="class_name"), tmp_path / "plain.star")
     with pytest.raises(InputFileError, match="no class column"):

@@ -68,11 +68,12 @@ def test_accuracy_at_the_sample_snr(seed):
     from napari_affinity_vae._sample_data import SAMPLE
     from napari_affinity_vae.analysis.metrics import pick_recall_precision
     from napari_affinity_vae.particles.matching import radii_of
+    from napari_affinity_vae.simulate.molecules import extent
 
     sample = simulate_tomogram(replace(SAMPLE, seed=seed))
     picks = pick(sample.tomogram, SETTINGS)
     truth = sample.particles
-    radii = radii_of(truth, SAMPLE.voxel_size)
+    radii = radii_of(truth, SAMPLE.voxel_size, extent)
     recall, precision = pick_recall_precision(
         picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,12 +13,31 @@ from skimage.measure import points_in_poly
 from napari_affinity_vae.analysis.explain import explain_selection
 from napari_affinity_vae.analysis.selection import PlaneIndex
 from napari_affinity_vae.errors import AnalysisError
+from napari_affinity_vae.schema import LATENT_PREFIX, derived_columns, numbered_columns
 from napari_affinity_vae.session import Session
 
 
 def _table(n: int = 10) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     return pd.DataFrame(rng.uniform(0, 50, (n, 3)), columns=["z", "y", "x"])
+
+
+def test_the_session_imports_without_torch():
+    """The session is shared state, not a model: importing it must not load torch (seconds, and
+    gigabytes on a machine that only explores tables)."""
+    code = "import sys, napari_affinity_vae.session; print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_derived_columns_are_those_embedding_and_analysis_compute():
+    given = ["z", "y", "x", "tomo_name", "score"]
+    computed = ["latent_0", "latent_10", "pose_0", "reconstruction_error", "crosses_edge"]
+    table = pd.DataFrame(columns=[*given, *computed, "embedding_x", "embedding_y", "cluster"])
+    assert derived_columns(table) == list(table.columns[5:])
+    assert numbered_columns(table, LATENT_PREFIX) == ["latent_0", "latent_10"]
 
 
 def test_new_particles_clear_the_selection_and_bump_the_version():

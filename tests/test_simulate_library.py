@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from conftest import write_mrc
 from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.affinity import load_affinity, save_affinity
 from napari_affinity_vae.simulate import affinity
 from napari_affinity_vae.simulate.geometry import rotate_map
 from napari_affinity_vae.simulate.molecules import (
@@ -63,9 +64,9 @@ def test_affinity_matrix_scaled_with_unit_diagonal(tmp_path):
     assert scaled.to_numpy().min() == pytest.approx(-1.0)
     np.testing.assert_allclose(scaled, scaled.T)
     assert raw.loc["proteasome", "chaperonin"] > raw.loc["proteasome", "globular"]  # barrels alike
-    path = affinity.save_affinity(scaled, tmp_path / "affinity.csv")
+    path = save_affinity(scaled, tmp_path / "affinity.csv")
     assert path.read_text().splitlines()[0] == "proteasome,chaperonin,globular"
-    pd.testing.assert_frame_equal(affinity.load_affinity(path), scaled, atol=1e-5)
+    pd.testing.assert_frame_equal(load_affinity(path), scaled, atol=1e-5)
 
 
 def test_shipped_correlations_match_a_fresh_search():
@@ -80,10 +81,10 @@ def test_shipped_correlations_match_a_fresh_search():
 def test_bad_affinity_files(tmp_path):
     (tmp_path / "ragged.csv").write_text("a,b\n1,0.5\n")
     with pytest.raises(InputFileError, match="not square"):
-        affinity.load_affinity(tmp_path / "ragged.csv")
+        load_affinity(tmp_path / "ragged.csv")
     (tmp_path / "range.csv").write_text("a,b\n1,2\n2,1\n")
     with pytest.raises(InputFileError, match=r"\[-1, 1\]"):
-        affinity.load_affinity(tmp_path / "range.csv")
+        load_affinity(tmp_path / "range.csv")
 
 
 def test_mrc_reference_is_resampled_to_the_working_voxel_size(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from napari_affinity_vae.layers import image_layer_data, particles_layer_data
+from napari_affinity_vae.schema import CLASS_NAME
 from napari_affinity_vae.simulate.molecules import extent
 from napari_affinity_vae.simulate.tomogram import SimulatedTomogram, Simulation, simulate_tomogram
 
@@ -30,9 +31,9 @@ def sample_layers(result: SimulatedTomogram) -> list[tuple]:
         result.particles,
         f"{result.settings.name} ground truth",
         {"tomo_name": result.settings.name},
-        colour_by="class_name",
+        colour_by=CLASS_NAME,
     )
-    kwargs.update(visible=False, face_color="class_name", shading="spherical")
+    kwargs.update(visible=False, face_color=CLASS_NAME, shading="spherical")
     kwargs["face_color_cycle"] = kwargs["border_color_cycle"]
-    kwargs["size"] = [extent(name) / voxel for name in result.particles["class_name"]]
+    kwargs["size"] = [extent(name) / voxel for name in result.particles[CLASS_NAME]]
     return [image, (data, kwargs, kind)]

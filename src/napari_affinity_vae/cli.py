@@ -309,8 +309,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from napari_affinity_vae.io.subtomograms import write_subtomograms
     from napari_affinity_vae.simulate.outputs import write_simulation
-    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms, write_subtomograms
+    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
     from napari_affinity_vae.simulate.tiltseries import Microscope
     from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
@@ -339,14 +340,19 @@ def _run_simulate(args: argparse.Namespace) -> int:
         name=args.outdir.name,
     )
     if args.subtomograms:
-        from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
+        from napari_affinity_vae.io.affinity import save_affinity
+        from napari_affinity_vae.simulate.affinity import builtin_affinity
 
         locate = None
         if args.at_picks:
             from napari_affinity_vae.particles.matching import picked_centres
+            from napari_affinity_vae.simulate.molecules import extent
 
             locate = functools.partial(
-                picked_centres, voxel_size=settings.voxel_size, inverted=settings.invert
+                picked_centres,
+                voxel_size=settings.voxel_size,
+                diameter=extent,
+                inverted=settings.invert,
             )
         boxes, table = simulate_subtomograms(
             settings, args.subtomograms, args.box, tqdm, args.off_centre, locate
@@ -364,11 +370,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 def _run_affinity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.simulate.affinity import (
-        affinity_matrix,
-        builtin_affinity,
-        save_affinity,
-    )
+    from napari_affinity_vae.io.affinity import save_affinity
+    from napari_affinity_vae.simulate.affinity import affinity_matrix, builtin_affinity
     from napari_affinity_vae.simulate.molecules import load_reference
 
     _refuse_existing(args, args.out, args.raw)
@@ -394,6 +397,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
     from napari_affinity_vae.model.train import TrainingConfig, train
+    from napari_affinity_vae.simulate.affinity import library_affinity
 
     out = Path(args.out)
     _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
@@ -408,7 +412,9 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         if args.source is None:
             raise SystemExit("avae train: error: give a SOURCE or --preset bundled")
-        data = load_training_set(args.source, args.coords, args.affinity, args.box)
+        data = load_training_set(
+            args.source, args.coords, args.affinity, args.box, library_affinity
+        )
         architecture = Architecture(
             box=data.boxes.shape[-1],
             ndim=data.boxes.ndim - 1,
@@ -449,14 +455,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
+    from napari_affinity_vae.simulate.affinity import library_affinity
 
     _refuse_existing(args, args.out)
     model, card = load_checkpoint(args.checkpoint or BUNDLED)
     results = evaluate(
         model,
         card,
-        load_training_set(args.train),
-        load_training_set(args.test),
+        load_training_set(args.train, fallback_affinity=library_affinity),
+        load_training_set(args.test, fallback_affinity=library_affinity),
         baselines=not args.no_baselines,
         baseline_epochs=args.baseline_epochs,
         progress=tqdm,
@@ -487,6 +494,7 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.particles import write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.particles.picking import PickSettings, pick
+    from napari_affinity_vae.schema import TOMO_NAME
 
     _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -499,7 +507,7 @@ def _run_pick(args: argparse.Namespace) -> int:
         inverted=args.inverted,
     )
     picks = pick(tomogram.data, settings, tqdm)
-    picks.insert(0, "tomo_name", tomogram.name)
+    picks.insert(0, TOMO_NAME, tomogram.name)
     write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
     return 0
@@ -512,9 +520,10 @@ def _run_embed(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.bundled import BUNDLED
     from napari_affinity_vae.model.checkpoint import load_checkpoint
-    from napari_affinity_vae.model.embedding import embed, latent_columns
+    from napari_affinity_vae.model.embedding import embed
     from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
     from napari_affinity_vae.progress import run_steps
+    from napari_affinity_vae.schema import CROSSES_EDGE, latent_columns
 
     _refuse_existing(args, args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -536,7 +545,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     for name in columns:
         table[name] = columns[name].to_numpy()
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
-    edge = int(table["crosses_edge"].sum())
+    edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
+from napari_affinity_vae.schema import AXES, CLUSTER
 
 PLUGIN = "napari-affinity-vae"
 DOCK_WIDGETS = ("Tomogram", "Particles", "Embed", "Decode", "Export", "Latent scatter")
@@ -127,13 +128,13 @@ def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
     if session.clusters is None:
         return
     largest = int(np.bincount(session.clusters[session.clusters >= 0]).argmax())
-    widgets["Latent scatter"].select_category("cluster", str(largest))
+    widgets["Latent scatter"].select_category(CLUSTER, str(largest))
     decode = widgets["Decode"]
     decode.source.value, decode.cluster.value = CENTRE, largest
     decode.placement.value = BESIDE
     decode.decode_source()
     # the plane of the cluster's centre particle: it shows there, with the volume beside it
-    anchor = session.particles.loc[decode.anchor, ["z", "y", "x"]].to_numpy(dtype=float)
+    anchor = session.particles.loc[decode.anchor, list(AXES)].to_numpy(dtype=float)
     viewer.dims.set_point(0, anchor[0] * (session.tomogram.voxel_size or 1.0))
     wait_for(lambda: "decoded" in viewer.layers, timeout=60)
     if len(session.particles) > 1:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
-from napari_affinity_vae.io.frame import AXES
 from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
+from napari_affinity_vae.schema import AXES, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
 
@@ -80,10 +80,10 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
     )
     metadata = attributes.get("metadata") or {}
     tomo_name = metadata.get("tomo_name")
-    if tomo_name and "tomo_name" not in particles:
-        particles.insert(0, "tomo_name", tomo_name)
+    if tomo_name and TOMO_NAME not in particles:
+        particles.insert(0, TOMO_NAME, tomo_name)
     elif tomo_name:  # points added by hand carry no features yet
-        particles["tomo_name"] = particles["tomo_name"].fillna(tomo_name)
+        particles[TOMO_NAME] = particles[TOMO_NAME].fillna(tomo_name)
     voxel_size = metadata.get("voxel_size")
     if voxel_size is None:
         scale = np.asarray(attributes.get("scale", (1.0, 1.0, 1.0)), dtype=float)

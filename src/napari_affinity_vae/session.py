@@ -9,26 +9,28 @@ can tell that its result is stale and must be discarded.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from psygnal import Signal
 
-from napari_affinity_vae.io.tomogram import Tomogram
-from napari_affinity_vae.model.checkpoint import ModelCard
-from napari_affinity_vae.model.embedding import numbered_columns
-from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.schema import (
+    AXES,
+    CLUSTER,
+    EMBEDDING,
+    LATENT_PREFIX,
+    POSE_PREFIX,
+    derived_columns,
+    numbered_columns,
+)
 
-EMBEDDING = ("embedding_x", "embedding_y")
-CLUSTER = "cluster"
+if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, never at run time
+    from napari_affinity_vae.io.tomogram import Tomogram
+    from napari_affinity_vae.model.checkpoint import ModelCard
+    from napari_affinity_vae.model.network import AffinityVAE
+
 SELECTION_MODES = ("replace", "add", "remove")
-
-
-def derived_columns(table: pd.DataFrame) -> list[str]:
-    """Columns computed from the boxes (latents, pose, errors, embedding, clusters)."""
-    prefixes = ("latent_", "pose_")
-    names = {"reconstruction_error", "crosses_edge", CLUSTER, "cluster_centre", *EMBEDDING}
-    return [c for c in table if c in names or str(c).startswith(prefixes)]
 
 
 class Session:
@@ -43,7 +45,7 @@ class Session:
 
     def __init__(self) -> None:
         self.tomogram: Tomogram | None = None
-        self.particles = pd.DataFrame(columns=["z", "y", "x"], dtype=float)
+        self.particles = pd.DataFrame(columns=list(AXES), dtype=float)
         self.version = 0
         self.selection = np.zeros(0, dtype=np.int64)
         self.model: AffinityVAE | None = None
@@ -53,11 +55,11 @@ class Session:
     @property
     def latent(self) -> np.ndarray | None:
         """(n, latent_dims) latent means, or None before embedding."""
-        return self._columns("latent_")
+        return self._columns(LATENT_PREFIX)
 
     @property
     def pose(self) -> np.ndarray | None:
-        return self._columns("pose_")
+        return self._columns(POSE_PREFIX)
 
     @property
     def embedding(self) -> np.ndarray | None:

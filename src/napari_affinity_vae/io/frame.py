@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AXES = ("z", "y", "x")
-
 
 @dataclass(frozen=True)
 class CoordinateFrame:

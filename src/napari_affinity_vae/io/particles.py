@@ -16,8 +16,9 @@ import pandas as pd
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io import star, tables
 from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import check_particles
+from napari_affinity_vae.schema import AXES
 
 Reader = Callable[[Path, CoordinateFrame], pd.DataFrame]
 Writer = Callable[[Path, pd.DataFrame, CoordinateFrame], None]

@@ -13,8 +13,9 @@ import pandas as pd
 import starfile
 
 from napari_affinity_vae.errors import ParticleFileError
-from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column, select_tomogram
+from napari_affinity_vae.schema import AXES, PSI, ROT, TILT, TOMO_NAME
 
 PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
 CENTRED_COLUMNS = {
@@ -23,7 +24,7 @@ CENTRED_COLUMNS = {
     "z": "rlnCenteredCoordinateZAngst",
 }
 ORIGIN_COLUMNS = {"x": "rlnOriginXAngst", "y": "rlnOriginYAngst", "z": "rlnOriginZAngst"}
-ANGLE_COLUMNS = {"rot": "rlnAngleRot", "tilt": "rlnAngleTilt", "psi": "rlnAnglePsi"}
+ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 
 
@@ -38,7 +39,7 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         coords = _pixels_to_voxels(path, block, frame)
         block = block.drop(columns=[c for c in PIXEL_COLUMNS.values() if c in block])
     block = block.drop(columns=[c for c in ORIGIN_COLUMNS.values() if c in block])
-    renames = {v: k for k, v in ANGLE_COLUMNS.items()} | {TOMO_COLUMN: "tomo_name"}
+    renames = {v: k for k, v in ANGLE_COLUMNS.items()} | {TOMO_COLUMN: TOMO_NAME}
     return pd.concat([coords, block.rename(columns=renames)], axis=1)
 
 
@@ -47,8 +48,8 @@ def write_star(
 ) -> None:
     """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``."""
     columns: dict[str, pd.Series] = {}
-    if "tomo_name" in particles:
-        columns[TOMO_COLUMN] = particles["tomo_name"].astype(str)
+    if TOMO_NAME in particles:
+        columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str)
     if centred:
         if frame.voxel_size is None or frame.shape is None:
             raise ParticleFileError(
@@ -63,7 +64,7 @@ def write_star(
     for name, column in ANGLE_COLUMNS.items():
         if name in particles:
             columns[column] = particles[name]
-    extras = [c for c in particles if c not in (*AXES, "tomo_name", *ANGLE_COLUMNS)]
+    extras = [c for c in particles if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS)]
     out = pd.concat([pd.DataFrame(columns), particles[extras]], axis=1)
     starfile.write({"particles": out}, path, overwrite=True)
 

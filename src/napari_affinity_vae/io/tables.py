@@ -17,10 +17,10 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
-from napari_affinity_vae.io.frame import AXES, CoordinateFrame
+from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column, select_tomogram
+from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TOMO_NAME
 
-ANGLES = ("rot", "tilt", "psi")
 DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
 DYNAMO_COLUMNS = 35  # the standard table width; x, y, z are 1-based columns 24-26
 _DYNAMO = {
@@ -55,7 +55,7 @@ def read_dynamo(path: Path, frame: CoordinateFrame, tomo_name: str | None = None
     out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})
     out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
     out["tag"] = col["tag"].astype(int)
-    out["tomo_name"] = _tomogram_numbers(table)
+    out[TOMO_NAME] = _tomogram_numbers(table)
     return out
 
 
@@ -78,12 +78,10 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
     table[:, _DYNAMO["tomo"]] = (
-        [_tomogram_number(name) for name in particles["tomo_name"]]
-        if "tomo_name" in particles
-        else 1
+        [_tomogram_number(name) for name in particles[TOMO_NAME]] if TOMO_NAME in particles else 1
     )
-    if "cluster" in particles:
-        table[:, _DYNAMO["class"]] = particles["cluster"]
+    if CLUSTER in particles:
+        table[:, _DYNAMO["class"]] = particles[CLUSTER]
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
     fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)

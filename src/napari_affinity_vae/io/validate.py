@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import ParticleFileError
-from napari_affinity_vae.io.frame import AXES
+from napari_affinity_vae.schema import AXES
 
 
 def numeric_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:

@@ -4,27 +4,33 @@
 (b) a tomogram and a coordinate file with a class column;
 (c) the reference affinity-VAE's layout: a folder of ``<class>_<anything>.mrc(s)`` files with
     ``classes.csv`` (the class names to use) and an affinity CSV.
+
+The affinity matrix comes from ``--affinity``, else from an affinity CSV beside the data, else from
+the caller's ``fallback_affinity`` (the command line passes the simulator's built-in molecules').
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 
 from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.subtomograms import read_subtomograms
 from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.model.inference import normalise
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.simulate.affinity import builtin_affinity, load_affinity
-from napari_affinity_vae.simulate.molecules import MOLECULES
-from napari_affinity_vae.simulate.subtomograms import read_subtomograms
+from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME
 
-CLASS_COLUMNS = ("class_name", "rlnClassName", "class", "rlnClassNumber")
+CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")
+# (class names, voxel size) -> their affinity matrix, or None where the caller knows none
+FallbackAffinity = Callable[[list[str], float], np.ndarray | None]
 
 
 def load_training_set(
@@ -32,16 +38,18 @@ def load_training_set(
     coordinates: str | Path | None = None,
     affinity: str | Path | None = None,
     box: int = 32,
+    fallback_affinity: FallbackAffinity | None = None,
 ) -> TrainingData:
-    """Boxes and labels from any of the three layouts (see the module's description)."""
+    """Boxes and labels from any of the three layouts (see the module's description);
+    ``fallback_affinity`` gives the affinity matrix where no affinity CSV does."""
     source = Path(source)
     angles = None
     if coordinates is not None:
         boxes, names, voxel_size = _from_tomogram(source, Path(coordinates), box)
     elif (source / "subtomograms.mrcs").is_file():
         boxes, table = read_subtomograms(source)
-        names, voxel_size = table["class_name"].astype(str).to_numpy(), table.attrs["voxel_size"]
-        angles = table[["rot", "tilt", "psi"]].to_numpy()
+        names, voxel_size = table[CLASS_NAME].astype(str).to_numpy(), table.attrs["voxel_size"]
+        angles = table[list(ANGLES)].to_numpy()
     elif source.is_dir():
         boxes, names, voxel_size = _from_particle_folder(source)
     else:
@@ -49,7 +57,7 @@ def load_training_set(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
         )
     classes = list(dict.fromkeys(sorted(names)))
-    matrix = _affinity_for(classes, voxel_size, source, affinity)
+    matrix = _affinity_for(classes, voxel_size, source, affinity, fallback_affinity)
     lookup = {c: i for i, c in enumerate(classes)}
     return TrainingData(
         normalise(boxes),
@@ -63,7 +71,11 @@ def load_training_set(
 
 
 def _affinity_for(
-    classes: list[str], voxel_size: float, source: Path, affinity: str | Path | None
+    classes: list[str],
+    voxel_size: float,
+    source: Path,
+    affinity: str | Path | None,
+    fallback: FallbackAffinity | None,
 ) -> np.ndarray:
     path = Path(affinity) if affinity else None
     if path is None and source.is_dir():
@@ -77,8 +89,9 @@ def _affinity_for(
         if missing:
             raise InputFileError(path, f"no affinity for class(es) {', '.join(missing)}")
         return table.loc[classes, classes].to_numpy()
-    if all(c in MOLECULES for c in classes):
-        return builtin_affinity(classes, voxel_size)[0].to_numpy()
+    matrix = fallback(classes, voxel_size) if fallback is not None else None
+    if matrix is not None:
+        return np.asarray(matrix, dtype=float)
     raise InputFileError(source, "no affinity matrix: give one with --affinity")
 
 
@@ -92,7 +105,7 @@ def _from_tomogram(
     column = next((c for c in CLASS_COLUMNS if c in particles), None)
     if column is None:
         raise InputFileError(coordinates, f"no class column (one of {', '.join(CLASS_COLUMNS)})")
-    boxes, _ = extract_boxes(volume.data, particles[["z", "y", "x"]].to_numpy(), box)
+    boxes, _ = extract_boxes(volume.data, particles[list(AXES)].to_numpy(), box)
     return boxes, particles[column].astype(str).to_numpy(), float(volume.voxel_size)
 
 

@@ -16,6 +16,13 @@ from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.progress import Progress, run_steps
+from napari_affinity_vae.schema import (
+    AXES,
+    CROSSES_EDGE,
+    LATENT_PREFIX,
+    POSE_PREFIX,
+    RECONSTRUCTION_ERROR,
+)
 
 BATCH = 512
 MAX_RESAMPLING = 4.0  # the most the tomogram's and the model's voxel sizes may differ, either way
@@ -66,7 +73,7 @@ def embed_steps(
     A voxel size far from the model's is refused before anything is read
     (:func:`check_voxel_sizes`)."""
     scale = check_voxel_sizes(tomogram, card)
-    coords = particles[["z", "y", "x"]].to_numpy(dtype=float)
+    coords = particles[list(AXES)].to_numpy(dtype=float)
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
 
     def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +96,10 @@ def embed_steps(
     a = card.architecture
     mu = np.concatenate(parts["mu"]) if parts["mu"] else np.zeros((0, a.latent_dims))
     pose = np.concatenate(parts["pose"]) if parts["pose"] else np.zeros((0, a.pose_dims))
-    columns = {f"latent_{i}": mu[:, i] for i in range(a.latent_dims)}
-    columns |= {f"pose_{i}": pose[:, i] for i in range(a.pose_dims)}
-    columns["reconstruction_error"] = np.concatenate(parts["error"]) if parts["error"] else []
-    columns["crosses_edge"] = np.concatenate(parts["edge"]) if parts["edge"] else []
+    columns = {f"{LATENT_PREFIX}{i}": mu[:, i] for i in range(a.latent_dims)}
+    columns |= {f"{POSE_PREFIX}{i}": pose[:, i] for i in range(a.pose_dims)}
+    columns[RECONSTRUCTION_ERROR] = np.concatenate(parts["error"]) if parts["error"] else []
+    columns[CROSSES_EDGE] = np.concatenate(parts["edge"]) if parts["edge"] else []
     result = pd.concat([particles.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
     result.attrs = dict(particles.attrs) | {"voxel_size": tomogram.voxel_size}
     return result
@@ -112,14 +119,3 @@ def embed(
     check_voxel_sizes(tomogram, card)
     steps = embed_steps(tomogram, particles, model, card, batch, inverted)
     return run_steps(steps, len(particles), "embedding", progress)
-
-
-def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:
-    """``prefix0, prefix1, ...`` columns of ``table`` (``latent_``, ``pose_``) in numeric order."""
-    found = [c for c in table if str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit()]
-    return sorted(found, key=lambda c: int(str(c)[len(prefix) :]))
-
-
-def latent_columns(table: pd.DataFrame) -> list[str]:
-    """The ``latent_*`` columns of an embedded particle table, in order."""
-    return numbered_columns(table, "latent_")

@@ -11,9 +11,8 @@ import pandas as pd
 from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
 from napari_affinity_vae.analysis.projection import project
 from napari_affinity_vae.operations import defaults
-from napari_affinity_vae.session import CLUSTER, EMBEDDING
+from napari_affinity_vae.schema import CLUSTER, CLUSTER_CENTRE, EMBEDDING
 
-CENTRE = "cluster_centre"
 NOTES = "notes"  # attrs key: sentences the user should read (fewer clusters, a fallback)
 ANALYSIS_STEPS = 2
 
@@ -43,8 +42,8 @@ def analyse_steps(
         yield 2
     notes += [str(w.message) for w in caught]
     columns = pd.DataFrame(
-        {EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels, CENTRE: False}
+        {EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels, CLUSTER_CENTRE: False}
     )
-    columns.loc[list(snap_centres(latent, labels).values()), CENTRE] = True
+    columns.loc[list(snap_centres(latent, labels).values()), CLUSTER_CENTRE] = True
     columns.attrs[NOTES] = notes
     return columns

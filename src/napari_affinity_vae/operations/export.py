@@ -12,7 +12,7 @@ import pandas as pd
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
-from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.schema import CLUSTER, derived_columns
 
 SELECTED, EACH_CLUSTER, ALL = "Selected particles", "Each cluster", "All particles"
 FORMATS = {  # label: (suffix, STAR flavour)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from napari_affinity_vae.simulate.density import fit_box, resample
+from napari_affinity_vae.volumes import fit_box, resample
 
 
 def extract_boxes(

@@ -37,6 +37,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from napari_affinity_vae.progress import Progress, pauses, run_steps
+from napari_affinity_vae.schema import AXES, SCORE
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
@@ -133,8 +134,8 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
     margin /= settings.voxel_size
     upper = np.asarray(tomogram.shape) - 1 - margin
     inside = np.all((centres >= margin) & (centres <= upper), axis=1)
-    picks = pd.DataFrame(centres[inside], columns=["z", "y", "x"])
-    picks["score"] = table[inside, 3]
+    picks = pd.DataFrame(centres[inside], columns=list(AXES))
+    picks[SCORE] = table[inside, 3]
     picks["roundness"] = table[inside, 4]
     if settings.max_count is not None:
         picks = picks.head(settings.max_count)

@@ -17,7 +17,8 @@ from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.tomogram import open_tomogram
-from napari_affinity_vae.simulate.density import fit_box, points_to_density, resample
+from napari_affinity_vae.simulate.density import points_to_density
+from napari_affinity_vae.volumes import fit_box, resample
 
 SPACING = 5.0  # Angstrom between pseudo-atoms
 ATOM_SIGMA = 5.0  # Angstrom, width of each pseudo-atom's Gaussian

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_affinity_vae.io.affinity import save_affinity
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.simulate.affinity import builtin_affinity, save_affinity
+from napari_affinity_vae.simulate.affinity import builtin_affinity
 from napari_affinity_vae.simulate.tomogram import SimulatedTomogram
 
 

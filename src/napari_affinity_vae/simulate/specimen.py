@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME
 from napari_affinity_vae.simulate.geometry import random_angles, relion_matrix, rotate_map
 
 LIPID_DENSITY = 0.8
@@ -72,9 +73,9 @@ def place_particles(
                 f"only {len(centres)} of {count} particles fit in {shape} without overlapping; "
                 "ask for fewer particles or a larger volume"
             )
-    table = pd.DataFrame(centres, columns=["z", "y", "x"])
-    table[["rot", "tilt", "psi"]] = random_angles(count, rng)
-    table["class_name"] = labels
+    table = pd.DataFrame(centres, columns=list(AXES))
+    table[list(ANGLES)] = random_angles(count, rng)
+    table[CLASS_NAME] = labels
     return table
 
 
@@ -85,7 +86,7 @@ def render_particles(
     progress: Progress | None = None,
 ) -> None:
     """Add each particle's reference, turned by its angles and shifted sub-voxel, to ``volume``."""
-    rows = particles[["z", "y", "x", "rot", "tilt", "psi", "class_name"]].itertuples(index=False)
+    rows = particles[[*AXES, *ANGLES, CLASS_NAME]].itertuples(index=False)
     if progress:
         rows = progress(rows, desc="placing particles", total=len(particles))
     for z, y, x, rot, tilt, psi, name in rows:

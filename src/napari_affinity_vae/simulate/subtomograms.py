@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, TILT
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)
@@ -60,7 +58,7 @@ def simulate_subtomograms(
         result = simulate_tomogram(one, margin=box / 2 + np.ceil(2 * off_centre))
         table = result.particles
         keep = []
-        for row, name in enumerate(table["class_name"]):
+        for row, name in enumerate(table[CLASS_NAME]):
             if counts[name] < per_class:
                 counts[name] += 1
                 keep.append(row)
@@ -68,7 +66,7 @@ def simulate_subtomograms(
         offsets = np.clip(
             rng.normal(0, off_centre, (len(table), 3)), -2 * off_centre, 2 * off_centre
         )
-        truth = table[["z", "y", "x"]].to_numpy()
+        truth = table[list(AXES)].to_numpy()
         centres = {"particle": truth + offsets}
         if locate is not None:
             centres["pick"] = locate(result.tomogram, result.particles)[keep]
@@ -95,10 +93,10 @@ def _box_table(
     """The table rows of boxes cut ``shifts`` (voxels) off ``particles``."""
     return pd.DataFrame(
         {
-            "class_name": particles["class_name"].to_numpy(),
-            "rot": particles["rot"].to_numpy(),
-            "tilt": particles["tilt"].to_numpy(),
-            "psi": particles["psi"].to_numpy(),
+            CLASS_NAME: particles[CLASS_NAME].to_numpy(),
+            ROT: particles[ROT].to_numpy(),
+            TILT: particles[TILT].to_numpy(),
+            PSI: particles[PSI].to_numpy(),
             "shift_z": shifts[:, 0],
             "shift_y": shifts[:, 1],
             "shift_x": shifts[:, 2],
@@ -108,39 +106,7 @@ def _box_table(
     )
 
 
-def write_subtomograms(
-    folder: str | Path, boxes: np.ndarray, table: pd.DataFrame, voxel_size: float
-) -> tuple[Path, Path]:
-    """``subtomograms.mrcs`` (a volume stack) and ``subtomograms.csv`` (its table, row by row)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stack = write_tomogram(folder / "subtomograms.mrcs", boxes, voxel_size)
-    with atomic_path(folder / "subtomograms.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
-    return stack, folder / "subtomograms.csv"
-
-
 def _cut(tomogram: np.ndarray, centre: np.ndarray, box: int) -> np.ndarray:
     """The ``box``^3 block whose voxel ``box // 2`` is ``centre`` (which must lie inside)."""
     start = centre - box // 2
     return np.array(tomogram[tuple(slice(s, s + box) for s in start)], dtype=np.float32)
-
-
-def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """The boxes and table written by :func:`write_subtomograms`."""
-    import mrcfile
-
-    from napari_affinity_vae.errors import InputFileError
-
-    folder = Path(folder)
-    try:
-        with mrcfile.open(folder / "subtomograms.mrcs", permissive=False) as mrc:
-            boxes = np.array(mrc.data, dtype=np.float32)
-            voxel_size = float(mrc.voxel_size.x)
-        table = pd.read_csv(folder / "subtomograms.csv")
-    except (OSError, ValueError) as err:
-        raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
-    if boxes.ndim != 4 or len(boxes) != len(table):
-        raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
-    table.attrs["voxel_size"] = voxel_size
-    return boxes, table

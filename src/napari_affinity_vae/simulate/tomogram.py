@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from napari_affinity_vae.schema import TOMO_NAME
 from napari_affinity_vae.simulate.molecules import MOLECULES, extent, reference_maps
 from napari_affinity_vae.simulate.specimen import (
     GOLD_RADIUS,
@@ -72,7 +73,7 @@ def simulate_tomogram(
     references = reference_maps(settings.classes, settings.voxel_size)
     specimen, particles = build_specimen(settings, references, rng, progress, margin)
     tomogram = image_and_reconstruct(specimen, settings, rng, progress)
-    particles.insert(0, "tomo_name", settings.name)
+    particles.insert(0, TOMO_NAME, settings.name)
     particles.attrs["voxel_size"] = settings.voxel_size
     return SimulatedTomogram(tomogram, particles, references, settings)
 

@@ -24,6 +24,7 @@ from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
 from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
 from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
 from napari_affinity_vae.operations.decode import source_vector, traversal
+from napari_affinity_vae.schema import AXES
 from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import Task, one_step
@@ -203,7 +204,7 @@ class DecodeWidget(Container):
         tomogram, particles = self.session.tomogram, self.session.particles
         tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
         if self.placement.value == AT_PARTICLE and self._anchor is not None:
-            position = particles.loc[self._anchor, ["z", "y", "x"]].to_numpy(dtype=float)
+            position = particles.loc[self._anchor, list(AXES)].to_numpy(dtype=float)
             centre = (box // 2) * voxel_size
             return (voxel_size,) * 3, tuple(position * tomo_voxel - centre)
         shape = np.asarray(tomogram.shape if tomogram else (box, box, box), dtype=float)

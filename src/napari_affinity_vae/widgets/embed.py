@@ -16,7 +16,7 @@ from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
 from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION
-from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, derived_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
@@ -149,7 +149,7 @@ class EmbedWidget(Container):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
-        edges = int(table["crosses_edge"].sum())
+        edges = int(table[CROSSES_EDGE].sum())
         self.status.value = (
             f"{len(table)} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"
         )

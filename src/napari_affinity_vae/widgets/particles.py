@@ -29,7 +29,7 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.operations.defaults import DIAMETERS
 from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
-from napari_affinity_vae.session import CLUSTER, derived_columns
+from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
 from napari_affinity_vae.widgets.dialogs import choose, scrolling
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
@@ -215,9 +215,7 @@ class ParticlesWidget(Container):
             layer = self._viewer.layers[name]
             self.layer.value = layer
         else:
-            layer = self.show_particles(
-                pd.DataFrame(columns=["z", "y", "x"], dtype=float), HAND_SOURCE
-            )
+            layer = self.show_particles(pd.DataFrame(columns=list(AXES), dtype=float), HAND_SOURCE)
         self._viewer.layers.selection.active = layer
         layer.mode = "add"
         return layer
@@ -269,8 +267,8 @@ class ParticlesWidget(Container):
         (napari numbers a repeated name), or with ``replace`` the layer of the same name."""
         tomogram = self.session.tomogram
         particles = particles.copy()
-        if "tomo_name" not in particles:
-            particles.insert(0, "tomo_name", tomogram.name)
+        if TOMO_NAME not in particles:
+            particles.insert(0, TOMO_NAME, tomogram.name)
         particles.attrs["voxel_size"] = tomogram.voxel_size
         name = f"{tomogram.name} {source}"
         if replace and name in self._viewer.layers:
@@ -318,7 +316,7 @@ class ParticlesWidget(Container):
         """The session's table from the layer; an edit drops latents computed before it."""
         layer = self._watched
         if layer is None:
-            self.session.set_particles(pd.DataFrame(columns=["z", "y", "x"], dtype=float))
+            self.session.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
             self.count.value = "0"
             return
         particles = points_to_particles(
@@ -327,7 +325,7 @@ class ParticlesWidget(Container):
         )
         if edited and derived_columns(particles):
             particles = particles.drop(columns=derived_columns(particles))
-            layer.features = particles.drop(columns=["z", "y", "x"])
+            layer.features = particles.drop(columns=list(AXES))
             colour_particles(layer, None)
         self.session.set_particles(particles)
         self.count.value = str(len(particles))
@@ -337,7 +335,7 @@ class ParticlesWidget(Container):
         layer = self._watched
         if layer is None or len(layer.data) != len(self.session.particles):
             return
-        layer.features = self.session.particles.drop(columns=["z", "y", "x"])
+        layer.features = self.session.particles.drop(columns=list(AXES))
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
 
     def _viewer_selected(self, *_args: object) -> None:

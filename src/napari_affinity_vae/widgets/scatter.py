@@ -12,7 +12,14 @@ from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
 from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
-from napari_affinity_vae.session import CLUSTER, EMBEDDING
+from napari_affinity_vae.schema import (
+    AXES,
+    CLASS_NAME,
+    CLUSTER,
+    EMBEDDING,
+    RECONSTRUCTION_ERROR,
+    SCORE,
+)
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
 from napari_affinity_vae.widgets.scatter_legend import Legend
@@ -22,7 +29,7 @@ from napari_affinity_vae.widgets.viewer_session import centre_on, session_for, v
 DENSITY_ABOVE = 200_000  # points; more than this start in the density view
 CLICK_PIXELS = 8  # a click selects the nearest point within this many screen pixels
 NOT_COLOURED = ("z", "y", "x", *EMBEDDING)
-FIRST_COLOURS = (CLUSTER, "class_name", "score", "reconstruction_error")
+FIRST_COLOURS = (CLUSTER, CLASS_NAME, SCORE, RECONSTRUCTION_ERROR)
 
 
 class LatentScatterWidget(QWidget):
@@ -120,7 +127,7 @@ class LatentScatterWidget(QWidget):
             napari.utils.notifications.show_info("Select particles first")
             return None
         voxel = self.session.particles.attrs.get("voxel_size") or 1.0
-        world = self.session.particles.loc[rows, ["z", "y", "x"]].to_numpy(dtype=float) * voxel
+        world = self.session.particles.loc[rows, list(AXES)].to_numpy(dtype=float) * voxel
         here = view_centre(self._viewer)
         nearest = int(np.argmin(np.sum((world - here) ** 2, axis=1)))
         centre_on(self._viewer, world[nearest])

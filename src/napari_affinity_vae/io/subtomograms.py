@@ -1,0 +1,43 @@
+"""Stacks of subtomograms with their table: ``subtomograms.mrcs`` (a volume stack) and
+``subtomograms.csv`` (one row per box, in the stack's order), as ``avae simulate --subtomograms``
+writes training sets and ``avae train`` reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.tomogram import write_tomogram
+
+
+def write_subtomograms(
+    folder: str | Path, boxes: np.ndarray, table: pd.DataFrame, voxel_size: float
+) -> tuple[Path, Path]:
+    """``subtomograms.mrcs`` (a volume stack) and ``subtomograms.csv`` (its table, row by row)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stack = write_tomogram(folder / "subtomograms.mrcs", boxes, voxel_size)
+    with atomic_path(folder / "subtomograms.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return stack, folder / "subtomograms.csv"
+
+
+def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """The boxes and table written by :func:`write_subtomograms`."""
+    folder = Path(folder)
+    try:
+        with mrcfile.open(folder / "subtomograms.mrcs", permissive=False) as mrc:
+            boxes = np.array(mrc.data, dtype=np.float32)
+            voxel_size = float(mrc.voxel_size.x)
+        table = pd.read_csv(folder / "subtomograms.csv")
+    except (OSError, ValueError) as err:
+        raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
+    if boxes.ndim != 4 or len(boxes) != len(table):
+        raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
+    table.attrs["voxel_size"] = voxel_size
+    return boxes, table

@@ -1,0 +1,63 @@
+"""The particle table's columns: their names, defined once, and the rules about which are derived.
+
+A particle set is a pandas DataFrame, one row per particle, with coordinates in voxels of its
+tomogram (z, y, x). Everything else is optional and named here; file formats map their own
+names (RELION's ``rlnCoordinateX``, Dynamo's columns, ...) onto these in ``io/``.
+
+This module is neutral: it imports nothing of the package, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+AXES = ("z", "y", "x")  # coordinates, voxels of the tomogram, napari's order
+
+# where a particle comes from and what it is
+TOMO_NAME = "tomo_name"  # the tomogram a particle belongs to
+CLASS_NAME = "class_name"  # a known class label (ground truth, or a picker's class)
+TEMPLATE = "template"  # the template a template matcher found it with
+SCORE = "score"  # a picker's confidence
+
+# orientation: RELION's ZYZ Euler angles, degrees
+ROT, TILT, PSI = "rot", "tilt", "psi"
+ANGLES = (ROT, TILT, PSI)
+MODEL_ROT, MODEL_TILT, MODEL_PSI = "model_rot", "model_tilt", "model_psi"
+MODEL_ANGLES = (MODEL_ROT, MODEL_TILT, MODEL_PSI)  # the model's estimate of the pose
+
+# what embedding computes: numbered columns latent_0, latent_1, ... and pose_0, ...
+LATENT_PREFIX = "latent_"
+POSE_PREFIX = "pose_"
+RECONSTRUCTION_ERROR = "reconstruction_error"
+CROSSES_EDGE = "crosses_edge"  # the particle's box reached outside the tomogram
+
+# what analysis computes
+EMBEDDING_X, EMBEDDING_Y = "embedding_x", "embedding_y"
+EMBEDDING = (EMBEDDING_X, EMBEDDING_Y)  # the 2D projection of the latents
+CLUSTER = "cluster"
+CLUSTER_CENTRE = "cluster_centre"  # True for the particle a cluster's centre snapped to
+SELECTED = "selected"  # True for the particles of an exported selection
+
+
+def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:
+    """``prefix0, prefix1, ...`` columns of ``table`` (``latent_``, ``pose_``) in numeric order."""
+    found = [c for c in table if str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda c: int(str(c)[len(prefix) :]))
+
+
+def latent_columns(table: pd.DataFrame) -> list[str]:
+    """The ``latent_*`` columns of an embedded particle table, in order."""
+    return numbered_columns(table, LATENT_PREFIX)
+
+
+def pose_columns(table: pd.DataFrame) -> list[str]:
+    """The ``pose_*`` columns of an embedded particle table, in order."""
+    return numbered_columns(table, POSE_PREFIX)
+
+
+def derived_columns(table: pd.DataFrame) -> list[str]:
+    """Columns computed from the boxes (latents, pose, errors, embedding, clusters): those that
+    are stale once the particles or the model change."""
+    prefixes = (LATENT_PREFIX, POSE_PREFIX)
+    names = {RECONSTRUCTION_ERROR, CROSSES_EDGE, CLUSTER, CLUSTER_CENTRE, *EMBEDDING}
+    return [c for c in table if c in names or str(c).startswith(prefixes)]
