@@ -7,6 +7,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -158,9 +159,24 @@ def test_training_lowers_the_loss_and_separates_classes(tmp_path):
     assert decode(model, mu[:2], np.zeros((2, 1))).shape == (2, 16, 16, 16)
 
 
-def test_resume_continues_counting_epochs(tmp_path):
+def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
+    import napari_affinity_vae.model.train as training
+
     arch = Architecture(box=16, capacity=2, latent_dims=2)
-    train(_toy_data(32), arch, TrainingConfig(epochs=2, batch_size=16), out=tmp_path / "r")
+    # the checkpoint is trained with another seed, so training from scratch cannot reproduce it
+    _, first_card, first = train(
+        _toy_data(32), arch, TrainingConfig(epochs=2, batch_size=16, seed=1), out=tmp_path / "r"
+    )
+    checkpoint, _ = load_checkpoint(tmp_path / "r.json")
+    starting: list[dict] = []
+    loss_terms = training._loss_terms
+
+    def record_first_weights(model, *args):
+        if not starting:
+            starting.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        return loss_terms(model, *args)
+
+    monkeypatch.setattr(training, "_loss_terms", record_first_weights)
     _, card, history = train(
         _toy_data(32),
         arch,
@@ -169,6 +185,12 @@ def test_resume_continues_counting_epochs(tmp_path):
         resume=tmp_path / "r.json",
     )
     assert list(history["epoch"]) == [1, 2, 3, 4] and card.training["epochs_done"] == 4
+    # the first two epochs are the checkpoint's, not epochs run again
+    pd.testing.assert_frame_equal(history.iloc[:2], first, check_dtype=False)
+    assert first_card.training["history"] == history.iloc[:2].to_dict("records")
+    # training went on from the checkpoint's weights
+    for name, value in checkpoint.state_dict().items():
+        torch.testing.assert_close(starting[0][name], value, msg=name)
 
 
 def test_early_stop(tmp_path):
