@@ -132,18 +132,28 @@ def test_training_boxes_where_the_picker_finds_the_particles(tmp_path):
 
 
 def test_affinity_command_on_user_maps(tmp_path):
-    from napari_affinity_vae.simulate.affinity import load_affinity
+    from napari_affinity_vae.simulate.affinity import load_affinity, scale_affinity
     from napari_affinity_vae.simulate.molecules import molecule_map
 
-    paths = [
-        write_mrc(tmp_path / f"{name}.mrc", molecule_map(name, 10.0, 24), voxel_size=10.0)
-        for name in ("globular", "tetrahedral")
-    ]
-    out = tmp_path / "affinity.csv"
-    assert main(["affinity", *map(str, paths), "--out", str(out)]) == 0
-    matrix = load_affinity(out)
-    assert list(matrix.columns) == ["globular", "tetrahedral"]
-    assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0)
+    globular = molecule_map("globular", 10.0, 24)
+    maps = {
+        "globular": globular,
+        "tetrahedral": molecule_map("tetrahedral", 10.0, 24),
+        "turned": np.rot90(globular, 1, axes=(0, 2)).copy(),  # the same molecule, turned 90 deg
+    }
+    paths = [write_mrc(tmp_path / f"{name}.mrc", m, voxel_size=10.0) for name, m in maps.items()]
+    out, raw_out = tmp_path / "affinity.csv", tmp_path / "raw.csv"
+    assert main(["affinity", *map(str, paths), "--out", str(out), "--raw", str(raw_out)]) == 0
+    matrix, raw = load_affinity(out), load_affinity(raw_out)
+    assert list(matrix.columns) == ["globular", "tetrahedral", "turned"]
+    # the rotation search finds a turned copy of a map: correlation near 1, affinity near 1
+    assert raw.loc["globular", "turned"] > 0.95
+    assert matrix.loc["globular", "turned"] > 0.9
+    # the other molecule is the least similar to both copies alike, and scaled to -1
+    assert raw.loc["globular", "tetrahedral"] < 0.8
+    assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
+    assert matrix.loc["turned", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
+    np.testing.assert_allclose(matrix, scale_affinity(raw.to_numpy()), atol=1e-5)
 
 
 def test_cli_reference_in_docs_is_current():
