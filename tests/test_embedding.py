@@ -40,10 +40,20 @@ def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
 
 def test_cancelling_between_batches(sample, tmp_path):
     model, card = load_bundled()
-    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
-    steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
-    assert next(steps) == 100
-    steps.close()  # a worker that stops iterating cancels; nothing else is computed
+    encoded: list[int] = []  # boxes the network was given, batch by batch
+    hook = model.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
+    try:
+        tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+        steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
+        assert next(steps) == 100 and sum(encoded) == 100
+        assert next(steps) == 200 and sum(encoded) == 200
+        steps.close()  # a worker that stops iterating cancels; nothing else is computed
+        assert sum(encoded) == 200 < len(sample.particles)
+        with pytest.raises(StopIteration):
+            next(steps)
+        assert sum(encoded) == 200
+    finally:
+        hook.remove()
 
 
 def test_edge_boxes_are_flagged_not_dropped(sample, tmp_path):
