@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import write_mrc
@@ -199,3 +200,25 @@ def test_every_command_writing_files_has_overwrite(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--overwrite" in capsys.readouterr().out
+
+
+def test_embed_refuses_a_checkpoint_that_does_not_fit(tmp_path, capsys):
+    from napari_affinity_vae.io.particles import write_particles
+    from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
+    from napari_affinity_vae.model.network import AffinityVAE, Architecture
+
+    arch = Architecture(box=16, ndim=2, capacity=2, latent_dims=3)
+    card = ModelCard(arch, 10.0, ["a", "b"], [[1.0, -1.0], [-1.0, 1.0]])
+    _, card_path = save_checkpoint(AffinityVAE(arch), card, tmp_path / "flat")
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 40, 40), np.float32))
+    one = pd.DataFrame({"z": [20.0], "y": [20.0], "x": [20.0]})
+    picks = write_particles(one, tmp_path / "p.csv")
+    out = tmp_path / "out.star"
+    args = ["embed", str(tomogram), str(picks), "--out", str(out), "--model", str(card_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"avae embed: error: {card_path}: model expects 16^2 boxes at 10 A/voxel, "
+        "got 16^3 boxes at 10 A/voxel"
+    )
+    assert not out.exists()
