@@ -222,3 +222,36 @@ def test_embed_refuses_a_checkpoint_that_does_not_fit(tmp_path, capsys):
         "got 16^3 boxes at 10 A/voxel"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("missing tomogram", "no such file"),
+        ("corrupt tomogram", "t.mrc: "),
+        ("zero voxel size", "positive"),
+        ("missing coordinates", "absent.csv: "),
+        ("train without a source", "give a SOURCE or --preset bundled"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case, problem):
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,20\n")
+    out = ["--out", str(tmp_path / "out.star")]
+    if case == "missing tomogram":
+        args = ["embed", str(tmp_path / "absent.mrc"), str(picks), *out]
+    elif case == "corrupt tomogram":
+        tomogram.write_bytes(b"not an MRC file" * 100)
+        args = ["pick", str(tomogram), "--diameter", "100", "200", *out]
+    elif case == "zero voxel size":
+        args = ["embed", str(tomogram), str(picks), "--voxel-size", "0", *out]
+    elif case == "missing coordinates":
+        args = ["embed", str(tomogram), str(tmp_path / "absent.csv"), *out]
+    else:
+        args = ["train", "--out", str(tmp_path / "model")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"avae {args[0]}: error: ") and err.count("\n") == 1, err
+    assert problem in err
+    assert not (tmp_path / "out.star").exists()
