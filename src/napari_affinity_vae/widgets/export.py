@@ -13,6 +13,7 @@ import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_info
 
+from napari_affinity_vae.colours import NOISE_LABEL
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
@@ -149,7 +150,7 @@ class ExportWidget(Container):
                 raise AffinityVAEError("The particles are not clustered yet (Embed widget)")
             stem, suffix = path.name[: -len(path.suffix)], path.suffix
             return {
-                path.with_name(f"{stem}_cluster{label}{suffix}"): table[table[CLUSTER] == label]
+                path.with_name(f"{stem}_{_part(label)}{suffix}"): table[table[CLUSTER] == label]
                 for label in np.unique(table[CLUSTER])
             }
         return {path: table}
@@ -167,3 +168,8 @@ class ExportWidget(Container):
         if self.latents.value:
             return table
         return table.drop(columns=[c for c in derived_columns(table) if c != CLUSTER])
+
+
+def _part(label: int) -> str:
+    """``cluster0``, ``cluster1``, ...; HDBSCAN's noise (-1) is ``unclustered``."""
+    return f"cluster{label}" if label >= 0 else NOISE_LABEL
