@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import write_mrc
@@ -133,17 +134,28 @@ def test_training_boxes_where_the_picker_finds_the_particles(tmp_path):
 
 def test_affinity_command_on_user_maps(tmp_path):
     from napari_affinity_vae.io.affinity import load_affinity
+    from napari_affinity_vae.simulate.affinity import scale_affinity
     from napari_affinity_vae.simulate.molecules import molecule_map
 
-    paths = [
-        write_mrc(tmp_path / f"{name}.mrc", molecule_map(name, 10.0, 24), voxel_size=10.0)
-        for name in ("globular", "tetrahedral")
-    ]
-    out = tmp_path / "affinity.csv"
-    assert main(["affinity", *map(str, paths), "--out", str(out)]) == 0
-    matrix = load_affinity(out)
-    assert list(matrix.columns) == ["globular", "tetrahedral"]
-    assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0)
+    globular = molecule_map("globular", 10.0, 24)
+    maps = {
+        "globular": globular,
+        "tetrahedral": molecule_map("tetrahedral", 10.0, 24),
+        "turned": np.rot90(globular, 1, axes=(0, 2)).copy(),  # the same molecule, turned 90 deg
+    }
+    paths = [write_mrc(tmp_path / f"{name}.mrc", m, voxel_size=10.0) for name, m in maps.items()]
+    out, raw_out = tmp_path / "affinity.csv", tmp_path / "raw.csv"
+    assert main(["affinity", *map(str, paths), "--out", str(out), "--raw", str(raw_out)]) == 0
+    matrix, raw = load_affinity(out), load_affinity(raw_out)
+    assert list(matrix.columns) == ["globular", "tetrahedral", "turned"]
+    # the rotation search finds a turned copy of a map: correlation near 1, affinity near 1
+    assert raw.loc["globular", "turned"] > 0.95
+    assert matrix.loc["globular", "turned"] > 0.9
+    # the other molecule is the least similar to both copies alike, and scaled to -1
+    assert raw.loc["globular", "tetrahedral"] < 0.8
+    assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
+    assert matrix.loc["turned", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
+    np.testing.assert_allclose(matrix, scale_affinity(raw.to_numpy()), atol=1e-5)
 
 
 def test_cli_reference_in_docs_is_current():
@@ -189,3 +201,58 @@ def test_every_command_writing_files_has_overwrite(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--overwrite" in capsys.readouterr().out
+
+
+def test_embed_refuses_a_checkpoint_that_does_not_fit(tmp_path, capsys):
+    from napari_affinity_vae.io.particles import write_particles
+    from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
+    from napari_affinity_vae.model.network import AffinityVAE, Architecture
+
+    arch = Architecture(box=16, ndim=2, capacity=2, latent_dims=3)
+    card = ModelCard(arch, 10.0, ["a", "b"], [[1.0, -1.0], [-1.0, 1.0]])
+    _, card_path = save_checkpoint(AffinityVAE(arch), card, tmp_path / "flat")
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 40, 40), np.float32))
+    one = pd.DataFrame({"z": [20.0], "y": [20.0], "x": [20.0]})
+    picks = write_particles(one, tmp_path / "p.csv")
+    out = tmp_path / "out.star"
+    args = ["embed", str(tomogram), str(picks), "--out", str(out), "--model", str(card_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"avae embed: error: {card_path}: model expects 16^2 boxes at 10 A/voxel, "
+        "got 16^3 boxes at 10 A/voxel"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("missing tomogram", "no such file"),
+        ("corrupt tomogram", "t.mrc: "),
+        ("zero voxel size", "positive"),
+        ("missing coordinates", "absent.csv: "),
+        ("train without a source", "give a SOURCE or --preset bundled"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case, problem):
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,20\n")
+    out = ["--out", str(tmp_path / "out.star")]
+    if case == "missing tomogram":
+        args = ["embed", str(tmp_path / "absent.mrc"), str(picks), *out]
+    elif case == "corrupt tomogram":
+        tomogram.write_bytes(b"not an MRC file" * 100)
+        args = ["pick", str(tomogram), "--diameter", "100", "200", *out]
+    elif case == "zero voxel size":
+        args = ["embed", str(tomogram), str(picks), "--voxel-size", "0", *out]
+    elif case == "missing coordinates":
+        args = ["embed", str(tomogram), str(tmp_path / "absent.csv"), *out]
+    else:
+        args = ["train", "--out", str(tmp_path / "model")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"avae {args[0]}: error: ") and err.count("\n") == 1, err
+    assert problem in err
+    assert not (tmp_path / "out.star").exists()

@@ -565,3 +565,19 @@ def test_the_density_view_of_a_few_points_shows_them(explorer, qtbot):
     picture = scatter.canvas.render()[..., :3].astype(int)
     filled = picture[..., 1] > 100  # viridis is green to yellow where bins hold points
     assert filled.mean() > 0.02  # bins of a few points each, not single pixels in an empty panel
+
+
+def test_per_cluster_export_writes_hdbscan_noise_to_its_own_file(explorer, qtbot, tmp_path):
+    """HDBSCAN's noise label -1: cluster files name_cluster0.. and name_unclustered.star."""
+    _, widgets, session = explorer
+    table = pd.DataFrame({"z": np.arange(7.0), "y": 1.0, "x": 1.0})
+    session.set_particles(table)
+    session.add_columns(session.version, pd.DataFrame({"cluster": [0, -1, 1, 0, -1, 1, 1]}))
+    export = widgets["Export"]
+    export.what.value = EACH_CLUSTER
+    type_into(qtbot, export.file, str(tmp_path / "name.star"))
+    click(qtbot, export.export_button)
+    names = ["name_cluster0.star", "name_cluster1.star", "name_unclustered.star"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    rows = {n: read_particles(tmp_path / n)["z"].round().tolist() for n in names}
+    assert rows == {names[0]: [0, 3], names[1]: [2, 5, 6], names[2]: [1, 4]}

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from vispy.color import Color
 
 from napari_affinity_vae._sample_data import SAMPLE
 from napari_affinity_vae.analysis.clustering import cluster, snap_centres
@@ -42,10 +43,20 @@ def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
 
 def test_cancelling_between_batches(sample, tmp_path):
     model, card = load_bundled()
-    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
-    steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
-    assert next(steps) == 100
-    steps.close()  # a worker that stops iterating cancels; nothing else is computed
+    encoded: list[int] = []  # boxes the network was given, batch by batch
+    hook = model.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
+    try:
+        tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+        steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
+        assert next(steps) == 100 and sum(encoded) == 100
+        assert next(steps) == 200 and sum(encoded) == 200
+        steps.close()  # a worker that stops iterating cancels; nothing else is computed
+        assert sum(encoded) == 200 < len(sample.particles)
+        with pytest.raises(StopIteration):
+            next(steps)
+        assert sum(encoded) == 200
+    finally:
+        hook.remove()
 
 
 def test_edge_boxes_are_flagged_not_dropped(sample, tmp_path):
@@ -153,3 +164,19 @@ def test_embed_command_with_a_placeholder_voxel_size(tmp_path, capsys):
     assert err.startswith(f"avae embed: error: {path}: voxel size 1 Å is 10x finer")
     assert "set it with --voxel-size" in err and not out.exists()
     assert main(["embed", str(path), str(picks), "--out", str(out), "--voxel-size", "10"]) == 0
+
+
+def test_hdbscan_noise_is_no_cluster_centre_and_grey():
+    from napari_affinity_vae.colours import NOISE_COLOUR, NOISE_LABEL, colours_for
+
+    latent = np.array([[0.0, 0], [0.1, 0], [5, 5], [5.1, 5], [50, -50]])
+    labels = np.array([0, 0, 1, 1, -1])
+    assert snap_centres(latent, labels) == {0: 0, 1: 2}  # the noise row is nobody's centre
+    rgba, legend = colours_for(pd.Series(labels))
+    assert [name for name, _ in legend] == ["0", "1", NOISE_LABEL]
+    grey = np.array(Color(NOISE_COLOUR).rgba, np.float32)
+    np.testing.assert_allclose(rgba[4], grey)
+    assert not np.allclose(rgba[:4], grey, atol=0.05)
+    np.testing.assert_allclose(rgba[0], rgba[1])
+    np.testing.assert_allclose(rgba[2], rgba[3])
+    assert not np.allclose(rgba[0], rgba[2])

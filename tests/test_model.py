@@ -7,6 +7,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -158,9 +159,24 @@ def test_training_lowers_the_loss_and_separates_classes(tmp_path):
     assert decode(model, mu[:2], np.zeros((2, 1))).shape == (2, 16, 16, 16)
 
 
-def test_resume_continues_counting_epochs(tmp_path):
+def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
+    import napari_affinity_vae.model.train as training
+
     arch = Architecture(box=16, capacity=2, latent_dims=2)
-    train(_toy_data(32), arch, TrainingConfig(epochs=2, batch_size=16), out=tmp_path / "r")
+    # the checkpoint is trained with another seed, so training from scratch cannot reproduce it
+    _, first_card, first = train(
+        _toy_data(32), arch, TrainingConfig(epochs=2, batch_size=16, seed=1), out=tmp_path / "r"
+    )
+    checkpoint, _ = load_checkpoint(tmp_path / "r.json")
+    starting: list[dict] = []
+    loss_terms = training._loss_terms
+
+    def record_first_weights(model, *args):
+        if not starting:
+            starting.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        return loss_terms(model, *args)
+
+    monkeypatch.setattr(training, "_loss_terms", record_first_weights)
     _, card, history = train(
         _toy_data(32),
         arch,
@@ -169,6 +185,12 @@ def test_resume_continues_counting_epochs(tmp_path):
         resume=tmp_path / "r.json",
     )
     assert list(history["epoch"]) == [1, 2, 3, 4] and card.training["epochs_done"] == 4
+    # the first two epochs are the checkpoint's, not epochs run again
+    pd.testing.assert_frame_equal(history.iloc[:2], first, check_dtype=False)
+    assert first_card.training["history"] == history.iloc[:2].to_dict("records")
+    # training went on from the checkpoint's weights
+    for name, value in checkpoint.state_dict().items():
+        torch.testing.assert_close(starting[0][name], value, msg=name)
 
 
 def test_early_stop(tmp_path):
@@ -176,3 +198,44 @@ def test_early_stop(tmp_path):
     config = TrainingConfig(epochs=50, batch_size=16, learning_rate=0.0, patience=2)
     _, _, history = train(_toy_data(32), arch, config)
     assert len(history) < 50
+
+
+def _checkpoint_of(arch: Architecture, path) -> tuple:
+    _, card_path = save_checkpoint(AffinityVAE(arch), _card(arch), path)
+    return (*load_checkpoint(card_path), card_path)
+
+
+def test_a_model_for_2d_images_is_refused_before_embedding(tmp_path):
+    from napari_affinity_vae.io.tomogram import Tomogram
+    from napari_affinity_vae.model.embedding import embed_steps
+
+    model, card, card_path = _checkpoint_of(
+        Architecture(box=16, ndim=2, capacity=2, latent_dims=3), tmp_path / "flat"
+    )
+    tomogram = Tomogram(tmp_path / "t.mrc", np.zeros((40, 40, 40), np.float32), 10.0, True)
+    picks = pd.DataFrame({"z": [20.0], "y": [20.0], "x": [20.0]})
+    with pytest.raises(CheckpointError, match=r"model expects 16\^2 boxes .* got 16\^3") as error:
+        next(embed_steps(tomogram, picks, model, card))
+    assert error.value.path == card_path
+    _, card, _ = _checkpoint_of(Architecture(box=16, capacity=2), tmp_path / "small")
+    other = AffinityVAE(Architecture(box=32, capacity=2))  # not the network of that card
+    with pytest.raises(CheckpointError, match=r"expects 16\^3 boxes .* got 32\^3"):
+        next(embed_steps(tomogram, picks, other, card))
+
+
+def test_evaluating_on_boxes_of_another_size_is_refused(tmp_path):
+    from napari_affinity_vae.model.evaluate import evaluate
+
+    model, card, card_path = _checkpoint_of(
+        Architecture(box=32, capacity=2, latent_dims=3), tmp_path / "big"
+    )
+    data = _toy_data(8)  # 16^3 boxes
+    with pytest.raises(CheckpointError, match=r"expects 32\^3 boxes at 10 A/voxel, got 16\^3"):
+        evaluate(model, card, data, data, baselines=False)
+    coarse = TrainingData(data.boxes, data.labels, data.classes, data.affinity, 20.0)
+    model, card, card_path = _checkpoint_of(
+        Architecture(box=16, capacity=2, latent_dims=3), tmp_path / "small"
+    )
+    with pytest.raises(CheckpointError, match=r"got 16\^3 boxes at 20 A/voxel") as error:
+        evaluate(model, card, coarse, coarse, baselines=False)
+    assert str(error.value).startswith(str(card_path))

@@ -10,9 +10,6 @@ from napari_affinity_vae.simulate.tiltseries import (
     Microscope,
     add_noise,
     ctf,
-    image_contrast,
-    project,
-    projector,
 )
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
@@ -54,20 +51,27 @@ def test_protein_is_dark_unless_inverted(clean_small):
     np.testing.assert_allclose(inverted.tomogram, -tomo, atol=1e-5)
 
 
-@pytest.mark.parametrize("snr", [0.05, 0.5])
-def test_noise_matches_requested_snr(snr):
-    """SNR = variance of the noise-free tilt series over that of the added noise."""
-    result = simulate_tomogram(Simulation(**{**SMALL.__dict__, "snr": None}))
-    volume = np.zeros(SMALL.shape, np.float32)
-    volume[20:40, 60:100, 60:100] = 1.0  # some specimen with structure at every frequency
-    volume += np.random.default_rng(0).random(SMALL.shape).astype(np.float32)
-    microscope = Microscope()
-    matrix = projector(SMALL.shape[0], SMALL.shape[2], microscope.tilt_angles)
-    clean = image_contrast(project(volume, matrix), 10.0, microscope)
-    noisy = add_noise(clean, np.random.default_rng(1), snr=snr)
-    measured = clean.var() / (noisy - clean).var()
-    assert measured == pytest.approx(snr, rel=0.2)
-    assert result.tomogram.std() == pytest.approx(1.0, rel=1e-3)
+def _tomogram_snr(clean: np.ndarray, noisy: np.ndarray) -> float:
+    """Variance of the signal over that of the rest: ``noisy`` fitted as ``a * clean + noise``
+    (each tomogram is normalised on its own, so the signal's scale in ``noisy`` is fitted)."""
+    clean, noisy = clean.astype(np.float64), noisy.astype(np.float64)
+    signal = clean * (noisy * clean).sum() / (clean * clean).sum()
+    return float(signal.var() / (noisy - signal).var())
+
+
+def test_noise_matches_requested_snr():
+    """The SNR asked for (per tilt image) measured end to end, in the reconstructed tomogram:
+    the same seed without noise gives the signal. Weighted back-projection passes noise and
+    signal differently, so the tomogram's SNR is a fixed fraction of the tilts': measured 0.71 to
+    0.79 over seeds 0-9 at both SNRs below, and within 1.6% between the two for any one seed."""
+    clean = simulate_tomogram(Simulation(**{**SMALL.__dict__, "snr": None})).tomogram
+    fractions = {}
+    for snr in (0.05, 0.5):
+        noisy = simulate_tomogram(Simulation(**{**SMALL.__dict__, "snr": snr})).tomogram
+        assert noisy.std() == pytest.approx(1.0, rel=1e-3)
+        fractions[snr] = _tomogram_snr(clean, noisy) / snr
+    assert all(0.65 < f < 0.85 for f in fractions.values()), fractions
+    assert fractions[0.05] == pytest.approx(fractions[0.5], rel=0.05)  # SNR scales as asked
 
 
 def test_dose_gives_poisson_noise():

@@ -112,15 +112,34 @@ def test_contrast_limits_ignore_outliers_and_nans():
     assert -4 < low < -2 and 2 < high < 4
 
 
-def test_contrast_limits_read_a_bounded_sample():
-    class Counting(np.ndarray):
-        read = 0
+class OnlyIndexed:
+    """An array that can only be read by indexing, counting the voxels each read returns; any
+    conversion of the whole array (``np.asarray``, ufuncs, ``.min()``) fails."""
 
-        def __getitem__(self, item):
-            out = np.ndarray.__getitem__(self, item)
-            Counting.read += np.asarray(out).size
-            return out
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.read = 0
 
-    data = np.zeros((64, 512, 512), np.float32).view(Counting)
-    contrast_limits(data, max_samples=100_000)
-    assert Counting.read <= 120_000
+    def __getitem__(self, item):
+        out = np.array(self._array[item])
+        self.read += out.size
+        return out
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole array was read")
+
+
+def test_contrast_limits_read_a_bounded_sample(tmp_path):
+    """A 64 MB memory-mapped volume: the limits come from a sample of at most about 120,000
+    voxels (0.5 MB), and are those of the whole volume."""
+    shape = (64, 512, 512)
+    volume = np.lib.format.open_memmap(tmp_path / "big.npy", "w+", np.float32, shape)
+    rng = np.random.default_rng(0)
+    for z in range(shape[0]):
+        volume[z] = rng.normal(0, 1, shape[1:])
+    volume.flush()
+    data = OnlyIndexed(np.load(tmp_path / "big.npy", mmap_mode="r"))
+    low, high = contrast_limits(data, max_samples=100_000)
+    assert data.read * data.dtype.itemsize <= 120_000 * 4 < volume.nbytes / 100
+    assert low == pytest.approx(-2.576, abs=0.1) and high == pytest.approx(2.576, abs=0.1)

@@ -411,7 +411,7 @@ def _run_train(args: argparse.Namespace) -> int:
         command = "avae train --preset bundled"
     else:
         if args.source is None:
-            raise SystemExit("avae train: error: give a SOURCE or --preset bundled")
+            raise AffinityVAEError("give a SOURCE or --preset bundled")
         data = load_training_set(
             args.source, args.coords, args.affinity, args.box, library_affinity
         )

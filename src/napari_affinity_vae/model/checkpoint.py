@@ -45,6 +45,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT
+    path: Path | None = field(default=None, compare=False)  # the card's file, once read; not saved
 
     def describe(self) -> str:
         a = self.architecture
@@ -55,6 +56,7 @@ class ModelCard:
 
     def to_json(self) -> str:
         data = asdict(self)
+        del data["path"]
         data["architecture"] = self.architecture.to_dict()
         return json.dumps(data, indent=2)
 
@@ -133,7 +135,8 @@ def read_card(path: str | Path) -> ModelCard:
         raise CheckpointError(path, f"not a model card of format {FORMAT!r} (found {found!r})")
     try:
         architecture = Architecture(**data.pop("architecture"))
-        card = ModelCard(architecture=architecture, **data)
+        data.pop("path", None)
+        card = ModelCard(architecture=architecture, **data, path=path)
     except (TypeError, ValueError, KeyError) as err:
         raise CheckpointError(path, f"the model card is incomplete or invalid ({err})") from None
     n = len(card.classes)
@@ -142,12 +145,15 @@ def read_card(path: str | Path) -> ModelCard:
     return card
 
 
-def check_fits(card: ModelCard, box: int, voxel_size: float, source: str | Path) -> None:
-    """Raise unless boxes of ``box`` voxels at ``voxel_size`` are what the model expects."""
+def check_fits(
+    card: ModelCard, box: int, voxel_size: float, source: str | Path, ndim: int = 3
+) -> None:
+    """Raise unless ``ndim``-dimensional boxes of ``box`` voxels at ``voxel_size`` are what the
+    model expects; ``source`` is the file named in the error (the checkpoint's card)."""
     a = card.architecture
-    if box != a.box or not np.isclose(voxel_size, card.voxel_size, rtol=0.02):
+    if box != a.box or ndim != a.ndim or not np.isclose(voxel_size, card.voxel_size, rtol=0.02):
         raise CheckpointError(
             source,
             f"model expects {a.box}^{a.ndim} boxes at {card.voxel_size:g} A/voxel, "
-            f"got {box}^{a.ndim} boxes at {voxel_size:g} A/voxel",
+            f"got {box}^{ndim} boxes at {voxel_size:g} A/voxel",
         )

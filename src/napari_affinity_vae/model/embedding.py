@@ -11,7 +11,7 @@ import pandas as pd
 
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
-from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.particles.extract import extract_boxes
@@ -60,6 +60,17 @@ def check_voxel_sizes(tomogram: Tomogram, card: ModelCard) -> float:
     )
 
 
+def check_embeddable(tomogram: Tomogram, model: AffinityVAE, card: ModelCard) -> float:
+    """:func:`check_voxel_sizes`, then that the model takes the boxes it will get. Boxes are cut
+    at the model's box size from the tomogram resampled to the model's voxel size, so what can
+    still not fit is the network itself: one for 2D images, or one of another box than its card's
+    (:func:`~napari_affinity_vae.model.checkpoint.check_fits` names the checkpoint)."""
+    scale = check_voxel_sizes(tomogram, card)
+    voxel_size = float(tomogram.voxel_size) * scale
+    check_fits(card, model.architecture.box, voxel_size, card.path or "the model", ndim=3)
+    return scale
+
+
 def embed_steps(
     tomogram: Tomogram,
     particles: pd.DataFrame,
@@ -71,15 +82,15 @@ def embed_steps(
     """Yield the number of particles done after each batch (stop iterating to cancel); return the
     particle table with ``latent_*``, ``pose_*``, ``reconstruction_error`` and ``crosses_edge``.
     A voxel size far from the model's is refused before anything is read
-    (:func:`check_voxel_sizes`)."""
-    scale = check_voxel_sizes(tomogram, card)
+    (:func:`check_voxel_sizes`), and so is a model that does not take 3D boxes
+    (:func:`check_embeddable`)."""
+    scale = check_embeddable(tomogram, model, card)
+    box = model.architecture.box
     coords = particles[list(AXES)].to_numpy(dtype=float)
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
 
     def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
-        boxes, crossed = extract_boxes(
-            tomogram.data, coords[start : start + batch], card.architecture.box, scale
-        )
+        boxes, crossed = extract_boxes(tomogram.data, coords[start : start + batch], box, scale)
         return normalise(-boxes if inverted else boxes), crossed
 
     with ThreadPoolExecutor(1) as reader:  # the next batch is read while this one is encoded
@@ -115,7 +126,7 @@ def embed(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """:func:`embed_steps` run to the end, with an optional progress bar (started only once the
-    voxel sizes are known to fit)."""
-    check_voxel_sizes(tomogram, card)
+    voxel sizes and the model are known to fit)."""
+    check_embeddable(tomogram, model, card)
     steps = embed_steps(tomogram, particles, model, card, batch, inverted)
     return run_steps(steps, len(particles), "embedding", progress)

@@ -12,7 +12,7 @@ from napari_affinity_vae.analysis.metrics import (
     nearest_training_class,
     pose_score,
 )
-from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import AffinityVAE
@@ -30,7 +30,11 @@ def evaluate(
     progress: Progress | None = None,
 ) -> dict[str, dict]:
     """Scores of the model (and of PCA on raw voxels and of a beta-VAE trained with the same
-    budget) on ``test_set``, fit on ``train_set``; unseen classes get their nearest class."""
+    budget) on ``test_set``, fit on ``train_set``; unseen classes get their nearest class.
+    Boxes of another size or voxel size than the model's are refused before any work."""
+    for data in (train_set, test_set):
+        box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
+        check_fits(card, box, data.voxel_size, card.path or "the model", ndim=ndim)
     results = {"affinity-vae": _latent_scores(model, train_set, test_set, card.classes)}
     if baselines:
         dims = model.architecture.latent_dims
