@@ -171,3 +171,18 @@ def test_embed_command_refuses_zero_clusters(tiny_tomogram, tmp_path, capsys):
     args = ["embed", str(tiny_tomogram), str(picks), "--out", str(tmp_path / "e.csv")]
     assert main([*args, "--clusters", "0"]) == 2
     assert "avae embed: error: asked for 0 clusters" in capsys.readouterr().err
+
+
+def test_analysis_notes_only_what_the_user_should_know():
+    from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
+    from napari_affinity_vae.progress import run_steps
+
+    latent = np.random.default_rng(0).normal(size=(40, 8))
+    columns = run_steps(analyse_steps(latent, "umap", "kmeans", 3), 2, "analyse", None)
+    assert columns.attrs[NOTES] == []  # UMAP's own warnings (n_jobs) are not the user's concern
+    assert columns["cluster_centre"].sum() == 3
+    few = run_steps(analyse_steps(latent[:2], "umap", "kmeans", 3), 2, "analyse", None)
+    assert few.attrs[NOTES] == [
+        "asked for 3 clusters of 2 particles; made 2",
+        "UMAP needs at least 5 particles; 2 are laid out by PCA instead",
+    ]

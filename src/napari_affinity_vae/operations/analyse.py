@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Generator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from napari_affinity_vae.schema import CLUSTER, CLUSTER_CENTRE, EMBEDDING
 
 NOTES = "notes"  # attrs key: sentences the user should read (fewer clusters, a fallback)
 ANALYSIS_STEPS = 2
+OWN = "napari_affinity_vae"  # notes come from the package's own warnings, not its libraries
 
 
 def analyse_steps(
@@ -40,7 +42,7 @@ def analyse_steps(
             notes += [fewer] if fewer else []
         labels = cluster(latent, clustering, k, seed)
         yield 2
-    notes += [str(w.message) for w in caught]
+    notes += [str(w.message) for w in caught if OWN in Path(w.filename).parts]  # not UMAP's
     columns = pd.DataFrame(
         {EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels, CLUSTER_CENTRE: False}
     )
