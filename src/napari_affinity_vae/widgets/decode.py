@@ -141,8 +141,9 @@ class DecodeWidget(Container):
         )
 
     def _decoded(self, version: int, volumes: np.ndarray, name: str) -> None:
+        """Show one volume, or a traversal's stack, unless the particles changed meanwhile."""
         if version == self.session.version:
-            self._show(volumes if name != DECODED else volumes[0], name)
+            self._show(volumes[0] if len(volumes) == 1 else volumes, name)
 
     def _decode_finished(self, running: bool) -> None:
         if not running and self._pending:

@@ -25,7 +25,9 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
     """Draw ``rows`` of ``particles`` highlighted: a layer holding only the selected points,
     which looks the same in the plane and the volume view (napari ignores per-point ``shown``
     in 3D)."""
-    particles.opacity = DIMMED_OPACITY if len(rows) else 1.0
+    opacity = DIMMED_OPACITY if len(rows) else 1.0
+    if particles.opacity != opacity:  # napari redraws the 1e6-point thumbnail on every set
+        particles.opacity = opacity
     name = f"{particles.name} (selected)"
     layer = next((x for x in viewer.layers if is_highlight(x) and x.name == name), None)
     rows = np.asarray(rows, dtype=np.int64)
