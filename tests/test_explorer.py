@@ -37,12 +37,12 @@ def explorer(make_napari_viewer, sample_data):
 
 
 def _pick_and_embed(qtbot, widgets, session, k: int = 9) -> None:
-    widgets["Particles"].run_picker()
+    widgets["Particles"].pick_button.native.click()
     qtbot.waitUntil(lambda: not widgets["Particles"].task.running, timeout=WAIT_MS)
     assert len(session.particles) > 100
     embed = widgets["Embed"]
     embed.projection.value, embed.k.value = "PCA", k
-    embed.run()
+    embed.run_button.native.click()
     qtbot.waitUntil(
         lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
     )
@@ -83,7 +83,7 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     decode = widgets["Decode"]
     decode.source.value, decode.cluster.value = CENTRE, label
     viewer.dims.set_point(0, 300.0)  # the user looks at a plane off the middle
-    decode.decode_source()
+    decode.decode_button.native.click()
     qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
     volume = viewer.layers["decoded"]
     # beside the tomogram, enlarged to three quarters of its height so it can be read
@@ -106,7 +106,7 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
 
     # the explanation of the selection lists dimensions; clicking one traverses it
     scatter.select_category("cluster", str(label))
-    decode.explain()
+    decode.explain_button.native.click()
     qtbot.waitUntil(lambda: len(decode.explanation) > 0, timeout=WAIT_MS)
     first = decode.explanation[0]
     first.clicked.emit()
@@ -129,7 +129,8 @@ def test_the_whole_loop(explorer, qtbot, tmp_path):
     # export the selection to STAR; reading it back gives the same coordinates
     out = tmp_path / "chosen.star"
     widgets["Export"].file.value = out
-    assert widgets["Export"].export() == [out]
+    widgets["Export"].export_button.native.click()
+    assert out.is_file() and widgets["Export"].status.value == "wrote 1 file: chosen.star"
     back = read_particles(out, voxel_size=10.0, tomogram_shape=session.tomogram.shape)
     expected = session.particles.iloc[sorted(chosen)]
     np.testing.assert_allclose(back[["z", "y", "x"]], expected[["z", "y", "x"]], atol=1e-3)
@@ -184,7 +185,7 @@ def test_cancel_leaves_the_session_consistent_and_a_second_run_works(explorer, q
     widgets["Particles"].show_particles(_random_particles(session, 1500), "many")
     embed = widgets["Embed"]
     embed.batch, embed.projection.value = 16, "PCA"
-    embed.run()
+    embed.run_button.native.click()
     qtbot.waitUntil(lambda: embed.task.worker is not None, timeout=WAIT_MS)
     worker = embed.task.worker
     done = []
@@ -196,7 +197,7 @@ def test_cancel_leaves_the_session_consistent_and_a_second_run_works(explorer, q
     assert embed.run_button.enabled and not worker.is_running
     assert session.latent is None and embed.status.value == "cancelled"
     assert done[-1] < 1500
-    embed.run()
+    embed.run_button.native.click()
     qtbot.waitUntil(lambda: session.clusters is not None, timeout=WAIT_MS)
     assert session.latent.shape == (1500, 8)
 
@@ -213,7 +214,7 @@ def test_napari_keeps_processing_events_while_embedding(explorer, qtbot):
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(20)
     start = time.perf_counter()
-    embed.run()
+    embed.run_button.native.click()
     qtbot.waitUntil(lambda: session.latent is not None, timeout=WAIT_MS)
     elapsed = time.perf_counter() - start
     timer.stop()
@@ -228,7 +229,7 @@ def test_a_result_for_edited_particles_is_discarded(explorer, qtbot):
     layer = widgets["Particles"].show_particles(_random_particles(session, 600), "many")
     embed = widgets["Embed"]
     embed.batch = 16
-    embed.run()
+    embed.run_button.native.click()
     qtbot.waitUntil(lambda: embed.task.running, timeout=WAIT_MS)
     worker = embed.task.worker
     layer.add(np.array([[100.0, 200.0, 200.0]]))  # the user adds a particle meanwhile
@@ -240,19 +241,20 @@ def test_a_result_for_edited_particles_is_discarded(explorer, qtbot):
 
 def test_user_errors_are_notifications(explorer, qtbot, tmp_path, notifications):
     _viewer, widgets, session = explorer
-    widgets["Embed"].run()  # no particles yet
+    widgets["Embed"].run_button.native.click()  # no particles yet
     widgets["Export"].file.value = tmp_path / "none.star"
-    widgets["Export"].export()
+    widgets["Export"].export_button.native.click()
     bad = tmp_path / "bad.star"
     bad.write_text("data_particles\nloop_\n_rlnCoordinateX #1\nnot-a-number\n")
-    widgets["Particles"].import_file(bad)
+    widgets["Particles"].file.value = bad
+    widgets["Particles"].import_button.native.click()
     widgets["Particles"].show_particles(_random_particles(session, 5), "few")
     widgets["Export"].what.value = SELECTED
     widgets["Export"].file.value = tmp_path / "empty.star"
-    widgets["Export"].export()
+    widgets["Export"].export_button.native.click()
     widgets["Export"].what.value = EACH_CLUSTER
     widgets["Export"].file.value = tmp_path / "clusters.star"
-    widgets["Export"].export()
+    widgets["Export"].export_button.native.click()
     messages = [str(n.message) for n in notifications]
     assert any("no particles to embed" in m for m in messages)
     assert any("bad.star" in m for m in messages)
@@ -301,8 +303,9 @@ def test_export_formats_and_one_file_per_cluster(explorer, qtbot, tmp_path):
     export.what.value = EACH_CLUSTER
     export.format.value = "RELION 5 STAR"
     export.file.value = tmp_path / "clusters.star"
-    written = export.export()
-    assert [p.name for p in written] == [f"clusters_cluster{k}.star" for k in range(3)]
+    export.export_button.native.click()
+    written = [tmp_path / f"clusters_cluster{k}.star" for k in range(3)]
+    assert sorted(p.name for p in tmp_path.glob("clusters_*")) == [p.name for p in written]
     shape = session.tomogram.shape
     for k, path in enumerate(written):
         back = read_particles(path, voxel_size=10.0, tomogram_shape=shape)
@@ -313,8 +316,9 @@ def test_export_formats_and_one_file_per_cluster(explorer, qtbot, tmp_path):
     for label, suffix in (("CSV", ".csv"), ("Dynamo table", ".tbl"), ("RELION 4 STAR", ".star")):
         export.format.value = label
         export.file.value = tmp_path / "all"
-        [path] = export.export()
-        assert path.suffix == suffix
+        export.export_button.native.click()
+        path = tmp_path / f"all{suffix}"
+        assert path.is_file() and export.status.value == f"wrote 1 file: all{suffix}"
         back = read_particles(path, voxel_size=10.0, tomogram_shape=shape)
         np.testing.assert_allclose(back[["z", "y", "x"]], table[["z", "y", "x"]], atol=1e-3)
         if suffix != ".tbl":

@@ -115,7 +115,9 @@ def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particl
 def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
-    layer = widget.open_file(tomogram_file)
+    widget.file.value = tomogram_file
+    widget.open_button.native.click()
+    layer = viewer.layers[-1]
     assert widget.tomogram_layer == layer  # plugin widgets see layers through a proxy
     assert widget.info.value == "20 x 30 x 40 voxels (z, y, x)"
     assert widget.voxel_size.value == pytest.approx(7.5)
@@ -133,7 +135,9 @@ def test_widget_voxel_size_editable_when_header_has_none(make_napari_viewer, tmp
     path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
-    layer = widget.open_file(path)
+    widget.file.value = path
+    widget.open_button.native.click()
+    layer = viewer.layers[-1]
     assert widget.voxel_size.enabled and widget.voxel_size.value == 0
     widget.voxel_size.value = 12.5
     np.testing.assert_allclose(layer.scale, [12.5] * 3)
@@ -147,10 +151,12 @@ def test_widget_reports_bad_file_as_notification(make_napari_viewer, tmp_path, m
     bad.write_bytes(b"\0" * 50)
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
-    assert widget.open_file(bad) is None
+    widget.file.value = bad
+    widget.open_button.native.click()
     assert len(shown) == 1 and "broken.mrc" in shown[0] and "header" in shown[0]
     assert len(viewer.layers) == 0
-    widget.open_file(write_mrc(tmp_path / "fine.mrc", np.ones((3, 4, 5), np.float32)))
+    widget.file.value = write_mrc(tmp_path / "fine.mrc", np.ones((3, 4, 5), np.float32))
+    widget.open_button.native.click()
     assert len(viewer.layers) == 1  # napari carries on
 
 
