@@ -114,6 +114,8 @@ def test_explain_says_why_it_cannot(n, rows, message):
 @pytest.mark.parametrize("rows", [[0], [1, 3]])
 def test_explain_five_particles(rows):
     latent = latents(5)
+    others = np.setdiff1d(np.arange(5), rows)
+    latent[rows] = latent[others].mean(axis=0)  # the selection stands apart on dimension 3 alone
     latent[rows, 3] += 10.0
     found = explain_selection(latent, np.array(rows))
     assert found and found[0].dimension == 3 and found[0].weight > 0
