@@ -43,6 +43,15 @@ def particles() -> pd.DataFrame:
     )
 
 
+@pytest.fixture(scope="session")
+def sample_simulation():
+    """The napari sample tomogram (simulated once for the whole run) and its ground truth."""
+    from napari_affinity_vae._sample_data import SAMPLE
+    from napari_affinity_vae.simulate.tomogram import simulate_tomogram
+
+    return simulate_tomogram(SAMPLE)
+
+
 @pytest.fixture(autouse=True)
 def _widget_settings(tmp_path_factory, monkeypatch):
     """Widgets remember settings in a file of each test's own, never in the user's config."""
@@ -60,3 +69,33 @@ def notifications():
     notification_manager.notification_ready.connect(shown.append)
     yield shown
     notification_manager.notification_ready.disconnect(shown.append)
+
+
+STEP_S = 0.1
+
+
+@pytest.fixture
+def slow_embedding(monkeypatch):
+    """The Embed widget's encoding takes at least ``STEP_S`` per batch, so tests that need a
+    running embedding (to cancel it, edit the particles meanwhile, or watch the event loop) have
+    one for a known time, whatever the machine's speed. Yields the list of steps taken."""
+    import time
+
+    from napari_affinity_vae.model import embedding
+    from napari_affinity_vae.widgets import embed
+
+    taken = []
+
+    def slowly(*args, **kwargs):
+        steps = embedding.embed_steps(*args, **kwargs)
+        try:
+            while True:
+                time.sleep(STEP_S)
+                done = next(steps)
+                taken.append(done)
+                yield done
+        except StopIteration as stop:
+            return stop.value
+
+    monkeypatch.setattr(embed, "embed_steps", slowly)
+    return taken

@@ -9,7 +9,6 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 from vispy.color import Color
 
-from napari_affinity_vae._sample_data import SAMPLE
 from napari_affinity_vae.analysis.clustering import cluster, snap_centres
 from napari_affinity_vae.analysis.projection import project
 from napari_affinity_vae.cli import main
@@ -21,12 +20,11 @@ from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.particles.matching import match_picks, radii_of
 from napari_affinity_vae.schema import latent_columns
 from napari_affinity_vae.simulate.molecules import extent
-from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return simulate_tomogram(SAMPLE)
+@pytest.fixture
+def sample(sample_simulation):
+    return sample_simulation
 
 
 def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
