@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_pick(commands)
     _add_embed(commands)
+    _add_project(commands)
     return parser
 
 
@@ -54,7 +55,9 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="simulate a tomogram with ground truth (or a subtomogram training set)",
         description="Writes OUTDIR/tomogram.mrc, particles.star (ground truth), references/*.mrc "
         "and affinity.csv; with --subtomograms, OUTDIR/subtomograms.mrcs and .csv instead of the "
-        "tomogram and particles.",
+        "tomogram and particles; with --tomograms N, a RELION 5 project of N tomograms "
+        "(tomograms/TS_01.mrc, ..., tomograms.star, particles.star with the ground truth, "
+        "optimisation_set.star, affinity.csv), --particles per tomogram, seeds SEED, SEED + 1, ...",
     )
     sim.add_argument("outdir", type=Path)
     sim.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(200, 400, 400))
@@ -88,6 +91,7 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="also a box centred where the built-in picker finds each particle",
     )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
+    sim.add_argument("--tomograms", type=int, metavar="N", help="a RELION 5 project of N tomograms")
     _add_overwrite(sim, "write into OUTDIR even if it holds files")
     sim.set_defaults(run=_run_simulate)
 
@@ -236,6 +240,24 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.set_defaults(run=_run_embed)
 
 
+def _add_project(commands: argparse._SubParsersAction) -> None:
+    from napari_affinity_vae.io.projects.sources import SOURCES
+
+    pr = commands.add_parser(
+        "project",
+        help="list a project's tomograms, voxel sizes, particles per tomogram, what is missing",
+        description=f"SOURCE is {SOURCES}. STAR files are told apart by their content.",
+    )
+    pr.add_argument("sources", type=Path, nargs="+", metavar="SOURCE")
+    pr.add_argument(
+        "--binning",
+        type=float,
+        default=1.0,
+        help="RELION 4 coordinates are in pixels this many times finer than the tomograms' voxels",
+    )
+    pr.set_defaults(run=_run_project)
+
+
 def _add_overwrite(
     command: argparse.ArgumentParser, text: str = "replace an existing --out"
 ) -> None:
@@ -360,6 +382,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
+    elif args.tomograms:
+        from napari_affinity_vae.simulate.project import write_project
+
+        paths = write_project(args.outdir, settings, args.tomograms, tqdm).values()
     else:
         paths = write_simulation(simulate_tomogram(settings, tqdm), args.outdir, tqdm).values()
     for path in paths:
@@ -547,6 +573,13 @@ def _run_embed(args: argparse.Namespace) -> int:
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
+    return 0
+
+
+def _run_project(args: argparse.Namespace) -> int:
+    from napari_affinity_vae.io.projects import open_project
+
+    print(open_project(args.sources, binning=args.binning).describe())
     return 0
 
 

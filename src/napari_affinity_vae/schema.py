@@ -15,6 +15,7 @@ AXES = ("z", "y", "x")  # coordinates, voxels of the tomogram, napari's order
 
 # where a particle comes from and what it is
 TOMO_NAME = "tomo_name"  # the tomogram a particle belongs to
+TOMOGRAM_MISSING = "tomogram_missing"  # True where a project's tomogram cannot be opened
 CLASS_NAME = "class_name"  # a known class label (ground truth, or a picker's class)
 TEMPLATE = "template"  # the template a template matcher found it with
 SCORE = "score"  # a picker's confidence

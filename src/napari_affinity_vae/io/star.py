@@ -39,17 +39,36 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         coords = _pixels_to_voxels(path, block, frame)
         block = block.drop(columns=[c for c in PIXEL_COLUMNS.values() if c in block])
     block = block.drop(columns=[c for c in ORIGIN_COLUMNS.values() if c in block])
+    return pd.concat([coords, from_star(block)], axis=1)
+
+
+def from_star(block: pd.DataFrame) -> pd.DataFrame:
+    """A STAR block's non-coordinate columns with the program's names (``tomo_name``, angles)."""
     renames = {v: k for k, v in ANGLE_COLUMNS.items()} | {TOMO_COLUMN: TOMO_NAME}
-    return pd.concat([coords, block.rename(columns=renames)], axis=1)
+    return block.rename(columns=renames)
+
+
+def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A STAR block: ``rlnTomoName``, the ``coordinates`` columns given, RELION angles, then
+    every other column of ``particles`` under its own name."""
+    columns: dict[str, object] = {}
+    if TOMO_NAME in particles:
+        columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str).to_numpy()
+    columns |= coordinates
+    columns |= {
+        star: particles[name].to_numpy()
+        for name, star in ANGLE_COLUMNS.items()
+        if name in particles
+    }
+    extras = [c for c in particles if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS)]
+    return pd.concat([pd.DataFrame(columns), particles[extras].reset_index(drop=True)], axis=1)
 
 
 def write_star(
     path: Path, particles: pd.DataFrame, frame: CoordinateFrame, *, centred: bool = False
 ) -> None:
     """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``."""
-    columns: dict[str, pd.Series] = {}
-    if TOMO_NAME in particles:
-        columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str)
+    columns: dict[str, np.ndarray] = {}
     if centred:
         if frame.voxel_size is None or frame.shape is None:
             raise ParticleFileError(
@@ -61,12 +80,8 @@ def write_star(
     else:
         for axis in ("x", "y", "z"):
             columns[PIXEL_COLUMNS[axis]] = particles[axis] / frame.voxels_per_pixel
-    for name, column in ANGLE_COLUMNS.items():
-        if name in particles:
-            columns[column] = particles[name]
-    extras = [c for c in particles if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS)]
-    out = pd.concat([pd.DataFrame(columns), particles[extras]], axis=1)
-    starfile.write({"particles": out}, path, overwrite=True)
+    columns = {k: np.asarray(v) for k, v in columns.items()}
+    starfile.write({"particles": to_star(particles, columns)}, path, overwrite=True)
 
 
 def tomogram_names(path: Path) -> list[str]:

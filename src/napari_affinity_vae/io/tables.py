@@ -39,9 +39,15 @@ _DYNAMO = {
 }
 
 
-def read_dynamo(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
+def read_dynamo(
+    path: Path,
+    frame: CoordinateFrame,
+    tomo_name: str | None = None,
+    *,
+    every_tomogram: bool = False,
+) -> pd.DataFrame:
     """The particles of a Dynamo table; ``tomo_name`` (a tomogram number) chooses one tomogram
-    of a table holding several, which is otherwise an error."""
+    of a table holding several, which is otherwise an error unless ``every_tomogram``."""
     table = _read_numeric_text(
         path, min_columns=26, what="a Dynamo table needs at least 26 columns"
     )
@@ -49,7 +55,8 @@ def read_dynamo(path: Path, frame: CoordinateFrame, tomo_name: str | None = None
     if tomo_name is not None and str(tomo_name).strip().isdigit():
         tomo_name = str(int(tomo_name))  # "03" is tomogram 3
     rows = pd.DataFrame({"row": np.arange(len(table))})
-    table = table[select_tomogram(path, rows, names, tomo_name)["row"].to_numpy()]
+    if not every_tomogram:
+        table = table[select_tomogram(path, rows, names, tomo_name)["row"].to_numpy()]
     col = {name: table[:, i] for name, i in _DYNAMO.items()}
     scale = frame.voxels_per_pixel
     out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})

@@ -1,0 +1,122 @@
+"""Projects of tomogram files matched by name: a particle STAR naming tomograms (``rlnTomoName``)
+with a folder of them, a folder of tomograms each with a coordinate file of the same stem, or one
+tomogram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles
+from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
+from napari_affinity_vae.io.projects.relion5 import read_blocks
+from napari_affinity_vae.io.star import (
+    CENTRED_COLUMNS,
+    ORIGIN_COLUMNS,
+    PIXEL_COLUMNS,
+    TOMO_COLUMN,
+    from_star,
+)
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.schema import AXES, TOMO_NAME
+
+
+def tomogram_files(folder: Path) -> dict[str, Path]:
+    """The tomograms in ``folder`` by file stem, sorted."""
+    files = (p for p in sorted(folder.iterdir()) if p.suffix.lower() in TOMOGRAM_SUFFIXES)
+    return {p.stem: p for p in files if p.is_file()}
+
+
+def entry(name: str, path: Path | None, voxel_size: float | None = None) -> TomogramEntry:
+    """A tomogram described by its file's header (``voxel_size`` overrides the header's)."""
+    if path is None:
+        return TomogramEntry(name, {}, voxel_size, None, problem="no tomogram file of this name")
+    shape, header_size, problem = read_shape(path)
+    size = voxel_size or header_size
+    if problem is None and size is None:
+        problem = f"{path}: the header's voxel size is 0 (not set)"
+    return TomogramEntry(name, {"tomogram": path}, size, shape, problem=problem)
+
+
+def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
+    """Each name's file: the stem equal to it, or else the one stem starting with it."""
+    found = {}
+    for name in names:
+        starting = [p for stem, p in files.items() if stem.startswith(name)]
+        found[name] = files.get(name) or (starting[0] if len(starting) == 1 else None)
+    return found
+
+
+def read_named(particles: Path, folder: Path, binning: float = 1.0) -> Project:
+    """A STAR file of several tomograms' particles with a folder of the tomograms. RELION 4
+    pixel coordinates are divided by ``binning`` (coordinates of unbinned tilt series, tomograms
+    binned); RELION 5 centred coordinates count from each tomogram's middle."""
+    blocks = read_blocks(particles)
+    key = next(
+        (
+            k
+            for k, b in blocks.items()
+            if isinstance(b, pd.DataFrame)
+            and (PIXEL_COLUMNS["x"] in b or CENTRED_COLUMNS["x"] in b)
+        ),
+        None,
+    )
+    block = None if key is None else blocks.pop(key).reset_index(drop=True)
+    if block is None or TOMO_COLUMN not in block:
+        raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
+    names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
+    entries = {n: entry(n, p) for n, p in match(names, tomogram_files(folder)).items()}
+    if PIXEL_COLUMNS["x"] in block:
+        xyz = np.column_stack([numeric_column(particles, block, PIXEL_COLUMNS[a]) for a in "xyz"])
+        coords = pd.DataFrame(xyz[:, ::-1] / binning, columns=list(AXES))
+        sizes = block[TOMO_COLUMN].astype(str).map(lambda n: entries[n].voxel_size or np.nan)
+        for a in "xyz":
+            if ORIGIN_COLUMNS[a] in block:
+                shift = numeric_column(particles, block, ORIGIN_COLUMNS[a]).fillna(0)
+                coords[a] -= (shift / sizes).where(shift != 0, 0)
+    else:
+        xyz = np.column_stack([numeric_column(particles, block, CENTRED_COLUMNS[a]) for a in "xyz"])
+        coords = to_voxels(entries, block[TOMO_COLUMN], xyz)
+    used = [*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()]
+    rest = from_star(block.drop(columns=used, errors="ignore"))
+    return Project(entries, pd.concat([coords, rest], axis=1), (particles, folder), blocks)
+
+
+def read_folder(folder: Path) -> Project:
+    """Every tomogram of ``folder``, with the particles of a coordinate file of the same stem
+    (any format) where there is one."""
+    files = tomogram_files(folder)
+    if not files:
+        raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, .st)")
+    entries = {name: entry(name, path) for name, path in files.items()}
+    coordinate_files = {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in PARTICLE_SUFFIXES and p.stem in files
+    }
+    return _with_coordinates(entries, coordinate_files, (folder,))
+
+
+def read_single(tomogram: Path, coordinates: Path | None = None) -> Project:
+    """One tomogram, with the particles of one coordinate file: a project of one."""
+    entries = {tomogram.stem: entry(tomogram.stem, tomogram)}
+    found = {} if coordinates is None else {tomogram.stem: coordinates}
+    sources = (tomogram,) if coordinates is None else (tomogram, coordinates)
+    return _with_coordinates(entries, found, sources)
+
+
+def _with_coordinates(
+    entries: dict[str, TomogramEntry], files: dict[str, Path], sources: tuple[Path, ...]
+) -> Project:
+    tables = []
+    for name, path in files.items():
+        tomogram = entries[name]
+        table = read_particles(path, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+        tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
+    empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
+    particles = pd.concat(tables, ignore_index=True) if tables else empty
+    return Project(entries, particles, sources)

@@ -1,0 +1,150 @@
+"""A project: the tomograms (described, opened one at a time on request) and one particle table
+across them, each particle's z, y, x in voxels of its own tomogram."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.tomogram import Tomogram, open_tomogram
+from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
+from napari_affinity_vae.text import count
+
+
+@dataclass(frozen=True)
+class TomogramEntry:
+    """One tomogram of a project. ``files`` maps a kind ("denoised", "reconstructed", "half1",
+    ...) to its file, the one to view first; ``shape`` (z, y, x) and ``voxel_size`` (Angstrom)
+    are those of the files; ``centre`` (z, y, x voxels) is where centred coordinates count from
+    (RELION 5), by default the middle, ``shape / 2``. ``problem`` says why it cannot be opened."""
+
+    name: str
+    files: dict[str, Path]
+    voxel_size: float | None
+    shape: tuple[int, int, int] | None
+    centre: tuple[float, float, float] | None = None
+    problem: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The file to view: the first of ``files``."""
+        return next(iter(self.files.values()), None)
+
+    @property
+    def origin(self) -> np.ndarray:
+        """The voxel position (z, y, x) of centred coordinates' zero."""
+        if self.centre is not None:
+            return np.asarray(self.centre, dtype=float)
+        if self.shape is None:
+            raise TomogramFileError(self.path or Path(self.name), "its size is unknown")
+        return np.asarray(self.shape, dtype=float) / 2
+
+    def open(self, kind: str | None = None) -> Tomogram:
+        """The file of ``kind`` (default the first), memory-mapped at the project's voxel size."""
+        path = self.files[kind] if kind else self.path
+        if self.problem or path is None:
+            raise TomogramFileError(path or Path(self.name), self.problem or "no file")
+        return open_tomogram(path, self.voxel_size)
+
+
+@dataclass
+class Project:
+    """Tomograms by name, in order, and the particles of all of them (``tomo_name`` says whose;
+    ``tomogram_missing`` marks those whose tomogram cannot be opened). ``blocks`` are the other
+    STAR blocks of the particle file (``general``, ``optics``), written back on export."""
+
+    tomograms: dict[str, TomogramEntry]
+    particles: pd.DataFrame
+    sources: tuple[Path, ...] = ()
+    blocks: dict[str, pd.DataFrame | dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        broken = [name for name, entry in self.tomograms.items() if entry.problem]
+        names = self.particles[TOMO_NAME].astype(str)
+        self.particles[TOMOGRAM_MISSING] = ~names.isin(self.tomograms) | names.isin(broken)
+
+    def counts(self) -> pd.Series:
+        """Particles per tomogram, every tomogram listed (also those without particles)."""
+        counted = self.particles[TOMO_NAME].astype(str).value_counts()
+        names = list(self.tomograms) + [n for n in counted.index if n not in self.tomograms]
+        return counted.reindex(names, fill_value=0)
+
+    def rows_of(self, name: str) -> np.ndarray:
+        """The table rows of tomogram ``name``."""
+        return np.flatnonzero(self.particles[TOMO_NAME].astype(str).to_numpy() == name)
+
+    def open(self, name: str, kind: str | None = None) -> Tomogram:
+        if name not in self.tomograms:
+            raise TomogramFileError(Path(name), "the project has no tomogram of this name")
+        return self.tomograms[name].open(kind)
+
+    def describe(self) -> str:
+        """What was found, as lines of text: tomograms with voxel size, shape and particles, what
+        is missing, and notes."""
+        counts = self.counts()
+        lines = [
+            f"{count(len(self.tomograms), 'tomogram')}, {count(len(self.particles), 'particle')}"
+        ]
+        for name, n in counts.items():
+            entry = self.tomograms.get(name)
+            if entry is None:
+                missing = "; no tomogram of this name" if self.tomograms else ""
+                lines.append(f"  {name}: {count(n, 'particle')}{missing}")
+                continue
+            size = "?" if entry.voxel_size is None else f"{entry.voxel_size:g} Å"
+            shape = "?" if entry.shape is None else " x ".join(map(str, entry.shape))
+            where = f"; {entry.problem}" if entry.problem else f" ({entry.path})"
+            lines.append(f"  {name}: {count(n, 'particle')}, {shape} voxels at {size}{where}")
+        return "\n".join(lines + self.notes)
+
+
+def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, str | None]:
+    """An MRC file's shape (z, y, x) and voxel size from its header alone, or why it cannot be
+    read (``None, None, problem``)."""
+    if not path.is_file():
+        return None, None, f"{path}: no such file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+                header = mrc.header
+                shape = (int(header.nz), int(header.ny), int(header.nx))
+                voxel = float(mrc.voxel_size.x)
+    except (ValueError, OSError) as err:
+        return None, None, f"{path}: not a readable MRC file ({err})"
+    return shape, (voxel if voxel > 0 else None), None
+
+
+def to_voxels(
+    entries: dict[str, TomogramEntry], names: pd.Series, centred: np.ndarray
+) -> pd.DataFrame:
+    """z, y, x voxels of particles given in Angstrom (x, y, z) from their tomogram's centre;
+    NaN where the tomogram's voxel size or size is unknown."""
+    out = np.full((len(names), 3), np.nan)
+    names = names.astype(str).to_numpy()
+    for name in dict.fromkeys(names):
+        entry = entries.get(name)
+        if entry is None or entry.voxel_size is None or (entry.shape is None and not entry.centre):
+            continue
+        rows = names == name
+        out[rows] = centred[rows][:, ::-1] / entry.voxel_size + entry.origin
+    return pd.DataFrame(out, columns=list(AXES))
+
+
+def to_centred(entries: dict[str, TomogramEntry], particles: pd.DataFrame) -> np.ndarray:
+    """Angstrom (x, y, z) from each particle's tomogram centre: :func:`to_voxels` undone."""
+    names = particles[TOMO_NAME].astype(str).to_numpy()
+    voxels = particles[list(AXES)].to_numpy(dtype=float)
+    out = np.empty_like(voxels)
+    for name in dict.fromkeys(names):
+        entry = entries[name]
+        rows = names == name
+        out[rows] = ((voxels[rows] - entry.origin) * entry.voxel_size)[:, ::-1]
+    return out

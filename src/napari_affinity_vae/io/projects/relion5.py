@@ -1,0 +1,204 @@
+"""RELION 5 projects: ``tomograms.star`` (block ``global``) with a particles STAR in centred
+Angstrom, or an optimisation set naming both.
+
+RELION's conventions (``tomogram_set.cpp``, ``particle_set.cpp``): ``rlnTomoSizeX/Y/Z`` are
+unbinned pixels of ``rlnTomoTiltSeriesPixelSize``; a tomogram binned by ``rlnTomoTomogramBinning``
+has voxels of pixel size x binning, voxel i at unbinned pixel i x binning. A particle's unbinned
+pixel position is ``centred / pixel + size / 2 - (A @ origin) / pixel``, with ``A`` the
+``rlnTomoSubtomogram`` rotation (identity without those angles) and ``origin`` the
+``rlnOrigin*Angst`` shift. Paths are relative to the RELION project folder, found by walking up
+from the STAR file until they resolve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.projects.project import (
+    Project,
+    TomogramEntry,
+    read_shape,
+    to_centred,
+    to_voxels,
+)
+from napari_affinity_vae.io.star import (
+    CENTRED_COLUMNS,
+    ORIGIN_COLUMNS,
+    TOMO_COLUMN,
+    from_star,
+    to_star,
+)
+from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.schema import TOMO_NAME, TOMOGRAM_MISSING
+
+TOMOGRAMS_BLOCK = "global"
+FILE_COLUMNS = {  # the order to view them in
+    "denoised": "rlnTomoReconstructedTomogramDenoised",
+    "reconstructed": "rlnTomoReconstructedTomogram",
+    "half1": "rlnTomoReconstructedTomogramHalf1",
+    "half2": "rlnTomoReconstructedTomogramHalf2",
+}
+PIXEL_SIZE = "rlnTomoTiltSeriesPixelSize"
+BINNING = "rlnTomoTomogramBinning"
+SIZE_COLUMNS = ("rlnTomoSizeZ", "rlnTomoSizeY", "rlnTomoSizeX")
+SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+PARTICLES_FILE, TOMOGRAMS_FILE = "rlnTomoParticlesFile", "rlnTomoTomogramsFile"
+NAMES_AS_TEXT = [TOMO_COLUMN, "rlnTomoParticleName", "rlnOpticsGroupName"]
+
+
+def read_blocks(path: Path) -> dict[str, pd.DataFrame | dict]:
+    """Every block of a STAR file, names as text."""
+    try:
+        return starfile.read(path, always_dict=True, parse_as_string=NAMES_AS_TEXT)
+    except Exception as err:  # starfile raises many types for malformed text
+        raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
+
+
+def is_tomogram_set(blocks: dict) -> bool:
+    block = blocks.get(TOMOGRAMS_BLOCK)
+    return isinstance(block, pd.DataFrame) and {TOMO_COLUMN, PIXEL_SIZE} <= set(block)
+
+
+def optimisation_set(blocks: dict) -> dict[str, str] | None:
+    """The files an optimisation set names (a key-value block, or a one-row loop), or None."""
+    for block in blocks.values():
+        row = block.iloc[0].to_dict() if isinstance(block, pd.DataFrame) and len(block) else block
+        if isinstance(row, dict) and (PARTICLES_FILE in row or TOMOGRAMS_FILE in row):
+            return {k: str(v) for k, v in row.items() if str(v) not in ("", '""', "nan")}
+    return None
+
+
+def find_root(start: Path, relative: list[str]) -> Path:
+    """The folder that relative RELION paths are relative to: ``start`` or the first parent in
+    which one of them exists (``start`` if none does)."""
+    paths = [p for p in relative if p and not Path(p).is_absolute()]
+    for folder in (start, *start.parents):
+        if any((folder / p).exists() for p in paths):
+            return folder
+    return start
+
+
+def read_tomogram_set(path: Path) -> dict[str, TomogramEntry]:
+    """The tomograms of a ``tomograms.star``, in file order."""
+    blocks = read_blocks(path)
+    if not is_tomogram_set(blocks):
+        raise ParticleFileError(
+            path,
+            f"not a RELION 5 tomogram set: no data_{TOMOGRAMS_BLOCK} block with "
+            f"{TOMO_COLUMN} and {PIXEL_SIZE}",
+        )
+    table = blocks[TOMOGRAMS_BLOCK]
+    columns = [c for c in FILE_COLUMNS.values() if c in table]
+    root = find_root(path.parent, [str(v) for c in columns for v in table[c]])
+    pixel = numeric_column(path, table, PIXEL_SIZE)
+    binning = numeric_column(path, table, BINNING) if BINNING in table else pixel * 0 + 1
+    entries = {}
+    for i, name in enumerate(table[TOMO_COLUMN].astype(str)):
+        files = {
+            kind: root / str(table[column].iloc[i])
+            for kind, column in FILE_COLUMNS.items()
+            if column in table and str(table[column].iloc[i]) not in ("", "nan")
+        }
+        sizes = None
+        if all(c in table for c in SIZE_COLUMNS):
+            sizes = np.array([float(table[c].iloc[i]) for c in SIZE_COLUMNS])
+        entries[name] = _entry(name, files, float(pixel.iloc[i]), float(binning.iloc[i]), sizes)
+    return entries
+
+
+def _entry(
+    name: str, files: dict[str, Path], pixel: float, binning: float, sizes: np.ndarray | None
+) -> TomogramEntry:
+    """A tomogram at ``pixel`` x ``binning`` Angstrom, with the files that open (a problem if
+    none does); its shape from the first of them, else from the unbinned ``sizes`` (z, y, x) as
+    RELION's reconstruction rounds them."""
+    readable, problems, shape = {}, [], None
+    for kind, file in files.items():
+        found, _, problem = read_shape(file)
+        if problem:
+            problems.append(problem)
+        else:
+            readable[kind], shape = file, shape or found
+    problem = None if readable else (problems[0] if problems else "names no tomogram file")
+    if shape is None and sizes is not None:
+        z, y, x = sizes / binning
+        shape = (int(z), int(y + 0.5), int(x + 0.5))
+    centre = None if sizes is None else tuple(sizes / 2 / binning)
+    return TomogramEntry(name, readable or files, pixel * binning, shape, centre, problem)
+
+
+def read_relion5(
+    particles: Path | None, tomograms: Path | None, sources: tuple[Path, ...] = ()
+) -> Project:
+    """A project from a particles STAR (centred Angstrom) and/or a ``tomograms.star``. Without
+    the tomogram set, particles are counted per tomogram but have no voxel positions."""
+    entries = read_tomogram_set(tomograms) if tomograms else {}
+    notes = []
+    if particles is None:
+        table, blocks = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str)}), {}
+        table[["z", "y", "x"]] = np.zeros((0, 3))
+    else:
+        table, blocks = read_centred_particles(particles, entries)
+    if tomograms is None:
+        notes.append("positions need the tomograms (tomograms.star): none were given")
+    return Project(entries, table, sources, blocks, notes)
+
+
+def read_centred_particles(
+    path: Path, entries: dict[str, TomogramEntry]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | dict]]:
+    """The particle block in voxels of each tomogram (origin shifts applied), and the file's
+    other blocks."""
+    blocks = read_blocks(path)
+    name = next(
+        (n for n, b in blocks.items() if isinstance(b, pd.DataFrame) and CENTRED_COLUMNS["x"] in b),
+        None,
+    )
+    if name is None:
+        raise ParticleFileError(
+            path, "no RELION 5 particles: no block with rlnCenteredCoordinateX/Y/ZAngst"
+        )
+    block = blocks.pop(name).reset_index(drop=True)
+    if TOMO_COLUMN not in block:
+        raise ParticleFileError(path, f"no {TOMO_COLUMN} column: whose particles are these?")
+    xyz = np.column_stack([numeric_column(path, block, CENTRED_COLUMNS[a]) for a in "xyz"])
+    shift = np.column_stack(
+        [
+            numeric_column(path, block, c) if c in block else np.zeros(len(block))
+            for c in (ORIGIN_COLUMNS[a] for a in "xyz")
+        ]
+    )
+    if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
+        angles = np.column_stack([numeric_column(path, block, c) for c in SUBTOMOGRAM_ANGLES])
+        shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
+    coords = to_voxels(entries, block[TOMO_COLUMN], np.nan_to_num(xyz - shift))
+    coords[np.isnan(xyz).any(axis=1)] = np.nan
+    rest = block.drop(
+        columns=[*CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()], errors="ignore"
+    )
+    table = pd.concat([coords, from_star(rest)], axis=1)
+    return table, blocks
+
+
+def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path:
+    """Particles of any of the project's tomograms as one RELION 5 STAR (centred Angstrom), with
+    the particle file's other blocks (``general``, ``optics``) and its unknown columns. Origin
+    shifts were applied when reading, so none are written."""
+    centred = to_centred(project.tomograms, particles)
+    coordinates = {CENTRED_COLUMNS[a]: centred[:, i] for i, a in enumerate("xyz")}
+    out = to_star(particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
+    return write_blocks(path, {**project.blocks, "particles": out})
+
+
+def write_blocks(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> Path:
+    """A STAR file of several blocks, written atomically."""
+    with atomic_path(path) as tmp:
+        starfile.write(blocks, tmp, overwrite=True)
+    return path

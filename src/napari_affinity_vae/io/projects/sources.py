@@ -1,0 +1,96 @@
+"""Open a project from whatever the user gives, files told apart by their content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
+from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
+from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
+from napari_affinity_vae.io.projects.project import Project
+from napari_affinity_vae.io.projects.relion5 import (
+    PARTICLES_FILE,
+    TOMOGRAMS_FILE,
+    find_root,
+    is_tomogram_set,
+    optimisation_set,
+    read_blocks,
+    read_relion5,
+)
+from napari_affinity_vae.io.star import CENTRED_COLUMNS
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+
+SOURCES = (
+    "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
+    "a STAR file naming tomograms with their folder; a Dynamo table with its .doc or .vll; "
+    "a folder of tomograms with coordinate files of the same stems; or a tomogram with a "
+    "coordinate file"
+)
+
+
+def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
+    """A project from one of the :data:`SOURCES`. ``binning`` divides RELION 4 pixel
+    coordinates (picked on tomograms ``binning`` times finer than those opened)."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.exists():
+            raise ParticleFileError(path, "no such file or folder")
+    kinds = {_kind(p): p for p in paths}
+    if len(kinds) != len(paths):
+        raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
+    given = tuple(paths)
+    if "optimisation set" in kinds and len(paths) == 1:
+        return _optimisation_set(kinds["optimisation set"])
+    if set(kinds) <= {"tomogram set", "relion5 particles"}:
+        return read_relion5(kinds.get("relion5 particles"), kinds.get("tomogram set"), given)
+    if set(kinds) in ({"folder", "relion5 particles"}, {"folder", "star particles"}):
+        star = kinds.get("relion5 particles") or kinds["star particles"]
+        return read_named(star, kinds["folder"], binning)
+    if set(kinds) == {"folder"}:
+        return read_folder(kinds["folder"])
+    if set(kinds) == {"dynamo table", "dynamo index"}:
+        return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"])
+    if "tomogram" in kinds and set(kinds) - {"tomogram"} <= {
+        "coordinates",
+        "star particles",
+        "relion5 particles",
+        "dynamo table",
+    }:
+        others = [p for k, p in kinds.items() if k != "tomogram"]
+        return read_single(kinds["tomogram"], others[0] if others else None)
+    listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
+    raise ParticleFileError(paths[0], f"cannot make a project of {listed}; give {SOURCES}")
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return "folder"
+    if suffix in TOMOGRAM_SUFFIXES:
+        return "tomogram"
+    if suffix in INDEX_SUFFIXES:
+        return "dynamo index"
+    if suffix == ".tbl":
+        return "dynamo table"
+    if suffix == ".star":
+        blocks = read_blocks(path)
+        if is_tomogram_set(blocks):
+            return "tomogram set"
+        if optimisation_set(blocks):
+            return "optimisation set"
+        centred = any(CENTRED_COLUMNS["x"] in b for b in blocks.values() if hasattr(b, "columns"))
+        return "relion5 particles" if centred else "star particles"
+    if suffix in PARTICLE_SUFFIXES:
+        return "coordinates"
+    raise ParticleFileError(path, f"not a project file; give {SOURCES}")
+
+
+def _optimisation_set(path: Path) -> Project:
+    files = optimisation_set(read_blocks(path))
+    root = find_root(path.parent, list(files.values()))
+    named = {key: root / files[key] for key in (PARTICLES_FILE, TOMOGRAMS_FILE) if key in files}
+    for file in named.values():
+        if not file.is_file():
+            raise ParticleFileError(path, f"names {file}, which does not exist")
+    return read_relion5(named.get(PARTICLES_FILE), named.get(TOMOGRAMS_FILE), (path,))

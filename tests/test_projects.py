@@ -1,0 +1,294 @@
+"""Projects of many tomograms: RELION 5, RELION 4 with a folder, Dynamo with its index, a folder
+of tomograms and coordinate files, one tomogram; what `avae project` says of each."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from conftest import write_mrc
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
+from napari_affinity_vae.simulate.project import write_project
+from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+
+SMALL = Simulation(shape=(40, 96, 112), particles=6, snr=1.0, seed=7, classes=("globular",))
+XYZ = ["x", "y", "z"]
+
+
+@pytest.fixture(scope="module")
+def relion5(tmp_path_factory) -> Path:
+    """A simulated RELION 5 project of three tomograms (tilt series binned 4 times)."""
+    folder = tmp_path_factory.mktemp("relion5")
+    write_project(folder, SMALL, 3)
+    return folder
+
+
+def truth(name: str, index: int) -> pd.DataFrame:
+    """The ground-truth particles of the simulated project's tomogram ``index``."""
+    one = Simulation(**{**SMALL.__dict__, "seed": SMALL.seed + index, "name": name})
+    return simulate_tomogram(one).particles
+
+
+def test_a_relion5_project_opens_from_the_optimisation_set_with_true_positions(relion5):
+    project = open_project([relion5 / "optimisation_set.star"])
+    assert list(project.tomograms) == ["TS_01", "TS_02", "TS_03"]
+    assert project.counts().tolist() == [6, 6, 6]
+    entry = project.tomograms["TS_02"]
+    assert entry.voxel_size == pytest.approx(10.0) and entry.shape == SMALL.shape
+    rows = project.rows_of("TS_02")
+    expected = truth("TS_02", 1)
+    np.testing.assert_allclose(
+        project.particles.loc[rows, list(AXES)], expected[list(AXES)], atol=1e-3
+    )
+    assert project.particles.loc[rows, "class_name"].tolist() == expected["class_name"].tolist()
+    assert not project.particles[TOMOGRAM_MISSING].any()
+    tomogram = project.open("TS_02")
+    assert tomogram.shape == SMALL.shape and tomogram.voxel_size == pytest.approx(10.0)
+
+
+def test_the_two_star_files_in_either_order_give_the_same_project(relion5):
+    one = open_project([relion5 / "tomograms.star", relion5 / "particles.star"])
+    other = open_project([relion5 / "particles.star", relion5 / "tomograms.star"])
+    pd.testing.assert_frame_equal(one.particles, other.particles)
+
+
+def test_particles_alone_are_counted_and_say_positions_need_the_tomograms(relion5, capsys):
+    project = open_project([relion5 / "particles.star"])
+    assert project.counts().to_dict() == {"TS_01": 6, "TS_02": 6, "TS_03": 6}
+    assert project.particles[list(AXES)].isna().all(axis=None)
+    assert main(["project", str(relion5 / "particles.star")]) == 0
+    out = capsys.readouterr().out
+    assert "0 tomograms, 18 particles" in out and "TS_03: 6 particles" in out
+    assert "positions need the tomograms (tomograms.star)" in out
+
+
+def _relion_layout(tmp_path: Path, relion5: Path) -> Path:
+    """The simulated project as RELION lays it out: STAR files in job folders, paths relative to
+    the project folder above them, denoised and half tomograms instead of one reconstruction."""
+    root = tmp_path / "relion"
+    (root / "Tomograms/job007/tomograms").mkdir(parents=True)
+    (root / "Denoise/job009/tomograms").mkdir(parents=True)
+    (root / "Picks/job010").mkdir(parents=True)
+    table = starfile.read(relion5 / "tomograms.star", always_dict=True)["global"]
+    for name in table["rlnTomoName"]:
+        source = relion5 / "tomograms" / f"{name}.mrc"
+        shutil.copy(source, root / f"Denoise/job009/tomograms/rec_{name}.mrc")
+        for half in ("half1", "half2"):
+            shutil.copy(source, root / f"Tomograms/job007/tomograms/rec_{name}_{half}.mrc")
+    table = table.drop(columns=["rlnTomoReconstructedTomogram"])
+    for half in ("Half1", "Half2"):
+        table[f"rlnTomoReconstructedTomogram{half}"] = [
+            f"Tomograms/job007/tomograms/rec_{n}_{half.lower()}.mrc" for n in table["rlnTomoName"]
+        ]
+    table["rlnTomoReconstructedTomogramDenoised"] = [
+        f"Denoise/job009/tomograms/rec_{n}.mrc" for n in table["rlnTomoName"]
+    ]
+    starfile.write({"global": table}, root / "Tomograms/job007/tomograms.star")
+    shutil.copy(relion5 / "particles.star", root / "Picks/job010/particles.star")
+    starfile.write(
+        {
+            "optimisation_set": pd.DataFrame(
+                {
+                    "rlnTomoParticlesFile": ["Picks/job010/particles.star"],
+                    "rlnTomoTomogramsFile": ["Tomograms/job007/tomograms.star"],
+                }
+            )
+        },
+        root / "Picks/job010/optimisation_set.star",
+    )
+    return root
+
+
+def test_relion_paths_are_found_from_the_project_folder_denoised_first(tmp_path, relion5):
+    root = _relion_layout(tmp_path, relion5)
+    project = open_project([root / "Picks/job010/optimisation_set.star"])
+    entry = project.tomograms["TS_01"]
+    assert list(entry.files) == ["denoised", "half1", "half2"]
+    assert entry.path == root / "Denoise/job009/tomograms/rec_TS_01.mrc"
+    assert project.open("TS_01", "half2").path.name == "rec_TS_01_half2.mrc"
+    expected = truth("TS_01", 0)
+    rows = project.rows_of("TS_01")
+    np.testing.assert_allclose(
+        project.particles.loc[rows, list(AXES)], expected[list(AXES)], atol=1e-3
+    )
+
+
+def test_a_missing_tomogram_is_named_and_its_particles_stay_marked(tmp_path, relion5, capsys):
+    root = _relion_layout(tmp_path, relion5)
+    (root / "Denoise/job009/tomograms/rec_TS_02.mrc").unlink()
+    for half in ("half1", "half2"):
+        (root / f"Tomograms/job007/tomograms/rec_TS_02_{half}.mrc").unlink()
+    (root / "Denoise/job009/tomograms/rec_TS_03.mrc").write_bytes(b"not an MRC file")
+    project = open_project([root / "Picks/job010/optimisation_set.star"])
+    missing = project.particles.groupby(TOMO_NAME)[TOMOGRAM_MISSING].all().to_dict()
+    assert missing == {"TS_01": False, "TS_02": True, "TS_03": False}
+    assert len(project.particles) == 18
+    entry = project.tomograms["TS_02"]
+    assert "rec_TS_02.mrc: no such file" in entry.problem
+    assert entry.shape == SMALL.shape  # from rlnTomoSize / binning
+    rows = project.rows_of("TS_02")  # positions still known from the tomogram set
+    np.testing.assert_allclose(
+        project.particles.loc[rows, list(AXES)], truth("TS_02", 1)[list(AXES)], atol=1e-3
+    )
+    with pytest.raises(TomogramFileError, match=r"rec_TS_02\.mrc: no such file"):
+        project.open("TS_02")
+    # the corrupt denoised map is passed over for the halves, which open
+    assert project.tomograms["TS_03"].path.name == "rec_TS_03_half1.mrc"
+    assert main(["project", str(root / "Picks/job010/optimisation_set.star")]) == 0
+    assert "TS_02: 6 particles, 40 x 96 x 112 voxels at 10 Å; " in capsys.readouterr().out
+
+
+def test_origin_shifts_are_applied_through_the_subtomogram_rotation(tmp_path):
+    tomogram = write_mrc(tmp_path / "TS_01.mrc", np.zeros((40, 60, 80), np.float32))
+    starfile.write(
+        {
+            "global": pd.DataFrame(
+                {
+                    "rlnTomoName": ["TS_01"],
+                    "rlnTomoTiltSeriesPixelSize": [2.5],
+                    "rlnTomoTomogramBinning": [4.0],
+                    "rlnTomoSizeX": [320],
+                    "rlnTomoSizeY": [240],
+                    "rlnTomoSizeZ": [160],
+                    "rlnTomoReconstructedTomogram": [tomogram.name],
+                }
+            )
+        },
+        tmp_path / "tomograms.star",
+    )
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01"] * 3,
+            "rlnCenteredCoordinateXAngst": [0.0, 100.0, 100.0],
+            "rlnCenteredCoordinateYAngst": [0.0, -50.0, -50.0],
+            "rlnCenteredCoordinateZAngst": [0.0, 20.0, 20.0],
+            "rlnOriginXAngst": [0.0, 10.0, 10.0],
+            "rlnOriginYAngst": [0.0, 0.0, 0.0],
+            "rlnOriginZAngst": [0.0, 0.0, 0.0],
+            "rlnTomoSubtomogramRot": [0.0, 0.0, 0.0],
+            "rlnTomoSubtomogramTilt": [0.0, 0.0, 90.0],  # turns the x shift onto z
+            "rlnTomoSubtomogramPsi": [0.0, 0.0, 0.0],
+        }
+    )
+    starfile.write({"particles": particles}, tmp_path / "particles.star")
+    project = open_project([tmp_path / "tomograms.star", tmp_path / "particles.star"])
+    # centre at unbinned size / 2 = (80, 120, 160) pixels, (20, 30, 40) voxels of 10 A
+    np.testing.assert_allclose(
+        project.particles[list(AXES)],
+        [[20, 30, 40], [22, 25, 49], [21, 25, 50]],
+        atol=1e-9,
+    )
+
+
+def test_an_export_across_tomograms_reads_back_to_the_same_particles(relion5, tmp_path):
+    project = open_project([relion5 / "optimisation_set.star"])
+    chosen = project.particles.iloc[[1, 7, 8, 16]].assign(cluster=[3, 1, 1, 0])
+    out = write_relion5(project, chosen, tmp_path / "chosen.star")
+    blocks = starfile.read(out, always_dict=True)
+    assert list(blocks) == ["optics", "particles"]  # the file's other blocks kept
+    assert "rlnOpticsGroup" in blocks["particles"]  # and its columns
+    back = open_project([relion5 / "tomograms.star", out])
+    assert back.particles[TOMO_NAME].tolist() == ["TS_01", "TS_02", "TS_02", "TS_03"]
+    np.testing.assert_allclose(back.particles[list(AXES)], chosen[list(AXES)], atol=1e-4)
+    assert back.particles["cluster"].tolist() == [3, 1, 1, 0]
+
+
+def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_path):
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    write_mrc(folder / "TS_01_rec.mrc", np.zeros((30, 40, 50), np.float32), voxel_size=8.0)
+    write_mrc(folder / "TS_02.mrc", np.zeros((20, 40, 50), np.float32), voxel_size=8.0)
+    for name in ("TS_03a", "TS_03b"):  # two files start with TS_03: which is meant is unknown
+        write_mrc(folder / f"{name}.mrc", np.zeros((20, 20, 20), np.float32), voxel_size=8.0)
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01", "TS_02", "TS_02", "TS_03"],
+            "rlnCoordinateX": [40.0, 80.0, 120.0, 8.0],  # unbinned: 2 x the tomograms' voxels
+            "rlnCoordinateY": [20.0, 40.0, 60.0, 8.0],
+            "rlnCoordinateZ": [10.0, 20.0, 30.0, 8.0],
+            "rlnOriginXAngst": [8.0, 0.0, 0.0, 0.0],
+            "rlnAngleRot": [10.0, 20.0, 30.0, 40.0],
+        }
+    )
+    star = tmp_path / "particles.star"
+    starfile.write({"particles": particles}, star)
+    project = open_project([star, folder], binning=2)
+    assert project.tomograms["TS_01"].path.name == "TS_01_rec.mrc"
+    assert project.tomograms["TS_02"].path.name == "TS_02.mrc"
+    assert "no tomogram file" in project.tomograms["TS_03"].problem
+    np.testing.assert_allclose(
+        project.particles[XYZ], [[19, 10, 5], [40, 20, 10], [60, 30, 15], [4, 4, 4]]
+    )
+    assert project.particles["rot"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert project.particles[TOMOGRAM_MISSING].tolist() == [False, False, False, True]
+
+
+def test_a_dynamo_table_with_its_doc_or_vll_index(tmp_path):
+    for number, shape in ((1, (30, 40, 50)), (2, (20, 40, 50))):
+        write_mrc(tmp_path / f"tomo{number}.mrc", np.zeros(shape, np.float32), voxel_size=7.0)
+    table = np.zeros((3, 35))
+    table[:, 0] = [1, 2, 3]
+    table[:, 19] = [1, 2, 2]  # tomogram numbers
+    table[:, 23:26] = [[11, 21, 6], [31, 11, 3], [41, 31, 11]]  # x, y, z counted from 1
+    table[2, 3] = 0.5  # a dx shift
+    np.savetxt(tmp_path / "particles.tbl", table, fmt="%g")
+    (tmp_path / "index.doc").write_text("1 tomo1.mrc\n2\ttomo2.mrc\n")
+    (tmp_path / "index.vll").write_text(
+        f"{tmp_path / 'tomo2.mrc'}\n* index = 2\n* apix = 14\n\ntomo1.mrc\n* index = 1\n"
+    )
+    expected = [[10, 20, 5], [30, 10, 2], [40.5, 30, 10]]
+    doc = open_project([tmp_path / "particles.tbl", tmp_path / "index.doc"])
+    assert doc.counts().to_dict() == {"1": 1, "2": 2}
+    assert doc.tomograms["2"].shape == (20, 40, 50) and doc.tomograms["2"].voxel_size == 7.0
+    np.testing.assert_allclose(doc.particles[XYZ], expected)
+    vll = open_project([tmp_path / "index.vll", tmp_path / "particles.tbl"])
+    assert vll.tomograms["1"].path == tmp_path / "tomo1.mrc"
+    assert vll.tomograms["2"].voxel_size == 14.0  # the list's apix overrides the header
+    np.testing.assert_allclose(vll.particles[XYZ], expected)
+
+
+def test_a_folder_of_tomograms_with_coordinate_files_of_the_same_stem(tmp_path):
+    for name in ("a", "b", "c"):
+        write_mrc(tmp_path / f"{name}.mrc", np.zeros((20, 30, 40), np.float32))
+    picks = pd.DataFrame({"z": [5.0, 6.0], "y": [10.0, 11.0], "x": [20.0, 21.0]})
+    write_particles(picks, tmp_path / "a.csv")
+    write_particles(picks.head(1), tmp_path / "c.star")
+    project = open_project([tmp_path])
+    assert project.counts().to_dict() == {"a": 2, "b": 0, "c": 1}
+    np.testing.assert_allclose(project.particles[list(AXES)], picks.iloc[[0, 1, 0]], atol=1e-4)
+    one = open_project([tmp_path / "a.mrc", tmp_path / "a.csv"])
+    assert list(one.tomograms) == ["a"] and len(one.particles) == 2
+
+
+def test_simulate_writes_a_project_that_avae_project_lists(tmp_path, capsys):
+    out = tmp_path / "sim"
+    args = [
+        "simulate",
+        str(out),
+        "--tomograms",
+        "2",
+        "--particles",
+        "3",
+        "--shape",
+        "32",
+        "64",
+        "64",
+    ]
+    assert main([*args, "--classes", "globular", "ribosome"]) == 0
+    capsys.readouterr()
+    assert main(["project", str(out / "optimisation_set.star")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 tomograms, 6 particles"
+    assert (
+        lines[1] == f"  TS_01: 3 particles, 32 x 64 x 64 voxels at 10 Å ({out}/tomograms/TS_01.mrc)"
+    )
