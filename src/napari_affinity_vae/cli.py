@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -189,6 +191,9 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     pk.set_defaults(run=_run_pick)
 
 
+PARQUET_ABOVE = 100_000  # particles: a Parquet twin of the output beside a text one
+
+
 def _add_embed(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.analysis.clustering import CLUSTERINGS
     from napari_affinity_vae.operations import defaults
@@ -205,8 +210,14 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "fewer than 5 by PCA, with a warning. A tomogram whose voxel size is more than 4 times "
         "finer or coarser than the model's is refused: check its header or give --voxel-size.",
     )
-    em.add_argument("tomogram", type=Path)
-    em.add_argument("coords", type=Path, help="any coordinate format")
+    em.add_argument(
+        "sources",
+        type=Path,
+        nargs="+",
+        metavar="SOURCE",
+        help="a tomogram and its coordinate file (any format), or a project as `avae project` "
+        "takes it",
+    )
     em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
     em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
     em.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
@@ -236,6 +247,28 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     )
     em.add_argument("--clustering", choices=CLUSTERINGS, default=defaults.CLUSTERING)
     em.add_argument("--seed", type=int, default=defaults.SEED)
+    batch = em.add_argument_group("projects of many tomograms")
+    batch.add_argument(
+        "--workers", type=int, metavar="N", help="run on a local Dask cluster of N processes"
+    )
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (its workers must see the files at the same paths)",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished tomograms in OUT.parts/ and skip those kept by an earlier run",
+    )
+    batch.add_argument(
+        "--binning", type=float, default=1.0, help="as for `avae project` (RELION 4 coordinates)"
+    )
+    batch.add_argument(
+        "--parquet",
+        action="store_true",
+        help=f"also write OUT with the suffix .parquet (always above {PARQUET_ABOVE:,} particles)",
+    )
     _add_overwrite(em)
     em.set_defaults(run=_run_embed)
 
@@ -540,40 +573,136 @@ def _run_pick(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
+    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+
+    _refuse_existing(args, args.out)
+    sources = args.sources
+    if (
+        len(sources) == 2
+        and sources[0].suffix.lower() in TOMOGRAM_SUFFIXES
+        and not (args.workers or args.scheduler or args.resume)
+    ):
+        return _embed_one(args, *sources)
+    return _embed_project(args)
+
+
+def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.particles import read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
-    from napari_affinity_vae.model.bundled import BUNDLED
-    from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.embedding import embed
-    from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
-    from napari_affinity_vae.progress import run_steps
-    from napari_affinity_vae.schema import CROSSES_EDGE, latent_columns
+    from napari_affinity_vae.schema import CROSSES_EDGE
 
-    _refuse_existing(args, args.out)
-    tomogram = open_tomogram(args.tomogram, args.voxel_size)
+    tomogram = open_tomogram(tomogram_path, args.voxel_size)
     particles = read_particles(
-        args.coords,
+        coords,
         voxel_size=tomogram.voxel_size,
         tomogram_shape=tomogram.shape,
         tomo_name=args.tomo_name,
     )
     if particles.empty:
-        raise ParticleFileError(args.coords, "no particles to embed")
-    model, card = load_checkpoint(args.model or BUNDLED)
+        raise ParticleFileError(coords, "no particles to embed")
+    model, card = _model(args)
     table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
-    latent = table[latent_columns(table)].to_numpy()
-    steps = analyse_steps(latent, args.projection, args.clustering, args.clusters, args.seed)
-    columns = run_steps(steps, 2, "projecting and clustering", None)
-    for note in columns.attrs[NOTES]:
-        print(f"avae embed: {note}", file=sys.stderr)
-    for name in columns:
-        table[name] = columns[name].to_numpy()
+    table = _analysed(args, table)
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
+
+
+def _embed_project(args: argparse.Namespace) -> int:
+    from napari_affinity_vae.io.projects import open_project
+    from napari_affinity_vae.io.projects.writing import check_output, write_project_table
+    from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+
+    check_output(args.out)
+    project = open_project(args.sources, binning=args.binning)
+    if project.particles.empty:
+        raise ParticleFileError(args.sources[0], "no particles to embed")
+    model, card = _model(args)
+    parts = args.out.with_name(args.out.name + ".parts") if args.resume else None
+    with _dask_client(args) as (client, threads):
+        steps = embed_project_steps(
+            project,
+            model,
+            card,
+            inverted=args.inverted,
+            client=client,
+            parts=parts,
+            threads=threads,
+        )
+        table = _progress(steps, len(project.particles))
+    failures = table.attrs[FAILURES]
+    for name, why in failures.items():
+        print(f"avae embed: {name} not embedded: {why}", file=sys.stderr)
+    if len(failures) == len(project.counts()[project.counts() > 0]):
+        raise ParticleFileError(args.sources[0], "no tomogram could be embedded")
+    table = _analysed(args, table)
+    parquet = args.parquet or len(table) > PARQUET_ABOVE
+    for path in write_project_table(project, table, args.out, parquet=parquet):
+        print(f"{path}: {len(table)} particles of {len(project.tomograms)} tomograms")
+    return 0
+
+
+def _progress(steps, total: int):
+    from tqdm import tqdm
+
+    from napari_affinity_vae.progress import run_steps
+
+    return run_steps(steps, total, "embedding", tqdm)
+
+
+def _model(args: argparse.Namespace):
+    from napari_affinity_vae.model.bundled import BUNDLED
+    from napari_affinity_vae.model.checkpoint import load_checkpoint
+
+    return load_checkpoint(args.model or BUNDLED)
+
+
+def _analysed(args: argparse.Namespace, table):
+    """``table`` with the 2D embedding and clusters of its embedded rows (the others: none)."""
+    import numpy as np
+
+    from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
+    from napari_affinity_vae.progress import run_steps
+    from napari_affinity_vae.schema import CLUSTER, CLUSTER_CENTRE, latent_columns
+
+    latent = table[latent_columns(table)].to_numpy()
+    embedded = np.isfinite(latent).all(axis=1)
+    steps = analyse_steps(
+        latent[embedded], args.projection, args.clustering, args.clusters, args.seed
+    )
+    columns = run_steps(steps, 2, "projecting and clustering", None)
+    for note in columns.attrs[NOTES]:
+        print(f"avae embed: {note}", file=sys.stderr)
+    columns.index = table.index[embedded]
+    table = table.drop(columns=list(columns), errors="ignore").join(columns)
+    table[CLUSTER] = table[CLUSTER].fillna(-1).astype(int)  # not embedded: no cluster
+    table[CLUSTER_CENTRE] = table[CLUSTER_CENTRE].astype("boolean").fillna(False).astype(bool)
+    return table
+
+
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace):
+    """A Dask client (and torch threads per worker) for --workers or --scheduler, else None."""
+    if not (args.workers or args.scheduler):
+        yield None, None
+        return
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        with Client(args.scheduler) as client:
+            yield client, None
+        return
+    if args.workers < 1:
+        raise AffinityVAEError(f"--workers must be at least 1, got {args.workers}")
+    cluster = LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, dashboard_address=None, processes=True
+    )
+    with cluster, Client(cluster) as client:
+        yield client, max(1, (os.cpu_count() or 1) // args.workers)
 
 
 def _run_project(args: argparse.Namespace) -> int:

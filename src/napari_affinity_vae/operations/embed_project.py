@@ -1,0 +1,194 @@
+"""Embed every particle of a project: one task per tomogram, run in this process or on a Dask
+cluster (``dask.distributed``: a local cluster of worker processes, or an existing one such as
+``dask-jobqueue``'s SLURM cluster, whose workers must see the tomograms at the same paths).
+
+A task opens its tomogram memory-mapped where it runs, extracts and encodes its particles with
+the model (sent to each worker once) and returns their derived columns. With a ``parts`` folder,
+each finished tomogram is kept there, and a later run skips it. A tomogram that fails is
+reported in ``attrs["failures"]``; its particles stay, without latents, and the others finish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.projects import Project, TomogramEntry
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.embedding import BATCH, embed_steps
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.progress import run_steps
+from napari_affinity_vae.schema import AXES, TOMOGRAM_MISSING, derived_columns
+
+FAILURES = "failures"  # attrs key: tomogram name -> why it was not embedded
+RUN_FILE = "run.json"  # in the parts folder: what the parts were embedded with
+
+
+def embed_tomogram(
+    entry: TomogramEntry,
+    particles: pd.DataFrame,
+    model_and_card: tuple[AffinityVAE, ModelCard],
+    batch: int = BATCH,
+    inverted: bool = False,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """The derived columns (latents, pose, error, edge) of one tomogram's particles, indexed as
+    ``particles``; what a task runs wherever it runs."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    model, card = model_and_card
+    steps = embed_steps(entry.open(), particles[list(AXES)], model, card, batch, inverted)
+    table = run_steps(steps, len(particles), "", None)
+    return table[derived_columns(table)].set_index(particles.index)
+
+
+def embed_project_steps(
+    project: Project,
+    model: AffinityVAE,
+    card: ModelCard,
+    *,
+    batch: int = BATCH,
+    inverted: bool = False,
+    client: Any = None,
+    parts: Path | None = None,
+    threads: int | None = None,
+) -> Generator[int, None, pd.DataFrame]:
+    """Yield how many particles are done (after each batch in this process, after each
+    tomogram on a ``client``); return the project's particles with the derived columns (NaN
+    for those not embedded: see ``attrs["failures"]``). Stop iterating to cancel."""
+    jobs, failures = _jobs(project)
+    done = {}
+    if parts is not None:
+        done = _load_parts(parts, _run_record(card, batch, inverted), jobs)
+    count = sum(len(t) for t in done.values())
+    if count:
+        yield count
+    pending = {name: rows for name, rows in jobs.items() if name not in done}
+    if client is None:
+        results = _in_process(project, pending, (model, card), batch, inverted)
+    else:
+        results = _on_cluster(client, project, pending, (model, card), batch, inverted, threads)
+    for name, result in results:  # (None, done in this tomogram) or (name, its result)
+        if name is None:
+            yield count + result
+            continue
+        if isinstance(result, BaseException):
+            failures[name] = str(result)
+        else:
+            done[name] = result
+            count += len(result)
+            if parts is not None:
+                _save_part(parts, name, result)
+        yield count
+    columns = pd.concat(list(done.values())) if done else pd.DataFrame(index=pd.Index([]))
+    table = project.particles.join(columns.sort_index(), how="left")
+    table.attrs = dict(project.particles.attrs) | {FAILURES: failures}
+    return table
+
+
+def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Each tomogram's particles to embed, and why some tomograms cannot be."""
+    particles = project.particles
+    jobs, failures = {}, {}
+    for name in project.counts().index:
+        rows = particles.iloc[project.rows_of(name)]
+        if rows.empty:
+            continue
+        entry = project.tomograms.get(name)
+        if entry is None or entry.problem or rows[TOMOGRAM_MISSING].any():
+            failures[name] = entry.problem if entry and entry.problem else "no tomogram"
+        elif rows[list(AXES)].isna().any(axis=None):
+            failures[name] = "particles without positions"
+        else:
+            jobs[name] = rows[list(AXES)]
+    return jobs, failures
+
+
+def _in_process(project, jobs, model_and_card, batch, inverted):
+    """One tomogram after another here, with progress after each batch."""
+    model, card = model_and_card
+    for name, rows in jobs.items():
+        try:
+            tomogram = project.open(name)
+            steps = embed_steps(tomogram, rows, model, card, batch, inverted)
+            table = yield from _tagged(steps)
+        except AffinityVAEError as err:
+            yield name, err
+            continue
+        yield name, table[derived_columns(table)].set_index(rows.index)
+
+
+def _tagged(steps: Generator[int, None, pd.DataFrame]) -> Generator[tuple, None, pd.DataFrame]:
+    """``steps``' progress as ``(None, done)`` pairs; return its result."""
+    while True:
+        try:
+            done = next(steps)
+        except StopIteration as end:
+            return end.value
+        yield None, done
+
+
+def _on_cluster(client, project, jobs, model_and_card, batch, inverted, threads):
+    """One task per tomogram on the cluster; results as they finish. Closing the generator
+    (a cancel) cancels the tasks not yet done."""
+    from distributed import as_completed
+
+    shared = client.scatter(model_and_card, broadcast=True)
+    futures = {
+        client.submit(
+            embed_tomogram,
+            project.tomograms[name],
+            rows,
+            shared,
+            batch,
+            inverted,
+            threads,
+            pure=False,
+        ): name
+        for name, rows in jobs.items()
+    }
+    try:
+        for future in as_completed(futures):
+            error = future.exception()
+            yield futures[future], error if error is not None else future.result()
+    finally:
+        client.cancel(list(futures))
+
+
+def _run_record(card: ModelCard, batch: int, inverted: bool) -> dict:
+    return {"model": card.to_json(), "batch": batch, "inverted": inverted}
+
+
+def _load_parts(parts: Path, record: dict, jobs: dict[str, pd.DataFrame]) -> dict:
+    """Finished tomograms kept in ``parts`` by an earlier run with the same model and settings."""
+    parts.mkdir(parents=True, exist_ok=True)
+    run = parts / RUN_FILE
+    if run.is_file() and json.loads(run.read_text()) != record:
+        raise AffinityVAEError(
+            f"{parts} holds tomograms embedded with another model or settings; remove it or "
+            "run without --resume"
+        )
+    with atomic_path(run) as tmp:
+        tmp.write_text(json.dumps(record))
+    done = {}
+    for name, rows in jobs.items():
+        path = parts / f"{name}.parquet"
+        if path.is_file():
+            table = pd.read_parquet(path)
+            if len(table) == len(rows) and np.array_equal(table.index, rows.index):
+                done[name] = table
+    return done
+
+
+def _save_part(parts: Path, name: str, table: pd.DataFrame) -> None:
+    with atomic_path(parts / f"{name}.parquet") as tmp:
+        table.to_parquet(tmp)

@@ -1,0 +1,120 @@
+"""Embedding a project of many tomograms: in this process or on a local Dask cluster, with
+failures reported per tomogram and finished tomograms kept for a resumed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+from napari_affinity_vae.progress import run_steps
+from napari_affinity_vae.schema import CLUSTER, TOMO_NAME, latent_columns
+from napari_affinity_vae.simulate.project import write_project
+from napari_affinity_vae.simulate.tomogram import Simulation
+
+SMALL = Simulation(shape=(40, 96, 96), particles=7, snr=0.5, seed=11)
+BATCH = 4  # several batches per tomogram
+
+
+@pytest.fixture(scope="module")
+def project_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("project")
+    write_project(folder, SMALL, 3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_bundled()
+
+
+def _embed(project, bundled, **kwargs) -> pd.DataFrame:
+    steps = embed_project_steps(project, *bundled, batch=BATCH, **kwargs)
+    return run_steps(steps, len(project.particles), "", None)
+
+
+def _latent(table: pd.DataFrame) -> np.ndarray:
+    return table[latent_columns(table)].to_numpy()
+
+
+def test_two_dask_workers_give_the_latents_of_one_process(project_folder, bundled):
+    from distributed import Client, LocalCluster
+
+    project = open_project([project_folder / "optimisation_set.star"])
+    here = _embed(project, bundled)
+    assert len(here) == 21 and np.isfinite(_latent(here)).all()
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        there = _embed(project, bundled, client=client, threads=1)
+        ran_on = client.run(lambda: 1)
+    assert len(ran_on) == 2
+    np.testing.assert_allclose(_latent(there), _latent(here), atol=1e-5)
+    assert there[TOMO_NAME].tolist() == here[TOMO_NAME].tolist()
+    assert there.attrs[FAILURES] == {}
+
+
+def test_a_broken_tomogram_is_reported_and_the_others_finish(project_folder, bundled, tmp_path):
+    for path in project_folder.glob("*.star"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "tomograms").mkdir()
+    for name in ("TS_01", "TS_03"):
+        source = project_folder / "tomograms" / f"{name}.mrc"
+        (tmp_path / "tomograms" / f"{name}.mrc").write_bytes(source.read_bytes())
+    (tmp_path / "tomograms" / "TS_02.mrc").write_bytes(b"truncated")
+    project = open_project([tmp_path / "optimisation_set.star"])
+    table = _embed(project, bundled)
+    assert list(table.attrs[FAILURES]) == ["TS_02"]
+    assert "TS_02.mrc: not a readable MRC file" in table.attrs[FAILURES]["TS_02"]
+    embedded = np.isfinite(_latent(table)).all(axis=1)
+    assert table.loc[embedded, TOMO_NAME].unique().tolist() == ["TS_01", "TS_03"]
+    assert (~embedded).sum() == 7 and len(table) == 21
+
+
+def test_resume_skips_the_tomograms_an_earlier_run_finished(project_folder, bundled, tmp_path):
+    project = open_project([project_folder / "optimisation_set.star"])
+    parts = tmp_path / "out.star.parts"
+    steps = embed_project_steps(project, *bundled, batch=BATCH, parts=parts)
+    seen = []
+    for done in steps:  # cancelled while the second tomogram is embedded
+        seen.append(done)
+        if done > 7:
+            break
+    steps.close()
+    assert sorted(p.name for p in parts.glob("*.parquet")) == ["TS_01.parquet"]
+    steps = embed_project_steps(project, *bundled, batch=BATCH, parts=parts)
+    assert next(steps) == 7  # TS_01 is done already
+    resumed = run_steps(steps, 21, "", None)
+    np.testing.assert_allclose(_latent(resumed), _latent(_embed(project, bundled)), atol=1e-6)
+    with pytest.raises(AffinityVAEError, match="another model or settings"):
+        next(embed_project_steps(project, *bundled, batch=BATCH, parts=parts, inverted=True))
+
+
+def test_avae_embed_a_project_on_two_workers_writes_one_star_and_its_parquet_twin(
+    project_folder, tmp_path, capsys
+):
+    out = tmp_path / "embedded.star"
+    args = [str(project_folder / "tomograms.star"), str(project_folder / "particles.star")]
+    assert main(["embed", *args, "--out", str(out), "--workers", "2", "--parquet", "--pca"]) == 0
+    assert f"{out}: 21 particles of 3 tomograms" in capsys.readouterr().out
+    back = open_project([project_folder / "tomograms.star", out])
+    truth = open_project([project_folder / "optimisation_set.star"]).particles
+    np.testing.assert_allclose(back.particles[["z", "y", "x"]], truth[["z", "y", "x"]], atol=1e-3)
+    assert back.particles[TOMO_NAME].tolist() == truth[TOMO_NAME].tolist()
+    assert np.isfinite(_latent(back.particles)).all() and back.particles[CLUSTER].min() >= 0
+    twin = pd.read_parquet(out.with_suffix(".parquet"))
+    np.testing.assert_allclose(_latent(twin), _latent(back.particles), atol=1e-5)
+
+
+def test_avae_embed_refuses_a_project_output_it_cannot_write(project_folder, tmp_path, capsys):
+    out = tmp_path / "embedded.tbl"
+    assert main(["embed", str(project_folder / "optimisation_set.star"), "--out", str(out)]) == 2
+    assert "a project is written as .star, .csv, .parquet" in capsys.readouterr().err
