@@ -62,7 +62,9 @@ def test_two_dask_workers_give_the_latents_of_one_process(project_folder, bundle
     assert there.attrs[FAILURES] == {}
 
 
-def test_a_broken_tomogram_is_reported_and_the_others_finish(project_folder, bundled, tmp_path):
+def test_a_broken_tomogram_is_reported_and_the_others_finish(
+    project_folder, bundled, tmp_path, capsys
+):
     for path in project_folder.glob("*.star"):
         (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "tomograms").mkdir()
@@ -77,6 +79,15 @@ def test_a_broken_tomogram_is_reported_and_the_others_finish(project_folder, bun
     embedded = np.isfinite(_latent(table)).all(axis=1)
     assert table.loc[embedded, TOMO_NAME].unique().tolist() == ["TS_01", "TS_03"]
     assert (~embedded).sum() == 7 and len(table) == 21
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(tmp_path / "optimisation_set.star"), "--out", str(out)]) == 0
+    assert "avae embed: TS_02 not embedded: " in capsys.readouterr().err
+    written = pd.read_csv(out)
+    broken = written[TOMO_NAME] == "TS_02"
+    assert (written.loc[broken, CLUSTER] == -1).all() and written.loc[
+        broken, "embedding_x"
+    ].isna().all()
+    assert (written.loc[~broken, CLUSTER] >= 0).all()
 
 
 def test_resume_skips_the_tomograms_an_earlier_run_finished(project_folder, bundled, tmp_path):

@@ -663,25 +663,17 @@ def _model(args: argparse.Namespace):
 
 def _analysed(args: argparse.Namespace, table):
     """``table`` with the 2D embedding and clusters of its embedded rows (the others: none)."""
-    import numpy as np
-
     from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
     from napari_affinity_vae.progress import run_steps
-    from napari_affinity_vae.schema import CLUSTER, CLUSTER_CENTRE, latent_columns
+    from napari_affinity_vae.schema import latent_columns
 
     latent = table[latent_columns(table)].to_numpy()
-    embedded = np.isfinite(latent).all(axis=1)
-    steps = analyse_steps(
-        latent[embedded], args.projection, args.clustering, args.clusters, args.seed
-    )
+    steps = analyse_steps(latent, args.projection, args.clustering, args.clusters, args.seed)
     columns = run_steps(steps, 2, "projecting and clustering", None)
     for note in columns.attrs[NOTES]:
         print(f"avae embed: {note}", file=sys.stderr)
-    columns.index = table.index[embedded]
-    table = table.drop(columns=list(columns), errors="ignore").join(columns)
-    table[CLUSTER] = table[CLUSTER].fillna(-1).astype(int)  # not embedded: no cluster
-    table[CLUSTER_CENTRE] = table[CLUSTER_CENTRE].astype("boolean").fillna(False).astype(bool)
-    return table
+    columns.index = table.index
+    return table.drop(columns=list(columns), errors="ignore").join(columns)
 
 
 @contextlib.contextmanager

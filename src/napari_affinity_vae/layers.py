@@ -19,6 +19,7 @@ def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any],
     metadata = {
         "path": str(tomogram.path),
         "voxel_size_from_header": tomogram.voxel_size_from_header,
+        "tomo_name": tomogram.name,
     }
     return image_layer_data(tomogram.data, tomogram.voxel_size, tomogram.name, metadata)
 

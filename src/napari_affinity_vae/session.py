@@ -26,6 +26,7 @@ from napari_affinity_vae.schema import (
 )
 
 if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, never at run time
+    from napari_affinity_vae.io.projects import Project
     from napari_affinity_vae.io.tomogram import Tomogram
     from napari_affinity_vae.model.checkpoint import ModelCard
     from napari_affinity_vae.model.network import AffinityVAE
@@ -38,6 +39,8 @@ class Session:
     and the selection is a sorted array of row indices."""
 
     tomogram_changed = Signal()
+    project_changed = Signal()
+    tomogram_requested = Signal(str)  # a project's tomogram to show (its name)
     particles_changed = Signal()
     embedding_changed = Signal()
     selection_changed = Signal(object)  # the source of the change (a widget), or None
@@ -45,6 +48,7 @@ class Session:
 
     def __init__(self) -> None:
         self.tomogram: Tomogram | None = None
+        self.project: Project | None = None
         self.particles = pd.DataFrame(columns=list(AXES), dtype=float)
         self.version = 0
         self.selection = np.zeros(0, dtype=np.int64)
@@ -84,6 +88,19 @@ class Session:
             return
         self.tomogram = tomogram
         self.tomogram_changed.emit()
+
+    def set_project(self, project: Project | None) -> None:
+        """Explore a project: its particles (every tomogram's) become the table; the tomogram
+        shown is one of its tomograms (:meth:`request_tomogram`)."""
+        self.project = project
+        self.project_changed.emit()
+        if project is not None:
+            self.set_particles(project.particles)
+
+    def request_tomogram(self, name: str) -> None:
+        """Ask for the project's tomogram ``name`` to be shown (the Project dock opens it)."""
+        if self.tomogram is None or self.tomogram.name != name:
+            self.tomogram_requested.emit(name)
 
     def set_model(self, model: AffinityVAE | None, card: ModelCard | None) -> None:
         self.model, self.card = model, card

@@ -23,12 +23,14 @@ _HOW_TO_GIVE_VOXEL_SIZE = (
 
 @dataclass(frozen=True)
 class Tomogram:
-    """A memory-mapped tomogram: ``data`` is (z, y, x), ``voxel_size`` Angstrom (None: unknown)."""
+    """A memory-mapped tomogram: ``data`` is (z, y, x), ``voxel_size`` Angstrom (None: unknown);
+    its name is the file's stem unless a project names it (``tomo_name``)."""
 
     path: Path
     data: np.ndarray
     voxel_size: float | None
     voxel_size_from_header: bool
+    tomo_name: str | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -36,7 +38,7 @@ class Tomogram:
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return self.tomo_name or self.path.stem
 
 
 def open_tomogram(

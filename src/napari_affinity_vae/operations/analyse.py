@@ -29,23 +29,29 @@ def analyse_steps(
     """Yield 1 after the projection and 2 after the clustering; return the columns
     ``embedding_x``, ``embedding_y``, ``cluster`` and ``cluster_centre`` (a bool), one row per
     latent vector, with ``attrs["notes"]``: what the user should know (clusters fewer than
-    asked, UMAP replaced by PCA for few particles, HDBSCAN's noise)."""
+    asked, UMAP replaced by PCA for few particles, HDBSCAN's noise). Rows with NaN latents (a
+    tomogram that was not embedded) get no position and cluster -1."""
     latent = np.asarray(latent, dtype=np.float64)
+    embedded = np.flatnonzero(np.isfinite(latent).all(axis=1))
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        xy = project(latent, projection, seed)
+        xy = project(latent[embedded], projection, seed)
         yield 1
         k = clusters
         if clustering != "hdbscan":
-            k, fewer = clusters_possible(clusters, len(latent))
+            k, fewer = clusters_possible(clusters, len(embedded))
             notes += [fewer] if fewer else []
-        labels = cluster(latent, clustering, k, seed)
+        labels = cluster(latent[embedded], clustering, k, seed)
         yield 2
     notes += [str(w.message) for w in caught if OWN in Path(w.filename).parts]  # not UMAP's
     columns = pd.DataFrame(
-        {EMBEDDING[0]: xy[:, 0], EMBEDDING[1]: xy[:, 1], CLUSTER: labels, CLUSTER_CENTRE: False}
+        {EMBEDDING[0]: np.nan, EMBEDDING[1]: np.nan, CLUSTER: -1, CLUSTER_CENTRE: False},
+        index=range(len(latent)),
     )
-    columns.loc[list(snap_centres(latent, labels).values()), CLUSTER_CENTRE] = True
+    columns.loc[embedded, list(EMBEDDING)] = xy
+    columns.loc[embedded, CLUSTER] = labels
+    centres = list(snap_centres(latent[embedded], labels).values())
+    columns.loc[embedded[centres], CLUSTER_CENTRE] = True
     columns.attrs[NOTES] = notes
     return columns

@@ -47,6 +47,7 @@ def tomogram_from_layer(layer: Image) -> Tomogram:
         data=layer.data,
         voxel_size=layer.metadata.get("voxel_size"),
         voxel_size_from_header=bool(layer.metadata.get("voxel_size_from_header")),
+        tomo_name=layer.metadata.get("tomo_name"),
     )
 
 

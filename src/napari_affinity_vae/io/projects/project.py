@@ -4,7 +4,7 @@ across them, each particle's z, y, x in voxels of its own tomogram."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mrcfile
@@ -50,7 +50,7 @@ class TomogramEntry:
         path = self.files[kind] if kind else self.path
         if self.problem or path is None:
             raise TomogramFileError(path or Path(self.name), self.problem or "no file")
-        return open_tomogram(path, self.voxel_size)
+        return replace(open_tomogram(path, self.voxel_size), tomo_name=self.name)
 
 
 @dataclass
