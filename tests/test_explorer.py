@@ -18,10 +18,10 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.operations.analyse import analyse_steps
-from napari_affinity_vae.operations.defaults import DIAMETERS
+from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
 from napari_affinity_vae.particles.picking import PickSettings, pick
 from napari_affinity_vae.progress import run_steps
-from napari_affinity_vae.schema import CLUSTER, latent_columns
+from napari_affinity_vae.schema import CLUSTER, EMBEDDING, latent_columns
 from napari_affinity_vae.widgets.decode import CENTRE
 from napari_affinity_vae.widgets.export import EACH_CLUSTER, SELECTED
 from napari_affinity_vae.widgets.highlight import highlighted_rows
@@ -69,8 +69,7 @@ def test_pick_and_run_give_the_table_the_command_line_verbs_give(explorer, embed
     qtbot.waitUntil(lambda: not widgets["Particles"].task.running, timeout=WAIT_MS)
     assert len(session.particles) == len(embedded) > 100
     embed_widget = widgets["Embed"]
-    embed_widget.projection.value, embed_widget.k.value = "PCA", K
-    embed_widget.run_button.native.click()
+    embed_widget.run_button.native.click()  # with the widget's defaults
     qtbot.waitUntil(
         lambda: session.clusters is not None and not embed_widget.task.running, timeout=WAIT_MS
     )
@@ -79,9 +78,12 @@ def test_pick_and_run_give_the_table_the_command_line_verbs_give(explorer, embed
     assert len(picks.data) == len(session.particles)
     table = session.particles
     np.testing.assert_allclose(table[["z", "y", "x"]], embedded[["z", "y", "x"]])
-    np.testing.assert_allclose(session.latent, embedded[latent_columns(embedded)], atol=1e-5)
-    assert adjusted_rand_score(session.clusters, embedded[CLUSTER]) > 0.99
-    assert embed_widget.status.value == f"{len(table)} particles, {K} clusters"
+    latent = embedded[latent_columns(embedded)].to_numpy()
+    np.testing.assert_allclose(session.latent, latent, atol=1e-5)
+    expected = run_steps(analyse_steps(latent), 2, "", None)  # the verbs' defaults
+    np.testing.assert_allclose(session.embedding, expected[list(EMBEDDING)], atol=1e-3)
+    assert adjusted_rand_score(session.clusters, expected[CLUSTER]) > 0.99
+    assert embed_widget.status.value == f"{len(table)} particles, {CLUSTERS} clusters"
 
 
 def test_a_lasso_in_the_scatter_highlights_those_particles_in_the_viewer(explored):

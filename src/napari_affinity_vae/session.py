@@ -91,11 +91,13 @@ class Session:
 
     def set_project(self, project: Project | None) -> None:
         """Explore a project: its particles (every tomogram's) become the table; the tomogram
-        shown is one of its tomograms (:meth:`request_tomogram`)."""
+        shown is one of its tomograms (:meth:`request_tomogram`). None leaves it (no particles)."""
         self.project = project
         self.project_changed.emit()
         if project is not None:
             self.set_particles(project.particles)
+        else:
+            self.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
 
     def request_tomogram(self, name: str) -> None:
         """Ask for the project's tomogram ``name`` to be shown (the Project dock opens it)."""

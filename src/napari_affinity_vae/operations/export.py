@@ -12,14 +12,17 @@ import pandas as pd
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
-from napari_affinity_vae.schema import CLUSTER, derived_columns
+from napari_affinity_vae.io.projects import Project
+from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.schema import CLUSTER, TOMO_NAME, TOMOGRAM_MISSING, derived_columns
 
 SELECTED, EACH_CLUSTER, ALL = "Selected particles", "Each cluster", "All particles"
+DYNAMO = "Dynamo table"
 FORMATS = {  # label: (suffix, STAR flavour)
     "RELION 4 STAR": (".star", "relion4"),
     "RELION 5 STAR": (".star", "relion5"),
     "CSV": (".csv", "relion4"),
-    "Dynamo table": (".tbl", "relion4"),
+    DYNAMO: (".tbl", "relion4"),
     "TomoTwin coords": (".coords", "relion4"),
 }
 NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-cluster export
@@ -82,28 +85,57 @@ def write_parts(
     *,
     voxel_size: float | None,
     tomogram_shape: tuple[int, int, int] | None,
+    project: Project | None = None,
 ) -> list[Path]:
     """Write every part into its file, all or none; a file that cannot be written is named in
-    a :class:`ParticleFileError`."""
+    a :class:`ParticleFileError`. Rows of a ``project`` may come from several tomograms:
+    RELION 5 counts each from its own tomogram's centre, and a Dynamo table numbers the
+    tomograms in the project's order, listed in a ``.doc`` index beside it."""
     first = next(iter(parts))
     folder = first.parent
     if not folder.is_dir():
         raise ParticleFileError(first, f"folder {folder} does not exist")
     if any(p.is_dir() for p in parts):
         raise ParticleFileError(first, "a folder of that name is in the way")
+    flavour = FORMATS[format_label][1]
+    index = first.with_suffix(".doc") if project and format_label == DYNAMO else None
+    names = [p.name for p in parts] + ([index.name] if index else [])
     try:
-        with atomic_files(folder, [p.name for p in parts]) as staged:
-            for tmp, (target, rows) in zip(staged, parts.items(), strict=True):
+        with atomic_files(folder, names) as staged:
+            for tmp, (target, rows) in zip(staged, parts.items(), strict=False):
                 try:
-                    write_particles(
-                        rows.reset_index(drop=True),
-                        tmp,
-                        voxel_size=voxel_size,
-                        tomogram_shape=tomogram_shape,
-                        star_flavour=FORMATS[format_label][1],
-                    )
+                    rows = rows.reset_index(drop=True)
+                    if project is None:
+                        write_particles(
+                            rows,
+                            tmp,
+                            voxel_size=voxel_size,
+                            tomogram_shape=tomogram_shape,
+                            star_flavour=flavour,
+                        )
+                    else:
+                        _write_project_rows(project, rows, tmp, format_label)
                 except InputFileError as err:  # name the user's file, not the staged one
                     raise ParticleFileError(target, err.problem) from None
+            if index:
+                lines = [f"{i} {e.path}" for i, e in enumerate(project.tomograms.values(), 1)]
+                staged[-1].write_text("\n".join(lines) + "\n")
     except OSError as err:
         raise ParticleFileError(first, f"cannot be written ({err.strerror or err})") from None
-    return list(parts)
+    return list(parts) + ([index] if index else [])
+
+
+def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label: str) -> None:
+    if label == "RELION 5 STAR":
+        write_relion5(project, rows, path)
+        return
+    if label == DYNAMO:
+        numbers = {name: str(i) for i, name in enumerate(project.tomograms, 1)}
+        rows = rows.assign(**{TOMO_NAME: rows[TOMO_NAME].astype(str).map(numbers)})
+    elif label == "TomoTwin coords" and rows[TOMO_NAME].nunique() > 1:
+        raise ParticleFileError(
+            path,
+            "TomoTwin coordinates hold one tomogram's particles; these come from "
+            f"{rows[TOMO_NAME].nunique()}: choose RELION or Dynamo, or select in one tomogram",
+        )
+    write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path)

@@ -24,7 +24,7 @@ from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
 from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
 from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
 from napari_affinity_vae.operations.decode import source_vector, traversal
-from napari_affinity_vae.schema import AXES
+from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.widgets.dialogs import scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import Task, one_step
@@ -204,7 +204,7 @@ class DecodeWidget(Container):
         to three quarters of the tomogram's height so that it can be read beside it."""
         tomogram, particles = self.session.tomogram, self.session.particles
         tomo_voxel = (tomogram.voxel_size if tomogram else None) or 1.0
-        if self.placement.value == AT_PARTICLE and self._anchor is not None:
+        if self.placement.value == AT_PARTICLE and self._anchor_shown():
             position = particles.loc[self._anchor, list(AXES)].to_numpy(dtype=float)
             centre = (box // 2) * voxel_size
             return (voxel_size,) * 3, tuple(position * tomo_voxel - centre)
@@ -214,6 +214,15 @@ class DecodeWidget(Container):
         middle = shape[1] / 2 * tomo_voxel - centre
         plane = view_centre(self._viewer)[0] - centre  # in the plane the user looks at
         return (scale,) * 3, (plane, middle, shape[2] * tomo_voxel + box * scale / 4)
+
+    def _anchor_shown(self) -> bool:
+        """Whether the anchor particle is in the tomogram shown (in a project it may not be)."""
+        if self._anchor is None:
+            return False
+        tomogram, particles = self.session.tomogram, self.session.particles
+        if self.session.project is None or tomogram is None or TOMO_NAME not in particles:
+            return True
+        return str(particles.loc[self._anchor, TOMO_NAME]) == tomogram.name
 
     def _set_iso_level(self, sigmas: float) -> None:
         for layer in self._viewer.layers:

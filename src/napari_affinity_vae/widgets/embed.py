@@ -3,20 +3,22 @@ project the latents to 2D and cluster them, also in the background."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import napari
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
-from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION
-from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, derived_columns
+from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION, SEED
+from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, RECONSTRUCTION_ERROR, derived_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
@@ -51,7 +53,7 @@ class EmbedWidget(Container):
             label="Clustering", choices=list(CLUSTERINGS), value=_label(CLUSTERINGS, CLUSTERING)
         )
         self.k = SpinBox(label="Clusters (k)", min=1, max=100, value=CLUSTERS)
-        self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
+        self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=SEED)
         self.apply_button = PushButton(text="Project and cluster again")
         self.status = wrapping(Label(label="Status", value="not run"))
         super().__init__()
@@ -120,6 +122,9 @@ class EmbedWidget(Container):
         with errors_as_notifications("Embedding"):
             if session.model is None:
                 raise AffinityVAEError("Choose a model that loads before embedding")
+            if session.project is not None:
+                self._run_project()
+                return
             if session.tomogram is None:
                 raise AffinityVAEError("Open a tomogram before embedding")
             if not len(session.particles):
@@ -136,6 +141,25 @@ class EmbedWidget(Container):
                 on_error=self._failed,
             )
 
+    def _run_project(self) -> None:
+        """Every tomogram's particles, one tomogram after another, in the background."""
+        session = self.session
+        version = session.version
+        particles = session.particles.drop(columns=derived_columns(session.particles))
+        project = replace(session.project, particles=particles)
+        model, card, inverted = session.model, session.card, self.inverted.value
+        self.status.value = (
+            f"embedding {count(len(particles), 'particle')} of "
+            f"{count(len(project.tomograms), 'tomogram')}"
+        )
+        self.task.start(
+            lambda: embed_project_steps(project, model, card, batch=self.batch, inverted=inverted),
+            total=len(particles),
+            desc="Embedding the project",
+            on_result=lambda table: self._embedded(version, table),
+            on_error=self._failed,
+        )
+
     def cancel(self) -> None:
         if self.task.running:
             self.task.cancel()
@@ -149,9 +173,12 @@ class EmbedWidget(Container):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
-        edges = int(table[CROSSES_EDGE].sum())
+        for name, why in table.attrs.get(FAILURES, {}).items():
+            show_warning(f"Tomogram {name} was not embedded: {why}")
+        embedded = int(table[RECONSTRUCTION_ERROR].notna().sum())
+        edges = int(table[CROSSES_EDGE].fillna(False).astype(bool).sum())
         self.status.value = (
-            f"{len(table)} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"
+            f"{embedded} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"
         )
         self.project_and_cluster()
 

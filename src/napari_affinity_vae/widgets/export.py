@@ -100,6 +100,7 @@ class ExportWidget(Container):
             label,
             voxel_size=self.session.particles.attrs.get("voxel_size"),
             tomogram_shape=tomogram.shape if tomogram is not None else None,
+            project=self.session.project,
         )
 
     def ask_overwrite(self, paths: list[Path]) -> bool:

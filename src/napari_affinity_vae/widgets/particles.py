@@ -47,6 +47,7 @@ from napari_affinity_vae.widgets.viewer_session import (
 )
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
+TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
 
 
@@ -144,6 +145,12 @@ class ParticlesWidget(Container):
         z, y, x = tomogram.shape
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
+        project = self.session.project
+        if project is not None:
+            if tomogram.name in project.tomograms:
+                self._show_project_particles()
+                return
+            self.session.set_project(None)  # another tomogram: the project is left
         own = [
             x
             for x in self.layer.choices
@@ -281,6 +288,29 @@ class ParticlesWidget(Container):
         self.layer.value = layer
         return layer
 
+    def _show_project_particles(self) -> Points:
+        """The shown project tomogram's particles as the layer explored, in place of the last
+        tomogram's; each point knows its row of the project's table."""
+        tomogram, table = self.session.tomogram, self.session.particles
+        rows = np.flatnonzero(table[TOMO_NAME].astype(str).to_numpy() == tomogram.name)
+        particles = table.iloc[rows]
+        particles.attrs = {"voxel_size": tomogram.voxel_size}
+        old = [x for x in self._viewer.layers if TABLE_ROWS in x.metadata]
+        colour = CATEGORY_COLOURS[7 % len(CATEGORY_COLOURS)]
+        metadata = {"tomo_name": tomogram.name, COLOUR_KEY: colour, TABLE_ROWS: rows}
+        data, kwargs, _ = particles_layer_data(
+            particles, f"{tomogram.name} particles", metadata, colour=colour
+        )
+        layer = self._viewer.add_points(data, **kwargs)
+        self.layer.value = layer
+        for x in old:
+            for name in (x.name, f"{x.name} (selected)"):
+                if name in self._viewer.layers:
+                    self._viewer.layers.remove(name)
+        colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
+        self._show_selection(None)
+        return layer
+
     # -- keeping the layer and the session in step -----------------------------------------
     @property
     def particles_layer(self) -> Points | None:
@@ -309,12 +339,26 @@ class ParticlesWidget(Container):
 
     def _edited(self, event: object) -> None:
         action = str(getattr(getattr(event, "action", None), "value", "changed"))
-        if action in PAST_ACTIONS:
+        if action not in PAST_ACTIONS:
+            return
+        rows = _table_rows(self._watched)
+        if rows is None:
             self._sync_from_layer(edited=True)
+            return
+        show_info("A project's particles are edited in its files; this edit was undone")
+        with self._watched.events.data.blocker(self._edited):
+            self._watched.data = self.session.particles.iloc[rows][list(AXES)].to_numpy()
 
     def _sync_from_layer(self, edited: bool = False) -> None:
-        """The session's table from the layer; an edit drops latents computed before it."""
+        """The session's table from the layer; an edit drops latents computed before it. A
+        project's layer shows rows of the project's table, which stays as it is; choosing
+        another layer leaves the project."""
         layer = self._watched
+        if self.session.project is not None:
+            if layer is not None and _table_rows(layer) is not None:
+                self.count.value = f"{len(layer.data)} of {len(self.session.particles)}"
+                return
+            self.session.set_project(None)
         if layer is None:
             self.session.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
             self.count.value = "0"
@@ -333,21 +377,29 @@ class ParticlesWidget(Container):
     def _copy_results(self) -> None:
         """New latents, embedding or clusters become features of the layer, coloured by cluster."""
         layer = self._watched
-        if layer is None or len(layer.data) != len(self.session.particles):
+        if layer is None:
             return
-        layer.features = self.session.particles.drop(columns=list(AXES))
+        table, rows = self.session.particles, _table_rows(layer)
+        if rows is not None:
+            table = table.iloc[rows]
+        if len(layer.data) != len(table):
+            return
+        layer.features = table.drop(columns=list(AXES)).reset_index(drop=True)
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
 
     def _viewer_selected(self, *_args: object) -> None:
         layer = self._watched
         rows = np.fromiter(sorted(layer.selected_data), dtype=np.int64)
-        self.session.select(rows, source=self)
+        table_rows = _table_rows(layer)
+        self.session.select(rows if table_rows is None else table_rows[rows], source=self)
 
     def _show_selection(self, source: object) -> None:
         layer = self._watched
         if layer is None:
             return
-        rows = self.session.selection
+        rows, table_rows = self.session.selection, _table_rows(layer)
+        if table_rows is not None:  # the selected rows of the tomogram shown, as its points
+            rows = np.flatnonzero(np.isin(table_rows, rows))
         if source is not self and len(layer.selected_data):
             with layer.selected_data.events.items_changed.blocked():
                 layer.selected_data = set()
@@ -356,3 +408,8 @@ class ParticlesWidget(Container):
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _table_rows(layer: Points | None) -> np.ndarray | None:
+    """The table rows of a project tomogram's points (None for any other layer)."""
+    return None if layer is None else layer.metadata.get(TABLE_ROWS)

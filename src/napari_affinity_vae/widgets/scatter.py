@@ -19,6 +19,7 @@ from napari_affinity_vae.schema import (
     EMBEDDING,
     RECONSTRUCTION_ERROR,
     SCORE,
+    TOMO_NAME,
 )
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
@@ -70,7 +71,7 @@ class LatentScatterWidget(QWidget):
         self.go_button.changed.connect(self.go_to_selected)
         self.tool.lasso.connect(self.select_lasso)
         self.tool.rectangle.connect(self.select_rectangle)
-        self.tool.point.connect(self.select_at)
+        self.tool.point.connect(self._clicked)
         self.tool.cleared.connect(lambda: self.session.clear_selection(source=self))
         self.legend.clicked.connect(
             lambda label, shift: self.select_category(
@@ -111,6 +112,12 @@ class LatentScatterWidget(QWidget):
         self.session.select([row], mode, source=self)
         return row
 
+    def _clicked(self, point: np.ndarray, mode: str = "replace") -> None:
+        """A click selects the nearest point; in a project, the viewer also goes to it."""
+        row = self.select_at(point, mode)
+        if row is not None and mode == "replace" and self.session.project is not None:
+            self.go_to_selected()
+
     def select_category(self, column: str, label: str, mode: str = "replace") -> None:
         """Select the particles whose ``column`` reads ``label`` (as the legend shows it)."""
         values = self.session.particles[column]
@@ -121,13 +128,26 @@ class LatentScatterWidget(QWidget):
         self.session.select(rows, mode, source=self)
 
     def go_to_selected(self) -> int | None:
-        """Centre the viewer on the selected particle nearest the current view; return its row."""
+        """Centre the viewer on the selected particle nearest the current view; return its row.
+        In a project, a particle of the tomogram shown if any is selected, else the first
+        selected, whose tomogram is shown first."""
         rows = self.session.selection
         if not len(rows):
             napari.utils.notifications.show_info("Select particles first")
             return None
-        voxel = self.session.particles.attrs.get("voxel_size") or 1.0
-        world = self.session.particles.loc[rows, list(AXES)].to_numpy(dtype=float) * voxel
+        table = self.session.particles
+        if self.session.project is not None:
+            names = table[TOMO_NAME].astype(str).to_numpy()[rows]
+            shown = self.session.tomogram.name if self.session.tomogram else None
+            if shown not in names:
+                self.session.request_tomogram(names[0])
+                shown = self.session.tomogram.name if self.session.tomogram else None
+            rows = rows[names == shown]
+            if not len(rows):
+                return None
+        tomogram = self.session.tomogram
+        voxel = (tomogram.voxel_size if tomogram else None) or table.attrs.get("voxel_size") or 1.0
+        world = table.loc[rows, list(AXES)].to_numpy(dtype=float) * voxel
         here = view_centre(self._viewer)
         nearest = int(np.argmin(np.sum((world - here) ** 2, axis=1)))
         centre_on(self._viewer, world[nearest])

@@ -1,0 +1,168 @@
+"""The Project dock widget: open a project of many tomograms, list them with their particles
+(and how many are selected), and show one of them; only the shown tomogram is held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
+from napari.layers import Image
+
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.projects import Project, open_project
+from napari_affinity_vae.layers import tomogram_layer_data
+from napari_affinity_vae.schema import TOMO_NAME
+from napari_affinity_vae.text import count
+from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
+from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.viewer_session import session_for
+
+PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
+COLUMNS = ("tomogram", "particles", "selected", "status")
+FILE_PATTERNS = "*.star *.tbl *.doc *.vll *.mrc *.rec *.map *.st *.csv *.coords"
+
+
+class ProjectWidget(Container):
+    """Many tomograms and their particles; the scatter spans them all, the viewer shows one."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self.session = session_for(viewer)
+        self.files = FileEdit(label="Files", mode="rm", filter=f"Projects ({FILE_PATTERNS})")
+        self.files.tooltip = (
+            "RELION 5: tomograms.star and a particles STAR, or an optimisation set; a Dynamo "
+            "table with its .doc or .vll; a STAR file naming tomograms (with the folder below)"
+        )
+        self.folder = FileEdit(label="Tomogram folder", mode="d")
+        self.folder.tooltip = "Optional: tomograms matched to the particles' names by file name"
+        self.binning = FloatSpinBox(label="Coordinate binning", min=0.01, max=64.0, value=1.0)
+        self.binning.tooltip = "RELION 4 coordinates this many times finer than the tomograms"
+        self.open_button = PushButton(text="Open project")
+        self.summary = wrapping(Label(value="no project"))
+        self.shown = ComboBox(label="Show", choices=[])
+        self.kind = ComboBox(label="Map", choices=[])
+        self.kind.tooltip = "Which reconstruction of the tomogram to view (denoised first)"
+        self.table = Table(value={c: [] for c in COLUMNS})
+        self.table.read_only = True
+        super().__init__()
+        scrolling(
+            self,
+            [
+                self.files,
+                self.folder,
+                self.binning,
+                self.open_button,
+                self.summary,
+                self.shown,
+                self.kind,
+                self.table,
+            ],
+        )
+        self.open_button.changed.connect(self._clicked)
+        self.shown.changed.connect(self._chosen)
+        self.kind.changed.connect(self._chosen)
+        self.table.native.cellDoubleClicked.connect(self._double_clicked)
+        self.session.tomogram_requested.connect(self.show_tomogram)
+        self.session.selection_changed.connect(self._count_selected)
+        self.session.particles_changed.connect(self._list_tomograms)
+
+    def _clicked(self) -> None:
+        self.open_files()
+
+    def open_files(self, paths: list[Path] | None = None) -> Project | None:
+        """Open the project the files (and folder) name, and show its first tomogram."""
+        if paths is None:
+            paths = [Path(p) for p in self.files.value or ()]
+            folder = str(self.folder.value)
+            if folder not in ("", "."):
+                paths.append(Path(folder))
+        with errors_as_notifications("Opening the project"):
+            if not paths:
+                raise AffinityVAEError("Choose the project's files first")
+            project = open_project(paths, binning=self.binning.value)
+            self.session.set_project(project)
+            self.summary.value = project.describe().splitlines()[0]
+            for note in project.notes:
+                napari.utils.notifications.show_info(note[0].upper() + note[1:])
+            names = list(project.tomograms)
+            with self.shown.changed.blocked():
+                self.shown.choices = names
+            first = next(
+                (n for n in names if not project.tomograms[n].problem and len(project.rows_of(n))),
+                None,
+            )
+            if first is not None:
+                self.show_tomogram(first)
+            return project
+        return None
+
+    def _chosen(self, _value: object = None) -> None:
+        if self.shown.value:
+            self.show_tomogram(self.shown.value)
+
+    def _double_clicked(self, row: int, _column: int) -> None:
+        self.shown.value = self.table.data[row][0]
+
+    def show_tomogram(self, name: str) -> Image | None:
+        """Show the project's tomogram ``name`` in place of the one shown before."""
+        project = self.session.project
+        if project is None or name not in project.tomograms:
+            return None
+        entry = project.tomograms[name]
+        with self.kind.changed.blocked():
+            self.kind.choices = list(entry.files)
+            kind = self.kind.value if self.kind.value in entry.files else None
+        with errors_as_notifications(f"Showing tomogram {name}"):
+            tomogram = project.open(name, kind)
+            data, kwargs, _ = tomogram_layer_data(tomogram)
+            kwargs["metadata"][PROJECT_KEY] = name
+            old = [x for x in self._viewer.layers if PROJECT_KEY in x.metadata]
+            layer = self._viewer.add_image(data, **kwargs)
+            for x in old:
+                self._viewer.layers.remove(x)
+            with self.shown.changed.blocked():
+                self.shown.value = name
+            return layer
+        return None
+
+    def _list_tomograms(self) -> None:
+        """The tomograms with their particles, selected particles and problems."""
+        project = self.session.project
+        if project is None:
+            self.table.value = {c: [] for c in COLUMNS}
+            return
+        counts = project.counts()
+        selected = self._selected_counts()
+        self.table.value = {
+            "tomogram": list(counts.index),
+            "particles": [int(n) for n in counts],
+            "selected": [selected.get(name, 0) for name in counts.index],
+            "status": [_status(project, name) for name in counts.index],
+        }
+
+    def _count_selected(self, _source: object = None) -> None:
+        project = self.session.project
+        if project is None:
+            return
+        selected = self._selected_counts()
+        column = COLUMNS.index("selected")
+        for row, name in enumerate(project.counts().index):
+            self.table.native.item(row, column).setText(str(selected.get(name, 0)))
+        total = len(self.session.selection)
+        self.summary.value = (
+            f"{project.describe().splitlines()[0]}; {count(total, 'particle')} selected"
+        )
+
+    def _selected_counts(self) -> dict[str, int]:
+        names = self.session.particles[TOMO_NAME].astype(str).to_numpy()[self.session.selection]
+        found, counts = np.unique(names, return_counts=True)
+        return dict(zip(found.tolist(), counts.tolist(), strict=True))
+
+
+def _status(project: Project, name: str) -> str:
+    entry = project.tomograms.get(name)
+    if entry is None:
+        return "no tomogram of this name"
+    return entry.problem or ", ".join(entry.files)

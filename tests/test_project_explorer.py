@@ -1,0 +1,147 @@
+"""A project of several tomograms in napari: open it in the Project dock, see one tomogram and its
+particles, embed them all, select across tomograms, go to a particle of another tomogram, and
+export one file across tomograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import starfile
+from napari.layers import Image
+
+from napari_affinity_vae.demo import add_dock_widgets
+from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.schema import AXES, TOMO_NAME
+from napari_affinity_vae.simulate.project import write_project
+from napari_affinity_vae.simulate.tomogram import Simulation
+from napari_affinity_vae.widgets.highlight import highlighted_rows
+from napari_affinity_vae.widgets.project import PROJECT_KEY
+from napari_affinity_vae.widgets.viewer_session import session_for
+from test_clicks import click, type_into
+
+WAIT_MS = 60_000
+SMALL = Simulation(shape=(40, 96, 96), particles=7, snr=0.5, seed=21)
+
+
+@pytest.fixture(scope="module")
+def project_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("project")
+    write_project(folder, SMALL, 3)
+    return folder
+
+
+@pytest.fixture
+def opened(make_napari_viewer, qtbot, project_folder):
+    """The explorer with the project opened by typing its optimisation set and clicking Open."""
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(project_folder / "optimisation_set.star"))
+    click(qtbot, dock.open_button)
+    return viewer, widgets, session_for(viewer)
+
+
+def _column(dock, name: str) -> list:
+    """A column of the Project dock's table of tomograms, as the user reads it."""
+    return list(dock.table.to_dict()[name].values())
+
+
+def _project_images(viewer) -> list[Image]:
+    return [x for x in viewer.layers if PROJECT_KEY in x.metadata]
+
+
+def test_opening_a_project_lists_its_tomograms_and_shows_the_first(opened, project_folder):
+    viewer, widgets, session = opened
+    dock = widgets["Project"]
+    assert _column(dock, "tomogram") == ["TS_01", "TS_02", "TS_03"]
+    assert _column(dock, "particles") == [7, 7, 7]
+    assert dock.summary.value.startswith("3 tomograms, 21 particles")
+    assert [x.name for x in _project_images(viewer)] == ["TS_01"]
+    assert len(session.particles) == 21 and session.tomogram.name == "TS_01"
+    points = widgets["Particles"].particles_layer
+    assert points.name == "TS_01 particles" and len(points.data) == 7
+    truth = open_project([project_folder / "optimisation_set.star"]).particles
+    np.testing.assert_allclose(points.data, truth[truth[TOMO_NAME] == "TS_01"][list(AXES)])
+
+
+def test_choosing_another_tomogram_replaces_the_one_shown(opened):
+    viewer, widgets, session = opened
+    widgets["Project"].shown.value = "TS_02"
+    assert [x.name for x in _project_images(viewer)] == ["TS_02"]  # only one held
+    assert session.tomogram.name == "TS_02" and len(session.particles) == 21
+    assert widgets["Particles"].particles_layer.name == "TS_02 particles"
+    assert "TS_01 particles" not in viewer.layers
+
+
+def test_a_selection_across_tomograms_is_counted_highlighted_and_gone_to(opened, qtbot):
+    viewer, widgets, session = opened
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    assert np.isfinite(session.latent).all() and session.latent.shape == (21, 8)
+    assert "tomo_name" in widgets["Latent scatter"].colour_by.choices
+    widgets["Latent scatter"].colour_by.value = "tomo_name"
+    chosen = [1, 2, 15]  # two of TS_01, one of TS_03
+    session.select(chosen)
+    selected = _column(widgets["Project"], "selected")
+    assert selected == [2, 0, 1]
+    highlight = viewer.layers["TS_01 particles (selected)"]
+    np.testing.assert_array_equal(highlighted_rows(highlight), [1, 2])  # TS_01's points 1, 2
+    widgets["Project"].shown.value = "TS_02"
+    row = widgets["Latent scatter"].go_to_selected()  # none in TS_02: TS_01 is opened
+    assert session.tomogram.name == "TS_01" and row in (1, 2)
+    z = session.particles.loc[row, "z"] * 10.0
+    assert viewer.dims.point[-3] == pytest.approx(z, abs=10.0)
+
+
+def test_a_click_on_a_scatter_point_of_another_tomogram_goes_there(opened, qtbot):
+    viewer, widgets, session = opened
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    scatter = widgets["Latent scatter"]
+    scatter.canvas.native.resize(400, 400)
+    row = 18  # of TS_03
+    xy = session.embedding
+    scatter.view.camera.rect = tuple(xy.min(axis=0) - 1) + tuple(np.ptp(xy, axis=0) + 2)
+    pos = scatter.view.scene.transform.map(xy[row])[:2]
+    scatter.canvas.events.mouse_press(pos=pos, button=1, modifiers=())
+    scatter.canvas.events.mouse_release(pos=pos, button=1, modifiers=())
+    assert session.selection.tolist() == [row]
+    assert session.tomogram.name == "TS_03"
+    y = session.particles.loc[row, "y"] * 10.0
+    assert viewer.dims.point[-2] == pytest.approx(y, abs=10.0)
+
+
+@pytest.mark.parametrize("label", ["RELION 5 STAR", "Dynamo table"])
+def test_export_across_tomograms_reads_back_to_the_same_particles(
+    opened, qtbot, tmp_path, project_folder, label
+):
+    _viewer, widgets, session = opened
+    chosen = [0, 9, 20]  # one of each tomogram
+    session.select(chosen)
+    export = widgets["Export"]
+    export.format.value = label
+    out = tmp_path / ("chosen.star" if label.startswith("RELION") else "chosen.tbl")
+    type_into(qtbot, export.file, str(out))
+    click(qtbot, export.export_button)
+    expected = session.particles.iloc[chosen]
+    if label.startswith("RELION"):
+        assert export.status.value == "wrote 1 file: chosen.star"
+        back = open_project([project_folder / "tomograms.star", out]).particles
+        assert starfile.read(out, always_dict=True).keys() == {"optics", "particles"}
+    else:
+        assert export.status.value == "wrote 2 files: chosen.tbl, chosen.doc"
+        back = open_project([out, out.with_suffix(".doc")]).particles
+        numbers = {"1": "TS_01", "2": "TS_02", "3": "TS_03"}
+        back[TOMO_NAME] = back[TOMO_NAME].map(numbers)
+    assert back[TOMO_NAME].tolist() == ["TS_01", "TS_02", "TS_03"]
+    np.testing.assert_allclose(back[list(AXES)], expected[list(AXES)], atol=1e-3)
