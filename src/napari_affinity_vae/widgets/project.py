@@ -7,6 +7,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
+import pandas as pd
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
 from napari.layers import Image
 
@@ -46,6 +47,7 @@ class ProjectWidget(Container):
         self.kind.tooltip = "Which reconstruction of the tomogram to view (denoised first)"
         self.table = Table(value={c: [] for c in COLUMNS})
         self.table.read_only = True
+        self._codes: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
         super().__init__()
         scrolling(
             self,
@@ -122,6 +124,8 @@ class ProjectWidget(Container):
             layer = self._viewer.add_image(data, **kwargs)
             for x in old:
                 self._viewer.layers.remove(x)
+            if not old or old[0].data.shape != data.shape:  # keep the view between alike ones
+                self._viewer.reset_view()
             with self.shown.changed.blocked():
                 self.shown.value = name
             return layer
@@ -133,6 +137,8 @@ class ProjectWidget(Container):
         if project is None:
             self.table.value = {c: [] for c in COLUMNS}
             return
+        codes, names = pd.factorize(self.session.particles[TOMO_NAME].astype(str))
+        self._codes = (codes, [str(n) for n in names])
         counts = project.counts()
         selected = self._selected_counts()
         self.table.value = {
@@ -156,9 +162,10 @@ class ProjectWidget(Container):
         )
 
     def _selected_counts(self) -> dict[str, int]:
-        names = self.session.particles[TOMO_NAME].astype(str).to_numpy()[self.session.selection]
-        found, counts = np.unique(names, return_counts=True)
-        return dict(zip(found.tolist(), counts.tolist(), strict=True))
+        """Selected particles per tomogram (a count of codes: fast at a million particles)."""
+        codes, names = self._codes
+        counts = np.bincount(codes[self.session.selection], minlength=len(names))
+        return dict(zip(names, counts.tolist(), strict=True))
 
 
 def _status(project: Project, name: str) -> str:
