@@ -21,6 +21,7 @@ from napari_affinity_vae.schema import (
     EMBEDDING,
     LATENT_PREFIX,
     POSE_PREFIX,
+    TOMO_NAME,
     derived_columns,
     numbered_columns,
 )
@@ -52,6 +53,7 @@ class Session:
         self.particles = pd.DataFrame(columns=list(AXES), dtype=float)
         self.version = 0
         self.selection = np.zeros(0, dtype=np.int64)
+        self._rows_by_tomogram: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self.model: AffinityVAE | None = None
         self.card: ModelCard | None = None
 
@@ -77,6 +79,18 @@ class Session:
         if CLUSTER not in self.particles:
             return None
         return self.particles[CLUSTER].to_numpy(dtype=np.int64)
+
+    def rows_of(self, name: str) -> np.ndarray:
+        """The rows of tomogram ``name``'s particles (grouped once per table version)."""
+        version, groups = self._rows_by_tomogram
+        if version != self.version:
+            names = self.particles.get(TOMO_NAME, pd.Series(dtype=str)).astype(str)
+            codes, unique = pd.factorize(names)
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(unique) + 1))
+            groups = {n: order[bounds[i] : bounds[i + 1]] for i, n in enumerate(unique)}
+            self._rows_by_tomogram = (self.version, groups)
+        return groups.get(name, np.zeros(0, dtype=np.int64))
 
     def _columns(self, prefix: str) -> np.ndarray | None:
         columns = numbered_columns(self.particles, prefix)

@@ -17,7 +17,9 @@ def numeric_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:
     """``table[column]`` as floats; text that is not a number (other than NaN) is an error."""
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip().str.lower() != "nan")
+    bad = values.isna() & raw.notna()
+    if bad.any():  # text other than "nan" that is not a number
+        bad &= raw.astype(str).str.strip().str.lower() != "nan"
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ParticleFileError(

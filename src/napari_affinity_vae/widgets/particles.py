@@ -33,6 +33,7 @@ from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
 from napari_affinity_vae.widgets.dialogs import choose, scrolling
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
+    ROLE,
     colour_particles,
     is_highlight,
     show_selection,
@@ -289,24 +290,32 @@ class ParticlesWidget(Container):
         return layer
 
     def _show_project_particles(self) -> Points:
-        """The shown project tomogram's particles as the layer explored, in place of the last
-        tomogram's; each point knows its row of the project's table."""
-        tomogram, table = self.session.tomogram, self.session.particles
-        rows = np.flatnonzero(table[TOMO_NAME].astype(str).to_numpy() == tomogram.name)
-        particles = table.iloc[rows]
+        """The shown project tomogram's particles as the layer explored, in the layer that
+        showed the last tomogram's (napari adds and removes layers slowly); each point knows
+        its row of the project's table."""
+        tomogram = self.session.tomogram
+        rows = self.session.rows_of(tomogram.name)
+        particles = self.session.particles.iloc[rows]
         particles.attrs = {"voxel_size": tomogram.voxel_size}
-        old = [x for x in self._viewer.layers if TABLE_ROWS in x.metadata]
+        name = f"{tomogram.name} particles"
         colour = CATEGORY_COLOURS[7 % len(CATEGORY_COLOURS)]
         metadata = {"tomo_name": tomogram.name, COLOUR_KEY: colour, TABLE_ROWS: rows}
-        data, kwargs, _ = particles_layer_data(
-            particles, f"{tomogram.name} particles", metadata, colour=colour
-        )
-        layer = self._viewer.add_points(data, **kwargs)
+        data, kwargs, _ = particles_layer_data(particles, name, metadata, colour=colour)
+        layer = next((x for x in self._viewer.layers if TABLE_ROWS in x.metadata), None)
+        if layer is None:
+            layer = self._viewer.add_points(data, **kwargs)
+        else:
+            for highlight in self._viewer.layers:
+                if is_highlight(highlight) and highlight.metadata.get(ROLE) == layer.name:
+                    highlight.metadata[ROLE], highlight.name = name, f"{name} (selected)"
+            with layer.events.data.blocker(self._edited):
+                layer.selected_data = set()
+                layer.data = data
+            layer.features = kwargs["features"]
+            layer.metadata.update(metadata)
+            layer.name, layer.scale = name, kwargs["scale"]
         self.layer.value = layer
-        for x in old:
-            for name in (x.name, f"{x.name} (selected)"):
-                if name in self._viewer.layers:
-                    self._viewer.layers.remove(name)
+        self._sync_from_layer()  # the count, also when the layer was already the one watched
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
         self._show_selection(None)
         return layer
@@ -324,7 +333,10 @@ class ParticlesWidget(Container):
         ]
 
     def _refresh_layers(self, _event: object = None) -> None:
+        current = self.layer.value
         self.layer.reset_choices()
+        if current is not None and current in self.layer.choices:
+            self.layer.value = current  # kept also when renamed (a project's next tomogram)
 
     def _watch(self, layer: Points | None) -> None:
         """Follow ``layer``: its edits and its napari selection go to the session."""
@@ -355,8 +367,9 @@ class ParticlesWidget(Container):
         another layer leaves the project."""
         layer = self._watched
         if self.session.project is not None:
-            if layer is not None and _table_rows(layer) is not None:
-                self.count.value = f"{len(layer.data)} of {len(self.session.particles)}"
+            if layer is None or _table_rows(layer) is not None:
+                shown = 0 if layer is None else len(layer.data)
+                self.count.value = f"{shown} of {len(self.session.particles)}"
                 return
             self.session.set_project(None)
         if layer is None:

@@ -120,10 +120,13 @@ class ProjectWidget(Container):
             tomogram = project.open(name, kind)
             data, kwargs, _ = tomogram_layer_data(tomogram)
             kwargs["metadata"][PROJECT_KEY] = name
-            old = [x for x in self._viewer.layers if PROJECT_KEY in x.metadata]
+            layers = self._viewer.layers
+            old = [x for x in layers if PROJECT_KEY in x.metadata]
             layer = self._viewer.add_image(data, **kwargs)
+            if old:  # in the old one's place, below the particles
+                layers.move(layers.index(layer), layers.index(old[0]))
             for x in old:
-                self._viewer.layers.remove(x)
+                layers.remove(x)
             if not old or old[0].data.shape != data.shape:  # keep the view between alike ones
                 self._viewer.reset_view()
             with self.shown.changed.blocked():
