@@ -42,7 +42,7 @@ def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
 def test_cancelling_between_batches(sample, tmp_path):
     model, card = load_bundled()
     encoded: list[int] = []  # boxes the network was given, batch by batch
-    hook = model.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
+    hook = model.encoder.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
     try:
         tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
         steps = embed_steps(tomogram, sample.particles, model, card, batch=100)
@@ -178,3 +178,20 @@ def test_hdbscan_noise_is_no_cluster_centre_and_grey():
     np.testing.assert_allclose(rgba[0], rgba[1])
     np.testing.assert_allclose(rgba[2], rgba[3])
     assert not np.allclose(rgba[0], rgba[2])
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_many_particles_are_laid_out_through_landmarks(method):
+    """Above the landmark count, a sample is laid out as it would be alone and the others land
+    among their own cluster's landmarks."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 1200)
+    latent = rng.normal(0, 6, (4, 8))[labels] + rng.normal(size=(1200, 8))
+    xy = project(latent, method, seed=0, landmarks=300)
+    sample = np.sort(np.random.default_rng(0).choice(1200, 300, replace=False))
+    np.testing.assert_allclose(xy[sample], project(latent[sample], method, seed=0))
+    others = np.setdiff1d(np.arange(1200), sample)
+    by_landmarks = KNeighborsClassifier(5).fit(xy[sample], labels[sample])
+    assert by_landmarks.score(xy[others], labels[others]) > 0.98

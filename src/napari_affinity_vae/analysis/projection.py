@@ -8,10 +8,19 @@ import numpy as np
 
 PROJECTIONS = ("pca", "umap", "tsne")
 MIN_NEIGHBOURS = 5  # UMAP and t-SNE lay out neighbourhoods: with fewer particles, PCA does
+LANDMARKS = 50_000  # above this many particles, UMAP and t-SNE lay out a sample of this many
+PLACING_NEIGHBOURS = 10  # ... and place the others among their nearest sampled neighbours
 
 
-def project(latent: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+def project(
+    latent: np.ndarray, method: str = "pca", seed: int = 0, landmarks: int = LANDMARKS
+) -> np.ndarray:
     """(n, 2) coordinates of the latent vectors (n, d); the same seed gives the same picture.
+
+    Above ``landmarks`` particles, UMAP and t-SNE lay out a random sample of that many (the
+    landmarks) and place every other particle at the distance-weighted mean position of its
+    ``PLACING_NEIGHBOURS`` nearest landmarks in latent space: a million particles take under a
+    minute instead of ten.
 
     Any number of particles has a layout: PCA puts one particle at the origin and two on the
     x axis, their latent distance apart. UMAP and t-SNE need neighbourhoods; for fewer than
@@ -39,6 +48,8 @@ def project(latent: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarra
         method = "pca"
     if method == "pca":
         return _pca(latent, seed)
+    if n > landmarks:
+        return _through_landmarks(latent, method, seed, landmarks)
     if method == "umap":
         import umap
 
@@ -48,6 +59,22 @@ def project(latent: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarra
 
     perplexity = min(30.0, (n - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(latent)
+
+
+def _through_landmarks(latent: np.ndarray, method: str, seed: int, landmarks: int) -> np.ndarray:
+    """A sample laid out by ``method``; the others placed among their nearest landmarks."""
+    from sklearn.neighbors import NearestNeighbors
+
+    sample = np.sort(np.random.default_rng(seed).choice(len(latent), landmarks, replace=False))
+    placed = np.ones(len(latent), dtype=bool)
+    placed[sample] = False
+    out = np.empty((len(latent), 2))
+    out[sample] = project(latent[sample], method, seed, landmarks)
+    neighbours = NearestNeighbors(n_neighbors=PLACING_NEIGHBOURS, n_jobs=-1).fit(latent[sample])
+    distance, index = neighbours.kneighbors(latent[placed])
+    weight = 1 / np.maximum(distance, 1e-12)
+    out[placed] = np.einsum("nk,nkd->nd", weight, out[sample][index]) / weight.sum(axis=1)[:, None]
+    return out
 
 
 def _pca(latent: np.ndarray, seed: int) -> np.ndarray:
