@@ -1,7 +1,7 @@
 """Embedding a project on a local Dask cluster of 2 worker processes against one process, and a
 worker's peak memory on large tomograms.
 
-1. Throughput: a simulated RELION 5 project of 20 tomograms of 64 x 256 x 256 (10 A/voxel, 150
+1. Throughput: a simulated RELION 5 project of 16 tomograms of 64 x 512 x 512 (10 A/voxel, 200
    particles each), embedded in one process and on 2 workers, interleaved, best of three; prints
    particles/s of each and their ratio (target: 2 workers >= 90% of one process).
 2. Memory: 4 tomograms of 128 x 512 x 512 (noise, 128 MiB each) with 500 random particles each, on
@@ -44,7 +44,7 @@ def embed_seconds(project, model_and_card, client=None, threads=None) -> float:
 def throughput(folder: Path, tomograms: int, repeats: int) -> None:
     from distributed import Client, LocalCluster
 
-    settings = Simulation(shape=(64, 256, 256), particles=150, snr=0.1, seed=0)
+    settings = Simulation(shape=(64, 512, 512), particles=200, snr=0.1, seed=0)
     start = time.perf_counter()
     write_project(folder, settings, tomograms)
     print(f"simulating {tomograms} tomograms: {time.perf_counter() - start:.0f} s")
@@ -99,7 +99,7 @@ def _peak_memory() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tomograms", type=int, default=20)
+    parser.add_argument("--tomograms", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:

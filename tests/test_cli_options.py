@@ -140,3 +140,13 @@ def test_embed_projections_differ_and_each_is_seeded(sim, tmp_path):
     assert not np.allclose(umap, tsne, atol=1e-3)
     np.testing.assert_allclose(layout("umap2.star", "--umap"), umap)
     assert not np.allclose(layout("umap3.star", "--seed", "1"), umap, atol=1e-3)
+
+
+def test_embed_error_adds_the_reconstruction_error_and_changes_no_latent(sim, tmp_path):
+    tomogram, star = sim
+    plain = read_particles(_embedded(tmp_path, "plain.star", str(tomogram), str(star), "--pca"))
+    out = _embedded(tmp_path, "error.star", str(tomogram), str(star), "--pca", "--error")
+    with_error = read_particles(out)
+    assert "reconstruction_error" not in plain  # the decoder did not run
+    assert (with_error["reconstruction_error"] > 0).all()
+    np.testing.assert_allclose(_latent(out), plain[latent_columns(plain)], atol=1e-6)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from distributed import Client, LocalCluster
 
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError
@@ -45,8 +46,6 @@ def _latent(table: pd.DataFrame) -> np.ndarray:
 
 
 def test_two_dask_workers_give_the_latents_of_one_process(project_folder, bundled):
-    from distributed import Client, LocalCluster
-
     project = open_project([project_folder / "optimisation_set.star"])
     here = _embed(project, bundled)
     assert len(here) == 21 and np.isfinite(_latent(here)).all()
@@ -79,6 +78,13 @@ def test_a_broken_tomogram_is_reported_and_the_others_finish(
     embedded = np.isfinite(_latent(table)).all(axis=1)
     assert table.loc[embedded, TOMO_NAME].unique().tolist() == ["TS_01", "TS_03"]
     assert (~embedded).sum() == 7 and len(table) == 21
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        there = _embed(project, bundled, client=client)
+    assert list(there.attrs[FAILURES]) == ["TS_02"]  # on a cluster as well
+    np.testing.assert_allclose(_latent(there), _latent(table), atol=1e-5)
     out = tmp_path / "embedded.csv"
     assert main(["embed", str(tmp_path / "optimisation_set.star"), "--out", str(out)]) == 0
     assert "avae embed: TS_02 not embedded: " in capsys.readouterr().err

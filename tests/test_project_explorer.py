@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import starfile
 from napari.layers import Image
@@ -145,3 +146,77 @@ def test_export_across_tomograms_reads_back_to_the_same_particles(
         back[TOMO_NAME] = back[TOMO_NAME].map(numbers)
     assert back[TOMO_NAME].tolist() == ["TS_01", "TS_02", "TS_03"]
     np.testing.assert_allclose(back[list(AXES)], expected[list(AXES)], atol=1e-3)
+
+
+def _dynamo(folder: Path) -> list[Path]:
+    from conftest import write_mrc
+
+    for number in (1, 2):
+        write_mrc(folder / f"tomo{number}.mrc", np.zeros((30, 40, 50), np.float32))
+    table = np.zeros((3, 35))
+    table[:, 19] = [1, 2, 2]
+    table[:, 23:26] = [[11, 21, 6], [31, 11, 3], [41, 31, 11]]
+    np.savetxt(folder / "particles.tbl", table, fmt="%g")
+    (folder / "index.doc").write_text("1 tomo1.mrc\n2 tomo2.mrc\n")
+    return [folder / "particles.tbl", folder / "index.doc"]
+
+
+def _named(folder: Path) -> list[Path]:
+    from conftest import write_mrc
+
+    tomograms = folder / "tomograms"
+    tomograms.mkdir()
+    for name in ("TS_01", "TS_02"):
+        write_mrc(tomograms / f"{name}.mrc", np.zeros((30, 40, 50), np.float32))
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnTomoName": ["TS_01", "TS_02", "TS_02"],
+                    "rlnCoordinateX": [20.0, 60.0, 80.0],  # unbinned: twice the tomograms' voxels
+                    "rlnCoordinateY": [40.0, 20.0, 60.0],
+                    "rlnCoordinateZ": [10.0, 4.0, 20.0],
+                }
+            )
+        },
+        folder / "particles.star",
+    )
+    return [folder / "particles.star", tomograms]
+
+
+def _folder(folder: Path) -> list[Path]:
+    from conftest import write_mrc
+    from napari_affinity_vae.io.particles import write_particles
+
+    for name in ("a", "b"):
+        write_mrc(folder / f"{name}.mrc", np.zeros((30, 40, 50), np.float32))
+    rows = {"z": [5.0, 15.0, 10.0], "y": [20.0, 10.0, 30.0], "x": [10.0, 30.0, 40.0]}
+    write_particles(pd.DataFrame(rows).head(1), folder / "a.csv")
+    write_particles(pd.DataFrame(rows).tail(2), folder / "b.csv")
+    return [folder]
+
+
+@pytest.mark.parametrize(
+    ("make", "binning", "shown"),
+    [(_dynamo, 1.0, "1"), (_named, 2.0, "TS_01"), (_folder, 1.0, "a")],
+    ids=["dynamo", "relion4 with a folder", "a folder"],
+)
+def test_other_sources_open_in_the_project_dock(
+    make_napari_viewer, qtbot, tmp_path, make, binning, shown
+):
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    paths = make(tmp_path)
+    files = [p for p in paths if p.is_file()]
+    if files:
+        type_into(qtbot, dock.files, ", ".join(map(str, files)))
+    if any(p.is_dir() for p in paths):
+        type_into(qtbot, dock.folder, str(next(p for p in paths if p.is_dir())))
+    dock.binning.value = binning
+    click(qtbot, dock.open_button)
+    session = session_for(viewer)
+    assert _column(dock, "particles") == [1, 2]
+    assert len(session.particles) == 3 and session.tomogram.name == shown
+    points = widgets["Particles"].particles_layer
+    np.testing.assert_allclose(points.data, [[5, 20, 10]])  # each source's first particle

@@ -200,9 +200,12 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
 
     em = commands.add_parser(
         "embed",
-        help="latent vectors, 2D embedding and clusters for the particles of a tomogram",
-        description="Writes the particles with latent_*, pose_*, reconstruction_error, "
-        "crosses_edge, embedding_x and embedding_y (UMAP unless --pca or --tsne), cluster "
+        help="latent vectors, 2D embedding and clusters for the particles of a tomogram or a "
+        "project",
+        description="Writes the particles with latent_*, pose_*, crosses_edge (and "
+        "reconstruction_error with --error), embedding_x and embedding_y (UMAP unless --pca or "
+        "--tsne; above 50,000 particles UMAP or t-SNE of a sample, the rest placed among their "
+        "nearest sampled neighbours), cluster "
         "(k-means into 10 unless told otherwise, as in the Embed widget) and cluster_centre. "
         "A coordinate file without particles is an error: there is "
         "nothing to embed. More clusters than particles gives one cluster per particle, said on "
@@ -227,6 +230,11 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "holding several",
     )
     em.add_argument("--inverted", action="store_true", help="protein is white")
+    em.add_argument(
+        "--error",
+        action="store_true",
+        help="also each box's reconstruction error (runs the decoder too: about 4x slower)",
+    )
     view = em.add_mutually_exclusive_group()
     for method, name in (("pca", "PCA (instant)"), ("umap", "UMAP"), ("tsne", "t-SNE")):
         default = " (default)" if method == defaults.PROJECTION else ""
@@ -604,7 +612,9 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     if particles.empty:
         raise ParticleFileError(coords, "no particles to embed")
     model, card = _model(args)
-    table = embed(tomogram, particles, model, card, inverted=args.inverted, progress=tqdm)
+    table = embed(
+        tomogram, particles, model, card, inverted=args.inverted, progress=tqdm, error=args.error
+    )
     table = _analysed(args, table)
     write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     edge = int(table[CROSSES_EDGE].sum())
@@ -632,6 +642,7 @@ def _embed_project(args: argparse.Namespace) -> int:
             client=client,
             parts=parts,
             threads=threads,
+            error=args.error,
         )
         table = _progress(steps, len(project.particles))
     failures = table.attrs[FAILURES]

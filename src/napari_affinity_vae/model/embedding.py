@@ -78,9 +78,11 @@ def embed_steps(
     card: ModelCard,
     batch: int = BATCH,
     inverted: bool = False,
+    error: bool = True,
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of particles done after each batch (stop iterating to cancel); return the
-    particle table with ``latent_*``, ``pose_*``, ``reconstruction_error`` and ``crosses_edge``.
+    particle table with ``latent_*``, ``pose_*``, ``crosses_edge`` and, with ``error``,
+    ``reconstruction_error`` (the decoder then runs too: about four times the work).
     A voxel size far from the model's is refused before anything is read
     (:func:`check_voxel_sizes`), and so is a model that does not take 3D boxes
     (:func:`check_embeddable`)."""
@@ -99,7 +101,7 @@ def embed_steps(
             boxes, crossed = ahead.result()
             if start + batch < len(coords):
                 ahead = reader.submit(extract, start + batch)
-            encoded = encode(model, boxes, batch_size=batch)
+            encoded = encode(model, boxes, batch_size=batch, error=error)
             for key in ("mu", "pose", "error"):
                 parts[key].append(encoded[key])
             parts["edge"].append(crossed)
@@ -109,7 +111,8 @@ def embed_steps(
     pose = np.concatenate(parts["pose"]) if parts["pose"] else np.zeros((0, a.pose_dims))
     columns = {f"{LATENT_PREFIX}{i}": mu[:, i] for i in range(a.latent_dims)}
     columns |= {f"{POSE_PREFIX}{i}": pose[:, i] for i in range(a.pose_dims)}
-    columns[RECONSTRUCTION_ERROR] = np.concatenate(parts["error"]) if parts["error"] else []
+    if error:
+        columns[RECONSTRUCTION_ERROR] = np.concatenate(parts["error"]) if parts["error"] else []
     columns[CROSSES_EDGE] = np.concatenate(parts["edge"]) if parts["edge"] else []
     result = pd.concat([particles.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
     result.attrs = dict(particles.attrs) | {"voxel_size": tomogram.voxel_size}
@@ -124,9 +127,10 @@ def embed(
     batch: int = BATCH,
     inverted: bool = False,
     progress: Progress | None = None,
+    error: bool = True,
 ) -> pd.DataFrame:
     """:func:`embed_steps` run to the end, with an optional progress bar (started only once the
     voxel sizes and the model are known to fit)."""
     check_embeddable(tomogram, model, card)
-    steps = embed_steps(tomogram, particles, model, card, batch, inverted)
+    steps = embed_steps(tomogram, particles, model, card, batch, inverted, error)
     return run_steps(steps, len(particles), "embedding", progress)

@@ -12,12 +12,23 @@ from torch.nn.functional import mse_loss
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.progress import Progress
 
+_threads: int | None = None  # CPU threads for torch; None: every core
+
+
+def use_threads(threads: int | None) -> None:
+    """Run torch on ``threads`` CPU threads (None: every core), e.g. one process of several
+    sharing the cores."""
+    global _threads
+    _threads = threads
+
 
 def device() -> torch.device:
-    """A GPU when there is one, else the CPU with every thread in use."""
+    """A GPU when there is one, else the CPU with the threads :func:`use_threads` says."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = _threads or os.cpu_count() or 1
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return torch.device("cpu")
 
 
@@ -36,9 +47,10 @@ def encode(
     boxes: np.ndarray,
     batch_size: int = 256,
     progress: Progress | None = None,
+    error: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Latent means ``mu``, ``pose`` and per-box reconstruction error of normalised boxes
-    (n, *box)."""
+    """Latent means ``mu``, ``pose`` and, with ``error``, each box's reconstruction error (which
+    runs the decoder too: about four times the work) of normalised boxes (n, *box)."""
     model.eval()
     target = device()
     model.to(target)
@@ -49,10 +61,13 @@ def encode(
     for start in starts:
         x = torch.from_numpy(np.ascontiguousarray(boxes[start : start + batch_size]))
         x = x.unsqueeze(1).to(target)
-        reconstruction, mu, _, pose = model(x)
-        error = mse_loss(reconstruction, x, reduction="none").flatten(1).mean(dim=1)
-        for key, value in (("mu", mu), ("pose", pose), ("error", error)):
-            outputs[key].append(value.cpu().numpy())
+        mu, _, pose = model.encode(x)
+        outputs["mu"].append(mu.cpu().numpy())
+        outputs["pose"].append(pose.cpu().numpy())
+        if error:
+            reconstruction = model.decode(mu, pose)
+            loss = mse_loss(reconstruction, x, reduction="none").flatten(1).mean(dim=1)
+            outputs["error"].append(loss.cpu().numpy())
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
 
 

@@ -23,6 +23,7 @@ from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.projects import Project, TomogramEntry
 from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
+from napari_affinity_vae.model.inference import use_threads
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import AXES, TOMOGRAM_MISSING, derived_columns
@@ -38,15 +39,14 @@ def embed_tomogram(
     batch: int = BATCH,
     inverted: bool = False,
     threads: int | None = None,
+    error: bool = False,
 ) -> pd.DataFrame:
-    """The derived columns (latents, pose, error, edge) of one tomogram's particles, indexed as
-    ``particles``; what a task runs wherever it runs."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    """The derived columns (latents, pose, edge, error if asked) of one tomogram's particles,
+    indexed as ``particles``; what a task runs wherever it runs."""
+    use_threads(threads)
     model, card = model_and_card
-    steps = embed_steps(entry.open(), particles[list(AXES)], model, card, batch, inverted)
+    tomogram = entry.open()
+    steps = embed_steps(tomogram, particles[list(AXES)], model, card, batch, inverted, error)
     table = run_steps(steps, len(particles), "", None)
     return table[derived_columns(table)].set_index(particles.index)
 
@@ -61,22 +61,25 @@ def embed_project_steps(
     client: Any = None,
     parts: Path | None = None,
     threads: int | None = None,
+    error: bool = False,
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield how many particles are done (after each batch in this process, after each
     tomogram on a ``client``); return the project's particles with the derived columns (NaN
-    for those not embedded: see ``attrs["failures"]``). Stop iterating to cancel."""
+    for those not embedded: see ``attrs["failures"]``); ``error`` adds the reconstruction
+    error, which runs the decoder too. Stop iterating to cancel."""
     jobs, failures = _jobs(project)
     done = {}
     if parts is not None:
-        done = _load_parts(parts, _run_record(card, batch, inverted), jobs)
+        done = _load_parts(parts, _run_record(card, batch, inverted, error), jobs)
     count = sum(len(t) for t in done.values())
     if count:
         yield count
     pending = {name: rows for name, rows in jobs.items() if name not in done}
     if client is None:
-        results = _in_process(project, pending, (model, card), batch, inverted)
+        results = _in_process(project, pending, (model, card), batch, inverted, error)
     else:
-        results = _on_cluster(client, project, pending, (model, card), batch, inverted, threads)
+        settings = (batch, inverted, threads, error)
+        results = _on_cluster(client, project, pending, (model, card), settings)
     for name, result in results:  # (None, done in this tomogram) or (name, its result)
         if name is None:
             yield count + result
@@ -113,13 +116,13 @@ def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     return jobs, failures
 
 
-def _in_process(project, jobs, model_and_card, batch, inverted):
+def _in_process(project, jobs, model_and_card, batch, inverted, error):
     """One tomogram after another here, with progress after each batch."""
     model, card = model_and_card
     for name, rows in jobs.items():
         try:
             tomogram = project.open(name)
-            steps = embed_steps(tomogram, rows, model, card, batch, inverted)
+            steps = embed_steps(tomogram, rows, model, card, batch, inverted, error)
             table = yield from _tagged(steps)
         except AffinityVAEError as err:
             yield name, err
@@ -137,7 +140,7 @@ def _tagged(steps: Generator[int, None, pd.DataFrame]) -> Generator[tuple, None,
         yield None, done
 
 
-def _on_cluster(client, project, jobs, model_and_card, batch, inverted, threads):
+def _on_cluster(client, project, jobs, model_and_card, settings):
     """One task per tomogram on the cluster; results as they finish. Closing the generator
     (a cancel) cancels the tasks not yet done."""
     from distributed import as_completed
@@ -145,27 +148,20 @@ def _on_cluster(client, project, jobs, model_and_card, batch, inverted, threads)
     shared = client.scatter(model_and_card, broadcast=True)
     futures = {
         client.submit(
-            embed_tomogram,
-            project.tomograms[name],
-            rows,
-            shared,
-            batch,
-            inverted,
-            threads,
-            pure=False,
+            embed_tomogram, project.tomograms[name], rows, shared, *settings, pure=False
         ): name
         for name, rows in jobs.items()
     }
     try:
-        for future in as_completed(futures):
-            error = future.exception()
-            yield futures[future], error if error is not None else future.result()
+        for future, result in as_completed(futures, with_results=True, raise_errors=False):
+            failed = future.status == "error"  # then the result is (type, exception, traceback)
+            yield futures[future], result[1] if failed else result
     finally:
         client.cancel(list(futures))
 
 
-def _run_record(card: ModelCard, batch: int, inverted: bool) -> dict:
-    return {"model": card.to_json(), "batch": batch, "inverted": inverted}
+def _run_record(card: ModelCard, batch: int, inverted: bool, error: bool) -> dict:
+    return {"model": card.to_json(), "batch": batch, "inverted": inverted, "error": error}
 
 
 def _load_parts(parts: Path, record: dict, jobs: dict[str, pd.DataFrame]) -> dict:

@@ -18,7 +18,7 @@ from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
 from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION, SEED
 from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
-from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, RECONSTRUCTION_ERROR, derived_columns
+from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, derived_columns, latent_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
@@ -44,6 +44,8 @@ class EmbedWidget(Container):
         )
         self.card = wrapping(Label(label="Card", value=""))
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
+        self.error = CheckBox(text="Reconstruction error (runs the decoder: slower)", value=True)
+        self.error.tooltip = "Each box's error, to colour the scatter by; about 4x the work"
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.projection = ComboBox(
@@ -64,6 +66,7 @@ class EmbedWidget(Container):
                 self.checkpoint,
                 self.card,
                 self.inverted,
+                self.error,
                 Container(widgets=[self.run_button, self.cancel_button], layout="horizontal"),
                 self.projection,
                 self.clustering,
@@ -90,6 +93,7 @@ class EmbedWidget(Container):
                 "k": self.k,
                 "seed": self.seed,
                 "inverted": self.inverted,
+                "error": self.error,
             },
         )
         self.load_model()
@@ -132,9 +136,10 @@ class EmbedWidget(Container):
             version, tomogram = session.version, session.tomogram
             particles = session.particles.drop(columns=derived_columns(session.particles))
             model, card, inverted = session.model, session.card, self.inverted.value
+            error = self.error.value
             self.status.value = f"embedding {count(len(particles), 'particle')}"
             self.task.start(
-                lambda: embed_steps(tomogram, particles, model, card, self.batch, inverted),
+                lambda: embed_steps(tomogram, particles, model, card, self.batch, inverted, error),
                 total=len(particles),
                 desc="Embedding particles",
                 on_result=lambda table: self._embedded(version, table),
@@ -148,12 +153,15 @@ class EmbedWidget(Container):
         particles = session.particles.drop(columns=derived_columns(session.particles))
         project = replace(session.project, particles=particles)
         model, card, inverted = session.model, session.card, self.inverted.value
+        error = self.error.value
         self.status.value = (
             f"embedding {count(len(particles), 'particle')} of "
             f"{count(len(project.tomograms), 'tomogram')}"
         )
         self.task.start(
-            lambda: embed_project_steps(project, model, card, batch=self.batch, inverted=inverted),
+            lambda: embed_project_steps(
+                project, model, card, batch=self.batch, inverted=inverted, error=error
+            ),
             total=len(particles),
             desc="Embedding the project",
             on_result=lambda table: self._embedded(version, table),
@@ -175,7 +183,7 @@ class EmbedWidget(Container):
             return
         for name, why in table.attrs.get(FAILURES, {}).items():
             show_warning(f"Tomogram {name} was not embedded: {why}")
-        embedded = int(table[RECONSTRUCTION_ERROR].notna().sum())
+        embedded = int(table[latent_columns(table)[0]].notna().sum())
         edges = int(table[CROSSES_EDGE].fillna(False).astype(bool).sum())
         self.status.value = (
             f"{embedded} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"
