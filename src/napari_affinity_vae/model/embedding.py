@@ -93,7 +93,9 @@ def embed_steps(
 
     def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
         boxes, crossed = extract_boxes(tomogram.data, coords[start : start + batch], box, scale)
-        return normalise(-boxes if inverted else boxes), crossed
+        if inverted:
+            np.negative(boxes, out=boxes)
+        return normalise(boxes, in_place=True), crossed
 
     with ThreadPoolExecutor(1) as reader:  # the next batch is read while this one is encoded
         ahead = reader.submit(extract, 0)
