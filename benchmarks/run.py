@@ -24,8 +24,11 @@ SCRIPTS = (
     "embedding.py",
     "model.py",
     "scatter.py",
+    "projection.py",
+    "project_embedding.py",
+    "project_gui.py",
 )
-NEEDS_DISPLAY = {"scatter.py", "cancel.py"}
+NEEDS_DISPLAY = {"scatter.py", "cancel.py", "project_gui.py"}
 NOT_FIGURES = ("machine", "torch", "model", "file")  # context lines, not measurements
 TIMEOUT = 1800
 

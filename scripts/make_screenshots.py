@@ -56,6 +56,8 @@ def main() -> None:
     settle(0.3)
     grab(docks["Export"], "export_widget.png")
     viewer.close()
+    with tempfile.TemporaryDirectory() as folder:
+        explore_project(Path(folder))
     for path in sorted(IMAGES.glob("*.png")):
         print(path)
 
@@ -110,6 +112,34 @@ def ground_truth_in_3d(viewer: napari.Viewer, widgets: dict) -> None:
     viewer.reset_view()
     camera_of(viewer).angles = (0, 30, 65)
     shot(viewer, "sample_ground_truth.png")
+
+
+def explore_project(folder: Path) -> None:
+    """A simulated RELION 5 project of four tomograms opened in the Project dock, embedded,
+    coloured by tomogram, one cluster selected across the tomograms and gone to."""
+    from napari_affinity_vae.simulate.project import write_project
+    from napari_affinity_vae.simulate.tomogram import Simulation
+
+    write_project(folder, Simulation(shape=(80, 256, 256), particles=40, snr=0.1, seed=3), 4)
+    viewer = napari.Viewer(title="napari-affinity-vae")
+    viewer.window._qt_window.resize(*WINDOW)
+    widgets, docks = add_dock_widgets(viewer)
+    session = session_for(viewer)
+    widgets["Project"].files.value = (folder / "optimisation_set.star",)
+    widgets["Project"].open_button.native.click()
+    widgets["Tomogram"].slab.value = DEMO_SLAB
+    widgets["Embed"].run_button.native.click()
+    wait_for(lambda: session.clusters is not None and not widgets["Embed"].task.running)
+    scatter = widgets["Latent scatter"]
+    scatter.colour_by.value = "tomo_name"
+    label = int(np.bincount(session.clusters).argmax())
+    scatter.select_category("cluster", str(label))
+    scatter.go_to_selected()
+    docks["Project"].raise_()
+    settle(1.0)
+    shot(viewer, "project.png")
+    grab(docks["Project"], "project_widget.png")
+    viewer.close()
 
 
 def shot(viewer: napari.Viewer, name: str) -> None:
