@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import starfile
+from scatter import lasso_around  # benchmarks/scatter.py: a hand-drawn-like loop
 
 TOMOGRAMS, PER_TOMOGRAM = 200, 5_000
 SHAPE = (32, 128, 128)
@@ -74,12 +75,6 @@ def write_synthetic_project(folder: Path) -> Path:
         folder / "optimisation_set.star",
     )
     return folder / "optimisation_set.star"
-
-
-def lasso_around(xy: np.ndarray, vertices: int = 200) -> np.ndarray:
-    centre, radius = xy.mean(axis=0), 2.2 * xy.std(axis=0)
-    t = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
-    return centre + np.c_[np.cos(t), np.sin(t)] * radius * (1 + 0.05 * np.sin(7 * t))[:, None]
 
 
 def main() -> None:

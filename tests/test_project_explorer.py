@@ -44,6 +44,16 @@ def opened(make_napari_viewer, qtbot, project_folder):
     return viewer, widgets, session_for(viewer)
 
 
+def _embed_by_clicks(qtbot, widgets, session) -> None:
+    """Every particle of the project embedded (PCA) by a click on Run."""
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+
+
 def _column(dock, name: str) -> list:
     """A column of the Project dock's table of tomograms, as the user reads it."""
     return list(dock.table.to_dict()[name].values())
@@ -78,12 +88,7 @@ def test_choosing_another_tomogram_replaces_the_one_shown(opened):
 
 def test_a_selection_across_tomograms_is_counted_highlighted_and_gone_to(opened, qtbot):
     viewer, widgets, session = opened
-    embed = widgets["Embed"]
-    embed.projection.value = "PCA"
-    click(qtbot, embed.run_button)
-    qtbot.waitUntil(
-        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
-    )
+    _embed_by_clicks(qtbot, widgets, session)
     assert np.isfinite(session.latent).all() and session.latent.shape == (21, 8)
     assert "tomo_name" in widgets["Latent scatter"].colour_by.choices
     widgets["Latent scatter"].colour_by.value = "tomo_name"
@@ -102,12 +107,7 @@ def test_a_selection_across_tomograms_is_counted_highlighted_and_gone_to(opened,
 
 def test_a_click_on_a_scatter_point_of_another_tomogram_goes_there(opened, qtbot):
     viewer, widgets, session = opened
-    embed = widgets["Embed"]
-    embed.projection.value = "PCA"
-    click(qtbot, embed.run_button)
-    qtbot.waitUntil(
-        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
-    )
+    _embed_by_clicks(qtbot, widgets, session)
     scatter = widgets["Latent scatter"]
     scatter.canvas.native.resize(400, 400)
     row = 18  # of TS_03
