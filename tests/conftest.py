@@ -76,12 +76,14 @@ STEP_S = 0.1
 
 @pytest.fixture
 def slow_embedding(monkeypatch):
-    """The Embed widget's encoding takes at least ``STEP_S`` per batch, so tests that need a
+    """The Embed widget's encoding (of a tomogram's particles or a project's) takes at least
+    ``STEP_S`` per batch, so tests that need a
     running embedding (to cancel it, edit the particles meanwhile, or watch the event loop) have
     one for a known time, whatever the machine's speed. Yields the list of steps taken."""
     import time
 
     from napari_affinity_vae.model import embedding
+    from napari_affinity_vae.operations import embed_project
     from napari_affinity_vae.widgets import embed
 
     taken = []
@@ -98,4 +100,5 @@ def slow_embedding(monkeypatch):
             return stop.value
 
     monkeypatch.setattr(embed, "embed_steps", slowly)
+    monkeypatch.setattr(embed_project, "embed_steps", slowly)  # a project's, in this process
     return taken

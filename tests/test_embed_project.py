@@ -135,3 +135,12 @@ def test_avae_embed_refuses_a_project_output_it_cannot_write(project_folder, tmp
     out = tmp_path / "embedded.tbl"
     assert main(["embed", str(project_folder / "optimisation_set.star"), "--out", str(out)]) == 2
     assert "a project is written as .star, .csv, .parquet" in capsys.readouterr().err
+
+
+def test_a_scheduler_that_does_not_answer_is_a_clear_error():
+    from napari_affinity_vae.operations.embed_project import connect
+
+    with pytest.raises(
+        AffinityVAEError, match=r"No Dask scheduler answers at tcp://127\.0\.0\.1:9"
+    ):
+        connect("tcp://127.0.0.1:9", timeout=1)

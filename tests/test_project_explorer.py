@@ -220,3 +220,35 @@ def test_other_sources_open_in_the_project_dock(
     assert len(session.particles) == 3 and session.tomogram.name == shown
     points = widgets["Particles"].particles_layer
     np.testing.assert_allclose(points.data, [[5, 20, 10]])  # each source's first particle
+
+
+def test_cancel_stops_a_projects_embedding(opened, qtbot, slow_embedding):
+    _viewer, widgets, session = opened
+    embed = widgets["Embed"]
+    embed.batch = 2  # 4 batches a tomogram, 12 in all: at least 1.2 s
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(lambda: len(slow_embedding) >= 2, timeout=WAIT_MS)
+    click(qtbot, embed.cancel_button)
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    assert session.latent is None and embed.status.value == "cancelled"
+    assert len(slow_embedding) < 6 and embed.run_button.enabled
+
+
+def test_a_project_is_embedded_on_the_dask_scheduler_typed_in(opened, qtbot):
+    from distributed import LocalCluster
+
+    _viewer, widgets, session = opened
+    embed = widgets["Embed"]
+    assert not embed.scheduler.native.isHidden()  # offered once a project is open
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        type_into(qtbot, embed.scheduler, cluster.scheduler_address)
+        embed.projection.value = "PCA"
+        click(qtbot, embed.run_button)
+        qtbot.waitUntil(
+            lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+        )
+        ran = cluster.scheduler.task_prefixes
+    assert "embed_tomogram" in ran  # the tomograms' tasks ran on that cluster
+    assert np.isfinite(session.latent).all() and session.latent.shape == (21, 8)

@@ -693,14 +693,16 @@ def _dask_client(args: argparse.Namespace):
     if not (args.workers or args.scheduler):
         yield None, None
         return
-    from distributed import Client, LocalCluster
-
     if args.scheduler:
-        with Client(args.scheduler) as client:
+        from napari_affinity_vae.operations.embed_project import connect
+
+        with connect(args.scheduler) as client:
             yield client, None
         return
     if args.workers < 1:
         raise AffinityVAEError(f"--workers must be at least 1, got {args.workers}")
+    from distributed import Client, LocalCluster
+
     cluster = LocalCluster(
         n_workers=args.workers, threads_per_worker=1, dashboard_address=None, processes=True
     )

@@ -11,7 +11,7 @@ reported in ``attrs["failures"]``; its particles stay, without latents, and the 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,28 @@ def embed_project_steps(
     table = project.particles.join(columns.sort_index(), how="left")
     table.attrs = dict(project.particles.attrs) | {FAILURES: failures}
     return table
+
+
+def connect(address: str, timeout: float = 10.0) -> Any:
+    """A Dask client of the scheduler at ``address`` (a clear error if none answers)."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise AffinityVAEError(f"No Dask scheduler answers at {address} ({err})") from None
+
+
+def on_scheduler(
+    address: str, steps: Callable[[Any], Generator[int, None, pd.DataFrame]]
+) -> Generator[int, None, pd.DataFrame]:
+    """``steps(client)`` on the Dask scheduler at ``address``, connected where this runs (a
+    widget's worker thread) and closed when the steps end or are cancelled."""
+    client = connect(address)
+    try:
+        return (yield from steps(client))
+    finally:
+        client.close()
 
 
 def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import napari
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
 from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.errors import AffinityVAEError
@@ -17,7 +26,11 @@ from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
 from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION, SEED
-from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+from napari_affinity_vae.operations.embed_project import (
+    FAILURES,
+    embed_project_steps,
+    on_scheduler,
+)
 from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, derived_columns, latent_columns
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
@@ -46,6 +59,11 @@ class EmbedWidget(Container):
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
         self.error = CheckBox(text="Reconstruction error (runs the decoder: slower)", value=True)
         self.error.tooltip = "Each box's error, to colour the scatter by; about 4x the work"
+        self.scheduler = LineEdit(label="Dask scheduler", value="", visible=False)
+        self.scheduler.tooltip = (
+            "A project's tomograms are embedded on this Dask cluster (e.g. tcp://host:8786); "
+            "empty: here. Its workers must see the tomograms at the same paths"
+        )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.projection = ComboBox(
@@ -67,6 +85,7 @@ class EmbedWidget(Container):
                 self.card,
                 self.inverted,
                 self.error,
+                self.scheduler,
                 Container(widgets=[self.run_button, self.cancel_button], layout="horizontal"),
                 self.projection,
                 self.clustering,
@@ -85,6 +104,9 @@ class EmbedWidget(Container):
         self.clustering.changed.connect(lambda m: setattr(self.k, "enabled", m != "HDBSCAN"))
         self.task.running_changed.connect(self._show_running)
         self.session.particles_changed.connect(self._particles_changed)
+        self.session.project_changed.connect(
+            lambda: setattr(self.scheduler, "visible", self.session.project is not None)
+        )
         remember(
             "embed",
             {
@@ -94,6 +116,7 @@ class EmbedWidget(Container):
                 "seed": self.seed,
                 "inverted": self.inverted,
                 "error": self.error,
+                "scheduler": self.scheduler,
             },
         )
         self.load_model()
@@ -158,10 +181,21 @@ class EmbedWidget(Container):
             f"embedding {count(len(particles), 'particle')} of "
             f"{count(len(project.tomograms), 'tomogram')}"
         )
+        address = self.scheduler.value.strip()
+
+        def steps(client: object = None):
+            return embed_project_steps(
+                project,
+                model,
+                card,
+                batch=self.batch,
+                inverted=inverted,
+                error=error,
+                client=client,
+            )
+
         self.task.start(
-            lambda: embed_project_steps(
-                project, model, card, batch=self.batch, inverted=inverted, error=error
-            ),
+            (lambda: on_scheduler(address, steps)) if address else steps,
             total=len(particles),
             desc="Embedding the project",
             on_result=lambda table: self._embedded(version, table),
