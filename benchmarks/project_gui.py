@@ -82,6 +82,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_affinity_vae.demo import add_dock_widgets, settle
+    from napari_affinity_vae.io.projects import open_project
     from napari_affinity_vae.widgets.viewer_session import session_for
 
     with tempfile.TemporaryDirectory() as folder:
@@ -89,6 +90,12 @@ def main() -> None:
         start = time.perf_counter()
         source = write_synthetic_project(Path(folder))
         print(f"writing the synthetic project: {time.perf_counter() - start:.0f} s")
+        star = open_project([source])
+        twin = Path(folder) / "particles.parquet"
+        star.particles.to_parquet(twin)
+        start = time.perf_counter()
+        open_project([Path(folder) / "tomograms.star", twin])
+        print(f"open the project from a Parquet twin: {time.perf_counter() - start:.2f} s")
         viewer = napari.Viewer()
         widgets, _ = add_dock_widgets(viewer)
         session = session_for(viewer)

@@ -127,8 +127,10 @@ def test_avae_embed_a_project_on_two_workers_writes_one_star_and_its_parquet_twi
     np.testing.assert_allclose(back.particles[["z", "y", "x"]], truth[["z", "y", "x"]], atol=1e-3)
     assert back.particles[TOMO_NAME].tolist() == truth[TOMO_NAME].tolist()
     assert np.isfinite(_latent(back.particles)).all() and back.particles[CLUSTER].min() >= 0
-    twin = pd.read_parquet(out.with_suffix(".parquet"))
-    np.testing.assert_allclose(_latent(twin), _latent(back.particles), atol=1e-5)
+    twin = open_project([project_folder / "tomograms.star", out.with_suffix(".parquet")])
+    np.testing.assert_allclose(_latent(twin.particles), _latent(back.particles), atol=1e-5)
+    np.testing.assert_allclose(twin.particles[["z", "y", "x"]], back.particles[["z", "y", "x"]])
+    assert twin.particles[CLUSTER].tolist() == back.particles[CLUSTER].tolist()
 
 
 def test_avae_embed_refuses_a_project_output_it_cannot_write(project_folder, tmp_path, capsys):

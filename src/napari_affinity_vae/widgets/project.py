@@ -22,7 +22,7 @@ from napari_affinity_vae.widgets.viewer_session import session_for
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
 COLUMNS = ("tomogram", "particles", "selected", "status")
-FILE_PATTERNS = "*.star *.tbl *.doc *.vll *.mrc *.rec *.map *.st *.csv *.coords"
+FILE_PATTERNS = "*.star *.parquet *.tbl *.doc *.vll *.mrc *.rec *.map *.st *.csv *.coords"
 
 
 class ProjectWidget(Container):

@@ -36,7 +36,7 @@ from napari_affinity_vae.io.star import (
     to_star,
 )
 from napari_affinity_vae.io.validate import numeric_column
-from napari_affinity_vae.schema import TOMO_NAME, TOMOGRAM_MISSING
+from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
 
 TOMOGRAMS_BLOCK = "global"
 FILE_COLUMNS = {  # the order to view them in
@@ -149,6 +149,21 @@ def read_relion5(
     if tomograms is None:
         notes.append("positions need the tomograms (tomograms.star): none were given")
     return Project(entries, table, sources, blocks, notes)
+
+
+def read_parquet_project(particles: Path, tomograms: Path, sources: tuple[Path, ...]) -> Project:
+    """A project whose particle table is a Parquet file ``avae embed`` wrote (``tomo_name`` and
+    z, y, x in each tomogram's voxels, with any other columns), with its ``tomograms.star``: a
+    million particles open in a fraction of a second."""
+    try:
+        table = pd.read_parquet(particles)
+    except Exception as err:  # pyarrow raises several types for files it cannot read
+        raise ParticleFileError(particles, f"not a readable Parquet file ({err})") from None
+    missing = [c for c in (TOMO_NAME, *AXES) if c not in table]
+    if missing:
+        raise ParticleFileError(particles, f"no {', '.join(missing)} column: not a particle table")
+    table = table.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
+    return Project(read_tomogram_set(tomograms), table.reset_index(drop=True), sources)
 
 
 def read_centred_particles(

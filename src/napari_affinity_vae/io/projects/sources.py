@@ -16,6 +16,7 @@ from napari_affinity_vae.io.projects.relion5 import (
     is_tomogram_set,
     optimisation_set,
     read_blocks,
+    read_parquet_project,
     read_relion5,
 )
 from napari_affinity_vae.io.star import CENTRED_COLUMNS
@@ -23,7 +24,8 @@ from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 
 SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
-    "a STAR file naming tomograms with their folder; a Dynamo table with its .doc or .vll; "
+    "a STAR file naming tomograms with their folder; a Parquet table `avae embed` wrote with the "
+    "tomograms.star it came from; a Dynamo table with its .doc or .vll; "
     "a folder of tomograms with coordinate files of the same stems; or a tomogram with a "
     "coordinate file"
 )
@@ -44,6 +46,8 @@ def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
         return _optimisation_set(kinds["optimisation set"])
     if set(kinds) <= {"tomogram set", "relion5 particles"}:
         return read_relion5(kinds.get("relion5 particles"), kinds.get("tomogram set"), given)
+    if set(kinds) == {"tomogram set", "parquet particles"}:
+        return read_parquet_project(kinds["parquet particles"], kinds["tomogram set"], given)
     if set(kinds) in ({"folder", "relion5 particles"}, {"folder", "star particles"}):
         star = kinds.get("relion5 particles") or kinds["star particles"]
         return read_named(star, kinds["folder"], binning)
@@ -73,6 +77,8 @@ def _kind(path: Path) -> str:
         return "dynamo index"
     if suffix == ".tbl":
         return "dynamo table"
+    if suffix == ".parquet":
+        return "parquet particles"
     if suffix == ".star":
         blocks = read_blocks(path)
         if is_tomogram_set(blocks):
