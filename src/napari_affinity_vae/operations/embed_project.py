@@ -146,7 +146,7 @@ def _in_process(project, jobs, model_and_card, batch, inverted, error):
             tomogram = project.open(name)
             steps = embed_steps(tomogram, rows, model, card, batch, inverted, error)
             table = yield from _tagged(steps)
-        except AffinityVAEError as err:
+        except (AffinityVAEError, OSError, ValueError) as err:  # this tomogram; the rest go on
             yield name, err
             continue
         yield name, table[derived_columns(table)].set_index(rows.index)
