@@ -146,3 +146,26 @@ def test_a_scheduler_that_does_not_answer_is_a_clear_error():
         AffinityVAEError, match=r"No Dask scheduler answers at tcp://127\.0\.0\.1:9"
     ):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_an_embedded_project_embeds_again_with_its_old_columns_replaced(
+    project_folder, tmp_path, capsys
+):
+    first = tmp_path / "first.star"
+    tomograms = str(project_folder / "tomograms.star")
+    assert main(["embed", str(project_folder / "optimisation_set.star"), "--out", str(first)]) == 0
+    assert main(["embed", tomograms, str(first), "--out", str(tmp_path / "again.csv")]) == 0
+    again = pd.read_csv(tmp_path / "again.csv")
+    assert latent_columns(again) == [f"latent_{i}" for i in range(8)]  # no duplicates
+    np.testing.assert_allclose(
+        _latent(again),
+        _latent(open_project([project_folder / "tomograms.star", first]).particles),
+        atol=1e-4,
+    )
+
+
+def test_tomogram_options_are_refused_for_a_project(project_folder, tmp_path, capsys):
+    tomogram = project_folder / "tomograms" / "TS_01.mrc"
+    args = ["embed", str(tomogram), str(project_folder / "particles.star"), "--out"]
+    assert main([*args, str(tmp_path / "x.csv"), "--tomo-name", "TS_01", "--resume"]) == 2
+    assert "--tomo-name is for a tomogram with its coordinate file" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from napari_affinity_vae.simulate.tomogram import Simulation
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.project import PROJECT_KEY
 from napari_affinity_vae.widgets.viewer_session import session_for
-from test_clicks import click, type_into
+from test_clicks import click, messages, type_into
 
 WAIT_MS = 60_000
 SMALL = Simulation(shape=(40, 96, 96), particles=7, snr=0.5, seed=21)
@@ -252,3 +252,59 @@ def test_a_project_is_embedded_on_the_dask_scheduler_typed_in(opened, qtbot):
         ran = cluster.scheduler.task_prefixes
     assert "embed_tomogram" in ran  # the tomograms' tasks ran on that cluster
     assert np.isfinite(session.latent).all() and session.latent.shape == (21, 8)
+
+
+def _broken_copy(project_folder: Path, folder: Path, broken: tuple[str, ...]) -> Path:
+    """The project copied with the tomograms ``broken`` truncated; its optimisation set."""
+    for path in project_folder.glob("*.star"):
+        (folder / path.name).write_text(path.read_text())
+    (folder / "tomograms").mkdir()
+    for source in (project_folder / "tomograms").glob("*.mrc"):
+        data = b"truncated" if source.stem in broken else source.read_bytes()
+        (folder / "tomograms" / source.name).write_bytes(data)
+    return folder / "optimisation_set.star"
+
+
+def test_a_tomogram_that_cannot_be_embedded_leaves_the_others_explorable(
+    make_napari_viewer, qtbot, tmp_path, project_folder, notifications
+):
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session = session_for(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, ("TS_02",))))
+    click(qtbot, dock.open_button)
+    assert "not a readable MRC file" in _column(dock, "status")[1]
+    _embed_by_clicks(qtbot, widgets, session)
+    assert any(m.startswith("Tomogram TS_02 was not embedded") for m in messages(notifications))
+    assert widgets["Embed"].status.value.startswith("14 of 21 particles, ")
+    broken = session.particles["tomo_name"] == "TS_02"
+    assert (session.clusters[broken] == -1).all() and (session.clusters[~broken] >= 0).all()
+    scatter = widgets["Latent scatter"]
+    xy = session.embedding[~broken.to_numpy()]
+    pad = np.ptp(xy, axis=0) * 0.1 + 1e-6
+    low, high = xy.min(axis=0) - pad, xy.max(axis=0) + pad
+    scatter.select_lasso(np.array([low, [high[0], low[1]], high, [low[0], high[1]]]))
+    assert sorted(session.selection) == list(np.flatnonzero(~broken))  # the placed ones only
+    decode = widgets["Decode"]
+    assert len(decode.sliders) == 9  # 8 latent and 1 pose, from the embedded particles
+    decode.source.value = "Selection mean"
+    click(qtbot, decode.decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+
+
+def test_no_tomogram_embedded_says_so_and_keeps_what_was_there(
+    make_napari_viewer, qtbot, tmp_path, project_folder
+):
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session = session_for(viewer)
+    dock = widgets["Project"]
+    broken = ("TS_01", "TS_02", "TS_03")
+    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, broken)))
+    click(qtbot, dock.open_button)
+    embed = widgets["Embed"]
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    assert embed.status.value == "failed: no tomogram could be embedded"
+    assert session.latent is None and len(session.particles) == 21

@@ -292,3 +292,35 @@ def test_simulate_writes_a_project_that_avae_project_lists(tmp_path, capsys):
     assert (
         lines[1] == f"  TS_01: 3 particles, 32 x 64 x 64 voxels at 10 Å ({out}/tomograms/TS_01.mrc)"
     )
+
+
+def test_origin_shifts_place_a_particle_alike_with_tomograms_star_or_a_folder(relion5, tmp_path):
+    blocks = starfile.read(relion5 / "particles.star", always_dict=True)
+    blocks["particles"]["rlnOriginXAngst"] = 20.0
+    shifted = tmp_path / "shifted.star"
+    starfile.write(blocks, shifted)
+    by_set = open_project([shifted, relion5 / "tomograms.star"]).particles
+    by_folder = open_project([shifted, relion5 / "tomograms"]).particles
+    np.testing.assert_allclose(by_folder[list(AXES)], by_set[list(AXES)], atol=1e-6)
+    plain = open_project([relion5 / "optimisation_set.star"]).particles
+    np.testing.assert_allclose(by_set["x"], plain["x"] - 2.0, atol=1e-6)  # 20 A at 10 A/voxel
+
+
+def test_a_name_never_takes_the_file_of_a_longer_name(tmp_path):
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    write_mrc(folder / "TS_10.mrc", np.zeros((10, 10, 10), np.float32))
+    write_mrc(folder / "TS_2_rec.mrc", np.zeros((10, 10, 10), np.float32))
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_1", "TS_2", "TS_10"],
+            "rlnCoordinateX": [5.0] * 3,
+            "rlnCoordinateY": [5.0] * 3,
+            "rlnCoordinateZ": [5.0] * 3,
+        }
+    )
+    starfile.write({"particles": particles}, tmp_path / "p.star")
+    project = open_project([tmp_path / "p.star", folder])
+    assert project.tomograms["TS_1"].path is None  # TS_1.mrc is missing; TS_10 is not it
+    assert project.tomograms["TS_2"].path.name == "TS_2_rec.mrc"
+    assert project.tomograms["TS_10"].path.name == "TS_10.mrc"

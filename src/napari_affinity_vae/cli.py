@@ -423,8 +423,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
-    elif args.tomograms:
+    elif args.tomograms is not None:
         from napari_affinity_vae.simulate.project import write_project
+
+        if args.tomograms < 1:
+            raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
 
         paths = write_project(args.outdir, settings, args.tomograms, tqdm).values()
     else:
@@ -600,7 +603,7 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     from napari_affinity_vae.io.particles import read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.embedding import embed
-    from napari_affinity_vae.schema import CROSSES_EDGE
+    from napari_affinity_vae.schema import CROSSES_EDGE, derived_columns
 
     tomogram = open_tomogram(tomogram_path, args.voxel_size)
     particles = read_particles(
@@ -611,6 +614,7 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     )
     if particles.empty:
         raise ParticleFileError(coords, "no particles to embed")
+    particles = particles.drop(columns=derived_columns(particles))  # an earlier embedding's
     model, card = _model(args)
     table = embed(
         tomogram, particles, model, card, inverted=args.inverted, progress=tqdm, error=args.error
@@ -628,9 +632,17 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
 
     check_output(args.out)
+    for option, value in (("--tomo-name", args.tomo_name), ("--voxel-size", args.voxel_size)):
+        if value is not None:
+            raise AffinityVAEError(
+                f"{option} is for a tomogram with its coordinate file, embedded in this process; "
+                "a project names its tomograms and their voxel sizes itself"
+            )
     project = open_project(args.sources, binning=args.binning)
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
+    if args.parquet or len(project.particles) > PARQUET_ABOVE:
+        _refuse_existing(args, args.out.with_suffix(".parquet"))
     model, card = _model(args)
     parts = args.out.with_name(args.out.name + ".parts") if args.resume else None
     with _dask_client(args) as (client, threads):

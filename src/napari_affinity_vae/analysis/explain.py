@@ -39,6 +39,8 @@ def explain_selection(
     latent = np.asarray(latent, dtype=np.float64)
     selected = np.zeros(len(latent), dtype=bool)
     selected[np.asarray(rows, dtype=np.int64)] = True
+    embedded = np.isfinite(latent).all(axis=1)  # particles of a tomogram not embedded: left out
+    latent, selected = latent[embedded], selected[embedded]
     if selected.all() or not selected.any():
         n = len(latent)
         which = "none" if n == 0 else f"all {n}" if selected.all() else f"none of the {n}"

@@ -18,10 +18,13 @@ class PlaneIndex:
         self.xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         self.x, self.y = np.ascontiguousarray(self.xy[:, 0]), np.ascontiguousarray(self.xy[:, 1])
         self.cells = cells
-        self.low = self.xy.min(axis=0) if len(self.xy) else np.zeros(2)
-        span = (self.xy.max(axis=0) - self.low) if len(self.xy) else np.ones(2)
+        self.placed = np.isfinite(self.xy).all(axis=1)  # rows without a place are never chosen
+        placed = self.xy[self.placed]
+        self.low = placed.min(axis=0) if len(placed) else np.zeros(2)
+        span = (placed.max(axis=0) - self.low) if len(placed) else np.ones(2)
         self.size = np.where(span > 0, span, 1.0) / cells
-        ij = np.clip(((self.xy - self.low) / self.size).astype(np.int64), 0, cells - 1)
+        grid = np.nan_to_num((self.xy - self.low) / self.size)
+        ij = np.clip(grid.astype(np.int64), 0, cells - 1)
         self.cell = (ij[:, 0] * cells + ij[:, 1]).astype(np.int32)
 
     def in_rectangle(self, corner: np.ndarray, opposite: np.ndarray) -> np.ndarray:
@@ -40,8 +43,8 @@ class PlaneIndex:
             return np.zeros(0, dtype=np.int64)
         grid = (vertices - self.low) / self.size
         outline = _outline(grid, self.cells)
-        chosen = (_fill(grid, self.cells) & ~outline).ravel()[self.cell]
-        undecided = np.flatnonzero(outline.ravel()[self.cell])
+        chosen = (_fill(grid, self.cells) & ~outline).ravel()[self.cell] & self.placed
+        undecided = np.flatnonzero(outline.ravel()[self.cell] & self.placed)
         chosen[undecided[points_in_poly(self.xy[undecided], vertices)]] = True
         return np.flatnonzero(chosen)
 

@@ -25,6 +25,9 @@ def source_vector(
     first selected particle, the selection's mean (placed at its member nearest the mean), or
     the centre of ``cluster`` (the particle nearest its mean)."""
     pose = pose if pose is not None else np.zeros((len(latent), 0))
+    embedded = np.isfinite(latent).all(axis=1)  # a tomogram that was not embedded has none
+    selection = np.asarray(selection, dtype=np.int64)
+    selection = selection[embedded[selection]]
     if source == CENTRE:
         if clusters is None:
             raise AffinityVAEError("Cluster the particles first (Embed widget)")
@@ -33,9 +36,9 @@ def source_vector(
             raise AffinityVAEError(f"There is no cluster {cluster}")
         row = centres[cluster]
         return latent[row], pose[row], row
-    rows = np.asarray(selection, dtype=np.int64)
+    rows = selection
     if not len(rows):
-        raise AffinityVAEError("The selection is empty: select particles first")
+        raise AffinityVAEError("The selection is empty (of embedded particles): select some first")
     if source == PARTICLE:
         return latent[rows[0]], pose[rows[0]], int(rows[0])
     mean = latent[rows].mean(axis=0)

@@ -67,6 +67,7 @@ def embed_project_steps(
     tomogram on a ``client``); return the project's particles with the derived columns (NaN
     for those not embedded: see ``attrs["failures"]``); ``error`` adds the reconstruction
     error, which runs the decoder too. Stop iterating to cancel."""
+    particles = project.particles.drop(columns=derived_columns(project.particles))
     jobs, failures = _jobs(project)
     done = {}
     if parts is not None:
@@ -93,7 +94,7 @@ def embed_project_steps(
                 _save_part(parts, name, result)
         yield count
     columns = pd.concat(list(done.values())) if done else pd.DataFrame(index=pd.Index([]))
-    table = project.particles.join(columns.sort_index(), how="left")
+    table = particles.join(columns.sort_index(), how="left")  # earlier results replaced
     table.attrs = dict(project.particles.attrs) | {FAILURES: failures}
     return table
 

@@ -79,6 +79,11 @@ def _cluster_name(label: int) -> str:
     return NOISE_NAME if label < 0 else f"cluster{label}"
 
 
+def index_path(path: Path, format_label: str, project: Project | None) -> Path | None:
+    """The ``.doc`` index a Dynamo table of a project's particles gets beside it, if any."""
+    return path.with_suffix(".doc") if project is not None and format_label == DYNAMO else None
+
+
 def write_parts(
     parts: dict[Path, pd.DataFrame],
     format_label: str,
@@ -98,7 +103,7 @@ def write_parts(
     if any(p.is_dir() for p in parts):
         raise ParticleFileError(first, "a folder of that name is in the way")
     flavour = FORMATS[format_label][1]
-    index = first.with_suffix(".doc") if project and format_label == DYNAMO else None
+    index = index_path(first, format_label, project)
     names = [p.name for p in parts] + ([index.name] if index else [])
     try:
         with atomic_files(folder, names) as staged:
@@ -118,7 +123,9 @@ def write_parts(
                 except InputFileError as err:  # name the user's file, not the staged one
                     raise ParticleFileError(target, err.problem) from None
             if index:
-                lines = [f"{i} {e.path}" for i, e in enumerate(project.tomograms.values(), 1)]
+                lines = [
+                    f"{i} {e.path or e.name}" for i, e in enumerate(project.tomograms.values(), 1)
+                ]
                 staged[-1].write_text("\n".join(lines) + "\n")
     except OSError as err:
         raise ParticleFileError(first, f"cannot be written ({err.strerror or err})") from None

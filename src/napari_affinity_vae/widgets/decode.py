@@ -294,6 +294,9 @@ class DecodeWidget(Container):
 def slider_range(values: np.ndarray) -> tuple[float, float, float]:
     """A slider's minimum, maximum and start for a latent column: the data's range rounded
     outwards to what the slider shows (at least 1 wide, for one particle), and the median."""
+    values = values[np.isfinite(values)]  # particles not embedded have none
+    if not len(values):
+        return -1.0, 1.0, 0.0
     low, high = float(np.min(values)), float(np.max(values))
     if high - low < 1e-3:
         low, high = low - 0.5, high + 0.5

@@ -31,7 +31,13 @@ from napari_affinity_vae.operations.embed_project import (
     embed_project_steps,
     on_scheduler,
 )
-from napari_affinity_vae.schema import CLUSTER, CROSSES_EDGE, derived_columns, latent_columns
+from napari_affinity_vae.schema import (
+    CLUSTER,
+    CROSSES_EDGE,
+    EMBEDDING_X,
+    derived_columns,
+    latent_columns,
+)
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
@@ -211,12 +217,15 @@ class EmbedWidget(Container):
         self.status.value = f"failed: {failure_message(error, 'the last step')}"
 
     def _embedded(self, version: int, table: pd.DataFrame) -> None:
+        for name, why in table.attrs.get(FAILURES, {}).items():
+            show_warning(f"Tomogram {name} was not embedded: {why}")
+        if not latent_columns(table):
+            self.status.value = "failed: no tomogram could be embedded"
+            return
         if not self.session.add_columns(version, table[derived_columns(table)], True):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
-        for name, why in table.attrs.get(FAILURES, {}).items():
-            show_warning(f"Tomogram {name} was not embedded: {why}")
         embedded = int(table[latent_columns(table)[0]].notna().sum())
         edges = int(table[CROSSES_EDGE].fillna(False).astype(bool).sum())
         self.status.value = (
@@ -254,7 +263,9 @@ class EmbedWidget(Container):
         for note in columns.attrs.get(NOTES, []):
             show_info(note[0].upper() + note[1:])
         found = columns[CLUSTER][columns[CLUSTER] >= 0].nunique()
-        self.status.value = f"{count(len(columns), 'particle')}, {count(found, 'cluster')}"
+        placed = int(columns[EMBEDDING_X].notna().sum())  # a tomogram not embedded: no place
+        of = f"{placed} of {len(columns)} particles" if placed < len(columns) else None
+        self.status.value = f"{of or count(placed, 'particle')}, {count(found, 'cluster')}"
 
     def _particles_changed(self) -> None:
         if self.session.latent is None and not self.task.running:

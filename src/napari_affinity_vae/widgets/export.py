@@ -21,6 +21,7 @@ from napari_affinity_vae.operations.export import (
     export_parts,
     export_path,
     format_of_suffix,
+    index_path,
     write_parts,
 )
 from napari_affinity_vae.text import count
@@ -90,7 +91,8 @@ class ExportWidget(Container):
         parts = export_parts(
             table, self.what.value, self.session.selection, export_path(path, label)
         )
-        taken = [p for p in parts if p.exists() and not p.is_dir()]
+        index = index_path(next(iter(parts)), label, self.session.project)
+        taken = [p for p in [*parts, index] if p is not None and p.exists() and not p.is_dir()]
         if taken and not self.ask_overwrite(taken):
             self.status.value = "not written: the existing files were kept"
             return []

@@ -113,6 +113,7 @@ class ParticlesWidget(Container):
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
         self.session.tomogram_changed.connect(self._tomogram_changed)
+        self.session.project_changed.connect(self._project_changed)
         self.session.embedding_changed.connect(self._copy_results)
         self.session.selection_changed.connect(self._show_selection)
         remember(
@@ -148,10 +149,15 @@ class ParticlesWidget(Container):
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
         project = self.session.project
         if project is not None:
-            if tomogram.name in project.tomograms:
+            entry = project.tomograms.get(tomogram.name)
+            if entry is not None and tomogram.path in entry.files.values():
                 self._show_project_particles()
                 return
             self.session.set_project(None)  # another tomogram: the project is left
+            show_info(
+                f"{tomogram.name} is not one of the project's tomograms: the project was left "
+                "(open it again in the Project dock)"
+            )
         own = [
             x
             for x in self.layer.choices
@@ -305,20 +311,30 @@ class ParticlesWidget(Container):
         if layer is None:
             layer = self._viewer.add_points(data, **kwargs)
         else:
-            for highlight in self._viewer.layers:
-                if is_highlight(highlight) and highlight.metadata.get(ROLE) == layer.name:
-                    highlight.metadata[ROLE], highlight.name = name, f"{name} (selected)"
+            old = layer.name
             with layer.events.data.blocker(self._edited):
                 layer.selected_data = set()
                 layer.data = data
             layer.features = kwargs["features"]
             layer.metadata.update(metadata)
-            layer.name, layer.scale = name, kwargs["scale"]
+            layer.name, layer.scale = name, kwargs["scale"]  # napari may number a taken name
+            self._rename_highlight(old, layer.name)
         self.layer.value = layer
         self._sync_from_layer()  # the count, also when the layer was already the one watched
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
         self._show_selection(None)
         return layer
+
+    def _rename_highlight(self, old: str, new: str) -> None:
+        """The highlight of the layer once named ``old`` follows its new name; one whose name
+        napari changed (another layer holds it) is removed, to be made anew when needed."""
+        for highlight in [x for x in self._viewer.layers if is_highlight(x)]:
+            if highlight.metadata.get(ROLE) != old:
+                continue
+            highlight.metadata[ROLE] = new
+            highlight.name = f"{new} (selected)"
+            if highlight.name != f"{new} (selected)":
+                self._viewer.layers.remove(highlight)
 
     # -- keeping the layer and the session in step -----------------------------------------
     @property
@@ -353,7 +369,7 @@ class ParticlesWidget(Container):
         action = str(getattr(getattr(event, "action", None), "value", "changed"))
         if action not in PAST_ACTIONS:
             return
-        rows = _table_rows(self._watched)
+        rows = self._table_rows(self._watched)
         if rows is None:
             self._sync_from_layer(edited=True)
             return
@@ -367,7 +383,7 @@ class ParticlesWidget(Container):
         another layer leaves the project."""
         layer = self._watched
         if self.session.project is not None:
-            if layer is None or _table_rows(layer) is not None:
+            if layer is None or self._table_rows(layer) is not None:
                 shown = 0 if layer is None else len(layer.data)
                 self.count.value = f"{shown} of {len(self.session.particles)}"
                 return
@@ -392,7 +408,7 @@ class ParticlesWidget(Container):
         layer = self._watched
         if layer is None:
             return
-        table, rows = self.session.particles, _table_rows(layer)
+        table, rows = self.session.particles, self._table_rows(layer)
         if rows is not None:
             table = table.iloc[rows]
         if len(layer.data) != len(table):
@@ -403,14 +419,14 @@ class ParticlesWidget(Container):
     def _viewer_selected(self, *_args: object) -> None:
         layer = self._watched
         rows = np.fromiter(sorted(layer.selected_data), dtype=np.int64)
-        table_rows = _table_rows(layer)
+        table_rows = self._table_rows(layer)
         self.session.select(rows if table_rows is None else table_rows[rows], source=self)
 
     def _show_selection(self, source: object) -> None:
         layer = self._watched
         if layer is None:
             return
-        rows, table_rows = self.session.selection, _table_rows(layer)
+        rows, table_rows = self.session.selection, self._table_rows(layer)
         if table_rows is not None:  # the selected rows of the tomogram shown, as its points
             rows = np.flatnonzero(np.isin(table_rows, rows))
         if source is not self and len(layer.selected_data):
@@ -418,11 +434,28 @@ class ParticlesWidget(Container):
                 layer.selected_data = set()
         show_selection(self._viewer, layer, rows)
 
+    def _table_rows(self, layer: Points | None) -> np.ndarray | None:
+        """The table rows of the open project's points (None for any other layer)."""
+        if layer is None or self.session.project is None:
+            return None
+        return layer.metadata.get(TABLE_ROWS)
+
+    def _project_changed(self) -> None:
+        """A project opened: an earlier project's points are cleared until one of its tomograms
+        is shown, and no other layer stays the one explored. Left: its points layer becomes an
+        ordinary one (its rows belonged to the project's table)."""
+        if self.session.project is not None:
+            for layer in [x for x in self._viewer.layers if TABLE_ROWS in x.metadata]:
+                with layer.events.data.blocker(self._edited):  # an earlier project's points
+                    layer.selected_data = set()
+                    layer.data = np.zeros((0, 3))
+                layer.metadata[TABLE_ROWS] = np.zeros(0, dtype=np.int64)
+            if self.layer.value is not None and TABLE_ROWS not in self.layer.value.metadata:
+                self.layer.value = None
+            return
+        for layer in self._viewer.layers:
+            layer.metadata.pop(TABLE_ROWS, None)
+
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
-
-
-def _table_rows(layer: Points | None) -> np.ndarray | None:
-    """The table rows of a project tomogram's points (None for any other layer)."""
-    return None if layer is None else layer.metadata.get(TABLE_ROWS)

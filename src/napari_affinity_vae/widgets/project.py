@@ -48,6 +48,7 @@ class ProjectWidget(Container):
         self.table = Table(value={c: [] for c in COLUMNS})
         self.table.read_only = True
         self._codes: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
+        self._listed: tuple[list[str], str] = ([], "")  # the table's tomograms, the summary
         super().__init__()
         scrolling(
             self,
@@ -143,6 +144,7 @@ class ProjectWidget(Container):
         codes, names = pd.factorize(self.session.particles[TOMO_NAME].astype(str))
         self._codes = (codes, [str(n) for n in names])
         counts = project.counts()
+        self._listed = (list(counts.index), project.describe().splitlines()[0])
         selected = self._selected_counts()
         self.table.value = {
             "tomogram": list(counts.index),
@@ -157,12 +159,11 @@ class ProjectWidget(Container):
             return
         selected = self._selected_counts()
         column = COLUMNS.index("selected")
-        for row, name in enumerate(project.counts().index):
+        names, summary = self._listed
+        for row, name in enumerate(names):
             self.table.native.item(row, column).setText(str(selected.get(name, 0)))
         total = len(self.session.selection)
-        self.summary.value = (
-            f"{project.describe().splitlines()[0]}; {count(total, 'particle')} selected"
-        )
+        self.summary.value = f"{summary}; {count(total, 'particle')} selected"
 
     def _selected_counts(self) -> dict[str, int]:
         """Selected particles per tomogram (a count of codes: fast at a million particles)."""

@@ -49,6 +49,9 @@ class ScatterCanvas:
     def show_points(self, xy: np.ndarray) -> None:
         """New points: the view fits them and the density image is computed (a few points per
         bin, so that few points are seen as well as a million)."""
+        xy, _ = _placed(xy)
+        if not len(xy):
+            return
         low, high = xy.min(axis=0), xy.max(axis=0)
         span = np.where(high > low, high - low, 1.0)
         self.view.camera.rect = (*(low - 0.05 * span), *(1.1 * span))
@@ -64,6 +67,7 @@ class ScatterCanvas:
         )
 
     def colour_points(self, xy: np.ndarray, colours: np.ndarray) -> None:
+        xy, colours = _placed(xy, colours)
         size = 3 if len(xy) > 50_000 else 6
         self.points.set_data(xy.astype(np.float32), face_color=colours, edge_width=0, size=size)
 
@@ -75,6 +79,7 @@ class ScatterCanvas:
 
     def show_selection(self, xy: np.ndarray, colours: np.ndarray | str) -> None:
         """Draw ``xy`` selected, over the other points dimmed (none: nothing dimmed)."""
+        xy, colours = _placed(xy, colours)
         self.dim.visible = self.selected.visible = len(xy) > 0
         if len(xy):
             self.selected.set_data(
@@ -92,3 +97,13 @@ class ScatterCanvas:
             self.outline.set_data(shape.astype(np.float32))
         self.outline.visible = shape is not None
         self.canvas.update()
+
+
+def _placed(xy: np.ndarray, colours: np.ndarray | str | None = None) -> tuple:
+    """The points that have a place (particles not embedded have none: NaN) and their colours."""
+    placed = np.isfinite(xy).all(axis=1)
+    if placed.all():
+        return xy, colours
+    if isinstance(colours, np.ndarray):
+        colours = colours[placed]
+    return xy[placed], colours

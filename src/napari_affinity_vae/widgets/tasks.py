@@ -67,8 +67,15 @@ class Task:
     ) -> GeneratorWorker:
         self.cancel()
 
+        running: list[Generator[int, None, Any]] = []
+
         def run() -> Generator[int, None, Any]:  # a generator function, as napari requires
-            return (yield from _catching(steps))
+            running.append(_catching(steps))
+            return (yield from running[0])
+
+        def close() -> None:  # a cancelled job's cleanup (its finally blocks) runs now, not at
+            for job in running:  # the next garbage collection (napari leaves it suspended)
+                job.close()
 
         def deliver(result: Any) -> None:
             if worker.abort_requested:
@@ -86,6 +93,7 @@ class Task:
             worker.yielded.connect(lambda done: bar.update(done - bar.n))
             worker.finished.connect(bar.close)
         worker.returned.connect(deliver)
+        worker.finished.connect(close)
         worker.finished.connect(lambda: self._finished(worker))
         self.worker = worker
         self.running_changed.emit(True)

@@ -41,8 +41,11 @@ def read_index(path: Path) -> dict[str, tuple[Path, float | None]]:
         else:
             current = {"path": line}
             found[str(len(found) + 1)] = current  # renumbered below by "index" where given
-    numbered = {str(int(v.get("index", k))): v for k, v in found.items()}
-    apix = {k: float(v["apix"]) if "apix" in v else None for k, v in numbered.items()}
+    try:
+        numbered = {str(int(float(v.get("index", k)))): v for k, v in found.items()}
+        apix = {k: float(v["apix"]) if "apix" in v else None for k, v in numbered.items()}
+    except ValueError as err:
+        raise ParticleFileError(path, f"an index or apix that is not a number ({err})") from None
     return _resolved(path, {k: [v["path"], apix[k]] for k, v in numbered.items()})
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
-from napari_affinity_vae.io.projects.relion5 import read_blocks
+from napari_affinity_vae.io.projects.relion5 import origin_shifts, read_blocks
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
     ORIGIN_COLUMNS,
@@ -23,6 +23,8 @@ from napari_affinity_vae.io.star import (
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 from napari_affinity_vae.io.validate import numeric_column
 from napari_affinity_vae.schema import AXES, TOMO_NAME
+
+SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
 
 
 def tomogram_files(folder: Path) -> dict[str, Path]:
@@ -43,10 +45,15 @@ def entry(name: str, path: Path | None, voxel_size: float | None = None) -> Tomo
 
 
 def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
-    """Each name's file: the stem equal to it, or else the one stem starting with it."""
+    """Each name's file: the stem equal to it, or else the one stem that starts with it and a
+    separator (``TS_1`` takes ``TS_1_rec`` but never ``TS_10``)."""
     found = {}
     for name in names:
-        starting = [p for stem, p in files.items() if stem.startswith(name)]
+        starting = [
+            p
+            for stem, p in files.items()
+            if stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS
+        ]
         found[name] = files.get(name) or (starting[0] if len(starting) == 1 else None)
     return found
 
@@ -70,17 +77,16 @@ def read_named(particles: Path, folder: Path, binning: float = 1.0) -> Project:
         raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
     names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
     entries = {n: entry(n, p) for n, p in match(names, tomogram_files(folder)).items()}
+    shift = origin_shifts(particles, block)  # x, y, z Angstrom
     if PIXEL_COLUMNS["x"] in block:
         xyz = np.column_stack([numeric_column(particles, block, PIXEL_COLUMNS[a]) for a in "xyz"])
-        coords = pd.DataFrame(xyz[:, ::-1] / binning, columns=list(AXES))
         sizes = block[TOMO_COLUMN].astype(str).map(lambda n: entries[n].voxel_size or np.nan)
-        for a in "xyz":
-            if ORIGIN_COLUMNS[a] in block:
-                shift = numeric_column(particles, block, ORIGIN_COLUMNS[a]).fillna(0)
-                coords[a] -= (shift / sizes).where(shift != 0, 0)
+        moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
+        voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
+        coords = pd.DataFrame((xyz / binning - voxels)[:, ::-1], columns=list(AXES))
     else:
         xyz = np.column_stack([numeric_column(particles, block, CENTRED_COLUMNS[a]) for a in "xyz"])
-        coords = to_voxels(entries, block[TOMO_COLUMN], xyz)
+        coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
     used = [*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()]
     rest = from_star(block.drop(columns=used, errors="ignore"))
     return Project(entries, pd.concat([coords, rest], axis=1), (particles, folder), blocks)

@@ -66,6 +66,7 @@ class Project:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._groups: dict[str, np.ndarray] | None = None
         broken = [name for name, entry in self.tomograms.items() if entry.problem]
         names = self.particles[TOMO_NAME].astype(str)
         self.particles[TOMOGRAM_MISSING] = ~names.isin(self.tomograms) | names.isin(broken)
@@ -77,8 +78,12 @@ class Project:
         return counted.reindex(names, fill_value=0)
 
     def rows_of(self, name: str) -> np.ndarray:
-        """The table rows of tomogram ``name``."""
-        return np.flatnonzero(self.particles[TOMO_NAME].astype(str).to_numpy() == name)
+        """The table rows of tomogram ``name`` (grouped once: hundreds of tomograms of a
+        million particles take no longer than one)."""
+        if self._groups is None:
+            names = self.particles[TOMO_NAME].astype(str)
+            self._groups = {str(k): v for k, v in names.groupby(names, sort=False).indices.items()}
+        return self._groups.get(name, np.zeros(0, dtype=np.int64))
 
     def open(self, name: str, kind: str | None = None) -> Tomogram:
         if name not in self.tomograms:

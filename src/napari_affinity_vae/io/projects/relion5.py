@@ -184,22 +184,28 @@ def read_centred_particles(
     if TOMO_COLUMN not in block:
         raise ParticleFileError(path, f"no {TOMO_COLUMN} column: whose particles are these?")
     xyz = np.column_stack([numeric_column(path, block, CENTRED_COLUMNS[a]) for a in "xyz"])
-    shift = np.column_stack(
-        [
-            numeric_column(path, block, c) if c in block else np.zeros(len(block))
-            for c in (ORIGIN_COLUMNS[a] for a in "xyz")
-        ]
-    )
-    if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
-        angles = np.column_stack([numeric_column(path, block, c) for c in SUBTOMOGRAM_ANGLES])
-        shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
-    coords = to_voxels(entries, block[TOMO_COLUMN], np.nan_to_num(xyz - shift))
+    coords = to_voxels(entries, block[TOMO_COLUMN], np.nan_to_num(xyz - origin_shifts(path, block)))
     coords[np.isnan(xyz).any(axis=1)] = np.nan
     rest = block.drop(
         columns=[*CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()], errors="ignore"
     )
     table = pd.concat([coords, from_star(rest)], axis=1)
     return table, blocks
+
+
+def origin_shifts(path: Path, block: pd.DataFrame) -> np.ndarray:
+    """Each particle's ``rlnOrigin*Angst`` shift (x, y, z; 0 where absent) turned by its
+    ``rlnTomoSubtomogram`` rotation, as RELION subtracts it from the position."""
+    shift = np.column_stack(
+        [
+            numeric_column(path, block, c).fillna(0) if c in block else np.zeros(len(block))
+            for c in (ORIGIN_COLUMNS[a] for a in "xyz")
+        ]
+    )
+    if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
+        angles = np.column_stack([numeric_column(path, block, c) for c in SUBTOMOGRAM_ANGLES])
+        shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
+    return shift
 
 
 def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path:

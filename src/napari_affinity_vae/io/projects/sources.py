@@ -38,6 +38,7 @@ def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
     for path in paths:
         if not path.exists():
             raise ParticleFileError(path, "no such file or folder")
+    paths = [p.resolve() for p in paths]  # the tomograms' paths hold wherever they are opened
     kinds = {_kind(p): p for p in paths}
     if len(kinds) != len(paths):
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
