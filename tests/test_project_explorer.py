@@ -308,3 +308,13 @@ def test_no_tomogram_embedded_says_so_and_keeps_what_was_there(
     qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
     assert embed.status.value == "failed: no tomogram could be embedded"
     assert session.latent is None and len(session.particles) == 21
+
+
+def test_a_voxel_size_corrected_in_the_tomogram_dock_is_the_projects(opened, qtbot):
+    _viewer, widgets, session = opened
+    widgets["Tomogram"].voxel_size.value = 12.0  # the user corrects TS_01's header
+    assert session.project.tomograms["TS_01"].voxel_size == 12.0
+    assert session.project.open("TS_01").voxel_size == 12.0  # what its embedding opens
+    assert session.project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)
+    points = widgets["Particles"].particles_layer
+    assert tuple(points.scale) == (12.0, 12.0, 12.0)  # the particles follow it

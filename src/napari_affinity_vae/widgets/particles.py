@@ -4,6 +4,7 @@ and keep the session's particle table in step with the Points layer."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import napari
@@ -151,6 +152,9 @@ class ParticlesWidget(Container):
         if project is not None:
             entry = project.tomograms.get(tomogram.name)
             if entry is not None and tomogram.path in entry.files.values():
+                if tomogram.voxel_size and tomogram.voxel_size != entry.voxel_size:
+                    # corrected in the Tomogram dock: the project embeds with it too
+                    project.tomograms[entry.name] = replace(entry, voxel_size=tomogram.voxel_size)
                 self._show_project_particles()
                 return
             self.session.set_project(None)  # another tomogram: the project is left
