@@ -318,3 +318,20 @@ def test_a_voxel_size_corrected_in_the_tomogram_dock_is_the_projects(opened, qtb
     assert session.project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)
     points = widgets["Particles"].particles_layer
     assert tuple(points.scale) == (12.0, 12.0, 12.0)  # the particles follow it
+
+
+def test_the_project_docks_voxel_size_opens_tomograms_whose_headers_have_none(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from conftest import write_mrc
+
+    write_mrc(tmp_path / "a.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=0.0)
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.folder, str(tmp_path))
+    dock.voxel_size.value = 8.0
+    click(qtbot, dock.open_button)
+    session = session_for(viewer)
+    assert session.tomogram.name == "a" and session.tomogram.voxel_size == 8.0
+    assert tuple(viewer.layers["a"].scale) == (8.0, 8.0, 8.0)

@@ -13,7 +13,7 @@ import starfile
 
 from conftest import write_mrc
 from napari_affinity_vae.cli import main
-from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.errors import ParticleFileError, TomogramFileError
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
@@ -324,3 +324,27 @@ def test_a_name_never_takes_the_file_of_a_longer_name(tmp_path):
     assert project.tomograms["TS_1"].path is None  # TS_1.mrc is missing; TS_10 is not it
     assert project.tomograms["TS_2"].path.name == "TS_2_rec.mrc"
     assert project.tomograms["TS_10"].path.name == "TS_10.mrc"
+
+
+def test_a_voxel_size_given_replaces_headers_that_have_none(tmp_path, capsys):
+    for name in ("a", "b"):
+        write_mrc(tmp_path / f"{name}.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=0.0)
+    write_mrc(tmp_path / "a.rec", np.zeros((5, 5, 5), np.float32))  # .mrc is taken before .rec
+    write_particles(pd.DataFrame({"z": [5.0], "y": [6.0], "x": [7.0]}), tmp_path / "a.csv")
+    unknown = open_project([tmp_path])
+    assert "voxel size is 0" in unknown.tomograms["a"].problem
+    assert unknown.particles[TOMOGRAM_MISSING].all()
+    given = open_project([tmp_path], voxel_size=8.0)
+    assert [e.voxel_size for e in given.tomograms.values()] == [8.0, 8.0]
+    assert given.tomograms["a"].problem is None and given.tomograms["a"].shape == (20, 30, 40)
+    assert given.open("a").voxel_size == 8.0 and not given.particles[TOMOGRAM_MISSING].any()
+    assert main(["project", str(tmp_path), "--voxel-size", "8"]) == 0
+    assert "a: 1 particle, 20 x 30 x 40 voxels at 8 Å" in capsys.readouterr().out
+
+
+def test_a_tomogram_named_twice_is_refused(relion5, tmp_path):
+    table = starfile.read(relion5 / "tomograms.star", always_dict=True)["global"]
+    table.loc[2, "rlnTomoName"] = "TS_01"
+    starfile.write({"global": table}, tmp_path / "tomograms.star")
+    with pytest.raises(ParticleFileError, match="names tomogram\\(s\\) TS_01 more than once"):
+        open_project([tmp_path / "tomograms.star"])

@@ -296,6 +296,12 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         default=1.0,
         help="RELION 4 coordinates are in pixels this many times finer than the tomograms' voxels",
     )
+    pr.add_argument(
+        "--voxel-size",
+        type=float,
+        help="Angstrom, for tomograms whose headers have none or a wrong one (RELION 5's STAR "
+        "files give theirs)",
+    )
     pr.set_defaults(run=_run_project)
 
 
@@ -632,13 +638,12 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
 
     check_output(args.out)
-    for option, value in (("--tomo-name", args.tomo_name), ("--voxel-size", args.voxel_size)):
-        if value is not None:
-            raise AffinityVAEError(
-                f"{option} is for a tomogram with its coordinate file, embedded in this process; "
-                "a project names its tomograms and their voxel sizes itself"
-            )
-    project = open_project(args.sources, binning=args.binning)
+    if args.tomo_name is not None:
+        raise AffinityVAEError(
+            "--tomo-name is for a tomogram with its coordinate file, embedded in this process; "
+            "a project's particles belong to its tomograms by name already"
+        )
+    project = open_project(args.sources, binning=args.binning, voxel_size=args.voxel_size)
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
     if args.parquet or len(project.particles) > PARQUET_ABOVE:
@@ -725,7 +730,7 @@ def _dask_client(args: argparse.Namespace):
 def _run_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.projects import open_project
 
-    print(open_project(args.sources, binning=args.binning).describe())
+    print(open_project(args.sources, binning=args.binning, voxel_size=args.voxel_size).describe())
     return 0
 
 

@@ -40,6 +40,11 @@ class ProjectWidget(Container):
         self.folder.tooltip = "Optional: tomograms matched to the particles' names by file name"
         self.binning = FloatSpinBox(label="Coordinate binning", min=0.01, max=64.0, value=1.0)
         self.binning.tooltip = "RELION 4 coordinates this many times finer than the tomograms"
+        self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+        self.voxel_size.tooltip = (
+            "0: from the files. Otherwise the tomograms' voxel size, for headers that have "
+            "none or a wrong one (RELION 5's STAR files give theirs)"
+        )
         self.open_button = PushButton(text="Open project")
         self.summary = wrapping(Label(value="no project"))
         self.shown = ComboBox(label="Show", choices=[])
@@ -56,6 +61,7 @@ class ProjectWidget(Container):
                 self.files,
                 self.folder,
                 self.binning,
+                self.voxel_size,
                 self.open_button,
                 self.summary,
                 self.shown,
@@ -84,7 +90,8 @@ class ProjectWidget(Container):
         with errors_as_notifications("Opening the project"):
             if not paths:
                 raise AffinityVAEError("Choose the project's files first")
-            project = open_project(paths, binning=self.binning.value)
+            voxel_size = self.voxel_size.value or None
+            project = open_project(paths, binning=self.binning.value, voxel_size=voxel_size)
             self.session.set_project(project)
             self.summary.value = project.describe().splitlines()[0]
             for note in project.notes:
@@ -92,10 +99,9 @@ class ProjectWidget(Container):
             names = list(project.tomograms)
             with self.shown.changed.blocked():
                 self.shown.choices = names
-            first = next(
-                (n for n in names if not project.tomograms[n].problem and len(project.rows_of(n))),
-                None,
-            )
+            usable = [n for n in names if not project.tomograms[n].problem]
+            first = next((n for n in usable if len(project.rows_of(n))), None)
+            first = first or next(iter(usable), None)  # a project of tomograms alone
             if first is not None:
                 self.show_tomogram(first)
             return project

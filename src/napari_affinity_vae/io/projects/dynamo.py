@@ -29,6 +29,8 @@ def read_index(path: Path) -> dict[str, tuple[Path, float | None]]:
             number, file = ([*line.split(maxsplit=1), ""])[:2]
             if not number.isdigit() or not file:
                 raise ParticleFileError(path, f"expected 'number path' lines, found {line!r}")
+            if str(int(number)) in found:
+                raise ParticleFileError(path, f"numbers tomogram {int(number)} more than once")
             found[str(int(number))] = [file, None]
         return _resolved(path, found)
     current = None
@@ -42,7 +44,10 @@ def read_index(path: Path) -> dict[str, tuple[Path, float | None]]:
             current = {"path": line}
             found[str(len(found) + 1)] = current  # renumbered below by "index" where given
     try:
-        numbered = {str(int(float(v.get("index", k)))): v for k, v in found.items()}
+        numbers = [str(int(float(v.get("index", k)))) for k, v in found.items()]
+        if len(set(numbers)) < len(numbers):
+            raise ParticleFileError(path, "numbers a tomogram more than once (* index)")
+        numbered = dict(zip(numbers, found.values(), strict=True))
         apix = {k: float(v["apix"]) if "apix" in v else None for k, v in numbered.items()}
     except ValueError as err:
         raise ParticleFileError(path, f"an index or apix that is not a number ({err})") from None
@@ -54,10 +59,13 @@ def _resolved(index: Path, found: dict[str, list]) -> dict[str, tuple[Path, floa
     return {k: (root / file, size) for k, (file, size) in found.items()}
 
 
-def read_dynamo_project(table: Path, index: Path) -> Project:
+def read_dynamo_project(table: Path, index: Path, voxel_size: float | None = None) -> Project:
     """The particles of every tomogram of a Dynamo table, in voxels of the indexed tomograms."""
     files = read_index(index)
     particles = read_dynamo(table, CoordinateFrame(), every_tomogram=True)
     numbers = list(dict.fromkeys([*files, *particles["tomo_name"].astype(str)]))
-    entries = {n: entry(n, *files[n]) if n in files else entry(n, None) for n in numbers}
+    entries = {
+        n: entry(n, files[n][0], voxel_size or files[n][1]) if n in files else entry(n, None)
+        for n in numbers
+    }
     return Project(entries, particles, (table, index))

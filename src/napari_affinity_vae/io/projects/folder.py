@@ -28,9 +28,11 @@ SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's 
 
 
 def tomogram_files(folder: Path) -> dict[str, Path]:
-    """The tomograms in ``folder`` by file stem, sorted."""
-    files = (p for p in sorted(folder.iterdir()) if p.suffix.lower() in TOMOGRAM_SUFFIXES)
-    return {p.stem: p for p in files if p.is_file()}
+    """The tomograms in ``folder`` by file stem, sorted; of one stem's files (``TS_01.mrc`` and
+    ``TS_01.rec``), the suffix first in ``TOMOGRAM_SUFFIXES``."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()]
+    files.sort(key=lambda p: (p.stem, TOMOGRAM_SUFFIXES.index(p.suffix.lower())), reverse=True)
+    return dict(sorted({p.stem: p for p in files}.items()))
 
 
 def entry(name: str, path: Path | None, voxel_size: float | None = None) -> TomogramEntry:
@@ -58,7 +60,9 @@ def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
     return found
 
 
-def read_named(particles: Path, folder: Path, binning: float = 1.0) -> Project:
+def read_named(
+    particles: Path, folder: Path, binning: float = 1.0, voxel_size: float | None = None
+) -> Project:
     """A STAR file of several tomograms' particles with a folder of the tomograms. RELION 4
     pixel coordinates are divided by ``binning`` (coordinates of unbinned tilt series, tomograms
     binned); RELION 5 centred coordinates count from each tomogram's middle."""
@@ -76,7 +80,8 @@ def read_named(particles: Path, folder: Path, binning: float = 1.0) -> Project:
     if block is None or TOMO_COLUMN not in block:
         raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
     names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
-    entries = {n: entry(n, p) for n, p in match(names, tomogram_files(folder)).items()}
+    files = tomogram_files(folder)
+    entries = {n: entry(n, p, voxel_size) for n, p in match(names, files).items()}
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     if PIXEL_COLUMNS["x"] in block:
         xyz = np.column_stack([numeric_column(particles, block, PIXEL_COLUMNS[a]) for a in "xyz"])
@@ -92,13 +97,13 @@ def read_named(particles: Path, folder: Path, binning: float = 1.0) -> Project:
     return Project(entries, pd.concat([coords, rest], axis=1), (particles, folder), blocks)
 
 
-def read_folder(folder: Path) -> Project:
+def read_folder(folder: Path, voxel_size: float | None = None) -> Project:
     """Every tomogram of ``folder``, with the particles of a coordinate file of the same stem
     (any format) where there is one."""
     files = tomogram_files(folder)
     if not files:
         raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, .st)")
-    entries = {name: entry(name, path) for name, path in files.items()}
+    entries = {name: entry(name, path, voxel_size) for name, path in files.items()}
     coordinate_files = {
         p.stem: p
         for p in sorted(folder.iterdir())
@@ -107,9 +112,11 @@ def read_folder(folder: Path) -> Project:
     return _with_coordinates(entries, coordinate_files, (folder,))
 
 
-def read_single(tomogram: Path, coordinates: Path | None = None) -> Project:
+def read_single(
+    tomogram: Path, coordinates: Path | None = None, voxel_size: float | None = None
+) -> Project:
     """One tomogram, with the particles of one coordinate file: a project of one."""
-    entries = {tomogram.stem: entry(tomogram.stem, tomogram)}
+    entries = {tomogram.stem: entry(tomogram.stem, tomogram, voxel_size)}
     found = {} if coordinates is None else {tomogram.stem: coordinates}
     sources = (tomogram,) if coordinates is None else (tomogram, coordinates)
     return _with_coordinates(entries, found, sources)

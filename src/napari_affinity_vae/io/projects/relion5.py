@@ -95,6 +95,10 @@ def read_tomogram_set(path: Path) -> dict[str, TomogramEntry]:
             f"{TOMO_COLUMN} and {PIXEL_SIZE}",
         )
     table = blocks[TOMOGRAMS_BLOCK]
+    repeated = table[TOMO_COLUMN].astype(str)
+    repeated = sorted(set(repeated[repeated.duplicated()]))
+    if repeated:
+        raise ParticleFileError(path, f"names tomogram(s) {', '.join(repeated)} more than once")
     columns = [c for c in FILE_COLUMNS.values() if c in table]
     root = find_root(path.parent, [str(v) for c in columns for v in table[c]])
     pixel = numeric_column(path, table, PIXEL_SIZE)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_affinity_vae.errors import ParticleFileError
+import numpy as np
+
+from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
 from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
 from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
@@ -31,10 +33,16 @@ SOURCES = (
 )
 
 
-def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
+def open_project(
+    paths: list[Path], *, binning: float = 1.0, voxel_size: float | None = None
+) -> Project:
     """A project from one of the :data:`SOURCES`. ``binning`` divides RELION 4 pixel
-    coordinates (picked on tomograms ``binning`` times finer than those opened)."""
+    coordinates (picked on tomograms ``binning`` times finer than those opened);
+    ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
+    theirs)."""
     paths = [Path(p) for p in paths]
+    if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
+        raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
     for path in paths:
         if not path.exists():
             raise ParticleFileError(path, "no such file or folder")
@@ -51,11 +59,11 @@ def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
         return read_parquet_project(kinds["parquet particles"], kinds["tomogram set"], given)
     if set(kinds) in ({"folder", "relion5 particles"}, {"folder", "star particles"}):
         star = kinds.get("relion5 particles") or kinds["star particles"]
-        return read_named(star, kinds["folder"], binning)
+        return read_named(star, kinds["folder"], binning, voxel_size)
     if set(kinds) == {"folder"}:
-        return read_folder(kinds["folder"])
+        return read_folder(kinds["folder"], voxel_size)
     if set(kinds) == {"dynamo table", "dynamo index"}:
-        return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"])
+        return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
     if "tomogram" in kinds and set(kinds) - {"tomogram"} <= {
         "coordinates",
         "star particles",
@@ -63,7 +71,7 @@ def open_project(paths: list[Path], *, binning: float = 1.0) -> Project:
         "dynamo table",
     }:
         others = [p for k, p in kinds.items() if k != "tomogram"]
-        return read_single(kinds["tomogram"], others[0] if others else None)
+        return read_single(kinds["tomogram"], others[0] if others else None, voxel_size)
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
     raise ParticleFileError(paths[0], f"cannot make a project of {listed}; give {SOURCES}")
 
