@@ -633,9 +633,13 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
 
 
 def _embed_project(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from napari_affinity_vae.io.projects import open_project
     from napari_affinity_vae.io.projects.writing import check_output, write_project_table
     from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+    from napari_affinity_vae.progress import run_steps
+    from napari_affinity_vae.schema import latent_columns
 
     check_output(args.out)
     if args.tomo_name is not None:
@@ -646,7 +650,8 @@ def _embed_project(args: argparse.Namespace) -> int:
     project = open_project(args.sources, binning=args.binning, voxel_size=args.voxel_size)
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
-    if args.parquet or len(project.particles) > PARQUET_ABOVE:
+    parquet = args.parquet or len(project.particles) > PARQUET_ABOVE
+    if parquet:
         _refuse_existing(args, args.out.with_suffix(".parquet"))
     model, card = _model(args)
     parts = args.out.with_name(args.out.name + ".parts") if args.resume else None
@@ -661,25 +666,15 @@ def _embed_project(args: argparse.Namespace) -> int:
             threads=threads,
             error=args.error,
         )
-        table = _progress(steps, len(project.particles))
-    failures = table.attrs[FAILURES]
-    for name, why in failures.items():
+        table = run_steps(steps, len(project.particles), "embedding", tqdm)
+    for name, why in table.attrs[FAILURES].items():
         print(f"avae embed: {name} not embedded: {why}", file=sys.stderr)
-    if len(failures) == len(project.counts()[project.counts() > 0]):
+    if not latent_columns(table):
         raise ParticleFileError(args.sources[0], "no tomogram could be embedded")
     table = _analysed(args, table)
-    parquet = args.parquet or len(table) > PARQUET_ABOVE
     for path in write_project_table(project, table, args.out, parquet=parquet):
         print(f"{path}: {len(table)} particles of {len(project.tomograms)} tomograms")
     return 0
-
-
-def _progress(steps, total: int):
-    from tqdm import tqdm
-
-    from napari_affinity_vae.progress import run_steps
-
-    return run_steps(steps, total, "embedding", tqdm)
 
 
 def _model(args: argparse.Namespace):

@@ -24,6 +24,7 @@ from napari_affinity_vae.schema import (
     TOMO_NAME,
     derived_columns,
     numbered_columns,
+    rows_by_tomogram,
 )
 
 if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, never at run time
@@ -84,11 +85,7 @@ class Session:
         """The rows of tomogram ``name``'s particles (grouped once per table version)."""
         version, groups = self._rows_by_tomogram
         if version != self.version:
-            names = self.particles.get(TOMO_NAME, pd.Series(dtype=str)).astype(str)
-            codes, unique = pd.factorize(names)
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(unique) + 1))
-            groups = {n: order[bounds[i] : bounds[i + 1]] for i, n in enumerate(unique)}
+            groups = rows_by_tomogram(self.particles.get(TOMO_NAME, pd.Series(dtype=str)))
             self._rows_by_tomogram = (self.version, groups)
         return groups.get(name, np.zeros(0, dtype=np.int64))
 

@@ -30,6 +30,11 @@ def numeric_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:
     return values.astype(float)
 
 
+def numeric_columns(path: Path, table: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """:func:`numeric_column` of each of ``columns``, side by side (n, len(columns))."""
+    return np.column_stack([numeric_column(path, table, c) for c in columns])
+
+
 def select_tomogram(
     path: Path, table: pd.DataFrame, names: pd.Series | None, tomo_name: str | None
 ) -> pd.DataFrame:

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import napari
 import numpy as np
-import pandas as pd
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
 from napari.layers import Image
 
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.projects import Project, open_project
 from napari_affinity_vae.layers import tomogram_layer_data
-from napari_affinity_vae.schema import TOMO_NAME
+from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
@@ -93,7 +92,7 @@ class ProjectWidget(Container):
             voxel_size = self.voxel_size.value or None
             project = open_project(paths, binning=self.binning.value, voxel_size=voxel_size)
             self.session.set_project(project)
-            self.summary.value = project.describe().splitlines()[0]
+            self.summary.value = project.summary()
             for note in project.notes:
                 napari.utils.notifications.show_info(note[0].upper() + note[1:])
             names = list(project.tomograms)
@@ -147,10 +146,9 @@ class ProjectWidget(Container):
         if project is None:
             self.table.value = {c: [] for c in COLUMNS}
             return
-        codes, names = pd.factorize(self.session.particles[TOMO_NAME].astype(str))
-        self._codes = (codes, [str(n) for n in names])
+        self._codes = tomogram_codes(self.session.particles[TOMO_NAME])
         counts = project.counts()
-        self._listed = (list(counts.index), project.describe().splitlines()[0])
+        self._listed = (list(counts.index), project.summary())
         selected = self._selected_counts()
         self.table.value = {
             "tomogram": list(counts.index),

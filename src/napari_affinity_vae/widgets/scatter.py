@@ -137,7 +137,7 @@ class LatentScatterWidget(QWidget):
             return None
         table = self.session.particles
         if self.session.project is not None:
-            names = table[TOMO_NAME].astype(str).to_numpy()[rows]
+            names = table[TOMO_NAME].iloc[rows].astype(str).to_numpy()  # not a million
             shown = self.session.tomogram.name if self.session.tomogram else None
             if shown not in names:
                 self.session.request_tomogram(names[0])

@@ -21,7 +21,7 @@ from napari_affinity_vae.io.star import (
     from_star,
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
-from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.io.validate import numeric_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
@@ -84,13 +84,13 @@ def read_named(
     entries = {n: entry(n, p, voxel_size) for n, p in match(names, files).items()}
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     if PIXEL_COLUMNS["x"] in block:
-        xyz = np.column_stack([numeric_column(particles, block, PIXEL_COLUMNS[a]) for a in "xyz"])
+        xyz = numeric_columns(particles, block, [PIXEL_COLUMNS[a] for a in "xyz"])
         sizes = block[TOMO_COLUMN].astype(str).map(lambda n: entries[n].voxel_size or np.nan)
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
         coords = pd.DataFrame((xyz / binning - voxels)[:, ::-1], columns=list(AXES))
     else:
-        xyz = np.column_stack([numeric_column(particles, block, CENTRED_COLUMNS[a]) for a in "xyz"])
+        xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
     used = [*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()]
     rest = from_star(block.drop(columns=used, errors="ignore"))

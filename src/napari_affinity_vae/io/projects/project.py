@@ -13,7 +13,13 @@ import pandas as pd
 
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram, open_tomogram
-from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
+from napari_affinity_vae.schema import (
+    AXES,
+    TOMO_NAME,
+    TOMOGRAM_MISSING,
+    rows_by_tomogram,
+    tomogram_codes,
+)
 from napari_affinity_vae.text import count
 
 
@@ -73,31 +79,34 @@ class Project:
 
     def counts(self) -> pd.Series:
         """Particles per tomogram, every tomogram listed (also those without particles)."""
-        counted = self.particles[TOMO_NAME].astype(str).value_counts()
-        names = list(self.tomograms) + [n for n in counted.index if n not in self.tomograms]
-        return counted.reindex(names, fill_value=0)
+        names = list(self.tomograms) + [n for n in self._grouped() if n not in self.tomograms]
+        return pd.Series([len(self.rows_of(n)) for n in names], index=names, dtype=int)
 
     def rows_of(self, name: str) -> np.ndarray:
-        """The table rows of tomogram ``name`` (grouped once: hundreds of tomograms of a
-        million particles take no longer than one)."""
+        """The table rows of tomogram ``name``."""
+        return self._grouped().get(name, np.zeros(0, dtype=np.int64))
+
+    def _grouped(self) -> dict[str, np.ndarray]:
+        """Rows by tomogram, grouped once: hundreds of tomograms of a million particles take
+        no longer than one."""
         if self._groups is None:
-            names = self.particles[TOMO_NAME].astype(str)
-            self._groups = {str(k): v for k, v in names.groupby(names, sort=False).indices.items()}
-        return self._groups.get(name, np.zeros(0, dtype=np.int64))
+            self._groups = rows_by_tomogram(self.particles[TOMO_NAME])
+        return self._groups
 
     def open(self, name: str, kind: str | None = None) -> Tomogram:
         if name not in self.tomograms:
             raise TomogramFileError(Path(name), "the project has no tomogram of this name")
         return self.tomograms[name].open(kind)
 
+    def summary(self) -> str:
+        """How many tomograms and particles, in a line."""
+        return f"{count(len(self.tomograms), 'tomogram')}, {count(len(self.particles), 'particle')}"
+
     def describe(self) -> str:
         """What was found, as lines of text: tomograms with voxel size, shape and particles, what
         is missing, and notes."""
-        counts = self.counts()
-        lines = [
-            f"{count(len(self.tomograms), 'tomogram')}, {count(len(self.particles), 'particle')}"
-        ]
-        for name, n in counts.items():
+        lines = [self.summary()]
+        for name, n in self.counts().items():
             entry = self.tomograms.get(name)
             if entry is None:
                 missing = "; no tomogram of this name" if self.tomograms else ""
@@ -147,7 +156,7 @@ def to_centred(entries: dict[str, TomogramEntry], particles: pd.DataFrame) -> np
 def _frames(entries: dict[str, TomogramEntry], names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Each particle's voxel size and centred origin (z, y, x voxels), NaN where unknown; by
     tomogram codes, so a million particles of hundreds of tomograms take no longer than one."""
-    codes, unique = pd.factorize(names.astype(str))
+    codes, unique = tomogram_codes(names)
     size = np.full(len(unique) + 1, np.nan)  # the last: particles without a name (code -1)
     origin = np.full((len(unique) + 1, 3), np.nan)
     for i, name in enumerate(unique):

@@ -35,7 +35,7 @@ from napari_affinity_vae.io.star import (
     from_star,
     to_star,
 )
-from napari_affinity_vae.io.validate import numeric_column
+from napari_affinity_vae.io.validate import numeric_column, numeric_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
 
 TOMOGRAMS_BLOCK = "global"
@@ -187,7 +187,7 @@ def read_centred_particles(
     block = blocks.pop(name).reset_index(drop=True)
     if TOMO_COLUMN not in block:
         raise ParticleFileError(path, f"no {TOMO_COLUMN} column: whose particles are these?")
-    xyz = np.column_stack([numeric_column(path, block, CENTRED_COLUMNS[a]) for a in "xyz"])
+    xyz = numeric_columns(path, block, [CENTRED_COLUMNS[a] for a in "xyz"])
     coords = to_voxels(entries, block[TOMO_COLUMN], np.nan_to_num(xyz - origin_shifts(path, block)))
     coords[np.isnan(xyz).any(axis=1)] = np.nan
     rest = block.drop(
@@ -207,7 +207,7 @@ def origin_shifts(path: Path, block: pd.DataFrame) -> np.ndarray:
         ]
     )
     if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
-        angles = np.column_stack([numeric_column(path, block, c) for c in SUBTOMOGRAM_ANGLES])
+        angles = numeric_columns(path, block, list(SUBTOMOGRAM_ANGLES))
         shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
     return shift
 
