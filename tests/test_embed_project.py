@@ -169,3 +169,25 @@ def test_tomogram_options_are_refused_for_a_project(project_folder, tmp_path, ca
     args = ["embed", str(tomogram), str(project_folder / "particles.star"), "--out"]
     assert main([*args, str(tmp_path / "x.csv"), "--tomo-name", "TS_01", "--resume"]) == 2
     assert "--tomo-name is for a tomogram with its coordinate file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("particles", [0, 1, 2])
+def test_a_folder_project_of_few_particles_on_a_uint8_tomogram(tmp_path, capsys, particles):
+    from conftest import write_mrc
+
+    rng = np.random.default_rng(0)
+    write_mrc(tmp_path / "a.mrc", rng.integers(0, 255, (40, 64, 64)).astype(np.uint8))
+    write_mrc(tmp_path / "b.mrc", rng.normal(size=(40, 64, 64)).astype(np.float16))
+    rows = pd.DataFrame({"x": [32.0, 20.0], "y": [32.0, 40.0], "z": [20.0, 20.0]}).head(particles)
+    rows.to_csv(tmp_path / "a.csv", index=False)  # 0 rows: a header-only CSV
+    out = tmp_path / "out" / "embedded.csv"
+    out.parent.mkdir()
+    code = main(["embed", str(tmp_path), "--out", str(out), "--workers", "1"])
+    if particles == 0:
+        assert code == 2 and "no particles to embed" in capsys.readouterr().err
+        assert not out.exists()
+        return
+    assert code == 0
+    written = pd.read_csv(out)
+    assert len(written) == particles and np.isfinite(_latent(written)).all()
+    assert set(written[TOMO_NAME]) == {"a"} and (written[CLUSTER] >= 0).all()
