@@ -1,10 +1,12 @@
-"""Open tomograms from MRC-family files, memory-mapped, as (z, y, x) arrays with a voxel size."""
+"""Open tomograms, MRC-family files memory-mapped or OME-Zarr read chunk by chunk, as (z, y, x)
+arrays with a voxel size."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import numpy as np
@@ -12,6 +14,8 @@ import numpy as np
 from napari_affinity_vae.errors import TomogramFileError
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".mrcs")
+ZARR_SUFFIX = ".zarr"
+LEVEL_TOLERANCE = 1.05  # a level this much coarser than asked still counts as fine enough
 
 # IMOD marks its files with this stamp; bit 0 of its flags says mode-0 bytes are signed.
 _IMOD_STAMP = 1146047817
@@ -22,15 +26,36 @@ _HOW_TO_GIVE_VOXEL_SIZE = (
 
 
 @dataclass(frozen=True)
+class Level:
+    """One resolution of a multiscale tomogram: ``data`` (z, y, x), its voxels ``factor`` times the
+    finest level's, its first voxel's centre at ``offset`` (z, y, x) voxels of the finest level."""
+
+    data: Any
+    factor: float = 1.0
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def to_level(self, zyx: np.ndarray) -> np.ndarray:
+        """Positions in voxels of the finest level as voxels of this one."""
+        return (np.asarray(zyx, dtype=float) - self.offset) / self.factor
+
+    def from_level(self, zyx: np.ndarray) -> np.ndarray:
+        """Positions in voxels of this level as voxels of the finest one."""
+        return np.asarray(zyx, dtype=float) * self.factor + self.offset
+
+
+@dataclass(frozen=True)
 class Tomogram:
-    """A memory-mapped tomogram: ``data`` is (z, y, x), ``voxel_size`` Angstrom (None: unknown);
-    its name is the file's stem unless a project names it (``tomo_name``)."""
+    """A tomogram read lazily: ``data`` is (z, y, x), memory-mapped (MRC) or chunked (Zarr),
+    ``voxel_size`` Angstrom (None: unknown); its name is the file's stem unless a project names it
+    (``tomo_name``). A multiscale file also has coarser ``levels`` (the first is ``data``);
+    coordinates are always voxels of the finest level."""
 
     path: Path
-    data: np.ndarray
+    data: Any
     voxel_size: float | None
     voxel_size_from_header: bool
     tomo_name: str | None = None
+    levels: tuple[Level, ...] = field(default=(), repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -40,22 +65,64 @@ class Tomogram:
     def name(self) -> str:
         return self.tomo_name or self.path.stem
 
+    def level_for(self, voxel_size: float | None) -> tuple[Tomogram, Level]:
+        """The coarsest level whose voxels are no larger than ``voxel_size`` Angstrom (the finest
+        if none is), as a tomogram of its own, and the level to map coordinates with."""
+        levels = self.levels or (Level(self.data),)
+        chosen = levels[0]
+        if voxel_size is not None and self.voxel_size:
+            limit = voxel_size * LEVEL_TOLERANCE
+            fine = [lv for lv in levels if self.voxel_size * lv.factor <= limit]
+            chosen = max(fine, key=lambda lv: lv.factor, default=levels[0])
+        if chosen is levels[0]:
+            return self, chosen
+        size = None if self.voxel_size is None else self.voxel_size * chosen.factor
+        return replace(self, data=chosen.data, voxel_size=size, levels=()), chosen
+
 
 def open_tomogram(
     path: str | Path, voxel_size: float | None = None, *, require_voxel_size: bool = True
 ) -> Tomogram:
-    """Open a tomogram memory-mapped; only the header and no voxel data are read.
+    """Open a tomogram lazily: an MRC file memory-mapped, an OME-Zarr folder with its levels;
+    only the header or metadata and no voxel data are read.
 
-    ``voxel_size`` (Angstrom) overrides the header. A header voxel size of 0 raises unless an
-    override is given or ``require_voxel_size`` is False (then ``voxel_size`` is None).
+    ``voxel_size`` (Angstrom) overrides the file's. A file without one (a header voxel size of 0)
+    raises unless an override is given or ``require_voxel_size`` is False (then ``voxel_size`` is
+    None).
     """
     path = Path(path)
-    if not path.is_file():
-        raise TomogramFileError(path, "no such file")
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise TomogramFileError(
             path, f"voxel size must be a positive number of Angstrom, got {voxel_size}"
         )
+    if path.is_dir():
+        from napari_affinity_vae.io.omezarr import read_ome_zarr
+
+        levels, file_voxel_size = read_ome_zarr(path)
+    elif path.is_file():
+        data, file_voxel_size = _read_mrc(path)
+        levels = (Level(data),)
+    else:
+        raise TomogramFileError(path, "no such file")
+    data = levels[0].data
+    if data.ndim != 3:
+        raise TomogramFileError(
+            path, f"data is {data.ndim}D with shape {data.shape}; a tomogram must be 3D (z, y, x)"
+        )
+    from_header = file_voxel_size > 0
+    if voxel_size is None:
+        if from_header:
+            voxel_size = file_voxel_size
+        elif require_voxel_size:
+            raise TomogramFileError(
+                path, f"the header's voxel size is 0 (not set); {_HOW_TO_GIVE_VOXEL_SIZE}"
+            )
+    size = None if voxel_size is None else float(voxel_size)
+    return Tomogram(path, data, size, from_header, levels=levels if len(levels) > 1 else ())
+
+
+def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
+    """The memory-mapped data of an MRC file and its header's voxel size (0: not set)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # e.g. "file is larger than expected"
@@ -69,21 +136,9 @@ def open_tomogram(
         raise TomogramFileError(path, f"cannot be read ({err.strerror or err})") from None
     if data is None:
         raise TomogramFileError(path, "the MRC header does not describe a readable data block")
-    if data.ndim != 3:
-        raise TomogramFileError(
-            path, f"data is {data.ndim}D with shape {data.shape}; a tomogram must be 3D (z, y, x)"
-        )
     if data.dtype == np.int8 and _mode0_is_unsigned(header):
         data = data.view(np.uint8)
-    from_header = header_voxel_size > 0
-    if voxel_size is None:
-        if from_header:
-            voxel_size = header_voxel_size
-        elif require_voxel_size:
-            raise TomogramFileError(
-                path, f"the header's voxel size is 0 (not set); {_HOW_TO_GIVE_VOXEL_SIZE}"
-            )
-    return Tomogram(path, data, None if voxel_size is None else float(voxel_size), from_header)
+    return data, header_voxel_size
 
 
 def _describe_mrc_error(err: ValueError) -> str:

@@ -14,7 +14,8 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
-from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.particles.chunked import planned_reads
+from napari_affinity_vae.particles.extract import extract_boxes, read_size
 from napari_affinity_vae.progress import Progress, run_steps
 from napari_affinity_vae.schema import (
     AXES,
@@ -64,9 +65,11 @@ def check_embeddable(tomogram: Tomogram, model: AffinityVAE, card: ModelCard) ->
     """:func:`check_voxel_sizes`, then that the model takes the boxes it will get. Boxes are cut
     at the model's box size from the tomogram resampled to the model's voxel size, so what can
     still not fit is the network itself: one for 2D images, or one of another box than its card's
-    (:func:`~napari_affinity_vae.model.checkpoint.check_fits` names the checkpoint)."""
-    scale = check_voxel_sizes(tomogram, card)
-    voxel_size = float(tomogram.voxel_size) * scale
+    (:func:`~napari_affinity_vae.model.checkpoint.check_fits` names the checkpoint). A multiscale
+    tomogram is checked at the level boxes come from (:meth:`Tomogram.level_for`)."""
+    source, _ = tomogram.level_for(card.voxel_size)
+    scale = check_voxel_sizes(source, card)
+    voxel_size = float(source.voxel_size) * scale
     check_fits(card, model.architecture.box, voxel_size, card.path or "the model", ndim=3)
     return scale
 
@@ -85,14 +88,19 @@ def embed_steps(
     ``reconstruction_error`` (the decoder then runs too: about four times the work).
     A voxel size far from the model's is refused before anything is read
     (:func:`check_voxel_sizes`), and so is a model that does not take 3D boxes
-    (:func:`check_embeddable`)."""
+    (:func:`check_embeddable`). Boxes come from the coarsest level of a multiscale tomogram that
+    is no coarser than the model; from a chunked one (Zarr) they are cut in chunk order, so each
+    chunk is decompressed once, and the rows keep their order."""
     scale = check_embeddable(tomogram, model, card)
+    source, level = tomogram.level_for(card.voxel_size)
     box = model.architecture.box
-    coords = particles[list(AXES)].to_numpy(dtype=float)
+    centres = level.to_level(particles[list(AXES)].to_numpy(dtype=float))
+    data, order = planned_reads(source.data, centres, read_size(box, scale))
+    coords = centres[order]
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
 
     def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
-        boxes, crossed = extract_boxes(tomogram.data, coords[start : start + batch], box, scale)
+        boxes, crossed = extract_boxes(data, coords[start : start + batch], box, scale)
         if inverted:
             np.negative(boxes, out=boxes)
         return normalise(boxes, in_place=True), crossed
@@ -109,13 +117,16 @@ def embed_steps(
             parts["edge"].append(crossed)
             yield min(start + batch, len(coords))
     a = card.architecture
-    mu = np.concatenate(parts["mu"]) if parts["mu"] else np.zeros((0, a.latent_dims))
-    pose = np.concatenate(parts["pose"]) if parts["pose"] else np.zeros((0, a.pose_dims))
+    rows = np.argsort(order)  # back to the table's order
+    mu = np.concatenate(parts["mu"])[rows] if parts["mu"] else np.zeros((0, a.latent_dims))
+    pose = np.concatenate(parts["pose"])[rows] if parts["pose"] else np.zeros((0, a.pose_dims))
     columns = {f"{LATENT_PREFIX}{i}": mu[:, i] for i in range(a.latent_dims)}
     columns |= {f"{POSE_PREFIX}{i}": pose[:, i] for i in range(a.pose_dims)}
     if error:
-        columns[RECONSTRUCTION_ERROR] = np.concatenate(parts["error"]) if parts["error"] else []
-    columns[CROSSES_EDGE] = np.concatenate(parts["edge"]) if parts["edge"] else []
+        columns[RECONSTRUCTION_ERROR] = (
+            np.concatenate(parts["error"])[rows] if parts["error"] else []
+        )
+    columns[CROSSES_EDGE] = np.concatenate(parts["edge"])[rows] if parts["edge"] else []
     result = pd.concat([particles.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
     result.attrs = dict(particles.attrs) | {"voxel_size": tomogram.voxel_size}
     return result

@@ -21,8 +21,7 @@ def extract_boxes(
     model): boxes of ``box * scale`` tomogram voxels are cut, low-passed and resampled to ``box``.
     """
     if not np.isclose(scale, 1.0):
-        source = int(2 * np.ceil(box * scale / 2))
-        boxes, crossed = extract_boxes(tomogram, centres_zyx, source)
+        boxes, crossed = extract_boxes(tomogram, centres_zyx, read_size(box, scale))
         resampled = fit_box(resample(boxes, 1 / scale), box)  # the whole stack at once
         return resampled, crossed
     centres = np.round(np.asarray(centres_zyx, dtype=float)).astype(int).reshape(-1, 3)
@@ -44,6 +43,12 @@ def extract_boxes(
     for i in np.flatnonzero(crossed):
         out[i] = _padded(tomogram, starts[i], box, shape)
     return out, crossed
+
+
+def read_size(box: int, scale: float) -> int:
+    """The side of the boxes cut from the tomogram for output boxes of ``box`` voxels ``scale``
+    times its voxel size (even, so that the centre stays on a voxel)."""
+    return box if np.isclose(scale, 1.0) else int(2 * np.ceil(box * scale / 2))
 
 
 def _padded(tomogram: np.ndarray, start: np.ndarray, box: int, shape: np.ndarray) -> np.ndarray:

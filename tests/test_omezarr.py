@@ -1,0 +1,146 @@
+"""OME-Zarr tomograms: reading NGFF 0.4 and 0.5 multiscales, choosing a level by voxel size,
+boxes cut chunk by chunk, and embedding that gives the latents the same data gives from MRC."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.omezarr import write_ome_zarr
+from napari_affinity_vae.io.tomogram import open_tomogram, write_tomogram
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.embedding import embed
+from napari_affinity_vae.particles.chunked import planned_reads
+from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.schema import AXES, latent_columns
+
+
+def portal_style_zarr(path, data: np.ndarray, voxel_size_nm: float) -> None:
+    """A Zarr v2 group with NGFF 0.4 metadata at the top level, scales in nanometres and no
+    translations, three levels binned by 2: the layout of the CryoET Data Portal's tomograms."""
+    group = zarr.open_group(path, mode="w", zarr_format=2)
+    datasets = []
+    for k in range(3):
+        level = data[:: 2**k, :: 2**k, :: 2**k]
+        group.create_array(str(k), data=np.ascontiguousarray(level), chunks=(16, 16, 16))
+        scale = [voxel_size_nm * 2**k] * 3
+        datasets.append(
+            {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
+    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+
+
+def test_a_written_ome_zarr_opens_with_its_levels_voxel_size_and_name(tmp_path):
+    data = np.random.default_rng(0).normal(size=(40, 64, 80)).astype(np.float32)
+    write_ome_zarr(tmp_path / "TS_01.zarr", data, 7.5, levels=3, chunks=32)
+    tomogram = open_tomogram(tmp_path / "TS_01.zarr")
+    assert (
+        tomogram.name == "TS_01" and tomogram.voxel_size == 7.5 and tomogram.shape == (40, 64, 80)
+    )
+    assert [lv.data.shape for lv in tomogram.levels] == [(40, 64, 80), (20, 32, 40), (10, 16, 20)]
+    assert [lv.factor for lv in tomogram.levels] == [1, 2, 4]
+    np.testing.assert_array_equal(tomogram.data[5:9, 10:20, 30:31], data[5:9, 10:20, 30:31])
+    assert not list(tmp_path.glob("*.partial"))
+    coarse, level = tomogram.level_for(16.0)
+    assert coarse.voxel_size == 15.0 and coarse.shape == (20, 32, 40)
+    # a level's voxel 0 holds the mean of finest voxels 0 and 1: its centre is at 0.5
+    np.testing.assert_allclose(level.to_level([[0.5, 2.5, 4.5]]), [[0, 1, 2]])
+    np.testing.assert_allclose(level.from_level([[0, 1, 2]]), [[0.5, 2.5, 4.5]])
+    assert tomogram.level_for(7.0)[0] is tomogram  # nothing finer than the finest
+
+
+def test_a_portal_style_zarr_v2_in_nanometres_reads_in_angstrom(tmp_path):
+    data = np.arange(32 * 32 * 32, dtype=np.float32).reshape(32, 32, 32)
+    portal_style_zarr(tmp_path / "TS_02.zarr", data, 1.0)
+    tomogram = open_tomogram(tmp_path / "TS_02.zarr")
+    assert tomogram.voxel_size == 10.0 and tomogram.voxel_size_from_header
+    assert [lv.factor for lv in tomogram.levels] == [1, 2, 4]
+    assert [lv.offset for lv in tomogram.levels] == [(0.0, 0.0, 0.0)] * 3
+    assert open_tomogram(tmp_path / "TS_02.zarr", voxel_size=13.0).voxel_size == 13.0
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda attrs: attrs.pop("multiscales"), "no 'multiscales'"),
+        (lambda attrs: attrs["multiscales"][0]["axes"].pop(0), "a tomogram has exactly z, y and x"),
+        (
+            lambda attrs: attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][
+                0
+            ].update(scale=[2.0, 1.0, 1.0]),
+            "not cubic",
+        ),
+        (lambda attrs: attrs["multiscales"][0]["axes"][2].update(unit="second"), "not a length"),
+    ],
+)
+def test_broken_ome_zarr_metadata_names_the_folder_and_the_problem(tmp_path, edit, problem):
+    path = tmp_path / "bad.zarr"
+    portal_style_zarr(path, np.zeros((16, 16, 16), np.float32), 1.0)
+    attrs = json.loads((path / ".zattrs").read_text())
+    edit(attrs)
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.raises(TomogramFileError, match=problem) as error:
+        open_tomogram(path)
+    assert "bad.zarr" in str(error.value)
+
+
+def test_boxes_from_chunks_equal_boxes_from_the_array_and_each_chunk_is_read_once(tmp_path):
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(48, 96, 80)).astype(np.float32)
+    write_ome_zarr(tmp_path / "t.zarr", data, 10.0, levels=1, chunks=16)
+    array = open_tomogram(tmp_path / "t.zarr").data
+    centres = rng.uniform(-4, [52, 100, 84], size=(300, 3))  # some cross the faces
+    cache, order = planned_reads(array, centres, 12)
+    boxes, crossed = extract_boxes(cache, centres[order], 12)
+    expected, expected_crossed = extract_boxes(data, centres, 12)
+    np.testing.assert_array_equal(boxes[np.argsort(order)], expected)
+    np.testing.assert_array_equal(crossed[np.argsort(order)], expected_crossed)
+    assert cache.decompressed == 3 * 6 * 5  # every chunk is touched here, and read once
+    assert cache.held == 0  # nothing is kept once the last box is cut
+
+
+def test_embedding_from_zarr_gives_the_latents_of_the_same_data_in_mrc(sample_simulation, tmp_path):
+    model, card = load_bundled()
+    particles = sample_simulation.particles.iloc[::3].reset_index(drop=True)
+    write_tomogram(tmp_path / "sample.mrc", sample_simulation.tomogram, 10.0)
+    write_ome_zarr(tmp_path / "sample.zarr", sample_simulation.tomogram, 10.0, levels=2, chunks=48)
+    from_mrc = embed(open_tomogram(tmp_path / "sample.mrc"), particles, model, card, batch=32)
+    from_zarr = embed(open_tomogram(tmp_path / "sample.zarr"), particles, model, card, batch=32)
+    columns = [*latent_columns(from_mrc), "reconstruction_error"]
+    np.testing.assert_allclose(from_zarr[columns], from_mrc[columns], atol=1e-4)
+    np.testing.assert_array_equal(from_zarr[list(AXES)], particles[list(AXES)])
+    assert list(from_zarr["class_name"]) == list(particles["class_name"])
+
+
+def test_a_multiscale_tomogram_finer_than_the_model_is_embedded_from_the_matching_level(
+    sample_simulation, tmp_path
+):
+    """A 5 A tomogram whose second level is 10 A, as the model: boxes come from that level, the
+    particles' centres mapped onto it, so the latents are those of that level's data."""
+    model, card = load_bundled()
+    crop = sample_simulation.tomogram[40:120, :160, :160]
+    fine = crop.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+    write_ome_zarr(tmp_path / "fine.zarr", fine, 5.0, levels=3, chunks=64)
+    tomogram = open_tomogram(tmp_path / "fine.zarr")
+    source, level = tomogram.level_for(card.voxel_size)
+    assert source.voxel_size == 10.0 and level.factor == 2
+    particles = sample_simulation.particles
+    local = particles[list(AXES)].to_numpy() - [40, 0, 0]
+    inside = ((local >= 16) & (local <= [64, 144, 144])).all(axis=1)
+    particles = particles[inside].reset_index(drop=True)
+    fine_particles = particles.copy()
+    fine_particles[list(AXES)] = (particles[list(AXES)].to_numpy() - [40, 0, 0]) * 2 + 0.5
+    latents = embed(tomogram, fine_particles, model, card, error=False)
+
+    ten = write_tomogram(tmp_path / "ten.mrc", source.data[:], 10.0)
+    at_ten = fine_particles.copy()
+    at_ten[list(AXES)] = level.to_level(fine_particles[list(AXES)].to_numpy())
+    reference = embed(open_tomogram(ten), at_ten, model, card, error=False)
+    columns = latent_columns(latents)
+    assert len(latents) >= 5
+    np.testing.assert_allclose(latents[columns], reference[columns], atol=1e-4)
