@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.omezarr import write_ome_zarr
@@ -17,22 +16,9 @@ from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import AXES, latent_columns
+from zarr_files import portal_style_zarr
 
-
-def portal_style_zarr(path, data: np.ndarray, voxel_size_nm: float) -> None:
-    """A Zarr v2 group with NGFF 0.4 metadata at the top level, scales in nanometres and no
-    translations, three levels binned by 2: the layout of the CryoET Data Portal's tomograms."""
-    group = zarr.open_group(path, mode="w", zarr_format=2)
-    datasets = []
-    for k in range(3):
-        level = data[:: 2**k, :: 2**k, :: 2**k]
-        group.create_array(str(k), data=np.ascontiguousarray(level), chunks=(16, 16, 16))
-        scale = [voxel_size_nm * 2**k] * 3
-        datasets.append(
-            {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        )
-    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
-    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+pytestmark = pytest.mark.zarr
 
 
 def test_a_written_ome_zarr_opens_with_its_levels_voxel_size_and_name(tmp_path):
