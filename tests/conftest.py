@@ -102,3 +102,14 @@ def slow_embedding(monkeypatch):
     monkeypatch.setattr(embed, "embed_steps", slowly)
     monkeypatch.setattr(embed_project, "embed_steps", slowly)  # a project's, in this process
     return taken
+
+
+@pytest.fixture
+def explorer(make_napari_viewer):
+    """A viewer with every dock widget of the plugin, and its session."""
+    from napari_affinity_vae.demo import add_dock_widgets
+    from napari_affinity_vae.widgets.viewer_session import session_for
+
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    return viewer, widgets, session_for(viewer)

@@ -36,13 +36,6 @@ def small_tomogram(tmp_path) -> Path:
     return write_mrc(tmp_path / "small.mrc", data, voxel_size=10.0)
 
 
-@pytest.fixture
-def explorer(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widgets, _ = add_dock_widgets(viewer)
-    return viewer, widgets, session_for(viewer)
-
-
 def click(qtbot, button) -> None:
     """A left click on a magicgui push button, as the mouse gives it."""
     qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)

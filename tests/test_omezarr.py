@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.omezarr import write_ome_zarr
+from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.tomogram import open_tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
@@ -130,3 +132,40 @@ def test_a_multiscale_tomogram_finer_than_the_model_is_embedded_from_the_matchin
     columns = latent_columns(latents)
     assert len(latents) >= 5
     np.testing.assert_allclose(latents[columns], reference[columns], atol=1e-4)
+
+
+def test_simulate_writes_zarr_that_avae_picks_and_embeds_as_it_does_the_mrc(tmp_path, capsys):
+    common = ["--shape", "48", "128", "128", "--particles", "12", "--seed", "3"]
+    assert main(["simulate", str(tmp_path / "z"), *common, "--format", "zarr"]) == 0
+    assert main(["simulate", str(tmp_path / "m"), *common]) == 0
+    tomogram = open_tomogram(tmp_path / "z" / "tomogram.zarr")
+    assert tomogram.voxel_size == 10.0 and len(tomogram.levels) == 3
+    np.testing.assert_array_equal(
+        tomogram.data[:], open_tomogram(tmp_path / "m" / "tomogram.mrc").data
+    )
+    tables = {}
+    for kind, name in (("z", "tomogram.zarr"), ("m", "tomogram.mrc")):
+        out = tmp_path / f"{kind}.csv"
+        args = [str(tmp_path / kind / name), str(tmp_path / kind / "particles.star")]
+        assert main(["embed", *args, "--out", str(out)]) == 0
+        picks = tmp_path / f"{kind}_picks.star"
+        assert main(["pick", args[0], "--diameter", "100", "300", "--out", str(picks)]) == 0
+        tables[kind], tables[f"{kind} picks"] = read_particles(out), read_particles(picks)
+    columns = latent_columns(tables["m"])
+    np.testing.assert_allclose(tables["z"][columns], tables["m"][columns], atol=1e-4)
+    assert len(tables["z picks"]) == len(tables["m picks"]) > 5
+    np.testing.assert_allclose(
+        tables["z picks"][list(AXES)], tables["m picks"][list(AXES)], atol=0.01
+    )
+    assert "tomogram.zarr" not in capsys.readouterr().err
+
+
+def test_a_simulated_project_of_zarr_tomograms_is_listed(tmp_path, capsys):
+    out = tmp_path / "project"
+    common = ["--shape", "48", "96", "96", "--particles", "4", "--tomograms", "2"]
+    assert main(["simulate", str(out), *common, "--format", "zarr"]) == 0
+    capsys.readouterr()
+    assert main(["project", str(out / "optimisation_set.star")]) == 0
+    printed = capsys.readouterr().out
+    assert "TS_01: 4 particles, 48 x 96 x 96 voxels at 10 Å" in printed
+    assert "TS_02.zarr" in printed

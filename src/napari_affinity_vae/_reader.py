@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
@@ -19,13 +20,20 @@ def get_tomogram_reader(path: str | list[str]) -> Callable[[str], list[LayerData
     return read_tomograms if _all_have_suffix(path, TOMOGRAM_SUFFIXES) else None
 
 
+def get_zarr_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """Return the tomogram reader if every path is an OME-Zarr image folder."""
+    paths = _paths(path)
+    return read_tomograms if paths and all(map(is_ome_zarr, paths)) else None
+
+
 def get_particles_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
     """Return the coordinate reader if every path is a coordinate file."""
     return read_particle_files if _all_have_suffix(path, PARTICLE_SUFFIXES) else None
 
 
 def read_tomograms(path: str | list[str]) -> list[LayerData]:
-    """One Image layer per tomogram, memory-mapped, scaled to Angstrom."""
+    """One Image layer per tomogram, memory-mapped (MRC) or multiscale and read chunk by chunk
+    (OME-Zarr), scaled to Angstrom."""
     layers = []
     for p in _paths(path):
         tomogram = open_tomogram(p, require_voxel_size=False)

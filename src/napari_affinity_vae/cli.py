@@ -51,6 +51,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.simulate.molecules import MOLECULES
+    from napari_affinity_vae.simulate.outputs import TOMOGRAM_FORMATS
 
     sim = commands.add_parser(
         "simulate",
@@ -94,6 +95,12 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     )
     sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
     sim.add_argument("--tomograms", type=int, metavar="N", help="a RELION 5 project of N tomograms")
+    sim.add_argument(
+        "--format",
+        choices=TOMOGRAM_FORMATS,
+        default="mrc",
+        help="tomograms as MRC files or multiscale OME-Zarr folders (default mrc)",
+    )
     _add_overwrite(sim, "write into OUTDIR even if it holds files")
     sim.set_defaults(run=_run_simulate)
 
@@ -435,9 +442,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
         if args.tomograms < 1:
             raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
 
-        paths = write_project(args.outdir, settings, args.tomograms, tqdm).values()
+        paths = write_project(args.outdir, settings, args.tomograms, tqdm, args.format).values()
     else:
-        paths = write_simulation(simulate_tomogram(settings, tqdm), args.outdir, tqdm).values()
+        result = simulate_tomogram(settings, tqdm)
+        paths = write_simulation(result, args.outdir, tqdm, args.format).values()
     for path in paths:
         print(path)
     return 0
@@ -569,7 +577,8 @@ def _run_pick(args: argparse.Namespace) -> int:
 
     from napari_affinity_vae.io.particles import write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
-    from napari_affinity_vae.particles.picking import PickSettings, pick
+    from napari_affinity_vae.operations.pick import pick_tomogram
+    from napari_affinity_vae.particles.picking import PickSettings
     from napari_affinity_vae.schema import TOMO_NAME
 
     _refuse_existing(args, args.out)
@@ -582,7 +591,7 @@ def _run_pick(args: argparse.Namespace) -> int:
         margin=args.margin,
         inverted=args.inverted,
     )
-    picks = pick(tomogram.data, settings, tqdm)
+    picks = pick_tomogram(tomogram, settings, tqdm)
     picks.insert(0, TOMO_NAME, tomogram.name)
     write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
@@ -590,13 +599,13 @@ def _run_pick(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 
     _refuse_existing(args, args.out)
     sources = args.sources
     if (
         len(sources) == 2
-        and sources[0].suffix.lower() in TOMOGRAM_SUFFIXES
+        and sources[0].suffix.lower() in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
         and not (args.workers or args.scheduler or args.resume)
     ):
         return _embed_one(args, *sources)

@@ -12,16 +12,26 @@ from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
+LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
 
 
 def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
-    """An Image layer tuple scaled to Angstrom, with the voxel size and path in its metadata."""
+    """An Image layer tuple scaled to Angstrom, with the voxel size and path in its metadata;
+    multiscale for a tomogram with levels (OME-Zarr)."""
     metadata = {
         "path": str(tomogram.path),
         "voxel_size_from_header": tomogram.voxel_size_from_header,
         "tomo_name": tomogram.name,
     }
-    return image_layer_data(tomogram.data, tomogram.voxel_size, tomogram.name, metadata)
+    if not tomogram.levels:
+        return image_layer_data(tomogram.data, tomogram.voxel_size, tomogram.name, metadata)
+    # a multiscale layer: napari shows the level the zoom needs; contrast from the coarsest
+    _, kwargs, kind = image_layer_data(
+        tomogram.levels[-1].data, tomogram.voxel_size, tomogram.name, metadata
+    )
+    kwargs["multiscale"] = True
+    kwargs["metadata"][LEVELS_KEY] = [(lv.factor, lv.offset) for lv in tomogram.levels]
+    return [lv.data for lv in tomogram.levels], kwargs, kind
 
 
 def image_layer_data(

@@ -167,7 +167,9 @@ def contrast_limits(data: np.ndarray, max_samples: int = 1_000_000) -> tuple[flo
     planes = np.unique(np.linspace(0, nz - 1, num=min(nz, 16)).round().astype(int))
     per_plane = max(1, max_samples // len(planes))
     step = max(1, int(np.ceil(np.sqrt(data.shape[1] * data.shape[2] / per_plane))))
-    sample = np.asarray(data[planes, ::step, ::step], dtype=np.float64).ravel()
+    sample = np.concatenate(  # plane by plane: Zarr arrays take no list of planes
+        [np.asarray(data[int(z), ::step, ::step], dtype=np.float64).ravel() for z in planes]
+    )
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0

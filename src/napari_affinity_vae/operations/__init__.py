@@ -1,7 +1,8 @@
 """The verbs of the pipeline, free of Qt, that the command line and the dock widgets both call
 with the same defaults (:mod:`.defaults`):
 
-- pick: :func:`particles.picking.pick_steps` (a generator yielding progress), or ``pick``;
+- pick: :func:`.pick.pick_tomogram_steps` (a generator yielding progress, on the level of a
+  multiscale tomogram the picker needs), or ``pick_tomogram``;
 - embed: :func:`model.embedding.embed_steps` (extract and encode, streaming), or ``embed``;
 - analyse: :func:`.analyse.analyse_steps` (project, cluster, snap centres);
 - decode: :func:`.decode.source_vector` (a particle, a selection's mean, a cluster centre) and

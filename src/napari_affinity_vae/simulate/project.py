@@ -23,10 +23,10 @@ from napari_affinity_vae.io.projects.relion5 import (
     write_relion5,
 )
 from napari_affinity_vae.io.star import TOMO_COLUMN
-from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import TOMO_NAME
 from napari_affinity_vae.simulate.affinity import builtin_affinity
+from napari_affinity_vae.simulate.outputs import write_tomogram_as
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 BINNING_FACTOR = 4  # tomograms binned 4 times from the tilt series, as is usual for picking
@@ -34,11 +34,16 @@ OPTICS = {"rlnOpticsGroup": 1, "rlnOpticsGroupName": "opticsGroup1", "rlnVoltage
 
 
 def write_project(
-    folder: Path, settings: Simulation, tomograms: int, progress: Progress | None = None
+    folder: Path,
+    settings: Simulation,
+    tomograms: int,
+    progress: Progress | None = None,
+    fmt: str = "mrc",
 ) -> dict[str, Path]:
-    """``tomograms/TS_01.mrc``, ... (``settings`` with seeds ``seed``, ``seed + 1``, ...),
-    ``tomograms.star``, ``particles.star`` (RELION 5, centred Angstrom, with ``class_name``),
-    ``optimisation_set.star`` and ``affinity.csv``, in ``folder``."""
+    """``tomograms/TS_01.mrc`` (``.zarr`` with ``fmt`` "zarr"), ... (``settings`` with seeds
+    ``seed``, ``seed + 1``, ...), ``tomograms.star``, ``particles.star`` (RELION 5, centred
+    Angstrom, with ``class_name``), ``optimisation_set.star`` and ``affinity.csv``, in
+    ``folder``."""
     (folder / "tomograms").mkdir(parents=True, exist_ok=True)
     pixel = settings.voxel_size / BINNING_FACTOR
     entries, rows, tables, paths = {}, [], [], {}
@@ -46,8 +51,10 @@ def write_project(
     for i in range(tomograms):
         one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
         result = simulate_tomogram(one)
-        relative = f"tomograms/{one.name}.mrc"
-        paths[one.name] = write_tomogram(folder / relative, result.tomogram, settings.voxel_size)
+        written = write_tomogram_as(
+            folder / "tomograms" / one.name, result.tomogram, settings.voxel_size, fmt
+        )
+        paths[one.name], relative = written, f"tomograms/{written.name}"
         entries[one.name] = TomogramEntry(
             one.name, {"reconstructed": paths[one.name]}, settings.voxel_size, settings.shape
         )

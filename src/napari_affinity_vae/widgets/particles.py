@@ -29,7 +29,8 @@ from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, 
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.operations.defaults import DIAMETERS
-from napari_affinity_vae.particles.picking import PickSettings, chunk_count, pick_steps
+from napari_affinity_vae.operations.pick import pick_chunks, pick_tomogram_steps
+from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
 from napari_affinity_vae.widgets.dialogs import choose, scrolling
 from napari_affinity_vae.widgets.highlight import (
@@ -261,8 +262,8 @@ class ParticlesWidget(Container):
             )
             version = self.session.version
             self.task.start(
-                lambda: pick_steps(tomogram.data, settings),
-                total=chunk_count(tomogram.shape, settings),
+                lambda: pick_tomogram_steps(tomogram, settings),
+                total=pick_chunks(tomogram, settings),
                 desc="Picking particles",
                 on_result=lambda picks: self._picked(tomogram, version, picks),
             )

@@ -15,6 +15,7 @@ from magicgui.widgets import (
     RadioButtons,
 )
 from napari.layers import Image
+from qtpy.QtWidgets import QFileDialog
 
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
@@ -38,6 +39,8 @@ class TomogramWidget(Container):
         patterns = " ".join(f"*{s}" for s in TOMOGRAM_SUFFIXES)
         self.file = FileEdit(label="File", mode="r", filter=f"Tomograms ({patterns})")
         self.open_button = PushButton(text="Open")
+        self.open_folder_button = PushButton(text="Open OME-Zarr folder...")
+        self.open_folder_button.tooltip = "A .zarr tomogram (CryoET Data Portal, copick, ...)"
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
         self.info = Label(label="Shape", value="no tomogram")
         self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
@@ -52,6 +55,7 @@ class TomogramWidget(Container):
             [
                 self.file,
                 self.open_button,
+                self.open_folder_button,
                 self.layer,
                 self.info,
                 self.voxel_size,
@@ -60,6 +64,7 @@ class TomogramWidget(Container):
             ],
         )
         self.open_button.changed.connect(self.open_file)
+        self.open_folder_button.changed.connect(self._choose_folder)
         self.layer.changed.connect(self._show_layer)
         self.voxel_size.changed.connect(self._set_voxel_size)
         self.rendering.changed.connect(self._set_rendering)
@@ -78,6 +83,15 @@ class TomogramWidget(Container):
             self.layer.value = layer
             return layer
         return None
+
+    def _choose_folder(self) -> None:
+        """Ask for an OME-Zarr folder (a file dialog cannot choose one) and open it."""
+        folder = QFileDialog.getExistingDirectory(
+            self.native, "Open an OME-Zarr tomogram (a .zarr folder)", str(self.file.value)
+        )
+        if folder:
+            self.file.value = folder
+            self.open_file(folder)
 
     @property
     def tomogram_layer(self) -> Image | None:
@@ -103,9 +117,13 @@ class TomogramWidget(Container):
             self.info.value = "no tomogram"
             self.session.set_tomogram(None)
             return
-        z, y, x = layer.data.shape
+        tomogram = tomogram_from_layer(layer)
+        z, y, x = tomogram.shape
         self.info.value = f"{z} x {y} x {x} voxels (z, y, x)"
         voxel_size = layer.metadata.get("voxel_size")
+        if tomogram.levels:
+            sizes = ", ".join(f"{(voxel_size or 1.0) * lv.factor:g}" for lv in tomogram.levels)
+            self.info.value += f"; levels of {sizes} {'Å' if voxel_size else 'voxels'}"
         from_header = bool(layer.metadata.get("voxel_size_from_header", voxel_size))
         with self.voxel_size.changed.blocked():
             self.voxel_size.value = voxel_size or 0.0
@@ -117,7 +135,7 @@ class TomogramWidget(Container):
         )
         if self._viewer.dims.ndim == 3:
             self._viewer.dims.axis_labels = ("z", "y", "x")
-        self.session.set_tomogram(tomogram_from_layer(layer))
+        self.session.set_tomogram(tomogram)
 
     def _set_voxel_size(self, value: float) -> None:
         layer = self.tomogram_layer

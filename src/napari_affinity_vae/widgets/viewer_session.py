@@ -10,7 +10,8 @@ import napari
 import numpy as np
 from napari.layers import Image
 
-from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.io.tomogram import Level, Tomogram
+from napari_affinity_vae.layers import LEVELS_KEY
 from napari_affinity_vae.session import Session
 
 DECODED_KEY = "decoded by"  # metadata of volumes the model made, valued with the model
@@ -42,13 +43,27 @@ def tomogram_from_layer(layer: Image) -> Tomogram:
     """The tomogram an Image layer shows: its data (memory-mapped if opened from a file), its
     voxel size and, for the name particles carry, its file or layer name."""
     path = layer.metadata.get("path")
+    levels = _levels(layer) if layer.multiscale else ()
     return Tomogram(
         path=Path(path) if path else Path(layer.name),
-        data=layer.data,
+        data=levels[0].data if levels else layer.data,
         voxel_size=layer.metadata.get("voxel_size"),
         voxel_size_from_header=bool(layer.metadata.get("voxel_size_from_header")),
         tomo_name=layer.metadata.get("tomo_name"),
+        levels=levels,
     )
+
+
+def _levels(layer: Image) -> tuple[Level, ...]:
+    """A multiscale layer's levels: as the file described them, or for a layer another reader
+    made, by their shapes (each voxel the mean of the finer ones it covers)."""
+    arrays = list(layer.data)
+    described = layer.metadata.get(LEVELS_KEY)
+    if described is None:
+        factors = [arrays[0].shape[-1] / array.shape[-1] for array in arrays]
+        described = [(f, ((f - 1) / 2,) * 3) for f in factors]
+    pairs = zip(arrays, described, strict=True)
+    return tuple(Level(array, float(f), tuple(offset)) for array, (f, offset) in pairs)
 
 
 def same_tomogram(first: Tomogram, second: Tomogram) -> bool:

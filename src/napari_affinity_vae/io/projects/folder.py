@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
 from napari_affinity_vae.io.projects.relion5 import origin_shifts, read_blocks
@@ -20,7 +21,7 @@ from napari_affinity_vae.io.star import (
     TOMO_COLUMN,
     from_star,
 )
-from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 
@@ -28,10 +29,15 @@ SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's 
 
 
 def tomogram_files(folder: Path) -> dict[str, Path]:
-    """The tomograms in ``folder`` by file stem, sorted; of one stem's files (``TS_01.mrc`` and
-    ``TS_01.rec``), the suffix first in ``TOMOGRAM_SUFFIXES``."""
-    files = [p for p in folder.iterdir() if p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()]
-    files.sort(key=lambda p: (p.stem, TOMOGRAM_SUFFIXES.index(p.suffix.lower())), reverse=True)
+    """The tomograms in ``folder`` (MRC files, OME-Zarr folders) by stem, sorted; of one stem's
+    files (``TS_01.mrc``, ``TS_01.rec``), the suffix first in ``TOMOGRAM_SUFFIXES``, then Zarr."""
+    suffixes = (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
+    files = [
+        p
+        for p in folder.iterdir()
+        if (p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()) or is_ome_zarr(p)
+    ]
+    files.sort(key=lambda p: (p.stem, suffixes.index(p.suffix.lower())), reverse=True)
     return dict(sorted({p.stem: p for p in files}.items()))
 
 

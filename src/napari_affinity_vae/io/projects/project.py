@@ -120,8 +120,14 @@ class Project:
 
 
 def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, str | None]:
-    """An MRC file's shape (z, y, x) and voxel size from its header alone, or why it cannot be
-    read (``None, None, problem``)."""
+    """A tomogram's shape (z, y, x) and voxel size from its header (MRC) or metadata (OME-Zarr)
+    alone, or why it cannot be read (``None, None, problem``)."""
+    if path.is_dir():
+        try:
+            tomogram = open_tomogram(path, require_voxel_size=False)
+        except TomogramFileError as err:
+            return None, None, str(err)
+        return tomogram.shape, tomogram.voxel_size, None
     if not path.is_file():
         return None, None, f"{path}: no such file"
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
 from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
 from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
@@ -78,6 +79,8 @@ def open_project(
 
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
+    if is_ome_zarr(path):
+        return "tomogram"
     if path.is_dir():
         return "folder"
     if suffix in TOMOGRAM_SUFFIXES:
