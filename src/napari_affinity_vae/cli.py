@@ -284,6 +284,7 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"also write OUT with the suffix .parquet (always above {PARQUET_ABOVE:,} particles)",
     )
+    _add_pick_set_options(em)
     _add_overwrite(em)
     em.set_defaults(run=_run_embed)
 
@@ -309,7 +310,29 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         help="Angstrom, for tomograms whose headers have none or a wrong one (RELION 5's STAR "
         "files give theirs)",
     )
+    _add_pick_set_options(pr)
     pr.set_defaults(run=_run_project)
+
+
+def _add_pick_set_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group(
+        "copick projects and CryoET Data Portal downloads (default: every pick set)"
+    )
+    group.add_argument("--object", help="the picks of this object only")
+    group.add_argument("--user", help="copick: the picks of this user only")
+    group.add_argument("--session", help="copick: the picks of this session only")
+    group.add_argument(
+        "--voxel-spacing", type=float, metavar="A", help="the tomograms at this voxel spacing"
+    )
+    group.add_argument(
+        "--tomo-type", help="the tomograms of this type (default wbp, else the first by name)"
+    )
+
+
+def _pick_set_choice(args: argparse.Namespace) -> object:
+    from napari_affinity_vae.io.projects.copick import PickSetChoice
+
+    return PickSetChoice(args.object, args.user, args.session, args.voxel_spacing, args.tomo_type)
 
 
 def _add_overwrite(
@@ -656,7 +679,12 @@ def _embed_project(args: argparse.Namespace) -> int:
             "--tomo-name is for a tomogram with its coordinate file, embedded in this process; "
             "a project's particles belong to its tomograms by name already"
         )
-    project = open_project(args.sources, binning=args.binning, voxel_size=args.voxel_size)
+    project = open_project(
+        args.sources,
+        binning=args.binning,
+        voxel_size=args.voxel_size,
+        pick_sets=_pick_set_choice(args),
+    )
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
     parquet = args.parquet or len(project.particles) > PARQUET_ABOVE
@@ -734,7 +762,13 @@ def _dask_client(args: argparse.Namespace):
 def _run_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.projects import open_project
 
-    print(open_project(args.sources, binning=args.binning, voxel_size=args.voxel_size).describe())
+    project = open_project(
+        args.sources,
+        binning=args.binning,
+        voxel_size=args.voxel_size,
+        pick_sets=_pick_set_choice(args),
+    )
+    print(project.describe())
     return 0
 
 

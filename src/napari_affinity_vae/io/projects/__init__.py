@@ -1,5 +1,5 @@
 """Projects: many tomograms and one particle table across them, opened from RELION 5, RELION 4,
-Dynamo or a folder (:func:`open_project`)."""
+Dynamo, copick, a CryoET Data Portal download or a folder (:func:`open_project`)."""
 
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry
 from napari_affinity_vae.io.projects.sources import open_project

@@ -9,6 +9,7 @@ import numpy as np
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
+from napari_affinity_vae.io.projects.copick import PickSetChoice, is_copick_config, read_copick
 from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
 from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
 from napari_affinity_vae.io.projects.project import Project
@@ -28,19 +29,24 @@ from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
     "a STAR file naming tomograms with their folder; a Parquet table `avae embed` wrote with the "
-    "tomograms.star it came from; a Dynamo table with its .doc or .vll; "
+    "tomograms.star it came from; a Dynamo table with its .doc or .vll; a copick configuration "
+    "(.json); "
     "a folder of tomograms with coordinate files of the same stems; or a tomogram with a "
     "coordinate file"
 )
 
 
 def open_project(
-    paths: list[Path], *, binning: float = 1.0, voxel_size: float | None = None
+    paths: list[Path],
+    *,
+    binning: float = 1.0,
+    voxel_size: float | None = None,
+    pick_sets: PickSetChoice | None = None,
 ) -> Project:
     """A project from one of the :data:`SOURCES`. ``binning`` divides RELION 4 pixel
     coordinates (picked on tomograms ``binning`` times finer than those opened);
     ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
-    theirs)."""
+    theirs); ``pick_sets`` chooses the tomograms and picks of a copick project."""
     paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
@@ -52,6 +58,8 @@ def open_project(
     if len(kinds) != len(paths):
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
     given = tuple(paths)
+    if "copick config" in kinds and len(paths) == 1:
+        return read_copick(kinds["copick config"], pick_sets or PickSetChoice())
     if "optimisation set" in kinds and len(paths) == 1:
         return _optimisation_set(kinds["optimisation set"])
     if set(kinds) <= {"tomogram set", "relion5 particles"}:
@@ -85,6 +93,8 @@ def _kind(path: Path) -> str:
         return "folder"
     if suffix in TOMOGRAM_SUFFIXES:
         return "tomogram"
+    if is_copick_config(path):
+        return "copick config"
     if suffix in INDEX_SUFFIXES:
         return "dynamo index"
     if suffix == ".tbl":

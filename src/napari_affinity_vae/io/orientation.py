@@ -1,0 +1,28 @@
+"""Particle orientations between RELION's Euler angles and the rotation matrices of copick and the
+CryoET Data Portal.
+
+RELION's (rot, tilt, psi) are an intrinsic ZYZ rotation ``A`` with ``particle(r) = reference(A r)``;
+copick and the Portal store the rotation that turns the reference into the particle, ``A``'s
+inverse (its transpose), acting on (x, y, z).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def matrices_to_angles(matrices: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) reference-to-particle rotations on (x, y, z) as RELION angles, degrees."""
+    matrices = np.asarray(matrices, dtype=float).reshape(-1, 3, 3)
+    if not len(matrices):
+        return np.zeros((0, 3))
+    return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
+
+
+def angles_to_matrices(angles: np.ndarray) -> np.ndarray:
+    """RELION (rot, tilt, psi) in degrees, (n, 3), as (n, 3, 3) reference-to-particle rotations."""
+    angles = np.asarray(angles, dtype=float).reshape(-1, 3)
+    if not len(angles):
+        return np.zeros((0, 3, 3))
+    return Rotation.from_euler("ZYZ", angles, degrees=True).inv().as_matrix()

@@ -1,0 +1,155 @@
+"""copick projects, built here with the copick library on the local file system: listed and
+embedded by the command line, and particles written back as picks that copick reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.io.projects.copick import (
+    COPICK_USER,
+    PickSetChoice,
+    next_session,
+    write_copick_picks,
+)
+from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, TOMO_NAME, latent_columns
+from napari_affinity_vae.simulate.geometry import relion_matrix
+from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+
+copick = pytest.importorskip("copick")
+from copick.models import PickableObject  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """Two small simulated tomograms (TS_01, TS_02) with their ground truth."""
+    return {
+        name: simulate_tomogram(
+            Simulation(shape=(48, 128, 128), particles=10, seed=seed, name=name)
+        )
+        for seed, name in ((1, "TS_01"), (2, "TS_02"))
+    }
+
+
+@pytest.fixture
+def project(tmp_path, simulated):
+    """A copick project: runs TS_01 and TS_02 with 10 A "wbp" tomograms (and a "denoised" one in
+    TS_01), the ground truth as picks of each class by user "curator", session "0", rotations
+    included; and a run TS_03 without a tomogram."""
+    classes = sorted({object_name(c) for s in simulated.values() for c in s.particles[CLASS_NAME]})
+    objects = [PickableObject(name=c, is_particle=True, label=i + 1) for i, c in enumerate(classes)]
+    config = tmp_path / "config.json"
+    root = copick.new_config(
+        str(config), overlay_root=str(tmp_path / "overlay"), pickable_objects=objects
+    )
+    for name, result in simulated.items():
+        run = root.new_run(name)
+        spacing = run.new_voxel_spacing(10.0)
+        spacing.new_tomogram("wbp").from_numpy(result.tomogram, levels=2)
+        if name == "TS_01":
+            spacing.new_tomogram("denoised").from_numpy(result.tomogram * 0, levels=1)
+        for class_name, rows in result.particles.groupby(CLASS_NAME):
+            picks = run.new_picks(object_name(class_name), session_id="0", user_id="curator")
+            positions = rows[list(AXES)].to_numpy()[:, ::-1] * 10.0
+            transforms = np.tile(np.eye(4), (len(rows), 1, 1))
+            transforms[:, :3, :3] = np.linalg.inv(relion_matrix(rows[list(ANGLES)].to_numpy()))
+            picks.from_numpy(positions, transforms)
+            picks.store()
+    root.new_run("TS_03")
+    return config
+
+
+def object_name(class_name: str) -> str:
+    """A built-in class's name as copick allows (no underscores)."""
+    return class_name.replace("_", "-")
+
+
+def test_avae_project_lists_the_runs_and_pick_sets(project, simulated, capsys):
+    assert main(["project", str(project)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("3 tomograms, 20 particles")
+    assert "TS_01: 10 particles, 48 x 128 x 128 voxels at 10 Å" in printed
+    assert "wbp.zarr" in printed and "TS_03: 0 particles, ? voxels at ?; no tomogram" in printed
+    classes = simulated["TS_01"].particles[CLASS_NAME].value_counts()
+    both = classes.add(simulated["TS_02"].particles[CLASS_NAME].value_counts(), fill_value=0)
+    for name, n in both.items():
+        assert f"  {object_name(name)} by curator, session 0: {int(n)} pick" in printed
+
+    assert main(["project", str(project), "--object", "ribosome", "--tomo-type", "denoised"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{int(both['ribosome'])} particles" in printed.splitlines()[0]
+    assert "denoised.zarr" in printed and "TS_02: " in printed and "no denoised tomogram" in printed
+
+
+def test_picks_become_particles_in_voxels_with_their_angles(project, simulated):
+    table = open_project([project]).particles
+    for name, result in simulated.items():
+        mine = table[table[TOMO_NAME] == name].sort_values(list(AXES)).reset_index(drop=True)
+        truth = result.particles.sort_values(list(AXES)).reset_index(drop=True)
+        np.testing.assert_allclose(mine[list(AXES)], truth[list(AXES)], atol=1e-6)
+        np.testing.assert_allclose(
+            relion_matrix(mine[list(ANGLES)].to_numpy()),
+            relion_matrix(truth[list(ANGLES)].to_numpy()),
+            atol=1e-6,
+        )
+    assert set(table[COPICK_USER]) == {"curator"}
+
+
+def test_avae_embed_on_a_copick_project_gives_the_latents_of_the_same_tomograms_in_mrc(
+    project, simulated, tmp_path
+):
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(project), "--object", "ribosome", "--out", str(out)]) == 0
+    embedded = read_particles(out)
+    assert set(embedded["copick_object"]) == {"ribosome"}
+    for name, result in simulated.items():
+        mrc = write_tomogram(tmp_path / f"{name}.mrc", result.tomogram, 10.0)
+        ribosomes = result.particles[result.particles[CLASS_NAME] == "ribosome"]
+        star = tmp_path / f"{name}.csv"
+        ribosomes.to_csv(star, index=False)
+        reference = tmp_path / f"{name}_embedded.csv"
+        assert main(["embed", str(mrc), str(star), "--out", str(reference)]) == 0
+        expected = read_particles(reference).sort_values(list(AXES))
+        mine = embedded[embedded[TOMO_NAME] == name].sort_values(list(AXES))
+        columns = latent_columns(expected)
+        np.testing.assert_allclose(mine[columns], expected[columns], atol=1e-4)
+
+
+def test_a_selection_goes_back_as_picks_copick_reads_and_nothing_is_overwritten(project):
+    opened = open_project([project], pick_sets=PickSetChoice(object_name="ribosome"))
+    selection = opened.particles.iloc[[0, 2, 3]]
+    session = next_session(project, "unknown-large", "avae")
+    assert session == "0"
+    written = write_copick_picks(project, opened, {session: selection}, "unknown-large")
+    runs = selection[TOMO_NAME].nunique()
+    assert written == [f"unknown-large by avae, session 0: 3 picks in {runs} run{'s' * (runs > 1)}"]
+
+    root = copick.from_file(str(project))
+    assert root.get_object("unknown-large").is_particle  # added to the configuration
+    assert "unknown-large" in json.loads(project.read_text())["pickable_objects"][-1]["name"]
+    back = []
+    for run in root.runs:
+        for picks in run.get_picks(object_name="unknown-large", user_id="avae", session_id="0"):
+            points, transforms = picks.numpy()
+            zyx = pd.DataFrame(points[:, ::-1] / 10.0, columns=list(AXES))
+            back.append(zyx.assign(matrix=list(transforms[:, :3, :3])))
+    back = pd.concat(back).sort_values(list(AXES)).reset_index(drop=True)
+    mine = selection.sort_values(list(AXES)).reset_index(drop=True)
+    np.testing.assert_allclose(back[list(AXES)], mine[list(AXES)], atol=1e-6)
+    expected = np.linalg.inv(relion_matrix(mine[list(ANGLES)].to_numpy()))
+    np.testing.assert_allclose(np.stack(back["matrix"]), expected, atol=1e-6)
+    # the curator's picks are untouched, and the same session is never written twice
+    assert len(open_project([project], pick_sets=PickSetChoice(user="curator")).particles) == 20
+    with pytest.raises(
+        AffinityVAEError, match="already has picks of unknown-large by avae, session 0"
+    ):
+        write_copick_picks(project, opened, {"0": selection}, "unknown-large")
+    assert next_session(project, "unknown-large", "avae") == "1"
