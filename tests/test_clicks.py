@@ -48,6 +48,11 @@ def type_into(qtbot, field, text: str) -> None:
     qtbot.keyClicks(edit, text)
 
 
+def shown(field) -> bool:
+    """Whether a magicgui field shows once its window does (test viewers are never shown)."""
+    return field.native.isVisibleTo(field.native.window())
+
+
 def when_a_dialog_opens(kind: type, respond) -> list[str]:
     """Call ``respond(dialog)`` on the next modal dialog of ``kind``; the list it returns gets
     what ``respond`` returned, once it has run."""

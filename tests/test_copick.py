@@ -22,54 +22,19 @@ from napari_affinity_vae.io.projects.copick import (
 from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, TOMO_NAME, latent_columns
 from napari_affinity_vae.simulate.geometry import relion_matrix
-from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 copick = pytest.importorskip("copick")
-from copick.models import PickableObject  # noqa: E402
+from copick_files import build_copick_project, object_name, simulated_runs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def simulated():
-    """Two small simulated tomograms (TS_01, TS_02) with their ground truth."""
-    return {
-        name: simulate_tomogram(
-            Simulation(shape=(48, 128, 128), particles=10, seed=seed, name=name)
-        )
-        for seed, name in ((1, "TS_01"), (2, "TS_02"))
-    }
+    return simulated_runs()
 
 
 @pytest.fixture
 def project(tmp_path, simulated):
-    """A copick project: runs TS_01 and TS_02 with 10 A "wbp" tomograms (and a "denoised" one in
-    TS_01), the ground truth as picks of each class by user "curator", session "0", rotations
-    included; and a run TS_03 without a tomogram."""
-    classes = sorted({object_name(c) for s in simulated.values() for c in s.particles[CLASS_NAME]})
-    objects = [PickableObject(name=c, is_particle=True, label=i + 1) for i, c in enumerate(classes)]
-    config = tmp_path / "config.json"
-    root = copick.new_config(
-        str(config), overlay_root=str(tmp_path / "overlay"), pickable_objects=objects
-    )
-    for name, result in simulated.items():
-        run = root.new_run(name)
-        spacing = run.new_voxel_spacing(10.0)
-        spacing.new_tomogram("wbp").from_numpy(result.tomogram, levels=2)
-        if name == "TS_01":
-            spacing.new_tomogram("denoised").from_numpy(result.tomogram * 0, levels=1)
-        for class_name, rows in result.particles.groupby(CLASS_NAME):
-            picks = run.new_picks(object_name(class_name), session_id="0", user_id="curator")
-            positions = rows[list(AXES)].to_numpy()[:, ::-1] * 10.0
-            transforms = np.tile(np.eye(4), (len(rows), 1, 1))
-            transforms[:, :3, :3] = np.linalg.inv(relion_matrix(rows[list(ANGLES)].to_numpy()))
-            picks.from_numpy(positions, transforms)
-            picks.store()
-    root.new_run("TS_03")
-    return config
-
-
-def object_name(class_name: str) -> str:
-    """A built-in class's name as copick allows (no underscores)."""
-    return class_name.replace("_", "-")
+    return build_copick_project(tmp_path, simulated)
 
 
 def test_avae_project_lists_the_runs_and_pick_sets(project, simulated, capsys):
@@ -82,6 +47,7 @@ def test_avae_project_lists_the_runs_and_pick_sets(project, simulated, capsys):
     both = classes.add(simulated["TS_02"].particles[CLASS_NAME].value_counts(), fill_value=0)
     for name, n in both.items():
         assert f"  {object_name(name)} by curator, session 0: {int(n)} pick" in printed
+    assert "9 pick sets (--object, --user, --session):" in printed
 
     assert main(["project", str(project), "--object", "ribosome", "--tomo-type", "denoised"]) == 0
     printed = capsys.readouterr().out

@@ -146,3 +146,12 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
             f"{rows[TOMO_NAME].nunique()}: choose RELION or Dynamo, or select in one tomogram",
         )
     write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path)
+
+
+def copick_sessions(
+    table: pd.DataFrame, what: str, selection: np.ndarray, session: str
+) -> dict[str, pd.DataFrame]:
+    """:func:`export_parts` as copick sessions: the selection or all particles in ``session``,
+    each cluster in ``session-cluster3`` (noise in ``session-unclustered``)."""
+    parts = export_parts(table, what, selection, Path(session))
+    return {path.name.replace("_", "-"): rows for path, rows in parts.items()}

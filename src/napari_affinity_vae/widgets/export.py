@@ -1,22 +1,31 @@
 """The Export dock widget: the selected particles, every cluster to its own file, or all particles,
 to RELION 4 or 5 STAR, CSV, a Dynamo table or TomoTwin coordinates, with cluster labels (and
-latents if asked). Existing files are replaced only when the user says so, and a per-cluster
-export is written whole or not at all."""
+latents if asked), or back into a copick project as picks. Existing files are replaced only when
+the user says so, a per-cluster export is written whole or not at all, and copick picks are
+never written over."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from napari.utils.notifications import show_info
 
-from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.io.projects.copick import (
+    DEFAULT_USER,
+    copick_config,
+    next_session,
+    object_names,
+    write_copick_picks,
+)
 from napari_affinity_vae.operations.export import (
     ALL,
     EACH_CLUSTER,
     FORMATS,
     SELECTED,
+    copick_sessions,
     export_columns,
     export_parts,
     export_path,
@@ -30,6 +39,8 @@ from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.viewer_session import session_for
 
+COPICK = "copick picks"
+
 
 class ExportWidget(Container):
     """Write particle coordinates for the next tool in the pipeline."""
@@ -37,10 +48,17 @@ class ExportWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.session = session_for(viewer)
         self.what = ComboBox(label="Export", choices=[SELECTED, EACH_CLUSTER, ALL], value=SELECTED)
-        self.format = ComboBox(label="Format", choices=list(FORMATS), value="RELION 4 STAR")
+        self.format = ComboBox(label="Format", choices=[*FORMATS, COPICK], value="RELION 4 STAR")
         self.latents = CheckBox(text="Include latents, pose and errors", value=False)
         patterns = " ".join(f"*{s}" for s in dict.fromkeys(s for s, _ in FORMATS.values()))
         self.file = FileEdit(label="File", mode="w", filter=f"Particles ({patterns})")
+        self.copick_object = ComboBox(label="Object", choices=[])
+        self.copick_object.tooltip = "The pickable object of the copick project the picks are of"
+        self.new_object = LineEdit(label="or new object")
+        self.new_object.tooltip = "A new object, added to the project's configuration"
+        self.copick_user = LineEdit(label="User", value=DEFAULT_USER)
+        self.copick_session = LineEdit(label="Session")
+        self.copick_session.tooltip = "Empty: the next free number; clusters get -cluster<N>"
         self.export_button = PushButton(text="Export")
         self.status = wrapping(Label(value=""))
         super().__init__()
@@ -51,13 +69,32 @@ class ExportWidget(Container):
                 self.format,
                 self.latents,
                 self.file,
+                self.copick_object,
+                self.new_object,
+                self.copick_user,
+                self.copick_session,
                 self.export_button,
                 self.status,
             ],
         )
         self.file.changed.connect(self._follow_suffix)
+        self.format.changed.connect(self._show_fields)
+        self.session.project_changed.connect(self._show_fields)
         self.export_button.changed.connect(self._clicked)
         remember("export", {"format": self.format, "latents": self.latents})
+        self._show_fields()
+
+    def _show_fields(self, _value: object = None) -> None:
+        """The file for files; the object, user and session for copick picks, the objects
+        those of the open copick project."""
+        copick = self.format.value == COPICK
+        self.file.visible = self.latents.visible = not copick
+        for field in (self.copick_object, self.new_object, self.copick_user, self.copick_session):
+            field.visible = copick
+        config = copick_config(self.session.project)
+        if copick and config is not None:
+            with errors_as_notifications("Reading the copick project"):
+                self.copick_object.choices = object_names(config)
 
     def _clicked(self) -> None:
         self.export()
@@ -69,10 +106,13 @@ class ExportWidget(Container):
             self.format.value = label
 
     def export(self) -> list[Path]:
-        """Write the chosen particles to the file in the File field; return the files written
-        (one per cluster if asked), [] if nothing was written."""
+        """Write the chosen particles to the file in the File field (one per cluster if asked),
+        or as copick picks into the open copick project; return the files written (for copick,
+        the project's configuration), [] if nothing was written."""
         self.status.value = ""
         with errors_as_notifications("Exporting"):
+            if self.format.value == COPICK:
+                return self._write_copick()
             written = self._write(Path(self.file.value))
             if written:
                 names = ", ".join(p.name for p in written)
@@ -104,6 +144,29 @@ class ExportWidget(Container):
             tomogram_shape=tomogram.shape if tomogram is not None else None,
             project=self.session.project,
         )
+
+    def _write_copick(self) -> list[Path]:
+        """The particles as new picks of the open copick project, under the object, user and
+        session given."""
+        project = self.session.project
+        config = copick_config(project)
+        if config is None:
+            raise AffinityVAEError(
+                "copick picks go back into a copick project: open its configuration (.json) in "
+                "the Project dock"
+            )
+        name = self.new_object.value.strip() or self.copick_object.value
+        if not name:
+            raise AffinityVAEError("Choose the object the picks are of, or name a new one")
+        user = self.copick_user.value.strip() or DEFAULT_USER
+        session = self.copick_session.value.strip() or next_session(config, name, user)
+        table = export_columns(self.session.particles, latents=False)
+        parts = copick_sessions(table, self.what.value, self.session.selection, session)
+        written = write_copick_picks(config, project, parts, name, user)
+        self.copick_object.choices = object_names(config)
+        self.status.value = "wrote copick picks: " + "; ".join(written)
+        show_info(f"Wrote copick picks into {config}: " + "; ".join(written))
+        return [config]
 
     def ask_overwrite(self, paths: list[Path]) -> bool:
         """Whether to replace existing files (a dialog)."""

@@ -12,6 +12,8 @@ from napari.layers import Image
 
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.projects import Project, open_project
+from napari_affinity_vae.io.projects.copick import PickSetChoice
+from napari_affinity_vae.io.projects.project import pick_set_label
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
@@ -21,7 +23,8 @@ from napari_affinity_vae.widgets.viewer_session import session_for
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
 COLUMNS = ("tomogram", "particles", "selected", "status")
-FILE_PATTERNS = "*.star *.parquet *.tbl *.doc *.vll *.mrc *.rec *.map *.st *.csv *.coords"
+FILE_PATTERNS = "*.star *.parquet *.tbl *.doc *.vll *.json *.mrc *.rec *.map *.st *.csv *.coords"
+EVERY_PICK_SET = "every pick set"
 
 
 class ProjectWidget(Container):
@@ -33,10 +36,14 @@ class ProjectWidget(Container):
         self.files = FileEdit(label="Files", mode="rm", filter=f"Projects ({FILE_PATTERNS})")
         self.files.tooltip = (
             "RELION 5: tomograms.star and a particles STAR, or an optimisation set; a Dynamo "
-            "table with its .doc or .vll; a STAR file naming tomograms (with the folder below)"
+            "table with its .doc or .vll; a copick configuration (.json); a STAR file naming "
+            "tomograms (with the folder below)"
         )
         self.folder = FileEdit(label="Tomogram folder", mode="d")
-        self.folder.tooltip = "Optional: tomograms matched to the particles' names by file name"
+        self.folder.tooltip = (
+            "Tomograms matched to the particles' names by file name, or a CryoET Data Portal "
+            "download alone"
+        )
         self.binning = FloatSpinBox(label="Coordinate binning", min=0.01, max=64.0, value=1.0)
         self.binning.tooltip = "RELION 4 coordinates this many times finer than the tomograms"
         self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
@@ -46,6 +53,9 @@ class ProjectWidget(Container):
         )
         self.open_button = PushButton(text="Open project")
         self.summary = wrapping(Label(value="no project"))
+        self.picks = ComboBox(label="Picks", choices=[EVERY_PICK_SET])
+        self.picks.tooltip = "The pick set of a copick project or Portal download to explore"
+        self.picks.visible = False
         self.shown = ComboBox(label="Show", choices=[])
         self.kind = ComboBox(label="Map", choices=[])
         self.kind.tooltip = "Which reconstruction of the tomogram to view (denoised first)"
@@ -53,6 +63,8 @@ class ProjectWidget(Container):
         self.table.read_only = True
         self._codes: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
         self._listed: tuple[list[str], str] = ([], "")  # the table's tomograms, the summary
+        self._opened: list[Path] = []  # the paths of the open project
+        self._pick_sets: dict[str, tuple[str, str, str]] = {}  # by their label
         super().__init__()
         scrolling(
             self,
@@ -63,6 +75,7 @@ class ProjectWidget(Container):
                 self.voxel_size,
                 self.open_button,
                 self.summary,
+                self.picks,
                 self.shown,
                 self.kind,
                 self.table,
@@ -70,6 +83,7 @@ class ProjectWidget(Container):
         )
         self.open_button.changed.connect(self._clicked)
         self.shown.changed.connect(self._chosen)
+        self.picks.changed.connect(self._pick_set_chosen)
         self.kind.changed.connect(self._chosen)
         self.table.native.cellDoubleClicked.connect(self._double_clicked)
         self.session.tomogram_requested.connect(self.show_tomogram)
@@ -79,8 +93,11 @@ class ProjectWidget(Container):
     def _clicked(self) -> None:
         self.open_files()
 
-    def open_files(self, paths: list[Path] | None = None) -> Project | None:
-        """Open the project the files (and folder) name, and show its first tomogram."""
+    def open_files(
+        self, paths: list[Path] | None = None, pick_sets: PickSetChoice | None = None
+    ) -> Project | None:
+        """Open the project the files (and folder) name, with ``pick_sets`` the chosen picks of a
+        copick project or Portal download (default all), and show its first tomogram."""
         if paths is None:
             paths = [Path(p) for p in self.files.value or ()]
             folder = str(self.folder.value)
@@ -90,9 +107,13 @@ class ProjectWidget(Container):
             if not paths:
                 raise AffinityVAEError("Choose the project's files first")
             voxel_size = self.voxel_size.value or None
-            project = open_project(paths, binning=self.binning.value, voxel_size=voxel_size)
+            project = open_project(
+                paths, binning=self.binning.value, voxel_size=voxel_size, pick_sets=pick_sets
+            )
+            self._opened = paths
             self.session.set_project(project)
             self.summary.value = project.summary()
+            self._list_pick_sets(project, pick_sets)
             for note in project.notes:
                 napari.utils.notifications.show_info(note[0].upper() + note[1:])
             names = list(project.tomograms)
@@ -105,6 +126,22 @@ class ProjectWidget(Container):
                 self.show_tomogram(first)
             return project
         return None
+
+    def _list_pick_sets(self, project: Project, chosen: PickSetChoice | None) -> None:
+        """Offer the project's pick sets (only a copick project or Portal download has them)."""
+        self._pick_sets = {pick_set_label(key): key for key in project.pick_sets}
+        current = EVERY_PICK_SET
+        if chosen is not None and chosen.object_name is not None:
+            current = pick_set_label((chosen.object_name, chosen.user, chosen.session))
+        with self.picks.changed.blocked():
+            self.picks.choices = [EVERY_PICK_SET, *self._pick_sets]
+            self.picks.value = current if current in self.picks.choices else EVERY_PICK_SET
+        self.picks.visible = bool(project.pick_sets) or chosen is not None
+
+    def _pick_set_chosen(self, label: str) -> None:
+        """Reopen the project with the chosen pick set as its particles."""
+        key = self._pick_sets.get(label)
+        self.open_files(self._opened, PickSetChoice(*key) if key else PickSetChoice())
 
     def _chosen(self, _value: object = None) -> None:
         if self.shown.value:

@@ -18,7 +18,12 @@ import pandas as pd
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.orientation import angles_to_matrices, matrices_to_angles
-from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape
+from napari_affinity_vae.io.projects.project import (
+    Project,
+    TomogramEntry,
+    pick_set_label,
+    read_shape,
+)
 from napari_affinity_vae.schema import ANGLES, AXES, TOMO_NAME
 from napari_affinity_vae.text import count
 
@@ -38,6 +43,10 @@ class PickSetChoice:
     session: str | None = None
     voxel_spacing: float | None = None
     tomo_type: str | None = None
+
+    @property
+    def pick_set(self) -> tuple[str | None, str | None, str | None]:
+        return self.object_name, self.user, self.session
 
 
 def is_copick_config(path: Path) -> bool:
@@ -66,24 +75,24 @@ def open_root(config: Path) -> Any:
 
 def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
     """The runs as tomograms and the chosen picks as particles (z, y, x voxels of each run's
-    tomogram; ``rot``, ``tilt``, ``psi`` from the picks' rotations), with the pick sets found
-    listed in the notes."""
+    tomogram; ``rot``, ``tilt``, ``psi`` from the picks' rotations), and the count of every
+    pick set, chosen or not."""
     config, choice = Path(config), choice or PickSetChoice()
     root = open_root(config)
     entries, tables, sets = {}, [], Counter()
     for run in root.runs:
         entries[run.name] = run_entry(run, choice)
-        for picks in run.get_picks(
-            object_name=choice.object_name, user_id=choice.user, session_id=choice.session
-        ):
+        for picks in run.picks:
+            key = (picks.pickable_object_name, picks.user_id, picks.session_id)
+            if not all(c in (None, k) for c, k in zip(choice.pick_set, key, strict=True)):
+                sets[key] += len(picks.points)
+                continue
             table = picks_table(run.name, picks, entries[run.name].voxel_size)
-            sets[(picks.pickable_object_name, picks.user_id, picks.session_id)] += len(table)
+            sets[key] += len(table)
             tables.append(table)
     columns = [TOMO_NAME, *AXES, *ANGLES, COPICK_OBJECT, COPICK_USER, COPICK_SESSION]
     particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-    notes = [f"pick sets ({count(len(sets), 'set')}; choose with --object, --user, --session):"]
-    notes += [f"  {o} by {u}, session {s}: {count(n, 'pick')}" for (o, u, s), n in sets.items()]
-    return Project(entries, particles, sources=(config.resolve(),), notes=notes)
+    return Project(entries, particles, sources=(config.resolve(),), pick_sets=dict(sets))
 
 
 def run_entry(run: Any, choice: PickSetChoice) -> TomogramEntry:
@@ -137,6 +146,17 @@ def picks_table(run_name: str, picks: Any, voxel_size: float | None) -> pd.DataF
     return table
 
 
+def copick_config(project: Project | None) -> Path | None:
+    """The configuration file of a project opened from copick, else None."""
+    sources = project.sources if project is not None else ()
+    return sources[0] if len(sources) == 1 and is_copick_config(sources[0]) else None
+
+
+def object_names(config: Path) -> list[str]:
+    """The pickable objects of a copick project, as its configuration lists them."""
+    return [o.name for o in open_root(config).pickable_objects]
+
+
 def next_session(config: Path, object_name: str, user: str) -> str:
     """The lowest number not yet a session of ``user``'s picks of ``object_name`` in any run."""
     root = open_root(config)
@@ -165,11 +185,15 @@ def write_copick_picks(
     user, object_name = user.strip(), object_name.strip()
     if not user or not object_name:
         raise AffinityVAEError("Name the copick user and object to write picks under")
-    if sanitize_name(object_name, suppress_warnings=True) != object_name:
-        raise AffinityVAEError(
-            f"copick object names are letters, digits and '-' only: "
-            f"{object_name!r} could be {sanitize_name(object_name, suppress_warnings=True)!r}"
-        )
+    for what, name in (("object", object_name), ("user", user), *(("session", s) for s in parts)):
+        try:
+            valid = sanitize_name(name, suppress_warnings=True)
+        except ValueError:  # nothing but characters copick refuses
+            valid = "letters, digits and '-'"
+        if valid != name:
+            raise AffinityVAEError(
+                f"A copick {what} is named without spaces, '_' or '/': {name!r} could be {valid!r}"
+            )
     runs = {run.name: run for run in root.runs}
     for session, table in parts.items():
         for name in table[TOMO_NAME].astype(str).unique():
@@ -189,10 +213,8 @@ def write_copick_picks(
         for name, rows in table.groupby(table[TOMO_NAME].astype(str), sort=False):
             _store(runs[name], rows, project.tomograms[name].voxel_size, object_name, user, session)
         runs_named = table[TOMO_NAME].nunique()
-        written.append(
-            f"{object_name} by {user}, session {session}: {count(len(table), 'pick')} "
-            f"in {count(runs_named, 'run')}"
-        )
+        label = pick_set_label((object_name, user, session))
+        written.append(f"{label}: {count(len(table), 'pick')} in {count(runs_named, 'run')}")
     return written
 
 

@@ -63,13 +63,16 @@ class TomogramEntry:
 class Project:
     """Tomograms by name, in order, and the particles of all of them (``tomo_name`` says whose;
     ``tomogram_missing`` marks those whose tomogram cannot be opened). ``blocks`` are the other
-    STAR blocks of the particle file (``general``, ``optics``), written back on export."""
+    STAR blocks of the particle file (``general``, ``optics``), written back on export.
+    ``pick_sets`` counts the picks of each (object, user, session) a copick project or a
+    CryoET Data Portal download holds, of which ``particles`` are those chosen."""
 
     tomograms: dict[str, TomogramEntry]
     particles: pd.DataFrame
     sources: tuple[Path, ...] = ()
     blocks: dict[str, pd.DataFrame | dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    pick_sets: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._groups: dict[str, np.ndarray] | None = None
@@ -116,7 +119,18 @@ class Project:
             shape = "?" if entry.shape is None else " x ".join(map(str, entry.shape))
             where = f"; {entry.problem}" if entry.problem else f" ({entry.path})"
             lines.append(f"  {name}: {count(n, 'particle')}, {shape} voxels at {size}{where}")
+        if self.pick_sets:
+            lines.append(f"{count(len(self.pick_sets), 'pick set')} (--object, --user, --session):")
+            lines += [
+                f"  {pick_set_label(key)}: {count(n, 'pick')}" for key, n in self.pick_sets.items()
+            ]
         return "\n".join(lines + self.notes)
+
+
+def pick_set_label(key: tuple[str, str, str]) -> str:
+    """An (object, user, session) pick set in words: "ribosome by curator, session 0"."""
+    object_name, user, session = key
+    return f"{object_name} by {user}, session {session}"
 
 
 def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, str | None]:
