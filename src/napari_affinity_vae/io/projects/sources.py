@@ -12,6 +12,7 @@ from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
 from napari_affinity_vae.io.projects.copick import PickSetChoice, is_copick_config, read_copick
 from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
 from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
+from napari_affinity_vae.io.projects.portal import is_portal_download, read_portal
 from napari_affinity_vae.io.projects.project import Project
 from napari_affinity_vae.io.projects.relion5 import (
     PARTICLES_FILE,
@@ -30,7 +31,7 @@ SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
     "a STAR file naming tomograms with their folder; a Parquet table `avae embed` wrote with the "
     "tomograms.star it came from; a Dynamo table with its .doc or .vll; a copick configuration "
-    "(.json); "
+    "(.json); a CryoET Data Portal download (its folder); "
     "a folder of tomograms with coordinate files of the same stems; or a tomogram with a "
     "coordinate file"
 )
@@ -46,7 +47,8 @@ def open_project(
     """A project from one of the :data:`SOURCES`. ``binning`` divides RELION 4 pixel
     coordinates (picked on tomograms ``binning`` times finer than those opened);
     ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
-    theirs); ``pick_sets`` chooses the tomograms and picks of a copick project."""
+    theirs); ``pick_sets`` chooses the tomograms and picks of a copick project or a Portal
+    download."""
     paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
@@ -59,7 +61,9 @@ def open_project(
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
     given = tuple(paths)
     if "copick config" in kinds and len(paths) == 1:
-        return read_copick(kinds["copick config"], pick_sets or PickSetChoice())
+        return read_copick(kinds["copick config"], pick_sets)
+    if "portal download" in kinds and len(paths) == 1:
+        return read_portal(kinds["portal download"], pick_sets)
     if "optimisation set" in kinds and len(paths) == 1:
         return _optimisation_set(kinds["optimisation set"])
     if set(kinds) <= {"tomogram set", "relion5 particles"}:
@@ -89,6 +93,8 @@ def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if is_ome_zarr(path):
         return "tomogram"
+    if is_portal_download(path):
+        return "portal download"
     if path.is_dir():
         return "folder"
     if suffix in TOMOGRAM_SUFFIXES:
