@@ -1,4 +1,5 @@
-"""Open tomograms from MRC-family files, memory-mapped, as (z, y, x) arrays with a voxel size."""
+"""Open tomograms from MRC-family files, memory-mapped, as (z, y, x) arrays with a voxel size
+(gzip- or bzip2-compressed ones decompressed: see ``io.compressed``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import mrcfile
 import numpy as np
 
 from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.compressed import mrc_opener, uncompressed_name
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".mrcs")
 
@@ -38,7 +40,7 @@ class Tomogram:
 
     @property
     def name(self) -> str:
-        return self.tomo_name or self.path.stem
+        return self.tomo_name or uncompressed_name(self.path).stem
 
 
 def open_tomogram(
@@ -56,14 +58,15 @@ def open_tomogram(
         raise TomogramFileError(
             path, f"voxel size must be a positive number of Angstrom, got {voxel_size}"
         )
+    opener = mrc_opener(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # e.g. "file is larger than expected"
-            with mrcfile.mmap(path, mode="r") as mrc:
+            with opener(path, mode="r") as mrc:
                 data = mrc.data
                 header = mrc.header
                 header_voxel_size = float(mrc.voxel_size.x)
-    except ValueError as err:
+    except (ValueError, EOFError) as err:  # EOFError: a compressed stream cut short
         raise TomogramFileError(path, _describe_mrc_error(err)) from None
     except OSError as err:
         raise TomogramFileError(path, f"cannot be read ({err.strerror or err})") from None
@@ -86,9 +89,9 @@ def open_tomogram(
     return Tomogram(path, data, None if voxel_size is None else float(voxel_size), from_header)
 
 
-def _describe_mrc_error(err: ValueError) -> str:
+def _describe_mrc_error(err: ValueError | EOFError) -> str:
     text = str(err)
-    if "mmap length is greater than file size" in text or "could only read" in text:
+    if isinstance(err, EOFError) or "mmap length is greater" in text or "could only read" in text:
         return "the file is truncated: it holds less data than its header describes"
     if "Map ID string" in text or "header" in text.lower():
         return f"invalid MRC header ({text})"

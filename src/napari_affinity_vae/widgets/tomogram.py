@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 from napari.layers import Image
 
+from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.widgets.dialogs import scrolling
@@ -35,7 +36,9 @@ class TomogramWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self.session = session_for(viewer)
-        patterns = " ".join(f"*{s}" for s in TOMOGRAM_SUFFIXES)
+        patterns = " ".join(
+            f"*{s}{c}" for c in ("", *COMPRESSED_SUFFIXES) for s in TOMOGRAM_SUFFIXES
+        )
         self.file = FileEdit(label="File", mode="r", filter=f"Tomograms ({patterns})")
         self.open_button = PushButton(text="Open")
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
