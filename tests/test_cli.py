@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_mrc
+from conftest import blob_map, write_mrc
 from napari_affinity_vae import __version__
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.io.subtomograms import read_subtomograms
@@ -156,6 +157,27 @@ def test_affinity_command_on_user_maps(tmp_path):
     assert matrix.loc["globular", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
     assert matrix.loc["turned", "tetrahedral"] == pytest.approx(-1.0, abs=0.05)
     np.testing.assert_allclose(matrix, scale_affinity(raw.to_numpy()), atol=1e-5)
+
+
+def test_affinity_of_an_emdb_map_gz_and_its_uncompressed_copy(tmp_path, capsys):
+    from napari_affinity_vae.io.affinity import load_affinity
+
+    copy = write_mrc(tmp_path / "copy.mrc", blob_map(0), voxel_size=11.4)  # 20^3, as EMD-3197
+    emdb = tmp_path / "emd_3197.map.gz"
+    emdb.write_bytes(gzip.compress(copy.read_bytes()))
+    other = write_mrc(tmp_path / "other.mrc", blob_map(2), voxel_size=11.4)
+    out, raw_out = tmp_path / "affinity.csv", tmp_path / "raw.csv"
+    args = ["affinity", str(emdb), str(copy), str(other), "--out", str(out), "--raw", str(raw_out)]
+    assert main(args) == 0
+    told = capsys.readouterr().err
+    assert "warning: " + str(emdb) + ": gzip-compressed, so decompressed into memory" in told
+    raw = load_affinity(raw_out)
+    assert list(raw.columns) == ["emd_3197", "copy", "other"]
+    assert raw.loc["emd_3197", "copy"] >= 0.99
+    assert raw.loc["emd_3197", "other"] < 0.7
+    (tmp_path / "copy.map.gz").write_bytes(emdb.read_bytes())
+    assert main([*args[:-4], str(tmp_path / "copy.map.gz"), *args[-4:], "--overwrite"]) == 2
+    assert "copy.map.gz: class copy is" in capsys.readouterr().err  # a class named twice
 
 
 def test_cli_reference_in_docs_is_current():

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QInputDialog, QMessageBox
+from qtpy.QtTest import QTest
+from qtpy.QtWidgets import (
+    QApplication,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QInputDialog,
+    QMessageBox,
+)
 
 from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
@@ -89,6 +96,21 @@ def choose_in_next_dialog(choice: str) -> list[str]:
         return dialog.labelText()
 
     return when_a_dialog_opens(QInputDialog, choose)
+
+
+def type_number_in_next_dialog(text: str, button=QDialogButtonBox.StandardButton.Ok) -> list:
+    """Type ``text`` over the number in the next number dialog and press ``button``; return
+    (its question, the number it offered)."""
+
+    def answer(dialog: QInputDialog) -> tuple[str, float]:
+        offered = dialog.doubleValue()
+        field = dialog.findChild(QDoubleSpinBox)
+        field.selectAll()
+        QTest.keyClicks(field, text)
+        dialog.findChild(QDialogButtonBox).button(button).click()
+        return dialog.labelText(), offered
+
+    return when_a_dialog_opens(QInputDialog, answer)
 
 
 def open_and_import(qtbot, widgets, tomogram: Path, coords: Path):
@@ -317,6 +339,31 @@ def test_cancel_stops_the_picker_before_pick_is_offered_again(explorer, qtbot, t
     qtbot.waitUntil(lambda: particles.pick_button.enabled, timeout=5000)  # stops within a stage
     assert not worker.is_running and len(session.particles) == 0
     assert not [x for x in viewer.layers if x.name.endswith("picks")]
+
+
+def test_a_tomogram_whose_header_has_no_voxel_size_asks_for_one(explorer, qtbot, tmp_path):
+    viewer, widgets, session = explorer
+    tomogram = widgets["Tomogram"]
+    data = np.random.default_rng(0).normal(size=(20, 30, 40)).astype(np.float32)
+    stack = write_mrc(tmp_path / "stack.mrc", data, voxel_size=0.0)  # as tilt stacks often are
+    type_into(qtbot, tomogram.file, str(stack))
+    cancelled = type_number_in_next_dialog("11.4", QDialogButtonBox.StandardButton.Cancel)
+    click(qtbot, tomogram.open_button)
+    assert cancelled and "stack" not in viewer.layers  # Cancel: not opened
+    answered = type_number_in_next_dialog("11.4")
+    click(qtbot, tomogram.open_button)
+    [(question, offered)] = answered
+    assert "stack.mrc gives no voxel size" in question and offered == 1.0
+    assert tuple(viewer.layers["stack"].scale) == pytest.approx((11.4,) * 3)
+    assert tomogram.voxel_size.value == pytest.approx(11.4)
+    assert session.tomogram.voxel_size == pytest.approx(11.4)
+    # the next such file offers the box's value: OK alone takes it
+    second = write_mrc(tmp_path / "next.mrc", data, voxel_size=0.0)
+    type_into(qtbot, tomogram.file, str(second))
+    answered = type_number_in_next_dialog("")
+    click(qtbot, tomogram.open_button)
+    assert answered[0][1] == pytest.approx(11.4)
+    assert tuple(viewer.layers["next"].scale) == pytest.approx((11.4,) * 3)
 
 
 def test_a_corrected_voxel_size_moves_the_particles_and_the_export(

@@ -131,13 +131,18 @@ def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
     assert viewer.dims.ndisplay == 2
 
 
-def test_widget_voxel_size_editable_when_header_has_none(make_napari_viewer, tmp_path):
+def test_a_dropped_mrc_without_voxel_size_opens_and_its_size_can_be_set(
+    make_napari_viewer, tmp_path
+):
+    """Dropped on napari, it opens at 1 A/voxel with a warning (the Tomogram widget's Open asks
+    for the voxel size instead: test_clicks)."""
     path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
     viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match="no voxel size; the layer uses 1 A/voxel"):
+        [layer] = viewer.open(path, plugin=PLUGIN)
+    np.testing.assert_allclose(layer.scale, [1.0] * 3)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Tomogram")
-    widget.file.value = path
-    widget.open_button.native.click()
-    layer = viewer.layers[-1]
+    assert widget.tomogram_layer == layer
     assert widget.voxel_size.enabled and widget.voxel_size.value == 0
     widget.voxel_size.value = 12.5
     np.testing.assert_allclose(layer.scale, [12.5] * 3)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
-from conftest import write_mrc
+from conftest import blob_map, write_mrc
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.affinity import load_affinity, save_affinity
 from napari_affinity_vae.simulate import affinity
@@ -54,6 +54,17 @@ def test_random_rotation_scores_at_least_0_9_against_itself():
     volume = molecule_map("atp_synthase")
     turned = rotate_map(volume, Rotation.random(random_state=7).as_matrix(), shift=[0.4, -1.3, 2])
     assert affinity.best_correlation(volume, turned) >= 0.9
+
+
+def test_small_maps_find_their_copies_turned_or_not():
+    """At 20^3 voxels (an EMDB map at tomogram voxel sizes) the search finds the identity and
+    rotations between grid points, and tells two maps apart."""
+    cropped = blob_map(0)  # fills its box, as a tightly cropped map does
+    assert affinity.best_correlation(cropped, cropped.copy()) >= 0.99
+    inside = blob_map(1, spread=0.2, blobs=5)  # room to turn within the box
+    turn = Rotation.from_euler("ZYZ", [37, 71, 113], degrees=True).as_matrix()
+    assert affinity.best_correlation(inside, rotate_map(inside, turn)) >= 0.95
+    assert affinity.best_correlation(cropped, blob_map(2)) < 0.7
 
 
 def test_affinity_matrix_scaled_with_unit_diagonal(tmp_path):

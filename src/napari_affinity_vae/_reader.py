@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
@@ -16,8 +17,10 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 
 def get_tomogram_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
-    """Return the tomogram reader if every path is an MRC-family file."""
-    return read_tomograms if _all_have_suffix(path, TOMOGRAM_SUFFIXES) else None
+    """Return the tomogram reader if every path is an MRC-family file (``.map.gz`` too)."""
+    paths = _paths(path)
+    is_tomogram = bool(paths) and all(uncompressed_suffix(p) in TOMOGRAM_SUFFIXES for p in paths)
+    return read_tomograms if is_tomogram else None
 
 
 def get_zarr_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:

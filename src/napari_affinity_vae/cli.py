@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_affinity_vae import __version__
-from napari_affinity_vae.errors import AffinityVAEError, OutputExistsError, ParticleFileError
+from napari_affinity_vae.errors import (
+    AffinityVAEError,
+    InputFileError,
+    OutputExistsError,
+    ParticleFileError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,8 +114,9 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
     aff = commands.add_parser(
         "affinity",
         help="class affinity matrix from reference maps (best NCC over rotations)",
-        description="Maps are MRC files or PDB/mmCIF models (class name = file name); "
-        "without MAPS, the built-in molecule classes.",
+        description="Maps are MRC files, gzip or bzip2 compressed too (emd_3197.map.gz), or "
+        "PDB/mmCIF models; a class is named by its file's name without suffixes (emd_3197). "
+        "Without MAPS, the built-in molecule classes.",
     )
     aff.add_argument("maps", nargs="*", type=Path)
     aff.add_argument("--out", type=Path, required=True, help="affinity CSV to write")
@@ -484,7 +490,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
     _refuse_existing(args, args.out, args.raw)
     if args.maps:
         voxel_size = args.voxel_size or _first_voxel_size(args.maps)
-        maps = {path.stem: load_reference(path, voxel_size) for path in args.maps}
+        maps = {name: load_reference(path, voxel_size) for name, path in _classes(args.maps)}
         scaled, raw = affinity_matrix(maps, tqdm)
     else:
         from napari_affinity_vae.simulate.molecules import MOLECULES
@@ -622,13 +628,14 @@ def _run_pick(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
+    from napari_affinity_vae.io.compressed import uncompressed_suffix
     from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 
     _refuse_existing(args, args.out)
     sources = args.sources
     if (
         len(sources) == 2
-        and sources[0].suffix.lower() in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
+        and uncompressed_suffix(sources[0]) in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
         and not (args.workers or args.scheduler or args.resume)
     ):
         return _embed_one(args, *sources)
@@ -772,12 +779,30 @@ def _run_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classes(paths: list[Path]) -> list[tuple[str, Path]]:
+    """Reference maps by class name, the file's name without its suffixes (``emd_3197`` for
+    ``emd_3197.map.gz``); two of one name are refused."""
+    from napari_affinity_vae.io.compressed import uncompressed_name
+
+    named: dict[str, Path] = {}
+    for path in paths:
+        name = uncompressed_name(path).stem
+        if name in named:
+            problem = f"class {name} is {named[name]} already; give each map a name of its own"
+            raise InputFileError(path, problem)
+        named[name] = path
+    return list(named.items())
+
+
 def _first_voxel_size(paths: list[Path]) -> float:
-    from napari_affinity_vae.io.tomogram import open_tomogram
+    from napari_affinity_vae.io.compressed import uncompressed_suffix
+    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 
     for path in paths:
-        if path.suffix.lower() in (".mrc", ".map", ".rec", ".mrcs"):
-            return float(open_tomogram(path).voxel_size)
+        if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
+            with warnings.catch_warnings():  # told once, when the map is loaded
+                warnings.simplefilter("ignore", UserWarning)
+                return float(open_tomogram(path).voxel_size)
     return 10.0
 
 

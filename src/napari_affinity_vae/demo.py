@@ -37,8 +37,8 @@ def run_demo(
     ``tomogram``; return after a screenshot, or when the window is closed."""
     import napari
 
-    if tomogram is not None:
-        open_tomogram(tomogram, voxel_size, require_voxel_size=False)  # fail early, clearly
+    if tomogram is not None:  # fail early, clearly; a screenshot cannot wait for a voxel size
+        open_tomogram(tomogram, voxel_size, require_voxel_size=screenshot is not None)
     viewer = napari.Viewer(title="napari-affinity-vae")
     viewer.window._qt_window.resize(*WINDOW)
     widgets, docks = add_dock_widgets(viewer)
@@ -47,9 +47,7 @@ def run_demo(
         particles_widget = widgets["Particles"]  # the sample's sizes, whatever was remembered
         particles_widget.diameter_min.value, particles_widget.diameter_max.value = DIAMETERS
     else:
-        widgets["Tomogram"].open_file(tomogram)
-        if voxel_size is not None:
-            widgets["Tomogram"].voxel_size.value = voxel_size
+        widgets["Tomogram"].open_file(tomogram, voxel_size)
     widgets["Tomogram"].slab.value = DEMO_SLAB
     explore(viewer, widgets)
     docks["Decode"].raise_()  # its sliders and explanation show what the cluster is

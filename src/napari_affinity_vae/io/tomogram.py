@@ -1,5 +1,5 @@
-"""Open tomograms, MRC-family files memory-mapped or OME-Zarr read chunk by chunk, as (z, y, x)
-arrays with a voxel size."""
+"""Open tomograms, MRC-family files memory-mapped (gzip- or bzip2-compressed ones decompressed:
+see ``io.compressed``) or OME-Zarr read chunk by chunk, as (z, y, x) arrays with a voxel size."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import mrcfile
 import numpy as np
 
 from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.compressed import mrc_opener, uncompressed_name
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".mrcs")
 ZARR_SUFFIX = ".zarr"
@@ -63,7 +64,7 @@ class Tomogram:
 
     @property
     def name(self) -> str:
-        return self.tomo_name or self.path.stem
+        return self.tomo_name or uncompressed_name(self.path).stem
 
     def level_for(self, voxel_size: float | None) -> tuple[Tomogram, Level]:
         """The coarsest level whose voxels are no larger than ``voxel_size`` Angstrom (the finest
@@ -122,15 +123,17 @@ def open_tomogram(
 
 
 def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
-    """The memory-mapped data of an MRC file and its header's voxel size (0: not set)."""
+    """The memory-mapped (or, compressed, decompressed) data of an MRC file and its header's
+    voxel size (0: not set)."""
+    opener = mrc_opener(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # e.g. "file is larger than expected"
-            with mrcfile.mmap(path, mode="r") as mrc:
+            with opener(path, mode="r") as mrc:
                 data = mrc.data
                 header = mrc.header
                 header_voxel_size = float(mrc.voxel_size.x)
-    except ValueError as err:
+    except (ValueError, EOFError) as err:  # EOFError: a compressed stream cut short
         raise TomogramFileError(path, _describe_mrc_error(err)) from None
     except OSError as err:
         raise TomogramFileError(path, f"cannot be read ({err.strerror or err})") from None
@@ -141,9 +144,9 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
     return data, header_voxel_size
 
 
-def _describe_mrc_error(err: ValueError) -> str:
+def _describe_mrc_error(err: ValueError | EOFError) -> str:
     text = str(err)
-    if "mmap length is greater than file size" in text or "could only read" in text:
+    if isinstance(err, EOFError) or "mmap length is greater" in text or "could only read" in text:
         return "the file is truncated: it holds less data than its header describes"
     if "Map ID string" in text or "header" in text.lower():
         return f"invalid MRC header ({text})"

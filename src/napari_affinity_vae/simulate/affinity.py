@@ -1,28 +1,33 @@
 """Class-by-class affinity from reference maps: best normalised cross-correlation over rotations.
 
-The search: 1,000 rotations of a super-Fibonacci grid (no two more than about 19 degrees from the
-nearest) on maps at half resolution, translations by FFT; then, from the best 3, local refinement at
-full resolution on 3 x 3 x 3 grids of 8, 4 and 2 degree steps. The best correlations ``S`` are
-scaled into [-1, 1] as ``2 (S - min) / (1 - min) - 1`` (min over pairs), so the diagonal stays 1.
+The search: the identity and 1,000 rotations of a super-Fibonacci grid (no two more than about 19
+degrees from the nearest) on maps at half resolution, translations by FFT; then, from the best 3
+starts at least 20 degrees apart, a compass search at full resolution: steps of 8 degrees about
+each axis while one improves, halved down to 1 degree. The best correlations ``S`` are scaled into
+[-1, 1] as ``2 (S - min) / (1 - min) - 1`` (min over pairs), so the diagonal stays 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.simulate.geometry import local_rotations, rotate_map, uniform_rotations
+from napari_affinity_vae.simulate.geometry import rotate_map, uniform_rotations
 from napari_affinity_vae.volumes import fit_box, resample
 
 SHIPPED_VOXEL_SIZE = 10.0
 SHIPPED_CORRELATIONS = Path(__file__).parent / "data" / "correlations_10A.csv"
 COARSE_ROTATIONS = 1000
-REFINE_STEPS = (8.0, 4.0, 2.0)
 CANDIDATES = 3
+CANDIDATE_SEPARATION = 20.0  # degrees
+FIRST_STEP, LAST_STEP = 8.0, 1.0  # degrees
+MAX_ROUNDS = 40  # of six turns each: a bound on the climb, which takes under 20
+_TURNS = np.vstack([np.eye(3), -np.eye(3)])  # compass directions: about +-x, +-y, +-z
 
 
 def best_correlation(fixed: np.ndarray, moving: np.ndarray, min_angle: float = 0.0) -> float:
@@ -31,24 +36,51 @@ def best_correlation(fixed: np.ndarray, moving: np.ndarray, min_angle: float = 0
     Both are cubic (z, y, x) maps of the same size and voxel size. Rotations closer than
     ``min_angle`` degrees to the identity are left out (to look for a map's symmetries).
     """
+    smallest = np.radians(min_angle)
     pad = _padded_size(fixed.shape[0])
     coarse_fixed = _spectrum(fit_box(resample(fixed, 0.5), pad // 2))
     coarse_moving = resample(moving, 0.5)
-    grid = uniform_rotations(COARSE_ROTATIONS)
-    grid = grid[grid.magnitude() >= np.radians(min_angle)]
+    grid = Rotation.concatenate([Rotation.identity(), uniform_rotations(COARSE_ROTATIONS)])
+    grid = grid[grid.magnitude() >= smallest]
     scores = np.array([_score(coarse_fixed, coarse_moving, m, pad // 2) for m in grid.as_matrix()])
     fine_fixed = _spectrum(fit_box(fixed, pad))
-    best = -1.0
-    for start in np.argsort(scores)[-CANDIDATES:]:
-        rotation = grid[int(start)]
-        for step in REFINE_STEPS:
-            trials = rotation * local_rotations(step)
-            trials = trials[trials.magnitude() >= np.radians(min_angle)]
-            trial_scores = [_score(fine_fixed, moving, m, pad) for m in trials.as_matrix()]
-            k = int(np.argmax(trial_scores))
-            rotation, score = trials[k], trial_scores[k]
-        best = max(best, score)
-    return float(best)
+
+    def fine_score(rotation: Rotation) -> float:
+        if rotation.magnitude() < smallest:
+            return -1.0
+        return _score(fine_fixed, moving, rotation.as_matrix(), pad)
+
+    return max(_climb(fine_score, start) for start in _starts(grid, scores))
+
+
+def _starts(grid: Rotation, scores: np.ndarray) -> list[Rotation]:
+    """The best-scoring rotations, at most ``CANDIDATES``, each ``CANDIDATE_SEPARATION`` or more
+    from those before it: distinct peaks rather than one peak's neighbours."""
+    starts: list[Rotation] = []
+    apart = np.radians(CANDIDATE_SEPARATION)
+    for k in np.argsort(scores)[::-1]:
+        rotation = grid[int(k)]
+        if all((start.inv() * rotation).magnitude() >= apart for start in starts):
+            starts.append(rotation)
+            if len(starts) == CANDIDATES:
+                break
+    return starts
+
+
+def _climb(score: Callable[[Rotation], float], rotation: Rotation) -> float:
+    """Compass search from ``rotation``: take the best of the six turns by ``step`` about the
+    map's axes while it improves the score, then halve ``step``, down to ``LAST_STEP``."""
+    best, step, rounds = score(rotation), FIRST_STEP, 0
+    while step >= LAST_STEP and rounds < MAX_ROUNDS:
+        rounds += 1
+        trials = rotation * Rotation.from_rotvec(np.radians(step) * _TURNS)
+        trial_scores = [score(trial) for trial in trials]
+        k = int(np.argmax(trial_scores))
+        if trial_scores[k] > best:
+            rotation, best = trials[k], trial_scores[k]
+        else:
+            step /= 2
+    return best
 
 
 def affinity_matrix(

@@ -57,10 +57,3 @@ def uniform_rotations(n: int) -> Rotation:
         [r * np.sin(alpha), r * np.cos(alpha), big_r * np.sin(beta), big_r * np.cos(beta)], axis=1
     )
     return Rotation.from_quat(quaternions)
-
-
-def local_rotations(step_degrees: float) -> Rotation:
-    """The 27 rotations of a 3 x 3 x 3 grid of rotation vectors spaced ``step_degrees`` apart."""
-    steps = np.radians(step_degrees) * np.array([-1.0, 0.0, 1.0])
-    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 3)
-    return Rotation.from_rotvec(grid)

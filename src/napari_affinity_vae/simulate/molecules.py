@@ -16,7 +16,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
-from napari_affinity_vae.io.tomogram import open_tomogram
+from napari_affinity_vae.io.compressed import uncompressed_suffix
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.simulate.density import points_to_density
 from napari_affinity_vae.volumes import fit_box, resample
 
@@ -219,12 +220,12 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     """A user's reference as a (z, y, x) map at ``voxel_size``: an MRC map (resampled) or a PDB /
     mmCIF atomic model (atoms weighted by atomic number, rendered as Gaussians)."""
     path = Path(path)
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    if suffix in (".mrc", ".map", ".rec", ".mrcs"):
+    suffix = uncompressed_suffix(path)
+    if suffix in TOMOGRAM_SUFFIXES:  # .map.gz and .mrc.bz2 too
         source = open_tomogram(path)
         volume = resample(np.asarray(source.data, dtype=np.float32), source.voxel_size / voxel_size)
         volume -= np.median(volume[[0, -1]])  # solvent to zero
-    elif suffix in (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".cif.gz"):
+    elif suffix in (".pdb", ".ent", ".cif", ".mmcif"):  # gemmi reads them gzipped too
         points, weights = _atoms(path)
         points -= np.average(points, axis=0, weights=weights)
         size = 2 * np.linalg.norm(points, axis=1).max() + 4 * voxel_size

@@ -30,6 +30,15 @@ def choose(parent: QWidget | None, title: str, question: str, items: list[str]) 
     return choice if accepted else None
 
 
+def ask_number(
+    parent: QWidget | None, title: str, question: str, value: float, low: float, high: float
+) -> float | None:
+    """Ask for a number between ``low`` and ``high`` in a modal dialog, ``value`` filled in;
+    None if they cancel."""
+    number, accepted = QInputDialog.getDouble(parent, title, question, value, low, high, 3)
+    return number if accepted else None
+
+
 def wrapping(label: Label) -> Label:
     """Let ``label`` wrap its text at the dock's width, however long the text, rather than make
     the dock (and the window) wider."""

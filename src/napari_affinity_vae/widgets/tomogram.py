@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import napari
@@ -17,9 +18,10 @@ from magicgui.widgets import (
 from napari.layers import Image
 from qtpy.QtWidgets import QFileDialog
 
+from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
-from napari_affinity_vae.widgets.dialogs import scrolling
+from napari_affinity_vae.widgets.dialogs import ask_number, scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
@@ -36,7 +38,9 @@ class TomogramWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self.session = session_for(viewer)
-        patterns = " ".join(f"*{s}" for s in TOMOGRAM_SUFFIXES)
+        patterns = " ".join(
+            f"*{s}{c}" for c in ("", *COMPRESSED_SUFFIXES) for s in TOMOGRAM_SUFFIXES
+        )
         self.file = FileEdit(label="File", mode="r", filter=f"Tomograms ({patterns})")
         self.open_button = PushButton(text="Open")
         self.open_folder_button = PushButton(text="Open OME-Zarr folder...")
@@ -73,11 +77,22 @@ class TomogramWidget(Container):
         viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
 
-    def open_file(self, path: str | Path | None = None) -> Image | None:
-        """Open ``path`` (or the chosen file) as a new Image layer and select it."""
+    def open_file(
+        self, path: str | Path | None = None, voxel_size: float | None = None
+    ) -> Image | None:
+        """Open ``path`` (or the chosen file) as a new Image layer and select it.
+
+        ``voxel_size`` (Angstrom) overrides the header's. A header without one asks for it, the
+        Voxel size box's value filled in; Cancel leaves the file unopened (None).
+        """
         path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
         with errors_as_notifications("Opening the tomogram"):
-            tomogram = open_tomogram(path, require_voxel_size=False)
+            tomogram = open_tomogram(path, voxel_size, require_voxel_size=False)
+            if tomogram.voxel_size is None:
+                voxel_size = self._ask_voxel_size(path)
+                if voxel_size is None:
+                    return None
+                tomogram = replace(tomogram, voxel_size=voxel_size)
             data, kwargs, _ = tomogram_layer_data(tomogram)
             layer = self._viewer.add_image(data, **kwargs)
             self.layer.value = layer
@@ -92,6 +107,11 @@ class TomogramWidget(Container):
         if folder:
             self.file.value = folder
             self.open_file(folder)
+
+    def _ask_voxel_size(self, path: Path) -> float | None:
+        question = f"The header of {path.name} gives no voxel size.\nVoxel size (Å):"
+        guess = self.voxel_size.value or 1.0
+        return ask_number(self.native, "Voxel size", question, guess, 0.001, self.voxel_size.max)
 
     @property
     def tomogram_layer(self) -> Image | None:
