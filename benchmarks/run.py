@@ -27,6 +27,7 @@ SCRIPTS = (
     "projection.py",
     "project_embedding.py",
     "project_gui.py",
+    "zarr_extraction.py",
 )
 NEEDS_DISPLAY = {"scatter.py", "cancel.py", "project_gui.py"}
 NOT_FIGURES = ("machine", "torch", "model", "file")  # context lines, not measurements
