@@ -58,6 +58,8 @@ def main() -> None:
     viewer.close()
     with tempfile.TemporaryDirectory() as folder:
         explore_project(Path(folder))
+    with tempfile.TemporaryDirectory() as folder:
+        explore_copick(Path(folder))
     for path in sorted(IMAGES.glob("*.png")):
         print(path)
 
@@ -139,6 +141,36 @@ def explore_project(folder: Path) -> None:
     settle(1.0)
     shot(viewer, "project.png")
     grab(docks["Project"], "project_widget.png")
+    viewer.close()
+
+
+def explore_copick(folder: Path) -> None:
+    """A simulated copick project (OME-Zarr tomograms) opened in the Project dock, one pick set
+    chosen, two particles selected and the Export dock set to write them back as copick picks."""
+    from napari_affinity_vae.simulate.copick_project import write_copick_project
+    from napari_affinity_vae.simulate.tomogram import Simulation
+
+    settings = Simulation(shape=(80, 256, 256), particles=40, snr=0.1, seed=5)
+    config = write_copick_project(folder, settings, 2)["config"]
+    viewer = napari.Viewer(title="napari-affinity-vae")
+    viewer.window._qt_window.resize(*WINDOW)
+    widgets, docks = add_dock_widgets(viewer)
+    project = widgets["Project"]
+    project.files.value = (config,)
+    project.open_button.native.click()
+    project.picks.value = "ribosome by simulation, session 0"
+    widgets["Tomogram"].slab.value = DEMO_SLAB
+    widgets["Particles"].particles_layer.selected_data = {0, 1}
+    export = widgets["Export"]
+    export.format.value = "copick picks"
+    export.new_object.value = "large-unknown"
+    docks["Project"].raise_()
+    settle(1.0)
+    shot(viewer, "copick_project.png")
+    for name in ("Project", "Export", "Tomogram"):
+        docks[name].raise_()
+        settle(0.3)
+        grab(docks[name], f"copick_{name.lower()}_widget.png")
     viewer.close()
 
 

@@ -20,11 +20,13 @@ from napari_affinity_vae.io.projects.copick import (
     write_copick_picks,
 )
 from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.operations.export import EACH_CLUSTER, copick_sessions
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, TOMO_NAME, latent_columns
 from napari_affinity_vae.simulate.geometry import relion_matrix
 
 copick = pytest.importorskip("copick")
-from copick_files import build_copick_project, object_name, simulated_runs  # noqa: E402
+from copick_files import build_copick_project, simulated_runs  # noqa: E402
+from napari_affinity_vae.simulate.copick_project import copick_object as object_name  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,29 @@ def test_a_selection_goes_back_as_picks_copick_reads_and_nothing_is_overwritten(
     ):
         write_copick_picks(project, opened, {"0": selection}, "unknown-large")
     assert next_session(project, "unknown-large", "avae") == "1"
+
+
+def test_each_cluster_goes_back_in_its_own_session(project):
+    opened = open_project([project], pick_sets=PickSetChoice(user="curator"))
+    table = opened.particles.assign(cluster=np.arange(20) % 3 - 1)  # -1: HDBSCAN's noise
+    parts = copick_sessions(table, EACH_CLUSTER, np.zeros(0, int), "7")
+    assert sorted(parts) == ["7-cluster0", "7-cluster1", "7-unclustered"]
+    write_copick_picks(project, opened, parts, "ribosome")
+    back = open_project([project], pick_sets=PickSetChoice(user="avae")).particles
+    assert back.groupby("copick_session").size().to_dict() == {
+        "7-cluster0": 7,
+        "7-cluster1": 6,
+        "7-unclustered": 7,
+    }
+
+
+def test_avae_simulate_writes_a_copick_project(tmp_path, capsys):
+    out = tmp_path / "copick"
+    common = ["--shape", "48", "96", "96", "--particles", "4", "--tomograms", "2"]
+    assert main(["simulate", str(out), *common, "--format", "copick"]) == 0
+    capsys.readouterr()
+    assert main(["project", str(out / "config.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("2 tomograms, 8 particles")
+    assert "TS_02: 4 particles, 48 x 96 x 96 voxels at 10 Å" in printed
+    assert "by simulation, session 0:" in printed

@@ -29,7 +29,7 @@ def opened(explorer, qtbot, tmp_path, simulated):
     return viewer, widgets, session, config
 
 
-def test_a_copick_project_opens_with_its_pick_sets_to_choose(opened):
+def test_a_copick_project_opens_with_its_pick_sets_to_choose(opened, notifications):
     viewer, widgets, session, _ = opened
     dock = widgets["Project"]
     assert len(session.particles) == 20 and session.tomogram.name == "TS_01"
@@ -43,6 +43,7 @@ def test_a_copick_project_opens_with_its_pick_sets_to_choose(opened):
     assert len(session.particles) == 4
     assert dock.picks.value == "ribosome by curator, session 0"  # the others stay offered
     assert len(dock.picks.choices) == 10
+    assert not [n for n in notifications if n.severity == "error"]
 
 
 def test_particles_selected_in_the_viewer_export_as_copick_picks(opened, qtbot, notifications):

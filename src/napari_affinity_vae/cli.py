@@ -102,9 +102,10 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--tomograms", type=int, metavar="N", help="a RELION 5 project of N tomograms")
     sim.add_argument(
         "--format",
-        choices=TOMOGRAM_FORMATS,
+        choices=[*TOMOGRAM_FORMATS, "copick"],
         default="mrc",
-        help="tomograms as MRC files or multiscale OME-Zarr folders (default mrc)",
+        help="tomograms as MRC files or multiscale OME-Zarr folders (default mrc); copick: a "
+        "copick project of --tomograms runs (default 1), the ground truth as picks",
     )
     _add_overwrite(sim, "write into OUTDIR even if it holds files")
     sim.set_defaults(run=_run_simulate)
@@ -465,11 +466,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
+    elif args.tomograms is not None and args.tomograms < 1:
+        raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
+    elif args.format == "copick":
+        from napari_affinity_vae.simulate.copick_project import write_copick_project
+
+        paths = write_copick_project(args.outdir, settings, args.tomograms or 1, tqdm).values()
     elif args.tomograms is not None:
         from napari_affinity_vae.simulate.project import write_project
-
-        if args.tomograms < 1:
-            raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
 
         paths = write_project(args.outdir, settings, args.tomograms, tqdm, args.format).values()
     else:

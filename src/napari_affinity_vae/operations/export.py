@@ -67,7 +67,7 @@ def export_parts(
     if what == EACH_CLUSTER:
         if CLUSTER not in table:
             raise AffinityVAEError("The particles are not clustered yet (Embed widget)")
-        stem, suffix = path.name[: -len(path.suffix)], path.suffix
+        stem, suffix = path.name[: len(path.name) - len(path.suffix)], path.suffix
         return {
             path.with_name(f"{stem}_{_cluster_name(label)}{suffix}"): table[table[CLUSTER] == label]
             for label in np.unique(table[CLUSTER])
