@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
-from napari_affinity_vae.io.tomogram import Tomogram, contrast_limits
+from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
@@ -25,9 +25,11 @@ def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any],
     }
     if not tomogram.levels:
         return image_layer_data(tomogram.data, tomogram.voxel_size, tomogram.name, metadata)
-    # a multiscale layer: napari shows the level the zoom needs; contrast from the coarsest
+    # a multiscale layer, napari showing the level the zoom needs; contrast from the finest
+    # level's central chunk (a coarser level, averaged, has less noise: a range from it would
+    # saturate the full-resolution view)
     _, kwargs, kind = image_layer_data(
-        tomogram.levels[-1].data, tomogram.voxel_size, tomogram.name, metadata
+        central_block(tomogram.data), tomogram.voxel_size, tomogram.name, metadata
     )
     kwargs["multiscale"] = True
     kwargs["metadata"][LEVELS_KEY] = [(lv.factor, lv.offset) for lv in tomogram.levels]

@@ -184,6 +184,16 @@ def contrast_limits(data: np.ndarray, max_samples: int = 1_000_000) -> tuple[flo
     return float(low), float(high)
 
 
+def central_block(data: Any) -> np.ndarray:
+    """The chunk of a chunked (Zarr) array that holds its centre, read alone: a sample of the
+    full-resolution voxels that costs one decompression. Other arrays are returned as they are."""
+    chunks = getattr(data, "chunks", None)
+    if isinstance(data, np.ndarray) or not isinstance(chunks, tuple):
+        return data
+    start = [(n // 2) // c * c for n, c in zip(data.shape, chunks, strict=True)]
+    return np.asarray(data[tuple(slice(a, a + c) for a, c in zip(start, chunks, strict=True))])
+
+
 def write_tomogram(path: str | Path, data: np.ndarray, voxel_size: float) -> Path:
     """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically."""
     from napari_affinity_vae.io.atomic import atomic_path

@@ -170,6 +170,7 @@ class ProjectWidget(Container):
                 layers.move(layers.index(layer), layers.index(old[0]))
             for x in old:
                 layers.remove(x)
+            layer.name = kwargs["name"]  # napari numbered it while the old one was there
             if not old or old[0].data.shape != tomogram.shape:  # keep the view of alike ones
                 self._viewer.reset_view()
             with self.shown.changed.blocked():
