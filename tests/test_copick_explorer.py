@@ -44,6 +44,7 @@ def test_a_copick_project_opens_with_its_pick_sets_to_choose(opened, notificatio
     assert dock.picks.value == "ribosome by curator, session 0"  # the others stay offered
     assert len(dock.picks.choices) == 10
     assert not [n for n in notifications if n.severity == "error"]
+    assert viewer.layers[0].name == "TS_01"  # shown again, not renumbered
 
 
 def test_particles_selected_in_the_viewer_export_as_copick_picks(opened, qtbot, notifications):
