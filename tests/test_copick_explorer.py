@@ -81,3 +81,13 @@ def test_particles_selected_in_the_viewer_export_as_copick_picks(opened, qtbot, 
     assert "session 1: 2 picks" in export.status.value
     curator = copick.from_file(str(config)).get_run("TS_01").get_picks(user_id="curator")
     assert sum(len(p.points) for p in curator) == 10  # the curator's picks are untouched
+
+
+def test_a_file_chosen_after_copick_picks_turns_the_format_back_to_files(explorer, tmp_path):
+    """The Export dock remembers its format: with copick picks remembered from another session,
+    a file name chosen names its format again."""
+    _, widgets, _ = explorer
+    export = widgets["Export"]
+    export.format.value = "copick picks"
+    export.file.value = tmp_path / "chosen.star"
+    assert export.format.value == "RELION 4 STAR" and shown(export.file)

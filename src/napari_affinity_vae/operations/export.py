@@ -31,7 +31,7 @@ NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-
 def format_of_suffix(suffix: str, current: str) -> str | None:
     """The format a typed suffix names (``current`` if it names that one too), else None."""
     suffix = suffix.lower()
-    if FORMATS[current][0] == suffix:
+    if current in FORMATS and FORMATS[current][0] == suffix:
         return current
     return next((label for label, (s, _) in FORMATS.items() if s == suffix), None)
 
