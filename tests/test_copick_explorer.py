@@ -45,6 +45,8 @@ def test_a_copick_project_opens_with_its_pick_sets_to_choose(opened, notificatio
     assert len(dock.picks.choices) == 10
     assert not [n for n in notifications if n.severity == "error"]
     assert viewer.layers[0].name == "TS_01"  # shown again, not renumbered
+    widgets["Particles"].particles_layer.selected_data = {0, 1}  # the first selection after
+    assert len(session.selection) == 2
 
 
 def test_particles_selected_in_the_viewer_export_as_copick_picks(opened, qtbot, notifications):

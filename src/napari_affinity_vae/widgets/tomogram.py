@@ -128,9 +128,19 @@ class TomogramWidget(Container):
             self.layer.value = layer
 
     def _refresh_layers(self, _event: object = None) -> None:
-        self.layer.reset_choices()
-        if self.layer.value is None and self.layer.choices:
-            self.layer.value = self.layer.choices[-1]
+        """The tomogram layers offered; the chosen one stays chosen (also when renamed, which
+        the list would otherwise take for a new one, showing it again and clearing the
+        selection), else the newest is."""
+        current = self.layer.value
+        with self.layer.changed.blocked():
+            self.layer.reset_choices()
+            if current is not None and current in self.layer.choices:
+                self.layer.value = current
+        layers = self._image_layers()
+        if self.layer.value is None and layers:
+            self.layer.value = layers[-1]
+        elif self.layer.value is not current:
+            self._show_layer(self.layer.value)
 
     def _show_layer(self, layer: Image | None) -> None:
         if layer is None:
