@@ -167,10 +167,9 @@ def explore_copick(folder: Path) -> None:
     docks["Project"].raise_()
     settle(1.0)
     shot(viewer, "copick_project.png")
-    for name in ("Project", "Export", "Tomogram"):
-        docks[name].raise_()
-        settle(0.3)
-        grab(docks[name], f"copick_{name.lower()}_widget.png")
+    docks["Export"].raise_()
+    settle(0.3)
+    grab(docks["Export"], "copick_export_widget.png")
     viewer.close()
 
 
