@@ -9,5 +9,5 @@ xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"
 # copick pins zarr 2 (installed above); the Zarr tests run again on zarr 3 and its ome-zarr.
 rm -rf .venv/zarr3
 .venv/bin/pip install -q --target .venv/zarr3 --no-deps "zarr>=3" "ome-zarr>=0.12" \
-    "numcodecs>=0.16" donfig google-crc32c
+    "numcodecs>=0.16" donfig google-crc32c ome-zarr-models pydantic-zarr
 PYTHONPATH=.venv/zarr3 xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest -m zarr "$@"

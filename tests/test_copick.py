@@ -27,6 +27,7 @@ from napari_affinity_vae.simulate.geometry import relion_matrix
 copick = pytest.importorskip("copick")
 from copick_files import build_copick_project, simulated_runs  # noqa: E402
 from napari_affinity_vae.simulate.copick_project import copick_object as object_name  # noqa: E402
+from zarr_files import simulated_project_listing  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +139,7 @@ def test_each_cluster_goes_back_in_its_own_session(project):
 
 
 def test_avae_simulate_writes_a_copick_project(tmp_path, capsys):
-    out = tmp_path / "copick"
-    common = ["--shape", "48", "96", "96", "--particles", "4", "--tomograms", "2"]
-    assert main(["simulate", str(out), *common, "--format", "copick"]) == 0
-    capsys.readouterr()
-    assert main(["project", str(out / "config.json")]) == 0
-    printed = capsys.readouterr().out
+    printed = simulated_project_listing(tmp_path / "copick", "copick", "config.json", capsys)
     assert printed.startswith("2 tomograms, 8 particles")
     assert "TS_02: 4 particles, 48 x 96 x 96 voxels at 10 Å" in printed
     assert "by simulation, session 0:" in printed

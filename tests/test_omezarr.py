@@ -18,7 +18,7 @@ from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import AXES, latent_columns
-from zarr_files import portal_style_zarr
+from zarr_files import portal_style_zarr, simulated_project_listing
 
 pytestmark = pytest.mark.zarr
 
@@ -161,11 +161,8 @@ def test_simulate_writes_zarr_that_avae_picks_and_embeds_as_it_does_the_mrc(tmp_
 
 
 def test_a_simulated_project_of_zarr_tomograms_is_listed(tmp_path, capsys):
-    out = tmp_path / "project"
-    common = ["--shape", "48", "96", "96", "--particles", "4", "--tomograms", "2"]
-    assert main(["simulate", str(out), *common, "--format", "zarr"]) == 0
-    capsys.readouterr()
-    assert main(["project", str(out / "optimisation_set.star")]) == 0
-    printed = capsys.readouterr().out
+    printed = simulated_project_listing(
+        tmp_path / "project", "zarr", "optimisation_set.star", capsys
+    )
     assert "TS_01: 4 particles, 48 x 96 x 96 voxels at 10 Å" in printed
     assert "TS_02.zarr" in printed

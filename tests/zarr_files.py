@@ -23,3 +23,15 @@ def portal_style_zarr(path: Path, data: np.ndarray, voxel_size_nm: float, levels
         datasets.append({"path": str(k), "coordinateTransformations": [scale]})
     axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
     group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+
+
+def simulated_project_listing(folder: Path, fmt: str, source: str, capsys) -> str:
+    """What `avae project` prints of a project of two simulated tomograms of four particles
+    that `avae simulate --format fmt` wrote; ``source`` is the file in it to open."""
+    from napari_affinity_vae.cli import main
+
+    common = ["--shape", "48", "96", "96", "--particles", "4", "--tomograms", "2"]
+    assert main(["simulate", str(folder), *common, "--format", fmt]) == 0
+    capsys.readouterr()
+    assert main(["project", str(folder / source)]) == 0
+    return capsys.readouterr().out
