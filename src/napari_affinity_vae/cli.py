@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_affinity_vae import __version__
 from napari_affinity_vae.errors import (
@@ -18,6 +19,12 @@ from napari_affinity_vae.errors import (
     OutputExistsError,
     ParticleFileError,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from napari_affinity_vae.io.tomogram import Tomogram
+    from napari_affinity_vae.progress import Progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,15 +190,21 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_pick(commands: argparse._SubParsersAction) -> None:
-    pk = commands.add_parser("pick", help="find particles of a diameter range in a tomogram")
+    pk = commands.add_parser(
+        "pick",
+        help="find particles of a diameter range in a tomogram, or by template matching",
+        description="With --diameter the blob picker; with --templates, template matching: "
+        "the normalised cross-correlation of each reference over a grid of rotations, the "
+        "missing wedge of --tilt-range applied to the templates; picks carry the template's "
+        "name and the best rotation as RELION angles.",
+    )
     pk.add_argument("tomogram", type=Path)
     pk.add_argument(
         "--diameter",
         type=float,
         nargs=2,
         metavar=("MIN", "MAX"),
-        required=True,
-        help="particle diameters in Angstrom",
+        help="particle diameters in Angstrom (the blob picker)",
     )
     pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
     pk.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
@@ -201,6 +214,34 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     pk.add_argument("--max-count", type=int)
     pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
     pk.add_argument("--inverted", action="store_true", help="protein is white")
+    tm = pk.add_argument_group("template matching")
+    tm.add_argument(
+        "--templates", type=Path, nargs="+", metavar="MAP", help="reference maps or atomic models"
+    )
+    tm.add_argument("--angular-step", type=float, default=30.0, help="degrees (default 30)")
+    tm.add_argument(
+        "--symmetry", type=int, nargs="+", metavar="N", help="Cn order of each template (default 1)"
+    )
+    tm.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=(-60.0, 60.0),
+        help="degrees, about y, for the missing wedge (default -60 60)",
+    )
+    tm.add_argument("--no-wedge", action="store_true", help="no missing wedge (subtomogram sets)")
+    tm.add_argument("--lowpass", type=float, help="Angstrom (default three search voxels)")
+    tm.add_argument(
+        "--binning", type=int, help="search binned (default: automatic on the CPU, 1 on a GPU)"
+    )
+    tm.add_argument(
+        "--false-alarms",
+        type=float,
+        default=1.0,
+        help="noise peaks expected above the automatic threshold over the search (default 1)",
+    )
+    tm.add_argument("--score-map", type=Path, help="also write the best score at every voxel")
     _add_overwrite(pk)
     pk.set_defaults(run=_run_pick)
 
@@ -610,12 +651,23 @@ def _run_pick(args: argparse.Namespace) -> int:
 
     from napari_affinity_vae.io.particles import write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
-    from napari_affinity_vae.operations.pick import pick_tomogram
-    from napari_affinity_vae.particles.picking import PickSettings
     from napari_affinity_vae.schema import TOMO_NAME
 
-    _refuse_existing(args, args.out)
+    if (args.diameter is None) == (args.templates is None):
+        raise AffinityVAEError("Give --diameter MIN MAX (blob picker) or --templates (matching)")
+    _refuse_existing(args, args.out, args.score_map)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
+    picks = _match(args, tomogram, tqdm) if args.templates else _blob_pick(args, tomogram, tqdm)
+    picks.insert(0, TOMO_NAME, tomogram.name)
+    write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+    print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
+    return 0
+
+
+def _blob_pick(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> pd.DataFrame:
+    from napari_affinity_vae.operations.pick import pick_tomogram
+    from napari_affinity_vae.particles.picking import PickSettings
+
     settings = PickSettings(
         *args.diameter,
         voxel_size=tomogram.voxel_size,
@@ -624,11 +676,33 @@ def _run_pick(args: argparse.Namespace) -> int:
         margin=args.margin,
         inverted=args.inverted,
     )
-    picks = pick_tomogram(tomogram, settings, tqdm)
-    picks.insert(0, TOMO_NAME, tomogram.name)
-    write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
-    print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
-    return 0
+    return pick_tomogram(tomogram, settings, progress)
+
+
+def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> pd.DataFrame:
+    from napari_affinity_vae.io.tomogram import write_tomogram
+    from napari_affinity_vae.operations.pick import match_tomogram_steps, match_work
+    from napari_affinity_vae.particles.templates import MatchSettings
+    from napari_affinity_vae.progress import run_steps
+
+    settings = MatchSettings(
+        voxel_size=tomogram.voxel_size,
+        angular_step=args.angular_step,
+        tilt_range=None if args.no_wedge else tuple(args.tilt_range),
+        lowpass=args.lowpass,
+        binning=args.binning,
+        false_alarms=args.false_alarms,
+        threshold=args.threshold,
+        inverted=args.inverted,
+        max_count=args.max_count,
+    )
+    total = match_work(tomogram, args.templates, settings, args.symmetry)
+    steps = match_tomogram_steps(tomogram, args.templates, settings, args.symmetry)
+    result = run_steps(steps, total, "rotations", progress)
+    if args.score_map:
+        voxel = tomogram.voxel_size * result.binning
+        write_tomogram(args.score_map, result.best_scores(), voxel)
+    return result.picks
 
 
 def _run_embed(args: argparse.Namespace) -> int:

@@ -1,16 +1,29 @@
-"""Picking a tomogram, on the coarsest level of a multiscale one that the picker can use."""
+"""Picking a tomogram, with the blob picker or by template matching, on the coarsest level of a
+multiscale one that the search can use."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
+from napari_affinity_vae.errors import AffinityVAEError, TomogramFileError
+from napari_affinity_vae.io.compressed import uncompressed_name
 from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.particles.picking import BIN_TARGET, PickSettings, chunk_count, pick_steps
+from napari_affinity_vae.particles.templates import (
+    MatchResult,
+    MatchSettings,
+    Template,
+    match_steps,
+    search_binning,
+    work,
+)
 from napari_affinity_vae.progress import Progress, run_steps
 from napari_affinity_vae.schema import AXES
+from napari_affinity_vae.simulate.molecules import load_reference
 
 
 def pick_level(tomogram: Tomogram, settings: PickSettings) -> tuple[Tomogram, Level, PickSettings]:
@@ -44,3 +57,66 @@ def pick_tomogram(
     """:func:`pick_tomogram_steps` run to the end, with an optional progress bar."""
     steps = pick_tomogram_steps(tomogram, settings)
     return run_steps(steps, pick_chunks(tomogram, settings), "picking", progress)
+
+
+def load_templates(
+    paths: list[Path], voxel_size: float, symmetries: list[int] | None = None
+) -> list[Template]:
+    """Reference maps (MRC, compressed MRC, PDB / mmCIF) at ``voxel_size``, each named by its
+    file (``ribosome.mrc``: "ribosome") and of cyclic symmetry Cn (``symmetries``, default C1)."""
+    symmetries = symmetries or [1] * len(paths)
+    if len(symmetries) != len(paths):
+        raise AffinityVAEError(f"{len(symmetries)} symmetries given for {len(paths)} templates")
+    names = [uncompressed_name(p).stem for p in paths]
+    if len(set(names)) != len(names):
+        raise AffinityVAEError(f"Two templates share a name: {', '.join(names)}")
+    return [
+        Template(name, load_reference(path, voxel_size), n)
+        for name, path, n in zip(names, paths, symmetries, strict=True)
+    ]
+
+
+def match_level(
+    tomogram: Tomogram, templates: list[Path], settings: MatchSettings, symmetries: list[int] | None
+) -> tuple[Tomogram, Level, list[Template], MatchSettings]:
+    """What the search runs on: the level of a multiscale tomogram nearest the search voxel size
+    (no coarser), the templates at its voxel size and the settings with its binning."""
+    if tomogram.voxel_size is None:
+        raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to match")
+    finest = load_templates(templates, tomogram.voxel_size, symmetries)
+    binning = search_binning(finest, replace(settings, voxel_size=tomogram.voxel_size))
+    source, level = tomogram.level_for(tomogram.voxel_size * binning)
+    at_level = replace(
+        settings,
+        voxel_size=source.voxel_size,
+        binning=max(1, round(binning / level.factor)),
+    )
+    if level.factor == 1:
+        return source, level, finest, at_level
+    return source, level, load_templates(templates, source.voxel_size, symmetries), at_level
+
+
+def match_tomogram_steps(
+    tomogram: Tomogram,
+    templates: list[Path],
+    settings: MatchSettings,
+    symmetries: list[int] | None = None,
+) -> Generator[int, None, MatchResult]:
+    """:func:`~napari_affinity_vae.particles.templates.match_steps` with the templates in
+    ``templates``; the picks in voxels of the tomogram's finest level."""
+    source, level, loaded, at_level = match_level(tomogram, templates, settings, symmetries)
+    result = yield from match_steps(source.data, loaded, at_level)
+    result.picks[list(AXES)] = level.from_level(result.picks[list(AXES)].to_numpy())
+    result.binning = round(result.binning * level.factor)
+    return result
+
+
+def match_work(
+    tomogram: Tomogram,
+    templates: list[Path],
+    settings: MatchSettings,
+    symmetries: list[int] | None = None,
+) -> int:
+    """How many rotations :func:`match_tomogram_steps` counts up to."""
+    source, _, loaded, at_level = match_level(tomogram, templates, settings, symmetries)
+    return work(source.shape, loaded, at_level)

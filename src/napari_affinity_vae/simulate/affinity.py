@@ -17,7 +17,8 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.simulate.geometry import rotate_map, uniform_rotations
+from napari_affinity_vae.rotations import uniform_rotations
+from napari_affinity_vae.simulate.geometry import rotate_map
 from napari_affinity_vae.volumes import fit_box, resample
 
 SHIPPED_VOXEL_SIZE = 10.0

@@ -1,4 +1,4 @@
-"""Rotations in RELION's convention, applied to (z, y, x) maps, and near-uniform rotation grids.
+"""Rotations in RELION's convention, applied to (z, y, x) maps.
 
 RELION's Euler angles (rot, tilt, psi) are an intrinsic ZYZ rotation ``A`` acting on (x, y, z);
 a particle with those angles is the reference resampled as ``particle(r) = reference(A r)``,
@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
-
-_GOLDEN_PSI = 1.533751168755204288118041  # super-Fibonacci constant (Alexa, CVPR 2022)
 
 
 def relion_matrix(angles: np.ndarray) -> np.ndarray:
@@ -44,16 +42,3 @@ def rotate_map(
     return ndimage.affine_transform(
         volume, m, offset=offset, output_shape=output_shape, order=order, mode="constant"
     )
-
-
-def uniform_rotations(n: int) -> Rotation:
-    """``n`` rotations spread near-uniformly over SO(3): a deterministic super-Fibonacci spiral."""
-    s = np.arange(n) + 0.5
-    r = np.sqrt(s / n)
-    big_r = np.sqrt(1.0 - s / n)
-    alpha = 2 * np.pi * s / np.sqrt(2)
-    beta = 2 * np.pi * s / _GOLDEN_PSI
-    quaternions = np.stack(
-        [r * np.sin(alpha), r * np.cos(alpha), big_r * np.sin(beta), big_r * np.cos(beta)], axis=1
-    )
-    return Rotation.from_quat(quaternions)

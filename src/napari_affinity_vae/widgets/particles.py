@@ -29,8 +29,14 @@ from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, 
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.operations.defaults import DIAMETERS
-from napari_affinity_vae.operations.pick import pick_chunks, pick_tomogram_steps
+from napari_affinity_vae.operations.pick import (
+    match_tomogram_steps,
+    match_work,
+    pick_chunks,
+    pick_tomogram_steps,
+)
 from napari_affinity_vae.particles.picking import PickSettings
+from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
 from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
 from napari_affinity_vae.widgets.dialogs import choose, scrolling
 from napari_affinity_vae.widgets.highlight import (
@@ -52,6 +58,7 @@ from napari_affinity_vae.widgets.viewer_session import (
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
 TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
+TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
 
 
 class ParticlesWidget(Container):
@@ -78,6 +85,12 @@ class ParticlesWidget(Container):
         )
         self.max_count = SpinBox(label="Max picks (0: all)", min=0, max=10_000_000, value=0)
         self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
+        self.templates = FileEdit(label="Templates", mode="rm", filter=TEMPLATE_FILTER)
+        self.templates.tooltip = (
+            "Reference maps or atomic models: Pick matches them over rotations instead of "
+            "finding blobs of the diameters above"
+        )
+        self.angular_step = FloatSpinBox(label="Angular step (°)", min=3, max=90, value=30)
         self.pick_button = PushButton(text="Pick")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.layer = ComboBox(label="Particles", choices=self._points_layers, nullable=True)
@@ -97,6 +110,8 @@ class ParticlesWidget(Container):
                 self.threshold,
                 self.max_count,
                 self.inverted,
+                self.templates,
+                self.angular_step,
                 Container(widgets=[self.pick_button, self.cancel_button], layout="horizontal"),
                 self.layer,
                 self.count,
@@ -128,6 +143,7 @@ class ParticlesWidget(Container):
                 "max_count": self.max_count,
                 "skip_unusable": self.skip_unusable,
                 "inverted": self.inverted,
+                "angular_step": self.angular_step,
             },
         )
         self._refresh_layers()
@@ -240,13 +256,18 @@ class ParticlesWidget(Container):
         return layer
 
     def run_picker(self) -> None:
-        """Run the picker on the tomogram in the background; the picks replace the layer."""
+        """Run the picker (or, with templates chosen, template matching) on the tomogram in the
+        background; the picks replace the layer."""
         tomogram = self._tomogram()
         if tomogram is None:
             return
         with errors_as_notifications("Picking"):
             if tomogram.voxel_size is None:
                 raise ParticleFileError(tomogram.path, "the voxel size is unknown; set it first")
+            templates = [Path(p) for p in self.templates.value or () if str(p) not in ("", ".")]
+            if templates:
+                self._match(tomogram, templates)
+                return
             low, high = self.diameter_min.value, self.diameter_max.value
             if low > high:
                 raise AffinityVAEError(
@@ -268,16 +289,54 @@ class ParticlesWidget(Container):
                 on_result=lambda picks: self._picked(tomogram, version, picks),
             )
 
-    def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> None:
+    def _match(self, tomogram: Tomogram, templates: list[Path]) -> None:
+        settings = MatchSettings(
+            voxel_size=tomogram.voxel_size,
+            angular_step=self.angular_step.value,
+            threshold=None if self.auto_threshold.value else self.threshold.value,
+            inverted=self.inverted.value,
+            max_count=self.max_count.value or None,
+        )
+        version = self.session.version
+        self.task.start(
+            lambda: match_tomogram_steps(tomogram, templates, settings),
+            total=match_work(tomogram, templates, settings),
+            desc="Matching templates",
+            on_result=lambda result: self._matched(tomogram, version, result),
+        )
+
+    def _matched(self, tomogram: Tomogram, version: int, result: MatchResult) -> None:
+        """The picks, and the best score at every voxel as a layer over the tomogram."""
+        if self._picked(tomogram, version, result.picks):
+            scale = tomogram.voxel_size * result.binning
+            scores = result.best_scores()
+            name = f"{tomogram.name} template scores"
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._viewer.add_image(
+                scores,
+                name=name,
+                scale=(scale,) * 3,
+                translate=((result.binning - 1) / 2 * tomogram.voxel_size,) * 3,
+                colormap="magma",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, max(float(np.nanmax(scores)), 1e-6)),
+            )
+
+    def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> bool:
+        """Show the picks, unless another tomogram is open or the particles changed meanwhile;
+        whether they were shown."""
         current = self.session.tomogram
         if current is None or not same_tomogram(current, tomogram):
             show_info(f"Picks of {tomogram.path} discarded: another tomogram is open now")
-            return
+            return False
         if self.session.version != version:
             show_info("Picks discarded: the particles changed while the picker ran")
-            return
+            return False
         self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
         self.show_particles(picks, PICKER_SOURCE, replace=True)
+        return True
 
     def show_particles(
         self, particles: pd.DataFrame, source: str = "particles", replace: bool = False

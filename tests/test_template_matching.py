@@ -1,0 +1,111 @@
+"""Template matching: the rotation grid, the threshold from the false-alarm rate, the particles of
+the templated classes found on a fresh seed with their rotations, in the CLI and the Particles
+dock (with Cancel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.cli import main
+from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.particles.matching import match_picks, radii_of
+from napari_affinity_vae.particles.templates import (
+    MatchSettings,
+    Template,
+    match_steps,
+    rotation_grid,
+)
+from napari_affinity_vae.progress import run_steps
+from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, TEMPLATE
+from napari_affinity_vae.simulate.molecules import extent, molecule_map
+from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+from test_clicks import WAIT_MS, click, type_into
+
+TEMPLATED = ("ribosome", "proteasome")
+FRESH = Simulation(
+    shape=(100, 200, 200),
+    particles=40,
+    classes=("ribosome", "proteasome", "chaperonin", "globular"),
+    seed=21,  # not a seed anything was tuned on
+    name="fresh",
+)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A fresh simulated tomogram of four classes, and the true maps of two as template files."""
+    folder = tmp_path_factory.mktemp("matching")
+    result = simulate_tomogram(FRESH)
+    tomogram = write_tomogram(folder / "fresh.mrc", result.tomogram, 10.0)
+    maps = [write_tomogram(folder / f"{n}.mrc", molecule_map(n, 10.0), 10.0) for n in TEMPLATED]
+    return result, tomogram, maps, folder
+
+
+def test_the_rotation_grid_covers_rotations_at_its_step_and_symmetry_reduces_it():
+    grid = rotation_grid(30.0)
+    assert 500 < len(grid) < 620 and np.allclose(grid[0].as_matrix(), np.eye(3))
+    probes = Rotation.random(300, random_state=0)
+    nearest = [np.degrees((grid * probe.inv()).magnitude().min()) for probe in probes]
+    assert np.max(nearest) < 30.0  # every orientation within a step of a grid rotation
+    sevenfold = rotation_grid(30.0, symmetry=7)
+    assert len(sevenfold) == pytest.approx(len(grid) / 7, rel=0.2)
+    rot = np.mod(sevenfold[1:].as_euler("ZYZ", degrees=True)[:, 0], 360)
+    assert rot.max() < 360 / 7
+
+
+def test_on_noise_the_threshold_lets_through_about_the_false_alarms_asked_for():
+    noise = np.random.default_rng(3).normal(size=(48, 96, 96)).astype(np.float32)
+    template = Template("ribosome", molecule_map("ribosome", 10.0))
+    settings = MatchSettings(voxel_size=10.0, angular_step=45.0, false_alarms=1.0)
+    result = run_steps(match_steps(noise, [template], settings), 1, "", None)
+    assert len(result.picks) <= 3
+    assert result.picks.attrs["threshold"] > 4  # noise deviations, from the voxels x rotations
+
+
+def test_avae_pick_with_templates_finds_the_templated_particles_with_their_rotations(fresh):
+    result, tomogram, maps, folder = fresh
+    out, scores = folder / "picks.star", folder / "scores.mrc"
+    args = ["pick", str(tomogram), "--templates", *map(str, maps), "--symmetry", "1", "7"]
+    assert main([*args, "--out", str(out), "--score-map", str(scores)]) == 0
+    picks = read_particles(out)
+    assert set(picks[TEMPLATE]) <= set(TEMPLATED) and scores.is_file()
+    truth = result.particles
+    for name in TEMPLATED:
+        mine, theirs = truth[truth[CLASS_NAME] == name], picks[picks[TEMPLATE] == name]
+        found = match_picks(
+            theirs[list(AXES)].to_numpy(), mine[list(AXES)].to_numpy(), radii_of(mine, 10, extent)
+        )
+        assert (found >= 0).mean() >= 0.95, name
+        if name == "ribosome":  # no symmetry: the rotation is the particle's, within a step
+            true = Rotation.from_euler("ZYZ", mine[list(ANGLES)].to_numpy(), degrees=True)
+            best = Rotation.from_euler(
+                "ZYZ", theirs[list(ANGLES)].to_numpy()[found[found >= 0]], degrees=True
+            )
+            error = np.degrees((true[found >= 0].inv() * best).magnitude())
+            assert np.median(error) <= 30.0
+
+
+def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(
+    explorer, qtbot, fresh
+):
+    viewer, widgets, session = explorer
+    _, tomogram, maps, _ = fresh
+    type_into(qtbot, widgets["Tomogram"].file, str(tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    type_into(qtbot, particles.templates, ", ".join(str(m) for m in maps[:1]))
+    particles.angular_step.value = 45.0
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: particles.task.running, timeout=WAIT_MS)
+    click(qtbot, particles.cancel_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert "fresh template scores" not in viewer.layers and len(session.particles) == 0
+
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert len(session.particles) >= 8 and set(session.particles[TEMPLATE]) == {"ribosome"}
+    scores = viewer.layers["fresh template scores"]
+    assert scores.scale[0] == pytest.approx(10.0 * (200 // scores.data.shape[1]))
