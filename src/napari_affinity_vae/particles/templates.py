@@ -18,6 +18,7 @@ noise about ``n`` times over the whole search (``false_alarms``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -33,8 +34,9 @@ from napari_affinity_vae.rotations import uniform_rotations
 from napari_affinity_vae.schema import ANGLES, AXES, SCORE, TEMPLATE
 
 SO3_VOLUME = 8 * np.pi**2  # of the rotation group, in the Euler angles' measure
-BATCH = 8  # rotations correlated at once
-TILE_VOXELS = 2**22  # voxels of a tile with its overlap (binned): about 16 MB as float32
+TILE_VOXELS = 2**24  # voxels of a tile with its overlap (binned): 64 MB as float32
+BATCH_VOXELS = 2**24  # rotations correlated at once: as many tiles' worth as fit this many
+MAX_BATCH = 16  # voxels, at most this many
 SIGMA_SAMPLES = 200_000  # voxels of the first rotation's scores kept per tile for sigma
 MASK_MARGIN = 1.0  # voxels between the template's support and its mask's edge
 # binned on the CPU until the smallest template is MIN_ACROSS voxels across, or as many as its
@@ -134,12 +136,13 @@ def match_steps(
         inner = tuple(
             slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, padded, strict=True)
         )
+        batch = min(MAX_BATCH, max(1, BATCH_VOXELS // int(np.prod(size))))
         for template, grid, scores in zip(prepared, grids, maps, strict=True):
             sigma_f = _local_std(tile, template.mask, size, spectrum)
-            for start in range(0, len(grid), BATCH):
-                ncc = _correlate(spectrum, _rotated(template, grid[start : start + BATCH]), size)
+            for start in range(0, len(grid), batch):
+                ncc = _correlate(spectrum, _rotated(template, grid[start : start + batch]), size)
                 scores.update(core, (ncc[(slice(None), *inner)] / sigma_f[inner]), start)
-                done += min(BATCH, len(grid) - start)
+                done += min(batch, len(grid) - start)
                 yield done
     searched = volume.size * sum(len(g) for g in grids)  # where noise could raise a false peak
     for scores in maps:
@@ -389,9 +392,7 @@ def _merged_peaks(
         table["significance"] = best[peaks] / scores.sigma
         table[TEMPLATE] = templates[index].name
         table["radius"] = prepared[index].radius
-        table[list(ANGLES)] = (
-            rotations.as_euler("ZYZ", degrees=True) if rotations else np.zeros((0, 3))
-        )
+        table[list(ANGLES)] = relion_angles(rotations) if rotations else np.zeros((0, 3))
         tables.append(table)
     table = pd.concat(tables, ignore_index=True).sort_values(
         "significance", ascending=False, kind="stable"
@@ -399,6 +400,14 @@ def _merged_peaks(
     table = _suppressed(table.reset_index(drop=True))
     table[list(AXES)] = (table[list(AXES)] + 0.5) * binning - 0.5
     return table.drop(columns=["significance", "radius"]).reset_index(drop=True)
+
+
+def relion_angles(rotations: Rotation) -> np.ndarray:
+    """RELION (rot, tilt, psi) of rotations; at tilt 0 (the identity among them) rot takes all
+    of the turn, as RELION writes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "gimbal lock": expected at tilt 0
+        return rotations.as_euler("ZYZ", degrees=True)
 
 
 def _suppressed(table: pd.DataFrame) -> pd.DataFrame:
