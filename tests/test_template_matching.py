@@ -109,3 +109,6 @@ def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(
     assert len(session.particles) >= 8 and set(session.particles[TEMPLATE]) == {"ribosome"}
     scores = viewer.layers["fresh template scores"]
     assert scores.scale[0] == pytest.approx(10.0 * (200 // scores.data.shape[1]))
+    # the score map lies over the tomogram; the particles still belong to the tomogram
+    assert session.tomogram.name == "fresh" and widgets["Tomogram"].tomogram_layer.name == "fresh"
+    assert particles.tomogram_label.value.startswith("fresh: 100 x 200 x 200")

@@ -50,6 +50,7 @@ from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
+    SCORES_KEY,
     current_tomogram,
     same_tomogram,
     session_for,
@@ -322,7 +323,9 @@ class ParticlesWidget(Container):
                 blending="additive",
                 opacity=0.6,
                 contrast_limits=(0.0, max(float(np.nanmax(scores)), 1e-6)),
+                metadata={SCORES_KEY: tomogram.name},
             )
+            self._viewer.layers.selection.active = self.particles_layer  # the picks' tools
 
     def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> bool:
         """Show the picks, unless another tomogram is open or the particles changed meanwhile;

@@ -15,6 +15,7 @@ from napari_affinity_vae.layers import LEVELS_KEY
 from napari_affinity_vae.session import Session
 
 DECODED_KEY = "decoded by"  # metadata of volumes the model made, valued with the model
+SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
 
@@ -72,12 +73,13 @@ def same_tomogram(first: Tomogram, second: Tomogram) -> bool:
 
 
 def is_tomogram(layer: object) -> bool:
-    """A 3D grey Image layer that is not a volume the model decoded."""
+    """A 3D grey Image layer that is neither a volume the model decoded nor a score map."""
     return (
         isinstance(layer, Image)
         and layer.ndim == 3
         and not layer.rgb
         and DECODED_KEY not in layer.metadata
+        and SCORES_KEY not in layer.metadata
     )
 
 
