@@ -49,7 +49,7 @@ FINE_SIGMAS = 4.5  # the same false-pick rate in the fine band
 QUIET_SIGMAS = 3.0  # the particle band under this: nothing larger is there
 FINE_SHARE = 0.3  # the fine band's smaller Gaussian, as a share of the smallest radius
 CLIMB_STEPS = 8  # voxels a pick may move towards the middle of its particle
-AXIS_STEP = 2  # voxels between the samples that give a particle's long axis
+AXIS_STEPS = 4  # density samples from a pick to the largest radius that give its long axis
 BANDS = ("particle", "fine")
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
 CHUNK_VOXELS = 16_000_000  # binned voxels per chunk before its overlap
@@ -99,9 +99,10 @@ class _Layout:
         self.largest_radius = d_max / 2 / self.binning
         self.min_distance = max(1, round(d_min / 2 / self.binning))
         self.spacing = d_min / self.binning  # between picks: two particles cannot be closer
-        reach = 4 * (self.sigmas[1] + self.sigmas[2])  # of the widest field, the middles
-        along = 2 * int(np.ceil(self.largest_radius))  # a long axis and the extent along it
-        self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + along + 1
+        # the widest field (the middles) at a climbed pick; the particle band a long axis on
+        along = 4 * self.sigmas[2] + 2 * np.ceil(self.largest_radius)
+        reach = max(4 * (self.sigmas[1] + self.sigmas[2]), along)
+        self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + 1
         self.binned_shape = np.asarray(shape) // self.binning
         self.rows = max(1, CHUNK_VOXELS // int(self.binned_shape[0] * self.binned_shape[2]))
 
@@ -265,8 +266,9 @@ def _middle_along(
 
 def _long_axes(density: np.ndarray, at: np.ndarray, radius: float) -> np.ndarray:
     """Unit principal axes of the squared positive ``density`` within ``radius`` of ``at``,
-    sampled every ``AXIS_STEP`` voxels."""
-    span = np.arange(-int(radius), int(radius) + 1, AXIS_STEP)
+    sampled every ``radius / AXIS_STEPS`` voxels (at least 2)."""
+    step = max(2, round(radius / AXIS_STEPS))
+    span = np.arange(-int(radius), int(radius) + 1, step)
     offsets = np.stack(np.meshgrid(span, span, span, indexing="ij"), -1).reshape(-1, 3)
     offsets = offsets[np.linalg.norm(offsets, axis=1) <= radius]
     around = np.clip(at[:, None, :] + offsets, 0, np.asarray(density.shape) - 1)
