@@ -1,14 +1,18 @@
-"""The template-free picker's mechanics: chunk seams, contrast, margins, counts, thresholds."""
+"""The template-free picker: chunk seams, contrast, margins, counts and thresholds, and what it
+finds in tomograms it was not tuned on."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.spatial import cKDTree
 
 from napari_affinity_vae.particles import picking
 from napari_affinity_vae.particles.picking import PickSettings, pick
+from napari_affinity_vae.schema import AXES, CLASS_NAME
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 SETTINGS = PickSettings(diameter_min=100, diameter_max=300, voxel_size=10.0)
@@ -60,24 +64,57 @@ def test_margin_count_and_threshold(clear):
     assert list(everything["score"]) == sorted(everything["score"], reverse=True)
 
 
-@pytest.mark.parametrize("seed", [0, 5])
-def test_accuracy_at_the_sample_snr(seed):
-    """Recall and precision against the ground truth at the sample's SNR (0.1 per tilt), with
-    vesicle membranes and gold beads present; a pick matches a particle within half its radius.
-    Seed 0 is the sample tomogram itself."""
+@pytest.fixture(scope="module")
+def unseen():
+    """Tomograms like the sample (300 particles, SNR 0.1 per tilt, vesicles and gold beads) from
+    seeds 100 and 101, two of the five the picker is judged on in benchmarks/picking.py and
+    never tuned on (it was tuned on seeds 0-4), with their picks."""
     from napari_affinity_vae._sample_data import SAMPLE
-    from napari_affinity_vae.analysis.metrics import pick_recall_precision
-    from napari_affinity_vae.particles.matching import radii_of
+
+    results = [simulate_tomogram(replace(SAMPLE, seed=seed)) for seed in (100, 101)]
+    return [(result, pick(result.tomogram, SETTINGS)) for result in results]
+
+
+def _found(unseen) -> tuple[pd.DataFrame, int]:
+    """Every particle of the unseen tomograms with its radius and the distance from its centre
+    to the pick that finds it (NaN: none) and to the nearest pick; and how many picks."""
+    from napari_affinity_vae.particles.matching import match_picks, radii_of
     from napari_affinity_vae.simulate.molecules import extent
 
-    sample = simulate_tomogram(replace(SAMPLE, seed=seed))
-    picks = pick(sample.tomogram, SETTINGS)
-    truth = sample.particles
-    radii = radii_of(truth, SAMPLE.voxel_size, extent)
-    recall, precision = pick_recall_precision(
-        picks[["z", "y", "x"]].to_numpy(), truth[["z", "y", "x"]].to_numpy(), radii
-    )
-    assert recall >= 0.9 and precision >= 0.8, (recall, precision)
+    tables = []
+    for result, picks in unseen:
+        truth = result.particles
+        at, centres = picks[list(AXES)].to_numpy(), truth[list(AXES)].to_numpy()
+        radii = radii_of(truth, result.settings.voxel_size, extent)
+        found = match_picks(at, centres, radii)
+        table = truth[[CLASS_NAME]].assign(radius=radii, distance=np.nan)
+        table.loc[found >= 0, "distance"] = np.linalg.norm(
+            at[found[found >= 0]] - centres[found >= 0], axis=1
+        )
+        table["nearest"] = cKDTree(at).query(centres)[0]
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True), sum(len(picks) for _, picks in unseen)
+
+
+def test_every_class_is_found_on_tomograms_not_used_for_tuning(unseen):
+    """Recall >= 0.8 for each class and >= 0.9 overall, precision >= 0.8 (picks on gold beads
+    and membranes are false picks); a pick finds a particle within half its radius."""
+    particles, picks = _found(unseen)
+    found = particles["distance"].notna()
+    recall = found.groupby(particles[CLASS_NAME]).mean()
+    assert (recall >= 0.8).all(), recall.round(2).to_dict()
+    assert found.mean() >= 0.9 and found.sum() / picks >= 0.8, (found.mean(), found.sum() / picks)
+
+
+def test_filaments_are_picked_at_their_middle(unseen):
+    """A 290 A filament's smoothed density tops out near one end; its pick goes to the middle:
+    each filament has a pick on it, 85 % of them within the matching distance (half its radius)
+    and the median under half that (4.2 and 4.5 voxels before picks moved along the long axis)."""
+    particles, _ = _found(unseen)
+    filaments = particles[particles[CLASS_NAME] == "filament"]
+    assert (filaments["nearest"] <= filaments["radius"]).all()
+    assert (filaments["nearest"] <= filaments["radius"] / 2).mean() >= 0.85
+    assert filaments["nearest"].median() <= filaments["radius"].iloc[0] / 4
 
 
 def test_one_diameter_finds_that_particle(clear):

@@ -29,9 +29,13 @@ from napari_affinity_vae.simulate.molecules import load_reference
 def pick_level(tomogram: Tomogram, settings: PickSettings) -> tuple[Tomogram, Level, PickSettings]:
     """The level to pick on: the coarsest on which the smallest particle still spans the
     ``BIN_TARGET`` voxels the picker bins finer data down to (the finest for a single-resolution
-    tomogram), with the settings at its voxel size."""
+    tomogram), with the settings at its voxel size and the margin keeping picks as far from the
+    faces as on the finest level."""
     source, level = tomogram.level_for(settings.diameter_min / BIN_TARGET)
-    return source, level, replace(settings, voxel_size=source.voxel_size)
+    margin = settings.diameter_min / 2 if settings.margin is None else settings.margin
+    # the same faces as on the finest level, where a level's first voxel sits at its offset
+    margin -= max(level.offset) * (tomogram.voxel_size or 0.0)
+    return source, level, replace(settings, voxel_size=source.voxel_size, margin=margin)
 
 
 def pick_tomogram_steps(

@@ -6,18 +6,21 @@ band-passed at two scales (particles dark unless ``inverted``):
 
 - the **particle band**, between Gaussians of ``d_min / 2`` and ``d_max / 2``, finds whole
   particles of the given sizes;
-- the **fine band**, between ``d_min / 5`` and ``d_min / 2``, finds small particles whose mass
+- the **fine band**, between ``0.15 d_min`` and ``d_min / 2``, finds small particles whose mass
   sits in less than their nominal diameter (a 100 A protein with a 60 A core), which the
   particle band blurs into the noise.
 
 Every local maximum at least ``d_min / 2`` from a larger one is a candidate. Candidates on sheets
 (membranes: the middle eigenvalue of the Hessian under a ``MIN_ROUNDNESS`` share of the largest)
 are dropped. A particle-band peak, which sits on the densest domain of an asymmetric or hollow
-particle, climbs the smoothed positive density to the particle's middle; each position is then
-placed to a fraction of a voxel by a parabola through its neighbours. A fine-band candidate
-counts only where the particle band is quiet (under ``QUIET_SIGMAS``) and no particle-band pick
-lies within the largest radius: otherwise it is a detail of a larger particle, a membrane or a
-gold bead. No pick is kept within ``d_min`` of a better one: two particles cannot be closer.
+particle, climbs the smoothed positive density to the particle's middle, placed to a fraction of
+a voxel by a parabola through its neighbours. On an elongated particle (a filament) that top lies
+near one end, so the pick then goes half-way to the middle of the particle's extent along its
+long axis: the principal axis of the density around it, along which the particle band stays
+above half its value at the pick. A fine-band candidate counts only where the particle band is
+quiet (under ``QUIET_SIGMAS``) and no particle-band pick lies within the largest radius:
+otherwise it is a detail of a larger particle, a membrane or a gold bead. No pick is kept within
+``d_min`` of a better one: two particles cannot be closer.
 
 Scores are in noise standard deviations of each band; the noise is 1.4826 x the median absolute
 band value (particles fill a small share of the voxels, so the median sees noise). The fine band
@@ -42,10 +45,11 @@ from napari_affinity_vae.schema import AXES, SCORE
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
 AUTO_SIGMAS = 3.1  # the automatic threshold, in noise standard deviations of the particle band
-FINE_SIGMAS = 4.7  # the same false-pick rate in the fine band
-QUIET_SIGMAS = 2.0  # the particle band under this: nothing larger is there
-FINE_SHARE = 0.4  # the fine band's smaller Gaussian, as a share of the smallest radius
+FINE_SIGMAS = 4.5  # the same false-pick rate in the fine band
+QUIET_SIGMAS = 3.0  # the particle band under this: nothing larger is there
+FINE_SHARE = 0.3  # the fine band's smaller Gaussian, as a share of the smallest radius
 CLIMB_STEPS = 8  # voxels a pick may move towards the middle of its particle
+AXIS_STEPS = 4  # density samples from a pick to the largest radius that give its long axis
 BANDS = ("particle", "fine")
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
 CHUNK_VOXELS = 16_000_000  # binned voxels per chunk before its overlap
@@ -95,7 +99,9 @@ class _Layout:
         self.largest_radius = d_max / 2 / self.binning
         self.min_distance = max(1, round(d_min / 2 / self.binning))
         self.spacing = d_min / self.binning  # between picks: two particles cannot be closer
-        reach = 4 * (self.sigmas[1] + self.sigmas[2])  # of the widest field, the middles
+        # the widest field (the middles) at a climbed pick; the particle band a long axis on
+        along = 4 * self.sigmas[2] + 2 * np.ceil(self.largest_radius)
+        reach = max(4 * (self.sigmas[1] + self.sigmas[2]), along)
         self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + 1
         self.binned_shape = np.asarray(shape) // self.binning
         self.rows = max(1, CHUNK_VOXELS // int(self.binned_shape[0] * self.binned_shape[2]))
@@ -157,14 +163,18 @@ def _chunk(
     for sigma in layout.sigmas:
         smoothed.append((yield from _gaussian(block, sigma)))
     fine, middle, large = smoothed
-    particle_band = middle - large
-    middles = yield from _gaussian(np.maximum(fine - large, 0), layout.sigmas[1])
+    particle_band, density = middle - large, fine - large
+    middles = yield from _gaussian(np.maximum(density, 0), layout.sigmas[1])
     first = start + (-start) % NOISE_STRIDE - lo  # the same sample whatever the chunks
     result = {}
     for name, band, smooth in (("particle", particle_band, middle), ("fine", fine - middle, fine)):
         at = _peaks(band, layout.min_distance, start - lo, stop - lo)
-        # particle-band peaks climb to the middle of their particle, off its densest part
-        centred = _climb(middles, at) if name == "particle" else at + _subvoxel(band, at)
+        if name == "particle":  # to the middle of the particle, off its densest part
+            climbed = _climb(middles, at)
+            along = _middle_along(band, density, climbed, layout.largest_radius)
+            centred = (climbed + along) / 2
+        else:
+            centred = at + _subvoxel(band, at)
         values = [band[tuple(at.T)], _roundness(smooth, at), particle_band[tuple(at.T)]]
         sample = band[::NOISE_STRIDE, first : stop - lo : NOISE_STRIDE, ::NOISE_STRIDE]
         table = np.column_stack([centred + np.array([0, lo, 0]), *values])
@@ -234,6 +244,39 @@ def _climb(field: np.ndarray, at: np.ndarray) -> np.ndarray:
         best = np.argmax(field[tuple(np.moveaxis(around, 2, 0))], axis=1)
         at = around[np.arange(len(at)), best]
     return at + _subvoxel(field, at)
+
+
+def _middle_along(
+    band: np.ndarray, density: np.ndarray, at: np.ndarray, radius: float
+) -> np.ndarray:
+    """The middle of each particle along its long axis through ``at`` (the principal axis of
+    the squared positive ``density`` within ``radius``): the middle of the run of ``band``
+    above half its value at ``at``, up to ``radius`` either side."""
+    axes = _long_axes(density, np.rint(at).astype(int), radius)
+    steps = np.arange(-np.ceil(radius), np.ceil(radius) + 1)
+    points = at[:, None, :] + steps[None, :, None] * axes[:, None, :]
+    profile = ndimage.map_coordinates(band, points.reshape(-1, 3).T, order=1, mode="nearest")
+    profile = profile.reshape(len(at), len(steps))
+    centre = len(steps) // 2
+    above = profile > profile[:, centre : centre + 1] / 2
+    ahead = np.cumprod(above[:, centre + 1 :], axis=1).sum(axis=1)
+    behind = np.cumprod(above[:, :centre][:, ::-1], axis=1).sum(axis=1)
+    return at + ((ahead - behind) / 2)[:, None] * axes
+
+
+def _long_axes(density: np.ndarray, at: np.ndarray, radius: float) -> np.ndarray:
+    """Unit principal axes of the squared positive ``density`` within ``radius`` of ``at``,
+    sampled every ``radius / AXIS_STEPS`` voxels (at least 2)."""
+    step = max(2, round(radius / AXIS_STEPS))
+    span = np.arange(-int(radius), int(radius) + 1, step)
+    offsets = np.stack(np.meshgrid(span, span, span, indexing="ij"), -1).reshape(-1, 3)
+    offsets = offsets[np.linalg.norm(offsets, axis=1) <= radius]
+    around = np.clip(at[:, None, :] + offsets, 0, np.asarray(density.shape) - 1)
+    weight = np.maximum(density[tuple(np.moveaxis(around, 2, 0))], 0) ** 2
+    mean = weight @ offsets / np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)
+    spread = offsets[None] - mean[:, None]
+    inertia = np.einsum("nk,nki,nkj->nij", weight, spread, spread)
+    return np.linalg.eigh(inertia)[1][:, :, -1]
 
 
 def _subvoxel(band: np.ndarray, at: np.ndarray) -> np.ndarray:
