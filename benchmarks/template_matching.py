@@ -33,7 +33,6 @@ from napari_affinity_vae.simulate.tomogram import simulate_tomogram
 SEEDS = (41, 42)
 STEP = 30.0
 SYMMETRY = {"proteasome": "D7", "chaperonin": "D7", "single_ring": "C7", "tetrahedral": "T"}
-CYCLIC = {"proteasome": 7, "chaperonin": 7, "single_ring": 7}  # what reduces the search
 
 
 def rotations_per_second(binning: int, rotations: int) -> float:
@@ -67,7 +66,7 @@ def angular_errors(true: np.ndarray, found: np.ndarray, group: str | None) -> np
 
 def accuracy() -> None:
     templates = [
-        Template(n, molecule_map(n, SAMPLE.voxel_size), CYCLIC.get(n, 1)) for n in MOLECULES
+        Template(n, molecule_map(n, SAMPLE.voxel_size), SYMMETRY.get(n, "C1")) for n in MOLECULES
     ]
     totals = {n: np.zeros(4) for n in MOLECULES}  # found, particles, true picks, picks
     errors: dict[str, list[float]] = {n: [] for n in MOLECULES}

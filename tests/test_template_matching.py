@@ -44,16 +44,24 @@ def fresh(tmp_path_factory):
     return result, tomogram, maps, folder
 
 
-def test_the_rotation_grid_covers_rotations_at_its_step_and_symmetry_reduces_it():
-    grid = rotation_grid(30.0)
-    assert 500 < len(grid) < 620 and np.allclose(grid[0].as_matrix(), np.eye(3))
+@pytest.mark.parametrize(("symmetry", "order"), [("C1", 1), ("C7", 7), ("D7", 14), ("T", 12)])
+def test_the_rotation_grid_covers_rotations_at_its_step_up_to_the_symmetry(symmetry, order):
+    grid = rotation_grid(30.0, symmetry)
+    assert np.allclose(grid[0].as_matrix(), np.eye(3))
+    assert len(grid) == pytest.approx(561 / order, rel=0.2)
+    group = Rotation.create_group(symmetry) if order > 1 else Rotation.identity(1)
+    equivalents = Rotation.concatenate([element * grid for element in group])
     probes = Rotation.random(300, random_state=0)
-    nearest = [np.degrees((grid * probe.inv()).magnitude().min()) for probe in probes]
-    assert np.max(nearest) < 30.0  # every orientation within a step of a grid rotation
-    sevenfold = rotation_grid(30.0, symmetry=7)
-    assert len(sevenfold) == pytest.approx(len(grid) / 7, rel=0.2)
-    rot = np.mod(sevenfold[1:].as_euler("ZYZ", degrees=True)[:, 0], 360)
-    assert rot.max() < 360 / 7
+    nearest = [np.degrees((equivalents * probe.inv()).magnitude().min()) for probe in probes]
+    assert np.max(nearest) < 30.0  # every orientation within a step of a grid rotation's twin
+
+
+def test_a_symmetry_that_is_no_point_group_is_refused(tmp_path, capsys):
+    tomogram = write_tomogram(tmp_path / "t.mrc", np.zeros((32, 32, 32), np.float32), 10.0)
+    ribosome = write_tomogram(tmp_path / "ribosome.mrc", molecule_map("ribosome", 10.0), 10.0)
+    args = ["pick", str(tomogram), "--templates", str(ribosome), "--symmetry", "C0"]
+    assert main([*args, "--out", str(tmp_path / "picks.star")]) != 0
+    assert "symmetry 'C0' is not a point group" in capsys.readouterr().err
 
 
 def test_on_noise_the_threshold_lets_through_about_the_false_alarms_asked_for():
@@ -68,7 +76,7 @@ def test_on_noise_the_threshold_lets_through_about_the_false_alarms_asked_for():
 def test_avae_pick_with_templates_finds_the_templated_particles_with_their_rotations(fresh):
     result, tomogram, maps, folder = fresh
     out, scores = folder / "picks.star", folder / "scores.mrc"
-    args = ["pick", str(tomogram), "--templates", *map(str, maps), "--symmetry", "1", "7"]
+    args = ["pick", str(tomogram), "--templates", *map(str, maps), "--symmetry", "C1", "D7"]
     assert main([*args, "--out", str(out), "--score-map", str(scores)]) == 0
     picks = read_particles(out)
     assert set(picks[TEMPLATE]) <= set(TEMPLATED) and scores.is_file()

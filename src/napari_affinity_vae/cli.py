@@ -220,7 +220,10 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     )
     tm.add_argument("--angular-step", type=float, default=30.0, help="degrees (default 30)")
     tm.add_argument(
-        "--symmetry", type=int, nargs="+", metavar="N", help="Cn order of each template (default 1)"
+        "--symmetry",
+        nargs="+",
+        metavar="GROUP",
+        help="point group of each template: C7, D7 (axis z), T, O, I (default C1)",
     )
     tm.add_argument(
         "--tilt-range",

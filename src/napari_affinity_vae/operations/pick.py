@@ -19,6 +19,7 @@ from napari_affinity_vae.particles.templates import (
     Template,
     match_steps,
     search_binning,
+    symmetry_group,
     work,
 )
 from napari_affinity_vae.progress import Progress, run_steps
@@ -64,13 +65,19 @@ def pick_tomogram(
 
 
 def load_templates(
-    paths: list[Path], voxel_size: float, symmetries: list[int] | None = None
+    paths: list[Path], voxel_size: float, symmetries: list[str] | None = None
 ) -> list[Template]:
     """Reference maps (MRC, compressed MRC, PDB / mmCIF) at ``voxel_size``, each named by its
-    file (``ribosome.mrc``: "ribosome") and of cyclic symmetry Cn (``symmetries``, default C1)."""
-    symmetries = symmetries or [1] * len(paths)
+    file (``ribosome.mrc``: "ribosome") and of a point-group symmetry (``symmetries``: ``C7``,
+    ``D7``, ``T``, ...; default C1)."""
+    symmetries = symmetries or ["C1"] * len(paths)
     if len(symmetries) != len(paths):
         raise AffinityVAEError(f"{len(symmetries)} symmetries given for {len(paths)} templates")
+    for path, symmetry in zip(paths, symmetries, strict=True):
+        try:
+            symmetry_group(symmetry)
+        except ValueError as err:
+            raise AffinityVAEError(f"Template {path.name}: {err}") from None
     names = [uncompressed_name(p).stem for p in paths]
     if len(set(names)) != len(names):
         raise AffinityVAEError(f"Two templates share a name: {', '.join(names)}")
@@ -81,7 +88,7 @@ def load_templates(
 
 
 def match_level(
-    tomogram: Tomogram, templates: list[Path], settings: MatchSettings, symmetries: list[int] | None
+    tomogram: Tomogram, templates: list[Path], settings: MatchSettings, symmetries: list[str] | None
 ) -> tuple[Tomogram, Level, list[Template], MatchSettings]:
     """What the search runs on: the level of a multiscale tomogram nearest the search voxel size
     (no coarser), the templates at its voxel size and the settings with its binning."""
@@ -104,7 +111,7 @@ def match_tomogram_steps(
     tomogram: Tomogram,
     templates: list[Path],
     settings: MatchSettings,
-    symmetries: list[int] | None = None,
+    symmetries: list[str] | None = None,
 ) -> Generator[int, None, MatchResult]:
     """:func:`~napari_affinity_vae.particles.templates.match_steps` with the templates in
     ``templates``; the picks in voxels of the tomogram's finest level."""
@@ -119,7 +126,7 @@ def match_work(
     tomogram: Tomogram,
     templates: list[Path],
     settings: MatchSettings,
-    symmetries: list[int] | None = None,
+    symmetries: list[str] | None = None,
 ) -> int:
     """How many rotations :func:`match_tomogram_steps` counts up to."""
     source, _, loaded, at_level = match_level(tomogram, templates, settings, symmetries)

@@ -18,6 +18,7 @@ noise about ``n`` times over the whole search (``false_alarms``).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -47,11 +48,11 @@ MIN_ACROSS, ANGULAR_SPAN = 8, 3.0
 @dataclass(frozen=True)
 class Template:
     """A reference map (z, y, x, density positive) at the tomogram's voxel size, its name and
-    its cyclic symmetry about z (the n of Cn)."""
+    its point-group symmetry (Schoenflies: ``C7`` and ``D7`` about z, ``T``, ``O``, ``I``)."""
 
     name: str
     volume: np.ndarray
-    symmetry: int = 1
+    symmetry: str = "C1"
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,27 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def rotation_grid(step: float, symmetry: int = 1) -> Rotation:
+def rotation_grid(step: float, symmetry: str = "C1") -> Rotation:
     """Near-uniform rotations about ``step`` degrees apart, the identity among them; for a
-    template of symmetry Cn only those whose first RELION angle (rot) is below 360/n."""
+    symmetric template only one of each set of equivalent rotations (``S A`` for ``S`` in the
+    group is the same particle): those nearer the identity than any of their equivalents."""
     count = max(1, round(SO3_VOLUME / np.radians(step) ** 3))
     grid = uniform_rotations(count)
-    if symmetry > 1:
-        rot = np.mod(grid.as_euler("ZYZ", degrees=True)[:, 0], 360.0)
-        grid = grid[rot < 360.0 / symmetry]
+    group = symmetry_group(symmetry)
+    if len(group) > 1:
+        nearest = np.min([(element * grid).magnitude() for element in group], axis=0)
+        grid = grid[grid.magnitude() <= nearest + 1e-9]
     return Rotation.concatenate([Rotation.identity(), grid])
+
+
+def symmetry_group(symmetry: str) -> Rotation:
+    """The rotations of a point group named as ``C7``, ``D7`` (axis z), ``T``, ``O`` or ``I``."""
+    name = symmetry.strip().upper()
+    if not re.fullmatch(r"[CD][1-9]\d*|[TOI]", name):
+        raise ValueError(f"symmetry {symmetry!r} is not a point group such as C1, C7, D7, T, O, I")
+    if name == "C1":
+        return Rotation.identity(1)
+    return Rotation.create_group(name)
 
 
 def search_binning(templates: list[Template], settings: MatchSettings) -> int:
