@@ -684,7 +684,7 @@ def _blob_pick(args: argparse.Namespace, tomogram: Tomogram, progress: Progress)
 
 def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> pd.DataFrame:
     from napari_affinity_vae.io.tomogram import write_tomogram
-    from napari_affinity_vae.operations.pick import match_tomogram_steps, match_work
+    from napari_affinity_vae.operations.pick import plan_match
     from napari_affinity_vae.particles.templates import MatchSettings
     from napari_affinity_vae.progress import run_steps
 
@@ -699,9 +699,8 @@ def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> 
         inverted=args.inverted,
         max_count=args.max_count,
     )
-    total = match_work(tomogram, args.templates, settings, args.symmetry)
-    steps = match_tomogram_steps(tomogram, args.templates, settings, args.symmetry)
-    result = run_steps(steps, total, "rotations", progress)
+    plan = plan_match(tomogram, args.templates, settings, args.symmetry)
+    result = run_steps(plan.steps(), plan.work(), "rotations", progress)
     if args.score_map:
         voxel = tomogram.voxel_size * result.binning
         write_tomogram(args.score_map, result.best_scores(), voxel)

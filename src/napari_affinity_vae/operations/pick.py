@@ -4,7 +4,7 @@ multiscale one that the search can use."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -87,47 +87,47 @@ def load_templates(
     ]
 
 
-def match_level(
-    tomogram: Tomogram, templates: list[Path], settings: MatchSettings, symmetries: list[str] | None
-) -> tuple[Tomogram, Level, list[Template], MatchSettings]:
-    """What the search runs on: the level of a multiscale tomogram nearest the search voxel size
-    (no coarser), the templates at its voxel size and the settings with its binning."""
+@dataclass(frozen=True)
+class MatchPlan:
+    """What a template search runs on, decided (and the templates loaded) once: the level of a
+    multiscale tomogram nearest the search voxel size (no coarser), the templates at its voxel
+    size, the settings with its binning, and the level to map the picks back with."""
+
+    source: Tomogram
+    level: Level
+    templates: list[Template]
+    settings: MatchSettings
+
+    def work(self) -> int:
+        """How many rotations :meth:`steps` counts up to."""
+        return work(self.source.shape, self.templates, self.settings)
+
+    def steps(self) -> Generator[int, None, MatchResult]:
+        """:func:`~napari_affinity_vae.particles.templates.match_steps` on the plan; the picks
+        in voxels of the tomogram's finest level."""
+        result = yield from match_steps(self.source.data, self.templates, self.settings)
+        picks = result.picks
+        picks[list(AXES)] = self.level.from_level(picks[list(AXES)].to_numpy())
+        result.binning = round(result.binning * self.level.factor)
+        return result
+
+
+def plan_match(
+    tomogram: Tomogram,
+    templates: list[Path],
+    settings: MatchSettings,
+    symmetries: list[str] | None = None,
+) -> MatchPlan:
+    """The :class:`MatchPlan` of matching the reference files ``templates`` (of ``symmetries``)
+    over ``tomogram``."""
     if tomogram.voxel_size is None:
         raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to match")
     finest = load_templates(templates, tomogram.voxel_size, symmetries)
     binning = search_binning(finest, replace(settings, voxel_size=tomogram.voxel_size))
     source, level = tomogram.level_for(tomogram.voxel_size * binning)
     at_level = replace(
-        settings,
-        voxel_size=source.voxel_size,
-        binning=max(1, round(binning / level.factor)),
+        settings, voxel_size=source.voxel_size, binning=max(1, round(binning / level.factor))
     )
-    if level.factor == 1:
-        return source, level, finest, at_level
-    return source, level, load_templates(templates, source.voxel_size, symmetries), at_level
-
-
-def match_tomogram_steps(
-    tomogram: Tomogram,
-    templates: list[Path],
-    settings: MatchSettings,
-    symmetries: list[str] | None = None,
-) -> Generator[int, None, MatchResult]:
-    """:func:`~napari_affinity_vae.particles.templates.match_steps` with the templates in
-    ``templates``; the picks in voxels of the tomogram's finest level."""
-    source, level, loaded, at_level = match_level(tomogram, templates, settings, symmetries)
-    result = yield from match_steps(source.data, loaded, at_level)
-    result.picks[list(AXES)] = level.from_level(result.picks[list(AXES)].to_numpy())
-    result.binning = round(result.binning * level.factor)
-    return result
-
-
-def match_work(
-    tomogram: Tomogram,
-    templates: list[Path],
-    settings: MatchSettings,
-    symmetries: list[str] | None = None,
-) -> int:
-    """How many rotations :func:`match_tomogram_steps` counts up to."""
-    source, _, loaded, at_level = match_level(tomogram, templates, settings, symmetries)
-    return work(source.shape, loaded, at_level)
+    if level.factor != 1:
+        finest = load_templates(templates, source.voxel_size, symmetries)
+    return MatchPlan(source, level, finest, at_level)

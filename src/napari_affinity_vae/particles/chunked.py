@@ -57,9 +57,7 @@ class ChunkCache:
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
         self._chunks = np.asarray(array.chunks)
-        self._pending: Counter[ChunkKey] = Counter()
-        for start, stop in zip(starts, stops, strict=True):
-            self._pending.update(self._keys(start, stop))
+        self._pending = _chunk_uses(starts, stops, self._chunks)
         self._cache: dict[ChunkKey, np.ndarray] = {}
         self._lock = threading.Lock()
         self.decompressed = 0  # chunks read from the array so far
@@ -106,3 +104,21 @@ class ChunkCache:
             for a, b, c in zip(start, stop, self._chunks, strict=True)
         ]
         return itertools.product(*ranges)  # type: ignore[return-value]
+
+
+def _chunk_uses(starts: np.ndarray, stops: np.ndarray, chunks: np.ndarray) -> Counter[ChunkKey]:
+    """How many of the regions [start, stop) touch each chunk, counted for all regions at once
+    (a region spans few chunks along each axis: the offsets are looped over, not the regions)."""
+    starts, stops = np.asarray(starts).reshape(-1, 3), np.asarray(stops).reshape(-1, 3)
+    filled = np.all(stops > starts, axis=1)
+    first, last = starts[filled] // chunks, (stops[filled] - 1) // chunks
+    if not len(first):
+        return Counter()
+    touched = [
+        first[np.all(first + offset <= last, axis=1)] + offset
+        for offset in np.ndindex(*(last - first).max(axis=0) + 1)
+    ]
+    keys, counts = np.unique(np.concatenate(touched), axis=0, return_counts=True)
+    return Counter(
+        {tuple(int(k) for k in key): int(n) for key, n in zip(keys, counts, strict=True)}
+    )

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.progress import Progress, pauses, run_steps
 from napari_affinity_vae.schema import AXES, SCORE
 
@@ -310,11 +311,4 @@ def _binned(
 
 def _suppress(table: np.ndarray, distance: float) -> np.ndarray:
     """Greedy non-maximum suppression of score-sorted (z, y, x, score) rows."""
-    if len(table) == 0:
-        return table
-    near = cKDTree(table[:, :3]).query_ball_point(table[:, :3], distance - 1e-9, workers=-1)
-    keep = np.ones(len(table), dtype=bool)
-    for i, neighbours in enumerate(near):  # all neighbours found at once; only the flags here
-        if keep[i]:
-            keep[[j for j in neighbours if j > i]] = False
-    return table[keep]
+    return table[kept(table[:, :3], distance - 1e-9)]

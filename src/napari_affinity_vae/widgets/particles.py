@@ -30,10 +30,9 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data, points_to_particles
 from napari_affinity_vae.operations.defaults import DIAMETERS
 from napari_affinity_vae.operations.pick import (
-    match_tomogram_steps,
-    match_work,
     pick_chunks,
     pick_tomogram_steps,
+    plan_match,
 )
 from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
@@ -298,10 +297,11 @@ class ParticlesWidget(Container):
             inverted=self.inverted.value,
             max_count=self.max_count.value or None,
         )
+        plan = plan_match(tomogram, templates, settings)  # the templates read once, here
         version = self.session.version
         self.task.start(
-            lambda: match_tomogram_steps(tomogram, templates, settings),
-            total=match_work(tomogram, templates, settings),
+            plan.steps,
+            total=plan.work(),
             desc="Matching templates",
             on_result=lambda result: self._matched(tomogram, version, result),
         )
