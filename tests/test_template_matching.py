@@ -120,3 +120,17 @@ def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(
     # the score map lies over the tomogram; the particles still belong to the tomogram
     assert session.tomogram.name == "fresh" and widgets["Tomogram"].tomogram_layer.name == "fresh"
     assert particles.tomogram_label.value.startswith("fresh: 100 x 200 x 200")
+
+
+@pytest.mark.parametrize(
+    "tomogram",
+    [
+        np.zeros((40, 40, 40), np.float32),  # blank: no noise to measure
+        np.random.default_rng(0).integers(0, 255, (24, 30, 30)).astype(np.uint8),  # tiny uint8
+    ],
+)
+def test_a_blank_or_a_tiny_uint8_tomogram_gives_no_picks_and_no_error(tomogram):
+    template = Template("ribosome", molecule_map("ribosome", 10.0))
+    settings = MatchSettings(voxel_size=10.0, angular_step=60.0)
+    result = run_steps(match_steps(tomogram, [template], settings), 1, "", None)
+    assert len(result.picks) == 0 and np.isfinite(result.picks.attrs["threshold"])

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 from scipy import fft as scipy_fft
 from scipy import ndimage, special
-from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.rotations import uniform_rotations
 from napari_affinity_vae.schema import ANGLES, AXES, SCORE, TEMPLATE
 
@@ -163,7 +163,7 @@ def match_steps(
     picks = _merged_peaks(maps, prepared, grids, templates, binning)
     if settings.max_count is not None:
         picks = picks.iloc[: settings.max_count]
-    picks.attrs["threshold"] = float(np.mean([m.threshold / m.sigma for m in maps]))
+    picks.attrs["threshold"] = float(np.mean([m.sigmas for m in maps]))
     return MatchResult(picks, {t.name: m for t, m in zip(templates, maps, strict=True)}, binning)
 
 
@@ -175,7 +175,7 @@ class _ScoreMap:
         self.best = np.full(shape, -np.inf, dtype=np.float32)
         self.rotation = np.zeros(shape, dtype=np.int32)
         self.samples: list[np.ndarray] = []
-        self.sigma = self.threshold = np.nan
+        self.sigma = self.sigmas = self.threshold = np.nan
 
     def update(self, core: tuple[slice, ...], ncc: torch.Tensor, first: int) -> None:
         """Keep the better of the scores so far and those of rotations ``first``, ... here."""
@@ -188,12 +188,14 @@ class _ScoreMap:
         best[better], rotation[better] = top[better], arg[better] + first
 
     def finish(self, settings: MatchSettings, searched: int) -> None:
-        """The noise's standard deviation (robust: particles are rare) and the threshold."""
-        self.sigma = 1.4826 * float(np.median(np.abs(np.concatenate(self.samples))))
-        sigmas = settings.threshold
-        if sigmas is None:
-            sigmas = float(special.ndtri(1 - settings.false_alarms / searched))
-        self.threshold = sigmas * self.sigma
+        """The noise's standard deviation (robust: particles are rare; never 0, which a blank
+        tomogram would give) and the threshold, also in units of it (``sigmas``)."""
+        spread = 1.4826 * float(np.median(np.abs(np.concatenate(self.samples))))
+        self.sigma = max(spread, 1e-12)
+        self.sigmas = settings.threshold
+        if self.sigmas is None:
+            self.sigmas = float(special.ndtri(1 - settings.false_alarms / searched))
+        self.threshold = self.sigmas * self.sigma
 
 
 def work(
@@ -425,11 +427,4 @@ def relion_angles(rotations: Rotation) -> np.ndarray:
 
 def _suppressed(table: pd.DataFrame) -> pd.DataFrame:
     """Rows (best first) without those within the radius of a better row's template."""
-    zyx = table[list(AXES)].to_numpy()
-    keep = np.ones(len(table), dtype=bool)
-    if len(table):
-        tree = cKDTree(zyx)
-        for i, radius in enumerate(table["radius"].to_numpy()):
-            if keep[i]:
-                keep[[j for j in tree.query_ball_point(zyx[i], radius) if j > i]] = False
-    return table[keep]
+    return table[kept(table[list(AXES)].to_numpy(), table["radius"].to_numpy())]
