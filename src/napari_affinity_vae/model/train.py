@@ -4,6 +4,7 @@ checkpoints, resume and early stopping. No per-sample Python work in the loop.""
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,31 +72,28 @@ def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def train(
+@dataclass
+class Epoch:
+    """One finished epoch: its metrics, every epoch's so far, and the model as it now is (still
+    on the training device and still training: copy what you keep)."""
+
+    row: dict
+    history: list[dict]
+    model: AffinityVAE
+    improved: bool  # the validation loss (the training loss without validation) is the best yet
+
+
+def training_epochs(
     data: TrainingData,
-    architecture: Architecture,
+    model: AffinityVAE,
     config: TrainingConfig,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Progress | None = None,
-    command: str = "",
-) -> tuple[AffinityVAE, ModelCard, pd.DataFrame]:
-    """Train (or go on training ``resume``); write ``out``.safetensors/.json and
-    ``out``.metrics.csv when ``out`` is given. Returns the model, its card and per-epoch metrics."""
+    history: list[dict] | None = None,
+) -> Generator[Epoch, None, None]:
+    """Train ``model`` epoch by epoch, going on after ``history`` (a resumed run), yielding after
+    each epoch; stops early after ``config.patience`` epochs without improvement. Close the
+    generator to stop between epochs."""
     torch.manual_seed(config.seed)
     target = device()
-    if resume is not None:
-        model, card = load_checkpoint(resume)
-        history = pd.DataFrame(card.training.get("history", []))
-    else:
-        model = AffinityVAE(architecture)
-        history = pd.DataFrame()
-    card = ModelCard(
-        architecture=model.architecture,
-        voxel_size=data.voxel_size,
-        classes=list(data.classes),
-        affinity=np.asarray(data.affinity, dtype=float).round(6).tolist(),
-    )
     model.to(target)
     boxes = torch.from_numpy(np.ascontiguousarray(data.boxes, dtype=np.float32)).unsqueeze(1)
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
@@ -103,12 +101,9 @@ def train(
     train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
-    start_epoch = len(history)
+    rows = list(history or [])
     best, stale = np.inf, 0
-    epochs = range(start_epoch, config.epochs)
-    rows = list(history.to_dict("records"))
-    bar = progress(epochs, desc="training") if progress else epochs
-    for epoch in bar:
+    for epoch in range(len(rows), config.epochs):
         beta = config.beta.value(epoch, config.epochs)
         gamma = config.gamma.value(epoch, config.epochs)
         tic = time.perf_counter()
@@ -136,28 +131,74 @@ def train(
             val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target, beta, gamma)
             row |= {f"val_{k}": v for k, v in val.items()}
         rows.append(row)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix({k: f"{row[k]:.4g}" for k in ("reconstruction", "kl", "affinity")})
-        card.training = {
-            "data": data.description,
-            "command": command,
-            "config": config.to_dict(),
-            "epochs_done": epoch + 1,
-            "history": rows,
-        }
-        if out is not None:
-            _write_metrics(Path(out), rows)
-            if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                save_checkpoint(model, card, out)
         score = row.get("val_loss", row["loss"])
-        best, stale = (score, 0) if score < best else (best, stale + 1)
+        improved = score < best
+        best, stale = (score, 0) if improved else (best, stale + 1)
+        yield Epoch(row, rows, model, improved)
         if config.patience and stale >= config.patience:
             break
+
+
+def training_card(
+    model: AffinityVAE,
+    data: TrainingData,
+    config: TrainingConfig,
+    history: list[dict],
+    command: str = "",
+    init: str = "",
+) -> ModelCard:
+    """The card of a model trained on ``data`` with ``config`` for ``history``'s epochs;
+    ``init`` names the model it was fine-tuned from (empty: trained from scratch)."""
+    training = {"data": data.description, "command": command, "config": config.to_dict()}
+    training |= {"init": init} if init else {}
+    return ModelCard(
+        architecture=model.architecture,
+        voxel_size=data.voxel_size,
+        classes=list(data.classes),
+        affinity=np.asarray(data.affinity, dtype=float).round(6).tolist(),
+        training=training | {"epochs_done": len(history), "history": history},
+    )
+
+
+def train(
+    data: TrainingData,
+    architecture: Architecture,
+    config: TrainingConfig,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: Progress | None = None,
+    command: str = "",
+) -> tuple[AffinityVAE, ModelCard, pd.DataFrame]:
+    """Train (or go on training ``resume``); write ``out``.safetensors/.json and
+    ``out``.metrics.csv when ``out`` is given. Returns the model, its card and per-epoch metrics."""
+    history: list[dict] = []
+    if resume is not None:
+        model, card = load_checkpoint(resume)
+        history = list(card.training.get("history", []))
+    else:
+        model = AffinityVAE(architecture)
+    epochs = training_epochs(data, model, config, history)
+    bar = (
+        progress(epochs, desc="training", total=config.epochs, initial=len(history))
+        if progress
+        else epochs
+    )
+    for epoch in bar:
+        history = epoch.history
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(
+                {k: f"{epoch.row[k]:.4g}" for k in ("reconstruction", "kl", "affinity")}
+            )
+        if out is not None:
+            _write_metrics(Path(out), history)
+            if config.checkpoint_every and len(history) % config.checkpoint_every == 0:
+                save_checkpoint(model, training_card(model, data, config, history, command), out)
     model.eval()
     model.cpu()
+    card = training_card(model, data, config, history, command)
     if out is not None:
         save_checkpoint(model, card, out)
-    return model, card, pd.DataFrame(rows)
+    return model, card, pd.DataFrame(history)
 
 
 def _loss_terms(
