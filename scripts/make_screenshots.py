@@ -48,6 +48,7 @@ def main() -> None:
 
     decoded_in_3d(viewer, widgets, docks)
     ground_truth_in_3d(viewer, widgets)
+    train_in_napari(viewer, widgets, docks)
     with tempfile.TemporaryDirectory() as folder:  # the Export widget after a click, last
         export = widgets["Export"]  # (its notification would show in the shots above)
         export.file.value = Path(folder) / "largest_cluster.star"
@@ -114,6 +115,19 @@ def ground_truth_in_3d(viewer: napari.Viewer, widgets: dict) -> None:
     viewer.reset_view()
     camera_of(viewer).angles = (0, 30, 65)
     shot(viewer, "sample_ground_truth.png")
+
+
+def train_in_napari(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
+    """Every cluster labelled as a class, and the bundled model fine-tuned on them for a few
+    epochs: the Train dock's loss plot and preview."""
+    widgets["Latent scatter"].clusters_button.native.click()
+    train = widgets["Train"]
+    train.epochs.value = 12
+    docks["Train"].raise_()
+    train.train_button.native.click()
+    wait_for(lambda: train.trained is not None and not train.task.running)
+    settle(0.5)
+    train._form.native.grab().save(str(IMAGES / "train_widget.png"))  # all of it, not scrolled
 
 
 def explore_project(folder: Path) -> None:

@@ -33,16 +33,19 @@ def _is_noise(value: object) -> bool:
     return isinstance(value, int | np.integer) and value < 0
 
 
-def colours_for(values: pd.Series) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def colours_for(
+    values: pd.Series, missing: str = NOISE_LABEL
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(n, 4) RGBA colours for a column, and its legend as (label, hex colour) pairs: one per
-    category, or the low and high ends of the colour map for a measurement."""
+    category (``missing`` for noise and missing values), or the low and high ends of the colour
+    map for a measurement."""
     if is_categorical(values):
         found = categories(values)
         order = [v for v in found if not _is_noise(v)]
         palette = [CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i in range(len(order))]
         legend = [(str(v), c) for v, c in zip(order, palette, strict=True)]
         if len(order) < len(found) or values.isna().any():
-            legend.append((NOISE_LABEL, NOISE_COLOUR))
+            legend.append((missing, NOISE_COLOUR))
         table = np.array([Color(c).rgba for c in [*palette, NOISE_COLOUR]], dtype=np.float32)
         codes = pd.Categorical(values, categories=order).codes  # -1: noise or missing
         return table[codes], legend

@@ -17,7 +17,16 @@ from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
 from napari_affinity_vae.schema import AXES, CLUSTER
 
 PLUGIN = "napari-affinity-vae"
-DOCK_WIDGETS = ("Tomogram", "Project", "Particles", "Embed", "Decode", "Export", "Latent scatter")
+DOCK_WIDGETS = (
+    "Tomogram",
+    "Project",
+    "Particles",
+    "Embed",
+    "Decode",
+    "Train",
+    "Export",
+    "Latent scatter",
+)
 SAMPLE_KEY = "simulated_tomogram"
 DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out from the noise
 WINDOW = (1600, 1000)

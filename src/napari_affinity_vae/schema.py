@@ -18,6 +18,7 @@ AXES = ("z", "y", "x")  # coordinates, voxels of the tomogram, napari's order
 TOMO_NAME = "tomo_name"  # the tomogram a particle belongs to
 TOMOGRAM_MISSING = "tomogram_missing"  # True where a project's tomogram cannot be opened
 CLASS_NAME = "class_name"  # a known class label (ground truth, or a picker's class)
+LABEL = "label"  # a class the user named in the explorer (empty: not labelled)
 TEMPLATE = "template"  # the template a template matcher found it with
 SCORE = "score"  # a picker's confidence
 

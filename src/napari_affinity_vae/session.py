@@ -19,6 +19,7 @@ from napari_affinity_vae.schema import (
     AXES,
     CLUSTER,
     EMBEDDING,
+    LABEL,
     LATENT_PREFIX,
     POSE_PREFIX,
     TOMO_NAME,
@@ -47,6 +48,8 @@ class Session:
     embedding_changed = Signal()
     selection_changed = Signal(object)  # the source of the change (a widget), or None
     model_changed = Signal()
+    labels_changed = Signal()
+    embed_requested = Signal(object)  # a checkpoint to embed every particle with (its path)
 
     def __init__(self) -> None:
         self.tomogram: Tomogram | None = None
@@ -147,6 +150,26 @@ class Session:
         self.version += 1
         self.embedding_changed.emit()
         return True
+
+    def set_labels(self, rows: Iterable[int], label: str) -> None:
+        """Name ``rows`` as class ``label`` in the ``label`` column (an empty name takes their
+        label away: None). Labels are the user's: the table's version and derived columns stay."""
+        rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
+        if LABEL not in self.particles:
+            self.particles[LABEL] = pd.Series(None, index=self.particles.index, dtype=object)
+        self.particles.loc[self.particles.index[rows], LABEL] = label.strip() or None
+        self.labels_changed.emit()
+
+    def labels_from(self, column: str) -> None:
+        """Every particle labelled by its ``column`` value (clusters: ``cluster3``; HDBSCAN's
+        unclustered particles are left unlabelled)."""
+        values = self.particles[column]
+        if column == CLUSTER:
+            names = values.map(lambda c: f"cluster{int(c)}" if c >= 0 else None)
+        else:
+            names = values.astype(str).where(values.notna(), None)
+        self.particles[LABEL] = names.astype(object)
+        self.labels_changed.emit()
 
     def select(self, rows: Iterable[int], mode: str = "replace", source: object = None) -> None:
         """Replace, add to or remove from the selection; rows outside the table are ignored."""

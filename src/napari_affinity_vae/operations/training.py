@@ -1,15 +1,24 @@
-"""The bundled model's training set, built anew: simulated boxes of every built-in class, centred
-on the particles and where the picker finds them, as the bundled model was trained."""
+"""Training as the explorer runs it (epoch by epoch, with a picture of the latent space of a
+held-out sample after each epoch and the best weights so far), and the bundled model's training
+set, built anew: simulated boxes of every built-in class, centred on the particles and where the
+picker finds them, as the bundled model was trained."""
 
 from __future__ import annotations
 
 import functools
 import tempfile
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
 
 from napari_affinity_vae.io.subtomograms import write_subtomograms
 from napari_affinity_vae.model import bundled
 from napari_affinity_vae.model.datasets import load_training_set
-from napari_affinity_vae.model.train import TrainingData
+from napari_affinity_vae.model.inference import encode
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, split, training_epochs
 from napari_affinity_vae.particles.matching import picked_centres
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.affinity import library_affinity
@@ -34,3 +43,53 @@ def bundled_training_set(progress: Progress | None = None) -> TrainingData:
         data = load_training_set(folder, fallback_affinity=library_affinity)
     data.description = bundled.DESCRIPTION
     return data
+
+
+@dataclass(frozen=True)
+class TrainingUpdate:
+    """What the explorer shows after an epoch: its metrics and every epoch's so far, where the
+    preview sample now lies (PCA of its latent means) and its classes, and a CPU copy of the
+    weights when this epoch is the best yet (None otherwise)."""
+
+    row: dict
+    history: list[dict]
+    preview: np.ndarray
+    preview_labels: np.ndarray
+    best_weights: dict[str, torch.Tensor] | None
+
+
+def training_steps(
+    data: TrainingData, model: AffinityVAE, config: TrainingConfig
+) -> Generator[tuple[int, TrainingUpdate], None, None]:
+    """Train ``model`` (changed in place), yielding (epochs done, :class:`TrainingUpdate`) after
+    each epoch; stop iterating to cancel."""
+    _, validation = split(len(data.boxes), config.validation_fraction, config.seed)
+    sample = preview_sample(len(data.boxes), validation)
+    for epoch in training_epochs(data, model, config):
+        weights = None
+        if epoch.improved:
+            weights = {k: v.detach().cpu().clone() for k, v in epoch.model.state_dict().items()}
+        preview = latent_map(epoch.model, data.boxes[sample])
+        update = TrainingUpdate(
+            epoch.row, list(epoch.history), preview, data.labels[sample], weights
+        )
+        yield len(epoch.history), update
+
+
+def preview_sample(n: int, validation: np.ndarray, limit: int = 500) -> np.ndarray:
+    """Rows the preview shows: the held-out ones (all ``n`` when fewer than three are held
+    out), at most ``limit``, evenly spread."""
+    rows = validation if len(validation) >= 3 else np.arange(n)
+    return rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(int)]
+
+
+def latent_map(model: AffinityVAE, boxes: np.ndarray) -> np.ndarray:
+    """(n, 2): the first two principal components of the boxes' latent means, each signed so
+    that its largest loading is positive (so that the picture does not flip between epochs)."""
+    mu = encode(model, boxes, error=False)["mu"].astype(np.float64)
+    centred = mu - mu.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    axes = axes[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    xy = centred @ (axes * signs[:, None]).T
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))

@@ -110,6 +110,7 @@ class EmbedWidget(Container):
         self.clustering.changed.connect(lambda m: setattr(self.k, "enabled", m != "HDBSCAN"))
         self.task.running_changed.connect(self._show_running)
         self.session.particles_changed.connect(self._particles_changed)
+        self.session.embed_requested.connect(self.embed_with)
         self.session.project_changed.connect(
             lambda: setattr(self.scheduler, "visible", self.session.project is not None)
         )
@@ -148,6 +149,14 @@ class EmbedWidget(Container):
             return True
         self.card.value = "no model: the checkpoint did not load"
         return False
+
+    def embed_with(self, checkpoint: Path) -> None:
+        """Choose ``checkpoint`` as the model (a model just trained) and embed with it."""
+        with self.source.changed.blocked(), self.checkpoint.changed.blocked():
+            self.source.value = CHECKPOINT
+            self.checkpoint.value = checkpoint
+        if self.load_model():
+            self.run()
 
     def run(self) -> None:
         """Extract and encode every particle in the background; then project and cluster."""

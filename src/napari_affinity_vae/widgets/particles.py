@@ -132,6 +132,7 @@ class ParticlesWidget(Container):
         self.session.tomogram_changed.connect(self._tomogram_changed)
         self.session.project_changed.connect(self._project_changed)
         self.session.embedding_changed.connect(self._copy_results)
+        self.session.labels_changed.connect(self._copy_results)
         self.session.selection_changed.connect(self._show_selection)
         remember(
             "particles",

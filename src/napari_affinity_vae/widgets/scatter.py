@@ -7,7 +7,15 @@ from __future__ import annotations
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, RadioButtons
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    LineEdit,
+    PushButton,
+    RadioButtons,
+)
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
@@ -17,6 +25,7 @@ from napari_affinity_vae.schema import (
     CLASS_NAME,
     CLUSTER,
     EMBEDDING,
+    LABEL,
     RECONSTRUCTION_ERROR,
     SCORE,
     TOMO_NAME,
@@ -28,9 +37,10 @@ from napari_affinity_vae.widgets.scatter_tool import LASSO, MODES, SelectionTool
 from napari_affinity_vae.widgets.viewer_session import centre_on, session_for, view_centre
 
 DENSITY_ABOVE = 200_000  # points; more than this start in the density view
+UNLABELLED = "unlabelled"  # the legend's name for particles without a label
 CLICK_PIXELS = 8  # a click selects the nearest point within this many screen pixels
 NOT_COLOURED = ("z", "y", "x", *EMBEDDING)
-FIRST_COLOURS = (CLUSTER, CLASS_NAME, SCORE, RECONSTRUCTION_ERROR)
+FIRST_COLOURS = (CLUSTER, LABEL, CLASS_NAME, SCORE, RECONSTRUCTION_ERROR)
 
 
 class LatentScatterWidget(QWidget):
@@ -55,8 +65,26 @@ class LatentScatterWidget(QWidget):
         self.go_button = PushButton(text="Go to selected")
         self.go_button.tooltip = "Centre the viewer on the selected particle nearest its view"
         self.summary = Label(value="Run Embed to see the latent space")
+        self.label_name = LineEdit(label="Label")
+        self.label_name.native.setPlaceholderText("class name")
+        self.label_name.tooltip = "The class the selected particles are (empty: unlabel them)"
+        self.label_button = PushButton(text="Label selection")
+        self.clusters_button = PushButton(text="Clusters as labels")
+        self.clusters_button.tooltip = "Label every particle by its cluster (cluster0, ...)"
+        labelling = Container(
+            widgets=[self.label_name, self.label_button, self.clusters_button],
+            layout="horizontal",
+            labels=False,
+        )
         controls = Container(
-            widgets=[self.colour_by, self.mode, self.density, self.go_button, self.summary]
+            widgets=[
+                self.colour_by,
+                self.mode,
+                self.density,
+                self.go_button,
+                labelling,
+                self.summary,
+            ]
         )
         self.plot = ScatterCanvas()
         self.tool = SelectionTool(self.plot, self.mode.value)
@@ -69,6 +97,9 @@ class LatentScatterWidget(QWidget):
         self.mode.changed.connect(self.tool.set_mode)
         self.density.changed.connect(self._show_density)
         self.go_button.changed.connect(self.go_to_selected)
+        self.label_button.changed.connect(self.label_selection)
+        self.label_name.native.returnPressed.connect(self.label_selection)
+        self.clusters_button.changed.connect(self.label_clusters)
         self.tool.lasso.connect(self.select_lasso)
         self.tool.rectangle.connect(self.select_rectangle)
         self.tool.point.connect(self._clicked)
@@ -81,6 +112,7 @@ class LatentScatterWidget(QWidget):
         self.session.particles_changed.connect(self._redraw)
         self.session.embedding_changed.connect(self._redraw)
         self.session.selection_changed.connect(self._show_selection)
+        self.session.labels_changed.connect(self._relabelled)
         self._redraw()
 
     # the canvas and its visuals, as scripts and tests reach them
@@ -121,11 +153,41 @@ class LatentScatterWidget(QWidget):
     def select_category(self, column: str, label: str, mode: str = "replace") -> None:
         """Select the particles whose ``column`` reads ``label`` (as the legend shows it)."""
         values = self.session.particles[column]
-        if label == NOISE_LABEL:
-            rows = np.flatnonzero(pd.to_numeric(values, errors="coerce") < 0)
+        if label in (NOISE_LABEL, UNLABELLED):
+            missing = values.isna() | (pd.to_numeric(values, errors="coerce") < 0)
+            rows = np.flatnonzero(missing.to_numpy())
         else:
             rows = np.flatnonzero(values.astype(str).to_numpy() == label)
         self.session.select(rows, mode, source=self)
+
+    # -- labels ---------------------------------------------------------------------------------
+    def label_selection(self, _value: object = None) -> None:
+        """Name the selected particles as the class typed in the Label field."""
+        rows, name = self.session.selection, self.label_name.value.strip()
+        if not len(rows):
+            napari.utils.notifications.show_info("Select particles to label first")
+            return
+        self.session.set_labels(rows, name)
+        what = f"labelled {name}" if name else "unlabelled"
+        napari.utils.notifications.show_info(f"{count(len(rows), 'particle')} {what}")
+
+    def label_clusters(self, _value: object = None) -> None:
+        """Label every particle by its cluster."""
+        if CLUSTER not in self.session.particles:
+            napari.utils.notifications.show_info("Cluster the particles first (Embed widget)")
+            return
+        self.session.labels_from(CLUSTER)
+        found = self.session.particles[LABEL].nunique()
+        napari.utils.notifications.show_info(
+            f"Every cluster labelled: {count(found, 'class', 'classes')}"
+        )
+
+    def _relabelled(self) -> None:
+        self._update_colour_choices()
+        if self.colour_by.value != LABEL:
+            self.colour_by.value = LABEL  # recolours
+        else:
+            self._recolour()
 
     def go_to_selected(self) -> int | None:
         """Centre the viewer on the selected particle nearest the current view; return its row.
@@ -193,7 +255,8 @@ class LatentScatterWidget(QWidget):
             return
         column = self.colour_by.value
         if column in table:
-            self._colours, legend = colours_for(table[column])
+            missing = UNLABELLED if column == LABEL else NOISE_LABEL
+            self._colours, legend = colours_for(table[column], missing)
         else:
             self._colours, legend = np.tile(np.float32([1, 0.82, 0.12, 1]), (len(xy), 1)), []
         self.plot.colour_points(xy, self._colours)

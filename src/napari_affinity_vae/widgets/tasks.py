@@ -39,6 +39,8 @@ class Task:
     """At most one running job; ``steps`` yields how many of ``total`` units are done (a progress
     bar unless ``total`` is 0) and returns the result, which goes to ``on_result`` unless the job
     was cancelled or replaced by a newer one; an error goes to ``on_error`` after it is shown.
+    With ``on_yield``, steps yield (done, update) pairs and each update goes to ``on_yield`` on
+    the main thread as it comes, until the job is cancelled.
     :attr:`running` stays true until a cancelled job has stopped."""
 
     running_changed = Signal(bool)
@@ -64,6 +66,7 @@ class Task:
         desc: str,
         on_result: Callable[[Any], None],
         on_error: Callable[[BaseException], None] | None = None,
+        on_yield: Callable[[Any], None] | None = None,
     ) -> GeneratorWorker:
         self.cancel()
 
@@ -88,9 +91,12 @@ class Task:
                 on_result(result)
 
         worker = create_worker(run, _start_thread=False)
+        if on_yield is not None:
+            worker.yielded.connect(lambda pair: worker.abort_requested or on_yield(pair[1]))
         if total:  # a progress bar for long work; short jobs (total 0) show none
             bar = progress(total=total, desc=desc)
-            worker.yielded.connect(lambda done: bar.update(done - bar.n))
+            done_of = (lambda pair: pair[0]) if on_yield is not None else (lambda done: done)
+            worker.yielded.connect(lambda step: bar.update(done_of(step) - bar.n))
             worker.finished.connect(bar.close)
         worker.returned.connect(deliver)
         worker.finished.connect(close)

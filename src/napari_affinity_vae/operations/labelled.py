@@ -1,0 +1,119 @@
+"""From the explorer's labelled particles to a training set: their boxes, cut as the model sees
+them, their classes, and an affinity matrix for those classes (the model's own where it knows
+the classes, from the decoded class centres, or from a file)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.embedding import check_voxel_sizes
+from napari_affinity_vae.model.inference import decode, normalise
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.train import TrainingData
+from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.schema import AXES, TOMO_NAME, latent_columns
+from napari_affinity_vae.simulate.affinity import best_correlation, scale_affinity
+
+MIN_PER_CLASS = 2  # particles; fewer cannot be both trained on and told apart
+
+
+def class_names(labels: pd.Series) -> list[str]:
+    """The classes of a label column (None, NaN or empty: not labelled), sorted."""
+    named = labels.dropna().astype(str).str.strip()
+    return sorted(n for n in named.unique() if n)
+
+
+def check_labels(labels: pd.Series) -> list[str]:
+    """The classes to train on; refuses fewer than two, or a class of too few particles."""
+    classes = class_names(labels)
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise AffinityVAEError(
+            f"Training needs particles of at least two classes labelled; found {found}"
+        )
+    counts = labels.astype(str).str.strip().value_counts()
+    few = [c for c in classes if counts[c] < MIN_PER_CLASS]
+    if few:
+        raise AffinityVAEError(
+            f"Label at least {MIN_PER_CLASS} particles of each class: {', '.join(few)} "
+            f"{'has' if len(few) == 1 else 'have'} fewer"
+        )
+    return classes
+
+
+def default_affinity(classes: list[str], card: ModelCard | None) -> pd.DataFrame:
+    """1 on the diagonal; the model's own affinity between classes it knows; 0 (unrelated)
+    between the others, to be edited."""
+    matrix = pd.DataFrame(np.eye(len(classes)), index=classes, columns=classes)
+    known = [c for c in classes if card is not None and c in card.classes]
+    if len(known) > 1:
+        theirs = pd.DataFrame(card.affinity, index=card.classes, columns=card.classes)
+        matrix.loc[known, known] = theirs.loc[known, known].to_numpy()
+    return matrix
+
+
+def labelled_boxes(
+    particles: pd.DataFrame,
+    label_column: str,
+    open_tomogram: Callable[[str | None], Tomogram],
+    card: ModelCard,
+    inverted: bool = False,
+) -> Generator[int, None, TrainingData]:
+    """Yield the particles done, tomogram by tomogram; return the training set of the labelled
+    particles: boxes of the model's size at its voxel size, normalised as the model expects.
+    ``open_tomogram(name)`` opens a project's tomogram (None: the one tomogram)."""
+    labels = particles[label_column]
+    classes = check_labels(labels)
+    names = labels.astype(str).str.strip()
+    rows = np.flatnonzero(labels.notna().to_numpy() & names.isin(classes).to_numpy())
+    table = particles.iloc[rows]
+    groups = table.groupby(TOMO_NAME, sort=False) if TOMO_NAME in table else [(None, table)]
+    box, parts, done = card.architecture.box, [], 0
+    for name, group in groups:
+        tomogram = open_tomogram(name)
+        source, level = tomogram.level_for(card.voxel_size)
+        scale = check_voxel_sizes(source, card)
+        centres = level.to_level(group[list(AXES)].to_numpy(dtype=float))
+        boxes, _ = extract_boxes(source.data, centres, box, scale)
+        parts.append((group.index.to_numpy(), -boxes if inverted else boxes))
+        done += len(group)
+        yield done
+    order = np.concatenate([index for index, _ in parts])
+    boxes = np.concatenate([b for _, b in parts])[np.argsort(np.argsort(order))]
+    lookup = {c: i for i, c in enumerate(classes)}
+    counts = ", ".join(f"{c} {int((names.iloc[rows] == c).sum())}" for c in classes)
+    return TrainingData(
+        normalise(boxes, in_place=True),
+        np.array([lookup[n] for n in names.iloc[rows]]),
+        classes,
+        np.eye(len(classes)),
+        card.voxel_size,
+        description=f"{len(rows)} particles labelled in the explorer ({counts})",
+    )
+
+
+def centre_affinity(
+    particles: pd.DataFrame, label_column: str, model: AffinityVAE
+) -> Generator[int, None, pd.DataFrame]:
+    """Affinity from what the model decodes for each class's mean latent (an average of
+    unaligned boxes would only be a rotational blur): the best correlation of each pair over
+    rotations and shifts, scaled as ``avae affinity`` scales it. Yields pairs done."""
+    classes = check_labels(particles[label_column])
+    columns = latent_columns(particles)
+    if not columns or particles[columns].isna().all(axis=None):
+        raise AffinityVAEError("Embed the particles first: the class centres are their latents")
+    names = particles[label_column].astype(str).str.strip()
+    means = np.stack([particles.loc[names == c, columns].mean().to_numpy() for c in classes])
+    volumes = decode(model, means, np.zeros((len(classes), 0)))
+    raw = np.eye(len(classes))
+    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
+    for done, (i, j) in enumerate(pairs, 1):
+        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
+        yield done
+    return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)

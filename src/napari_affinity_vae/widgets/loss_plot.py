@@ -1,0 +1,88 @@
+"""The Train dock's loss plot: one small panel per loss term, epochs along a shared axis, the
+training value in the term's colour and the validation value in white. It draws the history it
+is given and knows nothing of training."""
+
+from __future__ import annotations
+
+import numpy as np
+from vispy.scene import AxisWidget, SceneCanvas, visuals
+
+from napari_affinity_vae.widgets.scatter_canvas import BACKGROUND
+
+TERMS = {  # history column: (panel title, colour)
+    "reconstruction": ("recon.", "#1f77b4"),
+    "kl": ("KL", "#ff7f0e"),
+    "affinity": ("affinity", "#2ca02c"),
+    "tc": ("TC", "#d62728"),
+}
+VALIDATION_COLOUR = "#ffffff"
+
+
+class LossPlot:
+    """Panels stacked in a vispy canvas, one per term the history has (a term that stays 0, as
+    the total correlation does when it is not trained, has none)."""
+
+    def __init__(self) -> None:
+        self.canvas = SceneCanvas(keys=None, bgcolor=BACKGROUND, size=(360, 300))
+        self.canvas.native.setMinimumSize(240, 220)
+        self.grid = self.canvas.central_widget.add_grid(spacing=2, margin=4)
+        self.terms: list[str] = []
+        self.views: dict = {}
+        self.lines: dict = {}
+
+    def show(self, history: list[dict]) -> None:
+        """Draw the history: each term's training and validation values by epoch."""
+        epochs = np.array([row["epoch"] for row in history], dtype=float)
+        terms = [t for t in TERMS if np.any(_column(history, t))]
+        if terms != self.terms:
+            self._lay_out(terms)
+        for term in terms:
+            drawn = []
+            for key in (term, f"val_{term}"):
+                series = _column(history, key)
+                self.lines[key].visible = series is not None
+                if series is not None:
+                    self.lines[key].set_data(np.column_stack([epochs, series]).astype(np.float32))
+                    drawn.append(series)
+            low, high = float(np.min(drawn)), float(np.max(drawn))
+            pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
+            last = max(float(epochs.max(initial=1.0)), 2.0)
+            self.views[term].camera.set_range(
+                x=(0.5, last + 0.5), y=(low - pad, high + pad), margin=0
+            )
+        self.canvas.update()
+
+    def _lay_out(self, terms: list[str]) -> None:
+        """A panel (axis, view, two lines) per term, and the epoch axis under the last."""
+        for widget in list(self.grid._grid_widgets.values()):
+            self.grid.remove_widget(widget[-1])
+        self.terms, self.views, self.lines = terms, {}, {}
+        for row, term in enumerate(terms):
+            title, colour = TERMS[term]
+            axis = AxisWidget(
+                orientation="left", axis_label=title, axis_font_size=7, tick_font_size=6
+            )
+            axis.width_max = 60
+            self.grid.add_widget(axis, row=row, col=0)
+            view = self.grid.add_view(row=row, col=1, camera="panzoom", border_color="#555555")
+            view.camera.interactive = False
+            axis.link_view(view)
+            self.views[term] = view
+            self.lines[term] = visuals.Line(color=colour, width=2, parent=view.scene)
+            self.lines[f"val_{term}"] = visuals.Line(
+                color=VALIDATION_COLOUR, width=1, parent=view.scene
+            )
+        epochs = AxisWidget(
+            orientation="bottom", axis_label="epoch", axis_font_size=7, tick_font_size=6
+        )
+        epochs.height_max = 46
+        self.grid.add_widget(epochs, row=len(terms), col=1)
+        if terms:
+            epochs.link_view(self.views[terms[0]])
+
+
+def _column(history: list[dict], key: str) -> np.ndarray | None:
+    """One column of the history, or None if an epoch lacks it."""
+    if not history or any(key not in row for row in history):
+        return None
+    return np.array([row[key] for row in history], dtype=float)

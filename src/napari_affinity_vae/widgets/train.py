@@ -1,0 +1,397 @@
+"""The Train dock widget: train a model on the particles labelled in the explorer, from scratch
+or fine-tuning the current model, in the background, with the loss terms and a picture of the
+held-out particles' latent space redrawn every epoch. Cancel keeps the best epoch so far; Save
+writes safetensors and a model card; "Use this model" embeds every particle with it."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from pathlib import Path
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QFileDialog
+
+from napari_affinity_vae.colours import colours_for
+from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.io.affinity import load_affinity
+from napari_affinity_vae.model.bundled import BUNDLED
+from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
+from napari_affinity_vae.model.losses import Schedule
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, training_card
+from napari_affinity_vae.operations.labelled import (
+    centre_affinity,
+    check_labels,
+    class_names,
+    default_affinity,
+    labelled_boxes,
+)
+from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
+from napari_affinity_vae.schema import CLASS_NAME, LABEL
+from napari_affinity_vae.text import count
+from napari_affinity_vae.widgets.affinity_table import AffinityTable
+from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
+from napari_affinity_vae.widgets.loss_plot import LossPlot
+from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
+from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
+from napari_affinity_vae.widgets.scatter_legend import Legend
+from napari_affinity_vae.widgets.settings import remember
+from napari_affinity_vae.widgets.tasks import Task
+from napari_affinity_vae.widgets.viewer_session import session_for
+
+FINE_TUNE, SCRATCH = "Fine-tune the current model", "Train from scratch"
+LABEL_COLUMNS = (LABEL, CLASS_NAME)
+COMMAND = "trained in napari (Train dock)"
+
+
+class TrainWidget(Container):
+    """Train or fine-tune on the session's labelled particles."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.session = session_for(viewer)
+        self.labels_from = ComboBox(label="Labels from", choices=[LABEL], value=LABEL)
+        self.classes = wrapping(Label(value=""))
+        self.affinity = AffinityTable()
+        self.centres_button = PushButton(text="From class centres")
+        self.centres_button.tooltip = (
+            "Affinity from what the model decodes for each class's mean latent, compared over "
+            "rotations (embed the particles first)"
+        )
+        self.load_button = PushButton(text="Load CSV...")
+        self.load_button.tooltip = "An affinity CSV (avae affinity writes one from maps or models)"
+        self.start = ComboBox(label="Start", choices=[FINE_TUNE, SCRATCH], value=FINE_TUNE)
+        self.epochs = SpinBox(label="Epochs", min=1, max=1000, value=10)
+        self.learning_rate = FloatSpinBox(
+            label="Learning rate", min=1e-6, max=0.1, step=1e-4, value=1e-3
+        )
+        self.learning_rate.native.setDecimals(6)
+        self.beta = FloatSpinBox(label="Beta (KL)", min=0, max=10, step=1e-3, value=1e-3)
+        self.beta.native.setDecimals(5)
+        self.gamma = FloatSpinBox(label="Gamma (affinity)", min=0, max=100, step=0.1, value=1.0)
+        self.latent_dims = SpinBox(label="Latent dimensions", min=2, max=64, value=8)
+        self.augment = CheckBox(text="Rotate boxes at random (augmentation)", value=True)
+        self.validation = FloatSpinBox(label="Validation", min=0, max=0.5, step=0.05, value=0.2)
+        self.validation.tooltip = "The share of the particles held out, to watch for overfitting"
+        self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
+        self.train_button = PushButton(text="Train")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = wrapping(Label(value="Label particles in the Latent scatter, then Train"))
+        self.losses = LossPlot()
+        self.preview = ScatterCanvas()
+        self.preview.canvas.native.setMinimumSize(200, 200)
+        self.legend = Legend()
+        self.legend.setToolTip("The held-out particles' classes in the preview")
+        self.file = FileEdit(label="Save as", mode="w", filter="Checkpoints (*.safetensors)")
+        self.save_button = PushButton(text="Save", enabled=False)
+        self.use_button = PushButton(text="Use this model", enabled=False)
+        self.use_button.tooltip = "Save, then embed every particle with this model"
+        super().__init__()
+        form = scrolling(
+            self,
+            [
+                self.labels_from,
+                self.classes,
+                Container(widgets=[self.centres_button, self.load_button], layout="horizontal"),
+                self.start,
+                self.epochs,
+                self.learning_rate,
+                self.beta,
+                self.gamma,
+                self.latent_dims,
+                self.augment,
+                self.validation,
+                self.seed,
+                Container(widgets=[self.train_button, self.cancel_button], layout="horizontal"),
+                self.status,
+                self.file,
+                Container(widgets=[self.save_button, self.use_button], layout="horizontal"),
+            ],
+        )
+        layout = form.native.layout()
+        layout.insertWidget(3, self.affinity)
+        layout.insertWidget(layout.count() - 3, self.losses.canvas.native)
+        layout.insertWidget(layout.count() - 3, self.preview.canvas.native)
+        layout.insertWidget(layout.count() - 3, self.legend)
+        self.task = Task(self.native)
+        self.history: list[dict] = []
+        self.best_weights: dict | None = None
+        self.best_epoch = 0
+        self.trained: tuple[AffinityVAE, ModelCard] | None = None
+        self.saved: Path | None = None
+        self._training: tuple[TrainingData, TrainingConfig, str, AffinityVAE] | None = None
+        self.labels_from.changed.connect(self._show_classes)
+        self.start.changed.connect(self._show_start)
+        self.centres_button.changed.connect(self.affinity_from_centres)
+        self.load_button.changed.connect(self._choose_affinity_file)
+        self.train_button.changed.connect(self.train)
+        self.cancel_button.changed.connect(self.cancel)
+        self.save_button.changed.connect(self.save)
+        self.use_button.changed.connect(self.use)
+        self.task.running_changed.connect(self._show_running)
+        self.session.particles_changed.connect(self._refresh_columns)
+        self.session.labels_changed.connect(self._refresh_columns)
+        self.session.model_changed.connect(self._show_classes)
+        remember(
+            "train",
+            {
+                "start": self.start,
+                "epochs": self.epochs,
+                "learning_rate": self.learning_rate,
+                "beta": self.beta,
+                "gamma": self.gamma,
+                "latent_dims": self.latent_dims,
+                "augment": self.augment,
+                "validation": self.validation,
+                "seed": self.seed,
+            },
+        )
+        self._show_start()
+        self._refresh_columns()
+
+    # -- classes and their affinity --------------------------------------------------------------
+    def _refresh_columns(self) -> None:
+        table = self.session.particles
+        choices = [c for c in LABEL_COLUMNS if c in table and table[c].notna().any()] or [LABEL]
+        current = self.labels_from.value
+        with self.labels_from.changed.blocked():
+            self.labels_from.choices = ()
+            self.labels_from.choices = choices
+            self.labels_from.value = current if current in choices else choices[0]
+        self._show_classes()
+
+    def _label_values(self) -> pd.Series:
+        table = self.session.particles
+        column = self.labels_from.value
+        return table[column] if column in table else pd.Series([], dtype=object)
+
+    def _show_classes(self, _value: object = None) -> None:
+        """The classes labelled, their counts, and an affinity table for exactly them (values
+        the user set for classes still there are kept)."""
+        labels = self._label_values()
+        classes = class_names(labels)
+        if not classes:
+            self.classes.value = (
+                "No particles labelled yet: label a selection in the Latent scatter"
+            )
+        else:
+            counts = labels.astype(str).str.strip().value_counts()
+            parts = ", ".join(f"{c} ({counts[c]})" for c in classes)
+            self.classes.value = f"{count(len(classes), 'class', 'classes')}: {parts}"
+        if classes != self.affinity.classes:
+            matrix = default_affinity(classes, self.session.card)
+            kept = [c for c in classes if c in self.affinity.classes]
+            if len(kept) > 1:
+                matrix.loc[kept, kept] = self.affinity.matrix().loc[kept, kept].to_numpy()
+            self.affinity.set_matrix(matrix)
+
+    def affinity_from_centres(self, _value: object = None) -> None:
+        """Fill the affinity table from the decoded class centres, in the background."""
+        with errors_as_notifications("Affinity from class centres"):
+            if self.session.model is None:
+                raise AffinityVAEError("Choose a model in the Embed widget first")
+            particles, column = self.session.particles, self.labels_from.value
+            classes = check_labels(self._label_values())
+            model = self.session.model
+            pairs = len(classes) * (len(classes) - 1) // 2
+            self.status.value = f"comparing {count(pairs, 'pair')} of class centres"
+            self.task.start(
+                lambda: centre_affinity(particles, column, model),
+                total=pairs,
+                desc="Affinity from class centres",
+                on_result=self._affinity_found,
+                on_error=self._failed,
+            )
+
+    def _affinity_found(self, matrix: pd.DataFrame) -> None:
+        self.affinity.set_matrix(matrix)
+        self.status.value = "affinity from the decoded class centres"
+
+    def _choose_affinity_file(self, _value: object = None) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Affinity matrix", "", "Affinity CSV (*.csv)"
+        )
+        if path:
+            self.load_affinity(Path(path))
+
+    def load_affinity(self, path: Path) -> None:
+        """Take the affinities of the labelled classes from an affinity CSV."""
+        with errors_as_notifications("Loading the affinity"):
+            table = load_affinity(path)
+            classes = self.affinity.classes
+            missing = [c for c in classes if c not in table.columns]
+            if missing:
+                raise AffinityVAEError(f"{path}: no affinity for class(es) {', '.join(missing)}")
+            self.affinity.set_matrix(table.loc[classes, classes])
+            self.status.value = f"affinity from {path.name}"
+
+    # -- training --------------------------------------------------------------------------------
+    def _config(self) -> TrainingConfig:
+        return TrainingConfig(
+            epochs=self.epochs.value,
+            learning_rate=self.learning_rate.value,
+            beta=Schedule("flat", high=self.beta.value),
+            gamma=Schedule("flat", high=self.gamma.value),
+            validation_fraction=self.validation.value,
+            seed=self.seed.value,
+            augment=self.augment.value,
+        )
+
+    def train(self, _value: object = None) -> None:
+        """Cut the labelled particles' boxes, then train, both in the background."""
+        session = self.session
+        with errors_as_notifications("Training"):
+            if session.model is None or session.card is None:
+                raise AffinityVAEError(
+                    "Choose a model in the Embed widget first: its box and voxel size are used"
+                )
+            if session.project is None and session.tomogram is None:
+                raise AffinityVAEError("Open a tomogram or a project first")
+            particles, column = session.particles, self.labels_from.value
+            check_labels(self._label_values())
+            if session.project is not None:
+                opener = session.project.open
+            else:
+                tomogram = session.tomogram
+                opener = lambda _name: tomogram  # noqa: E731
+            card, affinity = session.card, self.affinity.matrix()
+            if self.start.value == FINE_TUNE:
+                model, init = copy.deepcopy(session.model), _model_name(card)
+            else:
+                architecture = replace(card.architecture, latent_dims=self.latent_dims.value)
+                model, init = AffinityVAE(architecture), ""
+            config = self._config()
+            where = session.project.summary() if session.project else session.tomogram.name
+            self.status.value = "cutting the labelled particles' boxes"
+
+            def boxes_cut(data: TrainingData) -> None:
+                data.affinity = affinity.loc[data.classes, data.classes].to_numpy()
+                data.description = f"{data.description}, from {where}"
+                self._start_training(data, config, init, model)
+
+            self.task.start(
+                lambda: labelled_boxes(particles, column, opener, card),
+                total=int(self._label_values().notna().sum()),
+                desc="Cutting boxes",
+                on_result=boxes_cut,
+                on_error=self._failed,
+            )
+
+    def _start_training(
+        self, data: TrainingData, config: TrainingConfig, init: str, model: AffinityVAE
+    ) -> None:
+        self._training = (data, config, init, model)
+        self.history, self.best_weights, self.best_epoch = [], None, 0
+        self.trained, self.saved = None, None
+        self.save_button.enabled = self.use_button.enabled = False
+        self.status.value = f"training on {count(len(data.boxes), 'particle')}"
+        self.task.start(
+            lambda: training_steps(data, model, config),
+            total=config.epochs,
+            desc="Training",
+            on_result=lambda _: self._keep_best(f"trained {count(len(self.history), 'epoch')}"),
+            on_error=self._failed,
+            on_yield=self._epoch_done,
+        )
+
+    def _epoch_done(self, update: TrainingUpdate) -> None:
+        self.history = update.history
+        if update.best_weights is not None:
+            self.best_weights, self.best_epoch = update.best_weights, update.row["epoch"]
+        self.losses.show(self.history)
+        self._show_preview(update)
+        row = update.row
+        val = f", validation {row['val_loss']:.4g}" if "val_loss" in row else ""
+        self.status.value = (
+            f"epoch {row['epoch']} of {self._training[1].epochs}: loss {row['loss']:.4g}{val}"
+        )
+
+    def _show_preview(self, update: TrainingUpdate) -> None:
+        names = pd.Series(np.asarray(self._training[0].classes)[update.preview_labels])
+        colours, legend = colours_for(names)
+        self.preview.show_points(update.preview)
+        self.preview.colour_points(update.preview, colours)
+        self.preview.show_view(True, False)
+        self.legend.show_legend("held out", legend, False)
+
+    def cancel(self, _value: object = None) -> None:
+        """Stop training; the best epoch so far is kept."""
+        if not self.task.running:
+            return
+        self.task.cancel()
+        if self.best_weights is None:
+            self.status.value = "cancelled before an epoch finished"
+            return
+        self._keep_best(f"cancelled after {count(len(self.history), 'epoch')}")
+
+    def _keep_best(self, what: str) -> None:
+        """The model as it was at the best epoch, ready to save and use."""
+        if self._training is None or self.best_weights is None:
+            return
+        data, config, init, model = self._training
+        best = AffinityVAE(model.architecture)
+        best.load_state_dict(self.best_weights)
+        best.eval()
+        card = training_card(best, data, config, self.history, COMMAND, init)
+        card.training["best_epoch"] = self.best_epoch
+        self.trained = (best, card)
+        self.save_button.enabled = self.use_button.enabled = True
+        self.status.value = f"{what}; kept epoch {self.best_epoch} (the best validation loss)"
+
+    def _failed(self, error: BaseException) -> None:
+        self.status.value = f"failed: {failure_message(error, 'training')}"
+
+    # -- the trained model -----------------------------------------------------------------------
+    def save(self, _value: object = None) -> Path | None:
+        """Write the kept model to the Save as file; return its path (None if not written)."""
+        with errors_as_notifications("Saving the model"):
+            if self.trained is None:
+                raise AffinityVAEError("Train a model first")
+            path = Path(self.file.value)
+            if not str(self.file.value) or path.is_dir():
+                raise AffinityVAEError("Choose a file to save the model to (Save as)")
+            weights = path.with_suffix(".safetensors")
+            exists = weights.exists() or weights.with_suffix(".json").exists()
+            question = f"{weights.name} exists. Replace it?"
+            if self.saved != weights and exists and not confirm(self.native, "Replace?", question):
+                return None
+            model, card = self.trained
+            written, card_path = save_checkpoint(model, card, weights)
+            card.path = card_path
+            self.saved = written
+            show_info(f"Saved {written} and its model card")
+            return written
+        return None
+
+    def use(self, _value: object = None) -> None:
+        """Save the model, then have every particle embedded with it (Embed widget)."""
+        path = self.saved or self.save()
+        if path is not None:
+            self.session.embed_requested.emit(path)
+
+    # -- state ----------------------------------------------------------------------------------
+    def _show_start(self, _value: object = None) -> None:
+        self.latent_dims.visible = self.start.value == SCRATCH
+
+    def _show_running(self, running: bool) -> None:
+        self.train_button.enabled = self.centres_button.enabled = not running
+        self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _model_name(card: ModelCard) -> str:
+    """What a fine-tuned card records as its starting point: "bundled" or the checkpoint."""
+    weights = card.path.with_suffix(".safetensors") if card.path else BUNDLED
+    return "bundled" if weights == BUNDLED else str(weights)

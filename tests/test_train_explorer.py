@@ -1,0 +1,138 @@
+"""Training in napari, as a person does it: label clusters in the Latent scatter, train in the Train
+dock watching the loss plot and the preview, cancel, save, and embed again with the new model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from napari.layers import Layer
+from qtpy.QtWidgets import QMessageBox
+
+from napari_affinity_vae._sample_data import sample_layers
+from napari_affinity_vae.demo import add_dock_widgets
+from napari_affinity_vae.schema import CLUSTER, LABEL, latent_columns
+from napari_affinity_vae.widgets.embed import CHECKPOINT
+from napari_affinity_vae.widgets.train import SCRATCH
+from napari_affinity_vae.widgets.viewer_session import session_for
+from test_clicks import answer_next_dialog, click, messages, type_into
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def clustered(make_napari_viewer, sample_simulation, qtbot):
+    """The sample tomogram picked, embedded and clustered by clicks."""
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    for data, kwargs, kind in sample_layers(sample_simulation):
+        viewer.add_layer(Layer.create(data, kwargs, kind))
+    session = session_for(viewer)
+    click(qtbot, widgets["Particles"].pick_button)
+    qtbot.waitUntil(lambda: not widgets["Particles"].task.running, timeout=WAIT_MS)
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    return viewer, widgets, session
+
+
+def label_cluster(qtbot, scatter, cluster: int, name: str) -> None:
+    """Click a cluster in the legend, type a name, click Label selection."""
+    scatter.colour_by.value = CLUSTER
+    scatter.legend.linkActivated.emit(str(cluster))
+    type_into(qtbot, scatter.label_name, name)
+    click(qtbot, scatter.label_button)
+
+
+def test_label_two_clusters_train_cancel_save_and_embed_again(
+    clustered, qtbot, tmp_path, notifications
+):
+    _, widgets, session = clustered
+    scatter, train, embed = widgets["Latent scatter"], widgets["Train"], widgets["Embed"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    clusters = session.particles[CLUSTER]
+    assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}
+    assert set(session.particles.loc[clusters == 1, LABEL]) == {"beta"}
+    assert session.particles.loc[clusters > 1, LABEL].isna().all()
+    assert scatter.colour_by.value == LABEL and "alpha" in scatter.legend.text()
+    assert train.classes.value.startswith("2 classes: alpha (")
+    assert train.affinity.classes == ["alpha", "beta"]
+
+    train.epochs.value = 500  # far more than the test waits for: it cancels
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: len(train.history) >= 3, timeout=WAIT_MS)
+    drawn = train.losses.lines["reconstruction"]._pos
+    assert drawn is not None and len(drawn) >= 3  # the loss plot shows every epoch so far
+    assert train.preview.points._data is not None and len(train.preview.points._data) >= 3
+    assert "alpha" in train.legend.text() and "beta" in train.legend.text()
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert "cancelled after" in train.status.value and "kept epoch" in train.status.value
+    epochs = len(train.history)
+    assert 3 <= epochs < 500
+
+    out = tmp_path / "mine.safetensors"
+    type_into(qtbot, train.file, str(out))
+    click(qtbot, train.save_button)
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["classes"] == ["alpha", "beta"]
+    assert card["training"]["init"] == "bundled"
+    assert card["training"]["best_epoch"] <= epochs
+    assert "alpha" in card["training"]["data"] and "labelled" in card["training"]["data"]
+    assert any("Saved" in m for m in messages(notifications))
+
+    before = session.particles[latent_columns(session.particles)].to_numpy()
+    click(qtbot, train.use_button)
+    qtbot.waitUntil(lambda: embed.task.running, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: not embed.task.running and session.clusters is not None, timeout=WAIT_MS
+    )
+    assert embed.source.value == CHECKPOINT and embed.checkpoint.value == out
+    assert session.card.path == out.with_suffix(".json")
+    after = session.particles[latent_columns(session.particles)].to_numpy()
+    assert after.shape == before.shape and not np.allclose(after, before)
+    assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}  # labels stay
+
+
+def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
+    clustered, qtbot, tmp_path
+):
+    _, widgets, session = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    click(qtbot, scatter.clusters_button)
+    assert session.particles[LABEL].str.startswith("cluster").all()
+    train.start.value = SCRATCH
+    train.latent_dims.value = 4
+    train.epochs.value = 3
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
+    assert train.status.value.startswith("trained 3 epochs; kept epoch")
+    model, card = train.trained
+    assert model.architecture.latent_dims == 4 and "init" not in card.training
+    assert len(card.training["history"]) == 3
+
+    out = tmp_path / "scratch.safetensors"
+    out.write_bytes(b"someone else's")
+    train.file.value = out
+    answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, train.save_button)
+    assert out.read_bytes() == b"someone else's"
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, train.save_button)
+    assert out.stat().st_size > 1000 and out.with_suffix(".json").is_file()
+
+
+def test_training_without_two_labelled_classes_says_what_to_do(clustered, qtbot, notifications):
+    _, widgets, _session = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    click(qtbot, train.train_button)
+    assert "at least two classes labelled; found none" in messages(notifications)[-1]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    click(qtbot, train.train_button)
+    assert "found only 'alpha'" in messages(notifications)[-1]
+    assert not train.task.running and not train.save_button.enabled
