@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 from napari.layers import Layer
-from qtpy.QtWidgets import QMessageBox
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 
 from napari_affinity_vae._sample_data import sample_layers
 from napari_affinity_vae.demo import add_dock_widgets
@@ -25,7 +26,7 @@ WAIT_MS = 120_000
 def clustered(make_napari_viewer, sample_simulation, qtbot):
     """The sample tomogram picked, embedded and clustered by clicks."""
     viewer = make_napari_viewer()
-    widgets, _ = add_dock_widgets(viewer)
+    widgets, docks = add_dock_widgets(viewer)
     for data, kwargs, kind in sample_layers(sample_simulation):
         viewer.add_layer(Layer.create(data, kwargs, kind))
     session = session_for(viewer)
@@ -37,7 +38,7 @@ def clustered(make_napari_viewer, sample_simulation, qtbot):
     qtbot.waitUntil(
         lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
     )
-    return viewer, widgets, session
+    return viewer, widgets, session, docks
 
 
 def label_cluster(qtbot, scatter, cluster: int, name: str) -> None:
@@ -48,10 +49,24 @@ def label_cluster(qtbot, scatter, cluster: int, name: str) -> None:
     click(qtbot, scatter.label_button)
 
 
+def edit_cell(qtbot, table, row: int, column: int, text: str) -> None:
+    """Click a cell of a table, press F2 to edit it, type over its value and press Return."""
+    centre = table.visualItemRect(table.item(row, column)).center()
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.keyClick(table, Qt.Key.Key_F2)
+    editor = [e for e in table.findChildren(QLineEdit) if e.isVisible()][-1]  # F2 opened it
+    editor.window().windowHandle().requestActivate()  # Xvfb has no window manager to do it
+    qtbot.waitUntil(editor.hasFocus)
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: table.state() != table.State.EditingState)  # Qt commits it queued
+
+
 def test_label_two_clusters_train_cancel_save_and_embed_again(
     clustered, qtbot, tmp_path, notifications
 ):
-    _, widgets, session = clustered
+    _, widgets, session, _docks = clustered
     scatter, train, embed = widgets["Latent scatter"], widgets["Train"], widgets["Embed"]
     label_cluster(qtbot, scatter, 0, "alpha")
     label_cluster(qtbot, scatter, 1, "beta")
@@ -102,7 +117,7 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
     clustered, qtbot, tmp_path
 ):
-    _, widgets, session = clustered
+    _, widgets, session, _docks = clustered
     scatter, train = widgets["Latent scatter"], widgets["Train"]
     click(qtbot, scatter.clusters_button)
     assert session.particles[LABEL].str.startswith("cluster").all()
@@ -128,7 +143,7 @@ def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
 
 
 def test_training_without_two_labelled_classes_says_what_to_do(clustered, qtbot, notifications):
-    _, widgets, _session = clustered
+    _, widgets, _session, _docks = clustered
     scatter, train = widgets["Latent scatter"], widgets["Train"]
     click(qtbot, train.train_button)
     assert "at least two classes labelled; found none" in messages(notifications)[-1]
@@ -136,3 +151,42 @@ def test_training_without_two_labelled_classes_says_what_to_do(clustered, qtbot,
     click(qtbot, train.train_button)
     assert "found only 'alpha'" in messages(notifications)[-1]
     assert not train.task.running and not train.save_button.enabled
+
+
+def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
+    clustered, qtbot, tmp_path, monkeypatch, notifications
+):
+    viewer, widgets, _session, docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    viewer.window.show()  # a table takes edits only when it is on the screen
+    docks["Train"].raise_()
+    qtbot.waitUntil(train.affinity.isVisible)
+    for cluster, name in enumerate(("alpha", "beta", "gamma")):
+        label_cluster(qtbot, scatter, cluster, name)
+    table = train.affinity
+    assert table.classes == ["alpha", "beta", "gamma"]
+    edit_cell(qtbot, table, 0, 1, "0.7")
+    assert table.item(1, 0).text() == "0.70"  # mirrored: the matrix stays symmetric
+    assert table.item(0, 1).background().color().red() > table.item(0, 2).background().color().red()
+    edit_cell(qtbot, table, 0, 2, "7")  # out of range: clipped
+    assert table.matrix().loc["gamma", "alpha"] == 1.0
+
+    reference = tmp_path / "affinity_scores.csv"  # the reference affinity-VAE's layout
+    reference.write_text(
+        "alpha,beta,gamma,delta\n1,0.2,-0.5,0\n0.2,1,0.1,0\n-0.5,0.1,1,0\n0,0,0,1\n"
+    )
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(reference), ""))
+    click(qtbot, train.load_button)
+    np.testing.assert_allclose(table.matrix().loc["alpha", ["beta", "gamma"]], [0.2, -0.5])
+    short = tmp_path / "short.csv"
+    short.write_text("alpha,beta\n1,0.3\n0.3,1\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(short), ""))
+    click(qtbot, train.load_button)
+    assert f"{short}: no affinity for class(es) gamma" in messages(notifications)[-1]
+    assert table.matrix().loc["alpha", "gamma"] == -0.5  # unchanged
+
+    train.epochs.value = 1
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: train.trained is not None and not train.task.running, timeout=WAIT_MS)
+    _, card = train.trained
+    np.testing.assert_allclose(card.affinity, table.matrix().to_numpy())
