@@ -1,0 +1,171 @@
+"""The affinity-VAE paper's central claim: a molecule left out of training lands in latent space
+nearest the training class the affinity matrix calls most similar.
+
+Each built-in class is left out in turn: an affinity-VAE (the bundled model's architecture and
+settings) and a beta-VAE (the same without the affinity term and the pose channel) are trained on
+the other eight, and the left-out class's particles, from a tomogram of another seed, are
+embedded. A particle lands nearest the training class whose mean latent direction is closest to
+its own (cosine); the figure is the share of particles landing on the class most similar by
+affinity, and whether the class's mean lands there.
+
+Resumable: every finished (class, method) is written to OUT as it finishes, with the settings it
+ran with; a later run with the same settings skips it. The simulated sets are kept beside OUT.
+
+Usage: python benchmarks/leave_one_out.py OUT.json [--per-class 200] [--epochs 15]
+       [--classes ribosome ...] [--methods affinity-vae beta-vae]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.subtomograms import write_subtomograms
+from napari_affinity_vae.model import bundled
+from napari_affinity_vae.model.datasets import load_training_set
+from napari_affinity_vae.model.inference import encode
+from napari_affinity_vae.model.losses import Schedule
+from napari_affinity_vae.model.train import TrainingData, train
+from napari_affinity_vae.simulate.affinity import library_affinity
+from napari_affinity_vae.simulate.molecules import MOLECULES
+from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
+from napari_affinity_vae.simulate.tomogram import Simulation
+
+METHODS = ("affinity-vae", "beta-vae")
+TRAIN_SEED, TEST_SEED = 21, 22
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--per-class", type=int, default=200)
+    parser.add_argument("--test-per-class", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--classes", nargs="+", default=list(MOLECULES))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    args = parser.parse_args()
+    settings = {"per_class": args.per_class, "epochs": args.epochs, "test": args.test_per_class}
+    results = _load(args.out, settings)
+    train_set = _simulated(args.out.with_suffix(".train"), TRAIN_SEED, args.per_class)
+    test_set = _simulated(args.out.with_suffix(".test"), TEST_SEED, args.test_per_class)
+    for left_out in args.classes:
+        for method in args.methods:
+            key = f"{left_out}/{method}"
+            if key in results["folds"]:
+                continue
+            tic = time.perf_counter()
+            fold = leave_out(train_set, test_set, left_out, method, args.epochs)
+            fold["minutes"] = (time.perf_counter() - tic) / 60
+            results["folds"][key] = fold
+            _save(args.out, results)
+            print(_line(key, fold), flush=True)
+    _summarise(results["folds"], args.methods)
+
+
+def leave_out(
+    train_set: TrainingData, test_set: TrainingData, left_out: str, method: str, epochs: int
+) -> dict:
+    """Train without ``left_out``; where its test particles land."""
+    kept = [c for c in train_set.classes if c != left_out]
+    data = _subset(train_set, kept)
+    architecture, config = bundled.ARCHITECTURE, dataclasses.replace(bundled.CONFIG, epochs=epochs)
+    if method == "beta-vae":
+        architecture = dataclasses.replace(architecture, pose_dims=0)
+        config = dataclasses.replace(config, gamma=Schedule("flat", high=0.0))
+    torch.manual_seed(0)
+    model, _, _ = train(data, architecture, config)
+    known = encode(model, data.boxes, error=False)["mu"]
+    unseen = encode(model, test_set.boxes[_rows(test_set, left_out)], error=False)["mu"]
+    centres = np.stack([_unit(known[data.labels == i]).mean(axis=0) for i in range(len(kept))])
+    cosine = _unit(unseen) @ _unit(centres).T
+    landed = np.array(kept)[cosine.argmax(axis=1)]
+    full = train_set.affinity[train_set.classes.index(left_out)]
+    similar = max(kept, key=lambda c: full[train_set.classes.index(c)])
+    mean_lands = kept[int(np.argmax(_unit(centres) @ _unit(_unit(unseen).mean(axis=0))))]
+    shares = {c: float(np.mean(landed == c)) for c in kept}
+    return {
+        "most_similar": similar,
+        "share_on_most_similar": shares[similar],
+        "mean_lands_on": mean_lands,
+        "shares": shares,
+    }
+
+
+def _simulated(folder: Path, seed: int, per_class: int) -> TrainingData:
+    """The nine classes' boxes at the bundled model's size, simulated once and kept."""
+    if not (folder / "subtomograms.mrcs").is_file():
+        boxes, table = simulate_subtomograms(
+            Simulation(seed=seed), per_class, bundled.ARCHITECTURE.box
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        write_subtomograms(folder, boxes, table, 10.0)
+    return load_training_set(folder, fallback_affinity=library_affinity)
+
+
+def _subset(data: TrainingData, classes: list[str]) -> TrainingData:
+    rows = np.flatnonzero(np.isin(np.array(data.classes)[data.labels], classes))
+    index = [data.classes.index(c) for c in classes]
+    relabel = {old: new for new, old in enumerate(index)}
+    return TrainingData(
+        data.boxes[rows],
+        np.array([relabel[label] for label in data.labels[rows]]),
+        classes,
+        data.affinity[np.ix_(index, index)],
+        data.voxel_size,
+        description=f"{data.description} without {set(data.classes) - set(classes)}",
+    )
+
+
+def _rows(data: TrainingData, name: str) -> np.ndarray:
+    return np.flatnonzero(data.labels == data.classes.index(name))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _load(path: Path, settings: dict) -> dict:
+    if path.is_file():
+        results = json.loads(path.read_text())
+        if results.get("settings") == settings:
+            return results
+        raise SystemExit(f"{path} holds a run with other settings: {results.get('settings')}")
+    return {"settings": settings, "machine": platform.platform(), "folds": {}}
+
+
+def _save(path: Path, results: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
+
+
+def _line(key: str, fold: dict) -> str:
+    return (
+        f"{key:<32} most similar {fold['most_similar']:<16} "
+        f"{fold['share_on_most_similar']:>6.1%} of particles there; mean lands on "
+        f"{fold['mean_lands_on']:<16} ({fold['minutes']:.1f} min)"
+    )
+
+
+def _summarise(folds: dict, methods: list[str]) -> None:
+    for method in methods:
+        mine = {k.split("/")[0]: f for k, f in folds.items() if k.endswith(f"/{method}")}
+        if not mine:
+            continue
+        hits = sum(f["mean_lands_on"] == f["most_similar"] for f in mine.values())
+        share = np.mean([f["share_on_most_similar"] for f in mine.values()])
+        print(
+            f"{method}: the class mean lands on the most similar class for {hits} of "
+            f"{len(mine)} classes; {share:.1%} of left-out particles on average"
+        )
+
+
+if __name__ == "__main__":
+    main()
