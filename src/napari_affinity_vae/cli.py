@@ -119,16 +119,20 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_affinity(commands: argparse._SubParsersAction) -> None:
+    from napari_affinity_vae.simulate.affinity import SCALING
+
     aff = commands.add_parser(
         "affinity",
         help="class affinity matrix from reference maps (best NCC over rotations)",
         description="Maps are MRC files, gzip or bzip2 compressed too (emd_3197.map.gz), or "
         "PDB/mmCIF models; a class is named by its file's name without suffixes (emd_3197). "
-        "Without MAPS, the built-in molecule classes.",
+        "Without MAPS, the built-in molecule classes. Each pair's best normalised "
+        f"cross-correlation c over rotations and shifts gives its affinity {SCALING}, clipped "
+        "to [-1, 1]: identical maps 1, c = 0.5 gives 0, whatever other maps are given.",
     )
     aff.add_argument("maps", nargs="*", type=Path)
-    aff.add_argument("--out", type=Path, required=True, help="affinity CSV to write")
-    aff.add_argument("--raw", type=Path, help="also write the unscaled best correlations")
+    aff.add_argument("--out", type=Path, required=True, help=f"affinity CSV to write ({SCALING})")
+    aff.add_argument("--raw", type=Path, help="also write the best correlations c")
     aff.add_argument("--voxel-size", type=float, help="Angstrom (default: the first map's, or 10)")
     _add_overwrite(aff)
     aff.set_defaults(run=_run_affinity)
@@ -532,7 +536,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.affinity import save_affinity
-    from napari_affinity_vae.simulate.affinity import affinity_matrix, builtin_affinity
+    from napari_affinity_vae.simulate.affinity import SCALING, affinity_matrix, builtin_affinity
     from napari_affinity_vae.simulate.molecules import load_reference
 
     _refuse_existing(args, args.out, args.raw)
@@ -545,6 +549,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
 
         scaled, raw = builtin_affinity(list(MOLECULES), args.voxel_size or 10.0, tqdm)
     print(save_affinity(scaled, args.out))
+    print(f"affinity = {SCALING} of the best correlation c, clipped to [-1, 1]", file=sys.stderr)
     if args.raw:
         print(save_affinity(raw, args.raw))
     return 0
