@@ -15,8 +15,9 @@ from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.affinity import load_affinity, save_affinity
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.model.checkpoint import load_checkpoint
-from napari_affinity_vae.model.datasets import load_training_set
+from napari_affinity_vae.model.datasets import load_factors, load_training_set
 from napari_affinity_vae.simulate.affinity import library_affinity
+from napari_affinity_vae.simulate.geometry import relion_matrix
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,22 @@ def test_simulator_training_set(tiny_sets):
     assert data.boxes.shape == (16, 16, 16, 16) and data.classes == ["globular", "tetrahedral"]
     np.testing.assert_allclose(data.boxes.mean(axis=(1, 2, 3)), 0, atol=1e-5)  # normalised
     assert data.affinity.shape == (2, 2) and data.angles.shape == (16, 3)
+
+
+def test_simulator_sets_know_the_factors_of_each_box(tiny_sets, tmp_path):
+    factors = load_factors(tiny_sets / "train")
+    orientation = [f"R_{i}{j}" for i in "xyz" for j in "xyz"]
+    assert list(factors.columns) == ["class", *orientation, "shift_z", "shift_y", "shift_x"]
+    table = pd.read_csv(tiny_sets / "train" / "subtomograms.csv")
+    assert list(factors["class"]) == list(table["class_name"])  # row by row as the boxes
+    np.testing.assert_allclose(
+        factors[["shift_z", "shift_y", "shift_x"]], table.filter(like="shift")
+    )
+    # the rotation that turns the reference into the particle: RELION's A undone
+    matrices = factors[orientation].to_numpy().reshape(-1, 3, 3)
+    relion = relion_matrix(table[["rot", "tilt", "psi"]].to_numpy())
+    np.testing.assert_allclose(matrices @ relion, np.broadcast_to(np.eye(3), (16, 3, 3)), atol=1e-6)
+    assert load_factors(tmp_path) is None  # not a simulator set: no factors known
 
 
 def test_reference_folder_layout(tmp_path):
@@ -122,7 +139,25 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     unseen = results["affinity-vae"]["unseen_nearest"]["filament"]
     assert unseen["nearest_in_latent"] in ("globular", "tetrahedral")
     assert unseen["most_similar_by_affinity"] == "tetrahedral"  # correlation 0.37 against 0.36
-    assert "knn_macro_f1" in capsys.readouterr().out
+    # the test set is a simulator set: how each latent follows the factors that made the boxes
+    factors = [
+        "class",
+        *(f"R_{i}{j}" for i in "xyz" for j in "xyz"),
+        "shift_z",
+        "shift_y",
+        "shift_x",
+    ]
+    for method in ("affinity-vae", "pca", "beta-vae"):
+        scores = results[method]
+        assert 0 <= scores["mig"] <= 1 and set(scores["mig_by_factor"]) == set(factors)
+        table = scores["factor_correlations"]
+        assert list(table) == ["latent_0", "latent_1", "latent_2"]  # --latent-dims 3
+        assert all(list(row) == factors for row in table.values())
+    printed = capsys.readouterr().out
+    assert "knn_macro_f1" in printed and "mig" in printed
+    best = [line.split() for line in printed.splitlines() if line.startswith("latent_")]
+    assert len(best) == 3 and all(len(row) == 1 + 2 * 3 for row in best)  # a factor per method
+    assert all(row[1] in factors and 0 <= float(row[2]) <= 1 for row in best)
     _, recorded = load_checkpoint(out.with_suffix(".json"))
     assert recorded.metrics["evaluation"] == results  # --record keeps the figures in the card
 

@@ -72,12 +72,36 @@ def test_affinity_matrix_scaled_with_unit_diagonal(tmp_path):
     scaled, raw = affinity.affinity_matrix(maps)
     assert list(scaled.columns) == ["proteasome", "chaperonin", "globular"]
     np.testing.assert_allclose(np.diag(scaled), 1.0)
-    assert scaled.to_numpy().min() == pytest.approx(-1.0)
+    np.testing.assert_allclose(scaled, 2 * raw - 1)  # each pair by its own correlation
     np.testing.assert_allclose(scaled, scaled.T)
     assert raw.loc["proteasome", "chaperonin"] > raw.loc["proteasome", "globular"]  # barrels alike
     path = save_affinity(scaled, tmp_path / "affinity.csv")
     assert path.read_text().splitlines()[0] == "proteasome,chaperonin,globular"
     pd.testing.assert_frame_equal(load_affinity(path), scaled, atol=1e-5)
+
+
+def test_similar_classes_keep_a_high_affinity_whatever_the_other_classes():
+    """The fallback affinity for training on built-in classes: the two barrels (best correlation
+    0.80) stay alike alone, beside an unrelated class, or among all nine."""
+    barrels = ["proteasome", "chaperonin"]
+    alone = affinity.library_affinity(barrels, 10.0)
+    assert alone[0, 1] > 0.5
+    with_globular = affinity.library_affinity([*barrels, "globular"], 10.0)
+    assert with_globular[0, 1] == pytest.approx(alone[0, 1])
+    assert with_globular[0, 2] < 0 < with_globular[0, 1]  # the unrelated class below 0
+    every = pd.DataFrame(affinity.library_affinity(list(MOLECULES), 10.0), MOLECULES, MOLECULES)
+    assert every.loc["proteasome", "chaperonin"] == pytest.approx(alone[0, 1])
+
+
+def test_affinity_of_the_builtin_classes_is_symmetric_and_bounded():
+    matrix = affinity.library_affinity(list(MOLECULES), 10.0)
+    np.testing.assert_array_equal(np.diag(matrix), 1.0)
+    np.testing.assert_array_equal(matrix, matrix.T)
+    off = matrix[~np.eye(len(matrix), dtype=bool)]
+    assert off.min() > -1 and off.max() < 1
+    assert abs(np.median(off)) < 0.1  # a typical pair of different molecules near 0
+    anti = affinity.scale_affinity(np.array([[1.0, -0.3], [-0.3, 1.0]]))
+    np.testing.assert_array_equal(anti, [[1.0, -1.0], [-1.0, 1.0]])  # clipped to [-1, 1]
 
 
 def test_shipped_correlations_match_a_fresh_search():

@@ -119,16 +119,20 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_affinity(commands: argparse._SubParsersAction) -> None:
+    from napari_affinity_vae.simulate.affinity import SCALING
+
     aff = commands.add_parser(
         "affinity",
         help="class affinity matrix from reference maps (best NCC over rotations)",
         description="Maps are MRC files, gzip or bzip2 compressed too (emd_3197.map.gz), or "
         "PDB/mmCIF models; a class is named by its file's name without suffixes (emd_3197). "
-        "Without MAPS, the built-in molecule classes.",
+        "Without MAPS, the built-in molecule classes. Each pair's best normalised "
+        f"cross-correlation c over rotations and shifts gives its affinity {SCALING}, clipped "
+        "to [-1, 1]: identical maps 1, c = 0.5 gives 0, whatever other maps are given.",
     )
     aff.add_argument("maps", nargs="*", type=Path)
-    aff.add_argument("--out", type=Path, required=True, help="affinity CSV to write")
-    aff.add_argument("--raw", type=Path, help="also write the unscaled best correlations")
+    aff.add_argument("--out", type=Path, required=True, help=f"affinity CSV to write ({SCALING})")
+    aff.add_argument("--raw", type=Path, help="also write the best correlations c")
     aff.add_argument("--voxel-size", type=float, help="Angstrom (default: the first map's, or 10)")
     _add_overwrite(aff)
     aff.set_defaults(run=_run_affinity)
@@ -175,6 +179,12 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev = commands.add_parser(
         "evaluate",
         help="score a model's latent space on a labelled held-out set, beside baselines",
+        description="Macro-F1 of kNN and logistic classifiers, silhouette and pose R^2 for the "
+        "model, PCA of the voxels and a beta-VAE. When the held-out set is a simulator set "
+        "(subtomograms.csv), also how disentangled each latent is: MIG, the mutual information "
+        "gap over the factors class, orientation (the nine rotation-matrix entries R_ij) and "
+        "shift_z/y/x, and the factor each latent dimension tracks best (|Spearman|, or eta "
+        "for the class); --out holds every dimension's correlation with every factor.",
     )
     ev.add_argument("checkpoint", type=Path, nargs="?", help="default: the bundled model")
     ev.add_argument("--train", type=Path, required=True, help="training set the classifiers fit")
@@ -532,7 +542,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.affinity import save_affinity
-    from napari_affinity_vae.simulate.affinity import affinity_matrix, builtin_affinity
+    from napari_affinity_vae.simulate.affinity import SCALING, affinity_matrix, builtin_affinity
     from napari_affinity_vae.simulate.molecules import load_reference
 
     _refuse_existing(args, args.out, args.raw)
@@ -545,6 +555,7 @@ def _run_affinity(args: argparse.Namespace) -> int:
 
         scaled, raw = builtin_affinity(list(MOLECULES), args.voxel_size or 10.0, tqdm)
     print(save_affinity(scaled, args.out))
+    print(f"affinity = {SCALING} of the best correlation c, clipped to [-1, 1]", file=sys.stderr)
     if args.raw:
         print(save_affinity(raw, args.raw))
     return 0
@@ -614,7 +625,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.atomic import atomic_path
     from napari_affinity_vae.model.bundled import BUNDLED
     from napari_affinity_vae.model.checkpoint import load_checkpoint
-    from napari_affinity_vae.model.datasets import load_training_set
+    from napari_affinity_vae.model.datasets import load_factors, load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
 
@@ -628,8 +639,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
         baseline_epochs=args.baseline_epochs,
         progress=tqdm,
+        factors=load_factors(args.test),
     )
-    keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2")
+    keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2", "mig")
     print(f"{'method':<14}" + "".join(f"{k:>19}" for k in keys))
     for method, scores in results.items():
         print(f"{method:<14}" + "".join(f"{scores.get(k, float('nan')):>19.3f}" for k in keys))
@@ -638,6 +650,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 f"  unseen class {name} lands nearest {nearest['nearest_in_latent']} "
                 f"(most similar by affinity: {nearest['most_similar_by_affinity']})"
             )
+    tracked = {
+        m: s["factor_correlations"] for m, s in results.items() if "factor_correlations" in s
+    }
+    if tracked:
+        print("\nthe factor each latent dimension tracks best (|Spearman|, eta for the class)")
+        print(f"{'dimension':<14}" + "".join(f"{m:>19}" for m in tracked))
+        for dimension in next(iter(tracked.values())):
+            best = [max(t[dimension].items(), key=lambda kv: kv[1]) for t in tracked.values()]
+            print(f"{dimension:<14}" + "".join(f"{f'{k} {v:.2f}':>19}" for k, v in best))
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(results, indent=2))

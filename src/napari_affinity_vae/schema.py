@@ -27,6 +27,8 @@ ROT, TILT, PSI = "rot", "tilt", "psi"
 ANGLES = (ROT, TILT, PSI)
 MODEL_ROT, MODEL_TILT, MODEL_PSI = "model_rot", "model_tilt", "model_psi"
 MODEL_ANGLES = (MODEL_ROT, MODEL_TILT, MODEL_PSI)  # the model's estimate of the pose
+# a training box's particle offset from the box's centre voxel (voxels; simulated sets)
+SHIFTS = ("shift_z", "shift_y", "shift_x")
 
 # what embedding computes: numbered columns latent_0, latent_1, ... and pose_0, ...
 LATENT_PREFIX = "latent_"

@@ -7,6 +7,7 @@
 
 The affinity matrix comes from ``--affinity``, else from an affinity CSV beside the data, else from
 the caller's ``fallback_affinity`` (the command line passes the simulator's built-in molecules').
+A simulator set also knows the factors that made each box (:func:`load_factors`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+import pandas as pd
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.affinity import load_affinity
+from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.subtomograms import read_subtomograms
 from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.model.inference import normalise
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME
+from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
 
 CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")
 # (class names, voxel size) -> their affinity matrix, or None where the caller knows none
@@ -68,6 +71,32 @@ def load_training_set(
         description=f"{source} ({len(boxes)} boxes of {len(classes)} classes)",
         angles=angles,
     )
+
+
+def load_factors(source: str | Path) -> pd.DataFrame | None:
+    """The generative factors of a simulator set's boxes, row by row as its stack: ``class``; the
+    orientation as the nine entries ``R_ij`` (i, j in x, y, z) of the rotation that turns the
+    reference into the particle; ``shift_z/y/x``, the particle's offset in its box (voxels).
+    None for the other layouts, whose factors are not known.
+
+    Matrix entries rather than Euler angles, which wrap at 360 degrees and near tilt 0 say only
+    rot + psi; or a quaternion, whose sign must be fixed, so that it jumps at half turns. Each
+    entry, the cosine between a reference axis and a particle axis, is smooth and single-valued.
+    """
+    path = Path(source) / "subtomograms.csv"
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+        matrices = angles_to_matrices(table[list(ANGLES)].to_numpy())
+        factors = {"class": table[CLASS_NAME].astype(str).to_numpy()}
+        factors |= {
+            f"R_{i}{j}": matrices[:, a, b] for a, i in enumerate("xyz") for b, j in enumerate("xyz")
+        }
+        factors |= {name: table[name].to_numpy(dtype=float) for name in SHIFTS}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputFileError(path, f"not a simulator table of factors ({err})") from None
+    return pd.DataFrame(factors)
 
 
 def _affinity_for(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 
+from napari_affinity_vae.analysis.disentanglement import factor_correlations, mutual_information_gap
 from napari_affinity_vae.analysis.metrics import (
     classification_scores,
     nearest_training_class,
@@ -28,14 +30,19 @@ def evaluate(
     baselines: bool = True,
     baseline_epochs: int | None = None,
     progress: Progress | None = None,
+    factors: pd.DataFrame | None = None,
 ) -> dict[str, dict]:
     """Scores of the model (and of PCA on raw voxels and of a beta-VAE trained with the same
     budget) on ``test_set``, fit on ``train_set``; unseen classes get their nearest class.
+    With ``factors``, the generative factors of the test boxes (a row each), also how each
+    latent dimension follows them (:func:`disentanglement_scores`).
     Boxes of another size or voxel size than the model's are refused before any work."""
     for data in (train_set, test_set):
         box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
         check_fits(card, box, data.voxel_size, card.path or "the model", ndim=ndim)
-    results = {"affinity-vae": _latent_scores(model, train_set, test_set, card.classes)}
+    if factors is not None and len(factors) != len(test_set.boxes):
+        raise ValueError(f"{len(factors)} rows of factors for {len(test_set.boxes)} test boxes")
+    results = {"affinity-vae": _latent_scores(model, train_set, test_set, factors)}
     if baselines:
         dims = model.architecture.latent_dims
         pca = PCA(n_components=dims, random_state=0).fit(
@@ -48,19 +55,37 @@ def evaluate(
             train_set.labels,
             flat(test_set)[seen],
             _relabel(test_set, train_set)[seen],
-        )
+        ) | disentanglement_scores(flat(test_set), factors)
         config = TrainingConfig.from_dict(card.training.get("config", {}))
         config = dataclasses.replace(
             config, epochs=baseline_epochs or config.epochs, gamma=Schedule("flat", high=0.0)
         )
         architecture = dataclasses.replace(model.architecture, pose_dims=0)
-        beta_vae, beta_card, _ = train(train_set, architecture, config, progress=progress)
-        results["beta-vae"] = _latent_scores(beta_vae, train_set, test_set, beta_card.classes)
+        beta_vae, _, _ = train(train_set, architecture, config, progress=progress)
+        results["beta-vae"] = _latent_scores(beta_vae, train_set, test_set, factors)
     return results
 
 
+def disentanglement_scores(latent: np.ndarray, factors: pd.DataFrame | None) -> dict:
+    """``mig``, the mutual information gap; ``mig_by_factor``, each factor's gap; and
+    ``factor_correlations``, for each latent dimension its correlation with each factor. Empty
+    where the factors are not known."""
+    if factors is None:
+        return {}
+    mig, gaps = mutual_information_gap(latent, factors)
+    table = factor_correlations(latent, factors)
+    return {
+        "mig": mig,
+        "mig_by_factor": gaps,
+        "factor_correlations": table.round(4).to_dict(orient="index"),
+    }
+
+
 def _latent_scores(
-    model: AffinityVAE, train_set: TrainingData, test_set: TrainingData, classes: list[str]
+    model: AffinityVAE,
+    train_set: TrainingData,
+    test_set: TrainingData,
+    factors: pd.DataFrame | None,
 ) -> dict:
     a, b = encode(model, train_set.boxes), encode(model, test_set.boxes)
     seen = np.isin(test_set.labels, _known(test_set, train_set))
@@ -84,7 +109,7 @@ def _latent_scores(
     if unseen:
         scores["unseen_nearest"] = unseen
     scores["reconstruction_error"] = float(b["error"].mean())
-    return scores
+    return scores | disentanglement_scores(b["mu"], factors)
 
 
 def _known(test_set: TrainingData, train_set: TrainingData) -> np.ndarray:

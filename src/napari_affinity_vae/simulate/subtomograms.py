@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, TILT
+from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, SHIFTS, TILT
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)
@@ -97,9 +97,7 @@ def _box_table(
             ROT: particles[ROT].to_numpy(),
             TILT: particles[TILT].to_numpy(),
             PSI: particles[PSI].to_numpy(),
-            "shift_z": shifts[:, 0],
-            "shift_y": shifts[:, 1],
-            "shift_x": shifts[:, 2],
+            **dict(zip(SHIFTS, shifts.T, strict=True)),
             "tomogram": tomogram,
             "centred_on": centred_on,
         }
