@@ -69,6 +69,26 @@ def test_reference_folder_layout(tmp_path):
     assert data.affinity[0, 1] == pytest.approx(0.2)
 
 
+def test_train_resamples_a_folder_of_boxes_to_the_box_asked_for(tmp_path):
+    grid = np.stack(np.meshgrid(*[np.arange(16)] * 3, indexing="ij"), axis=-1) - 8
+    for i in range(3):
+        for name, radius in (("small", 3), ("large", 6)):
+            ball = (np.linalg.norm(grid + i % 2, axis=-1) < radius).astype(np.float32)
+            write_mrc(tmp_path / f"{name}_{i}.mrc", -ball, voxel_size=5.0)
+    save_affinity(pd.DataFrame(np.eye(2), columns=["large", "small"]), tmp_path / "affinity.csv")
+    as_they_are = load_training_set(tmp_path)
+    assert as_they_are.boxes.shape[1:] == (16, 16, 16) and as_they_are.voxel_size == 5.0
+    halved = load_training_set(tmp_path, box=8)
+    assert halved.boxes.shape == (6, 8, 8, 8) and halved.voxel_size == 10.0
+    large = halved.boxes[halved.labels == 0][0]  # still a ball, of half the radius in voxels
+    assert large[4, 4, 4] < large[0, 0, 0] and large[4, 4, 7] > large[4, 4, 5]
+    out = tmp_path / "model"
+    args = [str(tmp_path), "--out", str(out), "--box", "8", "--depth", "2", "--epochs", "1"]
+    assert main(["train", *args]) == 0
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.architecture.box == 8 and card.voxel_size == 10.0
+
+
 def test_tomogram_with_labelled_coordinates(tmp_path, tomogram_file):
     picks = pd.DataFrame(
         {

@@ -161,7 +161,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--beta-schedule", choices=SCHEDULES, default="cyclical_linear")
     tr.add_argument("--gamma", type=float, default=1.0)
     tr.add_argument("--gamma-schedule", choices=SCHEDULES, default="flat")
-    tr.add_argument("--box", type=int, default=32)
+    tr.add_argument(
+        "--box",
+        type=int,
+        help="voxels: boxes cut from a tomogram (default 32); a folder's boxes resampled to it "
+        "(default: as they are)",
+    )
     tr.add_argument("--depth", type=int, default=3)
     tr.add_argument("--capacity", type=int, default=8)
     tr.add_argument("--latent-dims", type=int, default=8)

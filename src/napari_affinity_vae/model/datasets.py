@@ -30,7 +30,9 @@ from napari_affinity_vae.model.inference import normalise
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
+from napari_affinity_vae.volumes import fit_box, resample
 
+DEFAULT_BOX = 32  # voxels, of boxes cut from a tomogram
 CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")
 # (class names, voxel size) -> their affinity matrix, or None where the caller knows none
 FallbackAffinity = Callable[[list[str], float], np.ndarray | None]
@@ -40,15 +42,17 @@ def load_training_set(
     source: str | Path,
     coordinates: str | Path | None = None,
     affinity: str | Path | None = None,
-    box: int = 32,
+    box: int | None = None,
     fallback_affinity: FallbackAffinity | None = None,
 ) -> TrainingData:
     """Boxes and labels from any of the three layouts (see the module's description);
-    ``fallback_affinity`` gives the affinity matrix where no affinity CSV does."""
+    ``fallback_affinity`` gives the affinity matrix where no affinity CSV does. ``box`` is the
+    size boxes are cut at from a tomogram (default 32), and the size a folder's boxes are
+    resampled to (their voxel size changing with them; default: as they are)."""
     source = Path(source)
     angles = None
     if coordinates is not None:
-        boxes, names, voxel_size = _from_tomogram(source, Path(coordinates), box)
+        boxes, names, voxel_size = _from_tomogram(source, Path(coordinates), box or DEFAULT_BOX)
     elif (source / "subtomograms.mrcs").is_file():
         boxes, table = read_subtomograms(source)
         names, voxel_size = table[CLASS_NAME].astype(str).to_numpy(), table.attrs["voxel_size"]
@@ -59,6 +63,8 @@ def load_training_set(
         raise InputFileError(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
         )
+    if box and coordinates is None and box != boxes.shape[-1]:
+        boxes, voxel_size = _resampled(boxes, box, voxel_size, source)
     classes = list(dict.fromkeys(sorted(names)))
     matrix = _affinity_for(classes, voxel_size, source, affinity, fallback_affinity)
     lookup = {c: i for i, c in enumerate(classes)}
@@ -97,6 +103,17 @@ def load_factors(source: str | Path) -> pd.DataFrame | None:
     except (OSError, ValueError, KeyError) as err:
         raise InputFileError(path, f"not a simulator table of factors ({err})") from None
     return pd.DataFrame(factors)
+
+
+def _resampled(
+    boxes: np.ndarray, box: int, voxel_size: float, source: Path
+) -> tuple[np.ndarray, float]:
+    """Cubic boxes resampled to ``box`` voxels a side (low-passed when shrinking), and their new
+    voxel size."""
+    size = boxes.shape[-1]
+    if boxes.ndim != 4:
+        raise InputFileError(source, f"{size}^2 images cannot be resampled to {box}: give 3D boxes")
+    return fit_box(resample(boxes, box / size), box), voxel_size * size / box
 
 
 def _affinity_for(

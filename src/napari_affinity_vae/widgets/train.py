@@ -30,7 +30,7 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.model.bundled import BUNDLED
 from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
-from napari_affinity_vae.model.losses import Schedule
+from napari_affinity_vae.model.losses import SCHEDULES, Schedule
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, training_card
 from napari_affinity_vae.operations.labelled import (
@@ -81,7 +81,13 @@ class TrainWidget(Container):
         self.learning_rate.native.setDecimals(6)
         self.beta = FloatSpinBox(label="Beta (KL)", min=0, max=10, step=1e-3, value=1e-3)
         self.beta.native.setDecimals(5)
+        self.beta_schedule = ComboBox(
+            label="Beta schedule", choices=list(SCHEDULES), value="cyclical_linear"
+        )
         self.gamma = FloatSpinBox(label="Gamma (affinity)", min=0, max=100, step=0.1, value=1.0)
+        self.gamma_schedule = ComboBox(
+            label="Gamma schedule", choices=list(SCHEDULES), value="flat"
+        )
         self.latent_dims = SpinBox(label="Latent dimensions", min=2, max=64, value=8)
         self.augment = CheckBox(text="Rotate boxes at random (augmentation)", value=True)
         self.validation = FloatSpinBox(label="Validation", min=0, max=0.5, step=0.05, value=0.2)
@@ -110,7 +116,9 @@ class TrainWidget(Container):
                 self.epochs,
                 self.learning_rate,
                 self.beta,
+                self.beta_schedule,
                 self.gamma,
+                self.gamma_schedule,
                 self.latent_dims,
                 self.augment,
                 self.validation,
@@ -152,7 +160,9 @@ class TrainWidget(Container):
                 "epochs": self.epochs,
                 "learning_rate": self.learning_rate,
                 "beta": self.beta,
+                "beta_schedule": self.beta_schedule,
                 "gamma": self.gamma,
+                "gamma_schedule": self.gamma_schedule,
                 "latent_dims": self.latent_dims,
                 "augment": self.augment,
                 "validation": self.validation,
@@ -243,8 +253,8 @@ class TrainWidget(Container):
         return TrainingConfig(
             epochs=self.epochs.value,
             learning_rate=self.learning_rate.value,
-            beta=Schedule("flat", high=self.beta.value),
-            gamma=Schedule("flat", high=self.gamma.value),
+            beta=Schedule(self.beta_schedule.value, high=self.beta.value),
+            gamma=Schedule(self.gamma_schedule.value, high=self.gamma.value),
             validation_fraction=self.validation.value,
             seed=self.seed.value,
             augment=self.augment.value,
