@@ -61,7 +61,7 @@ class DecodeWidget(Container):
         self.explain_button = PushButton(text="Explain selection")
         self.explain_button.tooltip = (
             "The few latent dimensions that separate the selection from the other particles "
-            "(L1-regularised logistic regression); click one to traverse it"
+            "(forward selection of logistic models); click one to traverse it"
         )
         self.explanation = Container(label="Separated by")
         self.status = Label(value="")
@@ -273,21 +273,21 @@ class DecodeWidget(Container):
                 on_result=lambda found: self._explained(version, rows, found),
             )
 
-    def _explained(self, version: int, rows: np.ndarray, found: list[Explanation]) -> None:
+    def _explained(self, version: int, rows: np.ndarray, found: Explanation) -> None:
         """Show an explanation only of the selection and particles it was asked for."""
         if version == self.session.version and np.array_equal(rows, self.session.selection):
             self._show_explanation(found)
 
-    def _show_explanation(self, explanations: list[Explanation]) -> None:
+    def _show_explanation(self, explanation: Explanation) -> None:
         self.explanation.clear()
-        for e in explanations:
+        for e in explanation.dimensions:
             side = "higher" if e.weight > 0 else "lower"
             button = PushButton(
                 text=f"latent {e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
             )
             button.changed.connect(lambda _v=None, d=e.dimension: self.traverse(d))
             self.explanation.append(button)
-        if not explanations:
+        if not explanation.dimensions:
             self.status.value = "no latent dimension separates the selection"
 
 
