@@ -23,7 +23,7 @@ FIT_SAMPLE = 10_000  # above this many particles, a seeded sample of them is fit
 MIN_ROWS = 10  # a column is fitted to at least this many particles
 MAX_TERMS = 3  # terms of a column's polynomial, the constant aside
 MIN_GAIN = 0.01  # a further term must raise the cross-validated R^2 by this much
-DIGITS = 2  # significant digits of the numbers in an equation
+DIGITS = 2  # significant digits of an equation's coefficients (its constant: one more)
 MINUS, TIMES, SQUARED = "\N{MINUS SIGN}", "\N{MIDDLE DOT}", "\N{SUPERSCRIPT TWO}"
 SIGMA, APPROX = "\N{GREEK SMALL LETTER SIGMA}", "\N{ALMOST EQUAL TO}"
 
@@ -67,7 +67,7 @@ class Formula:
     scales: tuple[Scale, ...]
 
     def __str__(self) -> str:
-        text = number(self.intercept).replace("-", MINUS)
+        text = number(self.intercept, DIGITS + 1).replace("-", MINUS)
         for term in self.terms:
             sign = MINUS if term.coefficient < 0 else "+"
             text += f" {sign} {number(abs(term.coefficient))}{TIMES}{term.name}"
@@ -142,9 +142,9 @@ class ColumnFit:
         return f"{self.column} {APPROX} {self.formula}"
 
 
-def number(value: float) -> str:
-    """``value`` to ``DIGITS`` significant digits, never in exponent notation: 1200, 0.012."""
-    return np.format_float_positional(value, precision=DIGITS, fractional=False, trim="-")
+def number(value: float, digits: int = DIGITS) -> str:
+    """``value`` to ``digits`` significant digits, never in exponent notation: 1200, 0.012."""
+    return np.format_float_positional(value, precision=digits, fractional=False, trim="-")
 
 
 def explain_selection(
