@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from napari_affinity_vae.errors import AnalysisError
 
@@ -151,8 +152,9 @@ def explain_selection(
     latent: np.ndarray, rows: np.ndarray, max_dimensions: int = 3, seed: int = 0
 ) -> Explanation:
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
-    the most telling first, chosen by forward selection of logistic models on standardised
-    latents (both sides weighted equally, so that P(selected) = 0.5 where their errors balance).
+    the most telling first, chosen by forward selection (score tests) of logistic models on
+    standardised latents (both sides weighted equally, so that P(selected) = 0.5 where their
+    errors balance).
     The equation is the logistic model of those dimensions; its balanced accuracy is
     cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has particles)
     against that of a logistic model on every dimension.
@@ -231,23 +233,24 @@ def _logistic(**kwargs: object):
 
 
 def _forward_dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[int]:
-    """Up to ``most`` dimensions, added one at a time: each the one whose logistic refit lowers
-    the balanced log-loss most, while that drop is worth a parameter by the Bayesian information
-    criterion (twice the drop above the log of the number of particles)."""
+    """Up to ``most`` dimensions, added one at a time: each the one with the largest score
+    statistic at the model so far (the balanced log-loss's slope along it, squared, over its
+    curvature), kept while the refit with it lowers that loss by more than the Bayesian
+    information criterion's price of a parameter (half the log of the number of particles)."""
     weights = _balanced_weights(selected)
     chosen: list[int] = []
     loss = float(np.sum(weights)) * np.log(2)  # no dimension: P(selected) = 0.5 for everyone
+    probability = np.full(len(selected), 0.5)
     for _ in range(min(most, scaled.shape[1])):
-        losses = {
-            d: _log_loss(scaled[:, [*chosen, d]], selected, weights)
-            for d in range(scaled.shape[1])
-            if d not in chosen
-        }
-        best = min(losses, key=losses.__getitem__)
-        if 2 * (loss - losses[best]) <= np.log(len(selected)):
+        slope = (weights * (selected - probability)) @ scaled
+        curvature = (weights * probability * (1 - probability)) @ scaled**2
+        score = slope**2 / np.maximum(curvature, 1e-12)
+        score[chosen] = -np.inf
+        candidate = [*chosen, int(np.argmax(score))]
+        refit_loss, refit_probability = _logistic_loss(scaled[:, candidate], selected, weights)
+        if loss - refit_loss <= np.log(len(selected)) / 2:
             break
-        chosen.append(best)
-        loss = losses[best]
+        chosen, loss, probability = candidate, refit_loss, refit_probability
     return chosen
 
 
@@ -257,11 +260,14 @@ def _balanced_weights(selected: np.ndarray) -> np.ndarray:
     return np.where(selected, n / (2 * chosen), n / (2 * (n - chosen)))
 
 
-def _log_loss(features: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> float:
-    """The weighted log-loss of a logistic fit of ``features``."""
+def _logistic_loss(
+    features: np.ndarray, selected: np.ndarray, weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The weighted log-loss of a logistic fit of ``features``, and its P(selected)."""
     fit = _logistic().fit(features, selected)
     margin = features @ fit.coef_[0] + fit.intercept_[0]
-    return float(np.sum(weights * np.logaddexp(0.0, np.where(selected, -margin, margin))))
+    loss = float(np.sum(weights * np.logaddexp(0.0, np.where(selected, -margin, margin))))
+    return loss, expit(margin)
 
 
 def _accuracy(
