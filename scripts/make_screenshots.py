@@ -38,12 +38,14 @@ def main() -> None:
 
     embed_mid_run(viewer, widgets, docks)
     explore(viewer, widgets)  # picks again, embeds, selects the largest cluster, decodes it
+    explain_and_fit(widgets)
     docks["Decode"].raise_()
     shot(viewer, "explorer.png")
     for name in ("Particles", "Embed", "Decode"):
         docks[name].raise_()
         settle(0.3)
         grab(docks[name], f"{name.lower()}_widget.png")
+    widgets["Decode"]._form.native.grab().save(str(IMAGES / "decode_explained.png"))  # unscrolled
     grab(docks["Latent scatter"], "scatter_widget.png")
 
     decoded_in_3d(viewer, widgets, docks)
@@ -83,6 +85,16 @@ def embed_mid_run(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
     embed.cancel()
     viewer.window._qt_window._activity_dialog.hide()
     embed.batch = 512
+
+
+def explain_and_fit(widgets: dict) -> None:
+    """The Decode widget with the selection's explanation and the reconstruction error fitted
+    over the selection."""
+    decode = widgets["Decode"]
+    wait_for(lambda: not decode.explaining.running)
+    decode.fit_column.value = "reconstruction_error"
+    decode.fit()
+    wait_for(lambda: not decode.fitting.running)
 
 
 def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:

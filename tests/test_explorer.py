@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from napari_affinity_vae.widgets.decode import CENTRE
 from napari_affinity_vae.widgets.export import EACH_CLUSTER, SELECTED
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
+from test_clicks import click, messages, shown
 
 WAIT_MS = 120_000
 
@@ -160,6 +162,76 @@ def test_an_explanation_lists_dimensions_whose_click_traverses_one(explored, qtb
     assert viewer.layers[name].data.shape == (9, 32, 32, 32)
     picks.selected_data = {1, 2}  # another selection: the old explanation no longer holds
     assert len(decode.explanation) == 0
+
+
+def test_an_explanation_shows_its_equation_and_its_accuracy_against_every_dimension(
+    explored, qtbot
+):
+    _viewer, widgets, session = explored
+    decode = widgets["Decode"]
+    label = int(np.bincount(session.clusters).argmax())
+    widgets["Latent scatter"].select_category("cluster", str(label))
+    click(qtbot, decode.explain_button)
+    qtbot.waitUntil(lambda: decode.equation.value != "", timeout=WAIT_MS)
+    assert shown(decode.equation)
+    equation, where, accuracy = decode.equation.value.split("\n")
+    assert equation.startswith("P(selected) = \N{GREEK SMALL LETTER SIGMA}(")
+    assert equation.endswith(")")
+    # the equation's terms are the dimensions listed, in order; each button's side is its means'
+    terms = re.findall(r" [+\N{MINUS SIGN}] [\d.]+·z(\d+)", equation)
+    button = re.compile(r"latent (\d+): (\w+) \((.+) vs (.+)\)")
+    listed = [button.fullmatch(b.text).groups() for b in decode.explanation]
+    assert terms == [dimension for dimension, *_ in listed] and terms
+    for _, side, selected, others in listed:
+        assert side == ("higher" if float(selected) > float(others) else "lower")
+    first = terms[0]
+    assert where.startswith(f"z{first} = (latent {first} ")
+    found = re.fullmatch(
+        r"sparse model: (\d+)% of the full model's balanced accuracy "
+        r"\((0\.\d\d|1\.00) vs (0\.\d\d|1\.00), 5-fold\)",
+        accuracy,
+    )
+    assert found and int(found[1]) >= 90  # a cluster of the sample: a few dimensions suffice
+    widgets["Latent scatter"].select_category("cluster", str(label - 1 if label else 1))
+    assert decode.equation.value == ""  # another selection: the equation no longer holds
+
+
+def test_a_column_is_fitted_over_the_selection_or_all_particles(explored, qtbot, notifications):
+    _viewer, widgets, session = explored
+    decode = widgets["Decode"]
+    choices = list(decode.fit_column.choices)
+    assert {"score", "reconstruction_error"} <= set(choices)
+    assert not {"z", "y", "x", "cluster", "embedding_x", "latent_0", "pose_0"} & set(choices)
+    decode.fit_column.value = "reconstruction_error"
+    label = int(np.bincount(session.clusters).argmax())
+    widgets["Latent scatter"].select_category("cluster", str(label))
+    click(qtbot, decode.fit_button)
+    qtbot.waitUntil(lambda: decode.fit_result.value != "", timeout=WAIT_MS)
+    equation, where, r2 = decode.fit_result.value.split("\n")
+    assert equation.startswith("reconstruction_error ≈ ") and "·z" in equation
+    assert where.startswith("z")
+    selected = len(session.selection)
+    expected = rf"cross-validated R² -?\d\.\d\d \(5-fold\) over the selection: {selected} particles"
+    assert re.fullmatch(expected, r2), r2
+
+    session.clear_selection()  # the fit was of the selection: it goes with it
+    assert decode.fit_result.value == ""
+    click(qtbot, decode.fit_button)
+    qtbot.waitUntil(lambda: decode.fit_result.value != "", timeout=WAIT_MS)
+    everyone = len(session.particles)
+    assert decode.fit_result.value.endswith(f"over all particles: {everyone} particles")
+
+    # a column another dock adds is offered at once; a constant one is refused in a sentence
+    thickness = pd.DataFrame({"ice_thickness": np.full(everyone, 40.0)})
+    session.add_columns(session.version, thickness)
+    assert decode.fit_column.choices[-1] == "ice_thickness" and decode.fit_result.value == ""
+    decode.fit_column.value = "ice_thickness"
+    click(qtbot, decode.fit_button)
+    qtbot.waitUntil(lambda: len(notifications) > 0, timeout=WAIT_MS)
+    assert messages(notifications) == [
+        f"ice_thickness is 40 for all {everyone} particles: nothing to fit"
+    ]
+    assert decode.fit_result.value == ""
 
 
 def test_go_to_selected_and_export_the_selection(explored, tmp_path):

@@ -108,7 +108,7 @@ def test_explanation_names_the_dimensions_that_separate_a_selection():
     latent = rng.normal(size=(3000, 8))
     latent[:400, 5] += 3.0
     latent[:400, 2] -= 1.5
-    found = explain_selection(latent, np.arange(400), max_dimensions=3)
+    found = explain_selection(latent, np.arange(400), max_dimensions=3).dimensions
     assert [e.dimension for e in found[:2]] == [5, 2]
     assert found[0].weight > 0 > found[1].weight
     assert found[0].selected_mean > 2.5 and abs(found[0].others_mean) < 0.2

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import write_mrc
 from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
-from napari_affinity_vae.analysis.explain import explain_selection
+from napari_affinity_vae.analysis.explain import explain_selection, fit_column
 from napari_affinity_vae.analysis.projection import PROJECTIONS, project
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError, AnalysisError
@@ -117,8 +117,16 @@ def test_explain_five_particles(rows):
     others = np.setdiff1d(np.arange(5), rows)
     latent[rows] = latent[others].mean(axis=0)  # the selection stands apart on dimension 3 alone
     latent[rows, 3] += 10.0
-    found = explain_selection(latent, np.array(rows))
+    found = explain_selection(latent, np.array(rows)).dimensions
     assert found and found[0].dimension == 3 and found[0].weight > 0
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_fitting_a_column_of_few_particles_says_why_it_cannot(n):
+    with pytest.raises(
+        AnalysisError, match=f"at least 10 particles with a score value .*; {n} have"
+    ):
+        fit_column(latents(n), np.arange(n, dtype=float), "score")
 
 
 @pytest.fixture

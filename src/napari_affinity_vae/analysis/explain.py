@@ -1,21 +1,89 @@
-"""Sparse explanations of a selection: the few latent dimensions that separate it from the rest,
-found by L1-regularised logistic regression on standardised latents."""
+"""Sparse explanations in the latent space, after Soelistyo & Lowe (2024): the few latent
+dimensions that separate a selection from the other particles (a logistic model of standardised
+latents, its dimensions chosen by forward selection, with its equation and its cross-validated
+balanced accuracy against a logistic model of every dimension), and a short polynomial of the
+latents fitted to any numeric column of the particle table (a picker's score, the reconstruction
+error) with its cross-validated R^2.
+
+In every equation ``z3`` is latent dimension 3 standardised over the particles fitted:
+``z3 = (latent 3 - mean) / SD``, the mean and SD given beside the equation."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from napari_affinity_vae.errors import AnalysisError
 
-MIN_SHARE = 0.05  # weights under this share of the strongest one are dropped as noise
+FOLDS = 5  # cross-validation folds (fewer when a class has fewer particles)
+CLASS_SAMPLE = 2_000  # above this many particles of a class, a seeded sample of it is fitted
+FIT_SAMPLE = 10_000  # above this many particles, a seeded sample of them is fitted to a column
+MIN_ROWS = 10  # a column is fitted to at least this many particles
+MAX_TERMS = 3  # terms of a column's polynomial, the constant aside
+MIN_GAIN = 0.01  # a further term must raise the cross-validated R^2 by this much
+DIGITS = 2  # significant digits of an equation's coefficients (its constant: one more)
+MINUS, TIMES, SQUARED = "\N{MINUS SIGN}", "\N{MIDDLE DOT}", "\N{SUPERSCRIPT TWO}"
+SIGMA, APPROX = "\N{GREEK SMALL LETTER SIGMA}", "\N{ALMOST EQUAL TO}"
 
 
 @dataclass(frozen=True)
-class Explanation:
-    """One latent dimension: its index, its standardised weight (positive: the selection sits
-    higher on it), and the selection's mean on it against the other particles'."""
+class Term:
+    """A coefficient times a product of standardised latent dimensions: ``(3,)`` is ``z3``,
+    ``(3, 3)`` is ``z3²`` and ``(1, 4)`` is ``z1·z4``."""
+
+    dimensions: tuple[int, ...]
+    coefficient: float
+
+    @property
+    def name(self) -> str:
+        first, *rest = self.dimensions
+        if rest == [first]:
+            return f"z{first}{SQUARED}"
+        return TIMES.join(f"z{d}" for d in self.dimensions)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How latent dimension ``dimension`` was standardised: ``z = (latent - mean) / sd``."""
+
+    dimension: int
+    mean: float
+    sd: float
+
+    def __str__(self) -> str:
+        d, sign = self.dimension, MINUS if self.mean >= 0 else "+"
+        return f"z{d} = (latent {d} {sign} {number(abs(self.mean))}) / {number(self.sd)}"
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A constant plus a few terms in standardised latent dimensions, and those dimensions'
+    standardisation."""
+
+    intercept: float
+    terms: tuple[Term, ...]
+    scales: tuple[Scale, ...]
+
+    def __str__(self) -> str:
+        text = number(self.intercept, DIGITS + 1).replace("-", MINUS)
+        for term in self.terms:
+            sign = MINUS if term.coefficient < 0 else "+"
+            text += f" {sign} {number(abs(term.coefficient))}{TIMES}{term.name}"
+        return text
+
+    @property
+    def where(self) -> str:
+        """The standardisation of each dimension in the formula, in one line."""
+        return ", ".join(str(s) for s in self.scales)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One latent dimension of an explanation: its index, its standardised weight (positive:
+    the selection sits higher on it), and the selection's mean on it against the others'."""
 
     dimension: int
     weight: float
@@ -23,51 +91,322 @@ class Explanation:
     others_mean: float
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """Cross-validated balanced accuracy of the sparse model (its dimensions only) and of the
+    full model (every latent dimension), and how many folds and particles it was measured on."""
+
+    sparse: float
+    full: float
+    folds: int
+    particles: int
+
+    @property
+    def share(self) -> float:
+        """The sparse model's accuracy as a share of the full model's (NaN if that is 0)."""
+        return self.sparse / self.full if self.full > 0 else float("nan")
+
+    def __str__(self) -> str:
+        return (
+            f"sparse model: {self.share:.0%} of the full model's balanced accuracy "
+            f"({self.sparse:.2f} vs {self.full:.2f}, {self.folds}-fold)"
+        )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The latent dimensions separating a selection, the most telling first, and their logistic
+    formula; ``accuracy`` is None when a side has too few particles to cross-validate."""
+
+    dimensions: tuple[Dimension, ...]
+    formula: Formula
+    accuracy: Accuracy | None
+
+    @property
+    def equation(self) -> str:
+        return f"P(selected) = {SIGMA}({self.formula})"
+
+
+@dataclass(frozen=True)
+class ColumnFit:
+    """A short polynomial of the latents fitted to a column, its cross-validated R^2 over the
+    ``particles`` fitted, and the folds it was measured with."""
+
+    column: str
+    formula: Formula
+    r2: float
+    folds: int
+    particles: int
+
+    @property
+    def equation(self) -> str:
+        return f"{self.column} {APPROX} {self.formula}"
+
+
+def number(value: float, digits: int = DIGITS) -> str:
+    """``value`` to ``digits`` significant digits, never in exponent notation: 1200, 0.012."""
+    return np.format_float_positional(value, precision=digits, fractional=False, trim="-")
+
+
 def explain_selection(
-    latent: np.ndarray, rows: np.ndarray, max_dimensions: int = 3
-) -> list[Explanation]:
+    latent: np.ndarray, rows: np.ndarray, max_dimensions: int = 3, seed: int = 0
+) -> Explanation:
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
-    strongest first: the sparsest L1 logistic fit on the regularisation path that keeps that
-    many dimensions or fewer, without weights under ``MIN_SHARE`` of the strongest.
+    the most telling first, chosen by forward selection (score tests) of logistic models on
+    standardised latents (both sides weighted equally, so that P(selected) = 0.5 where their
+    errors balance).
+    The equation is the logistic model of those dimensions; its balanced accuracy is
+    cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has particles)
+    against that of a logistic model on every dimension.
+
+    Above ``CLASS_SAMPLE`` particles on a side, a sample of that many of them (drawn with
+    ``seed``) is fitted and cross-validated; the means are over all particles.
 
     A selection of all particles or of none explains nothing, and neither does one particle
     against one other (standardised, they differ equally on every dimension): an
     :class:`AnalysisError` says so."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import l1_min_c
-
     latent = np.asarray(latent, dtype=np.float64)
     selected = np.zeros(len(latent), dtype=bool)
     selected[np.asarray(rows, dtype=np.int64)] = True
     embedded = np.isfinite(latent).all(axis=1)  # particles of a tomogram not embedded: left out
     latent, selected = latent[embedded], selected[embedded]
+    _check_sides(selected)
+    scaled, means, sds = standardise(latent)
+    sample = _balanced_sample(selected, np.random.default_rng(seed))
+    scaled, fitted = scaled[sample], selected[sample]
+    chosen = _forward_dimensions(scaled, fitted, max_dimensions)
+    if not chosen:
+        return Explanation((), Formula(0.0, (), ()), None)
+    fit = _logistic().fit(scaled[:, chosen], fitted)
+    weights = [float(w) for w in fit.coef_[0]]
+    dimensions = tuple(
+        Dimension(d, w, float(latent[selected, d].mean()), float(latent[~selected, d].mean()))
+        for d, w in zip(chosen, weights, strict=True)
+    )
+    formula = Formula(
+        float(fit.intercept_[0]),
+        tuple(Term((d,), w) for d, w in zip(chosen, weights, strict=True)),
+        tuple(Scale(d, float(means[d]), float(sds[d])) for d in chosen),
+    )
+    return Explanation(dimensions, formula, _accuracy(scaled, fitted, chosen, seed))
+
+
+def _check_sides(selected: np.ndarray) -> None:
+    """Refuse a selection of all particles or none, and fewer than 3 particles."""
+    n = len(selected)
     if selected.all() or not selected.any():
-        n = len(latent)
         which = "none" if n == 0 else f"all {n}" if selected.all() else f"none of the {n}"
         verb = "is" if n == 1 and selected.all() else "are"
         raise AnalysisError(
             f"Explain needs some particles selected and some not: {which} {verb} selected"
         )
-    if len(latent) < 3:
+    if n < 3:
         raise AnalysisError(
             "Explain needs at least 3 particles: standardised, 2 particles differ equally on "
             "every latent dimension on which they differ at all"
         )
-    std = latent.std(axis=0)
-    scaled = (latent - latent.mean(axis=0)) / np.where(std > 0, std, 1)
-    c_min = l1_min_c(scaled, selected, loss="log")
-    best = np.zeros(latent.shape[1])
-    for c in c_min * np.logspace(0.05, 3, 16):
-        fit = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, class_weight="balanced")
-        coef = fit.fit(scaled, selected).coef_[0]
-        if np.count_nonzero(coef) > max_dimensions:
+
+
+def standardise(latent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latents less their mean over their standard deviation (1 where that is 0), the means and
+    the standard deviations."""
+    means, sds = latent.mean(axis=0), latent.std(axis=0)
+    sds = np.where(sds > 0, sds, 1.0)
+    return (latent - means) / sds, means, sds
+
+
+def _balanced_sample(selected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted rows: every particle of a side with at most ``CLASS_SAMPLE``, else a sample of
+    that many. With classes weighted equally, the sides' proportions do not change the fit."""
+    sides = [np.flatnonzero(selected), np.flatnonzero(~selected)]
+    return np.sort(np.concatenate([_at_most(rows, CLASS_SAMPLE, rng) for rows in sides]))
+
+
+def _at_most(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if len(rows) <= size else rng.choice(rows, size, replace=False)
+
+
+def _logistic(**kwargs: object):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(class_weight="balanced", **kwargs)
+
+
+def _forward_dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[int]:
+    """Up to ``most`` dimensions, added one at a time: each the one with the largest score
+    statistic at the model so far (the balanced log-loss's slope along it, squared, over its
+    curvature), kept while the refit with it lowers that loss by more than the Bayesian
+    information criterion's price of a parameter (half the log of the number of particles)."""
+    weights = _balanced_weights(selected)
+    chosen: list[int] = []
+    loss = float(np.sum(weights)) * np.log(2)  # no dimension: P(selected) = 0.5 for everyone
+    probability = np.full(len(selected), 0.5)
+    for _ in range(min(most, scaled.shape[1])):
+        slope = (weights * (selected - probability)) @ scaled
+        curvature = (weights * probability * (1 - probability)) @ scaled**2
+        score = slope**2 / np.maximum(curvature, 1e-12)
+        score[chosen] = -np.inf
+        candidate = [*chosen, int(np.argmax(score))]
+        refit_loss, refit_probability = _logistic_loss(scaled[:, candidate], selected, weights)
+        if loss - refit_loss <= np.log(len(selected)) / 2:
             break
-        best = coef
-    strong = np.abs(best) >= MIN_SHARE * np.abs(best).max(initial=0.0)
-    order = [int(d) for d in np.argsort(-np.abs(best)) if best[d] != 0 and strong[d]]
-    return [
-        Explanation(
-            d, float(best[d]), float(latent[selected, d].mean()), float(latent[~selected, d].mean())
+        chosen, loss, probability = candidate, refit_loss, refit_probability
+    return chosen
+
+
+def _balanced_weights(selected: np.ndarray) -> np.ndarray:
+    """Each particle's weight when both sides weigh the same (half the particles' number each)."""
+    n, chosen = len(selected), int(selected.sum())
+    return np.where(selected, n / (2 * chosen), n / (2 * (n - chosen)))
+
+
+def _logistic_loss(
+    features: np.ndarray, selected: np.ndarray, weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The weighted log-loss of a logistic fit of ``features``, and its P(selected)."""
+    fit = _logistic().fit(features, selected)
+    margin = features @ fit.coef_[0] + fit.intercept_[0]
+    loss = float(np.sum(weights * np.logaddexp(0.0, np.where(selected, -margin, margin))))
+    return loss, expit(margin)
+
+
+def _accuracy(
+    scaled: np.ndarray, selected: np.ndarray, dimensions: list[int], seed: int
+) -> Accuracy | None:
+    """Cross-validated balanced accuracy of logistic models on ``dimensions`` and on all of
+    them, on the same stratified folds; None when a side has fewer than 2 particles."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    folds = min(FOLDS, int(selected.sum()), int((~selected).sum()))
+    if folds < 2:
+        return None
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+
+    def score(features: np.ndarray) -> float:
+        scores = cross_val_score(
+            _logistic(), features, selected, cv=split, scoring="balanced_accuracy"
         )
-        for d in order
-    ]
+        return float(scores.mean())
+
+    return Accuracy(score(scaled[:, dimensions]), score(scaled), folds, len(selected))
+
+
+def fit_column(
+    latent: np.ndarray,
+    values: np.ndarray,
+    column: str,
+    particles: str = "particles",
+    seed: int = 0,
+) -> ColumnFit:
+    """Fit ``values`` (one per latent vector) as a constant plus at most ``MAX_TERMS`` terms of
+    degree 2 or less in the standardised latents (z_i, z_i², z_i·z_j), chosen greedily
+    (orthogonal matching pursuit): a further term is kept only if it raises the cross-validated
+    R^2 (``FOLDS`` folds, out-of-fold predictions pooled) by ``MIN_GAIN``. Rows without a value
+    or a latent are left out; above ``FIT_SAMPLE`` of them, a sample of that many (drawn with
+    ``seed``) is fitted. ``particles`` names them in messages ("selected particles").
+
+    A non-numeric or constant column, or fewer than ``MIN_ROWS`` rows, raise
+    :class:`AnalysisError`."""
+    latent, values = _rows_to_fit(latent, values, column, particles, seed)
+    scaled, means, sds = standardise(latent)
+    features, products = _quadratic(scaled)
+    split = _folds(len(values), seed)
+    supports = _greedy_path(features, values)
+    if not supports:
+        raise AnalysisError(
+            f"The latents of the {len(values)} {particles} are all the same: nothing to fit "
+            f"{column} to"
+        )
+    support, r2 = _sparsest(supports, features, values, split)
+    intercept, coefficients = _least_squares(features[:, support], values)
+    chosen = [products[i] for i in support]
+    terms = tuple(Term(p, float(c)) for p, c in zip(chosen, coefficients, strict=True))
+    used = sorted({d for p in chosen for d in p})
+    scales = tuple(Scale(d, float(means[d]), float(sds[d])) for d in used)
+    return ColumnFit(column, Formula(intercept, terms, scales), r2, split.n_splits, len(values))
+
+
+def _rows_to_fit(
+    latent: np.ndarray, values: np.ndarray, column: str, particles: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The latents and values of the rows with both (a sample above ``FIT_SAMPLE``); refuse a
+    non-numeric or constant column and fewer than ``MIN_ROWS`` rows."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iuf":
+        raise AnalysisError(f"{column} is not a numeric column: a formula cannot be fitted to it")
+    latent, values = np.asarray(latent, dtype=np.float64), values.astype(np.float64)
+    kept = np.flatnonzero(np.isfinite(latent).all(axis=1) & np.isfinite(values))
+    kept = np.sort(_at_most(kept, FIT_SAMPLE, np.random.default_rng(seed)))
+    latent, values = latent[kept], values[kept]
+    if len(values) < MIN_ROWS:
+        raise AnalysisError(
+            f"Fitting {column} needs at least {MIN_ROWS} {particles} with a {column} value and a "
+            f"latent; {len(values)} have"
+        )
+    if np.ptp(values) == 0:
+        raise AnalysisError(
+            f"{column} is {number(values[0])} for all {len(values)} {particles}: nothing to fit"
+        )
+    return latent, values
+
+
+def _quadratic(scaled: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Every product of one or two standardised dimensions, as columns, and which they are."""
+    d = scaled.shape[1]
+    products = [(i,) for i in range(d)] + [(i, j) for i in range(d) for j in range(i, d)]
+    features = np.stack([np.prod(scaled[:, list(p)], axis=1) for p in products], axis=1)
+    return features, products
+
+
+def _folds(n: int, seed: int):
+    from sklearn.model_selection import KFold
+
+    return KFold(min(FOLDS, n // 2), shuffle=True, random_state=seed)
+
+
+def _sparsest(
+    supports: list[list[int]], features: np.ndarray, values: np.ndarray, split
+) -> tuple[list[int], float]:
+    """The shortest of the nested ``supports``, or none (the mean alone), whose cross-validated
+    R^2 is within ``MIN_GAIN`` of the best one's, and that R^2."""
+    supports = [[], *supports]
+    scores = [_cross_validated_r2(features[:, s], values, split) for s in supports]
+    best = max(scores)
+    step = next(k for k, r2 in enumerate(scores) if r2 >= best - MIN_GAIN)
+    return supports[step], scores[step]
+
+
+def _cross_validated_r2(features: np.ndarray, values: np.ndarray, split) -> float:
+    """R^2 of the pooled out-of-fold predictions of least-squares fits of ``features``."""
+    predicted = np.empty_like(values)
+    for train, test in split.split(features):
+        intercept, coefficients = _least_squares(features[train], values[train])
+        predicted[test] = intercept + features[test] @ coefficients
+    return float(1 - np.sum((values - predicted) ** 2) / np.sum((values - values.mean()) ** 2))
+
+
+def _least_squares(features: np.ndarray, values: np.ndarray) -> tuple[float, np.ndarray]:
+    """The constant and coefficients of the least-squares fit (the mean alone without
+    features)."""
+    design = np.column_stack([np.ones(len(values)), features])
+    solution = np.linalg.lstsq(design, values, rcond=None)[0]
+    return float(solution[0]), solution[1:]
+
+
+def _greedy_path(features: np.ndarray, values: np.ndarray) -> list[list[int]]:
+    """The features chosen after each of up to ``MAX_TERMS`` steps of orthogonal matching
+    pursuit on the centred, unit-norm features (constant ones never chosen)."""
+    from sklearn.linear_model import orthogonal_mp
+
+    centred = features - features.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=0)
+    usable = np.flatnonzero(norms > 1e-9 * max(norms.max(), 1.0))
+    atoms = centred[:, usable] / norms[usable]
+    steps = min(MAX_TERMS, len(usable))
+    if not steps:
+        return []
+    with warnings.catch_warnings():  # an exact fit ends the path early, which is no matter
+        warnings.simplefilter("ignore", RuntimeWarning)
+        path = orthogonal_mp(atoms, values - values.mean(), n_nonzero_coefs=steps, return_path=True)
+    path = path.reshape(len(usable), -1)
+    return [usable[np.flatnonzero(path[:, k])].tolist() for k in range(path.shape[1])]

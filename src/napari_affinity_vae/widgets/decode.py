@@ -1,6 +1,7 @@
 """The Decode dock widget: decode a particle, the selection's mean or a cluster centre into a
 volume shown in the viewer; traverse the latent space with one slider per dimension; explain a
-selection by the few latent dimensions that set it apart."""
+selection by the few latent dimensions that set it apart, as an equation with its accuracy against
+every dimension's; fit a column of the particle table as a short formula of the latents."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from magicgui.widgets import (
 )
 from napari.layers import Image
 
-from napari_affinity_vae.analysis.explain import Explanation, explain_selection
+from napari_affinity_vae.analysis.explain import ColumnFit, Explanation, explain_selection
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
 from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
 from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
 from napari_affinity_vae.operations.decode import source_vector, traversal
+from napari_affinity_vae.operations.explain import fit_particle_column, fittable_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME
-from napari_affinity_vae.widgets.dialogs import scrolling
+from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.tasks import Task, one_step
 from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
@@ -61,9 +63,23 @@ class DecodeWidget(Container):
         self.explain_button = PushButton(text="Explain selection")
         self.explain_button.tooltip = (
             "The few latent dimensions that separate the selection from the other particles "
-            "(L1-regularised logistic regression); click one to traverse it"
+            "(forward selection of logistic models); click one to traverse it"
         )
         self.explanation = Container(label="Separated by")
+        self.equation = wrapping(Label(label="Equation", value=""))
+        self.equation.tooltip = (
+            "The logistic model of the dimensions listed (both sides weighted equally), z3 "
+            "being latent 3 standardised as the next line says; its balanced accuracy, "
+            "cross-validated, against that of a logistic model of every latent dimension"
+        )
+        self.fit_column = ComboBox(label="Fit column", choices=[])
+        self.fit_column.tooltip = (
+            "A numeric column of the particle table to write as a constant plus at most 3 "
+            "terms (z3, z3², z1·z4) of the standardised latents, over the selection or, with "
+            "nothing selected, over all particles"
+        )
+        self.fit_button = PushButton(text="Fit")
+        self.fit_result = wrapping(Label(label="Fitted", value=""))
         self.status = Label(value="")
         super().__init__()
         scrolling(
@@ -77,19 +93,27 @@ class DecodeWidget(Container):
                 self.sliders,
                 self.explain_button,
                 self.explanation,
+                self.equation,
+                self.fit_column,
+                self.fit_button,
+                self.fit_result,
                 self.status,
             ],
         )
         self.decoding, self.explaining = Task(self.native), Task(self.native)
+        self.fitting = Task(self.native)
         self.decoding.running_changed.connect(self._decode_finished)
         self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
         self.decode_button.changed.connect(self.decode_source)
         self.iso_level.changed.connect(self._set_iso_level)
         self.explain_button.changed.connect(self.explain)
+        self.fit_button.changed.connect(self.fit)
         self.session.embedding_changed.connect(self._build_sliders)
+        self.session.embedding_changed.connect(self._list_columns)
         self.session.particles_changed.connect(self._particles_changed)
         self.session.selection_changed.connect(self._selection_changed)
         self._build_sliders()
+        self._list_columns()
 
     @property
     def anchor(self) -> int | None:
@@ -231,17 +255,33 @@ class DecodeWidget(Container):
 
     # -- sliders and explanations ---------------------------------------------------------------
     def _selection_changed(self, _source: object) -> None:
+        """A new selection: the explanation and the fit shown were of the old one."""
         self.explaining.cancel()
-        self.explanation.clear()
+        self._clear_explanation()
+        self._clear_fit()
 
     def _particles_changed(self) -> None:
         """New particles: the decode anchor (a row of the old table) no longer means anything."""
         self._anchor = None
         self._build_sliders()
+        self._list_columns()
+
+    def _clear_explanation(self) -> None:
+        self.explanation.clear()
+        self.equation.value = ""
+
+    def _clear_fit(self) -> None:
+        self.fitting.cancel()
+        self.fit_result.value = ""
+
+    def _list_columns(self) -> None:
+        """Offer the particle table's numeric columns to fit; a fit shown was of the old table."""
+        self._clear_fit()
+        self.fit_column.choices = fittable_columns(self.session.particles)
 
     def _build_sliders(self) -> None:
         self.sliders.clear()
-        self.explanation.clear()
+        self._clear_explanation()
         latent, pose = self.session.latent, self.session.pose
         if latent is None:
             self.status.value = "Run the embedding to decode"
@@ -273,22 +313,68 @@ class DecodeWidget(Container):
                 on_result=lambda found: self._explained(version, rows, found),
             )
 
-    def _explained(self, version: int, rows: np.ndarray, found: list[Explanation]) -> None:
+    def _explained(self, version: int, rows: np.ndarray, found: Explanation) -> None:
         """Show an explanation only of the selection and particles it was asked for."""
-        if version == self.session.version and np.array_equal(rows, self.session.selection):
+        if self._current(version, rows):
             self._show_explanation(found)
 
-    def _show_explanation(self, explanations: list[Explanation]) -> None:
-        self.explanation.clear()
-        for e in explanations:
-            side = "higher" if e.weight > 0 else "lower"
+    def _current(self, version: int, rows: np.ndarray) -> bool:
+        """Whether the particles and the selection are still those of ``version`` and ``rows``."""
+        return version == self.session.version and np.array_equal(rows, self.session.selection)
+
+    def _show_explanation(self, explanation: Explanation) -> None:
+        self._clear_explanation()
+        for e in explanation.dimensions:
+            # the side of the means shown; the equation's sign, given the other dimensions,
+            # may differ
+            side = "higher" if e.selected_mean > e.others_mean else "lower"
             button = PushButton(
                 text=f"latent {e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
             )
             button.changed.connect(lambda _v=None, d=e.dimension: self.traverse(d))
             self.explanation.append(button)
-        if not explanations:
+        if explanation.dimensions:
+            self.equation.value = explanation_text(explanation)
+        else:
             self.status.value = "no latent dimension separates the selection"
+
+    def fit(self) -> None:
+        """Fit the chosen column as a short formula of the latents over the selection, or over
+        all particles when nothing is selected."""
+        with errors_as_notifications("Fitting a column"):
+            column = self.fit_column.value
+            if self.session.latent is None:
+                raise AffinityVAEError("Run the embedding first")
+            if column is None:
+                raise AffinityVAEError("The particles have no numeric column to fit")
+            particles, rows = self.session.particles, self.session.selection
+            version = self.session.version
+            self.fitting.start(
+                lambda: one_step(fit_particle_column, particles, column, rows),
+                total=0,
+                desc=f"Fitting {column}",
+                on_result=lambda fit: self._fitted(version, rows, fit),
+            )
+
+    def _fitted(self, version: int, rows: np.ndarray, fit: ColumnFit) -> None:
+        """Show a fit only of the selection and particles it was asked for."""
+        if self._current(version, rows):
+            self.fit_result.value = fit_text(fit, selected=len(rows) > 0)
+
+
+def explanation_text(explanation: Explanation) -> str:
+    """The equation, its dimensions' standardisation, and its accuracy against all dimensions'."""
+    accuracy = explanation.accuracy or "too few particles on one side to cross-validate"
+    return "\n".join([explanation.equation, explanation.formula.where, str(accuracy)])
+
+
+def fit_text(fit: ColumnFit, selected: bool) -> str:
+    """A fit's equation, its dimensions' standardisation (or that none predicts the column), its
+    cross-validated R^2 and the particles it was fitted over."""
+    where = fit.formula.where or f"no term of the latents predicts {fit.column} beyond its mean"
+    over = "the selection" if selected else "all particles"
+    r2 = f"cross-validated R\N{SUPERSCRIPT TWO} {fit.r2:.2f} ({fit.folds}-fold)"
+    return "\n".join([fit.equation, where, f"{r2} over {over}: {fit.particles:,} particles"])
 
 
 def slider_range(values: np.ndarray) -> tuple[float, float, float]:
