@@ -88,6 +88,10 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
                 "2",
                 "--latent-dims",
                 "3",
+                "--tc",
+                "0.2",
+                "--tc-schedule",
+                "ramp",
             ]
         )
         == 0
@@ -95,7 +99,10 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     _, card = load_checkpoint(out.with_suffix(".json"))
     assert card.classes == ["globular", "tetrahedral"] and card.training["epochs_done"] == 3
     assert card.training["command"].startswith("avae train")
-    assert (tmp_path / "tiny.metrics.csv").is_file()
+    tc = card.training["config"]["tc"]
+    assert (tc["kind"], tc["high"]) == ("ramp", 0.2)
+    metrics = pd.read_csv(tmp_path / "tiny.metrics.csv")
+    assert list(metrics["tc_weight"]) == [0.0, 0.1, 0.2] and metrics["tc"].notna().all()
     report = tmp_path / "report.json"
     assert (
         main(

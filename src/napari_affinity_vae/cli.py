@@ -157,6 +157,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--beta-schedule", choices=SCHEDULES, default="cyclical_linear")
     tr.add_argument("--gamma", type=float, default=1.0)
     tr.add_argument("--gamma-schedule", choices=SCHEDULES, default="flat")
+    tr.add_argument(
+        "--tc", type=float, default=0.0, help="weight of the total correlation (beta-TCVAE)"
+    )
+    tr.add_argument("--tc-schedule", choices=SCHEDULES, default="flat")
     tr.add_argument("--box", type=int, default=32)
     tr.add_argument("--depth", type=int, default=3)
     tr.add_argument("--capacity", type=int, default=8)
@@ -590,6 +594,7 @@ def _run_train(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             beta=Schedule(args.beta_schedule, high=args.beta),
             gamma=Schedule(args.gamma_schedule, high=args.gamma),
+            tc=Schedule(args.tc_schedule, high=args.tc),
             validation_fraction=args.validation,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,

@@ -1,5 +1,6 @@
 """Training: tensors in memory, shuffled batches, validation split, per-epoch metrics, periodic
-checkpoints, resume and early stopping. No per-sample Python work in the loop."""
+checkpoints, resume and early stopping. No per-sample Python work in the loop, and
+no wait for the device per batch: the loss terms are summed where they are computed."""
 
 from __future__ import annotations
 
@@ -20,20 +21,25 @@ from napari_affinity_vae.model.losses import (
     affinity_loss,
     kl_divergence,
     reconstruction_loss,
+    total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.progress import Progress
 
+TERMS = ("reconstruction", "kl", "affinity", "tc")  # the loss terms, as the history names them
+
 
 @dataclass
 class TrainingConfig:
-    """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE."""
+    """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE; ``tc`` weighs
+    the latent's total correlation (beta-TCVAE)."""
 
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 1e-3
     beta: Schedule = field(default_factory=lambda: Schedule("cyclical_linear", high=1e-3))
     gamma: Schedule = field(default_factory=lambda: Schedule("flat", high=1.0))
+    tc: Schedule = field(default_factory=lambda: Schedule("flat", high=0.0))
     validation_fraction: float = 0.1
     seed: int = 0
     checkpoint_every: int = 0
@@ -46,7 +52,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingConfig:
         values = dict(data)
-        for key in ("beta", "gamma"):
+        for key in ("beta", "gamma", "tc"):
             if isinstance(values.get(key), dict):
                 values[key] = Schedule(**values[key])
         return cls(**values)
@@ -104,32 +110,24 @@ def training_epochs(
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
-        beta = config.beta.value(epoch, config.epochs)
-        gamma = config.gamma.value(epoch, config.epochs)
+        weights = _weights(config, epoch)
+        scale = torch.tensor([1.0, *weights.values()], device=target)
         tic = time.perf_counter()
         model.train()
         order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
-        sums = np.zeros(4)
+        sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             x = boxes[index].to(target)
             if config.augment:
                 x = _rotate_batch(x, generator)
-            terms = _loss_terms(model, x, labels[index].to(target), affinity)
-            loss = terms[0] + beta * terms[1] + gamma * terms[2]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            sums += np.array([loss.item(), *(t.item() for t in terms)]) * len(index)
-        seconds = time.perf_counter() - tic
-        row = {"epoch": epoch + 1, "beta": beta, "gamma": gamma}
-        row |= dict(
-            zip(("loss", "reconstruction", "kl", "affinity"), sums / len(order), strict=True)
-        )
-        row |= {"samples_per_second": len(order) / seconds}
+            y = labels[index].to(target)
+            sums += training_step(model, optimiser, x, y, affinity, scale, len(order)) * len(index)
+        row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
+        row |= {"samples_per_second": len(order) / (time.perf_counter() - tic)}
         if len(val_rows):
-            val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target, beta, gamma)
-            row |= {f"val_{k}": v for k, v in val.items()}
+            val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target)
+            row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         rows.append(row)
         score = row.get("val_loss", row["loss"])
         improved = score < best
@@ -137,6 +135,25 @@ def training_epochs(
         yield Epoch(row, rows, model, improved)
         if config.patience and stale >= config.patience:
             break
+
+
+def training_step(
+    model: AffinityVAE,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    affinity: torch.Tensor,
+    scale: torch.Tensor,
+    dataset_size: int,
+) -> torch.Tensor:
+    """One optimiser step on the batch ``x`` (of a training set of ``dataset_size`` boxes),
+    minimising ``scale`` (1, beta, gamma, tc) times the loss terms; returns the terms, in
+    ``TERMS``' order, detached and where they were computed."""
+    terms = _loss_terms(model, x, labels, affinity, dataset_size)
+    optimiser.zero_grad(set_to_none=True)
+    (scale @ terms).backward()
+    optimiser.step()
+    return terms.detach()
 
 
 def training_card(
@@ -186,9 +203,7 @@ def train(
     for epoch in bar:
         history = epoch.history
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(
-                {k: f"{epoch.row[k]:.4g}" for k in ("reconstruction", "kl", "affinity")}
-            )
+            bar.set_postfix({k: f"{epoch.row[k]:.4g}" for k in TERMS})
         if out is not None:
             _write_metrics(Path(out), history)
             if config.checkpoint_every and len(history) % config.checkpoint_every == 0:
@@ -201,14 +216,35 @@ def train(
     return model, card, pd.DataFrame(history)
 
 
+def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
+    """The weights in ``epoch`` of the loss terms after the reconstruction (``TERMS``' order),
+    as the history names them."""
+    schedules = {"beta": config.beta, "gamma": config.gamma, "tc_weight": config.tc}
+    return {name: schedule.value(epoch, config.epochs) for name, schedule in schedules.items()}
+
+
+def _named(terms: np.ndarray, scale: torch.Tensor) -> dict[str, float]:
+    """The weighted loss and each of the mean ``terms`` by name."""
+    loss = float(scale.cpu().numpy() @ terms)
+    return {"loss": loss, **dict(zip(TERMS, terms.tolist(), strict=True))}
+
+
 def _loss_terms(
-    model: AffinityVAE, x: torch.Tensor, labels: torch.Tensor, affinity: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    reconstruction, mu, log_variance, _ = model(x)
-    return (
-        reconstruction_loss(reconstruction, x),
-        kl_divergence(mu, log_variance),
-        affinity_loss(mu, labels, affinity),
+    model: AffinityVAE,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    affinity: torch.Tensor,
+    dataset_size: int,
+) -> torch.Tensor:
+    """The loss terms of a batch, in ``TERMS``' order, as one tensor."""
+    reconstruction, mu, log_variance, _, latent = model.forward_with_latent(x)
+    return torch.stack(
+        [
+            reconstruction_loss(reconstruction, x),
+            kl_divergence(mu, log_variance),
+            affinity_loss(mu, labels, affinity),
+            total_correlation(latent, mu, log_variance, dataset_size),
+        ]
     )
 
 
@@ -219,23 +255,16 @@ def _evaluate(
     labels: torch.Tensor,
     affinity: torch.Tensor,
     target: torch.device,
-    beta: float,
-    gamma: float,
     batch_size: int = 256,
-) -> dict[str, float]:
+) -> np.ndarray:
+    """The mean loss terms of held-out ``boxes`` in eval mode (the latent is ``mu``)."""
     model.eval()
-    sums = np.zeros(3)
+    sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
     for start in range(0, len(boxes), batch_size):
         x = boxes[start : start + batch_size].to(target)
-        terms = _loss_terms(model, x, labels[start : start + batch_size].to(target), affinity)
-        sums += np.array([t.item() for t in terms]) * len(x)
-    recon, kl, aff = sums / len(boxes)
-    return {
-        "loss": recon + beta * kl + gamma * aff,
-        "reconstruction": recon,
-        "kl": kl,
-        "affinity": aff,
-    }
+        y = labels[start : start + batch_size].to(target)
+        sums += _loss_terms(model, x, y, affinity, len(boxes)) * len(x)
+    return sums.cpu().numpy() / len(boxes)
 
 
 def _rotate_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
