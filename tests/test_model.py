@@ -27,7 +27,7 @@ from napari_affinity_vae.model.losses import (
     total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
-from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train, training_epochs
 
 
 @pytest.mark.parametrize(("ndim", "box"), [(3, 32), (2, 32), (3, 16)])
@@ -249,6 +249,20 @@ def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
     # training went on from the checkpoint's weights
     for name, value in checkpoint.state_dict().items():
         torch.testing.assert_close(starting[0][name], value, msg=name)
+
+
+def test_augmented_training_is_the_same_for_the_same_seed():
+    data, arch = _toy_data(32), Architecture(box=16, capacity=2, latent_dims=2)
+    initial = AffinityVAE(arch).state_dict()  # train() would draw new weights each time
+    runs = []
+    for augment in (True, True, False):
+        model = AffinityVAE(arch)
+        model.load_state_dict(initial)
+        config = TrainingConfig(epochs=2, batch_size=16, augment=augment)
+        runs.append(pd.DataFrame(epoch.row for epoch in training_epochs(data, model, config)))
+    timing = ["samples_per_second"]
+    pd.testing.assert_frame_equal(runs[0].drop(columns=timing), runs[1].drop(columns=timing))
+    assert not np.allclose(runs[0]["loss"], runs[2]["loss"])  # the boxes were turned
 
 
 def test_early_stop(tmp_path):

@@ -170,7 +170,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
-    tr.add_argument("--augment", action="store_true", help="random 90-degree rotations")
+    tr.add_argument(
+        "--augment", action="store_true", help="turn each box by its own random rotation"
+    )
     _add_overwrite(tr, "replace an existing checkpoint (and its .metrics.csv)")
     tr.set_defaults(run=_run_train)
 

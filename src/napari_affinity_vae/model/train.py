@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.model.augment import augment
 from napari_affinity_vae.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from napari_affinity_vae.model.inference import device
 from napari_affinity_vae.model.losses import (
@@ -32,7 +33,7 @@ TERMS = ("reconstruction", "kl", "affinity", "tc")  # the loss terms, as the his
 @dataclass
 class TrainingConfig:
     """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE; ``tc`` weighs
-    the latent's total correlation (beta-TCVAE)."""
+    the latent's total correlation (beta-TCVAE); ``augment`` turns each box by a random rotation."""
 
     epochs: int = 40
     batch_size: int = 64
@@ -120,7 +121,7 @@ def training_epochs(
             index = order[start : start + config.batch_size]
             x = boxes[index].to(target)
             if config.augment:
-                x = _rotate_batch(x, generator)
+                x = augment(x, generator)
             y = labels[index].to(target)
             sums += training_step(model, optimiser, x, y, affinity, scale, len(order)) * len(index)
         row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
@@ -265,14 +266,6 @@ def _evaluate(
         y = labels[start : start + batch_size].to(target)
         sums += _loss_terms(model, x, y, affinity, len(boxes)) * len(x)
     return sums.cpu().numpy() / len(boxes)
-
-
-def _rotate_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One random rotation by a multiple of 90 degrees about a random axis, for the whole batch."""
-    spatial = list(range(2, x.ndim))
-    axes = torch.randperm(len(spatial), generator=generator)[:2].tolist()
-    turns = int(torch.randint(0, 4, (1,), generator=generator))
-    return torch.rot90(x, turns, dims=(spatial[axes[0]], spatial[axes[1]]))
 
 
 def _write_metrics(out: Path, rows: list[dict]) -> None:
