@@ -1,9 +1,10 @@
 """Training: tensors in memory, shuffled batches, validation split, per-epoch metrics, periodic
-checkpoints, resume and early stopping. No per-sample Python work in the loop, and
+checkpoints, resume, fine-tuning and early stopping. No per-sample Python work in the loop, and
 no wait for the device per batch: the loss terms are summed where they are computed."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,12 @@ import torch
 
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.model.augment import augment
-from napari_affinity_vae.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from napari_affinity_vae.model.checkpoint import (
+    ModelCard,
+    check_fits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from napari_affinity_vae.model.inference import device
 from napari_affinity_vae.model.losses import (
     Schedule,
@@ -186,15 +192,25 @@ def train(
     resume: str | Path | None = None,
     progress: Progress | None = None,
     command: str = "",
+    init: str | Path | None = None,
 ) -> tuple[AffinityVAE, ModelCard, pd.DataFrame]:
-    """Train (or go on training ``resume``); write ``out``.safetensors/.json and
-    ``out``.metrics.csv when ``out`` is given. Returns the model, its card and per-epoch metrics."""
+    """Train ``architecture`` from scratch, go on training ``resume``, or fine-tune ``init``
+    ("bundled" or a checkpoint: its architecture and weights, ``data``'s classes and affinity,
+    epochs counted from 0); write ``out``.safetensors/.json and ``out``.metrics.csv when ``out``
+    is given. Returns the model, its card and per-epoch metrics."""
+    if resume is not None and init is not None:
+        raise ValueError("give a run to resume or a model to fine-tune (init), not both")
     history: list[dict] = []
     if resume is not None:
-        model, card = load_checkpoint(resume)
+        model, card = starting_model(resume, data)
         history = list(card.training.get("history", []))
+    elif init is not None:
+        model, _ = starting_model(init, data)
     else:
         model = AffinityVAE(architecture)
+    card_of = functools.partial(
+        training_card, data=data, config=config, command=command, init=str(init or "")
+    )
     epochs = training_epochs(data, model, config, history)
     bar = (
         progress(epochs, desc="training", total=config.epochs, initial=len(history))
@@ -208,13 +224,24 @@ def train(
         if out is not None:
             _write_metrics(Path(out), history)
             if config.checkpoint_every and len(history) % config.checkpoint_every == 0:
-                save_checkpoint(model, training_card(model, data, config, history, command), out)
+                save_checkpoint(model, card_of(model, history=history), out)
     model.eval()
     model.cpu()
-    card = training_card(model, data, config, history, command)
+    card = card_of(model, history=history)
     if out is not None:
         save_checkpoint(model, card, out)
     return model, card, pd.DataFrame(history)
+
+
+def starting_model(source: str | Path, data: TrainingData) -> tuple[AffinityVAE, ModelCard]:
+    """The model a run starts from: "bundled" or a checkpoint, refused (naming its card) unless
+    ``data``'s boxes are the size, dimensionality and voxel size it takes."""
+    from napari_affinity_vae.model.bundled import checkpoint_path  # it imports this module
+
+    model, card = load_checkpoint(checkpoint_path(source))
+    box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
+    check_fits(card, box, data.voxel_size, card.path or source, ndim)
+    return model, card
 
 
 def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
