@@ -112,6 +112,7 @@ def training_epochs(
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     affinity = torch.tensor(np.array(data.affinity, dtype=np.float32), device=target)
     train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
+    val_boxes, val_labels = boxes[val_rows], labels[val_rows]  # copied once, not every epoch
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
     rows = list(history or [])
@@ -133,7 +134,7 @@ def training_epochs(
         row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
         row |= {"samples_per_second": len(order) / (time.perf_counter() - tic)}
         if len(val_rows):
-            val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target)
+            val = _evaluate(model, val_boxes, val_labels, affinity, target)
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         rows.append(row)
         score = row.get("val_loss", row["loss"])
