@@ -52,9 +52,9 @@ def total_correlation(
     if n < 2:
         return latent.new_zeros(())
     log_density = _gaussian_log_density(latent[:, None], mu[None], log_variance[None])
-    log_weight = _stratified_log_weights(n, dataset_size, latent)[..., None]
-    joint = torch.logsumexp(log_density.sum(dim=2) + log_weight[..., 0], dim=1)
-    marginals = torch.logsumexp(log_density + log_weight, dim=1).sum(dim=1)
+    log_weight = _stratified_log_weights(n, dataset_size, latent)
+    joint = torch.logsumexp(log_density.sum(dim=2) + log_weight, dim=1)
+    marginals = torch.logsumexp(log_density + log_weight[..., None], dim=1).sum(dim=1)
     return (joint - marginals).mean()
 
 
@@ -62,7 +62,8 @@ def _gaussian_log_density(
     z: torch.Tensor, mu: torch.Tensor, log_variance: torch.Tensor
 ) -> torch.Tensor:
     """log N(z; mu, exp(log_variance)) per element (broadcast)."""
-    return -0.5 * (math.log(2 * math.pi) + log_variance + (z - mu) ** 2 * torch.exp(-log_variance))
+    standardised = (z - mu) * torch.exp(-0.5 * log_variance)
+    return -0.5 * (math.log(2 * math.pi) + log_variance + standardised**2)
 
 
 def _stratified_log_weights(n: int, dataset_size: int, like: torch.Tensor) -> torch.Tensor:
