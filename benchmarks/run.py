@@ -23,6 +23,7 @@ SCRIPTS = (
     "cancel.py",
     "embedding.py",
     "model.py",
+    "training.py",
     "scatter.py",
     "projection.py",
     "project_embedding.py",

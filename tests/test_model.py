@@ -24,9 +24,10 @@ from napari_affinity_vae.model.losses import (
     affinity_loss,
     kl_divergence,
     reconstruction_loss,
+    total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
-from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
+from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train, training_epochs
 
 
 @pytest.mark.parametrize(("ndim", "box"), [(3, 32), (2, 32), (3, 16)])
@@ -71,6 +72,35 @@ def test_affinity_loss_hand_computed():
     expected = (0.5 + (1 - 1 / math.sqrt(2)) + (1 / math.sqrt(2) + 0.5)) / 3
     assert affinity_loss(mu, labels, affinity).item() == pytest.approx(expected, rel=1e-6)
     assert affinity_loss(mu[:1], labels[:1], affinity).item() == 0.0
+
+
+def _posteriors(mu: torch.Tensor, variance: float, generator: torch.Generator) -> tuple:
+    """Sampled latents, means and log-variances of Gaussian posteriors of ``variance`` at ``mu``."""
+    log_variance = torch.full_like(mu, math.log(variance))
+    latent = mu + math.sqrt(variance) * torch.randn(mu.shape, generator=generator)
+    return latent, mu, log_variance
+
+
+def test_total_correlation_of_independent_and_of_correlated_latents():
+    generator = torch.Generator().manual_seed(0)
+    n, dims = 2048, 4  # posteriors of variance 1/2 about means of variance 1/2: z ~ N(0, I)
+    independent = _posteriors(torch.randn(n, dims, generator=generator) / 2**0.5, 0.5, generator)
+    assert abs(total_correlation(*independent, dataset_size=n).item()) < 0.02
+    shared = torch.randn(n, 1, generator=generator)
+    mixed = 0.9 * shared + 0.1 * torch.randn(n, dims, generator=generator)
+    latent, mu, log_variance = _posteriors(mixed / 2**0.5, 0.5, generator)
+    mu.requires_grad_(True)
+    estimate = total_correlation(latent, mu, log_variance, dataset_size=n)
+    # z is Gaussian with unit-ish variances and correlation rho between every two dimensions:
+    # TC = -log det(correlation) / 2
+    rho = 0.81 * 0.5 / (0.82 * 0.5 + 0.5)
+    exact = -0.5 * math.log((1 - rho) ** (dims - 1) * (1 + (dims - 1) * rho))
+    assert estimate.item() == pytest.approx(exact, abs=0.05) and exact > 0.4
+    estimate.backward()
+    assert mu.grad.abs().sum() > 0
+    assert total_correlation(latent[:1], mu[:1], log_variance[:1], dataset_size=n).item() == 0.0
+    with pytest.raises(ValueError, match="smaller than the batch"):
+        total_correlation(latent, mu, log_variance, dataset_size=n - 1)
 
 
 def test_schedules():
@@ -159,6 +189,34 @@ def test_training_lowers_the_loss_and_separates_classes(tmp_path):
     assert decode(model, mu[:2], np.zeros((2, 1))).shape == (2, 16, 16, 16)
 
 
+def test_the_total_correlation_term_disentangles_and_is_logged(tmp_path):
+    arch = Architecture(box=16, capacity=4, latent_dims=4, pose_dims=1)
+    final = {}
+    for name, weight in (("plain", 0.0), ("tc", 0.1)):
+        config = TrainingConfig(
+            epochs=6, batch_size=16, learning_rate=3e-3, tc=Schedule("flat", high=weight)
+        )
+        _, _, history = train(_toy_data(), arch, config, out=tmp_path / name)
+        final[weight] = history["val_tc"].iloc[-1]
+        assert (history["tc_weight"] == weight).all()
+        metrics = pd.read_csv(tmp_path / f"{name}.metrics.csv")
+        assert {"tc", "val_tc", "tc_weight"} <= set(metrics.columns)
+        _, saved = load_checkpoint(tmp_path / f"{name}.json")
+        assert TrainingConfig.from_dict(saved.training["config"]) == config
+    # the affinity term alone lines the two classes up along one direction of the latent, its
+    # dimensions moving together; the TC term turns that direction onto fewer of them
+    assert final[0.0] > 1.0 and final[0.1] < 0.3 * final[0.0]
+
+
+def test_configs_of_cards_from_before_the_tc_term_load():
+    from napari_affinity_vae.model.bundled import load_bundled
+
+    _, card = load_bundled()
+    assert "tc" not in card.training["config"]
+    config = TrainingConfig.from_dict(card.training["config"])
+    assert config.tc == Schedule("flat", high=0.0) and config.beta.kind == "cyclical_linear"
+
+
 def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
     import napari_affinity_vae.model.train as training
 
@@ -191,6 +249,20 @@ def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
     # training went on from the checkpoint's weights
     for name, value in checkpoint.state_dict().items():
         torch.testing.assert_close(starting[0][name], value, msg=name)
+
+
+def test_augmented_training_is_the_same_for_the_same_seed():
+    data, arch = _toy_data(32), Architecture(box=16, capacity=2, latent_dims=2)
+    initial = AffinityVAE(arch).state_dict()  # train() would draw new weights each time
+    runs = []
+    for augment in (True, True, False):
+        model = AffinityVAE(arch)
+        model.load_state_dict(initial)
+        config = TrainingConfig(epochs=2, batch_size=16, augment=augment)
+        runs.append(pd.DataFrame(epoch.row for epoch in training_epochs(data, model, config)))
+    timing = ["samples_per_second"]
+    pd.testing.assert_frame_equal(runs[0].drop(columns=timing), runs[1].drop(columns=timing))
+    assert not np.allclose(runs[0]["loss"], runs[2]["loss"])  # the boxes were turned
 
 
 def test_early_stop(tmp_path):

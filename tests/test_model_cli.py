@@ -8,12 +8,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import write_mrc
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.affinity import load_affinity, save_affinity
 from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.model.bundled import BUNDLED, load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.datasets import load_factors, load_training_set
 from napari_affinity_vae.simulate.affinity import library_affinity
@@ -125,6 +127,10 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
                 "2",
                 "--latent-dims",
                 "3",
+                "--tc",
+                "0.2",
+                "--tc-schedule",
+                "ramp",
             ]
         )
         == 0
@@ -132,7 +138,10 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     _, card = load_checkpoint(out.with_suffix(".json"))
     assert card.classes == ["globular", "tetrahedral"] and card.training["epochs_done"] == 3
     assert card.training["command"].startswith("avae train")
-    assert (tmp_path / "tiny.metrics.csv").is_file()
+    tc = card.training["config"]["tc"]
+    assert (tc["kind"], tc["high"]) == ("ramp", 0.2)
+    metrics = pd.read_csv(tmp_path / "tiny.metrics.csv")
+    assert list(metrics["tc_weight"]) == [0.0, 0.1, 0.2] and metrics["tc"].notna().all()
     report = tmp_path / "report.json"
     assert (
         main(
@@ -180,6 +189,61 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     assert all(row[1] in factors and 0 <= float(row[2]) <= 1 for row in best)
     _, recorded = load_checkpoint(out.with_suffix(".json"))
     assert recorded.metrics["evaluation"] == results  # --record keeps the figures in the card
+
+
+def _parameters(path) -> dict:
+    model, _ = load_checkpoint(path)
+    return {name: value.detach().clone() for name, value in model.named_parameters()}
+
+
+def _train(source, out, *options: str) -> int:
+    """``avae train SOURCE --out OUT`` for one epoch in batches of 8, with ``options``."""
+    return main(
+        ["train", str(source), "--out", str(out), "--epochs", "1", "--batch-size", "8", *options]
+    )
+
+
+def test_fine_tuning_starts_from_the_model_and_learns_the_sources_classes(tiny_sets, tmp_path):
+    base, tuned, scratch = (tmp_path / name for name in ("base.json", "tuned.json", "scratch.json"))
+    assert _train(tiny_sets / "train", base, "--capacity", "2") == 0
+    assert _train(tiny_sets / "test", tuned, "--init", str(base), "--learning-rate", "1e-9") == 0
+    _, card = load_checkpoint(tuned)
+    assert card.training["init"] == str(base) and card.architecture.capacity == 2
+    assert card.classes == ["filament", "globular", "tetrahedral"]  # the source's, not the model's
+    assert [row["epoch"] for row in card.training["history"]] == [1]  # counted from 0
+    start, after = _parameters(base), _parameters(tuned)
+    for name, value in start.items():
+        torch.testing.assert_close(after[name], value, atol=1e-6, rtol=0, msg=name)
+    assert _train(tiny_sets / "test", scratch, "--capacity", "2", "--learning-rate", "1e-9") == 0
+    assert not torch.allclose(_parameters(scratch)["mu.weight"], start["mu.weight"])
+
+
+def test_fine_tuning_the_bundled_model(tmp_path):
+    source = tmp_path / "set"
+    simulated = ["--subtomograms", "2", "--box", "32", "--classes", "globular", "filament"]
+    assert main(["simulate", str(source), *simulated, "--seed", "3"]) == 0
+    out = tmp_path / "tuned"
+    args = ["train", str(source), "--out", str(out), "--init", "bundled", "--epochs", "1"]
+    assert main([*args, "--validation", "0"]) == 0
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.training["init"] == "bundled" and card.classes == ["filament", "globular"]
+    assert card.architecture == load_bundled()[1].architecture
+
+
+def test_fine_tuning_refuses_what_does_not_fit(tiny_sets, tmp_path, capsys):
+    args = ["train", str(tiny_sets / "train"), "--out", str(tmp_path / "m"), "--epochs", "1"]
+    assert main([*args, "--init", "bundled"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    card = BUNDLED.with_suffix(".json")
+    expects = "model expects 32^3 boxes at 10 A/voxel, got 16^3 boxes at 10 A/voxel"
+    assert error == f"avae train: error: {card}: {expects}"
+    assert main([*args, "--init", "bundled", "--capacity", "4", "--latent-dims", "2"]) == 2
+    drop = "a run from bundled keeps its architecture: drop --capacity, --latent-dims"
+    assert drop in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--init", "bundled", "--resume", str(card)])
+    assert "--resume: not allowed with argument --init" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
 
 
 REFERENCE_AFFINITY = (  # as the reference affinity-VAE writes it: class names, no index column

@@ -124,12 +124,15 @@ def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
     train.start.value = SCRATCH
     train.latent_dims.value = 4
     train.epochs.value = 3
+    type_into(qtbot, train.tc, "0.2")
     click(qtbot, train.train_button)
     qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
     assert train.status.value.startswith("trained 3 epochs; kept epoch")
     model, card = train.trained
     assert model.architecture.latent_dims == 4 and "init" not in card.training
     assert len(card.training["history"]) == 3
+    assert card.training["config"]["tc"]["high"] == pytest.approx(0.2)
+    assert "tc" in train.losses.terms  # the total correlation has its own panel when trained
 
     out = tmp_path / "scratch.safetensors"
     out.write_bytes(b"someone else's")

@@ -146,14 +146,20 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="train an affinity-VAE",
         description="SOURCE is a simulator training set (folder with subtomograms.mrcs), a folder "
         "of <class>_<anything>.mrc files with classes.csv, or a tomogram with --coords. "
-        "--preset bundled rebuilds the bundled model from scratch.",
+        "--preset bundled rebuilds the bundled model from scratch. --init fine-tunes a model "
+        "on SOURCE: its architecture and weights, SOURCE's classes and affinity, epochs counted "
+        "from 0.",
     )
     tr.add_argument("source", nargs="?", type=Path)
     tr.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors/.json)")
     tr.add_argument("--preset", choices=["bundled"])
     tr.add_argument("--coords", type=Path, help="coordinate file with a class column")
     tr.add_argument("--affinity", type=Path, help="affinity CSV (default: beside the data)")
-    tr.add_argument("--resume", type=Path, help="a checkpoint to go on training")
+    start = tr.add_mutually_exclusive_group()
+    start.add_argument("--resume", type=Path, help="a checkpoint to go on training")
+    start.add_argument(
+        "--init", metavar="MODEL", help='a model to fine-tune: "bundled" or a checkpoint'
+    )
     tr.add_argument("--epochs", type=int, default=25)
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--learning-rate", type=float, default=1e-3)
@@ -162,20 +168,29 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--gamma", type=float, default=1.0)
     tr.add_argument("--gamma-schedule", choices=SCHEDULES, default="flat")
     tr.add_argument(
+        "--tc", type=float, default=0.0, help="weight of the total correlation (beta-TCVAE)"
+    )
+    tr.add_argument("--tc-schedule", choices=SCHEDULES, default="flat")
+    tr.add_argument(
         "--box",
         type=int,
-        help="voxels: boxes cut from a tomogram (default 32); a folder's boxes resampled to it "
-        "(default: as they are)",
+        help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
+        "resampled to it (default: as they are)",
     )
-    tr.add_argument("--depth", type=int, default=3)
-    tr.add_argument("--capacity", type=int, default=8)
-    tr.add_argument("--latent-dims", type=int, default=8)
-    tr.add_argument("--pose-dims", type=int, default=1)
+    shape = tr.add_argument_group(
+        "architecture", "of a new model; a run from a checkpoint (--init, --resume) keeps its own"
+    )
+    shape.add_argument("--depth", type=int, help="default 3")
+    shape.add_argument("--capacity", type=int, help="default 8")
+    shape.add_argument("--latent-dims", type=int, help="default 8")
+    shape.add_argument("--pose-dims", type=int, help="default 1")
     tr.add_argument("--validation", type=float, default=0.1, help="fraction held out")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
-    tr.add_argument("--augment", action="store_true", help="random 90-degree rotations")
+    tr.add_argument(
+        "--augment", action="store_true", help="turn each box by its own random rotation"
+    )
     _add_overwrite(tr, "replace an existing checkpoint (and its .metrics.csv)")
     tr.set_defaults(run=_run_train)
 
@@ -570,6 +585,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from napari_affinity_vae.model.bundled import checkpoint_path
+    from napari_affinity_vae.model.checkpoint import read_card
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
@@ -578,6 +595,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
+    start = args.init or args.resume
+    options = ("depth", "capacity", "latent_dims", "pose_dims")
+    shape = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
+    if start is not None and shape:
+        given = ", ".join("--" + k.replace("_", "-") for k in shape)
+        raise AffinityVAEError(f"a run from {start} keeps its architecture: drop {given}")
+    if args.init is not None and args.preset:
+        raise AffinityVAEError("--preset bundled trains from scratch: drop --init")
     command = args.command_line
     if args.preset == "bundled":
         from napari_affinity_vae.model import bundled
@@ -589,23 +614,21 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         if args.source is None:
             raise AffinityVAEError("give a SOURCE or --preset bundled")
-        data = load_training_set(
-            args.source, args.coords, args.affinity, args.box, library_affinity
+        model_box = (
+            read_card(checkpoint_path(start).with_suffix(".json")).architecture.box
+            if start
+            else None
         )
-        architecture = Architecture(
-            box=data.boxes.shape[-1],
-            ndim=data.boxes.ndim - 1,
-            depth=args.depth,
-            capacity=args.capacity,
-            latent_dims=args.latent_dims,
-            pose_dims=args.pose_dims,
-        )
+        box = args.box or model_box  # cut from a tomogram at 32 when neither says
+        data = load_training_set(args.source, args.coords, args.affinity, box, library_affinity)
+        architecture = Architecture(box=data.boxes.shape[-1], ndim=data.boxes.ndim - 1, **shape)
         config = TrainingConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             beta=Schedule(args.beta_schedule, high=args.beta),
             gamma=Schedule(args.gamma_schedule, high=args.gamma),
+            tc=Schedule(args.tc_schedule, high=args.tc),
             validation_fraction=args.validation,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
@@ -613,7 +636,9 @@ def _run_train(args: argparse.Namespace) -> int:
             augment=args.augment,
         )
     print(f"training on {data.description}", file=sys.stderr)
-    _, card, history = train(data, architecture, config, args.out, args.resume, tqdm, command)
+    _, card, history = train(
+        data, architecture, config, args.out, args.resume, tqdm, command, args.init
+    )
     last = history.iloc[-1]
     print(
         f"{args.out.with_suffix('.safetensors')}: {card.describe()}; "

@@ -39,3 +39,8 @@ CONFIG = TrainingConfig(
 def load_bundled() -> tuple[AffinityVAE, ModelCard]:
     """The model that ships with the package, in eval mode."""
     return load_checkpoint(BUNDLED)
+
+
+def checkpoint_path(name: str | Path) -> Path:
+    """The checkpoint ``name`` stands for: the bundled model's for "bundled", else ``name``."""
+    return BUNDLED if str(name) == "bundled" else Path(name)

@@ -58,7 +58,10 @@ def evaluate(
         ) | disentanglement_scores(flat(test_set), factors)
         config = TrainingConfig.from_dict(card.training.get("config", {}))
         config = dataclasses.replace(
-            config, epochs=baseline_epochs or config.epochs, gamma=Schedule("flat", high=0.0)
+            config,
+            epochs=baseline_epochs or config.epochs,
+            gamma=Schedule("flat", high=0.0),
+            tc=Schedule("flat", high=0.0),  # a plain beta-VAE, whatever the model was trained with
         )
         architecture = dataclasses.replace(model.architecture, pose_dims=0)
         beta_vae, _, _ = train(train_set, architecture, config, progress=progress)

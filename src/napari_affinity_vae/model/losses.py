@@ -1,7 +1,9 @@
 """The affinity-VAE loss terms and the per-epoch schedules of their weights.
 
-loss = reconstruction (MSE) + beta * KL + gamma * affinity, where the affinity term is the mean over
-pairs i < j of | cos(mu_i, mu_j) - A[class_i, class_j] |.
+loss = reconstruction (MSE) + beta * KL + gamma * affinity (+ tc * total correlation), where the
+affinity term is the mean over pairs i < j of | cos(mu_i, mu_j) - A[class_i, class_j] |, and the
+total correlation KL(q(z) || prod_j q(z_j)) is beta-TCVAE's (Chen et al. 2018) estimate over the
+batch.
 """
 
 from __future__ import annotations
@@ -36,6 +38,41 @@ def affinity_loss(mu: torch.Tensor, labels: torch.Tensor, affinity: torch.Tensor
     target = affinity[labels][:, labels]
     i, j = torch.triu_indices(n, n, offset=1, device=mu.device)
     return (cosine[i, j] - target[i, j]).abs().mean()
+
+
+def total_correlation(
+    latent: torch.Tensor, mu: torch.Tensor, log_variance: torch.Tensor, dataset_size: int
+) -> torch.Tensor:
+    """TC = KL(q(z) || prod_j q(z_j)) at the batch's latents ``latent`` (n, D), by minibatch
+    stratified sampling: q(z_i) is the mixture of the batch's posteriors N(mu_k, var_k), the
+    box's own weighted 1 / N and each other box (N - 1) / (N (n - 1)), with N the
+    ``dataset_size``; the same for each dimension's q(z_ij). Mean over the batch, in nats
+    (0 below 2 boxes)."""
+    n = len(latent)
+    if n < 2:
+        return latent.new_zeros(())
+    log_density = _gaussian_log_density(latent[:, None], mu[None], log_variance[None])
+    log_weight = _stratified_log_weights(n, dataset_size, latent)
+    joint = torch.logsumexp(log_density.sum(dim=2) + log_weight, dim=1)
+    marginals = torch.logsumexp(log_density + log_weight[..., None], dim=1).sum(dim=1)
+    return (joint - marginals).mean()
+
+
+def _gaussian_log_density(
+    z: torch.Tensor, mu: torch.Tensor, log_variance: torch.Tensor
+) -> torch.Tensor:
+    """log N(z; mu, exp(log_variance)) per element (broadcast)."""
+    standardised = (z - mu) * torch.exp(-0.5 * log_variance)
+    return -0.5 * (math.log(2 * math.pi) + log_variance + standardised**2)
+
+
+def _stratified_log_weights(n: int, dataset_size: int, like: torch.Tensor) -> torch.Tensor:
+    """(n, n) log importance weights: 1 / N on the diagonal, (N - 1) / (N (n - 1)) elsewhere."""
+    if dataset_size < n:
+        raise ValueError(f"dataset_size {dataset_size} is smaller than the batch ({n})")
+    other = math.log((dataset_size - 1) / (dataset_size * (n - 1)))
+    weights = torch.full((n, n), other, dtype=like.dtype, device=like.device)
+    return weights.fill_diagonal_(-math.log(dataset_size))
 
 
 @dataclass(frozen=True)

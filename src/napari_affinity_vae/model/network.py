@@ -44,7 +44,7 @@ class Architecture:
 
 class AffinityVAE(nn.Module):
     """``forward(x)`` returns (reconstruction, mu, log_variance, pose); in eval mode the latent
-    passed to the decoder is ``mu`` (no sampling)."""
+    passed to the decoder is ``mu`` (no sampling). ``forward_with_latent`` adds that latent."""
 
     def __init__(self, architecture: Architecture) -> None:
         super().__init__()
@@ -84,7 +84,12 @@ class AffinityVAE(nn.Module):
         return self.decoder(h.view(len(h), *self.architecture.deepest))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.forward_with_latent(x)[:4]
+
+    def forward_with_latent(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``forward``'s (reconstruction, mu, log_variance, pose) and the latent the decoder was
+        given: a draw from N(mu, exp(log_variance)) in training, ``mu`` in eval mode."""
         mu, log_variance, pose = self.encode(x)
         sampled = mu + torch.randn_like(mu) * torch.exp(0.5 * log_variance)
         latent = sampled if self.training else mu
-        return self.decode(latent, pose), mu, log_variance, pose
+        return self.decode(latent, pose), mu, log_variance, pose, latent

@@ -1,8 +1,10 @@
 """Training: tensors in memory, shuffled batches, validation split, per-epoch metrics, periodic
-checkpoints, resume and early stopping. No per-sample Python work in the loop."""
+checkpoints, resume, fine-tuning and early stopping. No per-sample Python work in the loop, and
+no wait for the device per batch: the loss terms are summed where they are computed."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
@@ -13,27 +15,38 @@ import pandas as pd
 import torch
 
 from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from napari_affinity_vae.model.augment import augment
+from napari_affinity_vae.model.checkpoint import (
+    ModelCard,
+    check_fits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from napari_affinity_vae.model.inference import device
 from napari_affinity_vae.model.losses import (
     Schedule,
     affinity_loss,
     kl_divergence,
     reconstruction_loss,
+    total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.progress import Progress
 
+TERMS = ("reconstruction", "kl", "affinity", "tc")  # the loss terms, as the history names them
+
 
 @dataclass
 class TrainingConfig:
-    """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE."""
+    """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE; ``tc`` weighs
+    the latent's total correlation (beta-TCVAE); ``augment`` turns each box by a random rotation."""
 
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 1e-3
     beta: Schedule = field(default_factory=lambda: Schedule("cyclical_linear", high=1e-3))
     gamma: Schedule = field(default_factory=lambda: Schedule("flat", high=1.0))
+    tc: Schedule = field(default_factory=lambda: Schedule("flat", high=0.0))
     validation_fraction: float = 0.1
     seed: int = 0
     checkpoint_every: int = 0
@@ -46,7 +59,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingConfig:
         values = dict(data)
-        for key in ("beta", "gamma"):
+        for key in ("beta", "gamma", "tc"):
             if isinstance(values.get(key), dict):
                 values[key] = Schedule(**values[key])
         return cls(**values)
@@ -99,37 +112,30 @@ def training_epochs(
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     affinity = torch.tensor(np.array(data.affinity, dtype=np.float32), device=target)
     train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
+    val_boxes, val_labels = boxes[val_rows], labels[val_rows]  # copied once, not every epoch
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
-        beta = config.beta.value(epoch, config.epochs)
-        gamma = config.gamma.value(epoch, config.epochs)
+        weights = _weights(config, epoch)
+        scale = torch.tensor([1.0, *weights.values()], device=target)
         tic = time.perf_counter()
         model.train()
         order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
-        sums = np.zeros(4)
+        sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             x = boxes[index].to(target)
             if config.augment:
-                x = _rotate_batch(x, generator)
-            terms = _loss_terms(model, x, labels[index].to(target), affinity)
-            loss = terms[0] + beta * terms[1] + gamma * terms[2]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            sums += np.array([loss.item(), *(t.item() for t in terms)]) * len(index)
-        seconds = time.perf_counter() - tic
-        row = {"epoch": epoch + 1, "beta": beta, "gamma": gamma}
-        row |= dict(
-            zip(("loss", "reconstruction", "kl", "affinity"), sums / len(order), strict=True)
-        )
-        row |= {"samples_per_second": len(order) / seconds}
+                x = augment(x, generator)
+            y = labels[index].to(target)
+            sums += training_step(model, optimiser, x, y, affinity, scale, len(order)) * len(index)
+        row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
+        row |= {"samples_per_second": len(order) / (time.perf_counter() - tic)}
         if len(val_rows):
-            val = _evaluate(model, boxes[val_rows], labels[val_rows], affinity, target, beta, gamma)
-            row |= {f"val_{k}": v for k, v in val.items()}
+            val = _evaluate(model, val_boxes, val_labels, affinity, target)
+            row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         rows.append(row)
         score = row.get("val_loss", row["loss"])
         improved = score < best
@@ -137,6 +143,25 @@ def training_epochs(
         yield Epoch(row, rows, model, improved)
         if config.patience and stale >= config.patience:
             break
+
+
+def training_step(
+    model: AffinityVAE,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    affinity: torch.Tensor,
+    scale: torch.Tensor,
+    dataset_size: int,
+) -> torch.Tensor:
+    """One optimiser step on the batch ``x`` (of a training set of ``dataset_size`` boxes),
+    minimising ``scale`` (1, beta, gamma, tc) times the loss terms; returns the terms, in
+    ``TERMS``' order, detached and where they were computed."""
+    terms = _loss_terms(model, x, labels, affinity, dataset_size)
+    optimiser.zero_grad(set_to_none=True)
+    (scale @ terms).backward()
+    optimiser.step()
+    return terms.detach()
 
 
 def training_card(
@@ -168,15 +193,25 @@ def train(
     resume: str | Path | None = None,
     progress: Progress | None = None,
     command: str = "",
+    init: str | Path | None = None,
 ) -> tuple[AffinityVAE, ModelCard, pd.DataFrame]:
-    """Train (or go on training ``resume``); write ``out``.safetensors/.json and
-    ``out``.metrics.csv when ``out`` is given. Returns the model, its card and per-epoch metrics."""
+    """Train ``architecture`` from scratch, go on training ``resume``, or fine-tune ``init``
+    ("bundled" or a checkpoint: its architecture and weights, ``data``'s classes and affinity,
+    epochs counted from 0); write ``out``.safetensors/.json and ``out``.metrics.csv when ``out``
+    is given. Returns the model, its card and per-epoch metrics."""
+    if resume is not None and init is not None:
+        raise ValueError("give a run to resume or a model to fine-tune (init), not both")
     history: list[dict] = []
     if resume is not None:
-        model, card = load_checkpoint(resume)
+        model, card = starting_model(resume, data)
         history = list(card.training.get("history", []))
+    elif init is not None:
+        model, _ = starting_model(init, data)
     else:
         model = AffinityVAE(architecture)
+    card_of = functools.partial(
+        training_card, data=data, config=config, command=command, init=str(init or "")
+    )
     epochs = training_epochs(data, model, config, history)
     bar = (
         progress(epochs, desc="training", total=config.epochs, initial=len(history))
@@ -186,29 +221,59 @@ def train(
     for epoch in bar:
         history = epoch.history
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(
-                {k: f"{epoch.row[k]:.4g}" for k in ("reconstruction", "kl", "affinity")}
-            )
+            bar.set_postfix({k: f"{epoch.row[k]:.4g}" for k in TERMS})
         if out is not None:
             _write_metrics(Path(out), history)
             if config.checkpoint_every and len(history) % config.checkpoint_every == 0:
-                save_checkpoint(model, training_card(model, data, config, history, command), out)
+                save_checkpoint(model, card_of(model, history=history), out)
     model.eval()
     model.cpu()
-    card = training_card(model, data, config, history, command)
+    card = card_of(model, history=history)
     if out is not None:
         save_checkpoint(model, card, out)
     return model, card, pd.DataFrame(history)
 
 
+def starting_model(source: str | Path, data: TrainingData) -> tuple[AffinityVAE, ModelCard]:
+    """The model a run starts from: "bundled" or a checkpoint, refused (naming its card) unless
+    ``data``'s boxes are the size, dimensionality and voxel size it takes."""
+    from napari_affinity_vae.model.bundled import checkpoint_path  # it imports this module
+
+    model, card = load_checkpoint(checkpoint_path(source))
+    box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
+    check_fits(card, box, data.voxel_size, card.path or source, ndim)
+    return model, card
+
+
+def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
+    """The weights in ``epoch`` of the loss terms after the reconstruction (``TERMS``' order),
+    as the history names them."""
+    schedules = {"beta": config.beta, "gamma": config.gamma, "tc_weight": config.tc}
+    return {name: schedule.value(epoch, config.epochs) for name, schedule in schedules.items()}
+
+
+def _named(terms: np.ndarray, scale: torch.Tensor) -> dict[str, float]:
+    """The weighted loss and each of the mean ``terms`` by name."""
+    loss = float(scale.cpu().numpy() @ terms)
+    return {"loss": loss, **dict(zip(TERMS, terms.tolist(), strict=True))}
+
+
 def _loss_terms(
-    model: AffinityVAE, x: torch.Tensor, labels: torch.Tensor, affinity: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    reconstruction, mu, log_variance, _ = model(x)
-    return (
-        reconstruction_loss(reconstruction, x),
-        kl_divergence(mu, log_variance),
-        affinity_loss(mu, labels, affinity),
+    model: AffinityVAE,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    affinity: torch.Tensor,
+    dataset_size: int,
+) -> torch.Tensor:
+    """The loss terms of a batch, in ``TERMS``' order, as one tensor."""
+    reconstruction, mu, log_variance, _, latent = model.forward_with_latent(x)
+    return torch.stack(
+        [
+            reconstruction_loss(reconstruction, x),
+            kl_divergence(mu, log_variance),
+            affinity_loss(mu, labels, affinity),
+            total_correlation(latent, mu, log_variance, dataset_size),
+        ]
     )
 
 
@@ -219,31 +284,16 @@ def _evaluate(
     labels: torch.Tensor,
     affinity: torch.Tensor,
     target: torch.device,
-    beta: float,
-    gamma: float,
     batch_size: int = 256,
-) -> dict[str, float]:
+) -> np.ndarray:
+    """The mean loss terms of held-out ``boxes`` in eval mode (the latent is ``mu``)."""
     model.eval()
-    sums = np.zeros(3)
+    sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
     for start in range(0, len(boxes), batch_size):
         x = boxes[start : start + batch_size].to(target)
-        terms = _loss_terms(model, x, labels[start : start + batch_size].to(target), affinity)
-        sums += np.array([t.item() for t in terms]) * len(x)
-    recon, kl, aff = sums / len(boxes)
-    return {
-        "loss": recon + beta * kl + gamma * aff,
-        "reconstruction": recon,
-        "kl": kl,
-        "affinity": aff,
-    }
-
-
-def _rotate_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One random rotation by a multiple of 90 degrees about a random axis, for the whole batch."""
-    spatial = list(range(2, x.ndim))
-    axes = torch.randperm(len(spatial), generator=generator)[:2].tolist()
-    turns = int(torch.randint(0, 4, (1,), generator=generator))
-    return torch.rot90(x, turns, dims=(spatial[axes[0]], spatial[axes[1]]))
+        y = labels[start : start + batch_size].to(target)
+        sums += _loss_terms(model, x, y, affinity, len(boxes)) * len(x)
+    return sums.cpu().numpy() / len(boxes)
 
 
 def _write_metrics(out: Path, rows: list[dict]) -> None:

@@ -88,6 +88,11 @@ class TrainWidget(Container):
         self.gamma_schedule = ComboBox(
             label="Gamma schedule", choices=list(SCHEDULES), value="flat"
         )
+        self.tc = FloatSpinBox(label="TC (total correlation)", min=0, max=100, step=0.05, value=0)
+        self.tc.tooltip = (
+            "Weight of the beta-TCVAE term, which pushes latent dimensions to be independent "
+            "(more interpretable); 0: off"
+        )
         self.latent_dims = SpinBox(label="Latent dimensions", min=2, max=64, value=8)
         self.augment = CheckBox(text="Rotate boxes at random (augmentation)", value=True)
         self.validation = FloatSpinBox(label="Validation", min=0, max=0.5, step=0.05, value=0.2)
@@ -119,6 +124,7 @@ class TrainWidget(Container):
                 self.beta_schedule,
                 self.gamma,
                 self.gamma_schedule,
+                self.tc,
                 self.latent_dims,
                 self.augment,
                 self.validation,
@@ -163,6 +169,7 @@ class TrainWidget(Container):
                 "beta_schedule": self.beta_schedule,
                 "gamma": self.gamma,
                 "gamma_schedule": self.gamma_schedule,
+                "tc": self.tc,
                 "latent_dims": self.latent_dims,
                 "augment": self.augment,
                 "validation": self.validation,
@@ -255,6 +262,7 @@ class TrainWidget(Container):
             learning_rate=self.learning_rate.value,
             beta=Schedule(self.beta_schedule.value, high=self.beta.value),
             gamma=Schedule(self.gamma_schedule.value, high=self.gamma.value),
+            tc=Schedule("flat", high=self.tc.value),
             validation_fraction=self.validation.value,
             seed=self.seed.value,
             augment=self.augment.value,
