@@ -29,6 +29,7 @@ SCRIPTS = (
     "project_gui.py",
     "zarr_extraction.py",
     "template_matching.py",
+    "fine_tune.py",
 )
 NEEDS_DISPLAY = {"scatter.py", "cancel.py", "project_gui.py"}
 NOT_FIGURES = ("machine", "torch", "model", "file")  # context lines, not measurements
