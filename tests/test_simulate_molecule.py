@@ -127,12 +127,16 @@ def test_simulate_with_a_molecule_writes_its_truth_reference_and_affinity(tmp_pa
 
 
 def test_subtomograms_and_projects_of_a_users_molecule_alone(tmp_path, cross):
-    """``--classes`` with no names: the user's molecules only."""
+    """``--classes`` with no names: the user's molecules only, in training sets (with boxes
+    where the picker finds them too) and in projects."""
     own = ["--classes", "--molecule", f"cross={cross}", "--molecule", f"cross2={cross}"]
     out = tmp_path / "boxes"
-    assert main(["simulate", str(out), "--subtomograms", "3", "--box", "24", *own]) == 0
+    subtomograms = ["--subtomograms", "3", "--box", "24", "--at-picks"]
+    assert main(["simulate", str(out), *subtomograms, *own]) == 0
     _, table = read_subtomograms(out)
-    assert table[CLASS_NAME].value_counts().to_dict() == {"cross": 3, "cross2": 3}
+    truth = table[table["centred_on"] == "particle"]
+    assert truth[CLASS_NAME].value_counts().to_dict() == {"cross": 3, "cross2": 3}
+    assert (table["centred_on"] == "pick").sum() >= 3  # the picker finds them at their size
     affinity = load_affinity(out / "affinity.csv")
     assert affinity.loc["cross", "cross2"] == pytest.approx(1.0, abs=1e-3)  # the same map
     project = tmp_path / "project"
