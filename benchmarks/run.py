@@ -31,6 +31,7 @@ SCRIPTS = (
     "zarr_extraction.py",
     "template_matching.py",
     "explanations.py",
+    "fine_tune.py",
 )
 NEEDS_DISPLAY = {"scatter.py", "cancel.py", "project_gui.py"}
 NOT_FIGURES = ("machine", "torch", "model", "file")  # context lines, not measurements

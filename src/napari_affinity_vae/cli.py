@@ -72,7 +72,9 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         "and affinity.csv; with --subtomograms, OUTDIR/subtomograms.mrcs and .csv instead of the "
         "tomogram and particles; with --tomograms N, a RELION 5 project of N tomograms "
         "(tomograms/TS_01.mrc, ..., tomograms.star, particles.star with the ground truth, "
-        "optimisation_set.star, affinity.csv), --particles per tomogram, seeds SEED, SEED + 1, ...",
+        "optimisation_set.star, affinity.csv), --particles per tomogram, seeds SEED, SEED + 1, "
+        "... Molecules of your own (--molecule NAME=PATH) are simulated beside the built-in "
+        "--classes; --classes with no names leaves the built-in ones out.",
     )
     sim.add_argument("outdir", type=Path)
     sim.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(200, 400, 400))
@@ -83,7 +85,22 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     noise.add_argument("--no-noise", action="store_true")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--voxel-size", type=float, default=10.0, help="Angstrom (default 10)")
-    sim.add_argument("--classes", nargs="+", choices=list(MOLECULES), default=list(MOLECULES))
+    sim.add_argument(
+        "--classes",
+        nargs="*",
+        choices=list(MOLECULES),
+        default=list(MOLECULES),
+        help="built-in classes (default all)",
+    )
+    sim.add_argument(
+        "--molecule",
+        action="append",
+        type=_molecule_argument,
+        default=[],
+        metavar="NAME=PATH",
+        help="a class of your own, named NAME: an MRC map (.map.gz too; scaled to protein "
+        "fractions) or a PDB / mmCIF model; repeatable",
+    )
     sim.add_argument("--vesicles", type=int, default=0)
     sim.add_argument("--fiducials", type=int, default=0, help="10 nm gold beads")
     sim.add_argument("--defocus", type=float, default=3.0, help="micrometres underfocus")
@@ -498,11 +515,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
     holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
     if not args.overwrite and (holds_files or args.outdir.is_file()):
         raise OutputExistsError(args.outdir)
+    molecules = _molecules(args.molecule)
+    if not args.classes and not molecules:
+        raise AffinityVAEError("nothing to simulate: name --classes or give a --molecule")
     low, high, step = args.tilt_range
     settings = Simulation(
         shape=tuple(args.shape),
         particles=args.particles,
-        classes=tuple(args.classes),
+        classes=(*args.classes, *molecules),
         voxel_size=args.voxel_size,
         snr=None if (args.no_noise or args.dose) else args.snr,
         dose=args.dose,
@@ -518,27 +538,30 @@ def _run_simulate(args: argparse.Namespace) -> int:
             phase_flip=args.phase_flip,
         ),
         name=args.outdir.name,
+        molecules=molecules,
     )
     if args.subtomograms:
         from napari_affinity_vae.io.affinity import save_affinity
-        from napari_affinity_vae.simulate.affinity import builtin_affinity
+        from napari_affinity_vae.simulate.affinity import class_affinity
+        from napari_affinity_vae.simulate.tomogram import class_diameters, class_maps
 
+        maps = class_maps(settings)
         locate = None
         if args.at_picks:
             from napari_affinity_vae.particles.matching import picked_centres
-            from napari_affinity_vae.simulate.molecules import extent
 
+            diameters = class_diameters(settings.classes, maps, settings.voxel_size)
             locate = functools.partial(
                 picked_centres,
                 voxel_size=settings.voxel_size,
-                diameter=extent,
+                diameter=diameters.__getitem__,
                 inverted=settings.invert,
             )
         boxes, table = simulate_subtomograms(
             settings, args.subtomograms, args.box, tqdm, args.off_centre, locate
         )
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
-        affinity, _ = builtin_affinity(settings.classes, settings.voxel_size, tqdm)
+        affinity, _ = class_affinity(maps, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
     elif args.tomograms is not None and args.tomograms < 1:
         raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
@@ -556,6 +579,25 @@ def _run_simulate(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _molecule_argument(text: str) -> tuple[str, Path]:
+    """``--molecule NAME=PATH`` as (name, path)."""
+    name, equals, path = text.partition("=")
+    if not (equals and name and path):
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (cup=cup.mrc), got {text!r}")
+    return name, Path(path)
+
+
+def _molecules(named: list[tuple[str, Path]]) -> dict[str, Path]:
+    """The --molecule files by class name; a name given twice is refused."""
+    molecules: dict[str, Path] = {}
+    for name, path in named:
+        if name in molecules:
+            problem = f"class {name} is {molecules[name]} already; give each molecule its own name"
+            raise InputFileError(path, problem)
+        molecules[name] = path
+    return molecules
 
 
 def _run_affinity(args: argparse.Namespace) -> int:

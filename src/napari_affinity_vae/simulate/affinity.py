@@ -91,14 +91,25 @@ def _climb(score: Callable[[Rotation], float], rotation: Rotation) -> float:
 
 
 def affinity_matrix(
-    maps: Mapping[str, np.ndarray], progress: Progress | None = None
+    maps: Mapping[str, np.ndarray],
+    progress: Progress | None = None,
+    known: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The scaled affinity matrix and the raw best correlations, both labelled by class name."""
+    """The scaled affinity matrix and the raw best correlations, both labelled by class name.
+    Pairs of classes that ``known`` (raw correlations labelled by class name) holds are taken
+    from it rather than searched."""
     names = list(maps)
     box = max(max(m.shape) for m in maps.values())
     volumes = [fit_box(np.asarray(maps[n], dtype=np.float32), box) for n in names]
     raw = np.eye(len(names))
-    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    held = set() if known is None else set(known.index) & set(known.columns)
+    pairs = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if names[i] in held and names[j] in held:
+                raw[i, j] = raw[j, i] = known.loc[names[i], names[j]]
+            else:
+                pairs.append((i, j))
     for i, j in progress(pairs) if progress else pairs:
         raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
     return (
@@ -107,20 +118,25 @@ def affinity_matrix(
     )
 
 
+def class_affinity(
+    maps: Mapping[str, np.ndarray], voxel_size: float, progress: Progress | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Affinity of a simulation's classes from their maps (built-in and users' molecules alike):
+    pairs of built-in classes from the shipped correlations at 10 A/voxel, the others searched."""
+    known = None
+    if np.isclose(voxel_size, SHIPPED_VOXEL_SIZE):
+        known = pd.read_csv(SHIPPED_CORRELATIONS, index_col=0)
+    return affinity_matrix(maps, progress, known)
+
+
 def builtin_affinity(
     classes: list[str] | tuple[str, ...], voxel_size: float, progress: Progress | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Affinity of built-in molecule classes: from the shipped correlations at 10 A/voxel when
-    they cover the request, otherwise searched anew."""
+    """Affinity of built-in molecule classes: from the shipped correlations at 10 A/voxel,
+    otherwise searched anew."""
     from napari_affinity_vae.simulate.molecules import reference_maps
 
-    classes = list(classes)
-    if np.isclose(voxel_size, SHIPPED_VOXEL_SIZE):
-        shipped = pd.read_csv(SHIPPED_CORRELATIONS, index_col=0)
-        if set(classes) <= set(shipped.columns):
-            raw = shipped.loc[classes, classes]
-            return pd.DataFrame(scale_affinity(raw.to_numpy()), index=classes, columns=classes), raw
-    return affinity_matrix(reference_maps(classes, voxel_size), progress)
+    return class_affinity(reference_maps(list(classes), voxel_size), voxel_size, progress)
 
 
 def library_affinity(classes: list[str], voxel_size: float) -> np.ndarray | None:

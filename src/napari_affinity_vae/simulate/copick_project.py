@@ -12,7 +12,12 @@ import numpy as np
 from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME
-from napari_affinity_vae.simulate.tomogram import SimulatedTomogram, Simulation, simulate_tomogram
+from napari_affinity_vae.simulate.tomogram import (
+    SimulatedTomogram,
+    Simulation,
+    class_maps,
+    simulate_tomogram,
+)
 
 SIMULATION_USER = "simulation"
 
@@ -32,11 +37,12 @@ def write_copick_project(
     """``config.json`` and its overlay in ``folder``: runs ``TS_01``, ... (``settings`` with
     seeds ``seed``, ``seed + 1``, ...), each a ``wbp`` tomogram and the ground truth as picks of
     each class by ``user``, session ``0``."""
+    references = class_maps(settings)
     results = {}
     bar = progress(total=tomograms, desc="tomograms") if progress else None
     for i in range(tomograms):
         one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
-        results[one.name] = simulate_tomogram(one)
+        results[one.name] = simulate_tomogram(one, references=references)
         if bar:
             bar.update(1)
     if bar:

@@ -3,7 +3,8 @@
 Each class is a set of pseudo-atoms (Angstrom, x y z, centred on the origin) filling a few
 ellipsoidal subunits, shaped after complexes people look for in tomograms. Shapes are fixed (each
 builder draws from its own seeded generator), so a class name always means the same molecule.
-Rendered maps hold the fraction of each voxel filled by protein (about 1 inside a molecule).
+Rendered maps hold the fraction of each voxel filled by protein (about 1 inside a molecule); a
+user's molecule is scaled to match by :func:`user_molecule_map`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.simulate.density import points_to_density
+from napari_affinity_vae.simulate.geometry import rotate_map
 from napari_affinity_vae.volumes import fit_box, resample
 
 SPACING = 5.0  # Angstrom between pseudo-atoms
 ATOM_SIGMA = 5.0  # Angstrom, width of each pseudo-atom's Gaussian
 VOLUME_PER_ATOM = 17.0  # Angstrom^3 of protein per non-hydrogen atom
 MEAN_ATOMIC_NUMBER = 6.7  # of non-hydrogen protein atoms
+SUPPORT_LEVEL = 0.5  # a voxel at least half full of protein is inside a molecule
+PEAK_PERCENTILE = 99.9  # of a user's map: its peak density, unmoved by a few hot voxels
+SOLVENT_MARGIN = 2  # voxels of a user's map kept beyond its support; zero further out
 
 
 Ellipsoid = tuple[np.ndarray, np.ndarray, np.ndarray]  # centre, radii, orientation (x y z)
@@ -191,10 +197,15 @@ def extent(name: str) -> float:
     return 2 * float(np.linalg.norm(pseudo_atoms(name), axis=1).max()) + 2 * ATOM_SIGMA
 
 
+def box_holding(diameter: float, voxel_size: float) -> int:
+    """An even cubic box (voxels) that holds a molecule ``diameter`` Angstrom across in any
+    orientation."""
+    return int(2 * np.ceil(diameter / voxel_size / 2)) + 2
+
+
 def box_for(names: list[str] | tuple[str, ...], voxel_size: float) -> int:
     """An even cubic box (voxels) that holds every named molecule in any orientation."""
-    largest = max(extent(n) for n in names)
-    return int(2 * np.ceil(largest / voxel_size / 2)) + 2
+    return box_holding(max(extent(n) for n in names), voxel_size)
 
 
 def molecule_map(name: str, voxel_size: float = 10.0, box: int | None = None) -> np.ndarray:
@@ -235,6 +246,55 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     else:
         raise InputFileError(path, "a reference must be an MRC map or a PDB / mmCIF model")
     return fit_box(volume, box) if box else volume
+
+
+def user_molecule_map(path: str | Path, voxel_size: float) -> np.ndarray:
+    """A user's molecule (an MRC map, compressed too, or a PDB / mmCIF model) as a (z, y, x) map
+    at ``voxel_size`` that behaves as protein like the built-in classes' maps.
+
+    The file is read with :func:`load_reference` (a map resampled with its solvent level moved to
+    zero; a model rendered as protein fractions). A map's units are arbitrary, so it is scaled to
+    protein fractions: negated first if its strongest density is negative (protein dark, as in an
+    average of a tomogram that is not inverted), then divided by its peak, the 99.9th percentile
+    of its voxels (a molecule's densest voxels are full of protein; a few hot voxels do not set
+    the scale), with negative values clipped to 0. A built-in map written in arbitrary units reads
+    back within 15% of its total density (30% from a map at half the voxel size). The support,
+    the voxels at least half full (``SUPPORT_LEVEL``), gives the extent; density further than
+    ``SOLVENT_MARGIN`` voxels from the support (solvent noise) is set to 0. The map is centred on
+    its centre of mass and cut to the even cubic box that holds its support in any orientation,
+    like a built-in map.
+    """
+    volume = _protein_fraction(load_reference(path, voxel_size), Path(path))
+    centre = np.array(ndimage.center_of_mass(volume))
+    box = box_holding(_support_diameter(volume, centre, voxel_size), voxel_size)
+    shift = np.asarray(volume.shape) // 2 - centre  # the centre of mass to the box's centre
+    return rotate_map(volume, np.eye(3), shift, (box, box, box)).astype(np.float32)
+
+
+def map_extent(volume: np.ndarray, voxel_size: float) -> float:
+    """Diameter (Angstrom) of the sphere about the box's centre voxel that holds the support
+    (voxels at least half full) of a protein-fraction map such as :func:`user_molecule_map`'s."""
+    return _support_diameter(volume, np.asarray(volume.shape) // 2, voxel_size)
+
+
+def _support_diameter(volume: np.ndarray, centre: np.ndarray, voxel_size: float) -> float:
+    """Twice the distance (Angstrom) from ``centre`` (voxels) to the far side of the farthest
+    voxel at least half full."""
+    inside = np.argwhere(volume >= SUPPORT_LEVEL)
+    return float(2 * (np.linalg.norm(inside - centre, axis=1).max() + 0.5) * voxel_size)
+
+
+def _protein_fraction(volume: np.ndarray, path: Path) -> np.ndarray:
+    """A map with its solvent at zero, in arbitrary units, scaled to protein fractions, with the
+    solvent away from its support set to zero (see :func:`user_molecule_map`)."""
+    if -volume.min() > volume.max():
+        volume = -volume
+    peak = np.percentile(volume, PEAK_PERCENTILE)
+    if not peak > 0:
+        raise InputFileError(path, "the map holds no density above its solvent level")
+    volume = np.clip(volume / peak, 0, None)
+    near = ndimage.binary_dilation(volume >= SUPPORT_LEVEL, iterations=SOLVENT_MARGIN)
+    return np.where(near, volume, 0).astype(np.float32)
 
 
 def _atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from napari_affinity_vae.io.omezarr import write_ome_zarr
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.tomogram import ZARR_SUFFIX, write_tomogram
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.simulate.affinity import builtin_affinity
+from napari_affinity_vae.simulate.affinity import class_affinity
 from napari_affinity_vae.simulate.tomogram import SimulatedTomogram
 
 TOMOGRAM_FORMATS = ("mrc", "zarr")
@@ -44,6 +44,6 @@ def write_simulation(
         paths[f"references/{name}"] = write_tomogram(
             folder / "references" / f"{name}.mrc", volume, voxel_size
         )
-    affinity, _ = builtin_affinity(list(result.references), voxel_size, progress)
+    affinity, _ = class_affinity(result.references, voxel_size, progress)
     paths["affinity"] = save_affinity(affinity, folder / "affinity.csv")
     return paths

@@ -25,9 +25,9 @@ from napari_affinity_vae.io.projects.relion5 import (
 from napari_affinity_vae.io.star import TOMO_COLUMN
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import TOMO_NAME
-from napari_affinity_vae.simulate.affinity import builtin_affinity
+from napari_affinity_vae.simulate.affinity import class_affinity
 from napari_affinity_vae.simulate.outputs import write_tomogram_as
-from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+from napari_affinity_vae.simulate.tomogram import Simulation, class_maps, simulate_tomogram
 
 BINNING_FACTOR = 4  # tomograms binned 4 times from the tilt series, as is usual for picking
 OPTICS = {"rlnOpticsGroup": 1, "rlnOpticsGroupName": "opticsGroup1", "rlnVoltage": 300.0}
@@ -44,13 +44,14 @@ def write_project(
     ``seed``, ``seed + 1``, ...), ``tomograms.star``, ``particles.star`` (RELION 5, centred
     Angstrom, with ``class_name``), ``optimisation_set.star`` and ``affinity.csv``, in
     ``folder``."""
+    references = class_maps(settings)  # a user's unreadable molecule stops us before writing
     (folder / "tomograms").mkdir(parents=True, exist_ok=True)
     pixel = settings.voxel_size / BINNING_FACTOR
     entries, rows, tables, paths = {}, [], [], {}
     bar = progress(total=tomograms, desc="tomograms") if progress else None
     for i in range(tomograms):
         one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
-        result = simulate_tomogram(one)
+        result = simulate_tomogram(one, references=references)
         written = write_tomogram_as(
             folder / "tomograms" / one.name, result.tomogram, settings.voxel_size, fmt
         )
@@ -80,6 +81,6 @@ def write_project(
         folder / "optimisation_set.star",
         {"": {PARTICLES_FILE: "particles.star", TOMOGRAMS_FILE: "tomograms.star"}},
     )
-    affinity, _ = builtin_affinity(list(settings.classes), settings.voxel_size)
+    affinity, _ = class_affinity(references, settings.voxel_size, progress)
     paths["affinity"] = save_affinity(affinity, folder / "affinity.csv")
     return paths

@@ -14,7 +14,7 @@ import pandas as pd
 
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, SHIFTS, TILT
-from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+from napari_affinity_vae.simulate.tomogram import Simulation, class_maps, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)
 Locator = Callable[[np.ndarray, pd.DataFrame], np.ndarray]
@@ -41,6 +41,7 @@ def simulate_subtomograms(
     The shape and particle count of ``settings`` are replaced by crowded training tomograms.
     """
     rng = np.random.default_rng(settings.seed)
+    references = class_maps(settings)
     wanted = per_class * len(settings.classes)
     boxes: list[np.ndarray] = []
     tables: list[pd.DataFrame] = []
@@ -55,7 +56,9 @@ def simulate_subtomograms(
             seed=int(rng.integers(2**31)),
             name=f"training_{tomogram_index:04d}",
         )
-        result = simulate_tomogram(one, margin=box / 2 + np.ceil(2 * off_centre))
+        result = simulate_tomogram(
+            one, margin=box / 2 + np.ceil(2 * off_centre), references=references
+        )
         table = result.particles
         keep = []
         for row, name in enumerate(table[CLASS_NAME]):

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.schema import TOMO_NAME
-from napari_affinity_vae.simulate.molecules import MOLECULES, extent, reference_maps
+from napari_affinity_vae.simulate.molecules import (
+    MOLECULES,
+    extent,
+    map_extent,
+    reference_maps,
+    user_molecule_map,
+)
 from napari_affinity_vae.simulate.specimen import (
     GOLD_RADIUS,
     LEAFLET_SEPARATION,
@@ -30,12 +40,15 @@ from napari_affinity_vae.simulate.tiltseries import (
 )
 
 VESICLE_RADIUS = (250.0, 500.0)  # Angstrom
+MOLECULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a class name that is a file name too
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """What to simulate. ``snr`` (per tilt image) or ``dose`` (electrons / A^2 in total) sets the
-    noise; ``snr=None`` and ``dose=None`` gives a noise-free tomogram."""
+    """What to simulate. ``classes`` names the molecules: built-in ones (``MOLECULES``) and the
+    user's, whose maps or atomic models ``molecules`` gives by class name (read with
+    :func:`user_molecule_map`). ``snr`` (per tilt image) or ``dose`` (electrons / A^2 in total)
+    sets the noise; ``snr=None`` and ``dose=None`` gives a noise-free tomogram."""
 
     shape: tuple[int, int, int] = (200, 400, 400)
     particles: int = 300
@@ -49,6 +62,7 @@ class Simulation:
     invert: bool = False
     microscope: Microscope = field(default_factory=Microscope)
     name: str = "simulated"
+    molecules: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,19 +77,53 @@ class SimulatedTomogram:
 
 
 def simulate_tomogram(
-    settings: Simulation, progress: Progress | None = None, margin: float = 0.0
+    settings: Simulation,
+    progress: Progress | None = None,
+    margin: float = 0.0,
+    references: Mapping[str, np.ndarray] | None = None,
 ) -> SimulatedTomogram:
-    """Simulate a tomogram; the same settings (seed included) give the same output."""
+    """Simulate a tomogram; the same settings (seed included) give the same output.
+    ``references``: the classes' maps from :func:`class_maps`, when already made."""
     rng = np.random.default_rng(settings.seed)
-    unknown = [c for c in settings.classes if c not in MOLECULES]
-    if unknown:
-        raise ValueError(f"unknown classes {unknown}; known: {', '.join(MOLECULES)}")
-    references = reference_maps(settings.classes, settings.voxel_size)
+    references = dict(class_maps(settings) if references is None else references)
     specimen, particles = build_specimen(settings, references, rng, progress, margin)
     tomogram = image_and_reconstruct(specimen, settings, rng, progress)
     particles.insert(0, TOMO_NAME, settings.name)
     particles.attrs["voxel_size"] = settings.voxel_size
     return SimulatedTomogram(tomogram, particles, references, settings)
+
+
+def class_maps(settings: Simulation) -> dict[str, np.ndarray]:
+    """The reference map of each of ``settings.classes``, in that order: the built-in ones in one
+    common box, the user's read from ``settings.molecules``. Raises ValueError for a class that is
+    neither, and InputFileError (naming the file) for a molecule that is unreadable or whose name
+    is a built-in class's or no file name."""
+    for name, path in settings.molecules.items():
+        if name in MOLECULES:
+            raise InputFileError(path, f"{name} is a built-in class; give your molecule a new name")
+        if not MOLECULE_NAME.fullmatch(name):
+            raise InputFileError(path, f"{name!r} is no class name: use letters, digits, _ and -")
+    known = [*MOLECULES, *settings.molecules]
+    unknown = [c for c in settings.classes if c not in known]
+    if unknown:
+        raise ValueError(f"unknown classes {unknown}; known: {', '.join(known)}")
+    built_in = [c for c in settings.classes if c in MOLECULES]
+    maps = reference_maps(built_in, settings.voxel_size) if built_in else {}
+    for name in settings.classes:
+        if name not in MOLECULES:
+            maps[name] = user_molecule_map(settings.molecules[name], settings.voxel_size)
+    return {name: maps[name] for name in settings.classes}
+
+
+def class_diameters(
+    classes: tuple[str, ...] | list[str], references: Mapping[str, np.ndarray], voxel_size: float
+) -> dict[str, float]:
+    """Diameter (Angstrom) of each class: a built-in molecule's extent, a user's from the support
+    of its map in ``references``."""
+    return {
+        name: extent(name) if name in MOLECULES else map_extent(references[name], voxel_size)
+        for name in classes
+    }
 
 
 def build_specimen(
@@ -95,7 +143,8 @@ def build_specimen(
     gold = random_spheres(
         settings.fiducials, (gold_radius, gold_radius), shape, rng, existing=vesicles
     )
-    radii = {name: extent(name) / 2 / voxel for name in settings.classes}
+    diameters = class_diameters(settings.classes, references, voxel)
+    radii = {name: diameter / 2 / voxel for name, diameter in diameters.items()}
     particles = place_particles(
         list(settings.classes), radii, shape, settings.particles, rng, [*vesicles, *gold], margin
     )
