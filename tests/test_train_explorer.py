@@ -11,6 +11,7 @@ from napari.layers import Layer
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 
+from conftest import blob_map, write_mrc
 from napari_affinity_vae._sample_data import sample_layers
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.schema import CLUSTER, LABEL, latent_columns
@@ -193,3 +194,29 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     qtbot.waitUntil(lambda: train.trained is not None and not train.task.running, timeout=WAIT_MS)
     _, card = train.trained
     np.testing.assert_allclose(card.affinity, table.matrix().to_numpy())
+
+
+def test_affinity_from_a_map_per_class_names_the_classes_without_one(
+    clustered, qtbot, tmp_path, monkeypatch, notifications
+):
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    for cluster, name in enumerate(("alpha", "beta", "gamma")):
+        label_cluster(qtbot, scatter, cluster, name)
+    shape = blob_map(0)
+    maps = {
+        "alpha": write_mrc(tmp_path / "alpha.mrc", shape),
+        "beta": write_mrc(tmp_path / "beta.map", np.rot90(shape, 1, (0, 2)).copy()),
+        "gamma": write_mrc(tmp_path / "gamma.mrc", blob_map(7, spread=0.2, blobs=3)),
+    }
+    chosen = [str(maps["alpha"]), str(maps["beta"])]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *_a, **_k: (chosen, ""))
+    click(qtbot, train.maps_button)
+    assert "No map or model for class(es) gamma" in messages(notifications)[-1]
+    chosen.append(str(maps["gamma"]))
+    click(qtbot, train.maps_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    matrix = train.affinity.matrix()
+    assert matrix.loc["alpha", "beta"] > 0.8  # one shape turned: alike whatever the rotation
+    assert matrix.loc["alpha", "gamma"] < matrix.loc["alpha", "beta"] - 0.2
+    assert train.status.value == "affinity from the reference maps"

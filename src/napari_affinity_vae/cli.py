@@ -605,12 +605,13 @@ def _run_affinity(args: argparse.Namespace) -> int:
 
     from napari_affinity_vae.io.affinity import save_affinity
     from napari_affinity_vae.simulate.affinity import SCALING, affinity_matrix, builtin_affinity
-    from napari_affinity_vae.simulate.molecules import load_reference
+    from napari_affinity_vae.simulate.molecules import load_reference, named_references
 
     _refuse_existing(args, args.out, args.raw)
     if args.maps:
         voxel_size = args.voxel_size or _first_voxel_size(args.maps)
-        maps = {name: load_reference(path, voxel_size) for name, path in _classes(args.maps)}
+        named = named_references(args.maps)
+        maps = {name: load_reference(path, voxel_size) for name, path in named.items()}
         scaled, raw = affinity_matrix(maps, tqdm)
     else:
         from napari_affinity_vae.simulate.molecules import MOLECULES
@@ -950,21 +951,6 @@ def _run_project(args: argparse.Namespace) -> int:
     )
     print(project.describe())
     return 0
-
-
-def _classes(paths: list[Path]) -> list[tuple[str, Path]]:
-    """Reference maps by class name, the file's name without its suffixes (``emd_3197`` for
-    ``emd_3197.map.gz``); two of one name are refused."""
-    from napari_affinity_vae.io.compressed import uncompressed_name
-
-    named: dict[str, Path] = {}
-    for path in paths:
-        name = uncompressed_name(path).stem
-        if name in named:
-            problem = f"class {name} is {named[name]} already; give each map a name of its own"
-            raise InputFileError(path, problem)
-        named[name] = path
-    return list(named.items())
 
 
 def _first_voxel_size(paths: list[Path]) -> float:

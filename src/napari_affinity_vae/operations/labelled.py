@@ -5,6 +5,7 @@ the classes, from the decoded class centres, or from a file)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,9 @@ from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import AXES, TOMO_NAME, latent_columns
-from napari_affinity_vae.simulate.affinity import best_correlation, scale_affinity
+from napari_affinity_vae.simulate.affinity import correlation_steps, scale_affinity
+from napari_affinity_vae.simulate.molecules import load_reference
+from napari_affinity_vae.volumes import fit_box
 
 MIN_PER_CLASS = 2  # particles; fewer cannot be both trained on and told apart
 
@@ -111,9 +114,29 @@ def centre_affinity(
     names = particles[label_column].astype(str).str.strip()
     means = np.stack([particles.loc[names == c, columns].mean().to_numpy() for c in classes])
     volumes = decode(model, means, np.zeros((len(classes), 0)))
-    raw = np.eye(len(classes))
-    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
-    for done, (i, j) in enumerate(pairs, 1):
-        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
-        yield done
+    raw = yield from correlation_steps(list(volumes))
+    return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)
+
+
+def reference_affinity(
+    references: dict[str, Path], classes: list[str], voxel_size: float
+) -> Generator[int, None, pd.DataFrame]:
+    """Affinity from a reference map or atomic model per class (``references`` by class name),
+    as ``avae affinity`` computes it, at the model's voxel size: a class without one is refused
+    at once; the steps, which read the files, yield pairs done."""
+    missing = [c for c in classes if c not in references]
+    if missing:
+        raise AffinityVAEError(
+            f"No map or model for class(es) {', '.join(missing)}: name each file after its class "
+            f"(found {', '.join(references) or 'none'})"
+        )
+    return _reference_steps([references[c] for c in classes], classes, voxel_size)
+
+
+def _reference_steps(
+    paths: list[Path], classes: list[str], voxel_size: float
+) -> Generator[int, None, pd.DataFrame]:
+    maps = [load_reference(path, voxel_size) for path in paths]
+    box = max(max(m.shape) for m in maps)
+    raw = yield from correlation_steps([fit_box(m, box) for m in maps])
     return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)

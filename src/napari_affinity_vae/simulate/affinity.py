@@ -14,14 +14,14 @@ directions; maps that share nothing (``c <= 0``) at -1.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
-from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.progress import Progress, run_steps
 from napari_affinity_vae.rotations import uniform_rotations
 from napari_affinity_vae.simulate.geometry import rotate_map
 from napari_affinity_vae.volumes import fit_box, resample
@@ -110,12 +110,29 @@ def affinity_matrix(
                 raw[i, j] = raw[j, i] = known.loc[names[i], names[j]]
             else:
                 pairs.append((i, j))
-    for i, j in progress(pairs) if progress else pairs:
-        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
+    steps = correlation_steps(volumes, raw, pairs)
+    run_steps(steps, len(pairs), "pairs", progress)
     return (
         pd.DataFrame(scale_affinity(raw), index=names, columns=names),
         pd.DataFrame(raw, index=names, columns=names),
     )
+
+
+def correlation_steps(
+    volumes: Sequence[np.ndarray],
+    raw: np.ndarray | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+) -> Generator[int, None, np.ndarray]:
+    """Fill ``raw`` (default: the identity) with the best correlation of each pair of
+    ``volumes`` (cubic maps of one size; default: every pair), yielding the pairs done; return
+    it."""
+    n = len(volumes)
+    raw = np.eye(n) if raw is None else raw
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)] if pairs is None else pairs
+    for done, (i, j) in enumerate(pairs, 1):
+        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
+        yield done
+    return raw
 
 
 def class_affinity(

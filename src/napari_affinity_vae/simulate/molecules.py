@@ -18,7 +18,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
-from napari_affinity_vae.io.compressed import uncompressed_suffix
+from napari_affinity_vae.io.compressed import uncompressed_name, uncompressed_suffix
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.simulate.density import points_to_density
 from napari_affinity_vae.simulate.geometry import rotate_map
@@ -225,6 +225,19 @@ def reference_maps(
     names = list(names or MOLECULES)
     box = box or box_for(names, voxel_size)
     return {name: molecule_map(name, voxel_size, box) for name in names}
+
+
+def named_references(paths: list[Path]) -> dict[str, Path]:
+    """Reference maps or models by class name, the file's name without its suffixes
+    (``emd_3197`` for ``emd_3197.map.gz``); two of one name are refused."""
+    named: dict[str, Path] = {}
+    for path in map(Path, paths):
+        name = uncompressed_name(path).stem
+        if name in named:
+            problem = f"class {name} is {named[name]} already; give each map a name of its own"
+            raise InputFileError(path, problem)
+        named[name] = path
+    return named
 
 
 def load_reference(path: str | Path, voxel_size: float, box: int | None = None) -> np.ndarray:

@@ -6,6 +6,7 @@ writes safetensors and a model card; "Use this model" embeds every particle with
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,9 +40,11 @@ from napari_affinity_vae.operations.labelled import (
     class_names,
     default_affinity,
     labelled_boxes,
+    reference_affinity,
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
 from napari_affinity_vae.schema import CLASS_NAME, LABEL
+from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.affinity_table import AffinityTable
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
@@ -56,6 +59,9 @@ from napari_affinity_vae.widgets.viewer_session import session_for
 FINE_TUNE, SCRATCH = "Fine-tune the current model", "Train from scratch"
 LABEL_COLUMNS = (LABEL, CLASS_NAME)
 COMMAND = "trained in napari (Train dock)"
+MAP_PATTERNS = " ".join(
+    f"*{s}{z}" for s in (".mrc", ".map", ".pdb", ".cif") for z in ("", ".gz", ".bz2")
+)
 
 
 class TrainWidget(Container):
@@ -70,6 +76,11 @@ class TrainWidget(Container):
         self.centres_button.tooltip = (
             "Affinity from what the model decodes for each class's mean latent, compared over "
             "rotations (embed the particles first)"
+        )
+        self.maps_button = PushButton(text="From maps...")
+        self.maps_button.tooltip = (
+            "Affinity from a reference map (MRC) or atomic model (PDB/mmCIF) per class, each file "
+            "named after its class, compared over rotations as avae affinity does"
         )
         self.load_button = PushButton(text="Load CSV...")
         self.load_button.tooltip = "An affinity CSV (avae affinity writes one from maps or models)"
@@ -116,7 +127,10 @@ class TrainWidget(Container):
             [
                 self.labels_from,
                 self.classes,
-                Container(widgets=[self.centres_button, self.load_button], layout="horizontal"),
+                Container(
+                    widgets=[self.centres_button, self.maps_button, self.load_button],
+                    layout="horizontal",
+                ),
                 self.start,
                 self.epochs,
                 self.learning_rate,
@@ -150,6 +164,7 @@ class TrainWidget(Container):
         self.labels_from.changed.connect(self._show_classes)
         self.start.changed.connect(self._show_start)
         self.centres_button.changed.connect(self.affinity_from_centres)
+        self.maps_button.changed.connect(self._choose_maps)
         self.load_button.changed.connect(self._choose_affinity_file)
         self.train_button.changed.connect(self.train)
         self.cancel_button.changed.connect(self.cancel)
@@ -223,19 +238,46 @@ class TrainWidget(Container):
             particles, column = self.session.particles, self.labels_from.value
             classes = check_labels(self._label_values())
             model = self.session.model
-            pairs = len(classes) * (len(classes) - 1) // 2
-            self.status.value = f"comparing {count(pairs, 'pair')} of class centres"
-            self.task.start(
+            self._start_affinity(
                 lambda: centre_affinity(particles, column, model),
-                total=pairs,
-                desc="Affinity from class centres",
-                on_result=self._affinity_found,
-                on_error=self._failed,
+                len(classes),
+                "affinity from the decoded class centres",
             )
 
-    def _affinity_found(self, matrix: pd.DataFrame) -> None:
+    def _choose_maps(self, _value: object = None) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self.native, "A map or model per class", "", f"Maps and models ({MAP_PATTERNS})"
+        )
+        if paths:
+            self.affinity_from_maps([Path(p) for p in paths])
+
+    def affinity_from_maps(self, paths: list[Path]) -> None:
+        """Fill the affinity table from a map or model per class, in the background."""
+        with errors_as_notifications("Affinity from maps"):
+            classes = check_labels(self._label_values())
+            references = named_references(paths)
+            voxel_size = self.session.card.voxel_size if self.session.card else 10.0
+            steps = reference_affinity(references, classes, voxel_size)
+            self._start_affinity(
+                lambda: steps,
+                len(classes),
+                "affinity from the reference maps",
+            )
+
+    def _start_affinity(self, steps: Callable, classes: int, source: str) -> None:
+        pairs = classes * (classes - 1) // 2
+        self.status.value = f"comparing {count(pairs, 'pair')} of classes"
+        self.task.start(
+            steps,
+            total=pairs,
+            desc="Affinity",
+            on_result=lambda matrix: self._affinity_found(matrix, source),
+            on_error=self._failed,
+        )
+
+    def _affinity_found(self, matrix: pd.DataFrame, source: str) -> None:
         self.affinity.set_matrix(matrix)
-        self.status.value = "affinity from the decoded class centres"
+        self.status.value = source
 
     def _choose_affinity_file(self, _value: object = None) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -405,7 +447,8 @@ class TrainWidget(Container):
         self.latent_dims.visible = self.start.value == SCRATCH
 
     def _show_running(self, running: bool) -> None:
-        self.train_button.enabled = self.centres_button.enabled = not running
+        for button in (self.train_button, self.centres_button, self.maps_button):
+            button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
 
 
