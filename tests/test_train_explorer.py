@@ -133,7 +133,7 @@ def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
     assert model.architecture.latent_dims == 4 and "init" not in card.training
     assert len(card.training["history"]) == 3
     assert card.training["config"]["tc"]["high"] == pytest.approx(0.2)
-    assert "tc" in train.losses.terms  # the total correlation has its own panel when trained
+    assert "tc" in train.losses.terms  # the total correlation has its own panel
 
     out = tmp_path / "scratch.safetensors"
     out.write_bytes(b"someone else's")

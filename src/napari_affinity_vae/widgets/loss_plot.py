@@ -19,8 +19,9 @@ VALIDATION_COLOUR = "#ffffff"
 
 
 class LossPlot:
-    """Panels stacked in a vispy canvas, one per term the history has (a term that stays 0, as
-    the total correlation does when it is not trained, has none)."""
+    """Panels stacked in a vispy canvas, one per term the history has that is not always 0 (the
+    total correlation is estimated whether or not it is trained: its panel shows how entangled
+    the latent dimensions are)."""
 
     def __init__(self) -> None:
         self.canvas = SceneCanvas(keys=None, bgcolor=BACKGROUND, size=(360, 300))
