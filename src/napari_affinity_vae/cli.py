@@ -192,7 +192,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "--box",
         type=int,
         help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
-        "resampled to it (default: as they are)",
+        "resampled to it (default: as they are, which a model of --init must take)",
     )
     shape = tr.add_argument_group(
         "architecture", "of a new model; a run from a checkpoint (--init, --resume) keeps its own"
@@ -662,7 +662,8 @@ def _run_train(args: argparse.Namespace) -> int:
             if start
             else None
         )
-        box = args.box or model_box  # cut from a tomogram at 32 when neither says
+        # cut from a tomogram at the model's size (else 32); a folder resampled only if asked
+        box = args.box or (model_box if args.coords else None)
         data = load_training_set(args.source, args.coords, args.affinity, box, library_affinity)
         architecture = Architecture(box=data.boxes.shape[-1], ndim=data.boxes.ndim - 1, **shape)
         config = TrainingConfig(
