@@ -3,15 +3,20 @@ process reaches on the same global batches."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from napari_affinity_vae.cli import main
 from napari_affinity_vae.model import distributed
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
@@ -80,3 +85,19 @@ def test_two_processes_match_one_on_the_global_batch(tmp_path):
     print(f"largest difference {difference:.2g}")
     assert difference < 1e-5
     assert moved > 1e-4  # an epoch changed every tensor: the comparison means something
+
+
+def test_avae_train_distributed_under_torchrun(tmp_path):
+    source, out = tmp_path / "set", tmp_path / "model"
+    simulate = ["simulate", str(source), "--subtomograms", "6", "--box", "8", "--seed", "1"]
+    assert main([*simulate, "--classes", "globular", "tetrahedral"]) == 0
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    launch += ["--master-port", str(_free_port()), "-m", "napari_affinity_vae.cli"]
+    train = ["train", str(source), "--out", str(out), "--distributed", "--epochs", "1"]
+    train += ["--batch-size", "4", "--depth", "1", "--capacity", "2", "--augment"]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(launch + train, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("model.safetensors") == 1  # the first process reports, alone
+    assert out.with_suffix(".safetensors").exists()
+    assert len(pd.read_csv(out.with_suffix(".metrics.csv"))) == 1

@@ -123,6 +123,8 @@ def training_epochs(
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     net = model if processes == 1 else distributed.wrap(model)
     generator = torch.Generator().manual_seed(config.seed)
+    # the order's generator draws alike in every process; each turns its own boxes
+    turns = generator if processes == 1 else torch.Generator().manual_seed(config.seed + 1 + rank)
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
@@ -143,7 +145,7 @@ def training_epochs(
                 loss_terms = functools.partial(distributed.loss_terms, batch=batch)
             x = boxes[index].to(target)
             if config.augment:
-                x = augment(x, generator)
+                x = augment(x, turns)
             y = labels[index].to(target)
             terms = training_step(net, optimiser, x, y, affinity, scale, len(order), loss_terms)
             sums += terms * batch
