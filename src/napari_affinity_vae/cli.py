@@ -208,6 +208,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument(
         "--augment", action="store_true", help="turn each box by its own random rotation"
     )
+    tr.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of torchrun's processes: DistributedDataParallel over them (NCCL on GPUs, "
+        "gloo on CPUs), --batch-size the global batch; the first process writes",
+    )
     _add_overwrite(tr, "replace an existing checkpoint (and its .metrics.csv)")
     tr.set_defaults(run=_run_train)
 
@@ -625,9 +631,21 @@ def _run_affinity(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if not args.distributed:
+        return _train(args)
+    from napari_affinity_vae.model import distributed
 
+    distributed.start()
+    try:
+        return _train(args)
+    finally:
+        distributed.stop()
+
+
+def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from napari_affinity_vae.model import distributed
     from napari_affinity_vae.model.bundled import checkpoint_path
     from napari_affinity_vae.model.checkpoint import read_card
     from napari_affinity_vae.model.datasets import load_training_set
@@ -679,10 +697,14 @@ def _run_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             augment=args.augment,
         )
-    print(f"training on {data.description}", file=sys.stderr)
+    first = distributed.world()[0] == 0
+    if first:
+        print(f"training on {data.description}", file=sys.stderr)
     _, card, history = train(
         data, architecture, config, args.out, args.resume, tqdm, command, args.init
     )
+    if not first:
+        return 0
     last = history.iloc[-1]
     print(
         f"{args.out.with_suffix('.safetensors')}: {card.describe()}; "

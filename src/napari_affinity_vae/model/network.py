@@ -86,10 +86,14 @@ class AffinityVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.forward_with_latent(x)[:4]
 
-    def forward_with_latent(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward_with_latent(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """``forward``'s (reconstruction, mu, log_variance, pose) and the latent the decoder was
-        given: a draw from N(mu, exp(log_variance)) in training, ``mu`` in eval mode."""
+        given: a draw from N(mu, exp(log_variance)) in training (with the standard normal
+        ``noise`` when given, else a fresh one), ``mu`` in eval mode."""
         mu, log_variance, pose = self.encode(x)
-        sampled = mu + torch.randn_like(mu) * torch.exp(0.5 * log_variance)
+        noise = torch.randn_like(mu) if noise is None else noise
+        sampled = mu + noise * torch.exp(0.5 * log_variance)
         latent = sampled if self.training else mu
         return self.decode(latent, pose), mu, log_variance, pose, latent

@@ -1,12 +1,13 @@
 """Training: tensors in memory, shuffled batches, validation split, per-epoch metrics, periodic
 checkpoints, resume, fine-tuning and early stopping. No per-sample Python work in the loop, and
-no wait for the device per batch: the loss terms are summed where they are computed."""
+no wait for the device per batch: the loss terms are summed where they are computed. Inside a
+``torchrun`` process group, trains with DistributedDataParallel (:mod:`.distributed`)."""
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 import torch
 
 from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.model import distributed
 from napari_affinity_vae.model.augment import augment
 from napari_affinity_vae.model.checkpoint import (
     ModelCard,
@@ -104,7 +106,10 @@ def training_epochs(
 ) -> Generator[Epoch, None, None]:
     """Train ``model`` epoch by epoch, going on after ``history`` (a resumed run), yielding after
     each epoch; stops early after ``config.patience`` epochs without improvement. Close the
-    generator to stop between epochs."""
+    generator to stop between epochs. In a process group each process trains on its slice of
+    every global batch of ``config.batch_size`` (a last batch smaller than the number of
+    processes is skipped) and validates on its share of the held-out boxes; the metrics are
+    the whole run's."""
     torch.manual_seed(config.seed)
     target = device()
     model.to(target)
@@ -112,9 +117,14 @@ def training_epochs(
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     affinity = torch.tensor(np.array(data.affinity, dtype=np.float32), device=target)
     train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
-    val_boxes, val_labels = boxes[val_rows], labels[val_rows]  # copied once, not every epoch
+    rank, processes = distributed.world()
+    own_val = val_rows[rank::processes]
+    val_boxes, val_labels = boxes[own_val], labels[own_val]  # copied once, not every epoch
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    net = model if processes == 1 else distributed.wrap(model)
     generator = torch.Generator().manual_seed(config.seed)
+    # the order's generator draws alike in every process; each turns its own boxes
+    turns = generator if processes == 1 else torch.Generator().manual_seed(config.seed + 1 + rank)
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
@@ -126,15 +136,24 @@ def training_epochs(
         sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
+            batch = len(index)
+            loss_terms = _loss_terms
+            if processes > 1:
+                if batch < processes:
+                    break
+                index = index.tensor_split(processes)[rank]
+                loss_terms = functools.partial(distributed.loss_terms, batch=batch)
             x = boxes[index].to(target)
             if config.augment:
-                x = augment(x, generator)
+                x = augment(x, turns)
             y = labels[index].to(target)
-            sums += training_step(model, optimiser, x, y, affinity, scale, len(order)) * len(index)
+            terms = training_step(net, optimiser, x, y, affinity, scale, len(order), loss_terms)
+            sums += terms * batch
+        sums = distributed.all_sum(sums) / processes
         row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
         row |= {"samples_per_second": len(order) / (time.perf_counter() - tic)}
         if len(val_rows):
-            val = _evaluate(model, val_boxes, val_labels, affinity, target)
+            val = _evaluate(model, val_boxes, val_labels, affinity, target) / len(val_rows)
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         rows.append(row)
         score = row.get("val_loss", row["loss"])
@@ -153,11 +172,12 @@ def training_step(
     affinity: torch.Tensor,
     scale: torch.Tensor,
     dataset_size: int,
+    loss_terms: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimiser step on the batch ``x`` (of a training set of ``dataset_size`` boxes),
-    minimising ``scale`` (1, beta, gamma, tc) times the loss terms; returns the terms, in
-    ``TERMS``' order, detached and where they were computed."""
-    terms = _loss_terms(model, x, labels, affinity, dataset_size)
+    minimising ``scale`` (1, beta, gamma, tc) times the ``loss_terms`` (by default the batch's);
+    returns the terms, in ``TERMS``' order, detached and where they were computed."""
+    terms = (loss_terms or _loss_terms)(model, x, labels, affinity, dataset_size)
     optimiser.zero_grad(set_to_none=True)
     (scale @ terms).backward()
     optimiser.step()
@@ -198,7 +218,8 @@ def train(
     """Train ``architecture`` from scratch, go on training ``resume``, or fine-tune ``init``
     ("bundled" or a checkpoint: its architecture and weights, ``data``'s classes and affinity,
     epochs counted from 0); write ``out``.safetensors/.json and ``out``.metrics.csv when ``out``
-    is given. Returns the model, its card and per-epoch metrics."""
+    is given (by the first process only in a process group). Returns the model, its card and
+    per-epoch metrics."""
     if resume is not None and init is not None:
         raise ValueError("give a run to resume or a model to fine-tune (init), not both")
     history: list[dict] = []
@@ -213,6 +234,8 @@ def train(
         training_card, data=data, config=config, command=command, init=str(init or "")
     )
     epochs = training_epochs(data, model, config, history)
+    if distributed.world()[0] > 0:
+        progress, out = None, None
     bar = (
         progress(epochs, desc="training", total=config.epochs, initial=len(history))
         if progress
@@ -286,14 +309,15 @@ def _evaluate(
     target: torch.device,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """The mean loss terms of held-out ``boxes`` in eval mode (the latent is ``mu``)."""
+    """The loss terms of held-out ``boxes`` in eval mode (the latent is ``mu``), summed over the
+    boxes (and over the processes' boxes in a process group)."""
     model.eval()
     sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
     for start in range(0, len(boxes), batch_size):
         x = boxes[start : start + batch_size].to(target)
         y = labels[start : start + batch_size].to(target)
         sums += _loss_terms(model, x, y, affinity, len(boxes)) * len(x)
-    return sums.cpu().numpy() / len(boxes)
+    return distributed.all_sum(sums).cpu().numpy()
 
 
 def _write_metrics(out: Path, rows: list[dict]) -> None:
