@@ -146,3 +146,17 @@ def test_the_latent_map_does_not_flip_between_calls():
     first, again = latent_map(model, boxes), latent_map(model, boxes[::-1].copy())
     np.testing.assert_allclose(first, again[::-1], atol=1e-4)
     assert latent_map(model, boxes[:1]).shape == (1, 2)
+
+
+def test_boxes_keep_the_tables_order_when_tomograms_interleave(project, bundled):
+    particles = project.particles.copy()
+    particles[LABEL] = None
+    labelled = [9, 1, 10, 2]  # TS_02, TS_01, TS_02, TS_01 once sorted: 1, 2, 9, 10
+    particles.loc[labelled, LABEL] = ["b", "a", "b", "a"]
+    shuffled = particles.iloc[[9, 1, 10, 2, *range(11, 14), 0, *range(3, 9)]]
+    data = run_steps(labelled_boxes(shuffled, LABEL, project.open, bundled[1]), 4, "", None)
+    assert data.labels.tolist() == [1, 0, 1, 0]  # b, a, b, a: the shuffled table's order
+    for i, row in enumerate(labelled):
+        tomogram = project.open(particles.loc[row, TOMO_NAME])
+        own, _ = extract_boxes(tomogram.data, particles.loc[[row], list(AXES)].to_numpy(), 32)
+        np.testing.assert_allclose(data.boxes[i], normalise(own)[0], atol=1e-5)

@@ -14,6 +14,8 @@ from qtpy.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 from conftest import blob_map, write_mrc
 from napari_affinity_vae._sample_data import sample_layers
 from napari_affinity_vae.demo import add_dock_widgets
+from napari_affinity_vae.operations.labelled import labelled_boxes
+from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import CLUSTER, LABEL, latent_columns
 from napari_affinity_vae.widgets.embed import CHECKPOINT
 from napari_affinity_vae.widgets.train import SCRATCH
@@ -220,3 +222,22 @@ def test_affinity_from_a_map_per_class_names_the_classes_without_one(
     assert matrix.loc["alpha", "beta"] > 0.8  # one shape turned: alike whatever the rotation
     assert matrix.loc["alpha", "gamma"] < matrix.loc["alpha", "beta"] - 0.2
     assert train.status.value == "affinity from the reference maps"
+
+
+def test_training_cuts_boxes_with_the_contrast_the_particles_were_embedded_with(clustered, qtbot):
+    _, widgets, session, _docks = clustered
+    scatter, train, embed = widgets["Latent scatter"], widgets["Train"], widgets["Embed"]
+    click(qtbot, scatter.clusters_button)
+    train.epochs.value = 1
+    plain = run_steps(
+        labelled_boxes(session.particles, LABEL, lambda _: session.tomogram, session.card),
+        0,
+        "",
+        None,
+    )
+    embed.inverted.native.click()  # protein bright in this tomogram
+    assert embed.inverted.value
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: train.trained is not None and not train.task.running, timeout=WAIT_MS)
+    trained_on = train._training[0]
+    np.testing.assert_allclose(trained_on.boxes, -plain.boxes, atol=1e-5)

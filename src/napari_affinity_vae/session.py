@@ -60,6 +60,7 @@ class Session:
         self._rows_by_tomogram: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self.model: AffinityVAE | None = None
         self.card: ModelCard | None = None
+        self.inverted = False  # protein bright in the tomograms: boxes are negated for the model
 
     # -- what the table holds -------------------------------------------------------------
     @property
@@ -165,10 +166,15 @@ class Session:
         unclustered particles are left unlabelled)."""
         values = self.particles[column]
         if column == CLUSTER:
-            names = values.map(lambda c: f"cluster{int(c)}" if c >= 0 else None)
+            numbers = pd.to_numeric(values, errors="coerce")
+            named = numbers >= 0  # NaN (a tomogram not embedded) and -1 (noise): unlabelled
+            text = "cluster" + numbers[named].astype(np.int64).astype(str)
         else:
-            names = values.astype(str).where(values.notna(), None)
-        self.particles[LABEL] = names.astype(object)
+            named = values.notna()
+            text = values[named].astype(str)
+        labels = pd.Series(None, index=values.index, dtype=object)
+        labels[named] = text
+        self.particles[LABEL] = labels
         self.labels_changed.emit()
 
     def select(self, rows: Iterable[int], mode: str = "replace", source: object = None) -> None:

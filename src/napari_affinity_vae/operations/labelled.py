@@ -26,21 +26,24 @@ from napari_affinity_vae.volumes import fit_box
 MIN_PER_CLASS = 2  # particles; fewer cannot be both trained on and told apart
 
 
-def class_names(labels: pd.Series) -> list[str]:
-    """The classes of a label column (None, NaN or empty: not labelled), sorted."""
-    named = labels.dropna().astype(str).str.strip()
-    return sorted(n for n in named.unique() if n)
+def class_counts(labels: pd.Series) -> pd.Series:
+    """Particles per class of a label column (None, NaN or blank: not labelled), by class name
+    in sorted order. The distinct labels are counted first, so a million rows cost one pass."""
+    counts = labels.value_counts(dropna=True)
+    names = counts.index.astype(str).str.strip()
+    counts = counts.groupby(names).sum()
+    return counts[counts.index != ""].sort_index()
 
 
 def check_labels(labels: pd.Series) -> list[str]:
     """The classes to train on; refuses fewer than two, or a class of too few particles."""
-    classes = class_names(labels)
+    counts = class_counts(labels)
+    classes = [str(c) for c in counts.index]
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
         raise AffinityVAEError(
             f"Training needs particles of at least two classes labelled; found {found}"
         )
-    counts = labels.astype(str).str.strip().value_counts()
     few = [c for c in classes if counts[c] < MIN_PER_CLASS]
     if few:
         raise AffinityVAEError(
@@ -75,25 +78,25 @@ def labelled_boxes(
     classes = check_labels(labels)
     names = labels.astype(str).str.strip()
     rows = np.flatnonzero(labels.notna().to_numpy() & names.isin(classes).to_numpy())
-    table = particles.iloc[rows]
+    table = particles.iloc[rows].reset_index(drop=True)  # index: the row in the training set
     groups = table.groupby(TOMO_NAME, sort=False) if TOMO_NAME in table else [(None, table)]
-    box, parts, done = card.architecture.box, [], 0
+    box, done = card.architecture.box, 0
+    boxes = np.empty((len(table), box, box, box), dtype=np.float32)
     for name, group in groups:
         tomogram = open_tomogram(name)
         source, level = tomogram.level_for(card.voxel_size)
         scale = check_voxel_sizes(source, card)
         centres = level.to_level(group[list(AXES)].to_numpy(dtype=float))
-        boxes, _ = extract_boxes(source.data, centres, box, scale)
-        parts.append((group.index.to_numpy(), -boxes if inverted else boxes))
+        boxes[group.index.to_numpy()], _ = extract_boxes(source.data, centres, box, scale)
         done += len(group)
         yield done
-    order = np.concatenate([index for index, _ in parts])
-    boxes = np.concatenate([b for _, b in parts])[np.argsort(np.argsort(order))]
     lookup = {c: i for i, c in enumerate(classes)}
-    counts = ", ".join(f"{c} {int((names.iloc[rows] == c).sum())}" for c in classes)
+    counts = ", ".join(f"{c} {n}" for c, n in class_counts(labels).items())
+    if inverted:
+        np.negative(boxes, out=boxes)
     return TrainingData(
         normalise(boxes, in_place=True),
-        np.array([lookup[n] for n in names.iloc[rows]]),
+        names.iloc[rows].map(lookup).to_numpy(dtype=np.int64),
         classes,
         np.eye(len(classes)),
         card.voxel_size,

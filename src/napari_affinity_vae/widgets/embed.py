@@ -109,6 +109,7 @@ class EmbedWidget(Container):
         self.apply_button.changed.connect(self.project_and_cluster)
         self.clustering.changed.connect(lambda m: setattr(self.k, "enabled", m != "HDBSCAN"))
         self.task.running_changed.connect(self._show_running)
+        self.inverted.changed.connect(lambda bright: setattr(self.session, "inverted", bright))
         self.session.particles_changed.connect(self._particles_changed)
         self.session.embed_requested.connect(self.embed_with)
         self.session.project_changed.connect(
@@ -126,6 +127,7 @@ class EmbedWidget(Container):
                 "scheduler": self.scheduler,
             },
         )
+        self.session.inverted = self.inverted.value  # as remembered
         self.load_model()
 
     def load_model(self, _value: object = None) -> bool:

@@ -28,6 +28,7 @@ class LossPlot:
         self.canvas.native.setMinimumSize(240, 220)
         self.grid = self.canvas.central_widget.add_grid(spacing=2, margin=4)
         self.terms: list[str] = []
+        self.panels: list = []  # the grid's widgets, removed when the terms change
         self.views: dict = {}
         self.lines: dict = {}
 
@@ -55,9 +56,9 @@ class LossPlot:
 
     def _lay_out(self, terms: list[str]) -> None:
         """A panel (axis, view, two lines) per term, and the epoch axis under the last."""
-        for widget in list(self.grid._grid_widgets.values()):
-            self.grid.remove_widget(widget[-1])
-        self.terms, self.views, self.lines = terms, {}, {}
+        for widget in self.panels:
+            self.grid.remove_widget(widget)
+        self.terms, self.panels, self.views, self.lines = terms, [], {}, {}
         for row, term in enumerate(terms):
             title, colour = TERMS[term]
             axis = AxisWidget(
@@ -66,6 +67,7 @@ class LossPlot:
             axis.width_max = 60
             self.grid.add_widget(axis, row=row, col=0)
             view = self.grid.add_view(row=row, col=1, camera="panzoom", border_color="#555555")
+            self.panels += [axis, view]
             view.camera.interactive = False
             axis.link_view(view)
             self.views[term] = view
@@ -78,6 +80,7 @@ class LossPlot:
         )
         epochs.height_max = 46
         self.grid.add_widget(epochs, row=len(terms), col=1)
+        self.panels.append(epochs)
         if terms:
             epochs.link_view(self.views[terms[0]])
 

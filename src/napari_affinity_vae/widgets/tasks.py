@@ -92,7 +92,12 @@ class Task:
 
         worker = create_worker(run, _start_thread=False)
         if on_yield is not None:
-            worker.yielded.connect(lambda pair: worker.abort_requested or on_yield(pair[1]))
+
+            def deliver_update(pair: tuple[int, Any]) -> None:
+                if not worker.abort_requested:
+                    on_yield(pair[1])
+
+            worker.yielded.connect(deliver_update)
         if total:  # a progress bar for long work; short jobs (total 0) show none
             bar = progress(total=total, desc=desc)
             done_of = (lambda pair: pair[0]) if on_yield is not None else (lambda done: done)

@@ -37,7 +37,7 @@ from napari_affinity_vae.model.train import TrainingConfig, TrainingData, traini
 from napari_affinity_vae.operations.labelled import (
     centre_affinity,
     check_labels,
-    class_names,
+    class_counts,
     default_affinity,
     labelled_boxes,
     reference_affinity,
@@ -213,15 +213,14 @@ class TrainWidget(Container):
     def _show_classes(self, _value: object = None) -> None:
         """The classes labelled, their counts, and an affinity table for exactly them (values
         the user set for classes still there are kept)."""
-        labels = self._label_values()
-        classes = class_names(labels)
+        counts = class_counts(self._label_values())
+        classes = [str(c) for c in counts.index]
         if not classes:
             self.classes.value = (
                 "No particles labelled yet: label a selection in the Latent scatter"
             )
         else:
-            counts = labels.astype(str).str.strip().value_counts()
-            parts = ", ".join(f"{c} ({counts[c]})" for c in classes)
+            parts = ", ".join(f"{c} ({n})" for c, n in counts.items())
             self.classes.value = f"{count(len(classes), 'class', 'classes')}: {parts}"
         if classes != self.affinity.classes:
             matrix = default_affinity(classes, self.session.card)
@@ -343,7 +342,7 @@ class TrainWidget(Container):
                 self._start_training(data, config, init, model)
 
             self.task.start(
-                lambda: labelled_boxes(particles, column, opener, card),
+                lambda: labelled_boxes(particles, column, opener, card, session.inverted),
                 total=int(self._label_values().notna().sum()),
                 desc="Cutting boxes",
                 on_result=boxes_cut,
