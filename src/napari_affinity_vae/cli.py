@@ -157,6 +157,7 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     from napari_affinity_vae.model.losses import SCHEDULES
+    from napari_affinity_vae.model.network import DECODERS
 
     tr = commands.add_parser(
         "train",
@@ -200,7 +201,21 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     shape.add_argument("--depth", type=int, help="default 3")
     shape.add_argument("--capacity", type=int, help="default 8")
     shape.add_argument("--latent-dims", type=int, help="default 8")
-    shape.add_argument("--pose-dims", type=int, help="default 1")
+    shape.add_argument(
+        "--pose-dims", type=int, help="default 1; a splat decoder's 4 (a quaternion; 1 in 2D)"
+    )
+    shape.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        help="conv (default): transposed convolutions from [latent, pose]; splat: Gaussians "
+        "placed by the latent, turned by the pose as a rotation, rendered at any box size",
+    )
+    shape.add_argument("--splats", type=int, help="Gaussians of a splat decoder (default 256)")
+    shape.add_argument(
+        "--splat-convs",
+        type=int,
+        help="convolutions refining a splat decoder's box (default 0: the splats alone)",
+    )
     tr.add_argument("--validation", type=float, default=0.1, help="fraction held out")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
@@ -651,13 +666,14 @@ def _train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
+    from napari_affinity_vae.model.splats import ROTATION_DIMS
     from napari_affinity_vae.model.train import TrainingConfig, train
     from napari_affinity_vae.simulate.affinity import library_affinity
 
     out = Path(args.out)
     _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
     start = args.init or args.resume
-    options = ("depth", "capacity", "latent_dims", "pose_dims")
+    options = ("depth", "capacity", "latent_dims", "pose_dims", "decoder", "splats", "splat_convs")
     shape = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
     if start is not None and shape:
         given = ", ".join("--" + k.replace("_", "-") for k in shape)
@@ -683,7 +699,10 @@ def _train(args: argparse.Namespace) -> int:
         # cut from a tomogram at the model's size (else 32); a folder resampled only if asked
         box = args.box or (model_box if args.coords else None)
         data = load_training_set(args.source, args.coords, args.affinity, box, library_affinity)
-        architecture = Architecture(box=data.boxes.shape[-1], ndim=data.boxes.ndim - 1, **shape)
+        ndim = data.boxes.ndim - 1
+        if shape.get("decoder") == "splat":
+            shape.setdefault("pose_dims", ROTATION_DIMS[ndim])
+        architecture = Architecture(box=data.boxes.shape[-1], ndim=ndim, **shape)
         config = TrainingConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,

@@ -64,7 +64,7 @@ def derived_columns(table: pd.DataFrame) -> list[str]:
     """Columns computed from the boxes (latents, pose, errors, embedding, clusters): those that
     are stale once the particles or the model change."""
     prefixes = (LATENT_PREFIX, POSE_PREFIX)
-    names = {RECONSTRUCTION_ERROR, CROSSES_EDGE, CLUSTER, CLUSTER_CENTRE, *EMBEDDING}
+    names = {RECONSTRUCTION_ERROR, CROSSES_EDGE, CLUSTER, CLUSTER_CENTRE, *EMBEDDING, *MODEL_ANGLES}
     return [c for c in table if c in names or str(c).startswith(prefixes)]
 
 

@@ -14,6 +14,7 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes, read_size
 from napari_affinity_vae.progress import Progress, run_steps
@@ -21,6 +22,7 @@ from napari_affinity_vae.schema import (
     AXES,
     CROSSES_EDGE,
     LATENT_PREFIX,
+    MODEL_ANGLES,
     POSE_PREFIX,
     RECONSTRUCTION_ERROR,
 )
@@ -122,6 +124,8 @@ def embed_steps(
     pose = np.concatenate(parts["pose"])[rows] if parts["pose"] else np.zeros((0, a.pose_dims))
     columns = {f"{LATENT_PREFIX}{i}": mu[:, i] for i in range(a.latent_dims)}
     columns |= {f"{POSE_PREFIX}{i}": pose[:, i] for i in range(a.pose_dims)}
+    if turns_pose(a):
+        columns |= dict(zip(MODEL_ANGLES, pose_angles(pose).T, strict=True))
     if error:
         columns[RECONSTRUCTION_ERROR] = (
             np.concatenate(parts["error"])[rows] if parts["error"] else []

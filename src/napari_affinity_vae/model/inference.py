@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -84,8 +85,51 @@ def encode(
 
 
 @torch.inference_mode()
-def decode(model: AffinityVAE, latent: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Volumes (n, *box) from latent vectors (n, latent_dims) and pose values (n, pose_dims)."""
+def decode(
+    model: AffinityVAE,
+    latent: np.ndarray,
+    pose: np.ndarray,
+    box: int | None = None,
+    zoom: float = 1.0,
+) -> np.ndarray:
+    """Volumes (n, *box) from latent vectors (n, latent_dims) and pose values (n, pose_dims) (none:
+    zeros). A splat model also renders ``box`` voxels a side (default: its own) with voxels
+    ``1 / zoom`` of its voxel size."""
+    z, p = _inputs(model, latent, pose)
+    return model.decode(z, p, box, zoom)[:, 0].cpu().numpy()
+
+
+@dataclass
+class Splats:
+    """A splat model's Gaussians, in Angstrom from the box's centre voxel, (z, y, x) order:
+    ``centres`` (n, k, 3), ``weights`` (n, k) in (0, 1), ``widths`` (n, k), the standard
+    deviations."""
+
+    centres: np.ndarray
+    weights: np.ndarray
+    widths: np.ndarray
+
+
+@torch.inference_mode()
+def splats(model: AffinityVAE, latent: np.ndarray, pose: np.ndarray, voxel_size: float) -> Splats:
+    """The Gaussians a splat model renders for latent vectors and poses (see :func:`decode`),
+    for a model of ``voxel_size`` Angstrom per voxel (its card's)."""
+    if model.architecture.decoder != "splat":
+        raise ValueError("only a splat decoder places Gaussians")
+    z, p = _inputs(model, latent, pose)
+    centres, weights, widths = model.splat.splats(z, p)
+    half = model.architecture.box / 2 * voxel_size  # Angstrom per half-box unit
+    return Splats(
+        centres.flip(-1).cpu().numpy() * half,
+        weights.cpu().numpy(),
+        widths.cpu().numpy() * half,
+    )
+
+
+def _inputs(
+    model: AffinityVAE, latent: np.ndarray, pose: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent and pose as tensors on the device, with the model in eval mode there."""
     model.eval()
     target = device()
     model.to(target)
@@ -93,4 +137,4 @@ def decode(model: AffinityVAE, latent: np.ndarray, pose: np.ndarray) -> np.ndarr
     p = torch.as_tensor(np.atleast_2d(pose), dtype=torch.float32, device=target)
     if p.shape[1] == 0 or p.numel() == 0:
         p = z.new_zeros((len(z), model.architecture.pose_dims))
-    return model.decode(z, p)[:, 0].cpu().numpy()
+    return z, p

@@ -1,5 +1,6 @@
 """The affinity-VAE network: a convolutional encoder with latent (mu, log-variance) and pose heads,
-and a decoder from [latent, pose] back to the box (the reference implementation's "A" design)."""
+and a decoder back to the box: convolutional, from [latent, pose] (the reference implementation's
+"A" design), or Gaussian splats placed by the latent and turned by the pose (:mod:`.splats`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from napari_affinity_vae.model.splats import ROTATION_DIMS, SplatDecoder
+
+DECODERS = ("conv", "splat")
+
 
 @dataclass(frozen=True)
 class Architecture:
-    """Shape of the network. ``box`` must be divisible by ``2 ** depth``."""
+    """Shape of the network. ``box`` must be divisible by ``2 ** depth``. A ``splat`` decoder
+    renders ``splats`` Gaussians of widths within ``splat_width`` (fractions of the box's side),
+    refined by ``splat_convs`` convolutions; its pose is a rotation (4 numbers in 3D, 1 in 2D)
+    or none."""
 
     box: int = 32
     ndim: int = 3
@@ -21,8 +29,13 @@ class Architecture:
     latent_dims: int = 8
     pose_dims: int = 1
     batch_norm: bool = True
+    decoder: str = "conv"
+    splats: int = 256
+    splat_width: tuple[float, float] = (0.02, 0.1)
+    splat_convs: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "splat_width", tuple(float(w) for w in self.splat_width))
         if self.ndim not in (2, 3):
             raise ValueError(f"ndim must be 2 or 3, got {self.ndim}")
         if self.depth < 1 or self.box % 2**self.depth:
@@ -32,6 +45,18 @@ class Architecture:
             )
         if self.latent_dims < 1 or self.pose_dims < 0 or self.capacity < 1:
             raise ValueError("latent_dims and capacity must be positive, pose_dims not negative")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.decoder == "splat":
+            rotation = ROTATION_DIMS[self.ndim]
+            if self.pose_dims not in (0, rotation):
+                raise ValueError(
+                    f"a splat decoder's pose is a rotation: pose_dims {rotation} in {self.ndim}D "
+                    f"(or 0), got {self.pose_dims}"
+                )
+            low, high = self.splat_width
+            if self.splats < 1 or not 0 < low <= high or self.splat_convs < 0:
+                raise ValueError("splats must be positive, 0 < splat_width[0] <= splat_width[1]")
 
     @property
     def deepest(self) -> tuple[int, ...]:
@@ -63,6 +88,9 @@ class AffinityVAE(nn.Module):
         self.mu = nn.Linear(features, a.latent_dims)
         self.log_variance = nn.Linear(features, a.latent_dims)
         self.pose = nn.Linear(features, a.pose_dims) if a.pose_dims else None
+        if a.decoder == "splat":
+            self.splat = SplatDecoder(a)
+            return
         self.expand = nn.Sequential(nn.Linear(a.latent_dims + a.pose_dims, features), nn.ReLU())
         decoder: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(itertools.pairwise(channels[::-1])):
@@ -78,8 +106,15 @@ class AffinityVAE(nn.Module):
         pose = self.pose(h) if self.pose is not None else h.new_zeros((len(h), 0))
         return self.mu(h), self.log_variance(h), pose
 
-    def decode(self, latent: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        """Boxes (n, 1, *box) from latent vectors and pose values."""
+    def decode(
+        self, latent: torch.Tensor, pose: torch.Tensor, box: int | None = None, zoom: float = 1.0
+    ) -> torch.Tensor:
+        """Boxes (n, 1, *box) from latent vectors and pose values. A splat decoder also renders
+        at another ``box`` and ``zoom`` (voxels ``1 / zoom`` of the trained voxel size)."""
+        if self.architecture.decoder == "splat":
+            return self.splat(latent, pose, box, zoom)
+        if (box or self.architecture.box) != self.architecture.box or zoom != 1.0:
+            raise ValueError("a convolutional decoder renders its trained box only")
         h = self.expand(torch.cat([latent, pose], dim=1))
         return self.decoder(h.view(len(h), *self.architecture.deepest))
 

@@ -171,6 +171,24 @@ MOLECULES: dict[str, Callable[[], list[Ellipsoid]]] = {
     "atp_synthase": atp_synthase,
 }
 ASYMMETRIC = ("ribosome", "filament", "elongated_dimer", "globular", "atp_synthase")
+# the point groups of the symmetric classes (Schoenflies, main axis z) and the turn (radians)
+# about z of their two-fold axes from x; every other class is C1
+SYMMETRY = {
+    "proteasome": ("D7", 0.3),  # each ring is turned 0.2 rad from the one below
+    "chaperonin": ("D7", 0.0),
+    "single_ring": ("C7", 0.0),
+    "tetrahedral": ("T", 0.0),
+}
+
+
+def symmetry(name: str) -> Rotation:
+    """The rotations that leave built-in molecule ``name`` as it is (the identity alone for
+    an asymmetric one or a user's molecule), acting on (x, y, z)."""
+    if name not in SYMMETRY:
+        return Rotation.identity(1)
+    group, phase = SYMMETRY[name]
+    turn = Rotation.from_euler("z", phase)
+    return turn * Rotation.create_group(group) * turn.inv()
 
 
 @functools.cache
