@@ -190,6 +190,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--tc-schedule", choices=SCHEDULES, default="flat")
     tr.add_argument(
+        "--pose-consistency",
+        type=float,
+        default=0.0,
+        help="weight of a splat model's pose consistency: its rotation must turn with a "
+        "randomly turned copy of each box",
+    )
+    tr.add_argument(
         "--box",
         type=int,
         help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
@@ -710,6 +717,7 @@ def _train(args: argparse.Namespace) -> int:
             beta=Schedule(args.beta_schedule, high=args.beta),
             gamma=Schedule(args.gamma_schedule, high=args.gamma),
             tc=Schedule(args.tc_schedule, high=args.tc),
+            pose=Schedule("flat", high=args.pose_consistency),
             validation_fraction=args.validation,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
@@ -756,7 +764,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         progress=tqdm,
         factors=load_factors(args.test),
     )
-    keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2", "mig")
+    keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2", "pose_angle", "mig")
     print(f"{'method':<14}" + "".join(f"{k:>19}" for k in keys))
     for method, scores in results.items():
         print(f"{method:<14}" + "".join(f"{scores.get(k, float('nan')):>19.3f}" for k in keys))

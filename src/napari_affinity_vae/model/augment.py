@@ -45,10 +45,15 @@ def rotate(boxes: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
 
 def augment(boxes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each box of a batch (n, 1, *box) turned by its own uniformly random rotation (see
-    :func:`rotate`: the noise outside the inscribed sphere stays as it is, not zeros), then
-    normalised again to mean 0 and standard deviation 1, as every input box is (interpolation
-    smooths the noise)."""
-    rotated = rotate(boxes, random_rotations(len(boxes), boxes.ndim - 2, generator))
+    :func:`turn`)."""
+    return turn(boxes, random_rotations(len(boxes), boxes.ndim - 2, generator))
+
+
+def turn(boxes: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Boxes (n, 1, *box) turned by ``rotations`` (see :func:`rotate`: the noise outside the
+    inscribed sphere stays as it is, not zeros), then normalised again to mean 0 and standard
+    deviation 1, as every input box is (interpolation smooths the noise)."""
+    rotated = rotate(boxes, rotations)
     flat = rotated.flatten(1)
     mean = flat.mean(dim=1)
     variance = torch.linalg.vecdot(flat, flat) / flat.shape[1] - mean**2  # std_mean: 10x slower

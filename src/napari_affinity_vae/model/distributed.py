@@ -23,6 +23,7 @@ from napari_affinity_vae.model.inference import use_threads
 from napari_affinity_vae.model.losses import (
     affinity_loss,
     kl_divergence,
+    pose_consistency,
     reconstruction_loss,
     total_correlation,
 )
@@ -70,8 +71,12 @@ class _WithLatent(nn.Module):
         super().__init__()
         self.vae = vae
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.vae.forward_with_latent(x, noise)
+    def forward(
+        self, x: torch.Tensor, noise: torch.Tensor, turned: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """``forward_with_latent``'s outputs, and the pose of the ``turned`` boxes if given."""
+        outputs = self.vae.forward_with_latent(x, noise)
+        return outputs if turned is None else (*outputs, self.vae.encode(turned)[2])
 
 
 def wrap(model: AffinityVAE) -> nn.Module:
@@ -92,16 +97,27 @@ def loss_terms(
     affinity: torch.Tensor,
     dataset_size: int,
     batch: int,
+    turns: torch.Generator | None = None,
 ) -> torch.Tensor:
     """This process's loss terms (``TERMS``' order) of its slice ``x`` of a global batch of
     ``batch`` boxes, such that their mean over the processes is the global batch's terms. The
-    reparameterisation noise is drawn for the global batch and sliced, as one process would."""
+    reparameterisation noise is drawn for the global batch and sliced, as one process would;
+    the pose consistency turns this process's boxes by rotations from ``turns`` (None: 0)."""
+    from napari_affinity_vae.model.train import turned_copies  # it imports this module
+
     rank, size = world()
     sizes = [len(part) for part in torch.arange(batch).tensor_split(size)]
     vae = model.module.vae
     noise = torch.randn(batch, vae.architecture.latent_dims, device=x.device)
     offset = sum(sizes[:rank])
-    reconstruction, mu, log_variance, _, latent = model(x, noise[offset : offset + len(x)])
+    slice_noise = noise[offset : offset + len(x)]
+    consistency = x.new_zeros(())
+    if turns is None:
+        reconstruction, mu, log_variance, _, latent = model(x, slice_noise)
+    else:
+        rotations, turned = turned_copies(x, turns)
+        reconstruction, mu, log_variance, pose, latent, turned_pose = model(x, slice_noise, turned)
+        consistency = pose_consistency(pose, turned_pose, rotations)
     share = len(x) * size / batch
     mu_all, log_variance_all, latent_all, labels_all = (
         _gather(t, sizes) for t in (mu, log_variance, latent, labels)
@@ -112,6 +128,7 @@ def loss_terms(
             kl_divergence(mu, log_variance) * share,
             affinity_loss(mu_all, labels_all, affinity),
             total_correlation(latent_all, mu_all, log_variance_all, dataset_size),
+            consistency * share,
         ]
     )
 

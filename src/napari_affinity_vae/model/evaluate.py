@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
 
 from napari_affinity_vae.analysis.disentanglement import factor_correlations, mutual_information_gap
 from napari_affinity_vae.analysis.metrics import (
@@ -14,12 +15,16 @@ from napari_affinity_vae.analysis.metrics import (
     nearest_training_class,
     pose_score,
 )
+from napari_affinity_vae.analysis.pose import pose_angle_scores
+from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
 from napari_affinity_vae.progress import Progress
+from napari_affinity_vae.simulate.molecules import symmetry
 
 
 def evaluate(
@@ -62,8 +67,9 @@ def evaluate(
             epochs=baseline_epochs or config.epochs,
             gamma=Schedule("flat", high=0.0),
             tc=Schedule("flat", high=0.0),  # a plain beta-VAE, whatever the model was trained with
+            pose=Schedule("flat", high=0.0),
         )
-        architecture = dataclasses.replace(model.architecture, pose_dims=0)
+        architecture = dataclasses.replace(model.architecture, pose_dims=0, decoder="conv")
         beta_vae, _, _ = train(train_set, architecture, config, progress=progress)
         results["beta-vae"] = _latent_scores(beta_vae, train_set, test_set, factors)
     return results
@@ -94,10 +100,15 @@ def _latent_scores(
     seen = np.isin(test_set.labels, _known(test_set, train_set))
     labels = _relabel(test_set, train_set)
     scores: dict = classification_scores(a["mu"], train_set.labels, b["mu"][seen], labels[seen])
-    if train_set.angles is not None and test_set.angles is not None:
+    if train_set.angles is not None and test_set.angles is not None and a["pose"].shape[1]:
         scores["pose_r2"] = pose_score(
             a["pose"], train_set.angles, b["pose"][seen], test_set.angles[seen]
         )
+        predicted = _predicted_rotations(model, a["pose"], train_set, b["pose"], test_set)
+        names = np.asarray(test_set.classes)[test_set.labels]
+        groups = {name: symmetry(name) for name in test_set.classes}
+        true = angles_to_matrices(test_set.angles)
+        scores |= pose_angle_scores(predicted[seen], true[seen], names[seen], groups)
     unseen = {}
     known = _known(test_set, train_set)
     for i, name in enumerate(test_set.classes):
@@ -113,6 +124,31 @@ def _latent_scores(
         scores["unseen_nearest"] = unseen
     scores["reconstruction_error"] = float(b["error"].mean())
     return scores | disentanglement_scores(b["mu"], factors)
+
+
+def _predicted_rotations(
+    model: AffinityVAE,
+    train_pose: np.ndarray,
+    train_set: TrainingData,
+    test_pose: np.ndarray,
+    test_set: TrainingData,
+) -> np.ndarray:
+    """The rotations (n, 3, 3) a model's pose says the test particles have: a splat model's
+    own; for pose values that are not a rotation, the true rotation of the training particle
+    of the same class nearest in pose."""
+    if turns_pose(model.architecture):
+        return angles_to_matrices(pose_angles(test_pose))
+    true = angles_to_matrices(train_set.angles)
+    train_names = np.asarray(train_set.classes)[train_set.labels]
+    test_names = np.asarray(test_set.classes)[test_set.labels]
+    predicted = np.tile(np.eye(3), (len(test_pose), 1, 1))
+    for name in np.unique(test_names):
+        rows, pool = test_names == name, np.flatnonzero(train_names == name)
+        if len(pool):
+            nearest = NearestNeighbors(n_neighbors=1).fit(train_pose[pool])
+            found = nearest.kneighbors(test_pose[rows], return_distance=False)[:, 0]
+            predicted[rows] = true[pool[found]]
+    return predicted
 
 
 def _known(test_set: TrainingData, train_set: TrainingData) -> np.ndarray:

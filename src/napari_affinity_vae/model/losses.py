@@ -1,9 +1,10 @@
 """The affinity-VAE loss terms and the per-epoch schedules of their weights.
 
-loss = reconstruction (MSE) + beta * KL + gamma * affinity (+ tc * total correlation), where the
-affinity term is the mean over pairs i < j of | cos(mu_i, mu_j) - A[class_i, class_j] |, and the
-total correlation KL(q(z) || prod_j q(z_j)) is beta-TCVAE's (Chen et al. 2018) estimate over the
-batch.
+loss = reconstruction (MSE) + beta * KL + gamma * affinity (+ tc * total correlation + pose *
+pose consistency), where the affinity term is the mean over pairs i < j of
+| cos(mu_i, mu_j) - A[class_i, class_j] |, the total correlation KL(q(z) || prod_j q(z_j)) is
+beta-TCVAE's (Chen et al. 2018) estimate over the batch, and the pose consistency asks a rotation
+pose to turn with the box (:func:`pose_consistency`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from napari_affinity_vae.model.splats import rotation_matrices
 
 SCHEDULES = ("flat", "ramp", "cyclical_linear", "cyclical_sigmoid", "cyclical_cosine")
 
@@ -56,6 +59,17 @@ def total_correlation(
     joint = torch.logsumexp(log_density.sum(dim=2) + log_weight, dim=1)
     marginals = torch.logsumexp(log_density + log_weight[..., None], dim=1).sum(dim=1)
     return (joint - marginals).mean()
+
+
+def pose_consistency(
+    pose: torch.Tensor, turned_pose: torch.Tensor, rotations: torch.Tensor
+) -> torch.Tensor:
+    """How far the rotations of ``turned_pose`` (the pose of the boxes turned by ``rotations``,
+    on (x, y, z)) are from those of ``pose`` turned the same way: the squared Frobenius
+    distance over 8, which is (1 - cos(angle)) / 2 of the angle between them (0 when the pose
+    turns with the box, 1 at a half turn), averaged over the batch."""
+    expected = rotations @ rotation_matrices(pose)
+    return ((rotation_matrices(turned_pose) - expected) ** 2).sum(dim=(1, 2)).mean() / 8
 
 
 def _gaussian_log_density(

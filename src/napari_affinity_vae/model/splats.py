@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # it imports this module
 
 ROTATION_DIMS = {3: 4, 2: 1}  # pose numbers that make a rotation: a quaternion, an angle
 CHUNK_BYTES = 256 * 2**20  # the largest (batch, splats, z, y) intermediate rendered at once
+CUTOFF = 5.0  # widths from its centre beyond which a splat is 0
 
 
 def rotation_matrices(pose: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,7 @@ def turns_pose(architecture: Architecture) -> bool:
 
 def pose_angles(pose: np.ndarray) -> np.ndarray:
     """RELION (rot, tilt, psi) in degrees, (n, 3), of a splat model's quaternions (n, 4)."""
-    matrices = rotation_matrices(torch.as_tensor(pose, dtype=torch.float64)).numpy()
+    matrices = rotation_matrices(torch.from_numpy(np.array(pose, dtype=np.float64))).numpy()
     return matrices_to_angles(matrices)
 
 
@@ -78,8 +79,7 @@ def render(
     grid = (torch.arange(box, device=centres.device, dtype=centres.dtype) - box // 2) * spacing
     # per axis, splat and sample: (n, k, box), in x, y[, z] order
     factors = [
-        torch.exp(-((grid - centres[..., axis, None]) ** 2) / (2 * widths[..., None] ** 2))
-        for axis in range(ndim)
+        _gaussian(grid - centres[..., axis, None], widths[..., None]) for axis in range(ndim)
     ]
     weighted = factors[-1] * weights[..., None]  # the slowest axis carries the weights
     if ndim == 2:
@@ -95,6 +95,13 @@ def render(
     return torch.cat(out)
 
 
+def _gaussian(offset: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """exp(-offset^2 / (2 width^2)), 0 beyond ``CUTOFF`` widths: the far tails would be
+    subnormal floats, on which a CPU computes many times slower (and they add nothing)."""
+    exponent = offset**2 / (2 * width**2)
+    return torch.exp(-exponent).masked_fill(exponent > CUTOFF**2 / 2, 0.0)
+
+
 class SplatDecoder(nn.Module):
     """Latent -> splats -> turned by the pose -> rendered box, optionally refined by a few
     convolutions (at the trained box only). The shape depends on the latent alone; the pose
@@ -104,13 +111,18 @@ class SplatDecoder(nn.Module):
         super().__init__()
         self.architecture = a = architecture
         hidden = 16 * a.capacity * 2 ** (a.depth - 1) // 2
+        # normalised hidden layers: the affinity term sets the latent's direction, not its
+        # length, which may grow large early in training and would saturate the splats
         self.head = nn.Sequential(
             nn.Linear(a.latent_dims, hidden),
+            nn.LayerNorm(hidden),
             nn.ReLU(),
             nn.Linear(hidden, 2 * hidden),
+            nn.LayerNorm(2 * hidden),
             nn.ReLU(),
             nn.Linear(2 * hidden, a.splats * (a.ndim + 2)),
         )
+        self._start_spread(self.head[-1])
         # rendered density (0 outside, about 1 in the molecule) to the normalised box: protein
         # is dark, so the scale learns to be negative
         self.contrast = nn.Parameter(torch.tensor([-1.0, 0.0]))
@@ -121,6 +133,18 @@ class SplatDecoder(nn.Module):
             layers += [conv(channels[i], channels[i + 1], 3, padding=1)]
             layers += [nn.ReLU()] if i < a.splat_convs else []
         self.refine = nn.Sequential(*layers) if layers else None
+
+    def _start_spread(self, last: nn.Linear) -> None:
+        """Start with faint splats spread over the middle of the box (seeded by torch's
+        generator, as every other weight), not piled up at its centre, so that the first
+        boxes rendered are of the data's scale."""
+        a = self.architecture
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            bias = last.bias.view(a.splats, a.ndim + 2)
+            bias[:, : a.ndim] = torch.atanh(torch.rand(a.splats, a.ndim) - 0.5)
+            bias[:, a.ndim] = -1.0  # weight 0.27
+            bias[:, a.ndim + 1] = 0.0  # the middle of the widths' range
 
     def splats(
         self, latent: torch.Tensor, pose: torch.Tensor

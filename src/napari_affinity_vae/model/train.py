@@ -17,7 +17,7 @@ import torch
 
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.model import distributed
-from napari_affinity_vae.model.augment import augment
+from napari_affinity_vae.model.augment import augment, random_rotations, turn
 from napari_affinity_vae.model.checkpoint import (
     ModelCard,
     check_fits,
@@ -29,19 +29,24 @@ from napari_affinity_vae.model.losses import (
     Schedule,
     affinity_loss,
     kl_divergence,
+    pose_consistency,
     reconstruction_loss,
     total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
+from napari_affinity_vae.model.splats import turns_pose
 from napari_affinity_vae.progress import Progress
 
-TERMS = ("reconstruction", "kl", "affinity", "tc")  # the loss terms, as the history names them
+# the loss terms, as the history names them
+TERMS = ("reconstruction", "kl", "affinity", "tc", "pose")
 
 
 @dataclass
 class TrainingConfig:
     """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE; ``tc`` weighs
-    the latent's total correlation (beta-TCVAE); ``augment`` turns each box by a random rotation."""
+    the latent's total correlation (beta-TCVAE); ``pose`` weighs the pose consistency of a splat
+    model (its rotation must turn with a randomly turned copy of each box); ``augment`` turns
+    each box by a random rotation."""
 
     epochs: int = 40
     batch_size: int = 64
@@ -49,6 +54,7 @@ class TrainingConfig:
     beta: Schedule = field(default_factory=lambda: Schedule("cyclical_linear", high=1e-3))
     gamma: Schedule = field(default_factory=lambda: Schedule("flat", high=1.0))
     tc: Schedule = field(default_factory=lambda: Schedule("flat", high=0.0))
+    pose: Schedule = field(default_factory=lambda: Schedule("flat", high=0.0))
     validation_fraction: float = 0.1
     seed: int = 0
     checkpoint_every: int = 0
@@ -61,7 +67,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingConfig:
         values = dict(data)
-        for key in ("beta", "gamma", "tc"):
+        for key in ("beta", "gamma", "tc", "pose"):
             if isinstance(values.get(key), dict):
                 values[key] = Schedule(**values[key])
         return cls(**values)
@@ -110,6 +116,8 @@ def training_epochs(
     every global batch of ``config.batch_size`` (a last batch smaller than the number of
     processes is skipped) and validates on its share of the held-out boxes; the metrics are
     the whole run's."""
+    if not turns_pose(model.architecture) and max(config.pose.low, config.pose.high) > 0:
+        raise ValueError("pose consistency needs a splat model whose pose is a 3D rotation")
     torch.manual_seed(config.seed)
     target = device()
     model.to(target)
@@ -125,6 +133,8 @@ def training_epochs(
     generator = torch.Generator().manual_seed(config.seed)
     # the order's generator draws alike in every process; each turns its own boxes
     turns = generator if processes == 1 else torch.Generator().manual_seed(config.seed + 1 + rank)
+    consistent = turns_pose(model.architecture) and max(config.pose.low, config.pose.high) > 0
+    checked = turns if consistent else None  # the pose consistency's turns
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
@@ -137,12 +147,12 @@ def training_epochs(
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             batch = len(index)
-            loss_terms = _loss_terms
+            loss_terms = functools.partial(_loss_terms, turns=checked)
             if processes > 1:
                 if batch < processes:
                     break
                 index = index.tensor_split(processes)[rank]
-                loss_terms = functools.partial(distributed.loss_terms, batch=batch)
+                loss_terms = functools.partial(distributed.loss_terms, batch=batch, turns=checked)
             x = boxes[index].to(target)
             if config.augment:
                 x = augment(x, turns)
@@ -153,7 +163,9 @@ def training_epochs(
         row = {"epoch": epoch + 1, **weights} | _named(sums.cpu().numpy() / len(order), scale)
         row |= {"samples_per_second": len(order) / (time.perf_counter() - tic)}
         if len(val_rows):
-            val = _evaluate(model, val_boxes, val_labels, affinity, target) / len(val_rows)
+            # the same turns every epoch, so that validation losses compare
+            fixed = torch.Generator().manual_seed(config.seed) if consistent else None
+            val = _evaluate(model, val_boxes, val_labels, affinity, target, fixed) / len(val_rows)
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         rows.append(row)
         score = row.get("val_loss", row["loss"])
@@ -271,7 +283,12 @@ def starting_model(source: str | Path, data: TrainingData) -> tuple[AffinityVAE,
 def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
     """The weights in ``epoch`` of the loss terms after the reconstruction (``TERMS``' order),
     as the history names them."""
-    schedules = {"beta": config.beta, "gamma": config.gamma, "tc_weight": config.tc}
+    schedules = {
+        "beta": config.beta,
+        "gamma": config.gamma,
+        "tc_weight": config.tc,
+        "pose_weight": config.pose,
+    }
     return {name: schedule.value(epoch, config.epochs) for name, schedule in schedules.items()}
 
 
@@ -287,17 +304,31 @@ def _loss_terms(
     labels: torch.Tensor,
     affinity: torch.Tensor,
     dataset_size: int,
+    turns: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The loss terms of a batch, in ``TERMS``' order, as one tensor."""
-    reconstruction, mu, log_variance, _, latent = model.forward_with_latent(x)
+    """The loss terms of a batch, in ``TERMS``' order, as one tensor; the pose consistency with
+    copies turned by rotations drawn from ``turns`` (None: 0)."""
+    reconstruction, mu, log_variance, pose, latent = model.forward_with_latent(x)
+    consistency = mu.new_zeros(())
+    if turns is not None:
+        rotations, turned = turned_copies(x, turns)
+        consistency = pose_consistency(pose, model.encode(turned)[2], rotations)
     return torch.stack(
         [
             reconstruction_loss(reconstruction, x),
             kl_divergence(mu, log_variance),
             affinity_loss(mu, labels, affinity),
             total_correlation(latent, mu, log_variance, dataset_size),
+            consistency,
         ]
     )
+
+
+def turned_copies(x: torch.Tensor, turns: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random rotations (n, 3, 3) on (x, y, z), on ``x``'s device, and the boxes ``x`` turned
+    by them."""
+    drawn = random_rotations(len(x), 3, turns)  # on (z, y, x), as the boxes' axes
+    return drawn.flip(-1, -2).transpose(1, 2).to(x), turn(x, drawn)
 
 
 @torch.inference_mode()
@@ -307,16 +338,18 @@ def _evaluate(
     labels: torch.Tensor,
     affinity: torch.Tensor,
     target: torch.device,
+    turns: torch.Generator | None = None,
     batch_size: int = 256,
 ) -> np.ndarray:
     """The loss terms of held-out ``boxes`` in eval mode (the latent is ``mu``), summed over the
-    boxes (and over the processes' boxes in a process group)."""
+    boxes (and over the processes' boxes in a process group); the pose consistency with
+    rotations from ``turns``."""
     model.eval()
     sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
     for start in range(0, len(boxes), batch_size):
         x = boxes[start : start + batch_size].to(target)
         y = labels[start : start + batch_size].to(target)
-        sums += _loss_terms(model, x, y, affinity, len(boxes)) * len(x)
+        sums += _loss_terms(model, x, y, affinity, len(boxes), turns) * len(x)
     return distributed.all_sum(sums).cpu().numpy()
 
 

@@ -14,6 +14,7 @@ TERMS = {  # history column: (panel title, colour)
     "kl": ("KL", "#ff7f0e"),
     "affinity": ("affinity", "#2ca02c"),
     "tc": ("TC", "#d62728"),
+    "pose": ("pose", "#9467bd"),
 }
 VALIDATION_COLOUR = "#ffffff"
 
