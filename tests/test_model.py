@@ -229,10 +229,10 @@ def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
     starting: list[dict] = []
     loss_terms = training._loss_terms
 
-    def record_first_weights(model, *args):
+    def record_first_weights(model, *args, **kwargs):
         if not starting:
             starting.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        return loss_terms(model, *args)
+        return loss_terms(model, *args, **kwargs)
 
     monkeypatch.setattr(training, "_loss_terms", record_first_weights)
     _, card, history = train(
