@@ -164,19 +164,22 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="train an affinity-VAE",
         description="SOURCE is a simulator training set (folder with subtomograms.mrcs), a folder "
         "of <class>_<anything>.mrc files with classes.csv, or a tomogram with --coords. "
-        "--preset bundled rebuilds the bundled model from scratch. --init fine-tunes a model "
+        "--preset bundled (bundled-splat) rebuilds the bundled model (the bundled splat "
+        "model) from scratch. --init fine-tunes a model "
         "on SOURCE: its architecture and weights, SOURCE's classes and affinity, epochs counted "
         "from 0.",
     )
     tr.add_argument("source", nargs="?", type=Path)
     tr.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors/.json)")
-    tr.add_argument("--preset", choices=["bundled"])
+    tr.add_argument("--preset", choices=["bundled", "bundled-splat"])
     tr.add_argument("--coords", type=Path, help="coordinate file with a class column")
     tr.add_argument("--affinity", type=Path, help="affinity CSV (default: beside the data)")
     start = tr.add_mutually_exclusive_group()
     start.add_argument("--resume", type=Path, help="a checkpoint to go on training")
     start.add_argument(
-        "--init", metavar="MODEL", help='a model to fine-tune: "bundled" or a checkpoint'
+        "--init",
+        metavar="MODEL",
+        help='a model to fine-tune: "bundled", "bundled-splat" or a checkpoint',
     )
     tr.add_argument("--epochs", type=int, default=25)
     tr.add_argument("--batch-size", type=int, default=64)
@@ -251,7 +254,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "shift_z/y/x, and the factor each latent dimension tracks best (|Spearman|, or eta "
         "for the class); --out holds every dimension's correlation with every factor.",
     )
-    ev.add_argument("checkpoint", type=Path, nargs="?", help="default: the bundled model")
+    ev.add_argument(
+        "checkpoint", type=Path, nargs="?", help='default: the bundled model; or "bundled-splat"'
+    )
     ev.add_argument("--train", type=Path, required=True, help="training set the classifiers fit")
     ev.add_argument("--test", type=Path, required=True, help="held-out labelled set")
     ev.add_argument("--no-baselines", action="store_true")
@@ -355,7 +360,9 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "takes it",
     )
     em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
-    em.add_argument("--model", type=Path, help="a checkpoint (default: the bundled model)")
+    em.add_argument(
+        "--model", type=Path, help='a checkpoint or "bundled-splat" (default: the bundled model)'
+    )
     em.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
     em.add_argument(
         "--tomo-name",
@@ -686,15 +693,15 @@ def _train(args: argparse.Namespace) -> int:
         given = ", ".join("--" + k.replace("_", "-") for k in shape)
         raise AffinityVAEError(f"a run from {start} keeps its architecture: drop {given}")
     if args.init is not None and args.preset:
-        raise AffinityVAEError("--preset bundled trains from scratch: drop --init")
+        raise AffinityVAEError(f"--preset {args.preset} trains from scratch: drop --init")
     command = args.command_line
-    if args.preset == "bundled":
+    if args.preset:
         from napari_affinity_vae.model import bundled
         from napari_affinity_vae.operations.training import bundled_training_set
 
         data = bundled_training_set(tqdm)
-        architecture, config = bundled.ARCHITECTURE, bundled.CONFIG
-        command = "avae train --preset bundled"
+        _, architecture, config = bundled.PRESETS[args.preset]
+        command = f"avae train --preset {args.preset}"
     else:
         if args.source is None:
             raise AffinityVAEError("give a SOURCE or --preset bundled")
@@ -746,14 +753,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.atomic import atomic_path
-    from napari_affinity_vae.model.bundled import BUNDLED
+    from napari_affinity_vae.model.bundled import checkpoint_path
     from napari_affinity_vae.model.checkpoint import load_checkpoint
     from napari_affinity_vae.model.datasets import load_factors, load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
 
     _refuse_existing(args, args.out)
-    model, card = load_checkpoint(args.checkpoint or BUNDLED)
+    weights = checkpoint_path(args.checkpoint or "bundled")
+    model, card = load_checkpoint(weights)
     results = evaluate(
         model,
         card,
@@ -787,7 +795,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             tmp.write_text(json.dumps(results, indent=2))
     if args.record:
         card.metrics = {"evaluation": results, "train": str(args.train), "test": str(args.test)}
-        card_path = Path(args.checkpoint or BUNDLED).with_suffix(".json")
+        card_path = weights.with_suffix(".json")
         with atomic_path(card_path) as tmp:
             tmp.write_text(card.to_json())
     return 0
@@ -946,10 +954,10 @@ def _embed_project(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace):
-    from napari_affinity_vae.model.bundled import BUNDLED
+    from napari_affinity_vae.model.bundled import checkpoint_path
     from napari_affinity_vae.model.checkpoint import load_checkpoint
 
-    return load_checkpoint(args.model or BUNDLED)
+    return load_checkpoint(checkpoint_path(args.model or "bundled"))
 
 
 def _analysed(args: argparse.Namespace, table):

@@ -1,14 +1,16 @@
-"""The bundled model: where it ships, and the one recipe that rebuilds it from scratch.
+"""The bundled models: where they ship, and the one recipe that rebuilds each from scratch.
 
 ``avae train --preset bundled --out src/napari_affinity_vae/model/data/bundled`` simulates the
 training set (every built-in class, 32^3 boxes at 10 A/voxel, the sample data's SNR, seed 11;
 each particle's box centred on it and, where the built-in picker finds it, a second box where
 the picker puts it, so that picks embed as well as true centres) and trains with the settings
-below.
+below. ``--preset bundled-splat --out .../bundled_splat`` trains the second model, a Gaussian-splat
+decoder whose pose is a rotation, on the same set with the same budget and pose consistency.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from napari_affinity_vae.model.checkpoint import ModelCard, load_checkpoint
@@ -17,6 +19,7 @@ from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.model.train import TrainingConfig
 
 BUNDLED = Path(__file__).parent / "data" / "bundled.safetensors"
+BUNDLED_SPLAT = BUNDLED.with_name("bundled_splat.safetensors")
 TRAINING_SEED = 11
 PER_CLASS = 600
 DESCRIPTION = (
@@ -36,11 +39,26 @@ CONFIG = TrainingConfig(
 )
 
 
-def load_bundled() -> tuple[AffinityVAE, ModelCard]:
-    """The model that ships with the package, in eval mode."""
-    return load_checkpoint(BUNDLED)
+SPLAT_ARCHITECTURE = dataclasses.replace(ARCHITECTURE, decoder="splat", pose_dims=4)
+SPLAT_CONFIG = dataclasses.replace(CONFIG, pose=Schedule("flat", high=1.0))
+# a preset's name: its weights, architecture and training settings
+PRESETS = {
+    "bundled": (BUNDLED, ARCHITECTURE, CONFIG),
+    "bundled-splat": (BUNDLED_SPLAT, SPLAT_ARCHITECTURE, SPLAT_CONFIG),
+}
+
+
+def load_bundled(name: str = "bundled") -> tuple[AffinityVAE, ModelCard]:
+    """A model that ships with the package ("bundled" or "bundled-splat"), in eval mode."""
+    return load_checkpoint(PRESETS[name][0])
 
 
 def checkpoint_path(name: str | Path) -> Path:
-    """The checkpoint ``name`` stands for: the bundled model's for "bundled", else ``name``."""
-    return BUNDLED if str(name) == "bundled" else Path(name)
+    """The checkpoint ``name`` stands for: a bundled model's for its preset's name ("bundled",
+    "bundled-splat"), else ``name``."""
+    return PRESETS[str(name)][0] if str(name) in PRESETS else Path(name)
+
+
+def preset_name(weights: Path) -> str | None:
+    """The preset whose weights ``weights`` are, if any."""
+    return next((name for name, (path, _, _) in PRESETS.items() if path == weights), None)

@@ -21,7 +21,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.errors import AffinityVAEError
-from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.bundled import BUNDLED_SPLAT, load_bundled
 from napari_affinity_vae.model.checkpoint import load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
@@ -46,6 +46,7 @@ from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 BUNDLED, CHECKPOINT = "Bundled model", "Checkpoint file"
+PRESETS = {BUNDLED: "bundled", "Bundled splat model": "bundled-splat"}  # choice: preset
 PROJECTIONS = {"PCA": "pca", "UMAP": "umap", "t-SNE": "tsne"}
 CLUSTERINGS = {"k-means": "kmeans", "Gaussian mixture": "gmm", "HDBSCAN": "hdbscan"}
 STALE = "The particles changed while this ran; its result was discarded"
@@ -57,7 +58,13 @@ class EmbedWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.session = session_for(viewer)
         self.batch = BATCH
-        self.source = ComboBox(label="Model", choices=[BUNDLED, CHECKPOINT], value=BUNDLED)
+        shipped = [c for c in PRESETS if c == BUNDLED or BUNDLED_SPLAT.is_file()]
+        self.source = ComboBox(label="Model", choices=[*shipped, CHECKPOINT], value=BUNDLED)
+        self.source.tooltip = (
+            "The bundled model (a convolutional decoder) separates classes best; the bundled "
+            "splat model decodes Gaussian pseudo-atoms turned by a pose that is a rotation, "
+            "shown as points and at any box size, and gives each particle model angles"
+        )
         self.checkpoint = FileEdit(
             label="Checkpoint", mode="r", filter="Checkpoints (*.safetensors)", visible=False
         )
@@ -140,8 +147,8 @@ class EmbedWidget(Container):
             self.card.value = "no model: choose a checkpoint file (.safetensors)"
             return False
         with errors_as_notifications("Loading the model"):
-            if self.source.value == BUNDLED:
-                model, card = load_bundled()
+            if self.source.value in PRESETS:
+                model, card = load_bundled(PRESETS[self.source.value])
             else:
                 model, card = load_checkpoint(Path(self.checkpoint.value))
             self.session.set_model(model, card)

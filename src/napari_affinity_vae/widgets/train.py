@@ -29,7 +29,7 @@ from qtpy.QtWidgets import QFileDialog
 from napari_affinity_vae.colours import colours_for
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.affinity import load_affinity
-from napari_affinity_vae.model.bundled import BUNDLED
+from napari_affinity_vae.model.bundled import BUNDLED, preset_name
 from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
 from napari_affinity_vae.model.losses import SCHEDULES, Schedule
 from napari_affinity_vae.model.network import AffinityVAE
@@ -452,6 +452,7 @@ class TrainWidget(Container):
 
 
 def _model_name(card: ModelCard) -> str:
-    """What a fine-tuned card records as its starting point: "bundled" or the checkpoint."""
+    """What a fine-tuned card records as its starting point: a bundled model's preset name
+    ("bundled", "bundled-splat") or the checkpoint."""
     weights = card.path.with_suffix(".safetensors") if card.path else BUNDLED
-    return "bundled" if weights == BUNDLED else str(weights)
+    return preset_name(weights) or str(weights)
