@@ -1,28 +1,34 @@
-"""The bundled model loads from the installed package and meets the quality bar on freshly
-simulated particles (seeds it never saw)."""
+"""The bundled models load from the installed package and meet the quality bar on freshly
+simulated particles (seeds they never saw)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_affinity_vae.analysis.metrics import classification_scores
-from napari_affinity_vae.model.bundled import BUNDLED, load_bundled
+from napari_affinity_vae.model.bundled import checkpoint_path, load_bundled
 from napari_affinity_vae.model.inference import encode, normalise
 from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
 from napari_affinity_vae.simulate.tomogram import Simulation
 
+PRESETS = ("bundled", "bundled-splat")
 
-def test_bundled_model_is_small_and_described():
-    model, card = load_bundled()
-    assert BUNDLED.stat().st_size < 10e6
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_bundled_models_are_small_and_described(preset):
+    model, card = load_bundled(preset)
+    assert checkpoint_path(preset).stat().st_size < 10e6
     assert card.architecture.box == 32 and card.voxel_size == 10.0
     assert len(card.classes) == 9
-    assert card.training["command"] == "avae train --preset bundled"
+    assert card.training["command"] == f"avae train --preset {preset}"
+    assert card.architecture.decoder == ("splat" if preset == "bundled-splat" else "conv")
     assert not model.training
 
 
-def test_bundled_model_separates_fresh_particles():
-    model, card = load_bundled()
+@pytest.mark.parametrize("preset", PRESETS)
+def test_bundled_models_separate_fresh_particles(preset):
+    model, card = load_bundled(preset)
     sets = {}
     for name, seed, per_class in (("fit", 21, 40), ("held_out", 22, 30)):
         boxes, table = simulate_subtomograms(Simulation(seed=seed), per_class)

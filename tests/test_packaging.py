@@ -48,8 +48,9 @@ def test_wheel_manifest_is_found_by_npe2_in_fresh_venv(tmp_path):
         names = archive.namelist()
     assert packaged == (ROOT / "napari.yaml").read_bytes()
     assert "napari_affinity_vae/simulate/data/correlations_10A.csv" in names
-    assert "napari_affinity_vae/model/data/bundled.safetensors" in names
-    assert "napari_affinity_vae/model/data/bundled.json" in names
+    for model in ("bundled", "bundled_splat"):
+        assert f"napari_affinity_vae/model/data/{model}.safetensors" in names
+        assert f"napari_affinity_vae/model/data/{model}.json" in names
     assert "napari-affinity-vae = napari_affinity_vae:napari.yaml" in entry_points
 
     venv = tmp_path / "venv"

@@ -86,7 +86,7 @@ def pose_angle_scores(
 ) -> dict:
     """``pose_angle``: the median over particles of :func:`pose_errors`, each class fitted on
     its own with its symmetry ``groups`` (C1 where not given); ``pose_angle_chance``, the same
-    of :func:`chance_errors`; and per class its median and whether the mirror fitted better."""
+    of :func:`chance_errors`; and per class both medians and whether the mirror fitted better."""
     everything, chance, by_class = [], [], {}
     for name in np.unique(names):
         rows = names == name
@@ -96,6 +96,7 @@ def pose_angle_scores(
         chance.append(chance_errors(true[rows], group).degrees)
         by_class[str(name)] = {
             "median": float(np.median(errors.degrees)),
+            "chance": float(np.median(chance[-1])),
             "mirrored": errors.mirrored,
             "symmetry_order": len(group),
         }

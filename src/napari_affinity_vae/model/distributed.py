@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_functional
 from torch import nn
 
-from napari_affinity_vae.model.inference import use_threads
+from napari_affinity_vae.model.inference import usable_cores, use_threads
 from napari_affinity_vae.model.losses import (
     affinity_loss,
     kl_divergence,
@@ -39,7 +39,7 @@ def start() -> None:
         dist.init_process_group("nccl")
     else:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        use_threads(max(1, (os.cpu_count() or 1) // local))
+        use_threads(max(1, usable_cores() // local))
         dist.init_process_group("gloo")
 
 

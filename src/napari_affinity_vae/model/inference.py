@@ -13,21 +13,29 @@ from torch.nn.functional import mse_loss
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.progress import Progress
 
-_threads: int | None = None  # CPU threads for torch; None: every core
+_threads: int | None = None  # CPU threads for torch; None: every usable core
 
 
 def use_threads(threads: int | None) -> None:
-    """Run torch on ``threads`` CPU threads (None: every core), e.g. one process of several
+    """Run torch on ``threads`` CPU threads (None: every usable core), e.g. one process of several
     sharing the cores."""
     global _threads
     _threads = threads
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``taskset``, a cgroup), not every core the machine
+    has: more torch threads than cores stall each other."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def device() -> torch.device:
     """A GPU when there is one, else the CPU with the threads :func:`use_threads` says."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    threads = _threads or os.cpu_count() or 1
+    threads = _threads or usable_cores()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return torch.device("cpu")
