@@ -54,7 +54,7 @@ def turns_pose(architecture: Architecture) -> bool:
 
 def pose_angles(pose: np.ndarray) -> np.ndarray:
     """RELION (rot, tilt, psi) in degrees, (n, 3), of a splat model's quaternions (n, 4)."""
-    matrices = rotation_matrices(torch.as_tensor(pose, dtype=torch.float64)).numpy()
+    matrices = rotation_matrices(torch.from_numpy(np.array(pose, dtype=np.float64))).numpy()
     return matrices_to_angles(matrices)
 
 

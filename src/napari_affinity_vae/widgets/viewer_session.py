@@ -14,7 +14,7 @@ from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.layers import LEVELS_KEY
 from napari_affinity_vae.session import Session
 
-DECODED_KEY = "decoded by"  # metadata of volumes the model made, valued with the model
+DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, valued with it
 SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
