@@ -38,7 +38,12 @@ from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.splat_layer import show_splats, splats_name
 from napari_affinity_vae.widgets.tasks import Task, one_step
-from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
+from napari_affinity_vae.widgets.viewer_session import (
+    DECODED_KEY,
+    active_layer_kept,
+    session_for,
+    view_centre,
+)
 
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 SOURCES = {PARTICLE: PARTICLE_SOURCE, MEAN: MEAN_SOURCE, CENTRE: CENTRE_SOURCE}
@@ -276,20 +281,18 @@ class DecodeWidget(Container):
             layer.contrast_limits = limits
             layer.metadata["voxel_size"] = voxel_size
         else:
-            active = self._viewer.layers.selection.active
-            layer = self._viewer.add_image(
-                data,
-                name=name,
-                scale=scale,
-                translate=translate,
-                colormap="magma",
-                contrast_limits=limits,
-                rendering="iso",
-                blending="additive",
-                metadata={"voxel_size": voxel_size, DECODED_KEY: card.describe()},
-            )
-            if active is not None:
-                self._viewer.layers.selection.active = active
+            with active_layer_kept(self._viewer):
+                layer = self._viewer.add_image(
+                    data,
+                    name=name,
+                    scale=scale,
+                    translate=translate,
+                    colormap="magma",
+                    contrast_limits=limits,
+                    rendering="iso",
+                    blending="additive",
+                    metadata={"voxel_size": voxel_size, DECODED_KEY: card.describe()},
+                )
         layer.iso_threshold = iso_level(data, self.iso_level.value)
         enlarged = scale[-1] / voxel_size
         size = f", shown {enlarged:.1f}x enlarged" if enlarged > 1 else ""

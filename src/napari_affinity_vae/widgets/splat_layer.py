@@ -10,6 +10,7 @@ import numpy as np
 from napari.layers import Points
 
 from napari_affinity_vae.model.inference import Splats
+from napari_affinity_vae.widgets.viewer_session import active_layer_kept
 
 SPLAT_COLOUR = (0.35, 0.9, 1.0)  # cyan, apart from the volume's magma
 DIAMETER_SDS = 2.0  # a point's diameter in the splat's standard deviations
@@ -53,17 +54,15 @@ def show_splats(
         layer.data, layer.scale, layer.translate = data, scale, translate
         layer.metadata.update(metadata)
     else:
-        active = viewer.layers.selection.active
-        layer = viewer.add_points(
-            data,
-            name=name,
-            scale=scale,
-            translate=translate,
-            border_width=0,
-            shading="spherical",
-            metadata=metadata,
-        )
-        if active is not None:
-            viewer.layers.selection.active = active
+        with active_layer_kept(viewer):
+            layer = viewer.add_points(
+                data,
+                name=name,
+                scale=scale,
+                translate=translate,
+                border_width=0,
+                shading="spherical",
+                metadata=metadata,
+            )
     layer.size, layer.face_color = sizes, colours
     return layer
