@@ -11,6 +11,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
+from qtpy.QtWidgets import QScrollArea
 
 from napari_affinity_vae.demo import (
     DEMO_SLAB,
@@ -63,6 +64,8 @@ def main() -> None:
         explore_project(Path(folder))
     with tempfile.TemporaryDirectory() as folder:
         explore_copick(Path(folder))
+    with tempfile.TemporaryDirectory() as folder:
+        explore_splats(Path(folder))
     for path in sorted(IMAGES.glob("*.png")):
         print(path)
 
@@ -97,12 +100,19 @@ def explain_and_fit(widgets: dict) -> None:
     wait_for(lambda: not decode.fitting.running)
 
 
-def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
-    """The decoded cluster centre as a volume, beside the tomogram, seen in 3D."""
+def decoded_in_3d(
+    viewer: napari.Viewer,
+    widgets: dict,
+    docks: dict,
+    name: str = "decoded_volume.png",
+    shown: tuple[str, ...] = ("decoded",),
+) -> None:
+    """The decoded cluster centre as a volume (and the ``shown`` layers), beside the tomogram,
+    seen in 3D."""
     decode = widgets["Decode"]
     decoded = viewer.layers["decoded"]
     for layer in viewer.layers:
-        layer.visible = layer is decoded
+        layer.visible = layer.name in shown
     widgets["Tomogram"].rendering.value = "Volume"
     camera_of(viewer).angles = (15, 35, 60)
     extent = decoded.extent.world
@@ -111,7 +121,7 @@ def decoded_in_3d(viewer: napari.Viewer, widgets: dict, docks: dict) -> None:
     camera_of(viewer).zoom = min(viewer.canvas.size) / (1.6 * span)  # the box fills the view
     docks["Decode"].raise_()
     decode.status.value = decode.status.value  # keep the widget as the decode left it
-    shot(viewer, "decoded_volume.png")
+    shot(viewer, name)
     for layer in viewer.layers:
         layer.visible = "ground truth" not in layer.name and "selected" not in layer.name
 
@@ -196,6 +206,33 @@ def explore_copick(folder: Path) -> None:
     docks["Export"].raise_()
     settle(0.3)
     grab(docks["Export"], "copick_export_widget.png")
+    viewer.close()
+
+
+def explore_splats(folder: Path) -> None:
+    """A splat model, trained briefly on simulated subtomograms, exploring the sample: the
+    largest cluster's centre rendered at twice the model's box, its Gaussians as points on it,
+    seen in 3D, with the Decode dock's rotation sliders."""
+    from napari_affinity_vae.cli import main as avae
+    from napari_affinity_vae.widgets.embed import CHECKPOINT
+
+    boxes, model = folder / "subtomograms", folder / "splats.safetensors"
+    avae(["simulate", str(boxes), "--subtomograms", "100", "--at-picks", "--seed", "11"])
+    avae(["train", str(boxes), "--decoder", "splat", "--pose-dims", "4", "--out", str(model)])
+    viewer = napari.Viewer(title="napari-affinity-vae")
+    viewer.window._qt_window.resize(*WINDOW)
+    widgets, docks = add_dock_widgets(viewer)
+    open_sample(viewer)
+    widgets["Tomogram"].slab.value = DEMO_SLAB
+    embed, decode = widgets["Embed"], widgets["Decode"]
+    embed.source.value, embed.checkpoint.value = CHECKPOINT, model
+    decode.render_box.value = 2 * decode.render_box.value
+    explore(viewer, widgets)
+    wait_for(lambda: not decode.decoding.running)
+    docks["Decode"].raise_()
+    settle(0.3)
+    decode.native.findChild(QScrollArea).ensureWidgetVisible(decode.sliders[-1].native)
+    decoded_in_3d(viewer, widgets, docks, "decoded_splats.png", ("decoded", "decoded splats"))
     viewer.close()
 
 

@@ -1,6 +1,6 @@
 """Export particles for the next tool: the selection, each cluster to its own file, or all, in
-the format the file's suffix (or the user's choice) names; several files are written all or
-none."""
+the format the file's suffix (or the user's choice) names, with the angles imported or a splat
+model's; several files are written all or none."""
 
 from __future__ import annotations
 
@@ -14,17 +14,26 @@ from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
-from napari_affinity_vae.schema import CLUSTER, TOMO_NAME, TOMOGRAM_MISSING, derived_columns
+from napari_affinity_vae.schema import (
+    ANGLES,
+    CLUSTER,
+    MODEL_ANGLES,
+    TOMO_NAME,
+    TOMOGRAM_MISSING,
+    derived_columns,
+)
+from napari_affinity_vae.text import count
 
 SELECTED, EACH_CLUSTER, ALL = "Selected particles", "Each cluster", "All particles"
-DYNAMO = "Dynamo table"
+DYNAMO, TOMOTWIN = "Dynamo table", "TomoTwin coords"
 FORMATS = {  # label: (suffix, STAR flavour)
     "RELION 4 STAR": (".star", "relion4"),
     "RELION 5 STAR": (".star", "relion5"),
     "CSV": (".csv", "relion4"),
     DYNAMO: (".tbl", "relion4"),
-    "TomoTwin coords": (".coords", "relion4"),
+    TOMOTWIN: (".coords", "relion4"),
 }
+WITHOUT_ANGLES = (TOMOTWIN,)  # formats that hold no orientation
 NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-cluster export
 
 
@@ -44,11 +53,36 @@ def export_path(path: Path, format_label: str) -> Path:
 
 
 def export_columns(table: pd.DataFrame, latents: bool) -> pd.DataFrame:
-    """Coordinates and the user's columns and the cluster label; latents, pose and errors too
-    if ``latents``."""
+    """Coordinates, the user's columns, the cluster label and a splat model's angles; latents,
+    pose and errors too if ``latents``."""
     if latents:
         return table
-    return table.drop(columns=[c for c in derived_columns(table) if c != CLUSTER])
+    kept = (CLUSTER, *MODEL_ANGLES)
+    return table.drop(columns=[c for c in derived_columns(table) if c not in kept])
+
+
+def has_model_angles(table: pd.DataFrame) -> bool:
+    """Whether a model that turns its pose gave the particles angles (``model_rot``, ...)."""
+    return set(MODEL_ANGLES) <= set(table)
+
+
+def angles_from_model(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the model's angles as their angles (``rot``, ``tilt``, ``psi``, which the
+    file formats write as theirs) in place of any imported; refused where a row has none."""
+    if not has_model_angles(rows):
+        raise AffinityVAEError(
+            "The particles have no angles from a model: embed them with a splat model that "
+            "turns its pose"
+        )
+    missing = int(rows[list(MODEL_ANGLES)].isna().any(axis=1).sum())
+    if missing:
+        raise AffinityVAEError(
+            f"{count(missing, 'particle')} to export {'has' if missing == 1 else 'have'} no "
+            "angles from the model (not embedded): embed them, or export without the model's "
+            "angles"
+        )
+    model = rows[list(MODEL_ANGLES)].to_numpy(dtype=float)
+    return rows.drop(columns=list(MODEL_ANGLES)).assign(**dict(zip(ANGLES, model.T, strict=True)))
 
 
 def export_parts(
@@ -139,7 +173,7 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
     if label == DYNAMO:
         numbers = {name: str(i) for i, name in enumerate(project.tomograms, 1)}
         rows = rows.assign(**{TOMO_NAME: rows[TOMO_NAME].astype(str).map(numbers)})
-    elif label == "TomoTwin coords" and rows[TOMO_NAME].nunique() > 1:
+    elif label == TOMOTWIN and rows[TOMO_NAME].nunique() > 1:
         raise ParticleFileError(
             path,
             "TomoTwin coordinates hold one tomogram's particles; these come from "

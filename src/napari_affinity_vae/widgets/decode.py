@@ -1,9 +1,13 @@
 """The Decode dock widget: decode a particle, the selection's mean or a cluster centre into a
-volume shown in the viewer; traverse the latent space with one slider per dimension; explain a
-selection by the few latent dimensions that set it apart, as an equation with its accuracy against
-every dimension's; fit a column of the particle table as a short formula of the latents."""
+volume shown in the viewer (with a splat model's Gaussians as points, rendered at any box); traverse
+the latent space with one slider per dimension, and turn a splat model's decode with rotation
+sliders; explain a selection by the few latent dimensions that set it apart, as an equation with
+its accuracy against every dimension's; fit a column of the particle table as a short formula of
+the latents."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import napari
 import numpy as np
@@ -20,7 +24,10 @@ from napari.layers import Image
 
 from napari_affinity_vae.analysis.explain import ColumnFit, Explanation, explain_selection
 from napari_affinity_vae.errors import AffinityVAEError
-from napari_affinity_vae.model.inference import decode
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.inference import Splats, decode, splats
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.splats import angles_pose, pose_angles, turns_pose
 from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
 from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
 from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
@@ -29,8 +36,14 @@ from napari_affinity_vae.operations.explain import fit_particle_column, fittable
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.splat_layer import show_splats, splats_name
 from napari_affinity_vae.widgets.tasks import Task, one_step
-from napari_affinity_vae.widgets.viewer_session import DECODED_KEY, session_for, view_centre
+from napari_affinity_vae.widgets.viewer_session import (
+    DECODED_KEY,
+    active_layer_kept,
+    session_for,
+    view_centre,
+)
 
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 SOURCES = {PARTICLE: PARTICLE_SOURCE, MEAN: MEAN_SOURCE, CENTRE: CENTRE_SOURCE}
@@ -38,6 +51,35 @@ AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
+ROTATION = {"rot": (-180.0, 180.0), "tilt": (0.0, 180.0), "psi": (-180.0, 180.0)}  # degrees
+MAX_RENDER = 4  # a splat model renders at most this many times its box a side
+
+
+@dataclass
+class Decoded:
+    """Decoded volumes (n, *box), voxels of ``voxel_size`` Angstrom, and a splat model's
+    Gaussians (None for a convolutional decoder)."""
+
+    volumes: np.ndarray
+    voxel_size: float
+    splats: Splats | None
+
+
+def is_splat(card: ModelCard | None) -> bool:
+    """Whether a model decodes with Gaussian splats."""
+    return card is not None and card.architecture.decoder == "splat"
+
+
+def decode_volumes(
+    model: AffinityVAE, card: ModelCard, latents: np.ndarray, poses: np.ndarray, box: int
+) -> Decoded:
+    """Volumes of ``box`` voxels a side spanning the model's box (a splat model renders any
+    box; a convolutional one only its own) and a splat model's Gaussians."""
+    zoom = box / card.architecture.box
+    volumes = decode(model, latents, poses, box, zoom)
+    if not is_splat(card):
+        return Decoded(volumes, card.voxel_size, None)
+    return Decoded(volumes, card.voxel_size / zoom, splats(model, latents, poses, card.voxel_size))
 
 
 class DecodeWidget(Container):
@@ -48,6 +90,7 @@ class DecodeWidget(Container):
         self.session = session_for(viewer)
         self._anchor: int | None = None  # the row whose position places the volume
         self._pending = False  # a decode was asked for while one ran
+        self._angles = False  # the pose sliders are a rotation's angles
         self.source = ComboBox(label="Decode", choices=[PARTICLE, MEAN, CENTRE], value=MEAN)
         self.cluster = SpinBox(label="Cluster", min=0, max=999, visible=False)
         self.placement = ComboBox(label="Show", choices=[AT_PARTICLE, BESIDE], value=BESIDE)
@@ -58,6 +101,12 @@ class DecodeWidget(Container):
             "The isosurface of decoded volumes in the volume view: this many standard "
             "deviations above the volume's mean"
         )
+        self.render_box = SpinBox(label="Render at", visible=False)
+        self.render_box.tooltip = (
+            "Voxels a side a splat model renders the volume at: more than its box is sharper, "
+            "at the same physical size"
+        )
+        self.render_box.native.setKeyboardTracking(False)  # one decode once typed, not per key
         self.decode_button = PushButton(text="Decode")
         self.sliders = Container(label="Latent")
         self.explain_button = PushButton(text="Explain selection")
@@ -89,6 +138,7 @@ class DecodeWidget(Container):
                 self.cluster,
                 self.placement,
                 self.iso_level,
+                self.render_box,
                 self.decode_button,
                 self.sliders,
                 self.explain_button,
@@ -106,13 +156,15 @@ class DecodeWidget(Container):
         self.source.changed.connect(lambda s: setattr(self.cluster, "visible", s == CENTRE))
         self.decode_button.changed.connect(self.decode_source)
         self.iso_level.changed.connect(self._set_iso_level)
+        self.render_box.changed.connect(self.request_decode)
         self.explain_button.changed.connect(self.explain)
         self.fit_button.changed.connect(self.fit)
         self.session.embedding_changed.connect(self._build_sliders)
         self.session.embedding_changed.connect(self._list_columns)
         self.session.particles_changed.connect(self._particles_changed)
         self.session.selection_changed.connect(self._selection_changed)
-        self._build_sliders()
+        self.session.model_changed.connect(self._model_changed)
+        self._model_changed()
         self._list_columns()
 
     @property
@@ -122,7 +174,8 @@ class DecodeWidget(Container):
 
     # -- what to decode -------------------------------------------------------------------------
     def decode_source(self) -> None:
-        """Set the sliders to the chosen source's latent and pose, and decode it."""
+        """Set the sliders to the chosen source's latent and pose (a turning pose's angles), and
+        decode it."""
         with errors_as_notifications("Decoding"):
             session = self.session
             if session.latent is None or session.model is None:
@@ -135,6 +188,8 @@ class DecodeWidget(Container):
                 clusters=session.clusters,
                 cluster=self.cluster.value,
             )
+            if self._angles:
+                pose = pose_angles(pose[None])[0]
             for slider, value in zip(self.sliders, [*latent, *pose], strict=True):
                 with slider.changed.blocked():
                     slider.value = float(np.clip(value, slider.min, slider.max))
@@ -147,27 +202,52 @@ class DecodeWidget(Container):
         if self.decoding.running:
             self._pending = True
             return
-        session = self.session
-        if session.model is None or session.latent is None:
+        if self.session.model is None or self.session.latent is None:
             return
+        latent, pose = self._slider_values()
+        self._decode(latent[None], pose[None], DECODED)
+
+    def _slider_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sliders' latent and pose (rotation angles as the model's quaternion)."""
         values = np.array([s.value for s in self.sliders], dtype=np.float32)
-        dims = session.latent.shape[1]
-        self._decode(values[None, :dims], values[None, dims:], DECODED)
+        latent, pose = np.split(values, [self.session.latent.shape[1]])
+        if self._angles:
+            pose = angles_pose(pose[None])[0].astype(np.float32)
+        return latent, pose
 
     def _decode(self, latents: np.ndarray, poses: np.ndarray, name: str) -> None:
         """Decode in the background; the result is shown unless the particles changed."""
-        version, model = self.session.version, self.session.model
+        version, model, card = self.session.version, self.session.model, self.session.card
+        box = self.render_box.value if is_splat(card) else card.architecture.box
         self.decoding.start(
-            lambda: one_step(decode, model, latents, poses),
+            lambda: one_step(decode_volumes, model, card, latents, poses, box),
             total=0,
             desc="Decoding",
-            on_result=lambda volumes: self._decoded(version, volumes, name),
+            on_result=lambda decoded: self._decoded(version, decoded, name),
         )
 
-    def _decoded(self, version: int, volumes: np.ndarray, name: str) -> None:
-        """Show one volume, or a traversal's stack, unless the particles changed meanwhile."""
-        if version == self.session.version:
-            self._show(volumes[0] if len(volumes) == 1 else volumes, name)
+    def _decoded(self, version: int, decoded: Decoded, name: str) -> None:
+        """Show one volume, or a traversal's stack, and a splat model's Gaussians, unless the
+        particles changed meanwhile."""
+        if version != self.session.version:
+            return
+        volumes = decoded.volumes
+        layer = self._show(volumes[0] if len(volumes) == 1 else volumes, name, decoded.voxel_size)
+        points = splats_name(name)
+        if decoded.splats is not None:
+            box = volumes.shape[-1]
+            show_splats(
+                self._viewer,
+                points,
+                decoded.splats,
+                decoded.voxel_size,
+                box,
+                layer.scale,
+                layer.translate,
+                dict(layer.metadata),
+            )
+        elif points in self._viewer.layers:  # a splat model's, decoded before this one
+            self._viewer.layers.remove(points)
 
     def _decode_finished(self, running: bool) -> None:
         if not running and self._pending:
@@ -180,18 +260,18 @@ class DecodeWidget(Container):
         session = self.session
         if session.latent is None or session.model is None:
             return
-        values = np.array([s.value for s in self.sliders], dtype=np.float32)
-        dims = session.latent.shape[1]
+        latent, pose = self._slider_values()
         column = session.latent[:, dimension]
         span = (float(column.min()), float(column.max()))
-        latents, poses = traversal(values[:dims], values[dims:], dimension, span)
+        latents, poses = traversal(latent, pose, dimension, span)
         self._decode(latents, poses, f"traversal latent {dimension}")
 
-    def _show(self, volume: np.ndarray, name: str) -> Image:
-        """Show a decoded volume (or a stack of them), protein bright, at its place."""
+    def _show(self, volume: np.ndarray, name: str, voxel_size: float) -> Image:
+        """Show a decoded volume (or a stack of them) of ``voxel_size`` Angstrom voxels, protein
+        bright, at its place."""
         card = self.session.card
         data = -volume  # the model's boxes have dark protein, like the tomogram
-        scale, translate = self._placement(volume.shape[-1], card.voxel_size)
+        scale, translate = self._placement(volume.shape[-1], voxel_size)
         if data.ndim == 4:
             scale, translate = (1.0, *scale), (0.0, *translate)
         limits = (float(np.percentile(data, 50)), float(data.max()) or 1.0)
@@ -199,25 +279,24 @@ class DecodeWidget(Container):
             layer = self._viewer.layers[name]
             layer.data, layer.scale, layer.translate = data, scale, translate
             layer.contrast_limits = limits
+            layer.metadata["voxel_size"] = voxel_size
         else:
-            active = self._viewer.layers.selection.active
-            layer = self._viewer.add_image(
-                data,
-                name=name,
-                scale=scale,
-                translate=translate,
-                colormap="magma",
-                contrast_limits=limits,
-                rendering="iso",
-                blending="additive",
-                metadata={"voxel_size": card.voxel_size, DECODED_KEY: card.describe()},
-            )
-            if active is not None:
-                self._viewer.layers.selection.active = active
+            with active_layer_kept(self._viewer):
+                layer = self._viewer.add_image(
+                    data,
+                    name=name,
+                    scale=scale,
+                    translate=translate,
+                    colormap="magma",
+                    contrast_limits=limits,
+                    rendering="iso",
+                    blending="additive",
+                    metadata={"voxel_size": voxel_size, DECODED_KEY: card.describe()},
+                )
         layer.iso_threshold = iso_level(data, self.iso_level.value)
-        enlarged = scale[-1] / card.voxel_size
+        enlarged = scale[-1] / voxel_size
         size = f", shown {enlarged:.1f}x enlarged" if enlarged > 1 else ""
-        self.status.value = f"{name}: {volume.shape[-1]}^3 at {card.voxel_size:g} Å/voxel{size}"
+        self.status.value = f"{name}: {volume.shape[-1]}^3 at {voxel_size:g} Å/voxel{size}"
         return layer
 
     def _placement(
@@ -279,18 +358,34 @@ class DecodeWidget(Container):
         self._clear_fit()
         self.fit_column.choices = fittable_columns(self.session.particles)
 
+    def _model_changed(self) -> None:
+        """A splat model renders at a box of the user's choice (its own to start with); a
+        turning pose has rotation sliders."""
+        card = self.session.card
+        with self.render_box.changed.blocked():
+            self.render_box.visible = is_splat(card)
+            if is_splat(card):
+                box = card.architecture.box
+                self.render_box.range = (box, MAX_RENDER * box)
+                self.render_box.value = box
+        self._build_sliders()
+
     def _build_sliders(self) -> None:
+        """A slider per latent dimension and per pose number, ranging over the data; for a
+        turning pose, rot, tilt and psi in degrees instead."""
         self.sliders.clear()
         self._clear_explanation()
-        latent, pose = self.session.latent, self.session.pose
+        latent, pose, card = self.session.latent, self.session.pose, self.session.card
         if latent is None:
             self.status.value = "Run the embedding to decode"
             return
-        columns = [(f"latent {i}", latent[:, i]) for i in range(latent.shape[1])]
-        if pose is not None:
-            columns += [(f"pose {i}", pose[:, i]) for i in range(pose.shape[1])]
-        for name, values in columns:
-            low, high, middle = slider_range(values)
+        columns = [(f"latent {i}", *slider_range(latent[:, i])) for i in range(latent.shape[1])]
+        self._angles = card is not None and turns_pose(card.architecture) and pose is not None
+        if self._angles:
+            columns += [(name, low, high, 0.0) for name, (low, high) in ROTATION.items()]
+        elif pose is not None:
+            columns += [(f"pose {i}", *slider_range(pose[:, i])) for i in range(pose.shape[1])]
+        for name, low, high, middle in columns:
             slider = FloatSlider(label=name, min=low, max=high, value=middle)
             slider.changed.connect(self.request_decode)
             self.sliders.append(slider)

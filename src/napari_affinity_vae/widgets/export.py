@@ -1,14 +1,16 @@
 """The Export dock widget: the selected particles, every cluster to its own file, or all particles,
 to RELION 4 or 5 STAR, CSV, a Dynamo table or TomoTwin coordinates, with cluster labels (and
-latents if asked), or back into a copick project as picks. Existing files are replaced only when
-the user says so, a per-cluster export is written whole or not at all, and copick picks are
-never written over."""
+latents if asked) and the angles imported or a splat model's, or back into a copick project as
+picks. Existing files are replaced only when the user says so, a per-cluster export is written
+whole or not at all, and copick picks are never written over."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import napari
+import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from napari.utils.notifications import show_info
 
@@ -25,11 +27,14 @@ from napari_affinity_vae.operations.export import (
     EACH_CLUSTER,
     FORMATS,
     SELECTED,
+    WITHOUT_ANGLES,
+    angles_from_model,
     copick_sessions,
     export_columns,
     export_parts,
     export_path,
     format_of_suffix,
+    has_model_angles,
     index_path,
     write_parts,
 )
@@ -40,6 +45,7 @@ from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 COPICK = "copick picks"
+Target = TypeVar("Target", Path, str)  # a file, or a copick session
 
 
 class ExportWidget(Container):
@@ -50,6 +56,11 @@ class ExportWidget(Container):
         self.what = ComboBox(label="Export", choices=[SELECTED, EACH_CLUSTER, ALL], value=SELECTED)
         self.format = ComboBox(label="Format", choices=[*FORMATS, COPICK], value="RELION 4 STAR")
         self.latents = CheckBox(text="Include latents, pose and errors", value=False)
+        self.model_angles = CheckBox(text="Angles from the model", value=False, visible=False)
+        self.model_angles.tooltip = (
+            "Write the splat model's angles (model_rot, model_tilt, model_psi) as the file's "
+            "particle angles, in place of the angles imported with the particles"
+        )
         patterns = " ".join(f"*{s}" for s in dict.fromkeys(s for s, _ in FORMATS.values()))
         self.file = FileEdit(label="File", mode="w", filter=f"Particles ({patterns})")
         self.copick_object = ComboBox(label="Object", choices=[])
@@ -68,6 +79,7 @@ class ExportWidget(Container):
                 self.what,
                 self.format,
                 self.latents,
+                self.model_angles,
                 self.file,
                 self.copick_object,
                 self.new_object,
@@ -80,15 +92,22 @@ class ExportWidget(Container):
         self.file.changed.connect(self._follow_suffix)
         self.format.changed.connect(self._show_fields)
         self.session.project_changed.connect(self._show_fields)
+        self.session.particles_changed.connect(self._offer_model_angles)
+        self.session.embedding_changed.connect(self._offer_model_angles)
         self.export_button.changed.connect(self._clicked)
-        remember("export", {"format": self.format, "latents": self.latents})
+        remember(
+            "export",
+            {"format": self.format, "latents": self.latents, "model_angles": self.model_angles},
+        )
         self._show_fields()
 
     def _show_fields(self, _value: object = None) -> None:
         """The file for files; the object, user and session for copick picks, the objects
-        those of the open copick project."""
+        those of the open copick project; the model's angles where the particles have them and
+        the format holds angles."""
         copick = self.format.value == COPICK
         self.file.visible = self.latents.visible = not copick
+        self._offer_model_angles()
         for field in (self.copick_object, self.new_object, self.copick_user, self.copick_session):
             field.visible = copick
         config = copick_config(self.session.project)
@@ -128,8 +147,8 @@ class ExportWidget(Container):
         self._follow_suffix(path)
         label = self.format.value
         table = export_columns(self.session.particles, self.latents.value)
-        parts = export_parts(
-            table, self.what.value, self.session.selection, export_path(path, label)
+        parts = self._angles(
+            export_parts(table, self.what.value, self.session.selection, export_path(path, label))
         )
         index = index_path(next(iter(parts)), label, self.session.project)
         taken = [p for p in [*parts, index] if p is not None and p.exists() and not p.is_dir()]
@@ -161,12 +180,29 @@ class ExportWidget(Container):
         user = self.copick_user.value.strip() or DEFAULT_USER
         session = self.copick_session.value.strip() or next_session(config, name, user)
         table = export_columns(self.session.particles, latents=False)
-        parts = copick_sessions(table, self.what.value, self.session.selection, session)
+        parts = self._angles(
+            copick_sessions(table, self.what.value, self.session.selection, session)
+        )
         written = write_copick_picks(config, project, parts, name, user)
         self.copick_object.choices = object_names(config)
         self.status.value = "wrote copick picks: " + "; ".join(written)
         show_info(f"Wrote copick picks into {config}: " + "; ".join(written))
         return [config]
+
+    def _model_angles_offered(self) -> bool:
+        """Whether the particles have a model's angles and the format holds angles."""
+        particles = self.session.particles
+        return has_model_angles(particles) and self.format.value not in WITHOUT_ANGLES
+
+    def _offer_model_angles(self) -> None:
+        self.model_angles.visible = self._model_angles_offered()
+
+    def _angles(self, parts: dict[Target, pd.DataFrame]) -> dict[Target, pd.DataFrame]:
+        """The parts with the model's angles as their angles, if asked (the session's table is
+        left as it is)."""
+        if not (self.model_angles.value and self._model_angles_offered()):
+            return parts
+        return {target: angles_from_model(rows) for target, rows in parts.items()}
 
     def ask_overwrite(self, paths: list[Path]) -> bool:
         """Whether to replace existing files (a dialog)."""

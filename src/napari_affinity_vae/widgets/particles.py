@@ -49,6 +49,7 @@ from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
+    DECODED_KEY,
     SCORES_KEY,
     current_tomogram,
     same_tomogram,
@@ -413,7 +414,10 @@ class ParticlesWidget(Container):
         return [
             x
             for x in self._viewer.layers
-            if isinstance(x, Points) and not is_highlight(x) and x.ndim == 3
+            if isinstance(x, Points)
+            and not is_highlight(x)
+            and x.ndim == 3
+            and DECODED_KEY not in x.metadata  # a splat model's Gaussians
         ]
 
     def _refresh_layers(self, _event: object = None) -> None:

@@ -3,6 +3,8 @@ and the tomogram a layer holds."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -14,7 +16,7 @@ from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.layers import LEVELS_KEY
 from napari_affinity_vae.session import Session
 
-DECODED_KEY = "decoded by"  # metadata of volumes the model made, valued with the model
+DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, valued with it
 SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
@@ -81,6 +83,15 @@ def is_tomogram(layer: object) -> bool:
         and DECODED_KEY not in layer.metadata
         and SCORES_KEY not in layer.metadata
     )
+
+
+@contextlib.contextmanager
+def active_layer_kept(viewer: napari.Viewer) -> Iterator[None]:
+    """Add layers in the block without making them napari's active layer (whose controls show)."""
+    active = viewer.layers.selection.active
+    yield
+    if active is not None:
+        viewer.layers.selection.active = active
 
 
 def camera_of(viewer: napari.Viewer) -> object:
