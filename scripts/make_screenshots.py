@@ -64,8 +64,7 @@ def main() -> None:
         explore_project(Path(folder))
     with tempfile.TemporaryDirectory() as folder:
         explore_copick(Path(folder))
-    with tempfile.TemporaryDirectory() as folder:
-        explore_splats(Path(folder))
+    explore_splats()
     for path in sorted(IMAGES.glob("*.png")):
         print(path)
 
@@ -209,23 +208,17 @@ def explore_copick(folder: Path) -> None:
     viewer.close()
 
 
-def explore_splats(folder: Path) -> None:
-    """A splat model, trained briefly on simulated subtomograms, exploring the sample: the
-    largest cluster's centre rendered at twice the model's box, its Gaussians as points on it,
-    seen in 3D, with the Decode dock's rotation sliders."""
-    from napari_affinity_vae.cli import main as avae
-    from napari_affinity_vae.widgets.embed import CHECKPOINT
-
-    boxes, model = folder / "subtomograms", folder / "splats.safetensors"
-    avae(["simulate", str(boxes), "--subtomograms", "100", "--at-picks", "--seed", "11"])
-    avae(["train", str(boxes), "--decoder", "splat", "--pose-dims", "4", "--out", str(model)])
+def explore_splats() -> None:
+    """The bundled splat model exploring the sample: the largest cluster's centre rendered at
+    twice the model's box, its Gaussians as points on it, seen in 3D, with the Decode dock's
+    rotation sliders."""
     viewer = napari.Viewer(title="napari-affinity-vae")
     viewer.window._qt_window.resize(*WINDOW)
     widgets, docks = add_dock_widgets(viewer)
     open_sample(viewer)
     widgets["Tomogram"].slab.value = DEMO_SLAB
     embed, decode = widgets["Embed"], widgets["Decode"]
-    embed.source.value, embed.checkpoint.value = CHECKPOINT, model
+    embed.source.value = "Bundled splat model"
     decode.render_box.value = 2 * decode.render_box.value
     explore(viewer, widgets)
     wait_for(lambda: not decode.decoding.running)

@@ -156,7 +156,8 @@ def test_a_splat_model_gives_model_angles_and_decodes_points_on_the_volume(splat
     expected = splats(session.model, session.latent[1].copy(), session.pose[1].copy(), VOXEL)
     assert np.allclose(world(points, points.data), particle + expected.centres[0], atol=1e-3)
     assert np.allclose(points.size * volume.scale[-1], 2 * expected.widths[0], rtol=1e-4)
-    assert np.allclose(points.face_color[:, 3], expected.weights[0], atol=1e-4)
+    relative = expected.weights[0] / expected.weights[0].max()
+    assert np.allclose(points.face_color[:, 3], relative**2, atol=1e-4)  # the heaviest opaque
     assert "decoded splats" not in [c.name for c in widgets["Particles"].layer.choices if c]
 
 
@@ -295,3 +296,21 @@ def test_the_models_angles_are_refused_for_particles_it_did_not_embed():
     turned = angles_from_model(rows.iloc[[0, 2]])
     assert turned[list(ANGLES)].to_numpy().tolist() == [[1.0] * 3, [2.0] * 3]
     assert np.allclose(rows[list(ANGLES)], PICKS[list(ANGLES)])  # a copy was turned
+
+
+def test_the_bundled_splat_model_is_chosen_in_the_embed_dock(explorer, files, qtbot):
+    viewer, widgets, session = explorer
+    open_picks(qtbot, widgets, files)
+    embed = widgets["Embed"]
+    box = embed.source.native
+    box.setCurrentIndex(box.findText("Bundled splat model"))  # as a person picks it from the list
+    assert session.card.architecture.decoder == "splat" and "pose 4" in embed.card.value
+    embed.projection.value, embed.k.value = "PCA", 2
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    assert session.particles[list(MODEL_ANGLES)].notna().all().all()
+    decode_particle(qtbot, widgets, session)
+    assert len(viewer.layers["decoded splats"].data) == session.card.architecture.splats
+    assert [s.label for s in widgets["Decode"].sliders][-3:] == ["rot", "tilt", "psi"]

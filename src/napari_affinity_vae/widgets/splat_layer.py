@@ -1,5 +1,7 @@
 """A splat model's Gaussians as a napari Points layer lying on the volume decoded with them: one
-point per splat, two standard deviations across, as opaque as the splat is weighted."""
+point per splat, two standard deviations across, its opacity the square of its weight relative
+to the heaviest splat's, so that the many faint, broad splats a model lays over the box as a
+background fade and the molecule's own stand out."""
 
 from __future__ import annotations
 
@@ -26,14 +28,21 @@ def splat_points(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point coordinates in voxels (``voxel_size`` Angstrom) of the ``box``-voxel volume decoded
     with ``splats``, a leading step for several volumes; diameters in the same voxels; RGBA
-    colours whose alpha is the weight."""
+    colours whose alpha is :func:`opacity`."""
     n, k = splats.weights.shape
     coordinates = (splats.centres / voxel_size + box // 2).reshape(n * k, 3)
     if n > 1:
         coordinates = np.column_stack([np.repeat(np.arange(n), k), coordinates])
     sizes = DIAMETER_SDS * splats.widths.ravel() / voxel_size
-    colours = np.column_stack([np.tile(SPLAT_COLOUR, (n * k, 1)), splats.weights.ravel()])
+    alpha = opacity(splats.weights).ravel()
+    colours = np.column_stack([np.tile(SPLAT_COLOUR, (n * k, 1)), alpha])
     return coordinates, sizes, colours
+
+
+def opacity(weights: np.ndarray) -> np.ndarray:
+    """Each splat's opacity: (weight / the heaviest weight of its volume) squared."""
+    heaviest = weights.max(axis=-1, keepdims=True)
+    return (weights / np.where(heaviest > 0, heaviest, 1)) ** 2
 
 
 def show_splats(
