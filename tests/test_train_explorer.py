@@ -241,3 +241,22 @@ def test_training_cuts_boxes_with_the_contrast_the_particles_were_embedded_with(
     qtbot.waitUntil(lambda: train.trained is not None and not train.task.running, timeout=WAIT_MS)
     trained_on = train._training[0]
     np.testing.assert_allclose(trained_on.boxes, -plain.boxes, atol=1e-5)
+
+
+def test_fine_tuning_the_bundled_splat_model_keeps_its_pose_tied_to_orientation(clustered, qtbot):
+    _, widgets, session, _docks = clustered
+    embed, scatter, train = widgets["Embed"], widgets["Latent scatter"], widgets["Train"]
+    box = embed.source.native
+    box.setCurrentIndex(box.findText("Bundled splat model"))
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    click(qtbot, scatter.clusters_button)
+    train.epochs.value = 2
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
+    model, card = train.trained
+    assert model.architecture.decoder == "splat" and card.training["init"] == "bundled-splat"
+    assert card.training["config"]["pose"]["high"] == 1.0  # as the bundled splat model was
+    assert "pose" in train.losses.terms  # the pose consistency has its own panel

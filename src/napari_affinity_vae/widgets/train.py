@@ -297,8 +297,12 @@ class TrainWidget(Container):
             self.status.value = f"affinity from {path.name}"
 
     # -- training --------------------------------------------------------------------------------
-    def _config(self) -> TrainingConfig:
+    def _config(self, card: ModelCard) -> TrainingConfig:
+        """The fields' settings, with the pose consistency ``card``'s model was trained with (a
+        splat model's pose stays tied to orientation)."""
+        trained = TrainingConfig.from_dict(card.training.get("config", {}))
         return TrainingConfig(
+            pose=trained.pose,
             epochs=self.epochs.value,
             learning_rate=self.learning_rate.value,
             beta=Schedule(self.beta_schedule.value, high=self.beta.value),
@@ -332,7 +336,7 @@ class TrainWidget(Container):
             else:
                 architecture = replace(card.architecture, latent_dims=self.latent_dims.value)
                 model, init = AffinityVAE(architecture), ""
-            config = self._config()
+            config = self._config(card)
             where = session.project.summary() if session.project else session.tomogram.name
             self.status.value = "cutting the labelled particles' boxes"
 
