@@ -1,8 +1,10 @@
 """DistributedDataParallel training: two CPU processes (gloo) end an epoch with the weights one
-process reaches on the same global batches."""
+process reaches on the same global batches, for a convolutional model and for a splat model with
+pose consistency."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -24,6 +26,11 @@ from napari_affinity_vae.model.train import TrainingConfig, TrainingData, traini
 
 # 15 boxes in batches of 8: global batches of 8 (4 + 4 per process) and 7 (4 + 3)
 ARCHITECTURE = Architecture(box=8, depth=2, capacity=2, latent_dims=4, batch_norm=False)
+SPLAT = dataclasses.replace(ARCHITECTURE, decoder="splat", pose_dims=4, splats=8)
+MODELS = {  # name: architecture, pose consistency weight
+    "conv": (ARCHITECTURE, 0.0),
+    "splat": (SPLAT, 1.0),
+}
 CONFIG = TrainingConfig(
     epochs=1,
     batch_size=8,
@@ -47,19 +54,21 @@ def _data() -> TrainingData:
     )
 
 
-def _trained() -> dict[str, torch.Tensor]:
+def _trained(name: str) -> dict[str, torch.Tensor]:
+    architecture, consistency = MODELS[name]
     torch.manual_seed(0)
-    model = AffinityVAE(ARCHITECTURE)
-    for epoch in training_epochs(_data(), model, CONFIG):
+    model = AffinityVAE(architecture)
+    config = dataclasses.replace(CONFIG, pose=Schedule("flat", high=consistency))
+    for epoch in training_epochs(_data(), model, config):
         assert np.isfinite(epoch.row["loss"])
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _process(rank: int, port: int, out: Path) -> None:
+def _process(rank: int, port: int, out: Path, name: str) -> None:
     dist.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     try:
-        weights = _trained()
+        weights = _trained(name)
         if rank == 0:
             torch.save(weights, out)
     finally:
@@ -73,13 +82,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch without torch.distributed")
-def test_two_processes_match_one_on_the_global_batch(tmp_path):
+@pytest.mark.parametrize("name", list(MODELS))
+def test_two_processes_match_one_on_the_global_batch(tmp_path, name):
     out = tmp_path / "weights.pt"
-    mp.spawn(_process, args=(_free_port(), out), nprocs=2)
+    mp.spawn(_process, args=(_free_port(), out, name), nprocs=2)
     together = torch.load(out)
-    alone = _trained()
+    alone = _trained(name)
     torch.manual_seed(0)
-    start = AffinityVAE(ARCHITECTURE).state_dict()
+    start = AffinityVAE(MODELS[name][0]).state_dict()
     difference = max((together[k] - alone[k]).abs().max().item() for k in alone)
     moved = min((alone[k] - start[k]).abs().max().item() for k in alone)
     print(f"largest difference {difference:.2g}")

@@ -102,7 +102,8 @@ def loss_terms(
     """This process's loss terms (``TERMS``' order) of its slice ``x`` of a global batch of
     ``batch`` boxes, such that their mean over the processes is the global batch's terms. The
     reparameterisation noise is drawn for the global batch and sliced, as one process would;
-    the pose consistency turns this process's boxes by rotations from ``turns`` (None: 0)."""
+    the pose consistency's rotations (from ``turns``, None: no term) are drawn for the global
+    batch and sliced, the same way."""
     from napari_affinity_vae.model.train import turned_copies  # it imports this module
 
     rank, size = world()
@@ -115,7 +116,7 @@ def loss_terms(
     if turns is None:
         reconstruction, mu, log_variance, _, latent = model(x, slice_noise)
     else:
-        rotations, turned = turned_copies(x, turns)
+        rotations, turned = turned_copies(x, turns, batch, offset)
         reconstruction, mu, log_variance, pose, latent, turned_pose = model(x, slice_noise, turned)
         consistency = pose_consistency(pose, turned_pose, rotations)
     share = len(x) * size / batch

@@ -134,7 +134,9 @@ def training_epochs(
     # the order's generator draws alike in every process; each turns its own boxes
     turns = generator if processes == 1 else torch.Generator().manual_seed(config.seed + 1 + rank)
     consistent = turns_pose(model.architecture) and max(config.pose.low, config.pose.high) > 0
-    checked = turns if consistent else None  # the pose consistency's turns
+    # the pose consistency's turns come from the order's generator, drawn for the global batch
+    # alike in every process (each turns its slice of it), as one process draws them
+    checked = generator if consistent else None
     rows = list(history or [])
     best, stale = np.inf, 0
     for epoch in range(len(rows), config.epochs):
@@ -324,10 +326,12 @@ def _loss_terms(
     )
 
 
-def turned_copies(x: torch.Tensor, turns: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def turned_copies(
+    x: torch.Tensor, turns: torch.Generator, batch: int | None = None, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random rotations (n, 3, 3) on (x, y, z), on ``x``'s device, and the boxes ``x`` turned
-    by them."""
-    drawn = random_rotations(len(x), 3, turns)  # on (z, y, x), as the boxes' axes
+    by them: rows ``offset`` on of those drawn for a global ``batch`` (default: ``x``'s)."""
+    drawn = random_rotations(batch or len(x), 3, turns)[offset : offset + len(x)]  # (z, y, x)
     return drawn.flip(-1, -2).transpose(1, 2).to(x), turn(x, drawn)
 
 
