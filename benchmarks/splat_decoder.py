@@ -38,6 +38,7 @@ from napari_affinity_vae.model.inference import use_threads
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.train import TrainingData, train
 from napari_affinity_vae.simulate.affinity import library_affinity
+from napari_affinity_vae.simulate.molecules import MOLECULES, symmetry
 
 SPLAT = dataclasses.replace(bundled.ARCHITECTURE, decoder="splat", pose_dims=4)
 VARIANTS = {  # name: (architecture, pose consistency weight)
@@ -59,7 +60,8 @@ def run_variant(
     tic = time.perf_counter()
     model, card, history = train(train_set, architecture, config, out=out)
     seconds = time.perf_counter() - tic
-    scores = evaluate(model, card, train_set, test_set, baselines=False)["affinity-vae"]
+    groups = {name: symmetry(name) for name in MOLECULES}
+    scores = evaluate(model, card, train_set, test_set, False, symmetries=groups)["affinity-vae"]
     return {
         "training_seconds": round(seconds, 1),
         "samples_per_second": float(history["samples_per_second"].median()),

@@ -758,6 +758,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.datasets import load_factors, load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
+    from napari_affinity_vae.simulate.molecules import MOLECULES, symmetry
 
     _refuse_existing(args, args.out)
     weights = checkpoint_path(args.checkpoint or "bundled")
@@ -771,6 +772,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         baseline_epochs=args.baseline_epochs,
         progress=tqdm,
         factors=load_factors(args.test),
+        symmetries={name: symmetry(name) for name in MOLECULES},
     )
     keys = ("knn_macro_f1", "logistic_macro_f1", "silhouette", "pose_r2", "pose_angle", "mig")
     print(f"{'method':<14}" + "".join(f"{k:>19}" for k in keys))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.transform import Rotation
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
@@ -24,7 +27,6 @@ from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
 from napari_affinity_vae.progress import Progress
-from napari_affinity_vae.simulate.molecules import symmetry
 
 
 def evaluate(
@@ -36,18 +38,27 @@ def evaluate(
     baseline_epochs: int | None = None,
     progress: Progress | None = None,
     factors: pd.DataFrame | None = None,
+    symmetries: Mapping[str, Rotation] | None = None,
 ) -> dict[str, dict]:
     """Scores of the model (and of PCA on raw voxels and of a beta-VAE trained with the same
     budget) on ``test_set``, fit on ``train_set``; unseen classes get their nearest class.
     With ``factors``, the generative factors of the test boxes (a row each), also how each
-    latent dimension follows them (:func:`disentanglement_scores`).
+    latent dimension follows them (:func:`disentanglement_scores`). Pose angles are taken up
+    to each class's ``symmetries`` (rotations by class name; C1 where not given).
     Boxes of another size or voxel size than the model's are refused before any work."""
     for data in (train_set, test_set):
         box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
         check_fits(card, box, data.voxel_size, card.path or "the model", ndim=ndim)
     if factors is not None and len(factors) != len(test_set.boxes):
         raise ValueError(f"{len(factors)} rows of factors for {len(test_set.boxes)} test boxes")
-    results = {"affinity-vae": _latent_scores(model, train_set, test_set, factors)}
+    score = functools.partial(
+        _latent_scores,
+        train_set=train_set,
+        test_set=test_set,
+        factors=factors,
+        symmetries=symmetries or {},
+    )
+    results = {"affinity-vae": score(model)}
     if baselines:
         dims = model.architecture.latent_dims
         pca = PCA(n_components=dims, random_state=0).fit(
@@ -71,7 +82,7 @@ def evaluate(
         )
         architecture = dataclasses.replace(model.architecture, pose_dims=0, decoder="conv")
         beta_vae, _, _ = train(train_set, architecture, config, progress=progress)
-        results["beta-vae"] = _latent_scores(beta_vae, train_set, test_set, factors)
+        results["beta-vae"] = score(beta_vae)
     return results
 
 
@@ -95,6 +106,7 @@ def _latent_scores(
     train_set: TrainingData,
     test_set: TrainingData,
     factors: pd.DataFrame | None,
+    symmetries: Mapping[str, Rotation],
 ) -> dict:
     a, b = encode(model, train_set.boxes), encode(model, test_set.boxes)
     seen = np.isin(test_set.labels, _known(test_set, train_set))
@@ -106,9 +118,8 @@ def _latent_scores(
         )
         predicted = _predicted_rotations(model, a["pose"], train_set, b["pose"], test_set)
         names = np.asarray(test_set.classes)[test_set.labels]
-        groups = {name: symmetry(name) for name in test_set.classes}
         true = angles_to_matrices(test_set.angles)
-        scores |= pose_angle_scores(predicted[seen], true[seen], names[seen], groups)
+        scores |= pose_angle_scores(predicted[seen], true[seen], names[seen], symmetries)
     unseen = {}
     known = _known(test_set, train_set)
     for i, name in enumerate(test_set.classes):
