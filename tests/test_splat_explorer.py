@@ -314,3 +314,13 @@ def test_the_bundled_splat_model_is_chosen_in_the_embed_dock(explorer, files, qt
     decode_particle(qtbot, widgets, session)
     assert len(viewer.layers["decoded splats"].data) == session.card.architecture.splats
     assert [s.label for s in widgets["Decode"].sliders][-3:] == ["rot", "tilt", "psi"]
+
+
+def test_the_models_angles_replace_a_relion5_subtomogram_orientation():
+    subtomogram = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+    rows = PICKS.assign(**{a: 30.0 for a in MODEL_ANGLES}, **{c: 90.0 for c in subtomogram})
+    turned = angles_from_model(rows)
+    # the model's angles are in the tomogram's frame: RELION must not turn them again
+    assert (turned[list(subtomogram)] == 0).all().all()
+    assert (turned[list(ANGLES)] == 30.0).all().all()
+    assert (rows[list(subtomogram)] == 90.0).all().all()  # the table keeps its own

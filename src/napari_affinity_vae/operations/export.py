@@ -13,7 +13,7 @@ from napari_affinity_vae.errors import AffinityVAEError, InputFileError, Particl
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
-from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.io.projects.relion5 import SUBTOMOGRAM_ANGLES, write_relion5
 from napari_affinity_vae.schema import (
     ANGLES,
     CLUSTER,
@@ -68,7 +68,9 @@ def has_model_angles(table: pd.DataFrame) -> bool:
 
 def angles_from_model(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the model's angles as their angles (``rot``, ``tilt``, ``psi``, which the
-    file formats write as theirs) in place of any imported; refused where a row has none."""
+    file formats write as theirs) in place of any imported; refused where a row has none. The
+    model's angles are in the tomogram's frame, so a RELION 5 subtomogram orientation
+    (``rlnTomoSubtomogramRot/Tilt/Psi``, which RELION composes with them) becomes none."""
     if not has_model_angles(rows):
         raise AffinityVAEError(
             "The particles have no angles from a model: embed them with a splat model that "
@@ -82,7 +84,9 @@ def angles_from_model(rows: pd.DataFrame) -> pd.DataFrame:
             "angles"
         )
     model = rows[list(MODEL_ANGLES)].to_numpy(dtype=float)
-    return rows.drop(columns=list(MODEL_ANGLES)).assign(**dict(zip(ANGLES, model.T, strict=True)))
+    angles = dict(zip(ANGLES, model.T, strict=True))
+    frame = {column: 0.0 for column in SUBTOMOGRAM_ANGLES if column in rows}
+    return rows.drop(columns=list(MODEL_ANGLES)).assign(**angles, **frame)
 
 
 def export_parts(
