@@ -231,3 +231,15 @@ def test_pose_errors_up_to_symmetry_alignment_and_hand():
     scores = pose_angle_scores(predicted, true.as_matrix(), names, {"proteasome": group})
     assert scores["pose_angle_by_class"]["proteasome"]["median"] < 7
     assert scores["pose_angle_by_class"]["ribosome"]["symmetry_order"] == 1
+
+
+def test_a_selections_mean_rotation_is_not_cancelled_by_quaternion_signs():
+    from napari_affinity_vae.operations.decode import MEAN, source_vector
+
+    turn = Rotation.from_euler("ZYZ", [[40.0, 30.0, 20.0]], degrees=True).as_quat()[:, [3, 0, 1, 2]]
+    pose = np.vstack([turn, -turn, 1.01 * turn])  # one rotation, as q and -q
+    latent = np.zeros((3, 2))
+    _, plain, _ = source_vector(latent, pose, source=MEAN, selection=np.arange(3))
+    _, mean, _ = source_vector(latent, pose, source=MEAN, selection=np.arange(3), rotation=True)
+    assert np.linalg.norm(plain) < 0.5  # averaged as numbers, the signs cancel
+    np.testing.assert_allclose(pose_angles(mean[None]), pose_angles(turn), atol=1e-6)

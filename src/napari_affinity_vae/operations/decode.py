@@ -20,10 +20,12 @@ def source_vector(
     selection: np.ndarray,
     clusters: np.ndarray | None = None,
     cluster: int = 0,
+    rotation: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The latent and pose to decode and the row of the particle that places the volume: the
     first selected particle, the selection's mean (placed at its member nearest the mean), or
-    the centre of ``cluster`` (the particle nearest its mean)."""
+    the centre of ``cluster`` (the particle nearest its mean). A pose that is a ``rotation``
+    (a splat model's quaternion) is averaged as rotations (:func:`mean_rotation`)."""
     pose = pose if pose is not None else np.zeros((len(latent), 0))
     embedded = np.isfinite(latent).all(axis=1)  # a tomogram that was not embedded has none
     selection = np.asarray(selection, dtype=np.int64)
@@ -43,7 +45,17 @@ def source_vector(
         return latent[rows[0]], pose[rows[0]], int(rows[0])
     mean = latent[rows].mean(axis=0)
     nearest = int(rows[np.argmin(np.linalg.norm(latent[rows] - mean, axis=1))])
-    return mean, pose[rows].mean(axis=0), nearest
+    average = mean_rotation(pose[rows]) if rotation else pose[rows].mean(axis=0)
+    return mean, average, nearest
+
+
+def mean_rotation(quaternions: np.ndarray) -> np.ndarray:
+    """The mean of rotations given as quaternions (n, 4), each turned to the same side as the
+    first (q and -q are one rotation: averaged as they come, they could cancel), normalised."""
+    unit = quaternions / np.maximum(np.linalg.norm(quaternions, axis=1, keepdims=True), 1e-12)
+    sides = np.where(unit @ unit[0] < 0, -1.0, 1.0)
+    mean = (unit * sides[:, None]).mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 def traversal(

@@ -187,6 +187,7 @@ class DecodeWidget(Container):
                 selection=session.selection,
                 clusters=session.clusters,
                 cluster=self.cluster.value,
+                rotation=self._angles,
             )
             if self._angles:
                 pose = pose_angles(pose[None])[0]
