@@ -324,3 +324,17 @@ def test_the_models_angles_replace_a_relion5_subtomogram_orientation():
     assert (turned[list(subtomogram)] == 0).all().all()
     assert (turned[list(ANGLES)] == 30.0).all().all()
     assert (rows[list(subtomogram)] == 90.0).all().all()  # the table keeps its own
+
+
+def test_decoding_after_choosing_another_model_without_embedding_says_so(
+    explorer, files, qtbot, notifications
+):
+    viewer, widgets, session = explorer
+    open_picks(qtbot, widgets, files)
+    embed_with(qtbot, widgets, session, files["conv"])
+    type_into(qtbot, widgets["Embed"].checkpoint, str(files["splat"]))  # chosen, not run
+    assert session.card.architecture.decoder == "splat"
+    session.select([0])
+    click(qtbot, widgets["Decode"].decode_button)
+    assert any("embedded with another model" in m for m in messages(notifications))
+    assert "decoded splats" not in viewer.layers

@@ -51,6 +51,10 @@ AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
+NOT_THIS_MODEL = (
+    "The particles were embedded with another model than the one chosen: run the embedding "
+    "with it first"
+)
 ROTATION = {"rot": (-180.0, 180.0), "tilt": (0.0, 180.0), "psi": (-180.0, 180.0)}  # degrees
 MAX_RENDER = 4  # a splat model renders at most this many times its box a side
 
@@ -180,6 +184,8 @@ class DecodeWidget(Container):
             session = self.session
             if session.latent is None or session.model is None:
                 raise AffinityVAEError("Run the embedding first")
+            if not self._embedded_by_model():
+                raise AffinityVAEError(NOT_THIS_MODEL)
             latent, pose, anchor = source_vector(
                 session.latent,
                 session.pose,
@@ -205,8 +211,18 @@ class DecodeWidget(Container):
             return
         if self.session.model is None or self.session.latent is None:
             return
+        if not self._embedded_by_model():
+            self.status.value = NOT_THIS_MODEL
+            return
         latent, pose = self._slider_values()
         self._decode(latent[None], pose[None], DECODED)
+
+    def _embedded_by_model(self) -> bool:
+        """Whether the particles' latents and poses have the current model's sizes (the model
+        may have been changed in the Embed dock without embedding again)."""
+        a, session = self.session.card.architecture, self.session
+        pose_dims = 0 if session.pose is None else session.pose.shape[1]
+        return session.latent.shape[1] == a.latent_dims and pose_dims == a.pose_dims
 
     def _slider_values(self) -> tuple[np.ndarray, np.ndarray]:
         """The sliders' latent and pose (rotation angles as the model's quaternion)."""
@@ -259,7 +275,7 @@ class DecodeWidget(Container):
         """Decode ``TRAVERSAL_STEPS`` volumes along one latent dimension across its range in the
         data, the others held at the sliders' values, as a stack the viewer steps through."""
         session = self.session
-        if session.latent is None or session.model is None:
+        if session.latent is None or session.model is None or not self._embedded_by_model():
             return
         latent, pose = self._slider_values()
         column = session.latent[:, dimension]
