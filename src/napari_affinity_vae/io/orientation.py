@@ -8,16 +8,21 @@ inverse (its transpose), acting on (x, y, z).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 
 def matrices_to_angles(matrices: np.ndarray) -> np.ndarray:
-    """(n, 3, 3) reference-to-particle rotations on (x, y, z) as RELION angles, degrees."""
+    """(n, 3, 3) reference-to-particle rotations on (x, y, z) as RELION angles, degrees. At tilt
+    0 or 180 only rot + psi (or rot - psi) is defined: psi is then 0, silently."""
     matrices = np.asarray(matrices, dtype=float).reshape(-1, 3, 3)
     if not len(matrices):
         return np.zeros((0, 3))
-    return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Gimbal lock detected", UserWarning)
+        return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
 
 
 def angles_to_matrices(angles: np.ndarray) -> np.ndarray:
