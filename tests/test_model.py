@@ -253,7 +253,7 @@ def test_resume_continues_counting_epochs(tmp_path, monkeypatch):
 
 def test_augmented_training_is_the_same_for_the_same_seed():
     data, arch = _toy_data(32), Architecture(box=16, capacity=2, latent_dims=2)
-    initial = AffinityVAE(arch).state_dict()  # train() would draw new weights each time
+    initial = AffinityVAE(arch).state_dict()  # the same start for the three runs
     runs = []
     for augment in (True, True, False):
         model = AffinityVAE(arch)
@@ -263,6 +263,18 @@ def test_augmented_training_is_the_same_for_the_same_seed():
     timing = ["samples_per_second"]
     pd.testing.assert_frame_equal(runs[0].drop(columns=timing), runs[1].drop(columns=timing))
     assert not np.allclose(runs[0]["loss"], runs[2]["loss"])  # the boxes were turned
+
+
+def test_training_from_scratch_is_the_same_for_the_same_seed():
+    data, arch = _toy_data(32), Architecture(box=16, capacity=2, latent_dims=2)
+    weights = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(seed + 100)  # whatever torch's global generator holds
+        model, _, _ = train(data, arch, TrainingConfig(epochs=1, batch_size=16, seed=seed))
+        weights.append(model.state_dict())
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, msg=name)
+    assert not torch.allclose(weights[0]["mu.weight"], weights[2]["mu.weight"])
 
 
 def test_early_stop(tmp_path):

@@ -243,7 +243,7 @@ def train(
     elif init is not None:
         model, _ = starting_model(init, data)
     else:
-        model = AffinityVAE(architecture)
+        model = new_model(architecture, config.seed)
     card_of = functools.partial(
         training_card, data=data, config=config, command=command, init=str(init or "")
     )
@@ -269,6 +269,14 @@ def train(
     if out is not None:
         save_checkpoint(model, card, out)
     return model, card, pd.DataFrame(history)
+
+
+def new_model(architecture: Architecture, seed: int) -> AffinityVAE:
+    """A model of ``architecture`` with fresh weights drawn from ``seed`` (the same seed, the
+    same weights), leaving torch's global generator as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AffinityVAE(architecture)
 
 
 def starting_model(source: str | Path, data: TrainingData) -> tuple[AffinityVAE, ModelCard]:

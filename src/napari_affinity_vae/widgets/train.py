@@ -33,7 +33,12 @@ from napari_affinity_vae.model.bundled import BUNDLED, preset_name
 from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
 from napari_affinity_vae.model.losses import SCHEDULES, Schedule
 from napari_affinity_vae.model.network import AffinityVAE
-from napari_affinity_vae.model.train import TrainingConfig, TrainingData, training_card
+from napari_affinity_vae.model.train import (
+    TrainingConfig,
+    TrainingData,
+    new_model,
+    training_card,
+)
 from napari_affinity_vae.operations.labelled import (
     centre_affinity,
     check_labels,
@@ -335,7 +340,7 @@ class TrainWidget(Container):
                 model, init = copy.deepcopy(session.model), _model_name(card)
             else:
                 architecture = replace(card.architecture, latent_dims=self.latent_dims.value)
-                model, init = AffinityVAE(architecture), ""
+                model, init = new_model(architecture, self.seed.value), ""
             config = self._config(card)
             where = session.project.summary() if session.project else session.tomogram.name
             self.status.value = "cutting the labelled particles' boxes"
