@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -993,11 +992,13 @@ def _dask_client(args: argparse.Namespace):
         raise AffinityVAEError(f"--workers must be at least 1, got {args.workers}")
     from distributed import Client, LocalCluster
 
+    from napari_affinity_vae.model.inference import usable_cores
+
     cluster = LocalCluster(
         n_workers=args.workers, threads_per_worker=1, dashboard_address=None, processes=True
     )
     with cluster, Client(cluster) as client:
-        yield client, max(1, (os.cpu_count() or 1) // args.workers)
+        yield client, max(1, usable_cores() // args.workers)
 
 
 def _run_project(args: argparse.Namespace) -> int:

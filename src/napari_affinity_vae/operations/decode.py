@@ -4,6 +4,7 @@ traversal along one latent dimension."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.analysis.clustering import snap_centres
 from napari_affinity_vae.errors import AffinityVAEError
@@ -50,12 +51,10 @@ def source_vector(
 
 
 def mean_rotation(quaternions: np.ndarray) -> np.ndarray:
-    """The mean of rotations given as quaternions (n, 4), each turned to the same side as the
-    first (q and -q are one rotation: averaged as they come, they could cancel), normalised."""
-    unit = quaternions / np.maximum(np.linalg.norm(quaternions, axis=1, keepdims=True), 1e-12)
-    sides = np.where(unit @ unit[0] < 0, -1.0, 1.0)
-    mean = (unit * sides[:, None]).mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+    """The mean rotation of quaternions (n, 4; w first), as a unit quaternion: scipy's mean,
+    which takes q and -q as the one rotation they are (averaged as numbers, they cancel)."""
+    mean = Rotation.from_quat(np.roll(quaternions, -1, axis=1)).mean().as_quat()
+    return np.roll(mean, 1)
 
 
 def traversal(
