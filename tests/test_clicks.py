@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QPoint, Qt, QTimer
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import (
     QApplication,
@@ -46,6 +46,12 @@ def small_tomogram(tmp_path) -> Path:
 def click(qtbot, button) -> None:
     """A left click on a magicgui push button, as the mouse gives it."""
     qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)
+
+
+def tick(qtbot, checkbox) -> None:
+    """Click a magicgui check box on its box, at the left (its row may be wider than its text)."""
+    native = checkbox.native
+    qtbot.mouseClick(native, Qt.MouseButton.LeftButton, pos=QPoint(8, native.height() // 2))
 
 
 def type_into(qtbot, field, text: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from qtpy.QtCore import QPoint, Qt
+from qtpy.QtCore import Qt
 
 from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
@@ -27,7 +27,7 @@ from napari_affinity_vae.widgets.decode import AT_PARTICLE, PARTICLE
 from napari_affinity_vae.widgets.embed import CHECKPOINT
 from napari_affinity_vae.widgets.export import ALL
 from napari_affinity_vae.widgets.viewer_session import session_for
-from test_clicks import click, messages, shown, type_into
+from test_clicks import click, messages, shown, tick, type_into
 
 WAIT_MS = 120_000
 VOXEL = 10.0  # Angstrom, the tomogram's and the models'
@@ -109,12 +109,6 @@ def decode_particle(qtbot, widgets, session, row: int = 0) -> None:
 def settle(qtbot, decode) -> None:
     """Wait until the Decode dock has shown the newest decode asked for."""
     qtbot.waitUntil(lambda: not decode.decoding.running, timeout=WAIT_MS)
-
-
-def tick(qtbot, checkbox) -> None:
-    """Click a magicgui check box on its box, at the left (its row may be wider than its text)."""
-    native = checkbox.native
-    qtbot.mouseClick(native, Qt.MouseButton.LeftButton, pos=QPoint(8, native.height() // 2))
 
 
 def slider(decode, label: str):

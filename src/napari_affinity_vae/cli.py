@@ -299,6 +299,12 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     )
     tm.add_argument("--angular-step", type=float, default=30.0, help="degrees (default 30)")
     tm.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="keep the search's centres and grid angles (default: refine each pick at the "
+        "tomogram's voxel size, to a fraction of the step)",
+    )
+    tm.add_argument(
         "--symmetry",
         nargs="+",
         metavar="GROUP",
@@ -851,6 +857,7 @@ def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> 
         threshold=args.threshold,
         inverted=args.inverted,
         max_count=args.max_count,
+        refine=not args.no_refine,
     )
     plan = plan_match(tomogram, args.templates, settings, args.symmetry)
     result = run_steps(plan.steps(), plan.work(), "rotations", progress)

@@ -3,7 +3,8 @@ grid of rotations, by FFT in torch (on a GPU when there is one, else on the CPU,
 
 Each template, at the search voxel size, is rotated (``T(A r)``, RELION's convention: ``A`` gives
 the particle's angles), filtered as the tomogram saw it (the missing wedge of its tilt range about
-y, and a low-pass), masked by a sphere and normalised inside it. The score at a voxel is the
+y, and a low-pass), masked by a sphere and normalised inside it (:mod:`.template_maps`); the
+picks are then refined at the tomogram's voxel size (:mod:`.refine`). The score at a voxel is the
 correlation of the template with the tomogram under the mask there, over the local standard
 deviation of the tomogram: NCC in [-1, 1]. The mask is a sphere, so the local statistics do not
 depend on the rotation and are computed once per tile; each rotation costs one product of
@@ -19,7 +20,6 @@ noise about ``n`` times over the whole search (``false_alarms``).
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -30,7 +30,18 @@ from scipy import fft as scipy_fft
 from scipy import ndimage, special
 from scipy.spatial.transform import Rotation
 
+from napari_affinity_vae.particles.refine import refine_steps, refinement_work
 from napari_affinity_vae.particles.suppression import kept
+from napari_affinity_vae.particles.template_maps import (
+    Prepared,
+    Template,
+    device,
+    prepare,
+    prepared_box,
+    relion_angles,
+    rotated,
+    support_radius,
+)
 from napari_affinity_vae.rotations import uniform_rotations
 from napari_affinity_vae.schema import ANGLES, AXES, SCORE, TEMPLATE
 
@@ -39,20 +50,9 @@ TILE_VOXELS = 2**24  # voxels of a tile with its overlap (binned): 64 MB as floa
 BATCH_VOXELS = 2**24  # rotations correlated at once: as many tiles' worth as fit this many
 MAX_BATCH = 16  # voxels, at most this many
 SIGMA_SAMPLES = 200_000  # voxels of the first rotation's scores kept per tile for sigma
-MASK_MARGIN = 1.0  # voxels between the template's support and its mask's edge
 # binned on the CPU until the smallest template is MIN_ACROSS voxels across, or as many as its
 # rim needs to move about a voxel between neighbouring rotations (ANGULAR_SPAN / step in radians)
 MIN_ACROSS, ANGULAR_SPAN = 8, 3.0
-
-
-@dataclass(frozen=True)
-class Template:
-    """A reference map (z, y, x, density positive) at the tomogram's voxel size, its name and
-    its point-group symmetry (Schoenflies: ``C7`` and ``D7`` about z, ``T``, ``O``, ``I``)."""
-
-    name: str
-    volume: np.ndarray
-    symmetry: str = "C1"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class MatchSettings:
     search (default 1 on a GPU, else the largest that keeps the smallest template 8 voxels
     across, more for finer angular steps); ``false_alarms`` expected noise peaks over the
     search, or an explicit ``threshold`` in noise standard deviations; ``inverted`` for
-    particles brighter than their surroundings."""
+    particles brighter than their surroundings; ``refine`` each pick's centre and angles at the
+    tomogram's voxel size (:mod:`.refine`)."""
 
     voxel_size: float
     angular_step: float = 30.0
@@ -74,6 +75,7 @@ class MatchSettings:
     threshold: float | None = None
     inverted: bool = False
     max_count: int | None = None
+    refine: bool = True
 
 
 @dataclass
@@ -89,10 +91,6 @@ class MatchResult:
     def best_scores(self) -> np.ndarray:
         """The best score of any template at every voxel of the searched tomogram."""
         return np.max([m.best for m in self.scores.values()], axis=0)
-
-
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def rotation_grid(step: float, symmetry: str = "C1") -> Rotation:
@@ -124,7 +122,7 @@ def search_binning(templates: list[Template], settings: MatchSettings) -> int:
         return max(1, int(settings.binning))
     if device().type == "cuda":
         return 1
-    smallest = min(2 * _support_radius(t.volume) for t in templates)
+    smallest = min(2 * support_radius(t.volume) for t in templates)
     across = max(MIN_ACROSS, ANGULAR_SPAN / np.radians(settings.angular_step))
     return max(1, int(smallest // across))
 
@@ -136,7 +134,7 @@ def match_steps(
     :class:`MatchResult`. See :func:`work` for the total."""
     binning = search_binning(templates, settings)
     volume = _binned(tomogram, binning)
-    prepared = [_prepare(t, binning, settings) for t in templates]
+    prepared = [prepare(t, binning, settings) for t in templates]
     grids = [rotation_grid(settings.angular_step, t.symmetry) for t in templates]
     box = max(p.box for p in prepared)
     maps = [_ScoreMap(volume.shape) for _ in templates]
@@ -153,7 +151,7 @@ def match_steps(
         for template, grid, scores in zip(prepared, grids, maps, strict=True):
             sigma_f = _local_std(tile, template.mask, size, spectrum)
             for start in range(0, len(grid), batch):
-                ncc = _correlate(spectrum, _rotated(template, grid[start : start + batch]), size)
+                ncc = _correlate(spectrum, rotated(template, grid[start : start + batch]), size)
                 scores.update(core, (ncc[(slice(None), *inner)] / sigma_f[inner]), start)
                 done += min(batch, len(grid) - start)
                 yield done
@@ -163,8 +161,30 @@ def match_steps(
     picks = _merged_peaks(maps, prepared, grids, templates, binning)
     if settings.max_count is not None:
         picks = picks.iloc[: settings.max_count]
+    if settings.refine:
+        picks = yield from refine_picks(tomogram, picks, templates, settings, binning, done)
     picks.attrs["threshold"] = float(np.mean([m.sigmas for m in maps]))
     return MatchResult(picks, {t.name: m for t, m in zip(templates, maps, strict=True)}, binning)
+
+
+def refine_picks(
+    tomogram: np.ndarray,
+    picks: pd.DataFrame,
+    templates: list[Template],
+    settings: MatchSettings,
+    binning: int,
+    done: int = 0,
+) -> Generator[int, None, pd.DataFrame]:
+    """Yield ``done`` plus the units of :func:`~.refine.refinement_work` finished; return the
+    picks of a search binned by ``binning`` with their centres and angles refined at the
+    tomogram's voxel size (:mod:`.refine`)."""
+    full = {t.name: prepare(t, 1, settings) for t in templates}
+    grids = {t.name: rotation_grid(settings.angular_step, t.symmetry) for t in templates}
+    return (
+        yield from refine_steps(
+            tomogram, picks, full, grids if binning > 1 else None, settings.angular_step, done
+        )
+    )
 
 
 class _ScoreMap:
@@ -204,9 +224,11 @@ def work(
     """How many rotations :func:`match_steps` counts up to."""
     binning = search_binning(templates, settings)
     shape = tuple(max(1, n // binning) for n in tomogram_shape)
-    box = max(_prepared_box(t, binning) for t in templates)
+    box = max(prepared_box(t, binning) for t in templates)
     tiles = len(list(_tiles(shape, box // 2 + 1)))
-    return tiles * sum(len(rotation_grid(settings.angular_step, t.symmetry)) for t in templates)
+    sizes = [len(rotation_grid(settings.angular_step, t.symmetry)) for t in templates]
+    refined = refinement_work(sizes if binning > 1 else [0] * len(sizes)) if settings.refine else 0
+    return tiles * sum(sizes) + refined
 
 
 def _binned(tomogram: np.ndarray, binning: int) -> np.ndarray:
@@ -222,111 +244,6 @@ def _binned(tomogram: np.ndarray, binning: int) -> np.ndarray:
         )
         out[z] = block.reshape(binning, ny, binning, nx, binning).mean(axis=(0, 2, 4))
     return out
-
-
-def _support_radius(volume: np.ndarray) -> float:
-    """The radius (voxels) from the box centre that holds the template's density."""
-    weight = np.clip(volume, 0, None)
-    if not weight.any():
-        return volume.shape[0] / 2
-    inside = weight > 0.05 * weight.max()
-    distance = np.sqrt(
-        sum(
-            (g - c) ** 2
-            for g, c in zip(np.indices(volume.shape), np.array(volume.shape) // 2, strict=True)
-        )
-    )
-    return float(distance[inside].max())
-
-
-def _prepared_box(template: Template, binning: int) -> int:
-    radius = _support_radius(template.volume) / binning + MASK_MARGIN
-    return int(2 * np.ceil(radius + 1))
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A template ready for the search: its map at the search voxel size (the particles' sign) in
-    a box just holding its spherical mask, the mask, the transfer its rotations get, the (x, y, z)
-    offset of every box voxel from the centre, and its radius (voxels)."""
-
-    volume: torch.Tensor
-    mask: torch.Tensor
-    transfer: torch.Tensor
-    xyz: torch.Tensor
-    radius: float
-
-    @property
-    def box(self) -> int:
-        return self.volume.shape[0]
-
-
-def _prepare(
-    template: Template,
-    binning: int,
-    settings: MatchSettings,
-) -> _Prepared:
-    """The template at the search voxel size, dark unless ``settings.inverted``, with its mask
-    and the tomogram's transfer (missing wedge and low-pass)."""
-    from napari_affinity_vae.volumes import fit_box, resample
-
-    volume = template.volume.astype(np.float32)
-    if binning > 1:
-        volume = resample(volume, 1 / binning)
-    box = _prepared_box(template, binning)
-    volume = fit_box(volume, box) * (1 if settings.inverted else -1)
-    radius = _support_radius(np.abs(volume))
-    offsets = np.indices((box,) * 3) - box // 2
-    mask = (np.sqrt((offsets**2).sum(axis=0)) <= radius + MASK_MARGIN).astype(np.float32)
-    dev = device()
-    voxel = settings.voxel_size * binning
-    cutoff = voxel / (settings.lowpass or 3 * voxel)
-    xyz = torch.as_tensor(offsets[::-1].reshape(3, -1).copy(), dtype=torch.float32, device=dev)
-    return _Prepared(
-        torch.as_tensor(volume, device=dev),
-        torch.as_tensor(mask, device=dev),
-        _filter(box, settings.tilt_range, cutoff, dev),
-        xyz,
-        radius,
-    )
-
-
-def _rotated(template: _Prepared, rotations: Rotation) -> torch.Tensor:
-    """``T(A r)`` for each rotation ``A``, filtered by the tomogram's transfer, then masked and
-    normalised to mean 0 and a sum of squares of the mask's voxel count inside the mask."""
-    box, dev = template.box, template.volume.device
-    matrices = torch.as_tensor(rotations.as_matrix(), dtype=torch.float32, device=dev)
-    source = torch.einsum("bij,jn->bin", matrices, template.xyz) + box // 2  # indices (x, y, z)
-    grid = (source / (box - 1) * 2 - 1).transpose(1, 2).reshape(len(rotations), box, box, box, 3)
-    volume = template.volume.expand(len(rotations), 1, box, box, box)
-    rotated = torch.nn.functional.grid_sample(volume, grid, align_corners=True)[:, 0]
-    spectrum = torch.fft.rfftn(rotated, dim=(1, 2, 3)) * template.transfer
-    rotated = torch.fft.irfftn(spectrum, s=(box,) * 3, dim=(1, 2, 3))
-    mask = template.mask
-    count = mask.sum()
-    mean = (rotated * mask).sum(dim=(1, 2, 3), keepdim=True) / count
-    centred = (rotated - mean) * mask
-    scale = torch.sqrt((centred**2).sum(dim=(1, 2, 3), keepdim=True) / count).clamp_min(1e-12)
-    return centred / scale
-
-
-def _filter(
-    box: int, tilt_range: tuple[float, float] | None, cutoff: float, dev: torch.device
-) -> torch.Tensor:
-    """The transfer of the tomogram for a box's spectrum (rfft layout over z, y, x): a Gaussian
-    low-pass falling to half at ``cutoff`` cycles/voxel, and zero in the missing wedge of a tilt
-    series about y with ``tilt_range``."""
-    kz = torch.fft.fftfreq(box, device=dev)[:, None, None]
-    ky = torch.fft.fftfreq(box, device=dev)[None, :, None]
-    kx = torch.fft.rfftfreq(box, device=dev)[None, None, :]
-    radius2 = kz**2 + ky**2 + kx**2
-    transfer = torch.exp(-np.log(2) * radius2 / cutoff**2)
-    if tilt_range is not None:
-        low, high = np.radians(tilt_range)
-        angle = torch.atan2(-kz, kx)  # the tilt whose central slice holds k (kx >= 0 here)
-        sampled = ((angle >= low) & (angle <= high)) | ((kz == 0) & (kx == 0))
-        transfer = transfer * sampled
-    return transfer
 
 
 def _local_std(
@@ -385,7 +302,7 @@ def _tiles(
 
 def _merged_peaks(
     maps: list[_ScoreMap],
-    prepared: list[_Prepared],
+    prepared: list[Prepared],
     grids: list[Rotation],
     templates: list[Template],
     binning: int,
@@ -415,14 +332,6 @@ def _merged_peaks(
     table = _suppressed(table.reset_index(drop=True))
     table[list(AXES)] = (table[list(AXES)] + 0.5) * binning - 0.5
     return table.drop(columns=["significance", "radius"]).reset_index(drop=True)
-
-
-def relion_angles(rotations: Rotation) -> np.ndarray:
-    """RELION (rot, tilt, psi) of rotations; at tilt 0 (the identity among them) rot takes all
-    of the turn, as RELION writes it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "gimbal lock": expected at tilt 0
-        return rotations.as_euler("ZYZ", degrees=True)
 
 
 def _suppressed(table: pd.DataFrame) -> pd.DataFrame:

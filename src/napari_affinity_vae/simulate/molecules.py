@@ -96,12 +96,17 @@ def single_ring() -> list[Ellipsoid]:
     return _chaperonin_ring(-10, 18)
 
 
+FILAMENT_TWIST, FILAMENT_RISE = -166.6, 13.5  # degrees about z and Angstrom along it per subunit
+
+
 def filament() -> list[Ellipsoid]:
-    """A polar helical segment of 19 two-lobed subunits (actin-like twist, ~290 x 100 A)."""
+    """A polar helical segment of 19 two-lobed subunits (actin-like twist, ~290 x 100 A): but
+    for its ends, turning it by ``FILAMENT_TWIST`` about its axis while shifting it by
+    ``FILAMENT_RISE`` along it leaves it as it is."""
     parts = []
     for k in range(19):
-        angle = np.radians(-166.6 * k)
-        z = 13.5 * (k - 9)
+        angle = np.radians(FILAMENT_TWIST * k)
+        z = FILAMENT_RISE * (k - 9)
         facing = Rotation.from_euler("z", angle).as_matrix()
         centre = np.array([25 * np.cos(angle), 25 * np.sin(angle), z])
         parts.append(_ellipsoid(centre, (18, 16, 15), facing))

@@ -92,6 +92,11 @@ class ParticlesWidget(Container):
             "finding blobs of the diameters above"
         )
         self.angular_step = FloatSpinBox(label="Angular step (°)", min=3, max=90, value=30)
+        self.refine = CheckBox(text="Refine picks at full size", value=True)
+        self.refine.tooltip = (
+            "Score each match again at the tomogram's voxel size and refine its angles to a "
+            "fraction of the step (elongated and pseudo-symmetric molecules need it)"
+        )
         self.pick_button = PushButton(text="Pick")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.layer = ComboBox(label="Particles", choices=self._points_layers, nullable=True)
@@ -113,6 +118,7 @@ class ParticlesWidget(Container):
                 self.inverted,
                 self.templates,
                 self.angular_step,
+                self.refine,
                 Container(widgets=[self.pick_button, self.cancel_button], layout="horizontal"),
                 self.layer,
                 self.count,
@@ -146,6 +152,7 @@ class ParticlesWidget(Container):
                 "skip_unusable": self.skip_unusable,
                 "inverted": self.inverted,
                 "angular_step": self.angular_step,
+                "refine": self.refine,
             },
         )
         self._refresh_layers()
@@ -298,6 +305,7 @@ class ParticlesWidget(Container):
             threshold=None if self.auto_threshold.value else self.threshold.value,
             inverted=self.inverted.value,
             max_count=self.max_count.value or None,
+            refine=self.refine.value,
         )
         plan = plan_match(tomogram, templates, settings)  # the templates read once, here
         version = self.session.version
