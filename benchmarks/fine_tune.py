@@ -24,6 +24,7 @@ the process has cores (``taskset -c 1`` for one).
 
 Usage: python benchmarks/fine_tune.py [--shape propeller|dumbbell] [--epochs 10]
        [--learning-rate 1e-3] [--labelled 50] [--per-builtin 50] [--affinity maps|unrelated]
+       [--apart CLASS] [--freeze-encoder]
 """
 
 from __future__ import annotations
@@ -146,11 +147,15 @@ def scores(
 
 
 def fine_tune(
-    model: AffinityVAE, data: TrainingData, config: TrainingConfig
+    model: AffinityVAE, data: TrainingData, config: TrainingConfig, freeze: bool = False
 ) -> tuple[AffinityVAE, float, int]:
     """A copy of ``model`` fine-tuned on ``data``, at its best held-out epoch; the seconds the
-    training took and that epoch."""
+    training took and that epoch. With ``freeze``, the convolutional encoder (weights and batch
+    statistics) stays as it was and only the latent heads and the decoder learn."""
     tuned = copy.deepcopy(model)
+    if freeze:
+        tuned.encoder.requires_grad_(False)
+        tuned.encoder.train = lambda mode=True: torch.nn.Module.train(tuned.encoder, False)
     best, best_epoch = None, 0
     start = time.perf_counter()
     for epoch in training_epochs(data, tuned, config):
@@ -199,6 +204,15 @@ def arguments() -> argparse.Namespace:
         help="the new class's affinity: from the maps, or 0 to every built-in class (the Train "
         "dock's default)",
     )
+    parser.add_argument(
+        "--apart",
+        metavar="CLASS",
+        help="set the new class's affinity to this built-in class to -1, as a user would in the "
+        "Train dock's table for the class it is taken for",
+    )
+    parser.add_argument(
+        "--freeze-encoder", action="store_true", help="train the latent heads and decoder only"
+    )
     return parser.parse_args()
 
 
@@ -229,9 +243,12 @@ def main() -> None:
     print(f"before, {name} test particles taken for: {confusions(test[1], predicted, classes)}")
     if args.affinity == "unrelated":
         affinity = default_affinity(classes, card)
+    if args.apart:
+        affinity.loc[name, args.apart] = affinity.loc[args.apart, name] = -1.0
     description = f"simulated particles of {name} and the nine built-in classes"
     data = TrainingData(*labelled, classes, affinity.to_numpy(), VOXEL_SIZE, description)
-    tuned, seconds, best_epoch = fine_tune(bundled, data, recipe(args.epochs, args.learning_rate))
+    config = recipe(args.epochs, args.learning_rate)
+    tuned, seconds, best_epoch = fine_tune(bundled, data, config, args.freeze_encoder)
     print(
         f"fine-tuning minutes on {cores} core(s): {seconds / 60:.2f} ({len(data.boxes)} particles, "
         f"20 % held out; {args.epochs} epochs at {args.learning_rate:g}, {args.affinity} "
