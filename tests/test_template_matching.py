@@ -5,6 +5,7 @@ CLI and the Particles dock (with Cancel)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
@@ -16,6 +17,7 @@ from napari_affinity_vae.particles.templates import (
     MatchSettings,
     Template,
     match_steps,
+    refine_picks,
     rotation_grid,
     search_binning,
     work,
@@ -131,6 +133,21 @@ def test_a_binned_search_refined_at_full_size_gives_angles_within_a_fraction_of_
         assert np.degrees(np.median(error)) <= 6.0 and np.degrees(error.max()) <= 12.0, name
         offsets = mine[list(AXES)].to_numpy()[hit] - theirs[list(AXES)].to_numpy()[found[hit]]
         assert np.median(np.linalg.norm(offsets, axis=1)) <= 1.0, name
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_refined_picks_at_the_tomogram_s_corners_stay_inside_it(count):
+    noise = np.random.default_rng(5).normal(size=(30, 36, 40)).astype(np.float16)
+    corners = pd.DataFrame(
+        [[0.0, 0.0, 0.0], [29.0, 35.0, 39.0]][:count], columns=list(AXES)
+    ).assign(template="ribosome", rot=10.0, tilt=20.0, psi=30.0)
+    templates = [Template("ribosome", molecule_map("ribosome", 10.0))]
+    settings = MatchSettings(voxel_size=10.0, angular_step=60.0)
+    refined = run_steps(refine_picks(noise, corners, templates, settings, 2), 1, "", None)
+    assert len(refined) == count and set(refined[TEMPLATE]) == {"ribosome"}
+    zyx = refined[list(AXES)].to_numpy()
+    assert np.all(zyx >= 0) and np.all(zyx <= np.subtract(noise.shape, 1))
+    assert np.isfinite(refined[list(ANGLES)].to_numpy()).all()
 
 
 def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(

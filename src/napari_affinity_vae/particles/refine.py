@@ -7,8 +7,8 @@ pseudo-symmetric molecule often scores about as well turned about its long axis,
 may sit nearer the wrong one of two such mates. Each is refined locally (turns about x, y and z
 of half the step, a quarter, an eighth, ..., keeping the best each time) and the best of them
 wins. The NCC is the search's (the same mask, transfer and normalisation); the pick moves to the
-best voxel within ``SHIFT`` of it. A search run at the tomogram's voxel size is refined locally
-from its own rotation.
+best voxel within ``SHIFT`` of it, never out of the tomogram. A search run at the tomogram's voxel
+size is refined locally from its own rotation.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def refine_steps(
             else:
                 starts = searched[group].as_quat()[:, None]
             rotation, shift = _refined(windows, template, starts, step)
-            picks.loc[picks.index[rows[group]], list(AXES)] = centres[group] + shift
+            inside = np.clip(centres[group] + shift, 0, np.subtract(tomogram.shape, 1))
+            picks.loc[picks.index[rows[group]], list(AXES)] = inside
             picks.loc[picks.index[rows[group]], list(ANGLES)] = relion_angles(rotation)
             yield done + units * finished // len(groups)
         done += units
