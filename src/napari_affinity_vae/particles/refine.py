@@ -76,7 +76,8 @@ def refine_steps(
             picks.loc[picks.index[rows[group]], list(ANGLES)] = relion_angles(rotation)
             yield done + units * finished // len(groups)
         done += units
-        yield done
+        if not groups:
+            yield done
     return picks
 
 
@@ -91,16 +92,16 @@ class _GridTemplates:
             {} if len(grid) * template.box**3 <= CACHE_VOXELS else None
         )
 
-    def batches(self) -> Generator[tuple[int, torch.Tensor], None, None]:
-        """(first rotation, flattened rotated templates) of each batch."""
+    def batches(self) -> Generator[torch.Tensor, None, None]:
+        """The flattened rotated templates of each batch, in the grid's order."""
         for start in range(0, len(self.grid), self.chunk):
             if self.kept is not None and start in self.kept:
-                yield start, self.kept[start]
+                yield self.kept[start]
                 continue
             flat = _flat(self.template, self.grid[start : start + self.chunk])
             if self.kept is not None:
                 self.kept[start] = flat
-            yield start, flat
+            yield flat
 
 
 class _Windows:
@@ -135,7 +136,7 @@ def _hypotheses(
 ) -> np.ndarray:
     """(picks, HYPOTHESES, 4): quaternions of each pick's best grid rotations, each more than
     ``step`` degrees from the better ones."""
-    scores = torch.cat([windows.scores(flat)[0] for _, flat in flats.batches()], dim=1).numpy()
+    scores = torch.cat([windows.scores(flat)[0] for flat in flats.batches()], dim=1).numpy()
     chosen = np.zeros((len(scores), HYPOTHESES, 4))
     for k in range(HYPOTHESES):
         best = scores.argmax(axis=1)
