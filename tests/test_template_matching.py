@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.particles import templates
 from napari_affinity_vae.particles.matching import match_picks, radii_of
 from napari_affinity_vae.particles.templates import (
     MatchSettings,
@@ -148,6 +149,27 @@ def test_refined_picks_at_the_tomogram_s_corners_stay_inside_it(count):
     zyx = refined[list(AXES)].to_numpy()
     assert np.all(zyx >= 0) and np.all(zyx <= np.subtract(noise.shape, 1))
     assert np.isfinite(refined[list(ANGLES)].to_numpy()).all()
+
+
+@pytest.mark.parametrize("largest", [64, 20])  # refined at 10 A; binned by 2 as memory asks
+def test_picks_off_by_a_step_are_refined_onto_their_particles(fresh, monkeypatch, largest):
+    monkeypatch.setattr(templates, "MAX_REFINE_BOX", largest)
+    result, *_ = fresh
+    truth = result.particles[result.particles[CLASS_NAME] == "ribosome"]
+    true = Rotation.from_euler("ZYZ", truth[list(ANGLES)].to_numpy(), degrees=True)
+    off = Rotation.from_rotvec(np.tile([0.0, np.radians(20), 0.0], (len(truth), 1))) * true
+    picks = truth[list(AXES)].round() + np.array([1.0, -1.0, 1.0])  # the grid's and a binning's
+    angles = dict(zip(ANGLES, off.as_euler("ZYZ", degrees=True).T, strict=True))
+    picks = picks.assign(template="ribosome", **angles)
+    ribosome = [Template("ribosome", molecule_map("ribosome", 10.0))]
+    settings = MatchSettings(voxel_size=10.0, angular_step=30.0)
+    assert templates.refinement_binning(ribosome, 4) == (1 if largest == 64 else 2)
+    refined = run_steps(refine_picks(result.tomogram, picks, ribosome, settings, 4), 1, "", None)
+    found = Rotation.from_euler("ZYZ", refined[list(ANGLES)].to_numpy(), degrees=True)
+    error = np.degrees((true.inv() * found).magnitude())
+    assert np.median(error) <= 8.0  # from 20
+    distance = np.linalg.norm(refined[list(AXES)].to_numpy() - truth[list(AXES)].to_numpy(), axis=1)
+    assert np.median(distance) <= (1.0 if largest == 64 else 1.5)  # from 1.7; voxels of 20 A
 
 
 def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(

@@ -53,6 +53,7 @@ SIGMA_SAMPLES = 200_000  # voxels of the first rotation's scores kept per tile f
 # binned on the CPU until the smallest template is MIN_ACROSS voxels across, or as many as its
 # rim needs to move about a voxel between neighbouring rotations (ANGULAR_SPAN / step in radians)
 MIN_ACROSS, ANGULAR_SPAN = 8, 3.0
+MAX_REFINE_BOX = 64  # voxels across the largest template where picks are refined
 
 
 @dataclass(frozen=True)
@@ -177,14 +178,24 @@ def refine_picks(
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield ``done`` plus the units of :func:`~.refine.refinement_work` finished; return the
     picks of a search binned by ``binning`` with their centres and angles refined at the
-    tomogram's voxel size (:mod:`.refine`)."""
-    full = {t.name: prepare(t, 1, settings) for t in templates}
+    tomogram's voxel size, or binned by :func:`refinement_binning` (:mod:`.refine`)."""
+    fine = refinement_binning(templates, binning)
+    volume = tomogram if fine == 1 else _binned(tomogram, fine)  # boxes are cut as needed
+    prepared = {t.name: prepare(t, fine, settings) for t in templates}
     grids = {t.name: rotation_grid(settings.angular_step, t.symmetry) for t in templates}
-    return (
-        yield from refine_steps(
-            tomogram, picks, full, grids if binning > 1 else None, settings.angular_step, done
-        )
+    binned = picks.assign(**{a: (picks[a] + 0.5) / fine - 0.5 for a in AXES})
+    refined = yield from refine_steps(
+        volume, binned, prepared, grids if binning > fine else None, settings.angular_step, done
     )
+    return refined.assign(**{a: (refined[a] + 0.5) * fine - 0.5 for a in AXES})
+
+
+def refinement_binning(templates: list[Template], binning: int) -> int:
+    """The binning picks are refined at: 1 unless the largest template would be more than
+    ``MAX_REFINE_BOX`` voxels across there (memory grows as its cube), never coarser than the
+    search's ``binning``."""
+    largest = max(prepared_box(t, 1) for t in templates)
+    return min(binning, max(1, int(np.ceil(largest / MAX_REFINE_BOX))))
 
 
 class _ScoreMap:
@@ -227,7 +238,8 @@ def work(
     box = max(prepared_box(t, binning) for t in templates)
     tiles = len(list(_tiles(shape, box // 2 + 1)))
     sizes = [len(rotation_grid(settings.angular_step, t.symmetry)) for t in templates]
-    refined = refinement_work(sizes if binning > 1 else [0] * len(sizes)) if settings.refine else 0
+    rescored = binning > refinement_binning(templates, binning)
+    refined = refinement_work(sizes if rescored else [0] * len(sizes)) if settings.refine else 0
     return tiles * sum(sizes) + refined
 
 
