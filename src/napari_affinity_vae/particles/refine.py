@@ -4,11 +4,11 @@ sees 20 Å where the tomogram holds 10 Å, and its angles are only as good as it
 Each pick is scored again, unbinned, against every rotation of the search's grid at the voxels
 around it, and the ``HYPOTHESES`` best rotations at least a step apart are kept: an elongated or
 pseudo-symmetric molecule often scores about as well turned about its long axis, and the grid
-may sit nearer the wrong one of two such mates. Each is refined locally (turns about x, y and z
-of half the step, a quarter, an eighth, ..., keeping the best each time) and the best of them
-wins. The NCC is the search's (the same mask, transfer and normalisation); the pick moves to the
-best voxel within ``SHIFT`` of it, never out of the tomogram. A search run at the tomogram's voxel
-size is refined locally from its own rotation.
+may sit nearer the wrong one of two such mates. Each is turned about x, y and z by half the
+step, and the ``FOLLOWED`` best go on by a quarter, an eighth, ... (keeping the best turn each
+time); the best of them wins. The NCC is the search's (the same mask, transfer and
+normalisation); the pick moves to the best voxel within ``SHIFT`` of it, never out of the
+tomogram. A search run at the tomogram's voxel size is refined locally from its own rotation.
 """
 
 from __future__ import annotations
