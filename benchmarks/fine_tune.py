@@ -49,7 +49,7 @@ from sklearn.metrics import f1_score, silhouette_samples
 from napari_affinity_vae.analysis.metrics import knn_predictions
 from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.model.inference import encode, normalise, use_threads
+from napari_affinity_vae.model.inference import encode, use_threads
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, training_epochs
@@ -59,6 +59,7 @@ from napari_affinity_vae.simulate.affinity import class_affinity
 from napari_affinity_vae.simulate.molecules import MOLECULES
 from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
 from napari_affinity_vae.simulate.tomogram import Simulation, class_maps
+from napari_affinity_vae.volumes import normalise
 
 NEW = len(MOLECULES)  # the new class's label: after the nine built-in ones
 TRAINING_SEED, TEST_SEED = 101, 202  # the bundled model was trained on seed 11

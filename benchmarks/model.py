@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.model.inference import device, encode, normalise
+from napari_affinity_vae.model.inference import device, encode
 from napari_affinity_vae.model.losses import kl_divergence, reconstruction_loss
+from napari_affinity_vae.volumes import normalise
 
 N = 2048
 

@@ -22,14 +22,14 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from napari_affinity_vae.model.inference import encode, normalise
+from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import Architecture
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
 from napari_affinity_vae.simulate.affinity import library_affinity
 from napari_affinity_vae.simulate.geometry import random_angles, relion_matrix, rotate_map
 from napari_affinity_vae.simulate.molecules import molecule_map
-from napari_affinity_vae.volumes import fit_box, resample
+from napari_affinity_vae.volumes import fit_box, normalise, resample
 
 CLASSES = ("ribosome", "proteasome", "single_ring", "atp_synthase")
 COUNTS = (7, 14, 21, 28)  # particles per class, copies of 7 distinct ones

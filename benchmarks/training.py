@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from napari_affinity_vae.model.bundled import ARCHITECTURE
-from napari_affinity_vae.model.inference import device, normalise
+from napari_affinity_vae.model.inference import device
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import (
     TrainingConfig,
@@ -31,6 +31,7 @@ from napari_affinity_vae.model.train import (
     training_epochs,
     training_step,
 )
+from napari_affinity_vae.volumes import normalise
 
 BATCH, BOXES, CLASSES = 64, 1280, 9
 LOOPS = {  # name: (augment, validation fraction)

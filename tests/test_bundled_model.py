@@ -8,9 +8,10 @@ import pytest
 
 from napari_affinity_vae.analysis.metrics import classification_scores
 from napari_affinity_vae.model.bundled import checkpoint_path, load_bundled
-from napari_affinity_vae.model.inference import encode, normalise
+from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
 from napari_affinity_vae.simulate.tomogram import Simulation
+from napari_affinity_vae.volumes import normalise
 
 PRESETS = ("bundled", "bundled-splat")
 

@@ -57,6 +57,21 @@ def test_cancelling_between_batches(sample, tmp_path):
         hook.remove()
 
 
+def test_reading_ahead_and_between_batches_give_the_same_latents(sample, tmp_path):
+    """Boxes are cut between encodings on the CPU and a batch ahead beside a GPU, each batch into
+    a reused buffer: the results are the same, and equal one batch of everything."""
+    model, card = load_bundled()
+    tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
+    picks = sample.particles.iloc[:130]
+    tables = [
+        embed(tomogram, picks, model, card, batch=batch, error=False, read_ahead=ahead)
+        for batch, ahead in ((130, None), (32, False), (32, True))
+    ]
+    latents = [t[latent_columns(t)].to_numpy() for t in tables]
+    for other in latents[1:]:
+        np.testing.assert_allclose(other, latents[0], atol=1e-5)
+
+
 def test_edge_boxes_are_flagged_not_dropped(sample, tmp_path):
     model, card = load_bundled()
     tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)

@@ -15,7 +15,6 @@ from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
-from napari_affinity_vae.model.inference import normalise
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData
 from napari_affinity_vae.operations.labelled import (
@@ -31,6 +30,7 @@ from napari_affinity_vae.schema import AXES, CLASS_NAME, CLUSTER, LABEL, TOMO_NA
 from napari_affinity_vae.session import Session
 from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation
+from napari_affinity_vae.volumes import normalise
 
 SMALL = Simulation(shape=(40, 96, 96), particles=7, snr=0.5, seed=11)
 

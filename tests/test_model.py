@@ -18,7 +18,7 @@ from napari_affinity_vae.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from napari_affinity_vae.model.inference import decode, encode, normalise
+from napari_affinity_vae.model.inference import decode, encode
 from napari_affinity_vae.model.losses import (
     Schedule,
     affinity_loss,
@@ -28,6 +28,7 @@ from napari_affinity_vae.model.losses import (
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train, training_epochs
+from napari_affinity_vae.volumes import normalise
 
 
 @pytest.mark.parametrize(("ndim", "box"), [(3, 32), (2, 32), (3, 16)])

@@ -1,4 +1,5 @@
-"""Operations on cubic (z, y, x) volumes and stacks of them: resampling, cropping and padding.
+"""Operations on cubic (z, y, x) volumes and stacks of them: resampling, cropping, padding and
+normalisation.
 
 Neutral: numpy and scipy only, usable by every layer (simulation, extraction, the model).
 """
@@ -37,3 +38,27 @@ def fit_box(volume: np.ndarray, box: int) -> np.ndarray:
             dst.append(slice(start, start + n))
     out[tuple(dst)] = volume[tuple(src)]
     return out
+
+
+def normalise(boxes: np.ndarray, *, in_place: bool = False, inverted: bool = False) -> np.ndarray:
+    """Each box to mean 0 and standard deviation 1 (float32), as the model is trained; negated
+    too with ``inverted`` (protein bright). With ``in_place``, a float32 array of the caller's is
+    normalised where it is: a fresh array of a million boxes' worth costs more in page faults
+    than the arithmetic does. The sums are float32 (pairwise for the mean): run on boxes still in
+    the cache, as extraction does, this is a third of the cost of float64 sums."""
+    if not (
+        in_place
+        and isinstance(boxes, np.ndarray)
+        and boxes.dtype == np.float32
+        and boxes.flags.c_contiguous
+    ):
+        boxes = np.array(boxes, dtype=np.float32)
+    if not boxes.size:
+        return boxes
+    flat = boxes.reshape(len(boxes), -1)
+    count = flat.shape[1]
+    flat -= (flat.sum(axis=1) / count)[:, None]
+    std = np.sqrt(np.einsum("ij,ij->i", flat, flat) / count)
+    scale = (-1 if inverted else 1) / np.where(std > 0, std, 1)
+    flat *= scale.astype(np.float32)[:, None]
+    return boxes

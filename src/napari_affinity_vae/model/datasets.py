@@ -26,11 +26,10 @@ from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.subtomograms import read_subtomograms
 from napari_affinity_vae.io.tomogram import open_tomogram
-from napari_affinity_vae.model.inference import normalise
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
-from napari_affinity_vae.volumes import fit_box, resample
+from napari_affinity_vae.volumes import fit_box, normalise, resample
 
 DEFAULT_BOX = 32  # voxels, of boxes cut from a tomogram
 CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")

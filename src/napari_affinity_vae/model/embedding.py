@@ -3,16 +3,17 @@ memory stays bounded however many particles there are."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import torch
 
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
-from napari_affinity_vae.model.inference import encode, normalise
+from napari_affinity_vae.model.inference import device, encode
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.particles.chunked import planned_reads
@@ -84,6 +85,7 @@ def embed_steps(
     batch: int = BATCH,
     inverted: bool = False,
     error: bool = True,
+    read_ahead: bool | None = None,
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of particles done after each batch (stop iterating to cancel); return the
     particle table with ``latent_*``, ``pose_*``, ``crosses_edge`` and, with ``error``,
@@ -92,7 +94,11 @@ def embed_steps(
     (:func:`check_voxel_sizes`), and so is a model that does not take 3D boxes
     (:func:`check_embeddable`). Boxes come from the coarsest level of a multiscale tomogram that
     is no coarser than the model; from a chunked one (Zarr) they are cut in chunk order, so each
-    chunk is decompressed once, and the rows keep their order."""
+    chunk is decompressed once, and the rows keep their order.
+
+    On the CPU, boxes are cut between encodings on the threads torch encodes with: a reader
+    thread beside them would take cores the encoder needs. Where the encoder has a GPU (or with
+    ``read_ahead``), the next batch is cut in a thread while this one is encoded."""
     scale = check_embeddable(tomogram, model, card)
     source, level = tomogram.level_for(card.voxel_size)
     box = model.architecture.box
@@ -100,24 +106,26 @@ def embed_steps(
     data, order = planned_reads(source.data, centres, read_size(box, scale))
     coords = centres[order]
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
+    on_cpu = device().type == "cpu"
+    ahead = not on_cpu if read_ahead is None else read_ahead
+    shape = (min(batch, len(coords)), box, box, box)
+    buffers = [np.empty(shape, dtype=np.float32) for _ in range(2 if ahead else 1)]
 
-    def extract(start: int) -> tuple[np.ndarray, np.ndarray]:
-        boxes, crossed = extract_boxes(data, coords[start : start + batch], box, scale)
-        if inverted:
-            np.negative(boxes, out=boxes)
-        return normalise(boxes, in_place=True), crossed
+    def extract(k: int) -> tuple[np.ndarray, np.ndarray]:
+        chunk = coords[k * batch : (k + 1) * batch]
+        out = buffers[k % len(buffers)][: len(chunk)]
+        threads = torch.get_num_threads() if on_cpu else None
+        return extract_boxes(
+            data, chunk, box, scale, normalised=True, inverted=inverted, out=out, threads=threads
+        )
 
-    with ThreadPoolExecutor(1) as reader:  # the next batch is read while this one is encoded
-        ahead = reader.submit(extract, 0)
-        for start in range(0, len(coords), batch):
-            boxes, crossed = ahead.result()
-            if start + batch < len(coords):
-                ahead = reader.submit(extract, start + batch)
-            encoded = encode(model, boxes, batch_size=batch, error=error)
-            for key in ("mu", "pose", "error"):
-                parts[key].append(encoded[key])
-            parts["edge"].append(crossed)
-            yield min(start + batch, len(coords))
+    batches = -(-len(coords) // batch)
+    for k, (boxes, crossed) in enumerate(_read(extract, batches, ahead)):
+        encoded = encode(model, boxes, batch_size=batch, error=error)
+        for key in ("mu", "pose", "error"):
+            parts[key].append(encoded[key])
+        parts["edge"].append(crossed)
+        yield min((k + 1) * batch, len(coords))
     a = card.architecture
     rows = np.argsort(order)  # back to the table's order
     mu = np.concatenate(parts["mu"])[rows] if parts["mu"] else np.zeros((0, a.latent_dims))
@@ -136,6 +144,22 @@ def embed_steps(
     return result
 
 
+def _read(
+    extract: Callable[[int], tuple[np.ndarray, np.ndarray]], batches: int, ahead: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``extract(k)`` for each batch k, one batch ahead in a thread with ``ahead``."""
+    if not ahead:
+        yield from map(extract, range(batches))
+        return
+    with ThreadPoolExecutor(1) as reader:
+        future = reader.submit(extract, 0)
+        for k in range(batches):
+            result = future.result()
+            if k + 1 < batches:
+                future = reader.submit(extract, k + 1)
+            yield result
+
+
 def embed(
     tomogram: Tomogram,
     particles: pd.DataFrame,
@@ -145,9 +169,10 @@ def embed(
     inverted: bool = False,
     progress: Progress | None = None,
     error: bool = True,
+    read_ahead: bool | None = None,
 ) -> pd.DataFrame:
     """:func:`embed_steps` run to the end, with an optional progress bar (started only once the
     voxel sizes and the model are known to fit)."""
     check_embeddable(tomogram, model, card)
-    steps = embed_steps(tomogram, particles, model, card, batch, inverted, error)
+    steps = embed_steps(tomogram, particles, model, card, batch, inverted, error, read_ahead)
     return run_steps(steps, len(particles), "embedding", progress)

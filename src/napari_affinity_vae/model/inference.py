@@ -41,27 +41,6 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def normalise(boxes: np.ndarray, *, in_place: bool = False) -> np.ndarray:
-    """Each box to mean 0 and standard deviation 1 (float32), as the model is trained. With
-    ``in_place``, a float32 array of the caller's is normalised where it is: a fresh array of a
-    million boxes' worth costs more in page faults than the arithmetic does."""
-    if not (
-        in_place
-        and isinstance(boxes, np.ndarray)
-        and boxes.dtype == np.float32
-        and boxes.flags.c_contiguous
-    ):
-        boxes = np.array(boxes, dtype=np.float32)
-    if not boxes.size:
-        return boxes
-    flat = boxes.reshape(len(boxes), -1)
-    count = flat.shape[1]
-    flat -= (flat.sum(axis=1, dtype=np.float64) / count).astype(np.float32)[:, None]
-    std = np.sqrt(np.einsum("ij,ij->i", flat, flat) / count)
-    flat *= (1 / np.where(std > 0, std, 1)).astype(np.float32)[:, None]
-    return boxes
-
-
 @torch.inference_mode()
 def encode(
     model: AffinityVAE,

@@ -14,7 +14,7 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.embedding import check_voxel_sizes
-from napari_affinity_vae.model.inference import decode, normalise
+from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
@@ -87,15 +87,15 @@ def labelled_boxes(
         source, level = tomogram.level_for(card.voxel_size)
         scale = check_voxel_sizes(source, card)
         centres = level.to_level(group[list(AXES)].to_numpy(dtype=float))
-        boxes[group.index.to_numpy()], _ = extract_boxes(source.data, centres, box, scale)
+        boxes[group.index.to_numpy()], _ = extract_boxes(
+            source.data, centres, box, scale, normalised=True, inverted=inverted
+        )
         done += len(group)
         yield done
     lookup = {c: i for i, c in enumerate(classes)}
     counts = ", ".join(f"{c} {n}" for c, n in class_counts(labels).items())
-    if inverted:
-        np.negative(boxes, out=boxes)
     return TrainingData(
-        normalise(boxes, in_place=True),
+        boxes,
         names.iloc[rows].map(lookup).to_numpy(dtype=np.int64),
         classes,
         np.eye(len(classes)),
