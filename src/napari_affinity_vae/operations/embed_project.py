@@ -168,7 +168,9 @@ def _on_cluster(client, project, jobs, model_and_card, settings):
     (a cancel) cancels the tasks not yet done."""
     from distributed import as_completed
 
-    shared = client.scatter(model_and_card, broadcast=True)
+    # unique keys: a model scattered by a run that was cancelled and is being released must not
+    # be taken for this run's (content-hashed keys are shared, and vanish with the old run)
+    shared = client.scatter(model_and_card, broadcast=True, hash=False)
     futures = {
         client.submit(
             embed_tomogram, project.tomograms[name], rows, shared, *settings, pure=False
