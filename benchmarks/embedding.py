@@ -1,6 +1,7 @@
 """Extraction and end-to-end embedding throughput on a memory-mapped tomogram, against the bare
 network measured in the same run: the encoder alone (what embedding runs) and the full forward
-pass (encoder and decoder: what embedding with the reconstruction error runs). On the CPU,
+pass (encoder and decoder: what embedding with the reconstruction error runs), both as
+embedding runs them (:func:`~napari_affinity_vae.model.inference.for_inference`). On the CPU,
 embedding cuts each batch between encodings on the encoder's threads, so the stages' wall times
 add up; the script prints each one's share.
 
@@ -23,7 +24,7 @@ import torch
 from napari_affinity_vae.io.tomogram import open_tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
-from napari_affinity_vae.model.inference import device
+from napari_affinity_vae.model.inference import device, for_inference, forward_batch
 from napari_affinity_vae.particles.extract import extract_boxes
 
 SHAPE = (200, 1024, 1024)
@@ -54,12 +55,14 @@ def main() -> None:
         particles = pd.DataFrame(centres, columns=["z", "y", "x"])
         x = torch.from_numpy(rng.normal(size=(N, 1, 32, 32, 32)).astype(np.float32))
         target = device()
-        model.to(target).eval()
+        prepared = for_inference(model)  # the network embedding runs
+
+        step = forward_batch(prepared.architecture, target)  # boxes a pass, as embedding
 
         def network(part) -> None:
             with torch.inference_mode():
-                for i in range(0, N, 512):
-                    part(x[i : i + 512].to(target))
+                for i in range(0, N, step):
+                    part(x[i : i + step].to(target))
 
         buffer = np.empty((512, 32, 32, 32), dtype=np.float32)
         threads = torch.get_num_threads()
@@ -80,10 +83,13 @@ def main() -> None:
             lambda: cut(True),
             lambda: embed(tomogram, particles, model, card, error=False),
             lambda: embed(tomogram, particles, model, card, error=True),
-            lambda: network(model.encode),
-            lambda: network(model),
+            lambda: network(prepared.encode),
+            lambda: network(prepared),
         )
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {target}, {threads} threads")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {target}, {threads} threads, "
+        f"{step} boxes a forward pass"
+    )
     print(
         f"extraction of 32^3 boxes from a memory-mapped {SHAPE} tomogram: {N / extraction:,.0f}/s"
     )

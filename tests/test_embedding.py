@@ -42,7 +42,7 @@ def test_ground_truth_particles_cluster_by_class(sample, tmp_path):
 def test_cancelling_between_batches(sample, tmp_path):
     model, card = load_bundled()
     encoded: list[int] = []  # boxes the network was given, batch by batch
-    hook = model.encoder.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
+    hook = model.mu.register_forward_pre_hook(lambda _, args: encoded.append(len(args[0])))
     try:
         tomogram = Tomogram(tmp_path / "sample.mrc", sample.tomogram, 10.0, True)
         steps = embed_steps(tomogram, sample.particles, model, card, batch=100)

@@ -18,7 +18,7 @@ from napari_affinity_vae.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from napari_affinity_vae.model.inference import decode, encode
+from napari_affinity_vae.model.inference import decode, encode, for_inference
 from napari_affinity_vae.model.losses import (
     Schedule,
     affinity_loss,
@@ -40,6 +40,44 @@ def test_shapes(ndim, box):
     assert reconstruction.shape == x.shape
     assert mu.shape == log_variance.shape == (3, 5) and pose.shape == (3, 2)
     torch.testing.assert_close(model.decode(mu, pose), reconstruction)  # eval: no sampling
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        Architecture(box=16, ndim=3, depth=2, capacity=4, latent_dims=5, pose_dims=2),
+        Architecture(box=16, ndim=2, depth=2, capacity=4, latent_dims=5, pose_dims=2),
+        Architecture(box=16, depth=2, capacity=4, decoder="splat", pose_dims=4, splat_convs=1),
+    ],
+    ids=["3d", "2d", "splat"],
+)
+def test_the_copy_made_for_inference_gives_the_models_outputs(arch):
+    """Batch normalisation folded into the convolutions, the channels-last layout: the latents,
+    pose and reconstruction errors of the trained model, which itself is left as it was."""
+    torch.manual_seed(0)
+    model = AffinityVAE(arch)
+    for layer in model.modules():  # statistics a trained model would have, not 0 and 1
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.running_mean.uniform_(-1, 1)
+            layer.running_var.uniform_(0.5, 2)
+            layer.weight.data.uniform_(0.5, 2)
+            layer.bias.data.uniform_(-1, 1)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    boxes = normalise(np.random.default_rng(0).normal(size=(5, *(16,) * arch.ndim)))
+    prepared = for_inference(model)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in prepared.encoder)
+    assert for_inference(prepared) is prepared
+    encoded = encode(prepared, boxes)
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(boxes).unsqueeze(1)
+        mu, _, pose = model.encode(x)
+        error = ((model.decode(mu, pose) - x) ** 2).flatten(1).mean(dim=1)
+    for key, expected in (("mu", mu), ("pose", pose), ("error", error)):
+        np.testing.assert_allclose(encoded[key], expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.encoder)
 
 
 def test_box_must_divide_by_two_to_the_depth():

@@ -13,7 +13,7 @@ import torch
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
-from napari_affinity_vae.model.inference import device, encode
+from napari_affinity_vae.model.inference import device, encode, for_inference
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.particles.chunked import planned_reads
@@ -106,6 +106,7 @@ def embed_steps(
     data, order = planned_reads(source.data, centres, read_size(box, scale))
     coords = centres[order]
     parts: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": [], "edge": []}
+    network = for_inference(model)  # made once for every batch
     on_cpu = device().type == "cpu"
     ahead = not on_cpu if read_ahead is None else read_ahead
     shape = (min(batch, len(coords)), box, box, box)
@@ -121,7 +122,7 @@ def embed_steps(
 
     batches = -(-len(coords) // batch)
     for k, (boxes, crossed) in enumerate(_read(extract, batches, ahead)):
-        encoded = encode(model, boxes, batch_size=batch, error=error)
+        encoded = encode(network, boxes, error=error)
         for key in ("mu", "pose", "error"):
             parts[key].append(encoded[key])
         parts["edge"].append(crossed)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.functional import mse_loss
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.progress import Progress
 
+CACHED_BATCH = 2**24  # bytes of boxes a forward pass on the CPU
 _threads: int | None = None  # CPU threads for torch; None: every usable core
 
 
@@ -41,19 +45,66 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def for_inference(model: AffinityVAE) -> AffinityVAE:
+    """An eval-mode copy of ``model`` on the device, faster for inference alone: each batch
+    normalisation folded into the convolution before it, and on the CPU the channels-last memory
+    layout, oneDNN's fast path for convolutions (together about twice the encoder's speed on
+    this machine's CPU). Outputs equal the model's within float rounding (about 1e-6). A copy
+    already made is returned as it is, so a caller encoding batch after batch makes it once."""
+    if getattr(model, "prepared_for_inference", False):
+        return model
+    prepared = copy.deepcopy(model).eval()
+    prepared.encoder = _folded(prepared.encoder)
+    if isinstance(getattr(prepared, "decoder", None), nn.Sequential):
+        prepared.decoder = _folded(prepared.decoder)
+    target = device()
+    prepared.to(target)
+    if target.type == "cpu":
+        layout = torch.channels_last_3d if model.architecture.ndim == 3 else torch.channels_last
+        prepared.to(memory_format=layout)
+    prepared.prepared_for_inference = True
+    return prepared
+
+
+def forward_batch(architecture: Architecture, target: torch.device) -> int:
+    """Boxes a forward pass: on the CPU as many as make ``CACHED_BATCH`` bytes, so that each
+    layer's output stays in the cache for the next (128 boxes of 32^3: the encoder runs 1.5 times
+    faster than in batches of 512 on this machine); 256 on a GPU."""
+    if target.type != "cpu":
+        return 256
+    return max(1, CACHED_BATCH // (4 * architecture.box**architecture.ndim))
+
+
+def _folded(layers: nn.Sequential) -> nn.Sequential:
+    """``layers`` with each batch normalisation (in eval mode) folded into the convolution
+    before it."""
+    kept: list[nn.Module] = []
+    for layer in layers:
+        previous = kept[-1] if kept else None
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and isinstance(
+            previous, nn.modules.conv._ConvNd
+        ):
+            kept[-1] = fuse_conv_bn_eval(previous, layer, transpose=previous.transposed)
+        else:
+            kept.append(layer)
+    return nn.Sequential(*kept)
+
+
 @torch.inference_mode()
 def encode(
     model: AffinityVAE,
     boxes: np.ndarray,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     error: bool = True,
 ) -> dict[str, np.ndarray]:
     """Latent means ``mu``, ``pose`` and, with ``error``, each box's reconstruction error (which
-    runs the decoder too: about four times the work) of normalised boxes (n, *box)."""
-    model.eval()
-    target = device()
-    model.to(target)
+    runs the decoder too: about four times the work) of normalised boxes (n, *box), by
+    :func:`for_inference`'s copy of the model, ``batch_size`` boxes (default
+    :func:`forward_batch`) a forward pass."""
+    model = for_inference(model)
+    target = next(model.parameters()).device
+    batch_size = batch_size or forward_batch(model.architecture, target)
     outputs: dict[str, list[np.ndarray]] = {"mu": [], "pose": [], "error": []}
     starts: Iterable[int] = range(0, len(boxes), batch_size)
     if progress:
