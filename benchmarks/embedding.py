@@ -25,6 +25,7 @@ from napari_affinity_vae.io.tomogram import open_tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.model.inference import device, for_inference, forward_batch
+from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes
 
 SHAPE = (200, 1024, 1024)
@@ -67,11 +68,14 @@ def main() -> None:
         buffer = np.empty((512, 32, 32, 32), dtype=np.float32)
         threads = torch.get_num_threads()
 
-        def cut(normalised: bool) -> None:  # as embedding cuts its batches, into one buffer
+        _, order = planned_reads(tomogram.data, centres, 32)
+        planned = centres[order]
+
+        def cut(normalised: bool) -> None:  # as embedding cuts its batches: in order, one buffer
             for i in range(0, N, 512):
                 extract_boxes(
                     tomogram.data,
-                    centres[i : i + 512],
+                    planned[i : i + 512],
                     32,
                     normalised=normalised,
                     out=buffer,
