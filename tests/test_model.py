@@ -80,6 +80,28 @@ def test_the_copy_made_for_inference_gives_the_models_outputs(arch):
     assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.encoder)
 
 
+def test_the_copy_for_inference_is_made_again_once_the_weights_change():
+    """Kept for the tomograms of a project (and a worker's tasks), but never stale: an optimiser
+    step, as fine-tuning in the Train dock takes, gives a new copy with the new weights."""
+    torch.manual_seed(0)
+    model = AffinityVAE(Architecture(box=16, depth=2, capacity=4, latent_dims=3))
+    boxes = normalise(np.random.default_rng(0).normal(size=(4, 16, 16, 16)))
+    first = for_inference(model)
+    assert for_inference(model) is first
+    before = encode(model, boxes, error=False)["mu"]
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    model(torch.from_numpy(boxes).unsqueeze(1))[1].sum().backward()
+    optimiser.step()
+    assert for_inference(model) is not first
+    after = encode(model, boxes, error=False)["mu"]
+    model.eval()
+    with torch.no_grad():
+        expected = model.encode(torch.from_numpy(boxes).unsqueeze(1))[0].numpy()
+    np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(after, before, atol=1e-3)
+
+
 def test_box_must_divide_by_two_to_the_depth():
     with pytest.raises(ValueError, match=r"box 30 is not divisible by 2\*\*depth = 8"):
         Architecture(box=30, depth=3)
