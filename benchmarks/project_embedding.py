@@ -27,7 +27,7 @@ from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry
 from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.operations.embed_project import embed_project_steps
+from napari_affinity_vae.operations.embed_project import embed_project_steps, local_cluster
 from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation
@@ -44,7 +44,7 @@ def embed_seconds(project, model_and_card, client=None, threads=None) -> float:
 
 
 def throughput(folder: Path, tomograms: int, particles: int, repeats: int) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     settings = Simulation(shape=(64, 512, 512), particles=particles, snr=0.1, seed=0)
     start = time.perf_counter()
@@ -55,7 +55,7 @@ def throughput(folder: Path, tomograms: int, particles: int, repeats: int) -> No
     bundled = load_bundled()
     threads = max(1, (os.cpu_count() or 1) // WORKERS)
     with (
-        LocalCluster(n_workers=WORKERS, threads_per_worker=1, dashboard_address=None) as cluster,
+        local_cluster(WORKERS) as cluster,
         Client(cluster) as client,
     ):
         one, many = [], []
@@ -77,7 +77,7 @@ def throughput(folder: Path, tomograms: int, particles: int, repeats: int) -> No
 
 
 def worker_memory(folder: Path) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     shape, count = (128, 512, 512), 500
     rng = np.random.default_rng(0)
@@ -90,7 +90,7 @@ def worker_memory(folder: Path) -> None:
         tables.append(pd.DataFrame(coords, columns=["z", "y", "x"]).assign(tomo_name=name))
     project = Project(entries, pd.concat(tables, ignore_index=True))
     with (
-        LocalCluster(n_workers=WORKERS, threads_per_worker=1, dashboard_address=None) as cluster,
+        local_cluster(WORKERS) as cluster,
         Client(cluster) as client,
     ):
         embed_seconds(project, load_bundled(), client, 1)

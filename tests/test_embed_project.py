@@ -14,7 +14,12 @@ from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.model.bundled import load_bundled
-from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+from napari_affinity_vae.operations.embed_project import (
+    FAILURES,
+    WORKER_ENVIRONMENT,
+    embed_project_steps,
+    local_cluster,
+)
 from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import CLUSTER, TOMO_NAME, latent_columns
 from napari_affinity_vae.simulate.project import write_project
@@ -41,6 +46,12 @@ def _embed(project, bundled, **kwargs) -> pd.DataFrame:
     return run_steps(steps, len(project.particles), "", None)
 
 
+def _initial_environment() -> dict[str, str]:
+    """The environment this process started with (not what it set since)."""
+    pairs = Path("/proc/self/environ").read_bytes().split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
 def _latent(table: pd.DataFrame) -> np.ndarray:
     return table[latent_columns(table)].to_numpy()
 
@@ -49,13 +60,13 @@ def test_two_dask_workers_give_the_latents_of_one_process(project_folder, bundle
     project = open_project([project_folder / "optimisation_set.star"])
     here = _embed(project, bundled)
     assert len(here) == 21 and np.isfinite(_latent(here)).all()
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(2) as cluster, Client(cluster) as client:
         there = _embed(project, bundled, client=client, threads=1)
-        ran_on = client.run(lambda: 1)
-    assert len(ran_on) == 2
+        environments = client.run(_initial_environment)
+    # in the workers' environment as they started (glibc reads it then), not Dask's 64 KiB
+    assert [{k: e.get(k) for k in WORKER_ENVIRONMENT} for e in environments.values()] == [
+        WORKER_ENVIRONMENT
+    ] * 2
     np.testing.assert_allclose(_latent(there), _latent(here), atol=1e-5)
     assert there[TOMO_NAME].tolist() == here[TOMO_NAME].tolist()
     assert there.attrs[FAILURES] == {}

@@ -997,14 +997,12 @@ def _dask_client(args: argparse.Namespace):
         return
     if args.workers < 1:
         raise AffinityVAEError(f"--workers must be at least 1, got {args.workers}")
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from napari_affinity_vae.model.inference import usable_cores
+    from napari_affinity_vae.operations.embed_project import local_cluster
 
-    cluster = LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, dashboard_address=None, processes=True
-    )
-    with cluster, Client(cluster) as client:
+    with local_cluster(args.workers) as cluster, Client(cluster) as client:
         yield client, max(1, usable_cores() // args.workers)
 
 
