@@ -89,7 +89,7 @@ def embed_steps(
 ) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of particles done after each batch (stop iterating to cancel); return the
     particle table with ``latent_*``, ``pose_*``, ``crosses_edge`` and, with ``error``,
-    ``reconstruction_error`` (the decoder then runs too: about four times the work).
+    ``reconstruction_error`` (the decoder then runs too: about five times the time).
     A voxel size far from the model's is refused before anything is read
     (:func:`check_voxel_sizes`), and so is a model that does not take 3D boxes
     (:func:`check_embeddable`). Boxes come from the coarsest level of a multiscale tomogram that

@@ -109,7 +109,7 @@ def encode(
     error: bool = True,
 ) -> dict[str, np.ndarray]:
     """Latent means ``mu``, ``pose`` and, with ``error``, each box's reconstruction error (which
-    runs the decoder too: about four times the work) of normalised boxes (n, *box), by
+    runs the decoder too: about five times the time) of normalised boxes (n, *box), by
     :func:`for_inference`'s copy of the model, ``batch_size`` boxes (default
     :func:`forward_batch`) a forward pass."""
     model = for_inference(model)
