@@ -61,3 +61,20 @@ def test_resampled_boxes_are_normalised_into_the_buffer():
     boxes, _ = extract_boxes(fine, centres, 8, scale=2.0, normalised=True, out=out)
     assert boxes is out
     np.testing.assert_allclose(boxes, normalise(extract_boxes(fine, centres, 8, scale=2.0)[0]))
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        np.empty((2, 8, 8, 8), dtype=np.float64),
+        np.empty((4, 8, 8, 8), dtype=np.float32)[::2],
+        np.empty((3, 8, 8, 8), dtype=np.float32),
+    ],
+    ids=["float64", "strided", "too-many"],
+)
+def test_a_buffer_the_boxes_cannot_go_into_is_refused(out):
+    """Boxes normalised into a copy of a wrong buffer would leave the buffer raw, unnoticed."""
+    tomogram = np.random.default_rng(2).normal(size=(20, 20, 20)).astype(np.float32)
+    centres = np.array([[10.0, 10, 10], [8, 12, 10]])
+    with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+        extract_boxes(tomogram, centres, 8, normalised=True, out=out)

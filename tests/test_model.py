@@ -100,6 +100,31 @@ def test_the_copy_for_inference_is_made_again_once_the_weights_change():
         expected = model.encode(torch.from_numpy(boxes).unsqueeze(1))[0].numpy()
     np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(after, before, atol=1e-3)
+    for change in (  # edits torch's version counters do not see, as a script might make them
+        lambda: model.mu.weight.data.mul_(2),
+        lambda: model.mu.weight.detach().numpy().__imul__(-1),
+    ):
+        change()
+        with torch.no_grad():
+            expected = model.encode(torch.from_numpy(boxes).unsqueeze(1))[0].numpy()
+        np.testing.assert_allclose(
+            encode(model, boxes, error=False)["mu"], expected, rtol=1e-4, atol=1e-5
+        )
+
+
+def test_the_copy_for_inference_runs_without_hooks_and_from_inference_tensors():
+    """A model built under inference mode encodes (its tensors have no version counter), and a
+    hook on the model neither fires in the copy nor outlives its removal there."""
+    with torch.inference_mode():
+        model = AffinityVAE(Architecture(box=16, depth=2, capacity=4, latent_dims=3))
+    boxes = normalise(np.random.default_rng(0).normal(size=(2, 16, 16, 16)))
+    calls: list[int] = []
+    hook = model.mu.register_forward_pre_hook(lambda *_: calls.append(1))
+    assert encode(model, boxes, error=False)["mu"].shape == (2, 3)
+    hook.remove()
+    assert calls == []
+    prepared = for_inference(model)
+    assert not any(p.requires_grad or p.is_inference() for p in prepared.parameters())
 
 
 def test_box_must_divide_by_two_to_the_depth():

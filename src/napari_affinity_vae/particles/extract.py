@@ -33,13 +33,21 @@ def extract_boxes(
     ``inverted``), as the model takes it, a few boxes at a time as they are cut, while they are
     still in the cache. ``out`` (float32, C-contiguous) receives the boxes instead of a new array:
     a caller cutting batch after batch reuses it rather than paying for fresh pages each time.
-    ``threads`` cut in parallel (default: one per 64 boxes, at most one per core).
+    ``threads`` cut in parallel (at most one per box; default: one per 64 boxes, at most one per
+    core).
     """
     n = len(centres_zyx)
     if out is None:
         out = np.empty((n, box, box, box), dtype=np.float32)
+    elif out.shape != (n, box, box, box) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous float32 array of shape {(n, box, box, box)}, "
+            f"not {out.dtype} {out.shape}"
+        )
     if not np.isclose(scale, 1.0):
-        boxes, crossed = extract_boxes(tomogram, centres_zyx, read_size(box, scale))
+        boxes, crossed = extract_boxes(
+            tomogram, centres_zyx, read_size(box, scale), threads=threads
+        )
         out[:] = fit_box(resample(boxes, 1 / scale), box)  # the whole stack at once
         _finish(out, normalised, inverted)
         return out, crossed
@@ -61,7 +69,7 @@ def extract_boxes(
                     out[i] = tomogram[z : z + box, y : y + box, x : x + box]
             _finish(out[low:high], normalised, inverted)
 
-    threads = threads or min(os.cpu_count() or 1, max(1, n // 64))
+    threads = min(threads, max(n, 1)) if threads else min(os.cpu_count() or 1, max(1, n // 64))
     bounds = np.linspace(0, n, threads + 1).astype(int)
     if threads == 1:
         cut(0, n)
