@@ -54,9 +54,9 @@ NOISE_MARGIN = 16  # voxels either side of a template over which its noise level
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--tuning", action="store_true", help="the seeds tuned on")
-    which.add_argument("--seeds", type=int, nargs="+", help="other seeds to judge on")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--tuning", action="store_true", help="the seeds tuned on")
+    chosen.add_argument("--seeds", type=int, nargs="+", help="other seeds to judge on")
     args = parser.parse_args()
     tuning = args.tuning
     seeds = args.seeds or (TUNING if tuning else HELD_OUT)
