@@ -12,7 +12,7 @@ Resumable: every finished (class, method) is written to OUT as it finishes, with
 ran with; a later run with the same settings skips it. The simulated sets are kept beside OUT.
 
 Usage: python benchmarks/leave_one_out.py OUT.json [--per-class 200] [--epochs 15]
-       [--classes ribosome ...] [--methods affinity-vae beta-vae]
+       [--classes ribosome ...] [--methods affinity-vae beta-vae] [--gamma 1]
 """
 
 from __future__ import annotations
@@ -51,8 +51,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--classes", nargs="+", default=list(MOLECULES))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--gamma", type=float, default=1.0, help="the affinity term's weight (bundled: 1)"
+    )
     args = parser.parse_args()
-    settings = {"per_class": args.per_class, "epochs": args.epochs, "test": args.test_per_class}
+    settings = {
+        "per_class": args.per_class,
+        "epochs": args.epochs,
+        "test": args.test_per_class,
+        "gamma": args.gamma,
+    }
     results = _load(args.out, settings)
     train_set = _simulated(args.out.with_suffix(".train"), TRAIN_SEED, args.per_class)
     test_set = _simulated(args.out.with_suffix(".test"), TEST_SEED, args.test_per_class)
@@ -62,7 +70,7 @@ def main() -> None:
             if key in results["folds"]:
                 continue
             tic = time.perf_counter()
-            fold = leave_out(train_set, test_set, left_out, method, args.epochs)
+            fold = leave_out(train_set, test_set, left_out, method, args.epochs, args.gamma)
             fold["minutes"] = (time.perf_counter() - tic) / 60
             results["folds"][key] = fold
             _save(args.out, results)
@@ -71,12 +79,18 @@ def main() -> None:
 
 
 def leave_out(
-    train_set: TrainingData, test_set: TrainingData, left_out: str, method: str, epochs: int
+    train_set: TrainingData,
+    test_set: TrainingData,
+    left_out: str,
+    method: str,
+    epochs: int,
+    gamma: float = 1.0,
 ) -> dict:
     """Train without ``left_out``; where its test particles land."""
     kept = [c for c in train_set.classes if c != left_out]
     data = _subset(train_set, kept)
-    architecture, config = bundled.ARCHITECTURE, dataclasses.replace(bundled.CONFIG, epochs=epochs)
+    architecture = bundled.ARCHITECTURE
+    config = dataclasses.replace(bundled.CONFIG, epochs=epochs, gamma=Schedule("flat", high=gamma))
     if method == "beta-vae":
         architecture = dataclasses.replace(architecture, pose_dims=0)
         config = dataclasses.replace(config, gamma=Schedule("flat", high=0.0))
