@@ -11,8 +11,12 @@ affinity, and whether the class's mean lands there.
 Resumable: every finished (class, method) is written to OUT as it finishes, with the settings it
 ran with; a later run with the same settings skips it. The simulated sets are kept beside OUT.
 
+``--affinity CSV`` trains and scores with another matrix of the nine classes (as ``avae affinity``
+or ``benchmarks/centre_affinity.py`` write one) instead of the shipped map correlations: a fold
+trains on the eight kept classes' part of it, and "most similar" is read from the left-out row.
+
 Usage: python benchmarks/leave_one_out.py OUT.json [--per-class 200] [--epochs 15]
-       [--classes ribosome ...] [--methods affinity-vae beta-vae] [--gamma 1]
+       [--classes ribosome ...] [--methods affinity-vae beta-vae] [--gamma 1] [--affinity CSV]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.subtomograms import write_subtomograms
 from napari_affinity_vae.model import bundled
@@ -54,6 +59,9 @@ def main() -> None:
     parser.add_argument(
         "--gamma", type=float, default=1.0, help="the affinity term's weight (bundled: 1)"
     )
+    parser.add_argument(
+        "--affinity", type=Path, help="CSV of the nine classes' affinity (default: the maps')"
+    )
     args = parser.parse_args()
     settings = {
         "per_class": args.per_class,
@@ -61,8 +69,13 @@ def main() -> None:
         "test": args.test_per_class,
         "gamma": args.gamma,
     }
+    if args.affinity:
+        settings["affinity"] = args.affinity.name
     results = _load(args.out, settings)
     train_set = _simulated(args.out.with_suffix(".train"), TRAIN_SEED, args.per_class)
+    if args.affinity:
+        matrix = load_affinity(args.affinity).loc[train_set.classes, train_set.classes]
+        train_set = dataclasses.replace(train_set, affinity=matrix.to_numpy(dtype=float))
     test_set = _simulated(args.out.with_suffix(".test"), TEST_SEED, args.test_per_class)
     for left_out in args.classes:
         for method in args.methods:
