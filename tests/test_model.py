@@ -219,6 +219,27 @@ def test_checkpoint_round_trip(tmp_path):
     torch.testing.assert_close(loaded(x)[1], model(x)[1])
 
 
+def test_checkpoint_with_a_dotted_name_keeps_it_and_saves_both_files_or_neither(
+    tmp_path, monkeypatch
+):
+    arch = Architecture(box=16, capacity=2, latent_dims=3)
+    weights, card_path = save_checkpoint(AffinityVAE(arch), _card(arch), tmp_path / "model_v1.5")
+    assert (weights.name, card_path.name) == ("model_v1.5.safetensors", "model_v1.5.json")
+    assert load_checkpoint(tmp_path / "model_v1.5")[1].classes == ["a", "b"]
+    before = (weights.read_bytes(), card_path.read_text())
+    other = _card(arch)
+    other.classes = ["c", "d"]
+
+    def full_disk(self):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ModelCard, "to_json", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(AffinityVAE(arch), other, weights)
+    assert (weights.read_bytes(), card_path.read_text()) == before  # the old pair, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [card_path.name, weights.name]
+
+
 def test_checkpoint_refusals(tmp_path):
     arch = Architecture(box=16, capacity=2, latent_dims=3)
     weights, card_path = save_checkpoint(AffinityVAE(arch), _card(arch), tmp_path / "m")

@@ -17,6 +17,7 @@ from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation
+from napari_affinity_vae.widgets.export import EACH_CLUSTER
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.project import PROJECT_KEY
 from napari_affinity_vae.widgets.viewer_session import session_for
@@ -153,6 +154,24 @@ def test_export_across_tomograms_reads_back_to_the_same_particles(
     assert back[TOMO_NAME].tolist() == expected[TOMO_NAME].tolist()
     assert set(back[TOMO_NAME]) == {"TS_01", "TS_02", "TS_03"}
     np.testing.assert_allclose(back[list(AXES)], expected[list(AXES)], atol=1e-3)
+
+
+def test_each_cluster_as_dynamo_tables_shares_one_index_named_as_typed(
+    opened, qtbot, tmp_path
+):
+    _viewer, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    export = widgets["Export"]
+    export.format.value = "Dynamo table"
+    export.what.value = EACH_CLUSTER
+    type_into(qtbot, export.file, str(tmp_path / "picks.tbl"))
+    click(qtbot, export.export_button)
+    clusters = np.unique(session.clusters)
+    tables = [f"picks_cluster{k}.tbl" for k in clusters]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*tables, "picks.doc"])
+    for name in tables:  # every table reads back through the one index
+        back = open_project([tmp_path / name, tmp_path / "picks.doc"]).particles
+        assert len(back) == np.sum(session.clusters == int(name[13:-4]))
 
 
 def _dynamo(folder: Path) -> list[Path]:

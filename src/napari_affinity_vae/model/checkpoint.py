@@ -73,24 +73,30 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """The weights (``NAME.safetensors``) and card (``NAME.json``) of a checkpoint named by either
+    file or by ``NAME`` alone, whose dots are kept ("model_v1.5")."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_name(f"{stem.name}.safetensors"), stem.with_name(f"{stem.name}.json")
+
+
 def save_checkpoint(model: AffinityVAE, card: ModelCard, path: str | Path) -> tuple[Path, Path]:
-    """Write ``path`` (``.safetensors``) and its card (``.json``) atomically."""
-    weights = Path(path).with_suffix(".safetensors")
-    card_path = weights.with_suffix(".json")
+    """Write the weights and card of checkpoint ``path`` (:func:`checkpoint_files`): both are
+    written before either replaces a file, so a failure leaves the old pair as it was."""
+    weights, card_path = checkpoint_files(path)
     card.versions = card.versions or library_versions()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-    with atomic_path(card_path) as tmp:
-        tmp.write_text(card.to_json())
+    with atomic_path(weights) as weights_tmp, atomic_path(card_path) as card_tmp:
+        save_file(state, str(weights_tmp), metadata={"format": FORMAT})
+        card_tmp.write_text(card.to_json())
     return weights, card_path
 
 
 def load_checkpoint(path: str | Path) -> tuple[AffinityVAE, ModelCard]:
     """Load a model and its card from ``NAME.safetensors`` or ``NAME.json`` (the other beside it),
     in eval mode on the CPU. Every problem raises :class:`CheckpointError` naming the file."""
-    path = Path(path)
-    weights, card_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    weights, card_path = checkpoint_files(path)
     card = read_card(card_path)
     if not weights.is_file():
         raise CheckpointError(weights, "no such file (the weights that go with the model card)")

@@ -13,7 +13,8 @@ from napari_affinity_vae.errors import AffinityVAEError, InputFileError, Particl
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
-from napari_affinity_vae.io.projects.relion5 import SUBTOMOGRAM_ANGLES, write_relion5
+from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES
 from napari_affinity_vae.schema import (
     ANGLES,
     CLUSTER,
@@ -129,11 +130,13 @@ def write_parts(
     voxel_size: float | None,
     tomogram_shape: tuple[int, int, int] | None,
     project: Project | None = None,
+    index: Path | None = None,
 ) -> list[Path]:
     """Write every part into its file, all or none; a file that cannot be written is named in
     a :class:`ParticleFileError`. Rows of a ``project`` may come from several tomograms:
     RELION 5 counts each from its own tomogram's centre, and a Dynamo table numbers the
-    tomograms in the project's order, listed in a ``.doc`` index beside it."""
+    tomograms in the project's order, listed in the ``.doc`` ``index`` (:func:`index_path` of
+    the file name the user gave) beside it."""
     first = next(iter(parts))
     folder = first.parent
     if not folder.is_dir():
@@ -141,7 +144,6 @@ def write_parts(
     if any(p.is_dir() for p in parts):
         raise ParticleFileError(first, "a folder of that name is in the way")
     flavour = FORMATS[format_label][1]
-    index = index_path(first, format_label, project)
     names = [p.name for p in parts] + ([index.name] if index else [])
     try:
         with atomic_files(folder, names) as staged:

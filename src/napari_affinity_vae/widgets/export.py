@@ -147,10 +147,9 @@ class ExportWidget(Container):
         self._follow_suffix(path)
         label = self.format.value
         table = export_columns(self.session.particles, self.latents.value)
-        parts = self._angles(
-            export_parts(table, self.what.value, self.session.selection, export_path(path, label))
-        )
-        index = index_path(next(iter(parts)), label, self.session.project)
+        path = export_path(path, label)
+        parts = self._angles(export_parts(table, self.what.value, self.session.selection, path))
+        index = index_path(path, label, self.session.project)
         taken = [p for p in [*parts, index] if p is not None and p.exists() and not p.is_dir()]
         if taken and not self.ask_overwrite(taken):
             self.status.value = "not written: the existing files were kept"
@@ -162,6 +161,7 @@ class ExportWidget(Container):
             voxel_size=self.session.particles.attrs.get("voxel_size"),
             tomogram_shape=tomogram.shape if tomogram is not None else None,
             project=self.session.project,
+            index=index,
         )
 
     def _write_copick(self) -> list[Path]:
