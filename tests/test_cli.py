@@ -287,3 +287,26 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case, problem):
     assert err.startswith(f"avae {args[0]}: error: ") and err.count("\n") == 1, err
     assert problem in err
     assert not (tmp_path / "out.star").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import napari_affinity_vae.cli as cli
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(cli, "_model", no_work)
+    monkeypatch.setattr(cli, "_blob_pick", no_work)
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,20\n")
+    embed = ["embed", str(tomogram), str(picks), "--out"]
+    pick = ["pick", str(tomogram), "--diameter", "100", "200", "--out"]
+    for args, out, problem in (
+        (embed, tmp_path / "e.txt", "a coordinate file is written as .star, .tbl, .coords, .csv"),
+        (embed, tmp_path / "nodir" / "e.csv", f"folder {tmp_path / 'nodir'} does not exist"),
+        (pick, tmp_path / "picks.txt", "a coordinate file is written as .star, .tbl, .coords"),
+    ):
+        assert main([*args, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"avae {args[0]}: error: {out}: {problem}") and err.count("\n") == 1

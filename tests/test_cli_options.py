@@ -100,6 +100,27 @@ def test_embed_tomo_name_chooses_one_tomograms_particles(sim, tmp_path, capsys):
     np.testing.assert_allclose(read_particles(out)[list(AXES)], other[list(AXES)], atol=1e-3)
 
 
+def test_embed_and_project_take_binning_for_a_tomogram_with_its_coordinates(sim, tmp_path, capsys):
+    """RELION 4 coordinates in unbinned pixels of a tomogram binned by 4, as RELION writes them."""
+    import starfile
+
+    tomogram, star = sim
+    picks = starfile.read(star)
+    unbinned = tmp_path / "unbinned.star"
+    columns = [f"rlnCoordinate{a}" for a in "XYZ"]
+    starfile.write({"particles": picks.assign(**{c: picks[c] * 4 for c in columns})}, unbinned)
+    args = [str(tomogram), str(unbinned)]
+    assert main(["project", *args]) == 2
+    assert "lie outside the tomogram" in capsys.readouterr().err  # --binning forgotten
+    assert main(["project", *args, "--binning", "4"]) == 0
+    assert f"{len(picks)} particles, 64 x 160 x 160 voxels" in capsys.readouterr().out
+    out = _embedded(tmp_path, "binned.star", *args, "--binning", "4", "--pca")
+    reference = _embedded(tmp_path, "reference.star", str(tomogram), str(star), "--pca")
+    np.testing.assert_allclose(_latent(out), _latent(reference), atol=1e-4)
+    written = starfile.read(out)  # in the input's unbinned pixels again
+    np.testing.assert_allclose(written[columns], picks[columns] * 4, atol=1e-3)
+
+
 def test_embed_model_uses_the_checkpoint_given(sim, tmp_path):
     tomogram, star = sim
     model, card = load_bundled()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 from distributed import Client, LocalCluster
 
 from napari_affinity_vae.cli import main
@@ -202,3 +203,38 @@ def test_a_folder_project_of_few_particles_on_a_uint8_tomogram(tmp_path, capsys,
     written = pd.read_csv(out)
     assert len(written) == particles and np.isfinite(_latent(written)).all()
     assert set(written[TOMO_NAME]) == {"a"} and (written[CLUSTER] >= 0).all()
+
+
+def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finish(tmp_path, capsys):
+    from conftest import write_mrc
+
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("TS_01", "TS_02"):
+        write_mrc(folder / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    star = tmp_path / "particles.star"
+    particles = {  # TS_02's in unbinned pixels: the user forgot --binning
+        "rlnTomoName": ["TS_01", "TS_01", "TS_02"],
+        "rlnCoordinateX": [32.0, 20.0, 128.0],
+        "rlnCoordinateY": [32.0, 40.0, 128.0],
+        "rlnCoordinateZ": [20.0, 20.0, 80.0],
+    }
+    starfile.write({"particles": pd.DataFrame(particles)}, star)
+    outside = (
+        "1 of 1 particles lie outside the tomogram (z, y, x shape (40, 64, 64)); "
+        "is it the right tomogram and binning?"
+    )
+    assert main(["project", str(star), str(folder)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[1].endswith("TS_01.mrc)")
+    assert listed[2].endswith(f"TS_02.mrc); {outside}")
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(star), str(folder), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"avae embed: TS_02 not embedded: {folder / 'TS_02.mrc'}: {outside}" in err
+    assert "Traceback" not in err
+    written = pd.read_csv(out)
+    embedded = np.isfinite(_latent(written)).all(axis=1)
+    assert written.loc[embedded, TOMO_NAME].tolist() == ["TS_01", "TS_01"]
+    assert not embedded[written[TOMO_NAME] == "TS_02"].any()

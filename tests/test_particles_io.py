@@ -92,12 +92,13 @@ def test_binned_coordinates_with_pixel_size(tmp_path, particles):
     assert_same_coordinates(back, particles)
 
 
-def test_select_tomogram_by_name(tmp_path, particles):
+@pytest.mark.parametrize("suffix", [".star", ".csv"])  # CSV: as `avae embed PROJECT` writes
+def test_select_tomogram_by_name(tmp_path, particles, suffix):
     both = pd.concat([particles.assign(tomo_name="TS_01"), particles.assign(tomo_name="TS_02")])
     both.loc[both["tomo_name"] == "TS_02", "x"] += 0.5
-    path = write_particles(both.reset_index(drop=True), tmp_path / "two.star")
+    path = write_particles(both.reset_index(drop=True), tmp_path / f"two{suffix}")
     assert tomogram_names(path) == ["TS_01", "TS_02"]
-    with pytest.raises(ParticleFileError, match=r"2 tomograms.*TS_01, TS_02"):
+    with pytest.raises(ParticleFileError, match=r"2 tomograms.*TS_01, TS_02.*--tomo-name"):
         read_particles(path)
     second = read_particles(path, tomo_name="TS_02")
     assert len(second) == 5 and second["x"].iloc[0] == pytest.approx(particles["x"].iloc[0] + 0.5)
@@ -261,3 +262,30 @@ def test_dynamo_tomogram_number_round_trips_as_tomo_name(tmp_path, particles):
 def test_tomogram_names_of_formats_without_them(tmp_path, particles):
     assert tomogram_names(write_particles(particles, tmp_path / "p.csv")) == []
     assert tomogram_names(tmp_path / "missing.tbl") == []
+
+
+def test_a_star_of_both_coordinate_flavours_round_trips_and_duplicates_are_named(tmp_path):
+    """RELION 5 files may keep rlnCoordinateX/Y/Z (unbinned pixels) beside the centred ones."""
+    both = pd.DataFrame(
+        {
+            "rlnTomoName": ["tomo"],
+            "rlnCoordinateX": [84.0],
+            "rlnCoordinateY": [54.0],
+            "rlnCoordinateZ": [36.0],
+            "rlnCenteredCoordinateXAngst": [100.0],
+            "rlnCenteredCoordinateYAngst": [-50.0],
+            "rlnCenteredCoordinateZAngst": [20.0],
+        }
+    )
+    starfile.write({"particles": both}, tmp_path / "both.star")
+    frame = {"voxel_size": 10.0, "tomogram_shape": (32, 64, 64)}
+    particles = read_particles(tmp_path / "both.star", **frame)
+    assert particles[COORDS].iloc[0].tolist() == [18.0, 27.0, 42.0]  # the centred ones
+    out = write_particles(particles, tmp_path / "out.star", **frame)
+    header = [line.split()[0] for line in out.read_text().splitlines() if line.startswith("_")]
+    assert header == ["_rlnTomoName", "_rlnCoordinateX", "_rlnCoordinateY", "_rlnCoordinateZ"]
+    assert_same_coordinates(read_particles(out, **frame), particles)
+    twice = tmp_path / "twice.star"
+    twice.write_text(out.read_text().replace("_rlnTomoName #1", "_rlnCoordinateX #1"))
+    with pytest.raises(ParticleFileError, match=r"twice.star: .*rlnCoordinateX twice"):
+        read_particles(twice, **frame)

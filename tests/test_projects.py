@@ -14,7 +14,7 @@ import starfile
 from conftest import write_mrc
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import ParticleFileError, TomogramFileError
-from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
 from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
@@ -183,11 +183,14 @@ def test_origin_shifts_are_applied_through_the_subtomogram_rotation(tmp_path):
     starfile.write({"particles": particles}, tmp_path / "particles.star")
     project = open_project([tmp_path / "tomograms.star", tmp_path / "particles.star"])
     # centre at unbinned size / 2 = (80, 120, 160) pixels, (20, 30, 40) voxels of 10 A
-    np.testing.assert_allclose(
-        project.particles[list(AXES)],
-        [[20, 30, 40], [22, 25, 49], [21, 25, 50]],
-        atol=1e-9,
-    )
+    expected = [[20, 30, 40], [22, 25, 49], [21, 25, 50]]
+    np.testing.assert_allclose(project.particles[list(AXES)], expected, atol=1e-9)
+    alone = read_particles(
+        tmp_path / "particles.star", voxel_size=10.0, tomogram_shape=(40, 60, 80)
+    )  # the same file read alone, as for a single tomogram
+    np.testing.assert_allclose(alone[list(AXES)], expected, atol=1e-9)
+    single = open_project([tomogram, tmp_path / "particles.star"])
+    np.testing.assert_allclose(single.particles[list(AXES)], expected, atol=1e-9)
 
 
 def test_an_export_across_tomograms_reads_back_to_the_same_particles(relion5, tmp_path):
@@ -348,3 +351,66 @@ def test_a_tomogram_named_twice_is_refused(relion5, tmp_path):
     starfile.write({"global": table}, tmp_path / "tomograms.star")
     with pytest.raises(ParticleFileError, match="names tomogram\\(s\\) TS_01 more than once"):
         open_project([tmp_path / "tomograms.star"])
+
+
+def test_a_vll_with_comments_and_directives_numbers_only_its_tomograms(tmp_path, capsys):
+    write_mrc(tmp_path / "tomoA.mrc", np.zeros((32, 64, 64), np.float32))
+    write_mrc(tmp_path / "tomoB.mrc", np.zeros((40, 80, 80), np.float32))
+    (tmp_path / "list.vll").write_text(  # as Dynamo writes a volume list
+        "# tomograms of the 2024 session\ntomoA.mrc\n* label = A\n* apix = 10\n> picksA.tbl\n"
+        "! note\ntomoB.mrc\n* label = B\n* apix = 10\n"
+    )
+    table = np.zeros((3, 35))
+    table[:, 0] = [1, 2, 3]
+    table[:, 19] = [1, 1, 2]
+    table[:, 23:26] = [[10, 20, 5], [300, 30, 10], [70, 70, 35]]  # the second: outside A
+    np.savetxt(tmp_path / "picks.tbl", table, fmt="%g")
+    project = open_project([tmp_path / "picks.tbl", tmp_path / "list.vll"])
+    assert {n: e.path.name for n, e in project.tomograms.items()} == {
+        "1": "tomoA.mrc",
+        "2": "tomoB.mrc",
+    }
+    np.testing.assert_allclose(project.particles[XYZ], [[9, 19, 4], [299, 29, 9], [69, 69, 34]])
+    assert main(["project", str(tmp_path / "picks.tbl"), str(tmp_path / "list.vll")]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "2 tomograms, 3 particles"
+    assert listed[1].endswith(
+        "tomoA.mrc); 1 of 2 particles lie outside the tomogram (z, y, x shape (32, 64, 64)); "
+        "is it the right tomogram and binning?"
+    )
+    assert listed[2].endswith("tomoB.mrc)")
+
+
+def test_a_project_export_holds_the_particles_columns_only(relion5, tmp_path):
+    from napari_affinity_vae.io.projects.writing import write_project_table
+
+    project = open_project([relion5 / "optimisation_set.star"])
+    out = tmp_path / "all.csv"
+    assert write_project_table(project, project.particles, out, parquet=True) == [
+        out,
+        out.with_suffix(".parquet"),
+    ]
+    for table in (pd.read_csv(out), pd.read_parquet(out.with_suffix(".parquet"))):
+        assert TOMOGRAM_MISSING not in table and len(table) == len(project.particles)
+
+
+def test_avae_project_takes_tomo_name_for_a_tomogram_with_a_file_of_several(tmp_path, capsys):
+    tomogram = write_mrc(tmp_path / "tomo.mrc", np.zeros((32, 64, 64), np.float32))
+    star = tmp_path / "picks.star"
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnTomoName": ["tomo", "TS_02", "TS_02"],
+                    "rlnCoordinateX": [10.0, 30.0, 40.0],
+                    "rlnCoordinateY": [20.0, 30.0, 30.0],
+                    "rlnCoordinateZ": [5.0, 10.0, 10.0],
+                }
+            )
+        },
+        star,
+    )
+    assert main(["project", str(tomogram), str(star)]) == 2
+    assert "choose one (--tomo-name on the command line)" in capsys.readouterr().err
+    assert main(["project", str(tomogram), str(star), "--tomo-name", "TS_02"]) == 0
+    assert capsys.readouterr().out.startswith("1 tomogram, 2 particles")

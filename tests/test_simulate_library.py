@@ -80,6 +80,12 @@ def test_affinity_matrix_scaled_with_unit_diagonal(tmp_path):
     pd.testing.assert_frame_equal(load_affinity(path), scaled, atol=1e-5)
 
 
+def test_an_affinity_csv_saved_by_excel_keeps_its_class_names(tmp_path):
+    path = tmp_path / "affinity.csv"  # "CSV UTF-8" in Excel starts with a byte-order mark
+    path.write_bytes("ribosome,proteasome\r\n1,0.2\r\n0.2,1\r\n".encode("utf-8-sig"))
+    assert list(load_affinity(path).columns) == ["ribosome", "proteasome"]
+
+
 def test_similar_classes_keep_a_high_affinity_whatever_the_other_classes():
     """The fallback affinity for training on built-in classes: the two barrels (best correlation
     0.80) stay alike alone, beside an unrelated class, or among all nine."""

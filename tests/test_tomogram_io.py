@@ -143,3 +143,16 @@ def test_contrast_limits_read_a_bounded_sample(tmp_path):
     low, high = contrast_limits(data, max_samples=100_000)
     assert data.read * data.dtype.itemsize <= 120_000 * 4 < volume.nbytes / 100
     assert low == pytest.approx(-2.576, abs=0.1) and high == pytest.approx(2.576, abs=0.1)
+
+
+def test_anisotropic_voxels_are_refused_by_the_reader_and_the_project(tmp_path, capsys):
+    from napari_affinity_vae.cli import main
+
+    path = tmp_path / "aniso.mrc"
+    with mrcfile.new(path, np.zeros((8, 16, 16), np.float32)) as mrc:
+        mrc.voxel_size = (10.0, 10.0, 20.0)  # x, y, z
+    problem = "the header's voxels of [20.0, 10.0, 10.0] Å (z, y, x) are not cubic"
+    with pytest.raises(TomogramFileError, match=r"aniso.mrc: the header's voxels .* not cubic"):
+        open_tomogram(path)
+    assert main(["project", str(path)]) == 0
+    assert f"aniso: 0 particles, ? voxels at ?; {path}: {problem}" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -371,7 +372,7 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
     em.add_argument(
         "--tomo-name",
-        help="which tomogram's particles, in a STAR file or Dynamo table (tomogram number) "
+        help="which tomogram's particles, in a STAR file, CSV or Dynamo table (tomogram number) "
         "holding several",
     )
     em.add_argument("--inverted", action="store_true", help="protein is white")
@@ -414,8 +415,11 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep finished tomograms in OUT.parts/ and skip those kept by an earlier run",
     )
-    batch.add_argument(
-        "--binning", type=float, default=1.0, help="as for `avae project` (RELION 4 coordinates)"
+    em.add_argument(
+        "--binning",
+        type=_positive,
+        default=1.0,
+        help="as for `avae project`; a tomogram's coordinate file is written back in its pixels",
     )
     batch.add_argument(
         "--parquet",
@@ -438,15 +442,21 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
     pr.add_argument("sources", type=Path, nargs="+", metavar="SOURCE")
     pr.add_argument(
         "--binning",
-        type=float,
+        type=_positive,
         default=1.0,
-        help="RELION 4 coordinates are in pixels this many times finer than the tomograms' voxels",
+        help="pixel coordinates (RELION 4, Dynamo, CSV, .coords) are in pixels this many times "
+        "finer than the tomograms' voxels (RELION 5's centred Angstrom need none)",
     )
     pr.add_argument(
         "--voxel-size",
         type=float,
         help="Angstrom, for tomograms whose headers have none or a wrong one (RELION 5's STAR "
         "files give theirs)",
+    )
+    pr.add_argument(
+        "--tomo-name",
+        help="for a tomogram with a STAR file, Dynamo table or CSV holding several tomograms: "
+        "which tomogram's particles",
     )
     _add_pick_set_options(pr)
     pr.set_defaults(run=_run_project)
@@ -465,6 +475,13 @@ def _add_pick_set_options(command: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tomo-type", help="the tomograms of this type (default wbp, else the first by name)"
     )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _pick_set_choice(args: argparse.Namespace) -> object:
@@ -811,13 +828,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_pick(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.io.particles import write_particles
+    from napari_affinity_vae.io.particles import check_output, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.schema import TOMO_NAME
 
     if (args.diameter is None) == (args.templates is None):
         raise AffinityVAEError("Give --diameter MIN MAX (blob picker) or --templates (matching)")
     _refuse_existing(args, args.out, args.score_map)
+    check_output(args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
     picks = _match(args, tomogram, tqdm) if args.templates else _blob_pick(args, tomogram, tqdm)
     picks.insert(0, TOMO_NAME, tomogram.name)
@@ -885,17 +903,21 @@ def _run_embed(args: argparse.Namespace) -> int:
 def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.io.particles import read_particles, write_particles
+    from napari_affinity_vae.io.frame import binned_pixel_size
+    from napari_affinity_vae.io.particles import check_output, read_particles, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.embedding import embed
     from napari_affinity_vae.schema import CROSSES_EDGE, derived_columns
 
+    check_output(args.out)
     tomogram = open_tomogram(tomogram_path, args.voxel_size)
+    pixel_size = binned_pixel_size(tomogram.voxel_size, args.binning)
     particles = read_particles(
         coords,
         voxel_size=tomogram.voxel_size,
         tomogram_shape=tomogram.shape,
         tomo_name=args.tomo_name,
+        pixel_size=pixel_size,
     )
     if particles.empty:
         raise ParticleFileError(coords, "no particles to embed")
@@ -905,7 +927,13 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
         tomogram, particles, model, card, inverted=args.inverted, progress=tqdm, error=args.error
     )
     table = _analysed(args, table)
-    write_particles(table, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+    write_particles(
+        table,
+        args.out,
+        voxel_size=tomogram.voxel_size,
+        tomogram_shape=tomogram.shape,
+        pixel_size=pixel_size,
+    )
     edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
@@ -1014,6 +1042,7 @@ def _run_project(args: argparse.Namespace) -> int:
         binning=args.binning,
         voxel_size=args.voxel_size,
         pick_sets=_pick_set_choice(args),
+        tomo_name=args.tomo_name,
     )
     print(project.describe())
     return 0

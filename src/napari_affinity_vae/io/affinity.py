@@ -64,7 +64,7 @@ def load_affinity(path: str | Path) -> pd.DataFrame:
 def _read_affinity_csv(path: Path) -> tuple[list[str], list[str] | None, np.ndarray]:
     """Class names of the header, of the first column (None if there is none), and the values."""
     try:
-        with path.open(newline="") as file:
+        with path.open(newline="", encoding="utf-8-sig") as file:  # Excel's byte-order mark
             lines = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputFileError(path, f"not a readable affinity CSV ({err})") from None

@@ -26,3 +26,9 @@ class CoordinateFrame:
         if self.voxel_size is None:
             raise ValueError("a coordinate pixel size needs the tomogram's voxel size as well")
         return self.pixel_size / self.voxel_size
+
+
+def binned_pixel_size(voxel_size: float | None, binning: float) -> float | None:
+    """The pixel size of coordinates picked ``binning`` times finer than the tomogram's voxels
+    (None for 1: the tomogram's own)."""
+    return None if binning == 1 or voxel_size is None else voxel_size / binning

@@ -46,7 +46,7 @@ def read_particles(
 
     ``voxel_size`` and ``tomogram_shape`` describe the tomogram (RELION 5 files need both);
     ``pixel_size`` is the coordinates' own pixel size if it differs from the tomogram's voxels.
-    ``tomo_name`` selects one tomogram from a STAR file or Dynamo table holding several (a file
+    ``tomo_name`` selects one tomogram from a STAR file, Dynamo table or CSV holding several (a file
     of several tomograms without it is an error: particles are never merged silently). Rows with NaN
     coordinates or outside ``tomogram_shape`` raise, unless ``drop_nan`` / ``drop_outside``.
     """
@@ -59,6 +59,8 @@ def read_particles(
         particles = star.read_star(path, frame, tomo_name)
     elif suffix == ".tbl":
         particles = tables.read_dynamo(path, frame, tomo_name)
+    elif suffix == ".csv":
+        particles = tables.read_csv(path, frame, tomo_name)
     else:
         particles = _FORMATS[suffix][0](path, frame)
     particles = check_particles(
@@ -84,7 +86,8 @@ def write_particles(
     (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``).
     """
     path = Path(path)
-    suffix = _suffix(path)
+    check_output(path)
+    suffix = path.suffix.lower()
     if star_flavour not in STAR_FLAVOURS:
         raise ValueError(f"star_flavour must be one of {STAR_FLAVOURS}, got {star_flavour!r}")
     missing = [a for a in AXES if a not in particles]
@@ -92,14 +95,24 @@ def write_particles(
         raise ParticleFileError(path, f"the particle table has no {', '.join(missing)} column")
     voxel_size = voxel_size if voxel_size is not None else particles.attrs.get("voxel_size")
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
-    if not path.parent.is_dir():
-        raise ParticleFileError(path, f"folder {path.parent} does not exist")
     with atomic_path(path) as tmp:
         if suffix == ".star":
             star.write_star(tmp, particles, frame, centred=star_flavour == "relion5")
         else:
             _FORMATS[suffix][1](tmp, particles, frame)
     return path
+
+
+def check_output(
+    path: Path, suffixes: tuple[str, ...] = PARTICLE_SUFFIXES, what: str = "a coordinate file"
+) -> None:
+    """Refuse, before any work, an output of another suffix or in a folder that does not exist."""
+    if path.suffix.lower() not in suffixes:
+        raise ParticleFileError(
+            path, f"{what} is written as {', '.join(suffixes)}; choose one of them"
+        )
+    if not path.parent.is_dir():
+        raise ParticleFileError(path, f"folder {path.parent} does not exist")
 
 
 def _suffix(path: Path) -> str:
@@ -117,7 +130,8 @@ def _shape(shape: tuple[int, ...] | None) -> tuple[int, int, int] | None:
 
 def tomogram_names(path: str | Path) -> list[str]:
     """The tomograms a coordinate file names, in file order: a STAR file's ``rlnTomoName``
-    values, a Dynamo table's tomogram numbers (column 20) as text; [] for other formats."""
+    values, a Dynamo table's tomogram numbers (column 20) as text, a CSV file's ``tomo_name``
+    values; [] for other formats."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -126,4 +140,6 @@ def tomogram_names(path: str | Path) -> list[str]:
         return star.tomogram_names(path)
     if suffix == ".tbl":
         return tables.dynamo_tomogram_names(path)
+    if suffix == ".csv":
+        return tables.csv_tomogram_names(path)
     return []

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import starfile
+from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
-from napari_affinity_vae.io.validate import numeric_column, select_tomogram
+from napari_affinity_vae.io.validate import numeric_column, numeric_columns, select_tomogram
 from napari_affinity_vae.schema import AXES, PSI, ROT, TILT, TOMO_NAME
 
 PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
@@ -24,22 +25,39 @@ CENTRED_COLUMNS = {
     "z": "rlnCenteredCoordinateZAngst",
 }
 ORIGIN_COLUMNS = {"x": "rlnOriginXAngst", "y": "rlnOriginYAngst", "z": "rlnOriginZAngst"}
+SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 
 
 def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
-    """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns."""
+    """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns;
+    ``rlnOrigin*Angst`` shifts are applied as RELION applies them (:func:`origin_shifts`)."""
     block = _particle_block(path)
     block = select_tomogram(path, block, block.get(TOMO_COLUMN), tomo_name)
+    shift = origin_shifts(path, block)
     if all(c in block for c in CENTRED_COLUMNS.values()):
-        coords = _centred_to_voxels(path, block, frame)
-        block = block.drop(columns=list(CENTRED_COLUMNS.values()))
+        coords = _centred_to_voxels(path, block, frame, shift)
     else:
-        coords = _pixels_to_voxels(path, block, frame)
-        block = block.drop(columns=[c for c in PIXEL_COLUMNS.values() if c in block])
-    block = block.drop(columns=[c for c in ORIGIN_COLUMNS.values() if c in block])
+        coords = _pixels_to_voxels(path, block, frame, shift)
+    block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     return pd.concat([coords, from_star(block)], axis=1)
+
+
+def origin_shifts(path: Path, block: pd.DataFrame) -> np.ndarray:
+    """Each particle's ``rlnOrigin*Angst`` shift (x, y, z; 0 where absent) turned by its
+    ``rlnTomoSubtomogram`` rotation, as RELION subtracts it from the position."""
+    shift = np.column_stack(
+        [
+            numeric_column(path, block, c).fillna(0) if c in block else np.zeros(len(block))
+            for c in (ORIGIN_COLUMNS[a] for a in "xyz")
+        ]
+    )
+    if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
+        angles = numeric_columns(path, block, list(SUBTOMOGRAM_ANGLES))
+        shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
+    return shift
 
 
 def from_star(block: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +68,8 @@ def from_star(block: pd.DataFrame) -> pd.DataFrame:
 
 def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.DataFrame:
     """A STAR block: ``rlnTomoName``, the ``coordinates`` columns given, RELION angles, then
-    every other column of ``particles`` under its own name."""
+    every other column of ``particles`` under its own name, but for other RELION coordinate and
+    origin columns (the ``coordinates`` replace them)."""
     columns: dict[str, object] = {}
     if TOMO_NAME in particles:
         columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str).to_numpy()
@@ -60,7 +79,11 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
         for name, star in ANGLE_COLUMNS.items()
         if name in particles
     }
-    extras = [c for c in particles if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS)]
+    extras = [
+        c
+        for c in particles
+        if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS, *COORDINATE_COLUMNS)  # stale positions
+    ]
     return pd.concat([pd.DataFrame(columns), particles[extras].reset_index(drop=True)], axis=1)
 
 
@@ -90,11 +113,24 @@ def tomogram_names(path: Path) -> list[str]:
     return list(dict.fromkeys(block[TOMO_COLUMN])) if TOMO_COLUMN in block else []
 
 
-def _particle_block(path: Path) -> pd.DataFrame:
+def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:
+    """Every block of a STAR file, the ``as_text`` columns as text; a block naming a column
+    twice is an error."""
     try:
-        blocks = starfile.read(path, always_dict=True, parse_as_string=[TOMO_COLUMN])
+        blocks = starfile.read(path, always_dict=True, parse_as_string=as_text)
     except Exception as err:  # starfile raises many types for malformed text
         raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
+    for name, block in blocks.items():
+        repeated = [] if isinstance(block, dict) else block.columns[block.columns.duplicated()]
+        if len(repeated):
+            raise ParticleFileError(
+                path, f"data_{name} names column(s) {', '.join(dict.fromkeys(repeated))} twice"
+            )
+    return blocks
+
+
+def _particle_block(path: Path) -> pd.DataFrame:
+    blocks = read_blocks(path, [TOMO_COLUMN])
     tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}
     for _, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
         if any(c in block for c in (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values())):
@@ -107,36 +143,31 @@ def _particle_block(path: Path) -> pd.DataFrame:
     )
 
 
-def _pixels_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) -> pd.DataFrame:
+def _pixels_to_voxels(
+    path: Path, block: pd.DataFrame, frame: CoordinateFrame, shift: np.ndarray
+) -> pd.DataFrame:
     missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
     if missing:
         raise ParticleFileError(path, f"missing coordinate column(s) {', '.join(missing)}")
-    coords = pd.DataFrame(
-        {a: numeric_column(path, block, PIXEL_COLUMNS[a]) * frame.voxels_per_pixel for a in AXES}
-    )
-    if any(c in block for c in ORIGIN_COLUMNS.values()):
-        origins = pd.DataFrame(
-            {a: numeric_column(path, block, c) for a, c in ORIGIN_COLUMNS.items() if c in block}
-        )
-        if (origins.fillna(0) != 0).any(axis=None):
-            if frame.voxel_size is None:
-                raise ParticleFileError(
-                    path, "has rlnOrigin*Angst shifts; they need the tomogram's voxel size"
-                )
-            coords[origins.columns] -= origins.fillna(0) / frame.voxel_size
-    return coords
+    xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"]) * frame.voxels_per_pixel
+    if shift.any():
+        if frame.voxel_size is None:
+            raise ParticleFileError(
+                path, "has rlnOrigin*Angst shifts; they need the tomogram's voxel size"
+            )
+        xyz -= shift / frame.voxel_size
+    return pd.DataFrame(xyz[:, ::-1], columns=list(AXES))
 
 
-def _centred_to_voxels(path: Path, block: pd.DataFrame, frame: CoordinateFrame) -> pd.DataFrame:
+def _centred_to_voxels(
+    path: Path, block: pd.DataFrame, frame: CoordinateFrame, shift: np.ndarray
+) -> pd.DataFrame:
     if frame.voxel_size is None or frame.shape is None:
         raise ParticleFileError(
             path,
             "RELION 5 centred coordinates (Angstrom from the tomogram centre) need the "
             "tomogram's shape and voxel size: open the tomogram first",
         )
-    return pd.DataFrame(
-        {
-            a: numeric_column(path, block, CENTRED_COLUMNS[a]) / frame.voxel_size + size / 2
-            for a, size in zip(AXES, frame.shape, strict=True)
-        }
-    )
+    xyz = numeric_columns(path, block, [CENTRED_COLUMNS[a] for a in "xyz"]) - shift
+    voxels = xyz[:, ::-1] / frame.voxel_size + np.asarray(frame.shape, dtype=float) / 2
+    return pd.DataFrame(voxels, columns=list(AXES))

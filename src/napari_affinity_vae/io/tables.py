@@ -117,11 +117,12 @@ def write_tomotwin(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) 
     np.savetxt(path, xyz, fmt="%.2f", delimiter=" ")
 
 
-def read_csv(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
+def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
+    """x, y, z columns (any case, any order) and the others; of a table whose ``tomo_name``
+    column names several tomograms (as ``avae embed`` writes a project), tomogram ``tomo_name``
+    (else an error listing them)."""
+    table = _read_csv_table(path)
+    table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name)
     by_lower = {str(c).strip().lower(): c for c in table.columns}
     missing = [a for a in ("x", "y", "z") if a not in by_lower]
     if missing:
@@ -134,6 +135,25 @@ def read_csv(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
     coords = pd.DataFrame({a: numeric_column(path, table, by_lower[a]) * scale for a in AXES})
     extras = table.drop(columns=[by_lower[a] for a in AXES])
     return pd.concat([coords, extras], axis=1)
+
+
+def csv_tomogram_names(path: Path) -> list[str]:
+    """The distinct values of a CSV file's ``tomo_name`` column as text, in file order."""
+    names = _csv_tomo_names(_read_csv_table(path))
+    return [] if names is None else list(dict.fromkeys(names.astype(str)))
+
+
+def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
+    """The ``tomo_name`` column (any case), None if there is none."""
+    column = next((c for c in table.columns if str(c).strip().lower() == TOMO_NAME), None)
+    return None if column is None else table[column]
+
+
+def _read_csv_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
 
 
 def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:

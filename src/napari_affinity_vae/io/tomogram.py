@@ -132,7 +132,7 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
             with opener(path, mode="r") as mrc:
                 data = mrc.data
                 header = mrc.header
-                header_voxel_size = float(mrc.voxel_size.x)
+                header_voxel_size = mrc.voxel_size.copy()
     except (ValueError, EOFError) as err:  # EOFError: a compressed stream cut short
         raise TomogramFileError(path, _describe_mrc_error(err)) from None
     except OSError as err:
@@ -141,7 +141,20 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
         raise TomogramFileError(path, "the MRC header does not describe a readable data block")
     if data.dtype == np.int8 and _mode0_is_unsigned(header):
         data = data.view(np.uint8)
-    return data, header_voxel_size
+    return data, cubic_voxel_size(path, header_voxel_size)
+
+
+def cubic_voxel_size(path: Path, voxel_size: np.recarray) -> float:
+    """An MRC header's voxel size (x, y, z record; 0: not set), refused unless cubic."""
+    sizes = np.array([voxel_size.z, voxel_size.y, voxel_size.x], dtype=float)
+    given = sizes[sizes > 0]
+    if not np.allclose(given, sizes[2], rtol=1e-3):
+        raise TomogramFileError(
+            path,
+            f"the header's voxels of {sizes.tolist()} Å (z, y, x) are not cubic; resample to "
+            "cubic voxels, or correct the header if it is wrong",
+        )
+    return float(sizes[2])
 
 
 def _describe_mrc_error(err: ValueError | EOFError) -> str:

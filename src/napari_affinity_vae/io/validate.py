@@ -12,6 +12,8 @@ import pandas as pd
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.schema import AXES
 
+OUTSIDE_QUESTION = "is it the right tomogram and binning?"
+
 
 def numeric_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:
     """``table[column]`` as floats; text that is not a number (other than NaN) is an error."""
@@ -82,21 +84,30 @@ def check_particles(
         warnings.warn(f"{path}: {message}; they were dropped", stacklevel=3)
         particles, coords = particles[~nan_rows], coords[~nan_rows]
     if shape is not None:
-        upper = np.asarray(shape, dtype=float) - 0.5
-        outside = ((coords < -0.5) | (coords >= upper)).any(axis=1)
+        outside = outside_rows(coords, shape)
         if outside.any():
-            message = (
-                f"{int(outside.sum())} of {len(particles)} particles lie outside the tomogram "
-                f"(z, y, x shape {tuple(shape)})"
-            )
+            message = outside_message(outside, shape)
             if not drop_outside:
                 raise ParticleFileError(
-                    path,
-                    f"{message} (rows {_rows(outside)}); is it the right tomogram and binning?",
+                    path, f"{message} (rows {_rows(outside)}); {OUTSIDE_QUESTION}"
                 )
             warnings.warn(f"{path}: {message}; they were dropped", stacklevel=3)
             particles = particles[~outside]
     return particles.reset_index(drop=True)
+
+
+def outside_rows(coords: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Which rows of ``coords`` (z, y, x voxels) lie outside a tomogram of ``shape`` (NaN: not)."""
+    upper = np.asarray(shape, dtype=float) - 0.5
+    return ((coords < -0.5) | (coords >= upper)).any(axis=1)
+
+
+def outside_message(outside: np.ndarray, shape: tuple[int, int, int]) -> str:
+    """How many of the particles (the mask ``outside``) lie outside a tomogram of ``shape``."""
+    return (
+        f"{int(outside.sum())} of {len(outside)} particles lie outside the tomogram "
+        f"(z, y, x shape {tuple(shape)})"
+    )
 
 
 def _rows(mask: np.ndarray) -> str:

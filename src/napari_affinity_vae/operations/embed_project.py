@@ -152,6 +152,8 @@ def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
             failures[name] = entry.problem if entry and entry.problem else "no tomogram"
         elif rows[list(AXES)].isna().any(axis=None):
             failures[name] = "particles without positions"
+        elif outside := project.outside(name):
+            failures[name] = f"{entry.path}: {outside}"
         else:
             jobs[name] = rows[list(AXES)]
     return jobs, failures

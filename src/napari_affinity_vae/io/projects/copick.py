@@ -82,7 +82,7 @@ def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
     entries, tables, sets = {}, [], Counter()
     for run in root.runs:
         entries[run.name] = run_entry(run, choice)
-        for picks in run.picks:
+        for picks in _distinct(run.picks):
             key = (picks.pickable_object_name, picks.user_id, picks.session_id)
             if not all(c in (None, k) for c, k in zip(choice.pick_set, key, strict=True)):
                 sets[key] += len(picks.points)
@@ -93,6 +93,15 @@ def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
     columns = [TOMO_NAME, *AXES, *ANGLES, COPICK_OBJECT, COPICK_USER, COPICK_SESSION]
     particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
     return Project(entries, particles, sources=(config.resolve(),), pick_sets=dict(sets))
+
+
+def _distinct(pick_sets: list[Any]) -> list[Any]:
+    """One pick set per (object, user, session): copick lists a project's picks once from its
+    static and once from its overlay root, even when the two are the same folder."""
+    found = {}
+    for picks in pick_sets:
+        found.setdefault((picks.pickable_object_name, picks.user_id, picks.session_id), picks)
+    return list(found.values())
 
 
 def run_entry(run: Any, choice: PickSetChoice) -> TomogramEntry:

@@ -1,7 +1,8 @@
 """Dynamo projects: a table whose column 20 numbers the tomograms, with the index that maps the
 numbers to files: a ``.doc`` (``number path`` per line) or a volume list ``.vll`` (a path per
 line, each followed by optional ``* key = value`` lines such as ``* index = 3`` and
-``* apix = 10``; without ``index`` the tomograms are numbered from 1 in order)."""
+``* apix = 10``; without ``index`` the tomograms are numbered from 1 in order). In a ``.vll``,
+``#`` lines are comments and ``>`` and ``!`` lines other directives: none is a tomogram."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from napari_affinity_vae.io.projects.relion5 import find_root
 from napari_affinity_vae.io.tables import read_dynamo
 
 INDEX_SUFFIXES = (".doc", ".vll")
+VLL_DIRECTIVES = ("#", ">", "!")  # comments and directives of a volume list, not tomograms
 
 
 def read_index(path: Path) -> dict[str, tuple[Path, float | None]]:
@@ -35,6 +37,8 @@ def read_index(path: Path) -> dict[str, tuple[Path, float | None]]:
         return _resolved(path, found)
     current = None
     for line in filter(None, lines):
+        if line.startswith(VLL_DIRECTIVES):
+            continue
         if line.startswith("*"):
             key, _, value = line[1:].partition("=")
             if current is None:

@@ -10,16 +10,18 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io.frame import binned_pixel_size
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
-from napari_affinity_vae.io.projects.relion5 import origin_shifts, read_blocks
+from napari_affinity_vae.io.projects.relion5 import read_blocks
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
-    ORIGIN_COLUMNS,
+    COORDINATE_COLUMNS,
     PIXEL_COLUMNS,
     TOMO_COLUMN,
     from_star,
+    origin_shifts,
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
@@ -98,14 +100,13 @@ def read_named(
     else:
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
-    used = [*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()]
-    rest = from_star(block.drop(columns=used, errors="ignore"))
+    rest = from_star(block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore"))
     return Project(entries, pd.concat([coords, rest], axis=1), (particles, folder), blocks)
 
 
-def read_folder(folder: Path, voxel_size: float | None = None) -> Project:
+def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:
     """Every tomogram of ``folder``, with the particles of a coordinate file of the same stem
-    (any format) where there is one."""
+    (any format) where there is one; pixel coordinates are divided by ``binning``."""
     files = tomogram_files(folder)
     if not files:
         raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, .st)")
@@ -115,26 +116,41 @@ def read_folder(folder: Path, voxel_size: float | None = None) -> Project:
         for p in sorted(folder.iterdir())
         if p.suffix.lower() in PARTICLE_SUFFIXES and p.stem in files
     }
-    return _with_coordinates(entries, coordinate_files, (folder,))
+    return _with_coordinates(entries, coordinate_files, (folder,), binning)
 
 
 def read_single(
-    tomogram: Path, coordinates: Path | None = None, voxel_size: float | None = None
+    tomogram: Path,
+    coordinates: Path | None = None,
+    voxel_size: float | None = None,
+    binning: float = 1.0,
+    tomo_name: str | None = None,
 ) -> Project:
-    """One tomogram, with the particles of one coordinate file: a project of one."""
+    """One tomogram, with the particles of one coordinate file (pixel coordinates divided by
+    ``binning``; of a file holding several tomograms, those of ``tomo_name``): a project of one."""
     entries = {tomogram.stem: entry(tomogram.stem, tomogram, voxel_size)}
     found = {} if coordinates is None else {tomogram.stem: coordinates}
     sources = (tomogram,) if coordinates is None else (tomogram, coordinates)
-    return _with_coordinates(entries, found, sources)
+    return _with_coordinates(entries, found, sources, binning, tomo_name)
 
 
 def _with_coordinates(
-    entries: dict[str, TomogramEntry], files: dict[str, Path], sources: tuple[Path, ...]
+    entries: dict[str, TomogramEntry],
+    files: dict[str, Path],
+    sources: tuple[Path, ...],
+    binning: float,
+    tomo_name: str | None = None,
 ) -> Project:
     tables = []
     for name, path in files.items():
         tomogram = entries[name]
-        table = read_particles(path, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+        table = read_particles(
+            path,
+            voxel_size=tomogram.voxel_size,
+            tomogram_shape=tomogram.shape,
+            pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
+            tomo_name=tomo_name,
+        )
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
     particles = pd.concat(tables, ignore_index=True) if tables else empty

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import TomogramFileError
-from napari_affinity_vae.io.tomogram import Tomogram, open_tomogram
+from napari_affinity_vae.io.tomogram import Tomogram, cubic_voxel_size, open_tomogram
+from napari_affinity_vae.io.validate import OUTSIDE_QUESTION, outside_message, outside_rows
 from napari_affinity_vae.schema import (
     AXES,
     TOMO_NAME,
@@ -96,6 +97,18 @@ class Project:
             self._groups = rows_by_tomogram(self.particles[TOMO_NAME])
         return self._groups
 
+    def outside(self, name: str) -> str | None:
+        """Why tomogram ``name``'s particles cannot be boxed from it: some lie outside it
+        (wrong tomogram or binning); None if all lie inside or its shape is unknown."""
+        entry = self.tomograms.get(name)
+        if entry is None or entry.shape is None:
+            return None
+        coords = self.particles[list(AXES)].to_numpy(dtype=float)[self.rows_of(name)]
+        outside = outside_rows(coords, entry.shape)
+        if not outside.any():
+            return None
+        return f"{outside_message(outside, entry.shape)}; {OUTSIDE_QUESTION}"
+
     def open(self, name: str, kind: str | None = None) -> Tomogram:
         if name not in self.tomograms:
             raise TomogramFileError(Path(name), "the project has no tomogram of this name")
@@ -118,6 +131,8 @@ class Project:
             size = "?" if entry.voxel_size is None else f"{entry.voxel_size:g} Å"
             shape = "?" if entry.shape is None else " x ".join(map(str, entry.shape))
             where = f"; {entry.problem}" if entry.problem else f" ({entry.path})"
+            outside = None if entry.problem else self.outside(name)
+            where += f"; {outside}" if outside else ""
             lines.append(f"  {name}: {count(n, 'particle')}, {shape} voxels at {size}{where}")
         if self.pick_sets:
             lines.append(f"{count(len(self.pick_sets), 'pick set')} (--object, --user, --session):")
@@ -150,7 +165,9 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
             with mrcfile.open(path, header_only=True, permissive=True) as mrc:
                 header = mrc.header
                 shape = (int(header.nz), int(header.ny), int(header.nx))
-                voxel = float(mrc.voxel_size.x)
+                voxel = cubic_voxel_size(path, mrc.voxel_size)
+    except TomogramFileError as err:
+        return None, None, str(err)
     except (ValueError, OSError) as err:
         return None, None, f"{path}: not a readable MRC file ({err})"
     return shape, (voxel if voxel > 0 else None), None

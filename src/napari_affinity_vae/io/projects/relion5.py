@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import starfile
-from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.io import star
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.projects.project import (
     Project,
@@ -33,6 +33,7 @@ from napari_affinity_vae.io.star import (
     ORIGIN_COLUMNS,
     TOMO_COLUMN,
     from_star,
+    origin_shifts,
     to_star,
 )
 from napari_affinity_vae.io.validate import numeric_column, numeric_columns
@@ -48,17 +49,13 @@ FILE_COLUMNS = {  # the order to view them in
 PIXEL_SIZE = "rlnTomoTiltSeriesPixelSize"
 BINNING = "rlnTomoTomogramBinning"
 SIZE_COLUMNS = ("rlnTomoSizeZ", "rlnTomoSizeY", "rlnTomoSizeX")
-SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
 PARTICLES_FILE, TOMOGRAMS_FILE = "rlnTomoParticlesFile", "rlnTomoTomogramsFile"
 NAMES_AS_TEXT = [TOMO_COLUMN, "rlnTomoParticleName", "rlnOpticsGroupName"]
 
 
 def read_blocks(path: Path) -> dict[str, pd.DataFrame | dict]:
     """Every block of a STAR file, names as text."""
-    try:
-        return starfile.read(path, always_dict=True, parse_as_string=NAMES_AS_TEXT)
-    except Exception as err:  # starfile raises many types for malformed text
-        raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
+    return star.read_blocks(path, NAMES_AS_TEXT)
 
 
 def is_tomogram_set(blocks: dict) -> bool:
@@ -195,21 +192,6 @@ def read_centred_particles(
     )
     table = pd.concat([coords, from_star(rest)], axis=1)
     return table, blocks
-
-
-def origin_shifts(path: Path, block: pd.DataFrame) -> np.ndarray:
-    """Each particle's ``rlnOrigin*Angst`` shift (x, y, z; 0 where absent) turned by its
-    ``rlnTomoSubtomogram`` rotation, as RELION subtracts it from the position."""
-    shift = np.column_stack(
-        [
-            numeric_column(path, block, c).fillna(0) if c in block else np.zeros(len(block))
-            for c in (ORIGIN_COLUMNS[a] for a in "xyz")
-        ]
-    )
-    if all(c in block for c in SUBTOMOGRAM_ANGLES) and len(block):
-        angles = numeric_columns(path, block, list(SUBTOMOGRAM_ANGLES))
-        shift = Rotation.from_euler("ZYZ", angles, degrees=True).apply(shift, inverse=True)
-    return shift
 
 
 def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path:

@@ -43,12 +43,13 @@ def open_project(
     binning: float = 1.0,
     voxel_size: float | None = None,
     pick_sets: PickSetChoice | None = None,
+    tomo_name: str | None = None,
 ) -> Project:
-    """A project from one of the :data:`SOURCES`. ``binning`` divides RELION 4 pixel
-    coordinates (picked on tomograms ``binning`` times finer than those opened);
+    """A project from one of the :data:`SOURCES`. ``binning`` divides pixel coordinates
+    (RELION 4, Dynamo, CSV, ... picked on tomograms ``binning`` times finer than those opened);
     ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
     theirs); ``pick_sets`` chooses the tomograms and picks of a copick project or a Portal
-    download."""
+    download; ``tomo_name`` the particles of a tomogram's coordinate file holding several."""
     paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
@@ -74,7 +75,7 @@ def open_project(
         star = kinds.get("relion5 particles") or kinds["star particles"]
         return read_named(star, kinds["folder"], binning, voxel_size)
     if set(kinds) == {"folder"}:
-        return read_folder(kinds["folder"], voxel_size)
+        return read_folder(kinds["folder"], voxel_size, binning)
     if set(kinds) == {"dynamo table", "dynamo index"}:
         return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
     if "tomogram" in kinds and set(kinds) - {"tomogram"} <= {
@@ -84,7 +85,13 @@ def open_project(
         "dynamo table",
     }:
         others = [p for k, p in kinds.items() if k != "tomogram"]
-        return read_single(kinds["tomogram"], others[0] if others else None, voxel_size)
+        coordinates = others[0] if others else None
+        return read_single(kinds["tomogram"], coordinates, voxel_size, binning, tomo_name)
+    if tomo_name is not None:
+        raise AffinityVAEError(
+            "--tomo-name is for a tomogram with its coordinate file; a project's particles "
+            "belong to its tomograms by name already"
+        )
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
     raise ParticleFileError(paths[0], f"cannot make a project of {listed}; give {SOURCES}")
 

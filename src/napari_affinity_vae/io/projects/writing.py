@@ -7,23 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.particles import check_output as check_particle_output
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects.project import Project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.schema import TOMOGRAM_MISSING
 
 PROJECT_SUFFIXES = (".star", ".csv", ".parquet")
 
 
 def check_output(path: Path) -> None:
     """Refuse, before any work, an output a project cannot be written to."""
-    if path.suffix.lower() not in PROJECT_SUFFIXES:
-        raise ParticleFileError(
-            path, f"a project is written as {', '.join(PROJECT_SUFFIXES)}; choose one of them"
-        )
-    if not path.parent.is_dir():
-        raise ParticleFileError(path, f"folder {path.parent} does not exist")
+    check_particle_output(path, PROJECT_SUFFIXES, "a project")
 
 
 def write_project_table(
@@ -32,6 +28,7 @@ def write_project_table(
     """Write ``table`` (rows of ``project.particles``) to ``path``; with ``parquet``, also its
     Parquet twin beside it. Returns the files written."""
     check_output(path)
+    table = table.drop(columns=[TOMOGRAM_MISSING], errors="ignore")  # the project's own mark
     suffix = path.suffix.lower()
     written = []
     if suffix == ".star":
