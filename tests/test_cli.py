@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 
 from conftest import blob_map, write_mrc
 from napari_affinity_vae import __version__
@@ -310,3 +311,47 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, c
         assert main([*args, str(out)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"avae {args[0]}: error: {out}: {problem}") and err.count("\n") == 1
+
+
+def test_embed_writes_a_relion5_file_back_as_relion5_with_its_other_blocks(tmp_path):
+    rng = np.random.default_rng(0)
+    tomogram = write_mrc(tmp_path / "TS_01.mrc", rng.normal(size=(32, 64, 64)).astype(np.float32))
+    general = {"rlnTomoSubTomosAre2DStacks": 1}
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"], "rlnVoltage": [300.0]}
+    )
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01", "TS_01"],
+            "rlnOpticsGroup": [1, 1],
+            "rlnCenteredCoordinateXAngst": [100.0, -50.0],
+            "rlnCenteredCoordinateYAngst": [-50.0, 20.0],
+            "rlnCenteredCoordinateZAngst": [20.0, 0.0],
+            "rlnOriginXAngst": [10.0, 0.0],  # shifts as RELION refinement writes them
+            "rlnOriginYAngst": [0.0, 0.0],
+            "rlnOriginZAngst": [0.0, 0.0],
+            "rlnTomoParticleName": ["TS_01/1", "TS_01/2"],
+        }
+    )
+    source = tmp_path / "particles.star"
+    starfile.write({"general": general, "optics": optics, "particles": particles}, source)
+    out = tmp_path / "embedded.star"
+    assert main(["embed", str(tomogram), str(source), "--out", str(out), "--pca"]) == 0
+    blocks = starfile.read(out, always_dict=True)
+    assert list(blocks) == ["general", "optics", "particles"]  # RELION reads it as it was
+    assert blocks["optics"]["rlnOpticsGroupName"].tolist() == ["opticsGroup1"]
+    written = blocks["particles"]
+    assert "rlnCoordinateX" not in written and "rlnOriginXAngst" not in written
+    np.testing.assert_allclose(written["rlnCenteredCoordinateXAngst"], [90.0, -50.0])  # shifted
+    assert written["rlnTomoParticleName"].tolist() == ["TS_01/1", "TS_01/2"]
+    assert {"rlnTomoName", "latent_0"} <= set(written.columns)
+
+
+def test_embed_names_the_tomogram_in_a_star_made_from_a_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    tomogram = write_mrc(tmp_path / "TS_07.mrc", rng.normal(size=(32, 64, 64)).astype(np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,16\n20,40,10\n")
+    out = tmp_path / "embedded.star"
+    assert main(["embed", str(tomogram), str(picks), "--out", str(out)]) == 0
+    assert starfile.read(out)["rlnTomoName"].tolist() == ["TS_07", "TS_07"]

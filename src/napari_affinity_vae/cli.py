@@ -905,9 +905,10 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
 
     from napari_affinity_vae.io.frame import binned_pixel_size
     from napari_affinity_vae.io.particles import check_output, read_particles, write_particles
+    from napari_affinity_vae.io.star import star_layout
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.embedding import embed
-    from napari_affinity_vae.schema import CROSSES_EDGE, derived_columns
+    from napari_affinity_vae.schema import CROSSES_EDGE, TOMO_NAME, derived_columns
 
     check_output(args.out)
     tomogram = open_tomogram(tomogram_path, args.voxel_size)
@@ -927,12 +928,19 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
         tomogram, particles, model, card, inverted=args.inverted, progress=tqdm, error=args.error
     )
     table = _analysed(args, table)
+    if TOMO_NAME not in table:
+        table.insert(0, TOMO_NAME, tomogram.name)
+    centred, blocks = False, {}
+    if coords.suffix.lower() == ".star" == args.out.suffix.lower():  # back in the same layout
+        centred, blocks = star_layout(coords)
     write_particles(
         table,
         args.out,
         voxel_size=tomogram.voxel_size,
         tomogram_shape=tomogram.shape,
         pixel_size=pixel_size,
+        star_flavour="relion5" if centred else "relion4",
+        star_blocks=blocks,
     )
     edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")

@@ -79,11 +79,13 @@ def write_particles(
     tomogram_shape: tuple[int, int, int] | None = None,
     pixel_size: float | None = None,
     star_flavour: str = "relion4",
+    star_blocks: dict[str, pd.DataFrame | dict] | None = None,
 ) -> Path:
     """Write a particle table atomically; the format follows the suffix.
 
     ``.star`` is RELION 4 (pixel coordinates) or, with ``star_flavour="relion5"``, RELION 5
-    (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``).
+    (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``), after ``star_blocks``
+    (a source file's ``general`` and ``optics``: :func:`.star.star_layout`).
     """
     path = Path(path)
     check_output(path)
@@ -97,7 +99,8 @@ def write_particles(
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
     with atomic_path(path) as tmp:
         if suffix == ".star":
-            star.write_star(tmp, particles, frame, centred=star_flavour == "relion5")
+            centred = star_flavour == "relion5"
+            star.write_star(tmp, particles, frame, centred=centred, blocks=star_blocks)
         else:
             _FORMATS[suffix][1](tmp, particles, frame)
     return path

@@ -88,9 +88,15 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
 
 
 def write_star(
-    path: Path, particles: pd.DataFrame, frame: CoordinateFrame, *, centred: bool = False
+    path: Path,
+    particles: pd.DataFrame,
+    frame: CoordinateFrame,
+    *,
+    centred: bool = False,
+    blocks: dict[str, pd.DataFrame | dict] | None = None,
 ) -> None:
-    """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``."""
+    """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``, after
+    the other ``blocks`` given (a source file's ``general`` and ``optics``)."""
     columns: dict[str, np.ndarray] = {}
     if centred:
         if frame.voxel_size is None or frame.shape is None:
@@ -104,7 +110,8 @@ def write_star(
         for axis in ("x", "y", "z"):
             columns[PIXEL_COLUMNS[axis]] = particles[axis] / frame.voxels_per_pixel
     columns = {k: np.asarray(v) for k, v in columns.items()}
-    starfile.write({"particles": to_star(particles, columns)}, path, overwrite=True)
+    out = {**(blocks or {}), "particles": to_star(particles, columns)}
+    starfile.write(out, path, overwrite=True)
 
 
 def tomogram_names(path: Path) -> list[str]:
@@ -129,12 +136,25 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
     return blocks
 
 
+def star_layout(path: Path) -> tuple[bool, dict[str, pd.DataFrame | dict]]:
+    """Whether a particle STAR file counts RELION 5 centred Angstrom, and its other blocks
+    (``general``, ``optics``), for writing particles back in the layout they came in."""
+    blocks = read_blocks(path, [TOMO_COLUMN])
+    name = _particle_block_name(path, blocks)
+    others = {k: v for k, v in blocks.items() if k != name}
+    return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), others
+
+
 def _particle_block(path: Path) -> pd.DataFrame:
     blocks = read_blocks(path, [TOMO_COLUMN])
+    return blocks[_particle_block_name(path, blocks)].reset_index(drop=True)
+
+
+def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> str:
     tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}
-    for _, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
+    for name, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
         if any(c in block for c in (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values())):
-            return block.reset_index(drop=True)
+            return name
     found = ", ".join(f"data_{n}" for n in tables) or "no table"
     raise ParticleFileError(
         path,
