@@ -355,3 +355,30 @@ def test_embed_names_the_tomogram_in_a_star_made_from_a_csv(tmp_path):
     out = tmp_path / "embedded.star"
     assert main(["embed", str(tomogram), str(picks), "--out", str(out)]) == 0
     assert starfile.read(out)["rlnTomoName"].tolist() == ["TS_07", "TS_07"]
+
+
+def test_embed_keeps_a_dynamo_tables_own_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    tomogram = write_mrc(tmp_path / "t.mrc", rng.normal(size=(32, 64, 64)).astype(np.float32))
+    rows = np.zeros((2, 38))  # a table with three columns past Dynamo's standard 35
+    rows[:, 0] = [10, 11]  # tags
+    rows[:, 1:3] = [[1, 0], [0, 0]]  # aligned, averaged
+    rows[:, 3] = [0.5, 0.0]  # dx
+    rows[:, 9] = [0.73, 0.41]  # cc
+    rows[:, 19] = 1  # tomogram
+    rows[:, 20] = 7  # region
+    rows[:, 21] = 2  # class
+    rows[:, 30] = 99  # otag
+    rows[:, 33] = 3  # ref
+    rows[:, 23:26] = [[30, 30, 16], [20, 40, 10]]
+    rows[:, 36] = [5.5, 6.5]
+    source = tmp_path / "picks.tbl"
+    np.savetxt(source, rows)
+    out = tmp_path / "embedded.tbl"
+    assert main(["embed", str(tomogram), str(source), "--out", str(out), "--pca"]) == 0
+    table = np.loadtxt(out)
+    assert table.shape == (2, 38)
+    kept = [0, 1, 2, 9, 19, 20, 30, 33, 36]  # tag ... the extra column 37
+    np.testing.assert_allclose(table[:, kept], rows[:, kept], atol=1e-4)
+    assert set(table[:, 21]) == {0, 1}  # the class column holds the clusters found
+    np.testing.assert_allclose(table[:, 23] + table[:, 3], [30.5, 20], atol=1e-4)  # position

@@ -37,6 +37,32 @@ _DYNAMO = {
     "y": 24,
     "z": 25,
 }
+DYNAMO_NAMES = {  # Dynamo's other columns, kept as dynamo_<name> and written back where they were
+    "aligned": 1,
+    "averaged": 2,
+    "cc": 9,
+    "cc2": 10,
+    "cpu": 11,
+    "ftype": 12,
+    "ymintilt": 13,
+    "ymaxtilt": 14,
+    "xmintilt": 15,
+    "xmaxtilt": 16,
+    "fs1": 17,
+    "fs2": 18,
+    "reg": 20,
+    "class": 21,
+    "annotation": 22,
+    "dshift": 26,
+    "daxis": 27,
+    "dnarot": 28,
+    "dcc": 29,
+    "otag": 30,
+    "npar": 31,
+    "ref": 33,
+    "sref": 34,
+}
+DYNAMO_PREFIX = "dynamo_"
 
 
 def read_dynamo(
@@ -63,7 +89,19 @@ def read_dynamo(
     out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
     out["tag"] = col["tag"].astype(int)
     out[TOMO_NAME] = _tomogram_numbers(table)
-    return out
+    kept = {
+        f"{DYNAMO_PREFIX}{name}": table[:, i]
+        for name, i in _other_columns(table.shape[1]).items()
+        if name not in DYNAMO_NAMES or name in ("aligned", "averaged") or np.any(table[:, i] != 0)
+    }
+    return pd.concat([out, pd.DataFrame(kept)], axis=1)
+
+
+def _other_columns(width: int) -> dict[str, int]:
+    """Dynamo's columns not read into positions, angles, tag or tomogram (0-based), those past
+    the standard 35 as ``col<N>`` (1-based)."""
+    extra = {f"col{i + 1}": i for i in range(DYNAMO_COLUMNS, width)}
+    return {n: i for n, i in DYNAMO_NAMES.items() if i < width} | extra
 
 
 def dynamo_tomogram_names(path: Path) -> list[str]:
@@ -75,12 +113,20 @@ def dynamo_tomogram_names(path: Path) -> list[str]:
 
 
 def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
-    """The standard 35 columns; column 20 (the tomogram number) is ``tomo_name`` where that is
-    an integer (as Dynamo tables read here give), else 1."""
+    """The standard 35 columns (more if a table read had more); column 20 (the tomogram number)
+    is ``tomo_name`` where that is an integer (as Dynamo tables read here give), else 1; a
+    table's other columns read from Dynamo (``dynamo_cc`` ...) go back where they were, but for
+    the class (column 22), which clusters replace."""
     n = len(particles)
-    table = np.zeros((n, DYNAMO_COLUMNS))
+    extra = [
+        int(c[len(DYNAMO_PREFIX) + 3 :]) for c in particles if c.startswith(f"{DYNAMO_PREFIX}col")
+    ]
+    table = np.zeros((n, max([DYNAMO_COLUMNS, *extra])))
     table[:, _DYNAMO["tag"]] = particles["tag"] if "tag" in particles else np.arange(1, n + 1)
     table[:, 1:3] = 1  # aligned, averaged
+    for name, i in _other_columns(table.shape[1]).items():
+        if f"{DYNAMO_PREFIX}{name}" in particles:
+            table[:, i] = particles[f"{DYNAMO_PREFIX}{name}"].fillna(0)
     if all(a in particles for a in ANGLES):
         angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
@@ -91,7 +137,7 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         table[:, _DYNAMO["class"]] = particles[CLUSTER]
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
-    fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (DYNAMO_COLUMNS - 9)
+    fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (table.shape[1] - 9)
     np.savetxt(path, table, fmt=fmt, delimiter=" ")
 
 
