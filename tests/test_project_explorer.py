@@ -156,9 +156,7 @@ def test_export_across_tomograms_reads_back_to_the_same_particles(
     np.testing.assert_allclose(back[list(AXES)], expected[list(AXES)], atol=1e-3)
 
 
-def test_each_cluster_as_dynamo_tables_shares_one_index_named_as_typed(
-    opened, qtbot, tmp_path
-):
+def test_each_cluster_as_dynamo_tables_shares_one_index_named_as_typed(opened, qtbot, tmp_path):
     _viewer, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)
     export = widgets["Export"]

@@ -94,10 +94,10 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     epochs = len(train.history)
     assert 3 <= epochs < 500
 
-    out = tmp_path / "mine.safetensors"
-    type_into(qtbot, train.file, str(out))
+    type_into(qtbot, train.file, str(tmp_path / "mine_v1.5"))  # a dotted name, no suffix
     click(qtbot, train.save_button)
-    card = json.loads(out.with_suffix(".json").read_text())
+    out, card_path = tmp_path / "mine_v1.5.safetensors", tmp_path / "mine_v1.5.json"
+    card = json.loads(card_path.read_text())
     assert card["classes"] == ["alpha", "beta"]
     assert card["training"]["init"] == "bundled"
     assert card["training"]["best_epoch"] <= epochs
@@ -111,7 +111,7 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
         lambda: not embed.task.running and session.clusters is not None, timeout=WAIT_MS
     )
     assert embed.source.value == CHECKPOINT and embed.checkpoint.value == out
-    assert session.card.path == out.with_suffix(".json")
+    assert session.card.path == card_path
     after = session.particles[latent_columns(session.particles)].to_numpy()
     assert after.shape == before.shape and not np.allclose(after, before)
     assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}  # labels stay

@@ -698,7 +698,11 @@ def _train(args: argparse.Namespace) -> int:
 
     from napari_affinity_vae.model import distributed
     from napari_affinity_vae.model.bundled import checkpoint_path
-    from napari_affinity_vae.model.checkpoint import read_card
+    from napari_affinity_vae.model.checkpoint import (
+        CHECKPOINT_SUFFIXES,
+        checkpoint_file,
+        read_card,
+    )
     from napari_affinity_vae.model.datasets import load_training_set
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
@@ -707,7 +711,7 @@ def _train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.simulate.affinity import library_affinity
 
     out = Path(args.out)
-    _refuse_existing(args, *(out.with_suffix(s) for s in (".safetensors", ".json", ".metrics.csv")))
+    _refuse_existing(args, *(checkpoint_file(out, s) for s in CHECKPOINT_SUFFIXES))
     start = args.init or args.resume
     options = ("depth", "capacity", "latent_dims", "pose_dims", "decoder", "splats", "splat_convs")
     shape = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
@@ -728,7 +732,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.source is None:
             raise AffinityVAEError("give a SOURCE or --preset bundled")
         model_box = (
-            read_card(checkpoint_path(start).with_suffix(".json")).architecture.box
+            read_card(checkpoint_file(checkpoint_path(start), ".json")).architecture.box
             if start
             else None
         )
@@ -763,7 +767,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     last = history.iloc[-1]
     print(
-        f"{args.out.with_suffix('.safetensors')}: {card.describe()}; "
+        f"{checkpoint_file(args.out, '.safetensors')}: {card.describe()}; "
         f"epoch {int(last['epoch'])}, loss {last['loss']:.4f}"
     )
     return 0
@@ -776,7 +780,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from napari_affinity_vae.io.atomic import atomic_path
     from napari_affinity_vae.model.bundled import checkpoint_path
-    from napari_affinity_vae.model.checkpoint import load_checkpoint
+    from napari_affinity_vae.model.checkpoint import checkpoint_file, load_checkpoint
     from napari_affinity_vae.model.datasets import load_factors, load_training_set
     from napari_affinity_vae.model.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
@@ -819,7 +823,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             tmp.write_text(json.dumps(results, indent=2))
     if args.record:
         card.metrics = {"evaluation": results, "train": str(args.train), "test": str(args.test)}
-        card_path = weights.with_suffix(".json")
+        card_path = checkpoint_file(weights, ".json")
         with atomic_path(card_path) as tmp:
             tmp.write_text(card.to_json())
     return 0

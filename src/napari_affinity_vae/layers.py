@@ -13,6 +13,7 @@ from napari_affinity_vae.schema import AXES, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
+TOMOGRAM_KEY = "opened as tomogram"  # metadata of an Image layer opened as a tomogram
 
 
 def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any], str]:
@@ -39,14 +40,15 @@ def tomogram_layer_data(tomogram: Tomogram) -> tuple[np.ndarray, dict[str, Any],
 def image_layer_data(
     data: np.ndarray, voxel_size: float | None, name: str, metadata: dict[str, Any]
 ) -> tuple[np.ndarray, dict[str, Any], str]:
-    """A grey Image layer tuple: scale = voxel size (1 if unknown), contrast from a sample."""
+    """A grey Image layer tuple of a tomogram: scale = voxel size (1 if unknown), contrast from a
+    sample."""
     scale = voxel_size or 1.0
     kwargs = {
         "name": name,
         "scale": (scale, scale, scale),
         "contrast_limits": contrast_limits(data),
         "colormap": "gray",
-        "metadata": {"voxel_size": voxel_size, **metadata},
+        "metadata": {"voxel_size": voxel_size, TOMOGRAM_KEY: True, **metadata},
     }
     return data, kwargs, "image"
 

@@ -8,6 +8,7 @@ can tell that its result is stale and must be discarded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,16 @@ if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, n
     from napari_affinity_vae.model.network import AffinityVAE
 
 SELECTION_MODES = ("replace", "add", "remove")
+EMBEDDED_BY = "embedded by"  # the particle table's attrs: the key of the model that embedded it
+NOT_EMBEDDED_BY_MODEL = (
+    "The particles were embedded with another model than the one chosen: run the embedding "
+    "with it first"
+)
+
+
+def model_key(card: ModelCard) -> str:
+    """What tells models apart: a digest of their card (architecture, training, classes)."""
+    return hashlib.sha256(card.to_json().encode()).hexdigest()
 
 
 class Session:
@@ -85,6 +96,16 @@ class Session:
             return None
         return self.particles[CLUSTER].to_numpy(dtype=np.int64)
 
+    def embedded_with(self, card: ModelCard) -> bool:
+        """Whether the latents are ``card``'s model's: the model recorded as embedding them or,
+        for latents from elsewhere (read from a file), one of their sizes."""
+        recorded = self.particles.attrs.get(EMBEDDED_BY)
+        if recorded is not None:
+            return recorded == model_key(card)
+        latent, pose, a = self.latent, self.pose, card.architecture
+        pose_dims = 0 if pose is None else pose.shape[1]
+        return latent is not None and latent.shape[1] == a.latent_dims and pose_dims == a.pose_dims
+
     def rows_of(self, name: str) -> np.ndarray:
         """The rows of tomogram ``name``'s particles (grouped once per table version)."""
         version, groups = self._rows_by_tomogram
@@ -133,10 +154,15 @@ class Session:
         return self.version
 
     def add_columns(
-        self, version: int, columns: pd.DataFrame, replace_derived: bool = False
+        self,
+        version: int,
+        columns: pd.DataFrame,
+        replace_derived: bool = False,
+        embedded_by: ModelCard | None = None,
     ) -> bool:
         """Add result columns computed on table ``version``; a stale result is dropped (False).
-        ``replace_derived`` first removes every earlier latent, embedding and cluster column."""
+        ``replace_derived`` first removes every earlier latent, embedding and cluster column;
+        ``embedded_by`` is the model of new latents, recorded with them."""
         if version != self.version:
             return False
         if len(columns) != len(self.particles):
@@ -146,6 +172,8 @@ class Session:
             table = table.drop(columns=derived_columns(table))
         table = table.drop(columns=[c for c in columns if c in table])
         attrs = dict(self.particles.attrs)
+        if embedded_by is not None:
+            attrs[EMBEDDED_BY] = model_key(embedded_by)
         self.particles = pd.concat([table, columns.set_axis(table.index)], axis=1)
         self.particles.attrs = attrs
         self.version += 1

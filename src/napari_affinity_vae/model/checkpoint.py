@@ -73,12 +73,22 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
-    """The weights (``NAME.safetensors``) and card (``NAME.json``) of a checkpoint named by either
-    file or by ``NAME`` alone, whose dots are kept ("model_v1.5")."""
+CHECKPOINT_SUFFIXES = (".safetensors", ".json", ".metrics.csv")
+
+
+def checkpoint_file(path: str | Path, suffix: str) -> Path:
+    """The file ``NAME`` + ``suffix`` (one of ``CHECKPOINT_SUFFIXES``) of a checkpoint named by
+    any of its files or by ``NAME`` alone, whose dots are kept ("model_v1.5")."""
     path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_name(f"{stem.name}.safetensors"), stem.with_name(f"{stem.name}.json")
+    name = next(
+        (path.name[: -len(s)] for s in CHECKPOINT_SUFFIXES if path.name.endswith(s)), path.name
+    )
+    return path.with_name(name + suffix)
+
+
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """The weights (``NAME.safetensors``) and card (``NAME.json``) of checkpoint ``path``."""
+    return checkpoint_file(path, ".safetensors"), checkpoint_file(path, ".json")
 
 
 def save_checkpoint(model: AffinityVAE, card: ModelCard, path: str | Path) -> tuple[Path, Path]:

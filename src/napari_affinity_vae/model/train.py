@@ -21,6 +21,7 @@ from napari_affinity_vae.model.augment import augment, random_rotations, turn
 from napari_affinity_vae.model.checkpoint import (
     ModelCard,
     check_fits,
+    checkpoint_file,
     load_checkpoint,
     save_checkpoint,
 )
@@ -366,6 +367,6 @@ def _evaluate(
 
 
 def _write_metrics(out: Path, rows: list[dict]) -> None:
-    path = out.with_suffix(".metrics.csv")
+    path = checkpoint_file(out, ".metrics.csv")
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6g")

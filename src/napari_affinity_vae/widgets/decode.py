@@ -34,6 +34,7 @@ from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
 from napari_affinity_vae.operations.decode import source_vector, traversal
 from napari_affinity_vae.operations.explain import fit_particle_column, fittable_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME
+from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.splat_layer import show_splats, splats_name
@@ -51,10 +52,6 @@ AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
-NOT_THIS_MODEL = (
-    "The particles were embedded with another model than the one chosen: run the embedding "
-    "with it first"
-)
 ROTATION = {"rot": (-180.0, 180.0), "tilt": (0.0, 180.0), "psi": (-180.0, 180.0)}  # degrees
 MAX_RENDER = 4  # a splat model renders at most this many times its box a side
 
@@ -185,7 +182,7 @@ class DecodeWidget(Container):
             if session.latent is None or session.model is None:
                 raise AffinityVAEError("Run the embedding first")
             if not self._embedded_by_model():
-                raise AffinityVAEError(NOT_THIS_MODEL)
+                raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
             latent, pose, anchor = source_vector(
                 session.latent,
                 session.pose,
@@ -212,17 +209,15 @@ class DecodeWidget(Container):
         if self.session.model is None or self.session.latent is None:
             return
         if not self._embedded_by_model():
-            self.status.value = NOT_THIS_MODEL
+            self.status.value = NOT_EMBEDDED_BY_MODEL
             return
         latent, pose = self._slider_values()
         self._decode(latent[None], pose[None], DECODED)
 
     def _embedded_by_model(self) -> bool:
-        """Whether the particles' latents and poses have the current model's sizes (the model
-        may have been changed in the Embed dock without embedding again)."""
-        a, session = self.session.card.architecture, self.session
-        pose_dims = 0 if session.pose is None else session.pose.shape[1]
-        return session.latent.shape[1] == a.latent_dims and pose_dims == a.pose_dims
+        """Whether the particles were embedded by the current model (it may have been changed
+        in the Embed dock without embedding again)."""
+        return self.session.embedded_with(self.session.card)
 
     def _slider_values(self) -> tuple[np.ndarray, np.ndarray]:
         """The sliders' latent and pose (rotation angles as the model's quaternion)."""
@@ -233,23 +228,25 @@ class DecodeWidget(Container):
         return latent, pose
 
     def _decode(self, latents: np.ndarray, poses: np.ndarray, name: str) -> None:
-        """Decode in the background; the result is shown unless the particles changed."""
+        """Decode in the background; the result is shown unless the particles or the model
+        changed."""
         version, model, card = self.session.version, self.session.model, self.session.card
         box = self.render_box.value if is_splat(card) else card.architecture.box
         self.decoding.start(
             lambda: one_step(decode_volumes, model, card, latents, poses, box),
             total=0,
             desc="Decoding",
-            on_result=lambda decoded: self._decoded(version, decoded, name),
+            on_result=lambda decoded: self._decoded(version, card, decoded, name),
         )
 
-    def _decoded(self, version: int, decoded: Decoded, name: str) -> None:
+    def _decoded(self, version: int, card: ModelCard, decoded: Decoded, name: str) -> None:
         """Show one volume, or a traversal's stack, and a splat model's Gaussians, unless the
-        particles changed meanwhile."""
-        if version != self.session.version:
+        particles or the model (``card``'s) changed meanwhile."""
+        if version != self.session.version or card is not self.session.card:
             return
         volumes = decoded.volumes
-        layer = self._show(volumes[0] if len(volumes) == 1 else volumes, name, decoded.voxel_size)
+        volume = volumes[0] if len(volumes) == 1 else volumes
+        layer = self._show(volume, name, decoded.voxel_size, card)
         points = splats_name(name)
         if decoded.splats is not None:
             box = volumes.shape[-1]
@@ -279,14 +276,13 @@ class DecodeWidget(Container):
             return
         latent, pose = self._slider_values()
         column = session.latent[:, dimension]
-        span = (float(column.min()), float(column.max()))
+        span = (float(np.nanmin(column)), float(np.nanmax(column)))  # NaN: not embedded
         latents, poses = traversal(latent, pose, dimension, span)
         self._decode(latents, poses, f"traversal latent {dimension}")
 
-    def _show(self, volume: np.ndarray, name: str, voxel_size: float) -> Image:
+    def _show(self, volume: np.ndarray, name: str, voxel_size: float, card: ModelCard) -> Image:
         """Show a decoded volume (or a stack of them) of ``voxel_size`` Angstrom voxels, protein
-        bright, at its place."""
-        card = self.session.card
+        bright, at its place, tagged with the model (``card``'s) that decoded it."""
         data = -volume  # the model's boxes have dark protein, like the tomogram
         scale, translate = self._placement(volume.shape[-1], voxel_size)
         if data.ndim == 4:

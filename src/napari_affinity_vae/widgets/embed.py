@@ -22,7 +22,7 @@ from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.bundled import BUNDLED_SPLAT, load_bundled
-from napari_affinity_vae.model.checkpoint import load_checkpoint
+from napari_affinity_vae.model.checkpoint import ModelCard, load_checkpoint
 from napari_affinity_vae.model.embedding import BATCH, embed_steps
 from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analyse_steps
 from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION, SEED
@@ -189,7 +189,7 @@ class EmbedWidget(Container):
                 lambda: embed_steps(tomogram, particles, model, card, self.batch, inverted, error),
                 total=len(particles),
                 desc="Embedding particles",
-                on_result=lambda table: self._embedded(version, table),
+                on_result=lambda table: self._embedded(version, card, table),
                 on_error=self._failed,
             )
 
@@ -222,7 +222,7 @@ class EmbedWidget(Container):
             (lambda: on_scheduler(address, steps)) if address else steps,
             total=len(particles),
             desc="Embedding the project",
-            on_result=lambda table: self._embedded(version, table),
+            on_result=lambda table: self._embedded(version, card, table),
             on_error=self._failed,
         )
 
@@ -234,13 +234,15 @@ class EmbedWidget(Container):
     def _failed(self, error: BaseException) -> None:
         self.status.value = f"failed: {failure_message(error, 'the last step')}"
 
-    def _embedded(self, version: int, table: pd.DataFrame) -> None:
+    def _embedded(self, version: int, card: ModelCard, table: pd.DataFrame) -> None:
+        """Latents from ``card``'s model (recorded with them), then projected and clustered."""
         for name, why in table.attrs.get(FAILURES, {}).items():
             show_warning(f"Tomogram {name} was not embedded: {why}")
         if not latent_columns(table):
             self.status.value = "failed: no tomogram could be embedded"
             return
-        if not self.session.add_columns(version, table[derived_columns(table)], True):
+        derived = table[derived_columns(table)]
+        if not self.session.add_columns(version, derived, True, embedded_by=card):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return

@@ -64,6 +64,23 @@ def show_selection(viewer: napari.Viewer, particles: Points, rows: np.ndarray) -
     return layer
 
 
+def forget_selection(viewer: napari.Viewer, particles: Points) -> None:
+    """``particles`` no longer explored: their highlight layer goes and they are not dimmed."""
+    for layer in [x for x in viewer.layers if is_highlight(x)]:
+        if layer.metadata[ROLE] == particles.name:
+            viewer.layers.remove(layer)
+    if particles.opacity != 1.0:
+        particles.opacity = 1.0
+
+
+def remove_orphans(viewer: napari.Viewer) -> None:
+    """Remove highlight layers whose particles layer is gone."""
+    names = {x.name for x in viewer.layers if isinstance(x, Points) and not is_highlight(x)}
+    for layer in [x for x in viewer.layers if is_highlight(x)]:
+        if layer.metadata[ROLE] not in names:
+            viewer.layers.remove(layer)
+
+
 def _capacity(held: int, selected: int) -> int:
     """How many points the highlight layer should hold for ``selected``: what it holds while
     that is enough and not over three times too many, else half as many again as selected, so

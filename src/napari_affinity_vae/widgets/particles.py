@@ -37,12 +37,15 @@ from napari_affinity_vae.operations.pick import (
 from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
 from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
-from napari_affinity_vae.widgets.dialogs import choose, scrolling
+from napari_affinity_vae.session import EMBEDDED_BY
+from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     ROLE,
     colour_particles,
+    forget_selection,
     is_highlight,
+    remove_orphans,
     show_selection,
 )
 from napari_affinity_vae.widgets.notify import errors_as_notifications
@@ -69,6 +72,7 @@ class ParticlesWidget(Container):
         self._viewer = viewer
         self.session = session_for(viewer)
         self._watched: Points | None = None
+        self._watched_name = ""  # its name, for its highlight to follow a new one
         patterns = " ".join(f"*{s}" for s in PARTICLE_SUFFIXES)
         self.tomogram_label = Label(label="Tomogram", value="none open")
         self.file = FileEdit(label="File", mode="r", filter=f"Coordinates ({patterns})")
@@ -183,21 +187,20 @@ class ParticlesWidget(Container):
                     project.tomograms[entry.name] = replace(entry, voxel_size=tomogram.voxel_size)
                 self._show_project_particles()
                 return
-            self.session.set_project(None)  # another tomogram: the project is left
-            show_info(
-                f"{tomogram.name} is not one of the project's tomograms: the project was left "
-                "(open it again in the Project dock)"
-            )
-        own = [
-            x
-            for x in self.layer.choices
-            if x is not None and x.metadata.get("tomo_name") == tomogram.name
-        ]
+            self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
+        own = self._own_layers()
         rescaled = [layer for layer in own if self._rescale(layer, tomogram.voxel_size)]
-        if own and self.layer.value not in own:
-            self.layer.value = own[-1]
+        if self.layer.value not in own:  # another tomogram's particles are not used with this
+            self.layer.value = own[-1] if own else None
         elif self.layer.value in rescaled:
             self._sync_from_layer()
+
+    def _own_layers(self) -> list[Points]:
+        """The particles layers of the session's tomogram (by the name they were made for)."""
+        tomogram = self.session.tomogram
+        if tomogram is None:
+            return []
+        return [x for x in self._points_layers() if x.metadata.get("tomo_name") == tomogram.name]
 
     @staticmethod
     def _rescale(layer: Points, voxel_size: float | None) -> bool:
@@ -213,7 +216,7 @@ class ParticlesWidget(Container):
         """Read a coordinate file into a Points layer on the tomogram."""
         path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
         tomogram = self._tomogram()
-        if tomogram is None:
+        if tomogram is None or self._stays_in_project("Importing particles"):
             return None
         with errors_as_notifications("Importing particles"):
             names = tomogram_names(path)
@@ -252,7 +255,7 @@ class ParticlesWidget(Container):
         """The tomogram's hand-picks layer (new and empty the first time) in add mode: each
         click on the plane adds a particle."""
         tomogram = self._tomogram()
-        if tomogram is None:
+        if tomogram is None or self._stays_in_project("Picking by hand"):
             return None
         name = f"{tomogram.name} {HAND_SOURCE}"
         if name in self._viewer.layers:
@@ -268,7 +271,7 @@ class ParticlesWidget(Container):
         """Run the picker (or, with templates chosen, template matching) on the tomogram in the
         background; the picks replace the layer."""
         tomogram = self._tomogram()
-        if tomogram is None:
+        if tomogram is None or self._stays_in_project("Picking"):
             return
         with errors_as_notifications("Picking"):
             if tomogram.voxel_size is None:
@@ -388,14 +391,12 @@ class ParticlesWidget(Container):
         if layer is None:
             layer = self._viewer.add_points(data, **kwargs)
         else:
-            old = layer.name
             with layer.events.data.blocker(self._edited):
                 layer.selected_data = set()
                 layer.data = data
             layer.features = kwargs["features"]
             layer.metadata.update(metadata)
             layer.name, layer.scale = name, kwargs["scale"]  # napari may number a taken name
-            self._rename_highlight(old, layer.name)
         self.layer.value = layer
         self._sync_from_layer()  # the count, also when the layer was already the one watched
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
@@ -429,21 +430,41 @@ class ParticlesWidget(Container):
         ]
 
     def _refresh_layers(self, _event: object = None) -> None:
+        """The particles layers offered; the chosen one stays chosen, also when renamed (which
+        the list would otherwise take for a new one, leaving the session's particles and
+        coming back to them); one removed gives way to another of the tomogram's, or none."""
         current = self.layer.value
-        self.layer.reset_choices()
-        if current is not None and current in self.layer.choices:
-            self.layer.value = current  # kept also when renamed (a project's next tomogram)
+        with self.layer.changed.blocked():
+            self.layer.reset_choices()
+            if current in self.layer.choices:
+                self.layer.value = current
+            else:
+                own = self._own_layers()
+                self.layer.value = own[-1] if own else None
+        remove_orphans(self._viewer)
+        if self.layer.value is not current:
+            self._watch(self.layer.value)
 
     def _watch(self, layer: Points | None) -> None:
         """Follow ``layer``: its edits and its napari selection go to the session."""
-        if self._watched is not None:
-            self._watched.events.data.disconnect(self._edited)
-            self._watched.selected_data.events.items_changed.disconnect(self._viewer_selected)
+        old = self._watched
+        if old is not None:
+            old.events.data.disconnect(self._edited)
+            old.events.name.disconnect(self._renamed)
+            old.selected_data.events.items_changed.disconnect(self._viewer_selected)
+            forget_selection(self._viewer, old)
         self._watched = layer
         if layer is not None:
+            self._watched_name = layer.name
             layer.events.data.connect(self._edited)
+            layer.events.name.connect(self._renamed)
             layer.selected_data.events.items_changed.connect(self._viewer_selected)
         self._sync_from_layer()
+
+    def _renamed(self, _event: object = None) -> None:
+        """The explored layer's highlight follows its new name."""
+        old, self._watched_name = self._watched_name, self._watched.name
+        self._rename_highlight(old, self._watched_name)
 
     def _edited(self, event: object) -> None:
         action = str(getattr(getattr(event, "action", None), "value", "changed"))
@@ -467,7 +488,7 @@ class ParticlesWidget(Container):
                 shown = 0 if layer is None else len(layer.data)
                 self.count.value = f"{shown} of {len(self.session.particles)}"
                 return
-            self.session.set_project(None)
+            self._leave_project(f"{layer.name} is not one of the project's particles")
         if layer is None:
             self.session.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
             self.count.value = "0"
@@ -476,12 +497,31 @@ class ParticlesWidget(Container):
             layer.data,
             {"features": layer.features, "metadata": layer.metadata, "scale": layer.scale},
         )
-        if edited and derived_columns(particles):
-            particles = particles.drop(columns=derived_columns(particles))
-            layer.features = particles.drop(columns=list(AXES))
-            colour_particles(layer, None)
+        if edited:
+            layer.metadata.pop(EMBEDDED_BY, None)
+            if derived_columns(particles):
+                particles = particles.drop(columns=derived_columns(particles))
+                layer.features = particles.drop(columns=list(AXES))
+                colour_particles(layer, None)
+        elif layer.metadata.get(EMBEDDED_BY):  # the model that embedded them (shown again)
+            particles.attrs[EMBEDDED_BY] = layer.metadata[EMBEDDED_BY]
         self.session.set_particles(particles)
         self.count.value = str(len(particles))
+
+    def _leave_project(self, why: str) -> None:
+        """Leave the open project, telling the user so, and that its embedding is lost."""
+        embedded = self.session.latent is not None
+        self.session.set_project(None)
+        lost = " and its embedding discarded" if embedded else ""
+        show_info(f"{why}: the project was left{lost} (open it again in the Project dock)")
+
+    def _stays_in_project(self, doing: str) -> bool:
+        """Whether the user would rather keep the open project's embedding than go on ``doing``
+        something that leaves the project (asked only when there is an embedding to lose)."""
+        if self.session.project is None or self.session.latent is None:
+            return False
+        question = f"{doing} leaves the project and discards its embedding. Go on?"
+        return not confirm(self.native, "Leave the project?", question)
 
     def _copy_results(self) -> None:
         """New latents, embedding or clusters become features of the layer, coloured by cluster."""
@@ -494,6 +534,7 @@ class ParticlesWidget(Container):
         if len(layer.data) != len(table):
             return
         layer.features = table.drop(columns=list(AXES)).reset_index(drop=True)
+        layer.metadata[EMBEDDED_BY] = table.attrs.get(EMBEDDED_BY)
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
 
     def _viewer_selected(self, *_args: object) -> None:

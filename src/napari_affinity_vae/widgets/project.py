@@ -89,6 +89,7 @@ class ProjectWidget(Container):
         self.session.tomogram_requested.connect(self.show_tomogram)
         self.session.selection_changed.connect(self._count_selected)
         self.session.particles_changed.connect(self._list_tomograms)
+        self.session.project_changed.connect(self._project_changed)
 
     def _clicked(self) -> None:
         self.open_files()
@@ -177,6 +178,16 @@ class ProjectWidget(Container):
                 self.shown.value = name
             return layer
         return None
+
+    def _project_changed(self) -> None:
+        """A project left: nothing of it is listed any more."""
+        if self.session.project is not None:
+            return
+        self.summary.value = "no project"
+        for combo in (self.shown, self.kind):
+            with combo.changed.blocked():
+                combo.choices = []
+        self.picks.visible = False
 
     def _list_tomograms(self) -> None:
         """The tomograms with their particles, selected particles and problems."""

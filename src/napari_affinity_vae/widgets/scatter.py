@@ -183,8 +183,9 @@ class LatentScatterWidget(QWidget):
         )
 
     def _relabelled(self) -> None:
+        """Colour by the labels (while any particle has one)."""
         self._update_colour_choices()
-        if self.colour_by.value != LABEL:
+        if LABEL in self.colour_by.choices and self.colour_by.value != LABEL:
             self.colour_by.value = LABEL  # recolours
         else:
             self._recolour()

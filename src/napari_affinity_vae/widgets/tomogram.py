@@ -25,6 +25,7 @@ from napari_affinity_vae.widgets.dialogs import ask_number, scrolling
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
+    opened_as_tomogram,
     session_for,
     tomogram_from_layer,
 )
@@ -121,22 +122,23 @@ class TomogramWidget(Container):
         return [layer for layer in self._viewer.layers if is_tomogram(layer)]
 
     def _layer_added(self, event: object) -> None:
-        """Follow the newest tomogram: a 3D Image layer added is chosen."""
+        """Follow the newest tomogram: a layer opened as a tomogram is chosen (another 3D image
+        is only offered, unless there is no tomogram yet)."""
         self._refresh_layers()
         layer = getattr(event, "value", None)
-        if layer in self.layer.choices:
+        if layer in self.layer.choices and opened_as_tomogram(layer):
             self.layer.value = layer
 
     def _refresh_layers(self, _event: object = None) -> None:
         """The tomogram layers offered; the chosen one stays chosen (also when renamed, which
         the list would otherwise take for a new one, showing it again and clearing the
-        selection), else the newest is."""
+        selection), else the newest opened as a tomogram is, or the newest 3D image."""
         current = self.layer.value
         with self.layer.changed.blocked():
             self.layer.reset_choices()
             if current is not None and current in self.layer.choices:
                 self.layer.value = current
-        layers = self._image_layers()
+        layers = [x for x in self._image_layers() if opened_as_tomogram(x)] or self._image_layers()
         if self.layer.value is None and layers:
             self.layer.value = layers[-1]
         elif self.layer.value is not current:

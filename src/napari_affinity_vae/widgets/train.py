@@ -30,7 +30,7 @@ from napari_affinity_vae.colours import colours_for
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.model.bundled import BUNDLED, preset_name
-from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
+from napari_affinity_vae.model.checkpoint import ModelCard, checkpoint_files, save_checkpoint
 from napari_affinity_vae.model.losses import SCHEDULES, Schedule
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import (
@@ -49,6 +49,7 @@ from napari_affinity_vae.operations.labelled import (
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
 from napari_affinity_vae.schema import CLASS_NAME, LABEL
+from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.affinity_table import AffinityTable
@@ -237,8 +238,11 @@ class TrainWidget(Container):
     def affinity_from_centres(self, _value: object = None) -> None:
         """Fill the affinity table from the decoded class centres, in the background."""
         with errors_as_notifications("Affinity from class centres"):
-            if self.session.model is None:
+            session = self.session
+            if session.model is None:
                 raise AffinityVAEError("Choose a model in the Embed widget first")
+            if session.latent is not None and not session.embedded_with(session.card):
+                raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
             particles, column = self.session.particles, self.labels_from.value
             classes = check_labels(self._label_values())
             model = self.session.model
@@ -343,6 +347,7 @@ class TrainWidget(Container):
                 model, init = new_model(architecture, self.seed.value), ""
             config = self._config(card)
             where = session.project.summary() if session.project else session.tomogram.name
+            self._forget_run()
             self.status.value = "cutting the labelled particles' boxes"
 
             def boxes_cut(data: TrainingData) -> None:
@@ -362,9 +367,6 @@ class TrainWidget(Container):
         self, data: TrainingData, config: TrainingConfig, init: str, model: AffinityVAE
     ) -> None:
         self._training = (data, config, init, model)
-        self.history, self.best_weights, self.best_epoch = [], None, 0
-        self.trained, self.saved = None, None
-        self.save_button.enabled = self.use_button.enabled = False
         self.status.value = f"training on {count(len(data.boxes), 'particle')}"
         self.task.start(
             lambda: training_steps(data, model, config),
@@ -374,6 +376,13 @@ class TrainWidget(Container):
             on_error=self._failed,
             on_yield=self._epoch_done,
         )
+
+    def _forget_run(self) -> None:
+        """A new run starts: the last run's epochs and model are no longer the ones shown."""
+        self._training = None
+        self.history, self.best_weights, self.best_epoch = [], None, 0
+        self.trained, self.saved = None, None
+        self.save_button.enabled = self.use_button.enabled = False
 
     def _epoch_done(self, update: TrainingUpdate) -> None:
         self.history = update.history
@@ -400,6 +409,9 @@ class TrainWidget(Container):
         if not self.task.running:
             return
         self.task.cancel()
+        if self._training is None:
+            self.status.value = "cancelled before training (while cutting boxes)"
+            return
         if self.best_weights is None:
             self.status.value = "cancelled before an epoch finished"
             return
@@ -431,8 +443,8 @@ class TrainWidget(Container):
             path = Path(self.file.value)
             if not str(self.file.value) or path.is_dir():
                 raise AffinityVAEError("Choose a file to save the model to (Save as)")
-            weights = path.with_suffix(".safetensors")
-            exists = weights.exists() or weights.with_suffix(".json").exists()
+            weights, card_file = checkpoint_files(path)
+            exists = weights.exists() or card_file.exists()
             question = f"{weights.name} exists. Replace it?"
             if self.saved != weights and exists and not confirm(self.native, "Replace?", question):
                 return None
@@ -463,5 +475,5 @@ class TrainWidget(Container):
 def _model_name(card: ModelCard) -> str:
     """What a fine-tuned card records as its starting point: a bundled model's preset name
     ("bundled", "bundled-splat") or the checkpoint."""
-    weights = card.path.with_suffix(".safetensors") if card.path else BUNDLED
+    weights = checkpoint_files(card.path)[0] if card.path else BUNDLED
     return preset_name(weights) or str(weights)

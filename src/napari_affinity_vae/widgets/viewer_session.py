@@ -13,7 +13,7 @@ import numpy as np
 from napari.layers import Image
 
 from napari_affinity_vae.io.tomogram import Level, Tomogram
-from napari_affinity_vae.layers import LEVELS_KEY
+from napari_affinity_vae.layers import LEVELS_KEY, TOMOGRAM_KEY
 from napari_affinity_vae.session import Session
 
 DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, valued with it
@@ -83,6 +83,12 @@ def is_tomogram(layer: object) -> bool:
         and DECODED_KEY not in layer.metadata
         and SCORES_KEY not in layer.metadata
     )
+
+
+def opened_as_tomogram(layer: object) -> bool:
+    """A tomogram layer the user opened as one (the reader, the Tomogram or Project dock, the
+    sample), not any 3D image dropped in (a reference map to compare with, say)."""
+    return is_tomogram(layer) and bool(layer.metadata.get(TOMOGRAM_KEY))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,186 @@
+"""Labels taken away, and results of a model or a run no longer current, as a person meets them:
+unlabelling the last labels, a decode or a cancel arriving after the model or the run changed,
+latents of another model of the same sizes, a project with a tomogram not embedded."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.checkpoint import save_checkpoint
+from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
+from napari_affinity_vae.widgets import decode as decode_module
+from napari_affinity_vae.widgets import train as train_module
+from napari_affinity_vae.widgets.embed import BUNDLED, CHECKPOINT
+from test_clicks import (
+    _embed_by_clicks,
+    click,
+    messages,
+    open_and_import,
+    small_tomogram,  # noqa: F401
+    three_picks,
+    type_into,
+)
+from test_project_explorer import _broken_copy, project_folder  # noqa: F401
+from test_project_explorer import _embed_by_clicks as _embed_project
+from test_train_explorer import clustered, label_cluster  # noqa: F401
+
+WAIT_MS = 120_000
+NO_LABELS = "No particles labelled yet: label a selection in the Latent scatter"
+
+
+def slowly(function, seconds: float = 1.0):
+    """``function`` taking at least ``seconds`` (a job the user can act during)."""
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return function(*args, **kwargs)
+
+    return slow
+
+
+def test_taking_the_last_labels_away_colours_and_lists_no_class(
+    explorer,
+    qtbot,
+    tmp_path,
+    small_tomogram,  # noqa: F811
+    notifications,
+):
+    _, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    picks.selected_data = {0, 1}
+    click(qtbot, scatter.label_button)  # an empty name before anything was labelled
+    assert messages(notifications)[-1] == "2 particles unlabelled"
+    type_into(qtbot, scatter.label_name, "alpha")
+    click(qtbot, scatter.label_button)
+    assert train.classes.value == "1 class: alpha (2)" and scatter.colour_by.value == "label"
+    type_into(qtbot, scatter.label_name, "")
+    click(qtbot, scatter.label_button)
+    assert train.classes.value == NO_LABELS and scatter.colour_by.value != "label"
+
+    noise = pd.DataFrame({"z": [20.0, 20.0], "y": [20.0, 40.0], "x": [20.0, 40.0]})
+    noise["cluster"] = -1  # HDBSCAN's unclustered particles only
+    type_into(qtbot, widgets["Particles"].file, str(write_particles(noise, tmp_path / "n.csv")))
+    click(qtbot, widgets["Particles"].import_button)
+    click(qtbot, scatter.clusters_button)
+    assert session.particles["label"].isna().all() and train.classes.value == NO_LABELS
+
+
+def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(
+    explorer,
+    qtbot,
+    tmp_path,
+    small_tomogram,  # noqa: F811
+    notifications,
+    monkeypatch,
+):
+    viewer, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    picks.selected_data = {0, 1}
+    decode, embed = widgets["Decode"], widgets["Embed"]
+    monkeypatch.setattr(decode_module, "decode_volumes", slowly(decode_module.decode_volumes))
+    click(qtbot, decode.decode_button)
+    assert decode.decoding.running
+    embed.source.value = CHECKPOINT  # no checkpoint chosen yet: no model
+    qtbot.waitUntil(lambda: not decode.decoding.running, timeout=WAIT_MS)
+    qtbot.wait(50)
+    assert session.model is None and "decoded" not in viewer.layers
+
+    model, card = load_bundled()  # the same sizes, another model (another training)
+    card.training = {**card.training, "data": "another run"}
+    other, _ = save_checkpoint(model, card, tmp_path / "other.safetensors")
+    type_into(qtbot, embed.checkpoint, str(other))
+    assert session.card.training["data"] == "another run"
+    click(qtbot, decode.decode_button)
+    assert messages(notifications)[-1] == NOT_EMBEDDED_BY_MODEL
+    assert "decoded" not in viewer.layers
+    embed.source.value = BUNDLED  # the model that embedded them, loaded again
+    click(qtbot, decode.decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+
+
+def test_from_class_centres_refuses_another_models_latents(
+    clustered,  # noqa: F811
+    qtbot,
+    tmp_path,
+    notifications,
+):
+    _, widgets, _session, _docks = clustered
+    scatter, train, embed = widgets["Latent scatter"], widgets["Train"], widgets["Embed"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    model, card = load_bundled()
+    card.training = {**card.training, "data": "another run"}
+    other, _ = save_checkpoint(model, card, tmp_path / "other.safetensors")
+    embed.source.value = CHECKPOINT
+    type_into(qtbot, embed.checkpoint, str(other))
+    click(qtbot, train.centres_button)
+    assert messages(notifications)[-1] == NOT_EMBEDDED_BY_MODEL and not train.task.running
+
+
+def test_cancel_while_cutting_boxes_keeps_no_earlier_model(
+    clustered,  # noqa: F811
+    qtbot,
+    monkeypatch,
+):
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    train.epochs.value = 2
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
+    assert train.save_button.enabled
+
+    cut = train_module.labelled_boxes
+
+    def slow_cut(*args, **kwargs):
+        for step in [0]:
+            time.sleep(0.5)
+            yield step
+        return (yield from cut(*args, **kwargs))
+
+    monkeypatch.setattr(train_module, "labelled_boxes", slow_cut)
+    click(qtbot, train.train_button)
+    assert train.status.value == "cutting the labelled particles' boxes"
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert train.status.value == "cancelled before training (while cutting boxes)"
+    assert train.trained is None and not train.save_button.enabled
+
+
+@pytest.mark.usefixtures("project_folder")
+def test_a_traversal_in_a_project_with_a_tomogram_not_embedded_has_no_nan(
+    make_napari_viewer,
+    qtbot,
+    tmp_path,
+    project_folder,  # noqa: F811
+):
+    from napari_affinity_vae.demo import add_dock_widgets
+    from napari_affinity_vae.widgets.viewer_session import session_for
+
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session = session_for(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, ("TS_02",))))
+    click(qtbot, dock.open_button)
+    _embed_project(qtbot, widgets, session)
+    scatter, decode = widgets["Latent scatter"], widgets["Decode"]
+    scatter.colour_by.value = "cluster"
+    scatter.legend.linkActivated.emit("0")
+    click(qtbot, decode.explain_button)
+    qtbot.waitUntil(lambda: len(decode.explanation) > 0, timeout=WAIT_MS)
+    click(qtbot, decode.explanation[0])
+    qtbot.waitUntil(
+        lambda: any(x.name.startswith("traversal latent") for x in viewer.layers), timeout=WAIT_MS
+    )
+    traversal = next(x for x in viewer.layers if x.name.startswith("traversal latent"))
+    assert np.isfinite(traversal.data).all()
