@@ -26,8 +26,8 @@ from test_clicks import (
     three_picks,
     type_into,
 )
-from test_project_explorer import _broken_copy, project_folder  # noqa: F401
 from test_project_explorer import _embed_by_clicks as _embed_project
+from test_project_explorer import open_with_ts_02_broken, project_folder  # noqa: F401
 from test_train_explorer import clustered, label_cluster  # noqa: F401
 
 WAIT_MS = 120_000
@@ -163,15 +163,8 @@ def test_a_traversal_in_a_project_with_a_tomogram_not_embedded_has_no_nan(
     tmp_path,
     project_folder,  # noqa: F811
 ):
-    from napari_affinity_vae.demo import add_dock_widgets
-    from napari_affinity_vae.widgets.viewer_session import session_for
-
     viewer = make_napari_viewer()
-    widgets, _ = add_dock_widgets(viewer)
-    session = session_for(viewer)
-    dock = widgets["Project"]
-    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, ("TS_02",))))
-    click(qtbot, dock.open_button)
+    widgets, session, _ = open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder)
     _embed_project(qtbot, widgets, session)
     scatter, decode = widgets["Latent scatter"], widgets["Decode"]
     scatter.colour_by.value = "cluster"

@@ -289,15 +289,21 @@ def _broken_copy(project_folder: Path, folder: Path, broken: tuple[str, ...]) ->
     return folder / "optimisation_set.star"
 
 
+def open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder):
+    """The docks, session and Project dock of ``viewer`` with the project opened by clicks,
+    tomogram TS_02's file truncated."""
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, ("TS_02",))))
+    click(qtbot, dock.open_button)
+    return widgets, session_for(viewer), dock
+
+
 def test_a_tomogram_that_cannot_be_embedded_leaves_the_others_explorable(
     make_napari_viewer, qtbot, tmp_path, project_folder, notifications
 ):
     viewer = make_napari_viewer()
-    widgets, _ = add_dock_widgets(viewer)
-    session = session_for(viewer)
-    dock = widgets["Project"]
-    type_into(qtbot, dock.files, str(_broken_copy(project_folder, tmp_path, ("TS_02",))))
-    click(qtbot, dock.open_button)
+    widgets, session, dock = open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder)
     assert "not a readable MRC file" in _column(dock, "status")[1]
     _embed_by_clicks(qtbot, widgets, session)
     assert any(m.startswith("Tomogram TS_02 was not embedded") for m in messages(notifications))
