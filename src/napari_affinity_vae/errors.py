@@ -37,3 +37,8 @@ class OutputExistsError(AffinityVAEError):
 class AnalysisError(AffinityVAEError, ValueError):
     """A clustering, projection or explanation cannot be made of these particles (too few of
     them, or a selection of all or none); the message says why."""
+
+
+class TrainingError(AffinityVAEError, ValueError):
+    """Training cannot go on (its loss is no longer a finite number); the message says when
+    and what to check."""

@@ -10,6 +10,21 @@ import numpy as np
 from scipy import ndimage
 
 
+class NonFiniteError(ValueError):
+    """A volume holds NaN or infinite voxels (a blank region of a tomogram, say), which every
+    filter, correlation and normalisation would spread; the caller names the file."""
+
+
+def check_finite(volume: np.ndarray, what: str = "a region") -> None:
+    """Raise :class:`NonFiniteError` if ``volume`` (read as it is, in one pass) holds a NaN or
+    an infinity."""
+    finite = np.isfinite(volume)
+    if not finite.all():
+        raise NonFiniteError(
+            f"{what} holds {finite.size - np.count_nonzero(finite)} NaN or infinite voxels"
+        )
+
+
 def resample(volume: np.ndarray, factor: float) -> np.ndarray:
     """Resample the last three axes of a map (or a stack of maps) by ``factor`` (output voxels per
     input voxel), low-passed when shrinking."""

@@ -30,14 +30,22 @@ def write_subtomograms(
 def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     """The boxes and table written by :func:`write_subtomograms`."""
     folder = Path(folder)
+    stack = folder / "subtomograms.mrcs"
     try:
-        with mrcfile.open(folder / "subtomograms.mrcs", permissive=False) as mrc:
+        with mrcfile.open(stack, permissive=False) as mrc:
             boxes = np.array(mrc.data, dtype=np.float32)
             voxel_size = float(mrc.voxel_size.x)
+    except FileNotFoundError:
+        problem = "not a subtomogram training set (no subtomograms.mrcs)"
+        raise InputFileError(folder, problem) from None
+    except (OSError, ValueError, ArithmeticError, EOFError) as err:
+        # ArithmeticError: mrcfile divides by a header's zero sizes (a stack of 0-voxel boxes)
+        raise InputFileError(stack, f"not a readable stack of boxes ({err})") from None
+    try:
         table = pd.read_csv(folder / "subtomograms.csv")
     except (OSError, ValueError) as err:
         raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
-    if boxes.ndim != 4 or len(boxes) != len(table):
+    if boxes.ndim != 4 or len(boxes) != len(table) or not boxes.size:
         raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
     table.attrs["voxel_size"] = voxel_size
     return boxes, table

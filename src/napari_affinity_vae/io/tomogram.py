@@ -133,12 +133,19 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
                 data = mrc.data
                 header = mrc.header
                 header_voxel_size = mrc.voxel_size.copy()
-    except (ValueError, EOFError) as err:  # EOFError: a compressed stream cut short
+    except (ValueError, EOFError, ArithmeticError) as err:  # EOFError: a compressed stream cut
+        # short; ArithmeticError: a header of zero sizes, which mrcfile divides by
         raise TomogramFileError(path, _describe_mrc_error(err)) from None
     except OSError as err:
         raise TomogramFileError(path, f"cannot be read ({err.strerror or err})") from None
     if data is None:
         raise TomogramFileError(path, "the MRC header does not describe a readable data block")
+    if np.iscomplexobj(data):
+        raise TomogramFileError(
+            path,
+            f"holds complex numbers (MRC mode {int(header.mode)}): Fourier-space data, not a "
+            "tomogram; give the real-space map",
+        )
     if data.dtype == np.int8 and _mode0_is_unsigned(header):
         data = data.view(np.uint8)
     return data, cubic_voxel_size(path, header_voxel_size)
@@ -157,7 +164,7 @@ def cubic_voxel_size(path: Path, voxel_size: np.recarray) -> float:
     return float(sizes[2])
 
 
-def _describe_mrc_error(err: ValueError | EOFError) -> str:
+def _describe_mrc_error(err: ValueError | EOFError | ArithmeticError) -> str:
     text = str(err)
     if isinstance(err, EOFError) or "mmap length is greater" in text or "could only read" in text:
         return "the file is truncated: it holds less data than its header describes"

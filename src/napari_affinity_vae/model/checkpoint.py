@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from napari_affinity_vae import __version__
 from napari_affinity_vae.errors import InputFileError
@@ -98,7 +98,9 @@ def save_checkpoint(model: AffinityVAE, card: ModelCard, path: str | Path) -> tu
     card.versions = card.versions or library_versions()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(weights) as weights_tmp, atomic_path(card_path) as card_tmp:
-        save_file(state, str(weights_tmp), metadata={"format": FORMAT})
+        # written into the temporary file, which keeps its ordinary mode (save_file would
+        # replace it with one of its own, readable by the owner only)
+        weights_tmp.write_bytes(save(state, metadata={"format": FORMAT}))
         card_tmp.write_text(card.to_json())
     return weights, card_path
 

@@ -43,15 +43,19 @@ def load_training_set(
     affinity: str | Path | None = None,
     box: int | None = None,
     fallback_affinity: FallbackAffinity | None = None,
+    voxel_size: float | None = None,
 ) -> TrainingData:
     """Boxes and labels from any of the three layouts (see the module's description);
     ``fallback_affinity`` gives the affinity matrix where no affinity CSV does. ``box`` is the
     size boxes are cut at from a tomogram (default 32), and the size a folder's boxes are
-    resampled to (their voxel size changing with them; default: as they are)."""
+    resampled to (their voxel size changing with them; default: as they are). ``voxel_size``
+    (Angstrom) overrides a tomogram's header."""
     source = Path(source)
     angles = None
     if coordinates is not None:
-        boxes, names, voxel_size = _from_tomogram(source, Path(coordinates), box or DEFAULT_BOX)
+        boxes, names, voxel_size = _from_tomogram(
+            source, Path(coordinates), box or DEFAULT_BOX, voxel_size
+        )
     elif (source / "subtomograms.mrcs").is_file():
         boxes, table = read_subtomograms(source)
         names, voxel_size = table[CLASS_NAME].astype(str).to_numpy(), table.attrs["voxel_size"]
@@ -62,6 +66,10 @@ def load_training_set(
         raise InputFileError(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
         )
+    if coordinates is not None:
+        check_finite(boxes, source, f"particle of {Path(coordinates).name}")
+    else:
+        check_finite(boxes, source)
     if box and coordinates is None and box != boxes.shape[-1]:
         boxes, voxel_size = _resampled(boxes, box, voxel_size, source)
     classes = list(dict.fromkeys(sorted(names)))
@@ -141,9 +149,9 @@ def _affinity_for(
 
 
 def _from_tomogram(
-    tomogram: Path, coordinates: Path, box: int
+    tomogram: Path, coordinates: Path, box: int, voxel_size: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    volume = open_tomogram(tomogram)
+    volume = open_tomogram(tomogram, voxel_size)
     particles = read_particles(
         coordinates, voxel_size=volume.voxel_size, tomogram_shape=volume.shape
     )
@@ -155,25 +163,83 @@ def _from_tomogram(
 
 
 def _from_particle_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """The boxes of a folder of ``<class>_<anything>.mrc`` files (a ``.mrcs`` volume stack gives
+    each of its boxes to the file's class), refused where a file is unreadable, holds NaN, is
+    not a cubic box (or square image), or differs from the others in shape or voxel size."""
     wanted = None
     if (folder / "classes.csv").is_file():
         wanted = {t for t in re.split(r"[,\s]+", (folder / "classes.csv").read_text()) if t}
-    boxes, names, sizes = [], [], set()
+    boxes, names = [], []
+    sizes: dict[float, Path] = {}  # voxel size -> the first file of it
+    shapes: dict[tuple[int, ...], Path] = {}  # box shape -> the first file of it
     for path in sorted(folder.glob("*.mrc*")):
         name = path.name.split("_", 1)[0]
         if wanted is not None and name not in wanted:
             continue
-        try:
-            with mrcfile.open(path, permissive=False) as mrc:
-                boxes.append(np.asarray(mrc.data, dtype=np.float32))
-                sizes.add(round(float(mrc.voxel_size.x), 3))
-        except ValueError as err:
-            raise InputFileError(path, f"not a readable MRC file ({err})") from None
-        names.append(name)
+        data, voxel_size = _read_particle_file(path)
+        sizes.setdefault(voxel_size, path)
+        shapes.setdefault(data.shape[1:], path)
+        boxes.extend(data)
+        names.extend([name] * len(data))
     if not boxes:
         raise InputFileError(folder, "no <class>_<anything>.mrc files of the listed classes")
-    shapes = {b.shape for b in boxes}
     if len(shapes) > 1:
-        raise InputFileError(folder, f"particles differ in shape: {sorted(shapes)}")
-    voxel = max(sizes) if sizes else 0.0
+        listed = "; ".join(f"{p.name}: {'x'.join(map(str, s))}" for s, p in shapes.items())
+        raise InputFileError(folder, f"particles differ in shape ({listed})")
+    known = {s: p for s, p in sizes.items() if s > 0}
+    if len(known) > 1:
+        listed = "; ".join(f"{p.name}: {s:g} Å" for s, p in sorted(known.items()))
+        raise InputFileError(
+            folder, f"particles differ in voxel size ({listed}); resample them to one voxel size"
+        )
+    voxel = next(iter(known), 0.0)
     return np.stack(boxes), np.array(names), voxel or 10.0
+
+
+def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
+    """A particle file's boxes as a stack (one box, or each of a ``.mrcs`` stack's) and its
+    voxel size (0: not in the header)."""
+    try:
+        with mrcfile.open(path, permissive=False) as mrc:
+            data = np.asarray(mrc.data, dtype=np.float32)
+            stack = mrc.is_volume_stack() or mrc.is_image_stack()
+            voxel_size = round(float(mrc.voxel_size.x), 3)
+    except (OSError, ValueError, ArithmeticError, EOFError) as err:
+        raise InputFileError(path, f"not a readable MRC file ({err})") from None
+    if data is None or data.size == 0:
+        raise InputFileError(path, "holds no data")
+    boxes = data if stack else data[None]
+    shape = boxes.shape[1:]
+    if len(shape) not in (2, 3) or len(set(shape)) != 1:
+        kind = "cubic 3D boxes" if len(shape) == 3 else "square 2D images"
+        raise InputFileError(
+            path,
+            f"a particle of {'x'.join(map(str, shape))} voxels: particles must be {kind}"
+            + (" (a single plane is not a 3D box)" if 1 in shape else ""),
+        )
+    bad = ~np.isfinite(boxes).reshape(len(boxes), -1).all(axis=1)
+    if bad.any():
+        where = "the box holds"
+        if stack:
+            where = f"boxes {_listed(np.flatnonzero(bad))} (from 0) of the stack hold"
+        raise InputFileError(path, f"{where} NaN or infinite voxels; a particle must have none")
+    return boxes, voxel_size
+
+
+def _listed(indices: np.ndarray, most: int = 5) -> str:
+    """Indices as ``1, 4, 9`` (the first ``most``, then how many more)."""
+    shown = ", ".join(str(int(i)) for i in indices[:most])
+    return shown + (f" and {len(indices) - most} more" if len(indices) > most else "")
+
+
+def check_finite(boxes: np.ndarray, source: Path, what: str = "box") -> None:
+    """Refuse boxes holding NaN or infinite voxels, naming ``source`` and the rows (``what``:
+    what a row is, as ``particle of picks.csv``) that do: the model would learn NaN weights."""
+    flat = np.asarray(boxes).reshape(len(boxes), -1)
+    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    if len(bad):
+        raise InputFileError(
+            source,
+            f"{len(bad)} of {len(boxes)} boxes hold NaN or infinite voxels ({what} row(s) "
+            f"{_listed(bad)}, counted from 0); remove them, or fill the blank regions",
+        )

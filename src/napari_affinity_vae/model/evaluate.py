@@ -19,6 +19,7 @@ from napari_affinity_vae.analysis.metrics import (
     pose_score,
 )
 from napari_affinity_vae.analysis.pose import pose_angle_scores
+from napari_affinity_vae.errors import AnalysisError
 from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
 from napari_affinity_vae.model.inference import encode
@@ -49,6 +50,7 @@ def evaluate(
     for data in (train_set, test_set):
         box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
         check_fits(card, box, data.voxel_size, card.path or "the model", ndim=ndim)
+    _check_classes(train_set, test_set)
     if factors is not None and len(factors) != len(test_set.boxes):
         raise ValueError(f"{len(factors)} rows of factors for {len(test_set.boxes)} test boxes")
     score = functools.partial(
@@ -109,6 +111,14 @@ def _latent_scores(
     symmetries: Mapping[str, Rotation],
 ) -> dict:
     a, b = encode(model, train_set.boxes), encode(model, test_set.boxes)
+    for data, encoded in ((train_set, a), (test_set, b)):
+        bad = ~np.isfinite(encoded["mu"]).all(axis=1)
+        if bad.any():
+            raise AnalysisError(
+                f"the model gives NaN or infinite latents for {int(bad.sum())} of {len(bad)} "
+                f"boxes of {data.description or 'the data'}: its weights (or the boxes) hold "
+                "NaN; train it again on finite boxes"
+            )
     seen = np.isin(test_set.labels, _known(test_set, train_set))
     labels = _relabel(test_set, train_set)
     scores: dict = classification_scores(a["mu"], train_set.labels, b["mu"][seen], labels[seen])
@@ -160,6 +170,22 @@ def _predicted_rotations(
             found = nearest.kneighbors(test_pose[rows], return_distance=False)[:, 0]
             predicted[rows] = true[pool[found]]
     return predicted
+
+
+def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:
+    """Refuse sets the scores cannot be made of: a training set of fewer than two classes (the
+    classifiers tell classes apart), or a test set none of whose classes are in it."""
+    named = lambda d: ", ".join(d.classes) or "none"  # noqa: E731
+    if len(set(train_set.labels.tolist())) < 2:
+        raise AnalysisError(
+            f"the training set {train_set.description} has boxes of one class ({named(train_set)}"
+            "): the classifiers scored need two or more"
+        )
+    if not len(_known(test_set, train_set)):
+        raise AnalysisError(
+            f"the test set's classes ({named(test_set)}) share none with the training set's "
+            f"({named(train_set)}): there is nothing to classify; give a test set of some of them"
+        )
 
 
 def _known(test_set: TrainingData, train_set: TrainingData) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from napari_affinity_vae.errors import TrainingError
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.model import distributed
 from napari_affinity_vae.model.augment import augment, random_rotations, turn
@@ -170,6 +171,7 @@ def training_epochs(
             fixed = torch.Generator().manual_seed(config.seed) if consistent else None
             val = _evaluate(model, val_boxes, val_labels, affinity, target, fixed) / len(val_rows)
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
+        _check_finite(row)
         rows.append(row)
         score = row.get("val_loss", row["loss"])
         improved = score < best
@@ -364,6 +366,18 @@ def _evaluate(
         y = labels[start : start + batch_size].to(target)
         sums += _loss_terms(model, x, y, affinity, len(boxes), turns) * len(x)
     return distributed.all_sum(sums).cpu().numpy()
+
+
+def _check_finite(row: dict) -> None:
+    """Refuse to go on from an epoch whose loss is NaN or infinite: its weights are too, and no
+    checkpoint of them is written."""
+    bad = [k for k in ("loss", "val_loss") if k in row and not np.isfinite(row[k])]
+    if bad:
+        values = ", ".join(f"{k} {row[k]}" for k in bad)
+        raise TrainingError(
+            f"training diverged in epoch {row['epoch']} ({values}); no checkpoint of it was "
+            "written. Check the boxes for NaN or extreme values, or lower the learning rate"
+        )
 
 
 def _write_metrics(out: Path, rows: list[dict]) -> None:

@@ -3,7 +3,8 @@ multiscale one that the search can use."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import contextlib
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from napari_affinity_vae.particles.templates import (
 from napari_affinity_vae.progress import Progress, run_steps
 from napari_affinity_vae.schema import AXES
 from napari_affinity_vae.simulate.molecules import load_reference
+from napari_affinity_vae.volumes import NonFiniteError
 
 
 def pick_level(tomogram: Tomogram, settings: PickSettings) -> tuple[Tomogram, Level, PickSettings]:
@@ -45,9 +47,22 @@ def pick_tomogram_steps(
     """:func:`~napari_affinity_vae.particles.picking.pick_steps` on :func:`pick_level`'s level;
     the picks in voxels of the finest level."""
     source, level, at_level = pick_level(tomogram, settings)
-    picks = yield from pick_steps(source.data, at_level)
+    with _refusing_blank(tomogram):
+        picks = yield from pick_steps(source.data, at_level)
     picks[list(AXES)] = level.from_level(picks[list(AXES)].to_numpy())
     return picks
+
+
+@contextlib.contextmanager
+def _refusing_blank(tomogram: Tomogram) -> Iterator[None]:
+    """A tomogram holding NaN or infinite voxels refused as a :class:`TomogramFileError`."""
+    try:
+        yield
+    except NonFiniteError as err:
+        raise TomogramFileError(
+            tomogram.path,
+            f"cannot pick: {err} (blank regions); fill them (with the mean, say) and pick again",
+        ) from None
 
 
 def pick_chunks(tomogram: Tomogram, settings: PickSettings) -> int:
@@ -105,7 +120,8 @@ class MatchPlan:
     def steps(self) -> Generator[int, None, MatchResult]:
         """:func:`~napari_affinity_vae.particles.templates.match_steps` on the plan; the picks
         in voxels of the tomogram's finest level."""
-        result = yield from match_steps(self.source.data, self.templates, self.settings)
+        with _refusing_blank(self.source):
+            result = yield from match_steps(self.source.data, self.templates, self.settings)
         picks = result.picks
         picks[list(AXES)] = self.level.from_level(picks[list(AXES)].to_numpy())
         result.binning = round(result.binning * self.level.factor)

@@ -42,6 +42,7 @@ from scipy.spatial import cKDTree
 from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.progress import Progress, pauses, run_steps
 from napari_affinity_vae.schema import AXES, SCORE
+from napari_affinity_vae.volumes import check_finite
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
@@ -119,6 +120,8 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
         stop = min(start + layout.rows, height)
         lo, hi = max(0, start - layout.halo), min(height, stop + layout.halo)
         block = _binned(tomogram, layout.binning, lo, hi, layout.binned_shape)
+        rows = f"{lo * layout.binning} to {hi * layout.binning - 1}"
+        check_finite(block, f"the tomogram (in y rows {rows})")
         yield done - 1
         stages = _chunk(block, settings.inverted, layout, lo, start, stop)
         bands = yield from pauses(stages, done - 1)

@@ -21,7 +21,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.particles.template_maps import Prepared, relion_angles, rotated
+from napari_affinity_vae.particles.template_maps import (
+    BLANK_VARIANCE,
+    Prepared,
+    relion_angles,
+    rotated,
+)
 from napari_affinity_vae.schema import ANGLES, AXES, TEMPLATE
 
 SHIFT = 2  # voxels the refined centre may move, each way along each axis
@@ -112,13 +117,18 @@ class _Windows:
     def __init__(self, tomogram: np.ndarray, centres: np.ndarray, template: Prepared) -> None:
         box = template.box
         boxes, _ = extract_boxes(tomogram, centres, box + 2 * SHIFT)
+        boxes -= boxes.mean(axis=(1, 2, 3), keepdims=True)  # the same NCC, a precise spread
         windows = torch.from_numpy(boxes).unfold(1, box, 1).unfold(2, box, 1).unfold(3, box, 1)
         self.data = windows.reshape(len(centres), (2 * SHIFT + 1) ** 3, box**3)
         mask = template.mask.reshape(-1).cpu()
         count = mask.sum()
         mean = self.data @ mask / count
         square = torch.einsum("psv,psv,v->ps", self.data, self.data, mask) / count
-        self.spread = torch.sqrt((square - mean**2).clamp_min(0)).clamp_min(1e-6) * count
+        variance = square - mean**2
+        floor = BLANK_VARIANCE * square.clamp_min(float((boxes**2).mean()) if boxes.size else 0)
+        # infinite where blank (:func:`~.templates._local_std`): no contrast scores 0
+        spread = torch.sqrt(variance.clamp_min(0)) * count
+        self.spread = spread.masked_fill(variance <= floor, torch.inf)
 
     def scores(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The NCC with rotated templates, the same for every pick (rotations, voxels) or each
@@ -128,7 +138,7 @@ class _Windows:
             products = torch.matmul(self.data, flat.T).transpose(1, 2)
         else:
             products = torch.bmm(flat, self.data.transpose(1, 2))
-        return (products / self.spread[:, None, :]).max(dim=2)
+        return (products / self.spread[:, None, :]).clamp(-1, 1).max(dim=2)
 
 
 def _hypotheses(

@@ -18,6 +18,9 @@ from napari_affinity_vae.volumes import fit_box, resample
 if TYPE_CHECKING:
     from napari_affinity_vae.particles.templates import MatchSettings
 
+# a local variance under the mask at most this share of the mean square is float32 rounding of
+# 0: the region is blank (no contrast), and scores 0 against any template
+BLANK_VARIANCE = 1e-5
 MASK_MARGIN = 1.0  # voxels between the template's support and its mask's edge
 
 

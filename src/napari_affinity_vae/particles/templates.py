@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 from napari_affinity_vae.particles.refine import refine_steps, refinement_work
 from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.particles.template_maps import (
+    BLANK_VARIANCE,
     Prepared,
     Template,
     device,
@@ -44,6 +45,7 @@ from napari_affinity_vae.particles.template_maps import (
 )
 from napari_affinity_vae.rotations import uniform_rotations
 from napari_affinity_vae.schema import ANGLES, AXES, SCORE, TEMPLATE
+from napari_affinity_vae.volumes import check_finite
 
 SO3_VOLUME = 8 * np.pi**2  # of the rotation group, in the Euler angles' measure
 TILE_VOXELS = 2**24  # voxels of a tile with its overlap (binned): 64 MB as float32
@@ -135,6 +137,7 @@ def match_steps(
     :class:`MatchResult`. See :func:`work` for the total."""
     binning = search_binning(templates, settings)
     volume = _binned(tomogram, binning)
+    check_finite(volume, "the tomogram")
     prepared = [prepare(t, binning, settings) for t in templates]
     grids = [rotation_grid(settings.angular_step, t.symmetry) for t in templates]
     box = max(p.box for p in prepared)
@@ -143,6 +146,7 @@ def match_steps(
     dev = device()
     for core, padded in _tiles(volume.shape, box // 2 + 1):
         tile = torch.as_tensor(np.ascontiguousarray(volume[padded]), device=dev)
+        tile = tile - tile.mean()  # the NCC is the same; the local variance more precise
         size = tuple(scipy_fft.next_fast_len(n + box, real=True) for n in tile.shape)  # no wrap
         spectrum = torch.fft.rfftn(tile, s=size)
         inner = tuple(
@@ -153,7 +157,8 @@ def match_steps(
             sigma_f = _local_std(tile, template.mask, size, spectrum)
             for start in range(0, len(grid), batch):
                 ncc = _correlate(spectrum, rotated(template, grid[start : start + batch]), size)
-                scores.update(core, (ncc[(slice(None), *inner)] / sigma_f[inner]), start)
+                ncc = (ncc[(slice(None), *inner)] / sigma_f[inner]).clamp(-1, 1)
+                scores.update(core, ncc, start)
                 done += min(batch, len(grid) - start)
                 yield done
     searched = volume.size * sum(len(g) for g in grids)  # where noise could raise a false peak
@@ -213,15 +218,18 @@ class _ScoreMap:
         top, arg = (x.cpu().numpy() for x in ncc.max(dim=0))
         if first == 0:  # the first rotation's scores: a sample of the noise's spread
             flat = ncc[0].cpu().numpy().ravel()
+            flat = flat[flat != 0]  # not of blank regions, which score 0 (:func:`_local_std`)
             self.samples.append(flat[:: max(1, flat.size // SIGMA_SAMPLES)])
         best, rotation = self.best[core], self.rotation[core]
         better = top > best
         best[better], rotation[better] = top[better], arg[better] + first
 
     def finish(self, settings: MatchSettings, searched: int) -> None:
-        """The noise's standard deviation (robust: particles are rare; never 0, which a blank
-        tomogram would give) and the threshold, also in units of it (``sigmas``)."""
-        spread = 1.4826 * float(np.median(np.abs(np.concatenate(self.samples))))
+        """The noise's standard deviation (robust: particles are rare; never 0) and the
+        threshold, also in units of it (``sigmas``). A blank tomogram (every score 0) has no
+        noise to measure: its threshold is infinite, and nothing is picked."""
+        sample = np.concatenate(self.samples)
+        spread = 1.4826 * float(np.median(np.abs(sample))) if sample.size else np.inf
         self.sigma = max(spread, 1e-12)
         self.sigmas = settings.threshold
         if self.sigmas is None:
@@ -262,13 +270,15 @@ def _local_std(
     tile: torch.Tensor, mask: torch.Tensor, size: tuple[int, ...], spectrum: torch.Tensor
 ) -> torch.Tensor:
     """The tomogram's standard deviation under the mask centred at every voxel of the tile,
-    times the mask's voxel count (the NCC's denominator)."""
+    times the mask's voxel count (the NCC's denominator); infinite where the tomogram is blank
+    (a variance within the FFT's rounding of 0), so that a region without contrast scores 0."""
     count = mask.sum()
     mask_spectrum = torch.fft.rfftn(_centred(mask[None], size), s=size)[0].conj()
     mean = torch.fft.irfftn(spectrum * mask_spectrum, s=size)
-    square = torch.fft.irfftn(torch.fft.rfftn(tile**2, s=size) * mask_spectrum, s=size)
-    variance = (square / count - (mean / count) ** 2).clamp_min(0)
-    return (torch.sqrt(variance) * count).clamp_min(1e-6 * count)
+    square = torch.fft.irfftn(torch.fft.rfftn(tile**2, s=size) * mask_spectrum, s=size) / count
+    variance = square - (mean / count) ** 2
+    blank = variance <= BLANK_VARIANCE * torch.clamp_min(square, (tile**2).mean())
+    return (torch.sqrt(variance.clamp_min(0)) * count).masked_fill(blank, torch.inf)
 
 
 def _centred(boxes: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
