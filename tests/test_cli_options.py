@@ -1,4 +1,5 @@
-"""The options of ``avae pick`` and ``avae embed``, each checked against what it should change."""
+"""The options of ``avae pick`` and ``avae embed``, each checked against what it should change;
+bad values of every command's options, refused in one line before any work."""
 
 from __future__ import annotations
 
@@ -171,3 +172,107 @@ def test_embed_error_adds_the_reconstruction_error_and_changes_no_latent(sim, tm
     assert "reconstruction_error" not in plain  # the decoder did not run
     assert (with_error["reconstruction_error"] > 0).all()
     np.testing.assert_allclose(_latent(out), plain[latent_columns(plain)], atol=1e-6)
+
+
+def _refusal(argv: list[str], capsys) -> str:
+    """The one error line of a refused command line (exit code 2, no traceback)."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # refused by argparse, before any work
+        code = exit_info.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+BAD_NUMBERS = [  # (command line after OUT's option, the error's words)
+    ("pick T --diameter -10 50", "argument --diameter: must be a positive number, got -10"),
+    ("pick T --diameter 0 50", "argument --diameter: must be a positive number, got 0"),
+    ("pick T --diameter 80 50", "argument --diameter: MIN must be at most MAX, got 80 50"),
+    ("pick T --diameter 50 80 --margin -5", "argument --margin: must be a number of at least 0"),
+    ("pick T --diameter 50 80 --max-count -1", "argument --max-count: must be a whole number"),
+    ("pick T --templates M --angular-step 0", "argument --angular-step: must be degrees above 0"),
+    ("pick T --templates M --angular-step 181", "at most 180, got 181"),
+    (
+        "pick T --templates M --binning 0",
+        "argument --binning: must be a whole number of at least 1",
+    ),
+    ("pick T --templates M --binning -2", "argument --binning: must be a whole number"),
+    ("pick T --templates M --lowpass 0", "argument --lowpass: must be a positive number, got 0"),
+    ("pick T --templates M --tilt-range 60 -60", "argument --tilt-range: MIN must be below MAX"),
+    ("pick T --templates M --tilt-range 60 60", "argument --tilt-range: MIN must be below MAX"),
+    ("pick T --templates M --tilt-range -100 60", "MIN and MAX must lie from -90 to 90"),
+    ("pick T --templates M --score-map s.npy", "argument --score-map: an MRC file is written"),
+    ("train F --batch-size 0", "argument --batch-size: must be a whole number of at least 1"),
+    ("train F --box 0", "argument --box: must be a whole number of at least 1, got 0"),
+    ("train F --box 33", "--box 33 is not a multiple of 8 (2 ** depth): give 8, 16, 24, 32"),
+    ("train F --box 24 --depth 4", "--box 24 is not a multiple of 16 (2 ** depth): give 16, 32"),
+    ("train F --learning-rate nan", "argument --learning-rate: must be a positive number, got nan"),
+    ("train F --learning-rate 0", "argument --learning-rate: must be a positive number, got 0"),
+    ("train F --epochs 0", "argument --epochs: must be a whole number of at least 1, got 0"),
+    ("train F --epochs -3", "argument --epochs: must be a whole number of at least 1, got -3"),
+    ("train F --validation 1", "argument --validation: must be a fraction of at least 0 and below"),
+    ("train F --depth 0", "argument --depth: must be a whole number of at least 1, got 0"),
+    ("train F --voxel-size 5", "--voxel-size is for a tomogram with --coords"),
+    ("simulate D --voxel-size 0", "argument --voxel-size: must be a positive number, got 0"),
+    ("simulate D --snr 0", "argument --snr: must be a positive number, got 0"),
+    ("simulate D --dose 0", "argument --dose: must be a positive number, got 0"),
+    ("simulate D --subtomograms 0", "argument --subtomograms: must be a whole number of at least"),
+    ("simulate D --subtomograms -1", "argument --subtomograms: must be a whole number of at least"),
+    ("simulate D --subtomograms 2 --box 0", "argument --box: must be a whole number of at least 1"),
+    ("simulate D --tomograms 0", "argument --tomograms: must be a whole number of at least 1"),
+    ("simulate D --tilt-range 60 -60 3", "argument --tilt-range: MIN must be below MAX"),
+    ("simulate D --tilt-range -60 60 0", "argument --tilt-range: STEP must be above 0"),
+    ("affinity M --voxel-size 0", "argument --voxel-size: must be a positive number, got 0"),
+    ("affinity M --voxel-size -1", "argument --voxel-size: must be a positive number, got -1"),
+    ("affinity M --voxel-size nan", "argument --voxel-size: must be a positive number, got nan"),
+    ("affinity M --voxel-size inf", "argument --voxel-size: must be a positive number, got inf"),
+    ("affinity M --voxel-size 0.5", "at 0.5 A/voxel the maps would be 320 voxels across (at most"),
+    ("affinity --voxel-size 1", "the maps would be 302 voxels across (at most 160): give a --vox"),
+]
+
+
+@pytest.mark.parametrize(("line", "words"), BAD_NUMBERS)
+def test_bad_numbers_are_refused_in_one_line_before_any_work(tmp_path, capsys, line, words):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    tomogram = write_tomogram(inputs / "t.mrc", np.zeros((16, 16, 16), np.float32), 10.0)
+    ball = (np.indices((16, 16, 16)) - 7.5) ** 2
+    ball = write_tomogram(inputs / "ball.mrc", (ball.sum(axis=0) < 25).astype(np.float32), 10.0)
+    folder = inputs / "folder"
+    folder.mkdir()
+    command, *rest = line.split()
+    paths = {"T": tomogram, "M": ball, "F": folder, "D": tmp_path / "sim"}
+    argv = [command, *(str(paths.get(word, word)) for word in rest)]
+    out = {"simulate": []}.get(command, ["--out", str(tmp_path / "out.star")])
+    error = _refusal([*argv, *out], capsys)
+    assert error.startswith(f"avae {command}: error: ") and words in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]  # nothing written
+
+
+def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
+    """``--voxel-size`` for a tomogram with --coords whose header has none, as the error says."""
+    rng = np.random.default_rng(0)
+    tomogram = write_tomogram(tmp_path / "t.mrc", rng.normal(size=(24, 24, 40)), 0.0)
+    picks = pd.DataFrame(
+        {
+            "z": [12.0] * 4,
+            "y": [12.0] * 4,
+            "x": [8.0, 16.0, 24.0, 32.0],
+            "class_name": ["a", "b"] * 2,
+        }
+    )
+    coords = write_particles(picks, tmp_path / "picks.star")
+    affinity = tmp_path / "affinity.csv"
+    affinity.write_text("a,b\n1,0\n0,1\n")
+    out = tmp_path / "m"
+    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
+    args += ["--out", str(out), "--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    error = _refusal(args, capsys)
+    assert error.startswith(f"avae train: error: {tomogram}: the header's voxel size is 0")
+    assert "--voxel-size" in error
+    assert not out.with_suffix(".json").exists()
+    assert main([*args, "--voxel-size", "7.5"]) == 0
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.voxel_size == 7.5

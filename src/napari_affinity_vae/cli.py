@@ -8,7 +8,7 @@ import functools
 import math
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,14 +77,16 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         "--classes; --classes with no names leaves the built-in ones out.",
     )
     sim.add_argument("outdir", type=Path)
-    sim.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(200, 400, 400))
-    sim.add_argument("--particles", type=int, default=300)
+    sim.add_argument(
+        "--shape", type=_positive_int, nargs=3, metavar=("Z", "Y", "X"), default=(200, 400, 400)
+    )
+    sim.add_argument("--particles", type=_count, default=300)
     noise = sim.add_mutually_exclusive_group()
-    noise.add_argument("--snr", type=float, default=0.1, help="per tilt image (default 0.1)")
-    noise.add_argument("--dose", type=float, help="total electrons per A^2 (Poisson noise)")
+    noise.add_argument("--snr", type=_positive, default=0.1, help="per tilt image (default 0.1)")
+    noise.add_argument("--dose", type=_positive, help="total electrons per A^2 (Poisson noise)")
     noise.add_argument("--no-noise", action="store_true")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--voxel-size", type=float, default=10.0, help="Angstrom (default 10)")
+    sim.add_argument("--voxel-size", type=_positive, default=10.0, help="Angstrom (default 10)")
     sim.add_argument(
         "--classes",
         nargs="*",
@@ -101,18 +103,25 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="a class of your own, named NAME: an MRC map (.map.gz too; scaled to protein "
         "fractions) or a PDB / mmCIF model; repeatable",
     )
-    sim.add_argument("--vesicles", type=int, default=0)
-    sim.add_argument("--fiducials", type=int, default=0, help="10 nm gold beads")
-    sim.add_argument("--defocus", type=float, default=3.0, help="micrometres underfocus")
+    sim.add_argument("--vesicles", type=_count, default=0)
+    sim.add_argument("--fiducials", type=_count, default=0, help="10 nm gold beads")
+    sim.add_argument("--defocus", type=_finite, default=3.0, help="micrometres underfocus")
     sim.add_argument(
-        "--tilt-range", type=float, nargs=3, metavar=("MIN", "MAX", "STEP"), default=(-60, 60, 3)
+        "--tilt-range",
+        type=_finite,
+        nargs=3,
+        metavar=("MIN", "MAX", "STEP"),
+        default=(-60, 60, 3),
+        action=_range(within=TILT_LIMITS, step=True),
     )
     sim.add_argument("--phase-flip", action="store_true", help="correct the CTF by phase flipping")
     sim.add_argument("--invert", action="store_true", help="protein white instead of dark")
-    sim.add_argument("--subtomograms", type=int, metavar="PER_CLASS", help="training-set mode")
+    sim.add_argument(
+        "--subtomograms", type=_positive_int, metavar="PER_CLASS", help="training-set mode"
+    )
     sim.add_argument(
         "--off-centre",
-        type=float,
+        type=_non_negative,
         default=0.0,
         metavar="VOXELS",
         help="training boxes off their particles by this standard deviation, like picks",
@@ -122,8 +131,10 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also a box centred where the built-in picker finds each particle",
     )
-    sim.add_argument("--box", type=int, default=32, help="subtomogram box in voxels")
-    sim.add_argument("--tomograms", type=int, metavar="N", help="a RELION 5 project of N tomograms")
+    sim.add_argument("--box", type=_positive_int, default=32, help="subtomogram box in voxels")
+    sim.add_argument(
+        "--tomograms", type=_positive_int, metavar="N", help="a RELION 5 project of N tomograms"
+    )
     sim.add_argument(
         "--format",
         choices=[*TOMOGRAM_FORMATS, "copick"],
@@ -150,7 +161,9 @@ def _add_affinity(commands: argparse._SubParsersAction) -> None:
     aff.add_argument("maps", nargs="*", type=Path)
     aff.add_argument("--out", type=Path, required=True, help=f"affinity CSV to write ({SCALING})")
     aff.add_argument("--raw", type=Path, help="also write the best correlations c")
-    aff.add_argument("--voxel-size", type=float, help="Angstrom (default: the first map's, or 10)")
+    aff.add_argument(
+        "--voxel-size", type=_positive, help="Angstrom (default: the first map's, or 10)"
+    )
     _add_overwrite(aff)
     aff.set_defaults(run=_run_affinity)
 
@@ -173,6 +186,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors/.json)")
     tr.add_argument("--preset", choices=["bundled", "bundled-splat"])
     tr.add_argument("--coords", type=Path, help="coordinate file with a class column")
+    tr.add_argument(
+        "--voxel-size",
+        type=_positive,
+        help="Angstrom, of the tomogram with --coords (overrides its header)",
+    )
     tr.add_argument("--affinity", type=Path, help="affinity CSV (default: beside the data)")
     start = tr.add_mutually_exclusive_group()
     start.add_argument("--resume", type=Path, help="a checkpoint to go on training")
@@ -181,38 +199,38 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help='a model to fine-tune: "bundled", "bundled-splat" or a checkpoint',
     )
-    tr.add_argument("--epochs", type=int, default=25)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--learning-rate", type=float, default=1e-3)
-    tr.add_argument("--beta", type=float, default=1e-3)
+    tr.add_argument("--epochs", type=_positive_int, default=25)
+    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--learning-rate", type=_positive, default=1e-3)
+    tr.add_argument("--beta", type=_non_negative, default=1e-3)
     tr.add_argument("--beta-schedule", choices=SCHEDULES, default="cyclical_linear")
-    tr.add_argument("--gamma", type=float, default=1.0)
+    tr.add_argument("--gamma", type=_non_negative, default=1.0)
     tr.add_argument("--gamma-schedule", choices=SCHEDULES, default="flat")
     tr.add_argument(
-        "--tc", type=float, default=0.0, help="weight of the total correlation (beta-TCVAE)"
+        "--tc", type=_non_negative, default=0.0, help="weight of the total correlation (beta-TCVAE)"
     )
     tr.add_argument("--tc-schedule", choices=SCHEDULES, default="flat")
     tr.add_argument(
         "--pose-consistency",
-        type=float,
+        type=_non_negative,
         default=0.0,
         help="weight of a splat model's pose consistency: its rotation must turn with a "
         "randomly turned copy of each box",
     )
     tr.add_argument(
         "--box",
-        type=int,
+        type=_positive_int,
         help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
         "resampled to it (default: as they are, which a model of --init must take)",
     )
     shape = tr.add_argument_group(
         "architecture", "of a new model; a run from a checkpoint (--init, --resume) keeps its own"
     )
-    shape.add_argument("--depth", type=int, help="default 3")
-    shape.add_argument("--capacity", type=int, help="default 8")
-    shape.add_argument("--latent-dims", type=int, help="default 8")
+    shape.add_argument("--depth", type=_positive_int, help="default 3")
+    shape.add_argument("--capacity", type=_positive_int, help="default 8")
+    shape.add_argument("--latent-dims", type=_positive_int, help="default 8")
     shape.add_argument(
-        "--pose-dims", type=int, help="default 1; a splat decoder's 4 (a quaternion; 1 in 2D)"
+        "--pose-dims", type=_count, help="default 1; a splat decoder's 4 (a quaternion; 1 in 2D)"
     )
     shape.add_argument(
         "--decoder",
@@ -220,16 +238,18 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="conv (default): transposed convolutions from [latent, pose]; splat: Gaussians "
         "placed by the latent, turned by the pose as a rotation, rendered at any box size",
     )
-    shape.add_argument("--splats", type=int, help="Gaussians of a splat decoder (default 256)")
+    shape.add_argument(
+        "--splats", type=_positive_int, help="Gaussians of a splat decoder (default 256)"
+    )
     shape.add_argument(
         "--splat-convs",
-        type=int,
+        type=_count,
         help="convolutions refining a splat decoder's box (default 0: the splats alone)",
     )
-    tr.add_argument("--validation", type=float, default=0.1, help="fraction held out")
+    tr.add_argument("--validation", type=_fraction, default=0.1, help="fraction held out")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS")
-    tr.add_argument("--patience", type=int, default=0, help="early stop after EPOCHS stale")
+    tr.add_argument("--checkpoint-every", type=_count, default=0, metavar="EPOCHS")
+    tr.add_argument("--patience", type=_count, default=0, help="early stop after EPOCHS stale")
     tr.add_argument(
         "--augment", action="store_true", help="turn each box by its own random rotation"
     )
@@ -281,24 +301,27 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     pk.add_argument("tomogram", type=Path)
     pk.add_argument(
         "--diameter",
-        type=float,
+        type=_positive,
         nargs=2,
         metavar=("MIN", "MAX"),
+        action=_range(equal=True),
         help="particle diameters in Angstrom (the blob picker)",
     )
     pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
-    pk.add_argument("--voxel-size", type=float, help="Angstrom (overrides the header)")
+    pk.add_argument("--voxel-size", type=_positive, help="Angstrom (overrides the header)")
     pk.add_argument(
-        "--threshold", type=float, help="score threshold in noise deviations (default: automatic)"
+        "--threshold", type=_finite, help="score threshold in noise deviations (default: automatic)"
     )
-    pk.add_argument("--max-count", type=int)
-    pk.add_argument("--margin", type=float, help="Angstrom from the faces (default: MIN / 2)")
+    pk.add_argument("--max-count", type=_positive_int)
+    pk.add_argument(
+        "--margin", type=_non_negative, help="Angstrom from the faces (default: MIN / 2)"
+    )
     pk.add_argument("--inverted", action="store_true", help="protein is white")
     tm = pk.add_argument_group("template matching")
     tm.add_argument(
         "--templates", type=Path, nargs="+", metavar="MAP", help="reference maps or atomic models"
     )
-    tm.add_argument("--angular-step", type=float, default=30.0, help="degrees (default 30)")
+    tm.add_argument("--angular-step", type=_angular_step, default=30.0, help="degrees (default 30)")
     tm.add_argument(
         "--no-refine",
         action="store_true",
@@ -313,24 +336,29 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
     )
     tm.add_argument(
         "--tilt-range",
-        type=float,
+        type=_finite,
         nargs=2,
         metavar=("MIN", "MAX"),
         default=(-60.0, 60.0),
+        action=_range(within=TILT_LIMITS),
         help="degrees, about y, for the missing wedge (default -60 60)",
     )
     tm.add_argument("--no-wedge", action="store_true", help="no missing wedge (subtomogram sets)")
-    tm.add_argument("--lowpass", type=float, help="Angstrom (default three search voxels)")
+    tm.add_argument("--lowpass", type=_positive, help="Angstrom (default three search voxels)")
     tm.add_argument(
-        "--binning", type=int, help="search binned (default: automatic on the CPU, 1 on a GPU)"
+        "--binning",
+        type=_positive_int,
+        help="search binned (default: automatic on the CPU, 1 on a GPU)",
     )
     tm.add_argument(
         "--false-alarms",
-        type=float,
+        type=_positive,
         default=1.0,
         help="noise peaks expected above the automatic threshold over the search (default 1)",
     )
-    tm.add_argument("--score-map", type=Path, help="also write the best score at every voxel")
+    tm.add_argument(
+        "--score-map", type=_mrc_output, help="also write the best score at every voxel"
+    )
     _add_overwrite(pk)
     pk.set_defaults(run=_run_pick)
 
@@ -477,11 +505,66 @@ def _add_pick_set_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _number(convert: Callable[[str], float], wanted: str, ok: Callable[[float], bool]):
+    """An argparse ``type`` reading a number with ``convert`` that ``ok`` accepts; otherwise
+    argparse's one-line error: ``argument --option: must be WANTED, got TEXT``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = wanted  # what argparse would name the type
+    return parse
+
+
+_positive = _number(float, "a positive number", lambda v: math.isfinite(v) and v > 0)
+_non_negative = _number(float, "a number of at least 0", lambda v: math.isfinite(v) and v >= 0)
+_finite = _number(float, "a finite number", math.isfinite)
+_positive_int = _number(int, "a whole number of at least 1", lambda v: v >= 1)
+_count = _number(int, "a whole number of at least 0", lambda v: v >= 0)
+_fraction = _number(float, "a fraction of at least 0 and below 1", lambda v: 0 <= v < 1)
+_angular_step = _number(float, "degrees above 0 and at most 180", lambda v: 0 < v <= 180)
+
+
+def _range(
+    *, equal: bool = False, within: tuple[float, float] | None = None, step: bool = False
+) -> type[argparse.Action]:
+    """An argparse action for MIN MAX (STEP) that refuses MIN above MAX (or equal to it unless
+    ``equal``), values outside ``within`` and a STEP that is not positive."""
+
+    class Range(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            low, high = values[0], values[1]
+            if within is not None and not all(within[0] <= v <= within[1] for v in (low, high)):
+                lowest, highest = within
+                problem = f"MIN and MAX must lie from {lowest:g} to {highest:g}"
+            elif not (low <= high if equal else low < high):
+                problem = f"MIN must be {'at most' if equal else 'below'} MAX"
+            elif step and not values[2] > 0:
+                problem = "STEP must be above 0"
+            else:
+                setattr(namespace, self.dest, values)
+                return
+            given = " ".join(f"{v:g}" for v in values)
+            raise argparse.ArgumentError(self, f"{problem}, got {given}")
+
+    return Range
+
+
+TILT_LIMITS = (-90.0, 90.0)  # degrees: a tilt series about y
+
+
+def _mrc_output(text: str) -> Path:
+    """An output path for an MRC file: its suffix must say so."""
+    path = Path(text)
+    if path.suffix.lower() != ".mrc":
+        raise argparse.ArgumentTypeError(f"an MRC file is written: give a .mrc path, got {text}")
+    return path
 
 
 def _pick_set_choice(args: argparse.Namespace) -> object:
@@ -581,7 +664,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         particles=args.particles,
         classes=(*args.classes, *molecules),
         voxel_size=args.voxel_size,
-        snr=None if (args.no_noise or args.dose) else args.snr,
+        snr=None if (args.no_noise or args.dose is not None) else args.snr,
         dose=args.dose,
         seed=args.seed,
         vesicles=args.vesicles,
@@ -597,7 +680,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         name=args.outdir.name,
         molecules=molecules,
     )
-    if args.subtomograms:
+    if args.subtomograms is not None:
         from napari_affinity_vae.io.affinity import save_affinity
         from napari_affinity_vae.simulate.affinity import class_affinity
         from napari_affinity_vae.simulate.tomogram import class_diameters, class_maps
@@ -620,8 +703,6 @@ def _run_simulate(args: argparse.Namespace) -> int:
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = class_affinity(maps, settings.voxel_size, tqdm)
         paths = (*paths, save_affinity(affinity, args.outdir / "affinity.csv"))
-    elif args.tomograms is not None and args.tomograms < 1:
-        raise AffinityVAEError(f"--tomograms must be at least 1, got {args.tomograms}")
     elif args.format == "copick":
         from napari_affinity_vae.simulate.copick_project import write_copick_project
 
@@ -661,24 +742,52 @@ def _run_affinity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.affinity import save_affinity
-    from napari_affinity_vae.simulate.affinity import SCALING, affinity_matrix, builtin_affinity
-    from napari_affinity_vae.simulate.molecules import load_reference, named_references
+    from napari_affinity_vae.simulate.affinity import (
+        SCALING,
+        SHIPPED_VOXEL_SIZE,
+        affinity_matrix,
+        builtin_affinity,
+    )
+    from napari_affinity_vae.simulate.molecules import (
+        box_for,
+        load_reference,
+        named_references,
+        reference_box,
+    )
 
     _refuse_existing(args, args.out, args.raw)
     if args.maps:
-        voxel_size = args.voxel_size or _first_voxel_size(args.maps)
+        voxel_size = args.voxel_size
+        if voxel_size is None:
+            voxel_size = _first_voxel_size(args.maps)
         named = named_references(args.maps)
+        _check_map_size(max(reference_box(p, voxel_size) for p in named.values()), voxel_size)
         maps = {name: load_reference(path, voxel_size) for name, path in named.items()}
         scaled, raw = affinity_matrix(maps, tqdm)
     else:
         from napari_affinity_vae.simulate.molecules import MOLECULES
 
-        scaled, raw = builtin_affinity(list(MOLECULES), args.voxel_size or 10.0, tqdm)
+        voxel_size = SHIPPED_VOXEL_SIZE if args.voxel_size is None else args.voxel_size
+        _check_map_size(box_for(list(MOLECULES), voxel_size), voxel_size)
+        scaled, raw = builtin_affinity(list(MOLECULES), voxel_size, tqdm)
     print(save_affinity(scaled, args.out))
     print(f"affinity = {SCALING} of the best correlation c, clipped to [-1, 1]", file=sys.stderr)
     if args.raw:
         print(save_affinity(raw, args.raw))
     return 0
+
+
+MAX_MAP_BOX = 160  # voxels across: the affinity search's FFTs grow with its cube
+
+
+def _check_map_size(box: int, voxel_size: float) -> None:
+    """Refuse an affinity search on maps more than ``MAX_MAP_BOX`` voxels across."""
+    if box > MAX_MAP_BOX:
+        coarsest = voxel_size * box / MAX_MAP_BOX
+        raise AffinityVAEError(
+            f"at {voxel_size:g} A/voxel the maps would be {box} voxels across (at most "
+            f"{MAX_MAP_BOX}): give a --voxel-size of at least {math.ceil(coarsest * 100) / 100:g}"
+        )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -720,6 +829,15 @@ def _train(args: argparse.Namespace) -> int:
         raise AffinityVAEError(f"a run from {start} keeps its architecture: drop {given}")
     if args.init is not None and args.preset:
         raise AffinityVAEError(f"--preset {args.preset} trains from scratch: drop --init")
+    if args.voxel_size is not None and args.coords is None:
+        raise AffinityVAEError("--voxel-size is for a tomogram with --coords")
+    if args.box is not None and start is None and not args.preset:
+        step = 2 ** shape.get("depth", Architecture.depth)
+        if args.box % step:
+            allowed = ", ".join(str(step * k) for k in range(1, 5))
+            raise AffinityVAEError(
+                f"--box {args.box} is not a multiple of {step} (2 ** depth): give {allowed}, ..."
+            )
     command = args.command_line
     if args.preset:
         from napari_affinity_vae.model import bundled
@@ -738,11 +856,16 @@ def _train(args: argparse.Namespace) -> int:
         )
         # cut from a tomogram at the model's size (else 32); a folder resampled only if asked
         box = args.box or (model_box if args.coords else None)
-        data = load_training_set(args.source, args.coords, args.affinity, box, library_affinity)
+        data = load_training_set(
+            args.source, args.coords, args.affinity, box, library_affinity, args.voxel_size
+        )
         ndim = data.boxes.ndim - 1
         if shape.get("decoder") == "splat":
             shape.setdefault("pose_dims", ROTATION_DIMS[ndim])
-        architecture = Architecture(box=data.boxes.shape[-1], ndim=ndim, **shape)
+        try:
+            architecture = Architecture(box=data.boxes.shape[-1], ndim=ndim, **shape)
+        except ValueError as err:  # the boxes' size against the depth, a splat's pose
+            raise AffinityVAEError(f"{args.source}: {err}") from None
         config = TrainingConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,

@@ -273,15 +273,37 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
         volume = resample(np.asarray(source.data, dtype=np.float32), source.voxel_size / voxel_size)
         volume -= np.median(volume[[0, -1]])  # solvent to zero
     elif suffix in (".pdb", ".ent", ".cif", ".mmcif"):  # gemmi reads them gzipped too
-        points, weights = _atoms(path)
-        points -= np.average(points, axis=0, weights=weights)
-        size = 2 * np.linalg.norm(points, axis=1).max() + 4 * voxel_size
+        points, weights = _centred_atoms(path)
         fill = weights / MEAN_ATOMIC_NUMBER * VOLUME_PER_ATOM / voxel_size**3
-        grid = box or int(2 * np.ceil(size / voxel_size / 2))
+        grid = box or _model_box(points, voxel_size)
         volume = points_to_density(points, fill, voxel_size, grid, max(2.0, 0.5 * voxel_size))
     else:
         raise InputFileError(path, "a reference must be an MRC map or a PDB / mmCIF model")
     return fit_box(volume, box) if box else volume
+
+
+def reference_box(path: str | Path, voxel_size: float) -> int:
+    """The largest side (voxels) of :func:`load_reference`'s map of ``path`` at ``voxel_size``,
+    from the map's header or the model's atoms, without making the map."""
+    path = Path(path)
+    if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
+        source = open_tomogram(path)
+        return round(max(source.shape) * source.voxel_size / voxel_size)
+    if uncompressed_suffix(path) in (".pdb", ".ent", ".cif", ".mmcif"):
+        return _model_box(_centred_atoms(path)[0], voxel_size)
+    raise InputFileError(path, "a reference must be an MRC map or a PDB / mmCIF model")
+
+
+def _centred_atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A model's atom positions about their centre of mass, and their weights."""
+    points, weights = _atoms(path)
+    return points - np.average(points, axis=0, weights=weights), weights
+
+
+def _model_box(points: np.ndarray, voxel_size: float) -> int:
+    """The even cubic box (voxels) a model of centred ``points`` is rendered in."""
+    size = 2 * np.linalg.norm(points, axis=1).max() + 4 * voxel_size
+    return int(2 * np.ceil(size / voxel_size / 2))
 
 
 def user_molecule_map(path: str | Path, voxel_size: float) -> np.ndarray:
