@@ -99,7 +99,9 @@ def test_a_broken_tomogram_is_reported_and_the_others_finish(
     np.testing.assert_allclose(_latent(there), _latent(table), atol=1e-5)
     out = tmp_path / "embedded.csv"
     assert main(["embed", str(tmp_path / "optimisation_set.star"), "--out", str(out)]) == 0
-    assert "avae embed: TS_02 not embedded: " in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "avae embed: TS_02 not embedded: " in said.err
+    assert f"{out}: 14 of 21 particles embedded, of 3 tomograms (1 not embedded)" in said.out
     written = pd.read_csv(out)
     broken = written[TOMO_NAME] == "TS_02"
     assert (written.loc[broken, CLUSTER] == -1).all() and written.loc[
@@ -133,7 +135,7 @@ def test_avae_embed_a_project_on_two_workers_writes_one_star_and_its_parquet_twi
     out = tmp_path / "embedded.star"
     args = [str(project_folder / "tomograms.star"), str(project_folder / "particles.star")]
     assert main(["embed", *args, "--out", str(out), "--workers", "2", "--parquet", "--pca"]) == 0
-    assert f"{out}: 21 particles of 3 tomograms" in capsys.readouterr().out
+    assert f"{out}: 21 of 21 particles embedded, of 3 tomograms" in capsys.readouterr().out
     back = open_project([project_folder / "tomograms.star", out])
     truth = open_project([project_folder / "optimisation_set.star"]).particles
     np.testing.assert_allclose(back.particles[["z", "y", "x"]], truth[["z", "y", "x"]], atol=1e-3)

@@ -97,7 +97,7 @@ def test_open_star_with_several_tomograms_picks_the_open_one(
 
 def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particles):
     viewer = make_napari_viewer()
-    features = particles[["score"]]
+    features = particles[["score"]].assign(x=-1.0)  # a stale position among the features
     viewer.add_points(
         particles[["z", "y", "x"]].to_numpy(),
         scale=(4.0, 4.0, 4.0),
@@ -110,6 +110,7 @@ def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particl
         back = read_particles(path)
         np.testing.assert_allclose(back[["z", "y", "x"]], particles[["z", "y", "x"]], atol=1e-5)
         assert list(back["score"]) == list(particles["score"])
+        assert "x.1" not in back and (back["x"] > 0).all()  # one x: the points'
 
 
 def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):

@@ -1114,13 +1114,17 @@ def _embed_project(args: argparse.Namespace) -> int:
             error=args.error,
         )
         table = run_steps(steps, len(project.particles), "embedding", tqdm)
-    for name, why in table.attrs[FAILURES].items():
+    failed = table.attrs[FAILURES]
+    for name, why in failed.items():
         print(f"avae embed: {name} not embedded: {why}", file=sys.stderr)
     if not latent_columns(table):
         raise ParticleFileError(args.sources[0], "no tomogram could be embedded")
     table = _analysed(args, table)
+    embedded = int(table[latent_columns(table)[0]].notna().sum())
+    done = f"{embedded} of {len(table)} particles embedded, of {len(project.tomograms)} tomograms"
+    done += f" ({len(failed)} not embedded)" if failed else ""
     for path in write_project_table(project, table, args.out, parquet=parquet):
-        print(f"{path}: {len(table)} particles of {len(project.tomograms)} tomograms")
+        print(f"{path}: {done}")
     return 0
 
 

@@ -90,6 +90,8 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
         )
     features = attributes.get("features")
     features = pd.DataFrame(features) if features is not None else pd.DataFrame()
+    stale = [a for a in AXES if a in features]  # the points hold the positions
+    features = features.drop(columns=stale)
     particles = pd.concat(
         [pd.DataFrame(data, columns=list(AXES)), features.reset_index(drop=True)], axis=1
     )
