@@ -414,3 +414,16 @@ def test_avae_project_takes_tomo_name_for_a_tomogram_with_a_file_of_several(tmp_
     assert "choose one (--tomo-name on the command line)" in capsys.readouterr().err
     assert main(["project", str(tomogram), str(star), "--tomo-name", "TS_02"]) == 0
     assert capsys.readouterr().out.startswith("1 tomogram, 2 particles")
+
+
+def test_a_truncated_tomogram_is_named_by_avae_project_before_it_is_opened(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("TS_01", "TS_02"):
+        write_mrc(tmp_path / f"{name}.mrc", rng.normal(size=(20, 40, 40)).astype(np.float32))
+        (tmp_path / f"{name}.csv").write_text("x,y,z\n20,20,10\n")
+    cut = tmp_path / "TS_02.mrc"
+    cut.write_bytes(cut.read_bytes()[:-4000])  # a copy that stopped early: the header is whole
+    assert main(["project", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "TS_01: 1 particle, 20 x 40 x 40 voxels" in out
+    assert f"TS_02: 1 particle, ? voxels at ?; {cut}: the file is truncated" in out

@@ -151,6 +151,9 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
     return data, cubic_voxel_size(path, header_voxel_size)
 
 
+TRUNCATED = "the file is truncated: it holds less data than its header describes"
+
+
 def cubic_voxel_size(path: Path, voxel_size: np.recarray) -> float:
     """An MRC header's voxel size (x, y, z record; 0: not set), refused unless cubic."""
     sizes = np.array([voxel_size.z, voxel_size.y, voxel_size.x], dtype=float)
@@ -167,7 +170,7 @@ def cubic_voxel_size(path: Path, voxel_size: np.recarray) -> float:
 def _describe_mrc_error(err: ValueError | EOFError | ArithmeticError) -> str:
     text = str(err)
     if isinstance(err, EOFError) or "mmap length is greater" in text or "could only read" in text:
-        return "the file is truncated: it holds less data than its header describes"
+        return TRUNCATED
     if "Map ID string" in text or "header" in text.lower():
         return f"invalid MRC header ({text})"
     return f"not a readable MRC file ({text})"

@@ -10,9 +10,15 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 import pandas as pd
+from mrcfile.utils import data_dtype_from_header
 
 from napari_affinity_vae.errors import TomogramFileError
-from napari_affinity_vae.io.tomogram import Tomogram, cubic_voxel_size, open_tomogram
+from napari_affinity_vae.io.tomogram import (
+    TRUNCATED,
+    Tomogram,
+    cubic_voxel_size,
+    open_tomogram,
+)
 from napari_affinity_vae.io.validate import OUTSIDE_QUESTION, outside_message, outside_rows
 from napari_affinity_vae.schema import (
     AXES,
@@ -166,6 +172,9 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
                 header = mrc.header
                 shape = (int(header.nz), int(header.ny), int(header.nx))
                 voxel = cubic_voxel_size(path, mrc.voxel_size)
+                data_bytes = np.prod(shape) * data_dtype_from_header(header).itemsize
+        if path.stat().st_size < header.nbytes + int(header.nsymbt) + int(data_bytes):
+            return None, None, f"{path}: {TRUNCATED}"
     except TomogramFileError as err:
         return None, None, str(err)
     except (ValueError, OSError) as err:
