@@ -29,6 +29,7 @@ from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
+from napari_affinity_vae.text import first_few
 from napari_affinity_vae.volumes import fit_box, normalise, resample
 
 DEFAULT_BOX = 32  # voxels, of boxes cut from a tomogram
@@ -56,20 +57,18 @@ def load_training_set(
         boxes, names, voxel_size = _from_tomogram(
             source, Path(coordinates), box or DEFAULT_BOX, voxel_size
         )
+        _refuse_non_finite(boxes, source, f"particle of {Path(coordinates).name}")
     elif (source / "subtomograms.mrcs").is_file():
         boxes, table = read_subtomograms(source)
         names, voxel_size = table[CLASS_NAME].astype(str).to_numpy(), table.attrs["voxel_size"]
         angles = table[list(ANGLES)].to_numpy()
+        _refuse_non_finite(boxes, source, "box")
     elif source.is_dir():
-        boxes, names, voxel_size = _from_particle_folder(source)
+        boxes, names, voxel_size = _from_particle_folder(source)  # each file checked as read
     else:
         raise InputFileError(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
         )
-    if coordinates is not None:
-        check_finite(boxes, source, f"particle of {Path(coordinates).name}")
-    else:
-        check_finite(boxes, source)
     if box and coordinates is None and box != boxes.shape[-1]:
         boxes, voxel_size = _resampled(boxes, box, voxel_size, source)
     classes = list(dict.fromkeys(sorted(names)))
@@ -217,29 +216,25 @@ def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
             f"a particle of {'x'.join(map(str, shape))} voxels: particles must be {kind}"
             + (" (a single plane is not a 3D box)" if 1 in shape else ""),
         )
-    bad = ~np.isfinite(boxes).reshape(len(boxes), -1).all(axis=1)
-    if bad.any():
-        where = "the box holds"
-        if stack:
-            where = f"boxes {_listed(np.flatnonzero(bad))} (from 0) of the stack hold"
+    bad = _non_finite(boxes)
+    if bad.size:
+        where = f"boxes {first_few(bad)} (from 0) of the stack hold" if stack else "the box holds"
         raise InputFileError(path, f"{where} NaN or infinite voxels; a particle must have none")
     return boxes, voxel_size
 
 
-def _listed(indices: np.ndarray, most: int = 5) -> str:
-    """Indices as ``1, 4, 9`` (the first ``most``, then how many more)."""
-    shown = ", ".join(str(int(i)) for i in indices[:most])
-    return shown + (f" and {len(indices) - most} more" if len(indices) > most else "")
+def _non_finite(boxes: np.ndarray) -> np.ndarray:
+    """The indices of the boxes holding a NaN or an infinity."""
+    return np.flatnonzero(~np.isfinite(boxes.reshape(len(boxes), -1)).all(axis=1))
 
 
-def check_finite(boxes: np.ndarray, source: Path, what: str = "box") -> None:
+def _refuse_non_finite(boxes: np.ndarray, source: Path, what: str) -> None:
     """Refuse boxes holding NaN or infinite voxels, naming ``source`` and the rows (``what``:
     what a row is, as ``particle of picks.csv``) that do: the model would learn NaN weights."""
-    flat = np.asarray(boxes).reshape(len(boxes), -1)
-    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-    if len(bad):
+    bad = _non_finite(boxes)
+    if bad.size:
         raise InputFileError(
             source,
-            f"{len(bad)} of {len(boxes)} boxes hold NaN or infinite voxels ({what} row(s) "
-            f"{_listed(bad)}, counted from 0); remove them, or fill the blank regions",
+            f"{bad.size} of {len(boxes)} boxes hold NaN or infinite voxels ({what} row(s) "
+            f"{first_few(bad)}, counted from 0); remove them, or fill the blank regions",
         )

@@ -27,6 +27,7 @@ from napari_affinity_vae.schema import (
     POSE_PREFIX,
     RECONSTRUCTION_ERROR,
 )
+from napari_affinity_vae.text import first_few
 
 BATCH = 512
 MAX_RESAMPLING = 4.0  # the most the tomogram's and the model's voxel sizes may differ, either way
@@ -121,24 +122,22 @@ def embed_steps(
         )
 
     batches = -(-len(coords) // batch)
-    blank: list[np.ndarray] = []  # rows (in read order) whose boxes hold NaN or infinities
+    blank: list[int] = []  # rows (in read order) whose boxes hold NaN or infinities
     for k, (boxes, crossed) in enumerate(_read(extract, batches, ahead)):
-        bad = ~np.isfinite(boxes[:, 0, 0, 0])  # normalising spreads a NaN over its whole box
-        blank.append(np.flatnonzero(bad) + k * batch)
-        if not any(b.size for b in blank):  # once one is found, the rest are only counted
+        # normalising spreads a NaN or an infinity over its whole box: one voxel tells
+        blank.extend(np.flatnonzero(~np.isfinite(boxes[:, 0, 0, 0])) + k * batch)
+        if not blank:  # once one is found, the rest are only counted
             encoded = encode(network, boxes, error=error)
             for key in ("mu", "pose", "error"):
                 parts[key].append(encoded[key])
         parts["edge"].append(crossed)
         yield min((k + 1) * batch, len(coords))
-    blank_rows = np.sort(order[np.concatenate(blank)]) if blank else np.zeros(0, dtype=int)
-    if blank_rows.size:
-        shown = ", ".join(str(int(r)) for r in blank_rows[:5])
-        more = f" and {blank_rows.size - 5} more" if blank_rows.size > 5 else ""
+    if blank:
+        where = np.sort(order[blank])
         raise TomogramFileError(
             tomogram.path,
-            f"the boxes of {blank_rows.size} of {len(coords)} particles hold NaN or infinite "
-            f"voxels (rows {shown}{more}, counted from 0): the tomogram has blank regions. "
+            f"the boxes of {where.size} of {len(coords)} particles hold NaN or infinite voxels "
+            f"(rows {first_few(where)}, counted from 0): the tomogram has blank regions. "
             "Remove those particles, or fill the regions, and embed again",
         )
     a = card.architecture
