@@ -65,6 +65,16 @@ def test_another_tomogram_never_uses_the_first_ones_particles(
     assert session.tomogram.name == "tomo_b" and len(session.particles) == 0
 
 
+def test_closing_the_last_tomogram_leaves_its_particles_unexplored(explorer, qtbot, tmp_path):
+    viewer, widgets, session = explorer
+    open_tomogram(qtbot, widgets, write_mrc(tmp_path / "tomo_a.mrc", np.zeros((40, 60, 60), np.float32)))
+    picks = import_picks(qtbot, widgets, three_picks(tmp_path / "picks"))
+    viewer.layers.remove("tomo_a")  # none open: the points stay a layer, no longer explored
+    assert session.tomogram is None and widgets["Particles"].particles_layer is None
+    assert len(session.particles) == 0 and widgets["Particles"].count.value == "0"
+    assert widgets["Particles"].tomogram_label.value == "none open" and picks in viewer.layers
+
+
 def test_a_3d_image_dropped_in_is_not_taken_for_the_tomogram(
     explorer, qtbot, tmp_path, two_tomograms
 ):

@@ -172,8 +172,10 @@ class ParticlesWidget(Container):
 
     def _tomogram_changed(self) -> None:
         tomogram = self.session.tomogram
-        if tomogram is None:
+        if tomogram is None:  # every tomogram closed: their particles are not explored
             self.tomogram_label.value = "none open"
+            if self.session.project is None:
+                self.layer.value = None
             return
         z, y, x = tomogram.shape
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
