@@ -25,7 +25,7 @@ from napari_affinity_vae.errors import (
 )
 from napari_affinity_vae.io.subtomograms import read_subtomograms, write_subtomograms
 from napari_affinity_vae.io.tomogram import open_tomogram
-from napari_affinity_vae.model.checkpoint import ModelCard, save_checkpoint
+from napari_affinity_vae.model.checkpoint import ModelCard, read_card, save_checkpoint
 from napari_affinity_vae.model.datasets import load_training_set
 from napari_affinity_vae.model.evaluate import evaluate
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
@@ -170,6 +170,19 @@ def test_train_refuses_a_folder_mixing_voxel_sizes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "voxel size" in err and "a_0.mrc: 10 Å" in err and "b_0.mrc: 20 Å" in err
     assert _outputs(out) == []
+
+
+def test_train_asks_for_the_voxel_size_of_a_folder_whose_headers_have_none(tmp_path, capsys):
+    files = {f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i), 0.0) for c in "ab" for i in range(2)}
+    folder = _folder(tmp_path / "no_size", files)
+    out = tmp_path / "model"
+    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no_size" in err and "voxel size" in err and "--voxel-size" in err
+    assert _outputs(out) == []
+    given = ["--voxel-size", "5", "--latent-dims", "4", "--depth", "2", "--capacity", "4"]
+    assert main(["train", str(folder), "--out", str(out), "--epochs", "1", *given]) == 0
+    assert read_card(out.with_suffix(".json")).voxel_size == 5.0
 
 
 def test_a_folder_of_volume_stacks_gives_each_box_its_file_s_class(tmp_path):

@@ -189,7 +189,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument(
         "--voxel-size",
         type=_positive,
-        help="Angstrom, of the tomogram with --coords (overrides its header)",
+        help="Angstrom, of SOURCE's boxes or tomogram (overrides the headers)",
     )
     tr.add_argument("--affinity", type=Path, help="affinity CSV (default: beside the data)")
     start = tr.add_mutually_exclusive_group()
@@ -279,6 +279,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--train", type=Path, required=True, help="training set the classifiers fit")
     ev.add_argument("--test", type=Path, required=True, help="held-out labelled set")
+    ev.add_argument(
+        "--voxel-size", type=_positive, help="Angstrom, of both sets' boxes (overrides headers)"
+    )
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--baseline-epochs", type=int, help="default: the model's own epochs")
     ev.add_argument("--out", type=Path, help="write the figures as JSON")
@@ -829,8 +832,6 @@ def _train(args: argparse.Namespace) -> int:
         raise AffinityVAEError(f"a run from {start} keeps its architecture: drop {given}")
     if args.init is not None and args.preset:
         raise AffinityVAEError(f"--preset {args.preset} trains from scratch: drop --init")
-    if args.voxel_size is not None and args.coords is None:
-        raise AffinityVAEError("--voxel-size is for a tomogram with --coords")
     if args.box is not None and start is None and not args.preset:
         step = 2 ** shape.get("depth", Architecture.depth)
         if args.box % step:
@@ -915,8 +916,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate(
         model,
         card,
-        load_training_set(args.train, fallback_affinity=library_affinity),
-        load_training_set(args.test, fallback_affinity=library_affinity),
+        load_training_set(
+            args.train, fallback_affinity=library_affinity, voxel_size=args.voxel_size
+        ),
+        load_training_set(
+            args.test, fallback_affinity=library_affinity, voxel_size=args.voxel_size
+        ),
         baselines=not args.no_baselines,
         baseline_epochs=args.baseline_epochs,
         progress=tqdm,

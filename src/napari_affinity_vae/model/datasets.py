@@ -50,7 +50,8 @@ def load_training_set(
     ``fallback_affinity`` gives the affinity matrix where no affinity CSV does. ``box`` is the
     size boxes are cut at from a tomogram (default 32), and the size a folder's boxes are
     resampled to (their voxel size changing with them; default: as they are). ``voxel_size``
-    (Angstrom) overrides a tomogram's header."""
+    (Angstrom) overrides the headers (a tomogram's, a folder's files'), and a folder whose
+    headers give none needs it."""
     source = Path(source)
     angles = None
     if coordinates is not None:
@@ -60,11 +61,12 @@ def load_training_set(
         _refuse_non_finite(boxes, source, f"particle of {Path(coordinates).name}")
     elif (source / "subtomograms.mrcs").is_file():
         boxes, table = read_subtomograms(source)
-        names, voxel_size = table[CLASS_NAME].astype(str).to_numpy(), table.attrs["voxel_size"]
+        names = table[CLASS_NAME].astype(str).to_numpy()
+        voxel_size = voxel_size or table.attrs["voxel_size"]
         angles = table[list(ANGLES)].to_numpy()
         _refuse_non_finite(boxes, source, "box")
     elif source.is_dir():
-        boxes, names, voxel_size = _from_particle_folder(source)  # each file checked as read
+        boxes, names, voxel_size = _from_particle_folder(source, voxel_size)  # checked as read
     else:
         raise InputFileError(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"
@@ -161,10 +163,14 @@ def _from_tomogram(
     return boxes, particles[column].astype(str).to_numpy(), float(volume.voxel_size)
 
 
-def _from_particle_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+def _from_particle_folder(
+    folder: Path, voxel_size: float | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The boxes of a folder of ``<class>_<anything>.mrc`` files (a ``.mrcs`` volume stack gives
-    each of its boxes to the file's class), refused where a file is unreadable, holds NaN, is
-    not a cubic box (or square image), or differs from the others in shape or voxel size."""
+    each of its boxes to the file's class) and their voxel size (``voxel_size`` if given, else
+    the headers'), refused where a file is unreadable, holds NaN, is not a cubic box (or square
+    image), or differs from the others in shape or (unless given) voxel size, and where no
+    header gives a voxel size and none is given."""
     wanted = None
     if (folder / "classes.csv").is_file():
         wanted = {t for t in re.split(r"[,\s]+", (folder / "classes.csv").read_text()) if t}
@@ -175,8 +181,8 @@ def _from_particle_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
         name = path.name.split("_", 1)[0]
         if wanted is not None and name not in wanted:
             continue
-        data, voxel_size = _read_particle_file(path)
-        sizes.setdefault(voxel_size, path)
+        data, size = _read_particle_file(path)
+        sizes.setdefault(size, path)
         shapes.setdefault(data.shape[1:], path)
         boxes.extend(data)
         names.extend([name] * len(data))
@@ -185,14 +191,19 @@ def _from_particle_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
     if len(shapes) > 1:
         listed = "; ".join(f"{p.name}: {'x'.join(map(str, s))}" for s, p in shapes.items())
         raise InputFileError(folder, f"particles differ in shape ({listed})")
+    if voxel_size:
+        return np.stack(boxes), np.array(names), voxel_size
     known = {s: p for s, p in sizes.items() if s > 0}
     if len(known) > 1:
         listed = "; ".join(f"{p.name}: {s:g} Å" for s, p in sorted(known.items()))
         raise InputFileError(
             folder, f"particles differ in voxel size ({listed}); resample them to one voxel size"
         )
-    voxel = next(iter(known), 0.0)
-    return np.stack(boxes), np.array(names), voxel or 10.0
+    if not known:
+        raise InputFileError(
+            folder, "no particle file's header gives a voxel size: give it with --voxel-size"
+        )
+    return np.stack(boxes), np.array(names), next(iter(known))
 
 
 def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
