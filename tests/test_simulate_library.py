@@ -18,6 +18,7 @@ from napari_affinity_vae.simulate.molecules import (
     extent,
     load_reference,
     molecule_map,
+    reference_box,
     reference_maps,
 )
 
@@ -136,19 +137,36 @@ def test_mrc_reference_is_resampled_to_the_working_voxel_size(tmp_path):
     assert affinity.best_correlation(molecule_map("tetrahedral", 10.0), loaded) > 0.9
 
 
-def test_atomic_model_becomes_density(tmp_path):
-    rng = np.random.default_rng(0)
-    atoms = rng.normal(0, 15, (400, 3)) + np.array([50.0, 60.0, 70.0])
+def _write_pdb(path, atoms: np.ndarray):
     lines = [
         f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C"
         for i, (x, y, z) in enumerate(atoms)
     ]
-    path = tmp_path / "model.pdb"
     path.write_text("\n".join([*lines, "END"]) + "\n")
+    return path
+
+
+def test_atomic_model_becomes_density(tmp_path):
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(0, 15, (400, 3)) + np.array([50.0, 60.0, 70.0])
+    path = _write_pdb(tmp_path / "model.pdb", atoms)
     density = load_reference(path, voxel_size=10.0, box=24)
     centre = np.array(np.unravel_index(np.argmax(density), density.shape))
     assert np.all(np.abs(centre - 12) <= 2)  # centred on the model
     assert density.sum() == pytest.approx(400 * 6 / 6.7 * 17 / 1000, rel=0.05)
+
+
+def test_an_atomic_model_is_read_once_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    import gemmi
+
+    reads = []
+    read = gemmi.read_structure
+    monkeypatch.setattr(gemmi, "read_structure", lambda p: reads.append(p) or read(p))
+    path = _write_pdb(tmp_path / "model.pdb", np.random.default_rng(1).normal(0, 15, (300, 3)))
+    box = reference_box(path, voxel_size=10.0)  # as avae affinity sizes the maps' common box
+    assert load_reference(path, voxel_size=10.0).shape == (box,) * 3 and len(reads) == 1
+    _write_pdb(path, np.random.default_rng(2).normal(0, 40, (300, 3)))  # edited: read again
+    assert reference_box(path, voxel_size=10.0) > box and len(reads) == 2
 
 
 def test_unreadable_reference(tmp_path):

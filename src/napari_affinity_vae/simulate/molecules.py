@@ -295,9 +295,21 @@ def reference_box(path: str | Path, voxel_size: float) -> int:
 
 
 def _centred_atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A model's atom positions about their centre of mass, and their weights."""
+    """A model's atom positions about their centre of mass, and their weights (read once while
+    the file is unchanged: sizing the box and rendering the map read the same model)."""
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise InputFileError(path, f"cannot be read ({err.strerror})") from None
+    return _centred_atoms_of(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _centred_atoms_of(path: Path, _mtime: int, _size: int) -> tuple[np.ndarray, np.ndarray]:
     points, weights = _atoms(path)
-    return points - np.average(points, axis=0, weights=weights), weights
+    points = points - np.average(points, axis=0, weights=weights)
+    points.flags.writeable = weights.flags.writeable = False  # cached: shared by every caller
+    return points, weights
 
 
 def _model_box(points: np.ndarray, voxel_size: float) -> int:
