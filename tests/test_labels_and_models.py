@@ -72,6 +72,26 @@ def test_taking_the_last_labels_away_colours_and_lists_no_class(
     assert session.particles["label"].isna().all() and train.classes.value == NO_LABELS
 
 
+def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
+    explorer, qtbot, tmp_path, small_tomogram  # noqa: F811
+):
+    viewer, widgets, session = explorer
+    table = pd.DataFrame({"z": [20.0, 20.0], "y": [20.0, 40.0], "x": [20.0, 40.0]})
+    table["score"], table["tomo_name"] = [0.9, 0.7], small_tomogram.stem
+    picks_file = write_particles(table, tmp_path / "scored.csv")
+    picks = open_and_import(qtbot, widgets, small_tomogram, picks_file)
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    picks.selected_data = {0, 1}
+    type_into(qtbot, scatter.label_name, "alpha")
+    click(qtbot, scatter.label_button)
+    picks.mode = "add"
+    picks.add(np.array([[30.0, 30.0, 30.0]]))  # what a click on the tomogram in add mode does
+    added = session.particles.iloc[-1]
+    assert len(session.particles) == 3 and pd.isna(added["label"]) and pd.isna(added["score"])
+    assert added["tomo_name"] == small_tomogram.stem  # what every particle shares stays
+    assert train.classes.value == "1 class: alpha (2)"
+
+
 def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(
     explorer,
     qtbot,

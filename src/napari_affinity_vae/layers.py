@@ -9,7 +9,17 @@ import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
-from napari_affinity_vae.schema import AXES, TOMO_NAME
+from napari_affinity_vae.schema import (
+    ANGLES,
+    AXES,
+    CLASS_NAME,
+    LABEL,
+    MODEL_ANGLES,
+    SCORE,
+    SHIFTS,
+    TEMPLATE,
+    TOMO_NAME,
+)
 
 POINT_SIZE_VOXELS = 12.0
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
@@ -79,6 +89,22 @@ def particles_layer_data(
     if colour_by is not None:
         kwargs["border_color_cycle"] = list(CATEGORY_COLOURS)
     return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"
+
+
+# what a particle is or was found as: never passed on to a point added by hand
+OWN_COLUMNS = (LABEL, CLASS_NAME, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
+
+
+def hand_pick_defaults(features: pd.DataFrame) -> dict[str, Any]:
+    """The features of a point added by hand (napari would copy the last point's): a value
+    every particle shares (their tomogram, an optics group), and nothing else: no label, class,
+    score or angles of another particle."""
+    defaults = {}
+    for column in features:
+        values = features[column]
+        shared = column not in OWN_COLUMNS and len(values) and values.nunique(dropna=False) == 1
+        defaults[column] = values.iloc[0] if shared else np.nan
+    return defaults
 
 
 def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFrame:

@@ -27,7 +27,11 @@ from napari_affinity_vae.colours import CATEGORY_COLOURS
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import Tomogram
-from napari_affinity_vae.layers import particles_layer_data, points_to_particles
+from napari_affinity_vae.layers import (
+    hand_pick_defaults,
+    particles_layer_data,
+    points_to_particles,
+)
 from napari_affinity_vae.operations.defaults import DIAMETERS
 from napari_affinity_vae.operations.pick import (
     pick_chunks,
@@ -457,6 +461,7 @@ class ParticlesWidget(Container):
             forget_selection(self._viewer, old)
         self._watched = layer
         if layer is not None:
+            layer.feature_defaults = hand_pick_defaults(layer.features)
             self._watched_name = layer.name
             layer.events.data.connect(self._edited)
             layer.events.name.connect(self._renamed)
@@ -504,6 +509,7 @@ class ParticlesWidget(Container):
             if derived_columns(particles):
                 particles = particles.drop(columns=derived_columns(particles))
                 layer.features = particles.drop(columns=list(AXES))
+                layer.feature_defaults = hand_pick_defaults(layer.features)
                 colour_particles(layer, None)
         elif layer.metadata.get(EMBEDDED_BY):  # the model that embedded them (shown again)
             particles.attrs[EMBEDDED_BY] = layer.metadata[EMBEDDED_BY]
@@ -536,6 +542,7 @@ class ParticlesWidget(Container):
         if len(layer.data) != len(table):
             return
         layer.features = table.drop(columns=list(AXES)).reset_index(drop=True)
+        layer.feature_defaults = hand_pick_defaults(layer.features)
         layer.metadata[EMBEDDED_BY] = table.attrs.get(EMBEDDED_BY)
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
 
