@@ -4,6 +4,8 @@ latents of another model of the same sizes, a project with a tomogram not embedd
 
 from __future__ import annotations
 
+import html
+import re
 import time
 
 import numpy as np
@@ -73,9 +75,12 @@ def test_taking_the_last_labels_away_colours_and_lists_no_class(
 
 
 def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
-    explorer, qtbot, tmp_path, small_tomogram  # noqa: F811
+    explorer,
+    qtbot,
+    tmp_path,
+    small_tomogram,  # noqa: F811
 ):
-    viewer, widgets, session = explorer
+    _, widgets, session = explorer
     table = pd.DataFrame({"z": [20.0, 20.0], "y": [20.0, 40.0], "x": [20.0, 40.0]})
     table["score"], table["tomo_name"] = [0.9, 0.7], small_tomogram.stem
     picks_file = write_particles(table, tmp_path / "scored.csv")
@@ -90,6 +95,39 @@ def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
     assert len(session.particles) == 3 and pd.isna(added["label"]) and pd.isna(added["score"])
     assert added["tomo_name"] == small_tomogram.stem  # what every particle shares stays
     assert train.classes.value == "1 class: alpha (2)"
+
+
+def legend_links(legend) -> list[tuple[str, str]]:
+    """The legend's categories as a person reads them, and the link a click on each sends."""
+    found = re.findall(r'<a href="([^"]*)"[^>]*>&#9679;&nbsp;(.*?)</a>', legend.text())
+    return [(html.unescape(name), link) for link, name in found]
+
+
+def test_label_names_show_as_typed_and_each_legend_entry_selects_its_own(
+    explorer,
+    qtbot,
+    tmp_path,
+    small_tomogram,  # noqa: F811
+):
+    _, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "p", n=3))
+    picks.add(np.array([[30.0, 30.0, 30.0], [30.0, 20.0, 45.0]]))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    scatter = widgets["Latent scatter"]
+    names = {0: '<mito> ATP "synthase"', 1: "x<y & z", 2: "-1", 3: "unlabelled"}  # row 4: none
+    for row, name in names.items():
+        session.select([row])
+        type_into(qtbot, scatter.label_name, name)
+        click(qtbot, scatter.label_button)
+    assert scatter.colour_by.value == "label"
+    links = legend_links(scatter.legend)
+    shown = [name for name, _ in links]
+    assert shown == [*sorted(names.values()), "unlabelled"]  # the last: no label at all
+    assert "<mito>" not in scatter.legend.text()  # shown as text, not taken for markup
+    rows = {name: row for row, name in names.items()}
+    for (name, link), row in zip(links, [*(rows[n] for n in shown[:-1]), 4], strict=True):
+        scatter.legend.linkActivated.emit(link)
+        assert session.selection.tolist() == [row], name
 
 
 def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(

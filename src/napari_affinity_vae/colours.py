@@ -33,6 +33,15 @@ def _is_noise(value: object) -> bool:
     return isinstance(value, int | np.integer) and value < 0
 
 
+def is_missing(values: pd.Series) -> np.ndarray:
+    """Where a category column has no category: missing values, and noise (a negative integer,
+    as HDBSCAN's -1); a text "-1" is a label like any other."""
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_integer_dtype(values):
+        missing = missing | (values.to_numpy() < 0)
+    return missing
+
+
 def colours_for(
     values: pd.Series, missing: str = NOISE_LABEL
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-import pandas as pd
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -19,7 +18,7 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
-from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical
+from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical, is_missing
 from napari_affinity_vae.schema import (
     AXES,
     CLASS_NAME,
@@ -150,12 +149,12 @@ class LatentScatterWidget(QWidget):
         if row is not None and mode == "replace" and self.session.project is not None:
             self.go_to_selected()
 
-    def select_category(self, column: str, label: str, mode: str = "replace") -> None:
-        """Select the particles whose ``column`` reads ``label`` (as the legend shows it)."""
+    def select_category(self, column: str, label: str | None, mode: str = "replace") -> None:
+        """Select the particles whose ``column`` reads ``label`` (as the legend shows it), or
+        with ``label`` None those without a value (unlabelled; noise, a negative cluster)."""
         values = self.session.particles[column]
-        if label in (NOISE_LABEL, UNLABELLED):
-            missing = values.isna() | (pd.to_numeric(values, errors="coerce") < 0)
-            rows = np.flatnonzero(missing.to_numpy())
+        if label is None:
+            rows = np.flatnonzero(is_missing(values))
         else:
             rows = np.flatnonzero(values.astype(str).to_numpy() == label)
         self.session.select(rows, mode, source=self)
@@ -262,7 +261,8 @@ class LatentScatterWidget(QWidget):
             self._colours, legend = np.tile(np.float32([1, 0.82, 0.12, 1]), (len(xy), 1)), []
         self.plot.colour_points(xy, self._colours)
         categorical = bool(legend) and column in table and is_categorical(table[column])
-        self.legend.show_legend(column, legend, categorical)
+        missing_last = categorical and bool(is_missing(table[column]).any())
+        self.legend.show_legend(column, legend, categorical, missing_last)
         self._show_selection(None)
 
     def _show_density(self, on: bool) -> None:
