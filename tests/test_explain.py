@@ -110,6 +110,17 @@ def test_a_product_and_a_dimension_are_fitted_with_their_signs():
     assert [s.dimension for s in fit.formula.scales] == [0, 3, 5]
 
 
+@pytest.mark.parametrize("unit", [1e-12, 1e-9, 1.0, 1e9, 1e150])
+def test_a_column_is_fitted_alike_whatever_its_unit(unit):
+    latent = normal()
+    rng = np.random.default_rng(2)
+    error = 2.0 + latent[:, 0] * latent[:, 3] - 0.3 * latent[:, 5] + rng.normal(0, 0.1, 2000)
+    fit = fit_column(latent, error * unit, "error")
+    terms = {t.name: t.coefficient / unit for t in fit.formula.terms}
+    assert set(terms) == {"z0·z3", "z5"} and terms["z0·z3"] > 0 > terms["z5"]
+    assert fit.r2 > 0.9 and fit.formula.intercept / unit == pytest.approx(2.0, abs=0.05)
+
+
 def test_noise_is_fitted_by_its_mean_alone():
     fit = fit_column(normal(), np.random.default_rng(3).normal(5.0, 1.0, 2000), "score")
     assert fit.formula.terms == () and fit.formula.where == ""

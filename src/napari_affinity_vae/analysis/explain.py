@@ -311,14 +311,17 @@ def fit_column(
     scaled, means, sds = standardise(latent)
     features, products = _quadratic(scaled)
     split = _folds(len(values), seed)
-    supports = _greedy_path(features, values)
+    centre, spread = values.mean(), np.ptp(values)  # fitted in these units: any scale fits
+    standard = (values - centre) / spread
+    supports = _greedy_path(features, standard)
     if not supports:
         raise AnalysisError(
             f"The latents of the {len(values)} {particles} are all the same: nothing to fit "
             f"{column} to"
         )
-    support, r2 = _sparsest(supports, features, values, split)
-    intercept, coefficients = _least_squares(features[:, support], values)
+    support, r2 = _sparsest(supports, features, standard, split)
+    intercept, coefficients = _least_squares(features[:, support], standard)
+    intercept, coefficients = centre + spread * intercept, spread * coefficients
     chosen = [products[i] for i in support]
     terms = tuple(Term(p, float(c)) for p, c in zip(chosen, coefficients, strict=True))
     used = sorted({d for p in chosen for d in p})
