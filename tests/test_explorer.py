@@ -225,7 +225,10 @@ def test_a_column_is_fitted_over_the_selection_or_all_particles(explored, qtbot,
     thickness = pd.DataFrame({"ice_thickness": np.full(everyone, 40.0)})
     session.add_columns(session.version, thickness)
     assert decode.fit_column.choices[-1] == "ice_thickness" and decode.fit_result.value == ""
-    decode.fit_column.value = "ice_thickness"
+    click(qtbot, decode.fit_button)
+    qtbot.waitUntil(lambda: decode.fit_result.value != "", timeout=WAIT_MS)
+    decode.fit_column.value = "ice_thickness"  # the fit shown was of another column
+    assert decode.fit_result.value == ""
     click(qtbot, decode.fit_button)
     qtbot.waitUntil(lambda: len(notifications) > 0, timeout=WAIT_MS)
     assert messages(notifications) == [

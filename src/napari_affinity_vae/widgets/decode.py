@@ -160,6 +160,7 @@ class DecodeWidget(Container):
         self.render_box.changed.connect(self.request_decode)
         self.explain_button.changed.connect(self.explain)
         self.fit_button.changed.connect(self.fit)
+        self.fit_column.changed.connect(self._clear_fit)  # the fit shown was of another column
         self.session.embedding_changed.connect(self._build_sliders)
         self.session.embedding_changed.connect(self._list_columns)
         self.session.particles_changed.connect(self._particles_changed)
@@ -449,6 +450,7 @@ class DecodeWidget(Container):
     def fit(self) -> None:
         """Fit the chosen column as a short formula of the latents over the selection, or over
         all particles when nothing is selected."""
+        self._clear_fit()  # whatever comes of this fit, the last one is not its answer
         with errors_as_notifications("Fitting a column"):
             column = self.fit_column.value
             if self.session.latent is None:
