@@ -195,7 +195,22 @@ def test_cancel_while_cutting_boxes_keeps_no_earlier_model(
     train.epochs.value = 2
     click(qtbot, train.train_button)
     qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
-    assert train.save_button.enabled
+    assert train.save_button.enabled and train.status.value.startswith("trained 2 epochs")
+    trained, table = train.trained, train.affinity.matrix()
+
+    centres = train_module.centre_affinity
+
+    def slow_centres(*args, **kwargs):
+        time.sleep(0.5)
+        yield 0
+        return (yield from centres(*args, **kwargs))
+
+    monkeypatch.setattr(train_module, "centre_affinity", slow_centres)
+    click(qtbot, train.centres_button)
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert train.status.value == "affinity cancelled: the table is as it was"
+    assert train.trained is trained and train.affinity.matrix().equals(table)
 
     cut = train_module.labelled_boxes
 

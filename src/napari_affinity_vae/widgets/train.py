@@ -167,6 +167,7 @@ class TrainWidget(Container):
         self.trained: tuple[AffinityVAE, ModelCard] | None = None
         self.saved: Path | None = None
         self._training: tuple[TrainingData, TrainingConfig, str, AffinityVAE] | None = None
+        self._job = "training"  # what the task runs: "training" or "the affinity"
         self.labels_from.changed.connect(self._show_classes)
         self.start.changed.connect(self._show_start)
         self.centres_button.changed.connect(self.affinity_from_centres)
@@ -275,6 +276,7 @@ class TrainWidget(Container):
     def _start_affinity(self, steps: Callable, classes: int, source: str) -> None:
         pairs = classes * (classes - 1) // 2
         self.status.value = f"comparing {count(pairs, 'pair')} of classes"
+        self._job = "the affinity"
         self.task.start(
             steps,
             total=pairs,
@@ -348,6 +350,7 @@ class TrainWidget(Container):
             config = self._config(card)
             where = session.project.summary() if session.project else session.tomogram.name
             self._forget_run()
+            self._job = "training"
             self.status.value = "cutting the labelled particles' boxes"
 
             def boxes_cut(data: TrainingData) -> None:
@@ -405,10 +408,14 @@ class TrainWidget(Container):
         self.legend.show_legend("held out", legend, False)
 
     def cancel(self, _value: object = None) -> None:
-        """Stop training; the best epoch so far is kept."""
+        """Stop training (the best epoch so far is kept) or the affinity's search (the table
+        stays as it was)."""
         if not self.task.running:
             return
         self.task.cancel()
+        if self._job == "the affinity":
+            self.status.value = "affinity cancelled: the table is as it was"
+            return
         if self._training is None:
             self.status.value = "cancelled before training (while cutting boxes)"
             return
@@ -432,7 +439,7 @@ class TrainWidget(Container):
         self.status.value = f"{what}; kept epoch {self.best_epoch} (the best validation loss)"
 
     def _failed(self, error: BaseException) -> None:
-        self.status.value = f"failed: {failure_message(error, 'training')}"
+        self.status.value = f"failed: {failure_message(error, self._job)}"
 
     # -- the trained model -----------------------------------------------------------------------
     def save(self, _value: object = None) -> Path | None:
