@@ -67,7 +67,9 @@ def test_another_tomogram_never_uses_the_first_ones_particles(
 
 def test_closing_the_last_tomogram_leaves_its_particles_unexplored(explorer, qtbot, tmp_path):
     viewer, widgets, session = explorer
-    open_tomogram(qtbot, widgets, write_mrc(tmp_path / "tomo_a.mrc", np.zeros((40, 60, 60), np.float32)))
+    open_tomogram(
+        qtbot, widgets, write_mrc(tmp_path / "tomo_a.mrc", np.zeros((40, 60, 60), np.float32))
+    )
     picks = import_picks(qtbot, widgets, three_picks(tmp_path / "picks"))
     viewer.layers.remove("tomo_a")  # none open: the points stay a layer, no longer explored
     assert session.tomogram is None and widgets["Particles"].particles_layer is None

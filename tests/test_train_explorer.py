@@ -104,12 +104,21 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     assert "alpha" in card["training"]["data"] and "labelled" in card["training"]["data"]
     assert any("Saved" in m for m in messages(notifications))
 
+    type_into(qtbot, train.file, str(tmp_path / "no_such_folder" / "mine"))
+    click(qtbot, train.save_button)
+    assert messages(notifications)[-1].endswith(
+        "no_such_folder is no folder: choose one that exists"
+    )
+    assert not (tmp_path / "no_such_folder").exists()
+
     before = session.particles[latent_columns(session.particles)].to_numpy()
+    type_into(qtbot, train.file, str(tmp_path / "mine_v2"))  # used under another name
     click(qtbot, train.use_button)
     qtbot.waitUntil(lambda: embed.task.running, timeout=WAIT_MS)
     qtbot.waitUntil(
         lambda: not embed.task.running and session.clusters is not None, timeout=WAIT_MS
     )
+    out, card_path = tmp_path / "mine_v2.safetensors", tmp_path / "mine_v2.json"
     assert embed.source.value == CHECKPOINT and embed.checkpoint.value == out
     assert session.card.path == card_path
     after = session.particles[latent_columns(session.particles)].to_numpy()

@@ -436,7 +436,8 @@ class TrainWidget(Container):
         card.training["best_epoch"] = self.best_epoch
         self.trained = (best, card)
         self.save_button.enabled = self.use_button.enabled = True
-        self.status.value = f"{what}; kept epoch {self.best_epoch} (the best validation loss)"
+        loss = "validation" if config.validation_fraction else "training"
+        self.status.value = f"{what}; kept epoch {self.best_epoch} (the best {loss} loss)"
 
     def _failed(self, error: BaseException) -> None:
         self.status.value = f"failed: {failure_message(error, self._job)}"
@@ -451,6 +452,8 @@ class TrainWidget(Container):
             if not str(self.file.value) or path.is_dir():
                 raise AffinityVAEError("Choose a file to save the model to (Save as)")
             weights, card_file = checkpoint_files(path)
+            if not weights.parent.is_dir():
+                raise AffinityVAEError(f"{weights.parent} is no folder: choose one that exists")
             exists = weights.exists() or card_file.exists()
             question = f"{weights.name} exists. Replace it?"
             if self.saved != weights and exists and not confirm(self.native, "Replace?", question):
@@ -464,8 +467,10 @@ class TrainWidget(Container):
         return None
 
     def use(self, _value: object = None) -> None:
-        """Save the model, then have every particle embedded with it (Embed widget)."""
-        path = self.saved or self.save()
+        """Save the model (unless saved as the Save as file already), then have every particle
+        embedded with it (Embed widget)."""
+        named = checkpoint_files(Path(self.file.value))[0] if str(self.file.value) else None
+        path = self.saved if self.saved is not None and self.saved == named else self.save()
         if path is not None:
             self.session.embed_requested.emit(path)
 
