@@ -100,7 +100,7 @@ def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
 def legend_links(legend) -> list[tuple[str, str]]:
     """The legend's categories as a person reads them, and the link a click on each sends."""
     found = re.findall(r'<a href="([^"]*)"[^>]*>&#9679;&nbsp;(.*?)</a>', legend.text())
-    return [(html.unescape(name), link) for link, name in found]
+    return [(html.unescape(re.sub("</?i>", "", name)), link) for link, name in found]
 
 
 def test_label_names_show_as_typed_and_each_legend_entry_selects_its_own(

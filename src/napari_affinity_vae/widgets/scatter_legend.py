@@ -22,9 +22,9 @@ def legend_html(
     if not legend:
         return ""
     links = [quote(label, safe="") for label, _ in legend]
-    if missing_last:
-        links[-1] = MISSING_LINK
     names = [html.escape(label) for label, _ in legend]
+    if missing_last:  # in italics: no name typed, whatever names were
+        links[-1], names[-1] = MISSING_LINK, f"<i>{names[-1]}</i>"
     swatches = " &nbsp;".join(
         f'<a href="{link}" style="{LINK_STYLE.format(colour)}">&#9679;&nbsp;{name}</a>'
         if categorical
