@@ -64,16 +64,21 @@ def _outputs(out: Path) -> list[Path]:
     return sorted(out.parent.glob(out.name + "*"))
 
 
+def _refused_training(folder: Path, capsys) -> str:
+    """What ``avae train FOLDER`` says when it refuses the folder (it writes nothing)."""
+    out = folder.parent / "model"
+    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
+    assert _outputs(out) == []
+    return capsys.readouterr().err
+
+
 def test_train_refuses_a_folder_box_of_nan_and_writes_no_checkpoint(tmp_path, capsys):
     nan = np.full((16, 16, 16), np.nan, np.float32)
     files = {"a_0.mrc": (nan, 10.0), "a_1.mrc": (_noise(16, 16, 16), 10.0)}
     files |= {f"b_{i}.mrc": (_noise(16, 16, 16, seed=i), 10.0) for i in range(2)}
     folder = _folder(tmp_path / "nan", files)
-    out = tmp_path / "model"
-    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
+    err = _refused_training(folder, capsys)
     assert "a_0.mrc" in err and "NaN" in err and "Traceback" not in err
-    assert _outputs(out) == []
 
 
 def test_train_refuses_boxes_cut_from_a_tomogram_s_nan_region(tmp_path, capsys):
@@ -165,22 +170,16 @@ def test_train_refuses_a_folder_mixing_voxel_sizes(tmp_path, capsys):
     files = {f"a_{i}.mrc": (_noise(16, 16, 16, seed=i), 10.0) for i in range(2)}
     files |= {f"b_{i}.mrc": (_noise(16, 16, 16, seed=i), 20.0) for i in range(2)}
     folder = _folder(tmp_path / "mixed", files)
-    out = tmp_path / "model"
-    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
+    err = _refused_training(folder, capsys)
     assert "voxel size" in err and "a_0.mrc: 10 Å" in err and "b_0.mrc: 20 Å" in err
-    assert _outputs(out) == []
 
 
 def test_train_asks_for_the_voxel_size_of_a_folder_whose_headers_have_none(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i), 0.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "no_size", files)
-    out = tmp_path / "model"
-    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
+    err = _refused_training(folder, capsys)
     assert "no_size" in err and "voxel size" in err and "--voxel-size" in err
-    assert _outputs(out) == []
-    given = ["--voxel-size", "5", "--latent-dims", "4", "--depth", "2", "--capacity", "4"]
+    out, given = tmp_path / "model", ["--voxel-size", "5", "--latent-dims", "4", "--depth", "2"]
     assert main(["train", str(folder), "--out", str(out), "--epochs", "1", *given]) == 0
     assert read_card(out.with_suffix(".json")).voxel_size == 5.0
 
@@ -196,11 +195,8 @@ def test_a_folder_of_volume_stacks_gives_each_box_its_file_s_class(tmp_path):
 def test_train_refuses_single_plane_boxes(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(1, 16, 16, seed=i), 10.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "planes", files)
-    out = tmp_path / "model"
-    assert main(["train", str(folder), "--out", str(out), "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
+    err = _refused_training(folder, capsys)
     assert "a_0.mrc" in err and "1x16x16" in err and "cubic" in err and "Traceback" not in err
-    assert _outputs(out) == []
 
 
 def test_evaluate_refuses_one_class_or_classes_shared_with_none(tmp_path, capsys):
