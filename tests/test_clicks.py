@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 from qtpy.QtCore import QPoint, Qt, QTimer
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import (
@@ -172,6 +173,40 @@ def test_a_typed_suffix_chooses_the_format_and_others_gain_one(
     ]
     assert export.format.value == "RELION 5 STAR"
     assert "rlnCenteredCoordinateXAngst" in (tmp_path / "keep.v2.star").read_text()
+    type_into(qtbot, export.file, str(tmp_path / "other.csv"))
+    type_into(qtbot, export.file, str(tmp_path / "again.star") + " ")  # pasted, with a space
+    assert export.format.value == "RELION 5 STAR"  # the STAR flavour chosen stays
+    click(qtbot, export.export_button)
+    assert "rlnCenteredCoordinateXAngst" in (tmp_path / "again.star").read_text()
+
+
+def test_a_hand_pick_beside_imported_angles_is_exported_unaligned(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    _, widgets, _session = explorer
+    table = pd.DataFrame({"z": [20.0], "y": [20.0], "x": [20.0]})
+    table[["rot", "tilt", "psi"]] = [[10.0, 40.0, 70.0]]
+    imported = write_particles(table, tmp_path / "a.csv")
+    picks = open_and_import(qtbot, widgets, small_tomogram, imported)
+    picks.add(np.array([[20.0, 30.0, 30.0]]))  # picked by hand: no angles
+    export = widgets["Export"]
+    export.what.value = ALL
+    for name, label in [("r4.star", "RELION 4 STAR"), ("r5.star", "RELION 5 STAR")]:
+        export.format.value = label
+        type_into(qtbot, export.file, str(tmp_path / name))
+        click(qtbot, export.export_button)
+        star = starfile.read(tmp_path / name)
+        block = star["particles"] if isinstance(star, dict) else star
+        assert block["rlnAngleRot"].tolist() == [10.0, 0.0], name  # RELION reads every value
+        assert "<NA>" not in (tmp_path / name).read_text()
+    type_into(qtbot, export.file, str(tmp_path / "d.tbl"))
+    click(qtbot, export.export_button)
+    assert np.isfinite(np.loadtxt(tmp_path / "d.tbl")).all()
+    unaligned = "1 particle without angles (added by hand) was written with angles 0"
+    assert unaligned in messages(notifications)
+    type_into(qtbot, export.file, "  ")
+    click(qtbot, export.export_button)
+    assert messages(notifications)[-1] == "Type the name of the file to export to (File)"
 
 
 def test_export_asks_before_replacing_a_file(explorer, qtbot, tmp_path):

@@ -29,6 +29,7 @@ SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTom
 COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
+MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
 
 
 def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
@@ -74,8 +75,8 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
     if TOMO_NAME in particles:
         columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str).to_numpy()
     columns |= coordinates
-    columns |= {
-        star: particles[name].to_numpy()
+    columns |= {  # a particle without angles (a hand pick) as an unaligned one: 0
+        star: particles[name].fillna(0.0).to_numpy()
         for name, star in ANGLE_COLUMNS.items()
         if name in particles
     }
@@ -84,7 +85,10 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
         for c in particles
         if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS, *COORDINATE_COLUMNS)  # stale positions
     ]
-    return pd.concat([pd.DataFrame(columns), particles[extras].reset_index(drop=True)], axis=1)
+    others = particles[extras].reset_index(drop=True)
+    frames = [c for c in SUBTOMOGRAM_ANGLES if c in others]
+    others[frames] = others[frames].fillna(0.0)  # no subtomogram frame: the tomogram's
+    return pd.concat([pd.DataFrame(columns), others], axis=1)
 
 
 def write_star(
@@ -111,7 +115,7 @@ def write_star(
             columns[PIXEL_COLUMNS[axis]] = particles[axis] / frame.voxels_per_pixel
     columns = {k: np.asarray(v) for k, v in columns.items()}
     out = {**(blocks or {}), "particles": to_star(particles, columns)}
-    starfile.write(out, path, overwrite=True)
+    starfile.write(out, path, overwrite=True, na_rep=MISSING)
 
 
 def tomogram_names(path: Path) -> list[str]:

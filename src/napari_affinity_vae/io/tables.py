@@ -128,7 +128,8 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         if f"{DYNAMO_PREFIX}{name}" in particles:
             table[:, i] = particles[f"{DYNAMO_PREFIX}{name}"].fillna(0)
     if all(a in particles for a in ANGLES):
-        angles = relion_to_dynamo(particles[list(ANGLES)].to_numpy(dtype=float))
+        relion = particles[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)  # none: unaligned
+        angles = relion_to_dynamo(relion)
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
     table[:, _DYNAMO["tomo"]] = (
         [_tomogram_number(name) for name in particles[TOMO_NAME]] if TOMO_NAME in particles else 1

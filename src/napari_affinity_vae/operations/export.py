@@ -38,11 +38,13 @@ WITHOUT_ANGLES = (TOMOTWIN,)  # formats that hold no orientation
 NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-cluster export
 
 
-def format_of_suffix(suffix: str, current: str) -> str | None:
-    """The format a typed suffix names (``current`` if it names that one too), else None."""
+def format_of_suffix(suffix: str, current: str, preferred: str | None = None) -> str | None:
+    """The format a typed suffix names (``current`` if it names that one too, else
+    ``preferred`` if that does), else None."""
     suffix = suffix.lower()
-    if current in FORMATS and FORMATS[current][0] == suffix:
-        return current
+    for label in (current, preferred):
+        if label in FORMATS and FORMATS[label][0] == suffix:
+            return label
     return next((label for label, (s, _) in FORMATS.items() if s == suffix), None)
 
 
@@ -88,6 +90,15 @@ def angles_from_model(rows: pd.DataFrame) -> pd.DataFrame:
     angles = dict(zip(ANGLES, model.T, strict=True))
     frame = {column: 0.0 for column in SUBTOMOGRAM_ANGLES if column in rows}
     return rows.drop(columns=list(MODEL_ANGLES)).assign(**angles, **frame)
+
+
+def without_angles(parts: dict[Path, pd.DataFrame], format_label: str) -> int:
+    """How many particles of ``parts`` lack angles the others have (hand picks beside imported
+    ones): the file formats write them as unaligned, with angles 0."""
+    if format_label in WITHOUT_ANGLES:
+        return 0
+    found = [rows[[a for a in ANGLES if a in rows]] for rows in parts.values()]
+    return sum(int(angles.isna().any(axis=1).sum()) for angles in found if angles.shape[1])
 
 
 def export_parts(

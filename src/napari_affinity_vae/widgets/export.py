@@ -36,6 +36,7 @@ from napari_affinity_vae.operations.export import (
     format_of_suffix,
     has_model_angles,
     index_path,
+    without_angles,
     write_parts,
 )
 from napari_affinity_vae.text import count
@@ -99,6 +100,9 @@ class ExportWidget(Container):
             "export",
             {"format": self.format, "latents": self.latents, "model_angles": self.model_angles},
         )
+        self._last_star: str | None = None  # the STAR flavour a typed .star keeps
+        self._format_chosen(self.format.value)
+        self.format.changed.connect(self._format_chosen)
         self._show_fields()
 
     def _show_fields(self, _value: object = None) -> None:
@@ -119,10 +123,15 @@ class ExportWidget(Container):
         self.export()
 
     def _follow_suffix(self, path: Path) -> None:
-        """A suffix the user types that names a format chooses that format."""
-        label = format_of_suffix(Path(path).suffix, self.format.value)
+        """A suffix the user types that names a format chooses that format (``.star`` the STAR
+        flavour chosen last)."""
+        label = format_of_suffix(Path(path).suffix, self.format.value, self._last_star)
         if label is not None:
             self.format.value = label
+
+    def _format_chosen(self, label: str) -> None:
+        if label in FORMATS and FORMATS[label][0] == ".star":
+            self._last_star = label
 
     def export(self) -> list[Path]:
         """Write the chosen particles to the file in the File field (one per cluster if asked),
@@ -132,7 +141,10 @@ class ExportWidget(Container):
         with errors_as_notifications("Exporting"):
             if self.format.value == COPICK:
                 return self._write_copick()
-            written = self._write(Path(self.file.value))
+            typed = str(self.file.value).strip()  # a pasted name's stray spaces are no part
+            if typed in ("", "."):
+                raise AffinityVAEError("Type the name of the file to export to (File)")
+            written = self._write(Path(typed).expanduser())
             if written:
                 names = ", ".join(p.name for p in written)
                 self.status.value = f"wrote {count(len(written), 'file')}: {names}"
@@ -155,7 +167,7 @@ class ExportWidget(Container):
             self.status.value = "not written: the existing files were kept"
             return []
         tomogram = self.session.tomogram
-        return write_parts(
+        written = write_parts(
             parts,
             label,
             voxel_size=self.session.particles.attrs.get("voxel_size"),
@@ -163,6 +175,13 @@ class ExportWidget(Container):
             project=self.session.project,
             index=index,
         )
+        unaligned = without_angles(parts, label)
+        if unaligned:
+            show_info(
+                f"{count(unaligned, 'particle')} without angles (added by hand) "
+                f"{'was' if unaligned == 1 else 'were'} written with angles 0"
+            )
+        return written
 
     def _write_copick(self) -> list[Path]:
         """The particles as new picks of the open copick project, under the object, user and

@@ -30,6 +30,7 @@ from napari_affinity_vae.io.projects.project import (
 )
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
+    MISSING,
     ORIGIN_COLUMNS,
     TOMO_COLUMN,
     from_star,
@@ -207,5 +208,5 @@ def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path
 def write_blocks(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> Path:
     """A STAR file of several blocks, written atomically."""
     with atomic_path(path) as tmp:
-        starfile.write(blocks, tmp, overwrite=True)
+        starfile.write(blocks, tmp, overwrite=True, na_rep=MISSING)
     return path
