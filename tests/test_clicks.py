@@ -426,6 +426,10 @@ def test_a_corrected_voxel_size_moves_the_particles_and_the_export(
         assert tuple(viewer.layers["placeholder"].scale) == (value,) * 3
         assert tuple(layer.scale) == (value,) * 3
         assert session.particles.attrs["voxel_size"] == value
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "0")  # no voxel size: 10 A stays, and the field says so
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert voxel.value == 10.0 and session.particles.attrs["voxel_size"] == 10.0
     export = widgets["Export"]
     export.what.value, export.format.value = ALL, "RELION 5 STAR"
     type_into(qtbot, export.file, str(tmp_path / "out.star"))
@@ -439,8 +443,15 @@ def test_the_selection_is_highlighted_alone_in_the_volume_view(
 ):
     viewer, widgets, session = explorer
     layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
-    widgets["Tomogram"].rendering.value = "Volume"
-    assert viewer.dims.ndisplay == 3
+    tomogram = widgets["Tomogram"]
+    tomogram.rendering.value = "Volume"
+    assert viewer.dims.ndisplay == 3 and not tomogram.slab.enabled
+    button = viewer.window._qt_viewer.viewerButtons.ndisplayButton
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # napari's own 2D/3D button
+    assert viewer.dims.ndisplay == 2 and tomogram.rendering.value == "Plane"
+    assert tomogram.slab.enabled
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert tomogram.rendering.value == "Volume" and viewer.dims.ndisplay == 3
     layer.selected_data = {1}
     highlight = viewer.layers["small picks (selected)"]
     assert highlight.data.tolist() == [[20.0, 40.0, 40.0]] and highlight.visible

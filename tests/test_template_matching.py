@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from qtpy.QtCore import Qt
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.cli import main
@@ -197,7 +198,14 @@ def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(
     grid = rotation_grid(45.0)
     assert all(np.degrees((grid * r.inv()).magnitude().min()) < 0.01 for r in found)
     scores = viewer.layers["fresh template scores"]
-    assert scores.scale[0] == pytest.approx(10.0 * (200 // scores.data.shape[1]))
+    binning = 200 // scores.data.shape[1]
+    assert scores.scale[0] == pytest.approx(10.0 * binning)
+    voxel = widgets["Tomogram"].voxel_size
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "20")  # a corrected voxel size
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert scores.scale[0] == pytest.approx(20.0 * binning)  # the map stays over its tomogram
+    assert scores.translate[0] == pytest.approx((binning - 1) / 2 * 20.0)
     # the score map lies over the tomogram; the particles still belong to the tomogram
     assert session.tomogram.name == "fresh" and widgets["Tomogram"].tomogram_layer.name == "fresh"
     assert particles.tomogram_label.value.startswith("fresh: 100 x 200 x 200")

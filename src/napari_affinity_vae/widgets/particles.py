@@ -20,7 +20,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Points
+from napari.layers import Image, Points
 from napari.utils.notifications import show_info, show_warning
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS
@@ -64,6 +64,7 @@ from napari_affinity_vae.widgets.viewer_session import (
 )
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
+BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
 TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
 TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
@@ -196,6 +197,9 @@ class ParticlesWidget(Container):
             self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
         own = self._own_layers()
         rescaled = [layer for layer in own if self._rescale(layer, tomogram.voxel_size)]
+        for layer in self._viewer.layers:
+            if layer.metadata.get(SCORES_KEY) == tomogram.name and tomogram.voxel_size:
+                _place_scores(layer, tomogram.voxel_size)
         if self.layer.value not in own:  # another tomogram's particles are not used with this
             self.layer.value = own[-1] if own else None
         elif self.layer.value in rescaled:
@@ -328,22 +332,20 @@ class ParticlesWidget(Container):
     def _matched(self, tomogram: Tomogram, version: int, result: MatchResult) -> None:
         """The picks, and the best score at every voxel as a layer over the tomogram."""
         if self._picked(tomogram, version, result.picks):
-            scale = tomogram.voxel_size * result.binning
             scores = result.best_scores()
             name = f"{tomogram.name} template scores"
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
-            self._viewer.add_image(
+            layer = self._viewer.add_image(
                 scores,
                 name=name,
-                scale=(scale,) * 3,
-                translate=((result.binning - 1) / 2 * tomogram.voxel_size,) * 3,
                 colormap="magma",
                 blending="additive",
                 opacity=0.6,
                 contrast_limits=(0.0, max(float(np.nanmax(scores)), 1e-6)),
-                metadata={SCORES_KEY: tomogram.name},
+                metadata={SCORES_KEY: tomogram.name, BINNING_KEY: result.binning},
             )
+            _place_scores(layer, tomogram.voxel_size)
             self._viewer.layers.selection.active = self.particles_layer  # the picks' tools
 
     def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> bool:
@@ -589,3 +591,11 @@ class ParticlesWidget(Container):
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _place_scores(layer: Image, voxel_size: float) -> None:
+    """A template-score map over its tomogram: each of its voxels the centre of the binned
+    block of tomogram voxels it scores."""
+    binning = layer.metadata[BINNING_KEY]
+    layer.scale = (voxel_size * binning,) * 3
+    layer.translate = ((binning - 1) / 2 * voxel_size,) * 3

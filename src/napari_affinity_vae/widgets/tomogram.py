@@ -16,6 +16,7 @@ from magicgui.widgets import (
     RadioButtons,
 )
 from napari.layers import Image
+from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QFileDialog
 
 from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
@@ -76,6 +77,7 @@ class TomogramWidget(Container):
         self.slab.changed.connect(self._set_slab)
         viewer.layers.events.inserted.connect(self._layer_added)
         viewer.layers.events.removed.connect(self._refresh_layers)
+        viewer.dims.events.ndisplay.connect(self._follow_ndisplay)
         self._refresh_layers()
 
     def open_file(
@@ -171,7 +173,14 @@ class TomogramWidget(Container):
 
     def _set_voxel_size(self, value: float) -> None:
         layer = self.tomogram_layer
-        if layer is None or value <= 0:
+        if layer is None:
+            return
+        if value <= 0:  # no voxel size: the one in use stays, and the field shows it
+            kept = layer.metadata.get("voxel_size") or 0.0
+            with self.voxel_size.changed.blocked():
+                self.voxel_size.value = kept
+            if kept:
+                show_warning(f"A voxel size is above 0 Å: {layer.name} stays at {kept:g} Å")
             return
         layer.metadata["voxel_size"] = float(value)
         layer.metadata["voxel_size_from_header"] = False
@@ -185,6 +194,13 @@ class TomogramWidget(Container):
     def _set_rendering(self, value: str) -> None:
         self._viewer.dims.ndisplay = 3 if value == VOLUME else 2
         self.slab.enabled = value == PLANE
+
+    def _follow_ndisplay(self, _event: object = None) -> None:
+        """napari's own 2D/3D button switched the view: Rendering and Slab follow it."""
+        shown = VOLUME if self._viewer.dims.ndisplay == 3 else PLANE
+        with self.rendering.changed.blocked():
+            self.rendering.value = shown
+        self.slab.enabled = shown == PLANE
 
     def _set_slab(self, thickness: float) -> None:
         """Average ``thickness`` Angstrom along the viewing axis (0 shows a single plane)."""
