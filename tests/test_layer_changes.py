@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QMessageBox
 
 from conftest import write_mrc
 from napari_affinity_vae.widgets.highlight import is_highlight
+from test_clicks import _embed_by_clicks as _embed_clicks
 from test_clicks import answer_next_dialog, click, messages, three_picks, type_into
 from test_project_explorer import _embed_by_clicks, opened, project_folder  # noqa: F401
 
@@ -63,6 +64,20 @@ def test_another_tomogram_never_uses_the_first_ones_particles(
 
     viewer.layers.remove("tomo_a")  # B, still open, is shown: without A's particles
     assert session.tomogram.name == "tomo_b" and len(session.particles) == 0
+
+
+def test_the_embed_status_is_of_the_tomogram_shown(explorer, qtbot, tmp_path, two_tomograms):
+    viewer, widgets, _session = explorer
+    a, b = two_tomograms
+    open_tomogram(qtbot, widgets, a)
+    import_picks(qtbot, widgets, three_picks(tmp_path / "picks"))
+    _embed_clicks(qtbot, widgets, "k-means", k=2)
+    embed = widgets["Embed"]
+    assert embed.status.value == "3 particles, 2 clusters"
+    open_tomogram(qtbot, widgets, b)
+    assert embed.status.value == "not run"
+    widgets["Tomogram"].layer.value = viewer.layers["tomo_a"]  # A chosen again
+    assert embed.status.value == "3 particles, 2 clusters"
 
 
 def test_closing_the_last_tomogram_leaves_its_particles_unexplored(explorer, qtbot, tmp_path):

@@ -282,18 +282,27 @@ class EmbedWidget(Container):
             return
         for note in columns.attrs.get(NOTES, []):
             show_info(note[0].upper() + note[1:])
-        found = columns[CLUSTER][columns[CLUSTER] >= 0].nunique()
-        placed = int(columns[EMBEDDING_X].notna().sum())  # a tomogram not embedded: no place
-        of = f"{placed} of {len(columns)} particles" if placed < len(columns) else None
-        self.status.value = f"{of or count(placed, 'particle')}, {count(found, 'cluster')}"
+        self.status.value = embedded_summary(columns)
 
     def _particles_changed(self) -> None:
-        if self.session.latent is None and not self.task.running:
-            self.status.value = "not run"
+        """Other particles (another tomogram's, or these again): what is known of them."""
+        if not self.task.running:
+            particles = self.session.particles
+            known = self.session.latent is not None and EMBEDDING_X in particles
+            self.status.value = embedded_summary(particles) if known else "not run"
 
     def _show_running(self, running: bool) -> None:
         self.run_button.enabled = self.apply_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def embedded_summary(table: pd.DataFrame) -> str:
+    """How many particles the scatter places (a tomogram not embedded: none of its), and in how
+    many clusters."""
+    found = table[CLUSTER][table[CLUSTER] >= 0].nunique() if CLUSTER in table else 0
+    placed = int(table[EMBEDDING_X].notna().sum())
+    of = f"{placed} of {len(table)} particles" if placed < len(table) else None
+    return f"{of or count(placed, 'particle')}, {count(found, 'cluster')}"
 
 
 def _label(labels: dict[str, str], method: str) -> str:
