@@ -3,6 +3,7 @@ with assertions on what the person then sees (files, layers, notifications, labe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from qtpy.QtWidgets import (
 from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.particles import read_particles, write_particles
+from napari_affinity_vae.model.bundled import load_bundled
+from napari_affinity_vae.model.checkpoint import save_checkpoint
+from napari_affinity_vae.model.network import AffinityVAE
+from napari_affinity_vae.widgets.embed import BUNDLED
 from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
@@ -482,6 +487,20 @@ def test_a_missing_or_broken_checkpoint_leaves_no_model_to_embed_with(
     click(qtbot, embed.run_button)
     assert not embed.task.running and session.latent is None
     assert "Choose a model" in messages(notifications)[-1]
+    type_into(qtbot, embed.checkpoint, str(tmp_path / "mistyped.safetensors"))
+    assert "mistyped.safetensors is no file" in embed.card.value
+
+    _, card = load_bundled()
+    flat_card = dataclasses.replace(
+        card, architecture=dataclasses.replace(card.architecture, ndim=2), path=None
+    )
+    flat, _ = save_checkpoint(AffinityVAE(flat_card.architecture), flat_card, tmp_path / "flat")
+    type_into(qtbot, embed.checkpoint, str(flat))  # a model of 2D images, for 3D particles
+    click(qtbot, embed.run_button)
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    assert embed.status.value.startswith("failed") and session.latent is None
+    embed.source.value = BUNDLED  # another model: that failure is no longer news
+    assert embed.status.value == "not run"
 
 
 def test_closing_the_viewer_mid_run_stops_the_work(

@@ -144,7 +144,9 @@ class EmbedWidget(Container):
         self.session.set_model(None, None)
         self.card.tooltip = ""
         if self.source.value == CHECKPOINT and not Path(self.checkpoint.value).is_file():
-            self.card.value = "no model: choose a checkpoint file (.safetensors)"
+            typed = str(self.checkpoint.value).strip()
+            missing = f"{typed} is no file; " if typed not in ("", ".") else ""
+            self.card.value = f"no model: {missing}choose a checkpoint file (.safetensors)"
             return False
         with errors_as_notifications("Loading the model"):
             if self.source.value in PRESETS:
@@ -155,6 +157,8 @@ class EmbedWidget(Container):
             classes = ", ".join(card.classes)
             self.card.value = f"{card.describe()}\nclasses: {classes}"
             self.card.tooltip = card.to_json()
+            if self.status.value.startswith("failed"):  # that was another model's run
+                self._particles_changed()
             return True
         self.card.value = "no model: the checkpoint did not load"
         return False
