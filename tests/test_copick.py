@@ -102,7 +102,8 @@ def test_avae_embed_on_a_copick_project_gives_the_latents_of_the_same_tomograms_
 
 def test_a_selection_goes_back_as_picks_copick_reads_and_nothing_is_overwritten(project):
     opened = open_project([project], pick_sets=PickSetChoice(object_name="ribosome"))
-    selection = opened.particles.iloc[[0, 2, 3]]
+    selection = opened.particles.iloc[[0, 2, 3]].copy()
+    selection.loc[selection.index[1], list(ANGLES)] = np.nan  # as a hand pick beside the others
     session = next_session(project, "unknown-large", "avae")
     assert session == "0"
     written = write_copick_picks(project, opened, {session: selection}, "unknown-large")
@@ -121,8 +122,9 @@ def test_a_selection_goes_back_as_picks_copick_reads_and_nothing_is_overwritten(
     back = pd.concat(back).sort_values(list(AXES)).reset_index(drop=True)
     mine = selection.sort_values(list(AXES)).reset_index(drop=True)
     np.testing.assert_allclose(back[list(AXES)], mine[list(AXES)], atol=1e-6)
-    expected = np.linalg.inv(relion_matrix(mine[list(ANGLES)].to_numpy()))
+    expected = np.linalg.inv(relion_matrix(mine[list(ANGLES)].fillna(0.0).to_numpy()))
     np.testing.assert_allclose(np.stack(back["matrix"]), expected, atol=1e-6)
+    assert sum(np.allclose(m, np.eye(3)) for m in back["matrix"]) == 1  # the one without angles
     # the curator's picks are untouched, and the same session is never written twice
     assert len(open_project([project], pick_sets=PickSetChoice(user="curator")).particles) == 20
     with pytest.raises(

@@ -234,8 +234,9 @@ def _store(run: Any, rows: pd.DataFrame, voxel_size: float | None, *names: str) 
     object_name, user, session = names
     positions = rows[list(AXES)].to_numpy(dtype=float)[:, ::-1] * voxel_size
     transforms = np.tile(np.eye(4), (len(rows), 1, 1))
-    if set(ANGLES) <= set(rows) and rows[list(ANGLES)].notna().all(axis=None):
-        transforms[:, :3, :3] = angles_to_matrices(rows[list(ANGLES)].to_numpy(dtype=float))
+    if set(ANGLES) <= set(rows):  # a particle without angles (a hand pick) unrotated
+        angles = rows[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)
+        transforms[:, :3, :3] = angles_to_matrices(angles)
     picks = run.new_picks(object_name, session_id=session, user_id=user)
     picks.from_numpy(positions, transforms)
     picks.store()
