@@ -443,6 +443,21 @@ def test_a_corrected_voxel_size_moves_the_particles_and_the_export(
     assert back[["z", "y", "x"]].to_numpy().tolist() == [[20, 20, 20], [20, 40, 40], [20, 20, 40]]
 
 
+def test_a_corrected_voxel_size_makes_the_embedding_stale(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    assert session.latent is not None
+    voxel = widgets["Tomogram"].voxel_size
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "12")  # the boxes are now cut at another scale
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert session.latent is None and session.embedding is None and len(session.particles) == 3
+    assert widgets["Embed"].status.value == "not run"
+
+
 def test_the_selection_is_highlighted_alone_in_the_volume_view(
     explorer, qtbot, tmp_path, small_tomogram
 ):

@@ -202,8 +202,8 @@ class ParticlesWidget(Container):
                 _place_scores(layer, tomogram.voxel_size)
         if self.layer.value not in own:  # another tomogram's particles are not used with this
             self.layer.value = own[-1] if own else None
-        elif self.layer.value in rescaled:
-            self._sync_from_layer()
+        elif self.layer.value in rescaled:  # boxes cut at another scale: latents are stale
+            self._sync_from_layer(edited=True)
 
     def _own_layers(self) -> list[Points]:
         """The particles layers of the session's tomogram (by the name they were made for)."""
