@@ -15,8 +15,15 @@ ran with; a later run with the same settings skips it. The simulated sets are ke
 or ``benchmarks/centre_affinity.py`` write one) instead of the shipped map correlations: a fold
 trains on the eight kept classes' part of it, and "most similar" is read from the left-out row.
 
+``--homologues SCALE`` adds to the training set a homologue of each built-in class (its
+pseudo-atoms scaled by SCALE about their centre: the same fold, another size), simulated as a
+user's molecule; the affinity of the eighteen classes comes from their maps (the new pairs
+searched once and kept beside OUT). A left-out class's homologue stays in training, so every
+unseen class has a clearly most similar known one.
+
 Usage: python benchmarks/leave_one_out.py OUT.json [--per-class 200] [--epochs 15]
        [--classes ribosome ...] [--methods affinity-vae beta-vae] [--gamma 1] [--affinity CSV]
+       [--homologues 0.85] [--latent-dims 16]
 """
 
 from __future__ import annotations
@@ -34,18 +41,27 @@ import torch
 from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.subtomograms import write_subtomograms
+from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.model import bundled
 from napari_affinity_vae.model.datasets import load_training_set
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.train import TrainingData, train
-from napari_affinity_vae.simulate.affinity import library_affinity
-from napari_affinity_vae.simulate.molecules import MOLECULES
+from napari_affinity_vae.simulate.affinity import class_affinity, library_affinity
+from napari_affinity_vae.simulate.density import points_to_density
+from napari_affinity_vae.simulate.molecules import (
+    ATOM_SIGMA,
+    MOLECULES,
+    SPACING,
+    box_holding,
+    pseudo_atoms,
+)
 from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
-from napari_affinity_vae.simulate.tomogram import Simulation
+from napari_affinity_vae.simulate.tomogram import Simulation, class_maps
 
 METHODS = ("affinity-vae", "beta-vae")
 TRAIN_SEED, TEST_SEED = 21, 22
+HOMOLOGUE_VOXEL = 5.0  # Angstrom: the homologues' maps are rendered finer than simulated
 
 
 def main() -> None:
@@ -62,6 +78,10 @@ def main() -> None:
     parser.add_argument(
         "--affinity", type=Path, help="CSV of the nine classes' affinity (default: the maps')"
     )
+    parser.add_argument(
+        "--homologues", type=float, help="train with a homologue of each class, scaled by this"
+    )
+    parser.add_argument("--latent-dims", type=int, help="default: the bundled model's (8)")
     args = parser.parse_args()
     settings = {
         "per_class": args.per_class,
@@ -71,19 +91,31 @@ def main() -> None:
     }
     if args.affinity:
         settings["affinity"] = args.affinity.name
+    if args.homologues:
+        settings["homologues"] = args.homologues
+    if args.latent_dims:
+        settings["latent_dims"] = args.latent_dims
     results = _load(args.out, settings)
-    train_set = _simulated(args.out.with_suffix(".train"), TRAIN_SEED, args.per_class)
+    training, maps_affinity = Simulation(seed=TRAIN_SEED), None
+    if args.homologues:
+        training = _with_homologues(training, args.out.with_suffix(".maps"), args.homologues)
+        maps_affinity = _maps_affinity(training, args.out)
+    train_set = _simulated(args.out.with_suffix(".train"), training, args.per_class, maps_affinity)
     if args.affinity:
         matrix = load_affinity(args.affinity).loc[train_set.classes, train_set.classes]
         train_set = dataclasses.replace(train_set, affinity=matrix.to_numpy(dtype=float))
-    test_set = _simulated(args.out.with_suffix(".test"), TEST_SEED, args.test_per_class)
+    test_set = _simulated(
+        args.out.with_suffix(".test"), Simulation(seed=TEST_SEED), args.test_per_class
+    )
     for left_out in args.classes:
         for method in args.methods:
             key = f"{left_out}/{method}"
             if key in results["folds"]:
                 continue
             tic = time.perf_counter()
-            fold = leave_out(train_set, test_set, left_out, method, args.epochs, args.gamma)
+            fold = leave_out(
+                train_set, test_set, left_out, method, args.epochs, args.gamma, args.latent_dims
+            )
             fold["minutes"] = (time.perf_counter() - tic) / 60
             results["folds"][key] = fold
             _save(args.out, results)
@@ -98,11 +130,14 @@ def leave_out(
     method: str,
     epochs: int,
     gamma: float = 1.0,
+    latent_dims: int | None = None,
 ) -> dict:
     """Train without ``left_out``; where its test particles land."""
     kept = [c for c in train_set.classes if c != left_out]
     data = _subset(train_set, kept)
     architecture = bundled.ARCHITECTURE
+    if latent_dims:
+        architecture = dataclasses.replace(architecture, latent_dims=latent_dims)
     config = dataclasses.replace(bundled.CONFIG, epochs=epochs, gamma=Schedule("flat", high=gamma))
     if method == "beta-vae":
         architecture = dataclasses.replace(architecture, pose_dims=0)
@@ -126,15 +161,44 @@ def leave_out(
     }
 
 
-def _simulated(folder: Path, seed: int, per_class: int) -> TrainingData:
-    """The nine classes' boxes at the bundled model's size, simulated once and kept."""
+def _simulated(
+    folder: Path, settings: Simulation, per_class: int, affinity: Path | None = None
+) -> TrainingData:
+    """The classes' boxes at the bundled model's size, simulated once and kept; the affinity
+    from the CSV given, else the built-in classes' shipped one."""
     if not (folder / "subtomograms.mrcs").is_file():
-        boxes, table = simulate_subtomograms(
-            Simulation(seed=seed), per_class, bundled.ARCHITECTURE.box
-        )
+        boxes, table = simulate_subtomograms(settings, per_class, bundled.ARCHITECTURE.box)
         folder.mkdir(parents=True, exist_ok=True)
-        write_subtomograms(folder, boxes, table, 10.0)
-    return load_training_set(folder, fallback_affinity=library_affinity)
+        write_subtomograms(folder, boxes, table, settings.voxel_size)
+    return load_training_set(folder, affinity=affinity, fallback_affinity=library_affinity)
+
+
+def _with_homologues(settings: Simulation, folder: Path, scale: float) -> Simulation:
+    """``settings`` with a homologue of each built-in class (``<name>_homologue``) added: its
+    pseudo-atoms scaled by ``scale``, written as a map in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    maps = {}
+    for name in MOLECULES:
+        points = pseudo_atoms(name) * scale
+        box = box_holding(
+            2 * np.linalg.norm(points, axis=1).max() + 4 * ATOM_SIGMA, HOMOLOGUE_VOXEL
+        )
+        weight = (scale * SPACING / HOMOLOGUE_VOXEL) ** 3  # the same protein in a smaller space
+        volume = points_to_density(points, weight, HOMOLOGUE_VOXEL, box, ATOM_SIGMA)
+        maps[f"{name}_homologue"] = write_tomogram(
+            folder / f"{name}_homologue.mrc", volume, HOMOLOGUE_VOXEL
+        )
+    return dataclasses.replace(settings, classes=(*settings.classes, *maps), molecules=maps)
+
+
+def _maps_affinity(settings: Simulation, out: Path) -> Path:
+    """A CSV of the affinity of ``settings``' classes from their maps, searched once."""
+    path = out.with_suffix(".affinity.csv")
+    if not path.is_file():
+        affinity, _ = class_affinity(class_maps(settings), settings.voxel_size)
+        with atomic_path(path) as tmp:
+            affinity.to_csv(tmp)
+    return path
 
 
 def _subset(data: TrainingData, classes: list[str]) -> TrainingData:
