@@ -74,7 +74,7 @@ def test_taking_the_last_labels_away_colours_and_lists_no_class(
     assert session.particles["label"].isna().all() and train.classes.value == NO_LABELS
 
 
-def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
+def test_a_point_added_by_hand_takes_no_other_particle_s_label_score_or_tag(
     explorer,
     qtbot,
     tmp_path,
@@ -82,19 +82,24 @@ def test_a_point_added_by_hand_takes_no_other_particle_s_label_or_score(
 ):
     _, widgets, session = explorer
     table = pd.DataFrame({"z": [20.0, 20.0], "y": [20.0, 40.0], "x": [20.0, 40.0]})
-    table["score"], table["tomo_name"] = [0.9, 0.7], small_tomogram.stem
-    picks_file = write_particles(table, tmp_path / "scored.csv")
+    table["score"], table["tomo_name"] = [0.9, 0.7], "1"
+    picks_file = write_particles(table, tmp_path / "scored.tbl")  # a Dynamo table: tags 1, 2
     picks = open_and_import(qtbot, widgets, small_tomogram, picks_file)
-    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    scatter, train, export = widgets["Latent scatter"], widgets["Train"], widgets["Export"]
     picks.selected_data = {0, 1}
     type_into(qtbot, scatter.label_name, "alpha")
     click(qtbot, scatter.label_button)
+    picks.selected_data = {0}  # one particle selected in the viewer: napari would copy it
     picks.mode = "add"
     picks.add(np.array([[30.0, 30.0, 30.0]]))  # what a click on the tomogram in add mode does
     added = session.particles.iloc[-1]
-    assert len(session.particles) == 3 and pd.isna(added["label"]) and pd.isna(added["score"])
-    assert added["tomo_name"] == small_tomogram.stem  # what every particle shares stays
+    assert len(session.particles) == 3 and pd.isna(added["label"]) and pd.isna(added["tag"])
+    assert added["tomo_name"] == session.particles["tomo_name"].iloc[0]  # shared: it stays
     assert train.classes.value == "1 class: alpha (2)"
+    export.what.value = "All particles"
+    type_into(qtbot, export.file, str(tmp_path / "out.tbl"))
+    click(qtbot, export.export_button)
+    assert np.loadtxt(tmp_path / "out.tbl")[:, 0].tolist() == [1, 2, 3]  # a tag of its own
 
 
 def legend_links(legend) -> list[tuple[str, str]]:

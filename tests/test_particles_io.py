@@ -10,6 +10,7 @@ import starfile
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.particles import read_particles, tomogram_names, write_particles
 from napari_affinity_vae.io.tables import dynamo_to_relion, relion_to_dynamo
+from napari_affinity_vae.layers import hand_picked
 
 SHAPE = (20, 30, 40)
 COORDS = ["z", "y", "x"]
@@ -289,3 +290,12 @@ def test_a_star_of_both_coordinate_flavours_round_trips_and_duplicates_are_named
     twice.write_text(out.read_text().replace("_rlnTomoName #1", "_rlnCoordinateX #1"))
     with pytest.raises(ParticleFileError, match=r"twice.star: .*rlnCoordinateX twice"):
         read_particles(twice, **frame)
+
+
+def test_a_pick_added_beside_one_particle_takes_only_its_tomogram():
+    features = pd.DataFrame({"tag": [7.0, 7.0], "tomo_name": ["TS_01", "TS_01"]})
+    features["rlnImageName"] = ["sub_7.mrc", "sub_7.mrc"]  # napari's copy for the added row 1
+    made = hand_picked(features, np.array([1]))
+    assert made.iloc[0].tolist() == [7.0, "TS_01", "sub_7.mrc"]  # the particle itself stays
+    assert pd.isna(made.loc[1, "tag"]) and pd.isna(made.loc[1, "rlnImageName"])
+    assert made.loc[1, "tomo_name"] == "TS_01"

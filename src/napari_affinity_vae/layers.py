@@ -9,17 +9,7 @@ import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
-from napari_affinity_vae.schema import (
-    ANGLES,
-    AXES,
-    CLASS_NAME,
-    LABEL,
-    MODEL_ANGLES,
-    SCORE,
-    SHIFTS,
-    TEMPLATE,
-    TOMO_NAME,
-)
+from napari_affinity_vae.schema import AXES, OWN_COLUMNS, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
@@ -91,20 +81,21 @@ def particles_layer_data(
     return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"
 
 
-# what a particle is or was found as: never passed on to a point added by hand
-OWN_COLUMNS = (LABEL, CLASS_NAME, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
-
-
-def hand_pick_defaults(features: pd.DataFrame) -> dict[str, Any]:
-    """The features of a point added by hand (napari would copy the last point's): a value
-    every particle shares (their tomogram, an optics group), and nothing else: no label, class,
-    score or angles of another particle."""
-    defaults = {}
+def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
+    """``features`` with the rows of points just added by hand (``added``: their indices) made
+    anew, rather than napari's copy of the last or selected point's: a value every other
+    particle shares (their tomogram; with two or more, an optics group), and nothing else, so no
+    label, class, score, angles or identifier of another particle."""
+    new = np.zeros(len(features), dtype=bool)
+    new[np.asarray(added, dtype=int)] = True
+    others = features[~new]
+    made = features.copy()
     for column in features:
-        values = features[column]
-        shared = column not in OWN_COLUMNS and len(values) and values.nunique(dropna=False) == 1
-        defaults[column] = values.iloc[0] if shared else np.nan
-    return defaults
+        values = others[column]
+        alike = len(values) > 0 and values.nunique(dropna=False) == 1
+        shared = alike and (column == TOMO_NAME or (len(values) > 1 and column not in OWN_COLUMNS))
+        made[column] = features[column].mask(new, values.iloc[0] if shared else np.nan)
+    return made
 
 
 def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFrame:

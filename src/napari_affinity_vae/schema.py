@@ -30,6 +30,9 @@ MODEL_ANGLES = (MODEL_ROT, MODEL_TILT, MODEL_PSI)  # the model's estimate of the
 # a training box's particle offset from the box's centre voxel (voxels; simulated sets)
 SHIFTS = ("shift_z", "shift_y", "shift_x")
 
+# what a particle is or was found as, never passed on to another (a point added by hand)
+OWN_COLUMNS = (LABEL, CLASS_NAME, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
+
 # what embedding computes: numbered columns latent_0, latent_1, ... and pose_0, ...
 LATENT_PREFIX = "latent_"
 POSE_PREFIX = "pose_"

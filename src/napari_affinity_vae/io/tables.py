@@ -122,7 +122,7 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         int(c[len(DYNAMO_PREFIX) + 3 :]) for c in particles if c.startswith(f"{DYNAMO_PREFIX}col")
     ]
     table = np.zeros((n, max([DYNAMO_COLUMNS, *extra])))
-    table[:, _DYNAMO["tag"]] = particles["tag"] if "tag" in particles else np.arange(1, n + 1)
+    table[:, _DYNAMO["tag"]] = _tags(particles)
     table[:, 1:3] = 1  # aligned, averaged
     for name, i in _other_columns(table.shape[1]).items():
         if f"{DYNAMO_PREFIX}{name}" in particles:
@@ -135,11 +135,23 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         [_tomogram_number(name) for name in particles[TOMO_NAME]] if TOMO_NAME in particles else 1
     )
     if CLUSTER in particles:
-        table[:, _DYNAMO["class"]] = particles[CLUSTER]
+        table[:, _DYNAMO["class"]] = particles[CLUSTER].fillna(0)
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
     fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (table.shape[1] - 9)
     np.savetxt(path, table, fmt=fmt, delimiter=" ")
+
+
+def _tags(particles: pd.DataFrame) -> np.ndarray:
+    """Each particle's Dynamo tag: the one read with it, else (a pick added by hand, a table of
+    another tool) a new one after the highest."""
+    if "tag" not in particles:
+        return np.arange(1, len(particles) + 1)
+    tags = particles["tag"].to_numpy(dtype=float, copy=True)
+    missing = np.isnan(tags)
+    start = np.nanmax(tags, initial=0) + 1
+    tags[missing] = np.arange(start, start + missing.sum())
+    return tags
 
 
 def _tomogram_numbers(table: np.ndarray) -> list[str]:

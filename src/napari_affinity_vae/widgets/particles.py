@@ -28,7 +28,7 @@ from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import (
-    hand_pick_defaults,
+    hand_picked,
     particles_layer_data,
     points_to_particles,
 )
@@ -463,7 +463,6 @@ class ParticlesWidget(Container):
             forget_selection(self._viewer, old)
         self._watched = layer
         if layer is not None:
-            layer.feature_defaults = hand_pick_defaults(layer.features)
             self._watched_name = layer.name
             layer.events.data.connect(self._edited)
             layer.events.name.connect(self._renamed)
@@ -481,6 +480,10 @@ class ParticlesWidget(Container):
             return
         rows = self._table_rows(self._watched)
         if rows is None:
+            added = getattr(event, "data_indices", ())
+            if action == "added" and len(added):  # by hand: no other particle's features
+                layer = self._watched
+                layer.features = hand_picked(layer.features, np.asarray(added))
             self._sync_from_layer(edited=True)
             return
         show_info("A project's particles are edited in its files; this edit was undone")
@@ -511,7 +514,6 @@ class ParticlesWidget(Container):
             if derived_columns(particles):
                 particles = particles.drop(columns=derived_columns(particles))
                 layer.features = particles.drop(columns=list(AXES))
-                layer.feature_defaults = hand_pick_defaults(layer.features)
                 colour_particles(layer, None)
         elif layer.metadata.get(EMBEDDED_BY):  # the model that embedded them (shown again)
             particles.attrs[EMBEDDED_BY] = layer.metadata[EMBEDDED_BY]
@@ -544,7 +546,6 @@ class ParticlesWidget(Container):
         if len(layer.data) != len(table):
             return
         layer.features = table.drop(columns=list(AXES)).reset_index(drop=True)
-        layer.feature_defaults = hand_pick_defaults(layer.features)
         layer.metadata[EMBEDDED_BY] = table.attrs.get(EMBEDDED_BY)
         colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
 
