@@ -435,6 +435,13 @@ def test_a_corrected_voxel_size_moves_the_particles_and_the_export(
     qtbot.keyClicks(voxel.native, "0")  # no voxel size: 10 A stays, and the field says so
     qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
     assert voxel.value == 10.0 and session.particles.attrs["voxel_size"] == 10.0
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "0.8")  # taken as typed, not as its first keystroke, 0
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert voxel.value == 0.8 and session.particles.attrs["voxel_size"] == 0.8
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "10")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
     export = widgets["Export"]
     export.what.value, export.format.value = ALL, "RELION 5 STAR"
     type_into(qtbot, export.file, str(tmp_path / "out.star"))

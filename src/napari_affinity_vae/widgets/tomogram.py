@@ -50,6 +50,7 @@ class TomogramWidget(Container):
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
         self.info = Label(label="Shape", value="no tomogram")
         self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+        self.voxel_size.native.setKeyboardTracking(False)  # typed: taken once, when finished
         self.rendering = RadioButtons(
             label="Rendering", choices=[PLANE, VOLUME], value=PLANE, orientation="horizontal"
         )
@@ -180,7 +181,7 @@ class TomogramWidget(Container):
             with self.voxel_size.changed.blocked():
                 self.voxel_size.value = kept
             if kept:
-                show_warning(f"A voxel size is above 0 Å: {layer.name} stays at {kept:g} Å")
+                show_warning(f"The voxel size must be above 0 Å; {layer.name} stays at {kept:g} Å")
             return
         layer.metadata["voxel_size"] = float(value)
         layer.metadata["voxel_size_from_header"] = False
