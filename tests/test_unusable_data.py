@@ -179,6 +179,9 @@ def test_train_asks_for_the_voxel_size_of_a_folder_whose_headers_have_none(tmp_p
     folder = _folder(tmp_path / "no_size", files)
     err = _refused_training(folder, capsys)
     assert "no_size" in err and "voxel size" in err and "--voxel-size" in err
+    stack = tmp_path / "stack"
+    write_subtomograms(stack, _noise(4, 16, 16, 16), pd.DataFrame({"class_name": list("aabb")}), 0)
+    assert "voxel size" in _refused_training(stack, capsys)  # a stack's header, as a folder's
     out, given = tmp_path / "model", ["--voxel-size", "5", "--latent-dims", "4", "--depth", "2"]
     assert main(["train", str(folder), "--out", str(out), "--epochs", "1", *given]) == 0
     assert read_card(out.with_suffix(".json")).voxel_size == 5.0

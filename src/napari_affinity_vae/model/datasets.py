@@ -38,6 +38,9 @@ CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")
 FallbackAffinity = Callable[[list[str], float], np.ndarray | None]
 
 
+NO_VOXEL_SIZE = "no particle file's header gives a voxel size: give it with --voxel-size"
+
+
 def load_training_set(
     source: str | Path,
     coordinates: str | Path | None = None,
@@ -63,6 +66,8 @@ def load_training_set(
         boxes, table = read_subtomograms(source)
         names = table[CLASS_NAME].astype(str).to_numpy()
         voxel_size = voxel_size or table.attrs["voxel_size"]
+        if not voxel_size:
+            raise InputFileError(source, NO_VOXEL_SIZE)
         angles = table[list(ANGLES)].to_numpy()
         _refuse_non_finite(boxes, source, "box")
     elif source.is_dir():
@@ -200,9 +205,7 @@ def _from_particle_folder(
             folder, f"particles differ in voxel size ({listed}); resample them to one voxel size"
         )
     if not known:
-        raise InputFileError(
-            folder, "no particle file's header gives a voxel size: give it with --voxel-size"
-        )
+        raise InputFileError(folder, NO_VOXEL_SIZE)
     return np.stack(boxes), np.array(names), next(iter(known))
 
 
