@@ -182,6 +182,7 @@ def test_train_asks_for_the_voxel_size_of_a_folder_whose_headers_have_none(tmp_p
     stack = tmp_path / "stack"
     table = pd.DataFrame({"class_name": list("aabb"), "rot": 0.0, "tilt": 0.0, "psi": 0.0})
     write_subtomograms(stack, _noise(4, 16, 16, 16), table, 0.0)
+    pd.DataFrame(np.eye(2), columns=["a", "b"]).to_csv(stack / "affinity.csv", index=False)
     assert "voxel size" in _refused_training(stack, capsys)  # a stack's header, as a folder's
     out, given = tmp_path / "model", ["--voxel-size", "5", "--latent-dims", "4", "--depth", "2"]
     assert main(["train", str(folder), "--out", str(out), "--epochs", "1", *given]) == 0
