@@ -454,13 +454,16 @@ def test_a_corrected_voxel_size_makes_the_embedding_stale(
     explorer, qtbot, tmp_path, small_tomogram
 ):
     _, widgets, session = explorer
-    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    first = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)
     assert session.latent is not None
+    type_into(qtbot, widgets["Particles"].file, str(three_picks(tmp_path / "more", n=2)))
+    click(qtbot, widgets["Particles"].import_button)  # another layer of the tomogram, explored
     voxel = widgets["Tomogram"].voxel_size
     voxel.native.selectAll()
     qtbot.keyClicks(voxel.native, "12")  # the boxes are now cut at another scale
     qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    widgets["Particles"].layer.value = first  # the embedded layer, explored again
     assert session.latent is None and session.embedding is None and len(session.particles) == 3
     assert widgets["Embed"].status.value == "not run"
 

@@ -340,9 +340,12 @@ def test_no_tomogram_embedded_says_so_and_keeps_what_was_there(
     assert session.latent is None and len(session.particles) == 21
 
 
-def test_a_voxel_size_corrected_in_the_tomogram_dock_is_the_projects(opened, qtbot):
+def test_a_voxel_size_corrected_in_the_tomogram_dock_is_the_projects(opened, qtbot, notifications):
     _viewer, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
     widgets["Tomogram"].voxel_size.value = 12.0  # the user corrects TS_01's header
+    assert session.latent is None and session.clusters is None  # of boxes cut at 10 A
+    assert "TS_01's boxes were cut at its old voxel size" in messages(notifications)[-1]
     assert session.project.tomograms["TS_01"].voxel_size == 12.0
     assert session.project.open("TS_01").voxel_size == 12.0  # what its embedding opens
     assert session.project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)

@@ -185,6 +185,9 @@ class ParticlesWidget(Container):
         z, y, x = tomogram.shape
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
+        for layer in self._viewer.layers:
+            if layer.metadata.get(SCORES_KEY) == tomogram.name and tomogram.voxel_size:
+                _place_scores(layer, tomogram.voxel_size)
         project = self.session.project
         if project is not None:
             entry = project.tomograms.get(tomogram.name)
@@ -192,18 +195,30 @@ class ParticlesWidget(Container):
                 if tomogram.voxel_size and tomogram.voxel_size != entry.voxel_size:
                     # corrected in the Tomogram dock: the project embeds with it too
                     project.tomograms[entry.name] = replace(entry, voxel_size=tomogram.voxel_size)
+                    self._drop_project_embedding(entry.name)
                 self._show_project_particles()
                 return
             self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
         own = self._own_layers()
         rescaled = [layer for layer in own if self._rescale(layer, tomogram.voxel_size)]
-        for layer in self._viewer.layers:
-            if layer.metadata.get(SCORES_KEY) == tomogram.name and tomogram.voxel_size:
-                _place_scores(layer, tomogram.voxel_size)
+        for layer in rescaled:  # boxes cut at another scale: latents and clusters are stale
+            _drop_derived(layer)
         if self.layer.value not in own:  # another tomogram's particles are not used with this
             self.layer.value = own[-1] if own else None
-        elif self.layer.value in rescaled:  # boxes cut at another scale: latents are stale
-            self._sync_from_layer(edited=True)
+        elif self.layer.value in rescaled:
+            self._sync_from_layer()
+
+    def _drop_project_embedding(self, name: str) -> None:
+        """A project tomogram's voxel size was corrected: the embedding, of boxes cut at the
+        old scale, goes."""
+        table = self.session.particles
+        derived = derived_columns(table)
+        if derived:
+            self.session.set_particles(table.drop(columns=derived))
+            show_info(
+                f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. "
+                "Embed again"
+            )
 
     def _own_layers(self) -> list[Points]:
         """The particles layers of the session's tomogram (by the name they were made for)."""
@@ -510,11 +525,8 @@ class ParticlesWidget(Container):
             {"features": layer.features, "metadata": layer.metadata, "scale": layer.scale},
         )
         if edited:
-            layer.metadata.pop(EMBEDDED_BY, None)
-            if derived_columns(particles):
-                particles = particles.drop(columns=derived_columns(particles))
-                layer.features = particles.drop(columns=list(AXES))
-                colour_particles(layer, None)
+            _drop_derived(layer)
+            particles = particles.drop(columns=derived_columns(particles))
         elif layer.metadata.get(EMBEDDED_BY):  # the model that embedded them (shown again)
             particles.attrs[EMBEDDED_BY] = layer.metadata[EMBEDDED_BY]
         self.session.set_particles(particles)
@@ -592,6 +604,15 @@ class ParticlesWidget(Container):
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _drop_derived(layer: Points) -> None:
+    """A layer's latents, embedding and clusters, and the model that made them, go."""
+    stale = derived_columns(layer.features)
+    if stale:
+        layer.features = layer.features.drop(columns=stale)
+        colour_particles(layer, None)
+    layer.metadata.pop(EMBEDDED_BY, None)
 
 
 def _place_scores(layer: Image, voxel_size: float) -> None:
