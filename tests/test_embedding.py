@@ -214,3 +214,17 @@ def test_many_particles_are_laid_out_through_landmarks(method):
     others = np.setdiff1d(np.arange(1200), sample)
     by_landmarks = KNeighborsClassifier(5).fit(xy[sample], labels[sample])
     assert by_landmarks.score(xy[others], labels[others]) > 0.98
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[0, 0, 1, -1], pd.Categorical([0, 0, 1, -1]), [0.0, 0.0, 1.0, np.nan], ["a", "a", "b", None]],
+)
+def test_the_particles_without_a_category_are_the_grey_ones(labels):
+    from napari_affinity_vae.colours import NOISE_COLOUR, colours_for, is_missing
+
+    values = pd.Series(labels)
+    rgba, _ = colours_for(values.astype("Int64") if values.dtype == float else values)
+    grey = np.all(np.isclose(rgba, Color(NOISE_COLOUR).rgba), axis=1)
+    assert is_missing(values).tolist() == grey.tolist() == [False, False, False, True]
+    assert not is_missing(pd.Series(["-1", "a"])).any()  # a label typed "-1" is a label

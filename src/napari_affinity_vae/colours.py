@@ -35,11 +35,9 @@ def _is_noise(value: object) -> bool:
 
 def is_missing(values: pd.Series) -> np.ndarray:
     """Where a category column has no category: missing values, and noise (a negative integer,
-    as HDBSCAN's -1); a text "-1" is a label like any other."""
-    missing = values.isna().to_numpy()
-    if pd.api.types.is_integer_dtype(values):
-        missing = missing | (values.to_numpy() < 0)
-    return missing
+    as HDBSCAN's -1, also as a category); a text "-1" is a label like any other."""
+    noise = [v for v in pd.unique(values.dropna()) if _is_noise(v)]
+    return values.isna().to_numpy() | values.isin(noise).to_numpy()
 
 
 def colours_for(

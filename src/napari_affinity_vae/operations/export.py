@@ -94,8 +94,9 @@ def angles_from_model(rows: pd.DataFrame) -> pd.DataFrame:
 
 def without_angles(parts: dict[Path, pd.DataFrame], format_label: str) -> int:
     """How many particles of ``parts`` lack angles the others have (hand picks beside imported
-    ones): the file formats write them as unaligned, with angles 0."""
-    if format_label in WITHOUT_ANGLES:
+    ones), which STAR files and Dynamo tables write as unaligned, with angles 0 (a CSV leaves
+    them empty)."""
+    if format_label in (*WITHOUT_ANGLES, "CSV"):
         return 0
     found = [rows[[a for a in ANGLES if a in rows]] for rows in parts.values()]
     return sum(int(angles.isna().any(axis=1).sum()) for angles in found if angles.shape[1])

@@ -301,11 +301,12 @@ def _centred_atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
         stat = path.stat()
     except OSError as err:
         raise InputFileError(path, f"cannot be read ({err.strerror})") from None
-    return _centred_atoms_of(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    version = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return _centred_atoms_of(path.resolve(), version)
 
 
 @functools.lru_cache(maxsize=4)
-def _centred_atoms_of(path: Path, _mtime: int, _size: int) -> tuple[np.ndarray, np.ndarray]:
+def _centred_atoms_of(path: Path, _version: tuple) -> tuple[np.ndarray, np.ndarray]:
     points, weights = _atoms(path)
     points = points - np.average(points, axis=0, weights=weights)
     points.flags.writeable = weights.flags.writeable = False  # cached: shared by every caller

@@ -301,8 +301,8 @@ class EmbedWidget(Container):
 
 
 def embedded_summary(table: pd.DataFrame) -> str:
-    """How many particles the scatter places (a tomogram not embedded: none of its), and in how
-    many clusters."""
+    """How many particles the scatter places (none of a tomogram that was not embedded), and in
+    how many clusters."""
     found = table[CLUSTER][table[CLUSTER] >= 0].nunique() if CLUSTER in table else 0
     placed = int(table[EMBEDDING_X].notna().sum())
     of = f"{placed} of {len(table)} particles" if placed < len(table) else None
