@@ -95,6 +95,26 @@ def test_open_star_with_several_tomograms_picks_the_open_one(
     assert len(points.data) == 2 and points.metadata["tomo_name"] == "tomo_01"
 
 
+def test_open_star_takes_the_newest_tomogram_still_open(
+    make_napari_viewer, tomogram_file, particles
+):
+    viewer = make_napari_viewer()  # napari's File menu alone, no dock
+    other = write_mrc(tomogram_file.parent / "other.mrc", np.zeros((20, 30, 40), np.float32))
+    both = pd.concat(
+        [particles.assign(tomo_name="other"), particles.head(2).assign(tomo_name="tomo_01")]
+    )
+    star = write_particles(both.reset_index(drop=True), tomogram_file.parent / "both.star")
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    viewer.open(star, plugin=PLUGIN)
+    viewer.open(other, plugin=PLUGIN)
+    [points] = viewer.open(star, plugin=PLUGIN)
+    assert points.metadata["tomo_name"] == "other" and len(points.data) == 5
+    viewer.layers.clear()
+    viewer.open(tomogram_file, plugin=PLUGIN)  # the first again, alone
+    [points] = viewer.open(star, plugin=PLUGIN)
+    assert points.metadata["tomo_name"] == "tomo_01" and len(points.data) == 2
+
+
 def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particles):
     viewer = make_napari_viewer()
     features = particles[["score"]].assign(x=-1.0)  # a stale position among the features

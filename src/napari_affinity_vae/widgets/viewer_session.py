@@ -20,6 +20,7 @@ DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, v
 SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
+_GUESSED: WeakKeyDictionary[Session, Tomogram] = WeakKeyDictionary()  # not chosen in a dock
 
 
 def session_for(viewer: napari.Viewer) -> Session:
@@ -32,13 +33,21 @@ def session_for(viewer: napari.Viewer) -> Session:
 
 
 def current_tomogram(viewer: napari.Viewer) -> Tomogram | None:
-    """The tomogram particles belong to: the session's, or with none chosen yet the newest
-    tomogram layer's (never a volume the model decoded)."""
+    """The tomogram particles belong to: the one chosen in the Tomogram dock while a layer
+    shows it, else the newest tomogram layer's (never a volume the model decoded), or None."""
     session = session_for(viewer)
-    if session.tomogram is None:
-        images = [layer for layer in viewer.layers if is_tomogram(layer)]
-        if images:
-            session.set_tomogram(tomogram_from_layer(images[-1]))
+    images = [layer for layer in viewer.layers if is_tomogram(layer)]
+    shown = [tomogram_from_layer(layer) for layer in images]
+    chosen = session.tomogram
+    by_dock = chosen is not None and chosen is not _GUESSED.get(session)
+    if by_dock and any(same_tomogram(chosen, tomogram) for tomogram in shown):
+        return chosen
+    opened = [t for t, layer in zip(shown, images, strict=True) if opened_as_tomogram(layer)]
+    newest = (opened or shown or [None])[-1]
+    if newest is None or chosen is None or not same_tomogram(chosen, newest):
+        session.set_tomogram(newest)
+        if newest is not None:
+            _GUESSED[session] = newest
     return session.tomogram
 
 
