@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import write_mrc
+from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.particles import read_particles, write_particles
+from napari_affinity_vae.widgets.viewer_session import session_for
 
 PLUGIN = "napari-affinity-vae"
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +115,19 @@ def test_open_star_takes_the_newest_tomogram_still_open(
     viewer.open(tomogram_file, plugin=PLUGIN)  # the first again, alone
     [points] = viewer.open(star, plugin=PLUGIN)
     assert points.metadata["tomo_name"] == "tomo_01" and len(points.data) == 2
+
+
+def test_a_particle_file_opened_before_its_tomogram_is_taken_up_when_it_opens(
+    make_napari_viewer, tomogram_file, particles
+):
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    star = write_particles(particles.assign(tomo_name="tomo_01"), tomogram_file.parent / "p.star")
+    [points] = viewer.open(star, plugin=PLUGIN)  # dropped first: no tomogram to scale by
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    assert widgets["Particles"].particles_layer is points
+    np.testing.assert_allclose(points.scale, [7.5, 7.5, 7.5])  # on the tomogram's voxels
+    assert len(session_for(viewer).particles) == 5
 
 
 def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particles):
