@@ -347,6 +347,25 @@ def test_a_minimum_diameter_above_the_maximum_is_one_clear_message(
     assert not particles.task.running
 
 
+@pytest.mark.parametrize(
+    ("shape", "diameters"), [((40, 60, 60), (2000.0, 3000.0)), ((1, 60, 60), (20.0, 40.0))]
+)
+def test_diameters_too_large_for_the_tomogram_are_one_clear_message(
+    explorer, qtbot, tmp_path, notifications, shape, diameters
+):
+    _, widgets, session = explorer
+    tomogram = write_mrc(tmp_path / "thin.mrc", np.zeros(shape, np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    particles.diameter_min.value, particles.diameter_max.value = diameters
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    [shown] = messages(notifications)
+    assert f"Particles of {diameters[0]:g} Å or more" in shown and "smaller diameters" in shown
+    assert len(session.particles) == 0 and particles.pick_button.enabled
+
+
 def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
     explorer, qtbot, tmp_path, notifications
 ):

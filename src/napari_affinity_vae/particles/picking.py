@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.progress import Progress, pauses, run_steps
 from napari_affinity_vae.schema import AXES, SCORE
@@ -54,6 +55,7 @@ CLIMB_STEPS = 8  # voxels a pick may move towards the middle of its particle
 AXIS_STEPS = 4  # density samples from a pick to the largest radius that give its long axis
 BANDS = ("particle", "fine")
 BIN_TARGET = 5.0  # voxels across the smallest particle after binning
+MIN_BINNED = 3  # voxels along each axis after binning: a peak needs a voxel either side
 CHUNK_VOXELS = 16_000_000  # binned voxels per chunk before its overlap
 
 
@@ -106,6 +108,14 @@ class _Layout:
         reach = max(4 * (self.sigmas[1] + self.sigmas[2]), along)
         self.halo = int(np.ceil(reach)) + CLIMB_STEPS + self.min_distance + 1
         self.binned_shape = np.asarray(shape) // self.binning
+        if (self.binned_shape < MIN_BINNED).any():
+            least = MIN_BINNED * self.binning * settings.voxel_size
+            size = " x ".join(f"{n * settings.voxel_size:g}" for n in shape)
+            raise AffinityVAEError(
+                f"Particles of {settings.diameter_min:g} Å or more are picked in a tomogram at "
+                f"least {least:g} Å along each axis; this one is {size} Å (z, y, x): give "
+                "smaller diameters"
+            )
         self.rows = max(1, CHUNK_VOXELS // int(self.binned_shape[0] * self.binned_shape[2]))
 
 
