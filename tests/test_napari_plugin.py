@@ -133,19 +133,31 @@ def test_a_particle_file_opened_before_its_tomogram_is_taken_up_when_it_opens(
 def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particles):
     viewer = make_napari_viewer()
     features = particles[["score"]].assign(x=-1.0)  # a stale position among the features
+    features["tomogram_missing"] = False  # a project's bookkeeping, no particle's
     viewer.add_points(
         particles[["z", "y", "x"]].to_numpy(),
         scale=(4.0, 4.0, 4.0),
         features=features,
         name="picks",
     )
-    for suffix in (".star", ".csv"):
+    for suffix in (".star", ".csv", ".tbl", ".coords"):
         path = tmp_path / f"saved{suffix}"
         viewer.layers.save(str(path), selected=False, plugin=PLUGIN)
         back = read_particles(path)
-        np.testing.assert_allclose(back[["z", "y", "x"]], particles[["z", "y", "x"]], atol=1e-5)
-        assert list(back["score"]) == list(particles["score"])
+        np.testing.assert_allclose(back[["z", "y", "x"]], particles[["z", "y", "x"]], atol=1e-2)
         assert "x.1" not in back and (back["x"] > 0).all()  # one x: the points'
+        assert "tomogram_missing" not in back
+        if suffix in (".star", ".csv"):
+            assert list(back["score"]) == list(particles["score"])
+
+
+def test_points_that_are_no_particles_are_saved_as_napari_saves_them(
+    make_napari_viewer, tmp_path
+):
+    viewer = make_napari_viewer()
+    viewer.add_points(np.array([[1.0, 2.0], [3.0, 4.0]]), name="flat")
+    [written] = viewer.layers.save(str(tmp_path / "flat.csv"), selected=False)  # napari's choice
+    np.testing.assert_allclose(viewer.open(written, plugin="napari")[0].data, [[1, 2], [3, 4]])
 
 
 def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
