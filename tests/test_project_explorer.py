@@ -299,6 +299,30 @@ def open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder):
     return widgets, session_for(viewer), dock
 
 
+def test_show_names_the_tomogram_shown_as_tomograms_fail_and_close(
+    make_napari_viewer, qtbot, tmp_path, project_folder, notifications
+):
+    viewer = make_napari_viewer()
+    _, session, dock = open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder)
+    assert dock.shown.value == "TS_01" and session.tomogram.name == "TS_01"
+    dock.shown.value = "TS_02"  # its file is broken: TS_01 stays, and Show says so
+    shown = messages(notifications)[-1]
+    assert shown.startswith("TS_02: ") and shown.count("TS_02.mrc") == 1
+    assert dock.shown.value == "TS_01" and session.tomogram.name == "TS_01"
+    viewer.layers.remove(widgets_tomogram(viewer))  # the user closes the tomogram
+    assert dock.shown.value is None
+    dock.shown.value = "TS_01"  # chosen again: shown again
+    assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None
+    viewer.layers.remove(widgets_tomogram(viewer))
+    dock._double_clicked(0, 0)  # what a double click on its row in the table does
+    assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None
+
+
+def widgets_tomogram(viewer):
+    """The project's tomogram layer shown, if any."""
+    return next((x for x in viewer.layers if PROJECT_KEY in x.metadata), None)
+
+
 def test_a_tomogram_that_cannot_be_embedded_leaves_the_others_explorable(
     make_napari_viewer, qtbot, tmp_path, project_folder, notifications
 ):

@@ -83,6 +83,7 @@ class ProjectWidget(Container):
         )
         self.open_button.changed.connect(self._clicked)
         self.shown.changed.connect(self._chosen)
+        viewer.layers.events.removed.connect(self._layer_removed)
         self.picks.changed.connect(self._pick_set_chosen)
         self.kind.changed.connect(self._chosen)
         self.table.native.cellDoubleClicked.connect(self._double_clicked)
@@ -149,7 +150,13 @@ class ProjectWidget(Container):
             self.show_tomogram(self.shown.value)
 
     def _double_clicked(self, row: int, _column: int) -> None:
-        self.shown.value = self.table.data[row][0]
+        self.show_tomogram(self.table.data[row][0])  # also the one shown, if it was closed
+
+    def _layer_removed(self, _event: object = None) -> None:
+        """The shown tomogram closed: none is shown, and choosing it again shows it."""
+        if not any(PROJECT_KEY in x.metadata for x in self._viewer.layers):
+            with self.shown.changed.blocked():
+                self.shown.native.setCurrentIndex(-1)
 
     def show_tomogram(self, name: str) -> Image | None:
         """Show the project's tomogram ``name`` in place of the one shown before."""
@@ -177,6 +184,11 @@ class ProjectWidget(Container):
             with self.shown.changed.blocked():
                 self.shown.value = name
             return layer
+        self._layer_removed()  # the one shown before, if any, stays the one named
+        shown = [x.metadata[PROJECT_KEY] for x in self._viewer.layers if PROJECT_KEY in x.metadata]
+        if shown:
+            with self.shown.changed.blocked():
+                self.shown.value = shown[0]
         return None
 
     def _project_changed(self) -> None:

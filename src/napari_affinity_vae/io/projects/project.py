@@ -62,7 +62,9 @@ class TomogramEntry:
         """The file of ``kind`` (default the first), memory-mapped at the project's voxel size."""
         path = self.files[kind] if kind else self.path
         if self.problem or path is None:
-            raise TomogramFileError(path or Path(self.name), self.problem or "no file")
+            if self.problem:  # which names the file already
+                raise TomogramFileError(Path(self.name), self.problem)
+            raise TomogramFileError(Path(self.name), "no file")
         return replace(open_tomogram(path, self.voxel_size), tomo_name=self.name)
 
 
