@@ -151,9 +151,7 @@ def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particl
             assert list(back["score"]) == list(particles["score"])
 
 
-def test_points_that_are_no_particles_are_saved_as_napari_saves_them(
-    make_napari_viewer, tmp_path
-):
+def test_points_that_are_no_particles_are_saved_as_napari_saves_them(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     viewer.add_points(np.array([[1.0, 2.0], [3.0, 4.0]]), name="flat")
     [written] = viewer.layers.save(str(tmp_path / "flat.csv"), selected=False)  # napari's choice

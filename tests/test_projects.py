@@ -297,6 +297,24 @@ def test_simulate_writes_a_project_that_avae_project_lists(tmp_path, capsys):
     )
 
 
+def test_a_project_whose_particles_do_not_fit_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "crowded"
+    args = [
+        "simulate",
+        str(out),
+        "--tomograms",
+        "2",
+        "--particles",
+        "60",
+        "--shape",
+        "32",
+        "64",
+        "64",
+    ]
+    assert main([*args, "--classes", "ribosome"]) == 2
+    assert "particles fit" in capsys.readouterr().err and not out.exists()
+
+
 def test_origin_shifts_place_a_particle_alike_with_tomograms_star_or_a_folder(relion5, tmp_path):
     blocks = starfile.read(relion5 / "particles.star", always_dict=True)
     blocks["particles"]["rlnOriginXAngst"] = 20.0

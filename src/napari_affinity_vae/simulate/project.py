@@ -45,13 +45,13 @@ def write_project(
     Angstrom, with ``class_name``), ``optimisation_set.star`` and ``affinity.csv``, in
     ``folder``."""
     references = class_maps(settings)  # a user's unreadable molecule stops us before writing
-    (folder / "tomograms").mkdir(parents=True, exist_ok=True)
     pixel = settings.voxel_size / BINNING_FACTOR
     entries, rows, tables, paths = {}, [], [], {}
     bar = progress(total=tomograms, desc="tomograms") if progress else None
     for i in range(tomograms):
         one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
-        result = simulate_tomogram(one, references=references)
+        result = simulate_tomogram(one, references=references)  # particles that do not fit:
+        (folder / "tomograms").mkdir(parents=True, exist_ok=True)  # nothing written yet
         written = write_tomogram_as(
             folder / "tomograms" / one.name, result.tomogram, settings.voxel_size, fmt
         )
