@@ -273,21 +273,16 @@ def test_a_folder_of_tomograms_with_coordinate_files_of_the_same_stem(tmp_path):
     assert list(one.tomograms) == ["a"] and len(one.particles) == 2
 
 
+def _simulate_project(out, particles: int, *classes: str) -> int:
+    """``avae simulate`` of two 32 x 64 x 64 tomograms of ``particles`` each."""
+    shape = ["--shape", "32", "64", "64"]
+    options = ["--tomograms", "2", "--particles", str(particles), *shape, "--classes", *classes]
+    return main(["simulate", str(out), *options])
+
+
 def test_simulate_writes_a_project_that_avae_project_lists(tmp_path, capsys):
     out = tmp_path / "sim"
-    args = [
-        "simulate",
-        str(out),
-        "--tomograms",
-        "2",
-        "--particles",
-        "3",
-        "--shape",
-        "32",
-        "64",
-        "64",
-    ]
-    assert main([*args, "--classes", "globular", "ribosome"]) == 0
+    assert _simulate_project(out, 3, "globular", "ribosome") == 0
     capsys.readouterr()
     assert main(["project", str(out / "optimisation_set.star")]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -299,19 +294,7 @@ def test_simulate_writes_a_project_that_avae_project_lists(tmp_path, capsys):
 
 def test_a_project_whose_particles_do_not_fit_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "crowded"
-    args = [
-        "simulate",
-        str(out),
-        "--tomograms",
-        "2",
-        "--particles",
-        "60",
-        "--shape",
-        "32",
-        "64",
-        "64",
-    ]
-    assert main([*args, "--classes", "ribosome"]) == 2
+    assert _simulate_project(out, 60, "ribosome") == 2
     assert "particles fit" in capsys.readouterr().err and not out.exists()
 
 
