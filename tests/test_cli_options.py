@@ -214,7 +214,7 @@ BAD_NUMBERS = [  # (command line after OUT's option, the error's words)
     ("train F --epochs -3", "argument --epochs: must be a whole number of at least 1, got -3"),
     ("train F --validation 1", "argument --validation: must be a fraction of at least 0 and below"),
     ("train F --depth 0", "argument --depth: must be a whole number of at least 1, got 0"),
-    ("train F --voxel-size 5", "--voxel-size is for a tomogram with --coords"),
+    ("train F --voxel-size 0", "argument --voxel-size: must be a positive number, got 0"),
     ("simulate D --voxel-size 0", "argument --voxel-size: must be a positive number, got 0"),
     ("simulate D --snr 0", "argument --snr: must be a positive number, got 0"),
     ("simulate D --dose 0", "argument --dose: must be a positive number, got 0"),
