@@ -40,6 +40,12 @@ def is_missing(values: pd.Series) -> np.ndarray:
     return values.isna().to_numpy() | values.isin(noise).to_numpy()
 
 
+def has_missing_entry(legend: list[tuple[str, str]]) -> bool:
+    """Whether a category legend of :func:`colours_for` ends with the entry of the particles
+    without a category (the only one in ``NOISE_COLOUR``, which the palette never uses)."""
+    return bool(legend) and legend[-1][1] == NOISE_COLOUR
+
+
 def colours_for(
     values: pd.Series, missing: str = NOISE_LABEL
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:

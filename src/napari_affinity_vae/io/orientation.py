@@ -11,7 +11,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy.spatial.transform import Rotation
+
+from napari_affinity_vae.schema import ANGLES
+
+
+def particle_angles(particles: pd.DataFrame) -> np.ndarray:
+    """The particles' RELION angles (n, 3: rot, tilt, psi); a particle without them (a pick
+    added by hand beside imported ones) as an unaligned one, with angles 0."""
+    return particles[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)
 
 
 def matrices_to_angles(matrices: np.ndarray) -> np.ndarray:

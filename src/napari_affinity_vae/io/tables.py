@@ -18,6 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
+from napari_affinity_vae.io.orientation import particle_angles
 from napari_affinity_vae.io.validate import numeric_column, select_tomogram
 from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TOMO_NAME
 
@@ -128,8 +129,7 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         if f"{DYNAMO_PREFIX}{name}" in particles:
             table[:, i] = particles[f"{DYNAMO_PREFIX}{name}"].fillna(0)
     if all(a in particles for a in ANGLES):
-        relion = particles[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)  # none: unaligned
-        angles = relion_to_dynamo(relion)
+        angles = relion_to_dynamo(particle_angles(particles))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
     table[:, _DYNAMO["tomo"]] = (
         [_tomogram_number(name) for name in particles[TOMO_NAME]] if TOMO_NAME in particles else 1

@@ -35,6 +35,7 @@ FORMATS = {  # label: (suffix, STAR flavour)
     TOMOTWIN: (".coords", "relion4"),
 }
 WITHOUT_ANGLES = (TOMOTWIN,)  # formats that hold no orientation
+ZERO_FOR_NO_ANGLES = ("RELION 4 STAR", "RELION 5 STAR", DYNAMO)  # write a missing angle as 0
 NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-cluster export
 
 
@@ -96,7 +97,7 @@ def without_angles(parts: dict[Path, pd.DataFrame], format_label: str) -> int:
     """How many particles of ``parts`` lack angles the others have (hand picks beside imported
     ones), which STAR files and Dynamo tables write as unaligned, with angles 0 (a CSV leaves
     them empty)."""
-    if format_label in (*WITHOUT_ANGLES, "CSV"):
+    if format_label not in ZERO_FOR_NO_ANGLES:
         return 0
     found = [rows[[a for a in ANGLES if a in rows]] for rows in parts.values()]
     return sum(int(angles.isna().any(axis=1).sum()) for angles in found if angles.shape[1])

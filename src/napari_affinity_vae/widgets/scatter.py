@@ -18,7 +18,13 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from napari_affinity_vae.analysis.selection import PlaneIndex
-from napari_affinity_vae.colours import NOISE_LABEL, colours_for, is_categorical, is_missing
+from napari_affinity_vae.colours import (
+    NOISE_LABEL,
+    colours_for,
+    has_missing_entry,
+    is_categorical,
+    is_missing,
+)
 from napari_affinity_vae.schema import (
     AXES,
     CLASS_NAME,
@@ -261,8 +267,9 @@ class LatentScatterWidget(QWidget):
             self._colours, legend = np.tile(np.float32([1, 0.82, 0.12, 1]), (len(xy), 1)), []
         self.plot.colour_points(xy, self._colours)
         categorical = bool(legend) and column in table and is_categorical(table[column])
-        missing_last = categorical and bool(is_missing(table[column]).any())
-        self.legend.show_legend(column, legend, categorical, missing_last)
+        self.legend.show_legend(
+            column, legend, categorical, categorical and has_missing_entry(legend)
+        )
         self._show_selection(None)
 
     def _show_density(self, on: bool) -> None:

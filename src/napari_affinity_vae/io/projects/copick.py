@@ -17,7 +17,11 @@ import pandas as pd
 
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.io.orientation import angles_to_matrices, matrices_to_angles
+from napari_affinity_vae.io.orientation import (
+    angles_to_matrices,
+    matrices_to_angles,
+    particle_angles,
+)
 from napari_affinity_vae.io.projects.project import (
     Project,
     TomogramEntry,
@@ -234,9 +238,8 @@ def _store(run: Any, rows: pd.DataFrame, voxel_size: float | None, *names: str) 
     object_name, user, session = names
     positions = rows[list(AXES)].to_numpy(dtype=float)[:, ::-1] * voxel_size
     transforms = np.tile(np.eye(4), (len(rows), 1, 1))
-    if set(ANGLES) <= set(rows):  # a particle without angles (a hand pick) unrotated
-        angles = rows[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)
-        transforms[:, :3, :3] = angles_to_matrices(angles)
+    if set(ANGLES) <= set(rows):
+        transforms[:, :3, :3] = angles_to_matrices(particle_angles(rows))
     picks = run.new_picks(object_name, session_id=session, user_id=user)
     picks.from_numpy(positions, transforms)
     picks.store()
