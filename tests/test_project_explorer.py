@@ -314,7 +314,7 @@ def test_show_names_the_tomogram_shown_as_tomograms_fail_and_close(
     dock.shown.value = "TS_01"  # chosen again: shown again
     assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None
     viewer.layers.remove(widgets_tomogram(viewer))
-    dock._double_clicked(0, 0)  # what a double click on its row in the table does
+    dock.table.native.cellDoubleClicked.emit(0, 0)  # what Qt sends on a double click on a row
     assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None
 
 
