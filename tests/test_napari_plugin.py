@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 
 from conftest import write_mrc
 from napari_affinity_vae.demo import add_dock_widgets
@@ -82,6 +83,27 @@ def test_open_star_scaled_to_the_open_tomogram(make_napari_viewer, tomogram_file
     np.testing.assert_allclose(points.data, particles[["z", "y", "x"]].to_numpy(), atol=1e-5)
     np.testing.assert_allclose(points.scale, [7.5, 7.5, 7.5])
     assert list(points.features["score"]) == list(particles["score"])
+
+
+def test_a_relion4_star_in_unbinned_pixels_opens_on_a_binned_tomogram(
+    make_napari_viewer, tomogram_file
+):
+    """RELION 4 tomography counts coordinates in tilt-series pixels (data_optics): on the
+    7.5 A tomogram, 1.875 A pixels are a quarter voxel each."""
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    star = tomogram_file.with_name("particles.star")
+    optics = {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [1.875]}
+    block = {
+        "rlnTomoName": ["tomo_01", "tomo_01"],
+        "rlnCoordinateX": [12.0, 156.0],
+        "rlnCoordinateY": [8.0, 116.0],
+        "rlnCoordinateZ": [4.0, 76.0],
+        "rlnOpticsGroup": [1, 1],
+    }
+    starfile.write({"optics": pd.DataFrame(optics), "particles": pd.DataFrame(block)}, star)
+    [points] = viewer.open(star, plugin=PLUGIN)
+    np.testing.assert_allclose(points.data, [[1, 2, 3], [19, 29, 39]])
 
 
 def test_open_star_with_several_tomograms_picks_the_open_one(

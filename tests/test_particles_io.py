@@ -9,6 +9,7 @@ import starfile
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.particles import read_particles, tomogram_names, write_particles
+from napari_affinity_vae.io.star import star_layout
 from napari_affinity_vae.io.tables import dynamo_to_relion, relion_to_dynamo
 from napari_affinity_vae.layers import hand_picked
 
@@ -91,6 +92,58 @@ def test_binned_coordinates_with_pixel_size(tmp_path, particles):
     np.testing.assert_allclose(starfile.read(path)["rlnCoordinateX"], particles["x"] * 4)
     back = read_particles(path, voxel_size=10.0, pixel_size=2.5)
     assert_same_coordinates(back, particles)
+
+
+def _relion4_tomo_star(path, groups=(1, 1, 2), sizes=(1.875, 1.875)):
+    """A RELION 4 tomography particles.star: coordinates in unbinned tilt-series pixels, whose
+    size data_optics gives per optics group (beside the pseudo-subtomograms' own pixel)."""
+    optics = pd.DataFrame(
+        {
+            "rlnOpticsGroup": list(range(1, len(sizes) + 1)),
+            "rlnOpticsGroupName": [f"opticsGroup{i + 1}" for i in range(len(sizes))],
+            "rlnTomoTiltSeriesPixelSize": list(sizes),
+            "rlnTomoSubtomogramBinning": [4.0] * len(sizes),
+            "rlnImagePixelSize": [7.5] * len(sizes),
+        }
+    )
+    block = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01"] * 3,
+            "rlnCoordinateX": [40.0, 80.0, 60.0],
+            "rlnCoordinateY": [8.0, 16.0, 24.0],
+            "rlnCoordinateZ": [4.0, 12.0, 20.0],
+            "rlnOpticsGroup": list(groups),
+        }
+    )
+    starfile.write({"optics": optics, "particles": block}, path)
+    return path
+
+
+def test_relion4_tomography_coordinates_are_scaled_from_tilt_series_pixels(tmp_path):
+    """1.875 A tilt-series pixels on a 7.5 A tomogram (bin 4): a quarter voxel per pixel, each
+    particle by its optics group's pixel; written back beside the same optics, unbinned again."""
+    path = _relion4_tomo_star(tmp_path / "particles.star", sizes=(1.875, 3.75))
+    frame = {"voxel_size": 7.5, "tomogram_shape": (20, 30, 40)}
+    particles = read_particles(path, **frame)
+    assert particles[COORDS].to_numpy().tolist() == [[1, 2, 10], [3, 4, 20], [10, 12, 30]]
+    _, blocks = star_layout(path)
+    out = write_particles(particles, tmp_path / "out.star", star_blocks=blocks, **frame)
+    written = starfile.read(out)
+    assert written["optics"]["rlnTomoTiltSeriesPixelSize"].tolist() == [1.875, 3.75]
+    columns = [f"rlnCoordinate{axis}" for axis in "XYZ"]  # RELION reads them where they were
+    pd.testing.assert_frame_equal(
+        written["particles"][columns], starfile.read(path)["particles"][columns]
+    )
+    assert read_particles(path, voxel_size=7.5, pixel_size=7.5)["x"].tolist() == [40, 80, 60]
+
+
+def test_relion4_tilt_series_pixels_that_cannot_be_placed_are_named(tmp_path):
+    path = _relion4_tomo_star(tmp_path / "particles.star")
+    with pytest.raises(ParticleFileError, match=r"particles.star: .*1.875 A .*voxel size"):
+        read_particles(path)  # no tomogram to scale to
+    stray = _relion4_tomo_star(tmp_path / "stray.star", groups=(1, 3, 2), sizes=(1.875, 3.75))
+    with pytest.raises(ParticleFileError, match=r"stray.star: particle 2's rlnOpticsGroup"):
+        read_particles(stray, voxel_size=7.5)
 
 
 @pytest.mark.parametrize("suffix", [".star", ".csv"])  # CSV: as `avae embed PROJECT` writes

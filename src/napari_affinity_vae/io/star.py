@@ -1,6 +1,8 @@
 """RELION STAR particle files: 3.1 / 4 (pixel coordinates) and 5 (centred Angstrom coordinates).
 
 Pixel coordinates are 0-based voxel positions along x, y, z (voxel i centred at i, as in napari).
+RELION 4 tomography counts them in unbinned tilt-series pixels, whose size the optics block gives
+(``rlnTomoTiltSeriesPixelSize``): they are scaled to the tomogram's voxels, whatever its binning.
 RELION 5 centred coordinates are Angstrom from the tomogram centre, at ``shape / 2`` voxels.
 """
 
@@ -29,19 +31,23 @@ SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTom
 COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
+TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
+OPTICS_GROUP = "rlnOpticsGroup"
 MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
 
 
 def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
     """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns;
     ``rlnOrigin*Angst`` shifts are applied as RELION applies them (:func:`origin_shifts`)."""
-    block = _particle_block(path)
+    blocks = read_blocks(path, [TOMO_COLUMN])
+    block = blocks[_particle_block_name(path, blocks)].reset_index(drop=True)
     block = select_tomogram(path, block, block.get(TOMO_COLUMN), tomo_name)
     shift = origin_shifts(path, block)
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
     else:
-        coords = _pixels_to_voxels(path, block, frame, shift)
+        scale = voxels_per_pixel(path, frame, blocks.get("optics"), block)
+        coords = _pixels_to_voxels(path, block, scale, frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     return pd.concat([coords, from_star(block)], axis=1)
 
@@ -111,8 +117,9 @@ def write_star(
         for axis in ("x", "y", "z"):
             columns[CENTRED_COLUMNS[axis]] = (particles[axis] - centre[axis]) * frame.voxel_size
     else:
+        scale = voxels_per_pixel(path, frame, (blocks or {}).get("optics"), particles)
         for axis in ("x", "y", "z"):
-            columns[PIXEL_COLUMNS[axis]] = particles[axis] / frame.voxels_per_pixel
+            columns[PIXEL_COLUMNS[axis]] = particles[axis] / scale
     columns = {k: np.asarray(v) for k, v in columns.items()}
     out = {**(blocks or {}), "particles": to_star(particles, columns)}
     starfile.write(out, path, overwrite=True, na_rep=MISSING)
@@ -167,13 +174,70 @@ def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> 
     )
 
 
+def voxels_per_pixel(
+    path: Path,
+    frame: CoordinateFrame,
+    optics: pd.DataFrame | dict | None,
+    particles: pd.DataFrame,
+) -> float | np.ndarray:
+    """Tomogram voxels in one pixel of each particle's coordinates: the frame's, or else the
+    tilt-series pixel of its optics group (RELION 4 tomography; a pixel size of the file's, so it
+    needs the tomogram's voxel size)."""
+    pixels = None if frame.pixel_size is not None else _tilt_series_pixels(path, optics, particles)
+    if pixels is None:
+        return frame.voxels_per_pixel
+    if frame.voxel_size is None:
+        raise ParticleFileError(
+            path,
+            f"counts coordinates in tilt-series pixels of {_sizes(pixels)} A ({TILT_SERIES_PIXEL})"
+            "; they need the tomogram's voxel size: open the tomogram first, or give its size",
+        )
+    return pixels / frame.voxel_size
+
+
+def _tilt_series_pixels(
+    path: Path, optics: pd.DataFrame | dict | None, particles: pd.DataFrame
+) -> np.ndarray | None:
+    """Each particle's ``rlnTomoTiltSeriesPixelSize`` through its ``rlnOpticsGroup`` (one size
+    for all when the optics groups agree), or None when the file gives none."""
+    table = pd.DataFrame([optics]) if isinstance(optics, dict) else optics
+    if table is None or TILT_SERIES_PIXEL not in table or table.empty:
+        return None
+    sizes = numeric_column(path, table, TILT_SERIES_PIXEL)
+    if sizes.isna().any() or (sizes <= 0).any():
+        raise ParticleFileError(path, f"data_optics has a {TILT_SERIES_PIXEL} that is not > 0")
+    if sizes.nunique() == 1:
+        return np.full(len(particles), sizes.iloc[0])
+    if OPTICS_GROUP not in table or OPTICS_GROUP not in particles:
+        raise ParticleFileError(
+            path, f"optics groups of {_sizes(sizes)} A pixels, and no {OPTICS_GROUP} to tell apart"
+        )
+    by_group = dict(zip(numeric_column(path, table, OPTICS_GROUP), sizes, strict=True))
+    pixels = numeric_column(path, particles, OPTICS_GROUP).map(by_group)
+    if pixels.isna().any():
+        row = int(np.flatnonzero(pixels.isna().to_numpy())[0])
+        raise ParticleFileError(
+            path, f"particle {row + 1}'s {OPTICS_GROUP} is not one of data_optics"
+        )
+    return pixels.to_numpy()
+
+
+def _sizes(pixels: np.ndarray | pd.Series) -> str:
+    return " and ".join(f"{v:g}" for v in dict.fromkeys(np.asarray(pixels, dtype=float)))
+
+
 def _pixels_to_voxels(
-    path: Path, block: pd.DataFrame, frame: CoordinateFrame, shift: np.ndarray
+    path: Path,
+    block: pd.DataFrame,
+    scale: float | np.ndarray,
+    frame: CoordinateFrame,
+    shift: np.ndarray,
 ) -> pd.DataFrame:
     missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
     if missing:
         raise ParticleFileError(path, f"missing coordinate column(s) {', '.join(missing)}")
-    xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"]) * frame.voxels_per_pixel
+    xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"])
+    xyz *= np.reshape(scale, (-1, 1))
     if shift.any():
         if frame.voxel_size is None:
             raise ParticleFileError(
