@@ -218,6 +218,38 @@ def test_a_hand_pick_beside_imported_angles_is_exported_unaligned(
     assert messages(notifications)[-1] == "Type the name of the file to export to (File)"
 
 
+def test_a_relion4_selection_is_exported_for_relion_in_its_own_pixels(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Picks of a RELION 4 tomography file (unbinned 2.5 A tilt-series pixels, the tomogram at
+    bin 4) come back out of the Export dock as RELION reads them: after the same optics block,
+    in the same pixels, a hand pick beside them in their optics group."""
+    source = tmp_path / "run_data.star"
+    optics = {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [2.5], "rlnVoltage": [300.0]}
+    block = {
+        "rlnTomoName": ["small"] * 3,
+        "rlnCoordinateX": [80.0, 160.0, 160.0],
+        "rlnCoordinateY": [80.0, 160.0, 80.0],
+        "rlnCoordinateZ": [80.0, 80.0, 80.0],
+        "rlnOpticsGroup": [1, 1, 1],
+    }
+    starfile.write({"optics": pd.DataFrame(optics), "particles": pd.DataFrame(block)}, source)
+    _, widgets, _ = explorer
+    layer = open_and_import(qtbot, widgets, small_tomogram, source)
+    assert layer.data.tolist() == [[20, 20, 20], [20, 40, 40], [20, 20, 40]]  # on the blobs
+    layer.add(np.array([[30.0, 30.0, 30.0]]))  # picked by hand
+    layer.selected_data = {1, 3}
+    export = widgets["Export"]
+    type_into(qtbot, export.file, str(tmp_path / "chosen.star"))
+    click(qtbot, export.export_button)
+    written = starfile.read(tmp_path / "chosen.star")
+    assert written["optics"].to_dict(orient="list") == optics
+    chosen = written["particles"]
+    assert chosen["rlnCoordinateX"].tolist() == [160.0, 120.0]
+    assert chosen["rlnCoordinateZ"].tolist() == [80.0, 120.0]
+    assert chosen["rlnOpticsGroup"].tolist() == [1, 1]
+
+
 def test_export_asks_before_replacing_a_file(explorer, qtbot, tmp_path):
     _, widgets, session = explorer
     session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))

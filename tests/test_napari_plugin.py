@@ -104,6 +104,12 @@ def test_a_relion4_star_in_unbinned_pixels_opens_on_a_binned_tomogram(
     starfile.write({"optics": pd.DataFrame(optics), "particles": pd.DataFrame(block)}, star)
     [points] = viewer.open(star, plugin=PLUGIN)
     np.testing.assert_allclose(points.data, [[1, 2, 3], [19, 29, 39]])
+    saved = star.with_name("saved.star")  # File > Save Selected Layers: as RELION reads them
+    viewer.layers.selection = {points}
+    viewer.layers.save(str(saved), selected=True, plugin=PLUGIN)
+    back = starfile.read(saved)
+    assert back["optics"].to_dict(orient="list") == optics
+    np.testing.assert_allclose(back["particles"]["rlnCoordinateX"], block["rlnCoordinateX"])
 
 
 def test_open_star_with_several_tomograms_picks_the_open_one(

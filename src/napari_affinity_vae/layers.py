@@ -9,7 +9,7 @@ import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
-from napari_affinity_vae.schema import AXES, OWN_COLUMNS, TOMO_NAME
+from napari_affinity_vae.schema import AXES, OWN_COLUMNS, STAR_BLOCKS, TOMO_NAME
 
 POINT_SIZE_VOXELS = 12.0
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
@@ -74,7 +74,7 @@ def particles_layer_data(
         "border_color": colour_by or colour,
         "border_width": 0.2,
         "projection_mode": "rescale_spherical",
-        "metadata": {"voxel_size": voxel_size, **(metadata or {})},
+        "metadata": {"voxel_size": voxel_size, **_carried(particles.attrs), **(metadata or {})},
     }
     if colour_by is not None:
         kwargs["border_color_cycle"] = list(CATEGORY_COLOURS)
@@ -125,4 +125,11 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
             voxel_size = float(scale[-1])
     if voxel_size is not None:
         particles.attrs["voxel_size"] = float(voxel_size)
+    particles.attrs |= _carried(metadata)
     return particles
+
+
+def _carried(attrs: dict[str, Any]) -> dict[str, Any]:
+    """What a particle table's source file carries for writing it back (a STAR file's other
+    blocks), between the table's attrs and its layer's metadata."""
+    return {STAR_BLOCKS: attrs[STAR_BLOCKS]} if STAR_BLOCKS in attrs else {}

@@ -46,6 +46,10 @@ CLUSTER = "cluster"
 CLUSTER_CENTRE = "cluster_centre"  # True for the particle a cluster's centre snapped to
 SELECTED = "selected"  # True for the particles of an exported selection
 
+# A particle table's attrs (and its layer's metadata): a STAR file's blocks other than the
+# particles' (optics, general), as plain data, written again before the particles it read.
+STAR_BLOCKS = "star_blocks"
+
 
 def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:
     """``prefix0, prefix1, ...`` columns of ``table`` (``latent_``, ``pose_``) in numeric order."""

@@ -63,9 +63,11 @@ def read_particles(
         particles = tables.read_csv(path, frame, tomo_name)
     else:
         particles = _FORMATS[suffix][0](path, frame)
+    attrs = dict(particles.attrs)  # what the format carries (a STAR file's other blocks)
     particles = check_particles(
         path, particles, frame.shape, drop_nan=drop_nan, drop_outside=drop_outside
     )
+    particles.attrs = attrs
     if voxel_size is not None:
         particles.attrs["voxel_size"] = float(voxel_size)
     return particles
@@ -85,7 +87,8 @@ def write_particles(
 
     ``.star`` is RELION 4 (pixel coordinates) or, with ``star_flavour="relion5"``, RELION 5
     (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``), after ``star_blocks``
-    (a source file's ``general`` and ``optics``: :func:`.star.star_layout`).
+    (a source file's ``general`` and ``optics``: :func:`.star.star_layout`), by default those
+    of the STAR file the particles were read from.
     """
     path = Path(path)
     check_output(path)

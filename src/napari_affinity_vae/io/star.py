@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column, numeric_columns, select_tomogram
-from napari_affinity_vae.schema import AXES, PSI, ROT, TILT, TOMO_NAME
+from napari_affinity_vae.schema import AXES, PSI, ROT, STAR_BLOCKS, TILT, TOMO_NAME
 
 PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
 CENTRED_COLUMNS = {
@@ -40,8 +40,10 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
     """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns;
     ``rlnOrigin*Angst`` shifts are applied as RELION applies them (:func:`origin_shifts`)."""
     blocks = read_blocks(path, [TOMO_COLUMN])
-    block = blocks[_particle_block_name(path, blocks)].reset_index(drop=True)
-    block = select_tomogram(path, block, block.get(TOMO_COLUMN), tomo_name)
+    name = _particle_block_name(path, blocks)
+    block = select_tomogram(
+        path, blocks[name].reset_index(drop=True), blocks[name].get(TOMO_COLUMN), tomo_name
+    )
     shift = origin_shifts(path, block)
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
@@ -49,7 +51,11 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         scale = voxels_per_pixel(path, frame, blocks.get("optics"), block)
         coords = _pixels_to_voxels(path, block, scale, frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
-    return pd.concat([coords, from_star(block)], axis=1)
+    particles = pd.concat([coords, from_star(block)], axis=1)
+    others = {k: v for k, v in blocks.items() if k != name}
+    if others:
+        particles.attrs[STAR_BLOCKS] = _plain(others)
+    return particles
 
 
 def origin_shifts(path: Path, block: pd.DataFrame) -> np.ndarray:
@@ -106,7 +112,9 @@ def write_star(
     blocks: dict[str, pd.DataFrame | dict] | None = None,
 ) -> None:
     """Write RELION 4 pixel coordinates, or RELION 5 centred Angstrom ones if ``centred``, after
-    the other ``blocks`` given (a source file's ``general`` and ``optics``)."""
+    the other ``blocks`` given (a source file's ``general`` and ``optics``), else those the
+    particles were read with (``attrs``)."""
+    blocks = _tables(particles.attrs.get(STAR_BLOCKS, {}) if blocks is None else blocks)
     columns: dict[str, np.ndarray] = {}
     if centred:
         if frame.voxel_size is None or frame.shape is None:
@@ -117,12 +125,31 @@ def write_star(
         for axis in ("x", "y", "z"):
             columns[CENTRED_COLUMNS[axis]] = (particles[axis] - centre[axis]) * frame.voxel_size
     else:
-        scale = voxels_per_pixel(path, frame, (blocks or {}).get("optics"), particles)
+        scale = voxels_per_pixel(path, frame, blocks.get("optics"), particles)
         for axis in ("x", "y", "z"):
             columns[PIXEL_COLUMNS[axis]] = particles[axis] / scale
     columns = {k: np.asarray(v) for k, v in columns.items()}
-    out = {**(blocks or {}), "particles": to_star(particles, columns)}
+    out = {**blocks, "particles": to_star(particles, columns)}
     starfile.write(out, path, overwrite=True, na_rep=MISSING)
+
+
+def _plain(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, dict]:
+    """STAR blocks as plain data (a table as a dict of column lists), to travel in attrs and
+    layer metadata, where pandas and napari compare them."""
+    return {
+        name: block.to_dict(orient="list") if isinstance(block, pd.DataFrame) else dict(block)
+        for name, block in blocks.items()
+    }
+
+
+def _tables(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, pd.DataFrame | dict]:
+    """Blocks as starfile writes them: a dict of lists (:func:`_plain`'s table) as a table."""
+    return {name: _table(block) for name, block in blocks.items()}
+
+
+def _table(block: pd.DataFrame | dict) -> pd.DataFrame | dict:
+    listed = isinstance(block, dict) and all(isinstance(v, list) for v in block.values())
+    return pd.DataFrame(block) if listed and block else block
 
 
 def tomogram_names(path: Path) -> list[str]:

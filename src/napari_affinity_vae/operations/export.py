@@ -142,11 +142,14 @@ def write_parts(
     *,
     voxel_size: float | None,
     tomogram_shape: tuple[int, int, int] | None,
+    star_blocks: dict[str, dict] | None = None,
     project: Project | None = None,
     index: Path | None = None,
 ) -> list[Path]:
     """Write every part into its file, all or none; a file that cannot be written is named in
-    a :class:`ParticleFileError`. Rows of a ``project`` may come from several tomograms:
+    a :class:`ParticleFileError`. A STAR file is written after ``star_blocks`` (those of the
+    STAR file the particles came from, as their ``attrs`` carry them). Rows of a ``project`` may
+    come from several tomograms:
     RELION 5 counts each from its own tomogram's centre, and a Dynamo table numbers the
     tomograms in the project's order, listed in the ``.doc`` ``index`` (:func:`index_path` of
     the file name the user gave) beside it."""
@@ -170,6 +173,7 @@ def write_parts(
                             voxel_size=voxel_size,
                             tomogram_shape=tomogram_shape,
                             star_flavour=flavour,
+                            star_blocks=star_blocks,
                         )
                     else:
                         _write_project_rows(project, rows, tmp, format_label)

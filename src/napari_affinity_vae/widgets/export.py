@@ -39,6 +39,7 @@ from napari_affinity_vae.operations.export import (
     without_angles,
     write_parts,
 )
+from napari_affinity_vae.schema import STAR_BLOCKS
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
@@ -172,6 +173,7 @@ class ExportWidget(Container):
             label,
             voxel_size=self.session.particles.attrs.get("voxel_size"),
             tomogram_shape=tomogram.shape if tomogram is not None else None,
+            star_blocks=self.session.particles.attrs.get(STAR_BLOCKS),
             project=self.session.project,
             index=index,
         )
