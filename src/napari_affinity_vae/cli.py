@@ -476,7 +476,8 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         type=_positive,
         default=1.0,
         help="pixel coordinates (RELION 4, Dynamo, CSV, .coords) are in pixels this many times "
-        "finer than the tomograms' voxels (RELION 5's centred Angstrom need none)",
+        "finer than the tomograms' voxels (RELION 5's centred Angstrom need none, nor a STAR "
+        "file whose data_optics gives rlnTomoTiltSeriesPixelSize)",
     )
     pr.add_argument(
         "--voxel-size",
