@@ -134,7 +134,8 @@ def test_relion4_tomography_coordinates_are_scaled_from_tilt_series_pixels(tmp_p
     pd.testing.assert_frame_equal(
         written["particles"][columns], starfile.read(path)["particles"][columns]
     )
-    assert read_particles(path, voxel_size=7.5, pixel_size=7.5)["x"].tolist() == [40, 80, 60]
+    with pytest.raises(ParticleFileError, match=r"particles.star: .*binning given 2: leave"):
+        read_particles(path, voxel_size=7.5, pixel_size=3.75)  # the user's binning, not the file's
 
 
 def test_relion4_tilt_series_pixels_that_cannot_be_placed_are_named(tmp_path):
@@ -144,6 +145,35 @@ def test_relion4_tilt_series_pixels_that_cannot_be_placed_are_named(tmp_path):
     stray = _relion4_tomo_star(tmp_path / "stray.star", groups=(1, 3, 2), sizes=(1.875, 3.75))
     with pytest.raises(ParticleFileError, match=r"stray.star: particle 2's rlnOpticsGroup"):
         read_particles(stray, voxel_size=7.5)
+
+
+def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tmp_path):
+    """RELION looks up every particle's optics group: a point added by hand beside one imported
+    particle takes its group; among particles of two groups it cannot be written, and the error
+    names the user's file, not the one staged beside it."""
+    path = _relion4_tomo_star(tmp_path / "particles.star", groups=(2, 1, 2), sizes=(1.875, 3.75))
+    frame = {"voxel_size": 7.5, "tomogram_shape": (20, 30, 40)}
+    one = read_particles(path, **frame).iloc[[0]]
+    features = hand_picked(pd.concat([one, one]).reset_index(drop=True), np.array([1]))
+    written = write_particles(features.assign(x=[10.0, 5.0]), tmp_path / "one.star", **frame)
+    back = starfile.read(written)["particles"]
+    assert back["rlnOpticsGroup"].tolist() == [2, 2]
+    assert back["rlnCoordinateX"].tolist() == [20.0, 10.0]  # 3.75 A pixels, half a voxel
+    mixed = read_particles(path, **frame)
+    mixed.loc[3] = mixed.loc[0].to_dict() | {"rlnOpticsGroup": np.nan}
+    with pytest.raises(ParticleFileError, match=r"/mixed.star: particle 4 \(added by hand\?\)"):
+        write_particles(mixed, tmp_path / "mixed.star", **frame)
+    assert not list(tmp_path.glob("*mixed*"))
+
+
+def test_only_the_general_and_optics_blocks_travel_with_the_particles(tmp_path):
+    """Another tomogram's block in the same file stays out of a file written of this one's."""
+    one = pd.DataFrame({"rlnCoordinateX": [4.0], "rlnCoordinateY": [4.0], "rlnCoordinateZ": [4.0]})
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnVoltage": [300.0]})
+    path = tmp_path / "two.star"
+    starfile.write({"optics": optics, "particles": one, "TS_02": one * 2}, path)
+    written = write_particles(read_particles(path), tmp_path / "out.star")
+    assert list(starfile.read(written, always_dict=True)) == ["optics", "particles"]
 
 
 @pytest.mark.parametrize("suffix", [".star", ".csv"])  # CSV: as `avae embed PROJECT` writes

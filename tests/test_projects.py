@@ -206,7 +206,12 @@ def test_an_export_across_tomograms_reads_back_to_the_same_particles(relion5, tm
     assert back.particles["cluster"].tolist() == [3, 1, 1, 0]
 
 
-def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_path):
+@pytest.mark.parametrize(
+    ("optics", "binning"), [(False, 2), (True, 1), (True, 2)], ids=["binning", "optics", "both"]
+)
+def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_path, optics, binning):
+    """Coordinates in unbinned 4 A pixels of 8 A tomograms: the binning says so, or data_optics'
+    tilt-series pixel size (a tomogram not found keeps its pixels, unless a binning is given)."""
     folder = tmp_path / "tomograms"
     folder.mkdir()
     write_mrc(folder / "TS_01_rec.mrc", np.zeros((30, 40, 50), np.float32), voxel_size=8.0)
@@ -224,13 +229,17 @@ def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_pat
         }
     )
     star = tmp_path / "particles.star"
-    starfile.write({"particles": particles}, star)
-    project = open_project([star, folder], binning=2)
+    blocks = {"particles": particles}
+    if optics:
+        blocks = {"optics": pd.DataFrame({"rlnTomoTiltSeriesPixelSize": [4.0]})} | blocks
+    starfile.write(blocks, star)
+    project = open_project([star, folder], binning=binning)
     assert project.tomograms["TS_01"].path.name == "TS_01_rec.mrc"
     assert project.tomograms["TS_02"].path.name == "TS_02.mrc"
     assert "no tomogram file" in project.tomograms["TS_03"].problem
+    missing = [4, 4, 4] if binning == 2 else [8, 8, 8]
     np.testing.assert_allclose(
-        project.particles[XYZ], [[19, 10, 5], [40, 20, 10], [60, 30, 15], [4, 4, 4]]
+        project.particles[XYZ], [[19, 10, 5], [40, 20, 10], [60, 30, 15], missing]
     )
     assert project.particles["rot"].tolist() == [10.0, 20.0, 30.0, 40.0]
     assert project.particles[TOMOGRAM_MISSING].tolist() == [False, False, False, True]

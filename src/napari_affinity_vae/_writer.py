@@ -14,8 +14,9 @@ from napari_affinity_vae.schema import TOMOGRAM_MISSING
 
 
 def write_points(path: str, data: np.ndarray, attributes: dict[str, Any]) -> list[str]:
-    """Save a Points layer: 3D points as particles (STAR coordinates in tomogram pixels, CSV x,
-    y, z then features, ...); points of another dimension to a CSV as napari writes them."""
+    """Save a Points layer: 3D points as particles (STAR coordinates in tomogram pixels, or in
+    the pixels of the optics block of the STAR file they were read from; CSV x, y, z then
+    features, ...); points of another dimension to a CSV as napari writes them."""
     if np.ndim(data) != 2 or np.shape(data)[1] != 3:
         if Path(path).suffix.lower() != ".csv":
             raise ValueError(f"{path}: only 3D points are particles; save these as .csv")

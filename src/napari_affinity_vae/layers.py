@@ -9,7 +9,13 @@ import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
-from napari_affinity_vae.schema import AXES, OWN_COLUMNS, STAR_BLOCKS, TOMO_NAME
+from napari_affinity_vae.schema import (
+    AXES,
+    OWN_COLUMNS,
+    SETTING_COLUMNS,
+    STAR_BLOCKS,
+    TOMO_NAME,
+)
 
 POINT_SIZE_VOXELS = 12.0
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
@@ -84,8 +90,9 @@ def particles_layer_data(
 def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
     """``features`` with the rows of points just added by hand (``added``: their indices) made
     anew, rather than napari's copy of the last or selected point's: a value every other
-    particle shares (their tomogram; with two or more, an optics group), and nothing else, so no
-    label, class, score, angles or identifier of another particle."""
+    particle shares (their tomogram and optics group; with two or more, any but what each is or
+    was found as), and nothing else, so no label, class, score, angles or identifier of another
+    particle."""
     new = np.zeros(len(features), dtype=bool)
     new[np.asarray(added, dtype=int)] = True
     others = features[~new]
@@ -93,7 +100,9 @@ def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
     for column in features:
         values = others[column]
         alike = len(values) > 0 and values.nunique(dropna=False) == 1
-        shared = alike and (column == TOMO_NAME or (len(values) > 1 and column not in OWN_COLUMNS))
+        shared = alike and (
+            column in SETTING_COLUMNS or (len(values) > 1 and column not in OWN_COLUMNS)
+        )
         made[column] = features[column].mask(new, values.iloc[0] if shared else np.nan)
     return made
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star, tables
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.frame import CoordinateFrame
@@ -100,12 +100,15 @@ def write_particles(
         raise ParticleFileError(path, f"the particle table has no {', '.join(missing)} column")
     voxel_size = voxel_size if voxel_size is not None else particles.attrs.get("voxel_size")
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
-    with atomic_path(path) as tmp:
-        if suffix == ".star":
-            centred = star_flavour == "relion5"
-            star.write_star(tmp, particles, frame, centred=centred, blocks=star_blocks)
-        else:
-            _FORMATS[suffix][1](tmp, particles, frame)
+    try:
+        with atomic_path(path) as tmp:
+            if suffix == ".star":
+                centred = star_flavour == "relion5"
+                star.write_star(tmp, particles, frame, centred=centred, blocks=star_blocks)
+            else:
+                _FORMATS[suffix][1](tmp, particles, frame)
+    except InputFileError as err:  # name the user's file, not the one staged beside it
+        raise ParticleFileError(path, err.problem) from None
     return path
 
 

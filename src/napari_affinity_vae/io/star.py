@@ -18,7 +18,15 @@ from scipy.spatial.transform import Rotation
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column, numeric_columns, select_tomogram
-from napari_affinity_vae.schema import AXES, PSI, ROT, STAR_BLOCKS, TILT, TOMO_NAME
+from napari_affinity_vae.schema import (
+    AXES,
+    OPTICS_GROUP,
+    PSI,
+    ROT,
+    STAR_BLOCKS,
+    TILT,
+    TOMO_NAME,
+)
 
 PIXEL_COLUMNS = {"x": "rlnCoordinateX", "y": "rlnCoordinateY", "z": "rlnCoordinateZ"}
 CENTRED_COLUMNS = {
@@ -32,7 +40,7 @@ COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGI
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
-OPTICS_GROUP = "rlnOpticsGroup"
+CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
 MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
 
 
@@ -52,7 +60,7 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         coords = _pixels_to_voxels(path, block, scale, frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
-    others = {k: v for k, v in blocks.items() if k != name}
+    others = _carried(blocks)
     if others:
         particles.attrs[STAR_BLOCKS] = _plain(others)
     return particles
@@ -115,6 +123,7 @@ def write_star(
     the other ``blocks`` given (a source file's ``general`` and ``optics``), else those the
     particles were read with (``attrs``)."""
     blocks = _tables(particles.attrs.get(STAR_BLOCKS, {}) if blocks is None else blocks)
+    particles = _in_optics_groups(path, particles, blocks.get("optics"))
     columns: dict[str, np.ndarray] = {}
     if centred:
         if frame.voxel_size is None or frame.shape is None:
@@ -131,6 +140,34 @@ def write_star(
     columns = {k: np.asarray(v) for k, v in columns.items()}
     out = {**blocks, "particles": to_star(particles, columns)}
     starfile.write(out, path, overwrite=True, na_rep=MISSING)
+
+
+def _in_optics_groups(
+    path: Path, particles: pd.DataFrame, optics: pd.DataFrame | dict | None
+) -> pd.DataFrame:
+    """``particles`` each in an optics group, as RELION looks every particle's up: one without
+    (a point added by hand) joins the group the others share, or the one data_optics has."""
+    if optics is None or OPTICS_GROUP not in particles:
+        return particles
+    missing = particles[OPTICS_GROUP].isna()
+    if not missing.any():
+        return particles
+    table = pd.DataFrame([optics]) if isinstance(optics, dict) else optics
+    known = particles.loc[~missing, OPTICS_GROUP].unique()
+    choices = known if len(known) else table.get(OPTICS_GROUP, pd.Series()).unique()
+    if len(choices) != 1:
+        row = int(np.flatnonzero(missing.to_numpy())[0])
+        raise ParticleFileError(
+            path,
+            f"particle {row + 1} (added by hand?) has no {OPTICS_GROUP}, and the others are of "
+            f"{len(choices)} groups: write it with particles of one optics group",
+        )
+    return particles.assign(**{OPTICS_GROUP: particles[OPTICS_GROUP].fillna(choices[0])})
+
+
+def _carried(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, pd.DataFrame | dict]:
+    """The blocks a STAR file of particles is written with again: ``general`` and ``optics``."""
+    return {name: blocks[name] for name in CARRIED_BLOCKS if name in blocks}
 
 
 def _plain(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, dict]:
@@ -179,8 +216,7 @@ def star_layout(path: Path) -> tuple[bool, dict[str, pd.DataFrame | dict]]:
     (``general``, ``optics``), for writing particles back in the layout they came in."""
     blocks = read_blocks(path, [TOMO_COLUMN])
     name = _particle_block_name(path, blocks)
-    others = {k: v for k, v in blocks.items() if k != name}
-    return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), others
+    return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), _carried(blocks)
 
 
 def _particle_block(path: Path) -> pd.DataFrame:
@@ -207,19 +243,41 @@ def voxels_per_pixel(
     optics: pd.DataFrame | dict | None,
     particles: pd.DataFrame,
 ) -> float | np.ndarray:
-    """Tomogram voxels in one pixel of each particle's coordinates: the frame's, or else the
-    tilt-series pixel of its optics group (RELION 4 tomography; a pixel size of the file's, so it
-    needs the tomogram's voxel size)."""
-    pixels = None if frame.pixel_size is not None else _tilt_series_pixels(path, optics, particles)
+    """Tomogram voxels in one pixel of each particle's coordinates (:func:`pixel_scale` in the
+    tomogram ``frame``)."""
+    given = frame.voxels_per_pixel if frame.pixel_size is not None else None
+    return pixel_scale(path, optics, particles, frame.voxel_size, given)
+
+
+def pixel_scale(
+    path: Path,
+    optics: pd.DataFrame | dict | None,
+    particles: pd.DataFrame,
+    voxel_sizes: float | np.ndarray | None,
+    given: float | None = None,
+) -> float | np.ndarray:
+    """Tomogram voxels in one pixel of each particle's coordinates: the tilt-series pixel of its
+    optics group (RELION 4 tomography) over its tomogram's voxel size (``voxel_sizes``: one, or
+    one per particle, NaN where unknown), else ``given`` (the user's binning), else 1. A
+    ``given`` scale the file's pixel size contradicts is an error."""
+    pixels = _tilt_series_pixels(path, optics, particles)
     if pixels is None:
-        return frame.voxels_per_pixel
-    if frame.voxel_size is None:
+        return 1.0 if given is None else given
+    if voxel_sizes is None:
         raise ParticleFileError(
             path,
             f"counts coordinates in tilt-series pixels of {_sizes(pixels)} A ({TILT_SERIES_PIXEL})"
             "; they need the tomogram's voxel size: open the tomogram first, or give its size",
         )
-    return pixels / frame.voxel_size
+    scale = pixels / np.asarray(voxel_sizes, dtype=float)
+    if given is not None and not np.allclose(scale[np.isfinite(scale)], given, rtol=1e-3):
+        raise ParticleFileError(
+            path,
+            f"its {TILT_SERIES_PIXEL} ({_sizes(pixels)} A) puts {_sizes(1 / scale)} pixels in a "
+            f"tomogram voxel, the binning given {1 / given:g}: leave the binning at 1 for a file "
+            "that gives its pixel size",
+        )
+    return np.where(np.isfinite(scale), scale, 1.0 if given is None else given)
 
 
 def _tilt_series_pixels(

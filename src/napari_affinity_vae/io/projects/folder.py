@@ -22,6 +22,7 @@ from napari_affinity_vae.io.star import (
     TOMO_COLUMN,
     from_star,
     origin_shifts,
+    pixel_scale,
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
@@ -72,8 +73,9 @@ def read_named(
     particles: Path, folder: Path, binning: float = 1.0, voxel_size: float | None = None
 ) -> Project:
     """A STAR file of several tomograms' particles with a folder of the tomograms. RELION 4
-    pixel coordinates are divided by ``binning`` (coordinates of unbinned tilt series, tomograms
-    binned); RELION 5 centred coordinates count from each tomogram's middle."""
+    pixel coordinates are scaled by the tilt-series pixel size data_optics gives, else divided
+    by ``binning`` (coordinates of unbinned tilt series, tomograms binned); RELION 5 centred
+    coordinates count from each tomogram's middle."""
     blocks = read_blocks(particles)
     key = next(
         (
@@ -96,7 +98,11 @@ def read_named(
         sizes = block[TOMO_COLUMN].astype(str).map(lambda n: entries[n].voxel_size or np.nan)
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
-        coords = pd.DataFrame((xyz / binning - voxels)[:, ::-1], columns=list(AXES))
+        given = None if binning == 1 else 1 / binning
+        scale = pixel_scale(particles, blocks.get("optics"), block, sizes.to_numpy(), given)
+        coords = pd.DataFrame(
+            (xyz * np.reshape(scale, (-1, 1)) - voxels)[:, ::-1], columns=list(AXES)
+        )
     else:
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
