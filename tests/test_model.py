@@ -27,7 +27,14 @@ from napari_affinity_vae.model.losses import (
     total_correlation,
 )
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
-from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train, training_epochs
+from napari_affinity_vae.model.train import (
+    TrainingConfig,
+    TrainingData,
+    split,
+    train,
+    training_epochs,
+)
+from napari_affinity_vae.operations.training import preview_sample
 from napari_affinity_vae.volumes import normalise
 
 
@@ -430,3 +437,17 @@ def test_evaluating_on_boxes_of_another_size_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"got 16\^3 boxes at 20 A/voxel") as error:
         evaluate(model, card, coarse, coarse, baselines=False)
     assert str(error.value).startswith(str(card_path))
+
+
+def test_the_validation_split_never_takes_a_small_class_s_last_particles():
+    """A tenth of each class, rounded down: a class of 7 (a small set's rarest) is trained on
+    whole, one of 28 gives 2; the preview then shows every particle, its legend says so."""
+    labels = np.repeat([0, 1, 2], [7, 28, 40])
+    train_rows, held = split(labels, 0.1, seed=3)
+    assert np.bincount(labels[held], minlength=3).tolist() == [0, 2, 4]
+    assert sorted([*train_rows, *held]) == list(range(75))
+    assert split(labels, 0.0, seed=3)[1].size == 0
+    rows, held_out = preview_sample(labels, held)
+    assert not held_out and len(rows) == 75
+    rows, held_out = preview_sample(labels[7:], split(labels[7:], 0.1, seed=3)[1])
+    assert held_out and len(rows) == 6

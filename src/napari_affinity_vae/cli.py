@@ -246,7 +246,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         type=_count,
         help="convolutions refining a splat decoder's box (default 0: the splats alone)",
     )
-    tr.add_argument("--validation", type=_fraction, default=0.1, help="fraction held out")
+    tr.add_argument(
+        "--validation",
+        type=_fraction,
+        default=0.1,
+        help="fraction of each class held out (rounded down: a class of few is trained whole)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--checkpoint-every", type=_count, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=_count, default=0, help="early stop after EPOCHS stale")

@@ -88,11 +88,18 @@ class TrainingData:
     angles: np.ndarray | None = None  # ground-truth RELION (rot, tilt, psi) per box, if known
 
 
-def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled train and validation row indices."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = round(n * fraction) if n > 1 else 0
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices: ``fraction`` of each class held out at random,
+    rounded down, so that a class of fewer than 1 / ``fraction`` boxes is trained on whole
+    (a tenth of a tiny set's rarest class is all it has of some particle)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    held = [
+        rng.permutation(rows)[: int(len(rows) * fraction + 1e-9)]
+        for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))
+    ]
+    validation = np.sort(np.concatenate([np.zeros(0, dtype=int), *held]))
+    return np.setdiff1d(np.arange(len(labels)), validation), validation
 
 
 @dataclass
@@ -126,7 +133,7 @@ def training_epochs(
     boxes = torch.from_numpy(np.ascontiguousarray(data.boxes, dtype=np.float32)).unsqueeze(1)
     labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     affinity = torch.tensor(np.array(data.affinity, dtype=np.float32), device=target)
-    train_rows, val_rows = split(len(boxes), config.validation_fraction, config.seed)
+    train_rows, val_rows = split(data.labels, config.validation_fraction, config.seed)
     rank, processes = distributed.world()
     own_val = val_rows[rank::processes]
     val_boxes, val_labels = boxes[own_val], labels[own_val]  # copied once, not every epoch

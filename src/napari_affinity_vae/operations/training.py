@@ -48,13 +48,15 @@ def bundled_training_set(progress: Progress | None = None) -> TrainingData:
 @dataclass(frozen=True)
 class TrainingUpdate:
     """What the explorer shows after an epoch: its metrics and every epoch's so far, where the
-    preview sample now lies (PCA of its latent means) and its classes, and a CPU copy of the
-    weights when this epoch is the best yet (None otherwise)."""
+    preview sample now lies (PCA of its latent means), its classes and whether it was held out
+    of training, and a CPU copy of the weights when this epoch is the best yet (None
+    otherwise)."""
 
     row: dict
     history: list[dict]
     preview: np.ndarray
     preview_labels: np.ndarray
+    preview_held_out: bool
     best_weights: dict[str, torch.Tensor] | None
 
 
@@ -63,24 +65,28 @@ def training_steps(
 ) -> Generator[tuple[int, TrainingUpdate], None, None]:
     """Train ``model`` (changed in place), yielding (epochs done, :class:`TrainingUpdate`) after
     each epoch; stop iterating to cancel."""
-    _, validation = split(len(data.boxes), config.validation_fraction, config.seed)
-    sample = preview_sample(len(data.boxes), validation)
+    _, validation = split(data.labels, config.validation_fraction, config.seed)
+    sample, held_out = preview_sample(data.labels, validation)
     for epoch in training_epochs(data, model, config):
         weights = None
         if epoch.improved:
             weights = {k: v.detach().cpu().clone() for k, v in epoch.model.state_dict().items()}
         preview = latent_map(epoch.model, data.boxes[sample])
         update = TrainingUpdate(
-            epoch.row, list(epoch.history), preview, data.labels[sample], weights
+            epoch.row, list(epoch.history), preview, data.labels[sample], held_out, weights
         )
         yield len(epoch.history), update
 
 
-def preview_sample(n: int, validation: np.ndarray, limit: int = 500) -> np.ndarray:
-    """Rows the preview shows: the held-out ones (all ``n`` when fewer than three are held
-    out), at most ``limit``, evenly spread."""
-    rows = validation if len(validation) >= 3 else np.arange(n)
-    return rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(int)]
+def preview_sample(
+    labels: np.ndarray, validation: np.ndarray, limit: int = 500
+) -> tuple[np.ndarray, bool]:
+    """Rows the preview shows, at most ``limit``, evenly spread, and whether they are held out:
+    the held-out ones, or all when fewer than three are held out or some class has none."""
+    labels = np.asarray(labels)
+    held_out = len(validation) >= 3 and set(labels[validation]) == set(labels)
+    rows = validation if held_out else np.arange(len(labels))
+    return rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(int)], held_out
 
 
 def latent_map(model: AffinityVAE, boxes: np.ndarray) -> np.ndarray:

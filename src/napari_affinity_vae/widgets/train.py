@@ -113,7 +113,10 @@ class TrainWidget(Container):
         self.latent_dims = SpinBox(label="Latent dimensions", min=2, max=64, value=8)
         self.augment = CheckBox(text="Rotate boxes at random (augmentation)", value=True)
         self.validation = FloatSpinBox(label="Validation", min=0, max=0.5, step=0.05, value=0.2)
-        self.validation.tooltip = "The share of the particles held out, to watch for overfitting"
+        self.validation.tooltip = (
+            "The share of each class held out, to watch for overfitting (rounded down: a class "
+            "of fewer than 10 particles at 0.1 is trained on whole)"
+        )
         self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
         self.train_button = PushButton(text="Train")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -405,7 +408,8 @@ class TrainWidget(Container):
         self.preview.show_points(update.preview)
         self.preview.colour_points(update.preview, colours)
         self.preview.show_view(True, False)
-        self.legend.show_legend("held out", legend, False)
+        title = "held out" if update.preview_held_out else "all particles (trained on)"
+        self.legend.show_legend(title, legend, False)
 
     def cancel(self, _value: object = None) -> None:
         """Stop training (the best epoch so far is kept) or the affinity's search (the table
