@@ -176,6 +176,48 @@ def test_only_the_general_and_optics_blocks_travel_with_the_particles(tmp_path):
     assert list(starfile.read(written, always_dict=True)) == ["optics", "particles"]
 
 
+def test_warp_and_pytom_files_name_their_tomograms_by_micrograph(tmp_path):
+    """Warp and pytom-match-pick name a particle's tomogram only in rlnMicrographName: two
+    tomograms in one file are told apart by its file stem, never merged."""
+    warp = tmp_path / "warp.star"
+    warp.write_text(
+        "data_\n\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n_rlnCoordinateZ #3\n"
+        "_rlnAngleRot #4\n_rlnAngleTilt #5\n_rlnAnglePsi #6\n_rlnMicrographName #7\n"
+        "10.0 20.0 5.0 0.0 90.0 0.0 TS_01.tomostar\n"
+        "30.0 12.0 7.0 0.0 90.0 0.0 TS_02.tomostar\n"
+        "11.0 21.0 6.0 0.0 90.0 0.0 TS_01.tomostar\n"
+    )
+    assert tomogram_names(warp) == ["TS_01", "TS_02"]
+    with pytest.raises(ParticleFileError, match=r"warp.star: holds particles of 2 tomograms"):
+        read_particles(warp)
+    first = read_particles(warp, tomo_name="TS_01")
+    assert first[COORDS].to_numpy().tolist() == [[5, 20, 10], [6, 21, 11]]
+    out = write_particles(first, tmp_path / "back.star")
+    assert read_particles(out)["tomo_name"].tolist() == ["TS_01", "TS_01"]
+
+
+def test_joined_star_files_are_refused_rather_than_read_in_part(tmp_path):
+    one = pd.DataFrame({"rlnTomoName": ["TS_01"], "rlnCoordinateX": [1.0]})
+    one[["rlnCoordinateY", "rlnCoordinateZ"]] = 1.0
+    starfile.write({"particles": one}, tmp_path / "a.star")
+    starfile.write({"particles": one.assign(rlnTomoName="TS_02")}, tmp_path / "b.star")
+    joined = tmp_path / "joined.star"
+    joined.write_text((tmp_path / "a.star").read_text() + (tmp_path / "b.star").read_text())
+    with pytest.raises(ParticleFileError, match=r"joined.star: names block\(s\) data_particles"):
+        tomogram_names(joined)
+
+
+def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
+    """A tomogram named 01 stays 01 (as a project's own CSV writes it); a spreadsheet saved with
+    semicolons reads as one saved with commas."""
+    path = tmp_path / "picks.csv"
+    path.write_text("x;y;z;tomo_name\n1,5;2;3;01\n4;5;6;02\n".replace("1,5", "1.5"))
+    assert tomogram_names(path) == ["01", "02"]
+    particles = read_particles(path, tomo_name="01")
+    assert particles[COORDS].to_numpy().tolist() == [[3, 2, 1.5]]
+    assert particles["tomo_name"].tolist() == ["01"]
+
+
 @pytest.mark.parametrize("suffix", [".star", ".csv"])  # CSV: as `avae embed PROJECT` writes
 def test_select_tomogram_by_name(tmp_path, particles, suffix):
     both = pd.concat([particles.assign(tomo_name="TS_01"), particles.assign(tomo_name="TS_02")])

@@ -437,3 +437,23 @@ def test_a_truncated_tomogram_is_named_by_avae_project_before_it_is_opened(tmp_p
     out = capsys.readouterr().out
     assert "TS_01: 1 particle, 20 x 40 x 40 voxels" in out
     assert f"TS_02: 1 particle, ? voxels at ?; {cut}: the file is truncated" in out
+
+
+def test_a_folder_s_coordinate_file_of_several_tomograms_gives_each_its_own(tmp_path):
+    """A pytom or Warp file beside its tomogram may hold other tomograms' picks too (named by
+    rlnMicrographName): the tomogram takes its own, none of the others'."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    write_mrc(folder / "TS_01.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=10.0)
+    picks = pd.DataFrame(
+        {
+            "rlnCoordinateX": [10.0, 30.0],
+            "rlnCoordinateY": [20.0, 12.0],
+            "rlnCoordinateZ": [5.0, 7.0],
+            "rlnMicrographName": ["TS_01.mrc", "TS_02.mrc"],
+        }
+    )
+    starfile.write({"": picks}, folder / "TS_01.star")
+    project = open_project([folder])
+    assert project.particles[XYZ].to_numpy().tolist() == [[10, 20, 5]]
+    assert project.particles[TOMO_NAME].tolist() == ["TS_01"]

@@ -8,7 +8,9 @@ RELION 5 centred coordinates are Angstrom from the tomogram centre, at ``shape /
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from collections import Counter
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,7 @@ SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTom
 COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
+MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
 CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
 MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
@@ -196,10 +199,15 @@ def tomogram_names(path: Path) -> list[str]:
 
 
 def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:
-    """Every block of a STAR file, the ``as_text`` columns as text; a block naming a column
-    twice is an error."""
+    """Every block of a STAR file, the ``as_text`` columns as text. A table of particles that
+    names no ``rlnTomoName`` but ``rlnMicrographName`` (Warp, pytom-match-pick) gets the
+    micrograph's file stem as its tomogram's name. A block naming a column twice, or a block
+    name repeated (files joined), is an error."""
+    _check_block_names(path)
     try:
-        blocks = starfile.read(path, always_dict=True, parse_as_string=as_text)
+        blocks = starfile.read(
+            path, always_dict=True, parse_as_string=[*as_text, MICROGRAPH_COLUMN]
+        )
     except Exception as err:  # starfile raises many types for malformed text
         raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
     for name, block in blocks.items():
@@ -208,7 +216,30 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
             raise ParticleFileError(
                 path, f"data_{name} names column(s) {', '.join(dict.fromkeys(repeated))} twice"
             )
+        named = isinstance(block, pd.DataFrame) and MICROGRAPH_COLUMN in block
+        if named and TOMO_COLUMN not in block and PIXEL_COLUMNS["x"] in block:
+            block.insert(0, TOMO_COLUMN, block[MICROGRAPH_COLUMN].astype(str).map(_file_stem))
     return blocks
+
+
+def _file_stem(name: str) -> str:
+    """``TS_01`` of ``TS_01.tomostar``, ``tomograms/TS_01.mrc`` or ``C:\\data\\TS_01.mrc``."""
+    return PurePosixPath(name.strip().replace("\\", "/")).stem
+
+
+def _check_block_names(path: Path) -> None:
+    """Refuse a STAR file naming a block twice: only the last would be read."""
+    try:
+        names = re.findall(rb"^data_(\S*)", path.read_bytes(), flags=re.MULTILINE)
+    except OSError as err:
+        raise ParticleFileError(path, f"cannot be read ({err.strerror or err})") from None
+    repeated = [n.decode(errors="replace") for n, k in Counter(names).items() if k > 1]
+    if repeated:
+        raise ParticleFileError(
+            path,
+            f"names block(s) {', '.join(f'data_{n}' for n in repeated)} more than once (files "
+            "joined?): only the last of each would be read; keep one file per block name",
+        )
 
 
 def star_layout(path: Path) -> tuple[bool, dict[str, pd.DataFrame | dict]]:

@@ -9,6 +9,7 @@ gives one tomogram's particles at a time.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -209,8 +210,15 @@ def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
 
 
 def _read_csv_table(path: Path) -> pd.DataFrame:
+    """A CSV file separated by commas, or by semicolons or tabs (as spreadsheets in some
+    languages save them), its ``tomo_name`` column as text (``01`` stays ``01``)."""
     try:
-        return pd.read_csv(path, encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig") as file:
+            header = file.readline()
+        sep = next((s for s in (",", ";", "\t") if s in header), ",")
+        read = functools.partial(pd.read_csv, path, sep=sep, encoding="utf-8-sig")
+        names = [c for c in read(nrows=0).columns if str(c).strip().lower() == TOMO_NAME]
+        return read(dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
 

@@ -12,7 +12,7 @@ import pandas as pd
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import binned_pixel_size
 from napari_affinity_vae.io.omezarr import is_ome_zarr
-from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
 from napari_affinity_vae.io.projects.relion5 import read_blocks
 from napari_affinity_vae.io.star import (
@@ -150,12 +150,13 @@ def _with_coordinates(
     tables = []
     for name, path in files.items():
         tomogram = entries[name]
+        own = tomo_name is None and len(tomogram_names(path)) > 1  # a file of several: its own
         table = read_particles(
             path,
             voxel_size=tomogram.voxel_size,
             tomogram_shape=tomogram.shape,
             pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
-            tomo_name=tomo_name,
+            tomo_name=name if own else tomo_name,
         )
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
