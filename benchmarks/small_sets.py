@@ -2,9 +2,14 @@
 class, simulated at 64^3 (5 A/voxel), as a set of four real proteins was. A model trained on
 them at 32^3 (resampled) or at 64^3 is scored by a kNN classifier on its own latent means
 (macro-F1, 5-fold cross-validation), under variations of what may hurt a tiny set: the validation
-split, BatchNorm, the batch size and the resampling.
+split, BatchNorm, the batch size and the resampling. With ``--snr``, the distinct particles are
+cut from simulated tomograms instead (CTF, missing wedge, neighbours and noise at that
+signal-to-noise ratio per tilt image; copies share their noise, as copies of a real particle do).
+With ``--rotated-copies``, each copy is turned by a random rotation, so that a particle's nearest
+neighbour is no longer its identical copy.
 
 Usage: python benchmarks/small_sets.py [--epochs 100] [--seeds 0 1 2] [--variants NAME ...]
+    [--snr SNR] [--rotated-copies]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
 from napari_affinity_vae.simulate.affinity import library_affinity
 from napari_affinity_vae.simulate.geometry import random_angles, relion_matrix, rotate_map
 from napari_affinity_vae.simulate.molecules import molecule_map
+from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 from napari_affinity_vae.volumes import fit_box, normalise, resample
 
 CLASSES = ("ribosome", "proteasome", "single_ring", "atp_synthase")
@@ -52,20 +58,60 @@ VARIANTS = {  # name: (box, architecture changes, config changes)
 }
 
 
-def small_set(seed: int, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Clean 64^3 boxes at 5 A, protein dark: 7 distinct particles per class (random
-    orientations, up to a voxel off centre), copied up to ``COUNTS``."""
+def clean_particles(seed: int, classes: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """7 distinct clean 64^3 boxes per class at 5 A, protein dark (random orientations, up to a
+    voxel off centre)."""
     rng = np.random.default_rng(seed)
-    boxes, labels = [], []
-    for label, (name, n) in enumerate(zip(classes, COUNTS, strict=True)):
+    distinct = {}
+    for name in classes:
         reference = molecule_map(name, VOXEL_SIZE, 64)
-        distinct = [
+        distinct[name] = [
             -rotate_map(reference, relion_matrix(angles), rng.uniform(-1, 1, 3))
             for angles in random_angles(DISTINCT, rng)
         ]
-        boxes += [distinct[i % DISTINCT] for i in range(n)]
-        labels.append(np.full(n, label))
-    return np.stack(boxes).astype(np.float32), np.concatenate(labels)
+    return distinct
+
+
+def noisy_particles(seed: int, classes: tuple[str, ...], snr: float) -> dict[str, list[np.ndarray]]:
+    """7 distinct 64^3 boxes per class (5 A) cut from simulated tomograms: CTF, missing wedge,
+    neighbours and noise at ``snr`` per tilt image."""
+    distinct: dict[str, list[np.ndarray]] = {name: [] for name in classes}
+    tomogram = 0
+    while min(len(found) for found in distinct.values()) < DISTINCT:
+        settings = Simulation(
+            shape=(128, 320, 320),
+            particles=24,
+            classes=classes,
+            voxel_size=VOXEL_SIZE,
+            snr=snr,
+            seed=1000 * seed + tomogram,
+        )
+        result = simulate_tomogram(settings, margin=33)
+        for _, particle in result.particles.iterrows():
+            found = distinct[particle["class_name"]]
+            if len(found) < DISTINCT:
+                start = np.round(particle[["z", "y", "x"]].to_numpy(float)).astype(int) - 32
+                found.append(result.tomogram[tuple(slice(a, a + 64) for a in start)])
+        tomogram += 1
+    return distinct
+
+
+def small_set(
+    distinct: dict[str, list[np.ndarray]], rotated: bool = False, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct particles of each class copied up to ``COUNTS`` (each copy turned by a
+    random rotation if ``rotated``), and their labels."""
+    rng = np.random.default_rng(seed + 100)
+    counts = dict(zip(distinct, COUNTS, strict=True))
+    boxes = []
+    for name, found in distinct.items():
+        for i in range(counts[name]):
+            box = found[i % DISTINCT]
+            if rotated and i >= DISTINCT:
+                box = rotate_map(box, relion_matrix(random_angles(1, rng)[0]))
+            boxes.append(box)
+    labels = np.concatenate([np.full(n, label) for label, n in enumerate(counts.values())])
+    return np.stack(boxes).astype(np.float32), labels
 
 
 def score(
@@ -100,12 +146,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--classes", nargs=4, default=list(CLASSES), metavar="CLASS")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--snr", type=float, help="cut from simulated tomograms at this SNR")
+    parser.add_argument(
+        "--rotated-copies", action="store_true", help="turn each copy by a random rotation"
+    )
     args = parser.parse_args()
     threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, torch {torch.__version__}, {threads} threads")
     print(f"{len(COUNTS)} classes of {', '.join(map(str, COUNTS))} particles ({DISTINCT} distinct)")
     print(f"classes: {', '.join(args.classes)}")
-    sets = {seed: small_set(seed, tuple(args.classes)) for seed in args.seeds}
+    if args.snr is not None:
+        print(f"cut from simulated tomograms, SNR {args.snr:g} per tilt image")
+    if args.rotated_copies:
+        print("each copy turned by a random rotation")
+    classes = tuple(args.classes)
+    sets = {
+        seed: small_set(
+            clean_particles(seed, classes)
+            if args.snr is None
+            else noisy_particles(seed, classes, args.snr),
+            args.rotated_copies,
+            seed,
+        )
+        for seed in args.seeds
+    }
     for variant in args.variants:
         tic = time.perf_counter()
         scores = [
