@@ -122,7 +122,7 @@ def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 
         for p in sorted(folder.iterdir())
         if p.suffix.lower() in PARTICLE_SUFFIXES and p.stem in files
     }
-    return _with_coordinates(entries, coordinate_files, (folder,), binning)
+    return _with_coordinates(entries, coordinate_files, (folder,), binning, own=True)
 
 
 def read_single(
@@ -146,17 +146,20 @@ def _with_coordinates(
     sources: tuple[Path, ...],
     binning: float,
     tomo_name: str | None = None,
+    own: bool = False,
 ) -> Project:
+    """The tomograms ``entries`` with the particles of their coordinate ``files`` (with
+    ``own``, of a file matched by name that holds several tomograms, the tomogram's own)."""
     tables = []
     for name, path in files.items():
         tomogram = entries[name]
-        own = tomo_name is None and len(tomogram_names(path)) > 1  # a file of several: its own
+        several = own and tomo_name is None and len(tomogram_names(path)) > 1
         table = read_particles(
             path,
             voxel_size=tomogram.voxel_size,
             tomogram_shape=tomogram.shape,
             pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
-            tomo_name=name if own else tomo_name,
+            tomo_name=name if several else tomo_name,
         )
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
