@@ -160,6 +160,7 @@ def test_an_explanation_lists_dimensions_whose_click_traverses_one(explored, qtb
     name = f"traversal latent {dimension}"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=WAIT_MS)
     assert viewer.layers[name].data.shape == (9, 32, 32, 32)
+    assert viewer.dims.axis_labels == ("traversal step", "z", "y", "x")  # the slider it adds
     picks.selected_data = {1, 2}  # another selection: the old explanation no longer holds
     assert len(decode.explanation) == 0
 

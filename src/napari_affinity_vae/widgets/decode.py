@@ -49,6 +49,7 @@ from napari_affinity_vae.widgets.viewer_session import (
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 SOURCES = {PARTICLE: PARTICLE_SOURCE, MEAN: MEAN_SOURCE, CENTRE: CENTRE_SOURCE}
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
+TRAVERSAL_AXIS = "traversal step"  # the label of the slider that walks a traversal
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
@@ -307,6 +308,9 @@ class DecodeWidget(Container):
                     blending="additive",
                     metadata={"voxel_size": voxel_size, DECODED_KEY: card.describe()},
                 )
+        if data.ndim == 4 and self._viewer.dims.ndim == 4:  # the slider a traversal adds
+            labels = self._viewer.dims.axis_labels
+            self._viewer.dims.axis_labels = (TRAVERSAL_AXIS, *labels[1:])
         layer.iso_threshold = iso_level(data, self.iso_level.value)
         enlarged = scale[-1] / voxel_size
         size = f", shown {enlarged:.1f}x enlarged" if enlarged > 1 else ""
