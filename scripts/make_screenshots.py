@@ -38,7 +38,7 @@ def main() -> None:
     shot(viewer, "tomogram_widget.png")
 
     embed_mid_run(viewer, widgets, docks)
-    explore(viewer, widgets)  # picks again, embeds, selects the largest cluster, decodes it
+    explore(viewer, widgets)  # picks again, embeds, selects a confident cluster, decodes it
     explain_and_fit(widgets)
     docks["Decode"].raise_()
     shot(viewer, "explorer.png")
@@ -54,7 +54,7 @@ def main() -> None:
     train_in_napari(viewer, widgets, docks)
     with tempfile.TemporaryDirectory() as folder:  # the Export widget after a click, last
         export = widgets["Export"]  # (its notification would show in the shots above)
-        export.file.value = Path(folder) / "largest_cluster.star"
+        export.file.value = Path(folder) / "cluster.star"
         export.export_button.native.click()
     docks["Export"].raise_()
     settle(0.3)
@@ -209,7 +209,7 @@ def explore_copick(folder: Path) -> None:
 
 
 def explore_splats() -> None:
-    """The bundled splat model exploring the sample: the largest cluster's centre rendered at
+    """The bundled splat model exploring the sample: the demo's cluster's centre rendered at
     twice the model's box, its Gaussians as points on it, seen in 3D, with the Decode dock's
     rotation sliders."""
     viewer = napari.Viewer(title="napari-affinity-vae")

@@ -1,6 +1,6 @@
 """The demo: napari with every dock widget arranged, the sample tomogram (or the user's) picked and
-embedded in the background, the largest cluster selected and its centre decoded; then a person
-takes over, or a screenshot is written and napari closes."""
+embedded in the background, a cluster of confident picks selected and its centre decoded; then a
+person takes over, or a screenshot is written and napari closes."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
-from napari_affinity_vae.schema import AXES, CLUSTER
+from napari_affinity_vae.schema import AXES, CLUSTER, SCORE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PLUGIN = "napari-affinity-vae"
 DOCK_WIDGETS = (
@@ -110,10 +113,27 @@ def open_sample(viewer: Any, seed: int | None = None, particles: int | None = No
 
 
 def explore(viewer: Any, widgets: dict[str, Any]) -> None:
-    """Pick, embed, select the largest cluster in the scatter and decode its centre, keeping
-    napari responsive while the workers run; then show the whole plane."""
+    """Pick, embed, select a cluster (:func:`showcase_cluster`) in the scatter and decode its
+    centre, keeping napari responsive while the workers run; then show the whole plane."""
     _pick_embed_decode(viewer, widgets)
     viewer.reset_view()  # the whole plane with its picks, and the decoded volume beside it
+
+
+def showcase_cluster(clusters: np.ndarray, scores: pd.Series | None) -> int | None:
+    """The cluster the demo decodes: the largest of those whose median picker score is at least
+    the median pick's (the largest of all is often the picker's false alarms on noise), or the
+    largest of all without scores; None when every particle is unclustered."""
+    clusters = np.asarray(clusters)
+    labels = np.unique(clusters[clusters >= 0])
+    if not len(labels):
+        return None
+    sizes = np.array([np.sum(clusters == c) for c in labels])
+    if scores is not None and scores.notna().any():
+        values = scores.to_numpy(dtype=float)
+        typical = np.nanmedian(values)
+        confident = np.array([np.nanmedian(values[clusters == c]) >= typical for c in labels])
+        sizes = np.where(confident, sizes, -1)
+    return int(labels[sizes.argmax()])
 
 
 def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
@@ -134,10 +154,13 @@ def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
     wait_for(lambda: session.clusters is not None and not widgets["Embed"].task.running)
     if session.clusters is None:
         return
-    largest = int(np.bincount(session.clusters[session.clusters >= 0]).argmax())
-    widgets["Latent scatter"].select_category(CLUSTER, str(largest))
+    shown = showcase_cluster(session.clusters, session.particles.get(SCORE))
+    if shown is None:
+        show_info("Every particle was left unclustered: nothing to decode")
+        return
+    widgets["Latent scatter"].select_category(CLUSTER, str(shown))
     decode = widgets["Decode"]
-    decode.source.value, decode.cluster.value = CENTRE, largest
+    decode.source.value, decode.cluster.value = CENTRE, shown
     decode.placement.value = BESIDE
     decode.decode_source()
     # the plane of the cluster's centre particle: it shows there, with the volume beside it
