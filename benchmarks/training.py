@@ -28,6 +28,7 @@ from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import (
     TrainingConfig,
     TrainingData,
+    split,
     training_epochs,
     training_step,
 )
@@ -59,7 +60,7 @@ def loop_epoch(data: TrainingData, augment: bool, validation: float, epochs: int
     )
     torch.manual_seed(0)
     epochs_left = training_epochs(data, AffinityVAE(ARCHITECTURE), config)
-    trained = BOXES - round(BOXES * validation)
+    trained = len(split(data.labels, validation, config.seed)[0])
 
     def run() -> int:
         next(epochs_left)

@@ -447,6 +447,8 @@ def test_the_validation_split_never_takes_a_small_class_s_last_particles():
     assert np.bincount(labels[held], minlength=3).tolist() == [0, 2, 4]
     assert sorted([*train_rows, *held]) == list(range(75))
     assert split(labels, 0.0, seed=3)[1].size == 0
+    kept, _ = split(labels, 0.9999999999, seed=3)  # never a whole class
+    assert np.bincount(labels[kept]).tolist() == [1, 1, 1]
     rows, held_out = preview_sample(labels, held)
     assert not held_out and len(rows) == 75
     rows, held_out = preview_sample(labels[7:], split(labels[7:], 0.1, seed=3)[1])

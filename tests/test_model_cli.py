@@ -300,3 +300,11 @@ def test_unusable_affinity_files_are_refused(tmp_path, text, problem):
     with pytest.raises(InputFileError, match=problem) as error:
         load_affinity(path)
     assert str(error.value).startswith(str(path))
+
+
+def test_train_into_a_missing_folder_is_refused_before_training(tiny_sets, tmp_path, capsys):
+    out = tmp_path / "nodir" / "model"
+    assert main(["train", str(tiny_sets / "train"), "--out", str(out), "--epochs", "1"]) == 2
+    error = capsys.readouterr()
+    assert f"folder {out.parent} does not exist" in error.err and "epoch" not in error.err
+    assert not out.parent.exists()

@@ -137,9 +137,12 @@ def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
     train.latent_dims.value = 4
     train.epochs.value = 3
     type_into(qtbot, train.tc, "0.2")
+    type_into(qtbot, train.validation, "0.01")  # under one particle of the largest cluster
     click(qtbot, train.train_button)
     qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
     assert train.status.value.startswith("trained 3 epochs; kept epoch")
+    assert train.status.value.endswith("(the best training loss)")  # none was held out
+    assert train.legend.text().startswith("<b>all particles (trained on)</b>")
     model, card = train.trained
     assert model.architecture.latent_dims == 4 and "init" not in card.training
     assert len(card.training["history"]) == 3

@@ -830,6 +830,8 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _refuse_existing(args, *(checkpoint_file(out, s) for s in CHECKPOINT_SUFFIXES))
+    if not out.parent.is_dir():  # before training, not after its first epoch
+        raise InputFileError(out, f"folder {out.parent} does not exist")
     start = args.init or args.resume
     options = ("depth", "capacity", "latent_dims", "pose_dims", "decoder", "splats", "splat_convs")
     shape = {k: getattr(args, k) for k in options if getattr(args, k) is not None}

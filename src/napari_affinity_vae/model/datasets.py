@@ -29,7 +29,7 @@ from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
-from napari_affinity_vae.text import first_few
+from napari_affinity_vae.text import count, first_few
 from napari_affinity_vae.volumes import fit_box, normalise, resample
 
 DEFAULT_BOX = 32  # voxels, of boxes cut from a tomogram
@@ -87,7 +87,8 @@ def load_training_set(
         classes,
         matrix,
         voxel_size,
-        description=f"{source} ({len(boxes)} boxes of {len(classes)} classes)",
+        description=f"{source} ({count(len(boxes), 'box', 'boxes')} of "
+        f"{count(len(classes), 'class', 'classes')})",
         angles=angles,
     )
 

@@ -91,11 +91,12 @@ class TrainingData:
 def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation row indices: ``fraction`` of each class held out at random,
     rounded down, so that a class of fewer than 1 / ``fraction`` boxes is trained on whole
-    (a tenth of a tiny set's rarest class is all it has of some particle)."""
+    (a tenth of a tiny set's rarest class is all it has of some particle), and never a class's
+    last box."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
-    held = [
-        rng.permutation(rows)[: int(len(rows) * fraction + 1e-9)]
+    held = [  # never a whole class: at least one of each is trained on
+        rng.permutation(rows)[: min(int(len(rows) * fraction + 1e-9), len(rows) - 1)]
         for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))
     ]
     validation = np.sort(np.concatenate([np.zeros(0, dtype=int), *held]))

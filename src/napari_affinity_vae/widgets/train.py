@@ -115,7 +115,7 @@ class TrainWidget(Container):
         self.validation = FloatSpinBox(label="Validation", min=0, max=0.5, step=0.05, value=0.2)
         self.validation.tooltip = (
             "The share of each class held out, to watch for overfitting (rounded down: a class "
-            "of fewer than 10 particles at 0.1 is trained on whole)"
+            "of fewer than 5 particles at 0.2 is trained on whole)"
         )
         self.seed = SpinBox(label="Seed", min=0, max=2**31 - 1, value=0)
         self.train_button = PushButton(text="Train")
@@ -125,7 +125,10 @@ class TrainWidget(Container):
         self.preview = ScatterCanvas()
         self.preview.canvas.native.setMinimumSize(200, 200)
         self.legend = Legend()
-        self.legend.setToolTip("The held-out particles' classes in the preview")
+        self.legend.setToolTip(
+            "The classes of the particles in the preview: those held out, or all of them when "
+            "some class has none held out"
+        )
         self.file = FileEdit(label="Save as", mode="w", filter="Checkpoints (*.safetensors)")
         self.save_button = PushButton(text="Save", enabled=False)
         self.use_button = PushButton(text="Use this model", enabled=False)
@@ -440,7 +443,7 @@ class TrainWidget(Container):
         card.training["best_epoch"] = self.best_epoch
         self.trained = (best, card)
         self.save_button.enabled = self.use_button.enabled = True
-        loss = "validation" if config.validation_fraction else "training"
+        loss = "validation" if "val_loss" in self.history[-1] else "training"  # none held out
         self.status.value = f"{what}; kept epoch {self.best_epoch} (the best {loss} loss)"
 
     def _failed(self, error: BaseException) -> None:
