@@ -21,8 +21,8 @@ LEVEL_TOLERANCE = 1.05  # a level this much coarser than asked still counts as f
 # IMOD marks its files with this stamp; bit 0 of its flags says mode-0 bytes are signed.
 _IMOD_STAMP = 1146047817
 _HOW_TO_GIVE_VOXEL_SIZE = (
-    "give one with voxel_size=... in Python, --voxel-size on the command line, "
-    "or the Voxel size box of the Tomogram widget"
+    "give one with --voxel-size on the command line, the Voxel size box of the Tomogram dock, "
+    "or voxel_size=... in Python"
 )
 
 
