@@ -153,8 +153,11 @@ def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tm
     names the user's file, not the one staged beside it."""
     path = _relion4_tomo_star(tmp_path / "particles.star", groups=(2, 1, 2), sizes=(1.875, 3.75))
     frame = {"voxel_size": 7.5, "tomogram_shape": (20, 30, 40)}
-    one = read_particles(path, **frame).iloc[[0]]
+    one = read_particles(path, **frame).iloc[[0]].assign(rlnClassNumber=3)
     features = hand_picked(pd.concat([one, one]).reset_index(drop=True), np.array([1]))
+    three = hand_picked(pd.concat([one] * 3).reset_index(drop=True), np.array([2]))
+    assert pd.isna(three.loc[2, "rlnClassNumber"])  # of no RELION class, unlike its group
+    assert three.loc[2, "rlnOpticsGroup"] == 2
     written = write_particles(features.assign(x=[10.0, 5.0]), tmp_path / "one.star", **frame)
     back = starfile.read(written)["particles"]
     assert back["rlnOpticsGroup"].tolist() == [2, 2]

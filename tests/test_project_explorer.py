@@ -392,3 +392,48 @@ def test_the_project_docks_voxel_size_opens_tomograms_whose_headers_have_none(
     session = session_for(viewer)
     assert session.tomogram.name == "a" and session.tomogram.voxel_size == 8.0
     assert tuple(viewer.layers["a"].scale) == (8.0, 8.0, 8.0)
+
+
+def test_a_relion4_project_exports_and_saves_in_its_own_unbinned_pixels(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A RELION 4 STAR (2.5 A tilt-series pixels) with a folder of bin-4 tomograms (10 A): the
+    Export dock and File > Save give RELION the file's own pixels and optics back, not voxels."""
+    from conftest import write_mrc
+    from napari_affinity_vae.widgets.export import ALL
+
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("TS_01", "TS_02"):
+        write_mrc(folder / f"{name}.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=10.0)
+    optics = {"rlnOpticsGroup": [1, 2], "rlnTomoTiltSeriesPixelSize": [2.5, 2.5]}
+    block = {
+        "rlnTomoName": ["TS_01", "TS_02", "TS_02"],
+        "rlnCoordinateX": [40.0, 80.0, 120.0],
+        "rlnCoordinateY": [20.0, 40.0, 60.0],
+        "rlnCoordinateZ": [8.0, 16.0, 24.0],
+        "rlnOpticsGroup": [1, 2, 2],
+        "rlnClassNumber": [1, 1, 1],
+    }
+    star = tmp_path / "particles.star"
+    starfile.write({"optics": pd.DataFrame(optics), "particles": pd.DataFrame(block)}, star)
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    type_into(qtbot, widgets["Project"].files, str(star))
+    type_into(qtbot, widgets["Project"].folder, str(folder))
+    click(qtbot, widgets["Project"].open_button)
+    points = widgets["Particles"].particles_layer
+    np.testing.assert_allclose(points.data, [[2, 5, 10]])  # TS_01's, a quarter of its pixels
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "all.star"))
+    click(qtbot, export.export_button)
+    written = starfile.read(tmp_path / "all.star")
+    assert written["optics"].to_dict(orient="list") == optics
+    for column, values in block.items():
+        assert written["particles"][column].tolist() == values, column
+    viewer.layers.selection = {points}
+    viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
+    saved = starfile.read(tmp_path / "saved.star")
+    assert saved["particles"]["rlnCoordinateX"].tolist() == [40.0]
+    assert "optics" in saved

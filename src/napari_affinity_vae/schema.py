@@ -31,7 +31,8 @@ MODEL_ANGLES = (MODEL_ROT, MODEL_TILT, MODEL_PSI)  # the model's estimate of the
 SHIFTS = ("shift_z", "shift_y", "shift_x")
 
 # what a particle is or was found as, never passed on to another (a point added by hand)
-OWN_COLUMNS = (LABEL, CLASS_NAME, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
+RELION_CLASS = "rlnClassNumber"  # the class a RELION classification put it in
+OWN_COLUMNS = (LABEL, CLASS_NAME, RELION_CLASS, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
 # where a particle was imaged, passed on to a point added by hand beside even one other
 OPTICS_GROUP = "rlnOpticsGroup"  # RELION's, for the pixel size and CTF of its data_optics row
 SETTING_COLUMNS = (TOMO_NAME, OPTICS_GROUP)

@@ -63,9 +63,9 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         coords = _pixels_to_voxels(path, block, scale, frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
-    others = _carried(blocks)
+    others = carried_blocks(blocks)
     if others:
-        particles.attrs[STAR_BLOCKS] = _plain(others)
+        particles.attrs[STAR_BLOCKS] = plain_blocks(others)
     return particles
 
 
@@ -126,23 +126,38 @@ def write_star(
     the other ``blocks`` given (a source file's ``general`` and ``optics``), else those the
     particles were read with (``attrs``)."""
     blocks = _tables(particles.attrs.get(STAR_BLOCKS, {}) if blocks is None else blocks)
-    particles = _in_optics_groups(path, particles, blocks.get("optics"))
-    columns: dict[str, np.ndarray] = {}
     if centred:
         if frame.voxel_size is None or frame.shape is None:
             raise ParticleFileError(
                 path, "RELION 5 centred coordinates need the tomogram's shape and voxel size"
             )
+        particles = _in_optics_groups(path, particles, blocks.get("optics"))
         centre = dict(zip(AXES, np.asarray(frame.shape) / 2, strict=True))
-        for axis in ("x", "y", "z"):
-            columns[CENTRED_COLUMNS[axis]] = (particles[axis] - centre[axis]) * frame.voxel_size
+        columns = {
+            CENTRED_COLUMNS[axis]: np.asarray((particles[axis] - centre[axis]) * frame.voxel_size)
+            for axis in ("x", "y", "z")
+        }
+        table = to_star(particles, columns)
     else:
-        scale = voxels_per_pixel(path, frame, blocks.get("optics"), particles)
-        for axis in ("x", "y", "z"):
-            columns[PIXEL_COLUMNS[axis]] = particles[axis] / scale
-    columns = {k: np.asarray(v) for k, v in columns.items()}
-    out = {**blocks, "particles": to_star(particles, columns)}
-    starfile.write(out, path, overwrite=True, na_rep=MISSING)
+        given = frame.voxels_per_pixel if frame.pixel_size is not None else None
+        table = pixel_table(path, particles, blocks, frame.voxel_size, given)
+    starfile.write({**blocks, "particles": table}, path, overwrite=True, na_rep=MISSING)
+
+
+def pixel_table(
+    path: Path,
+    particles: pd.DataFrame,
+    blocks: dict[str, pd.DataFrame | dict],
+    voxel_sizes: float | np.ndarray | None,
+    given: float | None = None,
+) -> pd.DataFrame:
+    """The RELION 4 particle block of ``particles``: coordinates in the pixels the ``blocks``'
+    optics give (:func:`pixel_scale`; ``voxel_sizes``: the tomograms', one or one per particle),
+    each particle in an optics group."""
+    particles = _in_optics_groups(path, particles, blocks.get("optics"))
+    scale = pixel_scale(path, blocks.get("optics"), particles, voxel_sizes, given)
+    columns = {PIXEL_COLUMNS[axis]: np.asarray(particles[axis] / scale) for axis in ("x", "y", "z")}
+    return to_star(particles, columns)
 
 
 def _in_optics_groups(
@@ -168,12 +183,12 @@ def _in_optics_groups(
     return particles.assign(**{OPTICS_GROUP: particles[OPTICS_GROUP].fillna(choices[0])})
 
 
-def _carried(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, pd.DataFrame | dict]:
+def carried_blocks(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, pd.DataFrame | dict]:
     """The blocks a STAR file of particles is written with again: ``general`` and ``optics``."""
     return {name: blocks[name] for name in CARRIED_BLOCKS if name in blocks}
 
 
-def _plain(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, dict]:
+def plain_blocks(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, dict]:
     """STAR blocks as plain data (a table as a dict of column lists), to travel in attrs and
     layer metadata, where pandas and napari compare them."""
     return {
@@ -183,7 +198,7 @@ def _plain(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, dict]:
 
 
 def _tables(blocks: dict[str, pd.DataFrame | dict]) -> dict[str, pd.DataFrame | dict]:
-    """Blocks as starfile writes them: a dict of lists (:func:`_plain`'s table) as a table."""
+    """Blocks as starfile writes them: a dict of lists (:func:`plain_blocks`' table) as a table."""
     return {name: _table(block) for name, block in blocks.items()}
 
 
@@ -247,7 +262,7 @@ def star_layout(path: Path) -> tuple[bool, dict[str, pd.DataFrame | dict]]:
     (``general``, ``optics``), for writing particles back in the layout they came in."""
     blocks = read_blocks(path, [TOMO_COLUMN])
     name = _particle_block_name(path, blocks)
-    return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), _carried(blocks)
+    return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), carried_blocks(blocks)
 
 
 def _particle_block(path: Path) -> pd.DataFrame:

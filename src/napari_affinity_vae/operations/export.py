@@ -13,7 +13,7 @@ from napari_affinity_vae.errors import AffinityVAEError, InputFileError, Particl
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
-from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.io.projects.relion5 import write_relion4, write_relion5
 from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES
 from napari_affinity_vae.schema import (
     ANGLES,
@@ -192,6 +192,9 @@ def write_parts(
 def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label: str) -> None:
     if label == "RELION 5 STAR":
         write_relion5(project, rows, path)
+        return
+    if label == "RELION 4 STAR":  # in the pixels of the project's particle file
+        write_relion4(project, rows, path)
         return
     if label == DYNAMO:
         numbers = {name: str(i) for i, name in enumerate(project.tomograms, 1)}

@@ -26,6 +26,7 @@ from napari.utils.notifications import show_info, show_warning
 from napari_affinity_vae.colours import CATEGORY_COLOURS
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.star import plain_blocks
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import (
     hand_picked,
@@ -40,7 +41,7 @@ from napari_affinity_vae.operations.pick import (
 )
 from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
-from napari_affinity_vae.schema import AXES, CLUSTER, TOMO_NAME, derived_columns
+from napari_affinity_vae.schema import AXES, CLUSTER, STAR_BLOCKS, TOMO_NAME, derived_columns
 from napari_affinity_vae.session import EMBEDDED_BY
 from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling
 from napari_affinity_vae.widgets.highlight import (
@@ -406,6 +407,8 @@ class ParticlesWidget(Container):
         rows = self.session.rows_of(tomogram.name)
         particles = self.session.particles.iloc[rows]
         particles.attrs = {"voxel_size": tomogram.voxel_size}
+        if self.session.project.blocks:  # File > Save writes them as RELION reads them
+            particles.attrs[STAR_BLOCKS] = plain_blocks(self.session.project.blocks)
         name = f"{tomogram.name} particles"
         colour = CATEGORY_COLOURS[7 % len(CATEGORY_COLOURS)]
         metadata = {"tomo_name": tomogram.name, COLOUR_KEY: colour, TABLE_ROWS: rows}

@@ -20,6 +20,7 @@ from napari_affinity_vae.io.star import (
     COORDINATE_COLUMNS,
     PIXEL_COLUMNS,
     TOMO_COLUMN,
+    carried_blocks,
     from_star,
     origin_shifts,
     pixel_scale,
@@ -107,7 +108,8 @@ def read_named(
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
     rest = from_star(block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore"))
-    return Project(entries, pd.concat([coords, rest], axis=1), (particles, folder), blocks)
+    table = pd.concat([coords, rest], axis=1)
+    return Project(entries, table, (particles, folder), carried_blocks(blocks))
 
 
 def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:

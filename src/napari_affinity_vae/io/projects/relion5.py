@@ -192,7 +192,7 @@ def read_centred_particles(
         columns=[*CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values()], errors="ignore"
     )
     table = pd.concat([coords, from_star(rest)], axis=1)
-    return table, blocks
+    return table, star.carried_blocks(blocks)
 
 
 def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path:
@@ -203,6 +203,18 @@ def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path
     coordinates = {CENTRED_COLUMNS[a]: centred[:, i] for i, a in enumerate("xyz")}
     out = to_star(particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
     return write_blocks(path, {**project.blocks, "particles": out})
+
+
+def write_relion4(project: Project, particles: pd.DataFrame, path: Path) -> Path:
+    """Particles of any of the project's tomograms as one RELION 4 STAR: pixel coordinates in
+    the pixels of the particle file's optics (unbinned tilt-series pixels when it gives them),
+    each particle by its own tomogram's voxel size, after the file's ``general`` and
+    ``optics``."""
+    rows = particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
+    sizes = rows[TOMO_NAME].astype(str).map(lambda n: project.tomograms[n].voxel_size or np.nan)
+    blocks = star.carried_blocks(project.blocks)
+    table = star.pixel_table(path, rows, blocks, sizes.to_numpy(dtype=float))
+    return write_blocks(path, {**blocks, "particles": table})
 
 
 def write_blocks(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> Path:
