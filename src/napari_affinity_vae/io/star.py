@@ -59,7 +59,7 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
     else:
-        scale = voxels_per_pixel(path, frame, blocks.get("optics"), block)
+        scale = pixel_scale(path, blocks.get("optics"), block, frame.voxel_size, _given(frame))
         coords = _pixels_to_voxels(path, block, scale, frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
@@ -139,8 +139,7 @@ def write_star(
         }
         table = to_star(particles, columns)
     else:
-        given = frame.voxels_per_pixel if frame.pixel_size is not None else None
-        table = pixel_table(path, particles, blocks, frame.voxel_size, given)
+        table = pixel_table(path, particles, blocks, frame.voxel_size, _given(frame))
     starfile.write({**blocks, "particles": table}, path, overwrite=True, na_rep=MISSING)
 
 
@@ -170,7 +169,7 @@ def _in_optics_groups(
     missing = particles[OPTICS_GROUP].isna()
     if not missing.any():
         return particles
-    table = pd.DataFrame([optics]) if isinstance(optics, dict) else optics
+    table = _optics_table(optics)
     known = particles.loc[~missing, OPTICS_GROUP].unique()
     choices = known if len(known) else table.get(OPTICS_GROUP, pd.Series()).unique()
     if len(choices) != 1:
@@ -233,7 +232,8 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
             )
         named = isinstance(block, pd.DataFrame) and MICROGRAPH_COLUMN in block
         if named and TOMO_COLUMN not in block and PIXEL_COLUMNS["x"] in block:
-            block.insert(0, TOMO_COLUMN, block[MICROGRAPH_COLUMN].astype(str).map(_file_stem))
+            names = block[MICROGRAPH_COLUMN].astype(str)  # each file name's stem found once
+            block.insert(0, TOMO_COLUMN, names.map({n: _file_stem(n) for n in names.unique()}))
     return blocks
 
 
@@ -283,16 +283,9 @@ def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> 
     )
 
 
-def voxels_per_pixel(
-    path: Path,
-    frame: CoordinateFrame,
-    optics: pd.DataFrame | dict | None,
-    particles: pd.DataFrame,
-) -> float | np.ndarray:
-    """Tomogram voxels in one pixel of each particle's coordinates (:func:`pixel_scale` in the
-    tomogram ``frame``)."""
-    given = frame.voxels_per_pixel if frame.pixel_size is not None else None
-    return pixel_scale(path, optics, particles, frame.voxel_size, given)
+def _given(frame: CoordinateFrame) -> float | None:
+    """The tomogram voxels in one pixel the user gave (a binning), None if not given."""
+    return frame.voxels_per_pixel if frame.pixel_size is not None else None
 
 
 def pixel_scale(
@@ -331,7 +324,7 @@ def _tilt_series_pixels(
 ) -> np.ndarray | None:
     """Each particle's ``rlnTomoTiltSeriesPixelSize`` through its ``rlnOpticsGroup`` (one size
     for all when the optics groups agree), or None when the file gives none."""
-    table = pd.DataFrame([optics]) if isinstance(optics, dict) else optics
+    table = _optics_table(optics)
     if table is None or TILT_SERIES_PIXEL not in table or table.empty:
         return None
     sizes = numeric_column(path, table, TILT_SERIES_PIXEL)
@@ -351,6 +344,12 @@ def _tilt_series_pixels(
             path, f"particle {row + 1}'s {OPTICS_GROUP} is not one of data_optics"
         )
     return pixels.to_numpy()
+
+
+def _optics_table(optics: pd.DataFrame | dict | None) -> pd.DataFrame | None:
+    """A data_optics block as a table (starfile gives a block of one row without loop_ as a
+    dict)."""
+    return pd.DataFrame([optics]) if isinstance(optics, dict) else optics
 
 
 def _sizes(pixels: np.ndarray | pd.Series) -> str:

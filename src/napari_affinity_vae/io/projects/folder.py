@@ -96,7 +96,8 @@ def read_named(
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     if PIXEL_COLUMNS["x"] in block:
         xyz = numeric_columns(particles, block, [PIXEL_COLUMNS[a] for a in "xyz"])
-        sizes = block[TOMO_COLUMN].astype(str).map(lambda n: entries[n].voxel_size or np.nan)
+        known = {name: e.voxel_size or np.nan for name, e in entries.items()}
+        sizes = block[TOMO_COLUMN].astype(str).map(known)
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
         given = None if binning == 1 else 1 / binning

@@ -211,10 +211,10 @@ def write_relion4(project: Project, particles: pd.DataFrame, path: Path) -> Path
     each particle by its own tomogram's voxel size, after the file's ``general`` and
     ``optics``."""
     rows = particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
-    sizes = rows[TOMO_NAME].astype(str).map(lambda n: project.tomograms[n].voxel_size or np.nan)
-    blocks = star.carried_blocks(project.blocks)
-    table = star.pixel_table(path, rows, blocks, sizes.to_numpy(dtype=float))
-    return write_blocks(path, {**blocks, "particles": table})
+    sizes = {name: e.voxel_size or np.nan for name, e in project.tomograms.items()}
+    voxel_sizes = rows[TOMO_NAME].astype(str).map(sizes).to_numpy(dtype=float)
+    table = star.pixel_table(path, rows, project.blocks, voxel_sizes)
+    return write_blocks(path, {**project.blocks, "particles": table})
 
 
 def write_blocks(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> Path:
