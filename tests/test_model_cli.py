@@ -308,3 +308,57 @@ def test_train_into_a_missing_folder_is_refused_before_training(tiny_sets, tmp_p
     error = capsys.readouterr()
     assert f"folder {out.parent} does not exist" in error.err and "epoch" not in error.err
     assert not out.parent.exists()
+
+
+def _flat_run(sets, out, epochs: int, *options: str) -> int:
+    """``avae train`` at a learning rate high enough for the losses to go up and down, every
+    weight flat (so that a shorter run is the start of a longer one), a quarter held out."""
+    return _train(
+        sets / "train",
+        out,
+        *("--epochs", str(epochs), "--learning-rate", "0.03"),
+        *("--beta-schedule", "flat", "--validation", "0.25", "--seed", "3", *options),
+    )
+
+
+def test_train_writes_the_best_epoch_and_resumes_from_it(tiny_sets, tmp_path, capsys):
+    assert _flat_run(tiny_sets, tmp_path / "best", 6) == 0
+    _, card = load_checkpoint(tmp_path / "best.json")
+    metrics = pd.read_csv(tmp_path / "best.metrics.csv")
+    full = metrics["val_reconstruction"] + 1e-3 * metrics["val_kl"] + metrics["val_affinity"]
+    best = int(metrics["epoch"][full.idxmin()])
+    assert card.training["best_epoch"] == best < 6  # the lowest validation loss, not the last
+    assert card.training["epochs_done"] == 6 and len(metrics) == 6
+    assert f"epoch {best} of 6, val loss" in capsys.readouterr().out
+    # its weights are those of a run stopped at that epoch
+    assert _flat_run(tiny_sets, tmp_path / "short", best) == 0
+    expected = _parameters(tmp_path / "short.json")
+    for name, value in _parameters(tmp_path / "best.json").items():
+        torch.testing.assert_close(value, expected[name], msg=name)
+    # --keep last writes the sixth epoch's
+    assert _flat_run(tiny_sets, tmp_path / "last", 6, "--keep", "last") == 0
+    _, last = load_checkpoint(tmp_path / "last.json")
+    assert "best_epoch" not in last.training
+    sixth = _parameters(tmp_path / "last.json")
+    assert not all(torch.equal(value, expected[name]) for name, value in sixth.items())
+    # a resumed run goes on from the epoch it kept, not from where the first run stopped
+    resumed = tmp_path / "resumed"
+    assert _flat_run(tiny_sets, resumed, 7, "--resume", str(tmp_path / "best.json")) == 0
+    history = pd.read_csv(tmp_path / "resumed.metrics.csv")
+    assert list(history["epoch"]) == list(range(1, 8))
+    pd.testing.assert_frame_equal(
+        history.iloc[:best].drop(columns="samples_per_second"),
+        metrics.iloc[:best].drop(columns="samples_per_second"),
+    )
+
+
+def test_resuming_with_another_split_is_refused(tiny_sets, tmp_path, capsys):
+    assert _flat_run(tiny_sets, tmp_path / "run", 1) == 0
+    capsys.readouterr()
+    card = tmp_path / "run.json"
+    for option in (["--validation", "0.5"], ["--seed", "4"]):
+        args = ["--resume", str(card), "--validation", "0.25", "--seed", "3", *option]
+        assert _train(tiny_sets / "train", tmp_path / "more", *args) == 2
+        err = capsys.readouterr().err
+        assert "run.json" in err and f"trained with {option[0]} " in err
+        assert not (tmp_path / "more.json").exists()

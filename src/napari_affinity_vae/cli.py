@@ -256,6 +256,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--checkpoint-every", type=_count, default=0, metavar="EPOCHS")
     tr.add_argument("--patience", type=_count, default=0, help="early stop after EPOCHS stale")
     tr.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        help="the epoch whose weights are written: the best validation loss (the default, as "
+        "the Train dock keeps; the training loss without --validation), or the last (a "
+        "--preset's default, as its model was made)",
+    )
+    tr.add_argument(
         "--augment", action="store_true", help="turn each box by its own random rotation"
     )
     tr.add_argument(
@@ -893,14 +900,23 @@ def _train(args: argparse.Namespace) -> int:
     if first:
         print(f"training on {data.description}", file=sys.stderr)
     _, card, history = train(
-        data, architecture, config, args.out, args.resume, tqdm, command, args.init
+        data,
+        architecture,
+        config,
+        args.out,
+        args.resume,
+        tqdm,
+        command,
+        args.init,
+        keep_best=(args.keep or ("last" if args.preset else "best")) == "best",
     )
     if not first:
         return 0
-    last = history.iloc[-1]
+    kept = history.iloc[card.training.get("best_epoch", len(history)) - 1]
+    loss = "val_loss" if "val_loss" in kept else "loss"
     print(
         f"{checkpoint_file(args.out, '.safetensors')}: {card.describe()}; "
-        f"epoch {int(last['epoch'])}, loss {last['loss']:.4f}"
+        f"epoch {int(kept['epoch'])} of {len(history)}, {loss.replace('_', ' ')} {kept[loss]:.4f}"
     )
     return 0
 

@@ -40,5 +40,5 @@ class AnalysisError(AffinityVAEError, ValueError):
 
 
 class TrainingError(AffinityVAEError, ValueError):
-    """Training cannot go on (its loss is no longer a finite number); the message says when
-    and what to check."""
+    """Training cannot go on (its loss is no longer a finite number, or a resumed run would
+    hold out other boxes); the message says when and what to check."""

@@ -111,7 +111,7 @@ class Epoch:
     row: dict
     history: list[dict]
     model: AffinityVAE
-    improved: bool  # the validation loss (the training loss without validation) is the best yet
+    improved: bool  # the best score yet (see ``score``)
 
 
 def training_epochs(
@@ -148,7 +148,7 @@ def training_epochs(
     # alike in every process (each turns its slice of it), as one process draws them
     checked = generator if consistent else None
     rows = list(history or [])
-    best, stale = np.inf, 0
+    best, stale = (score(rows[-1], config) if rows else np.inf), 0  # a resumed run's weights
     for epoch in range(len(rows), config.epochs):
         weights = _weights(config, epoch)
         scale = torch.tensor([1.0, *weights.values()], device=target)
@@ -181,12 +181,20 @@ def training_epochs(
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         _check_finite(row)
         rows.append(row)
-        score = row.get("val_loss", row["loss"])
-        improved = score < best
-        best, stale = (score, 0) if improved else (best, stale + 1)
+        improved = score(row, config) < best
+        best, stale = (score(row, config), 0) if improved else (best, stale + 1)
         yield Epoch(row, rows, model, improved)
         if config.patience and stale >= config.patience:
             break
+
+
+def score(row: dict, config: TrainingConfig) -> float:
+    """How good an epoch is: its validation loss (its training loss without validation), every
+    term at its schedule's full weight, so that epochs of a cyclical or ramped schedule
+    compare."""
+    prefix = "val_" if "val_loss" in row else ""
+    weights = [1.0, *(schedule.high for schedule in _schedules(config).values())]
+    return float(sum(w * row.get(prefix + t, 0.0) for w, t in zip(weights, TERMS, strict=True)))
 
 
 def training_step(
@@ -239,18 +247,22 @@ def train(
     progress: Progress | None = None,
     command: str = "",
     init: str | Path | None = None,
+    keep_best: bool = False,
 ) -> tuple[AffinityVAE, ModelCard, pd.DataFrame]:
-    """Train ``architecture`` from scratch, go on training ``resume``, or fine-tune ``init``
-    ("bundled" or a checkpoint: its architecture and weights, ``data``'s classes and affinity,
-    epochs counted from 0); write ``out``.safetensors/.json and ``out``.metrics.csv when ``out``
-    is given (by the first process only in a process group). Returns the model, its card and
-    per-epoch metrics."""
+    """Train ``architecture`` from scratch, go on training ``resume`` (from the epoch its
+    weights are of, holding out the same boxes), or fine-tune ``init`` ("bundled" or a
+    checkpoint: its architecture and weights, ``data``'s classes and affinity, epochs counted
+    from 0); write ``out``.safetensors/.json and ``out``.metrics.csv when ``out`` is given (by
+    the first process only in a process group). The model kept is the last epoch's, or with
+    ``keep_best`` the best epoch's (see ``score``; its card's ``best_epoch``). Returns the
+    model, its card and per-epoch metrics."""
     if resume is not None and init is not None:
         raise ValueError("give a run to resume or a model to fine-tune (init), not both")
     history: list[dict] = []
     if resume is not None:
         model, card = starting_model(resume, data)
-        history = list(card.training.get("history", []))
+        _check_same_split(card, config)
+        history = list(card.training.get("history", []))[: card.training.get("best_epoch")]
     elif init is not None:
         model, _ = starting_model(init, data)
     else:
@@ -266,20 +278,46 @@ def train(
         if progress
         else epochs
     )
+    # the best epoch and its weights; a resumed run's own are the best so far
+    best = (len(history), weights_copy(model) if keep_best and history else None)
     for epoch in bar:
         history = epoch.history
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{epoch.row[k]:.4g}" for k in TERMS})
+        if keep_best and epoch.improved:
+            best = (len(history), weights_copy(model))
         if out is not None:
             _write_metrics(Path(out), history)
             if config.checkpoint_every and len(history) % config.checkpoint_every == 0:
                 save_checkpoint(model, card_of(model, history=history), out)
+    if keep_best and best[1] is not None:
+        model.load_state_dict(best[1])
     model.eval()
     model.cpu()
     card = card_of(model, history=history)
+    if keep_best:
+        card.training["best_epoch"] = best[0]
     if out is not None:
         save_checkpoint(model, card, out)
     return model, card, pd.DataFrame(history)
+
+
+def weights_copy(model: AffinityVAE) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``model``'s weights, which training goes on without changing."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _check_same_split(card: ModelCard, config: TrainingConfig) -> None:
+    """Refuse to resume a run holding out other boxes than it did: its validation losses
+    would no longer compare, and boxes it validated on would be trained on."""
+    before = card.training.get("config", {})
+    for key, option in (("validation_fraction", "--validation"), ("seed", "--seed")):
+        if key in before and before[key] != getattr(config, key):
+            raise TrainingError(
+                f"{card.path}: this run was trained with {option} {before[key]}, not "
+                f"{getattr(config, key)}; give {option} {before[key]} to hold out the same "
+                "boxes, or --init it to start a new run from its weights"
+            )
 
 
 def new_model(architecture: Architecture, seed: int) -> AffinityVAE:
@@ -301,16 +339,20 @@ def starting_model(source: str | Path, data: TrainingData) -> tuple[AffinityVAE,
     return model, card
 
 
-def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
-    """The weights in ``epoch`` of the loss terms after the reconstruction (``TERMS``' order),
-    as the history names them."""
-    schedules = {
+def _schedules(config: TrainingConfig) -> dict[str, Schedule]:
+    """The schedules of the loss terms after the reconstruction (``TERMS``' order), by the
+    history's names of their weights."""
+    return {
         "beta": config.beta,
         "gamma": config.gamma,
         "tc_weight": config.tc,
         "pose_weight": config.pose,
     }
-    return {name: schedule.value(epoch, config.epochs) for name, schedule in schedules.items()}
+
+
+def _weights(config: TrainingConfig, epoch: int) -> dict[str, float]:
+    """The weights in ``epoch`` of the loss terms after the reconstruction."""
+    return {name: s.value(epoch, config.epochs) for name, s in _schedules(config).items()}
 
 
 def _named(terms: np.ndarray, scale: torch.Tensor) -> dict[str, float]:

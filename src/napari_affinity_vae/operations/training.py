@@ -18,7 +18,13 @@ from napari_affinity_vae.model import bundled
 from napari_affinity_vae.model.datasets import load_training_set
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.network import AffinityVAE
-from napari_affinity_vae.model.train import TrainingConfig, TrainingData, split, training_epochs
+from napari_affinity_vae.model.train import (
+    TrainingConfig,
+    TrainingData,
+    split,
+    training_epochs,
+    weights_copy,
+)
 from napari_affinity_vae.particles.matching import picked_centres
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.simulate.affinity import library_affinity
@@ -70,7 +76,7 @@ def training_steps(
     for epoch in training_epochs(data, model, config):
         weights = None
         if epoch.improved:
-            weights = {k: v.detach().cpu().clone() for k, v in epoch.model.state_dict().items()}
+            weights = weights_copy(epoch.model)
         preview = latent_map(epoch.model, data.boxes[sample])
         update = TrainingUpdate(
             epoch.row, list(epoch.history), preview, data.labels[sample], held_out, weights
