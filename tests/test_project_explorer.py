@@ -437,3 +437,51 @@ def test_a_relion4_project_exports_and_saves_in_its_own_unbinned_pixels(
     saved = starfile.read(tmp_path / "saved.star")
     assert saved["particles"]["rlnCoordinateX"].tolist() == [40.0]
     assert "optics" in saved
+
+
+@pytest.mark.parametrize("source", ["relion4", "folder"])
+def test_a_binned_project_exports_and_saves_in_the_pixels_it_was_read_in(
+    make_napari_viewer, qtbot, tmp_path, source
+):
+    """Coordinates picked on tomograms 4 times finer than those opened, without optics: the
+    binning typed in the Project dock brings them onto the tomograms, and every pixel format
+    the Export dock and File > Save write gives them back in the file's own pixels."""
+    from conftest import write_mrc
+    from napari_affinity_vae.io.particles import read_particles, write_particles
+    from napari_affinity_vae.widgets.export import ALL
+
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    write_mrc(folder / "TS_01.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=10.0)
+    unbinned = pd.DataFrame({"z": [8.0, 24.0], "y": [20.0, 60.0], "x": [40.0, 120.0]})
+    if source == "relion4":
+        files = [write_particles(unbinned.assign(tomo_name="TS_01"), tmp_path / "picks.star")]
+    else:
+        write_particles(unbinned, folder / "TS_01.csv")
+        files = []
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    if files:
+        type_into(qtbot, dock.files, str(files[0]))
+    type_into(qtbot, dock.folder, str(folder))
+    type_into(qtbot, dock.binning, "4")
+    click(qtbot, dock.open_button)
+    points = widgets["Particles"].particles_layer
+    np.testing.assert_allclose(points.data, unbinned.to_numpy() / 4)  # on the binned tomogram
+    export = widgets["Export"]
+    export.what.value = ALL
+    for name, label in [
+        ("all.star", "RELION 4 STAR"),
+        ("all.tbl", "Dynamo table"),
+        ("all.csv", "CSV"),
+    ]:
+        export.format.value = label
+        type_into(qtbot, export.file, str(tmp_path / name))
+        click(qtbot, export.export_button)
+        back = read_particles(tmp_path / name)  # in the file's own pixels
+        np.testing.assert_allclose(back[list(AXES)], unbinned, err_msg=label)
+    viewer.layers.selection = {points}
+    viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
+    saved = starfile.read(tmp_path / "saved.star")
+    assert saved["rlnCoordinateX"].tolist() == [40.0, 120.0]

@@ -11,6 +11,7 @@ from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
 from napari_affinity_vae.schema import (
     AXES,
+    COORDINATE_BINNING,
     OWN_COLUMNS,
     SETTING_COLUMNS,
     STAR_BLOCKS,
@@ -140,5 +141,5 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
 
 def _carried(attrs: dict[str, Any]) -> dict[str, Any]:
     """What a particle table's source file carries for writing it back (a STAR file's other
-    blocks), between the table's attrs and its layer's metadata."""
-    return {STAR_BLOCKS: attrs[STAR_BLOCKS]} if STAR_BLOCKS in attrs else {}
+    blocks, the binning of its pixels), between the table's attrs and its layer's metadata."""
+    return {key: attrs[key] for key in (STAR_BLOCKS, COORDINATE_BINNING) if key in attrs}

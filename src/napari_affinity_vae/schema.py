@@ -53,6 +53,9 @@ SELECTED = "selected"  # True for the particles of an exported selection
 # A particle table's attrs (and its layer's metadata): a STAR file's blocks other than the
 # particles' (optics, general), as plain data, written again before the particles it read.
 STAR_BLOCKS = "star_blocks"
+# ... and how many times finer than the tomogram's voxels the source file's pixel coordinates
+# were (the binning a user gave on reading them), to write them back in those pixels
+COORDINATE_BINNING = "coordinate_binning"
 
 
 def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:

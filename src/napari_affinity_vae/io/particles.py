@@ -16,9 +16,9 @@ import pandas as pd
 from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star, tables
 from napari_affinity_vae.io.atomic import atomic_path
-from napari_affinity_vae.io.frame import CoordinateFrame
+from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.validate import check_particles
-from napari_affinity_vae.schema import AXES
+from napari_affinity_vae.schema import AXES, COORDINATE_BINNING
 
 Reader = Callable[[Path, CoordinateFrame], pd.DataFrame]
 Writer = Callable[[Path, pd.DataFrame, CoordinateFrame], None]
@@ -88,7 +88,8 @@ def write_particles(
     ``.star`` is RELION 4 (pixel coordinates) or, with ``star_flavour="relion5"``, RELION 5
     (centred Angstrom, needing ``voxel_size`` and ``tomogram_shape``), after ``star_blocks``
     (a source file's ``general`` and ``optics``: :func:`.star.star_layout`), by default those
-    of the STAR file the particles were read from.
+    of the STAR file the particles were read from. Pixel coordinates are in ``pixel_size``'s
+    pixels, by default those of the file the particles were read from (``attrs``' binning).
     """
     path = Path(path)
     check_output(path)
@@ -99,6 +100,8 @@ def write_particles(
     if missing:
         raise ParticleFileError(path, f"the particle table has no {', '.join(missing)} column")
     voxel_size = voxel_size if voxel_size is not None else particles.attrs.get("voxel_size")
+    if pixel_size is None:
+        pixel_size = binned_pixel_size(voxel_size, particles.attrs.get(COORDINATE_BINNING, 1.0))
     frame = CoordinateFrame(voxel_size, _shape(tomogram_shape), pixel_size)
     try:
         with atomic_path(path) as tmp:

@@ -193,9 +193,11 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
     if label == "RELION 5 STAR":
         write_relion5(project, rows, path)
         return
-    if label == "RELION 4 STAR":  # in the pixels of the project's particle file
+    if label == "RELION 4 STAR":  # in the pixels of the project's particle file, or binning
         write_relion4(project, rows, path)
         return
+    # in the pixels the project's files were read in; only their ratio to the voxels counts
+    pixels = {} if project.binning == 1 else {"voxel_size": 1.0, "pixel_size": 1 / project.binning}
     if label == DYNAMO:
         numbers = {name: str(i) for i, name in enumerate(project.tomograms, 1)}
         rows = rows.assign(**{TOMO_NAME: rows[TOMO_NAME].astype(str).map(numbers)})
@@ -205,7 +207,7 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
             "TomoTwin coordinates hold one tomogram's particles; these come from "
             f"{rows[TOMO_NAME].nunique()}: choose RELION or Dynamo, or select in one tomogram",
         )
-    write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path)
+    write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path, **pixels)
 
 
 def copick_sessions(

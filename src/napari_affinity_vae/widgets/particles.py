@@ -41,7 +41,14 @@ from napari_affinity_vae.operations.pick import (
 )
 from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
-from napari_affinity_vae.schema import AXES, CLUSTER, STAR_BLOCKS, TOMO_NAME, derived_columns
+from napari_affinity_vae.schema import (
+    AXES,
+    CLUSTER,
+    COORDINATE_BINNING,
+    STAR_BLOCKS,
+    TOMO_NAME,
+    derived_columns,
+)
 from napari_affinity_vae.session import EMBEDDED_BY
 from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling
 from napari_affinity_vae.widgets.highlight import (
@@ -407,8 +414,11 @@ class ParticlesWidget(Container):
         rows = self.session.rows_of(tomogram.name)
         particles = self.session.particles.iloc[rows]
         particles.attrs = {"voxel_size": tomogram.voxel_size}
-        if self.session.project.blocks:  # File > Save writes them as RELION reads them
-            particles.attrs[STAR_BLOCKS] = plain_blocks(self.session.project.blocks)
+        project = self.session.project
+        if project.blocks:  # File > Save writes them as RELION reads them
+            particles.attrs[STAR_BLOCKS] = plain_blocks(project.blocks)
+        if project.binning != 1:  # ... and in the pixels the project's files gave
+            particles.attrs[COORDINATE_BINNING] = project.binning
         name = f"{tomogram.name} particles"
         colour = CATEGORY_COLOURS[7 % len(CATEGORY_COLOURS)]
         metadata = {"tomo_name": tomogram.name, COLOUR_KEY: colour, TABLE_ROWS: rows}

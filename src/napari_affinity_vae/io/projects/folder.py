@@ -102,15 +102,16 @@ def read_named(
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
         given = None if binning == 1 else 1 / binning
         scale = pixel_scale(particles, blocks.get("optics"), block, sizes.to_numpy(), given)
+        binned = binning
         coords = pd.DataFrame(
             (xyz * np.reshape(scale, (-1, 1)) - voxels)[:, ::-1], columns=list(AXES)
         )
-    else:
+    else:  # Angstrom: no binning
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
-        coords = to_voxels(entries, block[TOMO_COLUMN], xyz - shift)
+        coords, binned = to_voxels(entries, block[TOMO_COLUMN], xyz - shift), 1.0
     rest = from_star(block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore"))
     table = pd.concat([coords, rest], axis=1)
-    return Project(entries, table, (particles, folder), carried_blocks(blocks))
+    return Project(entries, table, (particles, folder), carried_blocks(blocks), binning=binned)
 
 
 def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:
@@ -167,4 +168,4 @@ def _with_coordinates(
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
     particles = pd.concat(tables, ignore_index=True) if tables else empty
-    return Project(entries, particles, sources)
+    return Project(entries, particles, sources, binning=binning)

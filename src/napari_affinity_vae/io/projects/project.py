@@ -74,7 +74,9 @@ class Project:
     ``tomogram_missing`` marks those whose tomogram cannot be opened). ``blocks`` are the other
     STAR blocks of the particle file (``general``, ``optics``), written back on export.
     ``pick_sets`` counts the picks of each (object, user, session) a copick project or a
-    CryoET Data Portal download holds, of which ``particles`` are those chosen."""
+    CryoET Data Portal download holds, of which ``particles`` are those chosen. ``binning``:
+    the particle files' pixel coordinates were that many times finer than the tomograms' voxels
+    (as the user gave it), and pixel coordinates are written back in them."""
 
     tomograms: dict[str, TomogramEntry]
     particles: pd.DataFrame
@@ -82,6 +84,7 @@ class Project:
     blocks: dict[str, pd.DataFrame | dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pick_sets: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    binning: float = 1.0
 
     def __post_init__(self) -> None:
         self._groups: dict[str, np.ndarray] | None = None

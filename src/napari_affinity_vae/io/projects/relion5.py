@@ -208,12 +208,13 @@ def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path
 def write_relion4(project: Project, particles: pd.DataFrame, path: Path) -> Path:
     """Particles of any of the project's tomograms as one RELION 4 STAR: pixel coordinates in
     the pixels of the particle file's optics (unbinned tilt-series pixels when it gives them),
-    each particle by its own tomogram's voxel size, after the file's ``general`` and
-    ``optics``."""
+    each particle by its own tomogram's voxel size, else in the project's binning, after the
+    file's ``general`` and ``optics``."""
     rows = particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
     sizes = {name: e.voxel_size or np.nan for name, e in project.tomograms.items()}
     voxel_sizes = rows[TOMO_NAME].astype(str).map(sizes).to_numpy(dtype=float)
-    table = star.pixel_table(path, rows, project.blocks, voxel_sizes)
+    given = None if project.binning == 1 else 1 / project.binning
+    table = star.pixel_table(path, rows, project.blocks, voxel_sizes, given)
     return write_blocks(path, {**project.blocks, "particles": table})
 
 
