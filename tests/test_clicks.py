@@ -777,3 +777,28 @@ def test_per_cluster_export_writes_hdbscan_noise_to_its_own_file(explorer, qtbot
     assert sorted(p.name for p in tmp_path.iterdir()) == names
     rows = {n: read_particles(tmp_path / n)["z"].round().tolist() for n in names}
     assert rows == {names[0]: [0, 3], names[1]: [2, 5, 6], names[2]: [1, 4]}
+
+
+def test_a_warptools_template_matching_file_lands_on_its_particles(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """WarpTools 2 writes each coordinate as a fraction of the tomogram's size: its picks land
+    on the blobs, and are exported in pixels."""
+    _, widgets, _session = explorer
+    warp = tmp_path / "small_flipx.star"
+    warp.write_text(
+        "data_\n\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n_rlnCoordinateZ #3\n"
+        "_rlnAngleRot #4\n_rlnAngleTilt #5\n_rlnAnglePsi #6\n_rlnMicrographName #7\n"
+        "_rlnAutopickFigureOfMerit #8\n"
+        "0.3333333 0.3333333 0.5 10.0 20.0 30.0 small.tomostar 7.5\n"
+        "0.6666667 0.6666667 0.5 10.0 20.0 30.0 small.tomostar 6.1\n"
+    )
+    layer = open_and_import(qtbot, widgets, small_tomogram, warp)
+    np.testing.assert_allclose(layer.data, [[20, 20, 20], [20, 40, 40]], atol=1e-4)
+    assert layer.features["rlnAutopickFigureOfMerit"].tolist() == [7.5, 6.1]
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "relion.star"))
+    click(qtbot, export.export_button)
+    written = starfile.read(tmp_path / "relion.star")  # pixels RELION reads
+    np.testing.assert_allclose(written["rlnCoordinateX"], [20, 40], atol=1e-4)

@@ -199,6 +199,32 @@ def test_warp_and_pytom_files_name_their_tomograms_by_micrograph(tmp_path):
     assert read_particles(out)["tomo_name"].tolist() == ["TS_01", "TS_01"]
 
 
+def test_warptools_fractional_coordinates_need_the_tomogram_and_scale_by_its_size(tmp_path):
+    """WarpTools 2 template matching: coordinates are fractions of the tomogram's size along
+    each axis; a file in pixels near the corner (all within 0 to 1 but none between) is not."""
+    warp = tmp_path / "TS_01.star"
+    frame = {
+        "rlnCoordinateX": [0.25, 0.75],
+        "rlnCoordinateY": [0.5, 0.0],
+        "rlnCoordinateZ": [0.5, 0.9],
+    }
+    starfile.write({"particles": pd.DataFrame(frame)}, warp)
+    with pytest.raises(ParticleFileError, match=r"TS_01.star: holds WarpTools coordinates"):
+        read_particles(warp)
+    binned = read_particles(warp, tomogram_shape=(20, 30, 40))
+    assert binned[COORDS].to_numpy().tolist() == [[10, 15, 10], [18, 0, 30]]
+    corner = {
+        "rlnCoordinateX": [0.0, 1.0],
+        "rlnCoordinateY": [1.0, 1.0],
+        "rlnCoordinateZ": [0.0, 1.0],
+    }
+    starfile.write({"particles": pd.DataFrame(corner)}, warp)
+    assert read_particles(warp, tomogram_shape=(20, 30, 40))[COORDS].to_numpy().tolist() == [
+        [0, 1, 0],
+        [1, 1, 1],
+    ]
+
+
 def test_joined_star_files_are_refused_rather_than_read_in_part(tmp_path):
     one = pd.DataFrame({"rlnTomoName": ["TS_01"], "rlnCoordinateX": [1.0]})
     one[["rlnCoordinateY", "rlnCoordinateZ"]] = 1.0

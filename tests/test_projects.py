@@ -245,6 +245,27 @@ def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_pat
     assert project.particles[TOMOGRAM_MISSING].tolist() == [False, False, False, True]
 
 
+def test_warptools_fractions_with_a_folder_scale_by_each_tomograms_size(tmp_path):
+    """WarpTools 2 template matching across tomograms (named by rlnMicrographName): each
+    particle's fractions of its own tomogram's size, whatever binning is typed."""
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    write_mrc(folder / "TS_01.mrc", np.zeros((30, 40, 50), np.float32), voxel_size=8.0)
+    write_mrc(folder / "TS_02.mrc", np.zeros((20, 60, 80), np.float32), voxel_size=8.0)
+    particles = pd.DataFrame(
+        {
+            "rlnCoordinateX": [0.5, 0.25],
+            "rlnCoordinateY": [0.5, 0.5],
+            "rlnCoordinateZ": [0.1, 0.5],
+            "rlnMicrographName": ["TS_01.tomostar", "TS_02.tomostar"],
+        }
+    )
+    starfile.write({"particles": particles}, tmp_path / "matches.star")
+    project = open_project([tmp_path / "matches.star", folder], binning=4)
+    np.testing.assert_allclose(project.particles[XYZ], [[25, 20, 3], [20, 30, 10]])
+    assert project.binning == 1  # exports are in the tomograms' pixels, not the fractions'
+
+
 def test_a_dynamo_table_with_its_doc_or_vll_index(tmp_path):
     for number, shape in ((1, (30, 40, 50)), (2, (20, 40, 50))):
         write_mrc(tmp_path / f"tomo{number}.mrc", np.zeros(shape, np.float32), voxel_size=7.0)

@@ -4,6 +4,8 @@ Pixel coordinates are 0-based voxel positions along x, y, z (voxel i centred at 
 RELION 4 tomography counts them in unbinned tilt-series pixels, whose size the optics block gives
 (``rlnTomoTiltSeriesPixelSize``): they are scaled to the tomogram's voxels, whatever its binning.
 RELION 5 centred coordinates are Angstrom from the tomogram centre, at ``shape / 2`` voxels.
+WarpTools 2 template matching writes ``rlnCoordinate*`` as fractions (0 to 1) of the tomogram's
+size along each axis, whatever its binning.
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
     shift = origin_shifts(path, block)
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
+    elif fractional(path, block):
+        coords = _pixels_to_voxels(path, block, _fraction_scale(path, frame.shape), frame, shift)
     else:
         scale = pixel_scale(path, blocks.get("optics"), block, frame.voxel_size, _given(frame))
-        coords = _pixels_to_voxels(path, block, scale, frame, shift)
+        coords = _pixels_to_voxels(path, block, np.reshape(scale, (-1, 1)), frame, shift)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
     others = carried_blocks(blocks)
@@ -356,18 +360,41 @@ def _sizes(pixels: np.ndarray | pd.Series) -> str:
     return " and ".join(f"{v:g}" for v in dict.fromkeys(np.asarray(pixels, dtype=float)))
 
 
+def fractional(path: Path, block: pd.DataFrame) -> bool:
+    """Whether ``block``'s ``rlnCoordinate*`` are fractions of the tomogram's size (WarpTools 2
+    template matching): every one within 0 to 1 and some between, which no particle file in
+    pixels holds (all its particles within a voxel of the corner)."""
+    if len(block) == 0 or not all(c in block for c in PIXEL_COLUMNS.values()):
+        return False
+    xyz = numeric_columns(path, block, list(PIXEL_COLUMNS.values()))
+    return bool(((xyz >= 0) & (xyz <= 1)).all() and ((xyz > 0) & (xyz < 1)).any())
+
+
+def _fraction_scale(path: Path, shape: tuple[int, int, int] | None) -> np.ndarray:
+    """The voxels (x, y, z) in a whole of fractional coordinates: the tomogram's size."""
+    if shape is None:
+        raise ParticleFileError(
+            path,
+            "holds WarpTools coordinates, fractions of the tomogram's size; they need the "
+            "tomogram: open it first",
+        )
+    return np.asarray(shape[::-1], dtype=float).reshape(1, 3)
+
+
 def _pixels_to_voxels(
     path: Path,
     block: pd.DataFrame,
-    scale: float | np.ndarray,
+    scale: np.ndarray,
     frame: CoordinateFrame,
     shift: np.ndarray,
 ) -> pd.DataFrame:
+    """z, y, x voxels of ``block``'s pixel coordinates times ``scale`` (voxels in a pixel: one,
+    one per particle (n, 1), or one per axis x, y, z (1, 3)), less the origin ``shift``."""
     missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
     if missing:
         raise ParticleFileError(path, f"missing coordinate column(s) {', '.join(missing)}")
     xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"])
-    xyz *= np.reshape(scale, (-1, 1))
+    xyz *= scale
     if shift.any():
         if frame.voxel_size is None:
             raise ParticleFileError(

@@ -21,6 +21,7 @@ from napari_affinity_vae.io.star import (
     PIXEL_COLUMNS,
     TOMO_COLUMN,
     carried_blocks,
+    fractional,
     from_star,
     origin_shifts,
     pixel_scale,
@@ -101,17 +102,25 @@ def read_named(
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
         given = None if binning == 1 else 1 / binning
-        scale = pixel_scale(particles, blocks.get("optics"), block, sizes.to_numpy(), given)
-        binned = binning
-        coords = pd.DataFrame(
-            (xyz * np.reshape(scale, (-1, 1)) - voxels)[:, ::-1], columns=list(AXES)
-        )
+        if fractional(particles, block):  # WarpTools: of each one's tomogram's size
+            scale, binned = _tomogram_sizes(entries, block[TOMO_COLUMN]), 1.0
+        else:
+            scale = pixel_scale(particles, blocks.get("optics"), block, sizes.to_numpy(), given)
+            scale, binned = np.reshape(scale, (-1, 1)), binning
+        coords = pd.DataFrame((xyz * scale - voxels)[:, ::-1], columns=list(AXES))
     else:  # Angstrom: no binning
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords, binned = to_voxels(entries, block[TOMO_COLUMN], xyz - shift), 1.0
     rest = from_star(block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore"))
     table = pd.concat([coords, rest], axis=1)
     return Project(entries, table, (particles, folder), carried_blocks(blocks), binning=binned)
+
+
+def _tomogram_sizes(entries: dict[str, TomogramEntry], names: pd.Series) -> np.ndarray:
+    """Each particle's tomogram's size (x, y, z voxels; 1 where it was not found, so that its
+    coordinates stay as they are)."""
+    sizes = {n: e.shape[::-1] for n, e in entries.items() if e.shape is not None}
+    return np.array([sizes.get(n, (1, 1, 1)) for n in names.astype(str)], dtype=float)
 
 
 def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:
