@@ -802,3 +802,51 @@ def test_a_warptools_template_matching_file_lands_on_its_particles(
     click(qtbot, export.export_button)
     written = starfile.read(tmp_path / "relion.star")  # pixels RELION reads
     np.testing.assert_allclose(written["rlnCoordinateX"], [20, 40], atol=1e-4)
+
+
+def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """A RELION 5 file gives Ångström from the tomogram's centre: read at a header's wrong 5 Å,
+    its particles land twice as far out; corrected to 10 Å they land on the blobs. Picks in
+    pixels stay on their voxels."""
+    import mrcfile
+
+    viewer, widgets, session = explorer
+    wrong = tmp_path / "wrong.mrc"
+    with mrcfile.open(small_tomogram) as mrc:
+        write_mrc(wrong, mrc.data.copy(), voxel_size=5.0)
+    blobs = [[20.0, 20.0, 20.0], [20.0, 40.0, 40.0]]
+    centred = pd.DataFrame(blobs, columns=["z", "y", "x"]).assign(tomo_name="wrong")
+    relion5 = write_particles(
+        centred,
+        tmp_path / "r5.star",
+        voxel_size=10.0,
+        tomogram_shape=(40, 60, 60),
+        star_flavour="relion5",
+    )
+    pixels = three_picks(tmp_path / "picks")
+    at_five = open_and_import(qtbot, widgets, wrong, relion5)
+    np.testing.assert_allclose(at_five.data, [[20, 10, 10], [20, 50, 50]])  # 2 x from the centre
+    type_into(qtbot, widgets["Particles"].file, str(pixels))
+    click(qtbot, widgets["Particles"].import_button)
+    picks = widgets["Particles"].particles_layer
+    voxel = widgets["Tomogram"].voxel_size
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "10")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    np.testing.assert_allclose(at_five.data, blobs)
+    assert picks.data.tolist() == [[20, 20, 20], [20, 40, 40], [20, 20, 40]]
+    assert any(
+        "r5" in m and "moved with the voxel size (5 to 10 Å)" in m for m in messages(notifications)
+    )
+    widgets["Particles"].layer.value = at_five
+    export = widgets["Export"]
+    export.what.value, export.format.value = ALL, "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "out.star"))
+    click(qtbot, export.export_button)
+    back = starfile.read(tmp_path / "out.star")  # the file's own Ångström again
+    original = starfile.read(relion5)
+    np.testing.assert_allclose(
+        back["rlnCenteredCoordinateXAngst"], original["rlnCenteredCoordinateXAngst"]
+    )

@@ -10,6 +10,7 @@ import pandas as pd
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
 from napari_affinity_vae.schema import (
+    ANGSTROM_ORIGIN,
     AXES,
     COORDINATE_BINNING,
     OWN_COLUMNS,
@@ -141,5 +142,7 @@ def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.Data
 
 def _carried(attrs: dict[str, Any]) -> dict[str, Any]:
     """What a particle table's source file carries for writing it back (a STAR file's other
-    blocks, the binning of its pixels), between the table's attrs and its layer's metadata."""
-    return {key: attrs[key] for key in (STAR_BLOCKS, COORDINATE_BINNING) if key in attrs}
+    blocks, the binning of its pixels, where its Angstrom count from), between the table's
+    attrs and its layer's metadata."""
+    kept = (STAR_BLOCKS, COORDINATE_BINNING, ANGSTROM_ORIGIN)
+    return {key: attrs[key] for key in kept if key in attrs}

@@ -56,6 +56,10 @@ STAR_BLOCKS = "star_blocks"
 # ... and how many times finer than the tomogram's voxels the source file's pixel coordinates
 # were (the binning a user gave on reading them), to write them back in those pixels
 COORDINATE_BINNING = "coordinate_binning"
+# ... and, for coordinates the file gave in Angstrom (RELION 5, or RELION 4 pixels of a size its
+# optics give), the voxel (z, y, x) they count from: placed by the tomogram's voxel size, they
+# move with it when it is corrected
+ANGSTROM_ORIGIN = "angstrom_origin"
 
 
 def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:

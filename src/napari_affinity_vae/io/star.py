@@ -23,6 +23,7 @@ from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.validate import numeric_column, numeric_columns, select_tomogram
 from napari_affinity_vae.schema import (
+    ANGSTROM_ORIGIN,
     AXES,
     OPTICS_GROUP,
     PSI,
@@ -58,18 +59,24 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         path, blocks[name].reset_index(drop=True), blocks[name].get(TOMO_COLUMN), tomo_name
     )
     shift = origin_shifts(path, block)
+    origin = (0.0, 0.0, 0.0) if shift.any() else None  # where Angstrom count from, if any do
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
+        origin = tuple(np.asarray(frame.shape, dtype=float) / 2)
     elif fractional(path, block):
         coords = _pixels_to_voxels(path, block, _fraction_scale(path, frame.shape), frame, shift)
     else:
         scale = pixel_scale(path, blocks.get("optics"), block, frame.voxel_size, _given(frame))
         coords = _pixels_to_voxels(path, block, np.reshape(scale, (-1, 1)), frame, shift)
+        if _tilt_series_pixels(path, blocks.get("optics"), block) is not None:
+            origin = (0.0, 0.0, 0.0)
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
     others = carried_blocks(blocks)
     if others:
         particles.attrs[STAR_BLOCKS] = plain_blocks(others)
+    if origin is not None:
+        particles.attrs[ANGSTROM_ORIGIN] = origin
     return particles
 
 

@@ -42,6 +42,7 @@ from napari_affinity_vae.operations.pick import (
 from napari_affinity_vae.particles.picking import PickSettings
 from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
 from napari_affinity_vae.schema import (
+    ANGSTROM_ORIGIN,
     AXES,
     CLUSTER,
     COORDINATE_BINNING,
@@ -235,13 +236,22 @@ class ParticlesWidget(Container):
             return []
         return [x for x in self._points_layers() if x.metadata.get("tomo_name") == tomogram.name]
 
-    @staticmethod
-    def _rescale(layer: Points, voxel_size: float | None) -> bool:
-        """Follow a new voxel size of the tomogram (the points stay on their voxels)."""
-        if not voxel_size or layer.metadata.get("voxel_size") == voxel_size:
+    def _rescale(self, layer: Points, voxel_size: float | None) -> bool:
+        """Follow a new voxel size of the tomogram: points read from Angstrom move to where
+        those Angstrom now lie; the others (pixels, picks) stay on their voxels."""
+        old = layer.metadata.get("voxel_size")
+        if not voxel_size or old == voxel_size:
             return False
         layer.metadata["voxel_size"] = voxel_size
         layer.scale = (voxel_size,) * 3
+        origin = layer.metadata.get(ANGSTROM_ORIGIN)
+        if origin is not None and old:
+            with layer.events.data.blocker(self._edited):
+                layer.data = origin + (layer.data - origin) * (old / voxel_size)
+            show_info(
+                f"{layer.name}: the file gave its particles in Å; they moved with the voxel size "
+                f"({old:g} to {voxel_size:g} Å)"
+            )
         return True
 
     # -- getting particles ---------------------------------------------------------------------
