@@ -812,7 +812,7 @@ def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
     pixels stay on their voxels."""
     import mrcfile
 
-    viewer, widgets, session = explorer
+    _, widgets, _ = explorer
     wrong = tmp_path / "wrong.mrc"
     with mrcfile.open(small_tomogram) as mrc:
         write_mrc(wrong, mrc.data.copy(), voxel_size=5.0)
