@@ -86,7 +86,8 @@ def particles_layer_data(
     }
     if colour_by is not None:
         kwargs["border_color_cycle"] = list(CATEGORY_COLOURS)
-    return particles[list(AXES)].to_numpy(dtype=float), kwargs, "points"
+    # a copy napari may change in place (a dragged point), not pandas' read-only view
+    return np.array(particles[list(AXES)], dtype=float), kwargs, "points"
 
 
 def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
