@@ -850,3 +850,15 @@ def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
     np.testing.assert_allclose(
         back["rlnCenteredCoordinateXAngst"], original["rlnCenteredCoordinateXAngst"]
     )
+
+
+def test_an_imported_particle_can_be_dragged(explorer, qtbot, tmp_path, small_tomogram):
+    """A point of an imported file dragged to where the particle is: the table follows (the
+    points were pandas' read-only view, and napari's drag failed on them)."""
+    _, widgets, session = explorer
+    layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    layer.selected_data = {0}
+    layer._set_drag_start({0}, layer.data[0])  # as napari's drag: pressed on the point,
+    layer._move({0}, [20.0, 22.0, 23.0])  # released here, in the plane shown
+    assert layer.data[0].tolist() == [20.0, 22.0, 23.0]
+    assert session.particles.loc[0, ["z", "y", "x"]].tolist() == [20.0, 22.0, 23.0]

@@ -485,3 +485,46 @@ def test_a_binned_project_exports_and_saves_in_the_pixels_it_was_read_in(
     viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
     saved = starfile.read(tmp_path / "saved.star")
     assert saved["rlnCoordinateX"].tolist() == [40.0, 120.0]
+
+
+def test_points_added_moved_and_removed_by_hand_are_the_projects(
+    opened, qtbot, tmp_path, project_folder
+):
+    """In a project's layer a point added, dragged or deleted changes the project: its counts,
+    its export, its next embedding; the other particles keep their places in the scatter."""
+    from napari_affinity_vae.widgets.export import ALL
+
+    _, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    before = session.embedding.copy()
+    points = widgets["Particles"].particles_layer
+    points.add(np.array([[10.0, 20.0, 30.0]]))  # as a click on the plane adds it
+    assert _column(widgets["Project"], "particles") == [8, 7, 7]
+    assert len(session.particles) == 22 and len(points.data) == 8
+    added = session.rows_of("TS_01")[-1]
+    assert session.particles.loc[added, TOMO_NAME] == "TS_01"
+    assert session.particles.loc[added, "cluster"] == -1  # waits for the next embedding
+    assert np.isnan(session.embedding[added]).all()
+    kept = np.delete(np.arange(22), added)
+    np.testing.assert_allclose(session.embedding[kept], before)
+    assert widgets["Embed"].status.value.startswith("21 of 22 particles")
+    points.selected_data = {0}
+    points._set_drag_start({0}, points.data[0])  # as napari's drag: pressed on the point,
+    target = [points.data[0][0], 22.0, 32.0]  # in the plane shown
+    points._move({0}, target)  # released here
+    moved = session.rows_of("TS_01")[0]
+    assert session.particles.loc[moved, ["z", "y", "x"]].tolist() == target
+    assert np.isnan(session.embedding[moved]).all()
+    points.selected_data = {1}
+    points.remove_selected()  # as the Delete key removes it
+    assert _column(widgets["Project"], "particles") == [7, 7, 7] and len(points.data) == 7
+    export = widgets["Export"]
+    export.what.value, export.format.value = ALL, "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "edited.star"))
+    click(qtbot, export.export_button)
+    back = open_project([tmp_path / "edited.star", project_folder / "tomograms.star"])
+    assert len(back.particles) == 21
+    ts01 = back.particles[back.particles[TOMO_NAME] == "TS_01"][list(AXES)].to_numpy()
+    assert np.any(np.all(np.isclose(ts01, [10.0, 20.0, 30.0], atol=1e-3), axis=1))
+    _embed_by_clicks(qtbot, widgets, session)  # the next embedding places every particle
+    assert np.isfinite(session.embedding).all() and len(session.embedding) == 21

@@ -478,3 +478,30 @@ def test_a_folder_s_coordinate_file_of_several_tomograms_gives_each_its_own(tmp_
     project = open_project([folder])
     assert project.particles[XYZ].to_numpy().tolist() == [[10, 20, 5]]
     assert project.particles[TOMO_NAME].tolist() == ["TS_01"]
+
+
+def test_a_particle_added_by_hand_to_an_empty_tomogram_of_an_embedded_project():
+    """A tomogram without particles takes one added by hand: its name, no other particle's
+    class or angles, not embedded (cluster -1, no latent), the others' results kept."""
+    from napari_affinity_vae.operations.hand_edits import added, removed
+
+    table = pd.DataFrame(
+        {
+            "z": [1.0, 2.0],
+            "y": [1.0, 2.0],
+            "x": [1.0, 2.0],
+            TOMO_NAME: ["TS_01", "TS_01"],
+            "rlnClassNumber": [3, 3],
+            "rot": [10.0, 10.0],
+            "latent_0": [0.5, 0.7],
+            "cluster": [0, 0],
+            "cluster_centre": [True, False],
+        }
+    )
+    grown = added(table, np.zeros(0, dtype=np.int64), np.array([[5.0, 6.0, 7.0]]), "TS_02")
+    new = grown.iloc[2]
+    assert new[TOMO_NAME] == "TS_02" and new[["z", "y", "x"]].tolist() == [5.0, 6.0, 7.0]
+    assert np.isnan(new["rlnClassNumber"]) and np.isnan(new["rot"]) and np.isnan(new["latent_0"])
+    assert grown["cluster"].tolist() == [0, 0, -1] and grown["cluster"].dtype == np.int64
+    assert grown["cluster_centre"].tolist() == [True, False, False]
+    assert removed(grown, np.array([0]))["latent_0"].tolist()[0] == 0.7

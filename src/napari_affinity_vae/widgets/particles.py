@@ -23,6 +23,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Points
 from napari.utils.notifications import show_info, show_warning
 
+from napari_affinity_vae import text
 from napari_affinity_vae.colours import CATEGORY_COLOURS
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
@@ -33,6 +34,7 @@ from napari_affinity_vae.layers import (
     particles_layer_data,
     points_to_particles,
 )
+from napari_affinity_vae.operations import hand_edits
 from napari_affinity_vae.operations.defaults import DIAMETERS
 from napari_affinity_vae.operations.pick import (
     pick_chunks,
@@ -517,16 +519,34 @@ class ParticlesWidget(Container):
         if action not in PAST_ACTIONS:
             return
         rows = self._table_rows(self._watched)
+        indices = np.asarray(getattr(event, "data_indices", ()), dtype=np.int64)
         if rows is None:
-            added = getattr(event, "data_indices", ())
-            if action == "added" and len(added):  # by hand: no other particle's features
+            if action == "added" and len(indices):  # by hand: no other particle's features
                 layer = self._watched
-                layer.features = hand_picked(layer.features, np.asarray(added))
+                layer.features = hand_picked(layer.features, indices)
             self._sync_from_layer(edited=True)
             return
-        show_info("A project's particles are edited in its files; this edit was undone")
-        with self._watched.events.data.blocker(self._edited):
-            self._watched.data = self.session.particles.iloc[rows][list(AXES)].to_numpy()
+        self._edit_project(action, rows, indices)
+
+    def _edit_project(self, action: str, rows: np.ndarray, indices: np.ndarray) -> None:
+        """Points of a project's layer added, moved or removed by hand: so are the project's
+        particles; those added or moved wait for the next embedding, the others keep theirs."""
+        layer, table = self._watched, self.session.particles
+        if action == "removed":
+            table = hand_edits.removed(table, rows[indices])
+        elif action == "changed":
+            table = hand_edits.moved(table, rows[indices], layer.data[indices])
+        else:
+            name = layer.metadata["tomo_name"]
+            table = hand_edits.added(table, rows, layer.data[indices], name)
+        self.session.project.set_particles(table.drop(columns=derived_columns(table)))
+        self.session.set_particles(table)
+        self._show_project_particles()
+        if action != "removed" and self.session.latent is not None:
+            show_info(
+                f"{text.count(len(indices), 'particle')} {action} by hand: not in the scatter "
+                "until the project is embedded again"
+            )
 
     def _sync_from_layer(self, edited: bool = False) -> None:
         """The session's table from the layer; an edit drops latents computed before it. A

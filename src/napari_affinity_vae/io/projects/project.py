@@ -87,7 +87,12 @@ class Project:
     binning: float = 1.0
 
     def __post_init__(self) -> None:
-        self._groups: dict[str, np.ndarray] | None = None
+        self.set_particles(self.particles)
+
+    def set_particles(self, particles: pd.DataFrame) -> None:
+        """The project's particles from now on (edited by hand in the viewer), each marked
+        whether its tomogram is missing."""
+        self.particles, self._groups = particles, None
         broken = [name for name, entry in self.tomograms.items() if entry.problem]
         names = self.particles[TOMO_NAME].astype(str)
         self.particles[TOMOGRAM_MISSING] = ~names.isin(self.tomograms) | names.isin(broken)

@@ -1,0 +1,61 @@
+"""A project's particle table after points are added, moved or removed by hand in the viewer:
+an added or moved particle is not embedded until the project is embedded again (no latent, no
+place in the scatter, cluster -1), and every other particle keeps its place."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from napari_affinity_vae.layers import hand_picked
+from napari_affinity_vae.schema import (
+    AXES,
+    CLUSTER,
+    CLUSTER_CENTRE,
+    TOMO_NAME,
+    TOMOGRAM_MISSING,
+    derived_columns,
+)
+
+
+def added(table: pd.DataFrame, own: np.ndarray, positions: np.ndarray, name: str) -> pd.DataFrame:
+    """``table`` with particles at ``positions`` (z, y, x voxels) of tomogram ``name``, whose
+    rows are ``own``, appended: each with what its tomogram's other particles share (as a point
+    added by hand beside them has) and nothing of another particle's."""
+    features = table.iloc[own].drop(columns=list(AXES)).reset_index(drop=True)
+    blank = features.iloc[:0].reindex(range(len(positions)))
+    made = hand_picked(pd.concat([features, blank], ignore_index=True), len(own) + blank.index)
+    new = made.iloc[len(own) :].reset_index(drop=True)
+    new[TOMO_NAME] = name
+    if TOMOGRAM_MISSING in table:
+        new[TOMOGRAM_MISSING] = False
+    new[list(AXES)] = np.asarray(positions, dtype=float).reshape(-1, 3)
+    grown = pd.concat([table, new[table.columns]], ignore_index=True)
+    return not_embedded(grown, np.arange(len(table), len(grown)))
+
+
+def moved(table: pd.DataFrame, rows: np.ndarray, positions: np.ndarray) -> pd.DataFrame:
+    """``table`` with particles ``rows`` at ``positions`` (z, y, x voxels), not embedded."""
+    table = table.copy()
+    table.loc[table.index[rows], list(AXES)] = np.asarray(positions, dtype=float).reshape(-1, 3)
+    return not_embedded(table, rows)
+
+
+def removed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``table`` without particles ``rows``."""
+    return table.drop(index=table.index[rows]).reset_index(drop=True)
+
+
+def not_embedded(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``table`` with the derived values of ``rows`` those of a particle not embedded."""
+    mask = np.zeros(len(table), dtype=bool)
+    mask[np.asarray(rows, dtype=np.int64)] = True
+    table = table.copy()
+    for column in derived_columns(table):
+        if column == CLUSTER:
+            table[column] = table[column].where(~mask, -1).astype(np.int64)
+        elif column == CLUSTER_CENTRE:
+            table[column] = table[column].where(~mask, False).astype(bool)
+        else:
+            table[column] = table[column].mask(mask)
+    return table
