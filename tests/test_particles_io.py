@@ -218,6 +218,12 @@ def test_warptools_fractional_coordinates_need_the_tomogram_and_scale_by_its_siz
         "rlnCoordinateY": [1.0, 1.0],
         "rlnCoordinateZ": [0.0, 1.0],
     }
+    gap = pd.DataFrame(frame)
+    gap.loc[2] = [np.nan, 0.5, 0.5]  # a row without its x: skipped, the rest still fractions
+    starfile.write({"particles": gap}, warp)
+    with pytest.warns(UserWarning, match="1 of 3 particles have missing"):
+        skipped = read_particles(warp, tomogram_shape=(20, 30, 40), drop_nan=True)
+    assert skipped[COORDS].to_numpy().tolist() == [[10, 15, 10], [18, 0, 30]]
     starfile.write({"particles": pd.DataFrame(corner)}, warp)
     assert read_particles(warp, tomogram_shape=(20, 30, 40))[COORDS].to_numpy().tolist() == [
         [0, 1, 0],
@@ -453,3 +459,28 @@ def test_a_pick_added_beside_one_particle_takes_only_its_tomogram():
     assert made.iloc[0].tolist() == [7.0, "TS_01", "sub_7.mrc"]  # the particle itself stays
     assert pd.isna(made.loc[1, "tag"]) and pd.isna(made.loc[1, "rlnImageName"])
     assert made.loc[1, "tomo_name"] == "TS_01"
+
+
+def test_particles_placed_from_angstrom_say_where_those_count_from(tmp_path):
+    """What moves with a corrected voxel size: RELION 5 centred Ångström (from the centre) and
+    RELION 4 pixels of a size the optics give (from voxel 0); pixels with origin shifts alone
+    stay, their shift the only Ångström in them."""
+    from napari_affinity_vae.schema import ANGSTROM_ORIGIN
+
+    block = {"rlnCoordinateX": [8.0], "rlnCoordinateY": [8.0], "rlnCoordinateZ": [8.0]}
+    shifted = tmp_path / "shifted.star"
+    starfile.write({"particles": pd.DataFrame(block | {"rlnOriginXAngst": [10.0]})}, shifted)
+    assert ANGSTROM_ORIGIN not in read_particles(shifted, voxel_size=10.0).attrs
+    optics = tmp_path / "optics.star"
+    tilt = pd.DataFrame({"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [5.0]})
+    starfile.write({"optics": tilt, "particles": pd.DataFrame(block)}, optics)
+    assert read_particles(optics, voxel_size=10.0).attrs[ANGSTROM_ORIGIN] == (0.0, 0.0, 0.0)
+    centred = write_particles(
+        pd.DataFrame({"z": [5.0], "y": [5.0], "x": [5.0]}),
+        tmp_path / "r5.star",
+        voxel_size=10.0,
+        tomogram_shape=(10, 20, 30),
+        star_flavour="relion5",
+    )
+    origin = read_particles(centred, voxel_size=10.0, tomogram_shape=(10, 20, 30)).attrs
+    assert origin[ANGSTROM_ORIGIN] == (5.0, 10.0, 15.0)

@@ -528,3 +528,29 @@ def test_points_added_moved_and_removed_by_hand_are_the_projects(
     assert np.any(np.all(np.isclose(ts01, [10.0, 20.0, 30.0], atol=1e-3), axis=1))
     _embed_by_clicks(qtbot, widgets, session)  # the next embedding places every particle
     assert np.isfinite(session.embedding).all() and len(session.embedding) == 21
+
+
+def test_a_second_project_saves_in_its_own_pixels_not_the_firsts(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """The layer showing a project's particles serves the next project too: the binning and
+    blocks of the first are not the second's."""
+    from conftest import write_mrc
+    from napari_affinity_vae.io.particles import write_particles
+
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    for name, binning in (("first", "4"), ("second", "1")):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_mrc(folder / "TS_01.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=10.0)
+        write_particles(pd.DataFrame({"z": [8.0], "y": [8.0], "x": [8.0]}), folder / "TS_01.csv")
+        type_into(qtbot, dock.folder, str(folder))
+        type_into(qtbot, dock.binning, binning)
+        click(qtbot, dock.open_button)
+    points = widgets["Particles"].particles_layer
+    assert points.data.tolist() == [[8.0, 8.0, 8.0]]  # the second's, not binned
+    viewer.layers.selection = {points}
+    viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
+    assert starfile.read(tmp_path / "saved.star")["rlnCoordinateX"].tolist() == [8.0]

@@ -243,6 +243,7 @@ def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_pat
     )
     assert project.particles["rot"].tolist() == [10.0, 20.0, 30.0, 40.0]
     assert project.particles[TOMOGRAM_MISSING].tolist() == [False, False, False, True]
+    assert project.binning == (1 if optics else binning)  # exports follow the optics, if any
 
 
 def test_warptools_fractions_with_a_folder_scale_by_each_tomograms_size(tmp_path):
@@ -264,6 +265,11 @@ def test_warptools_fractions_with_a_folder_scale_by_each_tomograms_size(tmp_path
     project = open_project([tmp_path / "matches.star", folder], binning=4)
     np.testing.assert_allclose(project.particles[XYZ], [[25, 20, 3], [20, 30, 10]])
     assert project.binning == 1  # exports are in the tomograms' pixels, not the fractions'
+    one = particles.iloc[:1].assign(rlnCoordinateX=[0.5])  # a tomogram's own file in the folder
+    starfile.write({"particles": one}, folder / "TS_01.star")
+    alone = open_project([folder / "TS_01.mrc", folder / "TS_01.star"], binning=4)
+    np.testing.assert_allclose(alone.particles[XYZ], [[25, 20, 3]])
+    assert alone.binning == 1
 
 
 def test_a_dynamo_table_with_its_doc_or_vll_index(tmp_path):

@@ -1064,7 +1064,12 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     from napari_affinity_vae.io.star import star_layout
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.model.embedding import embed
-    from napari_affinity_vae.schema import CROSSES_EDGE, TOMO_NAME, derived_columns
+    from napari_affinity_vae.schema import (
+        COORDINATE_BINNING,
+        CROSSES_EDGE,
+        TOMO_NAME,
+        derived_columns,
+    )
 
     check_output(args.out)
     tomogram = open_tomogram(tomogram_path, args.voxel_size)
@@ -1078,6 +1083,8 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     )
     if particles.empty:
         raise ParticleFileError(coords, "no particles to embed")
+    if COORDINATE_BINNING not in particles.attrs:  # Angstrom, fractions: the binning took no part
+        pixel_size = None
     particles = particles.drop(columns=derived_columns(particles))  # an earlier embedding's
     model, card = _model(args)
     table = embed(

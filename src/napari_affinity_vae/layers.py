@@ -20,6 +20,7 @@ from napari_affinity_vae.schema import (
 )
 
 POINT_SIZE_VOXELS = 12.0
+PLACED_KEY = "placed from Angstrom"  # a particles layer's metadata: where a file put its points
 LEVELS_KEY = "levels"  # a multiscale tomogram layer's metadata: (factor, offset) of each level
 TOMOGRAM_KEY = "opened as tomogram"  # metadata of an Image layer opened as a tomogram
 
@@ -87,7 +88,26 @@ def particles_layer_data(
     if colour_by is not None:
         kwargs["border_color_cycle"] = list(CATEGORY_COLOURS)
     # a copy napari may change in place (a dragged point), not pandas' read-only view
-    return np.array(particles[list(AXES)], dtype=float), kwargs, "points"
+    data = np.array(particles[list(AXES)], dtype=float)
+    if ANGSTROM_ORIGIN in particles.attrs:  # where a file's Angstrom put them, to follow them
+        kwargs["metadata"][PLACED_KEY] = data.copy()
+    return data, kwargs, "points"
+
+
+def moved_with_voxel_size(layer: Any, ratio: float) -> tuple[np.ndarray, int]:
+    """A particles layer's points, those still where a file's Angstrom placed them moved
+    ``ratio`` times as far from where the Angstrom count from (old over new voxel size), and
+    how many stayed (added or moved by hand); the placements are updated."""
+    origin = np.asarray(layer.metadata[ANGSTROM_ORIGIN], dtype=float)
+    placed = np.asarray(layer.metadata[PLACED_KEY], dtype=float)
+    moved = origin + (placed - origin) * ratio
+    where = {tuple(p): i for i, p in enumerate(placed)}
+    data = np.array(layer.data, dtype=float)
+    sources = np.array([where.get(tuple(p), -1) for p in data], dtype=np.int64)
+    from_file = sources >= 0
+    data[from_file] = moved[sources[from_file]]
+    layer.metadata[PLACED_KEY] = moved
+    return data, int((~from_file).sum())
 
 
 def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:

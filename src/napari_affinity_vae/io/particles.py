@@ -63,6 +63,8 @@ def read_particles(
         particles = tables.read_csv(path, frame, tomo_name)
     else:
         particles = _FORMATS[suffix][0](path, frame)
+    if suffix != ".star" and frame.pixel_size is not None:  # pixels, binned as the user said
+        particles.attrs[COORDINATE_BINNING] = 1 / frame.voxels_per_pixel
     attrs = dict(particles.attrs)  # what the format carries (a STAR file's other blocks)
     particles = check_particles(
         path, particles, frame.shape, drop_nan=drop_nan, drop_outside=drop_outside

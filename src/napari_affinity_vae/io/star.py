@@ -25,6 +25,7 @@ from napari_affinity_vae.io.validate import numeric_column, numeric_columns, sel
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
     AXES,
+    COORDINATE_BINNING,
     OPTICS_GROUP,
     PSI,
     ROT,
@@ -59,7 +60,7 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         path, blocks[name].reset_index(drop=True), blocks[name].get(TOMO_COLUMN), tomo_name
     )
     shift = origin_shifts(path, block)
-    origin = (0.0, 0.0, 0.0) if shift.any() else None  # where Angstrom count from, if any do
+    origin, binning = None, None  # where Angstrom count from; the binning given, if used
     if all(c in block for c in CENTRED_COLUMNS.values()):
         coords = _centred_to_voxels(path, block, frame, shift)
         origin = tuple(np.asarray(frame.shape, dtype=float) / 2)
@@ -68,8 +69,10 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
     else:
         scale = pixel_scale(path, blocks.get("optics"), block, frame.voxel_size, _given(frame))
         coords = _pixels_to_voxels(path, block, np.reshape(scale, (-1, 1)), frame, shift)
-        if _tilt_series_pixels(path, blocks.get("optics"), block) is not None:
+        if gives_pixel_size(path, blocks.get("optics"), block):
             origin = (0.0, 0.0, 0.0)
+        elif frame.pixel_size is not None:
+            binning = 1 / frame.voxels_per_pixel
     block = block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore")
     particles = pd.concat([coords, from_star(block)], axis=1)
     others = carried_blocks(blocks)
@@ -77,6 +80,8 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
         particles.attrs[STAR_BLOCKS] = plain_blocks(others)
     if origin is not None:
         particles.attrs[ANGSTROM_ORIGIN] = origin
+    if binning is not None:
+        particles.attrs[COORDINATE_BINNING] = binning
     return particles
 
 
@@ -330,6 +335,13 @@ def pixel_scale(
     return np.where(np.isfinite(scale), scale, 1.0 if given is None else given)
 
 
+def gives_pixel_size(
+    path: Path, optics: pd.DataFrame | dict | None, particles: pd.DataFrame
+) -> bool:
+    """Whether a STAR file's optics give the size of its particles' coordinate pixels."""
+    return _tilt_series_pixels(path, optics, particles) is not None
+
+
 def _tilt_series_pixels(
     path: Path, optics: pd.DataFrame | dict | None, particles: pd.DataFrame
 ) -> np.ndarray | None:
@@ -374,7 +386,8 @@ def fractional(path: Path, block: pd.DataFrame) -> bool:
     if len(block) == 0 or not all(c in block for c in PIXEL_COLUMNS.values()):
         return False
     xyz = numeric_columns(path, block, list(PIXEL_COLUMNS.values()))
-    return bool(((xyz >= 0) & (xyz <= 1)).all() and ((xyz > 0) & (xyz < 1)).any())
+    xyz = xyz[np.isfinite(xyz).all(axis=1)]  # a row without coordinates tells nothing
+    return bool(len(xyz) and ((xyz >= 0) & (xyz <= 1)).all() and ((xyz > 0) & (xyz < 1)).any())
 
 
 def _fraction_scale(path: Path, shape: tuple[int, int, int] | None) -> np.ndarray:

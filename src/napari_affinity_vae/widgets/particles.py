@@ -30,7 +30,9 @@ from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, 
 from napari_affinity_vae.io.star import plain_blocks
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import (
+    PLACED_KEY,
     hand_picked,
+    moved_with_voxel_size,
     particles_layer_data,
     points_to_particles,
 )
@@ -246,14 +248,17 @@ class ParticlesWidget(Container):
             return False
         layer.metadata["voxel_size"] = voxel_size
         layer.scale = (voxel_size,) * 3
-        origin = layer.metadata.get(ANGSTROM_ORIGIN)
-        if origin is not None and old:
-            with layer.events.data.blocker(self._edited):
-                layer.data = origin + (layer.data - origin) * (old / voxel_size)
-            show_info(
-                f"{layer.name}: the file gave its particles in Å; they moved with the voxel size "
-                f"({old:g} to {voxel_size:g} Å)"
-            )
+        placed = layer.metadata.get(PLACED_KEY)
+        if layer.metadata.get(ANGSTROM_ORIGIN) is None or placed is None or not old:
+            return True
+        data, stayed = moved_with_voxel_size(layer, old / voxel_size)
+        with layer.events.data.blocker(self._edited):
+            layer.data = data
+        by_hand = f"; {text.count(stayed, 'point')} added or moved by hand stayed" if stayed else ""
+        show_info(
+            f"{layer.name}: the file gave its particles in Å; they moved with the voxel size "
+            f"({old:g} to {voxel_size:g} Å){by_hand}"
+        )
         return True
 
     # -- getting particles ---------------------------------------------------------------------
@@ -443,7 +448,9 @@ class ParticlesWidget(Container):
                 layer.selected_data = set()
                 layer.data = data
             layer.features = kwargs["features"]
-            layer.metadata.update(metadata)
+            for key in (STAR_BLOCKS, COORDINATE_BINNING, ANGSTROM_ORIGIN, PLACED_KEY):
+                layer.metadata.pop(key, None)
+            layer.metadata.update(kwargs["metadata"])
             layer.name, layer.scale = name, kwargs["scale"]  # napari may number a taken name
         self.layer.value = layer
         self._sync_from_layer()  # the count, also when the layer was already the one watched

@@ -23,12 +23,13 @@ from napari_affinity_vae.io.star import (
     carried_blocks,
     fractional,
     from_star,
+    gives_pixel_size,
     origin_shifts,
     pixel_scale,
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
-from napari_affinity_vae.schema import AXES, TOMO_NAME
+from napari_affinity_vae.schema import AXES, COORDINATE_BINNING, TOMO_NAME
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
 
@@ -102,11 +103,13 @@ def read_named(
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
         voxels = np.where(moved[:, None], shift / sizes.to_numpy()[:, None], 0.0)
         given = None if binning == 1 else 1 / binning
+        optics = blocks.get("optics")
         if fractional(particles, block):  # WarpTools: of each one's tomogram's size
             scale, binned = _tomogram_sizes(entries, block[TOMO_COLUMN]), 1.0
         else:
-            scale = pixel_scale(particles, blocks.get("optics"), block, sizes.to_numpy(), given)
-            scale, binned = np.reshape(scale, (-1, 1)), binning
+            scale = pixel_scale(particles, optics, block, sizes.to_numpy(), given)
+            scale = np.reshape(scale, (-1, 1))
+            binned = 1.0 if gives_pixel_size(particles, optics, block) else binning
         coords = pd.DataFrame((xyz * scale - voxels)[:, ::-1], columns=list(AXES))
     else:  # Angstrom: no binning
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
@@ -163,7 +166,7 @@ def _with_coordinates(
 ) -> Project:
     """The tomograms ``entries`` with the particles of their coordinate ``files`` (with
     ``own``, of a file matched by name that holds several tomograms, the tomogram's own)."""
-    tables = []
+    tables, binned = [], 1.0
     for name, path in files.items():
         tomogram = entries[name]
         several = own and tomo_name is None and len(tomogram_names(path)) > 1
@@ -174,7 +177,8 @@ def _with_coordinates(
             pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
             tomo_name=name if several else tomo_name,
         )
+        binned = table.attrs.get(COORDINATE_BINNING, binned)  # only where pixels took it
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
     particles = pd.concat(tables, ignore_index=True) if tables else empty
-    return Project(entries, particles, sources, binning=binning)
+    return Project(entries, particles, sources, binning=binned)
