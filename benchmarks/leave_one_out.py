@@ -6,7 +6,9 @@ settings) and a beta-VAE (the same without the affinity term and the pose channe
 the other eight, and the left-out class's particles, from a tomogram of another seed, are
 embedded. A particle lands nearest the training class whose mean latent direction is closest to
 its own (cosine); the figure is the share of particles landing on the class most similar by
-affinity, and whether the class's mean lands there.
+affinity, and whether the class's mean lands there. Two other readings of "nearest" are kept
+beside it: the nearest class centroid (Euclidean) and the majority of the 10 nearest training
+particles (cosine).
 
 Resumable: every finished (class, method) is written to OUT as it finishes, with the settings it
 ran with; a later run with the same settings skips it. The simulated sets are kept beside OUT.
@@ -62,6 +64,7 @@ from napari_affinity_vae.simulate.tomogram import Simulation, class_maps
 METHODS = ("affinity-vae", "beta-vae")
 TRAIN_SEED, TEST_SEED = 21, 22
 HOMOLOGUE_VOXEL = 5.0  # Angstrom: the homologues' maps are rendered finer than simulated
+NEIGHBOURS = 10  # the k of the k-nearest-neighbour reading of where a particle lands
 
 
 def main() -> None:
@@ -153,11 +156,26 @@ def leave_out(
     similar = max(kept, key=lambda c: full[train_set.classes.index(c)])
     mean_lands = kept[int(np.argmax(_unit(centres) @ _unit(_unit(unseen).mean(axis=0))))]
     shares = {c: float(np.mean(landed == c)) for c in kept}
+    centroids = np.stack([known[data.labels == i].mean(axis=0) for i in range(len(kept))])
+    distances = np.linalg.norm(unseen[:, None] - centroids[None], axis=-1)
+    nearest = np.argsort(-(_unit(unseen) @ _unit(known).T), axis=1)[:, :NEIGHBOURS]
+    votes = np.apply_along_axis(np.bincount, 1, data.labels[nearest], minlength=len(kept))
+    others = {  # other readings of "nearest": Euclidean centroid, cosine k nearest neighbours
+        "euclidean": np.array(kept)[distances.argmin(axis=1)],
+        f"knn{NEIGHBOURS}": np.array(kept)[votes.argmax(axis=1)],
+    }
     return {
         "most_similar": similar,
         "share_on_most_similar": shares[similar],
         "mean_lands_on": mean_lands,
         "shares": shares,
+        "by_metric": {
+            name: {
+                "share_on_most_similar": float(np.mean(where == similar)),
+                "most_land_on": str(max(kept, key=lambda c: np.sum(where == c))),
+            }
+            for name, where in others.items()
+        },
     }
 
 
@@ -256,6 +274,18 @@ def _summarise(folds: dict, methods: list[str]) -> None:
             f"{method}: the class mean lands on the most similar class for {hits} of "
             f"{len(mine)} classes; {share:.1%} of left-out particles on average"
         )
+        metrics = set.intersection(*(set(f.get("by_metric", {})) for f in mine.values()))
+        for metric in sorted(metrics):
+            readings = [f["by_metric"][metric] for f in mine.values()]
+            most = sum(
+                r["most_land_on"] == f["most_similar"]
+                for r, f in zip(readings, mine.values(), strict=True)
+            )
+            share = np.mean([r["share_on_most_similar"] for r in readings])
+            print(
+                f"  by {metric}: most particles land on the most similar class for {most} of "
+                f"{len(mine)} classes; {share:.1%} of left-out particles on average"
+            )
 
 
 if __name__ == "__main__":
