@@ -382,3 +382,17 @@ def test_embed_keeps_a_dynamo_tables_own_columns(tmp_path):
     np.testing.assert_allclose(table[:, kept], rows[:, kept], atol=1e-4)
     assert set(table[:, 21]) == {0, 1}  # the class column holds the clusters found
     np.testing.assert_allclose(table[:, 23] + table[:, 3], [30.5, 20], atol=1e-4)  # position
+
+
+def test_embed_with_a_binning_writes_warptools_fractions_back_in_tomogram_pixels(tmp_path):
+    """--binning scales pixel coordinates; WarpTools' fractions take none, read or written."""
+    rng = np.random.default_rng(0)
+    tomogram = write_mrc(tmp_path / "t.mrc", rng.normal(size=(32, 64, 64)).astype(np.float32))
+    warp = tmp_path / "t_flipx.star"
+    fractions = {"rlnCoordinateX": [0.5, 0.25], "rlnCoordinateY": [0.5, 0.5]}
+    starfile.write({"particles": pd.DataFrame(fractions | {"rlnCoordinateZ": [0.5, 0.5]})}, warp)
+    out = tmp_path / "embedded.star"
+    args = ["embed", str(tomogram), str(warp), "--out", str(out), "--pca", "--binning", "4"]
+    assert main(args) == 0
+    written = starfile.read(out)
+    assert written["rlnCoordinateX"].tolist() == [32.0, 16.0]  # of 64 voxels, not 4 x that
