@@ -488,7 +488,7 @@ def test_a_binned_project_exports_and_saves_in_the_pixels_it_was_read_in(
 
 
 def test_points_added_moved_and_removed_by_hand_are_the_projects(
-    opened, qtbot, tmp_path, project_folder
+    opened, qtbot, tmp_path, project_folder, notifications
 ):
     """In a project's layer a point added, dragged or deleted changes the project: its counts,
     its export, its next embedding; the other particles keep their places in the scatter."""
@@ -509,15 +509,20 @@ def test_points_added_moved_and_removed_by_hand_are_the_projects(
     np.testing.assert_allclose(session.embedding[kept], before)
     assert widgets["Embed"].status.value.startswith("21 of 22 particles")
     points.selected_data = {0}
+    session.select([2, 15])  # chosen in the scatter, and kept through the edits below
     points._set_drag_start({0}, points.data[0])  # as napari's drag: pressed on the point,
     target = [points.data[0][0], 22.0, 32.0]  # in the plane shown
     points._move({0}, target)  # released here
     moved = session.rows_of("TS_01")[0]
     assert session.particles.loc[moved, ["z", "y", "x"]].tolist() == target
     assert np.isnan(session.embedding[moved]).all()
-    points.selected_data = {1}
-    points.remove_selected()  # as the Delete key removes it
+    assert session.selection.tolist() == [2, 15]
+    points.remove([1])  # as the Delete key removes the points selected
     assert _column(widgets["Project"], "particles") == [7, 7, 7] and len(points.data) == 7
+    assert session.selection.tolist() == [1, 14]  # the same particles, a row earlier
+    points.add(np.array([[10.0, 20.0, 999.0]]))  # beyond the tomogram's edge: undone
+    assert len(points.data) == 7 and len(session.particles) == 21
+    assert "This edit was undone: a particle must lie inside TS_01" in notifications[-1].message
     export = widgets["Export"]
     export.what.value, export.format.value = ALL, "RELION 5 STAR"
     type_into(qtbot, export.file, str(tmp_path / "edited.star"))
@@ -554,3 +559,12 @@ def test_a_second_project_saves_in_its_own_pixels_not_the_firsts(
     viewer.layers.selection = {points}
     viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
     assert starfile.read(tmp_path / "saved.star")["rlnCoordinateX"].tolist() == [8.0]
+
+
+def test_a_point_added_with_its_tomogram_closed_is_undone(opened, notifications):
+    viewer, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    viewer.layers.remove(_project_images(viewer)[0])  # TS_01 closed, its points still there
+    points.add(np.array([[10.0, 20.0, 30.0]]))
+    assert len(points.data) == 7 and len(session.particles) == 21
+    assert "show TS_01 in the Project dock" in notifications[-1].message

@@ -489,7 +489,7 @@ def test_a_folder_s_coordinate_file_of_several_tomograms_gives_each_its_own(tmp_
 def test_a_particle_added_by_hand_to_an_empty_tomogram_of_an_embedded_project():
     """A tomogram without particles takes one added by hand: its name, no other particle's
     class or angles, not embedded (cluster -1, no latent), the others' results kept."""
-    from napari_affinity_vae.operations.hand_edits import added, removed
+    from napari_affinity_vae.operations.hand_edits import added, kept_rows, removed
 
     table = pd.DataFrame(
         {
@@ -499,6 +499,8 @@ def test_a_particle_added_by_hand_to_an_empty_tomogram_of_an_embedded_project():
             TOMO_NAME: ["TS_01", "TS_01"],
             "rlnClassNumber": [3, 3],
             "rot": [10.0, 10.0],
+            "rlnOpticsGroup": [1, 1],
+            "copick_user": ["curator", "curator"],
             "latent_0": [0.5, 0.7],
             "cluster": [0, 0],
             "cluster_centre": [True, False],
@@ -508,6 +510,11 @@ def test_a_particle_added_by_hand_to_an_empty_tomogram_of_an_embedded_project():
     new = grown.iloc[2]
     assert new[TOMO_NAME] == "TS_02" and new[["z", "y", "x"]].tolist() == [5.0, 6.0, 7.0]
     assert np.isnan(new["rlnClassNumber"]) and np.isnan(new["rot"]) and np.isnan(new["latent_0"])
+    assert pd.isna(new["copick_user"])  # not picked by the curator
+    # the project's one optics group, as an integer RELION reads (not 1.000000)
+    assert grown["rlnOpticsGroup"].tolist() == [1, 1, 1]
+    assert grown["rlnOpticsGroup"].dtype == np.int64
     assert grown["cluster"].tolist() == [0, 0, -1] and grown["cluster"].dtype == np.int64
     assert grown["cluster_centre"].tolist() == [True, False, False]
     assert removed(grown, np.array([0]))["latent_0"].tolist()[0] == 0.7
+    assert kept_rows(np.array([0, 2, 5, 7]), np.array([2, 4])).tolist() == [0, 3, 5]

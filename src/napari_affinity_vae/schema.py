@@ -30,9 +30,17 @@ MODEL_ANGLES = (MODEL_ROT, MODEL_TILT, MODEL_PSI)  # the model's estimate of the
 # a training box's particle offset from the box's centre voxel (voxels; simulated sets)
 SHIFTS = ("shift_z", "shift_y", "shift_x")
 
+# a copick pick's object, and who picked it in which session
+COPICK_OBJECT, COPICK_USER, COPICK_SESSION = "copick_object", "copick_user", "copick_session"
+SELECTED = "selected"  # True for the particles of an exported selection
+
 # what a particle is or was found as, never passed on to another (a point added by hand)
 RELION_CLASS = "rlnClassNumber"  # the class a RELION classification put it in
-OWN_COLUMNS = (LABEL, CLASS_NAME, RELION_CLASS, TEMPLATE, SCORE, *ANGLES, *MODEL_ANGLES, *SHIFTS)
+OWN_COLUMNS = (
+    *(LABEL, CLASS_NAME, RELION_CLASS, TEMPLATE, SCORE, SELECTED),
+    *(COPICK_OBJECT, COPICK_USER, COPICK_SESSION),
+    *(*ANGLES, *MODEL_ANGLES, *SHIFTS),
+)
 # where a particle was imaged, passed on to a point added by hand beside even one other
 OPTICS_GROUP = "rlnOpticsGroup"  # RELION's, for the pixel size and CTF of its data_optics row
 SETTING_COLUMNS = (TOMO_NAME, OPTICS_GROUP)
@@ -48,7 +56,6 @@ EMBEDDING_X, EMBEDDING_Y = "embedding_x", "embedding_y"
 EMBEDDING = (EMBEDDING_X, EMBEDDING_Y)  # the 2D projection of the latents
 CLUSTER = "cluster"
 CLUSTER_CENTRE = "cluster_centre"  # True for the particle a cluster's centre snapped to
-SELECTED = "selected"  # True for the particles of an exported selection
 
 # A particle table's attrs (and its layer's metadata): a STAR file's blocks other than the
 # particles' (optics, general), as plain data, written again before the particles it read.

@@ -1,6 +1,6 @@
 """A project's particle table after points are added, moved or removed by hand in the viewer:
 an added or moved particle is not embedded until the project is embedded again (no latent, no
-place in the scatter, cluster -1), and every other particle keeps its place."""
+place in the scatter, cluster -1), and every other particle keeps its place and selection."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from napari_affinity_vae.schema import (
     AXES,
     CLUSTER,
     CLUSTER_CENTRE,
+    SETTING_COLUMNS,
     TOMO_NAME,
     TOMOGRAM_MISSING,
     derived_columns,
@@ -21,17 +22,22 @@ from napari_affinity_vae.schema import (
 def added(table: pd.DataFrame, own: np.ndarray, positions: np.ndarray, name: str) -> pd.DataFrame:
     """``table`` with particles at ``positions`` (z, y, x voxels) of tomogram ``name``, whose
     rows are ``own``, appended: each with what its tomogram's other particles share (as a point
-    added by hand beside them has) and nothing of another particle's."""
+    added by hand beside them has; of a tomogram without any, the setting every particle of the
+    project shares, such as its one optics group) and nothing of another particle's."""
     features = table.iloc[own].drop(columns=list(AXES)).reset_index(drop=True)
     blank = features.iloc[:0].reindex(range(len(positions)))
     made = hand_picked(pd.concat([features, blank], ignore_index=True), len(own) + blank.index)
     new = made.iloc[len(own) :].reset_index(drop=True)
+    for column in SETTING_COLUMNS if not len(own) else ():
+        values = table[column].dropna().unique() if column in table else []
+        if len(values) == 1:
+            new[column] = values[0]
     new[TOMO_NAME] = name
     if TOMOGRAM_MISSING in table:
         new[TOMOGRAM_MISSING] = False
     new[list(AXES)] = np.asarray(positions, dtype=float).reshape(-1, 3)
     grown = pd.concat([table, new[table.columns]], ignore_index=True)
-    return not_embedded(grown, np.arange(len(table), len(grown)))
+    return _as_before(not_embedded(grown, np.arange(len(table), len(grown))), table)
 
 
 def moved(table: pd.DataFrame, rows: np.ndarray, positions: np.ndarray) -> pd.DataFrame:
@@ -46,6 +52,13 @@ def removed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return table.drop(index=table.index[rows]).reset_index(drop=True)
 
 
+def kept_rows(rows: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """Where table ``rows`` are once the rows ``gone`` are removed (those gone are dropped)."""
+    rows, gone = np.asarray(rows, dtype=np.int64), np.unique(np.asarray(gone, dtype=np.int64))
+    rows = rows[~np.isin(rows, gone)]
+    return rows - np.searchsorted(gone, rows)
+
+
 def not_embedded(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     """``table`` with the derived values of ``rows`` those of a particle not embedded."""
     mask = np.zeros(len(table), dtype=bool)
@@ -53,9 +66,19 @@ def not_embedded(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     table = table.copy()
     for column in derived_columns(table):
         if column == CLUSTER:
-            table[column] = table[column].where(~mask, -1).astype(np.int64)
+            table[column] = table[column].where(~mask, -1).fillna(-1).astype(np.int64)
         elif column == CLUSTER_CENTRE:
-            table[column] = table[column].where(~mask, False).astype(bool)
+            table[column] = table[column].where(~mask, False).fillna(False).astype(bool)
         else:
             table[column] = table[column].mask(mask)
+    return table
+
+
+def _as_before(table: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """``table``'s integer and boolean columns in ``before``'s dtypes where no row lacks a
+    value (the new rows made them floats or objects: RELION would read 1.000000 as a group)."""
+    for column, dtype in before.dtypes.items():
+        whole = pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        if whole and table[column].dtype != dtype and table[column].notna().all():
+            table[column] = table[column].astype(dtype)
     return table

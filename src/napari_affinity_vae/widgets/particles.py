@@ -29,6 +29,7 @@ from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.star import plain_blocks
 from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.layers import (
     PLACED_KEY,
     hand_picked,
@@ -537,17 +538,35 @@ class ParticlesWidget(Container):
 
     def _edit_project(self, action: str, rows: np.ndarray, indices: np.ndarray) -> None:
         """Points of a project's layer added, moved or removed by hand: so are the project's
-        particles; those added or moved wait for the next embedding, the others keep theirs."""
+        particles; those added or moved wait for the next embedding, the others keep theirs
+        (and stay selected). An edit that cannot be the project's is undone, saying why."""
         layer, table = self._watched, self.session.particles
+        name, tomogram = layer.metadata["tomo_name"], self.session.tomogram
+        change = {"added": len(indices), "removed": -len(indices)}.get(action, 0)
+        problem = None
+        if tomogram is None or tomogram.name != name:
+            problem = f"show {name} in the Project dock to edit its particles"
+        elif len(layer.data) != len(rows) + change:  # not a hand edit (points set by code)
+            problem = "only points added, moved or deleted by hand change a project"
+        elif action != "removed" and outside_rows(layer.data[indices], tomogram.shape).any():
+            shape = " x ".join(map(str, tomogram.shape))
+            problem = f"a particle must lie inside {name} ({shape} voxels)"
+        if problem:
+            show_info(f"This edit was undone: {problem}")
+            with layer.events.data.blocker(self._edited):
+                layer.data = np.array(table.iloc[rows][list(AXES)], dtype=float)
+            return
+        selection = self.session.selection
         if action == "removed":
             table = hand_edits.removed(table, rows[indices])
+            selection = hand_edits.kept_rows(selection, rows[indices])
         elif action == "changed":
             table = hand_edits.moved(table, rows[indices], layer.data[indices])
         else:
-            name = layer.metadata["tomo_name"]
             table = hand_edits.added(table, rows, layer.data[indices], name)
         self.session.project.set_particles(table.drop(columns=derived_columns(table)))
         self.session.set_particles(table)
+        self.session.select(selection)
         self._show_project_particles()
         if action != "removed" and self.session.latent is not None:
             show_info(

@@ -28,10 +28,16 @@ from napari_affinity_vae.io.projects.project import (
     pick_set_label,
     read_shape,
 )
-from napari_affinity_vae.schema import ANGLES, AXES, TOMO_NAME
+from napari_affinity_vae.schema import (
+    ANGLES,
+    AXES,
+    COPICK_OBJECT,
+    COPICK_SESSION,
+    COPICK_USER,
+    TOMO_NAME,
+)
 from napari_affinity_vae.text import count
 
-COPICK_OBJECT, COPICK_USER, COPICK_SESSION = "copick_object", "copick_user", "copick_session"
 DEFAULT_USER = "avae"
 PREFERRED_TYPES = ("wbp", "denoised")  # the tomogram type shown when none is chosen
 
