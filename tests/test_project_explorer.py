@@ -568,3 +568,25 @@ def test_a_point_added_with_its_tomogram_closed_is_undone(opened, notifications)
     points.add(np.array([[10.0, 20.0, 30.0]]))
     assert len(points.data) == 7 and len(session.particles) == 21
     assert "show TS_01 in the Project dock" in notifications[-1].message
+
+
+def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):
+    from qtpy.QtWidgets import QMessageBox
+
+    from test_clicks import answer_next_dialog
+
+    _, widgets, session = opened
+    widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
+    assert len(session.particles) == 22
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, widgets["Project"].open_button)
+    assert asked and "added, moved or deleted by hand" in asked[0]
+    assert len(session.particles) == 22  # kept
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, widgets["Project"].open_button)
+    assert len(session.particles) == 21 and not session.project.edited  # opened anew
+    widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, widgets["Particles"].hand_button)  # picking by hand beside it leaves it
+    assert asked and "leaves the project and discards its hand edits" in asked[0]
+    assert session.project is not None and len(session.particles) == 22

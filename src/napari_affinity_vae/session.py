@@ -135,6 +135,13 @@ class Session:
         else:
             self.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
 
+    def project_losses(self) -> list[str]:
+        """What leaving the open project would discard: "its embedding", "its hand edits"."""
+        if self.project is None:
+            return []
+        lost = {"its embedding": self.latent is not None, "its hand edits": self.project.edited}
+        return [what for what, kept in lost.items() if kept]
+
     def request_tomogram(self, name: str) -> None:
         """Ask for the project's tomogram ``name`` to be shown (the Project dock opens it)."""
         if self.tomogram is None or self.tomogram.name != name:

@@ -565,6 +565,7 @@ class ParticlesWidget(Container):
         else:
             table = hand_edits.added(table, rows, layer.data[indices], name)
         self.session.project.set_particles(table.drop(columns=derived_columns(table)))
+        self.session.project.edited = True
         self.session.set_particles(table)
         self.session.select(selection)
         self._show_project_particles()
@@ -609,11 +610,12 @@ class ParticlesWidget(Container):
         show_info(f"{why}: the project was left{lost} (open it again in the Project dock)")
 
     def _stays_in_project(self, doing: str) -> bool:
-        """Whether the user would rather keep the open project's embedding than go on ``doing``
-        something that leaves the project (asked only when there is an embedding to lose)."""
-        if self.session.project is None or self.session.latent is None:
+        """Whether the user would rather keep the open project's embedding and hand edits than
+        go on ``doing`` something that leaves the project (asked only when there are some)."""
+        lost = self.session.project_losses()
+        if not lost:
             return False
-        question = f"{doing} leaves the project and discards its embedding. Go on?"
+        question = f"{doing} leaves the project and discards {' and '.join(lost)}. Go on?"
         return not confirm(self.native, "Leave the project?", question)
 
     def _copy_results(self) -> None:

@@ -17,7 +17,7 @@ from napari_affinity_vae.io.projects.project import pick_set_label
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
-from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
+from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
 from napari_affinity_vae.widgets.viewer_session import session_for
 
@@ -105,6 +105,14 @@ class ProjectWidget(Container):
             folder = str(self.folder.value)
             if folder not in ("", "."):
                 paths.append(Path(folder))
+        open_one = self.session.project
+        if open_one is not None and open_one.edited:
+            question = (
+                "Opening a project discards the points added, moved or deleted by hand in the "
+                "open one (export them to keep them). Go on?"
+            )
+            if not confirm(self.native, "Discard the hand edits?", question):
+                return None
         with errors_as_notifications("Opening the project"):
             if not paths:
                 raise AffinityVAEError("Choose the project's files first")

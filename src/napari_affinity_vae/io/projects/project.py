@@ -85,6 +85,7 @@ class Project:
     notes: list[str] = field(default_factory=list)
     pick_sets: dict[tuple[str, str, str], int] = field(default_factory=dict)
     binning: float = 1.0
+    edited: bool = False  # points added, moved or removed by hand since it was opened
 
     def __post_init__(self) -> None:
         self.set_particles(self.particles)
