@@ -571,7 +571,8 @@ class ParticlesWidget(Container):
         self._show_project_particles()
         if action != "removed" and self.session.latent is not None:
             show_info(
-                f"{text.count(len(indices), 'particle')} {action} by hand: not in the scatter "
+                f"{text.count(len(indices), 'particle')} "
+                f"{'moved' if action == 'changed' else action} by hand: not in the scatter "
                 "until the project is embedded again"
             )
 
