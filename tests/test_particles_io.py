@@ -484,3 +484,17 @@ def test_particles_placed_from_angstrom_say_where_those_count_from(tmp_path):
     )
     origin = read_particles(centred, voxel_size=10.0, tomogram_shape=(10, 20, 30)).attrs
     assert origin[ANGSTROM_ORIGIN] == (5.0, 10.0, 15.0)
+
+
+def test_relion_integer_labels_are_written_as_integers_beside_a_hand_pick(tmp_path):
+    """A hand pick has no half set: the others' stay integers RELION reads (1, not 1.000000),
+    the pick's is missing; a real number stays one."""
+    particles = pd.DataFrame({"z": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0], "x": [1.0, 2.0, 3.0]})
+    particles["rlnRandomSubset"] = [1.0, 2.0, np.nan]
+    particles["rlnAutopickFigureOfMerit"] = [3.0, 4.0, np.nan]
+    lines = write_particles(particles, tmp_path / "picks.star").read_text().splitlines()
+    labels = [line.split()[0] for line in lines if line.startswith("_rln")]
+    rows = [line.split() for line in lines if line[:1].isdigit() or line.startswith("nan")]
+    column = {name: [row[i] for row in rows] for i, name in enumerate(labels)}
+    assert column["_rlnRandomSubset"] == ["1", "2", "nan"]
+    assert column["_rlnAutopickFigureOfMerit"] == ["3.000000", "4.000000", "nan"]

@@ -590,3 +590,21 @@ def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):
     click(qtbot, widgets["Particles"].hand_button)  # picking by hand beside it leaves it
     assert asked and "leaves the project and discards its hand edits" in asked[0]
     assert session.project is not None and len(session.particles) == 22
+
+
+def test_class_centres_refuse_a_class_of_particles_added_since_the_embedding(
+    opened, qtbot, notifications
+):
+    """A class made only of points added by hand has no latent to decode: one sentence says
+    so, rather than a matrix of NaN that training then diverges on."""
+    _, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0], [12.0, 22.0, 32.0]]))
+    session.set_labels([1, 2, 3], "alpha")
+    session.set_labels([21, 22], "beta")  # the two added by hand
+    train = widgets["Train"]
+    train.labels_from.value = "label"
+    click(qtbot, train.centres_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert any("No particle of beta is embedded" in m for m in messages(notifications))
+    assert train.affinity.matrix().notna().all(axis=None)

@@ -49,6 +49,16 @@ MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
 CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
 MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
+# RELION's integer labels, written as integers even where a hand pick lacks a value
+INTEGER_COLUMNS = (
+    "rlnClassNumber",
+    "rlnRandomSubset",
+    "rlnGroupNumber",
+    "rlnOpticsGroup",
+    "rlnHelicalTubeID",
+    "rlnTomoParticleId",
+    "rlnTomoManifoldIndex",
+)
 
 
 def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.DataFrame:
@@ -127,6 +137,10 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
     others = particles[extras].reset_index(drop=True)
     frames = [c for c in SUBTOMOGRAM_ANGLES if c in others]
     others[frames] = others[frames].fillna(0.0)  # no subtomogram frame: the tomogram's
+    for column in [c for c in INTEGER_COLUMNS if c in others]:  # 1, not 1.000000
+        values = pd.to_numeric(others[column], errors="coerce")
+        if values.notna().any() and (values.dropna() % 1 == 0).all():
+            others[column] = values.astype("Int64")  # a particle without one (a hand pick): nan
     return pd.concat([pd.DataFrame(columns), others], axis=1)
 
 

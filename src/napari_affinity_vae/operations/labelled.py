@@ -115,7 +115,16 @@ def centre_affinity(
     if not columns or particles[columns].isna().all(axis=None):
         raise AffinityVAEError("Embed the particles first: the class centres are their latents")
     names = particles[label_column].astype(str).str.strip()
-    means = np.stack([particles.loc[names == c, columns].mean().to_numpy() for c in classes])
+    placed = particles[columns].notna().all(axis=1)  # not those added or moved since
+    unplaced = [c for c in classes if not (placed & (names == c)).any()]
+    if unplaced:
+        raise AffinityVAEError(
+            f"No particle of {', '.join(unplaced)} is embedded (added or moved by hand since "
+            "the last embedding?): embed again, or label embedded particles"
+        )
+    means = np.stack(
+        [particles.loc[placed & (names == c), columns].mean().to_numpy() for c in classes]
+    )
     volumes = decode(model, means, np.zeros((len(classes), 0)))
     raw = yield from correlation_steps(list(volumes))
     return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)
