@@ -497,8 +497,14 @@ def test_points_added_moved_and_removed_by_hand_are_the_projects(
     _, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)
     before = session.embedding.copy()
+    scatter, decode = widgets["Latent scatter"], widgets["Decode"]
+    scatter.density.value = True  # the views as the user left them stay so
+    scatter.view.camera.rect = (0.0, 0.0, 1.0, 1.0)
+    decode.sliders[0].value = decode.sliders[0].max
     points = widgets["Particles"].particles_layer
     points.add(np.array([[10.0, 20.0, 30.0]]))  # as a click on the plane adds it
+    assert scatter.density.value and tuple(scatter.view.camera.rect.size) == (1.0, 1.0)
+    assert decode.sliders[0].value == decode.sliders[0].max
     assert _column(widgets["Project"], "particles") == [8, 7, 7]
     assert len(session.particles) == 22 and len(points.data) == 8
     added = session.rows_of("TS_01")[-1]

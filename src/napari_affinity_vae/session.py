@@ -66,6 +66,7 @@ class Session:
         self.tomogram: Tomogram | None = None
         self.project: Project | None = None
         self.particles = pd.DataFrame(columns=list(AXES), dtype=float)
+        self.by_hand = False  # the last new table was an edit by hand (see set_particles)
         self.version = 0
         self.selection = np.zeros(0, dtype=np.int64)
         self._rows_by_tomogram: tuple[int, dict[str, np.ndarray]] = (-1, {})
@@ -151,8 +152,11 @@ class Session:
         self.model, self.card = model, card
         self.model_changed.emit()
 
-    def set_particles(self, particles: pd.DataFrame) -> int:
-        """A new particle table (row order is the new identity); returns the new version."""
+    def set_particles(self, particles: pd.DataFrame, by_hand: bool = False) -> int:
+        """A new particle table (row order is the new identity); returns the new version.
+        ``by_hand``: the same table with points added, moved or removed by hand, whose views
+        (the scatter's zoom and density, the Decode sliders) stay as the user left them."""
+        self.by_hand = by_hand
         self.particles = particles.reset_index(drop=True)
         self.version += 1
         self.selection = np.zeros(0, dtype=np.int64)

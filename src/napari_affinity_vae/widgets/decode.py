@@ -358,9 +358,11 @@ class DecodeWidget(Container):
         self._clear_fit()
 
     def _particles_changed(self) -> None:
-        """New particles: the decode anchor (a row of the old table) no longer means anything."""
+        """New particles: the decode anchor (a row of the old table) no longer means anything;
+        the sliders stay where they were after an edit by hand (the latents are the same)."""
         self._anchor = None
-        self._build_sliders()
+        if not self.session.by_hand:
+            self._build_sliders()
         self._list_columns()
 
     def _clear_explanation(self) -> None:

@@ -566,7 +566,7 @@ class ParticlesWidget(Container):
             table = hand_edits.added(table, rows, layer.data[indices], name)
         self.session.project.set_particles(table.drop(columns=derived_columns(table)))
         self.session.project.edited = True
-        self.session.set_particles(table)
+        self.session.set_particles(table, by_hand=True)
         self.session.select(selection)
         self._show_project_particles()
         if action != "removed" and self.session.latent is not None:

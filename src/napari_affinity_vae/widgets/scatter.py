@@ -233,9 +233,10 @@ class LatentScatterWidget(QWidget):
             self._show_selection(None)
             return
         self.index = PlaneIndex(xy)
-        with self.density.changed.blocked():
-            self.density.value = len(xy) > DENSITY_ABOVE
-        self.plot.show_points(xy)
+        if not self.session.by_hand:  # a point edited by hand keeps the view as it was
+            with self.density.changed.blocked():
+                self.density.value = len(xy) > DENSITY_ABOVE
+        self.plot.show_points(xy, fit=not self.session.by_hand)
         self._recolour()
         self.summary.value = count(len(xy), "particle")
         self._show_density(self.density.value)

@@ -46,15 +46,16 @@ class ScatterCanvas:
         return float(self.view.camera.rect.width) / max(1, self.canvas.size[0])
 
     # -- drawing --------------------------------------------------------------------------------
-    def show_points(self, xy: np.ndarray) -> None:
-        """New points: the view fits them and the density image is computed (a few points per
-        bin, so that few points are seen as well as a million)."""
+    def show_points(self, xy: np.ndarray, fit: bool = True) -> None:
+        """New points: the view fits them (with ``fit``) and the density image is computed (a
+        few points per bin, so that few points are seen as well as a million)."""
         xy, _ = _placed(xy)
         if not len(xy):
             return
         low, high = xy.min(axis=0), xy.max(axis=0)
         span = np.where(high > low, high - low, 1.0)
-        self.view.camera.rect = (*(low - 0.05 * span), *(1.1 * span))
+        if fit:
+            self.view.camera.rect = (*(low - 0.05 * span), *(1.1 * span))
         self.dim.center = tuple((low + high) / 2)
         self.dim.width, self.dim.height = span * 100
         bins = int(np.clip(np.sqrt(len(xy)) / 2, 8, DENSITY_BINS))
