@@ -191,3 +191,12 @@ def test_a_fit_over_the_selection_uses_only_the_selected_particles():
         fit_particle_column(table, "score", np.arange(3))
     with pytest.raises(AnalysisError, match="run the embedding first"):
         fit_particle_column(table.drop(columns=[f"latent_{i}" for i in range(4)]), "score")
+
+
+def test_a_selection_of_particles_not_embedded_says_so():
+    """Points added by hand since the embedding have no latent: explaining only them says they
+    are not embedded, not that none is selected."""
+    latent = np.random.default_rng(0).normal(size=(10, 4))
+    latent[8:] = np.nan
+    with pytest.raises(AnalysisError, match="None of the 2 selected particles is embedded"):
+        explain_selection(latent, [8, 9])

@@ -169,6 +169,11 @@ def explain_selection(
     selected = np.zeros(len(latent), dtype=bool)
     selected[np.asarray(rows, dtype=np.int64)] = True
     embedded = np.isfinite(latent).all(axis=1)  # particles of a tomogram not embedded: left out
+    if selected.any() and not (selected & embedded).any():
+        raise AnalysisError(
+            f"None of the {int(selected.sum())} selected particles is embedded (added or moved "
+            "by hand since the embedding, or of a tomogram not embedded): embed again"
+        )
     latent, selected = latent[embedded], selected[embedded]
     _check_sides(selected)
     scaled, means, sds = standardise(latent)
