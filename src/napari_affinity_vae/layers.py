@@ -101,10 +101,12 @@ def moved_with_voxel_size(layer: Any, ratio: float) -> tuple[np.ndarray, int]:
     origin = np.asarray(layer.metadata[ANGSTROM_ORIGIN], dtype=float)
     placed = np.asarray(layer.metadata[PLACED_KEY], dtype=float)
     moved = origin + (placed - origin) * ratio
-    where = {tuple(p): i for i, p in enumerate(placed)}
     data = np.array(layer.data, dtype=float)
-    sources = np.array([where.get(tuple(p), -1) for p in data], dtype=np.int64)
-    from_file = sources >= 0
+    placements = pd.MultiIndex.from_arrays(placed.T)  # matched as whole rows, not per point
+    first = np.flatnonzero(~placements.duplicated())
+    found = placements[first].get_indexer(pd.MultiIndex.from_arrays(data.T))
+    from_file = found >= 0
+    sources = first[found]
     data[from_file] = moved[sources[from_file]]
     layer.metadata[PLACED_KEY] = moved
     return data, int((~from_file).sum())

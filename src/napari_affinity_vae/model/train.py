@@ -181,8 +181,9 @@ def training_epochs(
             row |= {f"val_{k}": v for k, v in _named(val, scale).items()}
         _check_finite(row)
         rows.append(row)
-        improved = score(row, config) < best
-        best, stale = (score(row, config), 0) if improved else (best, stale + 1)
+        this = score(row, config)
+        improved = this < best
+        best, stale = (this, 0) if improved else (best, stale + 1)
         yield Epoch(row, rows, model, improved)
         if config.patience and stale >= config.patience:
             break

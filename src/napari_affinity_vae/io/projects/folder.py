@@ -29,7 +29,7 @@ from napari_affinity_vae.io.star import (
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
-from napari_affinity_vae.schema import AXES, COORDINATE_BINNING, TOMO_NAME
+from napari_affinity_vae.schema import AXES, COORDINATE_BINNING, TOMO_NAME, tomogram_codes
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
 
@@ -123,7 +123,8 @@ def _tomogram_sizes(entries: dict[str, TomogramEntry], names: pd.Series) -> np.n
     """Each particle's tomogram's size (x, y, z voxels; 1 where it was not found, so that its
     coordinates stay as they are)."""
     sizes = {n: e.shape[::-1] for n, e in entries.items() if e.shape is not None}
-    return np.array([sizes.get(n, (1, 1, 1)) for n in names.astype(str)], dtype=float)
+    codes, distinct = tomogram_codes(names)  # looked up once per tomogram, not per particle
+    return np.array([sizes.get(n, (1, 1, 1)) for n in distinct], dtype=float).reshape(-1, 3)[codes]
 
 
 def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:
