@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import starfile
 from napari.layers import Image
+from qtpy.QtCore import Qt
 
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.projects import open_project
@@ -369,12 +370,56 @@ def test_a_voxel_size_corrected_in_the_tomogram_dock_is_the_projects(opened, qtb
     _embed_by_clicks(qtbot, widgets, session)
     widgets["Tomogram"].voxel_size.value = 12.0  # the user corrects TS_01's header
     assert session.latent is None and session.clusters is None  # of boxes cut at 10 A
-    assert "TS_01's boxes were cut at its old voxel size" in messages(notifications)[-1]
+    assert any("TS_01's boxes were cut at its old voxel size" in m for m in messages(notifications))
     assert session.project.tomograms["TS_01"].voxel_size == 12.0
     assert session.project.open("TS_01").voxel_size == 12.0  # what its embedding opens
     assert session.project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)
     points = widgets["Particles"].particles_layer
     assert tuple(points.scale) == (12.0, 12.0, 12.0)  # the particles follow it
+
+
+def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size(
+    opened, qtbot, tmp_path, project_folder, notifications
+):
+    """RELION 5 gives Ångström from each tomogram's centre: corrected from 10 to 12 Å, TS_01's
+    particles move to where those Ångström now lie (a point added by hand stays), the other
+    tomograms' stay, and the export gives the file's own Ångström back."""
+    from napari_affinity_vae.widgets.export import ALL
+
+    _, widgets, session = opened
+    before = session.particles[list(AXES)].to_numpy(dtype=float)
+    points = widgets["Particles"].particles_layer
+    points.add(np.array([[10.0, 20.0, 30.0]]))  # a hand pick, in the table's last row
+    voxel = widgets["Tomogram"].voxel_size
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "12")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    centre = np.array(session.project.tomograms["TS_01"].shape) / 2
+    ts01 = session.rows_of("TS_01")
+    after = session.particles[list(AXES)].to_numpy(dtype=float)
+    np.testing.assert_allclose(after[ts01[:-1]], centre + (before[ts01[:-1]] - centre) * 10 / 12)
+    assert after[ts01[-1]].tolist() == [10.0, 20.0, 30.0]
+    np.testing.assert_allclose(points.data, after[ts01])  # what the viewer shows
+    others = np.setdiff1d(np.arange(len(before)), ts01[:-1])
+    np.testing.assert_allclose(after[others[:-1]], before[others[:-1]])
+    assert any(
+        "TS_01" in m
+        and "moved with the voxel size (10 to 12 Å)" in m
+        and "1 point added or moved by hand stayed" in m
+        for m in messages(notifications)
+    )
+    export = widgets["Export"]
+    export.what.value, export.format.value = ALL, "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "out.star"))
+    click(qtbot, export.export_button)
+    columns = [f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]
+    back, original = (
+        next(b for b in starfile.read(path, always_dict=True).values() if columns[0] in b)
+        for path in (tmp_path / "out.star", project_folder / "particles.star")
+    )
+    mine = back[back["rlnTomoName"] == "TS_01"][columns].to_numpy()[:-1]
+    theirs = original[original["rlnTomoName"] == "TS_01"][columns].to_numpy()
+    np.testing.assert_allclose(mine, theirs, atol=1e-3)
 
 
 def test_the_project_docks_voxel_size_opens_tomograms_whose_headers_have_none(

@@ -246,6 +246,47 @@ def test_a_relion4_star_with_a_folder_matches_tomograms_by_name_and_bins(tmp_pat
     assert project.binning == (1 if optics else binning)  # exports follow the optics, if any
 
 
+def test_a_corrected_voxel_size_moves_the_particles_a_file_placed_in_angstrom(tmp_path):
+    """Pixels of a stated size (RELION 4 optics) and RELION 5 centred Ångström are Ångström:
+    at a corrected voxel size their particles move, about the corner or the centre; pixels
+    of no stated size, and another tomogram's particles, stay on their voxels."""
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("TS_01", "TS_02"):
+        write_mrc(folder / f"{name}.mrc", np.zeros((20, 40, 50), np.float32), voxel_size=8.0)
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01", "TS_02"],
+            "rlnCoordinateX": [80.0, 80.0],
+            "rlnCoordinateY": [40.0, 40.0],
+            "rlnCoordinateZ": [20.0, 20.0],
+        }
+    )
+    optics = {"optics": pd.DataFrame({"rlnTomoTiltSeriesPixelSize": [4.0]})}
+    starfile.write(optics | {"particles": particles}, tmp_path / "optics.star")
+    project = open_project([tmp_path / "optics.star", folder])
+    assert project.correct_voxel_size("TS_01", 16.0) == 0  # none stayed
+    np.testing.assert_allclose(project.particles[XYZ], [[20, 10, 5], [40, 20, 10]])
+    assert project.tomograms["TS_01"].voxel_size == 16.0
+    starfile.write({"particles": particles}, tmp_path / "binned.star")
+    binned = open_project([tmp_path / "binned.star", folder], binning=2)
+    assert binned.correct_voxel_size("TS_01", 16.0) is None
+    np.testing.assert_allclose(binned.particles[XYZ], [[40, 20, 10], [40, 20, 10]])
+    centred = pd.DataFrame({"z": [10.0], "y": [30.0], "x": [45.0]})
+    write_particles(
+        centred,
+        folder / "TS_01.star",
+        voxel_size=8.0,
+        tomogram_shape=(20, 40, 50),
+        star_flavour="relion5",
+    )
+    write_particles(centred, folder / "TS_02.csv")
+    own = open_project([folder])
+    assert own.correct_voxel_size("TS_01", 4.0) == 0
+    assert own.correct_voxel_size("TS_02", 4.0) is None
+    np.testing.assert_allclose(own.particles[XYZ], [[65, 40, 10], [45, 30, 10]])  # about x 25, y 20
+
+
 def test_warptools_fractions_with_a_folder_scale_by_each_tomograms_size(tmp_path):
     """WarpTools 2 template matching across tomograms (named by rlnMicrographName): each
     particle's fractions of its own tomogram's size, whatever binning is typed."""

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.colours import CATEGORY_COLOURS, DEFAULT_COLOUR
+from napari_affinity_vae.io.frame import follow_voxel_size
 from napari_affinity_vae.io.tomogram import Tomogram, central_block, contrast_limits
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
@@ -95,21 +96,12 @@ def particles_layer_data(
 
 
 def moved_with_voxel_size(layer: Any, ratio: float) -> tuple[np.ndarray, int]:
-    """A particles layer's points, those still where a file's Angstrom placed them moved
-    ``ratio`` times as far from where the Angstrom count from (old over new voxel size), and
-    how many stayed (added or moved by hand); the placements are updated."""
-    origin = np.asarray(layer.metadata[ANGSTROM_ORIGIN], dtype=float)
-    placed = np.asarray(layer.metadata[PLACED_KEY], dtype=float)
-    moved = origin + (placed - origin) * ratio
-    data = np.array(layer.data, dtype=float)
-    placements = pd.MultiIndex.from_arrays(placed.T)  # matched as whole rows, not per point
-    first = np.flatnonzero(~placements.duplicated())
-    found = placements[first].get_indexer(pd.MultiIndex.from_arrays(data.T))
-    from_file = found >= 0
-    sources = first[found]
-    data[from_file] = moved[sources[from_file]]
-    layer.metadata[PLACED_KEY] = moved
-    return data, int((~from_file).sum())
+    """A particles layer's points after its tomogram's voxel size changed (``ratio``: old over
+    new; see :func:`follow_voxel_size`), and how many stayed; the placements are updated."""
+    data, layer.metadata[PLACED_KEY], stayed = follow_voxel_size(
+        layer.data, layer.metadata[PLACED_KEY], layer.metadata[ANGSTROM_ORIGIN], ratio
+    )
+    return data, stayed
 
 
 def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:

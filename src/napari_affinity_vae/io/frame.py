@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class CoordinateFrame:
@@ -32,3 +35,22 @@ def binned_pixel_size(voxel_size: float | None, binning: float) -> float | None:
     """The pixel size of coordinates picked ``binning`` times finer than the tomogram's voxels
     (None for 1: the tomogram's own)."""
     return None if binning == 1 or voxel_size is None else voxel_size / binning
+
+
+def follow_voxel_size(
+    positions: np.ndarray, placed: np.ndarray, origin: np.ndarray, ratio: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Positions (n, 3) after a tomogram's voxel size changed by 1 / ``ratio`` (old over new):
+    those still where a file's Angstrom ``placed`` them (m, 3) move ``ratio`` times as far from
+    the voxel ``origin`` the Angstrom count from, the others (added or moved by hand) stay.
+    Returns the positions, the new placements and how many stayed."""
+    origin = np.asarray(origin, dtype=float)
+    placed = np.asarray(placed, dtype=float).reshape(-1, 3)
+    moved = origin + (placed - origin) * ratio
+    data = np.array(positions, dtype=float).reshape(-1, 3)
+    placements = pd.MultiIndex.from_arrays(placed.T)  # matched as whole rows, not per point
+    first = np.flatnonzero(~placements.duplicated())
+    found = placements[first].get_indexer(pd.MultiIndex.from_arrays(data.T))
+    from_file = found >= 0
+    data[from_file] = moved[first[found[from_file]]]
+    return data, moved, int((~from_file).sum())

@@ -4,7 +4,6 @@ and keep the session's particle table in step with the Points layer."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import napari
@@ -208,8 +207,10 @@ class ParticlesWidget(Container):
             if entry is not None and tomogram.path in entry.files.values():
                 if tomogram.voxel_size and tomogram.voxel_size != entry.voxel_size:
                     # corrected in the Tomogram dock: the project embeds with it too
-                    project.tomograms[entry.name] = replace(entry, voxel_size=tomogram.voxel_size)
-                    self._drop_project_embedding(entry.name)
+                    stayed = project.correct_voxel_size(entry.name, tomogram.voxel_size)
+                    self._drop_project_embedding(entry.name, moved=stayed is not None)
+                    if stayed is not None:
+                        _say_moved(entry.name, entry.voxel_size, tomogram.voxel_size, stayed)
                 self._show_project_particles()
                 return
             self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
@@ -222,13 +223,16 @@ class ParticlesWidget(Container):
         elif self.layer.value in rescaled:
             self._sync_from_layer()
 
-    def _drop_project_embedding(self, name: str) -> None:
+    def _drop_project_embedding(self, name: str, moved: bool = False) -> None:
         """A project tomogram's voxel size was corrected: the embedding, of boxes cut at the
-        old scale, goes."""
+        old scale, goes; with ``moved``, so do the old places of particles that moved."""
         table = self.session.particles
         derived = derived_columns(table)
-        if derived:
+        if moved:
+            self.session.set_particles(self.session.project.particles.copy())
+        elif derived:
             self.session.set_particles(table.drop(columns=derived))
+        if derived:
             show_info(
                 f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. "
                 "Embed again"
@@ -255,11 +259,7 @@ class ParticlesWidget(Container):
         data, stayed = moved_with_voxel_size(layer, old / voxel_size)
         with layer.events.data.blocker(self._edited):
             layer.data = data
-        by_hand = f"; {text.count(stayed, 'point')} added or moved by hand stayed" if stayed else ""
-        show_info(
-            f"{layer.name}: the file gave its particles in Å; they moved with the voxel size "
-            f"({old:g} to {voxel_size:g} Å){by_hand}"
-        )
+        _say_moved(layer.name, old, voxel_size, stayed)
         return True
 
     # -- getting particles ---------------------------------------------------------------------
@@ -693,3 +693,12 @@ def _place_scores(layer: Image, voxel_size: float) -> None:
     binning = layer.metadata[BINNING_KEY]
     layer.scale = (voxel_size * binning,) * 3
     layer.translate = ((binning - 1) / 2 * voxel_size,) * 3
+
+
+def _say_moved(name: str, old: float, new: float, stayed: int) -> None:
+    """Particles a file gave in Angstrom moved with a corrected voxel size, in a notification."""
+    by_hand = f"; {text.count(stayed, 'point')} added or moved by hand stayed" if stayed else ""
+    show_info(
+        f"{name}: the file gave its particles in Å; they moved with the voxel size "
+        f"({old:g} to {new:g} Å){by_hand}"
+    )

@@ -102,7 +102,14 @@ def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
             tables.append(table)
     columns = [TOMO_NAME, *AXES, *ANGLES, COPICK_OBJECT, COPICK_USER, COPICK_SESSION]
     particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-    return Project(entries, particles, sources=(config.resolve(),), pick_sets=dict(sets))
+    origins = dict.fromkeys(entries, (0.0, 0.0, 0.0))  # picks are Angstrom from the corner
+    return Project(
+        entries,
+        particles,
+        sources=(config.resolve(),),
+        pick_sets=dict(sets),
+        angstrom_origins=origins,
+    )
 
 
 def _distinct(pick_sets: list[Any]) -> list[Any]:

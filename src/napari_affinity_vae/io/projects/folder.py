@@ -13,7 +13,13 @@ from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import binned_pixel_size
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
-from napari_affinity_vae.io.projects.project import Project, TomogramEntry, read_shape, to_voxels
+from napari_affinity_vae.io.projects.project import (
+    Project,
+    TomogramEntry,
+    centred_origins,
+    read_shape,
+    to_voxels,
+)
 from napari_affinity_vae.io.projects.relion5 import read_blocks
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
@@ -29,7 +35,13 @@ from napari_affinity_vae.io.star import (
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
 from napari_affinity_vae.io.validate import numeric_columns
-from napari_affinity_vae.schema import AXES, COORDINATE_BINNING, TOMO_NAME, tomogram_codes
+from napari_affinity_vae.schema import (
+    ANGSTROM_ORIGIN,
+    AXES,
+    COORDINATE_BINNING,
+    TOMO_NAME,
+    tomogram_codes,
+)
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
 
@@ -96,6 +108,7 @@ def read_named(
     files = tomogram_files(folder)
     entries = {n: entry(n, p, voxel_size) for n, p in match(names, files).items()}
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
+    origins = {}  # where the file's Angstrom count from, if it gave Angstrom
     if PIXEL_COLUMNS["x"] in block:
         xyz = numeric_columns(particles, block, [PIXEL_COLUMNS[a] for a in "xyz"])
         known = {name: e.voxel_size or np.nan for name, e in entries.items()}
@@ -109,14 +122,24 @@ def read_named(
         else:
             scale = pixel_scale(particles, optics, block, sizes.to_numpy(), given)
             scale = np.reshape(scale, (-1, 1))
-            binned = 1.0 if gives_pixel_size(particles, optics, block) else binning
+            binned = binning
+            if gives_pixel_size(particles, optics, block):  # pixels of a stated size: Angstrom
+                binned, origins = 1.0, dict.fromkeys(entries, (0.0, 0.0, 0.0))
         coords = pd.DataFrame((xyz * scale - voxels)[:, ::-1], columns=list(AXES))
     else:  # Angstrom: no binning
         xyz = numeric_columns(particles, block, [CENTRED_COLUMNS[a] for a in "xyz"])
         coords, binned = to_voxels(entries, block[TOMO_COLUMN], xyz - shift), 1.0
+        origins = centred_origins(entries)
     rest = from_star(block.drop(columns=list(COORDINATE_COLUMNS), errors="ignore"))
     table = pd.concat([coords, rest], axis=1)
-    return Project(entries, table, (particles, folder), carried_blocks(blocks), binning=binned)
+    return Project(
+        entries,
+        table,
+        (particles, folder),
+        carried_blocks(blocks),
+        binning=binned,
+        angstrom_origins=origins,
+    )
 
 
 def _tomogram_sizes(entries: dict[str, TomogramEntry], names: pd.Series) -> np.ndarray:
@@ -167,7 +190,7 @@ def _with_coordinates(
 ) -> Project:
     """The tomograms ``entries`` with the particles of their coordinate ``files`` (with
     ``own``, of a file matched by name that holds several tomograms, the tomogram's own)."""
-    tables, binned = [], 1.0
+    tables, binned, origins = [], 1.0, {}
     for name, path in files.items():
         tomogram = entries[name]
         several = own and tomo_name is None and len(tomogram_names(path)) > 1
@@ -179,7 +202,9 @@ def _with_coordinates(
             tomo_name=name if several else tomo_name,
         )
         binned = table.attrs.get(COORDINATE_BINNING, binned)  # only where pixels took it
+        if ANGSTROM_ORIGIN in table.attrs:
+            origins[name] = table.attrs[ANGSTROM_ORIGIN]
         tables.append(table.drop(columns=[TOMO_NAME], errors="ignore").assign(**{TOMO_NAME: name}))
     empty = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str), **{a: [] for a in AXES}})
     particles = pd.concat(tables, ignore_index=True) if tables else empty
-    return Project(entries, particles, sources, binning=binned)
+    return Project(entries, particles, sources, binning=binned, angstrom_origins=origins)

@@ -13,6 +13,7 @@ import pandas as pd
 from mrcfile.utils import data_dtype_from_header
 
 from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.frame import follow_voxel_size
 from napari_affinity_vae.io.tomogram import (
     TRUNCATED,
     Tomogram,
@@ -76,7 +77,9 @@ class Project:
     ``pick_sets`` counts the picks of each (object, user, session) a copick project or a
     CryoET Data Portal download holds, of which ``particles`` are those chosen. ``binning``:
     the particle files' pixel coordinates were that many times finer than the tomograms' voxels
-    (as the user gave it), and pixel coordinates are written back in them."""
+    (as the user gave it), and pixel coordinates are written back in them.
+    ``angstrom_origins``: the tomograms whose particles a file gave in Angstrom, with the voxel
+    (z, y, x) those count from: they follow a corrected voxel size."""
 
     tomograms: dict[str, TomogramEntry]
     particles: pd.DataFrame
@@ -86,9 +89,33 @@ class Project:
     pick_sets: dict[tuple[str, str, str], int] = field(default_factory=dict)
     binning: float = 1.0
     edited: bool = False  # points added, moved or removed by hand since it was opened
+    angstrom_origins: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.set_particles(self.particles)
+        positions = self.particles[list(AXES)].to_numpy(dtype=float)
+        self._placed = {n: positions[self.rows_of(n)] for n in self.angstrom_origins}
+
+    def correct_voxel_size(self, name: str, voxel_size: float) -> int | None:
+        """Tomogram ``name`` is at ``voxel_size`` Angstrom from now on (corrected by hand): the
+        particles its file placed in Angstrom move to where those Angstrom now lie, those added
+        or moved by hand stay. How many stayed; None if none moved."""
+        entry = self.tomograms[name]
+        self.tomograms[name] = replace(entry, voxel_size=voxel_size)
+        if name not in self.angstrom_origins or not entry.voxel_size:
+            return None
+        rows = self.rows_of(name)
+        axes = [self.particles.columns.get_loc(a) for a in AXES]
+        particles = self.particles.copy()
+        moved, self._placed[name], stayed = follow_voxel_size(
+            particles.iloc[rows, axes].to_numpy(dtype=float),
+            self._placed[name],
+            self.angstrom_origins[name],
+            entry.voxel_size / voxel_size,
+        )
+        particles.iloc[rows, axes] = moved
+        self.set_particles(particles)
+        return stayed
 
     def set_particles(self, particles: pd.DataFrame) -> None:
         """The project's particles from now on (edited by hand in the viewer), each marked
@@ -191,6 +218,15 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
     except (ValueError, OSError) as err:
         return None, None, f"{path}: not a readable MRC file ({err})"
     return shape, (voxel if voxel > 0 else None), None
+
+
+def centred_origins(entries: dict[str, TomogramEntry]) -> dict[str, tuple[float, float, float]]:
+    """Where centred coordinates count from in each tomogram of known size (z, y, x voxels)."""
+    return {
+        name: tuple(float(v) for v in e.origin)
+        for name, e in entries.items()
+        if e.centre is not None or e.shape is not None
+    }
 
 
 def to_voxels(

@@ -24,6 +24,7 @@ from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.projects.project import (
     Project,
     TomogramEntry,
+    centred_origins,
     read_shape,
     to_centred,
     to_voxels,
@@ -142,7 +143,7 @@ def read_relion5(
     """A project from a particles STAR (centred Angstrom) and/or a ``tomograms.star``. Without
     the tomogram set, particles are counted per tomogram but have no voxel positions."""
     entries = read_tomogram_set(tomograms) if tomograms else {}
-    notes = []
+    notes, origins = [], centred_origins(entries)
     if particles is None:
         table, blocks = pd.DataFrame({TOMO_NAME: pd.Series(dtype=str)}), {}
         table[["z", "y", "x"]] = np.zeros((0, 3))
@@ -150,7 +151,7 @@ def read_relion5(
         table, blocks = read_centred_particles(particles, entries)
     if tomograms is None:
         notes.append("positions need the tomograms (tomograms.star): none were given")
-    return Project(entries, table, sources, blocks, notes)
+    return Project(entries, table, sources, blocks, notes, angstrom_origins=origins)
 
 
 def read_parquet_project(particles: Path, tomograms: Path, sources: tuple[Path, ...]) -> Project:
