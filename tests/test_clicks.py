@@ -863,6 +863,34 @@ def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
     )
 
 
+def test_copied_particles_paste_onto_the_plane_shown_as_hand_picks(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Ctrl+C on a selected particle, another plane, Ctrl+V: a new particle there, in the
+    table and the export, with nothing of the one copied (napari's own paste raised on 3D
+    points and added them behind the table's back)."""
+    from napari_affinity_vae.widgets.export import ALL
+
+    viewer, widgets, session = explorer
+    layer = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    viewer.layers.selection.active = layer
+    layer.selected_data = {1}  # as a click in Select mode chooses it
+    canvas = viewer.window._qt_viewer.canvas.native
+    control = Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_C, control)
+    viewer.dims.set_point(0, 250.0)  # the z slider moved to plane 25 (10 Å voxels)
+    qtbot.keyClick(canvas, Qt.Key.Key_V, control)
+    assert layer.data.tolist()[-1] == [25.0, 40.0, 40.0]
+    assert len(session.particles) == 4
+    assert session.particles[["z", "y", "x"]].to_numpy().tolist()[-1] == [25.0, 40.0, 40.0]
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "all.csv"))
+    click(qtbot, export.export_button)
+    written = read_particles(tmp_path / "all.csv")
+    assert written[["z", "y", "x"]].to_numpy().tolist()[-1] == [25.0, 40.0, 40.0]
+
+
 def test_an_imported_particle_can_be_dragged(explorer, qtbot, tmp_path, small_tomogram):
     """A point of an imported file dragged to where the particle is: the table follows (the
     points were pandas' read-only view, and napari's drag failed on them)."""

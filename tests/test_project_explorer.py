@@ -621,6 +621,22 @@ def test_a_point_added_with_its_tomogram_closed_is_undone(opened, notifications)
     assert "show TS_01 in the Project dock" in notifications[-1].message
 
 
+def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot):
+    """Ctrl+C, Ctrl+V on a project's layer adds a particle to the project, on the plane shown."""
+    viewer, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    viewer.layers.selection.active = points
+    points.selected_data = {0}
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    viewer.dims.set_point(0, 5 * session.tomogram.voxel_size)
+    qtbot.keyClick(canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert _column(widgets["Project"], "particles") == [8, 7, 7]
+    added = session.particles.iloc[session.rows_of("TS_01")[-1]]
+    assert added["z"] == 5.0 and added[TOMO_NAME] == "TS_01"
+    assert session.project.edited
+
+
 def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):
     from qtpy.QtWidgets import QMessageBox
 

@@ -55,6 +55,7 @@ from napari_affinity_vae.schema import (
     derived_columns,
 )
 from napari_affinity_vae.session import EMBEDDED_BY
+from napari_affinity_vae.widgets.clipboard import bind_clipboard
 from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
@@ -515,6 +516,7 @@ class ParticlesWidget(Container):
             layer.events.data.connect(self._edited)
             layer.events.name.connect(self._renamed)
             layer.selected_data.events.items_changed.connect(self._viewer_selected)
+            bind_clipboard(self._viewer, layer)
         self._sync_from_layer()
 
     def _renamed(self, _event: object = None) -> None:
