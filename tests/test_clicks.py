@@ -864,7 +864,7 @@ def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
 
 
 def test_copied_particles_paste_onto_the_plane_shown_as_hand_picks(
-    explorer, qtbot, tmp_path, small_tomogram
+    explorer, qtbot, tmp_path, small_tomogram, notifications
 ):
     """Ctrl+C on a selected particle, another plane, Ctrl+V: a new particle there, in the
     table and the export, with nothing of the one copied (napari's own paste raised on 3D
@@ -882,6 +882,13 @@ def test_copied_particles_paste_onto_the_plane_shown_as_hand_picks(
     qtbot.keyClick(canvas, Qt.Key.Key_V, control)
     assert layer.data.tolist()[-1] == [25.0, 40.0, 40.0]
     assert len(session.particles) == 4
+    qtbot.keyClick(canvas, Qt.Key.Key_V, control)  # again: it is there already
+    assert len(layer.data) == 4
+    assert "the points copied are on this plane already" in messages(notifications)[-1]
+    viewer.dims.ndisplay = 3
+    qtbot.keyClick(canvas, Qt.Key.Key_V, control)  # in 3D it would sit on the one copied
+    assert len(layer.data) == 4 and "switch to 2D" in messages(notifications)[-1]
+    viewer.dims.ndisplay = 2
     assert session.particles[["z", "y", "x"]].to_numpy().tolist()[-1] == [25.0, 40.0, 40.0]
     export = widgets["Export"]
     export.what.value = ALL

@@ -390,6 +390,9 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
     before = session.particles[list(AXES)].to_numpy(dtype=float)
     points = widgets["Particles"].particles_layer
     points.add(np.array([[10.0, 20.0, 30.0]]))  # a hand pick, in the table's last row
+    points.add(points.data[:1])  # a second particle where the first is: it stays too
+    session.set_labels([0, 8], "ribosome")  # named in the scatter, in TS_01 and TS_02
+    session.select([0, 8])
     voxel = widgets["Tomogram"].voxel_size
     voxel.native.selectAll()
     qtbot.keyClicks(voxel.native, "12")
@@ -397,17 +400,20 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
     centre = np.array(session.project.tomograms["TS_01"].shape) / 2
     ts01 = session.rows_of("TS_01")
     after = session.particles[list(AXES)].to_numpy(dtype=float)
-    np.testing.assert_allclose(after[ts01[:-1]], centre + (before[ts01[:-1]] - centre) * 10 / 12)
-    assert after[ts01[-1]].tolist() == [10.0, 20.0, 30.0]
+    np.testing.assert_allclose(after[ts01[:-2]], centre + (before[ts01[:-2]] - centre) * 10 / 12)
+    assert after[ts01[-2]].tolist() == [10.0, 20.0, 30.0]
+    assert after[ts01[-1]].tolist() == before[ts01[0]].tolist()
     np.testing.assert_allclose(points.data, after[ts01])  # what the viewer shows
     others = np.setdiff1d(np.arange(len(before)), ts01[:-1])
     np.testing.assert_allclose(after[others[:-1]], before[others[:-1]])
     assert any(
         "TS_01" in m
         and "moved with the voxel size (10 to 12 Å)" in m
-        and "1 point added or moved by hand stayed" in m
+        and "2 points added or moved by hand stayed" in m
         for m in messages(notifications)
     )
+    assert session.particles["label"].iloc[[0, 8]].tolist() == ["ribosome"] * 2
+    assert session.selection.tolist() == [0, 8]
     export = widgets["Export"]
     export.what.value, export.format.value = ALL, "RELION 5 STAR"
     type_into(qtbot, export.file, str(tmp_path / "out.star"))
@@ -417,7 +423,7 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
         next(b for b in starfile.read(path, always_dict=True).values() if columns[0] in b)
         for path in (tmp_path / "out.star", project_folder / "particles.star")
     )
-    mine = back[back["rlnTomoName"] == "TS_01"][columns].to_numpy()[:-1]
+    mine = back[back["rlnTomoName"] == "TS_01"][columns].to_numpy()[:-2]
     theirs = original[original["rlnTomoName"] == "TS_01"][columns].to_numpy()
     np.testing.assert_allclose(mine, theirs, atol=1e-3)
 
@@ -621,7 +627,7 @@ def test_a_point_added_with_its_tomogram_closed_is_undone(opened, notifications)
     assert "show TS_01 in the Project dock" in notifications[-1].message
 
 
-def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot):
+def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot, notifications):
     """Ctrl+C, Ctrl+V on a project's layer adds a particle to the project, on the plane shown."""
     viewer, widgets, session = opened
     points = widgets["Particles"].particles_layer
@@ -635,6 +641,11 @@ def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot):
     added = session.particles.iloc[session.rows_of("TS_01")[-1]]
     assert added["z"] == 5.0 and added[TOMO_NAME] == "TS_01"
     assert session.project.edited
+    widgets["Project"].shown.value = "TS_02"  # the same layer shows TS_02's particles now
+    viewer.layers.selection.active = points
+    qtbot.keyClick(canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert _column(widgets["Project"], "particles") == [8, 7, 7]  # TS_01's are not TS_02's
+    assert "the points were copied in TS_01, not TS_02" in messages(notifications)[-1]
 
 
 def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):

@@ -265,8 +265,10 @@ def test_a_corrected_voxel_size_moves_the_particles_a_file_placed_in_angstrom(tm
     optics = {"optics": pd.DataFrame({"rlnTomoTiltSeriesPixelSize": [4.0]})}
     starfile.write(optics | {"particles": particles}, tmp_path / "optics.star")
     project = open_project([tmp_path / "optics.star", folder])
-    assert project.correct_voxel_size("TS_01", 16.0) == 0  # none stayed
-    np.testing.assert_allclose(project.particles[XYZ], [[20, 10, 5], [40, 20, 10]])
+    pasted = project.particles.iloc[[0]]  # a hand pick exactly on the first particle
+    project.set_particles(pd.concat([project.particles, pasted], ignore_index=True))
+    assert project.correct_voxel_size("TS_01", 16.0) == 1  # that one stayed
+    np.testing.assert_allclose(project.particles[XYZ], [[20, 10, 5], [40, 20, 10], [40, 20, 10]])
     assert project.tomograms["TS_01"].voxel_size == 16.0
     starfile.write({"particles": particles}, tmp_path / "binned.star")
     binned = open_project([tmp_path / "binned.star", folder], binning=2)

@@ -42,15 +42,21 @@ def follow_voxel_size(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Positions (n, 3) after a tomogram's voxel size changed by 1 / ``ratio`` (old over new):
     those still where a file's Angstrom ``placed`` them (m, 3) move ``ratio`` times as far from
-    the voxel ``origin`` the Angstrom count from, the others (added or moved by hand) stay.
-    Returns the positions, the new placements and how many stayed."""
+    the voxel ``origin`` the Angstrom count from, the others (added or moved by hand) stay; a
+    placement moves as many positions as it was made for, so a copy pasted onto a particle
+    stays. Returns the positions, the new placements and how many stayed."""
     origin = np.asarray(origin, dtype=float)
     placed = np.asarray(placed, dtype=float).reshape(-1, 3)
     moved = origin + (placed - origin) * ratio
     data = np.array(positions, dtype=float).reshape(-1, 3)
-    placements = pd.MultiIndex.from_arrays(placed.T)  # matched as whole rows, not per point
-    first = np.flatnonzero(~placements.duplicated())
-    found = placements[first].get_indexer(pd.MultiIndex.from_arrays(data.T))
+    found = _numbered(placed).get_indexer(_numbered(data))  # whole rows, not per point
     from_file = found >= 0
-    data[from_file] = moved[first[found[from_file]]]
+    data[from_file] = moved[found[from_file]]
     return data, moved, int((~from_file).sum())
+
+
+def _numbered(points: np.ndarray) -> pd.MultiIndex:
+    """Each point (n, 3) with how many equal ones come before it: equal points told apart."""
+    frame = pd.DataFrame(points)
+    before = frame.groupby(list(frame.columns), dropna=False, sort=False).cumcount()
+    return pd.MultiIndex.from_arrays([*points.T, before.to_numpy()])

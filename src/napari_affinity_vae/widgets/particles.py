@@ -226,13 +226,16 @@ class ParticlesWidget(Container):
 
     def _drop_project_embedding(self, name: str, moved: bool = False) -> None:
         """A project tomogram's voxel size was corrected: the embedding, of boxes cut at the
-        old scale, goes; with ``moved``, so do the old places of particles that moved."""
+        old scale, goes; with ``moved``, the particles take their new places from the project.
+        Labels and the selection stay."""
         table = self.session.particles
         derived = derived_columns(table)
-        if moved:
-            self.session.set_particles(self.session.project.particles.copy())
-        elif derived:
-            self.session.set_particles(table.drop(columns=derived))
+        if moved or derived:
+            table, selection = table.drop(columns=derived), self.session.selection
+            if moved:
+                table[list(AXES)] = self.session.project.particles[list(AXES)].to_numpy()
+            self.session.set_particles(table)
+            self.session.select(selection)
         if derived:
             show_info(
                 f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. "
