@@ -627,6 +627,29 @@ def test_a_point_added_with_its_tomogram_closed_is_undone(opened, notifications)
     assert "show TS_01 in the Project dock" in notifications[-1].message
 
 
+def test_points_edited_by_hand_while_the_project_embeds_keep_the_embedding(opened, qtbot):
+    """A point added and another deleted while Run embeds: the embedding lands on the particles
+    it was made for, the added one waits for the next (it was thrown away, minutes of work on
+    a large project, for one click)."""
+    _, widgets, session = opened
+    embed = widgets["Embed"]
+    embed.projection.value = "PCA"
+    click(qtbot, embed.run_button)
+    points = widgets["Particles"].particles_layer
+    points.add(np.array([[10.0, 20.0, 30.0]]))  # while the worker runs
+    points.remove([1])
+    qtbot.waitUntil(
+        lambda: session.clusters is not None and not embed.task.running, timeout=WAIT_MS
+    )
+    assert len(session.particles) == 21
+    added = session.rows_of("TS_01")[-1]
+    latent = session.latent
+    assert np.isnan(latent[added]).all() and session.clusters[added] == -1
+    assert np.isfinite(np.delete(latent, added, axis=0)).all()
+    assert np.isfinite(np.delete(session.embedding, added, axis=0)).all()
+    assert embed.status.value.startswith("20 of 21 particles")
+
+
 def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot, notifications):
     """Ctrl+C, Ctrl+V on a project's layer adds a particle to the project, on the plane shown."""
     viewer, widgets, session = opened

@@ -64,6 +64,26 @@ def test_a_result_for_an_older_table_is_discarded():
     np.testing.assert_array_equal(session.latent[:, 0], np.arange(10.0))
 
 
+def test_a_result_for_a_table_edited_by_hand_since_lands_on_its_rows():
+    """Computed on five rows; since then row 1 was deleted, row 3 moved and one added, and
+    columns were added: each value lands on its particle, the moved and added ones get none."""
+    from napari_affinity_vae.operations.hand_edits import rows_after
+
+    session = Session()
+    session.set_particles(_table(5))
+    computed = session.version
+    session.set_particles(_table(4), by_hand=True, rows=rows_after(5, "removed", [1]))
+    session.set_particles(_table(4), by_hand=True, rows=rows_after(4, "changed", [2]))
+    session.add_columns(session.version, pd.DataFrame({"score": np.arange(4.0)}))
+    session.set_particles(_table(5), by_hand=True, rows=np.arange(4))  # one added
+    values = pd.DataFrame({"latent_0": [0.0, 1.0, 2.0, 3.0, 4.0], "cluster": [5, 6, 7, 8, 9]})
+    assert session.add_columns(computed, values, True)
+    np.testing.assert_array_equal(session.particles["latent_0"], [0, 2, np.nan, 4, np.nan])
+    assert session.clusters.tolist() == [5, 7, -1, 9, -1]
+    session.set_particles(_table(5))  # other particles: nothing computed before lands
+    assert not session.add_columns(computed, values)
+
+
 def test_a_new_embedding_replaces_every_derived_column():
     session = Session()
     session.set_particles(_table())

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import napari
+import numpy as np
 import pandas as pd
 from magicgui.widgets import (
     CheckBox,
@@ -250,7 +251,7 @@ class EmbedWidget(Container):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
-        embedded = int(table[latent_columns(table)[0]].notna().sum())
+        embedded = int(np.isfinite(self.session.latent[:, 0]).sum())  # edited since: not
         edges = int(table[CROSSES_EDGE].fillna(False).astype(bool).sum())
         self.status.value = (
             f"{embedded} embedded ({count(edges, 'box', 'boxes')} crossing the edge)"

@@ -561,17 +561,19 @@ class ParticlesWidget(Container):
             with layer.events.data.blocker(self._edited):
                 layer.data = np.array(table.iloc[rows][list(AXES)], dtype=float)
             return
-        selection = self.session.selection
+        selection, after = self.session.selection, np.arange(len(table))  # where rows went
         if action == "removed":
+            after = hand_edits.rows_after(len(table), action, rows[indices])
             table = hand_edits.removed(table, rows[indices])
             selection = hand_edits.kept_rows(selection, rows[indices])
         elif action == "changed":
+            after = hand_edits.rows_after(len(table), action, rows[indices])
             table = hand_edits.moved(table, rows[indices], layer.data[indices])
         else:
             table = hand_edits.added(table, rows, layer.data[indices], name)
         self.session.project.set_particles(table.drop(columns=derived_columns(table)))
         self.session.project.edited = True
-        self.session.set_particles(table, by_hand=True)
+        self.session.set_particles(table, by_hand=True, rows=after)
         self.session.select(selection)
         self._show_project_particles()
         if action != "removed" and self.session.latent is not None:
