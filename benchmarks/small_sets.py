@@ -6,10 +6,12 @@ split, BatchNorm, the batch size and the resampling. With ``--snr``, the distinc
 cut from simulated tomograms instead (CTF, missing wedge, neighbours and noise at that
 signal-to-noise ratio per tilt image; copies share their noise, as copies of a real particle do).
 With ``--rotated-copies``, each copy is turned by a random rotation, so that a particle's nearest
-neighbour is no longer its identical copy.
+neighbour is no longer its identical copy. ``--voxel-size`` simulates at another voxel size (10 A:
+the same molecules in half as many voxels, a box twice as wide), and the variant "32, cropped"
+cuts the middle 32^3 of each box instead of resampling it.
 
 Usage: python benchmarks/small_sets.py [--epochs 100] [--seeds 0 1 2] [--variants NAME ...]
-    [--snr SNR] [--rotated-copies]
+    [--snr SNR] [--rotated-copies] [--voxel-size 5]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ BASE = TrainingConfig(
 )
 VARIANTS = {  # name: (box, architecture changes, config changes)
     "32, as before": (32, {}, {}),
+    "32, cropped": (-32, {}, {}),  # negative: the middle of the box, not resampled
     "32, no validation split": (32, {}, {"validation_fraction": 0.0}),
     "32, no BatchNorm": (32, {"batch_norm": False}, {}),
     "32, batches of 8": (32, {}, {"batch_size": 8}),
@@ -58,13 +61,15 @@ VARIANTS = {  # name: (box, architecture changes, config changes)
 }
 
 
-def clean_particles(seed: int, classes: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
-    """7 distinct clean 64^3 boxes per class at 5 A, protein dark (random orientations, up to a
-    voxel off centre)."""
+def clean_particles(
+    seed: int, classes: tuple[str, ...], voxel_size: float = VOXEL_SIZE
+) -> dict[str, list[np.ndarray]]:
+    """7 distinct clean 64^3 boxes per class, protein dark (random orientations, up to a voxel
+    off centre)."""
     rng = np.random.default_rng(seed)
     distinct = {}
     for name in classes:
-        reference = molecule_map(name, VOXEL_SIZE, 64)
+        reference = molecule_map(name, voxel_size, 64)
         distinct[name] = [
             -rotate_map(reference, relion_matrix(angles), rng.uniform(-1, 1, 3))
             for angles in random_angles(DISTINCT, rng)
@@ -72,8 +77,10 @@ def clean_particles(seed: int, classes: tuple[str, ...]) -> dict[str, list[np.nd
     return distinct
 
 
-def noisy_particles(seed: int, classes: tuple[str, ...], snr: float) -> dict[str, list[np.ndarray]]:
-    """7 distinct 64^3 boxes per class (5 A) cut from simulated tomograms: CTF, missing wedge,
+def noisy_particles(
+    seed: int, classes: tuple[str, ...], snr: float, voxel_size: float = VOXEL_SIZE
+) -> dict[str, list[np.ndarray]]:
+    """7 distinct 64^3 boxes per class cut from simulated tomograms: CTF, missing wedge,
     neighbours and noise at ``snr`` per tilt image."""
     distinct: dict[str, list[np.ndarray]] = {name: [] for name in classes}
     tomogram = 0
@@ -82,7 +89,7 @@ def noisy_particles(seed: int, classes: tuple[str, ...], snr: float) -> dict[str
             shape=(128, 320, 320),
             particles=24,
             classes=classes,
-            voxel_size=VOXEL_SIZE,
+            voxel_size=voxel_size,
             snr=snr,
             seed=1000 * seed + tomogram,
         )
@@ -115,13 +122,23 @@ def small_set(
 
 
 def score(
-    boxes: np.ndarray, labels: np.ndarray, classes: list[str], variant: str, seed: int, epochs: int
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    variant: str,
+    seed: int,
+    epochs: int,
+    voxel_size: float = VOXEL_SIZE,
 ) -> float:
     """kNN macro-F1 (5-fold) on the latent means of a model trained on the set."""
     box, arch_changes, config_changes = VARIANTS[variant]
-    if box != boxes.shape[-1]:
+    voxel = voxel_size
+    if box < 0:  # cropped
+        box = -box
+        boxes = fit_box(boxes, box)
+    elif box != boxes.shape[-1]:
         boxes = fit_box(resample(boxes, box / boxes.shape[-1]), box)
-    voxel = VOXEL_SIZE * 64 / box
+        voxel = voxel_size * 64 / box
     data = TrainingData(
         normalise(boxes),
         labels,
@@ -150,11 +167,12 @@ def main() -> None:
     parser.add_argument(
         "--rotated-copies", action="store_true", help="turn each copy by a random rotation"
     )
+    parser.add_argument("--voxel-size", type=float, default=VOXEL_SIZE, help="Angstrom (5)")
     args = parser.parse_args()
     threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, torch {torch.__version__}, {threads} threads")
     print(f"{len(COUNTS)} classes of {', '.join(map(str, COUNTS))} particles ({DISTINCT} distinct)")
-    print(f"classes: {', '.join(args.classes)}")
+    print(f"classes: {', '.join(args.classes)}; 64^3 boxes at {args.voxel_size:g} A")
     if args.snr is not None:
         print(f"cut from simulated tomograms, SNR {args.snr:g} per tilt image")
     if args.rotated_copies:
@@ -162,9 +180,9 @@ def main() -> None:
     classes = tuple(args.classes)
     sets = {
         seed: small_set(
-            clean_particles(seed, classes)
+            clean_particles(seed, classes, args.voxel_size)
             if args.snr is None
-            else noisy_particles(seed, classes, args.snr),
+            else noisy_particles(seed, classes, args.snr, args.voxel_size),
             args.rotated_copies,
             seed,
         )
@@ -173,7 +191,8 @@ def main() -> None:
     for variant in args.variants:
         tic = time.perf_counter()
         scores = [
-            score(*sets[seed], args.classes, variant, seed, args.epochs) for seed in args.seeds
+            score(*sets[seed], args.classes, variant, seed, args.epochs, args.voxel_size)
+            for seed in args.seeds
         ]
         print(
             f"{variant:<28} kNN macro-F1 {np.mean(scores):.3f} "
