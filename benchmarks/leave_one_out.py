@@ -6,9 +6,11 @@ settings) and a beta-VAE (the same without the affinity term and the pose channe
 the other eight, and the left-out class's particles, from a tomogram of another seed, are
 embedded. A particle lands nearest the training class whose mean latent direction is closest to
 its own (cosine); the figure is the share of particles landing on the class most similar by
-affinity, and whether the class's mean lands there. Two other readings of "nearest" are kept
-beside it: the nearest class centroid (Euclidean) and the majority of the 10 nearest training
-particles (cosine).
+affinity, and whether the class's mean lands there. Three other readings of "nearest" are kept
+beside it: the nearest class centroid (Euclidean), the majority of the 10 nearest training
+particles (cosine), and the mean direction read from latents averaged over 8 random turns of
+each box (known and unseen alike), which takes out what orientation leaves in a particle's
+latent.
 
 Resumable: every finished (class, method) is written to OUT as it finishes, with the settings it
 ran with; a later run with the same settings skips it. The simulated sets are kept beside OUT.
@@ -25,7 +27,9 @@ unseen class has a clearly most similar known one.
 
 Usage: python benchmarks/leave_one_out.py OUT.json [--per-class 200] [--epochs 15]
        [--classes ribosome ...] [--methods affinity-vae beta-vae] [--gamma 1] [--affinity CSV]
-       [--homologues 0.85] [--latent-dims 16]
+       [--homologues 0.85] [--latent-dims 16] [--augment]
+
+``--augment`` trains with every box turned by a random rotation (``avae train --augment``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.subtomograms import write_subtomograms
 from napari_affinity_vae.io.tomogram import write_tomogram
 from napari_affinity_vae.model import bundled
+from napari_affinity_vae.model.augment import random_rotations, turn
 from napari_affinity_vae.model.datasets import load_training_set
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
@@ -65,6 +70,7 @@ METHODS = ("affinity-vae", "beta-vae")
 TRAIN_SEED, TEST_SEED = 21, 22
 HOMOLOGUE_VOXEL = 5.0  # Angstrom: the homologues' maps are rendered finer than simulated
 NEIGHBOURS = 10  # the k of the k-nearest-neighbour reading of where a particle lands
+TURNS = 8  # random turns a box's latent is averaged over in the "turned" reading
 
 
 def main() -> None:
@@ -85,6 +91,7 @@ def main() -> None:
         "--homologues", type=float, help="train with a homologue of each class, scaled by this"
     )
     parser.add_argument("--latent-dims", type=int, help="default: the bundled model's (8)")
+    parser.add_argument("--augment", action="store_true", help="train on randomly turned boxes")
     args = parser.parse_args()
     settings = {
         "per_class": args.per_class,
@@ -98,6 +105,8 @@ def main() -> None:
         settings["homologues"] = args.homologues
     if args.latent_dims:
         settings["latent_dims"] = args.latent_dims
+    if args.augment:
+        settings["augment"] = True
     results = _load(args.out, settings)
     training, maps_affinity = Simulation(seed=TRAIN_SEED), None
     if args.homologues:
@@ -117,7 +126,14 @@ def main() -> None:
                 continue
             tic = time.perf_counter()
             fold = leave_out(
-                train_set, test_set, left_out, method, args.epochs, args.gamma, args.latent_dims
+                train_set,
+                test_set,
+                left_out,
+                method,
+                args.epochs,
+                args.gamma,
+                args.latent_dims,
+                args.augment,
             )
             fold["minutes"] = (time.perf_counter() - tic) / 60
             results["folds"][key] = fold
@@ -134,6 +150,7 @@ def leave_out(
     epochs: int,
     gamma: float = 1.0,
     latent_dims: int | None = None,
+    augment: bool = False,
 ) -> dict:
     """Train without ``left_out``; where its test particles land."""
     kept = [c for c in train_set.classes if c != left_out]
@@ -141,14 +158,17 @@ def leave_out(
     architecture = bundled.ARCHITECTURE
     if latent_dims:
         architecture = dataclasses.replace(architecture, latent_dims=latent_dims)
-    config = dataclasses.replace(bundled.CONFIG, epochs=epochs, gamma=Schedule("flat", high=gamma))
+    config = dataclasses.replace(
+        bundled.CONFIG, epochs=epochs, gamma=Schedule("flat", high=gamma), augment=augment
+    )
     if method == "beta-vae":
         architecture = dataclasses.replace(architecture, pose_dims=0)
         config = dataclasses.replace(config, gamma=Schedule("flat", high=0.0))
     torch.manual_seed(0)
     model, _, _ = train(data, architecture, config)
     known = encode(model, data.boxes, error=False)["mu"]
-    unseen = encode(model, test_set.boxes[_rows(test_set, left_out)], error=False)["mu"]
+    unseen_boxes = test_set.boxes[_rows(test_set, left_out)]
+    unseen = encode(model, unseen_boxes, error=False)["mu"]
     centres = np.stack([_unit(known[data.labels == i]).mean(axis=0) for i in range(len(kept))])
     cosine = _unit(unseen) @ _unit(centres).T
     landed = np.array(kept)[cosine.argmax(axis=1)]
@@ -160,9 +180,17 @@ def leave_out(
     distances = np.linalg.norm(unseen[:, None] - centroids[None], axis=-1)
     nearest = np.argsort(-(_unit(unseen) @ _unit(known).T), axis=1)[:, :NEIGHBOURS]
     votes = np.apply_along_axis(np.bincount, 1, data.labels[nearest], minlength=len(kept))
-    others = {  # other readings of "nearest": Euclidean centroid, cosine k nearest neighbours
+    known_turned, unseen_turned = (_turned_mu(model, b) for b in (data.boxes, unseen_boxes))
+    turned_centres = np.stack(
+        [_unit(known_turned[data.labels == i]).mean(axis=0) for i in range(len(kept))]
+    )
+    others = {  # other readings of "nearest": Euclidean centroid, cosine k nearest neighbours,
+        # mean direction of latents averaged over turns
         "euclidean": np.array(kept)[distances.argmin(axis=1)],
         f"knn{NEIGHBOURS}": np.array(kept)[votes.argmax(axis=1)],
+        f"turned{TURNS}": np.array(kept)[
+            (_unit(unseen_turned) @ _unit(turned_centres).T).argmax(axis=1)
+        ],
     }
     return {
         "most_similar": similar,
@@ -177,6 +205,18 @@ def leave_out(
             for name, where in others.items()
         },
     }
+
+
+def _turned_mu(model: torch.nn.Module, boxes: np.ndarray) -> np.ndarray:
+    """Each box's latent mean averaged over ``TURNS`` random turns of it (the same turns for
+    every fold)."""
+    generator = torch.Generator().manual_seed(TEST_SEED)
+    x = torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32))[:, None]
+    total = 0.0
+    for _ in range(TURNS):
+        turned = turn(x, random_rotations(len(x), x.ndim - 2, generator))[:, 0].numpy()
+        total = total + encode(model, turned, error=False)["mu"]
+    return total / TURNS
 
 
 def _simulated(
