@@ -67,19 +67,21 @@ def test_a_result_for_an_older_table_is_discarded():
 def test_a_result_for_a_table_edited_by_hand_since_lands_on_its_rows():
     """Computed on five rows; since then row 1 was deleted, row 3 moved and one added, and
     columns were added: each value lands on its particle, the moved and added ones get none."""
-    from napari_affinity_vae.operations.hand_edits import rows_after
-
     session = Session()
     session.set_particles(_table(5))
     computed = session.version
-    session.set_particles(_table(4), by_hand=True, rows=rows_after(5, "removed", [1]))
-    session.set_particles(_table(4), by_hand=True, rows=rows_after(4, "changed", [2]))
+    session.set_particles(_table(4), by_hand=True, edit=("removed", [1]))
+    session.set_particles(_table(4), by_hand=True, edit=("changed", [2]))
     session.add_columns(session.version, pd.DataFrame({"score": np.arange(4.0)}))
-    session.set_particles(_table(5), by_hand=True, rows=np.arange(4))  # one added
+    session.set_particles(_table(5), by_hand=True, edit=("added", []))
     values = pd.DataFrame({"latent_0": [0.0, 1.0, 2.0, 3.0, 4.0], "cluster": [5, 6, 7, 8, 9]})
+    assert not session.add_columns(computed, values.assign(score=1.0))  # not only derived
     assert session.add_columns(computed, values, True)
+    assert not session.by_hand  # the scatter fits its view to the new embedding
     np.testing.assert_array_equal(session.particles["latent_0"], [0, 2, np.nan, 4, np.nan])
     assert session.clusters.tolist() == [5, 7, -1, 9, -1]
+    with pytest.raises(ValueError, match="4 result rows for 5 particles"):
+        session.add_columns(computed, values.head(4))
     session.set_particles(_table(5))  # other particles: nothing computed before lands
     assert not session.add_columns(computed, values)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, n
     from napari_affinity_vae.model.network import AffinityVAE
 
 SELECTION_MODES = ("replace", "add", "remove")
-KEPT_EDITS = 64  # hand edits a result computed before them can be carried across
+KEPT_EDITS = 1000  # hand edits a result computed before them can be carried across
 EMBEDDED_BY = "embedded by"  # the particle table's attrs: the key of the model that embedded it
 NOT_EMBEDDED_BY_MODEL = (
     "The particles were embedded with another model than the one chosen: run the embedding "
@@ -70,8 +70,8 @@ class Session:
         self.particles = pd.DataFrame(columns=list(AXES), dtype=float)
         self.by_hand = False  # the last new table was an edit by hand (see set_particles)
         self.version = 0
-        # a version made by hand edits: the version before and where its rows went (-1: gone)
-        self._edits: dict[int, tuple[int, np.ndarray]] = {}
+        # a version made from the one before by a hand edit: its action, rows and rows before
+        self._edits: dict[int, tuple[str, np.ndarray, int]] = {}
         self.selection = np.zeros(0, dtype=np.int64)
         self._rows_by_tomogram: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self.model: AffinityVAE | None = None
@@ -157,17 +157,22 @@ class Session:
         self.model_changed.emit()
 
     def set_particles(
-        self, particles: pd.DataFrame, by_hand: bool = False, rows: np.ndarray | None = None
+        self,
+        particles: pd.DataFrame,
+        by_hand: bool = False,
+        edit: tuple[str, np.ndarray] | None = None,
     ) -> int:
         """A new particle table (row order is the new identity); returns the new version.
         ``by_hand``: the same table with points added, moved or removed by hand, whose views
         (the scatter's zoom and density, the Decode sliders) stay as the user left them; with
-        ``rows``, where each row of the table before is in it (-1: removed, or moved), so that
-        a result computed before the edit (an embedding under way) still lands on its rows."""
+        ``edit`` (the action, "added", "changed" or "removed", and the rows it changed), a
+        result computed before the edit (an embedding under way) still lands on its rows."""
+        before = len(self.particles)
         self.by_hand = by_hand
         self.particles = particles.reset_index(drop=True)
-        self._edits = {} if rows is None else self._edits
-        self._edited(rows)
+        if edit is None:
+            self._edits = {}
+        self._edited(None if edit is None else (edit[0], np.asarray(edit[1]), before))
         self.selection = np.zeros(0, dtype=np.int64)
         self.particles_changed.emit()
         self.selection_changed.emit(None)
@@ -180,12 +185,14 @@ class Session:
         replace_derived: bool = False,
         embedded_by: ModelCard | None = None,
     ) -> bool:
-        """Add result columns computed on table ``version``; a stale result is dropped (False).
-        ``replace_derived`` first removes every earlier latent, embedding and cluster column;
-        ``embedded_by`` is the model of new latents, recorded with them."""
+        """Add result columns computed on table ``version``; a stale result is dropped (False),
+        unless only hand edits came since and it is all derived columns: then it lands on the
+        rows it was computed for. ``replace_derived`` first removes every earlier latent,
+        embedding and cluster column; ``embedded_by`` is the model of new latents, recorded
+        with them."""
         if version != self.version:
             where = self._rows_since(version)
-            if where is None:
+            if where is None or set(columns) - set(derived_columns(columns)):
                 return False
             columns = hand_edits.carried(columns, where, len(self.particles))
         if len(columns) != len(self.particles):
@@ -199,31 +206,31 @@ class Session:
             attrs[EMBEDDED_BY] = model_key(embedded_by)
         self.particles = pd.concat([table, columns.set_axis(table.index)], axis=1)
         self.particles.attrs = attrs
-        self._edited(np.arange(len(table)))  # the same rows
+        self.by_hand = False  # new results: their views are fitted to them
+        self._edited(("added", np.zeros(0, dtype=np.int64), len(table)))  # the same rows
         self.embedding_changed.emit()
         return True
 
-    def _edited(self, rows: np.ndarray | None) -> None:
-        """A new version of the table, whose rows came from the last one's ``rows`` (None: a
-        table of other particles)."""
+    def _edited(self, edit: tuple[str, np.ndarray, int] | None) -> None:
+        """A new version of the table, made from the last one by ``edit`` (the action, the rows
+        it changed, the rows before; see :func:`hand_edits.rows_after`), or of other particles
+        (None)."""
         self.version += 1
-        if rows is not None:
-            self._edits[self.version] = (self.version - 1, np.asarray(rows, dtype=np.int64))
+        if edit is not None:
+            self._edits[self.version] = edit
             for old in sorted(self._edits)[:-KEPT_EDITS]:
                 del self._edits[old]
 
     def _rows_since(self, version: int) -> np.ndarray | None:
         """Where the rows of table ``version`` are now (-1: removed or moved by hand), if
         only hand edits and added columns came since; else None."""
-        steps, at = [], self.version
-        while at != version:
-            if at not in self._edits:
-                return None
-            at, rows = self._edits[at]
-            steps.append(rows)
-        where = steps.pop()
-        for rows in reversed(steps):
-            where = np.where(where >= 0, rows[np.maximum(where, 0)], -1)
+        if not all(v in self._edits for v in range(version + 1, self.version + 1)):
+            return None
+        where = None
+        for v in range(version + 1, self.version + 1):
+            action, rows, before = self._edits[v]
+            step = hand_edits.rows_after(before, action, rows)
+            where = step if where is None else np.where(where >= 0, step[np.maximum(where, 0)], -1)
         return where
 
     def set_labels(self, rows: Iterable[int], label: str) -> None:

@@ -60,9 +60,9 @@ def kept_rows(rows: np.ndarray, gone: np.ndarray) -> np.ndarray:
 
 
 def rows_after(n: int, action: str, rows: np.ndarray) -> np.ndarray:
-    """Where each of a table's ``n`` rows is after ``rows`` were "changed" (moved) or "removed"
-    by hand: -1 for a row removed, and for one moved (what was computed on it no longer
-    holds)."""
+    """Where each of a table's ``n`` rows is after ``rows`` were "added" (appended), "changed"
+    (moved) or "removed" by hand: -1 for a row removed, and for one moved (what was computed
+    on it no longer holds)."""
     edited = np.zeros(n, dtype=bool)
     edited[np.asarray(rows, dtype=np.int64)] = True
     after = np.cumsum(~edited) - 1 if action == "removed" else np.arange(n)
@@ -74,6 +74,8 @@ def carried(columns: pd.DataFrame, where: np.ndarray, n: int) -> pd.DataFrame:
     """Result ``columns`` computed on a table whose rows are now at ``where`` (see
     :func:`rows_after`) of a table of ``n`` rows, put on them; the rows added or moved since
     are not embedded."""
+    if len(columns) != len(where):
+        raise ValueError(f"{len(columns)} result rows for {len(where)} particles")
     kept = np.flatnonzero(where >= 0)
     placed = columns.iloc[kept].set_axis(where[kept]).reindex(range(n))
     return _as_before(not_embedded(placed, np.setdiff1d(np.arange(n), where[kept])), columns)

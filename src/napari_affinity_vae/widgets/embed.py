@@ -287,7 +287,7 @@ class EmbedWidget(Container):
             return
         for note in columns.attrs.get(NOTES, []):
             show_info(note[0].upper() + note[1:])
-        self.status.value = embedded_summary(columns)
+        self.status.value = embedded_summary(self.session.particles)  # edited since, too
 
     def _particles_changed(self) -> None:
         """Other particles (another tomogram's, or these again): what is known of them."""

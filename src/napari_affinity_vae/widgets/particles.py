@@ -230,12 +230,11 @@ class ParticlesWidget(Container):
         Labels and the selection stay."""
         table = self.session.particles
         derived = derived_columns(table)
-        if moved or derived:
-            table, selection = table.drop(columns=derived), self.session.selection
-            if moved:
-                table[list(AXES)] = self.session.project.particles[list(AXES)].to_numpy()
-            self.session.set_particles(table)
-            self.session.select(selection)
+        table, selection = table.drop(columns=derived), self.session.selection
+        if moved:
+            table[list(AXES)] = self.session.project.particles[list(AXES)].to_numpy()
+        self.session.set_particles(table)  # a new version: an embedding under way is stale
+        self.session.select(selection)
         if derived:
             show_info(
                 f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. "
@@ -561,19 +560,18 @@ class ParticlesWidget(Container):
             with layer.events.data.blocker(self._edited):
                 layer.data = np.array(table.iloc[rows][list(AXES)], dtype=float)
             return
-        selection, after = self.session.selection, np.arange(len(table))  # where rows went
+        selection = self.session.selection
+        edited = rows[indices] if action != "added" else np.zeros(0, dtype=np.int64)
         if action == "removed":
-            after = hand_edits.rows_after(len(table), action, rows[indices])
-            table = hand_edits.removed(table, rows[indices])
-            selection = hand_edits.kept_rows(selection, rows[indices])
+            table = hand_edits.removed(table, edited)
+            selection = hand_edits.kept_rows(selection, edited)
         elif action == "changed":
-            after = hand_edits.rows_after(len(table), action, rows[indices])
-            table = hand_edits.moved(table, rows[indices], layer.data[indices])
+            table = hand_edits.moved(table, edited, layer.data[indices])
         else:
             table = hand_edits.added(table, rows, layer.data[indices], name)
         self.session.project.set_particles(table.drop(columns=derived_columns(table)))
         self.session.project.edited = True
-        self.session.set_particles(table, by_hand=True, rows=after)
+        self.session.set_particles(table, by_hand=True, edit=(action, edited))
         self.session.select(selection)
         self._show_project_particles()
         if action != "removed" and self.session.latent is not None:
