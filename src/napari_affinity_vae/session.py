@@ -224,13 +224,14 @@ class Session:
     def _rows_since(self, version: int) -> np.ndarray | None:
         """Where the rows of table ``version`` are now (-1: removed or moved by hand), if
         only hand edits and added columns came since; else None."""
-        if not all(v in self._edits for v in range(version + 1, self.version + 1)):
+        steps = [self._edits.get(v) for v in range(version + 1, self.version + 1)]
+        if None in steps:
             return None
-        where = None
-        for v in range(version + 1, self.version + 1):
-            action, rows, before = self._edits[v]
-            step = hand_edits.rows_after(before, action, rows)
-            where = step if where is None else np.where(where >= 0, step[np.maximum(where, 0)], -1)
+        where = np.arange(steps[0][2])
+        for action, rows, before in steps:
+            if action != "added":  # rows appended (or columns added) leave the others be
+                step = hand_edits.rows_after(before, action, rows)
+                where = np.where(where >= 0, step[np.maximum(where, 0)], -1)
         return where
 
     def set_labels(self, rows: Iterable[int], label: str) -> None:
