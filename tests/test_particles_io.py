@@ -498,3 +498,61 @@ def test_relion_integer_labels_are_written_as_integers_beside_a_hand_pick(tmp_pa
     column = {name: [row[i] for row in rows] for i, name in enumerate(labels)}
     assert column["_rlnRandomSubset"] == ["1", "2", "nan"]
     assert column["_rlnAutopickFigureOfMerit"] == ["3.000000", "4.000000", "nan"]
+
+
+def test_relion30_origins_in_pixels_are_applied_and_not_written_again(tmp_path):
+    """RELION 3.0 refinements give origins in the coordinates' pixels (``rlnOriginX``)."""
+    table = pd.DataFrame(
+        {
+            "rlnCoordinateX": [10.0, 12.0],
+            "rlnCoordinateY": [20.0, 22.0],
+            "rlnCoordinateZ": [5.0, 6.0],
+            "rlnOriginX": [2.0, 0.0],
+            "rlnOriginY": [0.0, -1.5],
+            "rlnOriginZ": [-1.0, 0.0],
+        }
+    )
+    starfile.write({"particles": table}, tmp_path / "o.star")
+    back = read_particles(tmp_path / "o.star")
+    np.testing.assert_allclose(back[["x", "y", "z"]], [[8.0, 20.0, 6.0], [12.0, 23.5, 6.0]])
+    written = starfile.read(write_particles(back, tmp_path / "w.star"))
+    assert "rlnOriginX" not in written  # the position already holds it: not subtracted twice
+    np.testing.assert_allclose(written["rlnCoordinateX"], [8.0, 12.0])
+
+
+def test_one_particle_star_without_loop_is_read(tmp_path):
+    (tmp_path / "one.star").write_text(
+        "data_particles\n\n_rlnTomoName 01\n_rlnCoordinateX 100\n_rlnCoordinateY 50\n"
+        "_rlnCoordinateZ 20\n_rlnAngleRot 30\n"
+    )
+    back = read_particles(tmp_path / "one.star")
+    assert (back.loc[0, "x"], back.loc[0, "y"], back.loc[0, "z"]) == (100.0, 50.0, 20.0)
+    assert back.loc[0, "rot"] == 30.0 and back.loc[0, "tomo_name"] == "01"
+
+
+def test_a_trailing_comma_on_csv_rows_does_not_shift_the_columns(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y,z,score\n40,60,20,0.9,\n70,90,30,0.8,\n")
+    back = read_particles(tmp_path / "t.csv")
+    np.testing.assert_allclose(back[["x", "y", "z"]], [[40, 60, 20], [70, 90, 30]])
+    np.testing.assert_allclose(back["score"], [0.9, 0.8])
+
+
+def test_two_columns_that_could_be_x_are_named(tmp_path):
+    (tmp_path / "t.csv").write_text("x,X,y,z\n1,2,3,4\n")
+    with pytest.raises(ParticleFileError, match=r"t\.csv: 2 columns could be x \(x, X\)"):
+        read_particles(tmp_path / "t.csv")
+
+
+def test_angles_that_are_not_numbers_are_refused_on_reading(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y,z,rot,tilt,psi\n1,2,3,10,20,30\n4,5,6,abc,0,0\n")
+    with pytest.raises(ParticleFileError, match=r"t\.csv: 1 non-numeric.*rot.*row 2.*'abc'"):
+        read_particles(tmp_path / "t.csv")
+
+
+def test_a_dynamo_row_without_a_tomogram_number_is_named(tmp_path):
+    rows = np.zeros((2, 35))
+    rows[:, 19] = [1, np.nan]
+    rows[:, 23:26] = 5
+    np.savetxt(tmp_path / "t.tbl", rows)
+    with pytest.raises(ParticleFileError, match=r"t\.tbl: 1 row.*tomogram number.*row 2"):
+        read_particles(tmp_path / "t.tbl")

@@ -41,8 +41,10 @@ CENTRED_COLUMNS = {
     "z": "rlnCenteredCoordinateZAngst",
 }
 ORIGIN_COLUMNS = {"x": "rlnOriginXAngst", "y": "rlnOriginYAngst", "z": "rlnOriginZAngst"}
+PIXEL_ORIGIN_COLUMNS = {"x": "rlnOriginX", "y": "rlnOriginY", "z": "rlnOriginZ"}  # RELION 3.0
+POSITION_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values())
 SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
-COORDINATE_COLUMNS = (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values(), *ORIGIN_COLUMNS.values())
+COORDINATE_COLUMNS = (*POSITION_COLUMNS, *ORIGIN_COLUMNS.values(), *PIXEL_ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
@@ -243,7 +245,8 @@ def tomogram_names(path: Path) -> list[str]:
 
 
 def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:
-    """Every block of a STAR file, the ``as_text`` columns as text. A table of particles that
+    """Every block of a STAR file, the ``as_text`` columns as text (a block of one particle
+    written without ``loop_`` as a table of one row). A table of particles that
     names no ``rlnTomoName`` but ``rlnMicrographName`` (Warp, pytom-match-pick) gets the
     micrograph's file stem as its tomogram's name. A block naming a column twice, or a block
     name repeated (files joined), is an error."""
@@ -254,7 +257,9 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
         )
     except Exception as err:  # starfile raises many types for malformed text
         raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
-    for name, block in blocks.items():
+    for name, block in list(blocks.items()):
+        if isinstance(block, dict) and any(c in block for c in POSITION_COLUMNS):
+            block = blocks[name] = pd.DataFrame([block])  # one particle, written without loop_
         repeated = [] if isinstance(block, dict) else block.columns[block.columns.duplicated()]
         if len(repeated):
             raise ParticleFileError(
@@ -303,7 +308,7 @@ def _particle_block(path: Path) -> pd.DataFrame:
 def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> str:
     tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}
     for name, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
-        if any(c in block for c in (*PIXEL_COLUMNS.values(), *CENTRED_COLUMNS.values())):
+        if any(c in block for c in POSITION_COLUMNS):
             return name
     found = ", ".join(f"data_{n}" for n in tables) or "no table"
     raise ParticleFileError(
@@ -422,13 +427,13 @@ def _pixels_to_voxels(
     frame: CoordinateFrame,
     shift: np.ndarray,
 ) -> pd.DataFrame:
-    """z, y, x voxels of ``block``'s pixel coordinates times ``scale`` (voxels in a pixel: one,
-    one per particle (n, 1), or one per axis x, y, z (1, 3)), less the origin ``shift``."""
+    """z, y, x voxels of ``block``'s pixel coordinates less their RELION 3.0 ``rlnOrigin*``
+    (pixels), times ``scale`` (voxels in a pixel: one, one per particle (n, 1), or one per axis
+    x, y, z (1, 3)), less the origin ``shift`` (Angstrom)."""
     missing = [c for c in PIXEL_COLUMNS.values() if c not in block]
     if missing:
         raise ParticleFileError(path, f"missing coordinate column(s) {', '.join(missing)}")
-    xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"])
-    xyz *= scale
+    xyz = pixel_coordinates(path, block) * scale
     if shift.any():
         if frame.voxel_size is None:
             raise ParticleFileError(
@@ -436,6 +441,16 @@ def _pixels_to_voxels(
             )
         xyz -= shift / frame.voxel_size
     return pd.DataFrame(xyz[:, ::-1], columns=list(AXES))
+
+
+def pixel_coordinates(path: Path, block: pd.DataFrame) -> np.ndarray:
+    """``block``'s x, y, z pixel coordinates (n, 3), less their RELION 3.0 ``rlnOrigin*``
+    (in the same pixels; 0 where absent)."""
+    xyz = numeric_columns(path, block, [PIXEL_COLUMNS[a] for a in "xyz"])
+    for i, axis in enumerate("xyz"):
+        if PIXEL_ORIGIN_COLUMNS[axis] in block:
+            xyz[:, i] -= numeric_column(path, block, PIXEL_ORIGIN_COLUMNS[axis]).fillna(0)
+    return xyz
 
 
 def _centred_to_voxels(

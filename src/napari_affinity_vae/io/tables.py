@@ -79,7 +79,7 @@ def read_dynamo(
     table = _read_numeric_text(
         path, min_columns=26, what="a Dynamo table needs at least 26 columns"
     )
-    names = pd.Series(_tomogram_numbers(table), dtype=object)
+    names = pd.Series(_tomogram_numbers(path, table), dtype=object)
     if tomo_name is not None and str(tomo_name).strip().isdigit():
         tomo_name = str(int(tomo_name))  # "03" is tomogram 3
     rows = pd.DataFrame({"row": np.arange(len(table))})
@@ -90,7 +90,7 @@ def read_dynamo(
     out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})
     out[list(ANGLES)] = dynamo_to_relion(np.column_stack([col["tdrot"], col["tilt"], col["narot"]]))
     out["tag"] = col["tag"].astype(int)
-    out[TOMO_NAME] = _tomogram_numbers(table)
+    out[TOMO_NAME] = _tomogram_numbers(path, table)
     kept = {
         f"{DYNAMO_PREFIX}{name}": table[:, i]
         for name, i in _other_columns(table.shape[1]).items()
@@ -111,7 +111,7 @@ def dynamo_tomogram_names(path: Path) -> list[str]:
     table = _read_numeric_text(
         path, min_columns=26, what="a Dynamo table needs at least 26 columns"
     )
-    return list(dict.fromkeys(_tomogram_numbers(table)))
+    return list(dict.fromkeys(_tomogram_numbers(path, table)))
 
 
 def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
@@ -155,8 +155,17 @@ def _tags(particles: pd.DataFrame) -> np.ndarray:
     return tags
 
 
-def _tomogram_numbers(table: np.ndarray) -> list[str]:
-    return [str(int(v)) for v in table[:, _DYNAMO["tomo"]]]
+def _tomogram_numbers(path: Path, table: np.ndarray) -> list[str]:
+    """Each row's tomogram number (column 20) as text; one that is not a number is an error."""
+    numbers = table[:, _DYNAMO["tomo"]]
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 1
+        raise ParticleFileError(
+            path,
+            f"{int(bad.sum())} row(s) without a tomogram number in column 20 (first: row {row})",
+        )
+    return [str(int(v)) for v in numbers]
 
 
 def _tomogram_number(name: object) -> int:
@@ -184,6 +193,12 @@ def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -
     table = _read_csv_table(path)
     table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name)
     by_lower = {str(c).strip().lower(): c for c in table.columns}
+    for axis in ("x", "y", "z"):
+        same = [str(c) for c in table.columns if str(c).strip().lower() == axis]
+        if len(same) > 1:
+            raise ParticleFileError(
+                path, f"{len(same)} columns could be {axis} ({', '.join(same)}); keep one"
+            )
     missing = [a for a in ("x", "y", "z") if a not in by_lower]
     if missing:
         raise ParticleFileError(
@@ -216,7 +231,8 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         with path.open(encoding="utf-8-sig") as file:
             header = file.readline()
         sep = next((s for s in (",", ";", "\t") if s in header), ",")
-        read = functools.partial(pd.read_csv, path, sep=sep, encoding="utf-8-sig")
+        # index_col=False: a trailing separator on the rows is an empty field, not an index
+        read = functools.partial(pd.read_csv, path, sep=sep, encoding="utf-8-sig", index_col=False)
         names = [c for c in read(nrows=0).columns if str(c).strip().lower() == TOMO_NAME]
         return read(dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import ParticleFileError
-from napari_affinity_vae.schema import AXES
+from napari_affinity_vae.schema import ANGLES, AXES
 
 OUTSIDE_QUESTION = "is it the right tomogram and binning?"
 
@@ -70,7 +70,11 @@ def check_particles(
     drop_nan: bool = False,
     drop_outside: bool = False,
 ) -> pd.DataFrame:
-    """Refuse (or, if asked, drop with a warning) rows with NaN coordinates or outside ``shape``."""
+    """Refuse (or, if asked, drop with a warning) rows with NaN coordinates or outside ``shape``;
+    angles that are not numbers are refused (a missing one, as a hand pick's, is NaN)."""
+    particles = particles.copy(deep=False)
+    for angle in (a for a in ANGLES if a in particles):
+        particles[angle] = numeric_column(path, particles, angle)
     coords = particles[list(AXES)].to_numpy(dtype=float)
     nan_rows = ~np.isfinite(coords).all(axis=1)
     if nan_rows.any():

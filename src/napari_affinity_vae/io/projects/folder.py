@@ -31,6 +31,7 @@ from napari_affinity_vae.io.star import (
     from_star,
     gives_pixel_size,
     origin_shifts,
+    pixel_coordinates,
     pixel_scale,
 )
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
@@ -110,7 +111,7 @@ def read_named(
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     origins = {}  # where the file's Angstrom count from, if it gave Angstrom
     if PIXEL_COLUMNS["x"] in block:
-        xyz = numeric_columns(particles, block, [PIXEL_COLUMNS[a] for a in "xyz"])
+        xyz = pixel_coordinates(particles, block)
         known = {name: e.voxel_size or np.nan for name, e in entries.items()}
         sizes = block[TOMO_COLUMN].astype(str).map(known)
         moved = shift.any(axis=1)  # a shift needs the voxel size; no shift, none
