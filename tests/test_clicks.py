@@ -421,6 +421,29 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
     assert any("discarded" in m for m in messages(notifications))
 
 
+def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtbot, tmp_path):
+    """``TS_01/tomogram.mrc`` and ``TS_02/tomogram.mrc``: each keeps its own particles,
+    imported or picked by hand, and its own voxel size."""
+    viewer, widgets, session = explorer
+    first, second = tmp_path / "TS_01" / "tomogram.mrc", tmp_path / "TS_02" / "tomogram.mrc"
+    for path, shape, voxel in ((first, (40, 60, 60), 10.0), (second, (30, 50, 50), 12.0)):
+        path.parent.mkdir()
+        write_mrc(path, np.zeros(shape, np.float32), voxel_size=voxel)
+    imported = open_and_import(qtbot, widgets, first, three_picks(tmp_path / "picks"))
+    click(qtbot, widgets["Particles"].hand_button)
+    first_hand = widgets["Particles"].particles_layer
+    first_hand.add(np.array([[5.0, 55.0, 55.0]]))
+    type_into(qtbot, widgets["Tomogram"].file, str(second))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert session.tomogram.shape == (30, 50, 50)
+    assert widgets["Particles"].particles_layer is None and len(session.particles) == 0
+    assert tuple(imported.scale) == (10.0,) * 3  # not taken for the 12 A tomogram's
+    click(qtbot, widgets["Particles"].hand_button)
+    second_hand = widgets["Particles"].particles_layer
+    assert second_hand is not first_hand and len(second_hand.data) == 0
+    assert len(first_hand.data) == 1
+
+
 def test_cancel_stops_the_picker_before_pick_is_offered_again(explorer, qtbot, tmp_path):
     viewer, widgets, session = explorer
     path = write_mrc(

@@ -75,12 +75,14 @@ from napari_affinity_vae.widgets.viewer_session import (
     current_tomogram,
     same_tomogram,
     session_for,
+    tomogram_identity,
 )
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
 BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
 TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
+OF_TOMOGRAM, SOURCE = "of tomogram", "source"  # a particles layer's metadata: whose, from what
 TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
 
 
@@ -241,12 +243,20 @@ class ParticlesWidget(Container):
                 "Embed again"
             )
 
-    def _own_layers(self) -> list[Points]:
-        """The particles layers of the session's tomogram (by the name they were made for)."""
+    def _own_layers(self, source: str | None = None) -> list[Points]:
+        """The particles layers of the session's tomogram (by the name they were made for, and
+        the file where known: two tomograms may share a name), of ``source`` if given."""
         tomogram = self.session.tomogram
         if tomogram is None:
             return []
-        return [x for x in self._points_layers() if x.metadata.get("tomo_name") == tomogram.name]
+        identity = tomogram_identity(tomogram)
+        return [
+            x
+            for x in self._points_layers()
+            if x.metadata.get("tomo_name") == tomogram.name
+            and x.metadata.get(OF_TOMOGRAM, identity) == identity
+            and (source is None or x.metadata.get(SOURCE) == source)
+        ]
 
     def _rescale(self, layer: Points, voxel_size: float | None) -> bool:
         """Follow a new voxel size of the tomogram: points read from Angstrom move to where
@@ -311,10 +321,9 @@ class ParticlesWidget(Container):
         tomogram = self._tomogram()
         if tomogram is None or self._stays_in_project("Picking by hand"):
             return None
-        name = f"{tomogram.name} {HAND_SOURCE}"
-        if name in self._viewer.layers:
-            layer = self._viewer.layers[name]
-            self.layer.value = layer
+        own = self._own_layers(HAND_SOURCE)
+        if own:
+            layer = self.layer.value = own[-1]
         else:
             layer = self.show_particles(pd.DataFrame(columns=list(AXES), dtype=float), HAND_SOURCE)
         self._viewer.layers.selection.active = layer
@@ -417,12 +426,16 @@ class ParticlesWidget(Container):
             particles.insert(0, TOMO_NAME, tomogram.name)
         particles.attrs["voxel_size"] = tomogram.voxel_size
         name = f"{tomogram.name} {source}"
-        if replace and name in self._viewer.layers:
-            self._viewer.layers.remove(name)
+        for layer in self._own_layers(source) if replace else ():
+            self._viewer.layers.remove(layer)
         colour = CATEGORY_COLOURS[(len(self._points_layers()) + 7) % len(CATEGORY_COLOURS)]
-        data, kwargs, _ = particles_layer_data(
-            particles, name, {"tomo_name": tomogram.name, COLOUR_KEY: colour}, colour=colour
-        )
+        metadata = {
+            "tomo_name": tomogram.name,
+            OF_TOMOGRAM: tomogram_identity(tomogram),
+            SOURCE: source,
+            COLOUR_KEY: colour,
+        }
+        data, kwargs, _ = particles_layer_data(particles, name, metadata, colour=colour)
         layer = self._viewer.add_points(data, **kwargs)
         self.layer.value = layer
         return layer

@@ -80,7 +80,13 @@ def _levels(layer: Image) -> tuple[Level, ...]:
 
 def same_tomogram(first: Tomogram, second: Tomogram) -> bool:
     """Whether two tomograms are the same data: the same file (or layer) and shape."""
-    return first.path.resolve() == second.path.resolve() and first.shape == second.shape
+    return tomogram_identity(first) == tomogram_identity(second)
+
+
+def tomogram_identity(tomogram: Tomogram) -> str:
+    """What tells a tomogram from another of the same name (``TS_01/tomogram.mrc`` and
+    ``TS_02/tomogram.mrc``): its file (or layer) and shape."""
+    return f"{tomogram.path.resolve()} {tomogram.shape}"
 
 
 def is_tomogram(layer: object) -> bool:
