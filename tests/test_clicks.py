@@ -679,6 +679,24 @@ def test_a_result_for_a_decoded_volume_does_not_change_what_a_star_file_is_read_
     assert len(layer.data) == 3  # read against the tomogram, not the 32^3 decoded volume
 
 
+def test_particles_opened_with_file_open_are_the_ones_explored(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """A STAR file naming its own tomogram (``TS_07``), opened with File > Open (or dropped on
+    the window) on the tomogram shown, is what the docks then explore and embed."""
+    viewer, widgets, session = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    picks = read_particles(three_picks(tmp_path / "picks")).assign(tomo_name="TS_07")
+    star = write_particles(picks, tmp_path / "picks.star", voxel_size=10.0)
+    [layer] = viewer.open(star, plugin="napari-affinity-vae")
+    assert widgets["Particles"].particles_layer is layer
+    assert widgets["Particles"].count.value == "3" and len(session.particles) == 3
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    assert session.latent is not None and len(session.latent) == 3
+    assert not any("no particles" in m for m in messages(notifications))
+
+
 def test_long_legends_and_status_lines_never_widen_the_window(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer(show=True)
     widgets, _ = add_dock_widgets(viewer)

@@ -72,8 +72,9 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
                 drop_outside=True,
             )
             label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
-            # whose particles they are: the tomogram the file names, else the one open
-            owner = tomo_name or (names[0] if len(names) == 1 else open_name)
+            # whose particles they are: the open tomogram's if read against it, else the
+            # tomogram the file names
+            owner = tomo_name or open_name or (names[0] if names else None)
             meta = {"path": str(p), **({"tomo_name": owner} if owner else {})}
             layers.append(particles_layer_data(particles, label, meta))
     return layers

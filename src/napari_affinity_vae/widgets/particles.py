@@ -504,11 +504,12 @@ class ParticlesWidget(Container):
     def _refresh_layers(self, _event: object = None) -> None:
         """The particles layers offered; the chosen one stays chosen, also when renamed (which
         the list would otherwise take for a new one, leaving the session's particles and
-        coming back to them); one removed gives way to another of the tomogram's, or none."""
+        coming back to them); one removed, or none chosen, gives way to the newest of the
+        tomogram's (one opened with File > Open), or none."""
         current = self.layer.value
         with self.layer.changed.blocked():
             self.layer.reset_choices()
-            if current in self.layer.choices:
+            if current is not None and current in self.layer.choices:
                 self.layer.value = current
             else:
                 own = self._own_layers()
