@@ -40,6 +40,16 @@ def tomogram_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def small_tomogram(tmp_path) -> Path:
+    """A 40 x 60 x 60 float32 tomogram at 10 A/voxel with three dark blobs."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 1, (40, 60, 60)).astype(np.float32)
+    for z, y, x in ((20, 20, 20), (20, 40, 40), (20, 20, 40)):
+        data[z - 3 : z + 4, y - 3 : y + 4, x - 3 : x + 4] -= 4
+    return write_mrc(tmp_path / "small.mrc", data, voxel_size=10.0)
+
+
+@pytest.fixture
 def particles() -> pd.DataFrame:
     """Five particles inside a 20 x 30 x 40 tomogram, with angles and extra columns."""
     rng = np.random.default_rng(1)

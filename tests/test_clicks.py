@@ -39,16 +39,6 @@ def messages(notifications) -> list[str]:
     return [str(n.message) for n in notifications]
 
 
-@pytest.fixture
-def small_tomogram(tmp_path) -> Path:
-    """A 40 x 60 x 60 float32 tomogram at 10 A/voxel with three dark blobs."""
-    rng = np.random.default_rng(0)
-    data = rng.normal(0, 1, (40, 60, 60)).astype(np.float32)
-    for z, y, x in ((20, 20, 20), (20, 40, 40), (20, 20, 40)):
-        data[z - 3 : z + 4, y - 3 : y + 4, x - 3 : x + 4] -= 4
-    return write_mrc(tmp_path / "small.mrc", data, voxel_size=10.0)
-
-
 def click(qtbot, button) -> None:
     """A left click on a magicgui push button, as the mouse gives it."""
     qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)
@@ -424,7 +414,7 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
 def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtbot, tmp_path):
     """``TS_01/tomogram.mrc`` and ``TS_02/tomogram.mrc``: each keeps its own particles,
     imported or picked by hand, and its own voxel size."""
-    viewer, widgets, session = explorer
+    _, widgets, session = explorer
     first, second = tmp_path / "TS_01" / "tomogram.mrc", tmp_path / "TS_02" / "tomogram.mrc"
     for path, shape, voxel in ((first, (40, 60, 60), 10.0), (second, (30, 50, 50), 12.0)):
         path.parent.mkdir()

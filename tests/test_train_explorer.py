@@ -14,13 +14,22 @@ from qtpy.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 from conftest import blob_map, write_mrc
 from napari_affinity_vae._sample_data import sample_layers
 from napari_affinity_vae.demo import add_dock_widgets
+from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.operations.labelled import labelled_boxes
 from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import CLUSTER, LABEL, latent_columns
 from napari_affinity_vae.widgets.embed import CHECKPOINT
 from napari_affinity_vae.widgets.train import SCRATCH
 from napari_affinity_vae.widgets.viewer_session import session_for
-from test_clicks import answer_next_dialog, click, messages, type_into
+from test_clicks import (
+    _embed_by_clicks,
+    answer_next_dialog,
+    click,
+    messages,
+    open_and_import,
+    three_picks,
+    type_into,
+)
 
 WAIT_MS = 120_000
 
@@ -124,6 +133,26 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     after = session.particles[latent_columns(session.particles)].to_numpy()
     assert after.shape == before.shape and not np.allclose(after, before)
     assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}  # labels stay
+
+
+def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Picks from a classification (a class_name column) are labelled anew in the explorer:
+    the Train dock then trains on what the user typed."""
+    _, widgets, _session = explorer
+    picks = three_picks(tmp_path / "picks")
+    table = read_particles(picks).assign(class_name=["ribosome", "ribosome", "proteasome"])
+    picks = write_particles(table, tmp_path / "classified.csv")
+    open_and_import(qtbot, widgets, small_tomogram, picks)
+    train, scatter = widgets["Train"], widgets["Latent scatter"]
+    assert train.labels_from.value == "class_name" and "ribosome (2)" in train.classes.value
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    label_cluster(qtbot, scatter, 0, "good")
+    label_cluster(qtbot, scatter, 1, "bad")
+    assert train.labels_from.value == LABEL
+    assert train.classes.value.startswith("2 classes: ") and "good (" in train.classes.value
+    assert train.affinity.classes == ["bad", "good"]
 
 
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(

@@ -211,11 +211,13 @@ class TrainWidget(Container):
     def _refresh_columns(self) -> None:
         table = self.session.particles
         choices = [c for c in LABEL_COLUMNS if c in table and table[c].notna().any()] or [LABEL]
-        current = self.labels_from.value
+        current, offered = self.labels_from.value, self.labels_from.choices
+        if current not in choices or (LABEL in choices and LABEL not in offered):
+            current = choices[0]  # the user's labels, as soon as there are some
         with self.labels_from.changed.blocked():
             self.labels_from.choices = ()
             self.labels_from.choices = choices
-            self.labels_from.value = current if current in choices else choices[0]
+            self.labels_from.value = current
         self._show_classes()
 
     def _label_values(self) -> pd.Series:
