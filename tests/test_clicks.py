@@ -643,6 +643,13 @@ def test_two_particles_embed_cluster_and_explain_with_one_clear_message_each(
         assert shown[0] == laid_out and shown[1].startswith("HDBSCAN needs at least 5")
     else:
         assert shown == ["Asked for 9 clusters of 2 particles; made 2", laid_out]
+    rect = widgets["Latent scatter"].plot.view.camera.rect  # both points well inside the view
+    xy = session.particles[["embedding_x", "embedding_y"]].to_numpy()
+    for axis, (start, size) in enumerate(((rect.left, rect.width), (rect.bottom, rect.height))):
+        assert size > 1e-3 * np.ptp(xy[:, 0])  # not a sliver fitted to rounding noise
+        assert np.all(
+            (xy[:, axis] - start > 0.04 * size) & (start + size - xy[:, axis] > 0.04 * size)
+        )
     session.select([0, 1])
     click(qtbot, widgets["Decode"].explain_button)
     qtbot.waitUntil(lambda: len(messages(notifications)) > len(shown), timeout=WAIT_MS)

@@ -504,15 +504,18 @@ class ParticlesWidget(Container):
     def _refresh_layers(self, _event: object = None) -> None:
         """The particles layers offered; the chosen one stays chosen, also when renamed (which
         the list would otherwise take for a new one, leaving the session's particles and
-        coming back to them); one removed, or none chosen, gives way to the newest of the
-        tomogram's (one opened with File > Open), or none."""
+        coming back to them); one removed gives way to the newest of the tomogram's, or none;
+        with none chosen, the newest shown (one opened with File > Open: not a hidden ground
+        truth) is taken."""
         current = self.layer.value
         with self.layer.changed.blocked():
             self.layer.reset_choices()
+            own = self._own_layers()
+            if current is None:  # nothing explored: what the user sees of the tomogram's
+                own = [x for x in own if x.visible]
             if current is not None and current in self.layer.choices:
                 self.layer.value = current
             else:
-                own = self._own_layers()
                 self.layer.value = own[-1] if own else None
         remove_orphans(self._viewer)
         if self.layer.value is not current:

@@ -52,14 +52,14 @@ class ScatterCanvas:
         xy, _ = _placed(xy)
         if not len(xy):
             return
-        low, high = xy.min(axis=0), xy.max(axis=0)
-        span = np.where(high > low, high - low, 1.0)
+        centre, span = _extent(xy)
         if fit:
-            self.view.camera.rect = (*(low - 0.05 * span), *(1.1 * span))
-        self.dim.center = tuple((low + high) / 2)
+            self.view.camera.rect = (*(centre - 0.55 * span), *(1.1 * span))
+        self.dim.center = tuple(centre)
         self.dim.width, self.dim.height = span * 100
         bins = int(np.clip(np.sqrt(len(xy)) / 2, 8, DENSITY_BINS))
-        counts, xs, ys = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins)
+        edges = np.column_stack([centre - span / 2, centre + span / 2])
+        counts, xs, ys = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins, range=edges)
         density = np.log1p(counts.T).astype(np.float32)
         self.heat.set_data(density)
         self.heat.clim = (0.0, max(float(density.max()), 1e-6))
@@ -108,3 +108,16 @@ def _placed(xy: np.ndarray, colours: np.ndarray | str | None = None) -> tuple:
     if isinstance(colours, np.ndarray):
         colours = colours[placed]
     return xy[placed], colours
+
+
+def _extent(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centre and span of points along x and y; an axis along which they barely differ
+    (two particles laid out by PCA: the second axis is rounding noise) spans as the other
+    does, or 1 if neither differs."""
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    span = high - low
+    widest = float(span.max())
+    scale = max(widest, float(np.abs(xy).max()))
+    flat = span <= 1e-6 * scale
+    span = np.where(flat, widest if widest > 1e-6 * scale else 1.0, span)
+    return (low + high) / 2, span
