@@ -301,12 +301,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, c
     tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
     picks = tmp_path / "picks.csv"
     picks.write_text("x,y,z\n32,32,20\n")
+    (tmp_path / "folder.csv").mkdir()
     embed = ["embed", str(tomogram), str(picks), "--out"]
     pick = ["pick", str(tomogram), "--diameter", "100", "200", "--out"]
     for args, out, problem in (
         (embed, tmp_path / "e.txt", "a coordinate file is written as .star, .tbl, .coords, .csv"),
         (embed, tmp_path / "nodir" / "e.csv", f"folder {tmp_path / 'nodir'} does not exist"),
         (pick, tmp_path / "picks.txt", "a coordinate file is written as .star, .tbl, .coords"),
+        ([*embed[:3], "--overwrite", "--out"], tmp_path / "folder.csv", "is a folder"),
+        (pick, Path("/proc/picks.csv"), "cannot be written"),  # no file can be made there
     ):
         assert main([*args, str(out)]) == 2
         err = capsys.readouterr().err

@@ -8,6 +8,7 @@ tomogram's voxel size when known.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,13 +121,21 @@ def write_particles(
 def check_output(
     path: Path, suffixes: tuple[str, ...] = PARTICLE_SUFFIXES, what: str = "a coordinate file"
 ) -> None:
-    """Refuse, before any work, an output of another suffix or in a folder that does not exist."""
+    """Refuse, before any work, an output of another suffix, where a folder stands, or in a
+    folder that does not exist or cannot be written to."""
     if path.suffix.lower() not in suffixes:
         raise ParticleFileError(
             path, f"{what} is written as {', '.join(suffixes)}; choose one of them"
         )
     if not path.parent.is_dir():
         raise ParticleFileError(path, f"folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ParticleFileError(path, "is a folder: give a file name")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise ParticleFileError(path, f"cannot be written ({err.strerror or err})") from None
 
 
 def _suffix(path: Path) -> str:
