@@ -24,7 +24,6 @@ from test_clicks import (
     click,
     messages,
     open_and_import,
-    small_tomogram,  # noqa: F401
     three_picks,
     type_into,
 )
@@ -50,7 +49,7 @@ def test_taking_the_last_labels_away_colours_and_lists_no_class(
     explorer,
     qtbot,
     tmp_path,
-    small_tomogram,  # noqa: F811
+    small_tomogram,
     notifications,
 ):
     _, widgets, session = explorer
@@ -78,7 +77,7 @@ def test_a_point_added_by_hand_takes_no_other_particle_s_label_score_or_tag(
     explorer,
     qtbot,
     tmp_path,
-    small_tomogram,  # noqa: F811
+    small_tomogram,
 ):
     _, widgets, session = explorer
     table = pd.DataFrame({"z": [20.0, 20.0], "y": [20.0, 40.0], "x": [20.0, 40.0]})
@@ -112,7 +111,7 @@ def test_label_names_show_as_typed_and_each_legend_entry_selects_its_own(
     explorer,
     qtbot,
     tmp_path,
-    small_tomogram,  # noqa: F811
+    small_tomogram,
 ):
     _, widgets, session = explorer
     picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "p", n=3))
@@ -139,7 +138,7 @@ def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(
     explorer,
     qtbot,
     tmp_path,
-    small_tomogram,  # noqa: F811
+    small_tomogram,
     notifications,
     monkeypatch,
 ):
