@@ -276,3 +276,24 @@ def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
     assert main([*args, "--voxel-size", "7.5"]) == 0
     _, card = load_checkpoint(out.with_suffix(".json"))
     assert card.voxel_size == 7.5
+
+
+def test_train_leaves_out_particles_without_a_class_and_says_how_many(tmp_path, capsys):
+    """Picks of which only some were classified: the others are not a class of their own."""
+    rng = np.random.default_rng(0)
+    tomogram = write_tomogram(tmp_path / "t.mrc", rng.normal(size=(24, 24, 48)), 10.0)
+    coords = tmp_path / "picks.csv"
+    coords.write_text("x,y,z,class\n8,12,12,a\n16,12,12,b\n24,12,12,\n32,12,12,a\n40,12,12,b\n")
+    affinity = tmp_path / "affinity.csv"
+    affinity.write_text("a,b\n1,0\n0,1\n")
+    out = tmp_path / "m"
+    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
+    args += ["--out", str(out), "--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    assert main(args) == 0
+    error = capsys.readouterr().err
+    assert f"avae train: warning: {coords}: 1 of 5 particles have no class" in error
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.classes == ["a", "b"] and "4 boxes" in card.training["data"]
+    coords.write_text("x,y,z,class\n8,12,12,\n16,12,12,\n")
+    assert main([*args, "--overwrite"]) == 2
+    assert f"{coords}: no particle has a class in column class" in capsys.readouterr().err

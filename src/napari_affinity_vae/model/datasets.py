@@ -13,6 +13,7 @@ A simulator set also knows the factors that made each box (:func:`load_factors`)
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,8 +166,19 @@ def _from_tomogram(
     column = next((c for c in CLASS_COLUMNS if c in particles), None)
     if column is None:
         raise InputFileError(coordinates, f"no class column (one of {', '.join(CLASS_COLUMNS)})")
+    names = particles[column].astype("string").str.strip()
+    labelled = (names.notna() & (names != "")).to_numpy()
+    if not labelled.any():
+        raise InputFileError(coordinates, f"no particle has a class in column {column}")
+    if not labelled.all():
+        warnings.warn(
+            f"{coordinates}: {int((~labelled).sum())} of {len(names)} particles have no "
+            f"{column}; they are left out of training",
+            stacklevel=2,
+        )
+    particles = particles[labelled]
     boxes, _ = extract_boxes(volume.data, particles[list(AXES)].to_numpy(), box)
-    return boxes, particles[column].astype(str).to_numpy(), float(volume.voxel_size)
+    return boxes, names[labelled].to_numpy(dtype=str), float(volume.voxel_size)
 
 
 def _from_particle_folder(
