@@ -339,6 +339,29 @@ def test_a_dynamo_table_with_its_doc_or_vll_index(tmp_path):
     np.testing.assert_allclose(vll.particles[XYZ], expected)
 
 
+def test_particles_of_a_missing_tomogram_are_never_written_without_a_place(tmp_path, capsys):
+    """A Dynamo project whose tomogram 2 is missing: RELION 5 cannot place its particles (no
+    voxel size, no size), so a .star is refused before any embedding; a .csv keeps them."""
+    write_mrc(tmp_path / "tomo1.mrc", np.zeros((30, 40, 50), np.float32), voxel_size=7.0)
+    table = np.zeros((2, 35))
+    table[:, 19] = [1, 2]
+    table[:, 23:26] = [[11, 21, 6], [31, 11, 3]]
+    np.savetxt(tmp_path / "particles.tbl", table, fmt="%g")
+    (tmp_path / "index.doc").write_text("1 tomo1.mrc\n2 tomo2.mrc\n")
+    sources = [str(tmp_path / "particles.tbl"), str(tmp_path / "index.doc")]
+    out = tmp_path / "embedded.star"
+    assert main(["embed", *sources, "--out", str(out), "--pca"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out}: the particles of 2 cannot be given in RELION 5's centred Angstrom" in error
+    assert "embedding" not in error and not out.exists()
+    project = open_project([Path(s) for s in sources])
+    with pytest.raises(ParticleFileError, match="particles of 2 cannot"):
+        write_relion5(project, project.particles, out)
+    assert not out.exists()
+    write_relion5(project, project.particles[project.particles[TOMO_NAME] == "1"], out)
+    assert starfile.read(out)["rlnCenteredCoordinateXAngst"].notna().all()
+
+
 def test_a_folder_of_tomograms_with_coordinate_files_of_the_same_stem(tmp_path):
     for name in ("a", "b", "c"):
         write_mrc(tmp_path / f"{name}.mrc", np.zeros((20, 30, 40), np.float32))

@@ -1114,6 +1114,7 @@ def _embed_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_affinity_vae.io.projects import open_project
+    from napari_affinity_vae.io.projects.relion5 import check_centred
     from napari_affinity_vae.io.projects.writing import check_output, write_project_table
     from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
     from napari_affinity_vae.progress import run_steps
@@ -1133,6 +1134,8 @@ def _embed_project(args: argparse.Namespace) -> int:
     )
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
+    if args.out.suffix.lower() == ".star":  # before the work, not after
+        check_centred(project, project.particles, args.out)
     parquet = args.parquet or len(project.particles) > PARQUET_ABOVE
     if parquet:
         _refuse_existing(args, args.out.with_suffix(".parquet"))

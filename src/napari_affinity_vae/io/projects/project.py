@@ -51,6 +51,11 @@ class TomogramEntry:
         return next(iter(self.files.values()), None)
 
     @property
+    def centred(self) -> bool:
+        """Whether centred Angstrom can be told for its particles: voxel size and origin known."""
+        return bool(self.voxel_size) and (self.shape is not None or self.centre is not None)
+
+    @property
     def origin(self) -> np.ndarray:
         """The voxel position (z, y, x) of centred coordinates' zero."""
         if self.centre is not None:
@@ -254,6 +259,6 @@ def _frames(entries: dict[str, TomogramEntry], names: pd.Series) -> tuple[np.nda
     origin = np.full((len(unique) + 1, 3), np.nan)
     for i, name in enumerate(unique):
         entry = entries.get(name)
-        if entry is not None and entry.voxel_size and (entry.shape or entry.centre):
+        if entry is not None and entry.centred:
             size[i], origin[i] = entry.voxel_size, entry.origin
     return size[codes], origin[codes]

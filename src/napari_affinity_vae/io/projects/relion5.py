@@ -199,11 +199,28 @@ def read_centred_particles(
 def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path:
     """Particles of any of the project's tomograms as one RELION 5 STAR (centred Angstrom), with
     the particle file's other blocks (``general``, ``optics``) and its unknown columns. Origin
-    shifts were applied when reading, so none are written."""
+    shifts were applied when reading, so none are written. Particles of a tomogram whose voxel
+    size or size is unknown (its file missing) are refused, rather than written without a place."""
+    check_centred(project, particles, path)
     centred = to_centred(project.tomograms, particles)
     coordinates = {CENTRED_COLUMNS[a]: centred[:, i] for i, a in enumerate("xyz")}
     out = to_star(particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
     return write_blocks(path, {**project.blocks, "particles": out})
+
+
+def check_centred(project: Project, particles: pd.DataFrame, path: Path) -> None:
+    """Refuse to write ``particles`` to RELION 5 ``path`` where their tomogram's voxel size or
+    size is unknown: naming those tomograms, and the formats that keep their voxels."""
+    names = particles[TOMO_NAME].astype(str).unique() if TOMO_NAME in particles else []
+    unknown = [n for n in names if not (n in project.tomograms and project.tomograms[n].centred)]
+    if unknown:
+        listed = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ParticleFileError(
+            path,
+            f"the particles of {listed} cannot be given in RELION 5's centred Angstrom: the "
+            "voxel size or size of their tomogram is unknown (is its file missing?); write "
+            ".csv or .parquet, which keep their voxels, or leave them out",
+        )
 
 
 def write_relion4(project: Project, particles: pd.DataFrame, path: Path) -> Path:
