@@ -4,6 +4,7 @@ embedded by the command line, and particles written back as picks that copick re
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,41 @@ def test_picks_become_particles_in_voxels_with_their_angles(project, simulated):
             atol=1e-6,
         )
     assert set(table[COPICK_USER]) == {"curator"}
+
+
+def test_refined_shifts_move_the_particles_and_a_set_without_points_is_empty(project):
+    """Subtomogram averaging writes refined shifts as the transforms' translation (Angstrom);
+    copick's schema lets a picks file list ``null`` points."""
+    root = copick.from_file(str(project))
+    run = root.get_run("TS_01")
+    shifted = run.new_picks("ribosome", session_id="refined", user_id="sta")
+    transform = np.eye(4)
+    transform[:3, 3] = [20.0, -10.0, 5.0]  # x, y, z Angstrom
+    shifted.from_numpy(np.array([[300.0, 400.0, 200.0]]), transform[None])
+    shifted.store()
+    empty = run.new_picks("ribosome", session_id="none", user_id="sta")
+    empty.store()
+    listing = Path(empty.path)
+    listing.write_text(listing.read_text().replace('"points": []', '"points": null'))
+    assert '"points": null' in listing.read_text()
+    refined = open_project([project], pick_sets=PickSetChoice("ribosome", "sta", "refined"))
+    np.testing.assert_allclose(refined.particles[list(AXES)], [[20.5, 39.0, 32.0]])  # z, y, x
+    none = open_project([project], pick_sets=PickSetChoice("ribosome", "sta", "none"))
+    assert none.particles.empty and none.pick_sets[("ribosome", "sta", "none")] == 0
+
+
+def test_a_configuration_whose_root_is_missing_is_named(project, tmp_path, monkeypatch, capsys):
+    config = json.loads(project.read_text())
+    config["overlay_root"] = "local://overlay"  # relative: to the folder avae starts in
+    project.write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path / "overlay")
+    assert main(["project", str(project)]) == 2
+    error = capsys.readouterr().err
+    assert f"{project}: its overlay_root overlay is no folder here" in error
+    assert str(tmp_path / "overlay") in error  # where a relative root was looked for
+    monkeypatch.chdir(tmp_path)
+    assert main(["project", str(project)]) == 0
+    assert capsys.readouterr().out.startswith("3 tomograms, 20 particles")
 
 
 def test_avae_embed_on_a_copick_project_gives_the_latents_of_the_same_tomograms_in_mrc(

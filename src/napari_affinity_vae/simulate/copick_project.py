@@ -65,7 +65,7 @@ def copick_project_of(
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.json"
     root = copick.new_config(
-        str(config), overlay_root=str(folder / "overlay"), pickable_objects=objects
+        str(config), overlay_root=str((folder / "overlay").resolve()), pickable_objects=objects
     )
     for name, result in results.items():
         run = root.new_run(name)

@@ -39,6 +39,7 @@ from napari_affinity_vae.schema import (
 from napari_affinity_vae.text import count
 
 DEFAULT_USER = "avae"
+LOCAL = "local://"  # a copick root on this computer's file system
 PREFERRED_TYPES = ("wbp", "denoised")  # the tomogram type shown when none is chosen
 
 
@@ -78,9 +79,26 @@ def open_root(config: Path) -> Any:
             "Reading copick projects needs the copick library: pip install copick"
         ) from None
     try:
-        return copick.from_file(str(config))
+        root = copick.from_file(str(config))
     except Exception as err:  # copick raises pydantic, JSON and file-system errors alike
         raise ParticleFileError(config, f"not a readable copick configuration ({err})") from None
+    for kind in ("overlay_root", "static_root"):  # copick finds no runs in a missing folder
+        folder = _local_folder(str(getattr(root.config, kind, None) or ""))
+        if folder is not None and not folder.is_dir():
+            raise ParticleFileError(
+                config,
+                f"its {kind} {folder} is no folder here (a relative root counts from the "
+                f"folder napari or avae was started in, {Path.cwd()})",
+            )
+    return root
+
+
+def _local_folder(root: str) -> Path | None:
+    """The folder of a copick root on this computer (``local://...`` or a plain path), None for
+    none or another file system's."""
+    if root.startswith(LOCAL):
+        return Path(root[len(LOCAL) :])
+    return None if not root or "://" in root else Path(root)
 
 
 def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
@@ -95,7 +113,7 @@ def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
         for picks in _distinct(run.picks):
             key = (picks.pickable_object_name, picks.user_id, picks.session_id)
             if not all(c in (None, k) for c, k in zip(choice.pick_set, key, strict=True)):
-                sets[key] += len(picks.points)
+                sets[key] += len(read_picks(picks)[0])
                 continue
             table = picks_table(run.name, picks, entries[run.name].voxel_size)
             sets[key] += len(table)
@@ -159,10 +177,9 @@ def _local_path(tomogram: Any) -> Path:
 def picks_table(run_name: str, picks: Any, voxel_size: float | None) -> pd.DataFrame:
     """A pick set's points as particles in voxels of the run's tomogram (NaN if its voxel size
     is unknown)."""
-    points, transforms = picks.numpy()
-    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    points, rotations = read_picks(picks)
     zyx = points[:, ::-1] / (voxel_size or np.nan)
-    angles = matrices_to_angles(np.asarray(transforms).reshape(-1, 4, 4)[:, :3, :3])
+    angles = matrices_to_angles(rotations)
     table = pd.DataFrame(zyx, columns=list(AXES))
     table[list(ANGLES)] = angles
     table.insert(0, TOMO_NAME, run_name)
@@ -170,6 +187,20 @@ def picks_table(run_name: str, picks: Any, voxel_size: float | None) -> pd.DataF
     table[COPICK_USER] = picks.user_id
     table[COPICK_SESSION] = picks.session_id
     return table
+
+
+def read_picks(picks: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A pick set's positions (n, 3: x, y, z Angstrom, each point's location plus its transform's
+    translation, where subtomogram averaging puts refined shifts) and rotations (n, 3, 3); a
+    file listing no points (``null``) has none, one copick cannot read is named."""
+    try:
+        points, transforms = picks.numpy() if picks.points else ((), ())
+    except Exception as err:  # copick raises pydantic and JSON errors for a malformed file
+        path = Path(str(getattr(picks, "path", picks.pickable_object_name)))
+        raise ParticleFileError(path, f"not a readable copick picks file ({err})") from None
+    transforms = np.asarray(transforms, dtype=float).reshape(-1, 4, 4)
+    positions = np.asarray(points, dtype=float).reshape(-1, 3) + transforms[:, :3, 3]
+    return positions, transforms[:, :3, :3]
 
 
 def copick_config(project: Project | None) -> Path | None:
