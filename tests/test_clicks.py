@@ -536,6 +536,26 @@ def test_a_corrected_voxel_size_makes_the_embedding_stale(
     assert widgets["Embed"].status.value == "not run"
 
 
+def test_a_volume_decoded_at_a_particle_goes_when_the_voxel_size_is_corrected(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """It stood at the particle's place at 10 A; at 12 A the particle is elsewhere."""
+    viewer, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    session.select([0])
+    decode = widgets["Decode"]
+    decode.source.value, decode.placement.value = "Selected particle", "At the particle"
+    click(qtbot, decode.decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    voxel = widgets["Tomogram"].voxel_size
+    voxel.native.selectAll()
+    qtbot.keyClicks(voxel.native, "12")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert "decoded" not in viewer.layers
+    assert decode.status.value.startswith("decode again")
+
+
 def test_the_selection_is_highlighted_alone_in_the_volume_view(
     explorer, qtbot, tmp_path, small_tomogram
 ):

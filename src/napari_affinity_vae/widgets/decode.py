@@ -43,12 +43,14 @@ from napari_affinity_vae.widgets.viewer_session import (
     DECODED_KEY,
     active_layer_kept,
     session_for,
+    tomogram_identity,
     view_centre,
 )
 
 PARTICLE, MEAN, CENTRE = "Selected particle", "Selection mean", "Cluster centre"
 SOURCES = {PARTICLE: PARTICLE_SOURCE, MEAN: MEAN_SOURCE, CENTRE: CENTRE_SOURCE}
 AT_PARTICLE, BESIDE = "At the particle", "Beside the tomogram"
+PLACED_FOR = "placed for"  # a decoded volume's metadata: the tomogram (and voxel size) placing it
 TRAVERSAL_AXIS = "traversal step"  # the label of the slider that walks a traversal
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
@@ -165,6 +167,7 @@ class DecodeWidget(Container):
         self.session.embedding_changed.connect(self._build_sliders)
         self.session.embedding_changed.connect(self._list_columns)
         self.session.particles_changed.connect(self._particles_changed)
+        self.session.tomogram_changed.connect(self._tomogram_changed)
         self.session.selection_changed.connect(self._selection_changed)
         self.session.model_changed.connect(self._model_changed)
         self._model_changed()
@@ -295,6 +298,7 @@ class DecodeWidget(Container):
             layer.data, layer.scale, layer.translate = data, scale, translate
             layer.contrast_limits = limits
             layer.metadata["voxel_size"] = voxel_size
+            layer.metadata[PLACED_FOR] = self._placed_for()
         else:
             with active_layer_kept(self._viewer):
                 layer = self._viewer.add_image(
@@ -306,7 +310,11 @@ class DecodeWidget(Container):
                     contrast_limits=limits,
                     rendering="iso",
                     blending="additive",
-                    metadata={"voxel_size": voxel_size, DECODED_KEY: card.describe()},
+                    metadata={
+                        "voxel_size": voxel_size,
+                        DECODED_KEY: card.describe(),
+                        PLACED_FOR: self._placed_for(),
+                    },
                 )
         if data.ndim == 4 and self._viewer.dims.ndim == 4:  # the slider a traversal adds
             labels = self._viewer.dims.axis_labels
@@ -335,6 +343,34 @@ class DecodeWidget(Container):
         middle = shape[1] / 2 * tomo_voxel - centre
         plane = view_centre(self._viewer)[0] - centre  # in the plane the user looks at
         return (scale,) * 3, (plane, middle, shape[2] * tomo_voxel + box * scale / 4)
+
+    def _placed_for(self) -> str | None:
+        """The tomogram, and its voxel size, a volume shown now is placed by (None: none open)."""
+        tomogram = self.session.tomogram
+        if tomogram is None:
+            return None
+        return f"{tomogram_identity(tomogram)} at {tomogram.voxel_size} A"
+
+    def _tomogram_changed(self) -> None:
+        """Volumes placed by another tomogram, or by this one at another voxel size (corrected
+        in the Tomogram dock), stand out of place: they go, with their Gaussians."""
+        placed = self._placed_for()
+        if placed is None:
+            return
+        stale = [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Image)
+            and DECODED_KEY in layer.metadata
+            and layer.metadata.get(PLACED_FOR, placed) != placed
+        ]
+        for layer in stale:
+            points = splats_name(layer.name)
+            self._viewer.layers.remove(layer)
+            if points in self._viewer.layers:
+                self._viewer.layers.remove(points)
+        if stale:
+            self.status.value = "decode again: the volume shown was placed by another tomogram"
 
     def _anchor_shown(self) -> bool:
         """Whether the anchor particle is in the tomogram shown (in a project it may not be)."""
