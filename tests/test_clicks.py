@@ -208,6 +208,27 @@ def test_a_hand_pick_beside_imported_angles_is_exported_unaligned(
     assert messages(notifications)[-1] == "Type the name of the file to export to (File)"
 
 
+def test_open_and_import_with_an_empty_field_or_a_folder_say_what_to_type(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    viewer, widgets, _ = explorer
+    tomogram, particles = widgets["Tomogram"], widgets["Particles"]
+    type_into(qtbot, tomogram.file, "")
+    click(qtbot, tomogram.open_button)
+    type_into(qtbot, tomogram.file, str(tmp_path))  # a plain folder, not an OME-Zarr image
+    click(qtbot, tomogram.open_button)
+    type_into(qtbot, tomogram.file, str(small_tomogram))
+    click(qtbot, tomogram.open_button)
+    type_into(qtbot, particles.file, " ")
+    click(qtbot, particles.import_button)
+    assert messages(notifications) == [
+        "Type the name of the file of the tomogram to open (File)",
+        f"{tmp_path}: is a folder, neither an MRC file nor an OME-Zarr image: choose a tomogram",
+        "Type the name of the file of the particles to import (File)",
+    ]
+    assert [x.name for x in viewer.layers] == ["small"]
+
+
 def test_a_relion4_selection_is_exported_for_relion_in_its_own_pixels(
     explorer, qtbot, tmp_path, small_tomogram
 ):

@@ -97,8 +97,12 @@ def open_tomogram(
             path, f"voxel size must be a positive number of Angstrom, got {voxel_size}"
         )
     if path.is_dir():
-        from napari_affinity_vae.io.omezarr import read_ome_zarr
+        from napari_affinity_vae.io.omezarr import is_ome_zarr, read_ome_zarr
 
+        if not is_ome_zarr(path) and path.suffix.lower() != ".zarr":
+            raise TomogramFileError(
+                path, "is a folder, neither an MRC file nor an OME-Zarr image: choose a tomogram"
+            )
         levels, file_voxel_size = read_ome_zarr(path)
     elif path.is_file():
         data, file_voxel_size = _read_mrc(path)

@@ -42,7 +42,7 @@ from napari_affinity_vae.operations.export import (
 from napari_affinity_vae.schema import STAR_BLOCKS
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
-from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.viewer_session import session_for
 
@@ -142,10 +142,7 @@ class ExportWidget(Container):
         with errors_as_notifications("Exporting"):
             if self.format.value == COPICK:
                 return self._write_copick()
-            typed = str(self.file.value).strip()  # a pasted name's stray spaces are no part
-            if typed in ("", "."):
-                raise AffinityVAEError("Type the name of the file to export to (File)")
-            written = self._write(Path(typed).expanduser())
+            written = self._write(typed_path(self.file.value, "to export to"))
             if written:
                 names = ", ".join(p.name for p in written)
                 self.status.value = f"wrote {count(len(written), 'file')}: {names}"

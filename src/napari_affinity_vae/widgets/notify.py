@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 from napari.utils.notifications import show_error
 
@@ -37,3 +38,12 @@ def errors_as_notifications(doing: str) -> Iterator[None]:
         yield
     except Exception as error:
         show_failure(error, doing)
+
+
+def typed_path(value: object, what: str) -> Path:
+    """The path typed (or chosen) in a File field, stray spaces aside; an empty field is the
+    user's to fill in, saying ``what`` the file is for."""
+    typed = str(value).strip()
+    if typed in ("", "."):
+        raise AffinityVAEError(f"Type the name of the file {what} (File)")
+    return Path(typed).expanduser()

@@ -66,7 +66,7 @@ from napari_affinity_vae.widgets.highlight import (
     remove_orphans,
     show_selection,
 )
-from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
@@ -278,11 +278,13 @@ class ParticlesWidget(Container):
     # -- getting particles ---------------------------------------------------------------------
     def import_file(self, path: str | Path | None = None) -> Points | None:
         """Read a coordinate file into a Points layer on the tomogram."""
-        path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
         tomogram = self._tomogram()
         if tomogram is None or self._stays_in_project("Importing particles"):
             return None
         with errors_as_notifications("Importing particles"):
+            if not isinstance(path, str | Path):
+                path = typed_path(self.file.value, "of the particles to import")
+            path = Path(path)
             names = tomogram_names(path)
             tomo_name = None
             if len(names) > 1:  # never merged: this tomogram's rows, or the user says which

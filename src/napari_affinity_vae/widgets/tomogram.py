@@ -23,7 +23,7 @@ from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.widgets.dialogs import ask_number, scrolling
-from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
     opened_as_tomogram,
@@ -89,8 +89,10 @@ class TomogramWidget(Container):
         ``voxel_size`` (Angstrom) overrides the header's. A header without one asks for it, the
         Voxel size box's value filled in; Cancel leaves the file unopened (None).
         """
-        path = Path(path) if isinstance(path, str | Path) else Path(self.file.value)
         with errors_as_notifications("Opening the tomogram"):
+            if not isinstance(path, str | Path):
+                path = typed_path(self.file.value, "of the tomogram to open")
+            path = Path(path)
             tomogram = open_tomogram(path, voxel_size, require_voxel_size=False)
             if tomogram.voxel_size is None:
                 voxel_size = self._ask_voxel_size(path)
