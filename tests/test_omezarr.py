@@ -12,12 +12,13 @@ from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.omezarr import write_ome_zarr
 from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.tomogram import open_tomogram, write_tomogram
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes
-from napari_affinity_vae.schema import AXES, latent_columns
+from napari_affinity_vae.schema import AXES, TOMO_NAME, latent_columns
 from zarr_files import portal_style_zarr, simulated_project_listing
 
 pytestmark = pytest.mark.zarr
@@ -40,6 +41,22 @@ def test_a_written_ome_zarr_opens_with_its_levels_voxel_size_and_name(tmp_path):
     np.testing.assert_allclose(level.to_level([[0.5, 2.5, 4.5]]), [[0, 1, 2]])
     np.testing.assert_allclose(level.from_level([[0, 1, 2]]), [[0.5, 2.5, 4.5]])
     assert tomogram.level_for(7.0)[0] is tomogram  # nothing finer than the finest
+
+
+def test_ome_zarr_tomograms_in_a_folder_take_their_coordinate_files_by_name(tmp_path):
+    """``TS_01.ome.zarr`` (as most OME-Zarr writers name it) and a Zarr folder named ``TS_02``
+    without a suffix: each is the tomogram of the CSV of its name."""
+    data = np.zeros((16, 32, 32), np.float32)
+    write_ome_zarr(tmp_path / "TS_01.ome.zarr", data, 10.0, levels=1, chunks=16)
+    write_ome_zarr(tmp_path / "TS_02.zarr", data, 10.0, levels=1, chunks=16)
+    (tmp_path / "TS_02.zarr").rename(tmp_path / "TS_02")
+    (tmp_path / "TS_01.csv").write_text("x,y,z\n5,6,7\n8,9,10\n")
+    (tmp_path / "TS_02.csv").write_text("x,y,z\n11,12,13\n")
+    assert open_tomogram(tmp_path / "TS_01.ome.zarr").name == "TS_01"
+    project = open_project([tmp_path])
+    assert project.counts().to_dict() == {"TS_01": 2, "TS_02": 1}
+    one = open_project([tmp_path / "TS_01.ome.zarr", tmp_path / "TS_01.csv"])
+    assert list(one.tomograms) == ["TS_01"] and set(one.particles[TOMO_NAME]) == {"TS_01"}
 
 
 def test_a_portal_style_zarr_v2_in_nanometres_reads_in_angstrom(tmp_path):

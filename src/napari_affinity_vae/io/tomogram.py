@@ -64,7 +64,7 @@ class Tomogram:
 
     @property
     def name(self) -> str:
-        return self.tomo_name or uncompressed_name(self.path).stem
+        return self.tomo_name or tomogram_stem(self.path)
 
     def level_for(self, voxel_size: float | None) -> tuple[Tomogram, Level]:
         """The coarsest level whose voxels are no larger than ``voxel_size`` Angstrom (the finest
@@ -79,6 +79,14 @@ class Tomogram:
             return self, chosen
         size = None if self.voxel_size is None else self.voxel_size * chosen.factor
         return replace(self, data=chosen.data, voxel_size=size, levels=()), chosen
+
+
+def tomogram_stem(path: Path) -> str:
+    """The name a tomogram's file gives it: ``TS_01`` of ``TS_01.mrc``, ``TS_01.mrc.gz`` and
+    ``TS_01.ome.zarr``."""
+    stem = uncompressed_name(path).stem
+    ome = path.suffix.lower() == ZARR_SUFFIX and stem.lower().endswith(".ome")
+    return stem[: -len(".ome")] if ome else stem
 
 
 def open_tomogram(

@@ -34,7 +34,7 @@ from napari_affinity_vae.io.star import (
     pixel_coordinates,
     pixel_scale,
 )
-from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX, tomogram_stem
 from napari_affinity_vae.io.validate import numeric_columns
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
@@ -56,8 +56,11 @@ def tomogram_files(folder: Path) -> dict[str, Path]:
         for p in folder.iterdir()
         if (p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()) or is_ome_zarr(p)
     ]
-    files.sort(key=lambda p: (p.stem, suffixes.index(p.suffix.lower())), reverse=True)
-    return dict(sorted({p.stem: p for p in files}.items()))
+    rank = {s: i for i, s in enumerate(suffixes)}  # an OME-Zarr folder may have no suffix
+    files.sort(
+        key=lambda p: (tomogram_stem(p), rank.get(p.suffix.lower(), len(rank))), reverse=True
+    )
+    return dict(sorted({tomogram_stem(p): p for p in files}.items()))
 
 
 def entry(name: str, path: Path | None, voxel_size: float | None = None) -> TomogramEntry:
@@ -175,8 +178,9 @@ def read_single(
 ) -> Project:
     """One tomogram, with the particles of one coordinate file (pixel coordinates divided by
     ``binning``; of a file holding several tomograms, those of ``tomo_name``): a project of one."""
-    entries = {tomogram.stem: entry(tomogram.stem, tomogram, voxel_size)}
-    found = {} if coordinates is None else {tomogram.stem: coordinates}
+    name = tomogram_stem(tomogram)
+    entries = {name: entry(name, tomogram, voxel_size)}
+    found = {} if coordinates is None else {name: coordinates}
     sources = (tomogram,) if coordinates is None else (tomogram, coordinates)
     return _with_coordinates(entries, found, sources, binning, tomo_name)
 
