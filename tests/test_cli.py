@@ -15,6 +15,7 @@ import starfile
 from conftest import blob_map, write_mrc
 from napari_affinity_vae import __version__
 from napari_affinity_vae.cli import main
+from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.subtomograms import read_subtomograms
 
 
@@ -358,6 +359,21 @@ def test_embed_names_the_tomogram_in_a_star_made_from_a_csv(tmp_path):
     out = tmp_path / "embedded.star"
     assert main(["embed", str(tomogram), str(picks), "--out", str(out)]) == 0
     assert starfile.read(out)["rlnTomoName"].tolist() == ["TS_07", "TS_07"]
+
+
+def test_embed_skips_unusable_rows_only_when_told_and_says_how_many(tmp_path, capsys):
+    tomogram = write_mrc(tmp_path / "TS_07.mrc", np.zeros((32, 64, 64), np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n32,32,16\n20,40,10\n-0.6,40,10\n20,,10\n")  # a pick at the edge
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(tomogram), str(picks), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("--skip-unusable skips them")
+    assert not out.exists()
+    assert main(["embed", str(tomogram), str(picks), "--out", str(out), "--skip-unusable"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 4 particles have missing (NaN) coordinates; they were dropped" in err
+    assert "1 of 3 particles lie outside the tomogram" in err
+    assert len(read_particles(out)) == 2
 
 
 def test_embed_keeps_a_dynamo_tables_own_columns(tmp_path):

@@ -18,6 +18,7 @@ from napari_affinity_vae.errors import (
     InputFileError,
     OutputExistsError,
     ParticleFileError,
+    UnusableRowsError,
 )
 
 if TYPE_CHECKING:
@@ -419,6 +420,12 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "holding several",
     )
     em.add_argument("--inverted", action="store_true", help="protein is white")
+    em.add_argument(
+        "--skip-unusable",
+        action="store_true",
+        help="of a tomogram's coordinate file, skip rows with NaN coordinates or outside the "
+        "tomogram, saying how many (otherwise they are an error)",
+    )
     em.add_argument(
         "--error",
         action="store_true",
@@ -1074,13 +1081,18 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
     check_output(args.out)
     tomogram = open_tomogram(tomogram_path, args.voxel_size)
     pixel_size = binned_pixel_size(tomogram.voxel_size, args.binning)
-    particles = read_particles(
-        coords,
-        voxel_size=tomogram.voxel_size,
-        tomogram_shape=tomogram.shape,
-        tomo_name=args.tomo_name,
-        pixel_size=pixel_size,
-    )
+    try:
+        particles = read_particles(
+            coords,
+            voxel_size=tomogram.voxel_size,
+            tomogram_shape=tomogram.shape,
+            tomo_name=args.tomo_name,
+            pixel_size=pixel_size,
+            drop_nan=args.skip_unusable,
+            drop_outside=args.skip_unusable,
+        )
+    except UnusableRowsError as err:
+        raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
     if particles.empty:
         raise ParticleFileError(coords, "no particles to embed")
     if COORDINATE_BINNING not in particles.attrs:  # Angstrom, fractions: the binning took no part
@@ -1125,6 +1137,11 @@ def _embed_project(args: argparse.Namespace) -> int:
         raise AffinityVAEError(
             "--tomo-name is for a tomogram with its coordinate file, embedded in this process; "
             "a project's particles belong to its tomograms by name already"
+        )
+    if args.skip_unusable:
+        raise AffinityVAEError(
+            "--skip-unusable is for a tomogram with its coordinate file; a project names each "
+            "tomogram with unusable rows (`avae project`) and embeds the others"
         )
     project = open_project(
         args.sources,

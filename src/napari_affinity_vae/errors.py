@@ -26,6 +26,11 @@ class ParticleFileError(InputFileError):
     """A coordinate file is unreadable or its particles do not fit the tomogram."""
 
 
+class UnusableRowsError(ParticleFileError):
+    """Rows of a coordinate file with NaN coordinates or outside the tomogram, which the user
+    may choose to skip."""
+
+
 class OutputExistsError(AffinityVAEError):
     """An output file or folder exists and the user did not ask to replace it."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.errors import ParticleFileError, UnusableRowsError
 from napari_affinity_vae.schema import ANGLES, AXES
 
 OUTSIDE_QUESTION = "is it the right tomogram and binning?"
@@ -82,7 +82,7 @@ def check_particles(
             f"{int(nan_rows.sum())} of {len(particles)} particles have missing (NaN) coordinates"
         )
         if not drop_nan:
-            raise ParticleFileError(
+            raise UnusableRowsError(
                 path, f"{message} (rows {_rows(nan_rows)}); skip them to import the others"
             )
         warnings.warn(f"{path}: {message}; they were dropped", stacklevel=3)
@@ -92,7 +92,7 @@ def check_particles(
         if outside.any():
             message = outside_message(outside, shape)
             if not drop_outside:
-                raise ParticleFileError(
+                raise UnusableRowsError(
                     path, f"{message} (rows {_rows(outside)}); {OUTSIDE_QUESTION}"
                 )
             warnings.warn(f"{path}: {message}; they were dropped", stacklevel=3)
