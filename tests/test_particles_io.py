@@ -556,3 +556,9 @@ def test_a_dynamo_row_without_a_tomogram_number_is_named(tmp_path):
     np.savetxt(tmp_path / "t.tbl", rows)
     with pytest.raises(ParticleFileError, match=r"t\.tbl: 1 row.*tomogram number.*row 2"):
         read_particles(tmp_path / "t.tbl")
+
+
+def test_a_column_name_with_spaces_is_one_star_label(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y,z,my score\n1,2,3,0.5\n")
+    star = write_particles(read_particles(tmp_path / "t.csv"), tmp_path / "t.star")
+    assert read_particles(star)["my_score"].tolist() == [0.5]

@@ -143,6 +143,7 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
         values = pd.to_numeric(others[column], errors="coerce")
         if values.notna().any() and (values.dropna() % 1 == 0).all():
             others[column] = values.astype("Int64")  # a particle without one (a hand pick): nan
+    others.columns = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # a label
     return pd.concat([pd.DataFrame(columns), others], axis=1)
 
 
