@@ -170,6 +170,23 @@ def test_affinity_command_on_user_maps(tmp_path, capsys):
     )
 
 
+def test_affinity_refuses_a_flat_or_2d_map_naming_it(tmp_path, capsys):
+    from napari_affinity_vae.simulate.molecules import molecule_map
+
+    good = write_mrc(tmp_path / "globular.mrc", molecule_map("globular", 10.0, 24))
+    flat = write_mrc(tmp_path / "flat.mrc", np.zeros((24, 24, 24), np.float32))
+    image = write_mrc(tmp_path / "image.mrc", np.ones((1, 24, 24), np.float32)[0])
+    out = tmp_path / "affinity.csv"
+    for bad, problem in (
+        (flat, "the map is flat"),
+        (image, "data is 2D with shape (24, 24); a tomogram or map must be 3D"),
+    ):
+        assert main(["affinity", str(good), str(bad), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"avae affinity: error: {bad}: {problem}"), err
+        assert not out.exists()
+
+
 def test_affinity_of_an_emdb_map_gz_and_its_uncompressed_copy(tmp_path, capsys):
     from napari_affinity_vae.io.affinity import load_affinity
 

@@ -120,7 +120,8 @@ def open_tomogram(
     data = levels[0].data
     if data.ndim != 3:
         raise TomogramFileError(
-            path, f"data is {data.ndim}D with shape {data.shape}; a tomogram must be 3D (z, y, x)"
+            path,
+            f"data is {data.ndim}D with shape {data.shape}; a tomogram or map must be 3D (z, y, x)",
         )
     from_header = file_voxel_size > 0
     if voxel_size is None:
