@@ -131,7 +131,8 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
         lo, hi = max(0, start - layout.halo), min(height, stop + layout.halo)
         block = _binned(tomogram, layout.binning, lo, hi, layout.binned_shape)
         rows = f"{lo * layout.binning} to {hi * layout.binning - 1}"
-        check_finite(block, f"the tomogram (in y rows {rows})")
+        binned = f", binned by {layout.binning}" if layout.binning > 1 else ""
+        check_finite(block, f"the tomogram (in y rows {rows}{binned})")
         yield done - 1
         stages = _chunk(block, settings.inverted, layout, lo, start, stop)
         bands = yield from pauses(stages, done - 1)
