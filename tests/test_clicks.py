@@ -434,13 +434,14 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
 
 def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtbot, tmp_path):
     """``TS_01/tomogram.mrc`` and ``TS_02/tomogram.mrc``: each keeps its own particles,
-    imported or picked by hand, and its own voxel size."""
-    _, widgets, session = explorer
+    imported, opened with File > Open or picked by hand, and its own voxel size."""
+    viewer, widgets, session = explorer
     first, second = tmp_path / "TS_01" / "tomogram.mrc", tmp_path / "TS_02" / "tomogram.mrc"
     for path, shape, voxel in ((first, (40, 60, 60), 10.0), (second, (30, 50, 50), 12.0)):
         path.parent.mkdir()
         write_mrc(path, np.zeros(shape, np.float32), voxel_size=voxel)
     imported = open_and_import(qtbot, widgets, first, three_picks(tmp_path / "picks"))
+    [opened] = viewer.open(three_picks(tmp_path / "more", n=2), plugin="napari-affinity-vae")
     click(qtbot, widgets["Particles"].hand_button)
     first_hand = widgets["Particles"].particles_layer
     first_hand.add(np.array([[5.0, 55.0, 55.0]]))
@@ -448,7 +449,8 @@ def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtb
     click(qtbot, widgets["Tomogram"].open_button)
     assert session.tomogram.shape == (30, 50, 50)
     assert widgets["Particles"].particles_layer is None and len(session.particles) == 0
-    assert tuple(imported.scale) == (10.0,) * 3  # not taken for the 12 A tomogram's
+    for layer in (imported, opened):  # not taken for the 12 A tomogram's
+        assert tuple(layer.scale) == (10.0,) * 3
     click(qtbot, widgets["Particles"].hand_button)
     second_hand = widgets["Particles"].particles_layer
     assert second_hand is not first_hand and len(second_hand.data) == 0

@@ -178,11 +178,24 @@ def test_an_embedded_project_embeds_again_with_its_old_columns_replaced(
     )
 
 
-def test_tomogram_options_are_refused_for_a_project(project_folder, tmp_path, capsys):
+def test_tomogram_options_hold_for_a_pair_embedded_as_a_project_and_not_for_a_project(
+    project_folder, tmp_path, capsys
+):
+    """--resume (or workers) embeds a tomogram and its coordinate file as a project of one:
+    --tomo-name and --skip-unusable still choose its rows; a project of many refuses them."""
     tomogram = project_folder / "tomograms" / "TS_01.mrc"
     args = ["embed", str(tomogram), str(project_folder / "particles.star"), "--out"]
-    assert main([*args, str(tmp_path / "x.csv"), "--tomo-name", "TS_01", "--resume"]) == 2
-    assert "--tomo-name is for a tomogram with its coordinate file" in capsys.readouterr().err
+    out = tmp_path / "x.csv"
+    assert main([*args, str(out), "--tomo-name", "TS_01", "--resume", "--skip-unusable"]) == 0
+    assert set(pd.read_csv(out)["tomo_name"]) == {"TS_01"}
+    project = [
+        "embed",
+        str(project_folder / "tomograms.star"),
+        str(project_folder / "particles.star"),
+    ]
+    for option in (["--tomo-name", "TS_01"], ["--skip-unusable"]):
+        assert main([*project, "--out", str(tmp_path / "y.csv"), *option]) == 2
+        assert f"{option[0]} is for a tomogram with its coordinate file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("particles", [0, 1, 2])

@@ -10,7 +10,7 @@ from typing import Any
 from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
-from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, Tomogram, open_tomogram
 from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -57,7 +57,11 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
     among them, otherwise one layer per tomogram. NaN rows and picks outside the open tomogram are
     dropped with a warning that says how many.
     """
-    voxel_size, shape, open_name = _open_tomogram_frame()
+    from napari_affinity_vae.widgets.viewer_session import OF_TOMOGRAM, tomogram_identity
+
+    tomogram = _open_tomogram()
+    voxel_size, shape = (tomogram.voxel_size, tomogram.shape) if tomogram else (None, None)
+    open_name = tomogram.name if tomogram else None
     layers = []
     for p in _paths(path):
         names = tomogram_names(p)
@@ -76,24 +80,23 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
             # tomogram the file names
             owner = tomo_name or open_name or (names[0] if names else None)
             meta = {"path": str(p), **({"tomo_name": owner} if owner else {})}
+            if tomogram is not None and owner == open_name:  # not another of the same name's
+                meta[OF_TOMOGRAM] = tomogram_identity(tomogram)
             layers.append(particles_layer_data(particles, label, meta))
     return layers
 
 
-def _open_tomogram_frame() -> tuple[float | None, tuple[int, int, int] | None, str | None]:
-    """Voxel size, shape and name of the tomogram the explorer works on in the current viewer
-    (the same rule as the Particles widget's), if any."""
+def _open_tomogram() -> Tomogram | None:
+    """The tomogram the explorer works on in the current viewer (the same rule as the
+    Particles widget's), if any."""
     try:
         import napari
     except ImportError:  # pragma: no cover - napari is a dependency
-        return None, None, None
+        return None
     from napari_affinity_vae.widgets.viewer_session import current_tomogram
 
     viewer = napari.current_viewer()
-    tomogram = current_tomogram(viewer) if viewer is not None else None
-    if tomogram is None:
-        return None, None, None
-    return tomogram.voxel_size, tomogram.shape, tomogram.name
+    return current_tomogram(viewer) if viewer is not None else None
 
 
 def _paths(path: str | list[str]) -> list[Path]:

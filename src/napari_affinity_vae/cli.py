@@ -1133,21 +1133,13 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.schema import latent_columns
 
     check_output(args.out)
-    if args.tomo_name is not None:
-        raise AffinityVAEError(
-            "--tomo-name is for a tomogram with its coordinate file, embedded in this process; "
-            "a project's particles belong to its tomograms by name already"
-        )
-    if args.skip_unusable:
-        raise AffinityVAEError(
-            "--skip-unusable is for a tomogram with its coordinate file; a project names each "
-            "tomogram with unusable rows (`avae project`) and embeds the others"
-        )
     project = open_project(
         args.sources,
         binning=args.binning,
         voxel_size=args.voxel_size,
         pick_sets=_pick_set_choice(args),
+        tomo_name=args.tomo_name,
+        skip_unusable=args.skip_unusable,
     )
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")

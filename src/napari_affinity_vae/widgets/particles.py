@@ -71,6 +71,7 @@ from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
     DECODED_KEY,
+    OF_TOMOGRAM,
     SCORES_KEY,
     current_tomogram,
     same_tomogram,
@@ -82,7 +83,7 @@ PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the
 BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
 TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
-OF_TOMOGRAM, SOURCE = "of tomogram", "source"  # a particles layer's metadata: whose, from what
+SOURCE = "source"  # a particles layer's metadata: where its particles came from
 TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
 
 

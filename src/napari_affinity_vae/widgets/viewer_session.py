@@ -17,6 +17,7 @@ from napari_affinity_vae.layers import LEVELS_KEY, TOMOGRAM_KEY
 from napari_affinity_vae.session import Session
 
 DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, valued with it
+OF_TOMOGRAM = "of tomogram"  # a particles layer's metadata: its tomogram (tomogram_identity)
 SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()

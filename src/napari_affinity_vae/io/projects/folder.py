@@ -175,14 +175,16 @@ def read_single(
     voxel_size: float | None = None,
     binning: float = 1.0,
     tomo_name: str | None = None,
+    skip_unusable: bool = False,
 ) -> Project:
     """One tomogram, with the particles of one coordinate file (pixel coordinates divided by
-    ``binning``; of a file holding several tomograms, those of ``tomo_name``): a project of one."""
+    ``binning``; of a file holding several tomograms, those of ``tomo_name``; with
+    ``skip_unusable``, but for rows with NaN or outside the tomogram): a project of one."""
     name = tomogram_stem(tomogram)
     entries = {name: entry(name, tomogram, voxel_size)}
     found = {} if coordinates is None else {name: coordinates}
     sources = (tomogram,) if coordinates is None else (tomogram, coordinates)
-    return _with_coordinates(entries, found, sources, binning, tomo_name)
+    return _with_coordinates(entries, found, sources, binning, tomo_name, skip=skip_unusable)
 
 
 def _with_coordinates(
@@ -192,9 +194,11 @@ def _with_coordinates(
     binning: float,
     tomo_name: str | None = None,
     own: bool = False,
+    skip: bool = False,
 ) -> Project:
     """The tomograms ``entries`` with the particles of their coordinate ``files`` (with
-    ``own``, of a file matched by name that holds several tomograms, the tomogram's own)."""
+    ``own``, of a file matched by name that holds several tomograms, the tomogram's own; with
+    ``skip``, but for rows with NaN or outside the tomogram)."""
     tables, binned, origins = [], 1.0, {}
     for name, path in files.items():
         tomogram = entries[name]
@@ -205,6 +209,8 @@ def _with_coordinates(
             tomogram_shape=tomogram.shape,
             pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
             tomo_name=name if several else tomo_name,
+            drop_nan=skip,
+            drop_outside=skip,
         )
         binned = table.attrs.get(COORDINATE_BINNING, binned)  # only where pixels took it
         if ANGSTROM_ORIGIN in table.attrs:

@@ -37,6 +37,9 @@ SOURCES = (
 )
 
 
+PAIRED = {"coordinates", "star particles", "relion5 particles", "dynamo table"}  # a tomogram's
+
+
 def open_project(
     paths: list[Path],
     *,
@@ -44,12 +47,14 @@ def open_project(
     voxel_size: float | None = None,
     pick_sets: PickSetChoice | None = None,
     tomo_name: str | None = None,
+    skip_unusable: bool = False,
 ) -> Project:
     """A project from one of the :data:`SOURCES`. ``binning`` divides pixel coordinates
     (RELION 4, Dynamo, CSV, ... picked on tomograms ``binning`` times finer than those opened);
     ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
     theirs); ``pick_sets`` chooses the tomograms and picks of a copick project or a Portal
-    download; ``tomo_name`` the particles of a tomogram's coordinate file holding several."""
+    download; ``tomo_name`` the particles of a tomogram's coordinate file holding several, of
+    which ``skip_unusable`` skips rows with NaN or outside the tomogram (with a warning)."""
     paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
@@ -61,6 +66,13 @@ def open_project(
     if len(kinds) != len(paths):
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
     given = tuple(paths)
+    pair = "tomogram" in kinds and set(kinds) - {"tomogram"} <= PAIRED
+    if not pair and (tomo_name is not None or skip_unusable):
+        option = "--tomo-name" if tomo_name is not None else "--skip-unusable"
+        raise AffinityVAEError(
+            f"{option} is for a tomogram with its coordinate file; a project's particles "
+            "belong to its tomograms by name already, and one with unusable rows is named"
+        )
     if "copick config" in kinds and len(paths) == 1:
         return read_copick(kinds["copick config"], pick_sets)
     if "portal download" in kinds and len(paths) == 1:
@@ -78,19 +90,11 @@ def open_project(
         return read_folder(kinds["folder"], voxel_size, binning)
     if set(kinds) == {"dynamo table", "dynamo index"}:
         return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
-    if "tomogram" in kinds and set(kinds) - {"tomogram"} <= {
-        "coordinates",
-        "star particles",
-        "relion5 particles",
-        "dynamo table",
-    }:
+    if pair:
         others = [p for k, p in kinds.items() if k != "tomogram"]
         coordinates = others[0] if others else None
-        return read_single(kinds["tomogram"], coordinates, voxel_size, binning, tomo_name)
-    if tomo_name is not None:
-        raise AffinityVAEError(
-            "--tomo-name is for a tomogram with its coordinate file; a project's particles "
-            "belong to its tomograms by name already"
+        return read_single(
+            kinds["tomogram"], coordinates, voxel_size, binning, tomo_name, skip_unusable
         )
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
     raise ParticleFileError(paths[0], f"cannot make a project of {listed}; give {SOURCES}")
