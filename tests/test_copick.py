@@ -114,6 +114,13 @@ def test_a_configuration_whose_root_is_missing_is_named(project, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["project", str(project)]) == 0
     assert capsys.readouterr().out.startswith("3 tomograms, 20 particles")
+    # runs in a static root under the home folder; an overlay root not made until picks are
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config["static_root"] = "local://~/overlay"
+    config["overlay_root"] = f"local://{tmp_path / 'not_yet'}"
+    project.write_text(json.dumps(config))
+    assert main(["project", str(project)]) == 0
+    assert capsys.readouterr().out.startswith("3 tomograms, 20 particles")
 
 
 def test_avae_embed_on_a_copick_project_gives_the_latents_of_the_same_tomograms_in_mrc(

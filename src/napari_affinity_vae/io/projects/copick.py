@@ -82,14 +82,17 @@ def open_root(config: Path) -> Any:
         root = copick.from_file(str(config))
     except Exception as err:  # copick raises pydantic, JSON and file-system errors alike
         raise ParticleFileError(config, f"not a readable copick configuration ({err})") from None
-    for kind in ("overlay_root", "static_root"):  # copick finds no runs in a missing folder
-        folder = _local_folder(str(getattr(root.config, kind, None) or ""))
-        if folder is not None and not folder.is_dir():
-            raise ParticleFileError(
-                config,
-                f"its {kind} {folder} is no folder here (a relative root counts from the "
-                f"folder napari or avae was started in, {Path.cwd()})",
-            )
+    # copick finds no runs in a missing folder: the static root if there is one (the overlay
+    # root may wait for the first picks written), else the overlay root
+    static = str(getattr(root.config, "static_root", None) or "")
+    kind = "static_root" if static else "overlay_root"
+    folder = _local_folder(str(getattr(root.config, kind, None) or ""))
+    if folder is not None and not folder.is_dir():
+        raise ParticleFileError(
+            config,
+            f"its {kind} {folder} is no folder here (a relative root counts from the folder "
+            f"napari or avae was started in, {Path.cwd()})",
+        )
     return root
 
 
@@ -97,8 +100,8 @@ def _local_folder(root: str) -> Path | None:
     """The folder of a copick root on this computer (``local://...`` or a plain path), None for
     none or another file system's."""
     if root.startswith(LOCAL):
-        return Path(root[len(LOCAL) :])
-    return None if not root or "://" in root else Path(root)
+        return Path(root[len(LOCAL) :]).expanduser()
+    return None if not root or "://" in root else Path(root).expanduser()
 
 
 def read_copick(config: Path, choice: PickSetChoice | None = None) -> Project:
