@@ -294,6 +294,11 @@ def test_train_leaves_out_particles_without_a_class_and_says_how_many(tmp_path, 
     assert f"avae train: warning: {coords}: 1 of 5 particles have no class" in error
     _, card = load_checkpoint(out.with_suffix(".json"))
     assert card.classes == ["a", "b"] and "4 boxes" in card.training["data"]
+    coords.write_text("x,y,z,class\n8,12,12,1\n16,12,12,2\n24,12,12,\n32,12,12,1\n40,12,12,2\n")
+    affinity.write_text("1,2\n1,0\n0,1\n")  # class numbers, as a classification gives them
+    assert main([*args, "--overwrite"]) == 0
+    _, card = load_checkpoint(out.with_suffix(".json"))
+    assert card.classes == ["1", "2"]  # not 1.0 and 2.0, though one is missing
     coords.write_text("x,y,z,class\n8,12,12,\n16,12,12,\n")
     assert main([*args, "--overwrite"]) == 2
     assert f"{coords}: no particle has a class in column class" in capsys.readouterr().err

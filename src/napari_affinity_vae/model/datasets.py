@@ -166,7 +166,7 @@ def _from_tomogram(
     column = next((c for c in CLASS_COLUMNS if c in particles), None)
     if column is None:
         raise InputFileError(coordinates, f"no class column (one of {', '.join(CLASS_COLUMNS)})")
-    names = particles[column].astype("string").str.strip()
+    names = _class_names(particles[column])
     labelled = (names.notna() & (names != "")).to_numpy()
     if not labelled.any():
         raise InputFileError(coordinates, f"no particle has a class in column {column}")
@@ -179,6 +179,15 @@ def _from_tomogram(
     particles = particles[labelled]
     boxes, _ = extract_boxes(volume.data, particles[list(AXES)].to_numpy(), box)
     return boxes, names[labelled].to_numpy(dtype=str), float(volume.voxel_size)
+
+
+def _class_names(column: pd.Series) -> pd.Series:
+    """A class column as text (missing: NA); class numbers as integers, ``1`` rather than
+    ``1.0``, though a missing one made the column float."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().sum() == column.notna().sum() and (numbers.dropna() % 1 == 0).all():
+        column = numbers.astype("Int64")
+    return column.astype("string").str.strip()
 
 
 def _from_particle_folder(
