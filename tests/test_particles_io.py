@@ -541,6 +541,9 @@ def test_two_columns_that_could_be_x_are_named(tmp_path):
     (tmp_path / "t.csv").write_text("x,X,y,z\n1,2,3,4\n")
     with pytest.raises(ParticleFileError, match=r"t\.csv: 2 columns could be x \(x, X\)"):
         read_particles(tmp_path / "t.csv")
+    (tmp_path / "t.csv").write_text("x,y,z,x\n1,2,3,4\n")  # the same name twice
+    with pytest.raises(ParticleFileError, match=r"t\.csv: 2 columns could be x"):
+        read_particles(tmp_path / "t.csv")
 
 
 def test_angles_that_are_not_numbers_are_refused_on_reading(tmp_path):

@@ -10,6 +10,7 @@ gives one tomogram's particles at a time.
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from pathlib import Path
 
@@ -192,9 +193,9 @@ def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -
     (else an error listing them)."""
     table = _read_csv_table(path)
     table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name)
-    by_lower = {str(c).strip().lower(): c for c in table.columns}
-    for axis in ("x", "y", "z"):
-        same = [str(c) for c in table.columns if str(c).strip().lower() == axis]
+    by_lower = {_plain(c): c for c in table.columns}
+    for axis in ("x", "y", "z"):  # pandas reads a repeated x as x.1
+        same = [str(c) for c in table.columns if re.fullmatch(rf"{axis}(\.\d+)?", _plain(c))]
         if len(same) > 1:
             raise ParticleFileError(
                 path, f"{len(same)} columns could be {axis} ({', '.join(same)}); keep one"
@@ -210,6 +211,10 @@ def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -
     coords = pd.DataFrame({a: numeric_column(path, table, by_lower[a]) * scale for a in AXES})
     extras = table.drop(columns=[by_lower[a] for a in AXES])
     return pd.concat([coords, extras], axis=1)
+
+
+def _plain(column: object) -> str:
+    return str(column).strip().lower()
 
 
 def csv_tomogram_names(path: Path) -> list[str]:
