@@ -565,3 +565,11 @@ def test_a_column_name_with_spaces_is_one_star_label(tmp_path):
     (tmp_path / "t.csv").write_text("x,y,z,my score\n1,2,3,0.5\n")
     star = write_particles(read_particles(tmp_path / "t.csv"), tmp_path / "t.star")
     assert read_particles(star)["my_score"].tolist() == [0.5]
+
+
+def test_columns_that_would_be_one_star_label_are_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y,z,my score,my_score\n1,2,3,0.5,0.6\n")
+    particles = read_particles(tmp_path / "t.csv")
+    with pytest.raises(ParticleFileError, match=r"t\.star: columns named alike.*my_score"):
+        write_particles(particles, tmp_path / "t.star")
+    assert not (tmp_path / "t.star").exists()

@@ -33,6 +33,19 @@ def relion5(tmp_path_factory) -> Path:
     return folder
 
 
+def test_a_tomogram_set_of_one_written_without_loop_opens(relion5, tmp_path):
+    """Some tools write a set of one tomogram as key-value pairs, as starfile does too."""
+    folder = tmp_path / "one"
+    shutil.copytree(relion5, folder)
+    table = starfile.read(folder / "tomograms.star", always_dict=True)["global"]
+    row = table[table["rlnTomoName"] == "TS_01"].iloc[0].to_dict()
+    lines = ["data_global", ""] + [f"_{key} {value}" for key, value in row.items()]
+    (folder / "tomograms.star").write_text("\n".join(lines) + "\n")
+    project = open_project([folder / "tomograms.star", folder / "particles.star"])
+    assert list(project.tomograms) == ["TS_01"] and project.tomograms["TS_01"].shape == SMALL.shape
+    assert project.counts()["TS_01"] == 6
+
+
 def truth(name: str, index: int) -> pd.DataFrame:
     """The ground-truth particles of the simulated project's tomogram ``index``."""
     one = Simulation(**{**SMALL.__dict__, "seed": SMALL.seed + index, "name": name})

@@ -118,10 +118,12 @@ def from_star(block: pd.DataFrame) -> pd.DataFrame:
     return block.rename(columns=renames)
 
 
-def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.DataFrame:
-    """A STAR block: ``rlnTomoName``, the ``coordinates`` columns given, RELION angles, then
-    every other column of ``particles`` under its own name, but for other RELION coordinate and
-    origin columns (the ``coordinates`` replace them)."""
+def to_star(
+    path: Path, particles: pd.DataFrame, coordinates: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """A STAR block for ``path``: ``rlnTomoName``, the ``coordinates`` columns given, RELION
+    angles, then every other column of ``particles`` under its own name (spaces as ``_``), but
+    for other RELION coordinate and origin columns (the ``coordinates`` replace them)."""
     columns: dict[str, object] = {}
     if TOMO_NAME in particles:
         columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str).to_numpy()
@@ -143,7 +145,13 @@ def to_star(particles: pd.DataFrame, coordinates: dict[str, np.ndarray]) -> pd.D
         values = pd.to_numeric(others[column], errors="coerce")
         if values.notna().any() and (values.dropna() % 1 == 0).all():
             others[column] = values.astype("Int64")  # a particle without one (a hand pick): nan
-    others.columns = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # a label
+    labels = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # one word each
+    repeated = [c for c in dict.fromkeys(labels) if labels.count(c) > 1 or c in columns]
+    if repeated:
+        raise ParticleFileError(
+            path, f"columns named alike would be one STAR label: {', '.join(repeated)}"
+        )
+    others.columns = labels
     return pd.concat([pd.DataFrame(columns), others], axis=1)
 
 
@@ -170,7 +178,7 @@ def write_star(
             CENTRED_COLUMNS[axis]: np.asarray((particles[axis] - centre[axis]) * frame.voxel_size)
             for axis in ("x", "y", "z")
         }
-        table = to_star(particles, columns)
+        table = to_star(path, particles, columns)
     else:
         table = pixel_table(path, particles, blocks, frame.voxel_size, _given(frame))
     starfile.write({**blocks, "particles": table}, path, overwrite=True, na_rep=MISSING)
@@ -189,7 +197,7 @@ def pixel_table(
     particles = _in_optics_groups(path, particles, blocks.get("optics"))
     scale = pixel_scale(path, blocks.get("optics"), particles, voxel_sizes, given)
     columns = {PIXEL_COLUMNS[axis]: np.asarray(particles[axis] / scale) for axis in ("x", "y", "z")}
-    return to_star(particles, columns)
+    return to_star(path, particles, columns)
 
 
 def _in_optics_groups(
@@ -246,8 +254,8 @@ def tomogram_names(path: Path) -> list[str]:
 
 
 def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:
-    """Every block of a STAR file, the ``as_text`` columns as text (a block of one particle
-    written without ``loop_`` as a table of one row). A table of particles that
+    """Every block of a STAR file, the ``as_text`` columns as text (a block of one particle or
+    tomogram written without ``loop_`` as a table of one row). A table of particles that
     names no ``rlnTomoName`` but ``rlnMicrographName`` (Warp, pytom-match-pick) gets the
     micrograph's file stem as its tomogram's name. A block naming a column twice, or a block
     name repeated (files joined), is an error."""
@@ -259,8 +267,8 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
     except Exception as err:  # starfile raises many types for malformed text
         raise ParticleFileError(path, f"not a readable STAR file ({err})") from None
     for name, block in list(blocks.items()):
-        if isinstance(block, dict) and any(c in block for c in POSITION_COLUMNS):
-            block = blocks[name] = pd.DataFrame([block])  # one particle, written without loop_
+        if isinstance(block, dict) and any(c in block for c in (*POSITION_COLUMNS, TOMO_COLUMN)):
+            block = blocks[name] = pd.DataFrame([block])  # one particle or tomogram, no loop_
         repeated = [] if isinstance(block, dict) else block.columns[block.columns.duplicated()]
         if len(repeated):
             raise ParticleFileError(

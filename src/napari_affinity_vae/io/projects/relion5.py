@@ -204,7 +204,7 @@ def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path
     check_centred(project, particles, path)
     centred = to_centred(project.tomograms, particles)
     coordinates = {CENTRED_COLUMNS[a]: centred[:, i] for i, a in enumerate("xyz")}
-    out = to_star(particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
+    out = to_star(path, particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
     return write_blocks(path, {**project.blocks, "particles": out})
 
 
