@@ -312,8 +312,9 @@ def test_show_names_the_tomogram_shown_as_tomograms_fail_and_close(
     assert dock.shown.value == "TS_01" and session.tomogram.name == "TS_01"
     viewer.layers.remove(widgets_tomogram(viewer))  # the user closes the tomogram
     assert dock.shown.value is None
-    dock.shown.value = "TS_01"  # chosen again: shown again
+    dock.shown.value = "TS_01"  # chosen again: shown again, below its particles
     assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None
+    assert viewer.layers.index(widgets_tomogram(viewer)) == 0
     viewer.layers.remove(widgets_tomogram(viewer))
     dock.table.native.cellDoubleClicked.emit(0, 0)  # what Qt sends on a double click on a row
     assert session.tomogram.name == "TS_01" and widgets_tomogram(viewer) is not None

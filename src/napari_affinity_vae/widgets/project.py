@@ -182,8 +182,8 @@ class ProjectWidget(Container):
             layers = self._viewer.layers
             old = [x for x in layers if PROJECT_KEY in x.metadata]
             layer = self._viewer.add_image(data, **kwargs)
-            if old:  # in the old one's place, below the particles
-                layers.move(layers.index(layer), layers.index(old[0]))
+            # in the old one's place, else at the bottom: below the particles either way
+            layers.move(layers.index(layer), layers.index(old[0]) if old else 0)
             for x in old:
                 layers.remove(x)
             layer.name = kwargs["name"]  # napari numbered it while the old one was there
