@@ -672,12 +672,13 @@ def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot, notificat
     assert "the points were copied in TS_01, not TS_02" in messages(notifications)[-1]
 
 
-def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):
+def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tmp_path):
     from qtpy.QtWidgets import QMessageBox
 
+    from conftest import write_mrc
     from test_clicks import answer_next_dialog
 
-    _, widgets, session = opened
+    viewer, widgets, session = opened
     widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
     assert len(session.particles) == 22
     asked = answer_next_dialog(QMessageBox.StandardButton.No)
@@ -692,6 +693,13 @@ def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot):
     click(qtbot, widgets["Particles"].hand_button)  # picking by hand beside it leaves it
     assert asked and "leaves the project and discards its hand edits" in asked[0]
     assert session.project is not None and len(session.particles) == 22
+    lone = write_mrc(tmp_path / "lone.mrc", np.zeros((20, 30, 40), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(lone))
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, widgets["Tomogram"].open_button)  # a tomogram of none of the project's
+    assert asked and asked[0].startswith("Opening lone.mrc leaves the project")
+    assert session.project is not None and len(session.particles) == 22
+    assert "lone" not in viewer.layers
 
 
 def test_class_centres_refuse_a_class_of_particles_added_since_the_embedding(

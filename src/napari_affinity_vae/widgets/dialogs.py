@@ -3,6 +3,8 @@ scroll instead of growing the window."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from magicgui.widgets import Container, Label
 from magicgui.widgets.bases import Widget
 from qtpy.QtCore import Qt
@@ -15,6 +17,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from napari_affinity_vae.session import Session
+
 
 def confirm(parent: QWidget | None, title: str, question: str) -> bool:
     """Ask a yes/no question in a modal dialog; No is the default."""
@@ -22,6 +27,16 @@ def confirm(parent: QWidget | None, title: str, question: str) -> bool:
     box = QMessageBox(QMessageBox.Icon.Question, title, question, buttons, parent)
     box.setDefaultButton(QMessageBox.StandardButton.No)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def stays_in_project(parent: QWidget | None, session: Session, doing: str) -> bool:
+    """Whether the user would rather keep the open project's embedding and hand edits than go
+    on ``doing`` something that leaves the project (asked only when there are some)."""
+    lost = session.project_losses()
+    if not lost:
+        return False
+    question = f"{doing} leaves the project and discards {' and '.join(lost)}. Go on?"
+    return not confirm(parent, "Leave the project?", question)
 
 
 def choose(parent: QWidget | None, title: str, question: str, items: list[str]) -> str | None:

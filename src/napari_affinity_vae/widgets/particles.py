@@ -56,7 +56,7 @@ from napari_affinity_vae.schema import (
 )
 from napari_affinity_vae.session import EMBEDDED_BY
 from napari_affinity_vae.widgets.clipboard import bind_clipboard
-from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling
+from napari_affinity_vae.widgets.dialogs import choose, scrolling, stays_in_project
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     ROLE,
@@ -636,13 +636,7 @@ class ParticlesWidget(Container):
         show_info(f"{why}: the project was left{lost} (open it again in the Project dock)")
 
     def _stays_in_project(self, doing: str) -> bool:
-        """Whether the user would rather keep the open project's embedding and hand edits than
-        go on ``doing`` something that leaves the project (asked only when there are some)."""
-        lost = self.session.project_losses()
-        if not lost:
-            return False
-        question = f"{doing} leaves the project and discards {' and '.join(lost)}. Go on?"
-        return not confirm(self.native, "Leave the project?", question)
+        return stays_in_project(self.native, self.session, doing)
 
     def _copy_results(self) -> None:
         """New latents, embedding or clusters become features of the layer, coloured by cluster."""

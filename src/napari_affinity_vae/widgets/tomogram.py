@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QFileDialog
 from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
-from napari_affinity_vae.widgets.dialogs import ask_number, scrolling
+from napari_affinity_vae.widgets.dialogs import ask_number, scrolling, stays_in_project
 from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.viewer_session import (
     is_tomogram,
@@ -93,6 +93,8 @@ class TomogramWidget(Container):
             if not isinstance(path, str | Path):
                 path = typed_path(self.file.value, "of the tomogram to open")
             path = Path(path)
+            if self._stays_in_project(path):
+                return None
             tomogram = open_tomogram(path, voxel_size, require_voxel_size=False)
             if tomogram.voxel_size is None:
                 voxel_size = self._ask_voxel_size(path)
@@ -104,6 +106,17 @@ class TomogramWidget(Container):
             self.layer.value = layer
             return layer
         return None
+
+    def _stays_in_project(self, path: Path) -> bool:
+        """Whether the user would rather keep the open project's embedding and hand edits than
+        open ``path``, which is none of its tomograms (asked only when there are some)."""
+        project = self.session.project
+        if project is None:
+            return False
+        files = [f for entry in project.tomograms.values() for f in entry.files.values()]
+        if any(path.resolve() == f.resolve() for f in files):
+            return False
+        return stays_in_project(self.native, self.session, f"Opening {path.name}")
 
     def _choose_folder(self) -> None:
         """Ask for an OME-Zarr folder (a file dialog cannot choose one) and open it."""
