@@ -718,3 +718,22 @@ def test_class_centres_refuse_a_class_of_particles_added_since_the_embedding(
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
     assert any("No particle of beta is embedded" in m for m in messages(notifications))
     assert train.affinity.matrix().notna().all(axis=None)
+
+
+def test_training_leaves_out_the_labels_of_a_tomogram_that_cannot_be_opened(
+    make_napari_viewer, qtbot, tmp_path, project_folder
+):
+    """TS_02's file is broken: its labelled particles cannot be cut, the others train."""
+    viewer = make_napari_viewer()
+    widgets, session, _ = open_with_ts_02_broken(viewer, qtbot, tmp_path, project_folder)
+    train = widgets["Train"]
+    train.labels_from.value = "class_name"
+    left = int((session.particles["tomo_name"] == "TS_02").sum())
+    assert f"{left} particles labelled in tomograms that cannot be opened left out" in (
+        train.classes.value
+    )
+    train.epochs.value = 1
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and bool(train.history), timeout=120_000)
+    assert not train.status.value.startswith("failed"), train.status.value
+    assert "TS_02" not in train.status.value

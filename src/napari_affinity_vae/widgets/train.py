@@ -48,7 +48,7 @@ from napari_affinity_vae.operations.labelled import (
     reference_affinity,
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
-from napari_affinity_vae.schema import CLASS_NAME, LABEL
+from napari_affinity_vae.schema import CLASS_NAME, LABEL, TOMO_NAME
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
@@ -220,8 +220,18 @@ class TrainWidget(Container):
             self.labels_from.value = current
         self._show_classes()
 
-    def _label_values(self) -> pd.Series:
-        table = self.session.particles
+    def _trainable(self) -> pd.DataFrame:
+        """The particles whose boxes can be cut: not those of a project's tomogram that cannot
+        be opened (its file missing or broken)."""
+        table, project = self.session.particles, self.session.project
+        if project is None or TOMO_NAME not in table:
+            return table
+        broken = [n for n, e in project.tomograms.items() if e.problem or e.path is None]
+        return table[~table[TOMO_NAME].astype(str).isin(broken)] if broken else table
+
+    def _label_values(self, table: pd.DataFrame | None = None) -> pd.Series:
+        """The labels of the particles that can be trained on (of ``table`` if given)."""
+        table = self._trainable() if table is None else table
         column = self.labels_from.value
         return table[column] if column in table else pd.Series([], dtype=object)
 
@@ -237,6 +247,12 @@ class TrainWidget(Container):
         else:
             parts = ", ".join(f"{c} ({n})" for c, n in counts.items())
             self.classes.value = f"{count(len(classes), 'class', 'classes')}: {parts}"
+        left = class_counts(self._label_values(self.session.particles)).sum() - counts.sum()
+        if left:
+            self.classes.value += (
+                f"; {count(int(left), 'particle')} labelled in tomograms that cannot be opened "
+                "left out"
+            )
         if classes != self.affinity.classes:
             matrix = default_affinity(classes, self.session.card)
             kept = [c for c in classes if c in self.affinity.classes]
@@ -342,7 +358,7 @@ class TrainWidget(Container):
                 )
             if session.project is None and session.tomogram is None:
                 raise AffinityVAEError("Open a tomogram or a project first")
-            particles, column = session.particles, self.labels_from.value
+            particles, column = self._trainable(), self.labels_from.value
             check_labels(self._label_values())
             if session.project is not None:
                 opener = session.project.open
