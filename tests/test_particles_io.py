@@ -537,18 +537,17 @@ def test_a_trailing_comma_on_csv_rows_does_not_shift_the_columns(tmp_path):
     np.testing.assert_allclose(back["score"], [0.9, 0.8])
 
 
-def test_two_columns_that_could_be_x_are_named(tmp_path):
-    (tmp_path / "t.csv").write_text("x,X,y,z\n1,2,3,4\n")
-    with pytest.raises(ParticleFileError, match=r"t\.csv: 2 columns could be x \(x, X\)"):
-        read_particles(tmp_path / "t.csv")
-    (tmp_path / "t.csv").write_text("x,y,z,x\n1,2,3,4\n")  # the same name twice
-    with pytest.raises(ParticleFileError, match=r"t\.csv: 2 columns could be x"):
-        read_particles(tmp_path / "t.csv")
-
-
-def test_angles_that_are_not_numbers_are_refused_on_reading(tmp_path):
-    (tmp_path / "t.csv").write_text("x,y,z,rot,tilt,psi\n1,2,3,10,20,30\n4,5,6,abc,0,0\n")
-    with pytest.raises(ParticleFileError, match=r"t\.csv: 1 non-numeric.*rot.*row 2.*'abc'"):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("x,X,y,z\n1,2,3,4\n", r"2 columns could be x \(x, X\)"),
+        ("x,y,z,x\n1,2,3,4\n", r"2 columns could be x"),  # the same name twice
+        ("x,y,z,rot,tilt,psi\n1,2,3,10,20,30\n4,5,6,abc,0,0\n", r"1 non-numeric.*rot.*row 2"),
+    ],
+)
+def test_a_csv_whose_columns_cannot_be_read_is_named(tmp_path, text, problem):
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(ParticleFileError, match=rf"t\.csv: {problem}"):
         read_particles(tmp_path / "t.csv")
 
 
