@@ -737,3 +737,22 @@ def test_training_leaves_out_the_labels_of_a_tomogram_that_cannot_be_opened(
     qtbot.waitUntil(lambda: not train.task.running and bool(train.history), timeout=120_000)
     assert not train.status.value.startswith("failed"), train.status.value
     assert "TS_02" not in train.status.value
+
+
+def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(
+    opened, qtbot, tmp_path, project_folder
+):
+    """Opening a tomogram alone leaves the project; opening the project again shows its
+    tomogram above the lone one (which would hide it), its particles above both."""
+    from conftest import write_mrc
+
+    viewer, widgets, session = opened
+    lone = write_mrc(tmp_path / "lone.mrc", np.zeros((32, 64, 64), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(lone))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert session.project is None
+    click(qtbot, widgets["Project"].open_button)
+    assert session.project is not None and session.tomogram.name == "TS_01"
+    names = [x.name for x in viewer.layers]
+    points = widgets["Particles"].particles_layer
+    assert names.index("lone") < names.index("TS_01") < names.index(points.name)

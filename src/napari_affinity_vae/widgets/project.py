@@ -19,7 +19,7 @@ from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications
-from napari_affinity_vae.widgets.viewer_session import session_for
+from napari_affinity_vae.widgets.viewer_session import is_tomogram, session_for
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
 COLUMNS = ("tomogram", "particles", "selected", "status")
@@ -182,8 +182,7 @@ class ProjectWidget(Container):
             layers = self._viewer.layers
             old = [x for x in layers if PROJECT_KEY in x.metadata]
             layer = self._viewer.add_image(data, **kwargs)
-            # in the old one's place, else at the bottom: below the particles either way
-            layers.move(layers.index(layer), layers.index(old[0]) if old else 0)
+            layers.move(layers.index(layer), self._place_for_tomogram(old))
             for x in old:
                 layers.remove(x)
             layer.name = kwargs["name"]  # napari numbered it while the old one was there
@@ -198,6 +197,16 @@ class ProjectWidget(Container):
             with self.shown.changed.blocked():
                 self.shown.value = shown[0]
         return None
+
+    def _place_for_tomogram(self, old: list) -> int:
+        """Where a project tomogram's new layer goes: in the old one's place (else at the
+        bottom) but above any tomogram opened alone, which would hide it; below the particles."""
+        layers = self._viewer.layers
+        alone = [
+            i for i, x in enumerate(layers) if is_tomogram(x) and PROJECT_KEY not in x.metadata
+        ]
+        lowest = max(alone) + 1 if alone else 0
+        return max(layers.index(old[0]), lowest) if old else lowest
 
     def _project_changed(self) -> None:
         """A project left: nothing of it is listed any more."""
