@@ -8,6 +8,7 @@ import pandas as pd
 
 from napari_affinity_vae.analysis.explain import ColumnFit, fit_column
 from napari_affinity_vae.errors import AnalysisError
+from napari_affinity_vae.io.star import INTEGER_COLUMNS
 from napari_affinity_vae.schema import (
     ANGLES,
     AXES,
@@ -20,8 +21,9 @@ from napari_affinity_vae.schema import (
 )
 
 # not quantities a formula of the latents explains: coordinates, the latents' own projection, a
-# cluster's label, and angles, which wrap around (-180 is 180) as no polynomial does
-NOT_FITTED = {*AXES, *EMBEDDING, CLUSTER, *ANGLES, *MODEL_ANGLES}
+# cluster's label, angles, which wrap around (-180 is 180) as no polynomial does, and numbers
+# that name things (RELION's optics group, class, subset; a Dynamo tag)
+NOT_FITTED = {*AXES, *EMBEDDING, CLUSTER, *ANGLES, *MODEL_ANGLES, *INTEGER_COLUMNS, "tag"}
 
 
 def fittable_columns(particles: pd.DataFrame) -> list[str]:
