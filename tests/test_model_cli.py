@@ -362,3 +362,8 @@ def test_resuming_with_another_split_is_refused(tiny_sets, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "run.json" in err and f"trained with {option[0]} " in err
         assert not (tmp_path / "more.json").exists()
+    # a run already as long as asked: nothing to train, and no copy that looks like a new run
+    assert _flat_run(tiny_sets, tmp_path / "more", 1, "--resume", str(card)) == 2
+    err = capsys.readouterr().err
+    assert "run.json: its weights are of epoch 1, and 1 epochs were asked for" in err
+    assert not (tmp_path / "more.json").exists()

@@ -264,6 +264,11 @@ def train(
         model, card = starting_model(resume, data)
         _check_same_split(card, config)
         history = list(card.training.get("history", []))[: card.training.get("best_epoch")]
+        if len(history) >= config.epochs:
+            raise TrainingError(
+                f"{card.path or resume}: its weights are of epoch {len(history)}, and "
+                f"{config.epochs} epochs were asked for: ask for more to go on training"
+            )
     elif init is not None:
         model, _ = starting_model(init, data)
     else:
