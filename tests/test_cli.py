@@ -246,6 +246,17 @@ def test_simulate_refuses_a_folder_holding_files(tmp_path, capsys):
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
 
 
+def test_a_simulation_that_fails_half_way_leaves_nothing_to_refuse_a_second_try(tmp_path, capsys):
+    """Two tomograms, the second too crowded for its particles: not even the first stays."""
+    folder = tmp_path / "project"
+    args = ["simulate", str(folder), "--tomograms", "2", "--shape", "48", "160", "160"]
+    assert main([*args, "--particles", "30", "--seed", "5"]) == 2
+    assert "particles fit" in capsys.readouterr().err and not folder.exists()
+    folder.mkdir()  # an empty folder made for it stays, empty
+    assert main([*args, "--particles", "30", "--seed", "5"]) == 2
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
 @pytest.mark.parametrize("command", ["pick", "embed", "affinity", "train", "evaluate", "simulate"])
 def test_every_command_writing_files_has_overwrite(command, capsys):
     with pytest.raises(SystemExit):

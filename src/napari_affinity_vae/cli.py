@@ -6,9 +6,10 @@ import argparse
 import contextlib
 import functools
 import math
+import shutil
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from napari_affinity_vae.io.tomogram import Tomogram
     from napari_affinity_vae.progress import Progress
+    from napari_affinity_vae.simulate.tomogram import Simulation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -667,13 +669,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from napari_affinity_vae.io.subtomograms import write_subtomograms
-    from napari_affinity_vae.simulate.outputs import write_simulation
-    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
     from napari_affinity_vae.simulate.tiltseries import Microscope
-    from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
+    from napari_affinity_vae.simulate.tomogram import Simulation
 
     holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
     if not args.overwrite and (holds_files or args.outdir.is_file()):
@@ -703,6 +700,38 @@ def _run_simulate(args: argparse.Namespace) -> int:
         name=args.outdir.name,
         molecules=molecules,
     )
+    with _emptied_on_failure(args.outdir):
+        paths = _simulated(args, settings)
+    for path in paths:
+        print(path)
+    return 0
+
+
+@contextlib.contextmanager
+def _emptied_on_failure(folder: Path) -> Iterator[None]:
+    """A folder that held nothing before a command holds nothing after it fails (nor does one
+    the command made exist): no half-written output to refuse the next try."""
+    made, empty = not folder.exists(), folder.is_dir() and not any(folder.iterdir())
+    try:
+        yield
+    except BaseException:
+        if made and folder.is_dir():
+            shutil.rmtree(folder)
+        elif empty:
+            for child in folder.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+
+
+def _simulated(args: argparse.Namespace, settings: Simulation) -> Iterable[Path]:
+    """Write what ``avae simulate`` asked for; the files written."""
+    from tqdm import tqdm
+
+    from napari_affinity_vae.io.subtomograms import write_subtomograms
+    from napari_affinity_vae.simulate.outputs import write_simulation
+    from napari_affinity_vae.simulate.subtomograms import simulate_subtomograms
+    from napari_affinity_vae.simulate.tomogram import simulate_tomogram
+
     if args.subtomograms is not None:
         from napari_affinity_vae.io.affinity import save_affinity
         from napari_affinity_vae.simulate.affinity import class_affinity
@@ -737,9 +766,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     else:
         result = simulate_tomogram(settings, tqdm)
         paths = write_simulation(result, args.outdir, tqdm, args.format).values()
-    for path in paths:
-        print(path)
-    return 0
+    return paths
 
 
 def _molecule_argument(text: str) -> tuple[str, Path]:
