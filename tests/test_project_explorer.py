@@ -756,3 +756,21 @@ def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(
     names = [x.name for x in viewer.layers]
     points = widgets["Particles"].particles_layer
     assert names.index("lone") < names.index("TS_01") < names.index(points.name)
+
+
+def test_decoding_a_point_added_since_the_embedding_says_to_embed_again(
+    opened, qtbot, notifications
+):
+    viewer, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    points = widgets["Particles"].particles_layer
+    points.add(np.array([[10.0, 20.0, 30.0]]))  # a point clicked in after the embedding
+    session.select([len(session.particles) - 1])
+    decode = widgets["Decode"]
+    for source in ("Selected particle", "Selection mean"):
+        decode.source.value = source
+        click(qtbot, decode.decode_button)
+        assert messages(notifications)[-1].startswith(
+            "None of the 1 selected particles is embedded (added or moved by hand"
+        )
+    assert "decoded" not in viewer.layers

@@ -29,8 +29,8 @@ def source_vector(
     (a splat model's quaternion) is averaged as rotations (:func:`mean_rotation`)."""
     pose = pose if pose is not None else np.zeros((len(latent), 0))
     embedded = np.isfinite(latent).all(axis=1)  # a tomogram that was not embedded has none
-    selection = np.asarray(selection, dtype=np.int64)
-    selection = selection[embedded[selection]]
+    chosen = np.asarray(selection, dtype=np.int64)
+    selection = chosen[embedded[chosen]]
     if source == CENTRE:
         if clusters is None:
             raise AffinityVAEError("Cluster the particles first (Embed widget)")
@@ -40,8 +40,13 @@ def source_vector(
         row = centres[cluster]
         return latent[row], pose[row], row
     rows = selection
+    if len(chosen) and not len(rows):
+        raise AffinityVAEError(
+            f"None of the {len(chosen)} selected particles is embedded (added or moved by hand "
+            "since the embedding, or of a tomogram not embedded): embed again"
+        )
     if not len(rows):
-        raise AffinityVAEError("The selection is empty (of embedded particles): select some first")
+        raise AffinityVAEError("The selection is empty: select some particles first")
     if source == PARTICLE:
         return latent[rows[0]], pose[rows[0]], int(rows[0])
     mean = latent[rows].mean(axis=0)

@@ -184,10 +184,7 @@ class DecodeWidget(Container):
         decode it."""
         with errors_as_notifications("Decoding"):
             session = self.session
-            if session.latent is None or session.model is None:
-                raise AffinityVAEError("Run the embedding first")
-            if not self._embedded_by_model():
-                raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
+            self._check_decodable()
             latent, pose, anchor = source_vector(
                 session.latent,
                 session.pose,
@@ -218,6 +215,14 @@ class DecodeWidget(Container):
             return
         latent, pose = self._slider_values()
         self._decode(latent[None], pose[None], DECODED)
+
+    def _check_decodable(self) -> None:
+        """Refuse to decode before an embedding, or with a model other than the one that
+        embedded the particles."""
+        if self.session.latent is None or self.session.model is None:
+            raise AffinityVAEError("Run the embedding first")
+        if not self._embedded_by_model():
+            raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
 
     def _embedded_by_model(self) -> bool:
         """Whether the particles were embedded by the current model (it may have been changed
@@ -277,13 +282,13 @@ class DecodeWidget(Container):
         """Decode ``TRAVERSAL_STEPS`` volumes along one latent dimension across its range in the
         data, the others held at the sliders' values, as a stack the viewer steps through."""
         session = self.session
-        if session.latent is None or session.model is None or not self._embedded_by_model():
-            return
-        latent, pose = self._slider_values()
-        column = session.latent[:, dimension]
-        span = (float(np.nanmin(column)), float(np.nanmax(column)))  # NaN: not embedded
-        latents, poses = traversal(latent, pose, dimension, span)
-        self._decode(latents, poses, f"traversal latent {dimension}")
+        with errors_as_notifications("Traversing"):
+            self._check_decodable()
+            latent, pose = self._slider_values()
+            column = session.latent[:, dimension]
+            span = (float(np.nanmin(column)), float(np.nanmax(column)))  # NaN: not embedded
+            latents, poses = traversal(latent, pose, dimension, span)
+            self._decode(latents, poses, f"traversal latent {dimension}")
 
     def _show(self, volume: np.ndarray, name: str, voxel_size: float, card: ModelCard) -> Image:
         """Show a decoded volume (or a stack of them) of ``voxel_size`` Angstrom voxels, protein
