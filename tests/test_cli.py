@@ -178,7 +178,7 @@ def test_affinity_refuses_a_flat_or_2d_map_naming_it(tmp_path, capsys):
     image = write_mrc(tmp_path / "image.mrc", np.ones((1, 24, 24), np.float32)[0])
     out = tmp_path / "affinity.csv"
     for bad, problem in (
-        (flat, "the map is flat"),
+        (flat, "the map holds no density"),
         (image, "data is 2D with shape (24, 24); a tomogram or map must be 3D"),
     ):
         assert main(["affinity", str(good), str(bad), "--out", str(out)]) == 2

@@ -274,8 +274,8 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
         volume -= np.median(volume[[0, -1]])  # solvent to zero
         if not np.isfinite(volume).all():
             raise InputFileError(path, "the map holds NaN or infinite values")
-        if not np.ptp(volume) > 0:
-            raise InputFileError(path, "the map is flat (every voxel alike): it has no shape")
+        if not np.ptp(volume) > 0:  # every voxel alike
+            raise InputFileError(path, "the map holds no density above its solvent level")
     elif suffix in (".pdb", ".ent", ".cif", ".mmcif"):  # gemmi reads them gzipped too
         points, weights = _centred_atoms(path)
         fill = weights / MEAN_ATOMIC_NUMBER * VOLUME_PER_ATOM / voxel_size**3
