@@ -225,7 +225,7 @@ def csv_tomogram_names(path: Path) -> list[str]:
 
 def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
     """The ``tomo_name`` column (any case), None if there is none."""
-    column = next((c for c in table.columns if str(c).strip().lower() == TOMO_NAME), None)
+    column = next((c for c in table.columns if _plain(c) == TOMO_NAME), None)
     return None if column is None else table[column]
 
 
@@ -238,7 +238,7 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         sep = next((s for s in (",", ";", "\t") if s in header), ",")
         # index_col=False: a trailing separator on the rows is an empty field, not an index
         read = functools.partial(pd.read_csv, path, sep=sep, encoding="utf-8-sig", index_col=False)
-        names = [c for c in read(nrows=0).columns if str(c).strip().lower() == TOMO_NAME]
+        names = [c for c in read(nrows=0).columns if _plain(c) == TOMO_NAME]
         return read(dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ParticleFileError(path, f"not a readable CSV file ({err})") from None

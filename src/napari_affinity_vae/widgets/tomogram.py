@@ -111,10 +111,11 @@ class TomogramWidget(Container):
         """Whether the user would rather keep the open project's embedding and hand edits than
         open ``path``, which is none of its tomograms (asked only when there are some)."""
         project = self.session.project
-        if project is None:
+        if project is None or not self.session.project_losses():
             return False
-        files = [f for entry in project.tomograms.values() for f in entry.files.values()]
-        if any(path.resolve() == f.resolve() for f in files):
+        target = path.resolve()
+        files = (f for entry in project.tomograms.values() for f in entry.files.values())
+        if any(target == f.resolve() for f in files):
             return False
         return stays_in_project(self.native, self.session, f"Opening {path.name}")
 

@@ -48,7 +48,7 @@ from napari_affinity_vae.operations.labelled import (
     reference_affinity,
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
-from napari_affinity_vae.schema import CLASS_NAME, LABEL, TOMO_NAME
+from napari_affinity_vae.schema import CLASS_NAME, LABEL
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
@@ -220,14 +220,18 @@ class TrainWidget(Container):
             self.labels_from.value = current
         self._show_classes()
 
+    def _unopenable(self) -> np.ndarray:
+        """The rows of a project's tomograms that cannot be opened (file missing or broken):
+        their boxes cannot be cut (by the session's rows per tomogram, grouped once)."""
+        project = self.session.project
+        tomograms = project.tomograms.items() if project is not None else ()
+        rows = [self.session.rows_of(n) for n, e in tomograms if e.problem or e.path is None]
+        return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+
     def _trainable(self) -> pd.DataFrame:
-        """The particles whose boxes can be cut: not those of a project's tomogram that cannot
-        be opened (its file missing or broken)."""
-        table, project = self.session.particles, self.session.project
-        if project is None or TOMO_NAME not in table:
-            return table
-        broken = [n for n, e in project.tomograms.items() if e.problem or e.path is None]
-        return table[~table[TOMO_NAME].astype(str).isin(broken)] if broken else table
+        """The particles whose boxes can be cut."""
+        table, rows = self.session.particles, self._unopenable()
+        return table.drop(index=table.index[rows]) if len(rows) else table
 
     def _label_values(self, table: pd.DataFrame | None = None) -> pd.Series:
         """The labels of the particles that can be trained on (of ``table`` if given)."""
@@ -247,7 +251,8 @@ class TrainWidget(Container):
         else:
             parts = ", ".join(f"{c} ({n})" for c, n in counts.items())
             self.classes.value = f"{count(len(classes), 'class', 'classes')}: {parts}"
-        left = class_counts(self._label_values(self.session.particles)).sum() - counts.sum()
+        left = class_counts(self._label_values(self.session.particles.iloc[self._unopenable()]))
+        left = left.sum()
         if left:
             self.classes.value += (
                 f"; {count(int(left), 'particle')} labelled in tomograms that cannot be opened "
