@@ -162,8 +162,10 @@ def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(
     assert session.card.training["data"] == "another run"
     click(qtbot, decode.decode_button)
     assert messages(notifications)[-1] == NOT_EMBEDDED_BY_MODEL
-    decode.traverse(0)  # what an explained dimension's button does: refused the same way
-    assert messages(notifications)[-2:] == [NOT_EMBEDDED_BY_MODEL] * 2
+    click(qtbot, decode.explain_button)  # the latents alone: an explanation, whose buttons...
+    qtbot.waitUntil(lambda: len(decode.explanation) > 0, timeout=WAIT_MS)
+    click(qtbot, decode.explanation[0])  # ...traverse with the model: refused the same way
+    assert messages(notifications).count(NOT_EMBEDDED_BY_MODEL) == 2
     assert "decoded" not in viewer.layers and "traversal latent 0" not in viewer.layers
     embed.source.value = BUNDLED  # the model that embedded them, loaded again
     click(qtbot, decode.decode_button)
