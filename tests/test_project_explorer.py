@@ -700,11 +700,6 @@ def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tm
     assert asked and asked[0].startswith("Opening lone.mrc leaves the project")
     assert session.project is not None and len(session.particles) == 22
     assert "lone" not in viewer.layers
-    own = session.project.tomograms["TS_02"].path  # one of the project's: nothing to ask
-    type_into(qtbot, widgets["Tomogram"].file, str(own))
-    asked = answer_next_dialog(QMessageBox.StandardButton.No)
-    click(qtbot, widgets["Tomogram"].open_button)
-    assert not asked and session.project is not None and len(session.particles) == 22
 
 
 def test_class_centres_refuse_a_class_of_particles_added_since_the_embedding(
