@@ -28,7 +28,7 @@ from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, TEMPLATE
 from napari_affinity_vae.simulate.molecules import extent, molecule_map, symmetry
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
-from test_clicks import WAIT_MS, click, tick, type_into
+from test_clicks import WAIT_MS, click, messages, tick, type_into
 
 TEMPLATED = ("ribosome", "proteasome")
 FRESH = Simulation(
@@ -223,3 +223,40 @@ def test_a_blank_or_a_tiny_uint8_tomogram_gives_no_picks_and_no_error(tomogram):
     settings = MatchSettings(voxel_size=10.0, angular_step=60.0)
     result = run_steps(match_steps(tomogram, [template], settings), 1, "", None)
     assert len(result.picks) == 0 and np.isfinite(result.picks.attrs["threshold"])
+
+
+def _ball_map(folder, name: str, across: int):
+    """A map of a ball ``across`` voxels wide at 10 Å, written as ``name``."""
+    z, y, x = np.indices((across + 4,) * 3) - (across + 4) // 2
+    ball = (z**2 + y**2 + x**2 <= (across / 2) ** 2).astype(np.float32)
+    return write_tomogram(folder / name, ball, 10.0)
+
+
+def test_a_template_larger_than_the_tomogram_is_refused_by_name(tmp_path, capsys):
+    noise = np.random.default_rng(0).normal(size=(20, 24, 24)).astype(np.float32)
+    tomogram = write_tomogram(tmp_path / "small.mrc", noise, 10.0)
+    fits, too_large = _ball_map(tmp_path, "fits.mrc", 16), _ball_map(tmp_path, "huge.mrc", 40)
+    out = tmp_path / "picks.star"
+    args = ["pick", str(tomogram), "--angular-step", "90", "--out", str(out), "--templates"]
+    assert main([*args, str(fits), str(too_large)]) == 2
+    err = capsys.readouterr().err
+    assert "huge.mrc spans 40 voxels" in err and "small.mrc (24 voxels)" in err
+    assert "fits.mrc" not in err and not out.exists()
+    assert main([*args, str(fits)]) == 0 and out.exists()
+
+
+def test_the_particles_dock_names_a_template_larger_than_the_tomogram(
+    explorer, qtbot, tmp_path, notifications
+):
+    _, widgets, session = explorer
+    noise = np.random.default_rng(0).normal(size=(20, 24, 24)).astype(np.float32)
+    tomogram = write_tomogram(tmp_path / "small.mrc", noise, 10.0)
+    type_into(qtbot, widgets["Tomogram"].file, str(tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles = widgets["Particles"]
+    type_into(qtbot, particles.templates, str(_ball_map(tmp_path, "huge.mrc", 40)))
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    [shown] = messages(notifications)
+    assert "huge.mrc spans 40 voxels" in shown and "Check the voxel size" in shown
+    assert len(session.particles) == 0 and particles.pick_button.enabled

@@ -14,6 +14,7 @@ from napari_affinity_vae.errors import AffinityVAEError, TomogramFileError
 from napari_affinity_vae.io.compressed import uncompressed_name
 from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.particles.picking import BIN_TARGET, PickSettings, chunk_count, pick_steps
+from napari_affinity_vae.particles.template_maps import support_radius
 from napari_affinity_vae.particles.templates import (
     MatchResult,
     MatchSettings,
@@ -139,6 +140,7 @@ def plan_match(
     if tomogram.voxel_size is None:
         raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to match")
     finest = load_templates(templates, tomogram.voxel_size, symmetries)
+    _refuse_larger_than(tomogram, finest, templates)
     binning = search_binning(finest, replace(settings, voxel_size=tomogram.voxel_size))
     source, level = tomogram.level_for(tomogram.voxel_size * binning)
     at_level = replace(
@@ -147,3 +149,19 @@ def plan_match(
     if level.factor != 1:
         finest = load_templates(templates, source.voxel_size, symmetries)
     return MatchPlan(source, level, finest, at_level)
+
+
+def _refuse_larger_than(tomogram: Tomogram, templates: list[Template], paths: list[Path]) -> None:
+    """Refuse a template whose density spans more voxels than the tomogram's longest side: no
+    particle of it fits, and the search would end with no picks and no reason given (most often
+    one of the two files has a wrong voxel size)."""
+    side = max(tomogram.shape)
+    for template, path in zip(templates, paths, strict=True):
+        across = 2 * support_radius(template.volume)
+        if across > side:
+            raise AffinityVAEError(
+                f"Template {path.name} spans {across:.0f} voxels at the tomogram's "
+                f"{tomogram.voxel_size:g} Å/voxel, more than the longest side of "
+                f"{tomogram.path.name} ({side} voxels): no particle of it fits. Check the "
+                "voxel size of both files."
+            )
