@@ -174,6 +174,17 @@ def test_train_refuses_a_folder_mixing_voxel_sizes(tmp_path, capsys):
     assert "voxel size" in err and "a_0.mrc: 10 Å" in err and "b_0.mrc: 20 Å" in err
 
 
+def test_train_refuses_a_folder_mixing_box_sizes_and_says_what_to_do(tmp_path, capsys):
+    files = {"a_0.mrc": (_noise(16, 16, 16), 10.0), "b_0.mrc": (_noise(20, 20, 20), 10.0)}
+    folder = _folder(tmp_path / "boxes", files)
+    out = tmp_path / "model"
+    args = ["train", str(folder), "--out", str(out), "--epochs", "1", "--box", "16"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "a_0.mrc: 16x16x16" in err and "b_0.mrc: 20x20x20" in err
+    assert "cut them to one box size first" in err and not out.with_suffix(".json").exists()
+
+
 def test_train_asks_for_the_voxel_size_of_a_folder_whose_headers_have_none(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i), 0.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "no_size", files)

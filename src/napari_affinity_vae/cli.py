@@ -224,7 +224,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "--box",
         type=_positive_int,
         help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
-        "resampled to it (default: as they are, which a model of --init must take)",
+        "(all of one size) resampled to it (default: as they are, which a model of --init must take)",
     )
     shape = tr.add_argument_group(
         "architecture", "of a new model; a run from a checkpoint (--init, --resume) keeps its own"

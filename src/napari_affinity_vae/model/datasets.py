@@ -217,7 +217,11 @@ def _from_particle_folder(
         raise InputFileError(folder, "no <class>_<anything>.mrc files of the listed classes")
     if len(shapes) > 1:
         listed = "; ".join(f"{p.name}: {'x'.join(map(str, s))}" for s, p in shapes.items())
-        raise InputFileError(folder, f"particles differ in shape ({listed})")
+        raise InputFileError(
+            folder,
+            f"particles differ in shape ({listed}); cut them to one box size first (--box "
+            "then resamples boxes of one size)",
+        )
     if voxel_size:
         return np.stack(boxes), np.array(names), voxel_size
     known = {s: p for s, p in sizes.items() if s > 0}
