@@ -182,7 +182,7 @@ def test_tomogram_options_hold_for_a_pair_embedded_as_a_project_and_not_for_a_pr
     project_folder, tmp_path, capsys
 ):
     """--resume (or workers) embeds a tomogram and its coordinate file as a project of one:
-    --tomo-name and --skip-unusable still choose its rows; a project of many refuses them."""
+    --tomo-name and --skip-unusable still choose its rows; a project of many refuses the first."""
     tomogram = project_folder / "tomograms" / "TS_01.mrc"
     args = ["embed", str(tomogram), str(project_folder / "particles.star"), "--out"]
     out = tmp_path / "x.csv"
@@ -193,9 +193,8 @@ def test_tomogram_options_hold_for_a_pair_embedded_as_a_project_and_not_for_a_pr
         str(project_folder / "tomograms.star"),
         str(project_folder / "particles.star"),
     ]
-    for option in (["--tomo-name", "TS_01"], ["--skip-unusable"]):
-        assert main([*project, "--out", str(tmp_path / "y.csv"), *option]) == 2
-        assert f"{option[0]} is for a tomogram with its coordinate file" in capsys.readouterr().err
+    assert main([*project, "--out", str(tmp_path / "y.csv"), "--tomo-name", "TS_01"]) == 2
+    assert "--tomo-name is for a tomogram with its coordinate file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("particles", [0, 1, 2])
@@ -248,8 +247,38 @@ def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finis
     assert main(["embed", str(star), str(folder), "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"avae embed: TS_02 not embedded: {folder / 'TS_02.mrc'}: {outside}" in err
-    assert "Traceback" not in err
+    assert err.count("--skip-unusable skips them") == 1 and "Traceback" not in err
     written = pd.read_csv(out)
     embedded = np.isfinite(_latent(written)).all(axis=1)
     assert written.loc[embedded, TOMO_NAME].tolist() == ["TS_01", "TS_01"]
     assert not embedded[written[TOMO_NAME] == "TS_02"].any()
+
+
+def test_skip_unusable_leaves_out_a_project_s_rows_outside_and_embeds_the_rest(tmp_path, capsys):
+    """A tomogram reconstructed thinner than it was picked on: its picks in the slab cut off
+    are left out, its others embedded, each tomogram's count told."""
+    from conftest import write_mrc
+
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("TS_01", "TS_02"):
+        write_mrc(folder / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    star = tmp_path / "particles.star"
+    particles = {
+        "rlnTomoName": ["TS_01", "TS_02", "TS_02", "TS_02"],
+        "rlnCoordinateX": [32.0, 20.0, 40.0, 30.0],
+        "rlnCoordinateY": [32.0, 40.0, 20.0, 30.0],
+        "rlnCoordinateZ": [20.0, 20.0, 45.0, float("nan")],
+    }
+    starfile.write({"particles": pd.DataFrame(particles)}, star)
+    out = tmp_path / "embedded.csv"
+    assert main(["embed", str(star), str(folder), "--out", str(out), "--skip-unusable"]) == 0
+    err = capsys.readouterr().err
+    assert "TS_02: 1 of 3 particles have missing (NaN) coordinates; they were left out" in err
+    outside = "TS_02: 1 of 3 particles lie outside the tomogram (z, y, x shape (40, 64, 64))"
+    assert f"{outside}; they were left out" in err
+    assert "not embedded" not in err and "TS_01:" not in err
+    written = pd.read_csv(out)
+    assert written[TOMO_NAME].tolist() == ["TS_01", "TS_02"]
+    assert written["x"].tolist() == [32.0, 20.0] and np.isfinite(_latent(written)).all()

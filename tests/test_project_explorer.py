@@ -774,3 +774,42 @@ def test_decoding_a_point_added_since_the_embedding_says_to_embed_again(
             "None of the 1 selected particles is embedded (added or moved by hand"
         )
     assert "decoded" not in viewer.layers
+
+
+def test_a_project_opened_skipping_rows_outside_embeds_the_rest_of_their_tomogram(
+    make_napari_viewer, qtbot, tmp_path, project_folder, notifications
+):
+    """One pick of TS_02 beyond its top keeps TS_02 from being embedded, and the warning says
+    how to embed the rest; ticked, the Project dock leaves that pick out and embeds the rest."""
+    import shutil
+
+    folder = tmp_path / "project"
+    shutil.copytree(project_folder, folder)
+    star = starfile.read(folder / "particles.star")
+    particles = star["particles"]
+    first = int(np.flatnonzero(particles["rlnTomoName"] == "TS_02")[0])
+    particles.loc[first, "rlnCenteredCoordinateZAngst"] = 10_000.0  # 1000 voxels above
+    starfile.write(star, folder / "particles.star")
+    in_ts02 = int((particles["rlnTomoName"] == "TS_02").sum())
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session, dock = session_for(viewer), widgets["Project"]
+    type_into(qtbot, dock.files, str(folder / "optimisation_set.star"))
+    click(qtbot, dock.open_button)
+    _embed_by_clicks(qtbot, widgets, session)
+    [warned] = [m for m in messages(notifications) if "TS_02 was not embedded" in m]
+    assert f"1 of {in_ts02} particles lie outside the tomogram" in warned
+    assert "tick 'Skip rows with NaN or outside the tomogram' in the Project dock" in warned
+    assert not np.isfinite(session.latent[session.particles[TOMO_NAME] == "TS_02"]).any()
+
+    notifications.clear()
+    qtbot.mouseClick(dock.skip_unusable.native, Qt.MouseButton.LeftButton)
+    assert dock.skip_unusable.value
+    click(qtbot, dock.open_button)
+    [skipped] = messages(notifications)
+    assert f"TS_02: 1 of {in_ts02} particles lie outside" in skipped
+    assert skipped.endswith("they were left out")
+    assert _column(dock, "particles")[1] == in_ts02 - 1
+    _embed_by_clicks(qtbot, widgets, session)
+    assert not [m for m in messages(notifications) if "not embedded" in m]
+    assert np.isfinite(session.latent).all() and len(session.particles) == len(particles) - 1

@@ -224,7 +224,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "--box",
         type=_positive_int,
         help="voxels: boxes cut with --coords (default: the model's, or 32); a folder's boxes "
-        "(all of one size) resampled to it (default: as they are, which a model of --init must take)",
+        "(all of one size) resampled to it (default: as they are, which a model of --init "
+        "must take)",
     )
     shape = tr.add_argument_group(
         "architecture", "of a new model; a run from a checkpoint (--init, --resume) keeps its own"
@@ -425,8 +426,8 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.add_argument(
         "--skip-unusable",
         action="store_true",
-        help="of a tomogram's coordinate file, skip rows with NaN coordinates or outside the "
-        "tomogram, saying how many (otherwise they are an error)",
+        help="skip rows with NaN coordinates or outside their tomogram, saying how many "
+        "(otherwise they are an error, or keep a project's tomogram from being embedded)",
     )
     em.add_argument(
         "--error",
@@ -1155,7 +1156,11 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.projects import open_project
     from napari_affinity_vae.io.projects.relion5 import check_centred
     from napari_affinity_vae.io.projects.writing import check_output, write_project_table
-    from napari_affinity_vae.operations.embed_project import FAILURES, embed_project_steps
+    from napari_affinity_vae.operations.embed_project import (
+        FAILURES,
+        SKIP_HINT,
+        embed_project_steps,
+    )
     from napari_affinity_vae.progress import run_steps
     from napari_affinity_vae.schema import latent_columns
 
@@ -1191,6 +1196,7 @@ def _embed_project(args: argparse.Namespace) -> int:
         table = run_steps(steps, len(project.particles), "embedding", tqdm)
     failed = table.attrs[FAILURES]
     for name, why in failed.items():
+        why = why.replace(SKIP_HINT, "--skip-unusable skips them")
         print(f"avae embed: {name} not embedded: {why}", file=sys.stderr)
     if not latent_columns(table):
         raise ParticleFileError(args.sources[0], "no tomogram could be embedded")

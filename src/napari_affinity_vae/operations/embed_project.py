@@ -29,6 +29,7 @@ from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import AXES, TOMOGRAM_MISSING, derived_columns
 
 FAILURES = "failures"  # attrs key: tomogram name -> why it was not embedded
+SKIP_HINT = "skip unusable rows to embed the others"  # ends why a tomogram's rows were unusable
 RUN_FILE = "run.json"  # in the parts folder: what the parts were embedded with
 # Dask sets MALLOC_TRIM_THRESHOLD_ to 64 KiB for its workers, and any such setting stops glibc
 # from raising its thresholds as a program frees large blocks: every forward pass then maps its
@@ -151,9 +152,9 @@ def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         if entry is None or entry.problem or rows[TOMOGRAM_MISSING].any():
             failures[name] = entry.problem if entry and entry.problem else "no tomogram"
         elif rows[list(AXES)].isna().any(axis=None):
-            failures[name] = "particles without positions"
+            failures[name] = f"particles without positions; {SKIP_HINT}"
         elif outside := project.outside(name):
-            failures[name] = f"{entry.path}: {outside}"
+            failures[name] = f"{entry.path}: {outside}; {SKIP_HINT}"
         else:
             jobs[name] = rows[list(AXES)]
     return jobs, failures

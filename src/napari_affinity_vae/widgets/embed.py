@@ -29,6 +29,7 @@ from napari_affinity_vae.operations.analyse import ANALYSIS_STEPS, NOTES, analys
 from napari_affinity_vae.operations.defaults import CLUSTERING, CLUSTERS, PROJECTION, SEED
 from napari_affinity_vae.operations.embed_project import (
     FAILURES,
+    SKIP_HINT,
     embed_project_steps,
     on_scheduler,
 )
@@ -51,6 +52,10 @@ PRESETS = {BUNDLED: "bundled", "Bundled splat model": "bundled-splat"}  # choice
 PROJECTIONS = {"PCA": "pca", "UMAP": "umap", "t-SNE": "tsne"}
 CLUSTERINGS = {"k-means": "kmeans", "Gaussian mixture": "gmm", "HDBSCAN": "hdbscan"}
 STALE = "The particles changed while this ran; its result was discarded"
+SKIP_IN_PROJECT_DOCK = (
+    "tick 'Skip rows with NaN or outside the tomogram' in the Project dock and open it again "
+    "to embed the others"
+)
 
 
 class EmbedWidget(Container):
@@ -242,6 +247,7 @@ class EmbedWidget(Container):
     def _embedded(self, version: int, card: ModelCard, table: pd.DataFrame) -> None:
         """Latents from ``card``'s model (recorded with them), then projected and clustered."""
         for name, why in table.attrs.get(FAILURES, {}).items():
+            why = why.replace(SKIP_HINT, SKIP_IN_PROJECT_DOCK)
             show_warning(f"Tomogram {name} was not embedded: {why}")
         if not latent_columns(table):
             self.status.value = "failed: no tomogram could be embedded"

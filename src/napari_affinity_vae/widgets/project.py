@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Table,
+)
 from napari.layers import Image
 
 from napari_affinity_vae.errors import AffinityVAEError
@@ -51,6 +61,11 @@ class ProjectWidget(Container):
             "0: from the files. Otherwise the tomograms' voxel size, for headers that have "
             "none or a wrong one (RELION 5's STAR files give theirs)"
         )
+        self.skip_unusable = CheckBox(text="Skip rows with NaN or outside the tomogram")
+        self.skip_unusable.tooltip = (
+            "Leave those particles out, with a warning per tomogram saying how many; otherwise "
+            "a tomogram with any of them is not embedded"
+        )
         self.open_button = PushButton(text="Open project")
         self.summary = wrapping(Label(value="no project"))
         self.picks = ComboBox(label="Picks", choices=[EVERY_PICK_SET])
@@ -73,6 +88,7 @@ class ProjectWidget(Container):
                 self.folder,
                 self.binning,
                 self.voxel_size,
+                self.skip_unusable,
                 self.open_button,
                 self.summary,
                 self.picks,
@@ -117,9 +133,17 @@ class ProjectWidget(Container):
             if not paths:
                 raise AffinityVAEError("Choose the project's files first")
             voxel_size = self.voxel_size.value or None
-            project = open_project(
-                paths, binning=self.binning.value, voxel_size=voxel_size, pick_sets=pick_sets
-            )
+            with warnings.catch_warnings(record=True) as skipped:
+                warnings.simplefilter("always")
+                project = open_project(
+                    paths,
+                    binning=self.binning.value,
+                    voxel_size=voxel_size,
+                    pick_sets=pick_sets,
+                    skip_unusable=self.skip_unusable.value,
+                )
+            for warning in skipped:
+                napari.utils.notifications.show_warning(str(warning.message))
             self._opened = paths
             self.session.set_project(project)
             self.summary.value = project.summary()

@@ -158,6 +158,31 @@ class Project:
             return None
         return f"{outside_message(outside, entry.shape)}; {OUTSIDE_QUESTION}"
 
+    def without_unusable(self) -> Project:
+        """This project without the particles that cannot be boxed: those with NaN coordinates
+        and those outside their tomogram (of a known shape), with a warning per tomogram saying
+        how many were left out."""
+        coords = self.particles[list(AXES)].to_numpy(dtype=float)
+        unusable = ~np.isfinite(coords).all(axis=1)
+        for name, entry in self.tomograms.items():
+            rows = self.rows_of(name)
+            nan = unusable[rows]
+            outside = np.zeros_like(nan)
+            if entry.shape is not None:
+                outside = ~nan & outside_rows(coords[rows], entry.shape)
+            if nan.any():
+                what = f"{int(nan.sum())} of {len(rows)} particles have missing (NaN) coordinates"
+                warnings.warn(f"{name}: {what}; they were left out", stacklevel=2)
+            if outside.any():
+                what = outside_message(outside, entry.shape)
+                warnings.warn(f"{name}: {what}; they were left out", stacklevel=2)
+            unusable[rows] |= outside
+        if not unusable.any():
+            return self
+        particles = self.particles[~unusable].reset_index(drop=True)
+        particles.attrs = dict(self.particles.attrs)
+        return replace(self, particles=particles)
+
     def open(self, name: str, kind: str | None = None) -> Tomogram:
         if name not in self.tomograms:
             raise TomogramFileError(Path(name), "the project has no tomogram of this name")

@@ -53,8 +53,10 @@ def open_project(
     (RELION 4, Dynamo, CSV, ... picked on tomograms ``binning`` times finer than those opened);
     ``voxel_size`` (Angstrom) replaces the tomograms' headers' (RELION 5's STAR files give
     theirs); ``pick_sets`` chooses the tomograms and picks of a copick project or a Portal
-    download; ``tomo_name`` the particles of a tomogram's coordinate file holding several, of
-    which ``skip_unusable`` skips rows with NaN or outside the tomogram (with a warning)."""
+    download; ``tomo_name`` the particles of a tomogram's coordinate file holding several;
+    ``skip_unusable`` leaves out rows with NaN coordinates or outside their tomogram (with a
+    warning), where they would otherwise be an error (a tomogram's coordinate file) or keep
+    their tomogram from being embedded (a project of several)."""
     paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
@@ -67,17 +69,34 @@ def open_project(
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
     given = tuple(paths)
     pair = "tomogram" in kinds and set(kinds) - {"tomogram"} <= PAIRED
-    if not pair and (tomo_name is not None or skip_unusable):
-        option = "--tomo-name" if tomo_name is not None else "--skip-unusable"
+    if not pair and tomo_name is not None:
         raise AffinityVAEError(
-            f"{option} is for a tomogram with its coordinate file; a project's particles "
-            "belong to its tomograms by name already, and one with unusable rows is named"
+            "--tomo-name is for a tomogram with its coordinate file; a project's particles "
+            "belong to its tomograms by name already"
         )
-    if "copick config" in kinds and len(paths) == 1:
+    if pair:
+        others = [p for k, p in kinds.items() if k != "tomogram"]
+        coordinates = others[0] if others else None
+        return read_single(
+            kinds["tomogram"], coordinates, voxel_size, binning, tomo_name, skip_unusable
+        )
+    project = _of_many(kinds, given, binning, voxel_size, pick_sets)
+    return project.without_unusable() if skip_unusable else project
+
+
+def _of_many(
+    kinds: dict[str, Path],
+    given: tuple[Path, ...],
+    binning: float,
+    voxel_size: float | None,
+    pick_sets: PickSetChoice | None,
+) -> Project:
+    """The project of the files ``kinds`` names, other than a tomogram with its coordinates."""
+    if "copick config" in kinds and len(kinds) == 1:
         return read_copick(kinds["copick config"], pick_sets)
-    if "portal download" in kinds and len(paths) == 1:
+    if "portal download" in kinds and len(kinds) == 1:
         return read_portal(kinds["portal download"], pick_sets)
-    if "optimisation set" in kinds and len(paths) == 1:
+    if "optimisation set" in kinds and len(kinds) == 1:
         return _optimisation_set(kinds["optimisation set"])
     if set(kinds) <= {"tomogram set", "relion5 particles"}:
         return read_relion5(kinds.get("relion5 particles"), kinds.get("tomogram set"), given)
@@ -90,14 +109,8 @@ def open_project(
         return read_folder(kinds["folder"], voxel_size, binning)
     if set(kinds) == {"dynamo table", "dynamo index"}:
         return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
-    if pair:
-        others = [p for k, p in kinds.items() if k != "tomogram"]
-        coordinates = others[0] if others else None
-        return read_single(
-            kinds["tomogram"], coordinates, voxel_size, binning, tomo_name, skip_unusable
-        )
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
-    raise ParticleFileError(paths[0], f"cannot make a project of {listed}; give {SOURCES}")
+    raise ParticleFileError(given[0], f"cannot make a project of {listed}; give {SOURCES}")
 
 
 def _kind(path: Path) -> str:
