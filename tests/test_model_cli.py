@@ -292,6 +292,8 @@ def test_affinity_with_an_index_column_in_any_row_order(tmp_path):
         ("a,b\n1,nan\n0.5,1\n", "non-numeric or missing value 'nan'"),
         ("a,b\n1,1.5\n1.5,1\n", r"must lie in \[-1, 1\]; found 1.5 \(a against b\)"),
         ("a,a\n1,0.5\n0.5,1\n", "distinct"),
+        ("a,b,c\n0,0.4,0.9\n0.4,0,0.6\n0.9,0.6,0\n", "itself must be 1; found 0 for a and 2 more"),
+        ("a,b\n1,0.5\n0.5,0.2\n", r"itself must be 1; found 0.2 for b \(a distance matrix"),
     ],
 )
 def test_unusable_affinity_files_are_refused(tmp_path, text, problem):

@@ -231,6 +231,12 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     click(qtbot, train.load_button)
     assert f"{short}: no affinity for class(es) gamma" in messages(notifications)[-1]
     assert table.matrix().loc["alpha", "gamma"] == -0.5  # unchanged
+    distances = tmp_path / "distances.csv"  # 0 on the diagonal: no affinity
+    distances.write_text("alpha,beta,gamma\n0,0.2,0.5\n0.2,0,0.1\n0.5,0.1,0\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(distances), ""))
+    click(qtbot, train.load_button)
+    assert "affinity with itself must be 1; found 0 for alpha" in messages(notifications)[-1]
+    assert table.matrix().loc["alpha", "gamma"] == -0.5  # unchanged
 
     train.epochs.value = 1
     click(qtbot, train.train_button)

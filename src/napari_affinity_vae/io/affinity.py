@@ -14,6 +14,7 @@ from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.atomic import atomic_path
 
 ASYMMETRY_TOLERANCE = 1e-4  # larger differences between A and A.T are reported
+DIAGONAL_TOLERANCE = 1e-3  # a diagonal this far from 1 is refused (written to 6 decimals)
 
 
 def save_affinity(matrix: pd.DataFrame, path: str | Path) -> Path:
@@ -31,7 +32,7 @@ def load_affinity(path: str | Path) -> pd.DataFrame:
     An asymmetric matrix (the reference tool's may differ from its transpose by 0.2) is used as
     ``(A + A.T) / 2``, with a warning saying how asymmetric it was. A matrix that is not square,
     whose header and first column name different classes, repeats a class, holds non-numeric or
-    missing values, or values outside [-1, 1] is refused with an :class:`InputFileError`.
+    missing values, values outside [-1, 1] or other than 1 on its diagonal is refused with an :class:`InputFileError`.
     """
     path = Path(path)
     names, rows, values = _read_affinity_csv(path)
@@ -49,6 +50,15 @@ def load_affinity(path: str | Path) -> pd.DataFrame:
             path,
             f"affinities must lie in [-1, 1]; found {values[i, j]:g} "
             f"({names[i]} against {names[j]})",
+        )
+    unlike_itself = np.flatnonzero(np.abs(np.diag(values) - 1) > DIAGONAL_TOLERANCE)
+    if unlike_itself.size:
+        i = int(unlike_itself[0])
+        raise InputFileError(
+            path,
+            f"a class's affinity with itself must be 1; found {values[i, i]:g} for {names[i]}"
+            f"{f' and {unlike_itself.size - 1} more' if unlike_itself.size > 1 else ''} (a "
+            "distance matrix, 0 on its diagonal, is no affinity)",
         )
     asymmetry = np.abs(values - values.T)
     if asymmetry.max(initial=0.0) > ASYMMETRY_TOLERANCE:
