@@ -241,10 +241,16 @@ def test_checkpoint_with_a_dotted_name_keeps_it_and_saves_both_files_or_neither(
         raise OSError("No space left on device")
 
     monkeypatch.setattr(ModelCard, "to_json", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CheckpointError, match=r"cannot be written \(No space left on device\)"):
         save_checkpoint(AffinityVAE(arch), other, weights)
     assert (weights.read_bytes(), card_path.read_text()) == before  # the old pair, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == [card_path.name, weights.name]
+    monkeypatch.undo()
+    (tmp_path / "taken.safetensors").mkdir()  # a folder where the weights would go
+    (tmp_path / "taken.json").write_text(before[1])
+    with pytest.raises(CheckpointError, match=r"taken\.safetensors: is a folder"):
+        save_checkpoint(AffinityVAE(arch), other, tmp_path / "taken")
+    assert (tmp_path / "taken.json").read_text() == before[1]  # not replaced without weights
 
 
 def test_checkpoint_refusals(tmp_path):

@@ -103,7 +103,7 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     epochs = len(train.history)
     assert 3 <= epochs < 500
 
-    type_into(qtbot, train.file, str(tmp_path / "mine_v1.5"))  # a dotted name, no suffix
+    type_into(qtbot, train.file, f" {tmp_path / 'mine_v1.5'} ")  # dotted, no suffix, spaces
     click(qtbot, train.save_button)
     out, card_path = tmp_path / "mine_v1.5.safetensors", tmp_path / "mine_v1.5.json"
     card = json.loads(card_path.read_text())
@@ -119,6 +119,19 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
         "no_such_folder is no folder: choose one that exists"
     )
     assert not (tmp_path / "no_such_folder").exists()
+    type_into(qtbot, train.file, "")
+    click(qtbot, train.use_button)  # nothing to save to: said, and nothing embedded
+    assert messages(notifications)[-1].endswith(
+        "Type the name of the file to save the model to (Save as)"
+    )
+    assert not embed.task.running
+    (tmp_path / "taken.safetensors").mkdir()
+    (tmp_path / "taken.json").write_text("an older card")
+    type_into(qtbot, train.file, str(tmp_path / "taken"))
+    click(qtbot, train.save_button)  # refused before asking to replace
+    shown = messages(notifications)[-1]
+    assert shown.endswith("taken.safetensors is a folder: type another name (Save as)")
+    assert (tmp_path / "taken.json").read_text() == "an older card"
 
     before = session.particles[latent_columns(session.particles)].to_numpy()
     type_into(qtbot, train.file, str(tmp_path / "mine_v2"))  # used under another name

@@ -32,7 +32,8 @@ def load_affinity(path: str | Path) -> pd.DataFrame:
     An asymmetric matrix (the reference tool's may differ from its transpose by 0.2) is used as
     ``(A + A.T) / 2``, with a warning saying how asymmetric it was. A matrix that is not square,
     whose header and first column name different classes, repeats a class, holds non-numeric or
-    missing values, values outside [-1, 1] or other than 1 on its diagonal is refused with an :class:`InputFileError`.
+    missing values, values outside [-1, 1] or other than 1 on its diagonal is refused with an
+    :class:`InputFileError`.
     """
     path = Path(path)
     names, rows, values = _read_affinity_csv(path)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 
 from napari_affinity_vae import __version__
 from napari_affinity_vae.errors import InputFileError
-from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 
 FORMAT = "napari-affinity-vae/1"
@@ -93,15 +93,20 @@ def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
 
 def save_checkpoint(model: AffinityVAE, card: ModelCard, path: str | Path) -> tuple[Path, Path]:
     """Write the weights and card of checkpoint ``path`` (:func:`checkpoint_files`): both are
-    written before either replaces a file, so a failure leaves the old pair as it was."""
+    written before either replaces a file, so a failure leaves the old pair as it was; one that
+    cannot be written raises :class:`CheckpointError` naming it."""
     weights, card_path = checkpoint_files(path)
+    for target in (weights, card_path):
+        if target.is_dir():
+            raise CheckpointError(target, "is a folder: choose another name")
     card.versions = card.versions or library_versions()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as weights_tmp, atomic_path(card_path) as card_tmp:
-        # written into the temporary file, which keeps its ordinary mode (save_file would
-        # replace it with one of its own, readable by the owner only)
-        weights_tmp.write_bytes(save(state, metadata={"format": FORMAT}))
-        card_tmp.write_text(card.to_json())
+    try:
+        with atomic_files(weights.parent, [weights.name, card_path.name]) as staged:
+            staged[0].write_bytes(save(state, metadata={"format": FORMAT}))
+            staged[1].write_text(card.to_json())
+    except OSError as err:
+        raise CheckpointError(weights, f"cannot be written ({err.strerror or err})") from None
     return weights, card_path
 
 

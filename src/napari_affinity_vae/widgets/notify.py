@@ -40,10 +40,10 @@ def errors_as_notifications(doing: str) -> Iterator[None]:
         show_failure(error, doing)
 
 
-def typed_path(value: object, what: str) -> Path:
-    """The path typed (or chosen) in a File field, stray spaces aside; an empty field is the
-    user's to fill in, saying ``what`` the file is for."""
+def typed_path(value: object, what: str, field: str = "File") -> Path:
+    """The path typed (or chosen) in a file ``field``, stray spaces aside, ``~`` expanded; an
+    empty field is the user's to fill in, saying ``what`` the file is for."""
     typed = str(value).strip()
     if typed in ("", "."):
-        raise AffinityVAEError(f"Type the name of the file {what} (File)")
+        raise AffinityVAEError(f"Type the name of the file {what} ({field})")
     return Path(typed).expanduser()

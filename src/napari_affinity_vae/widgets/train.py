@@ -5,6 +5,7 @@ writes safetensors and a model card; "Use this model" embeds every particle with
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,7 +56,11 @@ from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.affinity_table import AffinityTable
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
 from napari_affinity_vae.widgets.loss_plot import LossPlot
-from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
+from napari_affinity_vae.widgets.notify import (
+    errors_as_notifications,
+    failure_message,
+    typed_path,
+)
 from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
 from napari_affinity_vae.widgets.scatter_legend import Legend
 from napari_affinity_vae.widgets.settings import remember
@@ -478,15 +483,17 @@ class TrainWidget(Container):
         with errors_as_notifications("Saving the model"):
             if self.trained is None:
                 raise AffinityVAEError("Train a model first")
-            path = Path(self.file.value)
-            if not str(self.file.value) or path.is_dir():
-                raise AffinityVAEError("Choose a file to save the model to (Save as)")
+            path = typed_path(self.file.value, "to save the model to", "Save as")
             weights, card_file = checkpoint_files(path)
+            for taken in (path, weights, card_file):
+                if taken.is_dir():
+                    raise AffinityVAEError(f"{taken} is a folder: type another name (Save as)")
             if not weights.parent.is_dir():
                 raise AffinityVAEError(f"{weights.parent} is no folder: choose one that exists")
-            exists = weights.exists() or card_file.exists()
-            question = f"{weights.name} exists. Replace it?"
-            if self.saved != weights and exists and not confirm(self.native, "Replace?", question):
+            existing = [f.name for f in (weights, card_file) if f.exists()]
+            question = f"{' and '.join(existing)} {'exist' if len(existing) > 1 else 'exists'}."
+            replacing = self.saved != weights and existing
+            if replacing and not confirm(self.native, "Replace?", f"{question} Replace?"):
                 return None
             model, card = self.trained
             written, card_path = save_checkpoint(model, card, weights)
@@ -499,7 +506,9 @@ class TrainWidget(Container):
     def use(self, _value: object = None) -> None:
         """Save the model (unless saved as the Save as file already), then have every particle
         embedded with it (Embed widget)."""
-        named = checkpoint_files(Path(self.file.value))[0] if str(self.file.value) else None
+        named = None
+        with contextlib.suppress(AffinityVAEError):  # an empty field: save() says so
+            named = checkpoint_files(typed_path(self.file.value, "", "Save as"))[0]
         path = self.saved if self.saved is not None and self.saved == named else self.save()
         if path is not None:
             self.session.embed_requested.emit(path)
