@@ -166,6 +166,14 @@ def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
     assert train.labels_from.value == LABEL
     assert train.classes.value.startswith("2 classes: ") and "good (" in train.classes.value
     assert train.affinity.classes == ["bad", "good"]
+    typed = list(_session.particles[LABEL])
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, scatter.clusters_button)  # typed labels are not replaced without asking
+    assert "3 particles labelled otherwise (" in asked[0] and "Replace their labels?" in asked[0]
+    assert list(_session.particles[LABEL]) == typed
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, scatter.clusters_button)
+    assert set(_session.particles[LABEL]) == {"cluster0", "cluster1"}
 
 
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(

@@ -246,6 +246,11 @@ class Session:
     def labels_from(self, column: str) -> None:
         """Every particle labelled by its ``column`` value (clusters: ``cluster3``; HDBSCAN's
         unclustered particles are left unlabelled)."""
+        self.particles[LABEL] = self.labels_of(column)
+        self.labels_changed.emit()
+
+    def labels_of(self, column: str) -> pd.Series:
+        """The labels :meth:`labels_from` would give (None: unlabelled)."""
         values = self.particles[column]
         if column == CLUSTER:
             numbers = pd.to_numeric(values, errors="coerce")
@@ -256,8 +261,7 @@ class Session:
             text = values[named].astype(str)
         labels = pd.Series(None, index=values.index, dtype=object)
         labels[named] = text
-        self.particles[LABEL] = labels
-        self.labels_changed.emit()
+        return labels
 
     def select(self, rows: Iterable[int], mode: str = "replace", source: object = None) -> None:
         """Replace, add to or remove from the selection; rows outside the table are ignored."""

@@ -36,6 +36,7 @@ from napari_affinity_vae.schema import (
     TOMO_NAME,
 )
 from napari_affinity_vae.text import count
+from napari_affinity_vae.widgets.dialogs import confirm
 from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
 from napari_affinity_vae.widgets.scatter_legend import Legend
 from napari_affinity_vae.widgets.scatter_tool import LASSO, MODES, SelectionTool
@@ -181,11 +182,31 @@ class LatentScatterWidget(QWidget):
         if CLUSTER not in self.session.particles:
             napari.utils.notifications.show_info("Cluster the particles first (Embed widget)")
             return
+        if not self._may_replace_labels():
+            return
         self.session.labels_from(CLUSTER)
         found = self.session.particles[LABEL].nunique()
         napari.utils.notifications.show_info(
             f"Every cluster labelled: {count(found, 'class', 'classes')}"
         )
+
+    def _may_replace_labels(self) -> bool:
+        """Whether labelling by cluster may replace the labels given otherwise (asked)."""
+        particles = self.session.particles
+        if LABEL not in particles:
+            return True
+        labels = particles[LABEL]
+        by_cluster = self.session.labels_of(CLUSTER)
+        replaced = labels.notna() & (labels != by_cluster)
+        if not replaced.any():
+            return True
+        classes = list(dict.fromkeys(labels[replaced].astype(str)))
+        named = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+        question = (
+            f"{count(int(replaced.sum()), 'particle')} labelled otherwise ({named}) would take "
+            "their cluster's label instead. Replace their labels?"
+        )
+        return confirm(self, "Replace the labels?", question)
 
     def _relabelled(self) -> None:
         """Colour by the labels (while any particle has one)."""
