@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+import starfile
 from napari.layers import Layer
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QLineEdit, QMessageBox
@@ -174,6 +176,26 @@ def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
     answer_next_dialog(QMessageBox.StandardButton.Yes)
     click(qtbot, scatter.clusters_button)
     assert set(_session.particles[LABEL]) == {"cluster0", "cluster1"}
+
+
+def test_a_relion_classification_s_class_numbers_are_offered_to_train_on(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    _, widgets, _session = explorer
+    classified = tmp_path / "run_it025_data.star"  # RELION 4 pixels, as a 3D classification
+    rows = {
+        "rlnTomoName": ["small"] * 4,
+        "rlnCoordinateX": [20.0, 40.0, 40.0, 30.0],
+        "rlnCoordinateY": [20.0, 40.0, 20.0, 30.0],
+        "rlnCoordinateZ": [20.0] * 4,
+        "rlnClassNumber": [1, 2, 1, 2],
+    }
+    starfile.write({"particles": pd.DataFrame(rows)}, classified)
+    open_and_import(qtbot, widgets, small_tomogram, classified)
+    train = widgets["Train"]
+    assert train.labels_from.value == "rlnClassNumber"
+    assert train.classes.value.startswith("2 classes: 1 (2), 2 (2)")
+    assert train.affinity.classes == ["1", "2"]
 
 
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(

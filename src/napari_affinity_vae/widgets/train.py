@@ -32,6 +32,7 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.model.bundled import BUNDLED, preset_name
 from napari_affinity_vae.model.checkpoint import ModelCard, checkpoint_files, save_checkpoint
+from napari_affinity_vae.model.datasets import CLASS_COLUMNS
 from napari_affinity_vae.model.losses import SCHEDULES, Schedule
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import (
@@ -49,7 +50,7 @@ from napari_affinity_vae.operations.labelled import (
     reference_affinity,
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
-from napari_affinity_vae.schema import CLASS_NAME, LABEL
+from napari_affinity_vae.schema import LABEL
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
@@ -68,7 +69,7 @@ from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import session_for
 
 FINE_TUNE, SCRATCH = "Fine-tune the current model", "Train from scratch"
-LABEL_COLUMNS = (LABEL, CLASS_NAME)
+LABEL_COLUMNS = tuple(dict.fromkeys((LABEL, *CLASS_COLUMNS)))  # the user's first, then a file's
 COMMAND = "trained in napari (Train dock)"
 MAP_PATTERNS = " ".join(
     f"*{s}{z}" for s in (".mrc", ".map", ".pdb", ".cif") for z in ("", ".gz", ".bz2")
