@@ -377,6 +377,19 @@ def test_a_dynamo_table_of_several_tomograms_asks_which(explorer, qtbot, tmp_pat
     assert session.particles["tomo_name"].tolist() == ["2"]
 
 
+def test_rows_naming_no_tomogram_are_left_out_and_counted(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    _, widgets, _session = explorer
+    table = pd.DataFrame({"z": [20.0] * 4, "y": [20.0, 40.0, 20.0, 30.0], "x": [20.0] * 4})
+    table["tomo_name"] = ["small", None, "small", None]  # a spreadsheet's blank cells
+    picks = tmp_path / "half.csv"
+    table.to_csv(picks, index=False)
+    layer = open_and_import(qtbot, widgets, small_tomogram, picks)
+    assert layer.data.tolist() == [[20.0, 20.0, 20.0], [20.0, 20.0, 20.0]]
+    assert any("2 of 4 rows name no tomogram" in m for m in messages(notifications))
+
+
 def test_a_minimum_diameter_above_the_maximum_is_one_clear_message(
     explorer, qtbot, small_tomogram, notifications
 ):

@@ -253,6 +253,18 @@ def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
     assert particles["tomo_name"].tolist() == ["01"]
 
 
+def test_rows_naming_no_tomogram_are_left_out_with_a_count(tmp_path):
+    path = tmp_path / "half.csv"
+    path.write_text("x,y,z,tomo_name\n1,2,3,TS_01\n4,5,6,\n7,8,9,TS_01\n1,1,1, \n")
+    assert tomogram_names(path) == ["TS_01"]  # no blank tomogram to choose
+    for tomo_name in (None, "TS_01"):
+        with pytest.warns(UserWarning, match="2 of 4 rows name no tomogram; they were left out"):
+            particles = read_particles(path, tomo_name=tomo_name)
+        assert particles["x"].tolist() == [1.0, 7.0]
+    path.write_text("x,y,z,tomo_name\n1,2,3,\n4,5,6,\n")  # a column of blanks names none
+    assert tomogram_names(path) == [] and len(read_particles(path)) == 2
+
+
 @pytest.mark.parametrize("suffix", [".star", ".csv"])  # CSV: as `avae embed PROJECT` writes
 def test_select_tomogram_by_name(tmp_path, particles, suffix):
     both = pd.concat([particles.assign(tomo_name="TS_01"), particles.assign(tomo_name="TS_02")])

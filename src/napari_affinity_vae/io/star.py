@@ -21,7 +21,12 @@ from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
-from napari_affinity_vae.io.validate import numeric_column, numeric_columns, select_tomogram
+from napari_affinity_vae.io.validate import (
+    named_tomograms,
+    numeric_column,
+    numeric_columns,
+    select_tomogram,
+)
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
     AXES,
@@ -250,7 +255,7 @@ def _table(block: pd.DataFrame | dict) -> pd.DataFrame | dict:
 def tomogram_names(path: Path) -> list[str]:
     """Distinct ``rlnTomoName`` values of the particle block, in file order."""
     block = _particle_block(path)
-    return list(dict.fromkeys(block[TOMO_COLUMN])) if TOMO_COLUMN in block else []
+    return named_tomograms(block[TOMO_COLUMN]) if TOMO_COLUMN in block else []
 
 
 def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:

@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.orientation import particle_angles
-from napari_affinity_vae.io.validate import numeric_column, select_tomogram
+from napari_affinity_vae.io.validate import named_tomograms, numeric_column, select_tomogram
 from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TOMO_NAME
 
 DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
@@ -220,7 +220,7 @@ def _plain(column: object) -> str:
 def csv_tomogram_names(path: Path) -> list[str]:
     """The distinct values of a CSV file's ``tomo_name`` column as text, in file order."""
     names = _csv_tomo_names(_read_csv_table(path))
-    return [] if names is None else list(dict.fromkeys(names.astype(str)))
+    return [] if names is None else named_tomograms(names)
 
 
 def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:

@@ -45,21 +45,42 @@ def select_tomogram(
 
     Particles of several tomograms are never merged: without ``tomo_name``, a file naming more
     than one tomogram is an error that lists them; a ``tomo_name`` the file lacks is one too.
+    Rows naming no tomogram (blank) in a file whose other rows name one are left out, with a
+    warning saying how many.
     """
-    labels = None if names is None else names.astype(str).reset_index(drop=True)
-    found = [] if labels is None else list(dict.fromkeys(labels))
-    if tomo_name is None:
-        if len(found) > 1:
-            raise ParticleFileError(
-                path,
-                f"holds particles of {len(found)} tomograms ({_listing(found)}); choose one "
-                "(--tomo-name on the command line)",
-            )
-        return table
-    if labels is None or str(tomo_name) not in found:
+    unnamed = np.zeros(len(table), dtype=bool) if names is None else _unnamed(names)
+    if unnamed.all():
+        names = None  # a column of blanks names nothing
+    labels = None if names is None else names.astype(str).str.strip().reset_index(drop=True)
+    found = named_tomograms(names) if names is not None else []
+    if tomo_name is None and len(found) > 1:
+        raise ParticleFileError(
+            path,
+            f"holds particles of {len(found)} tomograms ({_listing(found)}); choose one "
+            "(--tomo-name on the command line)",
+        )
+    if tomo_name is not None and (labels is None or str(tomo_name) not in found):
         have = f"found {_listing(found)}" if found else "the file names no tomograms"
         raise ParticleFileError(path, f"no particles of tomogram {tomo_name!r} ({have})")
-    return table[(labels == str(tomo_name)).to_numpy()].reset_index(drop=True)
+    if labels is not None and unnamed.any():
+        warnings.warn(
+            f"{path}: {int(unnamed.sum())} of {len(table)} rows name no tomogram; they were "
+            "left out",
+            stacklevel=3,
+        )
+    if tomo_name is None:
+        return table[~unnamed].reset_index(drop=True) if labels is not None else table
+    return table[(labels == str(tomo_name)).to_numpy() & ~unnamed].reset_index(drop=True)
+
+
+def named_tomograms(names: pd.Series) -> list[str]:
+    """The distinct tomograms a column of names holds, as text in file order (blanks: none)."""
+    return list(dict.fromkeys(names[~_unnamed(names)].astype(str).str.strip()))
+
+
+def _unnamed(names: pd.Series) -> np.ndarray:
+    """Which rows of a column of tomogram names are blank (missing, or spaces)."""
+    return (names.isna() | (names.astype(str).str.strip() == "")).to_numpy()
 
 
 def check_particles(
