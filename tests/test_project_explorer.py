@@ -737,6 +737,10 @@ def test_training_leaves_out_the_labels_of_a_tomogram_that_cannot_be_opened(
     qtbot.waitUntil(lambda: not train.task.running and bool(train.history), timeout=120_000)
     assert not train.status.value.startswith("failed"), train.status.value
     assert "TS_02" not in train.status.value
+    trained = len(session.particles) - left
+    said = train.trained[1].training["data"]  # what the card says it was trained on
+    assert said.startswith(f"{trained} particles labelled by their class_name (")
+    assert "from project " in said and "(3 tomograms, " in said
 
 
 def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(

@@ -112,7 +112,8 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     assert card["classes"] == ["alpha", "beta"]
     assert card["training"]["init"] == "bundled"
     assert card["training"]["best_epoch"] <= epochs
-    assert "alpha" in card["training"]["data"] and "labelled" in card["training"]["data"]
+    assert "labelled by their label (alpha " in card["training"]["data"]
+    assert card["training"]["data"].endswith(f"from tomogram {session.tomogram.name}")
     assert any("Saved" in m for m in messages(notifications))
 
     type_into(qtbot, train.file, str(tmp_path / "no_such_folder" / "mine"))

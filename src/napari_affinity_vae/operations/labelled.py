@@ -100,7 +100,7 @@ def labelled_boxes(
         classes,
         np.eye(len(classes)),
         card.voxel_size,
-        description=f"{len(rows)} particles labelled in the explorer ({counts})",
+        description=f"{len(rows)} particles labelled by their {label_column} ({counts})",
     )
 
 

@@ -51,7 +51,7 @@ from napari_affinity_vae.operations.labelled import (
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
 from napari_affinity_vae.schema import LABEL
-from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
+from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL, Session
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.affinity_table import AffinityTable
@@ -383,7 +383,7 @@ class TrainWidget(Container):
                 architecture = replace(card.architecture, latent_dims=self.latent_dims.value)
                 model, init = new_model(architecture, self.seed.value), ""
             config = self._config(card)
-            where = session.project.summary() if session.project else session.tomogram.name
+            where = _training_source(session)
             self._forget_run()
             self._job = "training"
             self.status.value = "cutting the labelled particles' boxes"
@@ -522,6 +522,16 @@ class TrainWidget(Container):
         for button in (self.train_button, self.centres_button, self.maps_button):
             button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _training_source(session: Session) -> str:
+    """Where the labelled particles come from, in the card's words: the project's files and
+    size, or the tomogram."""
+    project = session.project
+    if project is None:
+        return f"tomogram {session.tomogram.name}"
+    files, summary = ", ".join(p.name for p in project.sources), project.summary()
+    return f"project {files} ({summary})" if files else f"a project of {summary}"
 
 
 def _model_name(card: ModelCard) -> str:
