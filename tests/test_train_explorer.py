@@ -261,6 +261,12 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     assert table.item(0, 1).background().color().red() > table.item(0, 2).background().color().red()
     edit_cell(qtbot, table, 0, 2, "7")  # out of range: clipped
     assert table.matrix().loc["gamma", "alpha"] == 1.0
+    assert messages(notifications)[-1] == "Affinities lie in [-1, 1]: 7 taken as 1"
+    edit_cell(qtbot, table, 1, 2, "0,4")  # a decimal comma, as some keyboards type it
+    assert table.matrix().loc["gamma", "beta"] == pytest.approx(0.4)
+    edit_cell(qtbot, table, 1, 2, "abc")
+    assert table.matrix().loc["gamma", "beta"] == pytest.approx(0.4)
+    assert messages(notifications)[-1] == "'abc' is no number from -1 to 1: the affinity stays 0.40"
 
     reference = tmp_path / "affinity_scores.csv"  # the reference affinity-VAE's layout
     reference.write_text(

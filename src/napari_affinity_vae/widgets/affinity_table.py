@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from napari.utils.notifications import show_info
 from psygnal import Signal
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
@@ -80,13 +81,18 @@ class AffinityTable(QTableWidget):
         item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
 
     def _changed(self, item: QTableWidgetItem) -> None:
-        """A typed value, clipped to [-1, 1] (the old one back if it is no number), mirrored."""
+        """A typed value (a decimal comma too), clipped to [-1, 1], mirrored; the old one back,
+        with a message, if it is no number."""
+        typed = item.text().strip()
         try:
-            value = float(item.text())
+            value = float(typed.replace(",", "."))
         except ValueError:
             value = np.nan
         if not np.isfinite(value):
             value = float(item.data(Qt.ItemDataRole.UserRole))
+            show_info(f"{typed!r} is no number from -1 to 1: the affinity stays {value:.2f}")
+        elif abs(value) > 1:
+            show_info(f"Affinities lie in [-1, 1]: {typed} taken as {np.clip(value, -1, 1):g}")
         value = float(np.clip(value, -1.0, 1.0))
         self.blockSignals(True)
         self._show(item, value)
