@@ -197,6 +197,11 @@ def test_a_relion_classification_s_class_numbers_are_offered_to_train_on(
     assert train.labels_from.value == "rlnClassNumber"
     assert train.classes.value.startswith("2 classes: 1 (2), 2 (2)")
     assert train.affinity.classes == ["1", "2"]
+    train.epochs.value = 1
+    type_into(qtbot, train.validation, "0.5")  # one of each class held out: too few to show
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
+    assert train.legend.text().startswith("<b>all particles</b>")  # not all trained on
 
 
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(

@@ -440,7 +440,9 @@ class TrainWidget(Container):
         self.preview.show_points(update.preview)
         self.preview.colour_points(update.preview, colours)
         self.preview.show_view(True, False)
-        title = "held out" if update.preview_held_out else "all particles (trained on)"
+        title = "held out" if update.preview_held_out else "all particles"
+        if not update.preview_held_out and "val_loss" not in update.row:
+            title += " (trained on)"  # else a few held out, too few to show alone
         self.legend.show_legend(title, legend, False)
 
     def cancel(self, _value: object = None) -> None:
