@@ -251,6 +251,33 @@ def test_bad_numbers_are_refused_in_one_line_before_any_work(tmp_path, capsys, l
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]  # nothing written
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "affinity M M --out NOWHERE/affinity.csv",
+        "affinity M M --out OUT/affinity.csv --raw NOWHERE/raw.csv",
+        "evaluate --train F --test F --out NOWHERE/scores.json",
+        "pick T --templates M --out OUT/picks.star --score-map NOWHERE/scores.mrc",
+    ],
+)
+def test_every_output_is_checked_before_the_work(tmp_path, capsys, line):
+    """Not after a search or an evaluation, and never with some outputs written."""
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    tomogram = write_tomogram(inputs / "t.mrc", np.zeros((24, 24, 24), np.float32), 10.0)
+    ball = (np.indices((16, 16, 16)) - 7.5) ** 2
+    ball = write_tomogram(inputs / "ball.mrc", (ball.sum(axis=0) < 25).astype(np.float32), 10.0)
+    paths = {"T": tomogram, "M": ball, "F": inputs}
+    argv = [
+        str(paths.get(w, w)).replace("NOWHERE", str(tmp_path / "nowhere")) for w in line.split()
+    ]
+    argv = [w.replace("OUT", str(out)) for w in argv]
+    error = _refusal(argv, capsys)
+    assert f"folder {tmp_path / 'nowhere'} does not exist" in error
+    assert "Traceback" not in error and not any(out.iterdir())  # nothing written
+
+
 def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
     """``--voxel-size`` for a tomogram with --coords whose header has none, as the error says."""
     rng = np.random.default_rng(0)

@@ -606,12 +606,14 @@ def _add_overwrite(
 
 
 def _refuse_existing(args: argparse.Namespace, *paths: Path | None) -> None:
-    """Outputs are never replaced unless ``--overwrite`` says so."""
-    if args.overwrite:
-        return
-    for path in paths:
-        if path is not None and path.exists():
+    """Outputs are never replaced unless ``--overwrite`` says so, and each must be writable:
+    refused before any work, not after it."""
+    from napari_affinity_vae.io.atomic import check_writable
+
+    for path in (p for p in paths if p is not None):
+        if path.exists() and not path.is_dir() and not args.overwrite:
             raise OutputExistsError(path)
+        check_writable(path)
 
 
 def reference(width: int = 100) -> str:
@@ -872,8 +874,6 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _refuse_existing(args, *(checkpoint_file(out, s) for s in CHECKPOINT_SUFFIXES))
-    if not out.parent.is_dir():  # before training, not after its first epoch
-        raise InputFileError(out, f"folder {out.parent} does not exist")
     start = args.init or args.resume
     options = ("depth", "capacity", "latent_dims", "pose_dims", "decoder", "splats", "splat_convs")
     shape = {k: getattr(args, k) for k in options if getattr(args, k) is not None}

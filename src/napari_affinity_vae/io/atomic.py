@@ -9,6 +9,23 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from napari_affinity_vae.errors import InputFileError
+
+
+def check_writable(path: str | Path, error: type[InputFileError] = InputFileError) -> None:
+    """Refuse, before any work, an output where a folder stands, or in a folder that does not
+    exist or cannot be written to (raising ``error`` naming ``path``)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise error(path, f"folder {path.parent} does not exist")
+    if path.is_dir():
+        raise error(path, "is a folder: give a file name")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise error(path, f"cannot be written ({err.strerror or err})") from None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

@@ -8,7 +8,6 @@ tomogram's voxel size when known.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star, tables
-from napari_affinity_vae.io.atomic import atomic_path
+from napari_affinity_vae.io.atomic import atomic_path, check_writable
 from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.validate import check_particles
 from napari_affinity_vae.schema import AXES, COORDINATE_BINNING
@@ -127,15 +126,7 @@ def check_output(
         raise ParticleFileError(
             path, f"{what} is written as {', '.join(suffixes)}; choose one of them"
         )
-    if not path.parent.is_dir():
-        raise ParticleFileError(path, f"folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ParticleFileError(path, "is a folder: give a file name")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as err:
-        raise ParticleFileError(path, f"cannot be written ({err.strerror or err})") from None
+    check_writable(path, ParticleFileError)
 
 
 def _suffix(path: Path) -> str:
