@@ -197,6 +197,31 @@ def test_tomogram_options_hold_for_a_pair_embedded_as_a_project_and_not_for_a_pr
     assert "--tomo-name is for a tomogram with its coordinate file" in capsys.readouterr().err
 
 
+def test_ctrl_c_in_a_resumable_embedding_says_what_it_kept(
+    project_folder, tmp_path, capsys, monkeypatch
+):
+    from napari_affinity_vae.operations import embed_project
+
+    in_process = embed_project._in_process
+
+    def first_then_ctrl_c(*args):
+        for name, result in in_process(*args):
+            yield name, result
+            if name is not None:  # one tomogram finished
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(embed_project, "_in_process", first_then_ctrl_c)
+    out = tmp_path / "embedded.csv"
+    args = ["embed", str(project_folder / "optimisation_set.star"), "--out", str(out), "--resume"]
+    assert main(args) == 130
+    said = capsys.readouterr().err
+    parts = tmp_path / "embedded.csv.parts"
+    assert f"cancelled; the tomograms embedded so far are kept in {parts} (--resume" in said
+    assert [p.name for p in parts.glob("*.parquet")] == ["TS_01.parquet"] and not out.exists()
+    monkeypatch.undo()
+    assert main(args) == 0 and len(pd.read_csv(out)) == 21
+
+
 @pytest.mark.parametrize("particles", [0, 1, 2])
 def test_a_folder_project_of_few_particles_on_a_uint8_tomogram(tmp_path, capsys, particles):
     from conftest import write_mrc

@@ -312,6 +312,34 @@ def test_train_into_a_missing_folder_is_refused_before_training(tiny_sets, tmp_p
     assert not out.parent.exists()
 
 
+def test_ctrl_c_in_training_keeps_a_checkpoint_to_resume_or_leaves_nothing(
+    tiny_sets, tmp_path, capsys, monkeypatch
+):
+    from napari_affinity_vae.model import train as training
+
+    epochs = training.training_epochs
+
+    def two_then_ctrl_c(*args, **kwargs):
+        for done, epoch in enumerate(epochs(*args, **kwargs), 1):
+            yield epoch
+            if done == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "training_epochs", two_then_ctrl_c)
+    args = ["train", str(tiny_sets / "train"), "--epochs", "4", "--out"]
+    assert main([*args, str(tmp_path / "plain")]) == 130
+    assert "cancelled; no partial files were left" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # its metrics file, written as it went, removed
+    assert main([*args, str(tmp_path / "kept"), "--checkpoint-every", "1"]) == 130
+    said = capsys.readouterr().err
+    kept = "kept.safetensors, kept.json, kept.metrics.csv"
+    assert f"cancelled; kept {kept} (--resume {tmp_path / 'kept.json'} goes on from there)" in said
+    monkeypatch.undo()
+    resumed = [*args, str(tmp_path / "resumed"), "--resume", str(tmp_path / "kept.json")]
+    assert main(resumed) == 0
+    assert load_checkpoint(tmp_path / "resumed.json")[1].training["epochs_done"] == 4
+
+
 def _flat_run(sets, out, epochs: int, *options: str) -> int:
     """``avae train`` at a learning rate high enough for the losses to go up and down, every
     weight flat (so that a shorter run is the start of a longer one), a quarter held out."""

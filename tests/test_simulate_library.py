@@ -176,3 +176,18 @@ def test_unreadable_reference(tmp_path):
         load_reference(bad, voxel_size=10.0)
     with pytest.raises(InputFileError, match=r"MRC map or a PDB"):
         load_reference(tmp_path / "notes.txt", voxel_size=10.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data_x\n",  # a block and nothing else
+        "data_rod\nloop_\n_atom_site.group_PDB\n_atom_site.type_symbol\n_atom_site.Cartn_x\n"
+        "_atom_site.Cartn_y\n_atom_site.Cartn_z\nATOM C 0.5 -0.5 -57.4\nATOM C 0.4 -2.1 -58.3\n",
+    ],
+)
+def test_an_mmcif_without_a_model_is_named_not_a_traceback(tmp_path, text):
+    path = tmp_path / "empty.cif"
+    path.write_text(text)
+    with pytest.raises(InputFileError, match=r"empty\.cif: no model found in it"):
+        load_reference(path, voxel_size=10.0)

@@ -649,9 +649,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AffinityVAEError as err:
         print(f"avae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Cancelled as cancelled:
+        print(f"avae {args.command}: cancelled; {cancelled}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"avae {args.command}: cancelled; no partial files were left", file=sys.stderr)
         return 130
+
+
+class Cancelled(KeyboardInterrupt):
+    """A run cancelled with Ctrl-C that keeps what it wrote so far, saying what."""
+
+
+@contextlib.contextmanager
+def _keeping_or_removing(outputs: list[Path], resumable: str):
+    """On Ctrl-C: the ``outputs`` a run has written are kept where a checkpoint among them (the
+    file ending ``resumable``) lets it go on; otherwise those it made are removed. Either is
+    said."""
+    before = {p: p.stat().st_mtime_ns for p in outputs if p.exists()}
+    try:
+        yield
+    except KeyboardInterrupt:
+        written = [p for p in outputs if p.exists() and before.get(p) != p.stat().st_mtime_ns]
+        checkpoint = next((p for p in written if p.name.endswith(resumable)), None)
+        if checkpoint is not None:
+            kept = ", ".join(p.name for p in written)
+            raise Cancelled(f"kept {kept} (--resume {checkpoint} goes on from there)") from None
+        for path in (p for p in written if p not in before):
+            path.unlink()
+        rewritten = [p.name for p in written if p in before]
+        if rewritten:
+            raise Cancelled(f"{', '.join(rewritten)} rewritten in part") from None
+        raise
 
 
 def _show_warning(command: str, message: Warning | str, *_args: object, **_kwargs: object) -> None:
@@ -934,17 +963,19 @@ def _train(args: argparse.Namespace) -> int:
     first = distributed.world()[0] == 0
     if first:
         print(f"training on {data.description}", file=sys.stderr)
-    _, card, history = train(
-        data,
-        architecture,
-        config,
-        args.out,
-        args.resume,
-        tqdm,
-        command,
-        args.init,
-        keep_best=(args.keep or ("last" if args.preset else "best")) == "best",
-    )
+    outputs = [checkpoint_file(args.out, s) for s in CHECKPOINT_SUFFIXES]
+    with _keeping_or_removing(outputs, ".json"):
+        _, card, history = train(
+            data,
+            architecture,
+            config,
+            args.out,
+            args.resume,
+            tqdm,
+            command,
+            args.init,
+            keep_best=(args.keep or ("last" if args.preset else "best")) == "best",
+        )
     if not first:
         return 0
     kept = history.iloc[card.training.get("best_epoch", len(history)) - 1]
@@ -1193,7 +1224,15 @@ def _embed_project(args: argparse.Namespace) -> int:
             threads=threads,
             error=args.error,
         )
-        table = run_steps(steps, len(project.particles), "embedding", tqdm)
+        try:
+            table = run_steps(steps, len(project.particles), "embedding", tqdm)
+        except KeyboardInterrupt:
+            if parts is not None and parts.is_dir() and any(parts.iterdir()):
+                raise Cancelled(
+                    f"the tomograms embedded so far are kept in {parts} (--resume goes on "
+                    "from there)"
+                ) from None
+            raise
     failed = table.attrs[FAILURES]
     for name, why in failed.items():
         why = why.replace(SKIP_HINT, "--skip-unusable skips them")

@@ -379,6 +379,12 @@ def _atoms(path: Path) -> tuple[np.ndarray, np.ndarray]:
         structure = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError) as err:
         raise InputFileError(path, f"not a readable atomic model ({err})") from None
+    if len(structure) == 0:
+        raise InputFileError(
+            path,
+            "no model found in it: no atoms, or an mmCIF atom_site loop without "
+            "_atom_site.pdbx_PDB_model_num",
+        )
     structure.remove_hydrogens()
     atoms = [
         (cra.atom.pos.x, cra.atom.pos.y, cra.atom.pos.z, cra.atom.element.atomic_number)
