@@ -156,3 +156,26 @@ def test_anisotropic_voxels_are_refused_by_the_reader_and_the_project(tmp_path, 
         open_tomogram(path)
     assert main(["project", str(path)]) == 0
     assert f"aniso: 0 particles, ? voxels at ?; {path}: {problem}" in capsys.readouterr().out
+
+
+def test_a_file_stored_in_another_axis_order_is_read_as_z_y_x(tmp_path):
+    """MAPC/MAPR/MAPS say which axis runs along the columns, rows and sections: a map stored x
+    slowest (as some CCP4 maps are) is the same map, not its mirror image."""
+    from napari_affinity_vae.io.projects.project import read_shape
+    from napari_affinity_vae.model.datasets import _read_particle_file
+
+    volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)  # z, y, x
+    path = tmp_path / "x_slowest.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(volume.transpose(2, 1, 0).copy())  # sections x, rows y, columns z
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 3, 2, 1
+        mrc.voxel_size = 10.0
+    tomogram = open_tomogram(path)
+    assert tomogram.shape == (4, 5, 6)
+    np.testing.assert_array_equal(tomogram.data, volume)
+    assert read_shape(path)[0] == (4, 5, 6)
+    cube = np.arange(4**3, dtype=np.float32).reshape(4, 4, 4)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(cube.transpose(1, 2, 0).copy())  # sections y, rows x, columns z
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 3, 1, 2
+    np.testing.assert_array_equal(_read_particle_file(path)[0][0], cube)

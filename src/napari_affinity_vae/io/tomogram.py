@@ -161,7 +161,20 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
         )
     if data.dtype == np.int8 and _mode0_is_unsigned(header):
         data = data.view(np.uint8)
+    to_zyx = axis_order(header)
+    if to_zyx is not None and data.ndim == 3:
+        data = data.transpose(to_zyx)  # a view: a memory-mapped file stays so
     return data, cubic_voxel_size(path, header_voxel_size)
+
+
+def axis_order(header: np.recarray) -> tuple[int, int, int] | None:
+    """The transpose taking an MRC file's data (sections, rows, columns) to (z, y, x), from its
+    header's MAPS, MAPR and MAPC (the axis, 1 x to 3 z, each runs along); None where it is that
+    already, or where the header gives no valid order."""
+    order = (int(header.maps), int(header.mapr), int(header.mapc))
+    if order == (3, 2, 1) or sorted(order) != [1, 2, 3]:
+        return None
+    return tuple(order.index(axis) for axis in (3, 2, 1))
 
 
 TRUNCATED = "the file is truncated: it holds less data than its header describes"

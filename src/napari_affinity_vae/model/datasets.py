@@ -26,7 +26,7 @@ from napari_affinity_vae.io.affinity import load_affinity
 from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.subtomograms import read_subtomograms
-from napari_affinity_vae.io.tomogram import open_tomogram
+from napari_affinity_vae.io.tomogram import axis_order, open_tomogram
 from napari_affinity_vae.model.train import TrainingData
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import ANGLES, AXES, CLASS_NAME, SHIFTS
@@ -242,6 +242,9 @@ def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
         with mrcfile.open(path, permissive=False) as mrc:
             data = np.asarray(mrc.data, dtype=np.float32)
             stack = mrc.is_volume_stack() or mrc.is_image_stack()
+            to_zyx = axis_order(mrc.header)
+            if to_zyx is not None and data.ndim == 3 and not stack:
+                data = data.transpose(to_zyx)
             voxel_size = round(float(mrc.voxel_size.x), 3)
     except (OSError, ValueError, ArithmeticError, EOFError) as err:
         raise InputFileError(path, f"not a readable MRC file ({err})") from None

@@ -17,6 +17,7 @@ from napari_affinity_vae.io.frame import follow_voxel_size
 from napari_affinity_vae.io.tomogram import (
     TRUNCATED,
     Tomogram,
+    axis_order,
     cubic_voxel_size,
     open_tomogram,
 )
@@ -239,6 +240,9 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
             with mrcfile.open(path, header_only=True, permissive=True) as mrc:
                 header = mrc.header
                 shape = (int(header.nz), int(header.ny), int(header.nx))
+                to_zyx = axis_order(header)
+                if to_zyx is not None:
+                    shape = tuple(shape[i] for i in to_zyx)
                 voxel = cubic_voxel_size(path, mrc.voxel_size)
                 data_bytes = np.prod(shape) * data_dtype_from_header(header).itemsize
         if path.stat().st_size < header.nbytes + int(header.nsymbt) + int(data_bytes):
