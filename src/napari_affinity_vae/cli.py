@@ -145,7 +145,7 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="tomograms as MRC files or multiscale OME-Zarr folders (default mrc); copick: a "
         "copick project of --tomograms runs (default 1), the ground truth as picks",
     )
-    _add_overwrite(sim, "write into OUTDIR even if it holds files")
+    _add_overwrite(sim, "replace the simulation OUTDIR holds (refused if it holds other files)")
     sim.set_defaults(run=_run_simulate)
 
 
@@ -583,6 +583,12 @@ def _range(
 
 
 TILT_LIMITS = (-90.0, 90.0)  # degrees: a tilt series about y
+SIMULATION_OUTPUTS = {  # what avae simulate writes in its folder, in any of its modes
+    *("tomogram.mrc", "tomogram.zarr", "particles.star", "references", "affinity.csv"),
+    *("subtomograms.mrcs", "subtomograms.csv"),
+    *("tomograms", "tomograms.star", "optimisation_set.star"),
+    *("config.json", "overlay"),
+}
 
 
 def _mrc_output(text: str) -> Path:
@@ -707,6 +713,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
     if not args.overwrite and (holds_files or args.outdir.is_file()):
         raise OutputExistsError(args.outdir)
+    if args.overwrite and holds_files:
+        _clear_simulation(args.outdir)
     molecules = _molecules(args.molecule)
     if not args.classes and not molecules:
         raise AffinityVAEError("nothing to simulate: name --classes or give a --molecule")
@@ -737,6 +745,21 @@ def _run_simulate(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _clear_simulation(folder: Path) -> None:
+    """Empty a folder an earlier ``avae simulate`` wrote, so that none of its files stays beside
+    the new ones (an old tomogram.mrc beside a new tomogram.zarr and particles.star); refused
+    where it holds anything else, which --overwrite must not delete."""
+    others = sorted(p.name for p in folder.iterdir() if p.name not in SIMULATION_OUTPUTS)
+    if others:
+        listed = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        raise AffinityVAEError(
+            f"{folder} holds files avae simulate does not write ({listed}); --overwrite "
+            "replaces only an earlier simulation: choose a new or empty folder"
+        )
+    for child in folder.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 @contextlib.contextmanager
