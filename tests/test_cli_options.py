@@ -305,6 +305,38 @@ def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
     assert card.voxel_size == 7.5
 
 
+def test_train_chooses_a_tomogram_s_rows_as_embed_does(tmp_path, capsys):
+    """A project's particles.star holds several tomograms, in unbinned pixels, one pick
+    outside: --tomo-name, --binning and --skip-unusable, as the messages say."""
+    rng = np.random.default_rng(0)
+    tomogram = write_tomogram(tmp_path / "TS_01.mrc", rng.normal(size=(24, 24, 40)), 10.0)
+    picks = pd.DataFrame(
+        {
+            "z": [24.0] * 5 + [10.0],
+            "y": [24.0] * 5 + [10.0],
+            "x": [16.0, 32.0, 48.0, 64.0, 200.0, 10.0],  # pixels of 5 A: twice the voxels
+            "class_name": ["a", "b", "a", "b", "a", "b"],
+            "tomo_name": ["TS_01"] * 5 + ["TS_02"],
+        }
+    )
+    coords = write_particles(picks, tmp_path / "particles.star")
+    affinity = tmp_path / "affinity.csv"
+    affinity.write_text("a,b\n1,0\n0,1\n")
+    out = tmp_path / "m"
+    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
+    args += ["--out", str(out), "--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    assert "choose one (--tomo-name" in _refusal(args, capsys)
+    args += ["--tomo-name", "TS_01"]
+    assert "lie outside the tomogram" in _refusal(args, capsys)  # the binning forgotten
+    args += ["--binning", "2"]
+    error = _refusal(args, capsys)
+    assert "1 of 5 particles lie outside" in error and error.endswith("--skip-unusable skips them")
+    assert main([*args, "--skip-unusable"]) == 0
+    assert "4 boxes" in load_checkpoint(out.with_suffix(".json"))[1].training["data"]
+    alone = ["train", str(tmp_path), "--binning", "2", "--out", str(tmp_path / "n")]
+    assert "go with --coords" in _refusal(alone, capsys)
+
+
 def test_train_leaves_out_particles_without_a_class_and_says_how_many(tmp_path, capsys):
     """Picks of which only some were classified: the others are not a class of their own."""
     rng = np.random.default_rng(0)

@@ -190,6 +190,21 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--preset", choices=["bundled", "bundled-splat"])
     tr.add_argument("--coords", type=Path, help="coordinate file with a class column")
     tr.add_argument(
+        "--tomo-name", help="with --coords: which tomogram's particles, of a file holding several"
+    )
+    tr.add_argument(
+        "--binning",
+        type=_positive,
+        default=1.0,
+        help="with --coords: pixel coordinates this many times finer than the tomogram's voxels",
+    )
+    tr.add_argument(
+        "--skip-unusable",
+        action="store_true",
+        help="with --coords: skip rows with NaN coordinates or outside the tomogram, saying how "
+        "many (otherwise they are an error)",
+    )
+    tr.add_argument(
         "--voxel-size",
         type=_positive,
         help="Angstrom, of SOURCE's boxes or tomogram (overrides the headers)",
@@ -917,7 +932,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_file,
         read_card,
     )
-    from napari_affinity_vae.model.datasets import load_training_set
+    from napari_affinity_vae.model.datasets import PickChoice, load_training_set
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
     from napari_affinity_vae.model.splats import ROTATION_DIMS
@@ -959,9 +974,23 @@ def _train(args: argparse.Namespace) -> int:
         )
         # cut from a tomogram at the model's size (else 32); a folder resampled only if asked
         box = args.box or (model_box if args.coords else None)
-        data = load_training_set(
-            args.source, args.coords, args.affinity, box, library_affinity, args.voxel_size
-        )
+        picks = PickChoice(args.tomo_name, args.binning, args.skip_unusable)
+        if args.coords is None and picks != PickChoice():
+            raise AffinityVAEError("--tomo-name, --binning and --skip-unusable go with --coords")
+        try:
+            data = load_training_set(
+                args.source,
+                args.coords,
+                args.affinity,
+                box,
+                library_affinity,
+                args.voxel_size,
+                picks,
+            )
+        except UnusableRowsError as err:
+            raise UnusableRowsError(
+                err.path, f"{err.problem}; --skip-unusable skips them"
+            ) from None
         ndim = data.boxes.ndim - 1
         if shape.get("decoder") == "splat":
             shape.setdefault("pose_dims", ROTATION_DIMS[ndim])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mrcfile
@@ -23,6 +24,7 @@ import pandas as pd
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.affinity import load_affinity
+from napari_affinity_vae.io.frame import binned_pixel_size
 from napari_affinity_vae.io.orientation import angles_to_matrices
 from napari_affinity_vae.io.particles import read_particles
 from napari_affinity_vae.io.subtomograms import read_subtomograms
@@ -49,18 +51,20 @@ def load_training_set(
     box: int | None = None,
     fallback_affinity: FallbackAffinity | None = None,
     voxel_size: float | None = None,
+    picks: PickChoice | None = None,
 ) -> TrainingData:
     """Boxes and labels from any of the three layouts (see the module's description);
     ``fallback_affinity`` gives the affinity matrix where no affinity CSV does. ``box`` is the
     size boxes are cut at from a tomogram (default 32), and the size a folder's boxes are
     resampled to (their voxel size changing with them; default: as they are). ``voxel_size``
     (Angstrom) overrides the headers (a tomogram's, a folder's files'), and a folder whose
-    headers give none needs it."""
+    headers give none needs it. ``picks`` says which rows of a tomogram's coordinate file to
+    read, and how."""
     source = Path(source)
     angles = None
     if coordinates is not None:
         boxes, names, voxel_size = _from_tomogram(
-            source, Path(coordinates), box or DEFAULT_BOX, voxel_size
+            source, Path(coordinates), box or DEFAULT_BOX, voxel_size, picks or PickChoice()
         )
         _refuse_non_finite(boxes, source, f"particle of {Path(coordinates).name}")
     elif (source / "subtomograms.mrcs").is_file():
@@ -156,12 +160,29 @@ def _affinity_for(
     raise InputFileError(source, "no affinity matrix: give one with --affinity")
 
 
+@dataclass(frozen=True)
+class PickChoice:
+    """Which rows of a coordinate file to train on: ``tomo_name``'s, of a file naming several;
+    pixel coordinates ``binning`` times finer than the tomogram's voxels; rows with NaN or
+    outside the tomogram skipped (``skip_unusable``, with a warning) rather than refused."""
+
+    tomo_name: str | None = None
+    binning: float = 1.0
+    skip_unusable: bool = False
+
+
 def _from_tomogram(
-    tomogram: Path, coordinates: Path, box: int, voxel_size: float | None = None
+    tomogram: Path, coordinates: Path, box: int, voxel_size: float | None, picks: PickChoice
 ) -> tuple[np.ndarray, np.ndarray, float]:
     volume = open_tomogram(tomogram, voxel_size)
     particles = read_particles(
-        coordinates, voxel_size=volume.voxel_size, tomogram_shape=volume.shape
+        coordinates,
+        voxel_size=volume.voxel_size,
+        tomogram_shape=volume.shape,
+        tomo_name=picks.tomo_name,
+        pixel_size=binned_pixel_size(volume.voxel_size, picks.binning),
+        drop_nan=picks.skip_unusable,
+        drop_outside=picks.skip_unusable,
     )
     column = next((c for c in CLASS_COLUMNS if c in particles), None)
     if column is None:
