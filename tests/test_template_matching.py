@@ -4,6 +4,7 @@ CLI and the Particles dock (with Cancel)."""
 
 from __future__ import annotations
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,6 +87,10 @@ def test_avae_pick_with_templates_finds_the_templated_particles_with_their_rotat
     assert main([*args, "--out", str(out), "--score-map", str(scores)]) == 0
     picks = read_particles(out)
     assert set(picks[TEMPLATE]) <= set(TEMPLATED) and scores.is_file()
+    with mrcfile.open(scores) as mrc:  # a binned voxel's centre: (binning - 1) / 2 voxels in
+        binning = 200 // mrc.data.shape[1]
+        assert binning > 1 and float(mrc.voxel_size.x) == pytest.approx(10.0 * binning)
+        assert float(mrc.header.origin.z) == pytest.approx((binning - 1) / 2 * 10.0)
     truth = result.particles
     for name in TEMPLATED:
         mine, theirs = truth[truth[CLASS_NAME] == name], picks[picks[TEMPLATE] == name]

@@ -1108,6 +1108,8 @@ def _run_pick(args: argparse.Namespace) -> int:
 
     if (args.diameter is None) == (args.templates is None):
         raise AffinityVAEError("Give --diameter MIN MAX (blob picker) or --templates (matching)")
+    if args.score_map and not args.templates:
+        raise AffinityVAEError("--score-map is the template search's: give --templates")
     _refuse_existing(args, args.out, args.score_map)
     check_output(args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
@@ -1153,9 +1155,10 @@ def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> 
     )
     plan = plan_match(tomogram, args.templates, settings, args.symmetry)
     result = run_steps(plan.steps(), plan.work(), "rotations", progress)
-    if args.score_map:
-        voxel = tomogram.voxel_size * result.binning
-        write_tomogram(args.score_map, result.best_scores(), voxel)
+    if args.score_map:  # a binned voxel's centre lies (binning - 1) / 2 voxels in
+        voxel, binning = tomogram.voxel_size * result.binning, result.binning
+        origin = (binning - 1) / 2 * tomogram.voxel_size
+        write_tomogram(args.score_map, result.best_scores(), voxel, origin)
     return result.picks
 
 

@@ -243,12 +243,16 @@ def central_block(data: Any) -> np.ndarray:
     return np.asarray(data[tuple(slice(a, a + c) for a, c in zip(start, chunks, strict=True))])
 
 
-def write_tomogram(path: str | Path, data: np.ndarray, voxel_size: float) -> Path:
-    """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically."""
+def write_tomogram(
+    path: str | Path, data: np.ndarray, voxel_size: float, origin: float = 0.0
+) -> Path:
+    """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically;
+    ``origin`` (Angstrom, on every axis) is where its first voxel's centre lies."""
     from napari_affinity_vae.io.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
         mrc.voxel_size = voxel_size  # a 4D array is stored as a volume stack (ispg 401)
+        mrc.header.origin = (origin, origin, origin)
     return path
