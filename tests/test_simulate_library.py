@@ -191,3 +191,14 @@ def test_an_mmcif_without_a_model_is_named_not_a_traceback(tmp_path, text):
     path.write_text(text)
     with pytest.raises(InputFileError, match=r"empty\.cif: no model found in it"):
         load_reference(path, voxel_size=10.0)
+
+
+def test_a_map_without_a_voxel_size_says_how_to_give_it_one(tmp_path):
+    """Its header's 0 cannot be overridden by --voxel-size (the tomogram's or the search's)."""
+    from napari_affinity_vae.io.tomogram import write_tomogram
+    from napari_affinity_vae.simulate.molecules import reference_box
+
+    path = write_tomogram(tmp_path / "ribosome.mrc", molecule_map("ribosome", 10.0), 0.0)
+    for read in (load_reference, reference_box):
+        with pytest.raises(InputFileError, match=r"ribosome\.mrc: the map's header gives no voxe"):
+            read(path, voxel_size=10.0)

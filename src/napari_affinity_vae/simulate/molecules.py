@@ -19,7 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.compressed import uncompressed_name, uncompressed_suffix
-from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
+from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, Tomogram, open_tomogram
 from napari_affinity_vae.simulate.density import points_to_density
 from napari_affinity_vae.simulate.geometry import rotate_map
 from napari_affinity_vae.volumes import fit_box, resample
@@ -269,7 +269,7 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     path = Path(path)
     suffix = uncompressed_suffix(path)
     if suffix in TOMOGRAM_SUFFIXES:  # .map.gz and .mrc.bz2 too
-        source = open_tomogram(path)
+        source = _open_map(path)
         volume = resample(np.asarray(source.data, dtype=np.float32), source.voxel_size / voxel_size)
         volume -= np.median(volume[[0, -1]])  # solvent to zero
         if not np.isfinite(volume).all():
@@ -286,12 +286,24 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     return fit_box(volume, box) if box else volume
 
 
+def _open_map(path: Path) -> Tomogram:
+    """A reference map, whose header must give its voxel size: no option gives a map's own."""
+    source = open_tomogram(path, require_voxel_size=False)
+    if source.voxel_size is None:
+        raise InputFileError(
+            path,
+            "the map's header gives no voxel size (0); write it into the header (IMOD: "
+            "alterheader -del; Python: mrcfile's voxel_size)",
+        )
+    return source
+
+
 def reference_box(path: str | Path, voxel_size: float) -> int:
     """The largest side (voxels) of :func:`load_reference`'s map of ``path`` at ``voxel_size``,
     from the map's header or the model's atoms, without making the map."""
     path = Path(path)
     if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
-        source = open_tomogram(path)
+        source = _open_map(path)
         return round(max(source.shape) * source.voxel_size / voxel_size)
     if uncompressed_suffix(path) in (".pdb", ".ent", ".cif", ".mmcif"):
         return _model_box(_centred_atoms(path)[0], voxel_size)
