@@ -251,6 +251,19 @@ def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
     particles = read_particles(path, tomo_name="01")
     assert particles[COORDS].to_numpy().tolist() == [[3, 2, 1.5]]
     assert particles["tomo_name"].tolist() == ["01"]
+    path.write_text("x;y;z;score\n1,5;2;3;0,25\n4;5;6,75;1\n")  # decimal commas, as saved in
+    particles = read_particles(path)  # French or German
+    assert particles[COORDS].to_numpy().tolist() == [[3, 2, 1.5], [6.75, 5, 4]]
+    assert particles["score"].tolist() == [0.25, 1.0]
+
+
+@pytest.mark.parametrize("suffix", [".coords", ".tbl"])
+def test_a_byte_order_mark_is_no_number(tmp_path, particles, suffix):
+    """Windows tools start text files with one; CSV and STAR already read them."""
+    path = write_particles(particles, tmp_path / f"p{suffix}")
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert_same_coordinates(read_particles(marked), read_particles(path))
 
 
 def test_rows_naming_no_tomogram_are_left_out_with_a_count(tmp_path):

@@ -26,6 +26,7 @@ from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TOMO_NAME
 
 DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
 DYNAMO_COLUMNS = 35  # the standard table width; x, y, z are 1-based columns 24-26
+SAMPLE_CHARACTERS = 65_536  # of a CSV file read to tell its decimal separator
 _DYNAMO = {
     "tag": 0,
     "dx": 3,
@@ -230,14 +231,19 @@ def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
 
 
 def _read_csv_table(path: Path) -> pd.DataFrame:
-    """A CSV file separated by commas, or by semicolons or tabs (as spreadsheets in some
-    languages save them), its ``tomo_name`` column as text (``01`` stays ``01``)."""
+    """A CSV file separated by commas, or by semicolons or tabs with decimal points or commas
+    (as spreadsheets in some languages save them), its ``tomo_name`` column as text (``01``
+    stays ``01``)."""
     try:
         with path.open(encoding="utf-8-sig") as file:
-            header = file.readline()
+            header, sample = file.readline(), file.read(SAMPLE_CHARACTERS)
         sep = next((s for s in (",", ";", "\t") if s in header), ",")
+        # a comma between digits of a file not separated by commas: a decimal comma
+        decimal = "," if sep != "," and re.search(r"\d,\d", sample) else "."
         # index_col=False: a trailing separator on the rows is an empty field, not an index
-        read = functools.partial(pd.read_csv, path, sep=sep, encoding="utf-8-sig", index_col=False)
+        read = functools.partial(
+            pd.read_csv, path, sep=sep, decimal=decimal, encoding="utf-8-sig", index_col=False
+        )
         names = [c for c in read(nrows=0).columns if _plain(c) == TOMO_NAME]
         return read(dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -279,7 +285,7 @@ def _read_numeric_text(path: Path, *, min_columns: int, what: str) -> np.ndarray
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
-            table = np.loadtxt(path, ndmin=2, dtype=float)
+            table = np.loadtxt(path, ndmin=2, dtype=float, encoding="utf-8-sig")
     except ValueError as err:
         raise ParticleFileError(path, f"non-numeric or ragged values ({err})") from None
     if table.size == 0:
