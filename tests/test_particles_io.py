@@ -597,3 +597,15 @@ def test_columns_that_would_be_one_star_label_are_refused(tmp_path):
     with pytest.raises(ParticleFileError, match=r"t\.star: columns named alike.*my_score"):
         write_particles(particles, tmp_path / "t.star")
     assert not (tmp_path / "t.star").exists()
+
+
+def test_a_star_file_of_two_coordinate_blocks_is_refused_not_half_read(tmp_path):
+    rows = pd.DataFrame(
+        {"rlnCoordinateX": [1.0, 2.0], "rlnCoordinateY": 3.0, "rlnCoordinateZ": 4.0}
+    )
+    path = tmp_path / "two.star"
+    starfile.write({"first": rows, "second": pd.concat([rows] * 6)}, path)
+    with pytest.raises(ParticleFileError, match=r"2 blocks \(data_first \(2 rows\), data_second"):
+        read_particles(path)
+    starfile.write({"first": rows, "particles": pd.concat([rows] * 6)}, path, overwrite=True)
+    assert len(read_particles(path)) == 12  # data_particles is RELION's own

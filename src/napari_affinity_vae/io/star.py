@@ -320,10 +320,17 @@ def _particle_block(path: Path) -> pd.DataFrame:
 
 
 def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> str:
+    """The block holding the particles: ``data_particles``, else the one table of coordinates;
+    several such tables, none of them ``data_particles``, are refused rather than one taken."""
     tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}
-    for name, block in sorted(tables.items(), key=lambda item: item[0] != "particles"):
-        if any(c in block for c in POSITION_COLUMNS):
-            return name
+    placed = [n for n, b in tables.items() if any(c in b for c in POSITION_COLUMNS)]
+    if "particles" in placed or len(placed) == 1:
+        return "particles" if "particles" in placed else placed[0]
+    if placed:
+        listed = ", ".join(f"data_{n} ({len(tables[n])} rows)" for n in placed)
+        raise ParticleFileError(
+            path, f"holds coordinates in {len(placed)} blocks ({listed}); keep the one to read"
+        )
     found = ", ".join(f"data_{n}" for n in tables) or "no table"
     raise ParticleFileError(
         path,
