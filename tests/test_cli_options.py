@@ -205,6 +205,7 @@ BAD_NUMBERS = [  # (command line after OUT's option, the error's words)
     ("pick T --templates M --tilt-range -100 60", "MIN and MAX must lie from -90 to 90"),
     ("pick T --templates M --score-map s.npy", "argument --score-map: an MRC file is written"),
     ("pick T --diameter 60 120 --score-map s.mrc", "--score-map is the template search's"),
+    ("embed T T --clusters 0", "argument --clusters: must be a whole number of at least 1"),
     ("train F --batch-size 0", "argument --batch-size: must be a whole number of at least 1"),
     ("train F --box 0", "argument --box: must be a whole number of at least 1, got 0"),
     ("train F --box 33", "--box 33 is not a multiple of 8 (2 ** depth): give 8, 16, 24, 32"),

@@ -462,7 +462,7 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     em.set_defaults(projection=defaults.PROJECTION)
     em.add_argument(
         "--clusters",
-        type=int,
+        type=_positive_int,
         metavar="K",
         default=defaults.CLUSTERS,
         help=f"cluster into K groups (default {defaults.CLUSTERS})",
