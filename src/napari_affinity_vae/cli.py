@@ -427,7 +427,12 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         help="a tomogram and its coordinate file (any format), or a project as `avae project` "
         "takes it",
     )
-    em.add_argument("--out", type=Path, required=True, help=".star or .csv (or .tbl, .coords)")
+    em.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help=".star or .csv (a tomogram's also .tbl, .coords; a project's also .parquet)",
+    )
     em.add_argument(
         "--model", type=Path, help='a checkpoint or "bundled-splat" (default: the bundled model)'
     )
