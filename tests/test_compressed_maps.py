@@ -68,3 +68,17 @@ def test_napari_reads_compressed_maps_and_only_maps(tmp_path):
         [(data, kwargs, kind)] = read_tomograms(str(path))
     assert kind == "image" and data.shape == (20, 20, 20)
     assert kwargs["name"] == "emd_3197" and kwargs["scale"] == pytest.approx((11.4,) * 3)
+
+
+def test_a_compressed_tomogram_and_its_coordinates_are_a_project_as_embed_takes_them(
+    tmp_path, capsys
+):
+    from napari_affinity_vae.cli import main
+
+    plain = write_mrc(tmp_path / "TS_01.mrc", blob_map(0), voxel_size=10.0)
+    packed = tmp_path / "TS_01.mrc.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n10,10,10\n")
+    assert main(["project", str(packed), str(picks)]) == 0
+    assert "1 tomogram, 1 particle" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
 from napari_affinity_vae.io.projects.copick import PickSetChoice, is_copick_config, read_copick
@@ -121,7 +122,7 @@ def _kind(path: Path) -> str:
         return "portal download"
     if path.is_dir():
         return "folder"
-    if suffix in TOMOGRAM_SUFFIXES:
+    if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:  # .mrc.gz too
         return "tomogram"
     if is_copick_config(path):
         return "copick config"
