@@ -248,20 +248,24 @@ def test_simulate_refuses_a_folder_holding_files(tmp_path, capsys):
 
 def test_simulate_overwrite_leaves_none_of_the_earlier_simulation(tmp_path, capsys):
     """A tomogram.mrc left beside a new tomogram.zarr and particles.star would be embedded
-    with particles that are not its own; a user's own file is never deleted."""
+    with particles that are not its own; what simulate did not write is never deleted, and
+    nothing is before the new run's options are checked."""
     folder = tmp_path / "sim"
     args = ["simulate", str(folder), "--shape", "40", "64", "64", "--particles", "2"]
     assert main(args) == 0
-    assert main([*args, "--format", "zarr", "--classes", "globular", "--overwrite"]) == 0
-    left = sorted(p.name for p in folder.iterdir())
-    assert left == ["affinity.csv", "particles.star", "references", "tomogram.zarr"]
-    assert [p.name for p in (folder / "references").iterdir()] == ["globular.mrc"]
     (folder / "notes.txt").write_text("mine")
-    capsys.readouterr()
-    assert main([*args, "--overwrite"]) == 2
-    said = capsys.readouterr().err
-    assert "holds files avae simulate does not write (notes.txt)" in said
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*left, "notes.txt"])
+    first = sorted(p.name for p in folder.iterdir())
+    assert main([*args, "--overwrite", "--classes"]) == 2  # nothing to simulate
+    assert sorted(p.name for p in folder.iterdir()) == first
+    assert main([*args, "--format", "zarr", "--classes", "globular", "--overwrite"]) == 0
+    left = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert left == ["affinity.csv", "notes.txt", "particles.star", "references", "tomogram.zarr"]
+    assert [p.name for p in (folder / "references").iterdir()] == ["globular.mrc"]
+    hand_made = tmp_path / "mine"  # a folder of the names a project has, not simulated
+    (hand_made / "tomograms").mkdir(parents=True)
+    (hand_made / "tomograms.star").write_text("mine")
+    assert main(["simulate", str(hand_made), *args[2:], "--overwrite"]) == 0
+    assert (hand_made / "tomograms.star").read_text() == "mine"
 
 
 def test_a_simulation_that_fails_half_way_leaves_nothing_to_refuse_a_second_try(tmp_path, capsys):

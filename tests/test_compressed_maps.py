@@ -81,4 +81,6 @@ def test_a_compressed_tomogram_and_its_coordinates_are_a_project_as_embed_takes_
     picks = tmp_path / "picks.csv"
     picks.write_text("x,y,z\n10,10,10\n")
     assert main(["project", str(packed), str(picks)]) == 0
-    assert "1 tomogram, 1 particle" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "1 tomogram, 1 particle" in listed and "truncated" not in listed
+    assert "TS_01: 1 particle, 20 x 20 x 20 voxels at 10 Å" in listed

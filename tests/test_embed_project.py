@@ -307,3 +307,29 @@ def test_skip_unusable_leaves_out_a_project_s_rows_outside_and_embeds_the_rest(t
     written = pd.read_csv(out)
     assert written[TOMO_NAME].tolist() == ["TS_01", "TS_02"]
     assert written["x"].tolist() == [32.0, 20.0] and np.isfinite(_latent(written)).all()
+
+
+def test_skip_unusable_reads_a_folder_project_s_coordinate_files(tmp_path, capsys):
+    from conftest import write_mrc
+
+    rng = np.random.default_rng(0)
+    for name in ("TS_01", "TS_02"):
+        write_mrc(tmp_path / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    (tmp_path / "TS_01.csv").write_text("x,y,z\n32,32,20\n")
+    (tmp_path / "TS_02.csv").write_text("x,y,z\n20,40,20\n500,40,20\n")  # one far outside
+    out = tmp_path / "out" / "embedded.csv"
+    out.parent.mkdir()
+    assert main(["embed", str(tmp_path), "--out", str(out)]) == 2
+    said = capsys.readouterr().err
+    assert "TS_02.csv: 1 of 2 particles lie outside" in said and "--skip-unusable skips" in said
+    assert main(["embed", str(tmp_path), "--out", str(out), "--skip-unusable"]) == 0
+    assert "TS_02.csv: 1 of 2 particles lie outside" in capsys.readouterr().err
+    assert pd.read_csv(out)[TOMO_NAME].tolist() == ["TS_01", "TS_02"]
+
+
+def test_skip_unusable_keeps_the_particles_of_tomograms_it_cannot_check(project_folder):
+    """Particles whose tomogram is not described have no positions yet: they are not unusable
+    rows but a tomogram the embedding reports."""
+    alone = open_project([project_folder / "particles.star"])
+    skipped = open_project([project_folder / "particles.star"], skip_unusable=True)
+    assert len(skipped.particles) == len(alone.particles) == 21

@@ -202,3 +202,15 @@ def test_a_map_without_a_voxel_size_says_how_to_give_it_one(tmp_path):
     for read in (load_reference, reference_box):
         with pytest.raises(InputFileError, match=r"ribosome\.mrc: the map's header gives no voxe"):
             read(path, voxel_size=10.0)
+
+
+def test_affinity_of_a_map_without_a_voxel_size_says_once_how_to_give_it_one(tmp_path, capsys):
+    from napari_affinity_vae.cli import main
+    from napari_affinity_vae.io.tomogram import write_tomogram
+
+    path = write_tomogram(tmp_path / "ribosome.mrc", molecule_map("ribosome", 10.0), 0.0)
+    other = write_tomogram(tmp_path / "globular.mrc", molecule_map("globular", 10.0), 10.0)
+    out = tmp_path / "affinity.csv"
+    assert main(["affinity", str(path), str(other), "--out", str(out)]) == 2
+    said = capsys.readouterr().err
+    assert "the map's header gives no voxel size" in said and "--voxel-size" not in said

@@ -145,7 +145,7 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="tomograms as MRC files or multiscale OME-Zarr folders (default mrc); copick: a "
         "copick project of --tomograms runs (default 1), the ground truth as picks",
     )
-    _add_overwrite(sim, "replace the simulation OUTDIR holds (refused if it holds other files)")
+    _add_overwrite(sim, "replace an earlier simulation in OUTDIR (its other files stay)")
     sim.set_defaults(run=_run_simulate)
 
 
@@ -603,12 +603,7 @@ def _range(
 
 
 TILT_LIMITS = (-90.0, 90.0)  # degrees: a tilt series about y
-SIMULATION_OUTPUTS = {  # what avae simulate writes in its folder, in any of its modes
-    *("tomogram.mrc", "tomogram.zarr", "particles.star", "references", "affinity.csv"),
-    *("subtomograms.mrcs", "subtomograms.csv"),
-    *("tomograms", "tomograms.star", "optimisation_set.star"),
-    *("config.json", "overlay"),
-}
+SIMULATION_RECORD = ".avae-simulation"  # in a simulated folder: what it wrote there
 
 
 def _mrc_output(text: str) -> Path:
@@ -733,8 +728,6 @@ def _run_simulate(args: argparse.Namespace) -> int:
     holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
     if not args.overwrite and (holds_files or args.outdir.is_file()):
         raise OutputExistsError(args.outdir)
-    if args.overwrite and holds_files:
-        _clear_simulation(args.outdir)
     molecules = _molecules(args.molecule)
     if not args.classes and not molecules:
         raise AffinityVAEError("nothing to simulate: name --classes or give a --molecule")
@@ -761,25 +754,41 @@ def _run_simulate(args: argparse.Namespace) -> int:
         molecules=molecules,
     )
     with _emptied_on_failure(args.outdir):
-        paths = _simulated(args, settings)
+        if args.overwrite:
+            _clear_simulation(args.outdir)
+        paths = list(_simulated(args, settings))
+        _record_simulation(args.outdir, paths)
     for path in paths:
         print(path)
     return 0
 
 
 def _clear_simulation(folder: Path) -> None:
-    """Empty a folder an earlier ``avae simulate`` wrote, so that none of its files stays beside
-    the new ones (an old tomogram.mrc beside a new tomogram.zarr and particles.star); refused
-    where it holds anything else, which --overwrite must not delete."""
-    others = sorted(p.name for p in folder.iterdir() if p.name not in SIMULATION_OUTPUTS)
-    if others:
-        listed = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-        raise AffinityVAEError(
-            f"{folder} holds files avae simulate does not write ({listed}); --overwrite "
-            "replaces only an earlier simulation: choose a new or empty folder"
-        )
-    for child in folder.iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    """Remove what an earlier ``avae simulate`` recorded writing in ``folder`` (and nothing
+    else), so that none of its files stays beside the new ones: an old tomogram.mrc beside a
+    new tomogram.zarr and particles.star would be embedded with particles not its own."""
+    record = folder / SIMULATION_RECORD
+    if not record.is_file():
+        return
+    for name in record.read_text().splitlines():
+        entry = folder / name
+        if not name or Path(name).name != name or name in (".", ".."):
+            continue  # a name, never a path out of the folder
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+    record.unlink()
+
+
+def _record_simulation(folder: Path, paths: list[Path]) -> None:
+    """Note in ``folder`` what this simulation wrote there, for --overwrite to replace."""
+    root = folder.resolve()
+    names = set()
+    for path in paths:
+        with contextlib.suppress(ValueError):  # written elsewhere: not the folder's
+            names.add(Path(path).resolve().relative_to(root).parts[0])
+    (folder / SIMULATION_RECORD).write_text("".join(f"{n}\n" for n in sorted(names)))
 
 
 @contextlib.contextmanager
@@ -1256,14 +1265,17 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.schema import latent_columns
 
     check_output(args.out)
-    project = open_project(
-        args.sources,
-        binning=args.binning,
-        voxel_size=args.voxel_size,
-        pick_sets=_pick_set_choice(args),
-        tomo_name=args.tomo_name,
-        skip_unusable=args.skip_unusable,
-    )
+    try:
+        project = open_project(
+            args.sources,
+            binning=args.binning,
+            voxel_size=args.voxel_size,
+            pick_sets=_pick_set_choice(args),
+            tomo_name=args.tomo_name,
+            skip_unusable=args.skip_unusable,
+        )
+    except UnusableRowsError as err:  # a folder's coordinate file
+        raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
     if args.out.suffix.lower() == ".star":  # before the work, not after
@@ -1369,13 +1381,14 @@ def _run_project(args: argparse.Namespace) -> int:
 
 def _first_voxel_size(paths: list[Path]) -> float:
     from napari_affinity_vae.io.compressed import uncompressed_suffix
-    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
+    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
+    from napari_affinity_vae.simulate.molecules import open_map
 
     for path in paths:
         if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
             with warnings.catch_warnings():  # told once, when the map is loaded
                 warnings.simplefilter("ignore", UserWarning)
-                return float(open_tomogram(path).voxel_size)
+                return float(open_map(path).voxel_size)
     return 10.0
 
 

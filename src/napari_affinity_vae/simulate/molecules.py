@@ -269,7 +269,7 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     path = Path(path)
     suffix = uncompressed_suffix(path)
     if suffix in TOMOGRAM_SUFFIXES:  # .map.gz and .mrc.bz2 too
-        source = _open_map(path)
+        source = open_map(path)
         volume = resample(np.asarray(source.data, dtype=np.float32), source.voxel_size / voxel_size)
         volume -= np.median(volume[[0, -1]])  # solvent to zero
         if not np.isfinite(volume).all():
@@ -286,7 +286,7 @@ def load_reference(path: str | Path, voxel_size: float, box: int | None = None) 
     return fit_box(volume, box) if box else volume
 
 
-def _open_map(path: Path) -> Tomogram:
+def open_map(path: Path) -> Tomogram:
     """A reference map, whose header must give its voxel size: no option gives a map's own."""
     source = open_tomogram(path, require_voxel_size=False)
     if source.voxel_size is None:
@@ -303,7 +303,7 @@ def reference_box(path: str | Path, voxel_size: float) -> int:
     from the map's header or the model's atoms, without making the map."""
     path = Path(path)
     if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
-        source = _open_map(path)
+        source = open_map(path)
         return round(max(source.shape) * source.voxel_size / voxel_size)
     if uncompressed_suffix(path) in (".pdb", ".ent", ".cif", ".mmcif"):
         return _model_box(_centred_atoms(path)[0], voxel_size)

@@ -154,9 +154,12 @@ def _tomogram_sizes(entries: dict[str, TomogramEntry], names: pd.Series) -> np.n
     return np.array([sizes.get(n, (1, 1, 1)) for n in distinct], dtype=float).reshape(-1, 3)[codes]
 
 
-def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 1.0) -> Project:
+def read_folder(
+    folder: Path, voxel_size: float | None = None, binning: float = 1.0, skip: bool = False
+) -> Project:
     """Every tomogram of ``folder``, with the particles of a coordinate file of the same stem
-    (any format) where there is one; pixel coordinates are divided by ``binning``."""
+    (any format) where there is one; pixel coordinates are divided by ``binning``; with
+    ``skip``, but for rows with NaN or outside their tomogram (otherwise an error)."""
     files = tomogram_files(folder)
     if not files:
         raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, .st)")
@@ -166,7 +169,7 @@ def read_folder(folder: Path, voxel_size: float | None = None, binning: float = 
         for p in sorted(folder.iterdir())
         if p.suffix.lower() in PARTICLE_SUFFIXES and p.stem in files
     }
-    return _with_coordinates(entries, coordinate_files, (folder,), binning, own=True)
+    return _with_coordinates(entries, coordinate_files, (folder,), binning, own=True, skip=skip)
 
 
 def read_single(

@@ -13,6 +13,7 @@ import pandas as pd
 from mrcfile.utils import data_dtype_from_header
 
 from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.io.compressed import uncompressed_name
 from napari_affinity_vae.io.frame import follow_voxel_size
 from napari_affinity_vae.io.tomogram import (
     TRUNCATED,
@@ -160,24 +161,25 @@ class Project:
         return f"{outside_message(outside, entry.shape)}; {OUTSIDE_QUESTION}"
 
     def without_unusable(self) -> Project:
-        """This project without the particles that cannot be boxed: those with NaN coordinates
-        and those outside their tomogram (of a known shape), with a warning per tomogram saying
-        how many were left out."""
+        """This project without the particles that cannot be boxed from their tomogram (one that
+        opens, of a known shape): those with NaN coordinates and those outside it, with a
+        warning per tomogram saying how many were left out. The particles of a tomogram that
+        is missing or broken stay, for an embedding to report."""
         coords = self.particles[list(AXES)].to_numpy(dtype=float)
-        unusable = ~np.isfinite(coords).all(axis=1)
+        unusable = np.zeros(len(coords), dtype=bool)
         for name, entry in self.tomograms.items():
+            if entry.problem or entry.shape is None:
+                continue  # its particles stay, for the embedding to report its tomogram
             rows = self.rows_of(name)
-            nan = unusable[rows]
-            outside = np.zeros_like(nan)
-            if entry.shape is not None:
-                outside = ~nan & outside_rows(coords[rows], entry.shape)
+            nan = ~np.isfinite(coords[rows]).all(axis=1)
+            outside = ~nan & outside_rows(coords[rows], entry.shape)
             if nan.any():
                 what = f"{int(nan.sum())} of {len(rows)} particles have missing (NaN) coordinates"
                 warnings.warn(f"{name}: {what}; they were left out", stacklevel=2)
             if outside.any():
                 what = outside_message(outside, entry.shape)
                 warnings.warn(f"{name}: {what}; they were left out", stacklevel=2)
-            unusable[rows] |= outside
+            unusable[rows] = nan | outside
         if not unusable.any():
             return self
         particles = self.particles[~unusable].reset_index(drop=True)
@@ -245,7 +247,10 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
                     shape = tuple(shape[i] for i in to_zyx)
                 voxel = cubic_voxel_size(path, mrc.voxel_size)
                 data_bytes = np.prod(shape) * data_dtype_from_header(header).itemsize
-        if path.stat().st_size < header.nbytes + int(header.nsymbt) + int(data_bytes):
+        compressed = uncompressed_name(path) != path  # its size on disk is no data size
+        if not compressed and path.stat().st_size < header.nbytes + int(header.nsymbt) + int(
+            data_bytes
+        ):
             return None, None, f"{path}: {TRUNCATED}"
     except TomogramFileError as err:
         return None, None, str(err)

@@ -81,7 +81,7 @@ def open_project(
         return read_single(
             kinds["tomogram"], coordinates, voxel_size, binning, tomo_name, skip_unusable
         )
-    project = _of_many(kinds, given, binning, voxel_size, pick_sets)
+    project = _of_many(kinds, given, binning, voxel_size, pick_sets, skip_unusable)
     return project.without_unusable() if skip_unusable else project
 
 
@@ -91,8 +91,10 @@ def _of_many(
     binning: float,
     voxel_size: float | None,
     pick_sets: PickSetChoice | None,
+    skip_unusable: bool,
 ) -> Project:
-    """The project of the files ``kinds`` names, other than a tomogram with its coordinates."""
+    """The project of the files ``kinds`` names, other than a tomogram with its coordinates
+    (a folder's coordinate files read with ``skip_unusable``)."""
     if "copick config" in kinds and len(kinds) == 1:
         return read_copick(kinds["copick config"], pick_sets)
     if "portal download" in kinds and len(kinds) == 1:
@@ -107,7 +109,7 @@ def _of_many(
         star = kinds.get("relion5 particles") or kinds["star particles"]
         return read_named(star, kinds["folder"], binning, voxel_size)
     if set(kinds) == {"folder"}:
-        return read_folder(kinds["folder"], voxel_size, binning)
+        return read_folder(kinds["folder"], voxel_size, binning, skip_unusable)
     if set(kinds) == {"dynamo table", "dynamo index"}:
         return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
