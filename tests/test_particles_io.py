@@ -255,6 +255,8 @@ def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
     particles = read_particles(path)  # French or German
     assert particles[COORDS].to_numpy().tolist() == [[3, 2, 1.5], [6.75, 5, 4]]
     assert particles["score"].tolist() == [0.25, 1.0]
+    path.write_text("x\ty\tz\tscore\tnote\n1.5\t2\t3\t0.25\tslices 3,4\n")  # points, and
+    assert read_particles(path)["score"].tolist() == [0.25]  # a comma in a note
 
 
 @pytest.mark.parametrize("suffix", [".coords", ".tbl"])

@@ -597,3 +597,14 @@ def test_a_particle_added_by_hand_to_an_empty_tomogram_of_an_embedded_project():
     assert grown["cluster_centre"].tolist() == [True, False, False]
     assert removed(grown, np.array([0]))["latent_0"].tolist()[0] == 0.7
     assert kept_rows(np.array([0, 2, 5, 7]), np.array([2, 4])).tolist() == [0, 3, 5]
+
+
+def test_a_project_star_of_two_coordinate_blocks_is_refused_not_half_read(tmp_path):
+    write_mrc(tmp_path / "TS_01.mrc", np.zeros((16, 32, 32), np.float32))
+    rows = pd.DataFrame(
+        {"rlnTomoName": "TS_01", "rlnCoordinateX": [1.0, 2.0], "rlnCoordinateY": 3.0}
+    ).assign(rlnCoordinateZ=4.0)
+    star = tmp_path / "picks.star"
+    starfile.write({"first": rows, "second": pd.concat([rows] * 6)}, star)
+    with pytest.raises(ParticleFileError, match=r"2 blocks \(data_first \(2 rows\)"):
+        open_project([star, tmp_path])

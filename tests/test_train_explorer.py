@@ -189,7 +189,7 @@ def test_a_relion_classification_s_class_numbers_are_offered_to_train_on(
         "rlnCoordinateX": [20.0, 40.0, 40.0, 30.0],
         "rlnCoordinateY": [20.0, 40.0, 20.0, 30.0],
         "rlnCoordinateZ": [20.0] * 4,
-        "rlnClassNumber": [1, 2, 1, 2],
+        "rlnClassNumber": [1.0, 2.0, 1.0, 2.0],  # as a column with a blank reads: "1", not "1.0"
     }
     starfile.write({"particles": pd.DataFrame(rows)}, classified)
     open_and_import(qtbot, widgets, small_tomogram, classified)

@@ -697,7 +697,7 @@ def _keeping_or_removing(outputs: list[Path], resumable: str):
             kept = ", ".join(p.name for p in written)
             raise Cancelled(f"kept {kept} (--resume {checkpoint} goes on from there)") from None
         for path in (p for p in written if p not in before):
-            path.unlink()
+            path.unlink(missing_ok=True)
         rewritten = [p.name for p in written if p in before]
         if rewritten:
             raise Cancelled(f"{', '.join(rewritten)} rewritten in part") from None
@@ -1029,8 +1029,8 @@ def _train(args: argparse.Namespace) -> int:
     first = distributed.world()[0] == 0
     if first:
         print(f"training on {data.description}", file=sys.stderr)
-    outputs = [checkpoint_file(args.out, s) for s in CHECKPOINT_SUFFIXES]
-    with _keeping_or_removing(outputs, ".json"):
+    outputs = [checkpoint_file(args.out, s) for s in CHECKPOINT_SUFFIXES] if first else []
+    with _keeping_or_removing(outputs, ".json"):  # the first process writes them
         _, card, history = train(
             data,
             architecture,
@@ -1299,7 +1299,7 @@ def _embed_project(args: argparse.Namespace) -> int:
         try:
             table = run_steps(steps, len(project.particles), "embedding", tqdm)
         except KeyboardInterrupt:
-            if parts is not None and parts.is_dir() and any(parts.iterdir()):
+            if parts is not None and any(parts.glob("*.parquet")):
                 raise Cancelled(
                     f"the tomograms embedded so far are kept in {parts} (--resume goes on "
                     "from there)"

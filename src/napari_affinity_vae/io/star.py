@@ -72,7 +72,7 @@ def read_star(path: Path, frame: CoordinateFrame, tomo_name: str | None) -> pd.D
     """Read the particle block of a STAR file into z, y, x voxel columns plus the other columns;
     ``rlnOrigin*Angst`` shifts are applied as RELION applies them (:func:`origin_shifts`)."""
     blocks = read_blocks(path, [TOMO_COLUMN])
-    name = _particle_block_name(path, blocks)
+    name = particle_block_name(path, blocks)
     block = select_tomogram(
         path, blocks[name].reset_index(drop=True), blocks[name].get(TOMO_COLUMN), tomo_name
     )
@@ -310,16 +310,16 @@ def star_layout(path: Path) -> tuple[bool, dict[str, pd.DataFrame | dict]]:
     """Whether a particle STAR file counts RELION 5 centred Angstrom, and its other blocks
     (``general``, ``optics``), for writing particles back in the layout they came in."""
     blocks = read_blocks(path, [TOMO_COLUMN])
-    name = _particle_block_name(path, blocks)
+    name = particle_block_name(path, blocks)
     return all(c in blocks[name] for c in CENTRED_COLUMNS.values()), carried_blocks(blocks)
 
 
 def _particle_block(path: Path) -> pd.DataFrame:
     blocks = read_blocks(path, [TOMO_COLUMN])
-    return blocks[_particle_block_name(path, blocks)].reset_index(drop=True)
+    return blocks[particle_block_name(path, blocks)].reset_index(drop=True)
 
 
-def _particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> str:
+def particle_block_name(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> str:
     """The block holding the particles: ``data_particles``, else the one table of coordinates;
     several such tables, none of them ``data_particles``, are refused rather than one taken."""
     tables = {name: b for name, b in blocks.items() if isinstance(b, pd.DataFrame)}

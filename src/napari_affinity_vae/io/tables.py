@@ -238,8 +238,9 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         with path.open(encoding="utf-8-sig") as file:
             header, sample = file.readline(), file.read(SAMPLE_CHARACTERS)
         sep = next((s for s in (",", ";", "\t") if s in header), ",")
-        # a comma between digits of a file not separated by commas: a decimal comma
-        decimal = "," if sep != "," and re.search(r"\d,\d", sample) else "."
+        # commas between digits, and no point, in a file not separated by commas: decimal commas
+        commas = re.search(r"\d,\d", sample) and not re.search(r"\d\.\d", sample)
+        decimal = "," if sep != "," and commas else "."
         # index_col=False: a trailing separator on the rows is an empty field, not an index
         read = functools.partial(
             pd.read_csv, path, sep=sep, decimal=decimal, encoding="utf-8-sig", index_col=False

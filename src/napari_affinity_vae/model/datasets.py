@@ -187,7 +187,7 @@ def _from_tomogram(
     column = next((c for c in CLASS_COLUMNS if c in particles), None)
     if column is None:
         raise InputFileError(coordinates, f"no class column (one of {', '.join(CLASS_COLUMNS)})")
-    names = _class_names(particles[column])
+    names = class_names(particles[column])
     labelled = (names.notna() & (names != "")).to_numpy()
     if not labelled.any():
         raise InputFileError(coordinates, f"no particle has a class in column {column}")
@@ -202,7 +202,7 @@ def _from_tomogram(
     return boxes, names[labelled].to_numpy(dtype=str), float(volume.voxel_size)
 
 
-def _class_names(column: pd.Series) -> pd.Series:
+def class_names(column: pd.Series) -> pd.Series:
     """A class column as text (missing: NA); class numbers as integers, ``1`` rather than
     ``1.0``, though a missing one made the column float."""
     numbers = pd.to_numeric(column, errors="coerce")

@@ -13,6 +13,7 @@ import pandas as pd
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.datasets import class_names
 from napari_affinity_vae.model.embedding import check_voxel_sizes
 from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.model.network import AffinityVAE
@@ -30,8 +31,8 @@ def class_counts(labels: pd.Series) -> pd.Series:
     """Particles per class of a label column (None, NaN or blank: not labelled), by class name
     in sorted order. The distinct labels are counted first, so a million rows cost one pass."""
     counts = labels.value_counts(dropna=True)
-    names = counts.index.astype(str).str.strip()
-    counts = counts.groupby(names).sum()
+    names = class_names(pd.Series(counts.index, dtype=labels.dtype))
+    counts = counts.groupby(names.to_numpy()).sum()
     return counts[counts.index != ""].sort_index()
 
 
@@ -76,8 +77,8 @@ def labelled_boxes(
     ``open_tomogram(name)`` opens a project's tomogram (None: the one tomogram)."""
     labels = particles[label_column]
     classes = check_labels(labels)
-    names = labels.astype(str).str.strip()
-    rows = np.flatnonzero(labels.notna().to_numpy() & names.isin(classes).to_numpy())
+    names = class_names(labels).fillna("")
+    rows = np.flatnonzero(names.isin(classes).to_numpy())
     table = particles.iloc[rows].reset_index(drop=True)  # index: the row in the training set
     groups = table.groupby(TOMO_NAME, sort=False) if TOMO_NAME in table else [(None, table)]
     box, done = card.architecture.box, 0
@@ -114,7 +115,7 @@ def centre_affinity(
     columns = latent_columns(particles)
     if not columns or particles[columns].isna().all(axis=None):
         raise AffinityVAEError("Embed the particles first: the class centres are their latents")
-    names = particles[label_column].astype(str).str.strip()
+    names = class_names(particles[label_column]).fillna("")
     placed = particles[columns].notna().all(axis=1)  # not those added or moved since
     unplaced = [c for c in classes if not (placed & (names == c)).any()]
     if unplaced:

@@ -142,7 +142,7 @@ class ProjectWidget(Container):
                     pick_sets=pick_sets,
                     skip_unusable=self.skip_unusable.value,
                 )
-            for warning in skipped:
+            for warning in (w for w in skipped if issubclass(w.category, UserWarning)):
                 napari.utils.notifications.show_warning(str(warning.message))
             self._opened = paths
             self.session.set_project(project)

@@ -203,8 +203,9 @@ class LatentScatterWidget(QWidget):
         classes = list(dict.fromkeys(labels[replaced].astype(str)))
         named = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
         question = (
-            f"{count(int(replaced.sum()), 'particle')} labelled otherwise ({named}) would take "
-            "their cluster's label instead. Replace their labels?"
+            f"{count(int(replaced.sum()), 'particle')} labelled otherwise ({named}) would be "
+            "labelled by their cluster instead (unlabelled where they have none). Replace "
+            "their labels?"
         )
         return confirm(self, "Replace the labels?", question)
 

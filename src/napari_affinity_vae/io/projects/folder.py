@@ -31,6 +31,7 @@ from napari_affinity_vae.io.star import (
     from_star,
     gives_pixel_size,
     origin_shifts,
+    particle_block_name,
     pixel_coordinates,
     pixel_scale,
 )
@@ -96,17 +97,8 @@ def read_named(
     by ``binning`` (coordinates of unbinned tilt series, tomograms binned); RELION 5 centred
     coordinates count from each tomogram's middle."""
     blocks = read_blocks(particles)
-    key = next(
-        (
-            k
-            for k, b in blocks.items()
-            if isinstance(b, pd.DataFrame)
-            and (PIXEL_COLUMNS["x"] in b or CENTRED_COLUMNS["x"] in b)
-        ),
-        None,
-    )
-    block = None if key is None else blocks.pop(key).reset_index(drop=True)
-    if block is None or TOMO_COLUMN not in block:
+    block = blocks.pop(particle_block_name(particles, blocks)).reset_index(drop=True)
+    if TOMO_COLUMN not in block:
         raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
     names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
     files = tomogram_files(folder)

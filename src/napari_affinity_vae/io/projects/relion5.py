@@ -36,6 +36,7 @@ from napari_affinity_vae.io.star import (
     TOMO_COLUMN,
     from_star,
     origin_shifts,
+    particle_block_name,
     to_star,
 )
 from napari_affinity_vae.io.validate import numeric_column, numeric_columns
@@ -175,11 +176,8 @@ def read_centred_particles(
     """The particle block in voxels of each tomogram (origin shifts applied), and the file's
     other blocks."""
     blocks = read_blocks(path)
-    name = next(
-        (n for n, b in blocks.items() if isinstance(b, pd.DataFrame) and CENTRED_COLUMNS["x"] in b),
-        None,
-    )
-    if name is None:
+    name = particle_block_name(path, blocks)
+    if CENTRED_COLUMNS["x"] not in blocks[name]:
         raise ParticleFileError(
             path, "no RELION 5 particles: no block with rlnCenteredCoordinateX/Y/ZAngst"
         )
