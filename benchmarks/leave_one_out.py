@@ -92,6 +92,9 @@ def main() -> None:
     )
     parser.add_argument("--latent-dims", type=int, help="default: the bundled model's (8)")
     parser.add_argument("--augment", action="store_true", help="train on randomly turned boxes")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the trainings' weights and batches"
+    )
     args = parser.parse_args()
     settings = {
         "per_class": args.per_class,
@@ -107,6 +110,8 @@ def main() -> None:
         settings["latent_dims"] = args.latent_dims
     if args.augment:
         settings["augment"] = True
+    if args.seed:
+        settings["seed"] = args.seed
     results = _load(args.out, settings)
     training, maps_affinity = Simulation(seed=TRAIN_SEED), None
     if args.homologues:
@@ -134,6 +139,7 @@ def main() -> None:
                 args.gamma,
                 args.latent_dims,
                 args.augment,
+                args.seed,
             )
             fold["minutes"] = (time.perf_counter() - tic) / 60
             results["folds"][key] = fold
@@ -151,6 +157,7 @@ def leave_out(
     gamma: float = 1.0,
     latent_dims: int | None = None,
     augment: bool = False,
+    seed: int = 0,
 ) -> dict:
     """Train without ``left_out``; where its test particles land."""
     kept = [c for c in train_set.classes if c != left_out]
@@ -159,12 +166,16 @@ def leave_out(
     if latent_dims:
         architecture = dataclasses.replace(architecture, latent_dims=latent_dims)
     config = dataclasses.replace(
-        bundled.CONFIG, epochs=epochs, gamma=Schedule("flat", high=gamma), augment=augment
+        bundled.CONFIG,
+        epochs=epochs,
+        gamma=Schedule("flat", high=gamma),
+        augment=augment,
+        seed=seed,
     )
     if method == "beta-vae":
         architecture = dataclasses.replace(architecture, pose_dims=0)
         config = dataclasses.replace(config, gamma=Schedule("flat", high=0.0))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model, _, _ = train(data, architecture, config)
     known = encode(model, data.boxes, error=False)["mu"]
     unseen_boxes = test_set.boxes[_rows(test_set, left_out)]
