@@ -179,8 +179,10 @@ def test_embed_command_refuses_zero_clusters(tiny_tomogram, tmp_path, capsys):
         pd.DataFrame({"z": [20.0], "y": [32.0], "x": [32.0]}), tmp_path / "p.csv"
     )
     args = ["embed", str(tiny_tomogram), str(picks), "--out", str(tmp_path / "e.csv")]
-    assert main([*args, "--clusters", "0"]) == 2
-    assert "avae embed: error: asked for 0 clusters" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # as the line is read, before any embedding
+        main([*args, "--clusters", "0"])
+    assert refused.value.code == 2 and not (tmp_path / "e.csv").exists()
+    assert "argument --clusters: must be a whole number of at least 1" in capsys.readouterr().err
 
 
 def test_analysis_notes_only_what_the_user_should_know():
