@@ -188,6 +188,12 @@ def test_tomogram_options_hold_for_a_pair_embedded_as_a_project_and_not_for_a_pr
     out = tmp_path / "x.csv"
     assert main([*args, str(out), "--tomo-name", "TS_01", "--resume", "--skip-unusable"]) == 0
     assert set(pd.read_csv(out)["tomo_name"]) == {"TS_01"}
+    twin = tmp_path / "twin.csv"  # --parquet, too, is written for a project of one
+    assert main([*args, str(twin), "--tomo-name", "TS_01", "--parquet"]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(twin.with_suffix(".parquet"))[["z", "y", "x"]],
+        pd.read_csv(twin)[["z", "y", "x"]],
+    )
     project = [
         "embed",
         str(project_folder / "tomograms.star"),

@@ -1185,8 +1185,8 @@ def _run_embed(args: argparse.Namespace) -> int:
     if (
         len(sources) == 2
         and uncompressed_suffix(sources[0]) in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
-        and not (args.workers or args.scheduler or args.resume)
-    ):
+        and not (args.workers or args.scheduler or args.resume or args.parquet)
+    ):  # else as a project of one, which these options are written for
         return _embed_one(args, *sources)
     return _embed_project(args)
 
