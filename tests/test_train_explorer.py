@@ -152,7 +152,7 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
 
 
 def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
-    explorer, qtbot, tmp_path, small_tomogram
+    explorer, qtbot, tmp_path, small_tomogram, notifications
 ):
     """Picks from a classification (a class_name column) are labelled anew in the explorer:
     the Train dock then trains on what the user typed."""
@@ -170,6 +170,9 @@ def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
     assert train.classes.value.startswith("2 classes: ") and "good (" in train.classes.value
     assert train.affinity.classes == ["bad", "good"]
     typed = list(_session.particles[LABEL])
+    label_cluster(qtbot, scatter, 0, "NaN")  # a file's word for a missing value
+    assert list(_session.particles[LABEL]) == typed
+    assert "'NaN' is how STAR and CSV files write a missing value" in messages(notifications)[-1]
     asked = answer_next_dialog(QMessageBox.StandardButton.No)
     click(qtbot, scatter.clusters_button)  # typed labels are not replaced without asking
     assert "3 particles labelled otherwise (" in asked[0] and "Replace their labels?" in asked[0]

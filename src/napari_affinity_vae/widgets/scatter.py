@@ -47,6 +47,7 @@ UNLABELLED = "unlabelled"  # the legend's name for particles without a label
 CLICK_PIXELS = 8  # a click selects the nearest point within this many screen pixels
 NOT_COLOURED = ("z", "y", "x", *EMBEDDING)
 FIRST_COLOURS = (CLUSTER, LABEL, CLASS_NAME, SCORE, RECONSTRUCTION_ERROR)
+MISSING_WORDS = ("nan", "na", "n/a", "<na>", "none", "null")  # files read them as missing
 
 
 class LatentScatterWidget(QWidget):
@@ -172,6 +173,12 @@ class LatentScatterWidget(QWidget):
         rows, name = self.session.selection, self.label_name.value.strip()
         if not len(rows):
             napari.utils.notifications.show_info("Select particles to label first")
+            return
+        if name.lower() in MISSING_WORDS:
+            napari.utils.notifications.show_info(
+                f"{name!r} is how STAR and CSV files write a missing value: a class of that name "
+                "would be lost on export; choose another name"
+            )
             return
         self.session.set_labels(rows, name)
         what = f"labelled {name}" if name else "unlabelled"
