@@ -280,6 +280,16 @@ def test_every_output_is_checked_before_the_work(tmp_path, capsys, line):
     assert "Traceback" not in error and not any(out.iterdir())  # nothing written
 
 
+def _tiny_training(tomogram: Path, coords: Path, out: Path) -> list[str]:
+    """``avae train`` of a tomogram's picks of classes a and b (unrelated), for one epoch of a
+    tiny model."""
+    affinity = out.parent / "affinity.csv"
+    affinity.write_text("a,b\n1,0\n0,1\n")
+    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
+    tiny = ["--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    return [*args, "--out", str(out), *tiny]
+
+
 def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
     """``--voxel-size`` for a tomogram with --coords whose header has none, as the error says."""
     rng = np.random.default_rng(0)
@@ -292,12 +302,8 @@ def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
             "class_name": ["a", "b"] * 2,
         }
     )
-    coords = write_particles(picks, tmp_path / "picks.star")
-    affinity = tmp_path / "affinity.csv"
-    affinity.write_text("a,b\n1,0\n0,1\n")
     out = tmp_path / "m"
-    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
-    args += ["--out", str(out), "--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    args = _tiny_training(tomogram, write_particles(picks, tmp_path / "picks.star"), out)
     error = _refusal(args, capsys)
     assert error.startswith(f"avae train: error: {tomogram}: the header's voxel size is 0")
     assert "--voxel-size" in error
@@ -321,12 +327,8 @@ def test_train_chooses_a_tomogram_s_rows_as_embed_does(tmp_path, capsys):
             "tomo_name": ["TS_01"] * 5 + ["TS_02"],
         }
     )
-    coords = write_particles(picks, tmp_path / "particles.star")
-    affinity = tmp_path / "affinity.csv"
-    affinity.write_text("a,b\n1,0\n0,1\n")
     out = tmp_path / "m"
-    args = ["train", str(tomogram), "--coords", str(coords), "--affinity", str(affinity)]
-    args += ["--out", str(out), "--box", "8", "--depth", "1", "--capacity", "2", "--epochs", "1"]
+    args = _tiny_training(tomogram, write_particles(picks, tmp_path / "particles.star"), out)
     assert "choose one (--tomo-name" in _refusal(args, capsys)
     args += ["--tomo-name", "TS_01"]
     assert "lie outside the tomogram" in _refusal(args, capsys)  # the binning forgotten

@@ -250,14 +250,19 @@ def test_a_folder_project_of_few_particles_on_a_uint8_tomogram(tmp_path, capsys,
     assert set(written[TOMO_NAME]) == {"a"} and (written[CLUSTER] >= 0).all()
 
 
-def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finish(tmp_path, capsys):
+def _two_noise_tomograms(folder: Path) -> Path:
+    """TS_01 and TS_02, 40 x 64 x 64 voxels of noise, in ``folder``."""
     from conftest import write_mrc
 
-    folder = tmp_path / "tomograms"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     for name in ("TS_01", "TS_02"):
         write_mrc(folder / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    return folder
+
+
+def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finish(tmp_path, capsys):
+    folder = _two_noise_tomograms(tmp_path / "tomograms")
     star = tmp_path / "particles.star"
     particles = {  # TS_02's in unbinned pixels: the user forgot --binning
         "rlnTomoName": ["TS_01", "TS_01", "TS_02"],
@@ -288,13 +293,7 @@ def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finis
 def test_skip_unusable_leaves_out_a_project_s_rows_outside_and_embeds_the_rest(tmp_path, capsys):
     """A tomogram reconstructed thinner than it was picked on: its picks in the slab cut off
     are left out, its others embedded, each tomogram's count told."""
-    from conftest import write_mrc
-
-    folder = tmp_path / "tomograms"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("TS_01", "TS_02"):
-        write_mrc(folder / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    folder = _two_noise_tomograms(tmp_path / "tomograms")
     star = tmp_path / "particles.star"
     particles = {
         "rlnTomoName": ["TS_01", "TS_02", "TS_02", "TS_02"],
@@ -316,11 +315,7 @@ def test_skip_unusable_leaves_out_a_project_s_rows_outside_and_embeds_the_rest(t
 
 
 def test_skip_unusable_reads_a_folder_project_s_coordinate_files(tmp_path, capsys):
-    from conftest import write_mrc
-
-    rng = np.random.default_rng(0)
-    for name in ("TS_01", "TS_02"):
-        write_mrc(tmp_path / f"{name}.mrc", rng.normal(size=(40, 64, 64)).astype(np.float32))
+    _two_noise_tomograms(tmp_path)
     (tmp_path / "TS_01.csv").write_text("x,y,z\n32,32,20\n")
     (tmp_path / "TS_02.csv").write_text("x,y,z\n20,40,20\n500,40,20\n")  # one far outside
     out = tmp_path / "out" / "embedded.csv"

@@ -1253,7 +1253,6 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
 def _embed_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_affinity_vae.io.projects import open_project
     from napari_affinity_vae.io.projects.relion5 import check_centred
     from napari_affinity_vae.io.projects.writing import check_output, write_project_table
     from napari_affinity_vae.operations.embed_project import (
@@ -1266,14 +1265,7 @@ def _embed_project(args: argparse.Namespace) -> int:
 
     check_output(args.out)
     try:
-        project = open_project(
-            args.sources,
-            binning=args.binning,
-            voxel_size=args.voxel_size,
-            pick_sets=_pick_set_choice(args),
-            tomo_name=args.tomo_name,
-            skip_unusable=args.skip_unusable,
-        )
+        project = _opened_project(args, skip_unusable=args.skip_unusable)
     except UnusableRowsError as err:  # a folder's coordinate file
         raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
     if project.particles.empty:
@@ -1365,17 +1357,22 @@ def _dask_client(args: argparse.Namespace):
         yield client, max(1, usable_cores() // args.workers)
 
 
-def _run_project(args: argparse.Namespace) -> int:
+def _opened_project(args: argparse.Namespace, skip_unusable: bool = False):
+    """The project ``args.sources`` name, opened as ``avae project`` and ``avae embed`` do."""
     from napari_affinity_vae.io.projects import open_project
 
-    project = open_project(
+    return open_project(
         args.sources,
         binning=args.binning,
         voxel_size=args.voxel_size,
         pick_sets=_pick_set_choice(args),
         tomo_name=args.tomo_name,
+        skip_unusable=skip_unusable,
     )
-    print(project.describe())
+
+
+def _run_project(args: argparse.Namespace) -> int:
+    print(_opened_project(args).describe())
     return 0
 
 
