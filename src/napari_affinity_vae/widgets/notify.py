@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 
 from napari_affinity_vae.errors import AffinityVAEError
 
@@ -38,6 +39,17 @@ def errors_as_notifications(doing: str) -> Iterator[None]:
         yield
     except Exception as error:
         show_failure(error, doing)
+
+
+@contextlib.contextmanager
+def warnings_as_notifications() -> Iterator[None]:
+    """The block's own warnings (rows skipped, left out: UserWarning), each shown as a napari
+    warning once the block is done; libraries' deprecation and runtime warnings are not."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in (w for w in caught if issubclass(w.category, UserWarning)):
+        show_warning(str(warning.message))
 
 
 def typed_path(value: object, what: str, field: str = "File") -> Path:

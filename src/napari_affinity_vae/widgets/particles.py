@@ -3,7 +3,6 @@ and keep the session's particle table in step with the Points layer."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import napari
@@ -20,7 +19,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image, Points
-from napari.utils.notifications import show_info, show_warning
+from napari.utils.notifications import show_info
 
 from napari_affinity_vae import text
 from napari_affinity_vae.colours import CATEGORY_COLOURS
@@ -66,7 +65,11 @@ from napari_affinity_vae.widgets.highlight import (
     remove_orphans,
     show_selection,
 )
-from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
+from napari_affinity_vae.widgets.notify import (
+    errors_as_notifications,
+    typed_path,
+    warnings_as_notifications,
+)
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
@@ -295,8 +298,7 @@ class ParticlesWidget(Container):
                 if tomo_name is None:
                     return None
             skip = self.skip_unusable.value
-            with warnings.catch_warnings(record=True) as dropped:
-                warnings.simplefilter("always")
+            with warnings_as_notifications():
                 particles = read_particles(
                     path,
                     voxel_size=tomogram.voxel_size,
@@ -305,8 +307,6 @@ class ParticlesWidget(Container):
                     drop_nan=skip,
                     drop_outside=skip,
                 )
-            for warning in dropped:
-                show_warning(str(warning.message))
             return self.show_particles(particles, f"{path.stem}")
         return None
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import napari
@@ -28,7 +27,7 @@ from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
-from napari_affinity_vae.widgets.notify import errors_as_notifications
+from napari_affinity_vae.widgets.notify import errors_as_notifications, warnings_as_notifications
 from napari_affinity_vae.widgets.viewer_session import is_tomogram, session_for
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
@@ -133,8 +132,7 @@ class ProjectWidget(Container):
             if not paths:
                 raise AffinityVAEError("Choose the project's files first")
             voxel_size = self.voxel_size.value or None
-            with warnings.catch_warnings(record=True) as skipped:
-                warnings.simplefilter("always")
+            with warnings_as_notifications():
                 project = open_project(
                     paths,
                     binning=self.binning.value,
@@ -142,8 +140,6 @@ class ProjectWidget(Container):
                     pick_sets=pick_sets,
                     skip_unusable=self.skip_unusable.value,
                 )
-            for warning in (w for w in skipped if issubclass(w.category, UserWarning)):
-                napari.utils.notifications.show_warning(str(warning.message))
             self._opened = paths
             self.session.set_project(project)
             self.summary.value = project.summary()

@@ -247,10 +247,9 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
                     shape = tuple(shape[i] for i in to_zyx)
                 voxel = cubic_voxel_size(path, mrc.voxel_size)
                 data_bytes = np.prod(shape) * data_dtype_from_header(header).itemsize
+        expected = header.nbytes + int(header.nsymbt) + int(data_bytes)
         compressed = uncompressed_name(path) != path  # its size on disk is no data size
-        if not compressed and path.stat().st_size < header.nbytes + int(header.nsymbt) + int(
-            data_bytes
-        ):
+        if not compressed and path.stat().st_size < expected:
             return None, None, f"{path}: {TRUNCATED}"
     except TomogramFileError as err:
         return None, None, str(err)
