@@ -398,6 +398,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
 
 
 PARQUET_ABOVE = 100_000  # particles: a Parquet twin of the output beside a text one
+PARTLY_DONE = 3  # exit status: a project written without the tomograms that failed
 
 
 def _add_embed(commands: argparse._SubParsersAction) -> None:
@@ -417,7 +418,9 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "nothing to embed. More clusters than particles gives one cluster per particle, said on "
         "stderr; HDBSCAN leaves fewer than 5 particles as noise (-1), and UMAP and t-SNE lay out "
         "fewer than 5 by PCA, with a warning. A tomogram whose voxel size is more than 4 times "
-        "finer or coarser than the model's is refused: check its header or give --voxel-size.",
+        "finer or coarser than the model's is refused: check its header or give --voxel-size. "
+        f"A project some of whose tomograms could not be embedded is still written, each "
+        f"failure said on stderr, and the exit status is {PARTLY_DONE}.",
     )
     em.add_argument(
         "sources",
@@ -1309,7 +1312,7 @@ def _embed_project(args: argparse.Namespace) -> int:
     done += f" ({len(failed)} not embedded)" if failed else ""
     for path in write_project_table(project, table, args.out, parquet=parquet):
         print(f"{path}: {done}")
-    return 0
+    return PARTLY_DONE if failed else 0
 
 
 def _model(args: argparse.Namespace):
