@@ -101,6 +101,19 @@ def test_embed_tomo_name_chooses_one_tomograms_particles(sim, tmp_path, capsys):
     np.testing.assert_allclose(read_particles(out)[list(AXES)], other[list(AXES)], atol=1e-3)
 
 
+def test_embed_tomo_name_with_a_file_that_names_no_tomogram_is_refused(sim, tmp_path, capsys):
+    """A .coords file (IMOD) names no tomogram: --tomo-name was ignored, so a user who thought
+    it chose particles got all of them."""
+    tomogram, star = sim
+    coords = write_particles(read_particles(star), tmp_path / "picks.coords", voxel_size=10.0)
+    args = [str(tomogram), str(coords), "--tomo-name", "TS_01", "--pca"]
+    out = tmp_path / "x.csv"
+    assert main(["embed", *args, "--out", str(out)]) == 2
+    said = capsys.readouterr().err
+    assert f"{coords}: no particles of tomogram 'TS_01' (the file names no tomograms)" in said
+    assert not out.exists()
+
+
 def test_embed_and_project_take_binning_for_a_tomogram_with_its_coordinates(sim, tmp_path, capsys):
     """RELION 4 coordinates in unbinned pixels of a tomogram binned by 4, as RELION writes them."""
     import starfile

@@ -17,7 +17,7 @@ from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star, tables
 from napari_affinity_vae.io.atomic import atomic_path, check_writable
 from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
-from napari_affinity_vae.io.validate import check_particles
+from napari_affinity_vae.io.validate import check_particles, select_tomogram
 from napari_affinity_vae.schema import AXES, COORDINATE_BINNING
 
 Reader = Callable[[Path, CoordinateFrame], pd.DataFrame]
@@ -63,6 +63,8 @@ def read_particles(
         particles = tables.read_csv(path, frame, tomo_name)
     else:
         particles = _FORMATS[suffix][0](path, frame)
+        if tomo_name is not None:  # a format that names no tomogram: asking for one is an error
+            select_tomogram(path, particles, None, tomo_name)
     if suffix != ".star" and frame.pixel_size is not None:  # pixels, binned as the user said
         particles.attrs[COORDINATE_BINNING] = 1 / frame.voxels_per_pixel
     attrs = dict(particles.attrs)  # what the format carries (a STAR file's other blocks)
