@@ -84,3 +84,20 @@ def test_a_compressed_tomogram_and_its_coordinates_are_a_project_as_embed_takes_
     listed = capsys.readouterr().out
     assert "1 tomogram, 1 particle" in listed and "truncated" not in listed
     assert "TS_01: 1 particle, 20 x 20 x 20 voxels at 10 Å" in listed
+
+
+def test_affinity_of_compressed_maps_warns_once_per_map(tmp_path, capsys):
+    """The maps' sizes are read before they are loaded: each map's warning was printed twice."""
+    from napari_affinity_vae.cli import main
+
+    maps = []
+    for seed in (0, 1):
+        plain = write_mrc(tmp_path / f"ref{seed}.mrc", blob_map(seed), voxel_size=10.0)
+        maps.append(tmp_path / f"ref{seed}.map.gz")
+        maps[-1].write_bytes(gzip.compress(plain.read_bytes()))
+    out = tmp_path / "affinity.csv"
+    assert main(["affinity", *map(str, maps), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    for path in maps:
+        assert err.count(f"warning: {path}: gzip-compressed, so decompressed") == 1
+    assert out.is_file()

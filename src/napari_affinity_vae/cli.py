@@ -1382,13 +1382,11 @@ def _run_project(args: argparse.Namespace) -> int:
 def _first_voxel_size(paths: list[Path]) -> float:
     from napari_affinity_vae.io.compressed import uncompressed_suffix
     from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
-    from napari_affinity_vae.simulate.molecules import open_map
+    from napari_affinity_vae.simulate.molecules import peek_map
 
     for path in paths:
         if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
-            with warnings.catch_warnings():  # told once, when the map is loaded
-                warnings.simplefilter("ignore", UserWarning)
-                return float(open_map(path).voxel_size)
+            return float(peek_map(path).voxel_size)
     return 10.0
 
 

@@ -10,6 +10,7 @@ user's molecule is scaled to match by :func:`user_molecule_map`.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -298,12 +299,20 @@ def open_map(path: Path) -> Tomogram:
     return source
 
 
+def peek_map(path: Path) -> Tomogram:
+    """:func:`open_map` without its warnings (a compressed map's, for one): they are told once,
+    when the map is loaded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return open_map(path)
+
+
 def reference_box(path: str | Path, voxel_size: float) -> int:
     """The largest side (voxels) of :func:`load_reference`'s map of ``path`` at ``voxel_size``,
     from the map's header or the model's atoms, without making the map."""
     path = Path(path)
     if uncompressed_suffix(path) in TOMOGRAM_SUFFIXES:
-        source = open_map(path)
+        source = peek_map(path)
         return round(max(source.shape) * source.voxel_size / voxel_size)
     if uncompressed_suffix(path) in (".pdb", ".ent", ".cif", ".mmcif"):
         return _model_box(_centred_atoms(path)[0], voxel_size)
