@@ -673,6 +673,33 @@ def test_closing_the_viewer_mid_run_stops_the_work(
     assert len(slow_embedding) < 5
 
 
+def test_closing_the_embed_panel_mid_run_stops_its_work_and_says_so(
+    make_napari_viewer, qtbot, tmp_path, slow_embedding, notifications
+):
+    """napari takes a closed panel's widget out of the window without deleting it: the
+    embedding went on unseen, and its latents could arrive without their 2D map."""
+    viewer = make_napari_viewer()
+    widgets, docks = add_dock_widgets(viewer)
+    session = session_for(viewer)
+    data = np.random.default_rng(0).normal(size=(96, 160, 160)).astype(np.float32)
+    widgets["Tomogram"].open_file(write_mrc(tmp_path / "t.mrc", data))
+    rng = np.random.default_rng(0)
+    many = pd.DataFrame(rng.uniform(20, 76, (400, 3)), columns=["z", "y", "x"])
+    widgets["Particles"].show_particles(many, "many")
+    widgets["Embed"].batch = 16  # 25 batches: at least 2.5 s
+    click(qtbot, widgets["Embed"].run_button)
+    worker = widgets["Embed"].task.worker
+    qtbot.waitUntil(lambda: len(slow_embedding) > 0, timeout=WAIT_MS)
+    qtbot.mouseClick(docks["Embed"].title.close_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
+    qtbot.wait(200)  # anything the worker still sent would be delivered by now
+    assert len(slow_embedding) < 5 and session.latent is None
+    assert "Embedding particles stopped: its panel was closed" in messages(notifications)
+    assert "Embed (napari-affinity-vae)" not in viewer.window.dock_widgets
+    _, embed = viewer.window.add_plugin_dock_widget("napari-affinity-vae", "Embed")
+    assert embed is not widgets["Embed"] and embed.run_button.enabled  # opened anew, ready
+
+
 # -- Few particles, and what the window does -------------------------------------------------
 def _embed_by_clicks(qtbot, widgets, clustering: str, k: int = 9) -> None:
     embed = widgets["Embed"]

@@ -11,8 +11,9 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
+from napari.utils.notifications import show_info
 from psygnal import Signal
-from qtpy.QtCore import QObject
+from qtpy.QtCore import QEvent, QObject
 
 from napari_affinity_vae.widgets.notify import show_failure
 
@@ -46,9 +47,13 @@ class Task:
     running_changed = Signal(bool)
 
     def __init__(self, owner: QObject) -> None:
-        """``owner`` is the widget the task belongs to: its deletion cancels the task."""
+        """``owner`` is the widget the task belongs to: its deletion cancels the task, and so
+        does closing its panel (napari then takes the widget out of the window, and a new one
+        comes if the user opens the panel again)."""
         self.worker: GeneratorWorker | None = None
+        self._desc = ""
         owner.destroyed.connect(self._owner_deleted)
+        owner.installEventFilter(_Unparented(owner, self._panel_closed))
 
     @property
     def running(self) -> bool:
@@ -106,7 +111,7 @@ class Task:
         worker.returned.connect(deliver)
         worker.finished.connect(close)
         worker.finished.connect(lambda: self._finished(worker))
-        self.worker = worker
+        self.worker, self._desc = worker, desc
         self.running_changed.emit(True)
         log.debug("%s: started", desc)
         worker.start()
@@ -123,10 +128,28 @@ class Task:
         self.running_changed.disconnect()
         self.cancel()
 
+    def _panel_closed(self) -> None:
+        if self.running and not self.cancelling:
+            self.cancel()
+            show_info(f"{self._desc} stopped: its panel was closed")
+
     def _finished(self, worker: GeneratorWorker) -> None:
         if self.worker is worker:
             self.worker = None
             self.running_changed.emit(False)
+
+
+class _Unparented(QObject):
+    """Calls ``then`` when the widget it watches loses its parent (taken out of the window)."""
+
+    def __init__(self, widget: QObject, then: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._then = then
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._then()
+        return False
 
 
 def one_step(function: Callable[..., Any], *args: Any) -> Generator[int, None, Any]:
