@@ -71,6 +71,21 @@ def test_a_symmetry_that_is_no_point_group_is_refused(tmp_path, capsys):
     assert "symmetry 'C0' is not a point group" in capsys.readouterr().err
 
 
+def test_the_score_map_lies_where_the_tomogram_s_header_places_the_tomogram(tmp_path):
+    """A tomogram cut out of a larger one (IMOD's trimvol) has an origin: the score map took 0
+    and lay elsewhere in ChimeraX or IMOD."""
+    noise = np.random.default_rng(0).normal(size=(40, 48, 48)).astype(np.float32)
+    tomogram = write_tomogram(tmp_path / "cut.mrc", noise, 10.0, origin=(100.0, 200.0, -50.0))
+    globular = write_tomogram(tmp_path / "g.mrc", molecule_map("globular", 10.0), 10.0)
+    scores = tmp_path / "scores.mrc"
+    args = ["pick", str(tomogram), "--templates", str(globular), "--angular-step", "90"]
+    assert main([*args, "--out", str(tmp_path / "p.star"), "--score-map", str(scores)]) == 0
+    with mrcfile.open(scores) as mrc:
+        assert mrc.data.shape == noise.shape  # not binned: the first voxel is the tomogram's
+        origin = mrc.header.origin
+        assert (float(origin.x), float(origin.y), float(origin.z)) == (100.0, 200.0, -50.0)
+
+
 def test_on_noise_the_threshold_lets_through_about_the_false_alarms_asked_for():
     noise = np.random.default_rng(3).normal(size=(48, 96, 96)).astype(np.float32)
     template = Template("ribosome", molecule_map("ribosome", 10.0))

@@ -1153,7 +1153,7 @@ def _blob_pick(args: argparse.Namespace, tomogram: Tomogram, progress: Progress)
 
 
 def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> pd.DataFrame:
-    from napari_affinity_vae.io.tomogram import write_tomogram
+    from napari_affinity_vae.io.tomogram import header_origin, write_tomogram
     from napari_affinity_vae.operations.pick import plan_match
     from napari_affinity_vae.particles.templates import MatchSettings
     from napari_affinity_vae.progress import run_steps
@@ -1172,9 +1172,10 @@ def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> 
     )
     plan = plan_match(tomogram, args.templates, settings, args.symmetry)
     result = run_steps(plan.steps(), plan.work(), "rotations", progress)
-    if args.score_map:  # a binned voxel's centre lies (binning - 1) / 2 voxels in
+    if args.score_map:  # over the tomogram: a binned voxel's centre lies (binning - 1) / 2 in
         voxel, binning = tomogram.voxel_size * result.binning, result.binning
-        origin = (binning - 1) / 2 * tomogram.voxel_size
+        shift = (binning - 1) / 2 * tomogram.voxel_size
+        origin = tuple(o + shift for o in header_origin(tomogram.path))
         write_tomogram(args.score_map, result.best_scores(), voxel, origin)
     return result.picks
 

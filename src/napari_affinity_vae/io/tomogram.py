@@ -244,15 +244,35 @@ def central_block(data: Any) -> np.ndarray:
 
 
 def write_tomogram(
-    path: str | Path, data: np.ndarray, voxel_size: float, origin: float = 0.0
+    path: str | Path,
+    data: np.ndarray,
+    voxel_size: float,
+    origin: float | tuple[float, float, float] = 0.0,
 ) -> Path:
     """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically;
-    ``origin`` (Angstrom, on every axis) is where its first voxel's centre lies."""
+    ``origin`` (Angstrom, x, y, z or one for every axis) is where its first voxel's centre
+    lies."""
     from napari_affinity_vae.io.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
         mrc.voxel_size = voxel_size  # a 4D array is stored as a volume stack (ispg 401)
-        mrc.header.origin = (origin, origin, origin)
+        mrc.header.origin = origin if isinstance(origin, tuple) else (origin,) * 3
     return path
+
+
+def header_origin(path: Path) -> tuple[float, float, float]:
+    """Where an MRC file's header places its first voxel (Angstrom, x, y, z); 0 for an
+    OME-Zarr, or a header that cannot be read (opening the tomogram says why)."""
+    if path.is_dir():
+        return (0.0, 0.0, 0.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+                origin = mrc.header.origin
+                xyz = (float(origin.x), float(origin.y), float(origin.z))
+    except (ValueError, OSError, EOFError):
+        return (0.0, 0.0, 0.0)
+    return xyz if all(np.isfinite(xyz)) else (0.0, 0.0, 0.0)
