@@ -538,3 +538,15 @@ def test_the_demo_on_a_tiny_uint8_tomogram_with_one_or_no_particle(
         assert any("found no particles" in m for m in shown)
     assert _in_view(viewer, (206 * 10.52, 94 * 10.52))
     assert _window_fits_the_screen(viewer)
+
+
+def test_on_a_short_window_the_steps_keep_room_above_the_latent_scatter(make_napari_viewer):
+    """A 1280 x 720 screen: the step tabs were left 89 pixels, one field, under a scatter
+    sized for a 1000-pixel window."""
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1280, 660)
+    _, docks = add_dock_widgets(viewer)
+    steps, scatter = docks["Particles"], docks["Latent scatter"]  # the tab shown first
+    assert steps.height() >= 0.25 * window.height()  # a few fields, the rest scrolls
+    assert scatter.widget().plot.canvas.native.height() >= 150

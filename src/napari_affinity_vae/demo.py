@@ -35,6 +35,7 @@ DEMO_SLAB = 50.0  # Angstrom averaged in the plane view, so particles stand out 
 WINDOW = (1600, 1000)
 
 DOCK_WIDTH = 520
+STEPS_SHARE = 0.55  # of the window's height: the step tabs above, the latent scatter below
 
 
 def run_demo(
@@ -88,7 +89,9 @@ def add_dock_widgets(viewer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     window = viewer.window._qt_window
     steps, scatter = docks["Embed"], docks["Latent scatter"]
     window.resizeDocks(list(docks.values()), [DOCK_WIDTH] * len(docks), Qt.Orientation.Horizontal)
-    window.resizeDocks([steps, scatter], [WINDOW[1] // 2, WINDOW[1] // 2], Qt.Orientation.Vertical)
+    height = window.height()  # the window's own: a short screen makes it less than WINDOW's
+    shares = [round(height * STEPS_SHARE), round(height * (1 - STEPS_SHARE))]
+    window.resizeDocks([steps, scatter], shares, Qt.Orientation.Vertical)
     docks["Particles"].raise_()
     return widgets, docks
 

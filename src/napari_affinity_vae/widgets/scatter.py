@@ -83,16 +83,12 @@ class LatentScatterWidget(QWidget):
             layout="horizontal",
             labels=False,
         )
-        controls = Container(
-            widgets=[
-                self.colour_by,
-                self.mode,
-                self.density,
-                self.go_button,
-                labelling,
-                self.summary,
-            ]
+        viewing = Container(  # one row: a short screen keeps room for the steps above
+            widgets=[self.density, self.go_button], layout="horizontal", labels=False
         )
+        controls = Container(widgets=[self.colour_by, self.mode, viewing, labelling, self.summary])
+        for nested in (viewing, labelling, controls):  # the dock's own margins are enough
+            nested.margins = (0, 0, 0, 0)
         self.plot = ScatterCanvas()
         self.tool = SelectionTool(self.plot, self.mode.value)
         self.legend = Legend()

@@ -19,7 +19,7 @@ class ScatterCanvas:
 
     def __init__(self) -> None:
         self.canvas = SceneCanvas(keys=None, bgcolor=BACKGROUND, size=(360, 360))
-        self.canvas.native.setMinimumSize(240, 240)
+        self.canvas.native.setMinimumSize(240, 160)  # a short screen keeps room for the steps
         self.view = self.canvas.central_widget.add_view()
         self.view.camera = PanZoomCamera(aspect=None)
         scene = self.view.scene
