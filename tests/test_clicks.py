@@ -652,21 +652,26 @@ def test_a_missing_or_broken_checkpoint_leaves_no_model_to_embed_with(
     assert embed.status.value == "not run"
 
 
+def _embedding_400_slowly(viewer, qtbot, tmp_path, slow_embedding):
+    """The docks, a noise tomogram with 400 particles, and their embedding started by a click
+    and under way (at least 2.5 s more); returns the widgets, docks and the embedding's worker."""
+    widgets, docks = add_dock_widgets(viewer)
+    data = np.random.default_rng(0).normal(size=(96, 160, 160)).astype(np.float32)
+    widgets["Tomogram"].open_file(write_mrc(tmp_path / "t.mrc", data))
+    rng = np.random.default_rng(0)
+    many = pd.DataFrame(rng.uniform(20, 76, (400, 3)), columns=["z", "y", "x"])
+    widgets["Particles"].show_particles(many, "many")
+    widgets["Embed"].batch = 16  # 25 batches
+    click(qtbot, widgets["Embed"].run_button)
+    qtbot.waitUntil(lambda: len(slow_embedding) > 0, timeout=WAIT_MS)
+    return widgets, docks, widgets["Embed"].task.worker
+
+
 def test_closing_the_viewer_mid_run_stops_the_work(
     make_napari_viewer, qtbot, tmp_path, slow_embedding
 ):
     viewer = make_napari_viewer()
-    widgets, _ = add_dock_widgets(viewer)
-    data = np.random.default_rng(0).normal(size=(96, 160, 160)).astype(np.float32)
-    path = write_mrc(tmp_path / "t.mrc", data)
-    widgets["Tomogram"].open_file(path)
-    rng = np.random.default_rng(0)
-    many = pd.DataFrame(rng.uniform(20, 76, (400, 3)), columns=["z", "y", "x"])
-    widgets["Particles"].show_particles(many, "many")
-    widgets["Embed"].batch = 16  # 25 batches: at least 2.5 s
-    click(qtbot, widgets["Embed"].run_button)
-    worker = widgets["Embed"].task.worker
-    qtbot.waitUntil(lambda: len(slow_embedding) > 0, timeout=WAIT_MS)
+    _, _, worker = _embedding_400_slowly(viewer, qtbot, tmp_path, slow_embedding)
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
     qtbot.wait(200)  # anything the worker still sent is delivered (and must not raise)
@@ -679,17 +684,8 @@ def test_closing_the_embed_panel_mid_run_stops_its_work_and_says_so(
     """napari takes a closed panel's widget out of the window without deleting it: the
     embedding went on unseen, and its latents could arrive without their 2D map."""
     viewer = make_napari_viewer()
-    widgets, docks = add_dock_widgets(viewer)
     session = session_for(viewer)
-    data = np.random.default_rng(0).normal(size=(96, 160, 160)).astype(np.float32)
-    widgets["Tomogram"].open_file(write_mrc(tmp_path / "t.mrc", data))
-    rng = np.random.default_rng(0)
-    many = pd.DataFrame(rng.uniform(20, 76, (400, 3)), columns=["z", "y", "x"])
-    widgets["Particles"].show_particles(many, "many")
-    widgets["Embed"].batch = 16  # 25 batches: at least 2.5 s
-    click(qtbot, widgets["Embed"].run_button)
-    worker = widgets["Embed"].task.worker
-    qtbot.waitUntil(lambda: len(slow_embedding) > 0, timeout=WAIT_MS)
+    widgets, docks, worker = _embedding_400_slowly(viewer, qtbot, tmp_path, slow_embedding)
     qtbot.mouseClick(docks["Embed"].title.close_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
     qtbot.wait(200)  # anything the worker still sent would be delivered by now
