@@ -127,6 +127,21 @@ def test_noise_is_fitted_by_its_mean_alone():
     assert abs(fit.r2) < 0.01 and fit.equation == f"score ≈ {fit.formula.intercept:.3g}"
 
 
+def test_random_selections_and_columns_of_noise_are_not_explained():
+    """Dimensions and terms chosen on all particles and then cross-validated fitted noise:
+    every random selection got an equation, scoring up to 246 % of the full model, and every
+    column of noise got terms."""
+    explained, fitted = 0, 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        latent = rng.normal(size=(30, 8))
+        found = explain_selection(latent, rng.choice(30, 5, replace=False))
+        explained += bool(found.dimensions)
+        assert found.accuracy is None or found.accuracy.share < 1.2
+        fitted += bool(fit_column(latent, rng.normal(size=30), "score").formula.terms)
+    assert explained <= 3 and fitted <= 3  # a 5 % test, 20 tries
+
+
 def test_rows_without_a_value_or_a_latent_are_left_out():
     latent = normal()
     score = 0.5 * latent[:, 1] ** 2

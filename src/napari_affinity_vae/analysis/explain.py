@@ -3,7 +3,8 @@ dimensions that separate a selection from the other particles (a logistic model 
 latents, its dimensions chosen by forward selection, with its equation and its cross-validated
 balanced accuracy against a logistic model of every dimension), and a short polynomial of the
 latents fitted to any numeric column of the particle table (a picker's score, the reconstruction
-error) with its cross-validated R^2.
+error) with its cross-validated R^2. Cross-validation repeats the choice of dimensions or terms
+in every fold, so that a choice fitted to noise is not scored on the particles it was made on.
 
 In every equation ``z3`` is latent dimension 3 standardised over the particles fitted:
 ``z3 = (latent 3 - mean) / SD``, the mean and SD given beside the equation."""
@@ -24,6 +25,7 @@ FIT_SAMPLE = 10_000  # above this many particles, a seeded sample of them is fit
 MIN_ROWS = 10  # a column is fitted to at least this many particles
 MAX_TERMS = 3  # terms of a column's polynomial, the constant aside
 MIN_GAIN = 0.01  # a further term must raise the cross-validated R^2 by this much
+ALPHA = 0.05  # a dimension joins an explanation if its likelihood-ratio test passes this level
 DIGITS = 2  # significant digits of an equation's coefficients (its constant: one more)
 MINUS, TIMES, SQUARED = "\N{MINUS SIGN}", "\N{MIDDLE DOT}", "\N{SUPERSCRIPT TWO}"
 SIGMA, APPROX = "\N{GREEK SMALL LETTER SIGMA}", "\N{ALMOST EQUAL TO}"
@@ -152,12 +154,13 @@ def explain_selection(
     latent: np.ndarray, rows: np.ndarray, max_dimensions: int = 3, seed: int = 0
 ) -> Explanation:
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
-    the most telling first, chosen by forward selection (score tests) of logistic models on
-    standardised latents (both sides weighted equally, so that P(selected) = 0.5 where their
-    errors balance).
-    The equation is the logistic model of those dimensions; its balanced accuracy is
-    cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has particles)
-    against that of a logistic model on every dimension.
+    the most telling first, chosen by forward selection of logistic models on standardised
+    latents (:func:`_forward_dimensions`); none where no dimension passes its test, as for a
+    selection made at random.
+    The equation is the logistic model of those dimensions, both sides weighted equally (so that
+    P(selected) = 0.5 where their errors balance); its balanced accuracy is cross-validated
+    (stratified, ``FOLDS`` folds or as many as the smaller side has particles), the dimensions
+    chosen anew in every fold, against that of a logistic model on every dimension.
 
     Above ``CLASS_SAMPLE`` particles on a side, a sample of that many of them (drawn with
     ``seed``) is fitted and cross-validated; the means are over all particles.
@@ -193,7 +196,7 @@ def explain_selection(
         tuple(Term((d,), w) for d, w in zip(chosen, weights, strict=True)),
         tuple(Scale(d, float(means[d]), float(sds[d])) for d in chosen),
     )
-    return Explanation(dimensions, formula, _accuracy(scaled, fitted, chosen, seed))
+    return Explanation(dimensions, formula, _accuracy(scaled, fitted, max_dimensions, seed))
 
 
 def _check_sides(selected: np.ndarray) -> None:
@@ -231,69 +234,73 @@ def _at_most(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     return rows if len(rows) <= size else rng.choice(rows, size, replace=False)
 
 
-def _logistic(**kwargs: object):
+def _logistic(class_weight: str | None = "balanced"):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(class_weight="balanced", **kwargs)
+    return LogisticRegression(class_weight=class_weight)
 
 
 def _forward_dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[int]:
     """Up to ``most`` dimensions, added one at a time: each the one with the largest score
-    statistic at the model so far (the balanced log-loss's slope along it, squared, over its
-    curvature), kept while the refit with it lowers that loss by more than the Bayesian
-    information criterion's price of a parameter (half the log of the number of particles)."""
-    weights = _balanced_weights(selected)
+    statistic at the model so far (the log-loss's slope along it, squared, over its curvature),
+    kept while its likelihood-ratio test passes at ``ALPHA``, corrected for the dimensions it
+    was the best of (Bonferroni). The tests use the particles unweighted: weighting a small
+    side up would inflate its statistics."""
+    from scipy.stats import chi2
+
     chosen: list[int] = []
-    loss = float(np.sum(weights)) * np.log(2)  # no dimension: P(selected) = 0.5 for everyone
-    probability = np.full(len(selected), 0.5)
+    rate = float(np.mean(selected))  # no dimension: everyone at the selected share
+    loss = _logistic_loss(scaled[:, []], selected)[0] if 0 < rate < 1 else 0.0
+    probability = np.full(len(selected), rate)
     for _ in range(min(most, scaled.shape[1])):
-        slope = (weights * (selected - probability)) @ scaled
-        curvature = (weights * probability * (1 - probability)) @ scaled**2
+        slope = (selected - probability) @ scaled
+        curvature = (probability * (1 - probability)) @ scaled**2
         score = slope**2 / np.maximum(curvature, 1e-12)
         score[chosen] = -np.inf
         candidate = [*chosen, int(np.argmax(score))]
-        refit_loss, refit_probability = _logistic_loss(scaled[:, candidate], selected, weights)
-        if loss - refit_loss <= np.log(len(selected)) / 2:
+        refit_loss, refit_probability = _logistic_loss(scaled[:, candidate], selected)
+        if 2 * (loss - refit_loss) <= chi2.isf(ALPHA / (scaled.shape[1] - len(chosen)), 1):
             break
         chosen, loss, probability = candidate, refit_loss, refit_probability
     return chosen
 
 
-def _balanced_weights(selected: np.ndarray) -> np.ndarray:
-    """Each particle's weight when both sides weigh the same (half the particles' number each)."""
-    n, chosen = len(selected), int(selected.sum())
-    return np.where(selected, n / (2 * chosen), n / (2 * (n - chosen)))
-
-
-def _logistic_loss(
-    features: np.ndarray, selected: np.ndarray, weights: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """The weighted log-loss of a logistic fit of ``features``, and its P(selected)."""
-    fit = _logistic().fit(features, selected)
-    margin = features @ fit.coef_[0] + fit.intercept_[0]
-    loss = float(np.sum(weights * np.logaddexp(0.0, np.where(selected, -margin, margin))))
+def _logistic_loss(features: np.ndarray, selected: np.ndarray) -> tuple[float, np.ndarray]:
+    """The log-loss of an unweighted logistic fit of ``features``, and its P(selected)."""
+    if features.shape[1] == 0:
+        rate = float(np.mean(selected))
+        margin = np.full(len(selected), np.log(rate / (1 - rate)))
+    else:
+        fit = _logistic(class_weight=None).fit(features, selected)
+        margin = features @ fit.coef_[0] + fit.intercept_[0]
+    loss = float(np.sum(np.logaddexp(0.0, np.where(selected, -margin, margin))))
     return loss, expit(margin)
 
 
-def _accuracy(
-    scaled: np.ndarray, selected: np.ndarray, dimensions: list[int], seed: int
-) -> Accuracy | None:
-    """Cross-validated balanced accuracy of logistic models on ``dimensions`` and on all of
-    them, on the same stratified folds; None when a side has fewer than 2 particles."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+def _accuracy(scaled: np.ndarray, selected: np.ndarray, most: int, seed: int) -> Accuracy | None:
+    """Cross-validated balanced accuracy of the sparse model (its at most ``most`` dimensions
+    chosen on each fold's training particles; a fold that chooses none guesses, 0.5) and of the
+    full model of every dimension, on the same stratified folds; None when a side has fewer
+    than 2 particles."""
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
 
     folds = min(FOLDS, int(selected.sum()), int((~selected).sum()))
     if folds < 2:
         return None
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
-
-    def score(features: np.ndarray) -> float:
-        scores = cross_val_score(
-            _logistic(), features, selected, cv=split, scoring="balanced_accuracy"
-        )
-        return float(scores.mean())
-
-    return Accuracy(score(scaled[:, dimensions]), score(scaled), folds, len(selected))
+    sparse, full = [], []
+    for train, test in split.split(scaled, selected):
+        chosen = _forward_dimensions(scaled[train], selected[train], most)
+        if chosen:
+            fit = _logistic().fit(scaled[train][:, chosen], selected[train])
+            predicted = fit.predict(scaled[test][:, chosen])
+            sparse.append(balanced_accuracy_score(selected[test], predicted))
+        else:
+            sparse.append(0.5)
+        predicted = _logistic().fit(scaled[train], selected[train]).predict(scaled[test])
+        full.append(balanced_accuracy_score(selected[test], predicted))
+    return Accuracy(float(np.mean(sparse)), float(np.mean(full)), folds, len(selected))
 
 
 def fit_column(
@@ -306,7 +313,9 @@ def fit_column(
     """Fit ``values`` (one per latent vector) as a constant plus at most ``MAX_TERMS`` terms of
     degree 2 or less in the standardised latents (z_i, z_i², z_i·z_j), chosen greedily
     (orthogonal matching pursuit): a further term is kept only if it raises the cross-validated
-    R^2 (``FOLDS`` folds, out-of-fold predictions pooled) by ``MIN_GAIN``. Rows without a value
+    R^2 (``FOLDS`` folds, the terms chosen anew in each, out-of-fold predictions pooled) by
+    ``MIN_GAIN``, the mean alone counting as 0, so that a column the latents do not predict
+    gets its mean alone. Rows without a value
     or a latent are left out; above ``FIT_SAMPLE`` of them, a sample of that many (drawn with
     ``seed``) is fitted. ``particles`` names them in messages ("selected particles").
 
@@ -318,13 +327,15 @@ def fit_column(
     split = _folds(len(values), seed)
     centre, spread = values.mean(), np.ptp(values)  # fitted in these units: any scale fits
     standard = (values - centre) / spread
-    supports = _greedy_path(features, standard)
-    if not supports:
+    path = _omp_path(features, standard)
+    if not path:
         raise AnalysisError(
             f"The latents of the {len(values)} {particles} are all the same: nothing to fit "
             f"{column} to"
         )
-    support, r2 = _sparsest(supports, features, standard, split)
+    supports = _significant(path, features, standard)
+    steps, r2 = _sparsest(len(supports), features, standard, split)
+    support = supports[steps - 1] if steps else []
     intercept, coefficients = _least_squares(features[:, support], standard)
     intercept, coefficients = centre + spread * intercept, spread * coefficients
     chosen = [products[i] for i in support]
@@ -372,25 +383,25 @@ def _folds(n: int, seed: int):
     return KFold(min(FOLDS, n // 2), shuffle=True, random_state=seed)
 
 
-def _sparsest(
-    supports: list[list[int]], features: np.ndarray, values: np.ndarray, split
-) -> tuple[list[int], float]:
-    """The shortest of the nested ``supports``, or none (the mean alone), whose cross-validated
-    R^2 is within ``MIN_GAIN`` of the best one's, and that R^2."""
-    supports = [[], *supports]
-    scores = [_cross_validated_r2(features[:, s], values, split) for s in supports]
-    best = max(scores)
-    step = next(k for k, r2 in enumerate(scores) if r2 >= best - MIN_GAIN)
-    return supports[step], scores[step]
-
-
-def _cross_validated_r2(features: np.ndarray, values: np.ndarray, split) -> float:
-    """R^2 of the pooled out-of-fold predictions of least-squares fits of ``features``."""
-    predicted = np.empty_like(values)
+def _sparsest(most: int, features: np.ndarray, values: np.ndarray, split) -> tuple[int, float]:
+    """The fewest steps of :func:`_greedy_path` (at most ``most``; 0: the mean alone) whose
+    cross-validated R^2 is within ``MIN_GAIN`` of the best, and that R^2. The path is chosen
+    anew on each fold's training rows and every step's out-of-fold predictions are pooled; the
+    mean alone scores 0, so a term must raise R^2 above ``MIN_GAIN`` to be kept."""
+    predicted = np.empty((most + 1, len(values)))
     for train, test in split.split(features):
-        intercept, coefficients = _least_squares(features[train], values[train])
-        predicted[test] = intercept + features[test] @ coefficients
-    return float(1 - np.sum((values - predicted) ** 2) / np.sum((values - values.mean()) ** 2))
+        predicted[0, test] = values[train].mean()
+        path = _greedy_path(features[train], values[train])
+        for step in range(1, most + 1):
+            support = path[min(step, len(path)) - 1] if path else []
+            intercept, coefficients = _least_squares(features[train][:, support], values[train])
+            predicted[step, test] = intercept + features[test][:, support] @ coefficients
+    total = np.sum((values - values.mean()) ** 2)
+    scores = 1 - np.sum((values - predicted) ** 2, axis=1) / total
+    scores[0] = 0.0
+    best = scores.max()
+    steps = next(k for k, r2 in enumerate(scores) if r2 >= best - MIN_GAIN)
+    return steps, float(scores[steps])
 
 
 def _least_squares(features: np.ndarray, values: np.ndarray) -> tuple[float, np.ndarray]:
@@ -402,6 +413,35 @@ def _least_squares(features: np.ndarray, values: np.ndarray) -> tuple[float, np.
 
 
 def _greedy_path(features: np.ndarray, values: np.ndarray) -> list[list[int]]:
+    """The features chosen after each of up to ``MAX_TERMS`` steps of orthogonal matching
+    pursuit on the centred, unit-norm features (constant ones never chosen), up to the last
+    step whose term passes its F-test at ``ALPHA``, corrected for the features it was the best
+    of (Bonferroni): a column of noise has no terms."""
+    return _significant(_omp_path(features, values), features, values)
+
+
+def _significant(
+    path: list[list[int]], features: np.ndarray, values: np.ndarray
+) -> list[list[int]]:
+    """The steps of ``path`` before the first whose new term fails its F-test."""
+    from scipy.stats import f
+
+    n, candidates = len(values), features.shape[1]
+    residual = float(np.sum((values - values.mean()) ** 2))
+    for step, support in enumerate(path):
+        intercept, coefficients = _least_squares(features[:, support], values)
+        left = float(np.sum((values - intercept - features[:, support] @ coefficients) ** 2))
+        freedom = n - len(support) - 1
+        if freedom < 1 or left <= 0:
+            return path[: step + 1]  # an exact fit: nothing left to test against
+        ratio = (residual - left) / (left / freedom)
+        if f.sf(ratio, 1, freedom) >= ALPHA / (candidates - step):
+            return path[:step]
+        residual = left
+    return path
+
+
+def _omp_path(features: np.ndarray, values: np.ndarray) -> list[list[int]]:
     """The features chosen after each of up to ``MAX_TERMS`` steps of orthogonal matching
     pursuit on the centred, unit-norm features (constant ones never chosen)."""
     from sklearn.linear_model import orthogonal_mp

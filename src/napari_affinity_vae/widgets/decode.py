@@ -492,7 +492,7 @@ class DecodeWidget(Container):
         if explanation.dimensions:
             self.equation.value = explanation_text(explanation)
         else:
-            self.status.value = "no latent dimension separates the selection"
+            self.status.value = "no latent dimension separates the selection better than chance"
 
     def fit(self) -> None:
         """Fit the chosen column as a short formula of the latents over the selection, or over
