@@ -279,6 +279,33 @@ def test_export_asks_before_replacing_a_file(explorer, qtbot, tmp_path):
     assert read_particles(existing)[["z", "y", "x"]].to_numpy().tolist() == [[1, 2, 3]]
 
 
+def test_labels_a_star_file_cannot_hold_as_written_are_quoted_or_refused(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """A label beginning with # was written bare and read as a comment: the exported STAR file
+    could not be read back; one with a quote came back changed."""
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    scatter, export = widgets["Latent scatter"], widgets["Export"]
+    for row, name in ((0, "#3"), (1, "two words")):
+        session.select([row])
+        type_into(qtbot, scatter.label_name, name)
+        click(qtbot, scatter.label_button)
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "labelled.star"))
+    click(qtbot, export.export_button)
+    back = read_particles(tmp_path / "labelled.star", voxel_size=10.0)
+    assert back["label"].tolist()[:2] == ["#3", "two words"]
+    session.select([2])
+    type_into(qtbot, scatter.label_name, "it's")
+    click(qtbot, scatter.label_button)
+    type_into(qtbot, export.file, str(tmp_path / "quoted.star"))
+    click(qtbot, export.export_button)
+    said = f'{tmp_path / "quoted.star"}: label "it\'s" holds a quote, which a STAR file cannot'
+    assert any(m.startswith(said) for m in messages(notifications))
+    assert not (tmp_path / "quoted.star").exists() and export.status.value == "nothing written"
+
+
 def test_export_to_a_read_only_folder_says_so(explorer, qtbot, tmp_path, notifications):
     _, widgets, session = explorer
     session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))

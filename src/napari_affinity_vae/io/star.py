@@ -186,7 +186,51 @@ def write_star(
         table = to_star(path, particles, columns)
     else:
         table = pixel_table(path, particles, blocks, frame.voxel_size, _given(frame))
-    starfile.write({**blocks, "particles": table}, path, overwrite=True, na_rep=MISSING)
+    write_blocks_as_text(path, {**blocks, "particles": table})
+
+
+UNWRITABLE = {"'": "a quote", '"': "a quote", "\t": "a tab", "\n": "a line break"}
+UNWRITABLE["\r"] = UNWRITABLE["\n"]
+
+
+def write_blocks_as_text(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> None:
+    """Write ``blocks`` as a STAR file that reads back as written: a text value beginning
+    with ``#`` (else read as a comment) is quoted, and one holding a quote, a tab or a line
+    break (which STAR readers take apart) is refused, naming its column and value."""
+    starfile.write(
+        {name: _quoted(path, block) for name, block in blocks.items()},
+        path,
+        overwrite=True,
+        na_rep=MISSING,
+    )
+
+
+def _quoted(path: Path, block: pd.DataFrame | dict) -> pd.DataFrame | dict:
+    """``block`` with its text values beginning with ``#`` quoted; one that cannot be written
+    raises."""
+    table = block if isinstance(block, pd.DataFrame) else pd.DataFrame([block])
+    quoted = {}
+    for column in table.columns:
+        values = table[column]
+        text = values[values.map(lambda v: isinstance(v, str))].astype(str)
+        if text.empty:
+            continue
+        bad = text[text.str.contains("['\"\t\n\r]")]
+        if len(bad):
+            value = bad.iloc[0]
+            found = next(what for mark, what in UNWRITABLE.items() if mark in value)
+            raise ParticleFileError(
+                path,
+                f"{column} {value!r} holds {found}, which a STAR file cannot hold as written: "
+                "rename it, or write CSV",
+            )
+        hashed = text[text.str.startswith("#")]
+        if len(hashed):
+            quoted[column] = values.where(~values.index.isin(hashed.index), '"' + hashed + '"')
+    if not quoted:
+        return block
+    table = table.assign(**quoted)
+    return table if isinstance(block, pd.DataFrame) else table.iloc[0].to_dict()
 
 
 def pixel_table(

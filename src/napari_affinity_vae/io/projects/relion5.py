@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import starfile
 
-from napari_affinity_vae.errors import ParticleFileError
+from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.projects.project import (
@@ -31,7 +30,6 @@ from napari_affinity_vae.io.projects.project import (
 )
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
-    MISSING,
     ORIGIN_COLUMNS,
     TOMO_COLUMN,
     from_star,
@@ -236,6 +234,9 @@ def write_relion4(project: Project, particles: pd.DataFrame, path: Path) -> Path
 
 def write_blocks(path: Path, blocks: dict[str, pd.DataFrame | dict]) -> Path:
     """A STAR file of several blocks, written atomically."""
-    with atomic_path(path) as tmp:
-        starfile.write(blocks, tmp, overwrite=True, na_rep=MISSING)
+    try:
+        with atomic_path(path) as tmp:
+            star.write_blocks_as_text(tmp, blocks)
+    except InputFileError as err:  # name the user's file, not the one staged beside it
+        raise ParticleFileError(path, err.problem) from None
     return path
