@@ -6,6 +6,7 @@ mode; corrupt subtomogram stacks and complex (Fourier) MRC files."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -229,6 +230,39 @@ def test_evaluate_refuses_one_class_or_classes_shared_with_none(tmp_path, capsys
     assert main(["evaluate", *common, "--train", str(two), "--test", str(other)]) == 2
     err = capsys.readouterr().err
     assert "(c, d) share none with the training set's (a, b)" in err
+
+
+def _stack(folder: Path, table: pd.DataFrame) -> Path:
+    """A subtomogram stack of noise boxes with ``table``, and an identity affinity of a and b."""
+    write_subtomograms(folder, _noise(len(table), 16, 16, 16), table, 10.0)
+    pd.DataFrame(np.eye(2), columns=["a", "b"]).to_csv(folder / "affinity.csv", index=False)
+    return folder
+
+
+def test_evaluate_on_odd_labelled_sets_scores_or_says_why(tmp_path, capsys):
+    """Two test boxes, a blank angle, a blank class: tracebacks from the silhouette, the pose
+    score and the sorting of class names."""
+    model = _model(tmp_path / "m")
+    angles = {"rot": 10.0, "tilt": 20.0, "psi": 30.0}
+    train_set = _stack(tmp_path / "train", pd.DataFrame({"class_name": list("aabbab"), **angles}))
+    two = _stack(tmp_path / "two", pd.DataFrame({"class_name": list("ab"), **angles}))
+    common = [str(model), "--no-baselines", "--train", str(train_set)]
+    out = tmp_path / "two.json"
+    assert main(["evaluate", *common, "--test", str(two), "--out", str(out)]) == 0
+    scores = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert "silhouette" not in scores["affinity-vae"]  # undefined for one box a class
+    blank = pd.DataFrame({"class_name": list("aabb"), **angles})
+    blank.loc[1, "rot"] = np.nan
+    blank_angle = _stack(tmp_path / "angle", blank)
+    assert main(["evaluate", *common, "--test", str(blank_angle)]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 4 boxes have a blank rot, tilt or psi" in err and "Traceback" not in err
+    blank = pd.DataFrame({"class_name": ["a", None, "b", "b"], **angles})
+    no_class = _stack(tmp_path / "class", blank)
+    assert main(["evaluate", *common, "--test", str(no_class)]) == 2
+    said = f"{no_class / 'subtomograms.csv'}: 1 of 4 rows name no class (class_name blank, the "
+    assert said + "first on line 3)" in capsys.readouterr().err
+    assert "1 of 4 rows name no class" in _refused_training(no_class, capsys)
 
 
 def test_evaluating_a_model_of_nan_weights_is_a_clear_error():

@@ -1057,8 +1057,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from tqdm import tqdm
 
     from napari_affinity_vae.io.atomic import atomic_path
@@ -1068,6 +1066,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
     from napari_affinity_vae.simulate.molecules import MOLECULES, symmetry
+    from napari_affinity_vae.text import strict_json
 
     _refuse_existing(args, args.out)
     weights = checkpoint_path(args.checkpoint or "bundled")
@@ -1107,7 +1106,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             print(f"{dimension:<14}" + "".join(f"{f'{k} {v:.2f}':>19}" for k, v in best))
     if args.out:
         with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(results, indent=2))
+            tmp.write_text(strict_json(results))
     if args.record:
         card.metrics = {"evaluation": results, "train": str(args.train), "test": str(args.test)}
         card_path = checkpoint_file(weights, ".json")

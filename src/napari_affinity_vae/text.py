@@ -15,3 +15,21 @@ def first_few(indices: Iterable[int], most: int = 5) -> str:
     shown = [str(int(i)) for i in indices]
     more = f" and {len(shown) - most} more" if len(shown) > most else ""
     return ", ".join(shown[:most]) + more
+
+
+def strict_json(data: object) -> str:
+    """``data`` as indented JSON that strict readers (jq, JavaScript) take: a NaN or infinite
+    number, which Python would write bare, is null."""
+    import json
+    import math
+
+    def finite(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(data), indent=2, allow_nan=False)

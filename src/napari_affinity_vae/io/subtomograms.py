@@ -13,6 +13,7 @@ import pandas as pd
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.io.tomogram import write_tomogram
+from napari_affinity_vae.schema import CLASS_NAME
 
 
 def write_subtomograms(
@@ -41,11 +42,26 @@ def read_subtomograms(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     except (OSError, ValueError, ArithmeticError, EOFError) as err:
         # ArithmeticError: mrcfile divides by a header's zero sizes (a stack of 0-voxel boxes)
         raise InputFileError(stack, f"not a readable stack of boxes ({err})") from None
-    try:
-        table = pd.read_csv(folder / "subtomograms.csv")
+    try:  # class names as text: "01" stays "01"
+        table = pd.read_csv(folder / "subtomograms.csv", dtype={CLASS_NAME: str})
     except (OSError, ValueError) as err:
         raise InputFileError(folder, f"not a subtomogram training set ({err})") from None
     if boxes.ndim != 4 or len(boxes) != len(table) or not boxes.size:
         raise InputFileError(folder, f"{len(table)} table rows for boxes of shape {boxes.shape}")
+    _check_classes(folder / "subtomograms.csv", table)
     table.attrs["voxel_size"] = voxel_size
     return boxes, table
+
+
+def _check_classes(path: Path, table: pd.DataFrame) -> None:
+    """Refuse a table without a class for every box."""
+    if CLASS_NAME not in table:
+        raise InputFileError(path, f"no {CLASS_NAME} column: each box's class is needed")
+    blank = table[CLASS_NAME].isna() | (table[CLASS_NAME].str.strip() == "")
+    if blank.any():
+        first = int(np.flatnonzero(blank.to_numpy())[0]) + 2  # the file's line: header first
+        raise InputFileError(
+            path,
+            f"{int(blank.sum())} of {len(table)} rows name no class ({CLASS_NAME} blank, the "
+            f"first on line {first}): name each box's class, or remove its row and box",
+        )

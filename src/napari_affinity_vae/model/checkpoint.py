@@ -22,6 +22,7 @@ from napari_affinity_vae import __version__
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.atomic import atomic_files
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
+from napari_affinity_vae.text import strict_json
 
 FORMAT = "napari-affinity-vae/1"
 
@@ -58,7 +59,7 @@ class ModelCard:
         data = asdict(self)
         del data["path"]
         data["architecture"] = self.architecture.to_dict()
-        return json.dumps(data, indent=2)
+        return strict_json(data)
 
 
 def library_versions() -> dict[str, str]:

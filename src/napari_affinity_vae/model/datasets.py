@@ -73,7 +73,7 @@ def load_training_set(
         voxel_size = voxel_size or table.attrs["voxel_size"]
         if not voxel_size:
             raise InputFileError(source, NO_VOXEL_SIZE)
-        angles = table[list(ANGLES)].to_numpy()
+        angles = _known_angles(source, table)
         _refuse_non_finite(boxes, source, "box")
     elif source.is_dir():
         boxes, names, voxel_size = _from_particle_folder(source, voxel_size)  # checked as read
@@ -98,11 +98,28 @@ def load_training_set(
     )
 
 
+def _known_angles(source: Path, table: pd.DataFrame) -> np.ndarray | None:
+    """The boxes' rot, tilt and psi; None, with a warning, where some are blank or missing:
+    orientation is then not scored."""
+    angles = table.reindex(columns=list(ANGLES)).to_numpy(dtype=float)
+    unknown = ~np.isfinite(angles).all(axis=1)
+    if unknown.any():
+        warnings.warn(
+            f"{source / 'subtomograms.csv'}: {int(unknown.sum())} of {len(table)} boxes have a "
+            "blank rot, tilt or psi: the set's orientations are left unknown (avae evaluate "
+            "scores no pose or disentanglement on it)",
+            stacklevel=3,
+        )
+        return None
+    return angles
+
+
 def load_factors(source: str | Path) -> pd.DataFrame | None:
     """The generative factors of a simulator set's boxes, row by row as its stack: ``class``; the
     orientation as the nine entries ``R_ij`` (i, j in x, y, z) of the rotation that turns the
     reference into the particle; ``shift_z/y/x``, the particle's offset in its box (voxels).
-    None for the other layouts, whose factors are not known.
+    None for the other layouts, whose factors are not known, for a table without the
+    simulator's shifts (a stack made by another tool) and for one with blank angles.
 
     Matrix entries rather than Euler angles, which wrap at 360 degrees and near tilt 0 say only
     rot + psi; or a quaternion, whose sign must be fixed, so that it jumps at half turns. Each
@@ -113,6 +130,10 @@ def load_factors(source: str | Path) -> pd.DataFrame | None:
         return None
     try:
         table = pd.read_csv(path)
+        if not set(SHIFTS) <= set(table):
+            return None  # a stack made by another tool: its factors are not known
+        if not np.isfinite(table.reindex(columns=list(ANGLES)).to_numpy(dtype=float)).all():
+            return None  # orientations not known (loading the set warns)
         matrices = angles_to_matrices(table[list(ANGLES)].to_numpy())
         factors = {"class": table[CLASS_NAME].astype(str).to_numpy()}
         factors |= {
