@@ -20,6 +20,7 @@ from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
 from napari_affinity_vae.widgets import decode as decode_module
 from napari_affinity_vae.widgets import train as train_module
 from napari_affinity_vae.widgets.embed import BUNDLED, CHECKPOINT
+from napari_affinity_vae.widgets.export import ALL
 from test_clicks import (
     _embed_by_clicks,
     click,
@@ -133,6 +134,30 @@ def test_label_names_show_as_typed_and_each_legend_entry_selects_its_own(
     for (name, link), row in zip(links, [*(rows[n] for n in shown[:-1]), 4], strict=True):
         scatter.legend.linkActivated.emit(link)
         assert session.selection.tolist() == [row], name
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".star"])
+def test_labels_typed_as_numbers_come_back_as_the_same_classes(
+    explorer, qtbot, tmp_path, small_tomogram, suffix
+):
+    """Labels 1 and 007, exported and imported, came back as the numbers 1.0 and 7.0: coloured
+    as a measurement, no legend to select a class by."""
+    _, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "p", n=3))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    scatter, export = widgets["Latent scatter"], widgets["Export"]
+    for row, name in ((0, "1"), (1, "007")):
+        session.select([row])
+        type_into(qtbot, scatter.label_name, name)
+        click(qtbot, scatter.label_button)
+    export.what.value, export.latents.value = ALL, True  # the 2D map too: a legend to click
+    type_into(qtbot, export.file, str(tmp_path / f"labelled{suffix}"))
+    click(qtbot, export.export_button)
+    type_into(qtbot, widgets["Particles"].file, str(tmp_path / f"labelled{suffix}"))
+    click(qtbot, widgets["Particles"].import_button)
+    assert session.particles["label"].tolist()[:2] == ["1", "007"]
+    scatter.colour_by.value = "label"
+    assert [name for name, _ in legend_links(scatter.legend)] == ["007", "1", "unlabelled"]
 
 
 def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(

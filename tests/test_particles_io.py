@@ -611,3 +611,18 @@ def test_a_star_file_of_two_coordinate_blocks_is_refused_not_half_read(tmp_path)
         read_particles(path)
     starfile.write({"first": rows, "particles": pd.concat([rows] * 6)}, path, overwrite=True)
     assert len(read_particles(path)) == 12  # data_particles is RELION's own
+
+
+def test_csv_keeps_a_column_s_digits(tmp_path):
+    """Six significant digits made IDs 1234567 and 1234568 one ID, and 21534.25 21534.2."""
+    table = pd.DataFrame(
+        {
+            "z": [1.0, 2.0],
+            "y": [3.0, 4.0],
+            "x": [21534.25, 6.0],
+            "particle_id": [1234567.0, 1234568.0],
+        }
+    )
+    back = read_particles(write_particles(table, tmp_path / "ids.csv", voxel_size=10.0))
+    assert back["particle_id"].tolist() == [1234567, 1234568]
+    assert back["x"].tolist() == [21534.25, 6.0]

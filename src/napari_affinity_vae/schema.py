@@ -19,6 +19,7 @@ TOMO_NAME = "tomo_name"  # the tomogram a particle belongs to
 TOMOGRAM_MISSING = "tomogram_missing"  # True where a project's tomogram cannot be opened
 CLASS_NAME = "class_name"  # a known class label (ground truth, or a picker's class)
 LABEL = "label"  # a class the user named in the explorer (empty: not labelled)
+TEXT_COLUMNS = (TOMO_NAME, CLASS_NAME, LABEL)  # read as text: "01" stays "01", "1" is no 1.0
 TEMPLATE = "template"  # the template a template matcher found it with
 SCORE = "score"  # a picker's confidence
 

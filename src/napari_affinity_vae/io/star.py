@@ -30,7 +30,9 @@ from napari_affinity_vae.io.validate import (
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
     AXES,
+    CLASS_NAME,
     COORDINATE_BINNING,
+    LABEL,
     OPTICS_GROUP,
     PSI,
     ROT,
@@ -303,7 +305,8 @@ def tomogram_names(path: Path) -> list[str]:
 
 
 def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict]:
-    """Every block of a STAR file, the ``as_text`` columns as text (a block of one particle or
+    """Every block of a STAR file, the ``as_text`` columns and the explorer's class names and
+    labels as text (a block of one particle or
     tomogram written without ``loop_`` as a table of one row). A table of particles that
     names no ``rlnTomoName`` but ``rlnMicrographName`` (Warp, pytom-match-pick) gets the
     micrograph's file stem as its tomogram's name. A block naming a column twice, or a block
@@ -311,7 +314,9 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
     _check_block_names(path)
     try:
         blocks = starfile.read(
-            path, always_dict=True, parse_as_string=[*as_text, MICROGRAPH_COLUMN]
+            path,
+            always_dict=True,
+            parse_as_string=[*as_text, MICROGRAPH_COLUMN, CLASS_NAME, LABEL],
         )
     except Exception as err:  # starfile raises many types for malformed text
         raise ParticleFileError(path, f"not a readable STAR file ({err})") from None

@@ -22,10 +22,11 @@ from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.frame import CoordinateFrame
 from napari_affinity_vae.io.orientation import particle_angles
 from napari_affinity_vae.io.validate import named_tomograms, numeric_column, select_tomogram
-from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TOMO_NAME
+from napari_affinity_vae.schema import ANGLES, AXES, CLUSTER, TEXT_COLUMNS, TOMO_NAME
 
 DYNAMO_ORIGIN = 1.0  # Dynamo's coordinate of the first voxel
 DYNAMO_COLUMNS = 35  # the standard table width; x, y, z are 1-based columns 24-26
+CSV_FLOAT = "%.12g"  # a particle ID of 12 digits exact; a pixel's 1e-15 of float noise not
 SAMPLE_CHARACTERS = 65_536  # of a CSV file read to tell its decimal separator
 _DYNAMO = {
     "tag": 0,
@@ -232,8 +233,8 @@ def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
 
 def _read_csv_table(path: Path) -> pd.DataFrame:
     """A CSV file separated by commas, or by semicolons or tabs with decimal points or commas
-    (as spreadsheets in some languages save them), its ``tomo_name`` column as text (``01``
-    stays ``01``)."""
+    (as spreadsheets in some languages save them), its ``tomo_name``, ``class_name`` and
+    ``label`` columns as text (``01`` stays ``01``, a label ``1`` does not become 1.0)."""
     try:
         with path.open(encoding="utf-8-sig") as file:
             header, sample = file.readline(), file.read(SAMPLE_CHARACTERS)
@@ -245,7 +246,7 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         read = functools.partial(
             pd.read_csv, path, sep=sep, decimal=decimal, encoding="utf-8-sig", index_col=False
         )
-        names = [c for c in read(nrows=0).columns if _plain(c) == TOMO_NAME]
+        names = [c for c in read(nrows=0).columns if _plain(c) in TEXT_COLUMNS]
         return read(dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
@@ -256,7 +257,7 @@ def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> No
     for axis in ("x", "y", "z"):
         out[axis] = particles[axis] / frame.voxels_per_pixel
     ordered = ["x", "y", "z", *(c for c in particles if c not in AXES)]
-    out[ordered].to_csv(path, index=False, float_format="%.6g")
+    out[ordered].to_csv(path, index=False, float_format=CSV_FLOAT)
 
 
 def dynamo_to_relion(angles: np.ndarray) -> np.ndarray:
