@@ -306,6 +306,20 @@ def test_labels_a_star_file_cannot_hold_as_written_are_quoted_or_refused(
     assert not (tmp_path / "quoted.star").exists() and export.status.value == "nothing written"
 
 
+def test_export_to_a_relative_name_says_where_the_file_went(
+    explorer, qtbot, tmp_path, notifications, monkeypatch
+):
+    """A bare name lands in napari's working folder, which the user never chose."""
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
+    monkeypatch.chdir(tmp_path)
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, "mine.csv")
+    click(qtbot, export.export_button)
+    assert f"Exported to {tmp_path / 'mine.csv'}" in messages(notifications)
+
+
 def test_export_to_a_read_only_folder_says_so(explorer, qtbot, tmp_path, notifications):
     _, widgets, session = explorer
     session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))

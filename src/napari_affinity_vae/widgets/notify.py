@@ -53,9 +53,11 @@ def warnings_as_notifications() -> Iterator[None]:
 
 
 def typed_path(value: object, what: str, field: str = "File") -> Path:
-    """The path typed (or chosen) in a file ``field``, stray spaces aside, ``~`` expanded; an
-    empty field is the user's to fill in, saying ``what`` the file is for."""
+    """The path typed (or chosen) in a file ``field``, stray spaces aside, ``~`` expanded, and
+    a relative one made absolute (napari's working folder is not one a user sees, so messages
+    name the whole path); an empty field is the user's to fill in, saying ``what`` the file is
+    for."""
     typed = str(value).strip()
     if typed in ("", "."):
         raise AffinityVAEError(f"Type the name of the file {what} ({field})")
-    return Path(typed).expanduser()
+    return Path(typed).expanduser().absolute()
