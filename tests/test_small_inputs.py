@@ -112,13 +112,19 @@ def test_explain_says_why_it_cannot(n, rows, message):
 
 
 @pytest.mark.parametrize("rows", [[0], [1, 3]])
-def test_explain_five_particles(rows):
-    latent = latents(5)
-    others = np.setdiff1d(np.arange(5), rows)
-    latent[rows] = latent[others].mean(axis=0)  # the selection stands apart on dimension 3 alone
-    latent[rows, 3] += 10.0
-    found = explain_selection(latent, np.array(rows)).dimensions
-    assert found and found[0].dimension == 3 and found[0].weight > 0
+def test_explain_few_particles(rows):
+    """Among 5 particles any one is the highest on some dimension: standing apart on one tells
+    nothing, and no dimension is given. Among 30 the same selection is explained, and with
+    fewer than 4 particles selected its accuracy is not cross-validated."""
+    for n, explained in ((5, False), (30, True)):
+        latent = latents(n)
+        others = np.setdiff1d(np.arange(n), rows)
+        latent[rows] = latent[others].mean(axis=0)  # apart on dimension 3 alone
+        latent[rows, 3] += 10.0
+        found = explain_selection(latent, np.array(rows))
+        assert bool(found.dimensions) == explained and found.accuracy is None
+        if explained:
+            assert found.dimensions[0].dimension == 3 and found.dimensions[0].weight > 0
 
 
 @pytest.mark.parametrize("n", SIZES)

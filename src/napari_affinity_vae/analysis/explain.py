@@ -26,6 +26,7 @@ MIN_ROWS = 10  # a column is fitted to at least this many particles
 MAX_TERMS = 3  # terms of a column's polynomial, the constant aside
 MIN_GAIN = 0.01  # a further term must raise the cross-validated R^2 by this much
 ALPHA = 0.05  # a dimension joins an explanation if its likelihood-ratio test passes this level
+MIN_SIDE = 4  # particles on each side for an explanation's accuracy to be cross-validated
 DIGITS = 2  # significant digits of an equation's coefficients (its constant: one more)
 MINUS, TIMES, SQUARED = "\N{MINUS SIGN}", "\N{MIDDLE DOT}", "\N{SUPERSCRIPT TWO}"
 SIGMA, APPROX = "\N{GREEK SMALL LETTER SIGMA}", "\N{ALMOST EQUAL TO}"
@@ -281,13 +282,15 @@ def _accuracy(scaled: np.ndarray, selected: np.ndarray, most: int, seed: int) ->
     """Cross-validated balanced accuracy of the sparse model (its at most ``most`` dimensions
     chosen on each fold's training particles; a fold that chooses none guesses, 0.5) and of the
     full model of every dimension, on the same stratified folds; None when a side has fewer
-    than 2 particles."""
+    than ``MIN_SIDE`` particles (a fold's training particles could then hold only one of it,
+    too few for a choice to pass its test)."""
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold
 
-    folds = min(FOLDS, int(selected.sum()), int((~selected).sum()))
-    if folds < 2:
+    smaller = min(int(selected.sum()), int((~selected).sum()))
+    if smaller < MIN_SIDE:
         return None
+    folds = min(FOLDS, smaller)
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     sparse, full = [], []
     for train, test in split.split(scaled, selected):
