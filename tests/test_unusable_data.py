@@ -209,6 +209,18 @@ def test_a_folder_of_volume_stacks_gives_each_box_its_file_s_class(tmp_path):
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.voxel_size == 10.0
 
 
+def test_a_folder_volume_whose_header_says_space_group_0_is_one_particle(tmp_path):
+    """RELION, ChimeraX and cryoSPARC write volumes with space group 0, which mrcfile reads as
+    a stack of images: each 16^3 particle was trained as 16 images."""
+    files = {f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i), 10.0) for c in "ab" for i in range(2)}
+    folder = _folder(tmp_path / "volumes", files)
+    for path in folder.glob("*.mrc"):
+        with mrcfile.open(path, "r+") as mrc:
+            mrc.header.ispg = 0
+    data = load_training_set(folder)
+    assert data.boxes.shape == (4, 16, 16, 16) and data.labels.tolist() == [0, 0, 1, 1]
+
+
 def test_train_refuses_single_plane_boxes(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(1, 16, 16, seed=i), 10.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "planes", files)

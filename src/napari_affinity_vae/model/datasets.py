@@ -279,11 +279,14 @@ def _from_particle_folder(
 
 def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
     """A particle file's boxes as a stack (one box, or each of a ``.mrcs`` stack's) and its
-    voxel size (0: not in the header)."""
+    voxel size (0: not in the header). A ``.mrc`` file is one particle unless its header says
+    it is a stack of volumes (space group 401): RELION, ChimeraX and cryoSPARC write volumes with
+    space group 0, which mrcfile reads as a stack of images."""
     try:
         with mrcfile.open(path, permissive=False) as mrc:
             data = np.asarray(mrc.data, dtype=np.float32)
-            stack = mrc.is_volume_stack() or mrc.is_image_stack()
+            images = mrc.is_image_stack() and path.suffix.lower() == ".mrcs"
+            stack = mrc.is_volume_stack() or images
             to_zyx = axis_order(mrc.header)
             if to_zyx is not None and data.ndim == 3 and not stack:
                 data = data.transpose(to_zyx)
