@@ -221,6 +221,27 @@ def test_a_folder_volume_whose_header_says_space_group_0_is_one_particle(tmp_pat
     assert data.boxes.shape == (4, 16, 16, 16) and data.labels.tolist() == [0, 0, 1, 1]
 
 
+def test_a_folder_s_class_names_may_hold_underscores(tmp_path):
+    """Files single_ring_0.mrc were taken for a class single and skipped without a word: a
+    one-class model was trained from a folder of three."""
+    files = {
+        f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i), 10.0)
+        for c in ("single_ring", "b_c", "b")
+        for i in range(2)
+    }
+    folder = _folder(tmp_path / "rings", files, classes="single_ring,b_c,b,absent")
+    with pytest.warns(UserWarning, match="lists absent, of which the folder has no"):
+        data = load_training_set(folder)
+    assert data.classes == ["b", "b_c", "single_ring"] and data.labels.tolist() == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+    ]
+
+
 def test_train_refuses_single_plane_boxes(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(1, 16, 16, seed=i), 10.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "planes", files)

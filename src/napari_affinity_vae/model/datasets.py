@@ -239,7 +239,10 @@ def _from_particle_folder(
     each of its boxes to the file's class) and their voxel size (``voxel_size`` if given, else
     the headers'), refused where a file is unreadable, holds NaN, is not a cubic box (or square
     image), or differs from the others in shape or (unless given) voxel size, and where no
-    header gives a voxel size and none is given."""
+    header gives a voxel size and none is given. With a ``classes.csv``, a file's class is the
+    longest listed class its name begins with before a ``_`` (``single_ring_0003.mrc`` is
+    ``single_ring``), and a listed class without files is warned of; without one, the name up to
+    its first ``_``."""
     wanted = None
     if (folder / "classes.csv").is_file():
         wanted = {t for t in re.split(r"[,\s]+", (folder / "classes.csv").read_text()) if t}
@@ -247,8 +250,8 @@ def _from_particle_folder(
     sizes: dict[float, Path] = {}  # voxel size -> the first file of it
     shapes: dict[tuple[int, ...], Path] = {}  # box shape -> the first file of it
     for path in sorted(folder.glob("*.mrc*")):
-        name = path.name.split("_", 1)[0]
-        if wanted is not None and name not in wanted:
+        name = _class_of(path.name, wanted)
+        if name is None:
             continue
         data, size = _read_particle_file(path)
         sizes.setdefault(size, path)
@@ -257,6 +260,13 @@ def _from_particle_folder(
         names.extend([name] * len(data))
     if not boxes:
         raise InputFileError(folder, "no <class>_<anything>.mrc files of the listed classes")
+    absent = sorted((wanted or set()) - set(names))
+    if absent:
+        warnings.warn(
+            f"{folder / 'classes.csv'}: lists {', '.join(absent)}, of which the folder has no "
+            "<class>_<anything>.mrc file; the set has no such class",
+            stacklevel=3,
+        )
     if len(shapes) > 1:
         listed = "; ".join(f"{p.name}: {'x'.join(map(str, s))}" for s, p in shapes.items())
         raise InputFileError(
@@ -275,6 +285,15 @@ def _from_particle_folder(
     if not known:
         raise InputFileError(folder, NO_VOXEL_SIZE)
     return np.stack(boxes), np.array(names), next(iter(known))
+
+
+def _class_of(file_name: str, wanted: set[str] | None) -> str | None:
+    """The class of a ``<class>_<anything>.mrc`` file: the longest of the ``wanted`` classes it
+    begins with (None: of none), or without a list the name up to its first ``_``."""
+    if wanted is None:
+        return file_name.split("_", 1)[0]
+    matching = [c for c in wanted if file_name.startswith(f"{c}_")]
+    return max(matching, key=len) if matching else None
 
 
 def _read_particle_file(path: Path) -> tuple[np.ndarray, float]:
