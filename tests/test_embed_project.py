@@ -3,6 +3,7 @@ failures reported per tomogram and finished tomograms kept for a resumed run."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,13 @@ def test_resume_skips_the_tomograms_an_earlier_run_finished(project_folder, bund
     np.testing.assert_allclose(_latent(resumed), _latent(_embed(project, bundled)), atol=1e-6)
     with pytest.raises(AffinityVAEError, match="another model or settings"):
         next(embed_project_steps(project, *bundled, batch=BATCH, parts=parts, inverted=True))
+    # picks corrected (or read at another binning or voxel size) since: TS_01 is embedded again
+    moved = dataclasses.replace(project, particles=project.particles.copy())
+    moved.particles.loc[moved.rows_of("TS_01"), "x"] += 3.0
+    steps = embed_project_steps(moved, *bundled, batch=BATCH, parts=parts)
+    again = run_steps(steps, 21, "", None)
+    np.testing.assert_allclose(_latent(again), _latent(_embed(moved, bundled)), atol=1e-6)
+    assert not np.allclose(_latent(again)[:7], _latent(resumed)[:7], atol=1e-3)
 
 
 def test_avae_embed_a_project_on_two_workers_writes_one_star_and_its_parquet_twin(

@@ -31,6 +31,7 @@ from napari_affinity_vae.schema import AXES, TOMOGRAM_MISSING, derived_columns
 FAILURES = "failures"  # attrs key: tomogram name -> why it was not embedded
 SKIP_HINT = "skip unusable rows to embed the others"  # ends why a tomogram's rows were unusable
 RUN_FILE = "run.json"  # in the parts folder: what the parts were embedded with
+PART_VOXEL_SIZE = "part_voxel_size"  # a part's column: the tomogram's voxel size it was cut at
 # Dask sets MALLOC_TRIM_THRESHOLD_ to 64 KiB for its workers, and any such setting stops glibc
 # from raising its thresholds as a program frees large blocks: every forward pass then maps its
 # layers' outputs afresh and faults them in page by page (the encoder ran at two thirds of its
@@ -77,7 +78,7 @@ def embed_project_steps(
     jobs, failures = _jobs(project)
     done = {}
     if parts is not None:
-        done = _load_parts(parts, _run_record(card, batch, inverted, error), jobs)
+        done = _load_parts(parts, _run_record(card, batch, inverted, error), project, jobs)
     count = sum(len(t) for t in done.values())
     if count:
         yield count
@@ -97,7 +98,7 @@ def embed_project_steps(
             done[name] = result
             count += len(result)
             if parts is not None:
-                _save_part(parts, name, result)
+                _save_part(parts, name, result, project, jobs[name])
         yield count
     columns = pd.concat(list(done.values())) if done else pd.DataFrame(index=pd.Index([]))
     table = particles.join(columns.sort_index(), how="left")  # earlier results replaced
@@ -210,8 +211,12 @@ def _run_record(card: ModelCard, batch: int, inverted: bool, error: bool) -> dic
     return {"model": card.to_json(), "batch": batch, "inverted": inverted, "error": error}
 
 
-def _load_parts(parts: Path, record: dict, jobs: dict[str, pd.DataFrame]) -> dict:
-    """Finished tomograms kept in ``parts`` by an earlier run with the same model and settings."""
+def _load_parts(
+    parts: Path, record: dict, project: Project, jobs: dict[str, pd.DataFrame]
+) -> dict:
+    """Finished tomograms kept in ``parts`` by an earlier run with the same model and settings,
+    of the same particles at the same places in a tomogram of the same voxel size (a part of
+    picks since corrected, or of another binning or voxel size, is embedded again)."""
     parts.mkdir(parents=True, exist_ok=True)
     run = parts / RUN_FILE
     if run.is_file() and json.loads(run.read_text()) != record:
@@ -224,13 +229,27 @@ def _load_parts(parts: Path, record: dict, jobs: dict[str, pd.DataFrame]) -> dic
     done = {}
     for name, rows in jobs.items():
         path = parts / f"{name}.parquet"
-        if path.is_file():
-            table = pd.read_parquet(path)
-            if len(table) == len(rows) and np.array_equal(table.index, rows.index):
-                done[name] = table
+        if not path.is_file():
+            continue
+        table = pd.read_parquet(path)
+        same = (
+            len(table) == len(rows)
+            and np.array_equal(table.index, rows.index)
+            and {*AXES, PART_VOXEL_SIZE} <= set(table)
+            and np.allclose(table[list(AXES)], rows[list(AXES)], rtol=0, atol=1e-6)
+            and np.allclose(table[PART_VOXEL_SIZE], project.tomograms[name].voxel_size or np.nan)
+        )
+        if same:
+            done[name] = table.drop(columns=[*AXES, PART_VOXEL_SIZE])
     return done
 
 
-def _save_part(parts: Path, name: str, table: pd.DataFrame) -> None:
+def _save_part(
+    parts: Path, name: str, table: pd.DataFrame, project: Project, rows: pd.DataFrame
+) -> None:
+    """A finished tomogram's derived columns, with the positions and voxel size they are of."""
+    kept = table.join(rows[list(AXES)]).assign(
+        **{PART_VOXEL_SIZE: project.tomograms[name].voxel_size}
+    )
     with atomic_path(parts / f"{name}.parquet") as tmp:
-        table.to_parquet(tmp)
+        kept.to_parquet(tmp)
