@@ -392,6 +392,12 @@ def test_resuming_with_another_split_is_refused(tiny_sets, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "run.json" in err and f"trained with {option[0]} " in err
         assert not (tmp_path / "more.json").exists()
+    # another set (the held-out one, of a third class): the card and best epoch would mix sets
+    args = ["--resume", str(card), "--validation", "0.25", "--seed", "3", "--epochs", "2"]
+    assert _train(tiny_sets / "test", tmp_path / "more", *args) == 2
+    err = capsys.readouterr().err
+    assert "run.json: this run was trained on " in err and "classes globular, tetrahedral;" in err
+    assert not (tmp_path / "more.json").exists()
     # a run already as long as asked: nothing to train, and no copy that looks like a new run
     assert _flat_run(tiny_sets, tmp_path / "more", 1, "--resume", str(card)) == 2
     err = capsys.readouterr().err

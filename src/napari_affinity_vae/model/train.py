@@ -228,7 +228,8 @@ def training_card(
 ) -> ModelCard:
     """The card of a model trained on ``data`` with ``config`` for ``history``'s epochs;
     ``init`` names the model it was fine-tuned from (empty: trained from scratch)."""
-    training = {"data": data.description, "command": command, "config": config.to_dict()}
+    training = {"data": data.description, "boxes": len(data.boxes), "command": command}
+    training["config"] = config.to_dict()
     training |= {"init": init} if init else {}
     return ModelCard(
         architecture=model.architecture,
@@ -262,6 +263,7 @@ def train(
     history: list[dict] = []
     if resume is not None:
         model, card = starting_model(resume, data)
+        _check_same_data(card, data)
         _check_same_split(card, config)
         history = list(card.training.get("history", []))[: card.training.get("best_epoch")]
         if len(history) >= config.epochs:
@@ -311,6 +313,19 @@ def train(
 def weights_copy(model: AffinityVAE) -> dict[str, torch.Tensor]:
     """A CPU copy of ``model``'s weights, which training goes on without changing."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _check_same_data(card: ModelCard, data: TrainingData) -> None:
+    """Refuse to resume a run on another set: its best epoch, its validation losses and its
+    card would mix two sets."""
+    before = card.training.get("boxes", len(data.boxes))  # older cards do not say
+    if list(card.classes) != list(data.classes) or before != len(data.boxes):
+        raise TrainingError(
+            f"{card.path}: this run was trained on {card.training.get('data') or 'another set'}"
+            f", classes {', '.join(card.classes)}; not on {data.description}, classes "
+            f"{', '.join(data.classes)}: resume it on the same set, or --init it to start a new "
+            "run from its weights"
+        )
 
 
 def _check_same_split(card: ModelCard, config: TrainingConfig) -> None:

@@ -211,9 +211,7 @@ def _run_record(card: ModelCard, batch: int, inverted: bool, error: bool) -> dic
     return {"model": card.to_json(), "batch": batch, "inverted": inverted, "error": error}
 
 
-def _load_parts(
-    parts: Path, record: dict, project: Project, jobs: dict[str, pd.DataFrame]
-) -> dict:
+def _load_parts(parts: Path, record: dict, project: Project, jobs: dict[str, pd.DataFrame]) -> dict:
     """Finished tomograms kept in ``parts`` by an earlier run with the same model and settings,
     of the same particles at the same places in a tomogram of the same voxel size (a part of
     picks since corrected, or of another binning or voxel size, is embedded again)."""
