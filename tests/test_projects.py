@@ -608,3 +608,53 @@ def test_a_project_star_of_two_coordinate_blocks_is_refused_not_half_read(tmp_pa
     starfile.write({"first": rows, "second": pd.concat([rows] * 6)}, star)
     with pytest.raises(ParticleFileError, match=r"2 blocks \(data_first \(2 rows\)"):
         open_project([star, tmp_path])
+
+
+def test_an_imod_folder_pairs_picks_with_the_reconstruction_not_the_tilt_series(tmp_path):
+    """etomo leaves TS_01.st (the tilt series), TS_01_ali.mrc and TS_01_rec.mrc: the tilt series
+    was taken for the tomogram of TS_01.csv, and its boxes embedded."""
+    folder = tmp_path / "imod"
+    folder.mkdir()
+    for name, shape in (("TS_01.st", (41, 64, 64)), ("TS_01_ali.mrc", (41, 64, 64))):
+        write_mrc(folder / name, np.zeros(shape, np.float32), voxel_size=10.0)
+    write_mrc(folder / "TS_01_rec.mrc", np.zeros((20, 64, 64), np.float32), voxel_size=10.0)
+    (folder / "TS_01.csv").write_text("x,y,z\n30,30,10\n")
+    project = open_project([folder])
+    assert list(project.tomograms) == ["TS_01"]
+    assert project.tomograms["TS_01"].files["tomogram"].name == "TS_01_rec.mrc"
+    assert project.tomograms["TS_01"].shape == (20, 64, 64) and len(project.particles) == 1
+
+
+def test_a_folder_says_which_coordinate_files_it_cannot_use(tmp_path):
+    """Picks of a tomogram not in the folder, and two files of one tomogram's picks, were left
+    out without a word; a name two files could be was called missing."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    write_mrc(folder / "TS_01.mrc", np.zeros((20, 40, 40), np.float32), voxel_size=10.0)
+    (folder / "TS_01.csv").write_text("x,y,z\n20,20,10\n")
+    (folder / "TS_02.csv").write_text("x,y,z\n20,20,10\n")
+    with pytest.warns(UserWarning, match="no tomogram of the name of TS_02.csv; their particles"):
+        assert len(open_project([folder]).particles) == 1
+    (folder / "TS_01.coords").write_text("20 20 10\n")
+    with pytest.raises(ParticleFileError, match=r"TS_01\.coords and TS_01\.csv both give TS_01's"):
+        open_project([folder])
+    for name in ("TS_1_rec.mrc", "TS_1_den.mrc"):
+        write_mrc(tmp_path / name, np.zeros((20, 40, 40), np.float32), voxel_size=10.0)
+    star = tmp_path / "picks.star"
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnTomoName": ["TS_1"],
+                    "rlnCoordinateX": [20.0],
+                    "rlnCoordinateY": [20.0],
+                    "rlnCoordinateZ": [10.0],
+                }
+            )
+        },
+        star,
+    )
+    problem = open_project([star, tmp_path]).tomograms["TS_1"].problem
+    assert problem == (
+        "2 tomogram files could be it (TS_1_den.mrc, TS_1_rec.mrc): rename all but one"
+    )

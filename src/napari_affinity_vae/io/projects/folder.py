@@ -4,6 +4,7 @@ tomogram."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,23 @@ from napari_affinity_vae.schema import (
 )
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
+STACK_SUFFIXES = (".st", ".mrcs")  # tilt series and stacks: never a folder's tomogram
+STACK_ENDINGS = ("_ali", "_preali", "_fid", "_erase")  # IMOD's aligned and working stacks
 
 
 def tomogram_files(folder: Path) -> dict[str, Path]:
     """The tomograms in ``folder`` (MRC files, OME-Zarr folders) by stem, sorted; of one stem's
-    files (``TS_01.mrc``, ``TS_01.rec``), the suffix first in ``TOMOGRAM_SUFFIXES``, then Zarr."""
+    files (``TS_01.mrc``, ``TS_01.rec``), the suffix first in ``TOMOGRAM_SUFFIXES``, then Zarr.
+    Tilt series and stacks (IMOD's ``TS_01.st``, ``TS_01_ali.mrc``) are no tomograms."""
     suffixes = (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
     files = [
         p
         for p in folder.iterdir()
-        if (p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()) or is_ome_zarr(p)
+        if (
+            ((p.suffix.lower() in TOMOGRAM_SUFFIXES and p.is_file()) or is_ome_zarr(p))
+            and p.suffix.lower() not in STACK_SUFFIXES
+            and not tomogram_stem(p).endswith(STACK_ENDINGS)
+        )
     ]
     rank = {s: i for i, s in enumerate(suffixes)}  # an OME-Zarr folder may have no suffix
     files.sort(
@@ -64,10 +72,14 @@ def tomogram_files(folder: Path) -> dict[str, Path]:
     return dict(sorted({tomogram_stem(p): p for p in files}.items()))
 
 
-def entry(name: str, path: Path | None, voxel_size: float | None = None) -> TomogramEntry:
-    """A tomogram described by its file's header (``voxel_size`` overrides the header's)."""
+def entry(
+    name: str, path: Path | None, voxel_size: float | None = None, problem: str | None = None
+) -> TomogramEntry:
+    """A tomogram described by its file's header (``voxel_size`` overrides the header's); without
+    a file, ``problem`` says why."""
     if path is None:
-        return TomogramEntry(name, {}, voxel_size, None, problem="no tomogram file of this name")
+        problem = problem or "no tomogram file of this name"
+        return TomogramEntry(name, {}, voxel_size, None, problem=problem)
     shape, header_size, problem = read_shape(path)
     size = voxel_size or header_size
     if problem is None and size is None:
@@ -80,13 +92,32 @@ def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
     separator (``TS_1`` takes ``TS_1_rec`` but never ``TS_10``)."""
     found = {}
     for name in names:
-        starting = [
-            p
-            for stem, p in files.items()
-            if stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS
-        ]
+        starting = _starting_with(name, files)
         found[name] = files.get(name) or (starting[0] if len(starting) == 1 else None)
     return found
+
+
+def _starting_with(name: str, files: dict[str, Path]) -> list[Path]:
+    return [
+        p
+        for stem, p in files.items()
+        if stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS
+    ]
+
+
+def matched_entries(
+    names: list[str], files: dict[str, Path], voxel_size: float | None = None
+) -> dict[str, TomogramEntry]:
+    """Each name's tomogram (:func:`match`); a name two files could be is said to be so."""
+    entries = {}
+    for name, path in match(names, files).items():
+        candidates = _starting_with(name, files) if path is None else []
+        problem = None
+        if len(candidates) > 1:
+            listed = ", ".join(p.name for p in candidates)
+            problem = f"{len(candidates)} tomogram files could be it ({listed}): rename all but one"
+        entries[name] = entry(name, path, voxel_size, problem)
+    return entries
 
 
 def read_named(
@@ -102,7 +133,7 @@ def read_named(
         raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
     names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
     files = tomogram_files(folder)
-    entries = {n: entry(n, p, voxel_size) for n, p in match(names, files).items()}
+    entries = matched_entries(names, files, voxel_size)
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     origins = {}  # where the file's Angstrom count from, if it gave Angstrom
     if PIXEL_COLUMNS["x"] in block:
@@ -154,13 +185,29 @@ def read_folder(
     ``skip``, but for rows with NaN or outside their tomogram (otherwise an error)."""
     files = tomogram_files(folder)
     if not files:
-        raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, .st)")
-    entries = {name: entry(name, path, voxel_size) for name, path in files.items()}
-    coordinate_files = {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.suffix.lower() in PARTICLE_SUFFIXES and p.stem in files
-    }
+        raise ParticleFileError(folder, "holds no tomograms (.mrc, .rec, .map, OME-Zarr)")
+    coordinate_files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in PARTICLE_SUFFIXES or not path.is_file():
+            continue
+        if path.stem in coordinate_files:
+            other = coordinate_files[path.stem].name
+            raise ParticleFileError(
+                folder, f"{other} and {path.name} both give {path.stem}'s particles: keep one"
+            )
+        coordinate_files[path.stem] = path
+    named = matched_entries(list(coordinate_files), files, voxel_size)
+    orphans = sorted(coordinate_files[n].name for n, e in named.items() if not e.files)
+    if orphans:
+        warnings.warn(
+            f"{folder}: no tomogram of the name of {', '.join(orphans)}; their particles are "
+            "left out",
+            stacklevel=3,
+        )
+    named = {n: e for n, e in named.items() if e.files}
+    taken = {e.files["tomogram"] for e in named.values()}
+    entries = {n: entry(n, p, voxel_size) for n, p in files.items() if p not in taken} | named
+    coordinate_files = {n: p for n, p in coordinate_files.items() if n in named}
     return _with_coordinates(entries, coordinate_files, (folder,), binning, own=True, skip=skip)
 
 
