@@ -197,7 +197,10 @@ def test_a_hand_pick_beside_imported_angles_is_exported_unaligned(
     type_into(qtbot, export.file, str(tmp_path / "d.tbl"))
     click(qtbot, export.export_button)
     assert np.isfinite(np.loadtxt(tmp_path / "d.tbl")).all()
-    unaligned = "1 particle without angles (added by hand) was written with angles 0"
+    unaligned = (
+        "1 particle without angles (added by hand, or read from a file without them) was "
+        "written with angles 0"
+    )
     assert messages(notifications).count(unaligned) == 3  # two STAR files and a Dynamo table
     type_into(qtbot, export.file, str(tmp_path / "c.csv"))
     click(qtbot, export.export_button)  # a CSV leaves them empty, and says nothing of angles 0

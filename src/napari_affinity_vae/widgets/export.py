@@ -177,8 +177,8 @@ class ExportWidget(Container):
         unaligned = without_angles(parts, label)
         if unaligned:
             show_info(
-                f"{count(unaligned, 'particle')} without angles (added by hand) "
-                f"{'was' if unaligned == 1 else 'were'} written with angles 0"
+                f"{count(unaligned, 'particle')} without angles (added by hand, or read from a "
+                f"file without them) {'was' if unaligned == 1 else 'were'} written with angles 0"
             )
         return written
 
