@@ -817,3 +817,20 @@ def test_a_project_opened_skipping_rows_outside_embeds_the_rest_of_their_tomogra
     _embed_by_clicks(qtbot, widgets, session)
     assert not [m for m in messages(notifications) if "not embedded" in m]
     assert np.isfinite(session.latent).all() and len(session.particles) == len(particles) - 1
+
+
+def test_a_project_in_a_folder_whose_name_holds_a_comma_opens(
+    make_napari_viewer, qtbot, tmp_path, project_folder
+):
+    """The Files field splits at ", ": my project, v2/optimisation_set.star was read as two
+    files, neither of them there."""
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    folder = tmp_path / "my project, v2"
+    folder.mkdir()
+    star = _broken_copy(project_folder, folder, ())
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(star))
+    click(qtbot, dock.open_button)
+    project = session_for(viewer).project
+    assert project is not None and sorted(project.tomograms) == ["TS_01", "TS_02", "TS_03"]

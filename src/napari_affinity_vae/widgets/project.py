@@ -116,7 +116,7 @@ class ProjectWidget(Container):
         """Open the project the files (and folder) name, with ``pick_sets`` the chosen picks of a
         copick project or Portal download (default all), and show its first tomogram."""
         if paths is None:
-            paths = [Path(p) for p in self.files.value or ()]
+            paths = whole_paths([str(p) for p in self.files.value or ()])
             folder = str(self.folder.value)
             if folder not in ("", "."):
                 paths.append(Path(folder))
@@ -279,3 +279,22 @@ def _status(project: Project, name: str) -> str:
     if entry is None:
         return "no tomogram of this name"
     return entry.problem or ", ".join(entry.files)
+
+
+def whole_paths(parts: list[str]) -> list[Path]:
+    """The files of a field of several, which magicgui splits at ", ": pieces of a path that
+    holds ", " itself (``my project, v2/particles.star``) are joined again where that names a
+    file or folder."""
+    paths, start = [], 0
+    while start < len(parts):
+        end = next(
+            (
+                end
+                for end in range(start + 1, len(parts) + 1)
+                if Path(", ".join(parts[start:end])).exists()
+            ),
+            start + 1,
+        )
+        paths.append(Path(", ".join(parts[start:end])))
+        start = end
+    return paths
