@@ -350,6 +350,9 @@ def test_a_dynamo_table_with_its_doc_or_vll_index(tmp_path):
     assert vll.tomograms["1"].path == tmp_path / "tomo1.mrc"
     assert vll.tomograms["2"].voxel_size == 14.0  # the list's apix overrides the header
     np.testing.assert_allclose(vll.particles[XYZ], expected)
+    # picked twice as finely as the tomograms are binned: --binning was ignored for a project
+    binned = open_project([tmp_path / "particles.tbl", tmp_path / "index.doc"], binning=2.0)
+    np.testing.assert_allclose(binned.particles[XYZ], np.array(expected) / 2)
 
 
 def test_particles_of_a_missing_tomogram_are_never_written_without_a_place(tmp_path, capsys):

@@ -63,13 +63,17 @@ def _resolved(index: Path, found: dict[str, list]) -> dict[str, tuple[Path, floa
     return {k: (root / file, size) for k, (file, size) in found.items()}
 
 
-def read_dynamo_project(table: Path, index: Path, voxel_size: float | None = None) -> Project:
-    """The particles of every tomogram of a Dynamo table, in voxels of the indexed tomograms."""
+def read_dynamo_project(
+    table: Path, index: Path, voxel_size: float | None = None, binning: float = 1.0
+) -> Project:
+    """The particles of every tomogram of a Dynamo table, in voxels of the indexed tomograms
+    (the table's pixels ``binning`` times finer than their voxels)."""
     files = read_index(index)
-    particles = read_dynamo(table, CoordinateFrame(), every_tomogram=True)
+    frame = CoordinateFrame(voxel_size=1.0, pixel_size=1 / binning)  # voxels per pixel
+    particles = read_dynamo(table, frame, every_tomogram=True)
     numbers = list(dict.fromkeys([*files, *particles["tomo_name"].astype(str)]))
     entries = {
         n: entry(n, files[n][0], voxel_size or files[n][1]) if n in files else entry(n, None)
         for n in numbers
     }
-    return Project(entries, particles, (table, index))
+    return Project(entries, particles, (table, index), binning=binning)

@@ -111,7 +111,8 @@ def _of_many(
     if set(kinds) == {"folder"}:
         return read_folder(kinds["folder"], voxel_size, binning, skip_unusable)
     if set(kinds) == {"dynamo table", "dynamo index"}:
-        return read_dynamo_project(kinds["dynamo table"], kinds["dynamo index"], voxel_size)
+        table, index = kinds["dynamo table"], kinds["dynamo index"]
+        return read_dynamo_project(table, index, voxel_size, binning)
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
     raise ParticleFileError(given[0], f"cannot make a project of {listed}; give {SOURCES}")
 
