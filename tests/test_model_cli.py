@@ -403,3 +403,12 @@ def test_resuming_with_another_split_is_refused(tiny_sets, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run.json: its weights are of epoch 1, and 1 epochs were asked for" in err
     assert not (tmp_path / "more.json").exists()
+
+
+def test_simulate_cuts_training_boxes_of_64_voxels(tmp_path):
+    """Boxes of 64 voxels (common at 5 Å) were refused: 'a globular (10 voxels across) does
+    not fit in (64, 256, 256)', the tomogram they are cut from being 64 slices deep."""
+    out = tmp_path / "big"
+    args = ["simulate", str(out), "--subtomograms", "1", "--box", "64", "--classes", "globular"]
+    assert main(args) == 0
+    assert load_training_set(out).boxes.shape == (1, 64, 64, 64)

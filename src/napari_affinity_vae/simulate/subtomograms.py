@@ -16,9 +16,16 @@ from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, SHIFTS, TILT
 from napari_affinity_vae.simulate.tomogram import Simulation, class_maps, simulate_tomogram
 
-TRAINING_TOMOGRAM = (64, 256, 256)
+TRAINING_TOMOGRAM = (64, 256, 256)  # voxels, for boxes of up to 32: larger ones get more room
 Locator = Callable[[np.ndarray, pd.DataFrame], np.ndarray]
 PARTICLES_PER_TOMOGRAM = 48
+
+
+def training_shape(box: int) -> tuple[int, int, int]:
+    """The crowded tomogram boxes of ``box`` voxels are cut from: ``TRAINING_TOMOGRAM``, twice
+    the box deep and four boxes wide where that is more (a 64^3 box did not fit in 64 slices)."""
+    depth, width, _ = TRAINING_TOMOGRAM
+    return (max(depth, 2 * box), max(width, 4 * box), max(width, 4 * box))
 
 
 def simulate_subtomograms(
@@ -51,7 +58,7 @@ def simulate_subtomograms(
     while min(counts.values()) < per_class:
         one = dataclasses.replace(
             settings,
-            shape=TRAINING_TOMOGRAM,
+            shape=training_shape(box),
             particles=PARTICLES_PER_TOMOGRAM,
             seed=int(rng.integers(2**31)),
             name=f"training_{tomogram_index:04d}",
