@@ -237,6 +237,8 @@ BAD_NUMBERS = [  # (command line after OUT's option, the error's words)
     ("simulate D --subtomograms -1", "argument --subtomograms: must be a whole number of at least"),
     ("simulate D --subtomograms 2 --box 0", "argument --box: must be a whole number of at least 1"),
     ("simulate D --tomograms 0", "argument --tomograms: must be a whole number of at least 1"),
+    ("simulate D --box 48 --at-picks", "--box, --at-picks go with --subtomograms"),  # ignored
+    ("simulate D --subtomograms 2 --tomograms 3", "--tomograms and --format make tomograms"),
     ("simulate D --tilt-range 60 -60 3", "argument --tilt-range: MIN must be below MAX"),
     ("simulate D --tilt-range -60 60 0", "argument --tilt-range: STEP must be above 0"),
     ("affinity M --voxel-size 0", "argument --voxel-size: must be a positive number, got 0"),

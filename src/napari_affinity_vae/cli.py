@@ -134,7 +134,9 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also a box centred where the built-in picker finds each particle",
     )
-    sim.add_argument("--box", type=_positive_int, default=32, help="subtomogram box in voxels")
+    sim.add_argument(
+        "--box", type=_positive_int, help=f"subtomogram box in voxels (default {SIMULATED_BOX})"
+    )
     sim.add_argument(
         "--tomograms", type=_positive_int, metavar="N", help="a RELION 5 project of N tomograms"
     )
@@ -398,6 +400,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
 
 
 PARQUET_ABOVE = 100_000  # particles: a Parquet twin of the output beside a text one
+SIMULATED_BOX = 32  # voxels: avae simulate --subtomograms' boxes unless --box says
 PARTLY_DONE = 3  # exit status: a project written without the tomograms that failed
 
 
@@ -728,6 +731,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.simulate.tiltseries import Microscope
     from napari_affinity_vae.simulate.tomogram import Simulation
 
+    _check_simulate_options(args)
     holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
     if not args.overwrite and (holds_files or args.outdir.is_file()):
         raise OutputExistsError(args.outdir)
@@ -810,6 +814,27 @@ def _emptied_on_failure(folder: Path) -> Iterator[None]:
         raise
 
 
+def _check_simulate_options(args: argparse.Namespace) -> None:
+    """Refuse options of the other mode (a training set's, a tomogram's): they were ignored."""
+    if args.subtomograms is None:
+        given = [
+            option
+            for option, value in (
+                ("--box", args.box is not None),
+                ("--off-centre", args.off_centre > 0),
+                ("--at-picks", args.at_picks),
+            )
+            if value
+        ]
+        if given:
+            raise AffinityVAEError(f"{', '.join(given)} go with --subtomograms (a training set)")
+    elif args.tomograms is not None or args.format != "mrc":
+        raise AffinityVAEError(
+            "--subtomograms makes a training set of boxes; --tomograms and --format make "
+            "tomograms: give one or the other"
+        )
+
+
 def _simulated(args: argparse.Namespace, settings: Simulation) -> Iterable[Path]:
     """Write what ``avae simulate`` asked for; the files written."""
     from tqdm import tqdm
@@ -837,7 +862,7 @@ def _simulated(args: argparse.Namespace, settings: Simulation) -> Iterable[Path]
                 inverted=settings.invert,
             )
         boxes, table = simulate_subtomograms(
-            settings, args.subtomograms, args.box, tqdm, args.off_centre, locate
+            settings, args.subtomograms, args.box or SIMULATED_BOX, tqdm, args.off_centre, locate
         )
         paths = write_subtomograms(args.outdir, boxes, table, settings.voxel_size)
         affinity, _ = class_affinity(maps, settings.voxel_size, tqdm)
