@@ -661,3 +661,22 @@ def test_a_folder_says_which_coordinate_files_it_cannot_use(tmp_path):
     assert problem == (
         "2 tomogram files could be it (TS_1_den.mrc, TS_1_rec.mrc): rename all but one"
     )
+
+
+def test_particles_of_a_tomogram_the_set_does_not_list_are_not_sent_to_csv(
+    relion5, tmp_path, capsys
+):
+    """Their RELION 5 centred coordinates need the tomogram's size: CSV, which the refusal
+    advised, writes them without a place."""
+    folder = tmp_path / "more"
+    shutil.copytree(relion5, folder)
+    particles = starfile.read(folder / "particles.star", always_dict=True)
+    block = particles["particles"]
+    block.loc[block.index[:2], "rlnTomoName"] = "TS_04"  # not in tomograms.star
+    starfile.write(particles, folder / "particles.star", overwrite=True)
+    sources = [str(folder / "tomograms.star"), str(folder / "particles.star")]
+    assert main(["embed", *sources, "--out", str(tmp_path / "x.star"), "--pca"]) == 2
+    err = capsys.readouterr().err
+    assert "the particles of TS_04 cannot be given" in err
+    assert "their voxels are unknown too: list the tomogram in tomograms.star" in err
+    assert ".csv" not in err

@@ -211,11 +211,18 @@ def check_centred(project: Project, particles: pd.DataFrame, path: Path) -> None
     unknown = [n for n in names if not (n in project.tomograms and project.tomograms[n].centred)]
     if unknown:
         listed = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        rows = particles[TOMO_NAME].astype(str).isin(unknown)
+        placed = particles.loc[rows, list(AXES)].notna().all(axis=None)
+        advice = (
+            "write .csv or .parquet, which keep their voxels, or leave them out"
+            if placed  # else no voxels to keep: their place was given from the centre
+            else "their voxels are unknown too: list the tomogram in tomograms.star, or leave "
+            "them out"
+        )
         raise ParticleFileError(
             path,
             f"the particles of {listed} cannot be given in RELION 5's centred Angstrom: the "
-            "voxel size or size of their tomogram is unknown (is its file missing?); write "
-            ".csv or .parquet, which keep their voxels, or leave them out",
+            f"voxel size or size of their tomogram is unknown (is its file missing?); {advice}",
         )
 
 
