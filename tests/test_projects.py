@@ -680,3 +680,8 @@ def test_particles_of_a_tomogram_the_set_does_not_list_are_not_sent_to_csv(
     assert "the particles of TS_04 cannot be given" in err
     assert "their voxels are unknown too: list the tomogram in tomograms.star" in err
     assert ".csv" not in err
+    out = tmp_path / "x.csv"
+    assert main(["embed", *sources, "--out", str(out), "--pca"]) == 3
+    assert f"{out}: 16 of 18 particles embedded, of 4 tomograms (1 not embedded)" in (
+        capsys.readouterr().out
+    )

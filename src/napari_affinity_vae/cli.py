@@ -1333,7 +1333,8 @@ def _embed_project(args: argparse.Namespace) -> int:
         raise ParticleFileError(args.sources[0], "no tomogram could be embedded")
     table = _analysed(args, table)
     embedded = int(table[latent_columns(table)[0]].notna().sum())
-    done = f"{embedded} of {len(table)} particles embedded, of {len(project.tomograms)} tomograms"
+    tomograms = len(set(project.tomograms) | set(failed))  # with those the files named only
+    done = f"{embedded} of {len(table)} particles embedded, of {tomograms} tomograms"
     done += f" ({len(failed)} not embedded)" if failed else ""
     for path in write_project_table(project, table, args.out, parquet=parquet):
         print(f"{path}: {done}")
