@@ -685,3 +685,19 @@ def test_particles_of_a_tomogram_the_set_does_not_list_are_not_sent_to_csv(
     assert f"{out}: 16 of 18 particles embedded, of 4 tomograms (1 not embedded)" in (
         capsys.readouterr().out
     )
+
+
+def test_the_parquet_twin_of_a_folder_project_opens_with_the_folder(tmp_path, capsys):
+    """avae embed FOLDER --out x.parquet wrote a file that only a tomograms.star reopened."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("TS_01", "TS_02"):
+        write_mrc(folder / f"{name}_rec.mrc", rng.normal(size=(20, 40, 40)).astype(np.float32))
+        (folder / f"{name}.csv").write_text("x,y,z\n20,20,10\n18,22,9\n")
+    out = tmp_path / "embedded.parquet"
+    assert main(["embed", str(folder), "--out", str(out), "--pca"]) == 0
+    project = open_project([out, folder])
+    assert sorted(project.tomograms) == ["TS_01", "TS_02"] and len(project.particles) == 4
+    assert project.tomograms["TS_02"].files["tomogram"].name == "TS_02_rec.mrc"
+    assert "latent_0" in project.particles and project.outside("TS_01") is None

@@ -21,7 +21,7 @@ from napari_affinity_vae.io.projects.project import (
     read_shape,
     to_voxels,
 )
-from napari_affinity_vae.io.projects.relion5 import read_blocks
+from napari_affinity_vae.io.projects.relion5 import read_blocks, read_particle_parquet
 from napari_affinity_vae.io.star import (
     CENTRED_COLUMNS,
     COORDINATE_COLUMNS,
@@ -175,6 +175,15 @@ def _tomogram_sizes(entries: dict[str, TomogramEntry], names: pd.Series) -> np.n
     sizes = {n: e.shape[::-1] for n, e in entries.items() if e.shape is not None}
     codes, distinct = tomogram_codes(names)  # looked up once per tomogram, not per particle
     return np.array([sizes.get(n, (1, 1, 1)) for n in distinct], dtype=float).reshape(-1, 3)[codes]
+
+
+def read_parquet_named(particles: Path, folder: Path, voxel_size: float | None = None) -> Project:
+    """The Parquet twin ``avae embed`` wrote of a project of tomograms matched by name (a folder,
+    a Dynamo table, a STAR file naming them), with the folder of its tomograms."""
+    table = read_particle_parquet(particles)
+    names = list(dict.fromkeys(table[TOMO_NAME].astype(str)))
+    entries = matched_entries(names, tomogram_files(folder), voxel_size)
+    return Project(entries, table, (particles, folder))
 
 
 def read_folder(

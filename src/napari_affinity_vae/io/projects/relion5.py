@@ -157,15 +157,20 @@ def read_parquet_project(particles: Path, tomograms: Path, sources: tuple[Path, 
     """A project whose particle table is a Parquet file ``avae embed`` wrote (``tomo_name`` and
     z, y, x in each tomogram's voxels, with any other columns), with its ``tomograms.star``: a
     million particles open in a fraction of a second."""
+    return Project(read_tomogram_set(tomograms), read_particle_parquet(particles), sources)
+
+
+def read_particle_parquet(path: Path) -> pd.DataFrame:
+    """The particle table of a Parquet file ``avae embed`` wrote: ``tomo_name``, z, y, x in
+    each tomogram's voxels, and any other columns."""
     try:
-        table = pd.read_parquet(particles)
+        table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for files it cannot read
-        raise ParticleFileError(particles, f"not a readable Parquet file ({err})") from None
+        raise ParticleFileError(path, f"not a readable Parquet file ({err})") from None
     missing = [c for c in (TOMO_NAME, *AXES) if c not in table]
     if missing:
-        raise ParticleFileError(particles, f"no {', '.join(missing)} column: not a particle table")
-    table = table.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
-    return Project(read_tomogram_set(tomograms), table.reset_index(drop=True), sources)
+        raise ParticleFileError(path, f"no {', '.join(missing)} column: not a particle table")
+    return table.drop(columns=[TOMOGRAM_MISSING], errors="ignore").reset_index(drop=True)
 
 
 def read_centred_particles(

@@ -12,7 +12,12 @@ from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES
 from napari_affinity_vae.io.projects.copick import PickSetChoice, is_copick_config, read_copick
 from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_project
-from napari_affinity_vae.io.projects.folder import read_folder, read_named, read_single
+from napari_affinity_vae.io.projects.folder import (
+    read_folder,
+    read_named,
+    read_parquet_named,
+    read_single,
+)
 from napari_affinity_vae.io.projects.portal import is_portal_download, read_portal
 from napari_affinity_vae.io.projects.project import Project
 from napari_affinity_vae.io.projects.relion5 import (
@@ -31,8 +36,9 @@ from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
     "a STAR file naming tomograms with their folder; a Parquet table `avae embed` wrote with the "
-    "tomograms.star it came from; a Dynamo table with its .doc or .vll; a copick configuration "
-    "(.json); a CryoET Data Portal download (its folder); "
+    "tomograms.star it came from, or with the folder of its tomograms; a Dynamo table with "
+    "its .doc or .vll; a copick configuration (.json); a CryoET Data Portal download (its "
+    "folder); "
     "a folder of tomograms with coordinate files of the same stems; or a tomogram with a "
     "coordinate file"
 )
@@ -108,6 +114,8 @@ def _of_many(
     if set(kinds) in ({"folder", "relion5 particles"}, {"folder", "star particles"}):
         star = kinds.get("relion5 particles") or kinds["star particles"]
         return read_named(star, kinds["folder"], binning, voxel_size)
+    if set(kinds) == {"folder", "parquet particles"}:
+        return read_parquet_named(kinds["parquet particles"], kinds["folder"], voxel_size)
     if set(kinds) == {"folder"}:
         return read_folder(kinds["folder"], voxel_size, binning, skip_unusable)
     if set(kinds) == {"dynamo table", "dynamo index"}:
