@@ -701,3 +701,18 @@ def test_the_parquet_twin_of_a_folder_project_opens_with_the_folder(tmp_path, ca
     assert sorted(project.tomograms) == ["TS_01", "TS_02"] and len(project.particles) == 4
     assert project.tomograms["TS_02"].files["tomogram"].name == "TS_02_rec.mrc"
     assert "latent_0" in project.particles and project.outside("TS_01") is None
+
+
+def test_a_tomogram_whose_header_disagrees_with_tomograms_star_is_named(relion5, tmp_path):
+    """Reconstructed at another binning than tomograms.star says: only 'particles lie outside'
+    was said."""
+    import mrcfile
+
+    folder = tmp_path / "binned"
+    shutil.copytree(relion5, folder)
+    [path] = [p for p in folder.rglob("*.mrc") if "TS_02" in p.name]
+    with mrcfile.open(path, "r+") as mrc:
+        mrc.voxel_size = 20.0
+    with pytest.warns(UserWarning, match=r"its header gives 20 Å voxels, tomograms.star 10 Å"):
+        project = open_project([folder / "optimisation_set.star"])
+    assert project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)

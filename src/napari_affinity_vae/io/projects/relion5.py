@@ -12,6 +12,7 @@ from the STAR file until they resolve.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +124,18 @@ def _entry(
     RELION's reconstruction rounds them."""
     readable, problems, shape = {}, [], None
     for kind, file in files.items():
-        found, _, problem = read_shape(file)
+        found, header, problem = read_shape(file)
         if problem:
             problems.append(problem)
-        else:
-            readable[kind], shape = file, shape or found
+            continue
+        readable[kind], shape = file, shape or found
+        if header and not np.isclose(header, pixel * binning, rtol=0.01):
+            warnings.warn(
+                f"{file}: its header gives {header:g} Å voxels, tomograms.star "
+                f"{pixel * binning:g} Å (pixel size x binning), which is used: if the header "
+                "is right, the tomogram was binned otherwise and its particles will not fit",
+                stacklevel=2,
+            )
     problem = None if readable else (problems[0] if problems else "names no tomogram file")
     if shape is None and sizes is not None:
         z, y, x = sizes / binning
