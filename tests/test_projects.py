@@ -661,6 +661,12 @@ def test_a_folder_says_which_coordinate_files_it_cannot_use(tmp_path):
     assert problem == (
         "2 tomogram files could be it (TS_1_den.mrc, TS_1_rec.mrc): rename all but one"
     )
+    relion = tmp_path / "Tomograms"  # RELION 5 names them rec_TS_1.mrc
+    relion.mkdir()
+    write_mrc(relion / "rec_TS_1.mrc", np.zeros((20, 40, 40), np.float32), voxel_size=10.0)
+    write_mrc(relion / "rec_TS_10.mrc", np.zeros((20, 40, 40), np.float32), voxel_size=10.0)
+    found = open_project([star, relion]).tomograms["TS_1"]
+    assert found.problem is None and found.files["tomogram"].name == "rec_TS_1.mrc"
 
 
 def test_particles_of_a_tomogram_the_set_does_not_list_are_not_sent_to_csv(

@@ -89,19 +89,23 @@ def entry(
 
 def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
     """Each name's file: the stem equal to it, or else the one stem that starts with it and a
-    separator (``TS_1`` takes ``TS_1_rec`` but never ``TS_10``)."""
+    separator, or ends with a separator and it (``TS_1`` takes ``TS_1_rec`` or ``rec_TS_1``
+    but never ``TS_10``)."""
     found = {}
     for name in names:
-        starting = _starting_with(name, files)
+        starting = _stems_naming(name, files)
         found[name] = files.get(name) or (starting[0] if len(starting) == 1 else None)
     return found
 
 
-def _starting_with(name: str, files: dict[str, Path]) -> list[Path]:
+def _stems_naming(name: str, files: dict[str, Path]) -> list[Path]:
+    """The files whose stem is ``name`` with a suffix after a separator (``TS_1_rec``), or with
+    a prefix before one (RELION 5's ``rec_TS_1``)."""
     return [
         p
         for stem, p in files.items()
-        if stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS
+        if (stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS)
+        or (stem.endswith(name) and stem[: -len(name)][-1:] in SEPARATORS)
     ]
 
 
@@ -111,7 +115,7 @@ def matched_entries(
     """Each name's tomogram (:func:`match`); a name two files could be is said to be so."""
     entries = {}
     for name, path in match(names, files).items():
-        candidates = _starting_with(name, files) if path is None else []
+        candidates = _stems_naming(name, files) if path is None else []
         problem = None
         if len(candidates) > 1:
             listed = ", ".join(p.name for p in candidates)
