@@ -250,9 +250,7 @@ def _forward_dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> 
     from scipy.stats import chi2
 
     chosen: list[int] = []
-    rate = float(np.mean(selected))  # no dimension: everyone at the selected share
-    loss = _logistic_loss(scaled[:, []], selected)[0] if 0 < rate < 1 else 0.0
-    probability = np.full(len(selected), rate)
+    loss, probability = _logistic_loss(scaled[:, []], selected)  # everyone at the selected share
     for _ in range(min(most, scaled.shape[1])):
         slope = (selected - probability) @ scaled
         curvature = (probability * (1 - probability)) @ scaled**2
@@ -294,15 +292,15 @@ def _accuracy(scaled: np.ndarray, selected: np.ndarray, most: int, seed: int) ->
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     sparse, full = [], []
     for train, test in split.split(scaled, selected):
-        chosen = _forward_dimensions(scaled[train], selected[train], most)
+        x, y, x_test, y_test = scaled[train], selected[train], scaled[test], selected[test]
+        chosen = _forward_dimensions(x, y, most)
         if chosen:
-            fit = _logistic().fit(scaled[train][:, chosen], selected[train])
-            predicted = fit.predict(scaled[test][:, chosen])
-            sparse.append(balanced_accuracy_score(selected[test], predicted))
+            predicted = _logistic().fit(x[:, chosen], y).predict(x_test[:, chosen])
+            sparse.append(balanced_accuracy_score(y_test, predicted))
         else:
             sparse.append(0.5)
-        predicted = _logistic().fit(scaled[train], selected[train]).predict(scaled[test])
-        full.append(balanced_accuracy_score(selected[test], predicted))
+        predicted = _logistic().fit(x, y).predict(x_test)
+        full.append(balanced_accuracy_score(y_test, predicted))
     return Accuracy(float(np.mean(sparse)), float(np.mean(full)), folds, len(selected))
 
 
@@ -393,12 +391,13 @@ def _sparsest(most: int, features: np.ndarray, values: np.ndarray, split) -> tup
     mean alone scores 0, so a term must raise R^2 above ``MIN_GAIN`` to be kept."""
     predicted = np.empty((most + 1, len(values)))
     for train, test in split.split(features):
-        predicted[0, test] = values[train].mean()
-        path = _greedy_path(features[train], values[train])
+        x, y, x_test = features[train], values[train], features[test]
+        predicted[0, test] = y.mean()
+        path = _greedy_path(x, y)
         for step in range(1, most + 1):
             support = path[min(step, len(path)) - 1] if path else []
-            intercept, coefficients = _least_squares(features[train][:, support], values[train])
-            predicted[step, test] = intercept + features[test][:, support] @ coefficients
+            intercept, coefficients = _least_squares(x[:, support], y)
+            predicted[step, test] = intercept + x_test[:, support] @ coefficients
     total = np.sum((values - values.mean()) ** 2)
     scores = 1 - np.sum((values - predicted) ** 2, axis=1) / total
     scores[0] = 0.0

@@ -48,16 +48,9 @@ def pose_score(
     train_pose: np.ndarray, train_angles: np.ndarray, test_pose: np.ndarray, test_angles: np.ndarray
 ) -> float:
     """R^2 of the held-out particles' rotation matrices predicted (kNN) from the pose values: 1
-    when pose determines orientation, 0 or less when it says nothing about it. Particles of
-    unknown angles (blank) are left out; NaN if too few are left to score."""
+    when pose determines orientation, 0 or less when it says nothing about it."""
     if train_pose.shape[1] == 0:
         return 0.0
-    known = np.isfinite(train_angles).all(axis=1)
-    train_pose, train_angles = train_pose[known], train_angles[known]
-    known = np.isfinite(test_angles).all(axis=1)
-    test_pose, test_angles = test_pose[known], test_angles[known]
-    if len(train_angles) < NEIGHBOURS or len(test_angles) < 2:
-        return float("nan")
     to_matrix = lambda a: Rotation.from_euler("ZYZ", a, degrees=True).as_matrix().reshape(len(a), 9)  # noqa: E731
     model = KNeighborsRegressor(NEIGHBOURS).fit(train_pose, to_matrix(train_angles))
     return float(r2_score(to_matrix(test_angles), model.predict(test_pose)))

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 import starfile
+from pandas.api.types import is_object_dtype, is_string_dtype
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.errors import ParticleFileError
@@ -214,9 +215,9 @@ def _quoted(path: Path, block: pd.DataFrame | dict) -> pd.DataFrame | dict:
     quoted = {}
     for column in table.columns:
         values = table[column]
-        text = values[values.map(lambda v: isinstance(v, str))].astype(str)
-        if text.empty:
-            continue
+        if not (is_object_dtype(values) or is_string_dtype(values)):
+            continue  # numbers hold no quote and begin with no #
+        text = values.dropna().astype(str)
         bad = text[text.str.contains("['\"\t\n\r]")]
         if len(bad):
             value = bad.iloc[0]

@@ -87,15 +87,26 @@ def entry(
     return TomogramEntry(name, {"tomogram": path}, size, shape, problem=problem)
 
 
-def match(names: list[str], files: dict[str, Path]) -> dict[str, Path | None]:
-    """Each name's file: the stem equal to it, or else the one stem that starts with it and a
-    separator, or ends with a separator and it (``TS_1`` takes ``TS_1_rec`` or ``rec_TS_1``
-    but never ``TS_10``)."""
-    found = {}
+def matched_entries(
+    names: list[str], files: dict[str, Path], voxel_size: float | None = None
+) -> dict[str, TomogramEntry]:
+    """Each name's tomogram: the file whose stem equals it, or else the one stem that starts
+    with it and a separator, or ends with a separator and it (``TS_1`` takes ``TS_1_rec`` or
+    ``rec_TS_1`` but never ``TS_10``); a name two such files could be is said to be so."""
+    entries = {}
     for name in names:
-        starting = _stems_naming(name, files)
-        found[name] = files.get(name) or (starting[0] if len(starting) == 1 else None)
-    return found
+        path, problem = files.get(name), None
+        if path is None:
+            candidates = _stems_naming(name, files)
+            if len(candidates) == 1:
+                path = candidates[0]
+            elif candidates:
+                listed = ", ".join(p.name for p in candidates)
+                problem = (
+                    f"{len(candidates)} tomogram files could be it ({listed}): rename all but one"
+                )
+        entries[name] = entry(name, path, voxel_size, problem)
+    return entries
 
 
 def _stems_naming(name: str, files: dict[str, Path]) -> list[Path]:
@@ -107,21 +118,6 @@ def _stems_naming(name: str, files: dict[str, Path]) -> list[Path]:
         if (stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS)
         or (stem.endswith(name) and stem[: -len(name)][-1:] in SEPARATORS)
     ]
-
-
-def matched_entries(
-    names: list[str], files: dict[str, Path], voxel_size: float | None = None
-) -> dict[str, TomogramEntry]:
-    """Each name's tomogram (:func:`match`); a name two files could be is said to be so."""
-    entries = {}
-    for name, path in match(names, files).items():
-        candidates = _stems_naming(name, files) if path is None else []
-        problem = None
-        if len(candidates) > 1:
-            listed = ", ".join(p.name for p in candidates)
-            problem = f"{len(candidates)} tomogram files could be it ({listed}): rename all but one"
-        entries[name] = entry(name, path, voxel_size, problem)
-    return entries
 
 
 def read_named(
