@@ -17,6 +17,7 @@ from napari_affinity_vae.errors import ParticleFileError, TomogramFileError
 from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
+from napari_affinity_vae.io.projects.writing import write_project_table
 from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
 from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
@@ -722,3 +723,34 @@ def test_a_tomogram_whose_header_disagrees_with_tomograms_star_is_named(relion5,
     with pytest.warns(UserWarning, match=r"its header gives 20 Å voxels, tomograms.star 10 Å"):
         project = open_project([folder / "optimisation_set.star"])
     assert project.tomograms["TS_02"].voxel_size == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("optics", [True, False])
+def test_pixel_picks_open_with_a_tomograms_star(relion5, tmp_path, capsys, optics):
+    """Picks in pixels (RELION 4, Warp, pytom) of a RELION 5 project's tomograms, with its
+    tomograms.star: refused before as 'cannot make a project', though the folder route read them.
+    In unbinned 2.5 A pixels with optics saying so, or in the tomograms' 10 A voxels."""
+    plain = open_project([relion5 / "optimisation_set.star"]).particles
+    xyz = plain[XYZ].to_numpy() * (4 if optics else 1)
+    picks = pd.DataFrame(
+        {
+            "rlnTomoName": [*plain[TOMO_NAME], "TS_09"],  # TS_09: not in tomograms.star
+            **{f"rlnCoordinate{a.upper()}": [*xyz[:, i], 5.0] for i, a in enumerate(XYZ)},
+        }
+    )
+    blocks = {"particles": picks}
+    if optics:
+        blocks = {"optics": pd.DataFrame({"rlnTomoTiltSeriesPixelSize": [2.5]})} | blocks
+    star = tmp_path / "picks.star"
+    starfile.write(blocks, star)
+    sources = [str(relion5 / "tomograms.star"), str(star)]
+    project = open_project([Path(s) for s in sources])
+    np.testing.assert_allclose(project.particles[XYZ].to_numpy()[:-1], plain[XYZ], atol=1e-6)
+    assert project.particles[TOMOGRAM_MISSING].tolist() == [False] * len(plain) + [True]
+    assert project.tomograms["TS_09"].problem == f"not in {relion5 / 'tomograms.star'}"
+    assert main(["project", *sources]) == 0
+    assert "TS_09" in capsys.readouterr().out
+    out = tmp_path / "listed.star"  # the listed tomograms' picks, as RELION 5 gives them
+    write_project_table(project, project.particles[~project.particles[TOMOGRAM_MISSING]], out)
+    back = open_project([relion5 / "tomograms.star", out]).particles
+    np.testing.assert_allclose(back[XYZ], plain[XYZ], atol=1e-4)

@@ -5,6 +5,7 @@ tomogram."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -123,17 +124,30 @@ def _stems_naming(name: str, files: dict[str, Path]) -> list[Path]:
 def read_named(
     particles: Path, folder: Path, binning: float = 1.0, voxel_size: float | None = None
 ) -> Project:
-    """A STAR file of several tomograms' particles with a folder of the tomograms. RELION 4
-    pixel coordinates are scaled by the tilt-series pixel size data_optics gives, else divided
-    by ``binning`` (coordinates of unbinned tilt series, tomograms binned); RELION 5 centred
-    coordinates count from each tomogram's middle."""
+    """A STAR file of several tomograms' particles with a folder of the tomograms (matched by
+    :func:`matched_entries`); coordinates as :func:`read_named_in` reads them."""
+    files = tomogram_files(folder)
+    return read_named_in(
+        particles, lambda names: matched_entries(names, files, voxel_size), folder, binning
+    )
+
+
+def read_named_in(
+    particles: Path,
+    entries_of: Callable[[list[str]], dict[str, TomogramEntry]],
+    tomograms: Path,
+    binning: float = 1.0,
+) -> Project:
+    """A STAR file of several tomograms' particles, with the tomograms ``entries_of`` gives for
+    the names it holds (``tomograms``: the folder or file they came from). RELION 4 pixel
+    coordinates are scaled by the tilt-series pixel size data_optics gives, else divided by
+    ``binning`` (coordinates of unbinned tilt series, tomograms binned); WarpTools' fractions
+    by each tomogram's size; RELION 5 centred coordinates count from each tomogram's middle."""
     blocks = read_blocks(particles)
     block = blocks.pop(particle_block_name(particles, blocks)).reset_index(drop=True)
     if TOMO_COLUMN not in block:
         raise ParticleFileError(particles, f"no particle block with {TOMO_COLUMN} and coordinates")
-    names = list(dict.fromkeys(block[TOMO_COLUMN].astype(str)))
-    files = tomogram_files(folder)
-    entries = matched_entries(names, files, voxel_size)
+    entries = entries_of(list(dict.fromkeys(block[TOMO_COLUMN].astype(str))))
     shift = origin_shifts(particles, block)  # x, y, z Angstrom
     origins = {}  # where the file's Angstrom count from, if it gave Angstrom
     if PIXEL_COLUMNS["x"] in block:
@@ -162,7 +176,7 @@ def read_named(
     return Project(
         entries,
         table,
-        (particles, folder),
+        (particles, tomograms),
         carried_blocks(blocks),
         binning=binned,
         angstrom_origins=origins,

@@ -15,11 +15,12 @@ from napari_affinity_vae.io.projects.dynamo import INDEX_SUFFIXES, read_dynamo_p
 from napari_affinity_vae.io.projects.folder import (
     read_folder,
     read_named,
+    read_named_in,
     read_parquet_named,
     read_single,
 )
 from napari_affinity_vae.io.projects.portal import is_portal_download, read_portal
-from napari_affinity_vae.io.projects.project import Project
+from napari_affinity_vae.io.projects.project import Project, TomogramEntry
 from napari_affinity_vae.io.projects.relion5 import (
     PARTICLES_FILE,
     TOMOGRAMS_FILE,
@@ -29,13 +30,15 @@ from napari_affinity_vae.io.projects.relion5 import (
     read_blocks,
     read_parquet_project,
     read_relion5,
+    read_tomogram_set,
 )
 from napari_affinity_vae.io.star import CENTRED_COLUMNS
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 
 SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
-    "a STAR file naming tomograms with their folder; a Parquet table `avae embed` wrote with the "
+    "a STAR file naming tomograms with their folder or a tomograms.star; a Parquet table "
+    "`avae embed` wrote with the "
     "tomograms.star it came from, or with the folder of its tomograms; a Dynamo table with "
     "its .doc or .vll; a copick configuration (.json); a CryoET Data Portal download (its "
     "folder); "
@@ -109,6 +112,18 @@ def _of_many(
         return _optimisation_set(kinds["optimisation set"])
     if set(kinds) <= {"tomogram set", "relion5 particles"}:
         return read_relion5(kinds.get("relion5 particles"), kinds.get("tomogram set"), given)
+    if set(kinds) == {"tomogram set", "star particles"}:  # pixels of RELION 4, Warp, pytom
+        tomograms = kinds["tomogram set"]
+        listed = read_tomogram_set(tomograms)
+        return read_named_in(
+            kinds["star particles"],
+            lambda names: {
+                **listed,
+                **{n: _unlisted(n, tomograms) for n in names if n not in listed},
+            },
+            tomograms,
+            binning,
+        )
     if set(kinds) == {"tomogram set", "parquet particles"}:
         return read_parquet_project(kinds["parquet particles"], kinds["tomogram set"], given)
     if set(kinds) in ({"folder", "relion5 particles"}, {"folder", "star particles"}):
@@ -123,6 +138,10 @@ def _of_many(
         return read_dynamo_project(table, index, voxel_size, binning)
     listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
     raise ParticleFileError(given[0], f"cannot make a project of {listed}; give {SOURCES}")
+
+
+def _unlisted(name: str, tomograms: Path) -> TomogramEntry:
+    return TomogramEntry(name, {}, None, None, problem=f"not in {tomograms}")
 
 
 def _kind(path: Path) -> str:
