@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
@@ -512,6 +513,12 @@ def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtb
     second_hand = widgets["Particles"].particles_layer
     assert second_hand is not first_hand and len(second_hand.data) == 0
     assert len(first_hand.data) == 1
+    first_image, second_image = [x for x in viewer.layers if x._type_string == "image"]
+    firsts = (first_image, imported, opened, first_hand)  # else drawn over the second
+    assert [x.visible for x in (*firsts, second_image, second_hand)] == [False] * 4 + [True] * 2
+    widgets["Tomogram"].layer.value = first_image  # chosen again: shown with its particles
+    assert session.tomogram.shape == (40, 60, 60)
+    assert [x.visible for x in (*firsts, second_image, second_hand)] == [True] * 4 + [False] * 2
 
 
 def test_cancel_stops_the_picker_before_pick_is_offered_again(explorer, qtbot, tmp_path):
@@ -558,6 +565,39 @@ def test_a_tomogram_whose_header_has_no_voxel_size_asks_for_one(explorer, qtbot,
     click(qtbot, tomogram.open_button)
     assert answered[0][1] == pytest.approx(11.4)
     assert tuple(viewer.layers["next"].scale) == pytest.approx((11.4,) * 3)
+
+
+def test_a_tomogram_with_voxels_not_cubic_asks_which_size_to_use(explorer, qtbot, tmp_path):
+    """Refused before, with no way round it in napari."""
+    viewer, widgets, session = explorer
+    path = tmp_path / "aniso.mrc"
+    with mrcfile.new(path, np.zeros((8, 16, 16), np.float32)) as mrc:
+        mrc.voxel_size = (10.0, 10.0, 20.0)  # x, y, z
+    type_into(qtbot, widgets["Tomogram"].file, str(path))
+    answered = type_number_in_next_dialog("10")
+    click(qtbot, widgets["Tomogram"].open_button)
+    [(question, _)] = answered
+    assert "aniso.mrc gives voxels of 20 x 10 x 10 Å (z, y, x), not cubic" in question
+    assert tuple(viewer.layers["aniso"].scale) == (10.0,) * 3
+    assert session.tomogram.voxel_size == 10.0
+
+
+def test_the_voxel_size_field_keeps_four_decimals(explorer, qtbot, tmp_path):
+    """It held two: 5.392 Å showed as 5.39, a nudge up and down made the tomogram 5.39 Å, and
+    RELION's 1.0825 Å could not be typed."""
+    _, widgets, session = explorer
+    path = write_mrc(tmp_path / "fine.mrc", np.zeros((8, 16, 16), np.float32), voxel_size=5.392)
+    type_into(qtbot, widgets["Tomogram"].file, str(path))
+    click(qtbot, widgets["Tomogram"].open_button)
+    box = widgets["Tomogram"].voxel_size.native
+    assert box.text() == "5.3920"
+    box.stepUp()
+    box.stepDown()
+    assert session.tomogram.voxel_size == pytest.approx(5.392, abs=1e-6)
+    box.selectAll()
+    qtbot.keyClicks(box, "1.0825")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert session.tomogram.voxel_size == pytest.approx(1.0825, abs=1e-6)
 
 
 def test_a_corrected_voxel_size_moves_the_particles_and_the_export(

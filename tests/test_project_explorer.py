@@ -762,6 +762,23 @@ def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(
     assert names.index("lone") < names.index("TS_01") < names.index(points.name)
 
 
+def test_a_left_project_s_particles_are_not_drawn_over_a_lone_tomogram(opened, qtbot, tmp_path):
+    """They looked like the lone tomogram's own picks; chosen again, TS_01 shows them."""
+    from conftest import write_mrc
+
+    viewer, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    lone = write_mrc(tmp_path / "lone.mrc", np.zeros((32, 64, 64), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(lone))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert session.project is None and len(session.particles) == 0
+    left = (viewer.layers["TS_01"], points)
+    assert [x.visible for x in left] == [False, False] and viewer.layers["lone"].visible
+    widgets["Tomogram"].layer.value = viewer.layers["TS_01"]
+    assert [x.visible for x in left] == [True, True] and not viewer.layers["lone"].visible
+    assert len(session.particles) == len(points.data) == 7  # now TS_01's own particles
+
+
 def test_decoding_a_point_added_since_the_embedding_says_to_embed_again(
     opened, qtbot, notifications
 ):

@@ -145,17 +145,25 @@ def test_contrast_limits_read_a_bounded_sample(tmp_path):
     assert low == pytest.approx(-2.576, abs=0.1) and high == pytest.approx(2.576, abs=0.1)
 
 
-def test_anisotropic_voxels_are_refused_by_the_reader_and_the_project(tmp_path, capsys):
+def test_anisotropic_voxels_are_refused_unless_a_voxel_size_is_given(tmp_path, capsys):
+    """--voxel-size "overrides the header" said the help, yet a header of 10 x 10 x 20 Å was
+    refused with it too; a header with only x unset (0) was called not cubic."""
     from napari_affinity_vae.cli import main
 
     path = tmp_path / "aniso.mrc"
     with mrcfile.new(path, np.zeros((8, 16, 16), np.float32)) as mrc:
         mrc.voxel_size = (10.0, 10.0, 20.0)  # x, y, z
-    problem = "the header's voxels of [20.0, 10.0, 10.0] Å (z, y, x) are not cubic"
+    problem = "the header's voxels of 20 x 10 x 10 Å (z, y, x) are not cubic; give the voxel"
     with pytest.raises(TomogramFileError, match=r"aniso.mrc: the header's voxels .* not cubic"):
         open_tomogram(path)
     assert main(["project", str(path)]) == 0
     assert f"aniso: 0 particles, ? voxels at ?; {path}: {problem}" in capsys.readouterr().out
+    assert open_tomogram(path, 10.0).voxel_size == 10.0
+    assert main(["project", str(path), "--voxel-size", "10"]) == 0
+    assert "aniso: 0 particles, 8 x 16 x 16 voxels at 10 Å" in capsys.readouterr().out
+    with mrcfile.open(path, "r+") as mrc:
+        mrc.voxel_size = (0.0, 12.0, 12.0)  # x unset
+    assert open_tomogram(path).voxel_size == 12.0
 
 
 def test_a_file_stored_in_another_axis_order_is_read_as_z_y_x(tmp_path):

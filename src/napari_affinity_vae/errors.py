@@ -22,6 +22,19 @@ class TomogramFileError(InputFileError):
     """A tomogram file is unreadable, truncated, not 3D, or lacks what is needed."""
 
 
+class NonCubicVoxelsError(TomogramFileError):
+    """A tomogram's header gives voxels of different sizes along its axes (``sizes``, z, y, x
+    Angstrom, as text); a voxel size given by the user opens it."""
+
+    def __init__(self, path: str | Path, sizes: str) -> None:
+        self.sizes = sizes
+        super().__init__(
+            path,
+            f"the header's voxels of {sizes} Å (z, y, x) are not cubic; give the voxel size to "
+            "use, resample to cubic voxels, or correct the header if it is wrong",
+        )
+
+
 class ParticleFileError(InputFileError):
     """A coordinate file is unreadable or its particles do not fit the tomogram."""
 

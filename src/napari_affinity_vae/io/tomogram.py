@@ -11,7 +11,7 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from napari_affinity_vae.errors import TomogramFileError
+from napari_affinity_vae.errors import NonCubicVoxelsError, TomogramFileError
 from napari_affinity_vae.io.compressed import mrc_opener, uncompressed_name
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".mrcs")
@@ -113,7 +113,7 @@ def open_tomogram(
             )
         levels, file_voxel_size = read_ome_zarr(path)
     elif path.is_file():
-        data, file_voxel_size = _read_mrc(path)
+        data, file_voxel_size = _read_mrc(path, voxel_size)
         levels = (Level(data),)
     else:
         raise TomogramFileError(path, "no such file")
@@ -135,9 +135,9 @@ def open_tomogram(
     return Tomogram(path, data, size, from_header, levels=levels if len(levels) > 1 else ())
 
 
-def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
+def _read_mrc(path: Path, given: float | None) -> tuple[np.ndarray, float]:
     """The memory-mapped (or, compressed, decompressed) data of an MRC file and its header's
-    voxel size (0: not set)."""
+    voxel size (0: not set, or not cubic with a voxel size ``given``)."""
     opener = mrc_opener(path)
     try:
         with warnings.catch_warnings():
@@ -164,7 +164,7 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float]:
     to_zyx = axis_order(header)
     if to_zyx is not None and data.ndim == 3:
         data = data.transpose(to_zyx)  # a view: a memory-mapped file stays so
-    return data, cubic_voxel_size(path, header_voxel_size)
+    return data, cubic_voxel_size(path, header_voxel_size, given)
 
 
 def axis_order(header: np.recarray) -> tuple[int, int, int] | None:
@@ -180,17 +180,16 @@ def axis_order(header: np.recarray) -> tuple[int, int, int] | None:
 TRUNCATED = "the file is truncated: it holds less data than its header describes"
 
 
-def cubic_voxel_size(path: Path, voxel_size: np.recarray) -> float:
-    """An MRC header's voxel size (x, y, z record; 0: not set), refused unless cubic."""
+def cubic_voxel_size(path: Path, voxel_size: np.recarray, given: float | None = None) -> float:
+    """An MRC header's voxel size (x, y, z record; 0: not set, on any axis), refused unless
+    cubic; a voxel size ``given`` by the user stands for one that is not (0 is returned)."""
     sizes = np.array([voxel_size.z, voxel_size.y, voxel_size.x], dtype=float)
-    given = sizes[sizes > 0]
-    if not np.allclose(given, sizes[2], rtol=1e-3):
-        raise TomogramFileError(
-            path,
-            f"the header's voxels of {sizes.tolist()} Å (z, y, x) are not cubic; resample to "
-            "cubic voxels, or correct the header if it is wrong",
-        )
-    return float(sizes[2])
+    set_ = sizes[sizes > 0]
+    if np.allclose(set_, set_[:1], rtol=1e-3):
+        return float(set_[0]) if len(set_) else 0.0
+    if given is not None:
+        return 0.0
+    raise NonCubicVoxelsError(path, " x ".join(f"{v:g}" for v in sizes))
 
 
 def _describe_mrc_error(err: ValueError | EOFError | ArithmeticError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import Container, Label
+from magicgui.widgets import Container, FloatSpinBox, Label
 from magicgui.widgets.bases import Widget
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -45,12 +45,28 @@ def choose(parent: QWidget | None, title: str, question: str, items: list[str]) 
     return choice if accepted else None
 
 
+VOXEL_DECIMALS = 4  # RELION's pixel sizes have four (1.0825 Å)
+
+
+def voxel_size_box() -> FloatSpinBox:
+    """A voxel size field in Angstrom (0: none given), to ``VOXEL_DECIMALS`` decimals."""
+    box = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+    box.native.setDecimals(VOXEL_DECIMALS)
+    return box
+
+
 def ask_number(
-    parent: QWidget | None, title: str, question: str, value: float, low: float, high: float
+    parent: QWidget | None,
+    title: str,
+    question: str,
+    value: float,
+    low: float,
+    high: float,
+    decimals: int = 3,
 ) -> float | None:
     """Ask for a number between ``low`` and ``high`` in a modal dialog, ``value`` filled in;
     None if they cancel."""
-    number, accepted = QInputDialog.getDouble(parent, title, question, value, low, high, 3)
+    number, accepted = QInputDialog.getDouble(parent, title, question, value, low, high, decimals)
     return number if accepted else None
 
 

@@ -76,7 +76,9 @@ from napari_affinity_vae.widgets.viewer_session import (
     DECODED_KEY,
     OF_TOMOGRAM,
     SCORES_KEY,
+    TABLE_ROWS,
     current_tomogram,
+    focus_on,
     same_tomogram,
     session_for,
     tomogram_identity,
@@ -84,7 +86,6 @@ from napari_affinity_vae.widgets.viewer_session import (
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
 BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
-TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
 SOURCE = "source"  # a particles layer's metadata: where its particles came from
 TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
@@ -202,6 +203,12 @@ class ParticlesWidget(Container):
             if self.session.project is None:
                 self.layer.value = None
             return
+        self._explore(tomogram)
+        focus_on(self._viewer, tomogram)
+
+    def _explore(self, tomogram: Tomogram) -> None:
+        """Explore the particles of ``tomogram``: the project's (leaving a project it is none
+        of), else the newest layer made for it."""
         z, y, x = tomogram.shape
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"

@@ -26,7 +26,7 @@ from napari_affinity_vae.io.projects.project import pick_set_label
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
-from napari_affinity_vae.widgets.dialogs import confirm, scrolling, wrapping
+from napari_affinity_vae.widgets.dialogs import confirm, scrolling, voxel_size_box, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, warnings_as_notifications
 from napari_affinity_vae.widgets.viewer_session import is_tomogram, session_for
 
@@ -55,7 +55,7 @@ class ProjectWidget(Container):
         )
         self.binning = FloatSpinBox(label="Coordinate binning", min=0.01, max=64.0, value=1.0)
         self.binning.tooltip = "RELION 4 coordinates this many times finer than the tomograms"
-        self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+        self.voxel_size = voxel_size_box()
         self.voxel_size.tooltip = (
             "0: from the files. Otherwise the tomograms' voxel size, for headers that have "
             "none or a wrong one (RELION 5's STAR files give theirs)"

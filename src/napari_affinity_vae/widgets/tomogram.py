@@ -19,12 +19,20 @@ from napari.layers import Image
 from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QFileDialog
 
+from napari_affinity_vae.errors import NonCubicVoxelsError
 from napari_affinity_vae.io.compressed import COMPRESSED_SUFFIXES
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, open_tomogram
 from napari_affinity_vae.layers import tomogram_layer_data
-from napari_affinity_vae.widgets.dialogs import ask_number, scrolling, stays_in_project
+from napari_affinity_vae.widgets.dialogs import (
+    VOXEL_DECIMALS,
+    ask_number,
+    scrolling,
+    stays_in_project,
+    voxel_size_box,
+)
 from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.viewer_session import (
+    focus_on,
     is_tomogram,
     opened_as_tomogram,
     session_for,
@@ -49,7 +57,7 @@ class TomogramWidget(Container):
         self.open_folder_button.tooltip = "A .zarr tomogram (CryoET Data Portal, copick, ...)"
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
         self.info = Label(label="Shape", value="no tomogram")
-        self.voxel_size = FloatSpinBox(label="Voxel size (Å)", min=0.0, max=1000.0, step=0.1)
+        self.voxel_size = voxel_size_box()
         self.voxel_size.native.setKeyboardTracking(False)  # typed: taken once, when finished
         self.rendering = RadioButtons(
             label="Rendering", choices=[PLANE, VOLUME], value=PLANE, orientation="horizontal"
@@ -95,9 +103,16 @@ class TomogramWidget(Container):
             path = Path(path)
             if self._stays_in_project(path):
                 return None
-            tomogram = open_tomogram(path, voxel_size, require_voxel_size=False)
+            try:
+                tomogram = open_tomogram(path, voxel_size, require_voxel_size=False)
+            except NonCubicVoxelsError as err:  # the user says which to use
+                why = f"gives voxels of {err.sizes} Å (z, y, x), not cubic"
+                voxel_size = self._ask_voxel_size(path, why)
+                if voxel_size is None:
+                    return None
+                tomogram = open_tomogram(path, voxel_size)
             if tomogram.voxel_size is None:
-                voxel_size = self._ask_voxel_size(path)
+                voxel_size = self._ask_voxel_size(path, "gives no voxel size")
                 if voxel_size is None:
                     return None
                 tomogram = replace(tomogram, voxel_size=voxel_size)
@@ -128,10 +143,13 @@ class TomogramWidget(Container):
             self.file.value = folder
             self.open_file(folder)
 
-    def _ask_voxel_size(self, path: Path) -> float | None:
-        question = f"The header of {path.name} gives no voxel size.\nVoxel size (Å):"
+    def _ask_voxel_size(self, path: Path, why: str) -> float | None:
+        """The voxel size the user gives for ``path``, whose header ``why``; None if cancelled."""
+        question = f"The header of {path.name} {why}.\nVoxel size (Å):"
         guess = self.voxel_size.value or 1.0
-        return ask_number(self.native, "Voxel size", question, guess, 0.001, self.voxel_size.max)
+        return ask_number(
+            self.native, "Voxel size", question, guess, 0.001, self.voxel_size.max, VOXEL_DECIMALS
+        )
 
     @property
     def tomogram_layer(self) -> Image | None:
@@ -187,6 +205,7 @@ class TomogramWidget(Container):
         if self._viewer.dims.ndim == 3:
             self._viewer.dims.axis_labels = ("z", "y", "x")
         self.session.set_tomogram(tomogram)
+        focus_on(self._viewer, tomogram)
 
     def _set_voxel_size(self, value: float) -> None:
         layer = self.tomogram_layer

@@ -15,10 +15,13 @@ from napari.layers import Image
 from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.layers import LEVELS_KEY, TOMOGRAM_KEY
 from napari_affinity_vae.session import Session
+from napari_affinity_vae.widgets.highlight import ROLE
 
 DECODED_KEY = "decoded by"  # metadata of volumes (and splats) the model made, valued with it
 OF_TOMOGRAM = "of tomogram"  # a particles layer's metadata: its tomogram (tomogram_identity)
 SCORES_KEY = "template scores of"  # metadata of template-matching score maps: the tomogram
+TABLE_ROWS = "table rows"  # metadata of a project tomogram's particles: their rows in the table
+HIDDEN_FOR = "hidden for another tomogram"  # metadata of layers focus_on hid, to show again
 
 _SESSIONS: WeakKeyDictionary[napari.Viewer, Session] = WeakKeyDictionary()
 _GUESSED: WeakKeyDictionary[Session, Tomogram] = WeakKeyDictionary()  # not chosen in a dock
@@ -99,6 +102,42 @@ def is_tomogram(layer: object) -> bool:
         and DECODED_KEY not in layer.metadata
         and SCORES_KEY not in layer.metadata
     )
+
+
+def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
+    """Show ``tomogram`` alone: the shown tomogram images, particles and score maps of other
+    tomograms are hidden (else another's picks lie over it, looking like its own, and a tomogram
+    opened before it covers it), and its own that this hid are shown again. Nothing is hidden
+    in napari's grid mode, where layers sit side by side."""
+    if viewer.grid.enabled:
+        return
+    identity = tomogram_identity(tomogram)
+    for layer in list(viewer.layers):
+        owner = _owner(layer, tomogram.name, identity)
+        if owner is None:
+            continue
+        if owner:
+            if layer.metadata.pop(HIDDEN_FOR, False):
+                layer.visible = True
+        elif layer.visible:
+            layer.visible = False
+            layer.metadata[HIDDEN_FOR] = True
+
+
+def _owner(layer: object, name: str, identity: str) -> bool | None:
+    """Whether ``layer`` is of the tomogram ``name`` / ``identity``; None for a layer of no
+    tomogram (a decoded volume, a highlight) or one that follows the tomogram shown (an open
+    project's particles)."""
+    metadata = getattr(layer, "metadata", {})
+    if is_tomogram(layer):
+        return tomogram_identity(tomogram_from_layer(layer)) == identity
+    if SCORES_KEY in metadata:
+        return metadata[SCORES_KEY] == name
+    if TABLE_ROWS in metadata or "tomo_name" not in metadata or ROLE in metadata:
+        return None
+    if OF_TOMOGRAM in metadata:
+        return metadata[OF_TOMOGRAM] == identity
+    return metadata["tomo_name"] == name
 
 
 def opened_as_tomogram(layer: object) -> bool:

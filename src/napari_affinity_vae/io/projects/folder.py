@@ -81,7 +81,7 @@ def entry(
     if path is None:
         problem = problem or "no tomogram file of this name"
         return TomogramEntry(name, {}, voxel_size, None, problem=problem)
-    shape, header_size, problem = read_shape(path)
+    shape, header_size, problem = read_shape(path, voxel_size)
     size = voxel_size or header_size
     if problem is None and size is None:
         problem = f"{path}: the header's voxel size is 0 (not set)"

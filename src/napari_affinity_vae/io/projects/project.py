@@ -225,9 +225,12 @@ def pick_set_label(key: tuple[str, str, str]) -> str:
     return f"{object_name} by {user}, session {session}"
 
 
-def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, str | None]:
+def read_shape(
+    path: Path, given: float | None = None
+) -> tuple[tuple[int, int, int] | None, float | None, str | None]:
     """A tomogram's shape (z, y, x) and voxel size from its header (MRC) or metadata (OME-Zarr)
-    alone, or why it cannot be read (``None, None, problem``)."""
+    alone (None where a voxel size ``given`` stands for a header's that is not cubic), or why
+    it cannot be read (``None, None, problem``)."""
     if path.is_dir():
         try:
             tomogram = open_tomogram(path, require_voxel_size=False)
@@ -245,7 +248,7 @@ def read_shape(path: Path) -> tuple[tuple[int, int, int] | None, float | None, s
                 to_zyx = axis_order(header)
                 if to_zyx is not None:
                     shape = tuple(shape[i] for i in to_zyx)
-                voxel = cubic_voxel_size(path, mrc.voxel_size)
+                voxel = cubic_voxel_size(path, mrc.voxel_size, given)
                 data_bytes = np.prod(shape) * data_dtype_from_header(header).itemsize
         expected = header.nbytes + int(header.nsymbt) + int(data_bytes)
         compressed = uncompressed_name(path) != path  # its size on disk is no data size

@@ -124,7 +124,7 @@ def _entry(
     RELION's reconstruction rounds them."""
     readable, problems, shape = {}, [], None
     for kind, file in files.items():
-        found, header, problem = read_shape(file)
+        found, header, problem = read_shape(file, pixel * binning)
         if problem:
             problems.append(problem)
             continue
