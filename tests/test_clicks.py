@@ -388,6 +388,23 @@ def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeyp
 
 
 # -- Particles -------------------------------------------------------------------------------
+def test_a_hand_pick_beside_the_tomogram_is_undone(explorer, qtbot, small_tomogram, notifications):
+    """Kept before, embedded from a blank box, exported, and then refused on import."""
+    _, widgets, session = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].hand_button)
+    layer = widgets["Particles"].particles_layer
+    layer.add(np.array([[20.0, 30.0, 30.0], [20.0, 40.0, 40.0]]))  # as clicks on the plane
+    layer.add(np.array([[20.0, 30.0, -40.0]]))  # a click beside the image
+    assert len(layer.data) == len(session.particles) == len(layer.features) == 2
+    assert widgets["Particles"].count.value == "2"
+    assert messages(notifications)[-1].startswith(
+        "This edit was undone: a particle must lie inside small ("
+    )
+    np.testing.assert_array_equal(session.particles[["z", "y", "x"]], layer.data)
+
+
 def test_pick_by_hand_twice_keeps_the_hand_picks(explorer, qtbot, small_tomogram, tmp_path):
     viewer, widgets, session = explorer
     type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
@@ -433,6 +450,40 @@ def test_rows_naming_no_tomogram_are_left_out_and_counted(
     layer = open_and_import(qtbot, widgets, small_tomogram, picks)
     assert layer.data.tolist() == [[20.0, 20.0, 20.0], [20.0, 20.0, 20.0]]
     assert any("2 of 4 rows name no tomogram" in m for m in messages(notifications))
+
+
+def test_picking_again_asks_before_dropping_labels_and_keeps_picks_when_none_is_found(
+    explorer, qtbot, small_tomogram, notifications
+):
+    """A pick that found nothing replaced labelled picks with none, without a word."""
+    _, widgets, session = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    particles, scatter = widgets["Particles"], widgets["Latent scatter"]
+    particles.diameter_min.value, particles.diameter_max.value = 40.0, 120.0
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    picked = len(session.particles)
+    assert picked >= 3
+    session.select([0])
+    type_into(qtbot, scatter.label_name, "ribosome")
+    click(qtbot, scatter.label_button)
+    particles.auto_threshold.value, particles.threshold.value = False, 80.0  # finds nothing
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, particles.pick_button)
+    assert asked == [
+        "Picking again replaces small picks and the labels of 1 particle of them. Go on?"
+    ]
+    assert not particles.task.running
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert messages(notifications)[-1] == (
+        "No particles found in small at threshold 80; the earlier picks were kept: lower the "
+        "threshold, or check the diameters or templates and 'Protein bright'"
+    )
+    assert len(session.particles) == len(particles.particles_layer.data) == picked
+    assert session.particles["label"].tolist()[0] == "ribosome"
 
 
 def test_a_minimum_diameter_above_the_maximum_is_one_clear_message(

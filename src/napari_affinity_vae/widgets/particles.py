@@ -49,13 +49,14 @@ from napari_affinity_vae.schema import (
     AXES,
     CLUSTER,
     COORDINATE_BINNING,
+    LABEL,
     STAR_BLOCKS,
     TOMO_NAME,
     derived_columns,
 )
-from napari_affinity_vae.session import EMBEDDED_BY
+from napari_affinity_vae.session import EMBEDDED_BY, Session
 from napari_affinity_vae.widgets.clipboard import bind_clipboard
-from napari_affinity_vae.widgets.dialogs import choose, scrolling, stays_in_project
+from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling, stays_in_project
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     ROLE,
@@ -344,7 +345,7 @@ class ParticlesWidget(Container):
         """Run the picker (or, with templates chosen, template matching) on the tomogram in the
         background; the picks replace the layer."""
         tomogram = self._tomogram()
-        if tomogram is None or self._stays_in_project("Picking"):
+        if tomogram is None or self._stays_in_project("Picking") or self._keeps_labels():
             return
         with errors_as_notifications("Picking"):
             if tomogram.voxel_size is None:
@@ -373,6 +374,20 @@ class ParticlesWidget(Container):
                 desc="Picking particles",
                 on_result=lambda picks: self._picked(tomogram, version, picks),
             )
+
+    def _keeps_labels(self) -> bool:
+        """Whether the user would rather keep the labels of the picks a new pick replaces
+        (asked only when some are labelled)."""
+        layers = self._own_layers(PICKER_SOURCE)
+        labels = layers[-1].features.get(LABEL) if layers else None
+        labelled = 0 if labels is None else int((labels.fillna("").astype(str) != "").sum())
+        if not labelled:
+            return False
+        question = (
+            f"Picking again replaces {layers[-1].name} and the labels of "
+            f"{text.count(labelled, 'particle')} of them. Go on?"
+        )
+        return not confirm(self.native, "Replace the picks?", question)
 
     def _match(self, tomogram: Tomogram, templates: list[Path]) -> None:
         settings = MatchSettings(
@@ -409,11 +424,12 @@ class ParticlesWidget(Container):
                 metadata={SCORES_KEY: tomogram.name, BINNING_KEY: result.binning},
             )
             _place_scores(layer, tomogram.voxel_size)
-            self._viewer.layers.selection.active = self.particles_layer  # the picks' tools
+            if self.particles_layer is not None:
+                self._viewer.layers.selection.active = self.particles_layer  # the picks' tools
 
     def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> bool:
-        """Show the picks, unless another tomogram is open or the particles changed meanwhile;
-        whether they were shown."""
+        """Show the picks (none found: the earlier stay, and the user is told), unless another
+        tomogram is open or the particles changed meanwhile; whether the result stands."""
         current = self.session.tomogram
         if current is None or not same_tomogram(current, tomogram):
             show_info(f"Picks of {tomogram.path} discarded: another tomogram is open now")
@@ -422,7 +438,15 @@ class ParticlesWidget(Container):
             show_info("Picks discarded: the particles changed while the picker ran")
             return False
         self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
-        self.show_particles(picks, PICKER_SOURCE, replace=True)
+        if picks.empty:  # the earlier picks are worth more than none
+            kept = "; the earlier picks were kept" if self._own_layers(PICKER_SOURCE) else ""
+            show_info(
+                f"No particles found in {tomogram.name} at threshold {self.threshold.value:.3g}"
+                f"{kept}: lower the threshold, or check the diameters or templates and "
+                "'Protein bright'"
+            )
+        else:
+            self.show_particles(picks, PICKER_SOURCE, replace=True)
         return True
 
     def show_particles(
@@ -560,6 +584,12 @@ class ParticlesWidget(Container):
         rows = self._table_rows(self._watched)
         indices = np.asarray(getattr(event, "data_indices", ()), dtype=np.int64)
         if rows is None:
+            outside = action != "removed" and _outside(self._watched, indices, self.session)
+            if outside:  # the points as they were: the session's table holds them
+                show_info(f"This edit was undone: {outside}")
+                with self._watched.events.data.blocker(self._edited):
+                    self._watched.data = self.session.particles[list(AXES)].to_numpy(float)
+                return
             if action == "added" and len(indices):  # by hand: no other particle's features
                 layer = self._watched
                 layer.features = hand_picked(layer.features, indices)
@@ -579,9 +609,8 @@ class ParticlesWidget(Container):
             problem = f"show {name} in the Project dock to edit its particles"
         elif len(layer.data) != len(rows) + change:  # not a hand edit (points set by code)
             problem = "only points added, moved or deleted by hand change a project"
-        elif action != "removed" and outside_rows(layer.data[indices], tomogram.shape).any():
-            shape = " x ".join(map(str, tomogram.shape))
-            problem = f"a particle must lie inside {name} ({shape} voxels)"
+        elif action != "removed":
+            problem = _outside(layer, indices, self.session)
         if problem:
             show_info(f"This edit was undone: {problem}")
             with layer.events.data.blocker(self._edited):
@@ -702,6 +731,16 @@ class ParticlesWidget(Container):
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _outside(layer: Points, indices: np.ndarray, session: Session) -> str | None:
+    """Why points ``indices`` of ``layer``, added or moved by hand, cannot be particles of the
+    session's tomogram: one lies outside it (a click beside the image); None if all are in."""
+    tomogram = session.tomogram
+    if tomogram is None or not outside_rows(layer.data[indices], tomogram.shape).any():
+        return None
+    shape = " x ".join(map(str, tomogram.shape))
+    return f"a particle must lie inside {tomogram.name} ({shape} voxels)"
 
 
 def _drop_derived(layer: Points) -> None:
