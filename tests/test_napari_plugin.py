@@ -179,6 +179,21 @@ def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particl
             assert list(back["score"]) == list(particles["score"])
 
 
+@pytest.mark.parametrize("plugin", [PLUGIN, None])
+def test_a_layer_that_cannot_be_saved_says_why(make_napari_viewer, tmp_path, plugin):
+    """napari took the writer's ValueError for 'not my format': File > Save said only that no
+    writer was found, never which label a STAR file cannot hold."""
+    from napari_affinity_vae.errors import SaveError
+
+    viewer = make_napari_viewer()
+    features = pd.DataFrame({"label": ["it's"]})
+    viewer.add_points(np.array([[1.0, 2.0, 3.0]]), features=features, name="quoted")
+    path = tmp_path / "quoted.star"
+    with pytest.raises(SaveError, match=r"quoted.star: label \"it's\" holds a quote"):
+        viewer.layers.save(str(path), selected=False, plugin=plugin)
+    assert not path.exists()
+
+
 def test_points_that_are_no_particles_are_saved_as_napari_saves_them(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     viewer.add_points(np.array([[1.0, 2.0], [3.0, 4.0]]), name="flat")

@@ -60,3 +60,8 @@ class AnalysisError(AffinityVAEError, ValueError):
 class TrainingError(AffinityVAEError, ValueError):
     """Training cannot go on (its loss is no longer a finite number, or a resumed run would
     hold out other boxes); the message says when and what to check."""
+
+
+class SaveError(AffinityVAEError):
+    """A layer napari was asked to save could not be written. Not a ValueError: napari takes a
+    writer's ValueError for "not my format" and shows its own message instead."""
