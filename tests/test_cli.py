@@ -168,6 +168,12 @@ def test_affinity_command_on_user_maps(tmp_path, capsys):
     assert alone.loc["globular", "tetrahedral"] == pytest.approx(
         matrix.loc["globular", "tetrahedral"]
     )
+    # one file for both: the raw correlations were written last, over the affinity asked for
+    same = tmp_path / "same.csv"
+    args = ["affinity", str(paths[0]), str(paths[1]), "--out", str(same), "--raw", str(same)]
+    assert main(args) == 2
+    said = f"{same} is given as two outputs: give each its own file"
+    assert said in capsys.readouterr().err and not same.exists()
 
 
 def test_affinity_refuses_a_flat_or_2d_map_naming_it(tmp_path, capsys):

@@ -633,11 +633,17 @@ def _add_overwrite(
 
 
 def _refuse_existing(args: argparse.Namespace, *paths: Path | None) -> None:
-    """Outputs are never replaced unless ``--overwrite`` says so, and each must be writable:
-    refused before any work, not after it."""
+    """Outputs are never replaced unless ``--overwrite`` says so, each must be writable, and
+    no file may be two of them (the last written would replace the first): refused before any
+    work, not after it."""
     from napari_affinity_vae.io.atomic import check_writable
 
-    for path in (p for p in paths if p is not None):
+    given = [p for p in paths if p is not None]
+    resolved = [p.resolve() for p in given]
+    for i, path in enumerate(resolved):
+        if path in resolved[:i]:
+            raise AffinityVAEError(f"{given[i]} is given as two outputs: give each its own file")
+    for path in given:
         if path.exists() and not path.is_dir() and not args.overwrite:
             raise OutputExistsError(path)
         check_writable(path)
