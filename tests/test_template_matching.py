@@ -84,6 +84,12 @@ def test_the_score_map_lies_where_the_tomogram_s_header_places_the_tomogram(tmp_
         assert mrc.data.shape == noise.shape  # not binned: the first voxel is the tomogram's
         origin = mrc.header.origin
         assert (float(origin.x), float(origin.y), float(origin.z)) == (100.0, 200.0, -50.0)
+    # picks that cannot be written (a name a STAR file cannot hold) leave no score map behind
+    quoted = write_tomogram(tmp_path / "TS'01.mrc", noise, 10.0)
+    args = ["pick", str(quoted), "--templates", str(globular), "--angular-step", "90"]
+    other = tmp_path / "other.mrc"
+    assert main([*args, "--out", str(tmp_path / "q.star"), "--score-map", str(other)]) == 2
+    assert not other.exists() and not (tmp_path / "q.star").exists()
 
 
 def test_on_noise_the_threshold_lets_through_about_the_false_alarms_asked_for():

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from napari_affinity_vae.io.tomogram import Tomogram
+    from napari_affinity_vae.particles.templates import MatchResult
     from napari_affinity_vae.progress import Progress
     from napari_affinity_vae.simulate.tomogram import Simulation
 
@@ -1160,9 +1161,12 @@ def _run_pick(args: argparse.Namespace) -> int:
     _refuse_existing(args, args.out, args.score_map)
     check_output(args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)
-    picks = _match(args, tomogram, tqdm) if args.templates else _blob_pick(args, tomogram, tqdm)
+    result = _match(args, tomogram, tqdm) if args.templates else None
+    picks = result.picks if result else _blob_pick(args, tomogram, tqdm)
     picks.insert(0, TOMO_NAME, tomogram.name)
     write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
+    if args.score_map:  # after the picks: a map without them would be left half a result
+        _write_score_map(args.score_map, tomogram, result)
     print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
     return 0
 
@@ -1182,8 +1186,7 @@ def _blob_pick(args: argparse.Namespace, tomogram: Tomogram, progress: Progress)
     return pick_tomogram(tomogram, settings, progress)
 
 
-def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> pd.DataFrame:
-    from napari_affinity_vae.io.tomogram import header_origin, write_tomogram
+def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> MatchResult:
     from napari_affinity_vae.operations.pick import plan_match
     from napari_affinity_vae.particles.templates import MatchSettings
     from napari_affinity_vae.progress import run_steps
@@ -1201,13 +1204,18 @@ def _match(args: argparse.Namespace, tomogram: Tomogram, progress: Progress) -> 
         refine=not args.no_refine,
     )
     plan = plan_match(tomogram, args.templates, settings, args.symmetry)
-    result = run_steps(plan.steps(), plan.work(), "rotations", progress)
-    if args.score_map:  # over the tomogram: a binned voxel's centre lies (binning - 1) / 2 in
-        voxel, binning = tomogram.voxel_size * result.binning, result.binning
-        shift = (binning - 1) / 2 * tomogram.voxel_size
-        origin = tuple(o + shift for o in header_origin(tomogram.path))
-        write_tomogram(args.score_map, result.best_scores(), voxel, origin)
-    return result.picks
+    return run_steps(plan.steps(), plan.work(), "rotations", progress)
+
+
+def _write_score_map(path: Path, tomogram: Tomogram, result: MatchResult) -> None:
+    """The best score at every (binned) voxel, over the tomogram: a binned voxel's centre lies
+    (binning - 1) / 2 voxels in."""
+    from napari_affinity_vae.io.tomogram import header_origin, write_tomogram
+
+    voxel, binning = tomogram.voxel_size * result.binning, result.binning
+    shift = (binning - 1) / 2 * tomogram.voxel_size
+    origin = tuple(o + shift for o in header_origin(tomogram.path))
+    write_tomogram(path, result.best_scores(), voxel, origin)
 
 
 def _run_embed(args: argparse.Namespace) -> int:
