@@ -754,3 +754,26 @@ def test_pixel_picks_open_with_a_tomograms_star(relion5, tmp_path, capsys, optic
     write_project_table(project, project.particles[~project.particles[TOMOGRAM_MISSING]], out)
     back = open_project([relion5 / "tomograms.star", out]).particles
     np.testing.assert_allclose(back[XYZ], plain[XYZ], atol=1e-4)
+
+
+def test_a_subtomogram_orientation_goes_into_a_dynamo_table_s_angles(tmp_path):
+    """RELION 5 gives rlnAngle* in the frame of rlnTomoSubtomogramRot/Tilt/Psi and composes the
+    two (A = A_sub · A_part); a Dynamo table kept rlnAngle* alone: 0 0 0 for a particle turned
+    by its subtomogram angles."""
+    from napari_affinity_vae.io.orientation import angles_to_matrices
+
+    sub, own = np.array([[30.0, 60.0, 90.0], [0.0, 0.0, 0.0]]), np.array([[0, 0, 0], [10, 20, 30]])
+    block = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01"] * 2,
+            **{f"rlnCenteredCoordinate{a}Angst": [0.0, 10.0] for a in "XYZ"},
+            **{f"rlnTomoSubtomogram{n}": sub[:, i] for i, n in enumerate(("Rot", "Tilt", "Psi"))},
+            **{f"rlnAngle{n}": own[:, i] for i, n in enumerate(("Rot", "Tilt", "Psi"))},
+        }
+    )
+    starfile.write({"particles": block}, tmp_path / "r5.star")
+    particles = read_particles(tmp_path / "r5.star", voxel_size=10.0, tomogram_shape=(40, 40, 40))
+    back = read_particles(write_particles(particles, tmp_path / "out.tbl"))
+    composed = angles_to_matrices(sub) @ angles_to_matrices(own)
+    written = angles_to_matrices(back[["rot", "tilt", "psi"]].to_numpy())
+    np.testing.assert_allclose(written, composed, atol=1e-6)

@@ -18,9 +18,18 @@ from napari_affinity_vae.schema import ANGLES
 
 
 def particle_angles(particles: pd.DataFrame) -> np.ndarray:
-    """The particles' RELION angles (n, 3: rot, tilt, psi); a particle without them (a pick
-    added by hand beside imported ones) as an unaligned one, with angles 0."""
-    return particles[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)
+    """The particles' RELION angles (n, 3: rot, tilt, psi) in the tomogram's frame: composed,
+    as RELION 5 does, with a subtomogram orientation (``rlnTomoSubtomogramRot/Tilt/Psi``, the
+    frame ``rlnAngle*`` are given in: ``A = A_sub · A_part``) where the table has one; a
+    particle without angles (a pick added by hand beside imported ones) as an unaligned one,
+    with angles 0."""
+    from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES
+
+    angles = particles[list(ANGLES)].fillna(0.0).to_numpy(dtype=float)
+    if not set(SUBTOMOGRAM_ANGLES) <= set(particles) or not len(angles):
+        return angles
+    frame = particles[list(SUBTOMOGRAM_ANGLES)].fillna(0.0).to_numpy(dtype=float)
+    return matrices_to_angles(angles_to_matrices(frame) @ angles_to_matrices(angles))
 
 
 def matrices_to_angles(matrices: np.ndarray) -> np.ndarray:
