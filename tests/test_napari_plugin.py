@@ -125,6 +125,46 @@ def test_open_star_with_several_tomograms_picks_the_open_one(
     assert len(points.data) == 2 and points.metadata["tomo_name"] == "tomo_01"
 
 
+def test_a_star_naming_tomograms_as_warp_does_gives_the_open_one_s(
+    make_napari_viewer, tomogram_file, particles
+):
+    """TS_01.tomostar was not taken for the open TS_01: both tomograms' layers lay over it."""
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)  # tomo_01
+    both = pd.concat(
+        [
+            particles.assign(tomo_name="tomo_02.tomostar"),
+            particles.head(2).assign(tomo_name="tomo_01.tomostar"),
+        ]
+    )
+    star = write_particles(both.reset_index(drop=True), tomogram_file.parent / "warp.star")
+    [points] = viewer.open(star, plugin=PLUGIN)
+    assert len(points.data) == 2 and points.metadata["tomo_name"] == "tomo_01"
+    assert points.features["tomo_name"].tolist() == ["tomo_01.tomostar"] * 2  # written back so
+
+
+def test_particles_of_another_tomogram_are_placed_on_the_open_one_with_a_warning(
+    make_napari_viewer, tomogram_file, particles
+):
+    viewer = make_napari_viewer()
+    viewer.open(tomogram_file, plugin=PLUGIN)
+    star = write_particles(particles.assign(tomo_name="TS_02"), tomogram_file.parent / "p.star")
+    with pytest.warns(UserWarning, match="its particles are of TS_02, not of the open tomogram"):
+        [points] = viewer.open(star, plugin=PLUGIN)
+    assert len(points.data) == 5
+
+
+def test_particles_dropped_with_their_tomogram_lie_on_it(
+    make_napari_viewer, tomogram_file, particles
+):
+    """Read first, before any tomogram was open, they were drawn at 1 Å a voxel: 7.5 x off."""
+    viewer = make_napari_viewer()  # no dock
+    star = write_particles(particles.assign(tomo_name="tomo_01"), tomogram_file.parent / "p.star")
+    points, image = viewer.open([star, tomogram_file], plugin=PLUGIN)
+    np.testing.assert_allclose(points.scale, image.scale)
+    np.testing.assert_allclose(points.scale, [7.5, 7.5, 7.5])
+
+
 def test_open_star_takes_the_newest_tomogram_still_open(
     make_napari_viewer, tomogram_file, particles
 ):

@@ -10,6 +10,7 @@ from typing import Any
 from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.projects.folder import names_with_more
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, Tomogram, open_tomogram
 from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
 
@@ -47,7 +48,29 @@ def read_tomograms(path: str | list[str]) -> list[LayerData]:
                 stacklevel=2,
             )
         layers.append(tomogram_layer_data(tomogram))
+        _place_waiting_particles(tomogram)
     return layers
+
+
+def _place_waiting_particles(tomogram: Tomogram) -> None:
+    """Particles this reader read before any tomogram was open (their file dropped first, or
+    with the tomogram) and that are ``tomogram``'s, or name none: drawn at 1 Å a voxel until
+    now, they lie on its voxels."""
+    from napari.layers import Points
+
+    viewer = _viewer()
+    if viewer is None or not tomogram.voxel_size:
+        return
+    for layer in viewer.layers:
+        meta = layer.metadata
+        if (
+            isinstance(layer, Points)
+            and "path" in meta
+            and not meta.get("voxel_size")
+            and meta.get("tomo_name", tomogram.name) == tomogram.name
+        ):
+            meta["voxel_size"] = tomogram.voxel_size
+            layer.scale = (tomogram.voxel_size,) * 3
 
 
 def read_particle_files(path: str | list[str]) -> list[LayerData]:
@@ -65,7 +88,14 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
     layers = []
     for p in _paths(path):
         names = tomogram_names(p)
-        selected = [open_name] if open_name in names else (names if len(names) > 1 else [None])
+        own = _name_of(open_name, names)
+        selected = [own] if own else (names if len(names) > 1 else [None])
+        if open_name and not own and len(names) == 1:
+            warnings.warn(
+                f"{p}: its particles are of {names[0]}, not of the open tomogram {open_name}; "
+                f"they are placed on {open_name}",
+                stacklevel=2,
+            )
         for tomo_name in selected:
             particles = read_particles(
                 p,
@@ -78,7 +108,8 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
             label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
             # whose particles they are: the open tomogram's if read against it, else the
             # tomogram the file names
-            owner = tomo_name or open_name or (names[0] if names else None)
+            ours = tomogram is not None and tomo_name in (None, own)
+            owner = open_name if ours else tomo_name or (names[0] if names else None)
             meta = {"path": str(p), **({"tomo_name": owner} if owner else {})}
             if tomogram is not None and owner == open_name:  # not another of the same name's
                 meta[OF_TOMOGRAM] = tomogram_identity(tomogram)
@@ -86,17 +117,29 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
     return layers
 
 
+def _name_of(open_name: str | None, names: list[str]) -> str | None:
+    """The name a file gives the open tomogram's particles: its own, or else the one name that
+    is it with a prefix or suffix (Warp's ``TS_01.tomostar``, ``TS_01_rec``); None if none."""
+    if open_name is None or open_name in names:
+        return open_name
+    alike = [n for n in names if names_with_more(n, open_name) or names_with_more(open_name, n)]
+    return alike[0] if len(alike) == 1 else None
+
+
 def _open_tomogram() -> Tomogram | None:
     """The tomogram the explorer works on in the current viewer (the same rule as the
     Particles widget's), if any."""
-    try:
-        import napari
-    except ImportError:  # pragma: no cover - napari is a dependency
-        return None
     from napari_affinity_vae.widgets.viewer_session import current_tomogram
 
-    viewer = napari.current_viewer()
+    viewer = _viewer()
     return current_tomogram(viewer) if viewer is not None else None
+
+
+def _viewer() -> Any:
+    """The current napari viewer, if any."""
+    import napari
+
+    return napari.current_viewer()
 
 
 def _paths(path: str | list[str]) -> list[Path]:

@@ -111,14 +111,16 @@ def matched_entries(
 
 
 def _stems_naming(name: str, files: dict[str, Path]) -> list[Path]:
-    """The files whose stem is ``name`` with a suffix after a separator (``TS_1_rec``), or with
-    a prefix before one (RELION 5's ``rec_TS_1``)."""
-    return [
-        p
-        for stem, p in files.items()
-        if (stem.startswith(name) and stem[len(name) :][:1] in SEPARATORS)
-        or (stem.endswith(name) and stem[: -len(name)][-1:] in SEPARATORS)
-    ]
+    """The files whose stem is ``name`` with a suffix or a prefix (:func:`names_with_more`)."""
+    return [p for stem, p in files.items() if names_with_more(stem, name)]
+
+
+def names_with_more(longer: str, name: str) -> bool:
+    """Whether ``longer`` is ``name`` with a suffix after a separator (``TS_1_rec``, Warp's
+    ``TS_1.tomostar``), or with a prefix before one (RELION 5's ``rec_TS_1``); never ``TS_10``."""
+    return (longer.startswith(name) and longer[len(name) :][:1] in SEPARATORS) or (
+        longer.endswith(name) and longer[: -len(name)][-1:] in SEPARATORS
+    )
 
 
 def read_named(
