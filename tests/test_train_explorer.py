@@ -365,3 +365,34 @@ def test_fine_tuning_the_bundled_splat_model_keeps_its_pose_tied_to_orientation(
     assert model.architecture.decoder == "splat" and card.training["init"] == "bundled-splat"
     assert card.training["config"]["pose"]["high"] == 1.0  # as the bundled splat model was
     assert "pose" in train.losses.terms  # the pose consistency has its own panel
+
+
+def test_labelled_particles_in_a_blank_region_are_named_before_training(
+    make_napari_viewer, qtbot, tmp_path, notifications
+):
+    """Trained on before: the loss went NaN and the message named neither file nor particles."""
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    data = np.random.default_rng(0).normal(0, 1, (40, 64, 64)).astype(np.float32)
+    data[:, :, 48:] = np.nan  # a blank strip, as some reconstructions leave
+    path = write_mrc(tmp_path / "blank.mrc", data)
+    type_into(qtbot, widgets["Tomogram"].file, str(path))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].hand_button)
+    layer = widgets["Particles"].particles_layer
+    layer.add(np.array([[20.0, 20, 20], [20, 40, 20], [20, 20, 40], [20, 40, 40]]))  # clicks
+    session, scatter, train = session_for(viewer), widgets["Latent scatter"], widgets["Train"]
+    for rows, name in (([0, 1], "a"), ([2, 3], "b")):
+        session.select(rows)
+        type_into(qtbot, scatter.label_name, name)
+        click(qtbot, scatter.label_button)
+    train.epochs.value = 1
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    said = [m for m in messages(notifications) if "blank.mrc" in m]
+    assert (
+        said
+        and "the boxes of 2 of 4 labelled particles hold NaN or infinite voxels (rows 2, 3"
+        in said[-1]
+    )
+    assert not train.history and not train.save_button.enabled

@@ -17,7 +17,7 @@ from napari_affinity_vae.model.inference import device, encode, for_inference
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import pose_angles, turns_pose
 from napari_affinity_vae.particles.chunked import planned_reads
-from napari_affinity_vae.particles.extract import extract_boxes, read_size
+from napari_affinity_vae.particles.extract import blank_boxes, extract_boxes, read_size
 from napari_affinity_vae.progress import Progress, run_steps
 from napari_affinity_vae.schema import (
     AXES,
@@ -124,8 +124,7 @@ def embed_steps(
     batches = -(-len(coords) // batch)
     blank: list[int] = []  # rows (in read order) whose boxes hold NaN or infinities
     for k, (boxes, crossed) in enumerate(_read(extract, batches, ahead)):
-        # normalising spreads a NaN or an infinity over its whole box: one voxel tells
-        blank.extend(np.flatnonzero(~np.isfinite(boxes[:, 0, 0, 0])) + k * batch)
+        blank.extend(blank_boxes(boxes) + k * batch)
         if not blank:  # once one is found, the rest are only counted
             encoded = encode(network, boxes, error=error)
             for key in ("mu", "pose", "error"):

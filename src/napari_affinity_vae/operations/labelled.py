@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.errors import AffinityVAEError, TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.datasets import class_names
@@ -18,10 +18,11 @@ from napari_affinity_vae.model.embedding import check_voxel_sizes
 from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.train import TrainingData
-from napari_affinity_vae.particles.extract import extract_boxes
+from napari_affinity_vae.particles.extract import blank_boxes, extract_boxes
 from napari_affinity_vae.schema import AXES, TOMO_NAME, latent_columns
 from napari_affinity_vae.simulate.affinity import correlation_steps, scale_affinity
 from napari_affinity_vae.simulate.molecules import load_reference
+from napari_affinity_vae.text import first_few
 from napari_affinity_vae.volumes import fit_box
 
 MIN_PER_CLASS = 2  # particles; fewer cannot be both trained on and told apart
@@ -91,6 +92,7 @@ def labelled_boxes(
         boxes[group.index.to_numpy()], _ = extract_boxes(
             source.data, centres, box, scale, normalised=True, inverted=inverted
         )
+        _refuse_blank(boxes[group.index.to_numpy()], rows[group.index.to_numpy()], tomogram)
         done += len(group)
         yield done
     lookup = {c: i for i, c in enumerate(classes)}
@@ -103,6 +105,19 @@ def labelled_boxes(
         card.voxel_size,
         description=f"{len(rows)} particles labelled by their {label_column} ({counts})",
     )
+
+
+def _refuse_blank(boxes: np.ndarray, rows: np.ndarray, tomogram: Tomogram) -> None:
+    """Refuse boxes holding NaN or infinities (the model would learn NaN weights), naming the
+    tomogram and the particles' ``rows`` in the table, as embedding does."""
+    blank = rows[blank_boxes(boxes)]
+    if blank.size:
+        raise TomogramFileError(
+            tomogram.path,
+            f"the boxes of {blank.size} of {len(boxes)} labelled particles hold NaN or infinite "
+            f"voxels (rows {first_few(np.sort(blank))}, counted from 0): the tomogram has blank "
+            "regions. Remove or unlabel those particles, or fill the regions, and train again",
+        )
 
 
 def centre_affinity(

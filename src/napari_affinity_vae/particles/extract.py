@@ -12,6 +12,12 @@ from napari_affinity_vae.volumes import fit_box, normalise, resample
 CACHED_BYTES = 2**20  # boxes cut before they are normalised together, while still in the cache
 
 
+def blank_boxes(boxes: np.ndarray) -> np.ndarray:
+    """The indices of normalised boxes holding NaN or infinities: normalising spreads one over
+    its whole box, so one voxel tells."""
+    return np.flatnonzero(~np.isfinite(boxes[:, 0, 0, 0]))
+
+
 def extract_boxes(
     tomogram: np.ndarray,
     centres_zyx: np.ndarray,
