@@ -150,6 +150,13 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     assert after.shape == before.shape and not np.allclose(after, before)
     assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}  # labels stay
 
+    click(qtbot, train.train_button)  # a new run, cancelled before its first epoch
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert not train.history and not train.save_button.enabled
+    assert not train.losses.lines and not train.legend.text()  # not the last run's
+    assert not train.preview.points.visible
+
 
 def test_labels_typed_by_the_user_are_trained_on_over_a_files_classes(
     explorer, qtbot, tmp_path, small_tomogram, notifications

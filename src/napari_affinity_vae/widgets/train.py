@@ -421,6 +421,10 @@ class TrainWidget(Container):
         self.history, self.best_weights, self.best_epoch = [], None, 0
         self.trained, self.saved = None, None
         self.save_button.enabled = self.use_button.enabled = False
+        self.losses.show([])  # not the last run's curves and map under this run's status
+        self.preview.show_points(np.zeros((0, 2)))
+        self.preview.show_view(False, False)
+        self.legend.setText("")
 
     def _epoch_done(self, update: TrainingUpdate) -> None:
         self.history = update.history
