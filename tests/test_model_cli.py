@@ -281,6 +281,15 @@ def test_affinity_with_an_index_column_in_any_row_order(tmp_path):
         pd.testing.assert_frame_equal(load_affinity(symmetric), matrix)
 
 
+def test_affinity_saved_by_excel_with_semicolons_and_decimal_commas(tmp_path):
+    """Refused before as "non-numeric or missing value '1;0'"."""
+    path = tmp_path / "excel.csv"
+    path.write_text(";ribosome;proteasome\r\nribosome;1;0,25\r\nproteasome;0,25;1\r\n")
+    matrix = load_affinity(path)
+    assert list(matrix.columns) == ["ribosome", "proteasome"]
+    np.testing.assert_allclose(matrix, [[1, 0.25], [0.25, 1]])
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

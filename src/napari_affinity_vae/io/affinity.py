@@ -73,12 +73,20 @@ def load_affinity(path: str | Path) -> pd.DataFrame:
 
 
 def _read_affinity_csv(path: Path) -> tuple[list[str], list[str] | None, np.ndarray]:
-    """Class names of the header, of the first column (None if there is none), and the values."""
+    """Class names of the header, of the first column (None if there is none), and the values;
+    separated by commas, or by semicolons with decimal commas (as Excel writes CSV where the
+    comma is the decimal mark)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:  # Excel's byte-order mark
-            lines = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+            text = file.read()
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        european = ";" in first and "," not in first  # Excel's CSV where "," is the decimal
+        rows = csv.reader(text.splitlines(), delimiter=";" if european else ",")
+        lines = [row for row in rows if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputFileError(path, f"not a readable affinity CSV ({err})") from None
+    if european:
+        lines = [lines[0], *([cell.replace(",", ".") for cell in row] for row in lines[1:])]
     if len(lines) < 2:
         raise InputFileError(path, "not an affinity CSV: a header of class names, then a matrix")
     header, body = [c.strip() for c in lines[0]], [[c.strip() for c in r] for r in lines[1:]]
