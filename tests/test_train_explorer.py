@@ -267,6 +267,17 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     viewer.window.show()  # a table takes edits only when it is on the screen
     docks["Train"].raise_()
     qtbot.waitUntil(train.affinity.isVisible)
+    reference = tmp_path / "affinity_scores.csv"  # the reference affinity-VAE's layout
+    reference.write_text(
+        "alpha,beta,gamma,delta\n1,0.2,-0.5,0\n0.2,1,0.1,0\n-0.5,0.1,1,0\n0,0,0,1\n"
+    )
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(reference), ""))
+    click(qtbot, train.load_button)  # nothing labelled: "affinity from" it said, reading none
+    assert messages(notifications)[-1].endswith(
+        "affinity_scores.csv was not read: label classes first (the affinities of the labelled "
+        "classes are taken from it)"
+    )
+    assert train.status.value != "affinity from affinity_scores.csv"
     for cluster, name in enumerate(("alpha", "beta", "gamma")):
         label_cluster(qtbot, scatter, cluster, name)
     table = train.affinity
@@ -283,11 +294,6 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     assert table.matrix().loc["gamma", "beta"] == pytest.approx(0.4)
     assert messages(notifications)[-1] == "'abc' is no number from -1 to 1: the affinity stays 0.40"
 
-    reference = tmp_path / "affinity_scores.csv"  # the reference affinity-VAE's layout
-    reference.write_text(
-        "alpha,beta,gamma,delta\n1,0.2,-0.5,0\n0.2,1,0.1,0\n-0.5,0.1,1,0\n0,0,0,1\n"
-    )
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(reference), ""))
     click(qtbot, train.load_button)
     np.testing.assert_allclose(table.matrix().loc["alpha", ["beta", "gamma"]], [0.2, -0.5])
     short = tmp_path / "short.csv"
@@ -329,7 +335,9 @@ def test_affinity_from_a_map_per_class_names_the_classes_without_one(
     assert "No map or model for class(es) gamma" in messages(notifications)[-1]
     chosen.append(str(maps["gamma"]))
     click(qtbot, train.maps_button)
+    assert not train.load_button.enabled  # a file loaded now would be replaced by the search
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert train.load_button.enabled
     matrix = train.affinity.matrix()
     assert matrix.loc["alpha", "beta"] > 0.8  # one shape turned: alike whatever the rotation
     assert matrix.loc["alpha", "gamma"] < matrix.loc["alpha", "beta"] - 0.2

@@ -336,6 +336,11 @@ class TrainWidget(Container):
         with errors_as_notifications("Loading the affinity"):
             table = load_affinity(path)
             classes = self.affinity.classes
+            if not classes:
+                raise AffinityVAEError(
+                    f"{path.name} was not read: label classes first (the affinities of the "
+                    "labelled classes are taken from it)"
+                )
             missing = [c for c in classes if c not in table.columns]
             if missing:
                 raise AffinityVAEError(f"{path}: no affinity for class(es) {', '.join(missing)}")
@@ -525,7 +530,7 @@ class TrainWidget(Container):
         self.latent_dims.visible = self.start.value == SCRATCH
 
     def _show_running(self, running: bool) -> None:
-        for button in (self.train_button, self.centres_button, self.maps_button):
+        for button in (self.train_button, self.centres_button, self.maps_button, self.load_button):
             button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
 
