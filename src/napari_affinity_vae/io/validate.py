@@ -136,9 +136,11 @@ def outside_message(outside: np.ndarray, shape: tuple[int, int, int]) -> str:
 
 
 def _rows(mask: np.ndarray) -> str:
+    """The file's particles ``mask`` marks, as a person counts them (embedding's messages count
+    the table's rows from 0, and say so too)."""
     rows = np.flatnonzero(mask) + 1
     shown = ", ".join(str(r) for r in rows[:5])
-    return shown + (", ..." if rows.size > 5 else "")
+    return shown + (", ..." if rows.size > 5 else "") + ", counted from 1"
 
 
 def _listing(names: list) -> str:

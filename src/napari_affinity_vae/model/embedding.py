@@ -42,7 +42,9 @@ def check_voxel_sizes(tomogram: Tomogram, card: ModelCard) -> float:
     a batch, or blow a few voxels up into the model's box.
     """
     if tomogram.voxel_size is None:
-        raise TomogramFileError(tomogram.path, "the voxel size is unknown; give one to embed")
+        raise TomogramFileError(
+            tomogram.path, "the voxel size is unknown: give one (the Voxel size box, --voxel-size)"
+        )
     ours, model = float(tomogram.voxel_size), float(card.voxel_size)
     scale = model / ours
     if 1 / MAX_RESAMPLING <= scale <= MAX_RESAMPLING:
