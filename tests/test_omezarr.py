@@ -4,6 +4,7 @@ boxes cut chunk by chunk, and embedding that gives the latents the same data giv
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from napari_affinity_vae.model.embedding import embed
 from napari_affinity_vae.particles.chunked import planned_reads
 from napari_affinity_vae.particles.extract import extract_boxes
 from napari_affinity_vae.schema import AXES, TOMO_NAME, latent_columns
-from zarr_files import portal_style_zarr, simulated_project_listing
+from zarr_files import V2, portal_style_zarr, simulated_project_listing
 
 pytestmark = pytest.mark.zarr
 
@@ -183,3 +184,114 @@ def test_a_simulated_project_of_zarr_tomograms_is_listed(tmp_path, capsys):
     )
     assert "TS_01: 4 particles, 48 x 96 x 96 voxels at 10 Å" in printed
     assert "TS_02.zarr" in printed
+
+
+def _zarr_binned_in_y_and_x(path, data: np.ndarray, voxel_size: float) -> None:
+    """Levels binned by 2 and 4 in y and x only, z kept: ome-zarr-py's default ``Scaler``."""
+    import zarr
+    from ome_zarr.writer import write_multiscale
+
+    write_multiscale(
+        [data[:, :: 2**k, :: 2**k] for k in range(3)],
+        zarr.open_group(str(path), mode="w"),
+        axes=[{"name": axis, "type": "space", "unit": "angstrom"} for axis in "zyx"],
+        coordinate_transformations=[
+            [{"type": "scale", "scale": [voxel_size, voxel_size * 2**k, voxel_size * 2**k]}]
+            for k in range(3)
+        ],
+    )
+
+
+def test_levels_binned_in_y_and_x_only_are_not_used_and_pick_as_the_mrc(tmp_path):
+    """Such a level's z is the finest level's: taken as binned by its x factor, picks came back
+    at twice their z."""
+    shape = ["--shape", "48", "64", "80", "--particles", "5"]
+    assert main(["simulate", str(tmp_path), *shape, "--seed", "1", "--no-noise"]) == 0
+    mrc = tmp_path / "tomogram.mrc"
+    data = open_tomogram(mrc).data
+    _zarr_binned_in_y_and_x(tmp_path / "TS.zarr", np.asarray(data), 10.0)
+    tomogram = open_tomogram(tmp_path / "TS.zarr")
+    assert tomogram.levels == () and tomogram.shape == (48, 64, 80)
+    source, level = tomogram.level_for(40.0)
+    assert source.shape == (48, 64, 80) and level.factor == 1
+    picks = {}
+    for path in (mrc, tmp_path / "TS.zarr"):
+        out = tmp_path / f"{path.stem}.csv"
+        assert main(["pick", str(path), "--diameter", "100", "300", "--out", str(out)]) == 0
+        picks[path.suffix] = read_particles(out)[list(AXES)]
+    assert len(picks[".mrc"]) > 0
+    np.testing.assert_allclose(picks[".zarr"], picks[".mrc"], atol=1e-6)
+
+
+def test_only_levels_binned_alike_along_every_axis_are_levels(tmp_path):
+    import zarr
+
+    data = np.arange(16 * 32 * 32, dtype=np.float32).reshape(16, 32, 32)
+    group = zarr.open_group(str(tmp_path / "mixed.zarr"), mode="w", **V2)
+    datasets = []
+    for name, step in (("0", (1, 1, 1)), ("1", (1, 2, 2)), ("2", (2, 2, 2))):
+        level = np.ascontiguousarray(data[:: step[0], :: step[1], :: step[2]])
+        group.create_dataset(name, data=level, shape=level.shape, chunks=(8, 8, 8))
+        scale = {"type": "scale", "scale": [5.0 * n for n in step]}
+        datasets.append({"path": name, "coordinateTransformations": [scale]})
+    axes = [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+    tomogram = open_tomogram(tmp_path / "mixed.zarr")
+    assert [(lv.factor, lv.data.shape) for lv in tomogram.levels] == [
+        (1.0, (16, 32, 32)),
+        (2.0, (8, 16, 16)),
+    ]
+    source, level = tomogram.level_for(10.0)
+    assert source.voxel_size == 10.0
+    z, y, x = np.round(level.to_level([6.0, 10.0, 22.0])).astype(int)
+    assert source.data[z, y, x] == data[6, 10, 22]
+
+
+def _cut_chunks_short(folder) -> None:
+    """Every chunk file of ``folder`` cut to half its bytes, as an interrupted download leaves."""
+    for chunk in folder.iterdir():
+        if not chunk.name.startswith("."):
+            chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+
+
+def test_a_chunk_cut_short_is_named_a_truncated_download_where_it_is_read(tmp_path):
+    """The image opens (only its metadata are read); reading the chunk, for napari, a box or a
+    whole level, names the image and the problem, not blosc's error code alone."""
+    import pandas as pd
+
+    from napari_affinity_vae._reader import read_tomograms
+    from napari_affinity_vae.io.tomogram import contrast_limits
+
+    path = tmp_path / "TS.zarr"
+    data = np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32)
+    portal_style_zarr(path, data, 1.0)  # not zeros: zarr 3 writes no chunk of the fill value
+    _cut_chunks_short(path / "0")
+    tomogram = open_tomogram(path)
+    problem = (
+        rf"{re.escape(str(path))}: a chunk of array '0' cannot be decompressed: its file is "
+        r"truncated or corrupt \(an interrupted download\?\); download the image again \(.+\)$"
+    )
+    with pytest.raises(TomogramFileError, match=problem):
+        read_tomograms(str(path))
+    with pytest.raises(TomogramFileError, match=problem):
+        contrast_limits(tomogram.data)
+    with pytest.raises(TomogramFileError, match=problem):
+        np.asarray(tomogram.data)
+    model, card = load_bundled()
+    particles = pd.DataFrame({"z": [16.0], "y": [16.0], "x": [16.0]})
+    with pytest.raises(TomogramFileError, match=problem):
+        embed(tomogram, particles, model, card)
+
+
+def test_a_level_whose_array_is_missing_is_named(tmp_path):
+    import shutil
+
+    path = tmp_path / "TS.zarr"
+    portal_style_zarr(path, np.zeros((32, 32, 32), np.float32), 1.0)
+    shutil.rmtree(path / "1")
+    with pytest.raises(TomogramFileError) as error:
+        open_tomogram(path)
+    assert str(error.value) == (
+        f"{path}: the array '1' of a level listed in the metadata is missing (an incomplete copy "
+        "or download?)"
+    )

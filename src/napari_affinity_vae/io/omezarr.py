@@ -3,7 +3,10 @@ and copick write them, and 0.5), written with ``ome-zarr``; voxel sizes in Angst
 
 from __future__ import annotations
 
+import lzma
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -19,6 +22,9 @@ ANGSTROM_PER_UNIT = {
     "picometer": 0.01,
 }
 SPATIAL = ("z", "y", "x")
+# what numcodecs' decompressors (Blosc, Zstd, LZ4; GZip, BZ2; Zlib; LZMA) and an uncompressed
+# chunk of the wrong size raise for a chunk file cut short or corrupt
+DECOMPRESSION_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError)
 
 
 def is_ome_zarr(path: str | Path) -> bool:
@@ -28,9 +34,10 @@ def is_ome_zarr(path: str | Path) -> bool:
 
 
 def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
-    """The levels of the multiscale image at ``path``, finest first, as lazily read Zarr arrays,
-    and the finest level's voxel size in Angstrom (0 when the metadata give no physical unit and
-    a scale of 1, as for a header voxel size of 0)."""
+    """The levels of the multiscale image at ``path``, finest first, as lazily read Zarr arrays
+    (:class:`ZarrLevel`), and the finest level's voxel size in Angstrom (0 when the metadata give
+    no physical unit and a scale of 1, as for a header voxel size of 0). A level not binned by the
+    same factor along every axis is left out: coarser levels only make work faster."""
     path = Path(path)
     try:
         group = zarr.open_group(path, mode="r")
@@ -46,7 +53,7 @@ def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
                 path, f"the image's axes are {axes}; a tomogram has exactly z, y and x"
             )
         scales, offsets = zip(*(_transform(d, image) for d in image["datasets"]), strict=True)
-        arrays = [group[d["path"]] for d in image["datasets"]]
+        arrays = [_level_array(group, d["path"], path) for d in image["datasets"]]
     except (KeyError, TypeError, ValueError, OSError) as err:
         if isinstance(err, TomogramFileError):
             raise
@@ -58,17 +65,72 @@ def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
             path,
             f"voxels of {finest.tolist()} (z, y, x) are not cubic; resample to cubic voxels",
         )
-    levels = tuple(
-        Level(
-            array,
-            float(np.asarray(scale)[spatial][-1] / finest[-1]),
-            tuple(float(v) for v in (np.asarray(offset) - offsets[0])[spatial] / finest),
-        )
-        for array, scale, offset in zip(arrays, scales, offsets, strict=True)
-    )
+    levels = []
+    for array, scale, offset in zip(arrays, scales, offsets, strict=True):
+        factors = np.asarray(scale)[spatial] / finest
+        if not np.allclose(factors, factors[0], rtol=1e-3):
+            continue  # binned along some axes only (ome-zarr-py's default: y and x): not used
+        shift = (np.asarray(offset) - offsets[0])[spatial] / finest
+        levels.append(Level(array, float(factors[0]), tuple(float(v) for v in shift)))
     if unit is None:
-        return levels, 0.0 if np.isclose(finest[-1], 1.0) else float(finest[-1])
-    return levels, float(finest[-1] * ANGSTROM_PER_UNIT[unit])
+        return tuple(levels), 0.0 if np.isclose(finest[-1], 1.0) else float(finest[-1])
+    return tuple(levels), float(finest[-1] * ANGSTROM_PER_UNIT[unit])
+
+
+def _level_array(group: zarr.Group, name: str, path: Path) -> ZarrLevel:
+    """The array of the level the metadata call ``name``, read through :class:`ZarrLevel`."""
+    try:
+        return ZarrLevel(group[name], path, name)
+    except KeyError:
+        raise TomogramFileError(
+            path,
+            f"the array {name!r} of a level listed in the metadata is missing (an incomplete "
+            "copy or download?)",
+        ) from None
+
+
+class ZarrLevel:
+    """A level's Zarr array, read as NumPy arrays chunk by chunk (napari's layer data protocol):
+    a chunk that cannot be decompressed (cut short or corrupt) raises a
+    :class:`TomogramFileError` naming the image."""
+
+    def __init__(self, array: Any, path: Path, name: str) -> None:
+        self._array = array
+        self.path = path
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self._array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._array.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self._array.chunks)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self._array[key])
+        except DECOMPRESSION_ERRORS as err:
+            raise TomogramFileError(
+                self.path,
+                f"a chunk of array {self.name!r} cannot be decompressed: its file is truncated "
+                f"or corrupt (an interrupted download?); download the image again ({err})",
+            ) from None
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[...], dtype=dtype)
 
 
 def _transform(dataset: dict, image: dict) -> tuple[np.ndarray, np.ndarray]:
