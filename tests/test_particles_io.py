@@ -337,7 +337,7 @@ def test_dynamo_euler_conversion_known_case():
 
 def test_tomotwin_round_trip(tmp_path, particles):
     path = write_particles(particles, tmp_path / "p.coords")
-    assert path.read_text().splitlines()[0].split() == ["3.00", "2.00", "1.00"]  # x y z
+    assert path.read_text().splitlines()[0].split() == ["3", "2", "1"]  # x y z
     assert_same_coordinates(read_particles(path, tomogram_shape=SHAPE), particles, decimals=2)
 
 
@@ -626,3 +626,50 @@ def test_csv_keeps_a_column_s_digits(tmp_path):
     back = read_particles(write_particles(table, tmp_path / "ids.csv", voxel_size=10.0))
     assert back["particle_id"].tolist() == [1234567, 1234568]
     assert back["x"].tolist() == [21534.25, 6.0]
+
+
+def test_names_pandas_takes_for_missing_values_stay_names_in_a_csv(tmp_path):
+    """A label, class or tomogram named NA, None, null or N/A is a name; an empty cell is none,
+    and a number column's nan is NaN."""
+    names = ["NA", "None", "null", "N/A", None]
+    table = pd.DataFrame(
+        {"z": [1.0, 2, 3, 4, 5], "y": 2.0, "x": 3.0, "label": names, "class_name": names}
+    )
+    table["tomo_name"], table["score"] = "NA", [0.5, np.nan, 1.0, np.nan, 2.0]
+    path = write_particles(table, tmp_path / "names.csv")
+    assert tomogram_names(path) == ["NA"]
+    back = read_particles(path, tomo_name="NA")
+    for column in ("label", "class_name"):
+        assert back[column].iloc[:4].tolist() == names[:4] and pd.isna(back[column].iloc[4])
+    assert back["tomo_name"].tolist() == ["NA"] * 5
+    np.testing.assert_array_equal(back["score"], table["score"])
+    path.write_text("x,y,z,score\n1,2,3,nan\n4,5,6,NaN\n7,8,9,NA\n")
+    assert read_particles(path)["score"].isna().all()
+
+
+def test_a_text_tag_column_is_no_dynamo_tag_and_the_particles_are_numbered(tmp_path):
+    """Another tool's tags (names such as A1) are not Dynamo's integer tags."""
+    path = tmp_path / "picks.csv"
+    path.write_text("x,y,z,tag\n4,3,2,A1\n5,4,3,B2\n6,5,4,7\n")
+    table = np.loadtxt(write_particles(read_particles(path), tmp_path / "p.tbl"))
+    assert table[:, 0].tolist() == [1, 2, 3]
+    path.write_text("x,y,z,tag\n4,3,2,12\n5,4,3,\n6,5,4,10\n")  # Dynamo's tags are kept
+    table = np.loadtxt(write_particles(read_particles(path), tmp_path / "q.tbl"))
+    assert table[:, 0].tolist() == [12, 13, 10]
+
+
+@pytest.mark.parametrize("suffix", [".tbl", ".coords"])
+def test_dynamo_and_tomotwin_keep_a_coordinate_s_digits_as_csv_does(tmp_path, suffix):
+    table = pd.DataFrame({"z": [123.456789], "y": [2345.678912], "x": [4000.123456]})
+    back = read_particles(write_particles(table, tmp_path / f"p{suffix}"))
+    np.testing.assert_allclose(back[COORDS], table[COORDS], rtol=0, atol=1e-9)
+
+
+def test_a_folder_given_as_a_coordinate_file_is_named_a_folder(tmp_path):
+    (tmp_path / "picks.star").mkdir()
+    with pytest.raises(ParticleFileError) as error:
+        read_particles(tmp_path / "picks.star")
+    assert str(error.value) == (
+        f"{tmp_path / 'picks.star'}: is a folder, not a coordinate file: choose a .star, .tbl, "
+        ".coords, .csv file"
+    )

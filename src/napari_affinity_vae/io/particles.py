@@ -51,6 +51,11 @@ def read_particles(
     coordinates or outside ``tomogram_shape`` raise, unless ``drop_nan`` / ``drop_outside``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ParticleFileError(
+            path,
+            f"is a folder, not a coordinate file: choose a {', '.join(PARTICLE_SUFFIXES)} file",
+        )
     suffix = _suffix(path)
     if not path.is_file():
         raise ParticleFileError(path, "no such file")

@@ -142,17 +142,21 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
         table[:, _DYNAMO["class"]] = particles[CLUSTER].fillna(0)
     for axis in ("x", "y", "z"):
         table[:, _DYNAMO[axis]] = particles[axis] / frame.voxels_per_pixel + DYNAMO_ORIGIN
-    fmt = ["%d"] * 3 + ["%.4f"] * 6 + ["%g"] * (table.shape[1] - 9)
+    fmt = ["%d"] * 3 + ["%.4f"] * 6 + [CSV_FLOAT] * (table.shape[1] - 9)
     np.savetxt(path, table, fmt=fmt, delimiter=" ")
 
 
 def _tags(particles: pd.DataFrame) -> np.ndarray:
-    """Each particle's Dynamo tag: the one read with it, else (a pick added by hand, a table of
-    another tool) a new one after the highest."""
+    """Each particle's Dynamo tag: the one read with it, else (a pick added by hand) a new one
+    after the highest. Without a column of integer tags (a table of another tool, whose tags may
+    be names such as ``A1``) the particles are numbered from 1."""
+    numbered = np.arange(1, len(particles) + 1)
     if "tag" not in particles:
-        return np.arange(1, len(particles) + 1)
-    tags = particles["tag"].to_numpy(dtype=float, copy=True)
+        return numbered
+    tags = pd.to_numeric(particles["tag"], errors="coerce").to_numpy(dtype=float, copy=True)
     missing = np.isnan(tags)
+    if np.any(missing & particles["tag"].notna().to_numpy()) or np.any(tags[~missing] % 1):
+        return numbered
     start = np.nanmax(tags, initial=0) + 1
     tags[missing] = np.arange(start, start + missing.sum())
     return tags
@@ -186,7 +190,7 @@ def read_tomotwin(path: Path, frame: CoordinateFrame) -> pd.DataFrame:
 
 def write_tomotwin(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
     xyz = particles[["x", "y", "z"]].to_numpy(dtype=float) / frame.voxels_per_pixel
-    np.savetxt(path, xyz, fmt="%.2f", delimiter=" ")
+    np.savetxt(path, xyz, fmt=CSV_FLOAT, delimiter=" ")
 
 
 def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
@@ -234,7 +238,8 @@ def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:
 def _read_csv_table(path: Path) -> pd.DataFrame:
     """A CSV file separated by commas, or by semicolons or tabs with decimal points or commas
     (as spreadsheets in some languages save them), its ``tomo_name``, ``class_name`` and
-    ``label`` columns as text (``01`` stays ``01``, a label ``1`` does not become 1.0)."""
+    ``label`` columns as text (``01`` stays ``01``, a label ``1`` does not become 1.0, ``NA`` or
+    ``None`` stay names: only an empty cell is missing)."""
     try:
         with path.open(encoding="utf-8-sig") as file:
             header, sample = file.readline(), file.read(SAMPLE_CHARACTERS)
@@ -246,8 +251,13 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         read = functools.partial(
             pd.read_csv, path, sep=sep, decimal=decimal, encoding="utf-8-sig", index_col=False
         )
-        names = [c for c in read(nrows=0).columns if _plain(c) in TEXT_COLUMNS]
-        return read(dtype=dict.fromkeys(names, str))
+        columns = read(nrows=0).columns
+        text = [i for i, c in enumerate(columns) if _plain(c) in TEXT_COLUMNS]
+        table = read(dtype={columns[i]: str for i in text})
+        if text:  # read again as written: pandas takes NA, None, null ... for missing values
+            names = read(usecols=text, dtype=str, keep_default_na=False, na_values=[""])
+            table[names.columns] = names
+        return table
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
 
