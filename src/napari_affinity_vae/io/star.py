@@ -412,7 +412,8 @@ def pixel_scale(
         raise ParticleFileError(
             path,
             f"counts coordinates in tilt-series pixels of {_sizes(pixels)} A ({TILT_SERIES_PIXEL})"
-            "; they need the tomogram's voxel size: open the tomogram first, or give its size",
+            "; they need the tomogram's voxel size: open the tomogram first (and set its voxel "
+            "size if its header has none), or give its size",
         )
     scale = pixels / np.asarray(voxel_sizes, dtype=float)
     if given is not None and not np.allclose(scale[np.isfinite(scale)], given, rtol=1e-3):
@@ -531,7 +532,8 @@ def _centred_to_voxels(
         raise ParticleFileError(
             path,
             "RELION 5 centred coordinates (Angstrom from the tomogram centre) need the "
-            "tomogram's shape and voxel size: open the tomogram first",
+            "tomogram's shape and voxel size: open the tomogram first, and set its voxel size "
+            "if its header has none",
         )
     xyz = numeric_columns(path, block, [CENTRED_COLUMNS[a] for a in "xyz"]) - shift
     voxels = xyz[:, ::-1] / frame.voxel_size + np.asarray(frame.shape, dtype=float) / 2
