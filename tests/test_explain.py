@@ -54,6 +54,19 @@ def test_the_equation_gives_each_dimension_its_sign():
     assert found.accuracy.share > 0.95
 
 
+def test_a_cluster_in_the_middle_of_others_is_explained_by_squares():
+    """No line separates a ball from the shell around it: the linear equation scored near a
+    guess (a k-means cluster in the middle of others is such a case)."""
+    latent = normal(3000)
+    rows = np.flatnonzero(latent[:, 1] ** 2 + latent[:, 4] ** 2 < 1.0)
+    found = explain_selection(latent, rows)
+    terms = {t.name: t.coefficient for t in found.formula.terms}
+    assert {f"z1{SQUARED}", f"z4{SQUARED}"} <= set(terms)
+    assert terms[f"z1{SQUARED}"] < 0 and terms[f"z4{SQUARED}"] < 0
+    assert f"z1{SQUARED}" in found.equation
+    assert found.accuracy.sparse > 0.9 and found.accuracy.share > 0.95
+
+
 def test_too_few_dimensions_fall_short_of_the_full_model():
     """The accuracy share measures something: a selection set by four dimensions is not told
     apart as well by one."""

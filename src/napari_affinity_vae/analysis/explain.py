@@ -24,7 +24,7 @@ CLASS_SAMPLE = 2_000  # above this many particles of a class, a seeded sample of
 FIT_SAMPLE = 10_000  # above this many particles, a seeded sample of them is fitted to a column
 MIN_ROWS = 10  # a column is fitted to at least this many particles
 MAX_TERMS = 3  # terms of a column's polynomial, the constant aside
-MIN_GAIN = 0.01  # a further term must raise the cross-validated R^2 by this much
+MIN_GAIN = 0.01  # what a further term must add: to a fit's R^2, to an explanation's accuracy
 ALPHA = 0.05  # a dimension joins an explanation if its likelihood-ratio test passes this level
 MIN_SIDE = 4  # particles on each side for an explanation's accuracy to be cross-validated
 DIGITS = 2  # significant digits of an equation's coefficients (its constant: one more)
@@ -156,12 +156,12 @@ def explain_selection(
 ) -> Explanation:
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
     the most telling first, chosen by forward selection of logistic models on standardised
-    latents (:func:`_forward_dimensions`); none where no dimension passes its test, as for a
-    selection made at random.
-    The equation is the logistic model of those dimensions, both sides weighted equally (so that
-    P(selected) = 0.5 where their errors balance); its balanced accuracy is cross-validated
-    (stratified, ``FOLDS`` folds or as many as the smaller side has particles), the dimensions
-    chosen anew in every fold, against that of a logistic model on every dimension.
+    latents, the dimensions first, then squares and products (:func:`sparse_terms`); none
+    where no term passes its test, as for a selection made at
+    random. The equation is the logistic model of those terms, both sides weighted equally
+    (so that P(selected) = 0.5 where their errors balance); its balanced accuracy is
+    cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has particles),
+    the terms chosen anew in every fold, against that of the full model (:func:`_accuracy`).
 
     Above ``CLASS_SAMPLE`` particles on a side, a sample of that many of them (drawn with
     ``seed``) is fitted and cross-validated; the means are over all particles.
@@ -183,18 +183,24 @@ def explain_selection(
     scaled, means, sds = standardise(latent)
     sample = _balanced_sample(selected, np.random.default_rng(seed))
     scaled, fitted = scaled[sample], selected[sample]
-    chosen = _forward_dimensions(scaled, fitted, max_dimensions)
-    if not chosen:
+    terms = sparse_terms(scaled, fitted, max_dimensions)
+    if not terms:
         return Explanation((), Formula(0.0, (), ()), None)
-    fit = _logistic().fit(scaled[:, chosen], fitted)
-    weights = [float(w) for w in fit.coef_[0]]
+    fit = _logistic().fit(_design(scaled, terms), fitted)
+    weights = dict(zip(terms, (float(w) for w in fit.coef_[0]), strict=True))
+    chosen = list(dict.fromkeys(d for term in terms for d in term))  # the most telling first
     dimensions = tuple(
-        Dimension(d, w, float(latent[selected, d].mean()), float(latent[~selected, d].mean()))
-        for d, w in zip(chosen, weights, strict=True)
+        Dimension(
+            d,
+            weights.get((d,), 0.0),
+            float(latent[selected, d].mean()),
+            float(latent[~selected, d].mean()),
+        )
+        for d in chosen
     )
     formula = Formula(
         float(fit.intercept_[0]),
-        tuple(Term((d,), w) for d, w in zip(chosen, weights, strict=True)),
+        tuple(Term(t, w) for t, w in weights.items()),
         tuple(Scale(d, float(means[d]), float(sds[d])) for d in chosen),
     )
     return Explanation(dimensions, formula, _accuracy(scaled, fitted, max_dimensions, seed))
@@ -235,33 +241,94 @@ def _at_most(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     return rows if len(rows) <= size else rng.choice(rows, size, replace=False)
 
 
-def _logistic(class_weight: str | None = "balanced"):
+def _logistic(class_weight: str | None = "balanced", iterations: int = 100):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(class_weight=class_weight)
+    return LogisticRegression(class_weight=class_weight, max_iter=iterations)
 
 
-def _forward_dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[int]:
-    """Up to ``most`` dimensions, added one at a time: each the one with the largest score
-    statistic at the model so far (the log-loss's slope along it, squared, over its curvature),
-    kept while its likelihood-ratio test passes at ``ALPHA``, corrected for the dimensions it
-    was the best of (Bonferroni). The tests use the particles unweighted: weighting a small
-    side up would inflate its statistics."""
+def sparse_terms(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[tuple[int, ...]]:
+    """The terms of an explanation, each added by :func:`_forward`: dimensions ``(i,)``, at most
+    ``most``; then squares ``(i, i)`` of any dimension while at most ``most`` are used (a
+    cluster in the middle of others differs from them in its spread along a dimension, not its
+    mean), and products ``(i, j)`` of those used, at most ``MAX_TERMS`` squares and products.
+    A square or a product is added only where it also raises the balanced accuracy by
+    ``MIN_GAIN``: one that only sharpens the edge of a half-space fits the likelihood better
+    but tells the sides apart no better."""
+    d = scaled.shape[1]
+    terms: list[tuple[int, ...]] = [(i,) for i in _forward(scaled, selected, np.zeros(d), most)]
+    linear = [i for (i,) in terms]
+    squares = scaled**2
+    features = np.hstack([scaled[:, linear], squares - squares.mean(axis=0)])  # centred, as
+    owners = np.r_[linear, np.arange(d)]  # the dimensions are; each column's dimension
+    gains = np.r_[np.zeros(len(linear)), np.full(d, MIN_GAIN)]
+    added = _forward(features, selected, gains, most, len(linear), MAX_TERMS, owners)
+    terms += [(int(owners[k]),) * 2 for k in added]
+    chosen = list(dict.fromkeys(i for term in terms for i in term))
+    pairs = [(i, j) for k, i in enumerate(chosen) for j in chosen[k + 1 :]]
+    if not pairs or len(added) >= MAX_TERMS:
+        return terms
+    products = _design(scaled, pairs)
+    features = np.hstack([_design(scaled, terms), products - products.mean(axis=0)])
+    gains = np.r_[np.zeros(len(terms)), np.full(len(pairs), MIN_GAIN)]
+    more = _forward(features, selected, gains, None, len(terms), MAX_TERMS - len(added))
+    return terms + [pairs[k - len(terms)] for k in more]
+
+
+def _design(scaled: np.ndarray, terms: list[tuple[int, ...]]) -> np.ndarray:
+    """The columns of ``terms``: the product of each one's dimensions."""
+    return np.column_stack([np.prod(scaled[:, list(t)], axis=1) for t in terms])
+
+
+def _forward(
+    features: np.ndarray,
+    selected: np.ndarray,
+    gains: np.ndarray,
+    dimensions: int | None = None,
+    start: int = 0,
+    terms: int | None = None,
+    owners: np.ndarray | None = None,
+) -> list[int]:
+    """Columns of ``features`` added, one at a time, to the first ``start`` (in the model from
+    the outset): each the one with the largest score statistic at the model so far (the
+    log-loss's slope along it, squared, over its curvature), kept while its likelihood-ratio
+    test passes at ``ALPHA``, corrected for the columns it was the best of (Bonferroni); one
+    that does not raise the balanced accuracy on the particles by its ``gains`` is passed over
+    for the next. At most ``terms`` columns, and of at most ``dimensions`` dimensions: column
+    k's is ``owners[k]`` (by default k). The columns added, in order. The tests use the
+    particles unweighted: weighting a small side up would inflate its statistics."""
     from scipy.stats import chi2
 
-    chosen: list[int] = []
-    loss, probability = _logistic_loss(scaled[:, []], selected)  # everyone at the selected share
-    for _ in range(min(most, scaled.shape[1])):
-        slope = (selected - probability) @ scaled
-        curvature = (probability * (1 - probability)) @ scaled**2
+    n = features.shape[1]
+    owners = np.arange(n) if owners is None else owners
+    chosen, passed_over = list(range(start)), []  # passed over: too little gain
+    loss, probability = _logistic_loss(features[:, chosen], selected)
+    while len(chosen) - start < (terms or n):
+        slope = (selected - probability) @ features
+        curvature = (probability * (1 - probability)) @ features**2
         score = slope**2 / np.maximum(curvature, 1e-12)
-        score[chosen] = -np.inf
-        candidate = [*chosen, int(np.argmax(score))]
-        refit_loss, refit_probability = _logistic_loss(scaled[:, candidate], selected)
-        if 2 * (loss - refit_loss) <= chi2.isf(ALPHA / (scaled.shape[1] - len(chosen)), 1):
+        score[chosen + passed_over] = -np.inf
+        used = set(owners[chosen].tolist())
+        if dimensions is not None and len(used) >= dimensions:
+            score[~np.isin(owners, list(used))] = -np.inf
+        if not np.isfinite(score).any():
             break
-        chosen, loss, probability = candidate, refit_loss, refit_probability
-    return chosen
+        best = int(np.argmax(score))
+        refit_loss, refit_probability = _logistic_loss(features[:, [*chosen, best]], selected)
+        if 2 * (loss - refit_loss) <= chi2.isf(ALPHA / (n - len(chosen)), 1):
+            break
+        if _balanced(refit_probability, selected) < _balanced(probability, selected) + gains[best]:
+            passed_over.append(best)
+            continue
+        chosen, loss, probability = [*chosen, best], refit_loss, refit_probability
+    return chosen[start:]
+
+
+def _balanced(probability: np.ndarray, selected: np.ndarray) -> float:
+    """The balanced accuracy of calling selected those more likely to be than the average one
+    (what a fit weighting both sides equally calls selected)."""
+    called = probability > selected.mean()
+    return float((called[selected].mean() + (~called[~selected]).mean()) / 2)
 
 
 def _logistic_loss(features: np.ndarray, selected: np.ndarray) -> tuple[float, np.ndarray]:
@@ -277,11 +344,12 @@ def _logistic_loss(features: np.ndarray, selected: np.ndarray) -> tuple[float, n
 
 
 def _accuracy(scaled: np.ndarray, selected: np.ndarray, most: int, seed: int) -> Accuracy | None:
-    """Cross-validated balanced accuracy of the sparse model (its at most ``most`` dimensions
-    chosen on each fold's training particles; a fold that chooses none guesses, 0.5) and of the
-    full model of every dimension, on the same stratified folds; None when a side has fewer
-    than ``MIN_SIDE`` particles (a fold's training particles could then hold only one of it,
-    too few for a choice to pass its test)."""
+    """Cross-validated balanced accuracy of the sparse model (its terms chosen on each fold's
+    training particles; a fold that chooses none guesses, 0.5) and of the full model, the
+    better of a logistic model of every dimension and one of every dimension, its square and
+    its products (which over-fits few particles), on the same stratified folds; None when a side
+    has fewer than ``MIN_SIDE`` particles (a fold's training particles could then hold only one
+    of it, too few for a choice to pass its test)."""
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold
 
@@ -290,18 +358,28 @@ def _accuracy(scaled: np.ndarray, selected: np.ndarray, most: int, seed: int) ->
         return None
     folds = min(FOLDS, smaller)
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    every, _ = _quadratic(scaled)
     sparse, full = [], []
     for train, test in split.split(scaled, selected):
-        x, y, x_test, y_test = scaled[train], selected[train], scaled[test], selected[test]
-        chosen = _forward_dimensions(x, y, most)
-        if chosen:
-            predicted = _logistic().fit(x[:, chosen], y).predict(x_test[:, chosen])
+        x, y, y_test = scaled[train], selected[train], selected[test]
+        terms = sparse_terms(x, y, most)
+        if terms:
+            fit = _logistic().fit(_design(x, terms), y)
+            predicted = fit.predict(_design(scaled[test], terms))
             sparse.append(balanced_accuracy_score(y_test, predicted))
         else:
             sparse.append(0.5)
-        predicted = _logistic().fit(x, y).predict(x_test)
-        full.append(balanced_accuracy_score(y_test, predicted))
-    return Accuracy(float(np.mean(sparse)), float(np.mean(full)), folds, len(selected))
+        full.append(
+            [
+                balanced_accuracy_score(
+                    y_test, _logistic(iterations=1000).fit(x, y).predict(x_test)
+                )
+                for x, x_test in ((scaled[train], scaled[test]), (every[train], every[test]))
+            ]
+        )
+    return Accuracy(
+        float(np.mean(sparse)), float(np.max(np.mean(full, axis=0))), folds, len(selected)
+    )
 
 
 def fit_column(
