@@ -541,7 +541,9 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
     assert any("discarded" in m for m in messages(notifications))
 
 
-def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtbot, tmp_path):
+def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(
+    explorer, qtbot, tmp_path, notifications
+):
     """``TS_01/tomogram.mrc`` and ``TS_02/tomogram.mrc``: each keeps its own particles,
     imported, opened with File > Open or picked by hand, and its own voxel size."""
     viewer, widgets, session = explorer
@@ -570,6 +572,10 @@ def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(explorer, qtb
     widgets["Tomogram"].layer.value = first_image  # chosen again: shown with its particles
     assert session.tomogram.shape == (40, 60, 60)
     assert [x.visible for x in (*firsts, second_image, second_hand)] == [True] * 4 + [False] * 2
+    chosen = widgets["Particles"].particles_layer
+    widgets["Particles"].layer.value = second_hand  # the second's, hidden: boxes of the first
+    assert widgets["Particles"].particles_layer is chosen and len(session.particles) == 1
+    assert "are the particles of another tomogram than tomogram" in messages(notifications)[-1]
 
 
 def test_cancel_stops_the_picker_before_pick_is_offered_again(explorer, qtbot, tmp_path):

@@ -235,6 +235,16 @@ def test_the_particles_dock_matches_the_templates_typed_in_and_cancel_stops_it(
     # the score map lies over the tomogram; the particles still belong to the tomogram
     assert session.tomogram.name == "fresh" and widgets["Tomogram"].tomogram_layer.name == "fresh"
     assert particles.tomogram_label.value.startswith("fresh: 100 x 200 x 200")
+    # another tomogram of the same name: this map is not drawn over it, and comes back with its own
+    other = tomogram.parent / "elsewhere" / tomogram.name
+    other.parent.mkdir(exist_ok=True)
+    other.write_bytes(tomogram.read_bytes())
+    first = widgets["Tomogram"].tomogram_layer
+    type_into(qtbot, widgets["Tomogram"].file, str(other))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert not scores.visible and not first.visible
+    widgets["Tomogram"].layer.value = first
+    assert scores.visible and scores.scale[0] == pytest.approx(20.0 * binning)
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,7 @@ from napari_affinity_vae.widgets.viewer_session import (
     TABLE_ROWS,
     current_tomogram,
     focus_on,
+    of_tomogram,
     same_tomogram,
     session_for,
     tomogram_identity,
@@ -214,7 +215,11 @@ class ParticlesWidget(Container):
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
         for layer in self._viewer.layers:
-            if layer.metadata.get(SCORES_KEY) == tomogram.name and tomogram.voxel_size:
+            if (
+                SCORES_KEY in layer.metadata
+                and of_tomogram(layer, tomogram)
+                and tomogram.voxel_size
+            ):
                 _place_scores(layer, tomogram.voxel_size)
         project = self.session.project
         if project is not None:
@@ -412,8 +417,9 @@ class ParticlesWidget(Container):
         if self._picked(tomogram, version, result.picks):
             scores = result.best_scores()
             name = f"{tomogram.name} template scores"
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
+            for old in [x for x in self._viewer.layers if x.metadata.get(SCORES_KEY)]:
+                if of_tomogram(old, tomogram):  # not another tomogram's of the same name
+                    self._viewer.layers.remove(old)
             layer = self._viewer.add_image(
                 scores,
                 name=name,
@@ -421,7 +427,11 @@ class ParticlesWidget(Container):
                 blending="additive",
                 opacity=0.6,
                 contrast_limits=(0.0, max(float(np.nanmax(scores)), 1e-6)),
-                metadata={SCORES_KEY: tomogram.name, BINNING_KEY: result.binning},
+                metadata={
+                    SCORES_KEY: tomogram.name,
+                    OF_TOMOGRAM: tomogram_identity(tomogram),
+                    BINNING_KEY: result.binning,
+                },
             )
             _place_scores(layer, tomogram.voxel_size)
             if self.particles_layer is not None:
@@ -556,8 +566,19 @@ class ParticlesWidget(Container):
             self._watch(self.layer.value)
 
     def _watch(self, layer: Points | None) -> None:
-        """Follow ``layer``: its edits and its napari selection go to the session."""
+        """Follow ``layer``: its edits and its napari selection go to the session. Another
+        tomogram's particles, chosen in the box, are refused (their boxes would be cut from the
+        tomogram shown)."""
         old = self._watched
+        tomogram = self.session.tomogram
+        if layer is not None and tomogram is not None and of_tomogram(layer, tomogram) is False:
+            show_info(
+                f"{layer.name} are the particles of another tomogram than {tomogram.name}: "
+                "choose theirs in the Tomogram dock to explore them"
+            )
+            with self.layer.changed.blocked():
+                self.layer.value = old if old in self.layer.choices else None
+            return
         if old is not None:
             old.events.data.disconnect(self._edited)
             old.events.name.disconnect(self._renamed)

@@ -111,9 +111,8 @@ def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
     in napari's grid mode, where layers sit side by side."""
     if viewer.grid.enabled:
         return
-    identity = tomogram_identity(tomogram)
     for layer in list(viewer.layers):
-        owner = _owner(layer, tomogram.name, identity)
+        owner = of_tomogram(layer, tomogram)
         if owner is None:
             continue
         if owner:
@@ -124,20 +123,20 @@ def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
             layer.metadata[HIDDEN_FOR] = True
 
 
-def _owner(layer: object, name: str, identity: str) -> bool | None:
-    """Whether ``layer`` is of the tomogram ``name`` / ``identity``; None for a layer of no
-    tomogram (a decoded volume, a highlight) or one that follows the tomogram shown (an open
-    project's particles)."""
+def of_tomogram(layer: object, tomogram: Tomogram) -> bool | None:
+    """Whether ``layer`` is of ``tomogram``; None for a layer of no tomogram (a decoded volume,
+    a highlight) or one that follows the tomogram shown (an open project's particles)."""
+    name, identity = tomogram.name, tomogram_identity(tomogram)
     metadata = getattr(layer, "metadata", {})
     if is_tomogram(layer):
         return tomogram_identity(tomogram_from_layer(layer)) == identity
+    if TABLE_ROWS in metadata or ROLE in metadata:
+        return None
+    if OF_TOMOGRAM in metadata:  # two tomograms may share a name
+        return metadata[OF_TOMOGRAM] == identity
     if SCORES_KEY in metadata:
         return metadata[SCORES_KEY] == name
-    if TABLE_ROWS in metadata or "tomo_name" not in metadata or ROLE in metadata:
-        return None
-    if OF_TOMOGRAM in metadata:
-        return metadata[OF_TOMOGRAM] == identity
-    return metadata["tomo_name"] == name
+    return metadata["tomo_name"] == name if "tomo_name" in metadata else None
 
 
 def opened_as_tomogram(layer: object) -> bool:
