@@ -672,6 +672,26 @@ def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot, notificat
     assert "the points were copied in TS_01, not TS_02" in messages(notifications)[-1]
 
 
+def test_reopening_an_embedded_project_asks_before_discarding_its_embedding(opened, qtbot):
+    """Reopened with Skip rows ticked, as Embed's warning advises: the embedding went unasked."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from test_clicks import answer_next_dialog
+
+    _, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    widgets["Project"].skip_unusable.value = True
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, widgets["Project"].open_button)
+    assert asked == [
+        "Opening a project discards the open project's embedding (export them to keep them). Go on?"
+    ]
+    assert session.latent is not None  # kept
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, widgets["Project"].open_button)
+    assert session.latent is None
+
+
 def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tmp_path):
     from qtpy.QtWidgets import QMessageBox
 
@@ -851,3 +871,17 @@ def test_a_project_in_a_folder_whose_name_holds_a_comma_opens(
     click(qtbot, dock.open_button)
     project = session_for(viewer).project
     assert project is not None and sorted(project.tomograms) == ["TS_01", "TS_02", "TS_03"]
+
+
+def test_points_selected_in_the_viewer_stay_selected_when_another_tomogram_is_shown(opened):
+    """The selection of TS_01's points, made with napari's select tool, was wiped across the
+    project when TS_02 was shown; one made in the scatter stayed."""
+    _, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    points.selected_data = {0, 1}  # as napari's select tool sets it
+    selected = session.selection.copy()
+    assert len(selected) == 2
+    widgets["Project"].shown.value = "TS_02"
+    assert session.tomogram.name == "TS_02"
+    np.testing.assert_array_equal(session.selection, selected)
+    assert _column(widgets["Project"], "selected")[:2] == [2, 0]

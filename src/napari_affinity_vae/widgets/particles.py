@@ -504,8 +504,11 @@ class ParticlesWidget(Container):
         layer = next((x for x in self._viewer.layers if TABLE_ROWS in x.metadata), None)
         if layer is None:
             layer = self._viewer.add_points(data, **kwargs)
-        else:
-            with layer.events.data.blocker(self._edited):
+        else:  # the session's selection stays: it may hold other tomograms' rows
+            with (
+                layer.events.data.blocker(self._edited),
+                layer.selected_data.events.items_changed.blocked(),
+            ):
                 layer.selected_data = set()
                 layer.data = data
             layer.features = kwargs["features"]

@@ -79,6 +79,7 @@ class ProjectWidget(Container):
         self._listed: tuple[list[str], str] = ([], "")  # the table's tomograms, the summary
         self._opened: list[Path] = []  # the paths of the open project
         self._pick_sets: dict[str, tuple[str, str, str]] = {}  # by their label
+        self._picks_opened = EVERY_PICK_SET  # the pick set of the open project
         super().__init__()
         scrolling(
             self,
@@ -120,13 +121,17 @@ class ProjectWidget(Container):
             folder = str(self.folder.value)
             if folder not in ("", "."):
                 paths.append(Path(folder))
-        open_one = self.session.project
-        if open_one is not None and open_one.edited:
+        words = {
+            "its embedding": "embedding",
+            "its hand edits": "points added, moved or deleted by hand",
+        }
+        lost = [words[what] for what in self.session.project_losses()]
+        if lost:  # reopened (Skip rows ticked, another pick set) or another project
             question = (
-                "Opening a project discards the points added, moved or deleted by hand in the "
-                "open one (export them to keep them). Go on?"
+                f"Opening a project discards the open project's {' and its '.join(lost)} "
+                "(export them to keep them). Go on?"
             )
-            if not confirm(self.native, "Discard the hand edits?", question):
+            if not confirm(self.native, "Discard the open project's work?", question):
                 return None
         with errors_as_notifications("Opening the project"):
             if not paths:
@@ -166,12 +171,16 @@ class ProjectWidget(Container):
         with self.picks.changed.blocked():
             self.picks.choices = [EVERY_PICK_SET, *self._pick_sets]
             self.picks.value = current if current in self.picks.choices else EVERY_PICK_SET
+        self._picks_opened = self.picks.value
         self.picks.visible = bool(project.pick_sets) or chosen is not None
 
     def _pick_set_chosen(self, label: str) -> None:
-        """Reopen the project with the chosen pick set as its particles."""
+        """Reopen the project with the chosen pick set as its particles; if it is not (the user
+        keeps the embedding, or it fails), the box shows the pick set open again."""
         key = self._pick_sets.get(label)
-        self.open_files(self._opened, PickSetChoice(*key) if key else PickSetChoice())
+        if self.open_files(self._opened, PickSetChoice(*key) if key else PickSetChoice()) is None:
+            with self.picks.changed.blocked():
+                self.picks.value = self._picks_opened
 
     def _chosen(self, _value: object = None) -> None:
         if self.shown.value:
