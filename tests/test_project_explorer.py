@@ -885,3 +885,13 @@ def test_points_selected_in_the_viewer_stay_selected_when_another_tomogram_is_sh
     assert session.tomogram.name == "TS_02"
     np.testing.assert_array_equal(session.selection, selected)
     assert _column(widgets["Project"], "selected")[:2] == [2, 0]
+
+
+def test_show_follows_a_project_tomogram_opened_in_the_tomogram_dock(opened, qtbot, project_folder):
+    """Show kept TS_01 while TS_02 was explored: choosing TS_01 again then did nothing."""
+    viewer, widgets, session = opened
+    type_into(qtbot, widgets["Tomogram"].file, str(project_folder / "tomograms" / "TS_02.mrc"))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert session.tomogram.name == "TS_02" and widgets["Project"].shown.value == "TS_02"
+    widgets["Project"].shown.value = "TS_01"
+    assert session.tomogram.name == "TS_01" and viewer.layers["TS_01"].visible

@@ -107,6 +107,7 @@ class ProjectWidget(Container):
         self.session.selection_changed.connect(self._count_selected)
         self.session.particles_changed.connect(self._list_tomograms)
         self.session.project_changed.connect(self._project_changed)
+        self.session.tomogram_changed.connect(self._follow_tomogram)
 
     def _clicked(self) -> None:
         self.open_files()
@@ -181,6 +182,14 @@ class ProjectWidget(Container):
         if self.open_files(self._opened, PickSetChoice(*key) if key else PickSetChoice()) is None:
             with self.picks.changed.blocked():
                 self.picks.value = self._picks_opened
+
+    def _follow_tomogram(self) -> None:
+        """Show names the project's tomogram shown, also when it was opened elsewhere (the
+        Tomogram dock): else choosing the one named before would change nothing."""
+        tomogram, project = self.session.tomogram, self.session.project
+        if tomogram is not None and project is not None and tomogram.name in project.tomograms:
+            with self.shown.changed.blocked():
+                self.shown.value = tomogram.name
 
     def _chosen(self, _value: object = None) -> None:
         if self.shown.value:
