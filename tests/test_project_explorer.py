@@ -887,11 +887,42 @@ def test_points_selected_in_the_viewer_stay_selected_when_another_tomogram_is_sh
     assert _column(widgets["Project"], "selected")[:2] == [2, 0]
 
 
-def test_show_follows_a_project_tomogram_opened_in_the_tomogram_dock(opened, qtbot, project_folder):
+def test_show_follows_a_project_tomogram_opened_in_the_tomogram_dock(
+    opened, qtbot, project_folder, tmp_path
+):
     """Show kept TS_01 while TS_02 was explored: choosing TS_01 again then did nothing."""
     viewer, widgets, session = opened
-    type_into(qtbot, widgets["Tomogram"].file, str(project_folder / "tomograms" / "TS_02.mrc"))
+    link = tmp_path / "linked"  # a link to the folder: the same file, by another path
+    link.symlink_to(project_folder / "tomograms")
+    type_into(qtbot, widgets["Tomogram"].file, str(link / "TS_02.mrc"))
     click(qtbot, widgets["Tomogram"].open_button)
+    assert session.project is not None, "taken for none of the project's tomograms"
     assert session.tomogram.name == "TS_02" and widgets["Project"].shown.value == "TS_02"
     widgets["Project"].shown.value = "TS_01"
     assert session.tomogram.name == "TS_01" and viewer.layers["TS_01"].visible
+
+
+def test_choosing_a_lone_tomogram_in_the_box_asks_before_leaving_an_embedded_project(
+    opened, qtbot, tmp_path
+):
+    """Opening it by name asked; choosing its layer in the Tomogram box left the project and
+    its embedding unasked."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from conftest import write_mrc
+    from test_clicks import answer_next_dialog
+
+    viewer, widgets, session = opened
+    lone = write_mrc(tmp_path / "lone.mrc", np.zeros((32, 64, 64), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(lone))
+    click(qtbot, widgets["Tomogram"].open_button)  # nothing embedded yet: left unasked
+    click(qtbot, widgets["Project"].open_button)
+    _embed_by_clicks(qtbot, widgets, session)
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    widgets["Tomogram"].layer.value = viewer.layers["lone"]
+    assert asked and asked[0].startswith("Showing lone.mrc leaves the project")
+    assert session.project is not None and session.latent is not None
+    assert widgets["Tomogram"].layer.value is viewer.layers["TS_01"]
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    widgets["Tomogram"].layer.value = viewer.layers["lone"]
+    assert session.project is None and session.tomogram.name == "lone"

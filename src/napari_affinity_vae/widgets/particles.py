@@ -224,7 +224,8 @@ class ParticlesWidget(Container):
         project = self.session.project
         if project is not None:
             entry = project.tomograms.get(tomogram.name)
-            if entry is not None and tomogram.path in entry.files.values():
+            files = {f.resolve() for f in entry.files.values()} if entry is not None else set()
+            if tomogram.path.resolve() in files:  # by a link or "..", the same file
                 if tomogram.voxel_size and tomogram.voxel_size != entry.voxel_size:
                     # corrected in the Tomogram dock: the project embeds with it too
                     stayed = project.correct_voxel_size(entry.name, tomogram.voxel_size)

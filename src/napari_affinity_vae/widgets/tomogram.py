@@ -56,6 +56,7 @@ class TomogramWidget(Container):
         self.open_folder_button = PushButton(text="Open OME-Zarr folder...")
         self.open_folder_button.tooltip = "A .zarr tomogram (CryoET Data Portal, copick, ...)"
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
+        self._shown: Image | None = None  # the layer whose tomogram is explored
         self.info = Label(label="Shape", value="no tomogram")
         self.voxel_size = voxel_size_box()
         self.voxel_size.native.setKeyboardTracking(False)  # typed: taken once, when finished
@@ -122,9 +123,10 @@ class TomogramWidget(Container):
             return layer
         return None
 
-    def _stays_in_project(self, path: Path) -> bool:
+    def _stays_in_project(self, path: Path, doing: str = "Opening") -> bool:
         """Whether the user would rather keep the open project's embedding and hand edits than
-        open ``path``, which is none of its tomograms (asked only when there are some)."""
+        open (or show) ``path``, which is none of its tomograms (asked only when there are
+        some)."""
         project = self.session.project
         if project is None or not self.session.project_losses():
             return False
@@ -132,7 +134,7 @@ class TomogramWidget(Container):
         files = (f for entry in project.tomograms.values() for f in entry.files.values())
         if any(target == f.resolve() for f in files):
             return False
-        return stays_in_project(self.native, self.session, f"Opening {path.name}")
+        return stays_in_project(self.native, self.session, f"{doing} {path.name}")
 
     def _choose_folder(self) -> None:
         """Ask for an OME-Zarr folder (a file dialog cannot choose one) and open it."""
@@ -182,6 +184,13 @@ class TomogramWidget(Container):
             self._show_layer(self.layer.value)
 
     def _show_layer(self, layer: Image | None) -> None:
+        shown = self._shown
+        other = layer is not None and shown in self.layer.choices and shown is not layer
+        if other and self._stays_in_project(tomogram_from_layer(layer).path, "Showing"):
+            with self.layer.changed.blocked():  # chosen in the box: the project's stays
+                self.layer.value = shown
+            return
+        self._shown = layer
         if layer is None:
             self.info.value = "no tomogram"
             self.session.set_tomogram(None)
