@@ -178,13 +178,17 @@ def test_an_explanation_shows_its_equation_and_its_accuracy_against_every_dimens
     equation, where, accuracy = decode.equation.value.split("\n")
     assert equation.startswith("P(selected) = \N{GREEK SMALL LETTER SIGMA}(")
     assert equation.endswith(")")
-    # the equation's terms are the dimensions listed, in order; each button's side is its means'
-    terms = re.findall(r" [+\N{MINUS SIGN}] [\d.]+·z(\d+)", equation)
-    button = re.compile(r"latent (\d+): (\w+) \((.+) vs (.+)\)")
+    # the equation's dimensions are those listed, in order; each button's side is its means',
+    # or for a dimension only squared, its spread's
+    terms = list(dict.fromkeys(re.findall(r"z(\d+)", equation)))
+    button = re.compile(r"latent (\d+): ([\w ]+) \((.+) vs (.+)\)")
     listed = [button.fullmatch(b.text).groups() for b in decode.explanation]
     assert terms == [dimension for dimension, *_ in listed] and terms
-    for _, side, selected, others in listed:
-        assert side == ("higher" if float(selected) > float(others) else "lower")
+    for dimension, side, selected, others in listed:
+        if re.search(rf" [\d.]+·z{dimension}(?![\d²·])", equation):  # alone, not squared
+            assert side == ("higher" if float(selected) > float(others) else "lower")
+        else:
+            assert side in ("nearer the middle", "farther out")
     first = terms[0]
     assert where.startswith(f"z{first} = (latent {first} ")
     found = re.fullmatch(

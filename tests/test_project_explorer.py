@@ -12,6 +12,7 @@ import pytest
 import starfile
 from napari.layers import Image
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QMessageBox
 
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.projects import open_project
@@ -22,7 +23,7 @@ from napari_affinity_vae.widgets.export import EACH_CLUSTER
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.project import PROJECT_KEY
 from napari_affinity_vae.widgets.viewer_session import session_for
-from test_clicks import click, messages, type_into
+from test_clicks import answer_next_dialog, click, messages, type_into
 
 WAIT_MS = 60_000
 SMALL = Simulation(shape=(40, 96, 96), particles=7, snr=0.5, seed=21)
@@ -674,10 +675,6 @@ def test_a_particle_pasted_in_a_project_is_the_projects(opened, qtbot, notificat
 
 def test_reopening_an_embedded_project_asks_before_discarding_its_embedding(opened, qtbot):
     """Reopened with Skip rows ticked, as Embed's warning advises: the embedding went unasked."""
-    from qtpy.QtWidgets import QMessageBox
-
-    from test_clicks import answer_next_dialog
-
     _, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)
     widgets["Project"].skip_unusable.value = True
@@ -693,10 +690,7 @@ def test_reopening_an_embedded_project_asks_before_discarding_its_embedding(open
 
 
 def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tmp_path):
-    from qtpy.QtWidgets import QMessageBox
-
     from conftest import write_mrc
-    from test_clicks import answer_next_dialog
 
     viewer, widgets, session = opened
     widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
@@ -846,7 +840,9 @@ def test_a_project_opened_skipping_rows_outside_embeds_the_rest_of_their_tomogra
     notifications.clear()
     qtbot.mouseClick(dock.skip_unusable.native, Qt.MouseButton.LeftButton)
     assert dock.skip_unusable.value
+    asked = answer_next_dialog(QMessageBox.StandardButton.Yes)  # the embedding goes
     click(qtbot, dock.open_button)
+    assert asked and "discards the open project's embedding" in asked[0]
     [skipped] = messages(notifications)
     assert f"TS_02: 1 of {in_ts02} particles lie outside" in skipped
     assert skipped.endswith("they were left out")
@@ -907,10 +903,7 @@ def test_choosing_a_lone_tomogram_in_the_box_asks_before_leaving_an_embedded_pro
 ):
     """Opening it by name asked; choosing its layer in the Tomogram box left the project and
     its embedding unasked."""
-    from qtpy.QtWidgets import QMessageBox
-
     from conftest import write_mrc
-    from test_clicks import answer_next_dialog
 
     viewer, widgets, session = opened
     lone = write_mrc(tmp_path / "lone.mrc", np.zeros((32, 64, 64), np.float32))

@@ -480,10 +480,14 @@ class DecodeWidget(Container):
 
     def _show_explanation(self, explanation: Explanation) -> None:
         self._clear_explanation()
+        terms = {t.dimensions: t.coefficient for t in explanation.formula.terms}
         for e in explanation.dimensions:
             # the side of the means shown; the equation's sign, given the other dimensions,
-            # may differ
+            # may differ. A dimension in the equation only squared sets the selection apart by
+            # its spread: nearer the middle than the others, or farther out.
             side = "higher" if e.selected_mean > e.others_mean else "lower"
+            if (e.dimension,) not in terms and (e.dimension,) * 2 in terms:
+                side = "nearer the middle" if terms[(e.dimension,) * 2] < 0 else "farther out"
             button = PushButton(
                 text=f"latent {e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
             )
