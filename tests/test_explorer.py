@@ -201,6 +201,25 @@ def test_an_explanation_shows_its_equation_and_its_accuracy_against_every_dimens
     assert decode.equation.value == ""  # another selection: the equation no longer holds
 
 
+def test_a_selection_in_the_middle_of_the_others_is_listed_as_nearer_the_middle(
+    explorer, embedded, qtbot
+):
+    """A ball among its shell differs in spread, not in mean: "higher (0.01 vs -0.02)" said
+    nothing of it."""
+    _viewer, widgets, session = explorer
+    table = embedded.copy()
+    columns = latent_columns(table)
+    table[columns] = np.random.default_rng(0).normal(size=(len(table), len(columns)))
+    widgets["Particles"].show_particles(table, "picks")
+    latent = table[columns].to_numpy()
+    session.select(np.flatnonzero(latent[:, 1] ** 2 + latent[:, 4] ** 2 < 1.0))
+    decode = widgets["Decode"]
+    click(qtbot, decode.explain_button)
+    qtbot.waitUntil(lambda: decode.equation.value != "", timeout=WAIT_MS)
+    listed = sorted(b.text.split(" (")[0] for b in decode.explanation)
+    assert listed == ["latent 1: nearer the middle", "latent 4: nearer the middle"]
+
+
 def test_a_column_is_fitted_over_the_selection_or_all_particles(explored, qtbot, notifications):
     _viewer, widgets, session = explored
     decode = widgets["Decode"]
