@@ -64,6 +64,7 @@ def run_demo(
     widgets["Tomogram"].slab.value = DEMO_SLAB
     explore(viewer, widgets)
     docks["Decode"].raise_()  # its sliders and explanation show what the cluster is
+    _scroll_to(widgets["Decode"], widgets["Decode"].equation)
     if screenshot is not None:
         settle()
         viewer.screenshot(str(screenshot), canvas_only=False)
@@ -172,8 +173,19 @@ def _pick_embed_decode(viewer: Any, widgets: dict[str, Any]) -> None:
     wait_for(lambda: "decoded" in viewer.layers, timeout=60)
     if len(session.particles) > 1:
         decode.explain()
+        wait_for(lambda: not decode.explaining.running, timeout=60)  # shown, as it would be
     else:
         show_info(f"The picker found {count(1, 'particle')}: nothing to compare it with")
+
+
+def _scroll_to(dock: Any, widget: Any) -> None:
+    """Scroll ``dock`` (a dock widget that scrolls) down to ``widget``."""
+    from qtpy.QtWidgets import QScrollArea
+
+    area = dock.native.findChild(QScrollArea)
+    if area is not None:
+        settle()
+        area.ensureWidgetVisible(widget.native)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> bool:
