@@ -919,3 +919,10 @@ def test_choosing_a_lone_tomogram_in_the_box_asks_before_leaving_an_embedded_pro
     answer_next_dialog(QMessageBox.StandardButton.Yes)
     widgets["Tomogram"].layer.value = viewer.layers["lone"]
     assert session.project is None and session.tomogram.name == "lone"
+    click(qtbot, widgets["Project"].open_button)  # again, embedded; then another opened by name
+    _embed_by_clicks(qtbot, widgets, session)
+    other = write_mrc(tmp_path / "other.mrc", np.zeros((32, 64, 64), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(other))
+    asked = answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, widgets["Tomogram"].open_button)  # asked once, not again as it is shown
+    assert len(asked) == 1 and session.project is None and session.tomogram.name == "other"

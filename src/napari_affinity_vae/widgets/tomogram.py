@@ -57,6 +57,7 @@ class TomogramWidget(Container):
         self.open_folder_button.tooltip = "A .zarr tomogram (CryoET Data Portal, copick, ...)"
         self.layer = ComboBox(label="Tomogram", choices=self._image_layers, nullable=True)
         self._shown: Image | None = None  # the layer whose tomogram is explored
+        self._opened: Image | None = None  # a layer just opened, to show without asking
         self.info = Label(label="Shape", value="no tomogram")
         self.voxel_size = voxel_size_box()
         self.voxel_size.native.setKeyboardTracking(False)  # typed: taken once, when finished
@@ -166,6 +167,7 @@ class TomogramWidget(Container):
         self._refresh_layers()
         layer = getattr(event, "value", None)
         if layer in self.layer.choices and opened_as_tomogram(layer):
+            self._opened = layer  # shown unasked: Open has asked already, if it had to
             self.layer.value = layer
 
     def _refresh_layers(self, _event: object = None) -> None:
@@ -184,8 +186,8 @@ class TomogramWidget(Container):
             self._show_layer(self.layer.value)
 
     def _show_layer(self, layer: Image | None) -> None:
-        shown = self._shown
-        other = layer is not None and shown in self.layer.choices and shown is not layer
+        shown, opened, self._opened = self._shown, self._opened, None
+        other = layer not in (None, shown, opened) and shown in self.layer.choices
         if other and self._stays_in_project(tomogram_from_layer(layer).path, "Showing"):
             with self.layer.changed.blocked():  # chosen in the box: the project's stays
                 self.layer.value = shown
