@@ -578,7 +578,7 @@ class ParticlesWidget(Container):
         if layer is not None and tomogram is not None and of_tomogram(layer, tomogram) is False:
             show_info(
                 f"{layer.name} are the particles of another tomogram than {tomogram.name}: "
-                "choose theirs in the Tomogram dock to explore them"
+                "open or choose theirs in the Tomogram dock to explore them"
             )
             with self.layer.changed.blocked():
                 self.layer.value = old if old in self.layer.choices else None
