@@ -705,7 +705,10 @@ def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tm
     widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
     asked = answer_next_dialog(QMessageBox.StandardButton.No)
     click(qtbot, widgets["Particles"].hand_button)  # picking by hand beside it leaves it
-    assert asked and "leaves the project and discards its hand edits" in asked[0]
+    assert (
+        asked
+        and "leaves the project and discards its points added, moved or deleted by hand" in asked[0]
+    )
     assert session.project is not None and len(session.particles) == 22
     lone = write_mrc(tmp_path / "lone.mrc", np.zeros((20, 30, 40), np.float32))
     type_into(qtbot, widgets["Tomogram"].file, str(lone))

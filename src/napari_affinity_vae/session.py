@@ -141,10 +141,14 @@ class Session:
             self.set_particles(pd.DataFrame(columns=list(AXES), dtype=float))
 
     def project_losses(self) -> list[str]:
-        """What leaving the open project would discard: "its embedding", "its hand edits"."""
+        """What leaving the open project would discard, in words that follow "its": "embedding",
+        "points added, moved or deleted by hand"."""
         if self.project is None:
             return []
-        lost = {"its embedding": self.latent is not None, "its hand edits": self.project.edited}
+        lost = {
+            "embedding": self.latent is not None,
+            "points added, moved or deleted by hand": self.project.edited,
+        }
         return [what for what, kept in lost.items() if kept]
 
     def request_tomogram(self, name: str) -> None:

@@ -35,7 +35,7 @@ def stays_in_project(parent: QWidget | None, session: Session, doing: str) -> bo
     lost = session.project_losses()
     if not lost:
         return False
-    question = f"{doing} leaves the project and discards {' and '.join(lost)}. Go on?"
+    question = f"{doing} leaves the project and discards its {' and its '.join(lost)}. Go on?"
     return not confirm(parent, "Leave the project?", question)
 
 

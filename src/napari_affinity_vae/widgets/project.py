@@ -122,11 +122,7 @@ class ProjectWidget(Container):
             folder = str(self.folder.value)
             if folder not in ("", "."):
                 paths.append(Path(folder))
-        words = {
-            "its embedding": "embedding",
-            "its hand edits": "points added, moved or deleted by hand",
-        }
-        lost = [words[what] for what in self.session.project_losses()]
+        lost = self.session.project_losses()
         if lost:  # reopened (Skip rows ticked, another pick set) or another project
             question = (
                 f"Opening a project discards the open project's {' and its '.join(lost)} "
