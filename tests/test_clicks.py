@@ -541,6 +541,23 @@ def test_picks_of_one_tomogram_never_land_on_another_of_the_same_name(
     assert any("discarded" in m for m in messages(notifications))
 
 
+def test_a_small_tomogram_opened_after_a_large_one_fills_the_view(explorer, qtbot, tmp_path):
+    """The view is fitted to the tomogram shown, not to one hidden: a 40-voxel tomogram opened
+    after a 400-voxel one sat small in a corner of the view."""
+    viewer, widgets, _ = explorer
+    large, small = tmp_path / "large.mrc", tmp_path / "small.mrc"
+    write_mrc(large, np.zeros((20, 400, 400), np.float32), voxel_size=10.0)
+    write_mrc(small, np.zeros((10, 40, 40), np.float32), voxel_size=10.0)
+    centres = {}
+    for path in (large, small, large):
+        type_into(qtbot, widgets["Tomogram"].file, str(path))
+        click(qtbot, widgets["Tomogram"].open_button)
+        centres[path] = np.array(viewer.camera.center[-2:]), viewer.camera.zoom
+    np.testing.assert_allclose(centres[small][0], [195.0, 195.0], atol=10)  # its middle
+    np.testing.assert_allclose(centres[large][0], [1995.0, 1995.0], atol=50)  # chosen again
+    assert centres[small][1] > 5 * centres[large][1]  # and ten times as large
+
+
 def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(
     explorer, qtbot, tmp_path, notifications
 ):

@@ -221,7 +221,7 @@ class ProjectWidget(Container):
                 layers.remove(x)
             layer.name = kwargs["name"]  # napari numbered it while the old one was there
             if not old or old[0].data.shape != tomogram.shape:  # keep the view of alike ones
-                self._viewer.reset_view()
+                self._viewer.reset_view(layers=[layer])  # not of other, hidden tomograms
             with self.shown.changed.blocked():
                 self.shown.value = name
             return layer

@@ -107,20 +107,26 @@ def is_tomogram(layer: object) -> bool:
 def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
     """Show ``tomogram`` alone: the shown tomogram images, particles and score maps of other
     tomograms are hidden (else another's picks lie over it, looking like its own, and a tomogram
-    opened before it covers it), and its own that this hid are shown again. Nothing is hidden
-    in napari's grid mode, where layers sit side by side."""
+    opened before it covers it), and its own that this hid are shown again. Where that hides
+    or shows any, the view is fitted to the tomogram (another's size no longer counts: a small
+    one opened after a large one sat in a corner). Nothing is hidden in napari's grid mode,
+    where layers sit side by side."""
     if viewer.grid.enabled:
         return
+    switched, own = False, []
     for layer in list(viewer.layers):
         owner = of_tomogram(layer, tomogram)
         if owner is None:
             continue
         if owner:
+            own.append(layer)
             if layer.metadata.pop(HIDDEN_FOR, False):
-                layer.visible = True
+                layer.visible = switched = True
         elif layer.visible:
-            layer.visible = False
+            layer.visible, switched = False, True
             layer.metadata[HIDDEN_FOR] = True
+    if switched and own:
+        viewer.fit_to_view(layers=[x for x in own if x.visible] or own)
 
 
 def of_tomogram(layer: object, tomogram: Tomogram) -> bool | None:
