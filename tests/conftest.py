@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
+
+from napari_affinity_vae.simulate.project import write_project
+from napari_affinity_vae.simulate.tomogram import Simulation
+
+RELION5_SIMULATION = Simulation(
+    shape=(40, 96, 112), particles=6, snr=1.0, seed=7, classes=("globular",)
+)
 
 
 def write_mrc(path: Path, data: np.ndarray, voxel_size: float = 10.0) -> Path:
@@ -137,3 +146,48 @@ def explorer(make_napari_viewer):
     viewer = make_napari_viewer()
     widgets, _ = add_dock_widgets(viewer)
     return viewer, widgets, session_for(viewer)
+
+
+@pytest.fixture(scope="module")
+def relion5(tmp_path_factory) -> Path:
+    """A simulated RELION 5 project of three tomograms (tilt series binned 4 times)."""
+    folder = tmp_path_factory.mktemp("relion5")
+    write_project(folder, RELION5_SIMULATION, 3)
+    return folder
+
+
+def relion_layout(tmp_path: Path, relion5: Path) -> Path:
+    """The simulated project as RELION lays it out: STAR files in job folders, paths relative to
+    the project folder above them, denoised and half tomograms instead of one reconstruction."""
+    root = tmp_path / "relion"
+    (root / "Tomograms/job007/tomograms").mkdir(parents=True)
+    (root / "Denoise/job009/tomograms").mkdir(parents=True)
+    (root / "Picks/job010").mkdir(parents=True)
+    table = starfile.read(relion5 / "tomograms.star", always_dict=True)["global"]
+    for name in table["rlnTomoName"]:
+        source = relion5 / "tomograms" / f"{name}.mrc"
+        shutil.copy(source, root / f"Denoise/job009/tomograms/rec_{name}.mrc")
+        for half in ("half1", "half2"):
+            shutil.copy(source, root / f"Tomograms/job007/tomograms/rec_{name}_{half}.mrc")
+    table = table.drop(columns=["rlnTomoReconstructedTomogram"])
+    for half in ("Half1", "Half2"):
+        table[f"rlnTomoReconstructedTomogram{half}"] = [
+            f"Tomograms/job007/tomograms/rec_{n}_{half.lower()}.mrc" for n in table["rlnTomoName"]
+        ]
+    table["rlnTomoReconstructedTomogramDenoised"] = [
+        f"Denoise/job009/tomograms/rec_{n}.mrc" for n in table["rlnTomoName"]
+    ]
+    starfile.write({"global": table}, root / "Tomograms/job007/tomograms.star")
+    shutil.copy(relion5 / "particles.star", root / "Picks/job010/particles.star")
+    starfile.write(
+        {
+            "optimisation_set": pd.DataFrame(
+                {
+                    "rlnTomoParticlesFile": ["Picks/job010/particles.star"],
+                    "rlnTomoTomogramsFile": ["Tomograms/job007/tomograms.star"],
+                }
+            )
+        },
+        root / "Picks/job010/optimisation_set.star",
+    )
+    return root

@@ -14,6 +14,7 @@ from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QMessageBox
 
+from conftest import relion_layout
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.schema import AXES, TOMO_NAME
@@ -929,3 +930,38 @@ def test_choosing_a_lone_tomogram_in_the_box_asks_before_leaving_an_embedded_pro
     asked = answer_next_dialog(QMessageBox.StandardButton.Yes)
     click(qtbot, widgets["Tomogram"].open_button)  # asked once, not again as it is shown
     assert len(asked) == 1 and session.project is None and session.tomogram.name == "other"
+
+
+def test_the_map_chosen_in_the_map_box_is_viewed_and_embedded(
+    make_napari_viewer, qtbot, tmp_path, relion5, notifications
+):
+    """RELION 5's denoised map is viewed and embedded first; choosing half1 in the Map box
+    views it and Embed cuts every tomogram's boxes from it (they were cut from the denoised
+    map whatever was viewed)."""
+    import mrcfile
+
+    root = relion_layout(tmp_path, relion5)
+    for half1 in root.glob("Tomograms/job007/tomograms/*_half1.mrc"):
+        with mrcfile.open(half1, mode="r+") as mrc:
+            mrc.data[:] = -mrc.data  # the denoised and half2 maps are copies of one map
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session, dock = session_for(viewer), widgets["Project"]
+    type_into(qtbot, dock.files, str(root / "Picks/job010/optimisation_set.star"))
+    click(qtbot, dock.open_button)
+    assert dock.kind.choices == ("denoised", "half1", "half2")
+    voxel = (20, 40, 50)
+    denoised = float(_project_images(viewer)[0].data[voxel])
+    _embed_by_clicks(qtbot, widgets, session)
+    latents = {"denoised": session.latent.copy()}
+    for kind in ("half1", "half2"):
+        dock.kind.value = kind
+        assert f"embed again to cut boxes from the {kind} maps" in messages(notifications)[-1]
+        shown = float(_project_images(viewer)[0].data[voxel])
+        assert shown == pytest.approx(-denoised if kind == "half1" else denoised)
+        _embed_by_clicks(qtbot, widgets, session)
+        latents[kind] = session.latent.copy()
+    assert np.abs(latents["half1"] - latents["denoised"]).max() > 0.1
+    np.testing.assert_allclose(latents["half2"], latents["denoised"], atol=1e-5)
+    dock.shown.value = "TS_02"  # the map chosen stays chosen
+    assert dock.kind.value == "half2" and session.project.map == "half2"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import starfile
 
-from conftest import write_mrc
+from conftest import RELION5_SIMULATION, relion_layout, write_mrc
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import ParticleFileError, TomogramFileError
 from napari_affinity_vae.io.particles import read_particles, write_particles
@@ -19,19 +19,10 @@ from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
 from napari_affinity_vae.io.projects.writing import write_project_table
 from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
-from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
-SMALL = Simulation(shape=(40, 96, 112), particles=6, snr=1.0, seed=7, classes=("globular",))
+SMALL = RELION5_SIMULATION
 XYZ = ["x", "y", "z"]
-
-
-@pytest.fixture(scope="module")
-def relion5(tmp_path_factory) -> Path:
-    """A simulated RELION 5 project of three tomograms (tilt series binned 4 times)."""
-    folder = tmp_path_factory.mktemp("relion5")
-    write_project(folder, SMALL, 3)
-    return folder
 
 
 def test_a_tomogram_set_of_one_written_without_loop_opens(relion5, tmp_path):
@@ -86,45 +77,8 @@ def test_particles_alone_are_counted_and_say_positions_need_the_tomograms(relion
     assert "positions need the tomograms (tomograms.star)" in out
 
 
-def _relion_layout(tmp_path: Path, relion5: Path) -> Path:
-    """The simulated project as RELION lays it out: STAR files in job folders, paths relative to
-    the project folder above them, denoised and half tomograms instead of one reconstruction."""
-    root = tmp_path / "relion"
-    (root / "Tomograms/job007/tomograms").mkdir(parents=True)
-    (root / "Denoise/job009/tomograms").mkdir(parents=True)
-    (root / "Picks/job010").mkdir(parents=True)
-    table = starfile.read(relion5 / "tomograms.star", always_dict=True)["global"]
-    for name in table["rlnTomoName"]:
-        source = relion5 / "tomograms" / f"{name}.mrc"
-        shutil.copy(source, root / f"Denoise/job009/tomograms/rec_{name}.mrc")
-        for half in ("half1", "half2"):
-            shutil.copy(source, root / f"Tomograms/job007/tomograms/rec_{name}_{half}.mrc")
-    table = table.drop(columns=["rlnTomoReconstructedTomogram"])
-    for half in ("Half1", "Half2"):
-        table[f"rlnTomoReconstructedTomogram{half}"] = [
-            f"Tomograms/job007/tomograms/rec_{n}_{half.lower()}.mrc" for n in table["rlnTomoName"]
-        ]
-    table["rlnTomoReconstructedTomogramDenoised"] = [
-        f"Denoise/job009/tomograms/rec_{n}.mrc" for n in table["rlnTomoName"]
-    ]
-    starfile.write({"global": table}, root / "Tomograms/job007/tomograms.star")
-    shutil.copy(relion5 / "particles.star", root / "Picks/job010/particles.star")
-    starfile.write(
-        {
-            "optimisation_set": pd.DataFrame(
-                {
-                    "rlnTomoParticlesFile": ["Picks/job010/particles.star"],
-                    "rlnTomoTomogramsFile": ["Tomograms/job007/tomograms.star"],
-                }
-            )
-        },
-        root / "Picks/job010/optimisation_set.star",
-    )
-    return root
-
-
 def test_relion_paths_are_found_from_the_project_folder_denoised_first(tmp_path, relion5):
-    root = _relion_layout(tmp_path, relion5)
+    root = relion_layout(tmp_path, relion5)
     project = open_project([root / "Picks/job010/optimisation_set.star"])
     entry = project.tomograms["TS_01"]
     assert list(entry.files) == ["denoised", "half1", "half2"]
@@ -138,7 +92,7 @@ def test_relion_paths_are_found_from_the_project_folder_denoised_first(tmp_path,
 
 
 def test_a_missing_tomogram_is_named_and_its_particles_stay_marked(tmp_path, relion5, capsys):
-    root = _relion_layout(tmp_path, relion5)
+    root = relion_layout(tmp_path, relion5)
     (root / "Denoise/job009/tomograms/rec_TS_02.mrc").unlink()
     for half in ("half1", "half2"):
         (root / f"Tomograms/job007/tomograms/rec_TS_02_{half}.mrc").unlink()
@@ -777,3 +731,43 @@ def test_a_subtomogram_orientation_goes_into_a_dynamo_table_s_angles(tmp_path):
     composed = angles_to_matrices(sub) @ angles_to_matrices(own)
     written = angles_to_matrices(back[["rot", "tilt", "psi"]].to_numpy())
     np.testing.assert_allclose(written, composed, atol=1e-6)
+
+
+def test_boxes_are_cut_from_the_map_chosen_for_every_tomogram(tmp_path, relion5, capsys):
+    """Embed and training cut boxes from each tomogram's first map (denoised) unless another
+    kind is chosen (``--map``; the Project dock's Map box): then from that kind in every one,
+    and a tomogram without it is named, not embedded from another kind."""
+    import mrcfile
+
+    root = relion_layout(tmp_path, relion5)
+    for half1 in root.glob("Tomograms/job007/tomograms/*_half1.mrc"):
+        with mrcfile.open(half1, mode="r+") as mrc:
+            mrc.data[:] = -mrc.data  # unlike the denoised and half2 maps, copies of one map
+    source = root / "Picks/job010/optimisation_set.star"
+    project = open_project([source])
+    assert "maps denoised, half1, half2 (--map)" in project.describe()
+    assert project.boxes_from("TS_01").path.name == "rec_TS_01.mrc"
+    project.map = "half1"
+    assert project.boxes_from("TS_01").path.name == "rec_TS_01_half1.mrc"
+    with pytest.raises(TomogramFileError, match=r"TS_01: no reconstructed map \(it has denoised"):
+        project.open("TS_01", "reconstructed")
+
+    latents = {}
+    for kind in (None, "half1", "half2"):
+        out = tmp_path / f"{kind}.csv"
+        chosen = ["--map", kind] if kind else []
+        assert main(["embed", str(source), "--out", str(out), "--pca", *chosen]) == 0
+        table = pd.read_csv(out)
+        latents[kind] = table.filter(like="latent_").to_numpy()
+        assert len(table) == 18 and np.isfinite(latents[kind]).all()
+    np.testing.assert_allclose(latents["half2"], latents[None], atol=1e-5)  # the same voxels
+    assert np.abs(latents["half1"] - latents[None]).max() > 0.1  # another map's
+    out = tmp_path / "workers.csv"  # in Dask's worker processes too
+    assert main(["embed", str(source), "--out", str(out), "--map", "half1", "--workers", "1"]) == 0
+    on_workers = pd.read_csv(out).filter(like="latent_").to_numpy()
+    np.testing.assert_allclose(on_workers, latents["half1"], atol=1e-5)
+    out = tmp_path / "none.csv"
+    assert main(["embed", str(source), "--out", str(out), "--pca", "--map", "reconstructed"]) == 2
+    err = capsys.readouterr().err
+    assert "TS_01 not embedded: no reconstructed map (it has denoised, half1, half2)" in err
+    assert not out.exists()

@@ -501,6 +501,13 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         default=1.0,
         help="as for `avae project`; a tomogram's coordinate file is written back in its pixels",
     )
+    em.add_argument(
+        "--map",
+        metavar="KIND",
+        help="cut boxes from this map of every tomogram: RELION 5's denoised, reconstructed, "
+        "half1 or half2, a copick tomogram type (default: each tomogram's first, denoised where "
+        "there is one; `avae project` lists them)",
+    )
     batch.add_argument(
         "--parquet",
         action="store_true",
@@ -1227,7 +1234,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     if (
         len(sources) == 2
         and uncompressed_suffix(sources[0]) in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
-        and not (args.workers or args.scheduler or args.resume or args.parquet)
+        and not (args.workers or args.scheduler or args.resume or args.parquet or args.map)
     ):  # else as a project of one, which these options are written for
         return _embed_one(args, *sources)
     return _embed_project(args)
@@ -1310,6 +1317,7 @@ def _embed_project(args: argparse.Namespace) -> int:
         project = _opened_project(args, skip_unusable=args.skip_unusable)
     except UnusableRowsError as err:  # a folder's coordinate file
         raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
+    project.map = args.map
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
     if args.out.suffix.lower() == ".star":  # before the work, not after

@@ -47,12 +47,14 @@ def embed_tomogram(
     inverted: bool = False,
     threads: int | None = None,
     error: bool = False,
+    kind: str | None = None,
 ) -> pd.DataFrame:
     """The derived columns (latents, pose, edge, error if asked) of one tomogram's particles,
-    indexed as ``particles``; what a task runs wherever it runs."""
+    cut from its map of ``kind`` (default its first), indexed as ``particles``; what a task
+    runs wherever it runs."""
     use_threads(threads)
     model, card = model_and_card
-    tomogram = entry.open()
+    tomogram = entry.open(kind)
     steps = embed_steps(tomogram, particles[list(AXES)], model, card, batch, inverted, error)
     table = run_steps(steps, len(particles), "", None)
     return table[derived_columns(table)].set_index(particles.index)
@@ -73,12 +75,14 @@ def embed_project_steps(
     """Yield how many particles are done (after each batch in this process, after each
     tomogram on a ``client``); return the project's particles with the derived columns (NaN
     for those not embedded: see ``attrs["failures"]``); ``error`` adds the reconstruction
-    error, which runs the decoder too. Stop iterating to cancel."""
+    error, which runs the decoder too. Boxes are cut from each tomogram's ``project.map``.
+    Stop iterating to cancel."""
     particles = project.particles.drop(columns=derived_columns(project.particles))
     jobs, failures = _jobs(project)
     done = {}
     if parts is not None:
-        done = _load_parts(parts, _run_record(card, batch, inverted, error), project, jobs)
+        record = _run_record(card, batch, inverted, error, project.map)
+        done = _load_parts(parts, record, project, jobs)
     count = sum(len(t) for t in done.values())
     if count:
         yield count
@@ -152,6 +156,8 @@ def _jobs(project: Project) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         entry = project.tomograms.get(name)
         if entry is None or entry.problem or rows[TOMOGRAM_MISSING].any():
             failures[name] = entry.problem if entry and entry.problem else "no tomogram"
+        elif lacking := entry.lacks(project.map):
+            failures[name] = lacking
         elif rows[list(AXES)].isna().any(axis=None):
             failures[name] = f"particles without positions; {SKIP_HINT}"
         elif outside := project.outside(name):
@@ -166,7 +172,7 @@ def _in_process(project, jobs, model_and_card, batch, inverted, error):
     model, card = model_and_card
     for name, rows in jobs.items():
         try:
-            tomogram = project.open(name)
+            tomogram = project.boxes_from(name)
             steps = embed_steps(tomogram, rows, model, card, batch, inverted, error)
             table = yield from _tagged(steps)
         except (AffinityVAEError, OSError, ValueError) as err:  # this tomogram; the rest go on
@@ -195,7 +201,13 @@ def _on_cluster(client, project, jobs, model_and_card, settings):
     shared = client.scatter(model_and_card, broadcast=True, hash=False)
     futures = {
         client.submit(
-            embed_tomogram, project.tomograms[name], rows, shared, *settings, pure=False
+            embed_tomogram,
+            project.tomograms[name],
+            rows,
+            shared,
+            *settings,
+            project.map,
+            pure=False,
         ): name
         for name, rows in jobs.items()
     }
@@ -207,8 +219,9 @@ def _on_cluster(client, project, jobs, model_and_card, settings):
         client.cancel(list(futures))
 
 
-def _run_record(card: ModelCard, batch: int, inverted: bool, error: bool) -> dict:
-    return {"model": card.to_json(), "batch": batch, "inverted": inverted, "error": error}
+def _run_record(card: ModelCard, batch: int, inverted: bool, error: bool, kind: str | None) -> dict:
+    record = {"model": card.to_json(), "batch": batch, "inverted": inverted, "error": error}
+    return record | ({"map": kind} if kind else {})  # as before where no map is chosen
 
 
 def _load_parts(parts: Path, record: dict, project: Project, jobs: dict[str, pd.DataFrame]) -> dict:

@@ -72,7 +72,9 @@ class ProjectWidget(Container):
         self.picks.visible = False
         self.shown = ComboBox(label="Show", choices=[])
         self.kind = ComboBox(label="Map", choices=[])
-        self.kind.tooltip = "Which reconstruction of the tomogram to view (denoised first)"
+        self.kind.tooltip = (
+            "Which reconstruction of the tomograms to view, embed and train on (denoised first)"
+        )
         self.table = Table(value={c: [] for c in COLUMNS})
         self.table.read_only = True
         self._codes: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
@@ -101,7 +103,7 @@ class ProjectWidget(Container):
         self.shown.changed.connect(self._chosen)
         viewer.layers.events.removed.connect(self._layer_removed)
         self.picks.changed.connect(self._pick_set_chosen)
-        self.kind.changed.connect(self._chosen)
+        self.kind.changed.connect(self._map_chosen)
         self.table.native.cellDoubleClicked.connect(self._double_clicked)
         self.session.tomogram_requested.connect(self.show_tomogram)
         self.session.selection_changed.connect(self._count_selected)
@@ -191,6 +193,18 @@ class ProjectWidget(Container):
         if self.shown.value:
             self.show_tomogram(self.shown.value)
 
+    def _map_chosen(self, kind: str | None) -> None:
+        """View the map ``kind`` of the tomograms; Embed and training cut boxes from it too."""
+        project = self.session.project
+        if project is not None and kind and kind != project.map:
+            if self.session.latent is not None:
+                napari.utils.notifications.show_info(
+                    f"The embedding was cut from the {project.map or 'first'} maps: embed again "
+                    f"to cut boxes from the {kind} maps"
+                )
+            project.map = kind
+        self._chosen()
+
     def _double_clicked(self, row: int, _column: int) -> None:
         self.show_tomogram(self.table.data[row][0])  # also the one shown, if it was closed
 
@@ -206,9 +220,11 @@ class ProjectWidget(Container):
         if project is None or name not in project.tomograms:
             return None
         entry = project.tomograms[name]
+        kind = project.map if project.map in entry.files else None  # else the first
         with self.kind.changed.blocked():
             self.kind.choices = list(entry.files)
-            kind = self.kind.value if self.kind.value in entry.files else None
+            if entry.files:
+                self.kind.value = kind or next(iter(entry.files))
         with errors_as_notifications(f"Showing tomogram {name}"):
             tomogram = project.open(name, kind)
             data, kwargs, _ = tomogram_layer_data(tomogram)

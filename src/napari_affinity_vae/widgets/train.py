@@ -377,7 +377,7 @@ class TrainWidget(Container):
             particles, column = self._trainable(), self.labels_from.value
             check_labels(self._label_values())
             if session.project is not None:
-                opener = session.project.open
+                opener = session.project.boxes_from
             else:
                 tomogram = session.tomogram
                 opener = lambda _name: tomogram  # noqa: E731

@@ -66,8 +66,17 @@ class TomogramEntry:
             raise TomogramFileError(self.path or Path(self.name), "its size is unknown")
         return np.asarray(self.shape, dtype=float) / 2
 
+    def lacks(self, kind: str | None) -> str | None:
+        """Why it has no map of ``kind`` ("no half1 map (it has denoised)"); None if it has one
+        or ``kind`` is None."""
+        if kind is None or kind in self.files:
+            return None
+        return f"no {kind} map (it has {', '.join(self.files) or 'none'})"
+
     def open(self, kind: str | None = None) -> Tomogram:
         """The file of ``kind`` (default the first), memory-mapped at the project's voxel size."""
+        if lacking := self.lacks(kind):
+            raise TomogramFileError(Path(self.name), lacking)
         path = self.files[kind] if kind else self.path
         if self.problem or path is None:
             if self.problem:  # which names the file already
@@ -86,7 +95,9 @@ class Project:
     the particle files' pixel coordinates were that many times finer than the tomograms' voxels
     (as the user gave it), and pixel coordinates are written back in them.
     ``angstrom_origins``: the tomograms whose particles a file gave in Angstrom, with the voxel
-    (z, y, x) those count from: they follow a corrected voxel size."""
+    (z, y, x) those count from: they follow a corrected voxel size. ``map``: the kind of map
+    (``denoised``, ``half1``, a copick tomogram type) boxes are cut from, as the user chose it;
+    None: each tomogram's first."""
 
     tomograms: dict[str, TomogramEntry]
     particles: pd.DataFrame
@@ -97,6 +108,7 @@ class Project:
     binning: float = 1.0
     edited: bool = False  # points added, moved or removed by hand since it was opened
     angstrom_origins: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    map: str | None = None
 
     def __post_init__(self) -> None:
         self.set_particles(self.particles)
@@ -191,6 +203,11 @@ class Project:
             raise TomogramFileError(Path(name), "the project has no tomogram of this name")
         return self.tomograms[name].open(kind)
 
+    def boxes_from(self, name: str) -> Tomogram:
+        """The tomogram ``name``'s map that boxes are cut from, to embed or train on: the kind
+        in ``map``, so that every tomogram's latents come from one kind (else its first)."""
+        return self.open(name, self.map)
+
     def summary(self) -> str:
         """How many tomograms and particles, in a line."""
         return f"{count(len(self.tomograms), 'tomogram')}, {count(len(self.particles), 'particle')}"
@@ -210,6 +227,7 @@ class Project:
             where = f"; {entry.problem}" if entry.problem else f" ({entry.path})"
             outside = None if entry.problem else self.outside(name)
             where += f"; {outside}" if outside else ""
+            where += f"; maps {', '.join(entry.files)} (--map)" if len(entry.files) > 1 else ""
             lines.append(f"  {name}: {count(n, 'particle')}, {shape} voxels at {size}{where}")
         if self.pick_sets:
             lines.append(f"{count(len(self.pick_sets), 'pick set')} (--object, --user, --session):")
