@@ -179,7 +179,7 @@ def test_an_explanation_shows_its_equation_and_its_accuracy_against_every_dimens
     assert equation.startswith("P(selected) = \N{GREEK SMALL LETTER SIGMA}(")
     assert equation.endswith(")")
     # the equation's dimensions are those listed, in order; each button's side is its means',
-    # or for a dimension only squared, its spread's
+    # or for a dimension only squared, its spread's, or only in a product, its sign's
     terms = list(dict.fromkeys(re.findall(r"z(\d+)", equation)))
     button = re.compile(r"latent (\d+): ([\w ]+) \((.+) vs (.+)\)")
     listed = [button.fullmatch(b.text).groups() for b in decode.explanation]
@@ -187,8 +187,10 @@ def test_an_explanation_shows_its_equation_and_its_accuracy_against_every_dimens
     for dimension, side, selected, others in listed:
         if re.search(rf" [\d.]+·z{dimension}(?![\d²·])", equation):  # alone, not squared
             assert side == ("higher" if float(selected) > float(others) else "lower")
-        else:
+        elif re.search(rf"z{dimension}²", equation):
             assert side in ("nearer the middle", "farther out")
+        else:
+            assert re.fullmatch(r"(same side as|opposite side to) latent \d+", side), side
     first = terms[0]
     assert where.startswith(f"z{first} = (latent {first} ")
     found = re.fullmatch(
@@ -218,6 +220,23 @@ def test_a_selection_in_the_middle_of_the_others_is_listed_as_nearer_the_middle(
     qtbot.waitUntil(lambda: decode.equation.value != "", timeout=WAIT_MS)
     listed = sorted(b.text.split(" (")[0] for b in decode.explanation)
     assert listed == ["latent 1: nearer the middle", "latent 4: nearer the middle"]
+
+
+def test_a_selection_set_apart_by_a_product_is_listed_by_its_sign(explorer, embedded, qtbot):
+    """Particles where latents 1 and 4 lie on the same side of their means are told apart by
+    z1·z4 alone, on which their means say nothing: "higher (0.01 vs -0.02)" was listed."""
+    _viewer, widgets, session = explorer
+    table = embedded.copy()
+    columns = latent_columns(table)
+    table[columns] = np.random.default_rng(0).normal(size=(len(table), len(columns)))
+    widgets["Particles"].show_particles(table, "picks")
+    latent = table[columns].to_numpy()
+    session.select(np.flatnonzero(latent[:, 1] * latent[:, 4] > 0))
+    decode = widgets["Decode"]
+    click(qtbot, decode.explain_button)
+    qtbot.waitUntil(lambda: decode.equation.value != "", timeout=WAIT_MS)
+    listed = sorted(b.text.split(" (")[0] for b in decode.explanation)
+    assert listed == ["latent 1: same side as latent 4", "latent 4: same side as latent 1"]
 
 
 def test_a_column_is_fitted_over_the_selection_or_all_particles(explored, qtbot, notifications):

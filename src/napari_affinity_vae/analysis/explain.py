@@ -86,8 +86,9 @@ class Formula:
 
 @dataclass(frozen=True)
 class Dimension:
-    """One latent dimension of an explanation: its index, its standardised weight (positive:
-    the selection sits higher on it), and the selection's mean on it against the others'."""
+    """One latent dimension of an explanation: its index, the standardised weight of its
+    straight term (positive: the selection sits higher on it; 0 for one only squared or in a
+    product), and the selection's mean on it against the others'."""
 
     dimension: int
     weight: float
@@ -158,11 +159,12 @@ def explain_selection(
     """At most ``max_dimensions`` latent dimensions separating ``rows`` from the other particles,
     the most telling first: the dimensions chosen by logistic models on standardised latents
     of each with its square and products, then the terms of those dimensions
-    (:func:`sparse_terms`); none where no dimension passes its test, as for a selection made
-    at random. The equation is the logistic model of those terms, both sides weighted equally
-    (so that P(selected) = 0.5 where their errors balance); its balanced accuracy is
-    cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has particles),
-    the terms chosen anew in every fold, against that of the full model (:func:`_accuracy`).
+    (:func:`sparse_terms`); none where no dimension or term passes its test, as for a
+    selection made at random. The equation is the logistic model of those terms, both sides
+    weighted equally (so that P(selected) = 0.5 where their errors balance); its balanced
+    accuracy is cross-validated (stratified, ``FOLDS`` folds or as many as the smaller side has
+    particles), the terms chosen anew in every fold, against that of the full model
+    (:func:`_accuracy`).
 
     Above ``CLASS_SAMPLE`` particles on a side, a sample of that many of them (drawn with
     ``seed``) is fitted and cross-validated; the means are over all particles.
@@ -252,10 +254,10 @@ def sparse_terms(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[tu
     """The terms of an explanation: at most ``most`` dimensions (:func:`_dimensions`), then
     the terms of degree 2 or less in them, each added by :func:`_forward`: first dimensions
     ``(i,)``, then squares ``(i, i)`` (a cluster in the middle of others differs from them in
-    its spread along a dimension, not its mean) and products ``(i, j)``. A square or a product
-    is added only where it also raises the balanced accuracy by ``MIN_GAIN``: one that only
-    sharpens the edge of a half-space fits the likelihood better but tells the sides apart no
-    better."""
+    its spread along a dimension, not its mean), products ``(i, j)`` and the dimensions left
+    out. These are added only where they also raise the balanced accuracy by ``MIN_GAIN``: a
+    square that only sharpens the edge of a half-space fits the likelihood better but tells the
+    sides apart no better."""
     dimensions = _dimensions(scaled, selected, most)
     features, terms = _polynomial(scaled, dimensions)
     linear = _forward(features[:, : len(dimensions)], selected, 0.0)  # the first columns
@@ -353,9 +355,11 @@ def _best_dimension(
 ) -> int | None:
     """The dimension, of those not ``chosen`` nor ``excluded``, with the largest score statistic
     at the model of ``chosen`` (its P(selected) ``probability``) for adding it, its square and
-    its products with ``chosen``: the log-loss's slope along them, weighed by the inverse of
-    their information left once ``chosen`` are fitted. None if there is none."""
-    weight = probability * (1 - probability)
+    its products with ``chosen``: the log-loss's slope along what of them ``chosen`` do not
+    span (the efficient score: the fit is penalised, so its slope along ``chosen`` is not 0),
+    weighed by the inverse of their information left once ``chosen`` are fitted. A dimension
+    that ``chosen`` span (a copy of one) scores 0. None if there is none."""
+    weight, residual = probability * (1 - probability), selected - probability
     fitted = np.column_stack([np.ones(len(selected)), _polynomial(scaled, chosen)[0]])
     information = fitted.T @ (weight[:, None] * fitted)
     best, largest = None, -np.inf
@@ -364,13 +368,13 @@ def _best_dimension(
             continue
         group = np.column_stack([scaled[:, i], scaled[:, [i, *chosen]] * scaled[:, [i]]])
         group -= group.mean(axis=0)
-        slope = group.T @ (selected - probability)
         across = group.T @ (weight[:, None] * fitted)
-        left = (
-            group.T @ (weight[:, None] * group)
-            - across @ np.linalg.lstsq(information, across.T, rcond=None)[0]
-        )
-        score = float(slope @ np.linalg.lstsq(left, slope, rcond=None)[0])
+        solved = np.linalg.lstsq(
+            information, np.column_stack([across.T, fitted.T @ residual]), rcond=None
+        )[0]
+        left = group.T @ (weight[:, None] * group) - across @ solved[:, :-1]
+        slope = group.T @ residual - across @ solved[:, -1]
+        score = float(slope @ np.linalg.lstsq(left, slope, rcond=1e-10)[0])
         if score > largest:
             best, largest = i, score
     return best

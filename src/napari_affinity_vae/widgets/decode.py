@@ -22,7 +22,12 @@ from magicgui.widgets import (
 )
 from napari.layers import Image
 
-from napari_affinity_vae.analysis.explain import ColumnFit, Explanation, explain_selection
+from napari_affinity_vae.analysis.explain import (
+    ColumnFit,
+    Dimension,
+    Explanation,
+    explain_selection,
+)
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.inference import Splats, decode, splats
@@ -482,12 +487,7 @@ class DecodeWidget(Container):
         self._clear_explanation()
         terms = {t.dimensions: t.coefficient for t in explanation.formula.terms}
         for e in explanation.dimensions:
-            # the side of the means shown; the equation's sign, given the other dimensions,
-            # may differ. A dimension in the equation only squared sets the selection apart by
-            # its spread: nearer the middle than the others, or farther out.
-            side = "higher" if e.selected_mean > e.others_mean else "lower"
-            if (e.dimension,) not in terms and (e.dimension,) * 2 in terms:
-                side = "nearer the middle" if terms[(e.dimension,) * 2] < 0 else "farther out"
+            side = _side(e, terms)
             button = PushButton(
                 text=f"latent {e.dimension}: {side} ({e.selected_mean:.2f} vs {e.others_mean:.2f})"
             )
@@ -554,3 +554,21 @@ def slider_range(values: np.ndarray) -> tuple[float, float, float]:
 def iso_level(data: np.ndarray, sigmas: float) -> float:
     """The isosurface level ``sigmas`` standard deviations above the volume's mean."""
     return float(data.mean() + sigmas * data.std())
+
+
+def _side(dimension: Dimension, terms: dict[tuple[int, ...], float]) -> str:
+    """How the selection differs on ``dimension``, given the equation's ``terms``: the side of
+    the means shown ("higher"; the equation's sign, given the other dimensions, may differ).
+    A dimension in the equation only squared sets the selection apart by its spread ("nearer
+    the middle", "farther out"); one only in a product by its side of the middle against the
+    other dimension's ("same side as latent 1": both above their means or both below)."""
+    d = dimension.dimension
+    if (d,) not in terms and (d, d) in terms:
+        return "nearer the middle" if terms[(d, d)] < 0 else "farther out"
+    products = [t for t in terms if len(t) == 2 and d in t and t[0] != t[1]]
+    if (d,) not in terms and products:
+        other = next(k for k in products[0] if k != d)
+        if terms[products[0]] > 0:
+            return f"same side as latent {other}"
+        return f"opposite side to latent {other}"
+    return "higher" if dimension.selected_mean > dimension.others_mean else "lower"
