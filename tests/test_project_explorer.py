@@ -797,6 +797,22 @@ def test_a_left_project_s_particles_are_not_drawn_over_a_lone_tomogram(opened, q
     assert len(session.particles) == len(points.data) == 7  # now TS_01's own particles
 
 
+def test_a_particle_of_another_tomogram_is_decoded_beside_the_one_shown_and_says_why(opened, qtbot):
+    """ "At the particle" cannot place a volume at a particle of TS_02 while TS_01 is shown: it
+    is shown beside TS_01, and the status said nothing of why."""
+    viewer, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    assert session.tomogram.name == "TS_01"
+    of_ts_02 = int(np.flatnonzero(session.particles[TOMO_NAME] == "TS_02")[0])
+    session.select([of_ts_02])
+    decode = widgets["Decode"]
+    decode.source.value, decode.placement.value = "Selected particle", "At the particle"
+    click(qtbot, decode.decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    assert decode.status.value.endswith("; beside the tomogram: its particle is in tomogram TS_02")
+    assert viewer.layers["decoded"].translate[-1] > 95 * session.tomogram.voxel_size
+
+
 def test_decoding_a_point_added_since_the_embedding_says_to_embed_again(
     opened, qtbot, notifications
 ):

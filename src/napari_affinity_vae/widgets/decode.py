@@ -333,6 +333,8 @@ class DecodeWidget(Container):
         enlarged = scale[-1] / voxel_size
         size = f", shown {enlarged:.1f}x enlarged" if enlarged > 1 else ""
         self.status.value = f"{name}: {volume.shape[-1]}^3 at {voxel_size:g} Å/voxel{size}"
+        if self.placement.value == AT_PARTICLE and not self._anchor_shown():
+            self.status.value += f"; beside the tomogram: {self._unanchored()}"
         return layer
 
     def _placement(
@@ -381,6 +383,13 @@ class DecodeWidget(Container):
                 self._viewer.layers.remove(points)
         if stale:
             self.status.value = "decode again: the volume shown was placed by another tomogram"
+
+    def _unanchored(self) -> str:
+        """Why a volume shown "At the particle" is beside the tomogram instead."""
+        if self._anchor is None:
+            return "no particle places it (decode a particle, the selection or a cluster)"
+        name = self.session.particles.loc[self._anchor, TOMO_NAME]
+        return f"its particle is in tomogram {name}"
 
     def _anchor_shown(self) -> bool:
         """Whether the anchor particle is in the tomogram shown (in a project it may not be)."""
