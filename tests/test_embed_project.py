@@ -126,7 +126,7 @@ def test_resume_skips_the_tomograms_an_earlier_run_finished(project_folder, bund
     assert next(steps) == 7  # TS_01 is done already
     resumed = run_steps(steps, 21, "", None)
     np.testing.assert_allclose(_latent(resumed), _latent(_embed(project, bundled)), atol=1e-6)
-    with pytest.raises(AffinityVAEError, match="another model or settings"):
+    with pytest.raises(AffinityVAEError, match="another model, settings or map"):
         next(embed_project_steps(project, *bundled, batch=BATCH, parts=parts, inverted=True))
     # picks corrected (or read at another binning or voxel size) since: TS_01 is embedded again
     moved = dataclasses.replace(project, particles=project.particles.copy())

@@ -747,9 +747,8 @@ def test_training_leaves_out_the_labels_of_a_tomogram_that_cannot_be_opened(
     train = widgets["Train"]
     train.labels_from.value = "class_name"
     left = int((session.particles["tomo_name"] == "TS_02").sum())
-    assert f"{left} particles labelled in tomograms that cannot be opened left out" in (
-        train.classes.value
-    )
+    left_out = "labelled in tomograms that cannot be opened (or lack the map chosen) left out"
+    assert f"{left} particles {left_out}" in train.classes.value
     train.epochs.value = 1
     click(qtbot, train.train_button)
     qtbot.waitUntil(lambda: not train.task.running and bool(train.history), timeout=120_000)
@@ -953,13 +952,14 @@ def test_the_map_chosen_in_the_map_box_is_viewed_and_embedded(
 ):
     """RELION 5's denoised map is viewed and embedded first; choosing half1 in the Map box
     views it and Embed cuts every tomogram's boxes from it (they were cut from the denoised
-    map whatever was viewed)."""
+    map whatever was viewed). A tomogram without the map chosen says so when shown."""
     import mrcfile
 
     root = relion_layout(tmp_path, relion5)
     for half1 in root.glob("Tomograms/job007/tomograms/*_half1.mrc"):
         with mrcfile.open(half1, mode="r+") as mrc:
             mrc.data[:] = -mrc.data  # the denoised and half2 maps are copies of one map
+    (root / "Tomograms/job007/tomograms/rec_TS_03_half2.mrc").unlink()
     viewer = make_napari_viewer()
     widgets, _ = add_dock_widgets(viewer)
     session, dock = session_for(viewer), widgets["Project"]
@@ -969,15 +969,29 @@ def test_the_map_chosen_in_the_map_box_is_viewed_and_embedded(
     voxel = (20, 40, 50)
     denoised = float(_project_images(viewer)[0].data[voxel])
     _embed_by_clicks(qtbot, widgets, session)
-    latents = {"denoised": session.latent.copy()}
+    latents, embedded = {"denoised": session.latent.copy()}, "denoised"
     for kind in ("half1", "half2"):
         dock.kind.value = kind
-        assert f"embed again to cut boxes from the {kind} maps" in messages(notifications)[-1]
+        said = f"The embedding was cut from the {embedded} maps: embed again to cut boxes from "
+        assert messages(notifications)[-1] == f"{said}the {kind} maps"
         shown = float(_project_images(viewer)[0].data[voxel])
         assert shown == pytest.approx(-denoised if kind == "half1" else denoised)
         _embed_by_clicks(qtbot, widgets, session)
-        latents[kind] = session.latent.copy()
+        latents[kind], embedded = session.latent.copy(), kind
+    assert any(
+        "Tomogram TS_03 was not embedded: its half2 map cannot" in m
+        for m in messages(notifications)
+    )
     assert np.abs(latents["half1"] - latents["denoised"]).max() > 0.1
-    np.testing.assert_allclose(latents["half2"], latents["denoised"], atol=1e-5)
+    ts_03 = session.particles[TOMO_NAME].to_numpy() == "TS_03"
+    np.testing.assert_allclose(latents["half2"][~ts_03], latents["denoised"][~ts_03], atol=1e-5)
+    assert np.isnan(latents["half2"][ts_03]).all()
+    said = len(notifications)
     dock.shown.value = "TS_02"  # the map chosen stays chosen
     assert dock.kind.value == "half2" and session.project.map == "half2"
+    assert len(notifications) == said  # and what was embedded is not said again
+    dock.shown.value = "TS_03"  # without it: shown in its first map, and said
+    assert dock.kind.value == "denoised" and session.project.map == "half2"
+    assert messages(notifications)[-1].startswith("TS_03: its half2 map cannot be read (")
+    dock.kind.native.activated.emit(dock.kind.native.currentIndex())  # denoised chosen again
+    assert session.project.map == "denoised"

@@ -769,5 +769,13 @@ def test_boxes_are_cut_from_the_map_chosen_for_every_tomogram(tmp_path, relion5,
     out = tmp_path / "none.csv"
     assert main(["embed", str(source), "--out", str(out), "--pca", "--map", "reconstructed"]) == 2
     err = capsys.readouterr().err
-    assert "TS_01 not embedded: no reconstructed map (it has denoised, half1, half2)" in err
+    assert (
+        "--map reconstructed: no tomogram has such a map (they have denoised, half1, half2)" in err
+    )
     assert not out.exists()
+    (root / "Tomograms/job007/tomograms/rec_TS_02_half1.mrc").write_bytes(b"not an MRC file")
+    assert "its half1 map cannot be read (" in open_project([source]).describe()
+    assert main(["embed", str(source), "--out", str(out), "--pca", "--map", "half1"]) == 3
+    err = capsys.readouterr().err
+    assert "TS_02 not embedded: its half1 map cannot be read (" in err  # not "no half1 map"
+    assert len(pd.read_csv(out)) == 18  # TS_02's rows without latents

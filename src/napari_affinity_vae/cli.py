@@ -1317,7 +1317,7 @@ def _embed_project(args: argparse.Namespace) -> int:
         project = _opened_project(args, skip_unusable=args.skip_unusable)
     except UnusableRowsError as err:  # a folder's coordinate file
         raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
-    project.map = args.map
+    _choose_map(project, args)
     if project.particles.empty:
         raise ParticleFileError(args.sources[0], "no particles to embed")
     if args.out.suffix.lower() == ".star":  # before the work, not after
@@ -1406,6 +1406,23 @@ def _dask_client(args: argparse.Namespace):
 
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
         yield client, max(1, usable_cores() // args.workers)
+
+
+def _choose_map(project, args: argparse.Namespace) -> None:
+    """Cut the project's boxes from ``--map``: refused where no tomogram has such a map, or
+    where ``--tomo-type`` (which chose a copick project's tomograms) names another."""
+    if args.map is None:
+        return
+    if args.tomo_type and args.tomo_type != args.map:
+        raise AffinityVAEError(
+            f"--tomo-type {args.tomo_type} and --map {args.map} name different maps: give one"
+        )
+    if not any(args.map in entry.files for entry in project.tomograms.values()):
+        kinds = dict.fromkeys(k for e in project.tomograms.values() for k in e.files)
+        raise AffinityVAEError(
+            f"--map {args.map}: no tomogram has such a map (they have {', '.join(kinds) or 'none'})"
+        )
+    project.map = args.map
 
 
 def _opened_project(args: argparse.Namespace, skip_unusable: bool = False):

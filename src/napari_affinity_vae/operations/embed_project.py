@@ -232,7 +232,7 @@ def _load_parts(parts: Path, record: dict, project: Project, jobs: dict[str, pd.
     run = parts / RUN_FILE
     if run.is_file() and json.loads(run.read_text()) != record:
         raise AffinityVAEError(
-            f"{parts} holds tomograms embedded with another model or settings; remove it or "
+            f"{parts} holds tomograms embedded with another model, settings or map; remove it or "
             "run without --resume"
         )
     with atomic_path(run) as tmp:

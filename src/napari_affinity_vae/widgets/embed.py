@@ -232,7 +232,7 @@ class EmbedWidget(Container):
             (lambda: on_scheduler(address, steps)) if address else steps,
             total=len(particles),
             desc="Embedding the project",
-            on_result=lambda table: self._embedded(version, card, table),
+            on_result=lambda table: self._embedded(version, card, table, project.map),
             on_error=self._failed,
         )
 
@@ -244,8 +244,11 @@ class EmbedWidget(Container):
     def _failed(self, error: BaseException) -> None:
         self.status.value = f"failed: {failure_message(error, 'the last step')}"
 
-    def _embedded(self, version: int, card: ModelCard, table: pd.DataFrame) -> None:
-        """Latents from ``card``'s model (recorded with them), then projected and clustered."""
+    def _embedded(
+        self, version: int, card: ModelCard, table: pd.DataFrame, kind: str | None = None
+    ) -> None:
+        """Latents from ``card``'s model (recorded with them; in a project, the ``kind`` of map
+        they were cut from too), then projected and clustered."""
         for name, why in table.attrs.get(FAILURES, {}).items():
             why = why.replace(SKIP_HINT, SKIP_IN_PROJECT_DOCK)
             show_warning(f"Tomogram {name} was not embedded: {why}")
@@ -257,6 +260,8 @@ class EmbedWidget(Container):
             self.status.value = "discarded (stale)"
             show_info(STALE)
             return
+        if self.session.project is not None:
+            self.session.project.embedded_map = kind
         embedded = int(np.isfinite(self.session.latent[:, 0]).sum())  # edited since: not
         edges = int(table[CROSSES_EDGE].fillna(False).astype(bool).sum())
         self.status.value = (

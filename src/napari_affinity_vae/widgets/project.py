@@ -104,6 +104,7 @@ class ProjectWidget(Container):
         viewer.layers.events.removed.connect(self._layer_removed)
         self.picks.changed.connect(self._pick_set_chosen)
         self.kind.changed.connect(self._map_chosen)
+        self.kind.native.activated.connect(self._map_activated)
         self.table.native.cellDoubleClicked.connect(self._double_clicked)
         self.session.tomogram_requested.connect(self.show_tomogram)
         self.session.selection_changed.connect(self._count_selected)
@@ -197,13 +198,23 @@ class ProjectWidget(Container):
         """View the map ``kind`` of the tomograms; Embed and training cut boxes from it too."""
         project = self.session.project
         if project is not None and kind and kind != project.map:
-            if self.session.latent is not None:
-                napari.utils.notifications.show_info(
-                    f"The embedding was cut from the {project.map or 'first'} maps: embed again "
-                    f"to cut boxes from the {kind} maps"
-                )
             project.map = kind
+            shown = project.tomograms.get(self.shown.value)
+            first = next(iter(shown.files), None) if shown else None
+            embedded = project.embedded_map or first  # each tomogram's first: the one shown's
+            if self.session.latent is not None and kind != embedded:
+                napari.utils.notifications.show_info(
+                    f"The embedding was cut from the {embedded or 'first'} maps: embed again to "
+                    f"cut boxes from the {kind} maps"
+                )
         self._chosen()
+
+    def _map_activated(self, _index: int) -> None:
+        """A map chosen in the box that the box already showed: a tomogram without the map
+        chosen before shows its first, which can then be chosen for every tomogram."""
+        project = self.session.project
+        if project is not None and self.kind.value != project.map:
+            self._map_chosen(self.kind.value)
 
     def _double_clicked(self, row: int, _column: int) -> None:
         self.show_tomogram(self.table.data[row][0])  # also the one shown, if it was closed
@@ -221,6 +232,10 @@ class ProjectWidget(Container):
             return None
         entry = project.tomograms[name]
         kind = project.map if project.map in entry.files else None  # else the first
+        if lacking := entry.lacks(project.map):
+            napari.utils.notifications.show_info(
+                f"{name}: {lacking}; it is shown in its first and is not embedded or trained on"
+            )
         with self.kind.changed.blocked():
             self.kind.choices = list(entry.files)
             if entry.files:

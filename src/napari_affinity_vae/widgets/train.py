@@ -227,11 +227,16 @@ class TrainWidget(Container):
         self._show_classes()
 
     def _unopenable(self) -> np.ndarray:
-        """The rows of a project's tomograms that cannot be opened (file missing or broken):
-        their boxes cannot be cut (by the session's rows per tomogram, grouped once)."""
+        """The rows of a project's tomograms that cannot be opened (file missing or broken, or
+        without the map chosen): their boxes cannot be cut (by the session's rows per tomogram,
+        grouped once)."""
         project = self.session.project
         tomograms = project.tomograms.items() if project is not None else ()
-        rows = [self.session.rows_of(n) for n, e in tomograms if e.problem or e.path is None]
+        rows = [
+            self.session.rows_of(n)
+            for n, e in tomograms
+            if e.problem or e.path is None or e.lacks(project.map)
+        ]
         return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
 
     def _trainable(self) -> pd.DataFrame:
@@ -262,7 +267,7 @@ class TrainWidget(Container):
         if left:
             self.classes.value += (
                 f"; {count(int(left), 'particle')} labelled in tomograms that cannot be opened "
-                "left out"
+                "(or lack the map chosen) left out"
             )
         if classes != self.affinity.classes:
             matrix = default_affinity(classes, self.session.card)
@@ -537,11 +542,12 @@ class TrainWidget(Container):
 
 def _training_source(session: Session) -> str:
     """Where the labelled particles come from, in the card's words: the project's files and
-    size, or the tomogram."""
+    size (and the kind of map chosen), or the tomogram."""
     project = session.project
     if project is None:
         return f"tomogram {session.tomogram.name}"
     files, summary = ", ".join(p.name for p in project.sources), project.summary()
+    summary += f", {project.map} maps" if project.map else ""
     return f"project {files} ({summary})" if files else f"a project of {summary}"
 
 

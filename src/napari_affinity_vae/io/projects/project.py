@@ -38,7 +38,8 @@ class TomogramEntry:
     """One tomogram of a project. ``files`` maps a kind ("denoised", "reconstructed", "half1",
     ...) to its file, the one to view first; ``shape`` (z, y, x) and ``voxel_size`` (Angstrom)
     are those of the files; ``centre`` (z, y, x voxels) is where centred coordinates count from
-    (RELION 5), by default the middle, ``shape / 2``. ``problem`` says why it cannot be opened."""
+    (RELION 5), by default the middle, ``shape / 2``. ``problem`` says why it cannot be opened;
+    ``unreadable``, why a kind of map named for it cannot (it is then not in ``files``)."""
 
     name: str
     files: dict[str, Path]
@@ -46,6 +47,7 @@ class TomogramEntry:
     shape: tuple[int, int, int] | None
     centre: tuple[float, float, float] | None = None
     problem: str | None = None
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path | None:
@@ -71,6 +73,8 @@ class TomogramEntry:
         or ``kind`` is None."""
         if kind is None or kind in self.files:
             return None
+        if kind in self.unreadable:
+            return f"its {kind} map cannot be read ({self.unreadable[kind]})"
         return f"no {kind} map (it has {', '.join(self.files) or 'none'})"
 
     def open(self, kind: str | None = None) -> Tomogram:
@@ -97,7 +101,7 @@ class Project:
     ``angstrom_origins``: the tomograms whose particles a file gave in Angstrom, with the voxel
     (z, y, x) those count from: they follow a corrected voxel size. ``map``: the kind of map
     (``denoised``, ``half1``, a copick tomogram type) boxes are cut from, as the user chose it;
-    None: each tomogram's first."""
+    None: each tomogram's first; ``embedded_map``, the kind the latents were cut from."""
 
     tomograms: dict[str, TomogramEntry]
     particles: pd.DataFrame
@@ -109,6 +113,7 @@ class Project:
     edited: bool = False  # points added, moved or removed by hand since it was opened
     angstrom_origins: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     map: str | None = None
+    embedded_map: str | None = None  # the map the latents were cut from (None: the first)
 
     def __post_init__(self) -> None:
         self.set_particles(self.particles)
@@ -228,6 +233,7 @@ class Project:
             outside = None if entry.problem else self.outside(name)
             where += f"; {outside}" if outside else ""
             where += f"; maps {', '.join(entry.files)} (--map)" if len(entry.files) > 1 else ""
+            where += "".join(f"; {entry.lacks(kind)}" for kind in entry.unreadable)
             lines.append(f"  {name}: {count(n, 'particle')}, {shape} voxels at {size}{where}")
         if self.pick_sets:
             lines.append(f"{count(len(self.pick_sets), 'pick set')} (--object, --user, --session):")

@@ -122,11 +122,11 @@ def _entry(
     """A tomogram at ``pixel`` x ``binning`` Angstrom, with the files that open (a problem if
     none does); its shape from the first of them, else from the unbinned ``sizes`` (z, y, x) as
     RELION's reconstruction rounds them."""
-    readable, problems, shape = {}, [], None
+    readable, problems, shape = {}, {}, None
     for kind, file in files.items():
         found, header, problem = read_shape(file, pixel * binning)
         if problem:
-            problems.append(problem)
+            problems[kind] = problem
             continue
         readable[kind], shape = file, shape or found
         if header and not np.isclose(header, pixel * binning, rtol=0.01):
@@ -136,12 +136,15 @@ def _entry(
                 "is right, the tomogram was binned otherwise and its particles will not fit",
                 stacklevel=2,
             )
-    problem = None if readable else (problems[0] if problems else "names no tomogram file")
+    problem = None if readable else next(iter(problems.values()), "names no tomogram file")
     if shape is None and sizes is not None:
         z, y, x = sizes / binning
         shape = (int(z), int(y + 0.5), int(x + 0.5))
     centre = None if sizes is None else tuple(sizes / 2 / binning)
-    return TomogramEntry(name, readable or files, pixel * binning, shape, centre, problem)
+    unreadable = problems if readable else {}
+    return TomogramEntry(
+        name, readable or files, pixel * binning, shape, centre, problem, unreadable
+    )
 
 
 def read_relion5(
