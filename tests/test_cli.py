@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +64,32 @@ def test_demo_screenshot_shows_window_with_tomogram(tmp_path, qapp):
     image = imread(shot)
     assert image.shape[0] >= 600 and image.shape[1] >= 900  # the whole window, not the canvas
     assert image[..., :3].std() > 10  # not a blank window
+
+
+def test_the_sample_demo_uses_the_documented_settings_and_leaves_the_remembered(
+    tmp_path, qapp, monkeypatch
+):
+    """Remembered from earlier work, PCA and 3 clusters made the demo unlike its pictures, and
+    the demo set the remembered number of clusters to its own."""
+    from napari_affinity_vae import demo
+
+    remembered = {"embed": {"projection": "PCA", "k": 3}, "particles": {"diameter_min": 20.0}}
+    settings = tmp_path / "widgets.json"
+    settings.write_text(json.dumps(remembered))
+    monkeypatch.setenv("NAPARI_AFFINITY_VAE_SETTINGS", str(settings))
+    seen = {}
+
+    def explore(_viewer, widgets):  # instead of picking and embedding: what the docks show
+        embed, particles = widgets["Embed"], widgets["Particles"]
+        seen.update(projection=embed.projection.value, k=embed.k.value)
+        seen["diameters"] = (particles.diameter_min.value, particles.diameter_max.value)
+        embed.k.value = 7  # a change in the demo
+
+    monkeypatch.setattr(demo, "explore", explore)
+    assert main(["demo", "--screenshot", str(tmp_path / "demo.png")]) == 0
+    assert seen == {"projection": "UMAP", "k": 10, "diameters": (100.0, 300.0)}
+    assert json.loads(settings.read_text()) == remembered
+    assert os.environ["NAPARI_AFFINITY_VAE_SETTINGS"] == str(settings)
 
 
 def test_simulate_writes_tomogram_ground_truth_references_and_affinity(tmp_path):

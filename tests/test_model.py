@@ -202,6 +202,9 @@ def test_schedules():
     assert [ramp.value(e, 5) for e in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
     linear = Schedule("cyclical_linear", high=1.0, n_cycles=2, ratio=0.5)
     assert [linear.value(e, 8) for e in range(8)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1]
+    short = Schedule("cyclical_linear", high=1.0)  # 4 cycles in 2 epochs: the weight stayed 0
+    assert [short.value(e, 2) for e in range(2)] == [0, 1]
+    assert [short.value(e, 5) for e in range(5)] == pytest.approx([0, 0.8, 1, 0.4, 1])  # 2 cycles
     sigmoid = Schedule("cyclical_sigmoid", high=1.0, n_cycles=1, ratio=1.0)
     assert sigmoid.value(0, 10) < 0.01 and sigmoid.value(5, 10) == pytest.approx(0.5)
     cosine = Schedule("cyclical_cosine", high=2.0, n_cycles=1, ratio=1.0)

@@ -191,6 +191,24 @@ def test_train_then_evaluate(tiny_sets, tmp_path, capsys):
     assert recorded.metrics["evaluation"] == results  # --record keeps the figures in the card
 
 
+def test_a_test_set_of_training_boxes_is_warned_of(tiny_sets, tmp_path, capsys):
+    """``avae simulate held_out`` without ``--seed`` repeats the training boxes: evaluate scored
+    them as unseen particles (pose error 0.000) without a word."""
+    out = tmp_path / "tiny"
+    train = str(tiny_sets / "train")
+    assert _train(train, out, "--capacity", "2", "--latent-dims", "3") == 0
+    checkpoint = str(out.with_suffix(".json"))
+    evaluate = ["evaluate", checkpoint, "--train", train, "--no-baselines"]
+    assert main([*evaluate, "--test", train]) == 0
+    boxes = len(load_training_set(tiny_sets / "train").boxes)
+    warned = f"warning: {boxes} of {boxes} test boxes are training boxes too (the same voxels)"
+    assert warned in capsys.readouterr().err
+    assert main([*evaluate, "--test", str(tiny_sets / "test")]) == 0
+    assert "training boxes too" not in capsys.readouterr().err
+    assert main([*evaluate, "--test", str(tmp_path / "held_out")]) == 2
+    assert "held_out: no such file or folder" in capsys.readouterr().err
+
+
 def _parameters(path) -> dict:
     model, _ = load_checkpoint(path)
     return {name: value.detach().clone() for name, value in model.named_parameters()}

@@ -4,7 +4,10 @@ person takes over, or a screenshot is written and napari closes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_affinity_vae.io.tomogram import open_tomogram
-from napari_affinity_vae.operations.defaults import CLUSTERS, DIAMETERS
+from napari_affinity_vae.operations.defaults import CLUSTERS
 from napari_affinity_vae.schema import AXES, CLUSTER, SCORE
+from napari_affinity_vae.widgets.settings import ENVIRONMENT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,18 +51,29 @@ def run_demo(
     particles: int | None = None,
 ) -> int:
     """Start napari, explore the sample (simulated with ``seed`` and ``particles`` if given) or
-    ``tomogram``; return after a screenshot, or when the window is closed."""
-    import napari
-
+    ``tomogram``; return after a screenshot, or when the window is closed. The sample is shown
+    with the documented settings, and what changes in the docks is not remembered."""
     if tomogram is not None:  # fail early, clearly; a screenshot cannot wait for a voxel size
         open_tomogram(tomogram, voxel_size, require_voxel_size=screenshot is not None)
+        return _run(tomogram, voxel_size, screenshot)
+    with _settings_of_its_own():
+        return _run(None, None, screenshot, seed, particles)
+
+
+def _run(
+    tomogram: Path | None,
+    voxel_size: float | None,
+    screenshot: Path | None,
+    seed: int | None = None,
+    particles: int | None = None,
+) -> int:
+    import napari
+
     viewer = napari.Viewer(title="napari-affinity-vae")
     viewer.window._qt_window.resize(*WINDOW)
     widgets, docks = add_dock_widgets(viewer)
     if tomogram is None:
         open_sample(viewer, seed, particles)
-        particles_widget = widgets["Particles"]  # the sample's sizes, whatever was remembered
-        particles_widget.diameter_min.value, particles_widget.diameter_max.value = DIAMETERS
     else:
         widgets["Tomogram"].open_file(tomogram, voxel_size)
     widgets["Tomogram"].slab.value = DEMO_SLAB
@@ -72,6 +87,23 @@ def run_demo(
         return 0
     napari.run()
     return 0
+
+
+@contextlib.contextmanager
+def _settings_of_its_own():
+    """Within, dock widgets start from their defaults (the documented settings) rather than
+    those remembered, and what changes in them is not remembered: the sample demo looked
+    unlike its pictures after other work (PCA, say), and changed the remembered number of
+    clusters."""
+    with tempfile.TemporaryDirectory(prefix="avae-demo-") as folder:
+        before = os.environ.get(ENVIRONMENT)
+        os.environ[ENVIRONMENT] = str(Path(folder) / "widgets.json")
+        try:
+            yield
+        finally:
+            os.environ.pop(ENVIRONMENT)
+            if before is not None:
+                os.environ[ENVIRONMENT] = before
 
 
 def add_dock_widgets(viewer: Any) -> tuple[dict[str, Any], dict[str, Any]]:

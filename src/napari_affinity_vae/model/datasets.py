@@ -77,6 +77,8 @@ def load_training_set(
         _refuse_non_finite(boxes, source, "box")
     elif source.is_dir():
         boxes, names, voxel_size = _from_particle_folder(source, voxel_size)  # checked as read
+    elif not source.exists():
+        raise InputFileError(source, "no such file or folder")
     else:
         raise InputFileError(
             source, "not a training set: give a subtomogram folder, or a tomogram with --coords"

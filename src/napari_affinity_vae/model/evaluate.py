@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -51,6 +53,7 @@ def evaluate(
         box, ndim = data.boxes.shape[-1], data.boxes.ndim - 1
         check_fits(card, box, data.voxel_size, card.path or "the model", ndim=ndim)
     _check_classes(train_set, test_set)
+    _warn_shared(train_set, test_set)
     if factors is not None and len(factors) != len(test_set.boxes):
         raise ValueError(f"{len(factors)} rows of factors for {len(test_set.boxes)} test boxes")
     score = functools.partial(
@@ -170,6 +173,24 @@ def _predicted_rotations(
             found = nearest.kneighbors(test_pose[rows], return_distance=False)[:, 0]
             predicted[rows] = true[pool[found]]
     return predicted
+
+
+def _warn_shared(train_set: TrainingData, test_set: TrainingData) -> None:
+    """Warn where test boxes are training boxes too (the same voxels): their scores are not of
+    unseen particles. A test set simulated with the training set's seed repeats its boxes."""
+    seen = {_digest(box) for box in train_set.boxes}
+    shared = sum(_digest(box) in seen for box in test_set.boxes)
+    if shared:
+        warnings.warn(
+            f"{shared} of {len(test_set.boxes)} test boxes are training boxes too (the same "
+            "voxels): their scores are not of unseen particles; simulate the test set with "
+            "another --seed",
+            stacklevel=3,
+        )
+
+
+def _digest(box: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(box).tobytes(), digest_size=16).digest()
 
 
 def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:

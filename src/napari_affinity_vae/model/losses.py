@@ -93,7 +93,9 @@ def _stratified_log_weights(n: int, dataset_size: int, like: torch.Tensor) -> to
 class Schedule:
     """A weight per epoch: ``flat`` (always ``high``), ``ramp`` (``low`` to ``high`` over the run),
     or cyclical: ``n_cycles`` cycles, each rising from ``low`` to ``high`` over its first
-    ``ratio`` with a linear, sigmoid or cosine shape, then staying at ``high``."""
+    ``ratio`` with a linear, sigmoid or cosine shape, then staying at ``high``. A cycle takes
+    at least 2 epochs: in a shorter run there are fewer (4 cycles of 2 epochs kept the weight at
+    ``low`` throughout, each epoch beginning a cycle)."""
 
     kind: str = "flat"
     high: float = 1.0
@@ -112,7 +114,7 @@ class Schedule:
             return self.high
         if self.kind == "ramp":
             return self.low + (self.high - self.low) * min(1.0, epoch / max(1, epochs - 1))
-        period = epochs / self.n_cycles
+        period = epochs / min(self.n_cycles, max(1, epochs // 2))
         phase = (epoch % period) / period / self.ratio
         if phase >= 1:
             return self.high

@@ -111,7 +111,7 @@ def affinity_matrix(
             else:
                 pairs.append((i, j))
     steps = correlation_steps(volumes, raw, pairs)
-    run_steps(steps, len(pairs), "pairs", progress)
+    run_steps(steps, len(pairs), "pairs", progress if pairs else None)  # no bar of nothing
     return (
         pd.DataFrame(scale_affinity(raw), index=names, columns=names),
         pd.DataFrame(raw, index=names, columns=names),
