@@ -17,6 +17,7 @@ from napari_affinity_vae.demo import (
     DEMO_SLAB,
     WINDOW,
     add_dock_widgets,
+    documented_settings,
     explore,
     open_sample,
     settle,
@@ -28,6 +29,11 @@ IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 def main() -> None:
+    with documented_settings():  # not those remembered from other work
+        pictures()
+
+
+def pictures() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-affinity-vae")
     viewer.window._qt_window.resize(*WINDOW)

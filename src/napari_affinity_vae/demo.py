@@ -56,7 +56,7 @@ def run_demo(
     if tomogram is not None:  # fail early, clearly; a screenshot cannot wait for a voxel size
         open_tomogram(tomogram, voxel_size, require_voxel_size=screenshot is not None)
         return _run(tomogram, voxel_size, screenshot)
-    with _settings_of_its_own():
+    with documented_settings():
         return _run(None, None, screenshot, seed, particles)
 
 
@@ -90,7 +90,7 @@ def _run(
 
 
 @contextlib.contextmanager
-def _settings_of_its_own():
+def documented_settings():
     """Within, dock widgets start from their defaults (the documented settings) rather than
     those remembered, and what changes in them is not remembered: the sample demo looked
     unlike its pictures after other work (PCA, say), and changed the remembered number of
