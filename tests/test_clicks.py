@@ -556,6 +556,27 @@ def test_a_small_tomogram_opened_after_a_large_one_fills_the_view(explorer, qtbo
     np.testing.assert_allclose(centres[small][0], [195.0, 195.0], atol=10)  # its middle
     np.testing.assert_allclose(centres[large][0], [1995.0, 1995.0], atol=50)  # chosen again
     assert centres[small][1] > 5 * centres[large][1]  # and ten times as large
+    type_into(qtbot, widgets["Tomogram"].file, str(small))
+    click(qtbot, widgets["Tomogram"].open_button)
+    widgets["Tomogram"].voxel_size.value = 12.0  # corrected: fitted to it, not to the large
+    np.testing.assert_allclose(viewer.camera.center[-2:], [234.0, 234.0], atol=12)
+
+
+def test_the_view_is_fitted_on_a_napari_that_fits_to_every_layer():
+    """napari before 0.9 has no ``fit_to_view(layers=...)``: switching tomograms raised."""
+    from napari_affinity_vae.widgets.viewer_session import fit_view
+
+    calls = []
+
+    class OldViewer:
+        def fit_to_view(self, margin: float = 0.05) -> None:
+            calls.append("fit")
+
+        def reset_view(self) -> None:
+            calls.append("reset")
+
+    fit_view(OldViewer(), [object()])
+    assert calls == ["reset"]
 
 
 def test_particles_of_a_tomogram_stay_off_another_of_the_same_name(

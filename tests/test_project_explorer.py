@@ -779,6 +779,17 @@ def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(
     assert names.index("lone") < names.index("TS_01") < names.index(points.name)
 
 
+def test_showing_another_tomogram_of_the_same_size_keeps_the_view(opened):
+    """Zoomed in on TS_01, the user shows TS_02 (the same size) to compare the same place."""
+    viewer, widgets, _ = opened
+    viewer.camera.zoom *= 4
+    viewer.camera.center = (0.0, 100.0, 100.0)
+    view = (viewer.camera.zoom, *viewer.camera.center)
+    widgets["Project"].shown.value = "TS_02"
+    assert [x.name for x in _project_images(viewer)] == ["TS_02"]
+    assert (viewer.camera.zoom, *viewer.camera.center) == pytest.approx(view)
+
+
 def test_a_left_project_s_particles_are_not_drawn_over_a_lone_tomogram(opened, qtbot, tmp_path):
     """They looked like the lone tomogram's own picks; chosen again, TS_01 shows them."""
     from conftest import write_mrc

@@ -101,7 +101,7 @@ def documented_settings():
         try:
             yield
         finally:
-            os.environ.pop(ENVIRONMENT)
+            os.environ.pop(ENVIRONMENT, None)
             if before is not None:
                 os.environ[ENVIRONMENT] = before
 

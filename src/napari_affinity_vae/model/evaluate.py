@@ -190,7 +190,10 @@ def _warn_shared(train_set: TrainingData, test_set: TrainingData) -> None:
 
 
 def _digest(box: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(box).tobytes(), digest_size=16).digest()
+    """A box's fingerprint: a hash of every 61st voxel (about 4,000 of 64^3; all of them took
+    1.4 ms a box)."""
+    sampled = np.ascontiguousarray(box.ravel()[::61])
+    return hashlib.blake2b(sampled.tobytes(), digest_size=16).digest()
 
 
 def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:

@@ -28,7 +28,7 @@ from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
 from napari_affinity_vae.text import count
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, voxel_size_box, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, warnings_as_notifications
-from napari_affinity_vae.widgets.viewer_session import is_tomogram, session_for
+from napari_affinity_vae.widgets.viewer_session import fit_view, is_tomogram, session_for
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
 COLUMNS = ("tomogram", "particles", "selected", "status")
@@ -246,13 +246,15 @@ class ProjectWidget(Container):
             kwargs["metadata"][PROJECT_KEY] = name
             layers = self._viewer.layers
             old = [x for x in layers if PROJECT_KEY in x.metadata]
+            for x in old:  # hidden first: else its switch to the new one fits the view
+                x.visible = False
             layer = self._viewer.add_image(data, **kwargs)
             layers.move(layers.index(layer), self._place_for_tomogram(old))
             for x in old:
                 layers.remove(x)
             layer.name = kwargs["name"]  # napari numbered it while the old one was there
             if not old or old[0].data.shape != tomogram.shape:  # keep the view of alike ones
-                self._viewer.reset_view(layers=[layer])  # not of other, hidden tomograms
+                fit_view(self._viewer, [layer])  # not of other, hidden tomograms
             with self.shown.changed.blocked():
                 self.shown.value = name
             return layer

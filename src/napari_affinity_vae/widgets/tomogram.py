@@ -32,6 +32,7 @@ from napari_affinity_vae.widgets.dialogs import (
 )
 from napari_affinity_vae.widgets.notify import errors_as_notifications, typed_path
 from napari_affinity_vae.widgets.viewer_session import (
+    fit_view,
     focus_on,
     is_tomogram,
     opened_as_tomogram,
@@ -235,7 +236,7 @@ class TomogramWidget(Container):
         if self._viewer.dims.ndim == 3:
             self._viewer.dims.axis_labels = ("z", "y", "x")
         self.session.set_tomogram(tomogram_from_layer(layer))
-        self._viewer.reset_view()
+        fit_view(self._viewer, [layer])  # not to other, hidden tomograms
         self._set_slab(self.slab.value)
 
     def _set_rendering(self, value: str) -> None:

@@ -126,7 +126,16 @@ def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
             layer.visible, switched = False, True
             layer.metadata[HIDDEN_FOR] = True
     if switched and own:
-        viewer.fit_to_view(layers=[x for x in own if x.visible] or own)
+        fit_view(viewer, [x for x in own if x.visible] or own)
+
+
+def fit_view(viewer: napari.Viewer, layers: list) -> None:
+    """Fit the view to ``layers``, not to all (hidden ones count in napari's extent); napari
+    before 0.9 fits it to all."""
+    try:
+        viewer.fit_to_view(layers=layers)
+    except TypeError:  # no ``layers`` before napari 0.9
+        viewer.reset_view()
 
 
 def of_tomogram(layer: object, tomogram: Tomogram) -> bool | None:
