@@ -1006,3 +1006,25 @@ def test_the_map_chosen_in_the_map_box_is_viewed_and_embedded(
     assert messages(notifications)[-1].startswith("TS_03: its half2 map cannot be read (")
     dock.kind.native.activated.emit(dock.kind.native.currentIndex())  # denoised chosen again
     assert session.project.map == "denoised"
+
+
+def test_the_train_dock_counts_the_labels_of_a_tomogram_without_the_map_chosen(
+    make_napari_viewer, qtbot, tmp_path, relion5
+):
+    """They are left out of training: the Train dock said so only once the particles changed."""
+    root = relion_layout(tmp_path, relion5)
+    (root / "Tomograms/job007/tomograms/rec_TS_03_half2.mrc").unlink()
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    session, dock, train = session_for(viewer), widgets["Project"], widgets["Train"]
+    type_into(qtbot, dock.files, str(root / "Picks/job010/optimisation_set.star"))
+    click(qtbot, dock.open_button)
+    session.set_labels(range(len(session.particles)), "alpha")
+    train.labels_from.value = "label"
+    left_out = "labelled in tomograms that cannot be opened (or lack the map chosen) left out"
+    assert left_out not in train.classes.value
+    dock.kind.value = "half2"
+    ts_03 = int((session.particles[TOMO_NAME] == "TS_03").sum())
+    assert f"{ts_03} particles {left_out}" in train.classes.value
+    dock.kind.value = "denoised"
+    assert left_out not in train.classes.value

@@ -63,6 +63,7 @@ class Session:
     model_changed = Signal()
     labels_changed = Signal()
     embed_requested = Signal(object)  # a checkpoint to embed every particle with (its path)
+    map_changed = Signal()  # the kind of map the project's boxes are cut from
 
     def __init__(self) -> None:
         self.tomogram: Tomogram | None = None
@@ -150,6 +151,12 @@ class Session:
             "points added, moved or deleted by hand": self.project.edited,
         }
         return [what for what, kept in lost.items() if kept]
+
+    def choose_map(self, kind: str) -> None:
+        """Cut the open project's boxes from its tomograms' maps of ``kind`` from now on."""
+        if self.project is not None and kind != self.project.map:
+            self.project.map = kind
+            self.map_changed.emit()
 
     def request_tomogram(self, name: str) -> None:
         """Ask for the project's tomogram ``name`` to be shown (the Project dock opens it)."""

@@ -198,7 +198,7 @@ class ProjectWidget(Container):
         """View the map ``kind`` of the tomograms; Embed and training cut boxes from it too."""
         project = self.session.project
         if project is not None and kind and kind != project.map:
-            project.map = kind
+            self.session.choose_map(kind)
             shown = project.tomograms.get(self.shown.value)
             first = next(iter(shown.files), None) if shown else None
             embedded = project.embedded_map or first  # each tomogram's first: the one shown's

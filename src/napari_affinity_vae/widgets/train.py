@@ -193,6 +193,7 @@ class TrainWidget(Container):
         self.session.particles_changed.connect(self._refresh_columns)
         self.session.labels_changed.connect(self._refresh_columns)
         self.session.model_changed.connect(self._show_classes)
+        self.session.map_changed.connect(self._show_classes)  # a tomogram may lack the map
         remember(
             "train",
             {
