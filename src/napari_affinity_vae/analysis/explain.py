@@ -287,32 +287,43 @@ def _dimensions(scaled: np.ndarray, selected: np.ndarray, most: int) -> list[int
     little beside the others: a cluster in the middle of others is set apart by two dimensions
     together); then the one that adds least to the others dropped while it fails
     :func:`_test`."""
+    fits = _Fits(scaled, selected)
     chosen: list[int] = []
     while len(chosen) < min(most, scaled.shape[1]):
-        _, probability = _logistic_loss(_polynomial(scaled, chosen)[0], selected)
-        chosen.append(_best_dimension(scaled, selected, chosen, probability))
-    loss, _ = _logistic_loss(_polynomial(scaled, chosen)[0], selected)
+        chosen.append(_best_dimension(scaled, selected, chosen, fits(chosen)[1]))
+    loss = fits(chosen)[0]
     for _ in range(SWAPS):
-        swapped = _swap(scaled, selected, chosen, loss)
+        swapped = _swap(fits, chosen, loss)
         if swapped is None:
             break
         chosen, loss = swapped
     while chosen:
-        losses = [
-            _logistic_loss(_polynomial(scaled, [k for k in chosen if k != i])[0], selected)[0]
-            for i in chosen
-        ]
+        losses = [fits([k for k in chosen if k != i])[0] for i in chosen]
         least = int(np.argmin(losses))
         rest = chosen[:least] + chosen[least + 1 :]
-        if _test(scaled, selected, rest, chosen[least], losses[least]):
+        if _test(fits, rest, chosen[least], losses[least]):
             break
         chosen = rest
     return chosen
 
 
-def _test(
-    scaled: np.ndarray, selected: np.ndarray, chosen: list[int], dimension: int, loss: float
-) -> bool:
+class _Fits:
+    """The log-loss and P(selected) of the logistic model of each set of dimensions with their
+    squares and products, each set fitted once: the swaps and the tests ask for the same ones."""
+
+    def __init__(self, scaled: np.ndarray, selected: np.ndarray) -> None:
+        self.scaled, self.selected = scaled, selected
+        self._done: dict[frozenset[int], tuple[float, np.ndarray]] = {}
+
+    def __call__(self, dimensions: list[int]) -> tuple[float, np.ndarray]:
+        key = frozenset(dimensions)
+        if key not in self._done:
+            features = _polynomial(self.scaled, dimensions)[0]
+            self._done[key] = _logistic_loss(features, self.selected)
+        return self._done[key]
+
+
+def _test(fits: _Fits, chosen: list[int], dimension: int, loss: float) -> bool:
     """Whether ``dimension`` adds to the model of ``chosen`` (its log-loss ``loss``): if the
     likelihood-ratio test of it alone, or of it with its square and its products with
     ``chosen``, passes at ``ALPHA``, corrected for the dimensions it was chosen from
@@ -321,26 +332,24 @@ def _test(
     searches more than the correction counts)."""
     from scipy.stats import chi2
 
+    scaled, selected = fits.scaled, fits.selected
     level = ALPHA / scaled.shape[1]
     fitted = _polynomial(scaled, chosen)[0]
     alone, _ = _logistic_loss(np.column_stack([fitted, scaled[:, dimension]]), selected)
-    refit, _ = _logistic_loss(_polynomial(scaled, [*chosen, dimension])[0], selected)
+    refit, _ = fits([*chosen, dimension])
     added = 2 + len(chosen)  # the dimension, its square, its products with those chosen
     return 2 * (loss - alone) > chi2.isf(level, 1) or 2 * (loss - refit) > chi2.isf(level, added)
 
 
-def _swap(
-    scaled: np.ndarray, selected: np.ndarray, chosen: list[int], loss: float
-) -> tuple[list[int], float] | None:
+def _swap(fits: _Fits, chosen: list[int], loss: float) -> tuple[list[int], float] | None:
     """The first of ``chosen`` whose swap for the best other dimension fits better, swapped, and
     the new log-loss; None if no swap fits better."""
     for i in chosen:
         rest = [k for k in chosen if k != i]
-        _, probability = _logistic_loss(_polynomial(scaled, rest)[0], selected)
-        other = _best_dimension(scaled, selected, rest, probability, i)
+        other = _best_dimension(fits.scaled, fits.selected, rest, fits(rest)[1], i)
         if other is None:
             continue
-        swapped_loss, _ = _logistic_loss(_polynomial(scaled, [*rest, other])[0], selected)
+        swapped_loss, _ = fits([*rest, other])
         if swapped_loss < loss - 1e-6:
             return [*rest, other], swapped_loss
     return None
