@@ -779,3 +779,13 @@ def test_boxes_are_cut_from_the_map_chosen_for_every_tomogram(tmp_path, relion5,
     err = capsys.readouterr().err
     assert "TS_02 not embedded: its half1 map cannot be read (" in err  # not "no half1 map"
     assert len(pd.read_csv(out)) == 18  # TS_02's rows without latents
+    half2 = root / "Tomograms/job007/tomograms/rec_TS_01_half2.mrc"
+    with mrcfile.open(half2) as mrc:
+        binned = mrc.data[::2, ::2, ::2].copy()  # binned otherwise: its particles do not fit
+    with mrcfile.new(half2, overwrite=True) as mrc:
+        mrc.set_data(binned)
+    out = tmp_path / "binned.csv"
+    assert main(["embed", str(source), "--out", str(out), "--pca", "--map", "half2"]) == 3
+    err = capsys.readouterr().err
+    size = " x ".join(map(str, binned.shape))
+    assert f"TS_01 not embedded: {half2}: its half2 map is {size} voxels where its denoised" in err

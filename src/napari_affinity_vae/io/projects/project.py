@@ -78,7 +78,9 @@ class TomogramEntry:
         return f"no {kind} map (it has {', '.join(self.files) or 'none'})"
 
     def open(self, kind: str | None = None) -> Tomogram:
-        """The file of ``kind`` (default the first), memory-mapped at the project's voxel size."""
+        """The file of ``kind`` (default the first), memory-mapped at the project's voxel size;
+        refused if its shape differs from the first's (binned otherwise: the particles would not
+        fit it)."""
         if lacking := self.lacks(kind):
             raise TomogramFileError(Path(self.name), lacking)
         path = self.files[kind] if kind else self.path
@@ -86,7 +88,16 @@ class TomogramEntry:
             if self.problem:  # which names the file already
                 raise TomogramFileError(Path(self.name), self.problem)
             raise TomogramFileError(Path(self.name), "no file")
-        return replace(open_tomogram(path, self.voxel_size), tomo_name=self.name)
+        tomogram = open_tomogram(path, self.voxel_size)
+        first = next(iter(self.files))
+        if kind not in (None, first) and self.shape and tomogram.shape != tuple(self.shape):
+            size, first_size = (" x ".join(map(str, s)) for s in (tomogram.shape, self.shape))
+            raise TomogramFileError(
+                path,
+                f"its {kind} map is {size} voxels where its {first} map, in which the particles "
+                f"are placed, is {first_size}: boxes cannot be cut from it",
+            )
+        return replace(tomogram, tomo_name=self.name)
 
 
 @dataclass
