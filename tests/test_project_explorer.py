@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import starfile
-from napari.layers import Image
+from napari.layers import Image, Points
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QMessageBox
 
@@ -777,6 +777,65 @@ def test_a_project_opened_again_after_a_lone_tomogram_is_shown_over_it(
     names = [x.name for x in viewer.layers]
     points = widgets["Particles"].particles_layer
     assert names.index("lone") < names.index("TS_01") < names.index(points.name)
+
+
+def _points_of(viewer, name: str) -> list[Points]:
+    """The particles layers of tomogram ``name`` (not their highlights)."""
+    return [
+        x
+        for x in viewer.layers
+        if isinstance(x, Points) and x.name.startswith(f"{name} ") and "(selected)" not in x.name
+    ]
+
+
+def test_a_project_opened_again_after_leaving_it_shows_its_particles_once(opened, qtbot, tmp_path):
+    """Left and opened again, twice: the left project's points stayed beside the new ones, all
+    drawn, and an edit of the copy on top changed nothing of the project."""
+    from conftest import write_mrc
+
+    viewer, widgets, session = opened
+    lone = write_mrc(tmp_path / "lone.mrc", np.zeros((32, 64, 64), np.float32))
+    for _ in range(2):
+        type_into(qtbot, widgets["Tomogram"].file, str(lone))
+        click(qtbot, widgets["Tomogram"].open_button)
+        click(qtbot, widgets["Project"].open_button)
+    (points,) = _points_of(viewer, "TS_01")
+    assert points is widgets["Particles"].particles_layer and len(points.data) == 7
+    total = len(session.particles)
+    points.remove([0])  # by hand: the project's particles
+    assert session.project.edited and len(session.particles) == total - 1
+
+
+def test_a_lone_tomogram_named_as_a_project_tomogram_does_not_take_its_particles(
+    opened, qtbot, tmp_path
+):
+    """Another file called TS_01.mrc, opened alone: the project's TS_01 points were drawn over
+    it and explored, though the session held none of them (Embed found nothing to embed)."""
+    from conftest import write_mrc
+
+    _, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    (tmp_path / "elsewhere").mkdir()
+    lone = write_mrc(tmp_path / "elsewhere" / "TS_01.mrc", np.zeros((40, 96, 112), np.float32))
+    type_into(qtbot, widgets["Tomogram"].file, str(lone))
+    click(qtbot, widgets["Tomogram"].open_button)
+    assert session.project is None and session.tomogram.path == lone
+    assert widgets["Particles"].particles_layer is None and not points.visible
+    assert widgets["Particles"].count.value == "0"
+
+
+def test_particles_imported_into_a_project_are_drawn_without_the_project_s(opened, qtbot, tmp_path):
+    """Importing picks leaves the project: its points stayed drawn beside the picks, 9 points
+    on screen where Export writes the 2 picks."""
+    viewer, widgets, session = opened
+    points = widgets["Particles"].particles_layer
+    picks = tmp_path / "TS_01.coords"
+    picks.write_text("10 20 5\n30 40 8\n")  # TomoTwin: x y z voxels
+    type_into(qtbot, widgets["Particles"].file, str(picks))
+    click(qtbot, widgets["Particles"].import_button)
+    assert session.project is None and len(session.particles) == 2
+    shown = [x for x in _points_of(viewer, "TS_01") if x.visible]
+    assert shown == [widgets["Particles"].particles_layer] and not points.visible
 
 
 def test_showing_another_tomogram_of_the_same_size_keeps_the_view(opened):

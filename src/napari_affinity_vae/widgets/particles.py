@@ -25,6 +25,7 @@ from napari_affinity_vae import text
 from napari_affinity_vae.colours import CATEGORY_COLOURS
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.star import plain_blocks
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.io.validate import outside_rows
@@ -90,6 +91,7 @@ PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the
 BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
 PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
 SOURCE = "source"  # a particles layer's metadata: where its particles came from
+LEFT = "left project"  # a left project's points layer's metadata: the project's files
 TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
 
 
@@ -100,6 +102,7 @@ class ParticlesWidget(Container):
         self._viewer = viewer
         self.session = session_for(viewer)
         self._watched: Points | None = None
+        self._sources: tuple[str, ...] = ()  # those of the open project (none: unnamed)
         self._watched_name = ""  # its name, for its highlight to follow a new one
         patterns = " ".join(f"*{s}" for s in PARTICLE_SUFFIXES)
         self.tomogram_label = Label(label="Tomogram", value="none open")
@@ -500,7 +503,12 @@ class ParticlesWidget(Container):
             particles.attrs[COORDINATE_BINNING] = project.binning
         name = f"{tomogram.name} particles"
         colour = CATEGORY_COLOURS[7 % len(CATEGORY_COLOURS)]
-        metadata = {"tomo_name": tomogram.name, COLOUR_KEY: colour, TABLE_ROWS: rows}
+        metadata = {
+            "tomo_name": tomogram.name,
+            OF_TOMOGRAM: tomogram_identity(tomogram),  # a lone tomogram of its name is another
+            COLOUR_KEY: colour,
+            TABLE_ROWS: rows,
+        }
         data, kwargs, _ = particles_layer_data(particles, name, metadata, colour=colour)
         layer = next((x for x in self._viewer.layers if TABLE_ROWS in x.metadata), None)
         if layer is None:
@@ -615,6 +623,7 @@ class ParticlesWidget(Container):
                 with self._watched.events.data.blocker(self._edited):
                     self._watched.data = self.session.particles[list(AXES)].to_numpy(float)
                 return
+            self._watched.metadata.pop(LEFT, None)  # the user's own points now
             if action == "added" and len(indices):  # by hand: no other particle's features
                 layer = self._watched
                 layer.features = hand_picked(layer.features, indices)
@@ -739,23 +748,38 @@ class ParticlesWidget(Container):
 
     def _project_changed(self) -> None:
         """A project opened: an earlier project's points are cleared until one of its tomograms
-        is shown, and no other layer stays the one explored. Left: its points layer becomes an
-        ordinary one (its rows belonged to the project's table)."""
-        if self.session.project is not None:
+        is shown, the points left when this project was left before (and not edited since) go,
+        and no other layer stays the one explored. Left: its points layer becomes an ordinary
+        one of its tomogram (its rows belonged to the project's table), hidden unless explored:
+        what is explored now is what the user sees."""
+        project = self.session.project
+        if project is not None:
             for layer in [x for x in self._viewer.layers if TABLE_ROWS in x.metadata]:
                 with layer.events.data.blocker(self._edited):  # an earlier project's points
                     layer.selected_data = set()
                     layer.data = np.zeros((0, 3))
                 layer.metadata[TABLE_ROWS] = np.zeros(0, dtype=np.int64)
+            sources = _sources(project)
+            left = [x for x in self._points_layers() if sources and x.metadata.get(LEFT) == sources]
+            for layer in left:  # shown again as the project's
+                self._viewer.layers.remove(layer)
             if self.layer.value is not None and TABLE_ROWS not in self.layer.value.metadata:
                 self.layer.value = None
+            self._sources = sources
             return
-        for layer in self._viewer.layers:
-            layer.metadata.pop(TABLE_ROWS, None)
+        for layer in [x for x in self._viewer.layers if TABLE_ROWS in x.metadata]:
+            del layer.metadata[TABLE_ROWS]
+            layer.metadata[LEFT] = self._sources
+            layer.visible = layer is self._watched
 
     def _show_running(self, running: bool) -> None:
         self.pick_button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _sources(project: Project) -> tuple[str, ...]:
+    """The files a project was opened from, which name it (none for one made in memory)."""
+    return tuple(str(path) for path in project.sources)
 
 
 def _outside(layer: Points, indices: np.ndarray, session: Session) -> str | None:
