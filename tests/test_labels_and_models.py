@@ -225,6 +225,50 @@ def test_from_class_centres_refuses_another_models_latents(
     assert messages(notifications)[-1] == NOT_EMBEDDED_BY_MODEL and not train.task.running
 
 
+def test_labels_that_read_as_one_number_are_distinct_classes(clustered, qtbot):  # noqa: F811
+    """The scatter showed "1" and "01" apart, the Train dock merged them, and "007" became 7."""
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    for cluster, name in enumerate(["1", "01", "007"]):
+        label_cluster(qtbot, scatter, cluster, name)
+    assert train.classes.value.startswith("3 classes: 007 (")
+    assert train.affinity.classes == ["007", "01", "1"]
+
+
+def test_a_class_labelled_while_the_affinity_is_found_keeps_its_row_and_trains(
+    clustered,  # noqa: F811
+    qtbot,
+    monkeypatch,
+):
+    """The table went back to the classes the search began with, and Train then failed with
+    a KeyError, its status stuck at "cutting the labelled particles' boxes"."""
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    centres = train_module.centre_affinity
+
+    def slow_centres(*args, **kwargs):
+        time.sleep(1.0)
+        yield 0
+        return (yield from centres(*args, **kwargs))
+
+    monkeypatch.setattr(train_module, "centre_affinity", slow_centres)
+    click(qtbot, train.centres_button)
+    label_cluster(qtbot, scatter, 2, "gamma")  # while the search runs
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert train.affinity.classes == ["alpha", "beta", "gamma"]
+    assert train.status.value == (
+        "affinity from the decoded class centres; gamma, labelled since, has the default affinities"
+    )
+    found = train.affinity.matrix().loc["alpha", "beta"]
+    assert found != 0  # the centres' affinity, not the default's 0
+    train.epochs.value = 1
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
+    assert train.status.value.startswith("trained 1 epoch")
+
+
 def test_cancel_while_cutting_boxes_keeps_no_earlier_model(
     clustered,  # noqa: F811
     qtbot,

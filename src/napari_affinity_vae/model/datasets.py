@@ -226,11 +226,12 @@ def _from_tomogram(
 
 
 def class_names(column: pd.Series) -> pd.Series:
-    """A class column as text (missing: NA); class numbers as integers, ``1`` rather than
-    ``1.0``, though a missing one made the column float."""
-    numbers = pd.to_numeric(column, errors="coerce")
-    if numbers.notna().sum() == column.notna().sum() and (numbers.dropna() % 1 == 0).all():
-        column = numbers.astype("Int64")
+    """A class column as text (missing: NA); a numeric column's class numbers as integers,
+    ``1`` rather than ``1.0``, though a missing one made the column float. Text stays as typed:
+    ``01`` and ``1`` are two classes, ``007`` is not ``7``."""
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if numeric and (column.dropna() % 1 == 0).all():
+        column = column.astype("Int64")
     return column.astype("string").str.strip()
 
 

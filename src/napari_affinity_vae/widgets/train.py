@@ -50,7 +50,7 @@ from napari_affinity_vae.operations.labelled import (
     reference_affinity,
 )
 from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
-from napari_affinity_vae.schema import LABEL
+from napari_affinity_vae.schema import AXES, LABEL, TOMO_NAME, latent_columns
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL, Session
 from napari_affinity_vae.simulate.molecules import named_references
 from napari_affinity_vae.text import count
@@ -285,7 +285,8 @@ class TrainWidget(Container):
                 raise AffinityVAEError("Choose a model in the Embed widget first")
             if session.latent is not None and not session.embedded_with(session.card):
                 raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
-            particles, column = self.session.particles, self.labels_from.value
+            column = self.labels_from.value
+            particles = _read_by_job(self.session.particles, column)
             classes = check_labels(self._label_values())
             model = self.session.model
             self._start_affinity(
@@ -326,9 +327,20 @@ class TrainWidget(Container):
             on_error=self._failed,
         )
 
-    def _affinity_found(self, matrix: pd.DataFrame, source: str) -> None:
+    def _affinity_found(self, found: pd.DataFrame, source: str) -> None:
+        """The affinities found go into the table for the classes labelled now: one labelled
+        while they were found keeps its row, one unlabelled meanwhile is not brought back."""
+        matrix = self.affinity.matrix()
+        kept = [c for c in matrix.columns if c in found.columns]
+        matrix.loc[kept, kept] = found.loc[kept, kept].to_numpy()
         self.affinity.set_matrix(matrix)
+        since = [c for c in matrix.columns if c not in found.columns]
         self.status.value = source
+        if since:
+            has = "has" if len(since) == 1 else "have"
+            self.status.value += (
+                f"; {', '.join(since)}, labelled since, {has} the default affinities"
+            )
 
     def _choose_affinity_file(self, _value: object = None) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -380,8 +392,13 @@ class TrainWidget(Container):
                 )
             if session.project is None and session.tomogram is None:
                 raise AffinityVAEError("Open a tomogram or a project first")
-            particles, column = self._trainable(), self.labels_from.value
-            check_labels(self._label_values())
+            column = self.labels_from.value
+            particles = _read_by_job(self._trainable(), column)
+            if check_labels(self._label_values()) != self.affinity.classes:
+                raise AffinityVAEError(
+                    "The affinity table is not of the classes labelled: label again or wait "
+                    "for the affinity to be found"
+                )
             if session.project is not None:
                 opener = session.project.boxes_from
             else:
@@ -539,6 +556,13 @@ class TrainWidget(Container):
         for button in (self.train_button, self.centres_button, self.maps_button, self.load_button):
             button.enabled = not running
         self.cancel_button.enabled = running and not self.task.cancelling
+
+
+def _read_by_job(particles: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A copy of what a background job reads of the particles (labels, tomograms, positions,
+    latents): the user may label particles meanwhile, which changes the table in place."""
+    read = [c for c in (column, TOMO_NAME, *AXES, *latent_columns(particles)) if c in particles]
+    return particles[read].copy()
 
 
 def _training_source(session: Session) -> str:
