@@ -17,10 +17,11 @@ from qtpy.QtWidgets import QMessageBox
 from conftest import relion_layout
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.operations.export import DYNAMO
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.simulate.project import write_project
 from napari_affinity_vae.simulate.tomogram import Simulation
-from napari_affinity_vae.widgets.export import EACH_CLUSTER
+from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.project import PROJECT_KEY
 from napari_affinity_vae.widgets.viewer_session import session_for
@@ -387,7 +388,6 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
     """RELION 5 gives Ångström from each tomogram's centre: corrected from 10 to 12 Å, TS_01's
     particles move to where those Ångström now lie (a point added by hand stays), the other
     tomograms' stay, and the export gives the file's own Ångström back."""
-    from napari_affinity_vae.widgets.export import ALL
 
     _, widgets, session = opened
     before = session.particles[list(AXES)].to_numpy(dtype=float)
@@ -431,6 +431,38 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
     np.testing.assert_allclose(mine, theirs, atol=1e-3)
 
 
+def test_particles_of_a_tomogram_the_project_does_not_list_are_not_exported_empty(
+    make_napari_viewer, qtbot, tmp_path, relion5, notifications
+):
+    """particles.star names TS_09, which tomograms.star does not: RELION 4 STAR and CSV were
+    written with its rows empty, and a Dynamo table filed them under tomogram 1 (TS_01)."""
+    import shutil
+
+    folder = tmp_path / "project"
+    shutil.copytree(relion5, folder)
+    star = starfile.read(folder / "particles.star", always_dict=True)
+    star["particles"].loc[star["particles"].index[-2:], "rlnTomoName"] = "TS_09"
+    starfile.write(star, folder / "particles.star")
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    type_into(qtbot, widgets["Project"].files, str(folder / "optimisation_set.star"))
+    click(qtbot, widgets["Project"].open_button)
+    export = widgets["Export"]
+    export.what.value = ALL
+    for label, name in [("RELION 4 STAR", "all.star"), ("CSV", "all.csv"), (DYNAMO, "all.tbl")]:
+        export.format.value = label
+        type_into(qtbot, export.file, str(tmp_path / name))
+        click(qtbot, export.export_button)
+        assert "the particles of TS_09 have no position in voxels" in messages(notifications)[-1]
+        assert not (tmp_path / name).exists() and not (tmp_path / "all.doc").exists()
+    session = session_for(viewer)
+    session.select(np.flatnonzero(session.particles[TOMO_NAME] != "TS_09"))
+    export.what.value, export.format.value = "Selected particles", "CSV"
+    type_into(qtbot, export.file, str(tmp_path / "all.csv"))
+    click(qtbot, export.export_button)  # the others are written
+    assert len(pd.read_csv(tmp_path / "all.csv")) == len(session.particles) - 2
+
+
 def test_the_project_docks_voxel_size_opens_tomograms_whose_headers_have_none(
     make_napari_viewer, qtbot, tmp_path
 ):
@@ -454,7 +486,6 @@ def test_a_relion4_project_exports_and_saves_in_its_own_unbinned_pixels(
     """A RELION 4 STAR (2.5 A tilt-series pixels) with a folder of bin-4 tomograms (10 A): the
     Export dock and File > Save give RELION the file's own pixels and optics back, not voxels."""
     from conftest import write_mrc
-    from napari_affinity_vae.widgets.export import ALL
 
     folder = tmp_path / "tomograms"
     folder.mkdir()
@@ -502,7 +533,6 @@ def test_a_binned_project_exports_and_saves_in_the_pixels_it_was_read_in(
     the Export dock and File > Save write gives them back in the file's own pixels."""
     from conftest import write_mrc
     from napari_affinity_vae.io.particles import read_particles, write_particles
-    from napari_affinity_vae.widgets.export import ALL
 
     folder = tmp_path / "tomograms"
     folder.mkdir()
@@ -546,7 +576,6 @@ def test_points_added_moved_and_removed_by_hand_are_the_projects(
 ):
     """In a project's layer a point added, dragged or deleted changes the project: its counts,
     its export, its next embedding; the other particles keep their places in the scatter."""
-    from napari_affinity_vae.widgets.export import ALL
 
     _, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)

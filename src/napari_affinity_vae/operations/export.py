@@ -17,6 +17,7 @@ from napari_affinity_vae.io.projects.relion5 import write_relion4, write_relion5
 from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES
 from napari_affinity_vae.schema import (
     ANGLES,
+    AXES,
     CLUSTER,
     MODEL_ANGLES,
     TOMO_NAME,
@@ -193,6 +194,7 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
     if label == "RELION 5 STAR":
         write_relion5(project, rows, path)
         return
+    _refuse_unplaced(project, rows, path, label)
     if label == "RELION 4 STAR":  # in the pixels of the project's particle file, or binning
         write_relion4(project, rows, path)
         return
@@ -208,6 +210,29 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
             f"{rows[TOMO_NAME].nunique()}: choose RELION or Dynamo, or select in one tomogram",
         )
     write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path, **pixels)
+
+
+def _refuse_unplaced(project: Project, rows: pd.DataFrame, path: Path, label: str) -> None:
+    """Refuse rows without a position in voxels (their tomogram not listed, or its voxel size
+    unknown, where the file gave Angstrom), which would be written empty; and in a Dynamo table
+    rows of a tomogram the project does not list, which its ``.doc`` cannot number."""
+    names = rows[TOMO_NAME].astype(str)
+    unplaced = names[rows[list(AXES)].isna().any(axis=1)].unique()
+    if len(unplaced):
+        listed = ", ".join(unplaced[:5]) + (", ..." if len(unplaced) > 5 else "")
+        raise ParticleFileError(
+            path,
+            f"the particles of {listed} have no position in voxels (is the tomogram listed, "
+            "with its voxel size?): leave them out, or list the tomogram",
+        )
+    unlisted = [n for n in names.unique() if n not in project.tomograms]
+    if label == DYNAMO and unlisted:
+        raise ParticleFileError(
+            path,
+            f"{', '.join(unlisted[:5])} {'is' if len(unlisted) == 1 else 'are'} not among the "
+            "project's tomograms, which the table numbers: leave their particles out, or "
+            "choose RELION or CSV",
+        )
 
 
 def copick_sessions(
