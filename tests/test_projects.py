@@ -789,3 +789,37 @@ def test_boxes_are_cut_from_the_map_chosen_for_every_tomogram(tmp_path, relion5,
     err = capsys.readouterr().err
     size = " x ".join(map(str, binned.shape))
     assert f"TS_01 not embedded: {half2}: its half2 map is {size} voxels where its denoised" in err
+
+
+@pytest.mark.parametrize("pixel", ["0", "nan"])
+def test_a_tomogram_without_a_pixel_size_in_tomograms_star_takes_its_header_s(
+    relion5, tmp_path, pixel
+):
+    """TS_02's pixel size 0 (or nan) was used: its particles were NaN, it could not be shown,
+    and a RELION 5 export wrote NaN; its header knows 10 Å."""
+    import mrcfile
+
+    folder = tmp_path / "project"
+    shutil.copytree(relion5, folder)
+    star = starfile.read(folder / "tomograms.star", always_dict=True)
+    table = star["global"]
+    table["rlnTomoTiltSeriesPixelSize"] = table["rlnTomoTiltSeriesPixelSize"].astype(object)
+    table.loc[table["rlnTomoName"] == "TS_02", "rlnTomoTiltSeriesPixelSize"] = pixel
+    starfile.write(star, folder / "tomograms.star")
+    before = open_project([relion5 / "optimisation_set.star"])
+    with pytest.warns(UserWarning, match="TS_02 a pixel size of .* its header's 10 Å voxels"):
+        project = open_project([folder / "optimisation_set.star"])
+    assert project.tomograms["TS_02"].voxel_size == 10.0
+    rows = project.rows_of("TS_02")
+    placed = project.particles[list(AXES)].to_numpy()[rows]
+    np.testing.assert_allclose(placed, before.particles[list(AXES)].to_numpy()[rows], atol=0.6)
+    assert project.open("TS_02").voxel_size == 10.0
+    write_relion5(project, project.particles, tmp_path / "out.star")
+    assert starfile.read(tmp_path / "out.star", always_dict=True)["particles"].notna().all(None)
+
+    with mrcfile.open(folder / "tomograms/TS_02.mrc", mode="r+") as mrc:
+        mrc.voxel_size = 0.0  # nor its header
+    project = open_project([folder / "optimisation_set.star"])
+    assert "and its header gives no voxel size" in project.tomograms["TS_02"].problem
+    with pytest.raises(ParticleFileError, match="the particles of TS_02 cannot be given"):
+        write_relion5(project, project.particles, tmp_path / "out.star")

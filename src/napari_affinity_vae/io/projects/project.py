@@ -57,7 +57,8 @@ class TomogramEntry:
     @property
     def centred(self) -> bool:
         """Whether centred Angstrom can be told for its particles: voxel size and origin known."""
-        return bool(self.voxel_size) and (self.shape is not None or self.centre is not None)
+        known = self.voxel_size is not None and self.voxel_size > 0  # not 0, not NaN
+        return known and (self.shape is not None or self.centre is not None)
 
     @property
     def origin(self) -> np.ndarray:

@@ -119,32 +119,41 @@ def read_tomogram_set(path: Path) -> dict[str, TomogramEntry]:
 def _entry(
     name: str, files: dict[str, Path], pixel: float, binning: float, sizes: np.ndarray | None
 ) -> TomogramEntry:
-    """A tomogram at ``pixel`` x ``binning`` Angstrom, with the files that open (a problem if
-    none does); its shape from the first of them, else from the unbinned ``sizes`` (z, y, x) as
-    RELION's reconstruction rounds them."""
-    readable, problems, shape = {}, {}, None
+    """A tomogram at ``pixel`` x ``binning`` Angstrom (where those are not positive numbers,
+    its header's voxel size, with a warning), with the files that open (a problem if none
+    does, or no voxel size is known); its shape from the first of them, else from the unbinned
+    ``sizes`` (z, y, x) as RELION's reconstruction rounds them."""
+    voxel = pixel * binning
+    given = bool(np.isfinite(voxel) and voxel > 0 and binning > 0)
+    readable, problems, shape, headers = {}, {}, None, []
     for kind, file in files.items():
-        found, header, problem = read_shape(file, pixel * binning)
+        found, header, problem = read_shape(file, voxel if given else None)
         if problem:
             problems[kind] = problem
             continue
         readable[kind], shape = file, shape or found
-        if header and not np.isclose(header, pixel * binning, rtol=0.01):
+        headers.append(header)
+        if given and header and not np.isclose(header, voxel, rtol=0.01):
             warnings.warn(
                 f"{file}: its header gives {header:g} Å voxels, tomograms.star "
-                f"{pixel * binning:g} Å (pixel size x binning), which is used: if the header "
+                f"{voxel:g} Å (pixel size x binning), which is used: if the header "
                 "is right, the tomogram was binned otherwise and its particles will not fit",
                 stacklevel=2,
             )
     problem = None if readable else next(iter(problems.values()), "names no tomogram file")
-    if shape is None and sizes is not None:
+    if not given:
+        stated = f"tomograms.star gives {name} a pixel size of {pixel:g} Å and binning {binning:g}"
+        voxel = next((h for h in headers if h), None)
+        if voxel:
+            warnings.warn(f"{stated}: its header's {voxel:g} Å voxels are used", stacklevel=2)
+        else:
+            problem = problem or f"{stated}, and its header gives no voxel size"
+    if shape is None and sizes is not None and given:
         z, y, x = sizes / binning
         shape = (int(z), int(y + 0.5), int(x + 0.5))
-    centre = None if sizes is None else tuple(sizes / 2 / binning)
+    centre = None if sizes is None or not given else tuple(sizes / 2 / binning)
     unreadable = problems if readable else {}
-    return TomogramEntry(
-        name, readable or files, pixel * binning, shape, centre, problem, unreadable
-    )
+    return TomogramEntry(name, readable or files, voxel, shape, centre, problem, unreadable)
 
 
 def read_relion5(
