@@ -1074,6 +1074,18 @@ def test_per_cluster_export_writes_hdbscan_noise_to_its_own_file(explorer, qtbot
     rows = {n: read_particles(tmp_path / n)["z"].round().tolist() for n in names}
     assert rows == {names[0]: [0, 3], names[1]: [2, 5, 6], names[2]: [1, 4]}
 
+    (tmp_path / "name_notes.star").write_text("kept: not a cluster's file")
+    clusters = pd.DataFrame({"cluster": [0, 0, 0, 0, 2, 2, 2]})  # clustered again, no noise
+    session.add_columns(session.version, clusters)
+    asked = answer_next_dialog(QMessageBox.StandardButton.No)
+    click(qtbot, export.export_button)
+    assert "name_unclustered.star" in asked[0] and "will be removed" in asked[0]
+    assert len(list(tmp_path.iterdir())) == 4  # kept, as answered
+    answer_next_dialog(QMessageBox.StandardButton.Yes)
+    click(qtbot, export.export_button)
+    left = ["name_cluster0.star", "name_cluster2.star", "name_notes.star"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == left  # no stale cluster1, unclustered
+
 
 def test_a_warptools_template_matching_file_lands_on_its_particles(
     explorer, qtbot, tmp_path, small_tomogram

@@ -4,6 +4,8 @@ model's; several files are written all or none."""
 
 from __future__ import annotations
 
+import glob
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +132,16 @@ def export_parts(
 
 def _cluster_name(label: int) -> str:
     return NOISE_NAME if label < 0 else f"cluster{label}"
+
+
+def stale_cluster_files(parts: dict[Path, pd.DataFrame], path: Path) -> list[Path]:
+    """Files of an earlier export of each cluster to ``path`` whose clusters this one has not
+    (``name_cluster3.star`` after clustering again into 3): left, they would read as clusters
+    of these particles."""
+    stem, suffix = path.name[: len(path.name) - len(path.suffix)], path.suffix
+    pattern = re.compile(rf"{re.escape(stem)}_(cluster\d+|{NOISE_NAME}){re.escape(suffix)}")
+    found = path.parent.glob(f"{glob.escape(stem)}_*{glob.escape(suffix)}")
+    return sorted(p for p in found if pattern.fullmatch(p.name) and p not in parts and p.is_file())
 
 
 def index_path(path: Path, format_label: str, project: Project | None) -> Path | None:

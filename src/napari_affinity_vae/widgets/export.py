@@ -36,6 +36,7 @@ from napari_affinity_vae.operations.export import (
     format_of_suffix,
     has_model_angles,
     index_path,
+    stale_cluster_files,
     without_angles,
     write_parts,
 )
@@ -161,7 +162,8 @@ class ExportWidget(Container):
         parts = self._angles(export_parts(table, self.what.value, self.session.selection, path))
         index = index_path(path, label, self.session.project)
         taken = [p for p in [*parts, index] if p is not None and p.exists() and not p.is_dir()]
-        if taken and not self.ask_overwrite(taken):
+        stale = stale_cluster_files(parts, path) if self.what.value == EACH_CLUSTER else []
+        if (taken or stale) and not self.ask_overwrite(taken, stale):
             self.status.value = "not written: the existing files were kept"
             return []
         tomogram = self.session.tomogram
@@ -174,6 +176,8 @@ class ExportWidget(Container):
             project=self.session.project,
             index=index,
         )
+        for old in stale:
+            old.unlink(missing_ok=True)
         unaligned = without_angles(parts, label)
         if unaligned:
             show_info(
@@ -222,10 +226,20 @@ class ExportWidget(Container):
             return parts
         return {target: angles_from_model(rows) for target, rows in parts.items()}
 
-    def ask_overwrite(self, paths: list[Path]) -> bool:
-        """Whether to replace existing files (a dialog)."""
-        names = "\n".join(str(p) for p in paths[:10])
-        more = f"\n... and {len(paths) - 10} more" if len(paths) > 10 else ""
-        return confirm(
-            self.native, "Replace files?", f"These files exist:\n{names}{more}\nReplace?"
-        )
+    def ask_overwrite(self, paths: list[Path], stale: list[Path] | None = None) -> bool:
+        """Whether to replace existing files, and remove ``stale`` ones of clusters there are
+        no longer (a dialog)."""
+        said = [f"These files exist:\n{_listed(paths)}"] if paths else []
+        if stale:
+            said.append(
+                "These files of an earlier export of each cluster are of clusters there are no "
+                f"longer, and will be removed:\n{_listed(stale)}"
+            )
+        question = "\n\n".join(said) + ("\n\nGo on?" if stale else "\nReplace?")
+        return confirm(self.native, "Replace files?", question)
+
+
+def _listed(paths: list[Path]) -> str:
+    """Up to ten paths, one a line, and how many more."""
+    more = f"\n... and {len(paths) - 10} more" if len(paths) > 10 else ""
+    return "\n".join(str(p) for p in paths[:10]) + more
