@@ -212,6 +212,8 @@ def test_a_relion_classification_s_class_numbers_are_offered_to_train_on(
     click(qtbot, train.train_button)
     qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
     assert train.legend.text().startswith("<b>all particles</b>")  # not all trained on
+    dots = train.losses.points["reconstruction"]._data  # one epoch: a dot, not a line
+    assert dots is not None and len(dots) == 1
 
 
 def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(

@@ -32,6 +32,9 @@ class LossPlot:
         self.panels: list = []  # the grid's widgets, removed when the terms change
         self.views: dict = {}
         self.lines: dict = {}
+        self.points: dict = {}  # a dot per epoch: one epoch is no line
+        self.epochs: AxisWidget  # under the panels
+        self._lay_out([])
 
     def show(self, history: list[dict]) -> None:
         """Draw the history: each term's training and validation values by epoch."""
@@ -39,27 +42,31 @@ class LossPlot:
         terms = [t for t in TERMS if np.any(_column(history, t))]
         if terms != self.terms:
             self._lay_out(terms)
+        last = max(float(epochs.max(initial=1.0)), 2.0)
         for term in terms:
             drawn = []
             for key in (term, f"val_{term}"):
                 series = _column(history, key)
-                self.lines[key].visible = series is not None
+                self.lines[key].visible = self.points[key].visible = series is not None
                 if series is not None:
-                    self.lines[key].set_data(np.column_stack([epochs, series]).astype(np.float32))
+                    values = np.column_stack([epochs, series]).astype(np.float32)
+                    self.lines[key].set_data(values)
+                    colour = self.lines[key].color
+                    self.points[key].set_data(values, size=4, edge_width=0, face_color=colour)
                     drawn.append(series)
             low, high = float(np.min(drawn)), float(np.max(drawn))
             pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
-            last = max(float(epochs.max(initial=1.0)), 2.0)
             self.views[term].camera.set_range(
                 x=(0.5, last + 0.5), y=(low - pad, high + pad), margin=0
             )
+        self.epochs.axis.domain = (0.5, last + 0.5)
         self.canvas.update()
 
     def _lay_out(self, terms: list[str]) -> None:
         """A panel (axis, view, two lines) per term, and the epoch axis under the last."""
         for widget in self.panels:
             self.grid.remove_widget(widget)
-        self.terms, self.panels, self.views, self.lines = terms, [], {}, {}
+        self.terms, self.panels, self.views, self.lines, self.points = terms, [], {}, {}, {}
         for row, term in enumerate(terms):
             title, colour = TERMS[term]
             axis = AxisWidget(
@@ -72,18 +79,17 @@ class LossPlot:
             view.camera.interactive = False
             axis.link_view(view)
             self.views[term] = view
-            self.lines[term] = visuals.Line(color=colour, width=2, parent=view.scene)
-            self.lines[f"val_{term}"] = visuals.Line(
-                color=VALIDATION_COLOUR, width=1, parent=view.scene
-            )
+            for key, colour_of, width in ((term, colour, 2), (f"val_{term}", VALIDATION_COLOUR, 1)):
+                self.lines[key] = visuals.Line(color=colour_of, width=width, parent=view.scene)
+                self.points[key] = visuals.Markers(parent=view.scene)
         epochs = AxisWidget(
             orientation="bottom", axis_label="epoch", axis_font_size=7, tick_font_size=6
         )
         epochs.height_max = 46
         self.grid.add_widget(epochs, row=len(terms), col=1)
         self.panels.append(epochs)
-        if terms:
-            epochs.link_view(self.views[terms[0]])
+        self.epochs = epochs  # its range set with the views': linked, it kept the one it had
+        # before the grid placed it until the range changed (one epoch: never)
 
 
 def _column(history: list[dict], key: str) -> np.ndarray | None:
