@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
@@ -33,9 +36,13 @@ from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.network import Architecture
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
-from napari_affinity_vae.simulate.affinity import library_affinity
+from napari_affinity_vae.simulate.affinity import affinity_matrix, library_affinity
 from napari_affinity_vae.simulate.geometry import random_angles, relion_matrix, rotate_map
-from napari_affinity_vae.simulate.molecules import molecule_map
+from napari_affinity_vae.simulate.molecules import (
+    VOLUME_PER_ATOM,
+    molecule_map,
+    user_molecule_map,
+)
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 from napari_affinity_vae.volumes import fit_box, normalise, resample
 
@@ -61,15 +68,54 @@ VARIANTS = {  # name: (box, architecture changes, config changes)
 }
 
 
-def clean_particles(
-    seed: int, classes: tuple[str, ...], voxel_size: float = VOXEL_SIZE
-) -> dict[str, list[np.ndarray]]:
+def globules(diameter: float, folder: Path, seed: int = 0) -> dict[str, Path]:
+    """Four atomic models of made-up globular proteins about ``diameter`` Angstrom across, of
+    one mass and four shapes: each the union of four ellipsoids of random axes placed at random
+    about its centre, filled with carbon atoms at protein density (a jittered grid of 17 A^3 a
+    site), written as PDB files in ``folder``."""
+    rng = np.random.default_rng(seed)
+    spacing = VOLUME_PER_ATOM ** (1 / 3)
+    axis = np.arange(-diameter / 2, diameter / 2 + spacing, spacing)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    target = int(len(grid) * 0.3)  # every globule has as many atoms
+    models = {}
+    for k in range(4):
+        inside = np.zeros(len(grid), dtype=bool)
+        while inside.sum() < target:
+            centre = rng.normal(0, diameter / 8, 3)
+            radii = rng.uniform(diameter / 8, diameter / 4, 3)
+            turn = Rotation.random(random_state=rng).as_matrix()
+            inside |= np.sum((((grid - centre) @ turn) / radii) ** 2, axis=1) <= 1
+        atoms = grid[inside]
+        atoms = atoms[np.argsort(np.linalg.norm(atoms - atoms.mean(0), axis=1))[:target]]
+        atoms = atoms + rng.uniform(-spacing / 4, spacing / 4, atoms.shape)
+        models[f"globule_{k + 1}"] = path = folder / f"globule_{k + 1}.pdb"
+        path.write_text(
+            "".join(
+                f"ATOM  {i + 1:5d}  CA  ALA A{i % 9999 + 1:4d}    "
+                f"{x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C\n"
+                for i, (x, y, z) in enumerate(atoms)
+            )
+            + "END\n"
+        )
+    return models
+
+
+def references(
+    classes: tuple[str, ...], voxel_size: float, models: dict[str, Path] | None = None
+) -> dict[str, np.ndarray]:
+    """Each class's map in a 64^3 box: built-in molecules, or the atomic ``models``."""
+    if models:
+        return {n: fit_box(user_molecule_map(p, voxel_size), 64) for n, p in models.items()}
+    return {name: molecule_map(name, voxel_size, 64) for name in classes}
+
+
+def clean_particles(seed: int, maps: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """7 distinct clean 64^3 boxes per class, protein dark (random orientations, up to a voxel
     off centre)."""
     rng = np.random.default_rng(seed)
     distinct = {}
-    for name in classes:
-        reference = molecule_map(name, voxel_size, 64)
+    for name, reference in maps.items():
         distinct[name] = [
             -rotate_map(reference, relion_matrix(angles), rng.uniform(-1, 1, 3))
             for angles in random_angles(DISTINCT, rng)
@@ -129,8 +175,10 @@ def score(
     seed: int,
     epochs: int,
     voxel_size: float = VOXEL_SIZE,
+    affinity: np.ndarray | None = None,
 ) -> float:
-    """kNN macro-F1 (5-fold) on the latent means of a model trained on the set."""
+    """kNN macro-F1 (5-fold) on the latent means of a model trained on the set (with
+    ``affinity``, else the built-in classes')."""
     box, arch_changes, config_changes = VARIANTS[variant]
     voxel = voxel_size
     if box < 0:  # cropped
@@ -143,7 +191,7 @@ def score(
         normalise(boxes),
         labels,
         classes,
-        library_affinity(classes, 10.0),
+        library_affinity(classes, 10.0) if affinity is None else affinity,
         voxel,
         "small set",
     )
@@ -168,7 +216,12 @@ def main() -> None:
         "--rotated-copies", action="store_true", help="turn each copy by a random rotation"
     )
     parser.add_argument("--voxel-size", type=float, default=VOXEL_SIZE, help="Angstrom (5)")
+    parser.add_argument(
+        "--globules", type=float, metavar="DIAMETER", help="four made-up proteins this wide (A)"
+    )
     args = parser.parse_args()
+    if args.globules and args.snr is not None:
+        parser.error("--globules makes clean particles: leave out --snr")
     threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, torch {torch.__version__}, {threads} threads")
     print(f"{len(COUNTS)} classes of {', '.join(map(str, COUNTS))} particles ({DISTINCT} distinct)")
@@ -177,10 +230,17 @@ def main() -> None:
         print(f"cut from simulated tomograms, SNR {args.snr:g} per tilt image")
     if args.rotated_copies:
         print("each copy turned by a random rotation")
-    classes = tuple(args.classes)
+    classes, models, affinity = tuple(args.classes), None, None
+    if args.globules:
+        models = globules(args.globules, Path(tempfile.mkdtemp()))
+        classes = tuple(models)
+        table, _ = affinity_matrix(references(classes, 10.0, models))
+        affinity = table.to_numpy()
+        print(f"four made-up globular proteins {args.globules:g} A across; affinity:\n{table}")
+    maps = references(classes, args.voxel_size, models)
     sets = {
         seed: small_set(
-            clean_particles(seed, classes, args.voxel_size)
+            clean_particles(seed, maps)
             if args.snr is None
             else noisy_particles(seed, classes, args.snr, args.voxel_size),
             args.rotated_copies,
@@ -191,7 +251,7 @@ def main() -> None:
     for variant in args.variants:
         tic = time.perf_counter()
         scores = [
-            score(*sets[seed], args.classes, variant, seed, args.epochs, args.voxel_size)
+            score(*sets[seed], list(classes), variant, seed, args.epochs, args.voxel_size, affinity)
             for seed in args.seeds
         ]
         print(

@@ -33,8 +33,7 @@ class LossPlot:
         self.views: dict = {}
         self.lines: dict = {}
         self.points: dict = {}  # a dot per epoch: one epoch is no line
-        self.epochs: AxisWidget  # under the panels
-        self._lay_out([])
+        self.epochs: AxisWidget | None = None  # under the panels, once laid out
 
     def show(self, history: list[dict]) -> None:
         """Draw the history: each term's training and validation values by epoch."""
@@ -59,7 +58,8 @@ class LossPlot:
             self.views[term].camera.set_range(
                 x=(0.5, last + 0.5), y=(low - pad, high + pad), margin=0
             )
-        self.epochs.axis.domain = (0.5, last + 0.5)
+        if self.epochs is not None:
+            self.epochs.axis.domain = (0.5, last + 0.5)
         self.canvas.update()
 
     def _lay_out(self, terms: list[str]) -> None:
