@@ -436,16 +436,15 @@ def test_particles_of_a_tomogram_the_project_does_not_list_are_not_exported_empt
 ):
     """particles.star names TS_09, which tomograms.star does not: RELION 4 STAR and CSV were
     written with its rows empty, and a Dynamo table filed them under tomogram 1 (TS_01)."""
-    import shutil
 
-    folder = tmp_path / "project"
-    shutil.copytree(relion5, folder)
-    star = starfile.read(folder / "particles.star", always_dict=True)
-    star["particles"].loc[star["particles"].index[-2:], "rlnTomoName"] = "TS_09"
-    starfile.write(star, folder / "particles.star")
+    def to_ts_09(table: pd.DataFrame) -> pd.DataFrame:
+        table.loc[table.index[-2:], "rlnTomoName"] = "TS_09"
+        return table
+
+    source = _edited_copy(relion5, tmp_path / "project", particles=to_ts_09)
     viewer = make_napari_viewer()
     widgets, _ = add_dock_widgets(viewer)
-    type_into(qtbot, widgets["Project"].files, str(folder / "optimisation_set.star"))
+    type_into(qtbot, widgets["Project"].files, str(source))
     click(qtbot, widgets["Project"].open_button)
     export = widgets["Export"]
     export.what.value = ALL
@@ -461,6 +460,57 @@ def test_particles_of_a_tomogram_the_project_does_not_list_are_not_exported_empt
     type_into(qtbot, export.file, str(tmp_path / "all.csv"))
     click(qtbot, export.export_button)  # the others are written
     assert len(pd.read_csv(tmp_path / "all.csv")) == len(session.particles) - 2
+
+
+def _edited_copy(relion5: Path, folder: Path, particles=None, tomograms=None) -> Path:
+    """A copy of the RELION 5 project with its particles (and tomograms) tables edited."""
+    import shutil
+
+    shutil.copytree(relion5, folder)
+    for name, edit in (("particles", particles), ("tomograms", tomograms)):
+        if edit is not None:
+            star = starfile.read(folder / f"{name}.star", always_dict=True)
+            block = next(k for k, b in star.items() if "rlnTomoName" in getattr(b, "columns", ()))
+            star[block] = edit(star[block])
+            starfile.write(star, folder / f"{name}.star")
+    return folder / "optimisation_set.star"
+
+
+def test_a_project_whose_only_tomogram_is_missing_says_so_and_shows_none(
+    make_napari_viewer, qtbot, tmp_path, relion5, notifications
+):
+    """Nothing was shown and nothing said so, while the Show box named TS_01 as if shown."""
+    source = _edited_copy(
+        relion5,
+        tmp_path / "project",
+        particles=lambda table: table[table["rlnTomoName"] == "TS_01"],
+        tomograms=lambda table: table.iloc[:1],
+    )
+    (source.parent / "tomograms" / "TS_01.mrc").unlink()
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    dock = widgets["Project"]
+    type_into(qtbot, dock.files, str(source))
+    click(qtbot, dock.open_button)
+    said = messages(notifications)[-1]
+    assert said.startswith("No tomogram of the project can be shown (TS_01: ")
+    assert said.endswith("TS_01.mrc: no such file)")
+    assert dock.shown.native.currentText() == "" and not len(viewer.layers)
+    dock.shown.value = "TS_01"  # chosen: the user is told why again
+    assert messages(notifications)[-1].startswith("TS_01: ")
+
+
+def test_embedding_a_project_without_particles_says_there_are_none(
+    make_napari_viewer, qtbot, tmp_path, relion5, notifications
+):
+    source = _edited_copy(relion5, tmp_path / "project", particles=lambda table: table.iloc[:0])
+    viewer = make_napari_viewer()
+    widgets, _ = add_dock_widgets(viewer)
+    type_into(qtbot, widgets["Project"].files, str(source))
+    click(qtbot, widgets["Project"].open_button)
+    click(qtbot, widgets["Embed"].run_button)
+    assert messages(notifications)[-1] == "There are no particles to embed: import or pick some"
+    assert not widgets["Embed"].task.running
 
 
 def test_the_project_docks_voxel_size_opens_tomograms_whose_headers_have_none(

@@ -183,13 +183,13 @@ class EmbedWidget(Container):
         with errors_as_notifications("Embedding"):
             if session.model is None:
                 raise AffinityVAEError("Choose a model that loads before embedding")
+            if not len(session.particles) and (session.project or session.tomogram):
+                raise AffinityVAEError("There are no particles to embed: import or pick some")
             if session.project is not None:
                 self._run_project()
                 return
             if session.tomogram is None:
                 raise AffinityVAEError("Open a tomogram before embedding")
-            if not len(session.particles):
-                raise AffinityVAEError("There are no particles to embed: import or pick some")
             version, tomogram = session.version, session.tomogram
             particles = session.particles.drop(columns=derived_columns(session.particles))
             model, card, inverted = session.model, session.card, self.inverted.value

@@ -159,6 +159,14 @@ class ProjectWidget(Container):
             first = first or next(iter(usable), None)  # a project of tomograms alone
             if first is not None:
                 self.show_tomogram(first)
+            elif names:  # none opens: none is shown, and the user is told why
+                with self.shown.changed.blocked():
+                    self.shown.native.setCurrentIndex(-1)
+                problems = "; ".join(f"{n}: {project.tomograms[n].problem}" for n in names[:3])
+                more = f"; and {len(names) - 3} more" if len(names) > 3 else ""
+                napari.utils.notifications.show_warning(
+                    f"No tomogram of the project can be shown ({problems}{more})"
+                )
             return project
         return None
 
