@@ -18,6 +18,7 @@ from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.io.projects import open_project
 from napari_affinity_vae.io.projects.relion5 import write_relion5
 from napari_affinity_vae.io.projects.writing import write_project_table
+from napari_affinity_vae.operations.export import DYNAMO, write_parts
 from napari_affinity_vae.schema import AXES, TOMO_NAME, TOMOGRAM_MISSING
 from napari_affinity_vae.simulate.tomogram import Simulation, simulate_tomogram
 
@@ -456,8 +457,6 @@ def test_a_vll_with_comments_and_directives_numbers_only_its_tomograms(tmp_path,
 
 
 def test_a_project_export_holds_the_particles_columns_only(relion5, tmp_path):
-    from napari_affinity_vae.io.projects.writing import write_project_table
-
     project = open_project([relion5 / "optimisation_set.star"])
     out = tmp_path / "all.csv"
     assert write_project_table(project, project.particles, out, parquet=True) == [
@@ -749,6 +748,18 @@ def test_boxes_are_cut_from_the_map_chosen_for_every_tomogram(tmp_path, relion5,
     assert project.boxes_from("TS_01").path.name == "rec_TS_01.mrc"
     project.map = "half1"
     assert project.boxes_from("TS_01").path.name == "rec_TS_01_half1.mrc"
+    table = tmp_path / "picks.tbl"  # Dynamo's index names the maps chosen
+    index = table.with_suffix(".doc")
+    write_parts(
+        {table: project.particles},
+        DYNAMO,
+        voxel_size=None,
+        tomogram_shape=None,
+        project=project,
+        index=index,
+    )
+    listed = [Path(line.split()[1]).name for line in index.read_text().splitlines()]
+    assert listed == [f"rec_TS_0{i}_half1.mrc" for i in (1, 2, 3)]
     with pytest.raises(TomogramFileError, match=r"TS_01: no reconstructed map \(it has denoised"):
         project.open("TS_01", "reconstructed")
 

@@ -242,6 +242,17 @@ def test_a_folder_s_class_names_may_hold_underscores(tmp_path):
     ]
 
 
+def test_train_warns_of_a_class_of_one_box(tmp_path, capsys):
+    """The Train dock refuses a class of one particle; the command line trained on it without a
+    word (a class of one is learnt but cannot be told apart)."""
+    files = {f"{c}_0.mrc": (_noise(16, 16, 16, seed=i), 10.0) for i, c in enumerate("abc")}
+    files["a_1.mrc"] = (_noise(16, 16, 16, seed=7), 10.0)
+    folder = _folder(tmp_path / "few", files, classes="a,b,c")
+    with pytest.warns(UserWarning, match=r"few: b, c have fewer than 2 boxes"):
+        data = load_training_set(folder)
+    assert data.classes == ["a", "b", "c"]
+
+
 def test_train_refuses_single_plane_boxes(tmp_path, capsys):
     files = {f"{c}_{i}.mrc": (_noise(1, 16, 16, seed=i), 10.0) for c in "ab" for i in range(2)}
     folder = _folder(tmp_path / "planes", files)

@@ -41,6 +41,7 @@ CLASS_COLUMNS = (CLASS_NAME, "rlnClassName", "class", "rlnClassNumber")
 FallbackAffinity = Callable[[list[str], float], np.ndarray | None]
 
 
+MIN_PER_CLASS = 2  # boxes; fewer cannot be both trained on and told apart
 NO_VOXEL_SIZE = "no particle file's header gives a voxel size: give it with --voxel-size"
 
 
@@ -86,6 +87,13 @@ def load_training_set(
     if box and coordinates is None and box != boxes.shape[-1]:
         boxes, voxel_size = _resampled(boxes, box, voxel_size, source)
     classes = list(dict.fromkeys(sorted(names)))
+    few = [c for c in classes if np.count_nonzero(np.asarray(names) == c) < MIN_PER_CLASS]
+    if few:
+        warnings.warn(
+            f"{source}: {', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer than "
+            f"{MIN_PER_CLASS} boxes: a class of one is trained on but cannot be told apart",
+            stacklevel=2,
+        )
     matrix = _affinity_for(classes, voxel_size, source, affinity, fallback_affinity)
     lookup = {c: i for i, c in enumerate(classes)}
     return TrainingData(

@@ -165,7 +165,7 @@ def write_parts(
     come from several tomograms:
     RELION 5 counts each from its own tomogram's centre, and a Dynamo table numbers the
     tomograms in the project's order, listed in the ``.doc`` ``index`` (:func:`index_path` of
-    the file name the user gave) beside it."""
+    the file name the user gave) beside it, each by its file of the map chosen."""
     first = next(iter(parts))
     folder = first.parent
     if not folder.is_dir():
@@ -193,8 +193,9 @@ def write_parts(
                 except InputFileError as err:  # name the user's file, not the staged one
                     raise ParticleFileError(target, err.problem) from None
             if index:
-                lines = [
-                    f"{i} {e.path or e.name}" for i, e in enumerate(project.tomograms.values(), 1)
+                lines = [  # each tomogram's map chosen (the one embedded, viewed)
+                    f"{i} {e.files.get(project.map) or e.path or e.name}"
+                    for i, e in enumerate(project.tomograms.values(), 1)
                 ]
                 staged[-1].write_text("\n".join(lines) + "\n")
     except OSError as err:

@@ -13,7 +13,7 @@ import pandas as pd
 from napari_affinity_vae.errors import AffinityVAEError, TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard
-from napari_affinity_vae.model.datasets import class_names
+from napari_affinity_vae.model.datasets import MIN_PER_CLASS, class_names
 from napari_affinity_vae.model.embedding import check_voxel_sizes
 from napari_affinity_vae.model.inference import decode
 from napari_affinity_vae.model.network import AffinityVAE
@@ -24,8 +24,6 @@ from napari_affinity_vae.simulate.affinity import correlation_steps, scale_affin
 from napari_affinity_vae.simulate.molecules import load_reference
 from napari_affinity_vae.text import first_few
 from napari_affinity_vae.volumes import fit_box
-
-MIN_PER_CLASS = 2  # particles; fewer cannot be both trained on and told apart
 
 
 def class_counts(labels: pd.Series) -> pd.Series:
