@@ -8,10 +8,12 @@ signal-to-noise ratio per tilt image; copies share their noise, as copies of a r
 With ``--rotated-copies``, each copy is turned by a random rotation, so that a particle's nearest
 neighbour is no longer its identical copy. ``--voxel-size`` simulates at another voxel size (10 A:
 the same molecules in half as many voxels, a box twice as wide), and the variant "32, cropped"
-cuts the middle 32^3 of each box instead of resampling it.
+cuts the middle 32^3 of each box instead of resampling it. ``--globules D`` replaces the
+built-in classes with four made-up proteins of one mass, about D Angstrom across, that differ
+only in shape (atomic models read as a user's molecule; their affinity from their maps).
 
 Usage: python benchmarks/small_sets.py [--epochs 100] [--seeds 0 1 2] [--variants NAME ...]
-    [--snr SNR] [--rotated-copies] [--voxel-size 5]
+    [--snr SNR] [--rotated-copies] [--voxel-size 5] [--globules D]
 """
 
 from __future__ import annotations
@@ -225,7 +227,6 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, torch {torch.__version__}, {threads} threads")
     print(f"{len(COUNTS)} classes of {', '.join(map(str, COUNTS))} particles ({DISTINCT} distinct)")
-    print(f"classes: {', '.join(args.classes)}; 64^3 boxes at {args.voxel_size:g} A")
     if args.snr is not None:
         print(f"cut from simulated tomograms, SNR {args.snr:g} per tilt image")
     if args.rotated_copies:
@@ -237,6 +238,7 @@ def main() -> None:
         table, _ = affinity_matrix(references(classes, 10.0, models))
         affinity = table.to_numpy()
         print(f"four made-up globular proteins {args.globules:g} A across; affinity:\n{table}")
+    print(f"classes: {', '.join(classes)}; 64^3 boxes at {args.voxel_size:g} A")
     maps = references(classes, args.voxel_size, models)
     sets = {
         seed: small_set(
