@@ -225,6 +225,19 @@ def test_from_class_centres_refuses_another_models_latents(
     assert messages(notifications)[-1] == NOT_EMBEDDED_BY_MODEL and not train.task.running
 
 
+def slow_down(monkeypatch, name: str, seconds: float) -> None:
+    """The Train dock's background step ``name`` waits ``seconds`` before its first step, so
+    that the user can act while it runs."""
+    steps = getattr(train_module, name)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        yield 0
+        return (yield from steps(*args, **kwargs))
+
+    monkeypatch.setattr(train_module, name, slow)
+
+
 def test_labels_that_read_as_one_number_are_distinct_classes(clustered, qtbot):  # noqa: F811
     """The scatter showed "1" and "01" apart, the Train dock merged them, and "007" became 7."""
     _, widgets, _session, _docks = clustered
@@ -246,14 +259,7 @@ def test_a_class_labelled_while_the_affinity_is_found_keeps_its_row_and_trains(
     scatter, train = widgets["Latent scatter"], widgets["Train"]
     label_cluster(qtbot, scatter, 0, "alpha")
     label_cluster(qtbot, scatter, 1, "beta")
-    centres = train_module.centre_affinity
-
-    def slow_centres(*args, **kwargs):
-        time.sleep(1.0)
-        yield 0
-        return (yield from centres(*args, **kwargs))
-
-    monkeypatch.setattr(train_module, "centre_affinity", slow_centres)
+    slow_down(monkeypatch, "centre_affinity", 1.0)
     click(qtbot, train.centres_button)
     label_cluster(qtbot, scatter, 2, "gamma")  # while the search runs
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
@@ -284,29 +290,14 @@ def test_cancel_while_cutting_boxes_keeps_no_earlier_model(
     assert train.save_button.enabled and train.status.value.startswith("trained 2 epochs")
     trained, table = train.trained, train.affinity.matrix()
 
-    centres = train_module.centre_affinity
-
-    def slow_centres(*args, **kwargs):
-        time.sleep(0.5)
-        yield 0
-        return (yield from centres(*args, **kwargs))
-
-    monkeypatch.setattr(train_module, "centre_affinity", slow_centres)
+    slow_down(monkeypatch, "centre_affinity", 0.5)
     click(qtbot, train.centres_button)
     click(qtbot, train.cancel_button)
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
     assert train.status.value == "affinity cancelled: the table is as it was"
     assert train.trained is trained and train.affinity.matrix().equals(table)
 
-    cut = train_module.labelled_boxes
-
-    def slow_cut(*args, **kwargs):
-        for step in [0]:
-            time.sleep(0.5)
-            yield step
-        return (yield from cut(*args, **kwargs))
-
-    monkeypatch.setattr(train_module, "labelled_boxes", slow_cut)
+    slow_down(monkeypatch, "labelled_boxes", 0.5)
     click(qtbot, train.train_button)
     assert train.status.value == "cutting the labelled particles' boxes"
     click(qtbot, train.cancel_button)
