@@ -10,10 +10,11 @@ neighbour is no longer its identical copy. ``--voxel-size`` simulates at another
 the same molecules in half as many voxels, a box twice as wide), and the variant "32, cropped"
 cuts the middle 32^3 of each box instead of resampling it. ``--globules D`` replaces the
 built-in classes with four made-up proteins of one mass, about D Angstrom across, that differ
-only in shape (atomic models read as a user's molecule; their affinity from their maps).
+only in shape (atomic models read as a user's molecule; their affinity from their maps, or 0
+between them with ``--unrelated``).
 
 Usage: python benchmarks/small_sets.py [--epochs 100] [--seeds 0 1 2] [--variants NAME ...]
-    [--snr SNR] [--rotated-copies] [--voxel-size 5] [--globules D]
+    [--snr SNR] [--rotated-copies] [--voxel-size 5] [--globules D [--unrelated]]
 """
 
 from __future__ import annotations
@@ -221,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--globules", type=float, metavar="DIAMETER", help="four made-up proteins this wide (A)"
     )
+    parser.add_argument(
+        "--unrelated", action="store_true", help="with --globules: affinity 0 between them"
+    )
     args = parser.parse_args()
     if args.globules and args.snr is not None:
         parser.error("--globules makes clean particles: leave out --snr")
@@ -235,9 +239,12 @@ def main() -> None:
     if args.globules:
         models = globules(args.globules, Path(tempfile.mkdtemp()))
         classes = tuple(models)
-        table, _ = affinity_matrix(references(classes, 10.0, models))
-        affinity = table.to_numpy()
-        print(f"four made-up globular proteins {args.globules:g} A across; affinity:\n{table}")
+        print(f"four made-up globular proteins {args.globules:g} A across")
+        affinity = np.eye(len(classes))  # unrelated: what affinity alone does not say
+        if not args.unrelated:
+            table, _ = affinity_matrix(references(classes, 10.0, models))
+            affinity = table.to_numpy()
+            print(f"affinity from their maps:\n{table}")
     print(f"classes: {', '.join(classes)}; 64^3 boxes at {args.voxel_size:g} A")
     maps = references(classes, args.voxel_size, models)
     sets = {
