@@ -1216,3 +1216,26 @@ def test_an_imported_particle_can_be_dragged(explorer, qtbot, tmp_path, small_to
     layer._move({0}, [20.0, 22.0, 23.0])  # released here, in the plane shown
     assert layer.data[0].tolist() == [20.0, 22.0, 23.0]
     assert session.particles.loc[0, ["z", "y", "x"]].tolist() == [20.0, 22.0, 23.0]
+
+
+def test_volumes_another_model_decoded_go_when_particles_are_embedded_again(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Embedded again with a model of 4 latents, the bundled model's volume stayed beside 4
+    sliders, as if theirs."""
+    from napari_affinity_vae.model.network import Architecture
+    from napari_affinity_vae.widgets.embed import CHECKPOINT
+    from test_splat_explorer import checkpoint
+
+    viewer, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    session.select([0, 1])
+    click(qtbot, widgets["Decode"].decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    other = checkpoint(tmp_path / "other.safetensors", Architecture(box=32, latent_dims=4))
+    widgets["Embed"].source.value = CHECKPOINT
+    type_into(qtbot, widgets["Embed"].checkpoint, str(other))
+    assert "decoded" in viewer.layers  # a model chosen: nothing embedded with it yet
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    assert "decoded" not in viewer.layers and len(widgets["Decode"].sliders) == 4 + 1

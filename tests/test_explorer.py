@@ -588,3 +588,105 @@ def test_on_a_short_window_the_steps_keep_room_above_the_latent_scatter(make_nap
     steps, scatter = docks["Particles"], docks["Latent scatter"]  # the tab shown first
     assert steps.height() >= 0.25 * window.height()  # a few fields, the rest scrolls
     assert scatter.widget().plot.canvas.native.height() >= 150
+
+
+def _settled(qtbot, task) -> None:
+    qtbot.waitUntil(lambda: not task.running, timeout=WAIT_MS)
+
+
+def _slowed_decoding(monkeypatch, seconds: float) -> None:
+    """Every decode of the Decode dock takes ``seconds`` longer: the user acts meanwhile."""
+    from napari_affinity_vae.widgets import decode as decode_module
+
+    real = decode_module.decode_volumes
+
+    def slow(*args):
+        time.sleep(seconds)
+        return real(*args)
+
+    monkeypatch.setattr(decode_module, "decode_volumes", slow)
+
+
+def test_a_traversal_asked_while_the_sliders_decode_shows_their_volume_after(
+    explored, qtbot, monkeypatch
+):
+    """A slider dragged, then at once a dimension clicked to traverse: the slider's decode was
+    cancelled, and the volume shown no longer matched the sliders."""
+    viewer, widgets, session = explored
+    decode = widgets["Decode"]
+    widgets["Latent scatter"].select_category(CLUSTER, "2")
+    click(qtbot, decode.explain_button)
+    _settled(qtbot, decode.explaining)
+    _slowed_decoding(monkeypatch, 0.5)
+    decode.sliders[0].value = decode.sliders[0].max
+    click(qtbot, decode.explanation[0])  # while the slider's volume decodes
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    _settled(qtbot, decode.decoding)
+    assert any(x.name.startswith("traversal latent") for x in viewer.layers)
+    latent, pose = decode._slider_values()
+    model, card = session.model, session.card
+    from napari_affinity_vae.model.inference import decode as decode_latents
+
+    expected = -decode_latents(model, latent[None], pose[None])[0]
+    np.testing.assert_allclose(viewer.layers["decoded"].data, expected, atol=1e-4)
+    assert card is session.card
+
+
+def test_clustering_again_keeps_the_sliders_and_a_decode_under_way(explored, qtbot, monkeypatch):
+    """The same latents projected and clustered again: the sliders jumped to the medians (a
+    nudge then decoded another latent), and a decode running meanwhile was dropped unsaid."""
+    _, widgets, session = explored
+    decode, embed_dock = widgets["Decode"], widgets["Embed"]
+    session.select([10])
+    decode.source.value = "Selected particle"
+    click(qtbot, decode.decode_button)
+    _settled(qtbot, decode.decoding)
+    before = [s.value for s in decode.sliders]
+    embed_dock.k.value = 4
+    click(qtbot, embed_dock.apply_button)
+    _settled(qtbot, embed_dock.task)
+    assert [s.value for s in decode.sliders] == before
+    _slowed_decoding(monkeypatch, 1.0)
+    session.select([20])
+    click(qtbot, decode.decode_button)
+    click(qtbot, embed_dock.apply_button)  # while particle 20 decodes
+    _settled(qtbot, embed_dock.task)
+    _settled(qtbot, decode.decoding)
+    np.testing.assert_allclose([s.value for s in decode.sliders][:8], session.latent[20], atol=1e-4)
+    assert decode.status.value.startswith("decoded: ")
+
+
+def test_a_dimension_without_spread_is_traversed_across_its_slider(explored, qtbot):
+    """One particle's latent has no spread: nine identical volumes were decoded, unsaid."""
+    viewer, widgets, session = explored
+    decode = widgets["Decode"]
+    session.set_particles(session.particles.iloc[:1].reset_index(drop=True))
+    click(qtbot, decode.explain_button)  # no traversal button for one particle: the dock's own
+    decode.traverse(3)
+    _settled(qtbot, decode.decoding)
+    steps = viewer.layers["traversal latent 3"].data
+    assert np.abs(steps[0] - steps[-1]).max() > 1e-3
+
+
+def test_an_explanation_replaces_the_word_that_nothing_separated_the_last_selection(
+    explored, qtbot
+):
+    _, widgets, session = explored
+    decode = widgets["Decode"]
+    session.select(np.random.default_rng(0).choice(len(session.particles), 40, replace=False))
+    click(qtbot, decode.explain_button)
+    _settled(qtbot, decode.explaining)
+    assert decode.status.value.startswith("no latent dimension separates")
+    widgets["Latent scatter"].select_category(CLUSTER, "2")
+    assert decode.status.value == ""
+    click(qtbot, decode.explain_button)
+    _settled(qtbot, decode.explaining)
+    assert len(decode.explanation) and decode.status.value == ""
+
+
+def test_particles_without_a_value_are_not_coloured_as_the_lowest():
+    from napari_affinity_vae.colours import NOISE_COLOUR, colours_for
+
+    colours, legend = colours_for(pd.Series([0.1, 0.5, np.nan, 0.9]), "no score")
+    assert not np.allclose(colours[2], colours[0])
+    assert legend[-1] == ("no score", NOISE_COLOUR) and len(legend) == 3

@@ -51,7 +51,7 @@ def colours_for(
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(n, 4) RGBA colours for a column, and its legend as (label, hex colour) pairs: one per
     category (``missing`` for noise and missing values), or the low and high ends of the colour
-    map for a measurement."""
+    map for a measurement (and ``missing`` for particles without a value)."""
     if is_categorical(values):
         found = categories(values)
         order = [v for v in found if not _is_noise(v)]
@@ -69,4 +69,9 @@ def colours_for(
     colormap = get_colormap(CONTINUOUS_COLORMAP)
     rgba = colormap.map(np.nan_to_num(scaled)).astype(np.float32)
     ends = colormap.map(np.array([0.0, 1.0]))
-    return rgba, [(f"{low:.3g}", str(Color(ends[0]).hex)), (f"{high:.3g}", str(Color(ends[1]).hex))]
+    legend = [(f"{low:.3g}", str(Color(ends[0]).hex)), (f"{high:.3g}", str(Color(ends[1]).hex))]
+    unknown = ~np.isfinite(numbers)  # no value: not the lowest's colour
+    if unknown.any():
+        rgba[unknown] = Color(NOISE_COLOUR).rgba
+        legend.append((missing, NOISE_COLOUR))
+    return rgba, legend

@@ -60,6 +60,7 @@ TRAVERSAL_AXIS = "traversal step"  # the label of the slider that walks a traver
 BESIDE_SHARE = 0.75  # a volume beside the tomogram spans this share of the tomogram's height
 ISO_SIGMAS = 2.0  # default isosurface: mean + this many standard deviations
 DECODED = "decoded"
+NOTHING_SEPARATES = "no latent dimension separates the selection better than chance"
 ROTATION = {"rot": (-180.0, 180.0), "tilt": (0.0, 180.0), "psi": (-180.0, 180.0)}  # degrees
 MAX_RENDER = 4  # a splat model renders at most this many times its box a side
 
@@ -99,6 +100,8 @@ class DecodeWidget(Container):
         self.session = session_for(viewer)
         self._anchor: int | None = None  # the row whose position places the volume
         self._pending = False  # a decode was asked for while one ran
+        self._decoding = ""  # the name of the decode running (or run last)
+        self._built: tuple = (None, None, None)  # the latent, pose and card of the sliders
         self._angles = False  # the pose sliders are a rotation's angles
         self.source = ComboBox(label="Decode", choices=[PARTICLE, MEAN, CENTRE], value=MEAN)
         self.cluster = SpinBox(label="Cluster", min=0, max=999, visible=False)
@@ -169,7 +172,7 @@ class DecodeWidget(Container):
         self.explain_button.changed.connect(self.explain)
         self.fit_button.changed.connect(self.fit)
         self.fit_column.changed.connect(self._clear_fit)  # the fit shown was of another column
-        self.session.embedding_changed.connect(self._build_sliders)
+        self.session.embedding_changed.connect(self._embedding_changed)
         self.session.embedding_changed.connect(self._list_columns)
         self.session.particles_changed.connect(self._particles_changed)
         self.session.tomogram_changed.connect(self._tomogram_changed)
@@ -245,19 +248,24 @@ class DecodeWidget(Container):
     def _decode(self, latents: np.ndarray, poses: np.ndarray, name: str) -> None:
         """Decode in the background; the result is shown unless the particles or the model
         changed."""
-        version, model, card = self.session.version, self.session.model, self.session.card
+        model, card = self.session.model, self.session.card
         box = self.render_box.value if is_splat(card) else card.architecture.box
+        if self.decoding.running and self._decoding == DECODED and name != DECODED:
+            self._pending = True  # the sliders' volume, cancelled here, is decoded after
+        self._decoding = name
         self.decoding.start(
             lambda: one_step(decode_volumes, model, card, latents, poses, box),
             total=0,
             desc="Decoding",
-            on_result=lambda decoded: self._decoded(version, card, decoded, name),
+            on_result=lambda decoded: self._decoded(card, decoded, name),
         )
 
-    def _decoded(self, version: int, card: ModelCard, decoded: Decoded, name: str) -> None:
+    def _decoded(self, card: ModelCard, decoded: Decoded, name: str) -> None:
         """Show one volume, or a traversal's stack, and a splat model's Gaussians, unless the
-        particles or the model (``card``'s) changed meanwhile."""
-        if version != self.session.version or card is not self.session.card:
+        model (``card``'s) changed meanwhile (the particles may have: a volume is of the
+        latent asked for, and is placed by the particle of the decode still shown)."""
+        if card is not self.session.card:
+            self.status.value = "decode again: the model changed while decoding"
             return
         volumes = decoded.volumes
         volume = volumes[0] if len(volumes) == 1 else volumes
@@ -284,15 +292,14 @@ class DecodeWidget(Container):
             self.request_decode()
 
     def traverse(self, dimension: int) -> None:
-        """Decode ``TRAVERSAL_STEPS`` volumes along one latent dimension across its range in the
-        data, the others held at the sliders' values, as a stack the viewer steps through."""
-        session = self.session
+        """Decode ``TRAVERSAL_STEPS`` volumes along one latent dimension across its slider's
+        range (the data's, at least 1 wide), the others held at the sliders' values, as a
+        stack the viewer steps through."""
         with errors_as_notifications("Traversing"):
             self._check_decodable()
             latent, pose = self._slider_values()
-            column = session.latent[:, dimension]
-            span = (float(np.nanmin(column)), float(np.nanmax(column)))  # NaN: not embedded
-            latents, poses = traversal(latent, pose, dimension, span)
+            slider = self.sliders[dimension]  # the data's range, at least 1 wide
+            latents, poses = traversal(latent, pose, dimension, (slider.min, slider.max))
             self._decode(latents, poses, f"traversal latent {dimension}")
 
     def _show(self, volume: np.ndarray, name: str, voxel_size: float, card: ModelCard) -> Image:
@@ -309,6 +316,7 @@ class DecodeWidget(Container):
             layer.contrast_limits = limits
             layer.metadata["voxel_size"] = voxel_size
             layer.metadata[PLACED_FOR] = self._placed_for()
+            layer.metadata[DECODED_KEY] = card.describe()
         else:
             with active_layer_kept(self._viewer):
                 layer = self._viewer.add_image(
@@ -417,12 +425,14 @@ class DecodeWidget(Container):
         the sliders stay where they were after an edit by hand (the latents are the same)."""
         self._anchor = None
         if not self.session.by_hand:
-            self._build_sliders()
+            self._embedding_changed()
         self._list_columns()
 
     def _clear_explanation(self) -> None:
         self.explanation.clear()
         self.equation.value = ""
+        if self.status.value == NOTHING_SEPARATES:
+            self.status.value = ""
 
     def _clear_fit(self) -> None:
         self.fitting.cancel()
@@ -445,12 +455,27 @@ class DecodeWidget(Container):
                 self.render_box.value = box
         self._build_sliders()
 
+    def _embedding_changed(self) -> None:
+        """New latents: new sliders, and volumes another model decoded go. The same latents
+        projected or clustered again keep the sliders where the user set them."""
+        latent, pose, card = self.session.latent, self.session.pose, self.session.card
+        built_latent, built_pose, built_card = self._built
+        if card is built_card and _same(latent, built_latent) and _same(pose, built_pose):
+            self._clear_explanation()
+            return
+        self._build_sliders()
+        if latent is not None and card is not None:
+            made = card.describe()
+            for layer in [x for x in self._viewer.layers if _decoded_by_other(x, made)]:
+                self._viewer.layers.remove(layer)
+
     def _build_sliders(self) -> None:
         """A slider per latent dimension and per pose number, ranging over the data; for a
         turning pose, rot, tilt and psi in degrees instead."""
         self.sliders.clear()
         self._clear_explanation()
         latent, pose, card = self.session.latent, self.session.pose, self.session.card
+        self._built = (latent, pose, card)
         if latent is None:
             self.status.value = "Run the embedding to decode"
             return
@@ -505,7 +530,7 @@ class DecodeWidget(Container):
         if explanation.dimensions:
             self.equation.value = explanation_text(explanation)
         else:
-            self.status.value = "no latent dimension separates the selection better than chance"
+            self.status.value = NOTHING_SEPARATES
 
     def fit(self) -> None:
         """Fit the chosen column as a short formula of the latents over the selection, or over
@@ -545,6 +570,18 @@ def fit_text(fit: ColumnFit, selected: bool) -> str:
     over = "the selection" if selected else "all particles"
     r2 = f"cross-validated R\N{SUPERSCRIPT TWO} {fit.r2:.2f} ({fit.folds}-fold)"
     return "\n".join([fit.equation, where, f"{r2} over {over}: {fit.particles:,} particles"])
+
+
+def _same(array: np.ndarray | None, other: np.ndarray | None) -> bool:
+    if array is None or other is None:
+        return array is other
+    return array.shape == other.shape and np.array_equal(array, other, equal_nan=True)
+
+
+def _decoded_by_other(layer: object, made: str) -> bool:
+    """Whether ``layer`` is a volume (or Gaussians) decoded by a model other than ``made``."""
+    metadata = getattr(layer, "metadata", {})
+    return DECODED_KEY in metadata and metadata[DECODED_KEY] != made
 
 
 def slider_range(values: np.ndarray) -> tuple[float, float, float]:
