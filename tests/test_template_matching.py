@@ -296,3 +296,18 @@ def test_the_particles_dock_names_a_template_larger_than_the_tomogram(
     [shown] = messages(notifications)
     assert "huge.mrc spans 40 voxels" in shown and "Check the voxel size" in shown
     assert len(session.particles) == 0 and particles.pick_button.enabled
+
+
+def test_a_tomogram_too_thin_for_the_search_s_binning_is_refused(tmp_path):
+    """One plane binned twice is none: the search failed with 'float division by zero'."""
+    from napari_affinity_vae.errors import TomogramFileError
+    from napari_affinity_vae.io.tomogram import open_tomogram
+    from napari_affinity_vae.operations.pick import plan_match
+
+    rng = np.random.default_rng(0)
+    thin = write_tomogram(tmp_path / "thin.mrc", rng.normal(size=(1, 64, 64)), 10.0)
+    z, y, x = np.indices((20, 20, 20)) - 10
+    ball = write_tomogram(tmp_path / "ball.mrc", (z**2 + y**2 + x**2 <= 64) * 1.0, 10.0)
+    settings = MatchSettings(voxel_size=10.0, angular_step=90.0)
+    with pytest.raises(TomogramFileError, match=r"thin.mrc: it is 1 x 64 x 64 voxels: too thin"):
+        plan_match(open_tomogram(thin), [ball], settings)

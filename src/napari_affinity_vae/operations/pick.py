@@ -142,6 +142,13 @@ def plan_match(
     finest = load_templates(templates, tomogram.voxel_size, symmetries)
     _refuse_larger_than(tomogram, finest, templates)
     binning = search_binning(finest, replace(settings, voxel_size=tomogram.voxel_size))
+    if min(tomogram.shape) < binning:
+        shape = " x ".join(map(str, tomogram.shape))
+        raise TomogramFileError(
+            tomogram.path,
+            f"it is {shape} voxels: too thin to search, binned {binning} times as the "
+            "templates' size asks, for a particle to fit",
+        )
     source, level = tomogram.level_for(tomogram.voxel_size * binning)
     at_level = replace(
         settings, voxel_size=source.voxel_size, binning=max(1, round(binning / level.factor))
