@@ -1239,3 +1239,24 @@ def test_volumes_another_model_decoded_go_when_particles_are_embedded_again(
     assert "decoded" in viewer.layers  # a model chosen: nothing embedded with it yet
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)
     assert "decoded" not in viewer.layers and len(widgets["Decode"].sliders) == 4 + 1
+
+
+def test_a_file_without_particles_or_of_another_tomogram_says_so(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """An empty file made an empty layer without a word; a file naming only TS_42 was placed
+    on small.mrc without one."""
+    viewer, widgets, session = explorer
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x,y,z\n")
+    open_and_import(qtbot, widgets, small_tomogram, empty)
+    assert messages(notifications)[-1].endswith("empty.csv: holds no particles")
+    assert not [x for x in viewer.layers if x.name.startswith("small ")]
+    other = tmp_path / "other.csv"
+    other.write_text("tomo_name,x,y,z\nTS_42,20,20,20\n")
+    type_into(qtbot, widgets["Particles"].file, str(other))
+    click(qtbot, widgets["Particles"].import_button)
+    assert messages(notifications)[-1] == (
+        "other.csv names tomogram TS_42, not small: its particles are placed on small"
+    )
+    assert len(session.particles) == 1

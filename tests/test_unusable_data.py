@@ -345,3 +345,7 @@ def test_a_complex_mrc_is_refused_as_fourier_data(tmp_path):
         mrc.voxel_size = 10.0
     with pytest.raises(TomogramFileError, match=r"fourier.mrc: .*complex.*Fourier"):
         open_tomogram(path)
+    with mrcfile.open(path, mode="r+", permissive=True) as mrc:
+        mrc.header.mode = 3  # complex int16, which mrcfile cannot read
+    with pytest.raises(TomogramFileError, match=r"complex numbers \(MRC mode 3\): Fourier"):
+        open_tomogram(path)

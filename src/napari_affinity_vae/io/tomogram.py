@@ -198,6 +198,11 @@ def _describe_mrc_error(err: ValueError | EOFError | ArithmeticError) -> str:
         return TRUNCATED
     if "Map ID string" in text or "header" in text.lower():
         return f"invalid MRC header ({text})"
+    if "Unrecognised mode '3'" in text:  # complex int16, which mrcfile does not read
+        return (
+            "holds complex numbers (MRC mode 3): Fourier-space data, not a tomogram; give the "
+            "real-space map"
+        )
     return f"not a readable MRC file ({text})"
 
 

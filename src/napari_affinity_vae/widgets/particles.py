@@ -324,6 +324,14 @@ class ParticlesWidget(Container):
                     drop_nan=skip,
                     drop_outside=skip,
                 )
+            if not len(particles):
+                raise ParticleFileError(path, "holds no particles")
+            numbered = path.suffix.lower() == ".tbl"  # Dynamo numbers its tomograms
+            if names and tomo_name is None and names[0] != tomogram.name and not numbered:
+                show_info(
+                    f"{path.name} names tomogram {names[0]}, not {tomogram.name}: its "
+                    f"particles are placed on {tomogram.name}"
+                )
             return self.show_particles(particles, f"{path.stem}")
         return None
 
