@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import mrcfile
@@ -1260,3 +1261,33 @@ def test_a_file_without_particles_or_of_another_tomogram_says_so(
         "other.csv names tomogram TS_42, not small: its particles are placed on small"
     )
     assert len(session.particles) == 1
+
+
+def test_picks_made_at_a_voxel_size_corrected_meanwhile_are_discarded(
+    explorer, qtbot, small_tomogram, monkeypatch, notifications
+):
+    """The diameters (and templates) were in Å at the old voxel size: the picks were kept, and a
+    score map was placed at the old scale over a corner of the tomogram."""
+    from napari_affinity_vae.widgets import particles as particles_module
+
+    _, widgets, session = explorer
+    real = particles_module.pick_tomogram_steps
+
+    def slow(*args):
+        time.sleep(1.0)
+        yield 0
+        return (yield from real(*args))
+
+    monkeypatch.setattr(particles_module, "pick_tomogram_steps", slow)
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].pick_button)
+    voxel = widgets["Tomogram"].voxel_size.native
+    voxel.selectAll()
+    qtbot.keyClicks(voxel, "20")
+    qtbot.keyClick(voxel, Qt.Key.Key_Return)  # while the picker runs
+    qtbot.waitUntil(lambda: not widgets["Particles"].task.running, timeout=WAIT_MS)
+    assert messages(notifications)[-1] == (
+        "Picks discarded: the voxel size changed while the picker ran (10 Å to 20 Å): pick again"
+    )
+    assert len(session.particles) == 0

@@ -459,6 +459,13 @@ class ParticlesWidget(Container):
         if self.session.version != version:
             show_info("Picks discarded: the particles changed while the picker ran")
             return False
+        if current.voxel_size != tomogram.voxel_size:  # diameters and templates were in Å
+            now = f"{current.voxel_size:g} Å" if current.voxel_size else "unknown"
+            show_info(
+                f"Picks discarded: the voxel size changed while the picker ran "
+                f"({tomogram.voxel_size:g} Å to {now}): pick again"
+            )
+            return False
         self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
         if picks.empty:  # the earlier picks are worth more than none
             kept = "; the earlier picks were kept" if self._own_layers(PICKER_SOURCE) else ""
