@@ -1170,6 +1170,12 @@ def test_particles_a_file_gave_in_angstrom_move_with_a_corrected_voxel_size(
     np.testing.assert_allclose(
         back["rlnCenteredCoordinateXAngst"][:2], original["rlnCenteredCoordinateXAngst"]
     )
+    voxel.native.selectAll()  # a slip: 2 Å moves them five times as far from the centre
+    qtbot.keyClicks(voxel.native, "2")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    assert messages(notifications)[-1].endswith(
+        "; 2 particles now lie outside the tomogram: is the voxel size right?"
+    )
 
 
 def test_copied_particles_paste_onto_the_plane_shown_as_hand_picks(

@@ -293,7 +293,8 @@ class ParticlesWidget(Container):
         data, stayed = moved_with_voxel_size(layer, old / voxel_size)
         with layer.events.data.blocker(self._edited):
             layer.data = data
-        _say_moved(layer.name, old, voxel_size, stayed)
+        outside = int(outside_rows(data, self.session.tomogram.shape).sum())
+        _say_moved(layer.name, old, voxel_size, stayed, outside)
         return True
 
     # -- getting particles ---------------------------------------------------------------------
@@ -824,10 +825,17 @@ def _place_scores(layer: Image, voxel_size: float) -> None:
     layer.translate = ((binning - 1) / 2 * voxel_size,) * 3
 
 
-def _say_moved(name: str, old: float, new: float, stayed: int) -> None:
-    """Particles a file gave in Angstrom moved with a corrected voxel size, in a notification."""
+def _say_moved(name: str, old: float, new: float, stayed: int, outside: int = 0) -> None:
+    """Particles a file gave in Angstrom moved with a corrected voxel size, in a notification
+    that also counts those it moved outside the tomogram (a voxel size still wrong?)."""
     by_hand = f"; {text.count(stayed, 'point')} added or moved by hand stayed" if stayed else ""
+    out = (
+        f"; {text.count(outside, 'particle')} now {'lies' if outside == 1 else 'lie'} outside "
+        "the tomogram: is the voxel size right?"
+        if outside
+        else ""
+    )
     show_info(
         f"{name}: the file gave its particles in Å; they moved with the voxel size "
-        f"({old:g} to {new:g} Å){by_hand}"
+        f"({old:g} to {new:g} Å){by_hand}{out}"
     )
