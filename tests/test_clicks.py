@@ -1297,3 +1297,19 @@ def test_picks_made_at_a_voxel_size_corrected_meanwhile_are_discarded(
         "Picks discarded: the voxel size changed while the picker ran (10 Å to 20 Å): pick again"
     )
     assert len(session.particles) == 0
+
+
+def test_picking_by_hand_is_on_a_plane(explorer, qtbot, small_tomogram, notifications):
+    """Switched to Volume, clicks went on adding points at a depth the user never chose."""
+    viewer, widgets, _ = explorer
+    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].hand_button)
+    layer = widgets["Particles"].particles_layer
+    assert layer.mode == "add"
+    widgets["Tomogram"].rendering.value = "Volume"
+    assert layer.mode != "add"
+    assert messages(notifications)[-1].startswith("Points are no longer added by clicks")
+    click(qtbot, widgets["Particles"].hand_button)  # asked again in 3D: back on a plane
+    assert viewer.dims.ndisplay == 2 and layer.mode == "add"
+    assert widgets["Tomogram"].rendering.value == "Plane"

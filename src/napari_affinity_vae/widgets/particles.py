@@ -162,6 +162,7 @@ class ParticlesWidget(Container):
         self.task = Task(self.native)
         self.import_button.changed.connect(self.import_file)
         self.hand_button.changed.connect(self.pick_by_hand)
+        viewer.dims.events.ndisplay.connect(self._follow_ndisplay)
         self.pick_button.changed.connect(self.run_picker)
         self.cancel_button.changed.connect(self.task.cancel)
         self.auto_threshold.changed.connect(
@@ -356,8 +357,25 @@ class ParticlesWidget(Container):
         else:
             layer = self.show_particles(pd.DataFrame(columns=list(AXES), dtype=float), HAND_SOURCE)
         self._viewer.layers.selection.active = layer
+        if self._viewer.dims.ndisplay == 3:
+            self._viewer.dims.ndisplay = 2
+            show_info("Particles are picked by hand on a plane: the view is a plane again")
         layer.mode = "add"
         return layer
+
+    def _follow_ndisplay(self, _event: object = None) -> None:
+        """In a 3D view a click adds a point at a depth the user did not choose: a particles
+        layer adding points stops, saying so."""
+        if self._viewer.dims.ndisplay != 3:
+            return
+        adding = [x for x in self._points_layers() if x.mode == "add"]
+        for layer in adding:
+            layer.mode = "pan_zoom"
+        if adding:
+            show_info(
+                "Points are no longer added by clicks: in a 3D view a click lands at no depth "
+                "you chose. Pick by hand on a plane"
+            )
 
     def run_picker(self) -> None:
         """Run the picker (or, with templates chosen, template matching) on the tomogram in the
