@@ -126,6 +126,14 @@ def open_and_import(qtbot, widgets, tomogram: Path, coords: Path):
     return widgets["Particles"].particles_layer
 
 
+def open_to_pick_by_hand(qtbot, widgets, tomogram: Path):
+    """Open a tomogram by typing its path and clicking, then click Pick by hand."""
+    type_into(qtbot, widgets["Tomogram"].file, str(tomogram))
+    click(qtbot, widgets["Tomogram"].open_button)
+    click(qtbot, widgets["Particles"].hand_button)
+    return widgets["Particles"].particles_layer
+
+
 def three_picks(folder: Path, n: int = 3) -> Path:
     folder.mkdir(exist_ok=True)
     table = pd.DataFrame(
@@ -392,10 +400,7 @@ def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeyp
 def test_a_hand_pick_beside_the_tomogram_is_undone(explorer, qtbot, small_tomogram, notifications):
     """Kept before, embedded from a blank box, exported, and then refused on import."""
     _, widgets, session = explorer
-    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
-    click(qtbot, widgets["Tomogram"].open_button)
-    click(qtbot, widgets["Particles"].hand_button)
-    layer = widgets["Particles"].particles_layer
+    layer = open_to_pick_by_hand(qtbot, widgets, small_tomogram)
     layer.add(np.array([[20.0, 30.0, 30.0], [20.0, 40.0, 40.0]]))  # as clicks on the plane
     layer.add(np.array([[20.0, 30.0, -40.0]]))  # a click beside the image
     assert len(layer.data) == len(session.particles) == len(layer.features) == 2
@@ -1302,10 +1307,7 @@ def test_picks_made_at_a_voxel_size_corrected_meanwhile_are_discarded(
 def test_picking_by_hand_is_on_a_plane(explorer, qtbot, small_tomogram, notifications):
     """Switched to Volume, clicks went on adding points at a depth the user never chose."""
     viewer, widgets, _ = explorer
-    type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
-    click(qtbot, widgets["Tomogram"].open_button)
-    click(qtbot, widgets["Particles"].hand_button)
-    layer = widgets["Particles"].particles_layer
+    layer = open_to_pick_by_hand(qtbot, widgets, small_tomogram)
     assert layer.mode == "add"
     widgets["Tomogram"].rendering.value = "Volume"
     assert layer.mode != "add"
