@@ -254,6 +254,9 @@ def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
     widget.slab.value = 75.0  # Angstrom: ten 7.5 A planes averaged
     assert viewer.dims.thickness[0] == pytest.approx(75.0)
     assert layer.projection_mode == "mean"
+    viewer.dims.roll()  # napari's button: looking along another axis, the slab follows
+    assert viewer.dims.not_displayed[0] != 0
+    assert viewer.dims.thickness[viewer.dims.not_displayed[0]] == pytest.approx(75.0)
     widget.rendering.value = "Volume"
     assert viewer.dims.ndisplay == 3 and not widget.slab.enabled
     widget.rendering.value = "Plane"

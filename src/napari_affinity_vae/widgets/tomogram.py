@@ -90,6 +90,7 @@ class TomogramWidget(Container):
         viewer.layers.events.inserted.connect(self._layer_added)
         viewer.layers.events.removed.connect(self._refresh_layers)
         viewer.dims.events.ndisplay.connect(self._follow_ndisplay)
+        viewer.dims.events.order.connect(self._follow_order)
         self._refresh_layers()
 
     def open_file(
@@ -249,6 +250,11 @@ class TomogramWidget(Container):
         with self.rendering.changed.blocked():
             self.rendering.value = shown
         self.slab.enabled = shown == PLANE
+
+    def _follow_order(self, _event: object = None) -> None:
+        """napari's transpose and roll look along another axis: the slab follows it."""
+        if self.slab.value:
+            self._set_slab(self.slab.value)
 
     def _set_slab(self, thickness: float) -> None:
         """Average ``thickness`` Angstrom along the viewing axis (0 shows a single plane)."""
