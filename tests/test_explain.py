@@ -262,5 +262,5 @@ def test_a_column_with_one_value_is_refused_in_a_sentence():
     latent = np.random.default_rng(0).normal(size=(20, 4))
     values = np.full(20, np.nan)
     values[3] = 0.7
-    with pytest.raises(AnalysisError, match=r"with a value of score and a latent; 1 has$"):
+    with pytest.raises(AnalysisError, match=r"with a score value and a latent; 1 has$"):
         fit_column(latent, values, "score")

@@ -55,8 +55,8 @@ class LossPlot:
                     drawn.append(series)
             low, high = float(np.min(drawn)), float(np.max(drawn))
             pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
-            self.views[term].camera.set_range(
-                x=(0.5, last + 0.5), y=(low - pad, high + pad), margin=0
+            self.views[term].camera.set_range(  # z given: no bounds asked of hidden dots
+                x=(0.5, last + 0.5), y=(low - pad, high + pad), z=(-1.0, 1.0), margin=0
             )
         if self.epochs is not None:
             self.epochs.axis.domain = (0.5, last + 0.5)
