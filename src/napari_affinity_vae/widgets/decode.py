@@ -246,8 +246,8 @@ class DecodeWidget(Container):
         return latent, pose
 
     def _decode(self, latents: np.ndarray, poses: np.ndarray, name: str) -> None:
-        """Decode in the background; the result is shown unless the particles or the model
-        changed."""
+        """Decode in the background; the result is shown unless the model changed. A
+        traversal asked for while the sliders' volume decodes has it decoded again after."""
         model, card = self.session.model, self.session.card
         box = self.render_box.value if is_splat(card) else card.architecture.box
         if self.decoding.running and self._decoding == DECODED and name != DECODED:
