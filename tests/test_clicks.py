@@ -442,7 +442,17 @@ def test_a_dynamo_table_of_several_tomograms_asks_which(explorer, qtbot, tmp_pat
     layer = open_and_import(qtbot, widgets, small_tomogram, dynamo)
     assert asked and "3 tomograms" in asked[0]
     assert layer.data.tolist() == [[10.0, 11.0, 12.0]]
-    assert session.particles["tomo_name"].tolist() == ["2"]
+    assert session.particles["tomo_name"].tolist() == [small_tomogram.stem]  # placed on it
+    layer.add(np.array([[20.0, 20.0, 20.0]]))  # and a pick by hand beside it
+    export = widgets["Export"]
+    export.what.value = ALL
+    for name in ("both.star", "both.tbl"):
+        type_into(qtbot, export.file, str(tmp_path / name))
+        click(qtbot, export.export_button)
+    # RELION is told the tomogram's name, Dynamo the number its table gave that tomogram
+    star = starfile.read(tmp_path / "both.star")  # RELION 4: a single block
+    assert star["rlnTomoName"].tolist() == [small_tomogram.stem] * 2
+    assert np.loadtxt(tmp_path / "both.tbl")[:, 19].tolist() == [2.0, 2.0]
 
 
 def test_rows_naming_no_tomogram_are_left_out_and_counted(

@@ -68,6 +68,8 @@ DYNAMO_NAMES = {  # Dynamo's other columns, kept as dynamo_<name> and written ba
     "sref": 34,
 }
 DYNAMO_PREFIX = "dynamo_"
+# the tomogram number a table gave particles placed on a tomogram of another name
+DYNAMO_TOMOGRAM = f"{DYNAMO_PREFIX}tomo"
 
 
 def read_dynamo(
@@ -119,9 +121,8 @@ def dynamo_tomogram_names(path: Path) -> list[str]:
 
 def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
     """The standard 35 columns (more if a table read had more); column 20 (the tomogram number)
-    is ``tomo_name`` where that is an integer (as Dynamo tables read here give), else 1; a
-    table's other columns read from Dynamo (``dynamo_cc`` ...) go back where they were, but for
-    the class (column 22), which clusters replace."""
+    as ``_tomogram_column`` gives it; a table's other columns read from Dynamo (``dynamo_cc``
+    ...) go back where they were, but for the class (column 22), which clusters replace."""
     n = len(particles)
     extra = [
         int(c[len(DYNAMO_PREFIX) + 3 :]) for c in particles if c.startswith(f"{DYNAMO_PREFIX}col")
@@ -135,9 +136,7 @@ def write_dynamo(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) ->
     if all(a in particles for a in ANGLES):
         angles = relion_to_dynamo(particle_angles(particles))
         table[:, _DYNAMO["tdrot"] : _DYNAMO["narot"] + 1] = angles
-    table[:, _DYNAMO["tomo"]] = (
-        [_tomogram_number(name) for name in particles[TOMO_NAME]] if TOMO_NAME in particles else 1
-    )
+    table[:, _DYNAMO["tomo"]] = _tomogram_column(particles)
     if CLUSTER in particles:
         table[:, _DYNAMO["class"]] = particles[CLUSTER].fillna(0)
     for axis in ("x", "y", "z"):
@@ -175,9 +174,16 @@ def _tomogram_numbers(path: Path, table: np.ndarray) -> list[str]:
     return [str(int(v)) for v in numbers]
 
 
-def _tomogram_number(name: object) -> int:
-    text = str(name).strip()
-    return int(text) if text.isdigit() else 1
+def _tomogram_column(particles: pd.DataFrame) -> np.ndarray:
+    """Column 20: ``tomo_name`` where that is an integer, else the number a Dynamo table gave
+    the particles (``dynamo_tomo``; a pick added by hand beside them shares theirs), else 1."""
+    blank = pd.Series("", index=particles.index)
+    names = particles.get(TOMO_NAME, blank).astype(str).str.strip()
+    numbers = pd.to_numeric(names.where(names.str.isdigit()))
+    read = pd.to_numeric(particles.get(DYNAMO_TOMOGRAM, blank), errors="coerce")
+    if read.notna().any():
+        numbers = numbers.fillna(read).fillna(read.dropna().iloc[0])
+    return numbers.fillna(1).to_numpy(dtype=float)
 
 
 def read_tomotwin(path: Path, frame: CoordinateFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.star import plain_blocks
+from napari_affinity_vae.io.tables import DYNAMO_TOMOGRAM
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.layers import (
@@ -328,8 +329,10 @@ class ParticlesWidget(Container):
                 )
             if not len(particles):
                 raise ParticleFileError(path, "holds no particles")
-            numbered = path.suffix.lower() == ".tbl"  # Dynamo numbers its tomograms
-            if names and tomo_name is None and names[0] != tomogram.name and not numbered:
+            if path.suffix.lower() == ".tbl":  # numbered: placed here, the number kept
+                numbers = {DYNAMO_TOMOGRAM: particles[TOMO_NAME], TOMO_NAME: tomogram.name}
+                particles = particles.assign(**numbers)
+            elif names and tomo_name is None and names[0] != tomogram.name:
                 show_info(
                     f"{path.name} names tomogram {names[0]}, not {tomogram.name}: its "
                     f"particles are placed on {tomogram.name}"
