@@ -30,6 +30,7 @@ from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.model.train import (
     TrainingConfig,
     TrainingData,
+    sized_for,
     split,
     train,
     training_epochs,
@@ -463,3 +464,15 @@ def test_the_validation_split_never_takes_a_small_class_s_last_particles():
     assert not held_out and len(rows) == 75
     rows, held_out = preview_sample(labels[7:], split(labels[7:], 0.1, seed=3)[1])
     assert held_out and len(rows) == 6
+
+
+def test_a_small_set_trains_in_batches_that_make_steps_enough_an_epoch(tmp_path):
+    """70 boxes in batches of 64 are two steps an epoch; the automatic size gives 8 and more
+    steps, up to batches of 64 for large sets; a size asked for is kept, and the card names
+    the size trained with."""
+    auto = TrainingConfig(validation_fraction=0.1)
+    sizes = {n: sized_for(auto, np.arange(n) % 4).batch_size for n in (2, 70, 300, 600, 6000)}
+    assert sizes == {2: 8, 70: 8, 300: 32, 600: 64, 6000: 64}  # 600: 540 trained on
+    assert sized_for(TrainingConfig(batch_size=5), np.arange(6000) % 4).batch_size == 5
+    _, card, _ = train(_toy_data(40), Architecture(box=16, capacity=2), TrainingConfig(epochs=1))
+    assert card.training["config"]["batch_size"] == 8

@@ -246,6 +246,7 @@ def test_fine_tuning_the_bundled_model(tmp_path):
     _, card = load_checkpoint(out.with_suffix(".json"))
     assert card.training["init"] == "bundled" and card.classes == ["filament", "globular"]
     assert card.architecture == load_bundled()[1].architecture
+    assert card.training["config"]["batch_size"] == 8  # "auto", for 4 boxes
 
 
 def test_fine_tuning_refuses_what_does_not_fit(tiny_sets, tmp_path, capsys):

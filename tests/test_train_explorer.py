@@ -237,6 +237,8 @@ def test_training_to_the_end_keeps_the_best_epoch_and_asks_before_replacing(
     assert model.architecture.latent_dims == 4 and "init" not in card.training
     assert len(card.training["history"]) == 3
     assert card.training["config"]["tc"]["high"] == pytest.approx(0.2)
+    # in batches of 32, not 64: the sample's particles make 8 steps an epoch and more
+    assert len(session.particles) // 32 >= 8 and card.training["config"]["batch_size"] == 32
     assert "tc" in train.losses.terms  # the total correlation has its own panel
 
     out = tmp_path / "scratch.safetensors"

@@ -221,7 +221,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help='a model to fine-tune: "bundled", "bundled-splat" or a checkpoint',
     )
     tr.add_argument("--epochs", type=_positive_int, default=25)
-    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default="auto",
+        help='boxes a step; "auto" (the default): 8 to 64, so that an epoch takes at least 8 steps',
+    )
     tr.add_argument("--learning-rate", type=_positive, default=1e-3)
     tr.add_argument("--beta", type=_non_negative, default=1e-3)
     tr.add_argument("--beta-schedule", choices=SCHEDULES, default="cyclical_linear")
@@ -587,8 +592,15 @@ _non_negative = _number(float, "a number of at least 0", lambda v: math.isfinite
 _finite = _number(float, "a finite number", math.isfinite)
 _positive_int = _number(int, "a whole number of at least 1", lambda v: v >= 1)
 _count = _number(int, "a whole number of at least 0", lambda v: v >= 0)
+
 _fraction = _number(float, "a fraction of at least 0 and below 1", lambda v: 0 <= v < 1)
 _angular_step = _number(float, "degrees above 0 and at most 180", lambda v: 0 < v <= 180)
+_batch_count = _number(int, '"auto" or a whole number of at least 1', lambda v: v >= 1)
+
+
+def _batch_size(text: str) -> int:
+    """``--batch-size``: "auto" (0, which training sizes for the set) or a whole number."""
+    return 0 if text == "auto" else _batch_count(text)
 
 
 def _range(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +43,21 @@ from napari_affinity_vae.progress import Progress
 TERMS = ("reconstruction", "kl", "affinity", "tc", "pose")
 
 
+AUTO = 0  # a batch size chosen for the set
+# an epoch of an automatic batch size takes at least this many steps, in batches of 8 to 64
+STEPS_PER_EPOCH, SMALLEST_BATCH, LARGEST_BATCH = 8, 8, 64
+
+
 @dataclass
 class TrainingConfig:
     """How to train. ``gamma`` at 0 and ``pose_dims`` 0 make a plain beta-VAE; ``tc`` weighs
     the latent's total correlation (beta-TCVAE); ``pose`` weighs the pose consistency of a splat
     model (its rotation must turn with a randomly turned copy of each box); ``augment`` turns
-    each box by a random rotation."""
+    each box by a random rotation. ``batch_size`` 0 chooses one for the set (see
+    ``sized_for``)."""
 
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = AUTO
     learning_rate: float = 1e-3
     beta: Schedule = field(default_factory=lambda: Schedule("cyclical_linear", high=1e-3))
     gamma: Schedule = field(default_factory=lambda: Schedule("flat", high=1.0))
@@ -103,6 +109,18 @@ def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.setdiff1d(np.arange(len(labels)), validation), validation
 
 
+def sized_for(config: TrainingConfig, labels: np.ndarray) -> TrainingConfig:
+    """``config``, its automatic batch size chosen for the set of ``labels``: the largest
+    power of two from 8 to 64 that makes at least 8 steps an epoch of the boxes trained on.
+    In a set of a few hundred boxes, batches of 64 are one or two steps an epoch, too few to
+    train on (see docs/model.md, "Small training sets")."""
+    if config.batch_size != AUTO:
+        return config
+    trained = len(split(labels, config.validation_fraction, config.seed)[0])
+    fits = 2 ** int(np.log2(max(trained // STEPS_PER_EPOCH, 1)))
+    return replace(config, batch_size=int(np.clip(fits, SMALLEST_BATCH, LARGEST_BATCH)))
+
+
 @dataclass
 class Epoch:
     """One finished epoch: its metrics, every epoch's so far, and the model as it now is (still
@@ -128,6 +146,7 @@ def training_epochs(
     the whole run's."""
     if not turns_pose(model.architecture) and max(config.pose.low, config.pose.high) > 0:
         raise ValueError("pose consistency needs a splat model whose pose is a 3D rotation")
+    config = sized_for(config, data.labels)
     torch.manual_seed(config.seed)
     target = device()
     model.to(target)
@@ -260,6 +279,7 @@ def train(
     model, its card and per-epoch metrics."""
     if resume is not None and init is not None:
         raise ValueError("give a run to resume or a model to fine-tune (init), not both")
+    config = sized_for(config, data.labels)  # the card names the batch size trained with
     history: list[dict] = []
     if resume is not None:
         model, card = starting_model(resume, data)

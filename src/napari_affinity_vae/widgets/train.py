@@ -39,6 +39,7 @@ from napari_affinity_vae.model.train import (
     TrainingConfig,
     TrainingData,
     new_model,
+    sized_for,
     training_card,
 )
 from napari_affinity_vae.operations.labelled import (
@@ -419,7 +420,7 @@ class TrainWidget(Container):
             def boxes_cut(data: TrainingData) -> None:
                 data.affinity = affinity.loc[data.classes, data.classes].to_numpy()
                 data.description = f"{data.description}, from {where}"
-                self._start_training(data, config, init, model)
+                self._start_training(data, sized_for(config, data.labels), init, model)
 
             self.task.start(
                 lambda: labelled_boxes(particles, column, opener, card, session.inverted),
@@ -433,7 +434,9 @@ class TrainWidget(Container):
         self, data: TrainingData, config: TrainingConfig, init: str, model: AffinityVAE
     ) -> None:
         self._training = (data, config, init, model)
-        self.status.value = f"training on {count(len(data.boxes), 'particle')}"
+        self.status.value = (
+            f"training on {count(len(data.boxes), 'particle')}, in batches of {config.batch_size}"
+        )
         self.task.start(
             lambda: training_steps(data, model, config),
             total=config.epochs,
