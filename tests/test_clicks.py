@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from pathlib import Path
 
 import mrcfile
@@ -453,6 +454,39 @@ def test_a_dynamo_table_of_several_tomograms_asks_which(explorer, qtbot, tmp_pat
     star = starfile.read(tmp_path / "both.star")  # RELION 4: a single block
     assert star["rlnTomoName"].tolist() == [small_tomogram.stem] * 2
     assert np.loadtxt(tmp_path / "both.tbl")[:, 19].tolist() == [2.0, 2.0]
+
+
+def test_picking_again_keeps_picks_the_user_renamed(explorer, qtbot, small_tomogram):
+    """Picking again replaced every earlier pick layer of the tomogram, even one renamed to
+    keep it; it replaces the one still named as picks are."""
+    viewer, widgets, _session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    particles = widgets["Particles"]
+    particles.diameter_min.value, particles.diameter_max.value = 40.0, 120.0
+    for _ in range(2):
+        click(qtbot, particles.pick_button)
+        qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+        if "small picks" in viewer.layers and "kept" not in viewer.layers:
+            viewer.layers["small picks"].name = "kept"
+    names = [x.name for x in viewer.layers]
+    assert names.count("kept") == 1 and names.count("small picks") == 1
+    assert particles.particles_layer is viewer.layers["small picks"]
+    click(qtbot, particles.pick_button)  # a third time: the second run's picks are replaced
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert [x.name for x in viewer.layers] == names
+
+
+def test_closing_the_tomogram_while_picking_says_so(explorer, qtbot, small_tomogram, notifications):
+    viewer, widgets, session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    particles = widgets["Particles"]
+    click(qtbot, particles.pick_button)
+    viewer.layers.remove("small")  # before the picks come back: they come in the event loop
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert messages(notifications)[-1].endswith("discarded: it was closed")  # not "another"
+    assert widgets["Tomogram"].info.value == "no tomogram"
+    assert widgets["Tomogram"].voxel_size.value == 0  # not the closed tomogram's 10 Å
+    assert session.particles is None or len(session.particles) == 0
 
 
 def test_rows_naming_no_tomogram_are_left_out_and_counted(
@@ -966,6 +1000,72 @@ def test_particles_opened_with_file_open_are_the_ones_explored(
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)
     assert session.latent is not None and len(session.latent) == 3
     assert not any("no particles" in m for m in messages(notifications))
+
+
+def _open_tomogram(qtbot, widgets, path: Path) -> None:
+    type_into(qtbot, widgets["Tomogram"].file, str(path))
+    click(qtbot, widgets["Tomogram"].open_button)
+
+
+@pytest.mark.parametrize("flavour", ["relion4", "relion5"])
+def test_a_dropped_file_of_other_tomograms_waits_for_them_hidden(
+    explorer, qtbot, tmp_path, small_tomogram, flavour
+):
+    """Dropped while another tomogram was shown, TS_1's particles were read against it: RELION 5
+    Angstrom counted from its centre, RELION 4 picks beyond its width dropped as outside it;
+    and both tomograms' points lay, shown, over it."""
+    viewer, widgets, session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)  # 40 x 60 x 60
+    ts_1 = write_mrc(tmp_path / "TS_1.mrc", np.zeros((50, 100, 120), np.float32), 10.0)
+    picks = pd.DataFrame({"z": [25.0, 25.0, 5.0], "y": [50.0, 50.0, 5.0], "x": [60, 100, 5.0]})
+    picks["tomo_name"] = ["TS_1", "TS_1", "TS_2"]  # x = 100 lies outside small, inside TS_1
+    star = write_particles(
+        picks,
+        tmp_path / "many.star",
+        voxel_size=10.0,
+        tomogram_shape=(50, 100, 120),
+        star_flavour=flavour,
+    )
+    with pytest.warns(UserWarning, match="of TS_1, TS_2, not of the open tomogram small: hid"):
+        layers = viewer.open(star, plugin="napari-affinity-vae")
+    assert [x.name for x in layers] == ["many [TS_1]", "many [TS_2]"]
+    assert not any(x.visible for x in layers)  # not over small
+    assert widgets["Particles"].particles_layer is None
+    _open_tomogram(qtbot, widgets, ts_1)
+    assert layers[0].visible and not layers[1].visible
+    np.testing.assert_allclose(layers[0].data, [[25, 50, 60], [25, 50, 100]])
+    assert widgets["Particles"].particles_layer is layers[0] and len(session.particles) == 2
+
+
+def test_a_file_naming_no_tomogram_dropped_first_lies_on_the_tomogram_opened(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """A CSV file dropped before the tomogram was opened with the Tomogram dock stayed at
+    1 Angstrom a voxel (10 times too close to the origin) and was not explored."""
+    viewer, widgets, session = explorer
+    [layer] = viewer.open(three_picks(tmp_path / "picks"), plugin="napari-affinity-vae")
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    np.testing.assert_allclose(layer.scale, [10.0] * 3)  # on the tomogram's voxels
+    assert widgets["Particles"].particles_layer is layer and len(session.particles) == 3
+    box = widgets["Tomogram"].voxel_size.native  # corrected: the points follow
+    box.selectAll()
+    qtbot.keyClicks(box, "20")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    np.testing.assert_allclose(layer.scale, [20.0] * 3)
+
+
+def test_a_dropped_dynamo_table_is_the_open_tomograms_without_a_word(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Dynamo numbers its tomograms: a table's '1' is no other tomogram to warn of."""
+    viewer, widgets, session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    table = write_particles(read_particles(three_picks(tmp_path / "p")), tmp_path / "p.tbl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        [layer] = viewer.open(table, plugin="napari-affinity-vae")
+    assert widgets["Particles"].particles_layer is layer
+    assert set(session.particles["tomo_name"]) == {"small"}
 
 
 def test_long_legends_and_status_lines_never_widen_the_window(make_napari_viewer, qtbot, tmp_path):

@@ -7,12 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
-from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, tomogram_names
 from napari_affinity_vae.io.projects.folder import names_with_more
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, Tomogram, open_tomogram
 from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
+from napari_affinity_vae.schema import AXES
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -48,72 +52,67 @@ def read_tomograms(path: str | list[str]) -> list[LayerData]:
                 stacklevel=2,
             )
         layers.append(tomogram_layer_data(tomogram))
-        _place_waiting_particles(tomogram)
+        viewer = _viewer()
+        if viewer is not None:
+            from napari_affinity_vae.widgets.waiting import place_waiting_particles
+
+            place_waiting_particles(viewer, tomogram)
     return layers
-
-
-def _place_waiting_particles(tomogram: Tomogram) -> None:
-    """Particles this reader read before any tomogram was open (their file dropped first, or
-    with the tomogram) and that are ``tomogram``'s, or name none: drawn at 1 Å a voxel until
-    now, they lie on its voxels."""
-    from napari.layers import Points
-
-    viewer = _viewer()
-    if viewer is None or not tomogram.voxel_size:
-        return
-    for layer in viewer.layers:
-        meta = layer.metadata
-        if (
-            isinstance(layer, Points)
-            and "path" in meta
-            and not meta.get("voxel_size")
-            and meta.get("tomo_name", tomogram.name) == tomogram.name
-        ):
-            meta["voxel_size"] = tomogram.voxel_size
-            layer.scale = (tomogram.voxel_size,) * 3
 
 
 def read_particle_files(path: str | list[str]) -> list[LayerData]:
     """Points layers in voxels of the open tomogram (the newest Image layer with a voxel size).
 
-    A STAR file holding several tomograms gives the open tomogram's particles if its name is
-    among them, otherwise one layer per tomogram. NaN rows and picks outside the open tomogram are
-    dropped with a warning that says how many.
+    A file holding several tomograms gives the open tomogram's particles if its name is among
+    them, otherwise one layer per tomogram. Those of another tomogram, or of any before one is
+    open, wait for it (hidden while another is shown) and are read against it when it opens.
+    NaN rows and picks outside the open tomogram are dropped with a warning that says how many.
     """
-    from napari_affinity_vae.widgets.viewer_session import OF_TOMOGRAM, tomogram_identity
+    from napari_affinity_vae.widgets.viewer_session import HIDDEN_FOR, OF_TOMOGRAM
+    from napari_affinity_vae.widgets.viewer_session import tomogram_identity as identity
+    from napari_affinity_vae.widgets.waiting import WAITING, read_for
 
     tomogram = _open_tomogram()
-    voxel_size, shape = (tomogram.voxel_size, tomogram.shape) if tomogram else (None, None)
     open_name = tomogram.name if tomogram else None
     layers = []
     for p in _paths(path):
-        names = tomogram_names(p)
+        names, waiting = tomogram_names(p), []
         own = _name_of(open_name, names)
-        selected = [own] if own else (names if len(names) > 1 else [None])
-        if open_name and not own and len(names) == 1:
+        numbered = p.suffix.lower() == ".tbl"  # Dynamo numbers its tomograms, names none
+        if open_name and not own and len(names) == 1 and not numbered:
             warnings.warn(
                 f"{p}: its particles are of {names[0]}, not of the open tomogram {open_name}; "
                 f"they are placed on {open_name}",
                 stacklevel=2,
             )
-        for tomo_name in selected:
-            particles = read_particles(
-                p,
-                voxel_size=voxel_size,
-                tomogram_shape=shape,
-                tomo_name=tomo_name,
-                drop_nan=True,
-                drop_outside=True,
-            )
+        for tomo_name in [own] if own else (names if len(names) > 1 else [None]):
             label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
-            # whose particles they are: the open tomogram's if read against it, else the
-            # tomogram the file names
-            ours = tomogram is not None and tomo_name in (None, own)
-            owner = open_name if ours else tomo_name or (names[0] if names else None)
-            meta = {"path": str(p), **({"tomo_name": owner} if owner else {})}
-            if tomogram is not None and owner == open_name:  # not another of the same name's
-                meta[OF_TOMOGRAM] = tomogram_identity(tomogram)
-            layers.append(particles_layer_data(particles, label, meta))
+            ours = tomogram is not None and tomo_name == own  # else: another tomogram's
+            try:
+                particles = read_for(p, tomogram if ours else None, tomo_name)
+            except ParticleFileError:
+                if ours or tomogram is None:
+                    raise
+                # Angstrom from its centre, fractions of its size: read when it opens
+                particles = pd.DataFrame(columns=list(AXES), dtype=float)
+            if ours:
+                meta = {"path": str(p), "tomo_name": open_name, OF_TOMOGRAM: identity(tomogram)}
+            else:  # read again against its tomogram when that opens
+                owner = tomo_name or (names[0] if names else None)
+                meta = {"path": str(p), WAITING: (str(p), tomo_name)}
+                meta |= {"tomo_name": owner} if owner else {}
+                if tomogram is not None:
+                    meta[HIDDEN_FOR] = True
+                    waiting.append(str(tomo_name))
+            data, kwargs, kind = particles_layer_data(particles, label, meta)
+            kwargs["visible"] = HIDDEN_FOR not in meta
+            layers.append((data, kwargs, kind))
+        if waiting:
+            warnings.warn(
+                f"{p}: its particles are of {', '.join(waiting)}, not of the open tomogram "
+                f"{open_name}: hidden, they are placed when their tomogram opens",
+                stacklevel=2,
+            )
     return layers
 
 

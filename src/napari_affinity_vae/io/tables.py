@@ -174,6 +174,12 @@ def _tomogram_numbers(path: Path, table: np.ndarray) -> list[str]:
     return [str(int(v)) for v in numbers]
 
 
+def placed_on(particles: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A Dynamo table's particles placed on tomogram ``name``: it names them, and the number
+    the table gave them goes back into a Dynamo table (``dynamo_tomo``)."""
+    return particles.assign(**{DYNAMO_TOMOGRAM: particles[TOMO_NAME], TOMO_NAME: name})
+
+
 def _tomogram_column(particles: pd.DataFrame) -> np.ndarray:
     """Column 20: ``tomo_name`` where that is an integer, else the number a Dynamo table gave
     the particles (``dynamo_tomo``; a pick added by hand beside them shares theirs), else 1."""

@@ -27,7 +27,7 @@ from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.star import plain_blocks
-from napari_affinity_vae.io.tables import DYNAMO_TOMOGRAM
+from napari_affinity_vae.io.tables import placed_on
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.layers import (
@@ -87,6 +87,7 @@ from napari_affinity_vae.widgets.viewer_session import (
     session_for,
     tomogram_identity,
 )
+from napari_affinity_vae.widgets.waiting import place_waiting_particles
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
 BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
@@ -215,7 +216,9 @@ class ParticlesWidget(Container):
 
     def _explore(self, tomogram: Tomogram) -> None:
         """Explore the particles of ``tomogram``: the project's (leaving a project it is none
-        of), else the newest layer made for it."""
+        of), else the newest layer made for it (a file's dropped before it opened among them)."""
+        with warnings_as_notifications():
+            place_waiting_particles(self._viewer, tomogram)
         z, y, x = tomogram.shape
         size = f"{tomogram.voxel_size:g} Å" if tomogram.voxel_size else "voxel size unknown"
         self.tomogram_label.value = f"{tomogram.name}: {z} x {y} x {x}, {size}"
@@ -281,6 +284,12 @@ class ParticlesWidget(Container):
             and (source is None or x.metadata.get(SOURCE) == source)
         ]
 
+    def _replaced(self, source: str) -> list[Points]:
+        """The layers of ``source`` that ``show_particles`` replaces: by their name, so that
+        one the user renamed (to keep it) stays."""
+        name = f"{self.session.tomogram.name} {source}"
+        return [x for x in self._own_layers(source) if x.name == name]
+
     def _rescale(self, layer: Points, voxel_size: float | None) -> bool:
         """Follow a new voxel size of the tomogram: points read from Angstrom move to where
         those Angstrom now lie; the others (pixels, picks) stay on their voxels."""
@@ -330,8 +339,7 @@ class ParticlesWidget(Container):
             if not len(particles):
                 raise ParticleFileError(path, "holds no particles")
             if path.suffix.lower() == ".tbl":  # numbered: placed here, the number kept
-                numbers = {DYNAMO_TOMOGRAM: particles[TOMO_NAME], TOMO_NAME: tomogram.name}
-                particles = particles.assign(**numbers)
+                particles = placed_on(particles, tomogram.name)
             elif names and tomo_name is None and names[0] != tomogram.name:
                 show_info(
                     f"{path.name} names tomogram {names[0]}, not {tomogram.name}: its "
@@ -417,7 +425,7 @@ class ParticlesWidget(Container):
     def _keeps_labels(self) -> bool:
         """Whether the user would rather keep the labels of the picks a new pick replaces
         (asked only when some are labelled)."""
-        layers = self._own_layers(PICKER_SOURCE)
+        layers = self._replaced(PICKER_SOURCE)
         labels = layers[-1].features.get(LABEL) if layers else None
         labelled = 0 if labels is None else int((labels.fillna("").astype(str) != "").sum())
         if not labelled:
@@ -476,7 +484,8 @@ class ParticlesWidget(Container):
         tomogram is open or the particles changed meanwhile; whether the result stands."""
         current = self.session.tomogram
         if current is None or not same_tomogram(current, tomogram):
-            show_info(f"Picks of {tomogram.path} discarded: another tomogram is open now")
+            now = "it was closed" if current is None else "another tomogram is open now"
+            show_info(f"Picks of {tomogram.path} discarded: {now}")
             return False
         if self.session.version != version:
             show_info("Picks discarded: the particles changed while the picker ran")
@@ -511,7 +520,7 @@ class ParticlesWidget(Container):
             particles.insert(0, TOMO_NAME, tomogram.name)
         particles.attrs["voxel_size"] = tomogram.voxel_size
         name = f"{tomogram.name} {source}"
-        for layer in self._own_layers(source) if replace else ():
+        for layer in self._replaced(source) if replace else ():
             self._viewer.layers.remove(layer)
         colour = CATEGORY_COLOURS[(len(self._points_layers()) + 7) % len(CATEGORY_COLOURS)]
         metadata = {

@@ -197,6 +197,8 @@ class TomogramWidget(Container):
         self._shown = layer
         if layer is None:
             self.info.value = "no tomogram"
+            with self.voxel_size.changed.blocked():  # not the closed one's
+                self.voxel_size.value = 0.0
             self.session.set_tomogram(None)
             return
         tomogram = tomogram_from_layer(layer)

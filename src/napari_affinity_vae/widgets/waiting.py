@@ -1,0 +1,66 @@
+"""Particles a coordinate file dropped onto napari holds for a tomogram not open yet: read as
+they can be, then read again against their tomogram when it opens."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import napari
+from napari.layers import Points
+
+from napari_affinity_vae.errors import InputFileError
+from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.tables import placed_on
+from napari_affinity_vae.io.tomogram import Tomogram
+from napari_affinity_vae.layers import particles_layer_data
+from napari_affinity_vae.widgets.viewer_session import HIDDEN_FOR, OF_TOMOGRAM, tomogram_identity
+
+# a Points layer's metadata while it waits: its file, and the name the file gives its particles
+WAITING = "waiting for its tomogram"
+
+
+def read_for(path: Path, tomogram: Tomogram | None, tomo_name: str | None):
+    """The particles ``path`` holds for ``tomo_name`` (None: the only tomogram it names), read
+    against ``tomogram`` when given (its voxels, its shape: NaN rows and rows outside it are left
+    out with a warning); a Dynamo table's are placed on it."""
+    geometry = (tomogram.voxel_size, tomogram.shape) if tomogram is not None else (None, None)
+    particles = read_particles(
+        path,
+        voxel_size=geometry[0],
+        tomogram_shape=geometry[1],
+        tomo_name=tomo_name,
+        drop_nan=True,
+        drop_outside=tomogram is not None,
+    )
+    if tomogram is not None and path.suffix.lower() == ".tbl":  # Dynamo numbers its tomograms
+        particles = placed_on(particles, tomogram.name)
+    return particles
+
+
+def place_waiting_particles(viewer: napari.Viewer, tomogram: Tomogram) -> None:
+    """Read again, against ``tomogram``, the waiting particles that are its (the file names it,
+    or no tomogram): on its voxels (a STAR file's pixels at their own pixel size, RELION 5
+    Angstrom from its centre), inside it, shown, and its particles. Without a voxel size they
+    wait on; a file that no longer reads is said in a warning."""
+    if not tomogram.voxel_size:
+        return
+    for layer in [x for x in viewer.layers if isinstance(x, Points)]:
+        meta = layer.metadata
+        if WAITING not in meta or meta.get("tomo_name", tomogram.name) != tomogram.name:
+            continue
+        path, tomo_name = meta[WAITING]
+        try:
+            particles = read_for(Path(path), tomogram, tomo_name)
+        except InputFileError as err:
+            warnings.warn(str(err), stacklevel=2)
+            continue
+        owner = {"tomo_name": tomogram.name, OF_TOMOGRAM: tomogram_identity(tomogram)}
+        data, kwargs, _ = particles_layer_data(particles, layer.name, {"path": path, **owner})
+        for key in (WAITING, HIDDEN_FOR):
+            meta.pop(key, None)
+        meta.update(kwargs["metadata"])
+        layer.scale = kwargs["scale"]
+        layer.data = data
+        layer.features = kwargs["features"]
+        layer.visible = True
