@@ -673,3 +673,15 @@ def test_a_folder_given_as_a_coordinate_file_is_named_a_folder(tmp_path):
         f"{tmp_path / 'picks.star'}: is a folder, not a coordinate file: choose a .star, .tbl, "
         ".coords, .csv file"
     )
+
+
+def test_points_saved_by_napari_itself_are_read_as_z_y_x_voxels(tmp_path):
+    """napari's File > Save of a Points layer writes index, axis-0, axis-1, axis-2 (z, y, x of
+    the layer's data); the Import button said "no coordinate columns"."""
+    from napari_builtins.io import napari_write_points
+
+    points = np.array([[5.0, 6.0, 7.0], [8.0, 9.0, 10.0]])
+    path = napari_write_points(str(tmp_path / "clicked.csv"), points, {})
+    read = read_particles(path, voxel_size=10.0, tomogram_shape=(20, 30, 40))
+    np.testing.assert_allclose(read[["z", "y", "x"]], points)
+    assert "index" not in read and "axis-0" not in read

@@ -68,6 +68,7 @@ DYNAMO_NAMES = {  # Dynamo's other columns, kept as dynamo_<name> and written ba
     "sref": 34,
 }
 DYNAMO_PREFIX = "dynamo_"
+NAPARI_AXES = ("axis-0", "axis-1", "axis-2")  # napari's points CSV: z, y, x of the layer's data
 # the tomogram number a table gave particles placed on a tomogram of another name
 DYNAMO_TOMOGRAM = f"{DYNAMO_PREFIX}tomo"
 
@@ -208,8 +209,13 @@ def write_tomotwin(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) 
 def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
     """x, y, z columns (any case, any order) and the others; of a table whose ``tomo_name``
     column names several tomograms (as ``avae embed`` writes a project), tomogram ``tomo_name``
-    (else an error listing them)."""
+    (else an error listing them). napari's own points files (``index``, ``axis-0`` to
+    ``axis-2``: z, y, x of the layer's data, its voxels) are read too."""
     table = _read_csv_table(path)
+    napari = list(table.columns[:4]) == ["index", *NAPARI_AXES]
+    if napari and not {"x", "y", "z"} & {_plain(c) for c in table.columns}:
+        axes = dict(zip(NAPARI_AXES, AXES, strict=True))
+        table = table.drop(columns="index").rename(columns=axes)
     table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name)
     by_lower = {_plain(c): c for c in table.columns}
     for axis in ("x", "y", "z"):  # pandas reads a repeated x as x.1
