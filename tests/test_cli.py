@@ -280,6 +280,18 @@ def test_simulate_refuses_a_folder_holding_files(tmp_path, capsys):
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("under", ["", "deeper"])
+def test_simulate_into_a_file_is_refused_before_simulating(tmp_path, capsys, under):
+    """Refused with "pass --overwrite", which then simulated and ended in a traceback."""
+    file = tmp_path / "f_out"
+    file.write_text("mine")
+    out = file / under if under else file
+    args = ["simulate", str(out), "--shape", "16", "32", "32", "--particles", "1"]
+    assert main([*args, "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{out}: {file} is a file, not a folder")
+    assert file.read_text() == "mine"
+
+
 def test_simulate_overwrite_leaves_none_of_the_earlier_simulation(tmp_path, capsys):
     """A tomogram.mrc left beside a new tomogram.zarr and particles.star would be embedded
     with particles that are not its own; what simulate did not write is never deleted, and

@@ -440,3 +440,42 @@ def test_simulate_cuts_training_boxes_of_64_voxels(tmp_path):
     args = ["simulate", str(out), "--subtomograms", "1", "--box", "64", "--classes", "globular"]
     assert main(args) == 0
     assert load_training_set(out).boxes.shape == (1, 64, 64, 64)
+
+
+def test_evaluating_on_fewer_training_boxes_than_neighbours_is_refused(tiny_sets, tmp_path, capsys):
+    """A training set of 4 boxes ended in scikit-learn's traceback: 5 neighbours asked of 4."""
+    few, model = tmp_path / "few", tmp_path / "m"
+    simulated = ["--subtomograms", "2", "--box", "16", "--classes", "globular", "tetrahedral"]
+    assert main(["simulate", str(few), *simulated, "--seed", "5"]) == 0
+    assert _train(tiny_sets / "train", model, "--capacity", "2") == 0
+    test = str(tiny_sets / "test")
+    args = ["evaluate", str(model.with_suffix(".json")), "--train", str(few), "--test", test]
+    assert main([*args, "--no-baselines"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith(
+        "holds 4 boxes: the kNN scores take each test box's 5 nearest; give at least 5"
+    )
+
+
+def test_pose_consistency_of_a_convolutional_model_is_refused_before_training(
+    tiny_sets, tmp_path, capsys
+):
+    """It ended in a traceback after the boxes were read."""
+    base = tmp_path / "conv"
+    assert _train(tiny_sets / "train", base, "--capacity", "2") == 0
+    weighed = ["--pose-consistency", "1"]
+    assert _train(tiny_sets / "train", tmp_path / "a", "--capacity", "2", *weighed) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("weighs the pose of a splat model turning in 3D: give --decoder splat")
+    init = ["--init", str(base.with_suffix(".json"))]
+    assert _train(tiny_sets / "train", tmp_path / "b", *init, *weighed) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{base.with_suffix('.json')} is not one")
+    assert not list(tmp_path.glob("[ab].*"))  # nothing written
+
+
+def test_a_training_set_of_one_large_molecule_is_simulated_however_crowded(tmp_path):
+    """48 ribosomes at 8 A/voxel never fit one training tomogram: the set was refused with advice
+    (fewer particles, a larger volume) that its options could not follow."""
+    args = ["--box", "16", "--subtomograms", "2", "--classes", "ribosome", "--voxel-size", "8"]
+    assert main(["simulate", str(tmp_path / "set"), *args, "--seed", "4"]) == 0
+    assert load_training_set(tmp_path / "set").boxes.shape == (2, 16, 16, 16)

@@ -322,7 +322,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--voxel-size", type=_positive, help="Angstrom, of both sets' boxes (overrides headers)"
     )
     ev.add_argument("--no-baselines", action="store_true")
-    ev.add_argument("--baseline-epochs", type=int, help="default: the model's own epochs")
+    ev.add_argument("--baseline-epochs", type=_positive_int, help="default: the model's own epochs")
     ev.add_argument("--out", type=Path, help="write the figures as JSON")
     ev.add_argument(
         "--record", action="store_true", help="store the figures in the checkpoint's model card"
@@ -402,7 +402,9 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
         "--score-map", type=_mrc_output, help="also write the best score at every voxel"
     )
     _add_overwrite(pk)
-    pk.set_defaults(run=_run_pick)
+    searched = {a.dest: (a.option_strings[0], a.default) for a in tm._group_actions}
+    searched.pop("templates")
+    pk.set_defaults(run=_run_pick, search_options=searched)
 
 
 PARQUET_ABOVE = 100_000  # particles: a Parquet twin of the output beside a text one
@@ -758,8 +760,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.simulate.tomogram import Simulation
 
     _check_simulate_options(args)
-    holds_files = args.outdir.is_dir() and any(args.outdir.iterdir())
-    if not args.overwrite and (holds_files or args.outdir.is_file()):
+    found = next(p for p in (args.outdir, *args.outdir.absolute().parents) if p.exists())
+    if not found.is_dir():  # the folder, or one it would be made in
+        raise AffinityVAEError(f"{args.outdir}: {found} is a file, not a folder")
+    if not args.overwrite and found == args.outdir and any(args.outdir.iterdir()):
         raise OutputExistsError(args.outdir)
     molecules = _molecules(args.molecule)
     if not args.classes and not molecules:
@@ -1003,7 +1007,7 @@ def _train(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.datasets import PickChoice, load_training_set
     from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.model.network import Architecture
-    from napari_affinity_vae.model.splats import ROTATION_DIMS
+    from napari_affinity_vae.model.splats import ROTATION_DIMS, turns_pose
     from napari_affinity_vae.model.train import TrainingConfig, train
     from napari_affinity_vae.simulate.affinity import library_affinity
 
@@ -1035,11 +1039,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if args.source is None:
             raise AffinityVAEError("give a SOURCE or --preset bundled")
-        model_box = (
-            read_card(checkpoint_file(checkpoint_path(start), ".json")).architecture.box
-            if start
-            else None
-        )
+        begun = read_card(checkpoint_file(checkpoint_path(start), ".json")) if start else None
+        model_box = begun.architecture.box if begun else None
         # cut from a tomogram at the model's size (else 32); a folder resampled only if asked
         box = args.box or (model_box if args.coords else None)
         picks = PickChoice(args.tomo_name, args.binning, args.skip_unusable)
@@ -1080,6 +1081,11 @@ def _train(args: argparse.Namespace) -> int:
             patience=args.patience,
             augment=args.augment,
         )
+        if args.pose_consistency and not turns_pose(begun.architecture if begun else architecture):
+            model = f"{start} is not one" if start else "give --decoder splat"
+            raise AffinityVAEError(
+                f"--pose-consistency weighs the pose of a splat model turning in 3D: {model}"
+            )
     first = distributed.world()[0] == 0
     if first:
         print(f"training on {data.description}", file=sys.stderr)
@@ -1173,10 +1179,17 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.schema import TOMO_NAME
 
+    both = "" if args.diameter is None else ", not both"
     if (args.diameter is None) == (args.templates is None):
-        raise AffinityVAEError("Give --diameter MIN MAX (blob picker) or --templates (matching)")
-    if args.score_map and not args.templates:
-        raise AffinityVAEError("--score-map is the template search's: give --templates")
+        raise AffinityVAEError(f"give --diameter MIN MAX (blob picker) or --templates{both}")
+    given = [
+        flag
+        for dest, (flag, default) in args.search_options.items()
+        if getattr(args, dest) != default
+    ]
+    if given and not args.templates:  # else silently not used by the blob picker
+        are = "is" if len(given) == 1 else "are"
+        raise AffinityVAEError(f"{', '.join(given)} {are} the template search's: give --templates")
     _refuse_existing(args, args.out, args.score_map)
     check_output(args.out)
     tomogram = open_tomogram(args.tomogram, args.voxel_size)

@@ -16,6 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from napari_affinity_vae.analysis.disentanglement import factor_correlations, mutual_information_gap
 from napari_affinity_vae.analysis.metrics import (
+    NEIGHBOURS,
     classification_scores,
     nearest_training_class,
     pose_score,
@@ -198,8 +199,15 @@ def _digest(box: np.ndarray) -> bytes:
 
 def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:
     """Refuse sets the scores cannot be made of: a training set of fewer than two classes (the
-    classifiers tell classes apart), or a test set none of whose classes are in it."""
+    classifiers tell classes apart) or than ``NEIGHBOURS`` boxes (the kNN scores' neighbours),
+    or a test set none of whose classes are in it."""
     named = lambda d: ", ".join(d.classes) or "none"  # noqa: E731
+    if len(train_set.boxes) < NEIGHBOURS:
+        raise AnalysisError(
+            f"the training set {train_set.description} holds {len(train_set.boxes)} boxes: "
+            f"the kNN scores take each test box's {NEIGHBOURS} nearest; give at least "
+            f"{NEIGHBOURS}"
+        )
     if len(set(train_set.labels.tolist())) < 2:
         raise AnalysisError(
             f"the training set {train_set.description} has boxes of one class ({named(train_set)}"

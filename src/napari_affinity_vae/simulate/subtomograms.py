@@ -14,6 +14,7 @@ import pandas as pd
 
 from napari_affinity_vae.progress import Progress
 from napari_affinity_vae.schema import AXES, CLASS_NAME, PSI, ROT, SHIFTS, TILT
+from napari_affinity_vae.simulate.specimen import CrowdingError
 from napari_affinity_vae.simulate.tomogram import Simulation, class_maps, simulate_tomogram
 
 TRAINING_TOMOGRAM = (64, 256, 256)  # voxels, for boxes of up to 32: larger ones get more room
@@ -54,18 +55,24 @@ def simulate_subtomograms(
     tables: list[pd.DataFrame] = []
     counts = dict.fromkeys(settings.classes, 0)
     bar = progress(total=wanted, desc="subtomograms") if progress else None
-    tomogram_index = 0
+    tomogram_index, crowd = 0, PARTICLES_PER_TOMOGRAM
     while min(counts.values()) < per_class:
         one = dataclasses.replace(
             settings,
             shape=training_shape(box),
-            particles=PARTICLES_PER_TOMOGRAM,
+            particles=crowd,
             seed=int(rng.integers(2**31)),
             name=f"training_{tomogram_index:04d}",
         )
-        result = simulate_tomogram(
-            one, margin=box / 2 + np.ceil(2 * off_centre), references=references
-        )
+        try:
+            result = simulate_tomogram(
+                one, margin=box / 2 + np.ceil(2 * off_centre), references=references
+            )
+        except CrowdingError:  # large molecules, or small voxels: fewer a tomogram
+            if crowd == 1:
+                raise
+            crowd //= 2
+            continue
         table = result.particles
         keep = []
         for row, name in enumerate(table[CLASS_NAME]):
