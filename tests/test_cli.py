@@ -271,6 +271,20 @@ def test_pick_and_embed_refuse_an_existing_output_unless_told(tmp_path, capsys):
     assert main([*embed, "--overwrite"]) == 0 and "latent_0" in out.read_text()
 
 
+@pytest.mark.parametrize("command", ["embed", "project"])
+def test_copick_choices_for_a_tomogram_and_its_picks_are_refused(tmp_path, capsys, command):
+    """--object ribosome read like a filter of the classes and took every particle."""
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z,class_name\n32,32,20,ribosome\n30,30,20,other\n")
+    out = ["--out", str(tmp_path / "e.csv")] if command == "embed" else []
+    assert main([command, str(tomogram), str(picks), "--object", "ribosome", *out]) == 2
+    error = capsys.readouterr().err
+    assert "chooses among the picks and maps of a copick project or CryoET Data Portal" in error
+    assert "not of t.mrc (tomogram), picks.csv (coordinates)" in error
+    assert not (tmp_path / "e.csv").exists()
+
+
 def test_simulate_refuses_a_folder_holding_files(tmp_path, capsys):
     folder = tmp_path / "sim"
     folder.mkdir()
@@ -511,3 +525,22 @@ def test_embed_with_a_binning_writes_warptools_fractions_back_in_tomogram_pixels
     assert main(args) == 0
     written = starfile.read(out)
     assert written["rlnCoordinateX"].tolist() == [32.0, 16.0]  # of 64 voxels, not 4 x that
+
+
+def test_a_tomogram_alone_is_embedded_with_its_coordinate_file(tmp_path, capsys):
+    tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
+    assert main(["embed", str(tomogram), "--out", str(tmp_path / "e.csv")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("t.mrc: no particles to embed: give its coordinate file after it")
+
+
+def test_ctrl_c_while_the_program_starts_says_cancelled(monkeypatch, capsys):
+    """Ctrl-C during the seconds that importing torch takes printed a long traceback."""
+    from napari_affinity_vae import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["--version"]) == 130
+    assert capsys.readouterr().err == "avae: cancelled\n"

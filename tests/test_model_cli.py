@@ -453,7 +453,8 @@ def test_evaluating_on_fewer_training_boxes_than_neighbours_is_refused(tiny_sets
     assert main([*args, "--no-baselines"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.endswith(
-        "holds 4 boxes: the kNN scores take each test box's 5 nearest; give at least 5"
+        "(4 boxes of 2 classes) is too small: the kNN scores take each test box's 5 nearest; "
+        "give at least 5 boxes"
     )
 
 

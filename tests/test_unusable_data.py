@@ -131,7 +131,12 @@ def test_embed_refuses_particles_whose_boxes_hold_nan(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "how", [["--diameter", "60", "120"], ["--templates", "TEMPLATE", "--angular-step", "90"]]
+    "how",
+    [
+        ["--diameter", "60", "120"],
+        ["--diameter", "200", "400"],  # searched binned: counted in the tomogram's own voxels
+        ["--templates", "TEMPLATE", "--angular-step", "90"],
+    ],
 )
 def test_picking_refuses_a_tomogram_with_nan(tmp_path, capsys, how):
     volume = _noise(48, 64, 64)
@@ -144,6 +149,7 @@ def test_picking_refuses_a_tomogram_with_nan(tmp_path, capsys, how):
     assert main(["pick", str(tomogram), *how, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holey.mrc" in err and "1000 NaN" in err and "Traceback" not in err
+    assert "--diameter" not in how or "in y rows 10 to 19" in err
     assert not out.exists()
 
 
@@ -315,8 +321,8 @@ def test_evaluating_a_model_of_nan_weights_is_a_clear_error():
         for parameter in model.parameters():
             parameter.fill_(np.nan)
     card = ModelCard(ARCH, 10.0, ["a", "b"], np.eye(2).tolist())
-    data = TrainingData(_noise(4, 16, 16, 16), np.arange(4) % 2, ["a", "b"], np.eye(2), 10.0)
-    with pytest.raises(AnalysisError, match="NaN or infinite latents for 4 of 4 boxes"):
+    data = TrainingData(_noise(6, 16, 16, 16), np.arange(6) % 2, ["a", "b"], np.eye(2), 10.0)
+    with pytest.raises(AnalysisError, match="NaN or infinite latents for 6 of 6 boxes"):
         evaluate(model, card, data, data, baselines=False)
 
 

@@ -645,7 +645,8 @@ def _mrc_output(text: str) -> Path:
 def _pick_set_choice(args: argparse.Namespace) -> object:
     from napari_affinity_vae.io.projects.copick import PickSetChoice
 
-    return PickSetChoice(args.object, args.user, args.session, args.voxel_spacing, args.tomo_type)
+    chosen = (getattr(args, k, None) for k in ("object", "user", "session", "voxel_spacing"))
+    return PickSetChoice(*chosen, getattr(args, "tomo_type", None))
 
 
 def _add_overwrite(
@@ -691,7 +692,11 @@ def reference(width: int = 100) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports torch: seconds, which Ctrl-C may cut short
+    except KeyboardInterrupt:
+        print("avae: cancelled", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     args.command_line = "avae " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.command is None:
@@ -1178,6 +1183,7 @@ def _run_pick(args: argparse.Namespace) -> int:
     from napari_affinity_vae.io.particles import check_output, write_particles
     from napari_affinity_vae.io.tomogram import open_tomogram
     from napari_affinity_vae.schema import TOMO_NAME
+    from napari_affinity_vae.text import count
 
     both = "" if args.diameter is None else ", not both"
     if (args.diameter is None) == (args.templates is None):
@@ -1199,7 +1205,8 @@ def _run_pick(args: argparse.Namespace) -> int:
     write_particles(picks, args.out, voxel_size=tomogram.voxel_size, tomogram_shape=tomogram.shape)
     if args.score_map:  # after the picks: a map without them would be left half a result
         _write_score_map(args.score_map, tomogram, result)
-    print(f"{args.out}: {len(picks)} picks (threshold {picks.attrs['threshold']:.4g})")
+    found = count(len(picks), "pick")
+    print(f"{args.out}: {found} (threshold {picks.attrs['threshold']:.4g})")
     return 0
 
 
@@ -1251,18 +1258,24 @@ def _write_score_map(path: Path, tomogram: Tomogram, result: MatchResult) -> Non
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from napari_affinity_vae.io.compressed import uncompressed_suffix
-    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
-
     _refuse_existing(args, args.out)
     sources = args.sources
     if (
         len(sources) == 2
-        and uncompressed_suffix(sources[0]) in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
+        and _is_tomogram(sources[0])
         and not (args.workers or args.scheduler or args.resume or args.parquet or args.map)
-    ):  # else as a project of one, which these options are written for
+        and _pick_set_choice(args) == _pick_set_choice(argparse.Namespace())
+    ):  # else as a project of one, which these options are written for (or refused by)
         return _embed_one(args, *sources)
     return _embed_project(args)
+
+
+def _is_tomogram(path: Path) -> bool:
+    """Whether ``path`` names a tomogram (an MRC-family file or an OME-Zarr folder)."""
+    from napari_affinity_vae.io.compressed import uncompressed_suffix
+    from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, ZARR_SUFFIX
+
+    return uncompressed_suffix(path) in (*TOMOGRAM_SUFFIXES, ZARR_SUFFIX)
 
 
 def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> int:
@@ -1344,7 +1357,9 @@ def _embed_project(args: argparse.Namespace) -> int:
         raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
     _choose_map(project, args)
     if project.particles.empty:
-        raise ParticleFileError(args.sources[0], "no particles to embed")
+        lone = len(args.sources) == 1 and _is_tomogram(args.sources[0])
+        given = ": give its coordinate file after it" if lone else ""
+        raise ParticleFileError(args.sources[0], f"no particles to embed{given}")
     if args.out.suffix.lower() == ".star":  # before the work, not after
         check_centred(project, project.particles, args.out)
     parquet = args.parquet or len(project.particles) > PARQUET_ABOVE

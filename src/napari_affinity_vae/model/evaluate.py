@@ -202,12 +202,6 @@ def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:
     classifiers tell classes apart) or than ``NEIGHBOURS`` boxes (the kNN scores' neighbours),
     or a test set none of whose classes are in it."""
     named = lambda d: ", ".join(d.classes) or "none"  # noqa: E731
-    if len(train_set.boxes) < NEIGHBOURS:
-        raise AnalysisError(
-            f"the training set {train_set.description} holds {len(train_set.boxes)} boxes: "
-            f"the kNN scores take each test box's {NEIGHBOURS} nearest; give at least "
-            f"{NEIGHBOURS}"
-        )
     if len(set(train_set.labels.tolist())) < 2:
         raise AnalysisError(
             f"the training set {train_set.description} has boxes of one class ({named(train_set)}"
@@ -217,6 +211,11 @@ def _check_classes(train_set: TrainingData, test_set: TrainingData) -> None:
         raise AnalysisError(
             f"the test set's classes ({named(test_set)}) share none with the training set's "
             f"({named(train_set)}): there is nothing to classify; give a test set of some of them"
+        )
+    if len(train_set.boxes) < NEIGHBOURS:
+        raise AnalysisError(
+            f"the training set {train_set.description} is too small: the kNN scores take "
+            f"each test box's {NEIGHBOURS} nearest; give at least {NEIGHBOURS} boxes"
         )
 
 

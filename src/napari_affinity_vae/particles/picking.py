@@ -43,7 +43,7 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.progress import Progress, pauses, run_steps
 from napari_affinity_vae.schema import AXES, SCORE
-from napari_affinity_vae.volumes import check_finite
+from napari_affinity_vae.volumes import NonFiniteError, check_finite
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
@@ -119,6 +119,16 @@ class _Layout:
         self.rows = max(1, CHUNK_VOXELS // int(self.binned_shape[0] * self.binned_shape[2]))
 
 
+def _check_rows(tomogram: np.ndarray, lo: int, hi: int) -> None:
+    """Raise :class:`NonFiniteError` naming the y rows from ``lo`` to ``hi`` of ``tomogram``
+    that hold NaN or infinite voxels, counted in its own voxels (not a binned copy's)."""
+    region = np.asarray(tomogram[:, lo:hi])
+    rows = np.flatnonzero(~np.isfinite(region).all(axis=(0, 2))) + lo
+    if rows.size:
+        check_finite(region, f"the tomogram (in y rows {rows[0]} to {rows[-1]})")
+    raise NonFiniteError(f"the tomogram (in y rows {lo} to {hi - 1}) sums to infinity, binned")
+
+
 def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, None, pd.DataFrame]:
     """Yield the number of chunks done, also between the stages of a chunk so that a Cancel
     (stop iterating) takes effect within a stage; return the picks."""
@@ -130,9 +140,8 @@ def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, N
         stop = min(start + layout.rows, height)
         lo, hi = max(0, start - layout.halo), min(height, stop + layout.halo)
         block = _binned(tomogram, layout.binning, lo, hi, layout.binned_shape)
-        rows = f"{lo * layout.binning} to {hi * layout.binning - 1}"
-        binned = f", binned by {layout.binning}" if layout.binning > 1 else ""
-        check_finite(block, f"the tomogram (in y rows {rows}{binned})")
+        if not np.isfinite(block).all():
+            _check_rows(tomogram, lo * layout.binning, hi * layout.binning)
         yield done - 1
         stages = _chunk(block, settings.inverted, layout, lo, start, stop)
         bands = yield from pauses(stages, done - 1)

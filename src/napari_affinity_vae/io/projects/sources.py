@@ -48,6 +48,7 @@ SOURCES = (
 
 
 PAIRED = {"coordinates", "star particles", "relion5 particles", "dynamo table"}  # a tomogram's
+PICKED = ({"copick config"}, {"portal download"})  # of pick sets and maps to choose among
 
 
 def open_project(
@@ -77,6 +78,12 @@ def open_project(
     kinds = {_kind(p): p for p in paths}
     if len(kinds) != len(paths):
         raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
+    if pick_sets not in (None, PickSetChoice()) and set(kinds) not in PICKED:
+        listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
+        raise AffinityVAEError(
+            f"an object, user, session, voxel spacing or tomogram type chooses among the picks "
+            f"and maps of a copick project or CryoET Data Portal download, not of {listed}"
+        )
     given = tuple(paths)
     pair = "tomogram" in kinds and set(kinds) - {"tomogram"} <= PAIRED
     if not pair and tomo_name is not None:
