@@ -926,27 +926,30 @@ def test_closing_the_embed_panel_mid_run_stops_its_work_and_says_so(
 
 
 # -- Few particles, and what the window does -------------------------------------------------
-def _embed_by_clicks(qtbot, widgets, clustering: str, k: int = 9) -> None:
+def _embed_by_clicks(qtbot, widgets, clustering: str, k: int = 9, projection: str = "UMAP") -> None:
     embed = widgets["Embed"]
-    embed.projection.value, embed.clustering.value, embed.k.value = "UMAP", clustering, k
+    embed.projection.value, embed.clustering.value, embed.k.value = projection, clustering, k
     click(qtbot, embed.run_button)
     qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
     qtbot.wait(50)
 
 
-@pytest.mark.parametrize("clustering", ["k-means", "Gaussian mixture", "HDBSCAN"])
+@pytest.mark.parametrize(
+    ("clustering", "projection"),
+    [("k-means", "UMAP"), ("Gaussian mixture", "t-SNE"), ("HDBSCAN", "UMAP")],
+)
 def test_two_particles_embed_cluster_and_explain_with_one_clear_message_each(
-    explorer, qtbot, tmp_path, small_tomogram, notifications, clustering
+    explorer, qtbot, tmp_path, small_tomogram, notifications, clustering, projection
 ):
     _, widgets, session = explorer
     open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks", n=2))
-    _embed_by_clicks(qtbot, widgets, clustering)
+    _embed_by_clicks(qtbot, widgets, clustering, projection=projection)
     assert session.clusters is not None and len(session.clusters) == 2
     assert widgets["Latent scatter"].colour_by.choices[0] == "cluster"
     status = widgets["Embed"].status.value
     assert status.startswith("2 particles, ") and "failed" not in status
     shown = messages(notifications)
-    laid_out = "UMAP needs at least 5 particles; 2 are laid out by PCA instead"
+    laid_out = f"{projection} needs at least 5 particles; 2 are laid out by PCA instead"
     if clustering == "HDBSCAN":
         assert shown[0] == laid_out and shown[1].startswith("HDBSCAN needs at least 5")
     else:

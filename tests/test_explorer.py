@@ -329,6 +329,34 @@ def test_mouse_lasso_shift_adds_and_escape_clears(explored):
     assert not viewer.layers["sample picks (selected)"].visible
 
 
+def test_a_shaky_click_selects_and_a_drag_ends_where_the_mouse_is_released(explored):
+    """In Lasso and Rectangle modes a click whose mouse moved a pixel cleared the selection, and a
+    quick drag ended at the last move vispy passed on rather than where it was released."""
+    _, widgets, session = explored
+    scatter = widgets["Latent scatter"]
+    scatter.canvas.native.resize(400, 400)
+    xy = session.embedding
+    scale = np.abs(xy).max()
+    scatter.view.camera.rect = (-scale, -scale, 2 * scale, 2 * scale)
+    events = scatter.canvas.events
+    on_screen = lambda point: scatter.view.scene.transform.map(point)[:2]  # noqa: E731
+    for mode in ("Lasso", "Rectangle"):
+        scatter.mode.value = mode
+        session.select([0, 1])
+        at = on_screen(xy[7])
+        events.mouse_press(pos=at, button=1)
+        events.mouse_move(pos=at + (1, 0), button=1, press_event=None)
+        events.mouse_release(pos=at + (1, 0), button=1)
+        assert session.selection.tolist() == [7], mode
+    scatter.mode.value = "Rectangle"
+    start, seen, released = (-scale, -scale), (-0.9 * scale, scale), (0, scale)
+    events.mouse_press(pos=on_screen(start), button=1)
+    events.mouse_move(pos=on_screen(seen), button=1, press_event=None)
+    events.mouse_release(pos=on_screen(released), button=1)  # its last move was not seen
+    left = np.flatnonzero(xy[:, 0] < 0)
+    assert len(set(session.selection) ^ set(left)) <= 0.05 * len(left)
+
+
 def _key(name: str):
     from vispy.util.keys import Key
 

@@ -10,6 +10,13 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
+def sentence(note: str) -> str:
+    """``note`` begun with a capital, unless its first word is spelt with one already inside
+    (t-SNE, mRNA)."""
+    first = note.split(" ", 1)[0]
+    return note if first[1:] != first[1:].lower() else note[:1].upper() + note[1:]
+
+
 def first_few(indices: Iterable[int], most: int = 5) -> str:
     """Indices as "1, 4, 9": the first ``most``, then how many more ("... and 3 more")."""
     shown = [str(int(i)) for i in indices]

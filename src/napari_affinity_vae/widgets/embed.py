@@ -40,7 +40,7 @@ from napari_affinity_vae.schema import (
     derived_columns,
     latent_columns,
 )
-from napari_affinity_vae.text import count
+from napari_affinity_vae.text import count, sentence
 from napari_affinity_vae.widgets.dialogs import scrolling, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, failure_message
 from napari_affinity_vae.widgets.settings import remember
@@ -297,7 +297,7 @@ class EmbedWidget(Container):
             show_info(STALE)
             return
         for note in columns.attrs.get(NOTES, []):
-            show_info(note[0].upper() + note[1:])
+            show_info(sentence(note))
         self.status.value = embedded_summary(self.session.particles)  # edited since, too
 
     def _particles_changed(self) -> None:

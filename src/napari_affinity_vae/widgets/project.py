@@ -25,7 +25,7 @@ from napari_affinity_vae.io.projects.copick import PickSetChoice
 from napari_affinity_vae.io.projects.project import pick_set_label
 from napari_affinity_vae.layers import tomogram_layer_data
 from napari_affinity_vae.schema import TOMO_NAME, tomogram_codes
-from napari_affinity_vae.text import count
+from napari_affinity_vae.text import count, sentence
 from napari_affinity_vae.widgets.dialogs import confirm, scrolling, voxel_size_box, wrapping
 from napari_affinity_vae.widgets.notify import errors_as_notifications, warnings_as_notifications
 from napari_affinity_vae.widgets.viewer_session import fit_view, is_tomogram, session_for
@@ -150,7 +150,7 @@ class ProjectWidget(Container):
             self.summary.value = project.summary()
             self._list_pick_sets(project, pick_sets)
             for note in project.notes:
-                napari.utils.notifications.show_info(note[0].upper() + note[1:])
+                napari.utils.notifications.show_info(sentence(note))
             names = list(project.tomograms)
             with self.shown.changed.blocked():
                 self.shown.choices = names

@@ -11,6 +11,7 @@ from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
 
 LASSO, RECTANGLE, CLICK, PAN = "Lasso", "Rectangle", "Click", "Pan"
 MODES = (LASSO, RECTANGLE, CLICK, PAN)
+CLICK_PIXELS = 4  # a press and release closer on screen is a click, however the hand shook
 
 
 class SelectionTool:
@@ -24,6 +25,7 @@ class SelectionTool:
     def __init__(self, canvas: ScatterCanvas, mode: str = LASSO) -> None:
         self._canvas = canvas
         self._drawn: list[np.ndarray] = []  # the lasso or rectangle being drawn, in data units
+        self._pressed = np.zeros(2)  # where on screen (pixels) the gesture began
         self.mode = mode
         events = canvas.canvas.events
         events.mouse_press.connect(self._press)
@@ -51,6 +53,7 @@ class SelectionTool:
         if self.mode == PAN or event.button != 1:
             return
         self._drawn = [self._canvas.to_data(event.pos)]
+        self._pressed = np.asarray(event.pos[:2], dtype=float)
 
     def _move(self, event: object) -> None:
         if not self._drawn or self.mode not in (LASSO, RECTANGLE):
@@ -71,12 +74,14 @@ class SelectionTool:
         if not drawn:
             return
         mode = self.selection_mode(event)
-        if self.mode == CLICK or len(drawn) < 2:
+        moved = np.hypot(*(np.asarray(event.pos[:2], dtype=float) - self._pressed))
+        here = self._canvas.to_data(event.pos)  # the last move seen may be short of it
+        if self.mode == CLICK or moved < CLICK_PIXELS:
             self.point.emit(drawn[0], mode)
         elif self.mode == LASSO:
-            self.lasso.emit(np.array(drawn), mode)
+            self.lasso.emit(np.array([*drawn, here]), mode)
         else:
-            self.rectangle.emit(drawn[0], drawn[1], mode)
+            self.rectangle.emit(drawn[0], here, mode)
 
     def _wheel(self, event: object) -> None:
         camera = self._canvas.view.camera
