@@ -345,8 +345,9 @@ def test_a_shaky_click_selects_and_a_drag_ends_where_the_mouse_is_released(explo
         session.select([0, 1])
         at = on_screen(xy[7])
         events.mouse_press(pos=at, button=1)
-        events.mouse_move(pos=at + (1, 0), button=1, press_event=None)
-        events.mouse_release(pos=at + (1, 0), button=1)
+        shaken = at + np.array([1.0, 0.0])
+        events.mouse_move(pos=shaken, button=1, press_event=None)
+        events.mouse_release(pos=shaken, button=1)
         assert session.selection.tolist() == [7], mode
     scatter.mode.value = "Rectangle"
     start, seen, released = (-scale, -scale), (-0.9 * scale, scale), (0, scale)
@@ -682,6 +683,23 @@ def test_clustering_again_keeps_the_sliders_and_a_decode_under_way(explored, qtb
     _settled(qtbot, decode.decoding)
     np.testing.assert_allclose([s.value for s in decode.sliders][:8], session.latent[20], atol=1e-4)
     assert decode.status.value.startswith("decoded: ")
+
+
+def test_more_than_ten_clusters_each_have_their_own_colour(explored, qtbot):
+    """The palette of ten repeated: clusters 0 and 10 shared a colour in the scatter, its
+    legend and the viewer."""
+    _, widgets, session = explored
+    embed_dock = widgets["Embed"]
+    embed_dock.k.value = 12
+    click(qtbot, embed_dock.apply_button)
+    _settled(qtbot, embed_dock.task)
+    assert len(np.unique(session.clusters)) == 12
+    legend = widgets["Latent scatter"].legend.text()
+    colours = set(re.findall(r"#[0-9a-fA-F]{6}", legend))
+    assert len(colours) == 12, legend
+    picks = widgets["Particles"].particles_layer
+    outlines = {tuple(np.round(c, 3)) for c in picks.border_color}
+    assert len(outlines) == 12
 
 
 def test_a_dimension_without_spread_is_traversed_across_its_slider(explored, qtbot):

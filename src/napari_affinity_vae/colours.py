@@ -3,6 +3,8 @@ cluster has the same colour in both."""
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import pandas as pd
 from vispy.color import Color, get_colormap
@@ -11,6 +13,11 @@ CATEGORY_COLOURS = (  # matplotlib's tab10, distinct on a grey tomogram
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#ffd21f", "#bcbd22", "#17becf",
 )  # fmt: skip
+LIGHTER_COLOURS = (  # tab20's lighter shades, its grey left out (the tomogram's, the noise's)
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+GOLDEN = 0.618033988749895  # hue steps of the golden ratio stay apart however many are taken
 NOISE_COLOUR = "#808080"  # HDBSCAN's unclustered particles (label -1)
 NOISE_LABEL = "unclustered"
 DEFAULT_COLOUR = "#ffd21f"
@@ -46,6 +53,15 @@ def has_missing_entry(legend: list[tuple[str, str]]) -> bool:
     return bool(legend) and legend[-1][1] == NOISE_COLOUR
 
 
+def category_colours(n: int) -> list[str]:
+    """``n`` distinct colours: tab10's, tab20's lighter shades, then hues a golden ratio apart
+    in two brightnesses, so that no two categories share one."""
+    named = [*CATEGORY_COLOURS, *LIGHTER_COLOURS][:n]
+    more = range(n - len(named))
+    hues = [colorsys.hsv_to_rgb((i * GOLDEN) % 1, 0.7, 0.95 - 0.25 * (i % 2)) for i in more]
+    return named + [str(Color(rgb).hex) for rgb in hues]
+
+
 def colours_for(
     values: pd.Series, missing: str = NOISE_LABEL
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -55,7 +71,7 @@ def colours_for(
     if is_categorical(values):
         found = categories(values)
         order = [v for v in found if not _is_noise(v)]
-        palette = [CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i in range(len(order))]
+        palette = category_colours(len(order))
         legend = [(str(v), c) for v, c in zip(order, palette, strict=True)]
         if len(order) < len(found) or values.isna().any():
             legend.append((missing, NOISE_COLOUR))
