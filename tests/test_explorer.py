@@ -27,7 +27,7 @@ from napari_affinity_vae.widgets.decode import CENTRE
 from napari_affinity_vae.widgets.export import EACH_CLUSTER, SELECTED
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
-from test_clicks import click, messages, shown
+from test_clicks import click, messages, shown, type_into
 
 WAIT_MS = 120_000
 
@@ -700,6 +700,21 @@ def test_more_than_ten_clusters_each_have_their_own_colour(explored, qtbot):
     picks = widgets["Particles"].particles_layer
     outlines = {tuple(np.round(c, 3)) for c in picks.border_color}
     assert len(outlines) == 12
+
+
+def test_the_viewer_colours_particles_as_the_scatter_does(explored, qtbot):
+    """Labelling a selection coloured the scatter by label, while the viewer kept the clusters'
+    colours: one particle had two colours."""
+    _, widgets, session = explored
+    scatter, picks = widgets["Latent scatter"], widgets["Particles"].particles_layer
+    session.select([0, 1, 2])
+    type_into(qtbot, scatter.label_name, "ring")
+    click(qtbot, scatter.label_button)
+    assert scatter.colour_by.value == "label"
+    np.testing.assert_allclose(picks.border_color, scatter._colours, atol=1e-3)
+    scatter.colour_by.value = "cluster"
+    np.testing.assert_allclose(picks.border_color, scatter._colours, atol=1e-3)
+    assert len({tuple(c) for c in np.round(picks.border_color, 3)}) == K
 
 
 def test_a_dimension_without_spread_is_traversed_across_its_slider(explored, qtbot):

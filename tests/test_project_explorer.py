@@ -110,6 +110,23 @@ def test_a_selection_across_tomograms_is_counted_highlighted_and_gone_to(opened,
     assert np.min(np.abs(z - viewer.dims.point[-3])) <= 10.0  # at one of TS_01's selected
 
 
+def test_each_tomograms_particles_have_their_colour_in_the_scatter(opened, qtbot):
+    """Coloured from its own particles alone, each tomogram's first category took the first
+    colour: by tomogram, every tomogram's particles were blue in the viewer."""
+    _, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    scatter = widgets["Latent scatter"]
+    scatter.colour_by.value = "tomo_name"
+    seen = {}
+    for name in ("TS_01", "TS_02"):
+        widgets["Project"].shown.value = name
+        layer = widgets["Particles"].particles_layer
+        rows = np.flatnonzero(session.particles["tomo_name"] == name)
+        np.testing.assert_allclose(layer.border_color, scatter._colours[rows], atol=1e-3)
+        seen[name] = tuple(layer.border_color[0])
+    assert seen["TS_01"] != seen["TS_02"]
+
+
 def test_a_click_on_a_scatter_point_of_another_tomogram_goes_there(opened, qtbot):
     viewer, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)

@@ -16,6 +16,9 @@ from napari_affinity_vae.analysis.projection import PROJECTIONS, project
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError, AnalysisError
 from napari_affinity_vae.io.particles import read_particles, write_particles
+from napari_affinity_vae.operations.analyse import NOTES, analyse_steps
+from napari_affinity_vae.progress import run_steps
+from napari_affinity_vae.schema import CLUSTER
 
 SIZES = (0, 1, 2, 5)
 
@@ -36,6 +39,17 @@ def latents(n: int, dims: int = 8) -> np.ndarray:
 )
 def test_clusters_possible(k, n, expected):
     assert clusters_possible(k, n) == expected
+
+
+def test_particles_at_one_place_count_once_among_the_clusters_possible():
+    """Eight picks at two places: 'made 8' was said while 2 clusters were made, and asked for
+    5 none was said."""
+    latent = np.repeat(latents(2), 4, axis=0)
+    columns = run_steps(analyse_steps(latent, "pca", "kmeans", clusters=5), 2, "", None)
+    assert columns[CLUSTER].nunique() == 2
+    assert columns.attrs[NOTES] == [
+        "asked for 5 clusters of 8 particles, 2 of them distinct; made 2"
+    ]
 
 
 def test_no_clusters_is_refused_and_too_many_is_a_clear_error():

@@ -64,6 +64,7 @@ class Session:
     labels_changed = Signal()
     embed_requested = Signal(object)  # a checkpoint to embed every particle with (its path)
     map_changed = Signal()  # the kind of map the project's boxes are cut from
+    colour_changed = Signal()  # the column the particles are coloured by, in the scatter too
 
     def __init__(self) -> None:
         self.tomogram: Tomogram | None = None
@@ -78,6 +79,13 @@ class Session:
         self.model: AffinityVAE | None = None
         self.card: ModelCard | None = None
         self.inverted = False  # protein bright in the tomograms: boxes are negated for the model
+        self.colour_by = CLUSTER  # the column particles are coloured by, in the viewer too
+
+    def set_colour_by(self, column: str) -> None:
+        """Colour the particles by ``column`` (the latent scatter's choice) wherever shown."""
+        if column != self.colour_by:
+            self.colour_by = column
+            self.colour_changed.emit()
 
     # -- what the table holds -------------------------------------------------------------
     @property

@@ -14,15 +14,18 @@ CLUSTERINGS = ("kmeans", "gmm", "hdbscan")
 HDBSCAN_MIN_CLUSTER = 5  # HDBSCAN's smallest cluster, and so the fewest particles it can group
 
 
-def clusters_possible(k: int, n: int) -> tuple[int, str | None]:
-    """The number of clusters to make when ``k`` are asked of ``n`` particles, and, when that is
-    fewer than asked, a sentence saying so (``"asked for 9 clusters of 2 particles; made 2"``)
-    for the user to see. Asking for fewer than one cluster is an :class:`AnalysisError`."""
+def clusters_possible(k: int, n: int, distinct: int | None = None) -> tuple[int, str | None]:
+    """The number of clusters to make when ``k`` are asked of ``n`` particles, ``distinct`` of
+    them with distinct latents (picks at one place: all, if not given), and, when that is fewer
+    than asked, a sentence saying so (``"asked for 9 clusters of 2 particles; made 2"``) for
+    the user to see. Asking for fewer than one cluster is an :class:`AnalysisError`."""
     if k < 1:
         raise AnalysisError(f"asked for {k} clusters; ask for at least 1")
-    if k <= n:
+    distinct = n if distinct is None else distinct
+    if k <= distinct:
         return k, None
-    return n, f"asked for {k} clusters of {count(n, 'particle')}; made {n}"
+    alike = f", {distinct} of them distinct" if distinct < n else ""
+    return distinct, f"asked for {k} clusters of {count(n, 'particle')}{alike}; made {distinct}"
 
 
 def cluster(latent: np.ndarray, method: str = "kmeans", k: int = 8, seed: int = 0) -> np.ndarray:

@@ -40,7 +40,8 @@ def analyse_steps(
         yield 1
         k = clusters
         if clustering != "hdbscan":
-            k, fewer = clusters_possible(clusters, len(embedded))
+            distinct = len(np.unique(latent[embedded], axis=0))  # picks at one place are one
+            k, fewer = clusters_possible(clusters, len(embedded), distinct)
             notes += [fewer] if fewer else []
         labels = cluster(latent[embedded], clustering, k, seed)
         yield 2

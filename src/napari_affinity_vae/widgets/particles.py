@@ -22,7 +22,7 @@ from napari.layers import Image, Points
 from napari.utils.notifications import show_info
 
 from napari_affinity_vae import text
-from napari_affinity_vae.colours import CATEGORY_COLOURS
+from napari_affinity_vae.colours import CATEGORY_COLOURS, colours_for
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
 from napari_affinity_vae.io.projects import Project
@@ -178,6 +178,7 @@ class ParticlesWidget(Container):
         self.session.project_changed.connect(self._project_changed)
         self.session.embedding_changed.connect(self._copy_results)
         self.session.labels_changed.connect(self._copy_results)
+        self.session.colour_changed.connect(self._recolour)
         self.session.selection_changed.connect(self._show_selection)
         remember(
             "particles",
@@ -573,7 +574,7 @@ class ParticlesWidget(Container):
             layer.name, layer.scale = name, kwargs["scale"]  # napari may number a taken name
         self.layer.value = layer
         self._sync_from_layer()  # the count, also when the layer was already the one watched
-        colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
+        self._colour(layer)
         self._show_selection(None)
         return layer
 
@@ -754,6 +755,23 @@ class ParticlesWidget(Container):
     def _stays_in_project(self, doing: str) -> bool:
         return stays_in_project(self.native, self.session, doing)
 
+    def _recolour(self) -> None:
+        if self._watched is not None:
+            self._colour(self._watched)
+
+    def _colour(self, layer: Points) -> None:
+        """Colour ``layer``'s particles as the latent scatter colours them (by cluster until
+        it says otherwise, and where its column is not the layer's): from every particle's
+        values, so that a project's tomogram without cluster 0 keeps the others' colours."""
+        shown = [c for c in (self.session.colour_by, CLUSTER) if c in layer.features]
+        table, rows = self.session.particles, self._table_rows(layer)
+        column = shown[0] if shown else None
+        if column in table and len(table if rows is None else rows) == len(layer.data):
+            rgba, _ = colours_for(table[column])
+            layer.border_color = rgba if rows is None else rgba[rows]
+        else:
+            colour_particles(layer, column)
+
     def _copy_results(self) -> None:
         """New latents, embedding or clusters become features of the layer, coloured by cluster."""
         layer = self._watched
@@ -766,7 +784,7 @@ class ParticlesWidget(Container):
             return
         layer.features = table.drop(columns=list(AXES)).reset_index(drop=True)
         layer.metadata[EMBEDDED_BY] = table.attrs.get(EMBEDDED_BY)
-        colour_particles(layer, CLUSTER if CLUSTER in layer.features else None)
+        self._colour(layer)
 
     def _viewer_selected(self, *_args: object) -> None:
         layer = self._watched

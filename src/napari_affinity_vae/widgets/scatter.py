@@ -286,6 +286,7 @@ class LatentScatterWidget(QWidget):
         if xy is None:
             return
         column = self.colour_by.value
+        self.session.set_colour_by(column)  # the viewer's particles follow
         if column in table:
             missing = UNLABELLED if column == LABEL else NOISE_LABEL
             self._colours, legend = colours_for(table[column], missing)
