@@ -129,7 +129,8 @@ def open_tomogram(
             voxel_size = file_voxel_size
         elif require_voxel_size:
             raise TomogramFileError(
-                path, f"the header's voxel size is 0 (not set); {_HOW_TO_GIVE_VOXEL_SIZE}"
+                path,
+                f"the header gives no voxel size (0 or not a number); {_HOW_TO_GIVE_VOXEL_SIZE}",
             )
     size = None if voxel_size is None else float(voxel_size)
     return Tomogram(path, data, size, from_header, levels=levels if len(levels) > 1 else ())
