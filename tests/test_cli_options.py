@@ -273,6 +273,16 @@ def test_bad_numbers_are_refused_in_one_line_before_any_work(tmp_path, capsys, l
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]  # nothing written
 
 
+def test_an_output_under_a_file_names_the_file(tmp_path, capsys):
+    """It said 'folder .../picks.csv does not exist' of a path that exists, as a file."""
+    tomogram = write_tomogram(tmp_path / "t.mrc", np.zeros((24, 24, 24), np.float32), 10.0)
+    picks = tmp_path / "picks.csv"
+    picks.write_text("x,y,z\n12,12,12\n")
+    out = picks / "sub" / "e.csv"
+    error = _refusal(["embed", str(tomogram), str(picks), "--out", str(out)], capsys)
+    assert error.endswith(f"{out}: {picks} is a file, not a folder")
+
+
 @pytest.mark.parametrize(
     "line",
     [

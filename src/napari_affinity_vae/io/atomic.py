@@ -17,6 +17,9 @@ def check_writable(path: str | Path, error: type[InputFileError] = InputFileErro
     exist or cannot be written to (raising ``error`` naming ``path``)."""
     path = Path(path)
     if not path.parent.is_dir():
+        blocking = next((p for p in path.parents if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():  # where a folder would have to be
+            raise error(path, f"{blocking} is a file, not a folder")
         raise error(path, f"folder {path.parent} does not exist")
     if path.is_dir():
         raise error(path, "is a folder: give a file name")
