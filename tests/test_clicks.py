@@ -476,6 +476,28 @@ def test_picking_again_keeps_picks_the_user_renamed(explorer, qtbot, small_tomog
     assert [x.name for x in viewer.layers] == names
 
 
+def test_picks_deleted_while_picking_again_are_replaced_and_edited_ones_kept(
+    explorer, qtbot, small_tomogram, notifications
+):
+    """Deleting the earlier picks while a new pick ran threw the new picks away too."""
+    viewer, widgets, session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    particles = widgets["Particles"]
+    particles.diameter_min.value, particles.diameter_max.value = 40.0, 120.0
+    click(qtbot, particles.pick_button)
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    found = len(session.particles)
+    click(qtbot, particles.pick_button)
+    viewer.layers.remove("small picks")  # before the new picks come back
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert len(viewer.layers["small picks"].data) == found == len(session.particles)
+    click(qtbot, particles.pick_button)
+    viewer.layers["small picks"].add(np.array([[20.0, 30.0, 30.0]]))  # an edit: it stays
+    qtbot.waitUntil(lambda: not particles.task.running, timeout=WAIT_MS)
+    assert len(viewer.layers["small picks"].data) == found + 1
+    assert messages(notifications)[-1].startswith("Picks discarded: the particles changed")
+
+
 def test_closing_the_tomogram_while_picking_says_so(explorer, qtbot, small_tomogram, notifications):
     viewer, widgets, session = explorer
     _open_tomogram(qtbot, widgets, small_tomogram)

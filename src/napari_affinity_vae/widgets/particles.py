@@ -488,7 +488,8 @@ class ParticlesWidget(Container):
             now = "it was closed" if current is None else "another tomogram is open now"
             show_info(f"Picks of {tomogram.path} discarded: {now}")
             return False
-        if self.session.version != version:
+        if self.session.version != version and self._replaced(PICKER_SOURCE):
+            # the picks they would replace were edited meanwhile (not just deleted)
             show_info("Picks discarded: the particles changed while the picker ran")
             return False
         if current.voxel_size != tomogram.voxel_size:  # diameters and templates were in Å
