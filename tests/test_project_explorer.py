@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QMessageBox
 from conftest import relion_layout
 from napari_affinity_vae.demo import add_dock_widgets
 from napari_affinity_vae.io.projects import open_project
+from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.operations.export import DYNAMO
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.simulate.project import write_project
@@ -433,6 +434,13 @@ def test_a_projects_particles_given_in_angstrom_move_with_a_corrected_voxel_size
         for m in messages(notifications)
     )
     assert session.particles["label"].iloc[[0, 8]].tolist() == ["ribosome"] * 2
+    voxel.native.selectAll()  # halved: most lie outside now, which the message counts
+    qtbot.keyClicks(voxel.native, "5")
+    qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
+    outside = outside_rows(session.particles[list(AXES)].to_numpy()[ts01], centre * 2).sum()
+    assert outside > 0
+    said = f"{outside} particles now lie outside the tomogram: is the voxel size right?"
+    assert messages(notifications)[-1].endswith(said)
     assert session.selection.tolist() == [0, 8]
     export = widgets["Export"]
     export.what.value, export.format.value = ALL, "RELION 5 STAR"

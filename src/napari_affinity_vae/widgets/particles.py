@@ -240,7 +240,13 @@ class ParticlesWidget(Container):
                     stayed = project.correct_voxel_size(entry.name, tomogram.voxel_size)
                     self._drop_project_embedding(entry.name, moved=stayed is not None)
                     if stayed is not None:
-                        _say_moved(entry.name, entry.voxel_size, tomogram.voxel_size, stayed)
+                        placed = project.particles.iloc[project.rows_of(entry.name)]
+                        outside = int(
+                            outside_rows(placed[list(AXES)].to_numpy(), tomogram.shape).sum()
+                        )
+                        _say_moved(
+                            entry.name, entry.voxel_size, tomogram.voxel_size, stayed, outside
+                        )
                 self._show_project_particles()
                 return
             self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
