@@ -128,6 +128,23 @@ def test_each_tomograms_particles_have_their_colour_in_the_scatter(opened, qtbot
     assert seen["TS_01"] != seen["TS_02"]
 
 
+def test_a_file_of_another_project_tomogram_dropped_waits_for_it(opened, tmp_path, project_folder):
+    """Dropped while TS_01 was shown, a file of TS_02's particles alone was placed on TS_01,
+    drawn over its own, as for a lone tomogram of another name."""
+    viewer, widgets, session = opened
+    table = starfile.read(project_folder / "particles.star", always_dict=True)
+    rows = table["particles"]
+    star = tmp_path / "TS_02_picks.star"
+    starfile.write({**table, "particles": rows[rows["rlnTomoName"] == "TS_02"]}, star)
+    with pytest.warns(UserWarning, match="are of TS_02, not of the open tomogram TS_01: hidden"):
+        [layer] = viewer.open(star, plugin="napari-affinity-vae")
+    assert not layer.visible
+    widgets["Project"].shown.value = "TS_02"
+    assert layer.visible
+    ts02 = session.particles[session.particles[TOMO_NAME] == "TS_02"][list(AXES)].to_numpy()
+    np.testing.assert_allclose(layer.data, ts02, atol=1e-3)
+
+
 def test_a_click_on_a_scatter_point_of_another_tomogram_goes_there(opened, qtbot):
     viewer, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)

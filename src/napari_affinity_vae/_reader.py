@@ -74,18 +74,27 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
 
     tomogram = _open_tomogram()
     open_name = tomogram.name if tomogram else None
+    listed = _project_tomograms()
     layers = []
     for p in _paths(path):
         names, waiting = tomogram_names(p), []
         own = _name_of(open_name, names)
         numbered = p.suffix.lower() == ".tbl"  # Dynamo numbers its tomograms, names none
-        if open_name and not own and len(names) == 1 and not numbered:
+        # one other tomogram's: placed on the open one, unless the project holds that one
+        placed = open_name and not own and len(names) == 1 and names[0] not in listed
+        if placed and not numbered:
             warnings.warn(
                 f"{p}: its particles are of {names[0]}, not of the open tomogram {open_name}; "
                 f"they are placed on {open_name}",
                 stacklevel=2,
             )
-        for tomo_name in [own] if own else (names if len(names) > 1 else [None]):
+        if own:
+            chosen = [own]
+        elif len(names) > 1 or (names and open_name and not placed):
+            chosen = names  # each another tomogram's: they wait for it
+        else:
+            chosen = [None]  # the one tomogram's the file holds (or names none)
+        for tomo_name in chosen:
             label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
             ours = tomogram is not None and tomo_name == own  # else: another tomogram's
             try:
@@ -123,6 +132,15 @@ def _name_of(open_name: str | None, names: list[str]) -> str | None:
         return open_name
     alike = [n for n in names if names_with_more(n, open_name) or names_with_more(open_name, n)]
     return alike[0] if len(alike) == 1 else None
+
+
+def _project_tomograms() -> list[str]:
+    """The names of the open project's tomograms, if a project is open in the current viewer."""
+    from napari_affinity_vae.widgets.viewer_session import session_for
+
+    viewer = _viewer()
+    project = session_for(viewer).project if viewer is not None else None
+    return list(project.tomograms) if project is not None else []
 
 
 def _open_tomogram() -> Tomogram | None:
