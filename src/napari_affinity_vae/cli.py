@@ -594,7 +594,6 @@ _non_negative = _number(float, "a number of at least 0", lambda v: math.isfinite
 _finite = _number(float, "a finite number", math.isfinite)
 _positive_int = _number(int, "a whole number of at least 1", lambda v: v >= 1)
 _count = _number(int, "a whole number of at least 0", lambda v: v >= 0)
-
 _fraction = _number(float, "a fraction of at least 0 and below 1", lambda v: 0 <= v < 1)
 _angular_step = _number(float, "degrees above 0 and at most 180", lambda v: 0 < v <= 180)
 _batch_count = _number(int, '"auto" or a whole number of at least 1', lambda v: v >= 1)
@@ -645,8 +644,7 @@ def _mrc_output(text: str) -> Path:
 def _pick_set_choice(args: argparse.Namespace) -> object:
     from napari_affinity_vae.io.projects.copick import PickSetChoice
 
-    chosen = (getattr(args, k, None) for k in ("object", "user", "session", "voxel_spacing"))
-    return PickSetChoice(*chosen, getattr(args, "tomo_type", None))
+    return PickSetChoice(args.object, args.user, args.session, args.voxel_spacing, args.tomo_type)
 
 
 def _add_overwrite(
@@ -1264,10 +1262,17 @@ def _run_embed(args: argparse.Namespace) -> int:
         len(sources) == 2
         and _is_tomogram(sources[0])
         and not (args.workers or args.scheduler or args.resume or args.parquet or args.map)
-        and _pick_set_choice(args) == _pick_set_choice(argparse.Namespace())
+        and not _chooses_pick_sets(args)
     ):  # else as a project of one, which these options are written for (or refused by)
         return _embed_one(args, *sources)
     return _embed_project(args)
+
+
+def _chooses_pick_sets(args: argparse.Namespace) -> bool:
+    """Whether the command line chooses among a copick project's picks or maps."""
+    from napari_affinity_vae.io.projects.copick import PickSetChoice
+
+    return _pick_set_choice(args) != PickSetChoice()
 
 
 def _is_tomogram(path: Path) -> bool:

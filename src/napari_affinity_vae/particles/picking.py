@@ -43,7 +43,7 @@ from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.particles.suppression import kept
 from napari_affinity_vae.progress import Progress, pauses, run_steps
 from napari_affinity_vae.schema import AXES, SCORE
-from napari_affinity_vae.volumes import NonFiniteError, check_finite
+from napari_affinity_vae.volumes import check_finite
 
 MIN_ROUNDNESS = 0.3  # Hessian |middle| / |largest| eigenvalue: blobs and rods above, sheets below
 NOISE_STRIDE = 3  # band voxels sampled for the noise level, along each axis
@@ -120,13 +120,13 @@ class _Layout:
 
 
 def _check_rows(tomogram: np.ndarray, lo: int, hi: int) -> None:
-    """Raise :class:`NonFiniteError` naming the y rows from ``lo`` to ``hi`` of ``tomogram``
-    that hold NaN or infinite voxels, counted in its own voxels (not a binned copy's)."""
+    """Raise :class:`NonFiniteError` if the y rows from ``lo`` to ``hi`` of ``tomogram`` hold
+    NaN or infinite voxels, naming the rows and counting them in its own voxels (not a binned
+    copy's)."""
     region = np.asarray(tomogram[:, lo:hi])
-    rows = np.flatnonzero(~np.isfinite(region).all(axis=(0, 2))) + lo
-    if rows.size:
-        check_finite(region, f"the tomogram (in y rows {rows[0]} to {rows[-1]})")
-    raise NonFiniteError(f"the tomogram (in y rows {lo} to {hi - 1}) sums to infinity, binned")
+    bad = np.flatnonzero(~np.isfinite(region).all(axis=(0, 2)))
+    if bad.size:
+        check_finite(region, f"the tomogram (in y rows {lo + bad[0]} to {lo + bad[-1]})")
 
 
 def pick_steps(tomogram: np.ndarray, settings: PickSettings) -> Generator[int, None, pd.DataFrame]:
