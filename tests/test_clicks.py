@@ -1079,6 +1079,18 @@ def test_a_file_naming_no_tomogram_dropped_first_lies_on_the_tomogram_opened(
     np.testing.assert_allclose(layer.scale, [20.0] * 3)
 
 
+def test_a_header_only_file_dropped_on_a_tomogram_says_it_holds_no_particles(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    viewer, widgets, _session = explorer
+    _open_tomogram(qtbot, widgets, small_tomogram)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x,y,z\n")
+    with pytest.warns(UserWarning, match="empty.csv: holds no particles"):
+        [layer] = viewer.open(empty, plugin="napari-affinity-vae")
+    assert len(layer.data) == 0
+
+
 def test_a_dropped_dynamo_table_is_the_open_tomograms_without_a_word(
     explorer, qtbot, tmp_path, small_tomogram
 ):

@@ -113,6 +113,8 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
                 if tomogram is not None:
                     meta[HIDDEN_FOR] = True
                     waiting.append(str(tomo_name))
+            if ours and particles.empty:  # an empty layer, the user told why
+                warnings.warn(f"{p}: holds no particles", stacklevel=2)
             data, kwargs, kind = particles_layer_data(particles, label, meta)
             kwargs["visible"] = HIDDEN_FOR not in meta
             layers.append((data, kwargs, kind))
