@@ -153,7 +153,8 @@ def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tm
     names the user's file, not the one staged beside it."""
     path = _relion4_tomo_star(tmp_path / "particles.star", groups=(2, 1, 2), sizes=(1.875, 3.75))
     frame = {"voxel_size": 7.5, "tomogram_shape": (20, 30, 40)}
-    one = read_particles(path, **frame).iloc[[0]].assign(rlnClassNumber=3)
+    one = read_particles(path, **frame).iloc[[0]]
+    one = one.assign(rlnClassNumber=3, rlnTomoParticleId=7, rlnRandomSubset=2)
     features = hand_picked(pd.concat([one, one]).reset_index(drop=True), np.array([1]))
     three = hand_picked(pd.concat([one] * 3).reset_index(drop=True), np.array([2]))
     assert pd.isna(three.loc[2, "rlnClassNumber"])  # of no RELION class, unlike its group
@@ -162,6 +163,10 @@ def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tm
     back = starfile.read(written)["particles"]
     assert back["rlnOpticsGroup"].tolist() == [2, 2]
     assert back["rlnCoordinateX"].tolist() == [20.0, 10.0]  # 3.75 A pixels, half a voxel
+    # RELION reads no "nan" as an integer: a new id, the emptier half set, class 0
+    assert back["rlnTomoParticleId"].tolist() == [7, 8]
+    assert back["rlnRandomSubset"].tolist() == [2, 1]
+    assert back["rlnClassNumber"].tolist() == [3, 0]
     mixed = read_particles(path, **frame)
     mixed.loc[3] = mixed.loc[0].to_dict() | {"rlnOpticsGroup": np.nan}
     with pytest.raises(ParticleFileError, match=r"/mixed.star: particle 4 \(added by hand\?\)"):
@@ -515,15 +520,16 @@ def test_particles_placed_from_angstrom_say_where_those_count_from(tmp_path):
 
 def test_relion_integer_labels_are_written_as_integers_beside_a_hand_pick(tmp_path):
     """A hand pick has no half set: the others' stay integers RELION reads (1, not 1.000000),
-    the pick's is missing; a real number stays one."""
+    the pick joins the emptier half (RELION reads no ``nan`` as an integer); a real number
+    stays one, missing."""
     particles = pd.DataFrame({"z": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0], "x": [1.0, 2.0, 3.0]})
-    particles["rlnRandomSubset"] = [1.0, 2.0, np.nan]
+    particles["rlnRandomSubset"] = [2.0, 2.0, np.nan]
     particles["rlnAutopickFigureOfMerit"] = [3.0, 4.0, np.nan]
     lines = write_particles(particles, tmp_path / "picks.star").read_text().splitlines()
     labels = [line.split()[0] for line in lines if line.startswith("_rln")]
     rows = [line.split() for line in lines if line[:1].isdigit() or line.startswith("nan")]
     column = {name: [row[i] for row in rows] for i, name in enumerate(labels)}
-    assert column["_rlnRandomSubset"] == ["1", "2", "nan"]
+    assert column["_rlnRandomSubset"] == ["2", "2", "1"]
     assert column["_rlnAutopickFigureOfMerit"] == ["3.000000", "4.000000", "nan"]
 
 

@@ -152,7 +152,7 @@ def to_star(
     for column in [c for c in INTEGER_COLUMNS if c in others]:  # 1, not 1.000000
         values = pd.to_numeric(others[column], errors="coerce")
         if values.notna().any() and (values.dropna() % 1 == 0).all():
-            others[column] = values.astype("Int64")  # a particle without one (a hand pick): nan
+            others[column] = _filled(column, values).astype("Int64")
     labels = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # one word each
     repeated = [c for c in dict.fromkeys(labels) if labels.count(c) > 1 or c in columns]
     if repeated:
@@ -161,6 +161,24 @@ def to_star(
         )
     others.columns = labels
     return pd.concat([pd.DataFrame(columns), others], axis=1)
+
+
+def _filled(column: str, values: pd.Series) -> pd.Series:
+    """An integer column with the values a particle without one (a point added by hand) takes,
+    as RELION parses no ``nan`` as an integer: a new ``rlnTomoParticleId`` after the highest,
+    the half set (``rlnRandomSubset``) with fewer particles, else 0 (no class, group or tube)."""
+    missing = values.isna().to_numpy()
+    if not missing.any():
+        return values
+    filled = values.to_numpy(dtype=float, copy=True)
+    if column == "rlnTomoParticleId":
+        filled[missing] = np.nanmax(filled) + 1 + np.arange(missing.sum())
+    elif column == "rlnRandomSubset":
+        for row in np.flatnonzero(missing):  # 1 or 2, keeping the halves even
+            filled[row] = 1 + int(np.sum(filled == 1) > np.sum(filled == 2))
+    else:
+        filled[missing] = 0
+    return pd.Series(filled, index=values.index)
 
 
 def write_star(
