@@ -1032,16 +1032,17 @@ def _open_tomogram(qtbot, widgets, path: Path) -> None:
     click(qtbot, widgets["Tomogram"].open_button)
 
 
-@pytest.mark.parametrize("flavour", ["relion4", "relion5"])
+@pytest.mark.parametrize(("flavour", "stem"), [("relion4", "TS_1"), ("relion5", "TS_1_rec")])
 def test_a_dropped_file_of_other_tomograms_waits_for_them_hidden(
-    explorer, qtbot, tmp_path, small_tomogram, flavour
+    explorer, qtbot, tmp_path, small_tomogram, flavour, stem
 ):
     """Dropped while another tomogram was shown, TS_1's particles were read against it: RELION 5
     Angstrom counted from its centre, RELION 4 picks beyond its width dropped as outside it;
-    and both tomograms' points lay, shown, over it."""
+    and both tomograms' points lay, shown, over it. They wait for TS_1, in a file of that name
+    or of it with a suffix (``TS_1_rec``), as a file dropped on TS_1_rec is read."""
     viewer, widgets, session = explorer
     _open_tomogram(qtbot, widgets, small_tomogram)  # 40 x 60 x 60
-    ts_1 = write_mrc(tmp_path / "TS_1.mrc", np.zeros((50, 100, 120), np.float32), 10.0)
+    ts_1 = write_mrc(tmp_path / f"{stem}.mrc", np.zeros((50, 100, 120), np.float32), 10.0)
     picks = pd.DataFrame({"z": [25.0, 25.0, 5.0], "y": [50.0, 50.0, 5.0], "x": [60, 100, 5.0]})
     picks["tomo_name"] = ["TS_1", "TS_1", "TS_2"]  # x = 100 lies outside small, inside TS_1
     star = write_particles(

@@ -13,7 +13,7 @@ from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.compressed import uncompressed_suffix
 from napari_affinity_vae.io.omezarr import is_ome_zarr
 from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, tomogram_names
-from napari_affinity_vae.io.projects.folder import names_with_more
+from napari_affinity_vae.io.projects.folder import name_among
 from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES, Tomogram, open_tomogram
 from napari_affinity_vae.layers import particles_layer_data, tomogram_layer_data
 from napari_affinity_vae.schema import AXES
@@ -78,7 +78,7 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
     layers = []
     for p in _paths(path):
         names, waiting = tomogram_names(p), []
-        own = _name_of(open_name, names)
+        own = name_among(open_name, names)
         numbered = p.suffix.lower() == ".tbl"  # Dynamo numbers its tomograms, names none
         # one other tomogram's: placed on the open one, unless the project holds that one
         placed = open_name and not own and len(names) == 1 and names[0] not in listed
@@ -125,15 +125,6 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
                 stacklevel=2,
             )
     return layers
-
-
-def _name_of(open_name: str | None, names: list[str]) -> str | None:
-    """The name a file gives the open tomogram's particles: its own, or else the one name that
-    is it with a prefix or suffix (Warp's ``TS_01.tomostar``, ``TS_01_rec``); None if none."""
-    if open_name is None or open_name in names:
-        return open_name
-    alike = [n for n in names if names_with_more(n, open_name) or names_with_more(open_name, n)]
-    return alike[0] if len(alike) == 1 else None
 
 
 def _project_tomograms() -> list[str]:

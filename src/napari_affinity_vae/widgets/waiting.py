@@ -11,6 +11,7 @@ from napari.layers import Points
 
 from napari_affinity_vae.errors import InputFileError
 from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.projects.folder import name_among
 from napari_affinity_vae.io.tables import placed_on
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data
@@ -45,9 +46,15 @@ def place_waiting_particles(viewer: napari.Viewer, tomogram: Tomogram) -> None:
     wait on; a file that no longer reads is said in a warning."""
     if not tomogram.voxel_size:
         return
-    for layer in [x for x in viewer.layers if isinstance(x, Points)]:
+    waiting = [x for x in viewer.layers if isinstance(x, Points) and WAITING in x.metadata]
+    names: dict[str, list[str]] = {}  # each file's names of the tomograms its layers wait for
+    for layer in waiting:
+        if "tomo_name" in layer.metadata:
+            names.setdefault(layer.metadata[WAITING][0], []).append(layer.metadata["tomo_name"])
+    for layer in waiting:
         meta = layer.metadata
-        if WAITING not in meta or meta.get("tomo_name", tomogram.name) != tomogram.name:
+        theirs = name_among(tomogram.name, names.get(meta[WAITING][0], []))  # TS_01: TS_01_rec
+        if meta.get("tomo_name", theirs) != theirs:
             continue
         path, tomo_name = meta[WAITING]
         try:

@@ -123,6 +123,16 @@ def names_with_more(longer: str, name: str) -> bool:
     )
 
 
+def name_among(name: str | None, names: list[str]) -> str | None:
+    """The name among ``names`` that a file gives tomogram ``name``'s particles: its own, or
+    else the one name that is it with a prefix or suffix (Warp's ``TS_01.tomostar``,
+    ``TS_01_rec``); None if none."""
+    if name is None or name in names:
+        return name
+    alike = [n for n in names if names_with_more(n, name) or names_with_more(name, n)]
+    return alike[0] if len(alike) == 1 else None
+
+
 def read_named(
     particles: Path, folder: Path, binning: float = 1.0, voxel_size: float | None = None
 ) -> Project:
