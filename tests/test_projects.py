@@ -404,6 +404,28 @@ def test_a_name_never_takes_the_file_of_a_longer_name(tmp_path):
     assert project.tomograms["TS_10"].path.name == "TS_10.mrc"
 
 
+def test_warp_tomostar_names_take_the_tomogram_of_their_stem(tmp_path):
+    """Warp names a particle's tomogram by its tilt series' settings, ``TS_1.tomostar``: that
+    is ``TS_1.mrc`` or WarpTools' ``TS_2_10.00Apx.mrc``, and the name is written back as read."""
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    write_mrc(folder / "TS_1.mrc", np.zeros((10, 10, 10), np.float32), voxel_size=10.0)
+    write_mrc(folder / "TS_2_10.00Apx.mrc", np.zeros((10, 10, 10), np.float32), voxel_size=10.0)
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_1.tomostar", "TS_2.tomostar"],
+            "rlnCoordinateX": [5.0] * 2,
+            "rlnCoordinateY": [4.0] * 2,
+            "rlnCoordinateZ": [3.0] * 2,
+        }
+    )
+    starfile.write({"particles": particles}, tmp_path / "p.star")
+    project = open_project([tmp_path / "p.star", folder])
+    assert project.tomograms["TS_1.tomostar"].path.name == "TS_1.mrc"
+    assert project.tomograms["TS_2.tomostar"].path.name == "TS_2_10.00Apx.mrc"
+    assert len(project.particles) == 2
+
+
 def test_a_voxel_size_given_replaces_headers_that_have_none(tmp_path, capsys):
     for name in ("a", "b"):
         write_mrc(tmp_path / f"{name}.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=0.0)

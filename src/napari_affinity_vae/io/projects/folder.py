@@ -48,6 +48,7 @@ from napari_affinity_vae.schema import (
 )
 
 SEPARATORS = ("_", ".", "-")  # what may follow a tomogram's name in its file's stem
+WARP_SUFFIX = ".tomostar"  # Warp's rlnTomoName: its tilt series' settings file
 STACK_SUFFIXES = (".st", ".mrcs")  # tilt series and stacks: never a folder's tomogram
 STACK_ENDINGS = ("_ali", "_preali", "_fid", "_erase")  # IMOD's aligned and working stacks
 
@@ -93,12 +94,14 @@ def matched_entries(
 ) -> dict[str, TomogramEntry]:
     """Each name's tomogram: the file whose stem equals it, or else the one stem that starts
     with it and a separator, or ends with a separator and it (``TS_1`` takes ``TS_1_rec`` or
-    ``rec_TS_1`` but never ``TS_10``); a name two such files could be is said to be so."""
+    ``rec_TS_1`` but never ``TS_10``), Warp's ``TS_1.tomostar`` as ``TS_1``; a name two such
+    files could be is said to be so."""
     entries = {}
     for name in names:
-        path, problem = files.get(name), None
+        stem = name[: -len(WARP_SUFFIX)] if name.lower().endswith(WARP_SUFFIX) else name
+        path, problem = files.get(stem), None
         if path is None:
-            candidates = _stems_naming(name, files)
+            candidates = _stems_naming(stem, files)
             if len(candidates) == 1:
                 path = candidates[0]
             elif candidates:
