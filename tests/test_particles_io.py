@@ -691,3 +691,26 @@ def test_points_saved_by_napari_itself_are_read_as_z_y_x_voxels(tmp_path):
     read = read_particles(path, voxel_size=10.0, tomogram_shape=(20, 30, 40))
     np.testing.assert_allclose(read[["z", "y", "x"]], points)
     assert "index" not in read and "axis-0" not in read
+
+
+def test_points_added_by_hand_to_relion5_particles_get_names_of_their_own(tmp_path):
+    """RELION extracts each particle to a file named after ``rlnTomoParticleName``: two points
+    added by hand written as ``nan`` would both be extracted to ``nan_stack2d.mrcs``."""
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01", "TS_01", "TS_02"],
+            "rlnTomoParticleName": ["TS_01/1", "TS_01/7", "TS_02/3"],
+            "rlnCenteredCoordinateXAngst": [0.0, 100.0, 0.0],
+            "rlnCenteredCoordinateYAngst": [0.0, 50.0, 0.0],
+            "rlnCenteredCoordinateZAngst": [0.0, -20.0, 0.0],
+        }
+    )
+    starfile.write({"particles": particles}, tmp_path / "particles.star")
+    frame = {"voxel_size": 10.0, "tomogram_shape": (50, 100, 120)}
+    read = read_particles(tmp_path / "particles.star", **frame, tomo_name="TS_01")
+    both = pd.concat([read, read.iloc[[0, 0]]], ignore_index=True)
+    features = hand_picked(both.drop(columns=list("zyx")), np.array([2, 3]))
+    both = pd.concat([both[list("zyx")], features], axis=1)
+    written = write_particles(both, tmp_path / "out.star", star_flavour="relion5", **frame)
+    names = starfile.read(written, always_dict=True)["particles"]["rlnTomoParticleName"].tolist()
+    assert names == ["TS_01/1", "TS_01/7", "TS_01/8", "TS_01/9"]

@@ -55,6 +55,7 @@ SUBTOMOGRAM_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTom
 COORDINATE_COLUMNS = (*POSITION_COLUMNS, *ORIGIN_COLUMNS.values(), *PIXEL_ORIGIN_COLUMNS.values())
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
+PARTICLE_NAME = "rlnTomoParticleName"  # RELION 5's name of a particle: TS_01/7
 MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
 CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
@@ -153,6 +154,9 @@ def to_star(
         values = pd.to_numeric(others[column], errors="coerce")
         if values.notna().any() and (values.dropna() % 1 == 0).all():
             others[column] = _filled(column, values).astype("Int64")
+    if PARTICLE_NAME in others and others[PARTICLE_NAME].isna().any():
+        tomograms = columns.get(TOMO_COLUMN, np.full(len(others), "", dtype=object))
+        others[PARTICLE_NAME] = _named(others[PARTICLE_NAME], pd.Series(tomograms))
     labels = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # one word each
     repeated = [c for c in dict.fromkeys(labels) if labels.count(c) > 1 or c in columns]
     if repeated:
@@ -179,6 +183,20 @@ def _filled(column: str, values: pd.Series) -> pd.Series:
     else:
         filled[missing] = 0
     return pd.Series(filled, index=values.index)
+
+
+def _named(names: pd.Series, tomograms: pd.Series) -> pd.Series:
+    """Particle names with one for each particle without (a point added by hand), as RELION
+    makes them: ``TS_01/8``, after the highest number of its tomogram's, as RELION extracts
+    each particle to a file of its name."""
+    names = names.reset_index(drop=True).astype(object)
+    numbers = pd.to_numeric(names.str.rpartition("/")[2], errors="coerce")
+    for row in np.flatnonzero(names.isna().to_numpy()):
+        prefix = f"{tomograms.iloc[row]}/" if tomograms.iloc[row] else ""
+        same = names.str.startswith(prefix, na=False) if prefix else names.notna()
+        number = int(np.nan_to_num(numbers[same].max())) + 1
+        names[row], numbers[row] = f"{prefix}{number}", number
+    return names
 
 
 def write_star(
