@@ -92,6 +92,18 @@ def test_oriented_points_keep_their_rotation(download, simulated):
     )
 
 
+def test_annotations_of_another_voxel_spacing_land_on_the_tomograms_voxels(download, simulated):
+    """An annotator may pick on a binned tomogram: its points, in that spacing's voxels, were
+    neither read nor counted beside the finest spacing's tomogram."""
+    truth = simulated["TS_01"].particles[:4]
+    run = download / "10001" / "TS_01" / "Reconstructions"
+    coarse = run / "VoxelSpacing20.000" / "Annotations" / "104" / "membrane-2.0_point.ndjson"
+    write_points(coarse, truth.assign(**{a: truth[a] / 2 for a in AXES}), oriented=False)
+    project = open_project([download], pick_sets=PickSetChoice(session="104"))
+    assert project.pick_sets[("membrane", "portal", "104")] == 4
+    np.testing.assert_allclose(project.particles[list(AXES)], truth[list(AXES)], atol=1e-6)
+
+
 def test_avae_embed_on_a_download_gives_the_latents_of_the_same_tomogram_in_mrc(
     download, simulated, tmp_path
 ):

@@ -8,8 +8,9 @@ Python client (``Run.download_everything``, ``Dataset.download_everything``) mir
   ``.../VoxelSpacing<Å>/Annotations/<id>-<object>-<version>_point.ndjson``.
 
 Each run is a tomogram; each annotation file a pick set ("<object> by portal, session <id>").
-Points are in voxels of their voxel spacing (x, y, z); oriented points keep their rotation (the
-rotation of the reference onto the particle, as copick's)."""
+Points are in voxels of their voxel spacing (x, y, z), scaled to the tomogram's when it is of
+another; oriented points keep their rotation (the rotation of the reference onto the particle,
+as copick's)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def run_folders(folder: Path) -> list[Path]:
 
 def read_portal(folder: Path, choice: PickSetChoice | None = None) -> Project:
     """The runs as tomograms (the chosen voxel spacing, else each run's finest) and the chosen
-    point annotations of that spacing as particles, with every annotation's count."""
+    point annotations, of any spacing, as particles on their voxels, with every annotation's
+    count."""
     folder, choice = Path(folder), choice or PickSetChoice()
     entries, tables, sets = {}, [], Counter()
     for run in run_folders(folder):
@@ -64,8 +66,9 @@ def read_portal(folder: Path, choice: PickSetChoice | None = None) -> Project:
             raise ParticleFileError(folder, f"holds two runs named {run.name}; open one dataset")
         spacing = _spacing(run, choice.voxel_spacing)
         entries[run.name] = _entry(run.name, spacing, choice)
-        for path in _annotation_files(spacing) if spacing else []:
+        for path, scale in _annotation_files(run, _size(spacing)) if spacing else []:
             key, table = _annotation(path, run.name)
+            table[list(AXES)] *= scale  # on the voxels of the tomogram chosen
             sets[key] += len(table)
             if all(c in (None, k) for c, k in zip(choice.pick_set, key, strict=True)):
                 tables.append(table)
@@ -112,16 +115,31 @@ def _entry(name: str, spacing: Path | None, choice: PickSetChoice) -> TomogramEn
     if choice.tomo_type is not None:
         files = {k: p for k, p in files.items() if choice.tomo_type in k}
     path = next(iter(files.values()), None)
-    size = float(SPACING.search(spacing.name).group(1))
+    size = _size(spacing)
     if path is None:
         return TomogramEntry(name, {}, size, None, problem=f"no {choice.tomo_type} tomogram")
     shape, voxel_size, problem = read_shape(path)
     return TomogramEntry(name, files, voxel_size or size, shape, problem=problem)
 
 
-def _annotation_files(spacing: Path) -> list[Path]:
+def _size(spacing: Path) -> float:
+    """The voxel size (Å) a voxel-spacing folder is named for."""
+    return float(SPACING.search(spacing.name).group(1))
+
+
+def _annotation_files(run: Path, size: float) -> list[tuple[Path, float]]:
+    """The run's point annotations of every voxel spacing (annotators pick on any), each with
+    the scale from its spacing's voxels to those of ``size``."""
+    spacings = [
+        p for marker in RUN_MARKERS for p in (run / marker).glob("VoxelSpacing*") if p.is_dir()
+    ]
     return sorted(
-        p for shape in SHAPES for p in spacing.glob(f"Annotations/**/*{shape}") if p.is_file()
+        (p, _size(spacing) / size)
+        for spacing in spacings
+        if SPACING.search(spacing.name)
+        for shape in SHAPES
+        for p in spacing.glob(f"Annotations/**/*{shape}")
+        if p.is_file()
     )
 
 
