@@ -196,6 +196,12 @@ def test_avae_train_makes_a_splat_model(tmp_path):
     a = card.architecture
     assert (a.decoder, a.pose_dims, a.splats) == ("splat", 4, 16)  # a quaternion by default
     assert card.training["config"]["pose"]["high"] == 0.5
+    # fine-tuned, it keeps its pose tied to orientation (as the Train dock does) unless told
+    tune = ["train", str(tmp_path / "set"), "--epochs", "1", "--init", str(out)]
+    assert main([*tune, "--out", str(tmp_path / "kept")]) == 0
+    assert load_checkpoint(tmp_path / "kept.json")[1].training["config"]["pose"]["high"] == 0.5
+    assert main([*tune, "--out", str(tmp_path / "off"), "--pose-consistency", "0"]) == 0
+    assert load_checkpoint(tmp_path / "off.json")[1].training["config"]["pose"]["high"] == 0.0
 
 
 @pytest.mark.parametrize("name", ["proteasome", "chaperonin", "single_ring", "tetrahedral"])

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from napari_affinity_vae.io.tomogram import Tomogram
+    from napari_affinity_vae.model.checkpoint import ModelCard
+    from napari_affinity_vae.model.losses import Schedule
     from napari_affinity_vae.particles.templates import MatchResult
     from napari_affinity_vae.progress import Progress
     from napari_affinity_vae.simulate.tomogram import Simulation
@@ -239,9 +241,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument(
         "--pose-consistency",
         type=_non_negative,
-        default=0.0,
+        default=None,
         help="weight of a splat model's pose consistency: its rotation must turn with a "
-        "randomly turned copy of each box",
+        "randomly turned copy of each box (default: the --init model's, else 0)",
     )
     tr.add_argument(
         "--box",
@@ -1077,7 +1079,7 @@ def _train(args: argparse.Namespace) -> int:
             beta=Schedule(args.beta_schedule, high=args.beta),
             gamma=Schedule(args.gamma_schedule, high=args.gamma),
             tc=Schedule(args.tc_schedule, high=args.tc),
-            pose=Schedule("flat", high=args.pose_consistency),
+            pose=_pose_schedule(args.pose_consistency, begun),
             validation_fraction=args.validation,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
@@ -1114,6 +1116,18 @@ def _train(args: argparse.Namespace) -> int:
         f"epoch {int(kept['epoch'])} of {len(history)}, {loss.replace('_', ' ')} {kept[loss]:.4f}"
     )
     return 0
+
+
+def _pose_schedule(weight: float | None, begun: ModelCard | None) -> Schedule:
+    """The pose consistency to train with: ``weight`` given, else the one the ``--init``
+    model's card records (a splat model's pose stays tied to orientation, as in the Train
+    dock), else none."""
+    from napari_affinity_vae.model.losses import Schedule
+    from napari_affinity_vae.model.train import TrainingConfig
+
+    if weight is None and begun is not None:
+        return TrainingConfig.from_dict(begun.training.get("config", {})).pose
+    return Schedule("flat", high=weight or 0.0)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
