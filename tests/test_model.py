@@ -3,6 +3,7 @@ and their refusals, and training that lowers the loss."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -476,3 +477,21 @@ def test_a_small_set_trains_in_batches_that_make_steps_enough_an_epoch(tmp_path)
     assert sized_for(TrainingConfig(batch_size=5), np.arange(6000) % 4).batch_size == 5
     _, card, _ = train(_toy_data(40), Architecture(box=16, capacity=2), TrainingConfig(epochs=1))
     assert card.training["config"]["batch_size"] == 8
+
+
+def test_a_stop_asked_within_an_epoch_ends_training_before_the_next_batch():
+    """Cancel in the Train dock said "cancelled" while the epoch ran on to its end (a minute
+    for a large project)."""
+    arch = Architecture(box=16, capacity=2, latent_dims=2)
+    model = AffinityVAE(arch)
+    before = copy.deepcopy(model.state_dict())
+    asked = []
+
+    def stop() -> bool:  # asked before each batch; the user cancels after the first
+        asked.append(True)
+        return len(asked) > 1
+
+    config = TrainingConfig(epochs=3, batch_size=8, validation_fraction=0.0)
+    assert list(training_epochs(_toy_data(32), model, config, stop=stop)) == []
+    assert len(asked) == 2  # of 4 batches an epoch: one trained, then stopped
+    assert not torch.equal(model.state_dict()["mu.weight"], before["mu.weight"])

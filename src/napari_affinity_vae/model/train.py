@@ -137,13 +137,15 @@ def training_epochs(
     model: AffinityVAE,
     config: TrainingConfig,
     history: list[dict] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[Epoch, None, None]:
     """Train ``model`` epoch by epoch, going on after ``history`` (a resumed run), yielding after
     each epoch; stops early after ``config.patience`` epochs without improvement. Close the
-    generator to stop between epochs. In a process group each process trains on its slice of
-    every global batch of ``config.batch_size`` (a last batch smaller than the number of
-    processes is skipped) and validates on its share of the held-out boxes; the metrics are
-    the whole run's."""
+    generator to stop between epochs; ``stop`` returning True ends it within one, before the
+    next batch (the epoch unfinished: not yielded). In a process group each process trains on
+    its slice of every global batch of ``config.batch_size`` (a last batch smaller than the
+    number of processes is skipped) and validates on its share of the held-out boxes; the
+    metrics are the whole run's."""
     if not turns_pose(model.architecture) and max(config.pose.low, config.pose.high) > 0:
         raise ValueError("pose consistency needs a splat model whose pose is a 3D rotation")
     config = sized_for(config, data.labels)
@@ -176,6 +178,8 @@ def training_epochs(
         order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
         sums = torch.zeros(len(TERMS), dtype=torch.float64, device=target)
         for start in range(0, len(order), config.batch_size):
+            if stop is not None and stop():
+                return
             index = order[start : start + config.batch_size]
             batch = len(index)
             loss_terms = functools.partial(_loss_terms, turns=checked)

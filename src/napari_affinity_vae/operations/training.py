@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,13 +67,17 @@ class TrainingUpdate:
 
 
 def training_steps(
-    data: TrainingData, model: AffinityVAE, config: TrainingConfig
+    data: TrainingData,
+    model: AffinityVAE,
+    config: TrainingConfig,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[tuple[int, TrainingUpdate], None, None]:
     """Train ``model`` (changed in place), yielding (epochs done, :class:`TrainingUpdate`) after
-    each epoch; stop iterating to cancel."""
+    each epoch; stop iterating to cancel, or have ``stop`` return True to end within an
+    epoch."""
     _, validation = split(data.labels, config.validation_fraction, config.seed)
     sample, held_out = preview_sample(data.labels, validation)
-    for epoch in training_epochs(data, model, config):
+    for epoch in training_epochs(data, model, config, stop=stop):
         weights = None
         if epoch.improved:
             weights = weights_copy(epoch.model)

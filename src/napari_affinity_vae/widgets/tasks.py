@@ -5,6 +5,7 @@ thread."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class Task:
         comes if the user opens the panel again)."""
         self.worker: GeneratorWorker | None = None
         self._desc = ""
+        self._stop: threading.Event | None = None
         owner.destroyed.connect(self._owner_deleted)
         owner.installEventFilter(_Unparented(owner, self._panel_closed))
 
@@ -72,7 +74,9 @@ class Task:
         on_result: Callable[[Any], None],
         on_error: Callable[[BaseException], None] | None = None,
         on_yield: Callable[[Any], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> GeneratorWorker:
+        """``stop``, set on cancel, lets a job that checks it end between its steps too."""
         self.cancel()
 
         running: list[Generator[int, None, Any]] = []
@@ -111,7 +115,7 @@ class Task:
         worker.returned.connect(deliver)
         worker.finished.connect(close)
         worker.finished.connect(lambda: self._finished(worker))
-        self.worker, self._desc = worker, desc
+        self.worker, self._desc, self._stop = worker, desc, stop
         self.running_changed.emit(True)
         log.debug("%s: started", desc)
         worker.start()
@@ -122,6 +126,8 @@ class Task:
         counts as running until the job has stopped."""
         if self.worker is not None and not self.worker.abort_requested:
             self.worker.quit()
+            if self._stop is not None:
+                self._stop.set()
             self.running_changed.emit(True)  # now cancelling: listeners update their buttons
 
     def _owner_deleted(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -437,13 +438,15 @@ class TrainWidget(Container):
         self.status.value = (
             f"training on {count(len(data.boxes), 'particle')}, in batches of {config.batch_size}"
         )
+        stop = threading.Event()  # Cancel ends the epoch under way, not only the next
         self.task.start(
-            lambda: training_steps(data, model, config),
+            lambda: training_steps(data, model, config, stop.is_set),
             total=config.epochs,
             desc="Training",
             on_result=lambda _: self._keep_best(f"trained {count(len(self.history), 'epoch')}"),
             on_error=self._failed,
             on_yield=self._epoch_done,
+            stop=stop,
         )
 
     def _forget_run(self) -> None:
