@@ -365,6 +365,26 @@ def test_export_where_a_folder_stands_says_so(explorer, qtbot, tmp_path, notific
     assert export.status.value == "nothing written"
 
 
+def test_export_under_a_file_or_to_a_name_too_long_says_so(
+    explorer, qtbot, tmp_path, notifications
+):
+    """A file where a folder should be was "a folder that does not exist"; a name longer than
+    file names may be ended in a traceback."""
+    _, widgets, session = explorer
+    session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
+    export = widgets["Export"]
+    export.what.value = ALL
+    (tmp_path / "afile").write_text("mine\n")
+    type_into(qtbot, export.file, str(tmp_path / "afile" / "out.star"))
+    click(qtbot, export.export_button)
+    type_into(qtbot, export.file, str(tmp_path / ("a" * 300 + ".csv")))
+    click(qtbot, export.export_button)
+    under_file, too_long = messages(notifications)
+    assert under_file.endswith(f"{tmp_path / 'afile'} is a file, not a folder")
+    assert "a name of 304 bytes is longer than file names may be (255)" in too_long
+    assert export.status.value == "nothing written"
+
+
 def test_per_cluster_export_is_all_or_nothing(explorer, qtbot, tmp_path, monkeypatch):
     _, widgets, session = explorer
     session.set_particles(pd.DataFrame(np.ones((8, 3)), columns=["z", "y", "x"]))
@@ -1463,3 +1483,34 @@ def test_picking_by_hand_is_on_a_plane(explorer, qtbot, small_tomogram, notifica
     click(qtbot, widgets["Particles"].hand_button)  # asked again in 3D: back on a plane
     assert viewer.dims.ndisplay == 2 and layer.mode == "add"
     assert widgets["Tomogram"].rendering.value == "Plane"
+
+
+def test_points_edited_by_hand_keep_the_embedding_of_the_others(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """One stray click in add mode threw away every particle's latents and clusters without
+    a word; as in a project, the point added or moved waits for the next embedding."""
+    _, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    before, clusters = session.embedding.copy(), session.clusters.copy()
+    picks.add(np.array([[20.0, 30.0, 30.0]]))  # as a click on the plane adds it
+    assert messages(notifications)[-1] == (
+        "1 particle added by hand: not in the scatter until the particles are embedded again"
+    )
+    np.testing.assert_allclose(session.embedding[:3], before)
+    assert np.isnan(session.embedding[3]).all() and session.clusters.tolist()[3] == -1
+    assert widgets["Embed"].status.value.startswith("3 of 4 particles")
+    picks.selected_data = {0}
+    picks._set_drag_start({0}, picks.data[0])  # as napari's drag: pressed on the point,
+    picks._move({0}, [20.0, 22.0, 23.0])  # released here
+    assert np.isnan(session.embedding[0]).all()
+    np.testing.assert_allclose(session.embedding[1:3], before[1:])
+    export = widgets["Export"]  # the clusters, kept, are still exported one file each
+    export.what.value = EACH_CLUSTER
+    type_into(qtbot, export.file, str(tmp_path / "each.csv"))
+    click(qtbot, export.export_button)
+    written = sorted(p.name for p in tmp_path.glob("each_*.csv"))
+    assert len(written) == len(set(clusters[1:]) | {"unclustered"})
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)  # the next embedding places them all
+    assert np.isfinite(session.embedding).all() and len(session.embedding) == 4

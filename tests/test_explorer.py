@@ -24,7 +24,7 @@ from napari_affinity_vae.particles.picking import PickSettings, pick
 from napari_affinity_vae.progress import run_steps
 from napari_affinity_vae.schema import CLUSTER, EMBEDDING, latent_columns
 from napari_affinity_vae.widgets.decode import CENTRE
-from napari_affinity_vae.widgets.export import EACH_CLUSTER, SELECTED
+from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER, SELECTED
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
 from test_clicks import click, messages, shown, type_into
@@ -411,19 +411,36 @@ def test_napari_keeps_processing_events_while_embedding(explorer, qtbot, slow_em
     assert np.max(np.diff(ticks)) < 0.5  # never frozen for half a second
 
 
-def test_a_result_for_edited_particles_is_discarded(explorer, qtbot, slow_embedding):
+def test_a_result_for_particles_replaced_meanwhile_is_discarded(explorer, qtbot, slow_embedding):
+    _viewer, widgets, session = explorer
+    widgets["Particles"].show_particles(_random_particles(session, 160), "many")
+    embed = widgets["Embed"]
+    embed.batch = 16
+    embed.run_button.native.click()
+    qtbot.waitUntil(lambda: len(slow_embedding) >= 1, timeout=WAIT_MS)
+    worker = embed.task.worker
+    widgets["Particles"].show_particles(_random_particles(session, 150), "others")  # imported
+    qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
+    assert not worker.is_running and slow_embedding[-1] == 160  # it ran to the end
+    assert session.latent is None and len(session.particles) == 150
+    assert embed.status.value == "discarded (stale)"
+
+
+def test_a_result_for_particles_edited_by_hand_meanwhile_lands_on_them(
+    explorer, qtbot, slow_embedding
+):
+    """As in a project, a point added while Run embeds no longer throws the embedding away."""
     _viewer, widgets, session = explorer
     layer = widgets["Particles"].show_particles(_random_particles(session, 160), "many")
     embed = widgets["Embed"]
     embed.batch = 16
     embed.run_button.native.click()
     qtbot.waitUntil(lambda: len(slow_embedding) >= 1, timeout=WAIT_MS)
-    worker = embed.task.worker
     layer.add(np.array([[100.0, 200.0, 200.0]]))  # the user adds a particle meanwhile
     qtbot.waitUntil(lambda: not embed.task.running, timeout=WAIT_MS)
-    assert not worker.is_running and slow_embedding[-1] == 160  # it ran to the end
-    assert session.latent is None and len(session.particles) == 161
-    assert embed.status.value == "discarded (stale)"
+    assert len(session.latent) == 161 and np.isfinite(session.latent[:160]).all()
+    assert np.isnan(session.latent[160]).all()
+    assert embed.status.value.startswith("160 of 161 particles")
 
 
 def test_user_errors_are_notifications(explorer, qtbot, tmp_path, notifications):
@@ -751,3 +768,19 @@ def test_particles_without_a_value_are_not_coloured_as_the_lowest():
     colours, legend = colours_for(pd.Series([0.1, 0.5, np.nan, 0.9]), "no score")
     assert not np.allclose(colours[2], colours[0])
     assert legend[-1] == ("no score", NOISE_COLOUR) and len(legend) == 3
+
+
+def test_deleting_the_explored_picks_never_explores_the_hidden_ground_truth(
+    explorer, tmp_path, qtbot
+):
+    """With the picks layer deleted, the sample's hidden ground truth (its answer key, class
+    names and all) became the particles, and Export wrote it."""
+    viewer, widgets, session = explorer
+    picks = widgets["Particles"].show_particles(_random_particles(session, 5), "picks")
+    viewer.layers.remove(picks)
+    assert widgets["Particles"].particles_layer is None and len(session.particles) == 0
+    export = widgets["Export"]
+    export.what.value = ALL
+    export.file.value = str(tmp_path / "after_delete.csv")
+    export.export_button.native.click()
+    assert not (tmp_path / "after_delete.csv").exists()

@@ -122,6 +122,9 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
         "no_such_folder is no folder: choose one that exists"
     )
     assert not (tmp_path / "no_such_folder").exists()
+    type_into(qtbot, train.file, "/")  # a folder naming no file: said so, not a traceback
+    click(qtbot, train.save_button)
+    assert messages(notifications)[-1] == "/ is a folder: type another name (Save as)"
     type_into(qtbot, train.file, "")
     click(qtbot, train.use_button)  # nothing to save to: said, and nothing embedded
     assert messages(notifications)[-1].endswith(

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
-from napari_affinity_vae.io.atomic import atomic_files
+from napari_affinity_vae.io.atomic import atomic_files, check_writable
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.projects.relion5 import write_relion4, write_relion5
@@ -168,8 +168,7 @@ def write_parts(
     the file name the user gave) beside it, each by its file of the map chosen."""
     first = next(iter(parts))
     folder = first.parent
-    if not folder.is_dir():
-        raise ParticleFileError(first, f"folder {folder} does not exist")
+    check_writable(first, ParticleFileError)  # a missing folder, or a file where one would be
     if any(p.is_dir() for p in parts):
         raise ParticleFileError(first, "a folder of that name is in the way")
     flavour = FORMATS[format_label][1]

@@ -4,6 +4,8 @@ place in the scatter, cluster -1), and every other particle keeps its place and 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,42 @@ from napari_affinity_vae.schema import (
 )
 
 
-def added(table: pd.DataFrame, own: np.ndarray, positions: np.ndarray, name: str) -> pd.DataFrame:
+class HandEdit(NamedTuple):
+    """A table after a hand edit, the rows it edited, and the selection on the rows kept."""
+
+    table: pd.DataFrame
+    rows: np.ndarray
+    selection: np.ndarray
+
+
+def applied(
+    table: pd.DataFrame,
+    shown: np.ndarray,
+    action: str,
+    points: np.ndarray,
+    positions: np.ndarray,
+    name: str | None,
+    selection: np.ndarray,
+) -> HandEdit:
+    """``table`` after a layer showing its rows ``shown`` (of tomogram ``name``) had its
+    ``points`` "added", "changed" (moved) or "removed" by hand, now at ``positions``; the
+    ``selection`` kept on the particles that stay. The table's ``attrs`` stay."""
+    attrs = dict(table.attrs)
+    edited = shown[points] if action != "added" else np.zeros(0, dtype=np.int64)
+    if action == "removed":
+        table = removed(table, edited)
+        selection = kept_rows(selection, edited)
+    elif action == "changed":
+        table = moved(table, edited, positions)
+    else:
+        table = added(table, shown, positions, name)
+    table.attrs = attrs
+    return HandEdit(table, edited, selection)
+
+
+def added(
+    table: pd.DataFrame, own: np.ndarray, positions: np.ndarray, name: str | None
+) -> pd.DataFrame:
     """``table`` with particles at ``positions`` (z, y, x voxels) of tomogram ``name``, whose
     rows are ``own``, appended: each with what its tomogram's other particles share (as a point
     added by hand beside them has; of a tomogram without any, the setting every particle of the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from napari.utils.notifications import show_error, show_warning
 from napari_affinity_vae.errors import AffinityVAEError
 
 log = logging.getLogger(__name__)
+NAME_MAX = 255  # bytes of one file or folder name, on Linux, macOS and Windows file systems
 
 
 def failure_message(error: BaseException, doing: str) -> str:
@@ -56,8 +58,15 @@ def typed_path(value: object, what: str, field: str = "File") -> Path:
     """The path typed (or chosen) in a file ``field``, stray spaces aside, ``~`` expanded, and
     a relative one made absolute (napari's working folder is not one a user sees, so messages
     name the whole path); an empty field is the user's to fill in, saying ``what`` the file is
-    for."""
+    for; a name longer than the system allows is refused, naming the field."""
     typed = str(value).strip()
     if typed in ("", "."):
         raise AffinityVAEError(f"Type the name of the file {what} ({field})")
-    return Path(typed).expanduser().absolute()
+    path = Path(typed).expanduser().absolute()
+    long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if long:
+        raise AffinityVAEError(
+            f"{long[0][:40]}...: a name of {len(os.fsencode(long[0]))} bytes is longer than "
+            f"file names may be ({NAME_MAX}): type a shorter one ({field})"
+        )
+    return path

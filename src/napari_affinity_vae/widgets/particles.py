@@ -614,18 +614,15 @@ class ParticlesWidget(Container):
     def _refresh_layers(self, _event: object = None) -> None:
         """The particles layers offered; the chosen one stays chosen, also when renamed (which
         the list would otherwise take for a new one, leaving the session's particles and
-        coming back to them); one removed gives way to the newest of the tomogram's, or none;
-        with none chosen, the newest shown (one opened with File > Open: not a hidden ground
-        truth) is taken."""
+        coming back to them); one removed, or none chosen, gives way to the newest of the
+        tomogram's shown (one opened with File > Open: not a hidden ground truth), or none."""
         current = self.layer.value
         with self.layer.changed.blocked():
             self.layer.reset_choices()
-            own = self._own_layers()
-            if current is None:  # nothing explored: what the user sees of the tomogram's
-                own = [x for x in own if x.visible]
             if current is not None and current in self.layer.choices:
                 self.layer.value = current
-            else:
+            else:  # what the user sees of the tomogram's
+                own = [x for x in self._own_layers() if x.visible]
                 self.layer.value = own[-1] if own else None
         remove_orphans(self._viewer)
         if self.layer.value is not current:
@@ -681,9 +678,48 @@ class ParticlesWidget(Container):
             if action == "added" and len(indices):  # by hand: no other particle's features
                 layer = self._watched
                 layer.features = hand_picked(layer.features, indices)
-            self._sync_from_layer(edited=True)
+            if not self._edit_embedded(action, indices):
+                self._sync_from_layer(edited=True)
             return
         self._edit_project(action, rows, indices)
+
+    def _edit_embedded(self, action: str, indices: np.ndarray) -> bool:
+        """Points of a tomogram's layer added, moved or removed by hand, as a project's are:
+        those added or moved wait for the next embedding (one running lands on the others),
+        the others keep theirs (and stay selected). False where the points are not the
+        table's after a hand edit."""
+        layer, table = self._watched, self.session.particles
+        change = {"added": len(indices), "removed": -len(indices)}.get(action, 0)
+        if not len(table) or len(layer.data) != len(table) + change:
+            return False
+        name = layer.metadata.get("tomo_name")  # or what the others share, as hand_picked
+        if action == "added" and len(indices) and TOMO_NAME in layer.features:
+            shared = layer.features[TOMO_NAME].iloc[indices[0]]
+            name = shared if pd.notna(shared) else name
+        edit = self._hand_edit(np.arange(len(table)), action, indices, name)
+        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
+        self.session.select(edit.selection)
+        layer.features = edit.table.drop(columns=list(AXES)).reset_index(drop=True)
+        self._colour(layer)
+        self.count.value = str(len(layer.data))
+        if self.session.latent is not None:
+            _say_not_embedded(action, len(indices), "particles")
+        return True
+
+    def _hand_edit(
+        self, rows: np.ndarray, action: str, indices: np.ndarray, name: str | None
+    ) -> hand_edits.HandEdit:
+        """The session's table after the points ``indices`` of the watched layer, which shows
+        table ``rows`` (of tomogram ``name``), were edited by hand."""
+        return hand_edits.applied(
+            self.session.particles,
+            rows,
+            action,
+            indices,
+            self._watched.data[indices],
+            name,
+            self.session.selection,
+        )
 
     def _edit_project(self, action: str, rows: np.ndarray, indices: np.ndarray) -> None:
         """Points of a project's layer added, moved or removed by hand: so are the project's
@@ -704,26 +740,14 @@ class ParticlesWidget(Container):
             with layer.events.data.blocker(self._edited):
                 layer.data = np.array(table.iloc[rows][list(AXES)], dtype=float)
             return
-        selection = self.session.selection
-        edited = rows[indices] if action != "added" else np.zeros(0, dtype=np.int64)
-        if action == "removed":
-            table = hand_edits.removed(table, edited)
-            selection = hand_edits.kept_rows(selection, edited)
-        elif action == "changed":
-            table = hand_edits.moved(table, edited, layer.data[indices])
-        else:
-            table = hand_edits.added(table, rows, layer.data[indices], name)
-        self.session.project.set_particles(table.drop(columns=derived_columns(table)))
+        edit = self._hand_edit(rows, action, indices, name)
+        self.session.project.set_particles(edit.table.drop(columns=derived_columns(edit.table)))
         self.session.project.edited = True
-        self.session.set_particles(table, by_hand=True, edit=(action, edited))
-        self.session.select(selection)
+        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
+        self.session.select(edit.selection)
         self._show_project_particles()
-        if action != "removed" and self.session.latent is not None:
-            show_info(
-                f"{text.count(len(indices), 'particle')} "
-                f"{'moved' if action == 'changed' else action} by hand: not in the scatter "
-                "until the project is embedded again"
-            )
+        if self.session.latent is not None:
+            _say_not_embedded(action, len(indices), "project")
 
     def _sync_from_layer(self, edited: bool = False) -> None:
         """The session's table from the layer; an edit drops latents computed before it. A
@@ -870,6 +894,16 @@ def _drop_derived(layer: Points) -> None:
         layer.features = layer.features.drop(columns=stale)
         colour_particles(layer, None)
     layer.metadata.pop(EMBEDDED_BY, None)
+
+
+def _say_not_embedded(action: str, n: int, what: str) -> None:
+    """Tell the user that ``n`` particles added or moved by hand wait for an embedding."""
+    if action != "removed":
+        verb = "moved" if action == "changed" else action
+        show_info(
+            f"{text.count(n, 'particle')} {verb} by hand: not in the scatter until the "
+            f"{what} {'is' if what == 'project' else 'are'} embedded again"
+        )
 
 
 def _place_scores(layer: Image, voxel_size: float) -> None:

@@ -525,8 +525,10 @@ class TrainWidget(Container):
             if self.trained is None:
                 raise AffinityVAEError("Train a model first")
             path = typed_path(self.file.value, "to save the model to", "Save as")
+            if path.is_dir():  # before its files are named: "/" names none
+                raise AffinityVAEError(f"{path} is a folder: type another name (Save as)")
             weights, card_file = checkpoint_files(path)
-            for taken in (path, weights, card_file):
+            for taken in (weights, card_file):
                 if taken.is_dir():
                     raise AffinityVAEError(f"{taken} is a folder: type another name (Save as)")
             if not weights.parent.is_dir():
