@@ -1514,3 +1514,24 @@ def test_points_edited_by_hand_keep_the_embedding_of_the_others(
     assert len(written) == len(set(clusters[1:]) | {"unclustered"})
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)  # the next embedding places them all
     assert np.isfinite(session.embedding).all() and len(session.embedding) == 4
+
+
+def test_a_corrected_voxel_size_says_the_embedding_and_the_volume_went(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """The clusters went without a word, and Decode said the volume was "placed by another
+    tomogram", of the one tomogram open."""
+    viewer, widgets, session = explorer
+    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    session.select([0])
+    click(qtbot, widgets["Decode"].decode_button)
+    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
+    box = widgets["Tomogram"].voxel_size.native
+    box.selectAll()
+    qtbot.keyClicks(box, "12")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert session.latent is None and "decoded" not in viewer.layers
+    dropped = "The embedding was dropped: small's boxes were cut at its old voxel size. Embed again"
+    assert dropped in messages(notifications)
+    assert widgets["Decode"].status.value == "the volume shown went: small's voxel size changed"

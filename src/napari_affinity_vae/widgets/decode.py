@@ -390,7 +390,13 @@ class DecodeWidget(Container):
             if points in self._viewer.layers:
                 self._viewer.layers.remove(points)
         if stale:
-            self.status.value = "decode again: the volume shown was placed by another tomogram"
+            tomogram = self.session.tomogram
+            same = any(
+                layer.metadata.get(PLACED_FOR, "").startswith(tomogram_identity(tomogram) + " at")
+                for layer in stale
+            )
+            why = f"{tomogram.name}'s voxel size changed" if same else "another tomogram is shown"
+            self.status.value = f"the volume shown went: {why}"
 
     def _unanchored(self) -> str:
         """Why a volume shown "At the particle" is beside the tomogram instead."""

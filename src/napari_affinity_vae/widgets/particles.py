@@ -252,8 +252,11 @@ class ParticlesWidget(Container):
             self._leave_project(f"{tomogram.name} is not one of the project's tomograms")
         own = self._own_layers()
         rescaled = [layer for layer in own if self._rescale(layer, tomogram.voxel_size)]
+        embedded = [layer for layer in rescaled if derived_columns(layer.features)]
         for layer in rescaled:  # boxes cut at another scale: latents and clusters are stale
             _drop_derived(layer)
+        if embedded:
+            _say_embedding_dropped(tomogram.name)
         if self.layer.value not in own:  # another tomogram's particles are not used with this
             self.layer.value = own[-1] if own else None
         elif self.layer.value in rescaled:
@@ -271,10 +274,7 @@ class ParticlesWidget(Container):
         self.session.set_particles(table)  # a new version: an embedding under way is stale
         self.session.select(selection)
         if derived:
-            show_info(
-                f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. "
-                "Embed again"
-            )
+            _say_embedding_dropped(name)
 
     def _own_layers(self, source: str | None = None) -> list[Points]:
         """The particles layers of the session's tomogram (by the name they were made for, and
@@ -894,6 +894,12 @@ def _drop_derived(layer: Points) -> None:
         layer.features = layer.features.drop(columns=stale)
         colour_particles(layer, None)
     layer.metadata.pop(EMBEDDED_BY, None)
+
+
+def _say_embedding_dropped(name: str) -> None:
+    show_info(
+        f"The embedding was dropped: {name}'s boxes were cut at its old voxel size. Embed again"
+    )
 
 
 def _say_not_embedded(action: str, n: int, what: str) -> None:
