@@ -264,6 +264,10 @@ def test_training_without_two_labelled_classes_says_what_to_do(clustered, qtbot,
     click(qtbot, train.train_button)
     assert "found only 'alpha'" in messages(notifications)[-1]
     assert not train.task.running and not train.save_button.enabled
+    click(qtbot, train.centres_button)  # not training: the affinity is what needs them
+    assert messages(notifications)[-1] == (
+        "An affinity needs particles of at least two classes labelled; found only 'alpha'"
+    )
 
 
 def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(

@@ -35,14 +35,15 @@ def class_counts(labels: pd.Series) -> pd.Series:
     return counts[counts.index != ""].sort_index()
 
 
-def check_labels(labels: pd.Series) -> list[str]:
-    """The classes to train on; refuses fewer than two, or a class of too few particles."""
+def check_labels(labels: pd.Series, needing: str = "Training") -> list[str]:
+    """The classes to train on (or to find the affinity of, ``needing`` says which in the
+    message); refuses fewer than two, or a class of too few particles."""
     counts = class_counts(labels)
     classes = [str(c) for c in counts.index]
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
         raise AffinityVAEError(
-            f"Training needs particles of at least two classes labelled; found {found}"
+            f"{needing} needs particles of at least two classes labelled; found {found}"
         )
     few = [c for c in classes if counts[c] < MIN_PER_CLASS]
     if few:

@@ -73,6 +73,7 @@ from napari_affinity_vae.widgets.viewer_session import session_for
 FINE_TUNE, SCRATCH = "Fine-tune the current model", "Train from scratch"
 LABEL_COLUMNS = tuple(dict.fromkeys((LABEL, *CLASS_COLUMNS)))  # the user's first, then a file's
 COMMAND = "trained in napari (Train dock)"
+AN_AFFINITY = "An affinity"  # what labels of two classes are needed for, besides training
 MAP_PATTERNS = " ".join(
     f"*{s}{z}" for s in (".mrc", ".map", ".pdb", ".cif") for z in ("", ".gz", ".bz2")
 )
@@ -289,7 +290,7 @@ class TrainWidget(Container):
                 raise AffinityVAEError(NOT_EMBEDDED_BY_MODEL)
             column = self.labels_from.value
             particles = _read_by_job(self.session.particles, column)
-            classes = check_labels(self._label_values())
+            classes = check_labels(self._label_values(), AN_AFFINITY)
             model = self.session.model
             self._start_affinity(
                 lambda: centre_affinity(particles, column, model),
@@ -307,7 +308,7 @@ class TrainWidget(Container):
     def affinity_from_maps(self, paths: list[Path]) -> None:
         """Fill the affinity table from a map or model per class, in the background."""
         with errors_as_notifications("Affinity from maps"):
-            classes = check_labels(self._label_values())
+            classes = check_labels(self._label_values(), AN_AFFINITY)
             references = named_references(paths)
             voxel_size = self.session.card.voxel_size if self.session.card else 10.0
             steps = reference_affinity(references, classes, voxel_size)
