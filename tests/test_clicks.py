@@ -1535,3 +1535,20 @@ def test_a_corrected_voxel_size_says_the_embedding_and_the_volume_went(
     dropped = "The embedding was dropped: small's boxes were cut at its old voxel size. Embed again"
     assert dropped in messages(notifications)
     assert widgets["Decode"].status.value == "the volume shown went: small's voxel size changed"
+
+
+def test_export_with_the_tomogram_closed_says_to_open_it(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """The picks stayed on screen, and Export said there were no particles to export."""
+    viewer, widgets, _session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
+    viewer.layers.remove("small")
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "out.star"))
+    click(qtbot, export.export_button)
+    assert messages(notifications)[-1].startswith("No tomogram is open: open the particles'")
+    viewer.layers.selection = {picks}  # the way the message gives
+    viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
+    assert len(read_particles(tmp_path / "saved.star")) == 3

@@ -157,6 +157,11 @@ class ExportWidget(Container):
             raise ParticleFileError(path, "is a folder: type a file name to export to")
         self._follow_suffix(path)
         label = self.format.value
+        if self.session.tomogram is None and not len(self.session.particles):
+            raise AffinityVAEError(
+                "No tomogram is open: open the particles' tomogram to export them (Tomogram "
+                "dock), or save their layer with File > Save Selected Layers"
+            )
         table = export_columns(self.session.particles, self.latents.value)
         path = export_path(path, label)
         parts = self._angles(export_parts(table, self.what.value, self.session.selection, path))
