@@ -369,7 +369,7 @@ def test_export_under_a_file_or_to_a_name_too_long_says_so(
     explorer, qtbot, tmp_path, notifications
 ):
     """A file where a folder should be was "a folder that does not exist"; a name longer than
-    file names may be ended in a traceback."""
+    file names may be ended in a traceback; a suffix alone was written as a hidden file."""
     _, widgets, session = explorer
     session.set_particles(pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0]}))
     export = widgets["Export"]
@@ -379,9 +379,13 @@ def test_export_under_a_file_or_to_a_name_too_long_says_so(
     click(qtbot, export.export_button)
     type_into(qtbot, export.file, str(tmp_path / ("a" * 300 + ".csv")))
     click(qtbot, export.export_button)
-    under_file, too_long = messages(notifications)
+    type_into(qtbot, export.file, str(tmp_path / ".star"))  # wrote a hidden .star.star
+    click(qtbot, export.export_button)
+    under_file, too_long, suffix = messages(notifications)
     assert under_file.endswith(f"{tmp_path / 'afile'} is a file, not a folder")
     assert "a name of 304 bytes is longer than file names may be (255)" in too_long
+    assert suffix.endswith(".star: is a suffix alone: type a name before it")
+    assert not list(tmp_path.glob(".star*"))
     assert export.status.value == "nothing written"
 
 

@@ -155,6 +155,8 @@ class ExportWidget(Container):
     def _write(self, path: Path) -> list[Path]:
         if not path.name or path.is_dir():
             raise ParticleFileError(path, "is a folder: type a file name to export to")
+        if path.name.lower() in {suffix for suffix, _ in FORMATS.values()}:  # ".star" alone
+            raise ParticleFileError(path, "is a suffix alone: type a name before it")
         self._follow_suffix(path)
         label = self.format.value
         if self.session.tomogram is None and not len(self.session.particles):
