@@ -325,6 +325,11 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     qtbot.waitUntil(lambda: train.trained is not None and not train.task.running, timeout=WAIT_MS)
     _, card = train.trained
     np.testing.assert_allclose(card.affinity, table.matrix().to_numpy())
+    expected = table.matrix()  # typed or read: it outlives the dock, closed and opened again
+    viewer.window.remove_dock_widget(docks["Train"])
+    _, reopened = viewer.window.add_plugin_dock_widget("napari-affinity-vae", "Train")
+    assert reopened is not train
+    np.testing.assert_allclose(reopened.affinity.matrix().loc[expected.index], expected)
 
 
 def test_affinity_from_a_map_per_class_names_the_classes_without_one(

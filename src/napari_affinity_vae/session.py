@@ -80,6 +80,8 @@ class Session:
         self.card: ModelCard | None = None
         self.inverted = False  # protein bright in the tomograms: boxes are negated for the model
         self.colour_by = CLUSTER  # the column particles are coloured by, in the viewer too
+        # the labelled classes' affinity as last set in the Train dock (kept while it is closed)
+        self.affinity: pd.DataFrame | None = None
 
     def set_colour_by(self, column: str) -> None:
         """Colour the particles by ``column`` (the latent scatter's choice) wherever shown."""

@@ -195,6 +195,7 @@ class TrainWidget(Container):
         self.task.running_changed.connect(self._show_running)
         self.session.particles_changed.connect(self._refresh_columns)
         self.session.labels_changed.connect(self._refresh_columns)
+        self.affinity.edited.connect(self._keep_affinity)
         self.session.model_changed.connect(self._show_classes)
         self.session.map_changed.connect(self._show_classes)  # a tomogram may lack the map
         remember(
@@ -275,10 +276,20 @@ class TrainWidget(Container):
             )
         if classes != self.affinity.classes:
             matrix = default_affinity(classes, self.session.card)
-            kept = [c for c in classes if c in self.affinity.classes]
+            before = self.session.affinity  # the table as the user left it, the dock closed
+            before = self.affinity.matrix() if before is None else before
+            kept = [c for c in classes if c in before.index]
             if len(kept) > 1:
-                matrix.loc[kept, kept] = self.affinity.matrix().loc[kept, kept].to_numpy()
-            self.affinity.set_matrix(matrix)
+                matrix.loc[kept, kept] = before.loc[kept, kept].to_numpy()
+            self._set_affinity(matrix)
+
+    def _set_affinity(self, matrix: pd.DataFrame) -> None:
+        self.affinity.set_matrix(matrix)
+        self._keep_affinity()
+
+    def _keep_affinity(self) -> None:
+        """The table, edited or set, outlives the dock: closed and opened again, it is there."""
+        self.session.affinity = self.affinity.matrix()
 
     def affinity_from_centres(self, _value: object = None) -> None:
         """Fill the affinity table from the decoded class centres, in the background."""
@@ -336,7 +347,7 @@ class TrainWidget(Container):
         matrix = self.affinity.matrix()
         kept = [c for c in matrix.columns if c in found.columns]
         matrix.loc[kept, kept] = found.loc[kept, kept].to_numpy()
-        self.affinity.set_matrix(matrix)
+        self._set_affinity(matrix)
         since = [c for c in matrix.columns if c not in found.columns]
         self.status.value = source
         if since:
@@ -365,7 +376,7 @@ class TrainWidget(Container):
             missing = [c for c in classes if c not in table.columns]
             if missing:
                 raise AffinityVAEError(f"{path}: no affinity for class(es) {', '.join(missing)}")
-            self.affinity.set_matrix(table.loc[classes, classes])
+            self._set_affinity(table.loc[classes, classes])
             self.status.value = f"affinity from {path.name}"
 
     # -- training --------------------------------------------------------------------------------
