@@ -3,7 +3,9 @@
 The search: the identity and 1,000 rotations of a super-Fibonacci grid (no two more than about 19
 degrees from the nearest) on maps at half resolution, translations by FFT; then, from the best 3
 starts at least 20 degrees apart, a compass search at full resolution: steps of 8 degrees about
-each axis while one improves, halved down to 1 degree.
+each axis while one improves, halved down to 1 degree. A pair is searched both ways round (each
+map turned against the other) and the better kept, so that the order maps are given in does not
+change their affinity.
 
 A best correlation ``c`` becomes the affinity ``2c - 1``, clipped to [-1, 1]
 (:func:`scale_affinity`): a pair's affinity depends on that pair alone, not on which other classes
@@ -130,9 +132,16 @@ def correlation_steps(
     raw = np.eye(n) if raw is None else raw
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)] if pairs is None else pairs
     for done, (i, j) in enumerate(pairs, 1):
-        raw[i, j] = raw[j, i] = best_correlation(volumes[i], volumes[j])
+        raw[i, j] = raw[j, i] = pair_correlation(volumes[i], volumes[j])
         yield done
     return raw
+
+
+def pair_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """The best correlation of two maps whichever is given first: the better of turning
+    either against the other (the search, from a few starts, can settle on a lesser peak one
+    way round)."""
+    return max(best_correlation(first, second), best_correlation(second, first))
 
 
 def class_affinity(
