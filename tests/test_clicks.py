@@ -1128,6 +1128,12 @@ def test_a_dropped_dynamo_table_is_the_open_tomograms_without_a_word(
         [layer] = viewer.open(table, plugin="napari-affinity-vae")
     assert widgets["Particles"].particles_layer is layer
     assert set(session.particles["tomo_name"]) == {"small"}
+    picks = read_particles(three_picks(tmp_path / "q")).assign(tomo_name=["1", "2", "2"])
+    two = write_particles(picks, tmp_path / "two.tbl")  # tomograms 1 and 2: which is small?
+    with pytest.warns(UserWarning, match="Dynamo tomograms 1, 2, which name no tomogram file"):
+        layers = viewer.open(two, plugin="napari-affinity-vae")
+    assert [x.name for x in layers] == ["two [1]", "two [2]"]
+    assert not any(x.visible for x in layers)
 
 
 def test_long_legends_and_status_lines_never_widen_the_window(make_napari_viewer, qtbot, tmp_path):

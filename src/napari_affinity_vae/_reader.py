@@ -118,7 +118,14 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
             data, kwargs, kind = particles_layer_data(particles, label, meta)
             kwargs["visible"] = HIDDEN_FOR not in meta
             layers.append((data, kwargs, kind))
-        if waiting:
+        if waiting and numbered:  # no tomogram is named "1": the user says which is which
+            warnings.warn(
+                f"{p}: its particles are of Dynamo tomograms {', '.join(waiting)}, which name "
+                f"no tomogram file: hidden; to place one on {open_name}, import the table with "
+                "the Particles dock (it asks which), or open it as a project with its .doc index",
+                stacklevel=2,
+            )
+        elif waiting:
             warnings.warn(
                 f"{p}: its particles are of {', '.join(waiting)}, not of the open tomogram "
                 f"{open_name}: hidden, they are placed when their tomogram opens",
