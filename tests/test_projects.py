@@ -347,6 +347,26 @@ def test_a_folder_of_tomograms_with_coordinate_files_of_the_same_stem(tmp_path):
     assert list(one.tomograms) == ["a"] and len(one.particles) == 2
 
 
+def test_a_csv_naming_its_tomograms_opens_with_their_folder(tmp_path):
+    """A project's CSV export could not be opened again with the folder of its tomograms, as
+    its STAR and Parquet exports can."""
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("TS_1_rec", "TS_2", "TS_3"):
+        write_mrc(folder / f"{name}.mrc", np.zeros((20, 30, 40), np.float32), voxel_size=10.0)
+    picks = pd.DataFrame({"z": [5.0, 6.0, 7.0], "y": [10.0, 11.0, 12.0], "x": [20.0, 21.0, 22.0]})
+    picks["tomo_name"] = ["TS_1", "TS_2", "TS_9"]  # TS_9's file is missing
+    write_particles(picks, tmp_path / "export.csv")
+    project = open_project([tmp_path / "export.csv", folder])
+    assert project.tomograms["TS_1"].path.name == "TS_1_rec.mrc"
+    assert project.counts().to_dict() == {"TS_1": 1, "TS_2": 1, "TS_3": 0, "TS_9": 1}
+    assert project.particles[TOMOGRAM_MISSING].tolist() == [False, False, True]
+    np.testing.assert_allclose(project.particles[list(AXES)], picks[list(AXES)], atol=1e-6)
+    write_particles(picks.drop(columns="tomo_name"), tmp_path / "nameless.csv")
+    with pytest.raises(ParticleFileError, match=r"nameless\.csv: names no tomograms"):
+        open_project([tmp_path / "nameless.csv", folder])
+
+
 def _simulate_project(out, particles: int, *classes: str) -> int:
     """``avae simulate`` of two 32 x 64 x 64 tomograms of ``particles`` each."""
     shape = ["--shape", "32", "64", "64"]

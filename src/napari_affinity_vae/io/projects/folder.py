@@ -249,6 +249,31 @@ def read_folder(
     return _with_coordinates(entries, coordinate_files, (folder,), binning, own=True, skip=skip)
 
 
+def read_named_table(
+    particles: Path,
+    folder: Path,
+    voxel_size: float | None = None,
+    binning: float = 1.0,
+    skip: bool = False,
+) -> Project:
+    """A coordinate file naming its particles' tomograms (a CSV's ``tomo_name``, as a project's
+    CSV export writes) with a folder of the tomograms, each name matched as a STAR file's
+    (:func:`matched_entries`); the folder's other tomograms come without particles."""
+    names = tomogram_names(particles)
+    if not names:
+        raise ParticleFileError(
+            particles,
+            "names no tomograms (a tomo_name column): give it with its tomogram, or name it "
+            "after its tomogram in the folder",
+        )
+    files = tomogram_files(folder)
+    named = matched_entries(names, files, voxel_size)
+    taken = {e.files["tomogram"] for e in named.values() if e.files}
+    entries = {n: entry(n, p, voxel_size) for n, p in files.items() if p not in taken} | named
+    found = dict.fromkeys(names, particles)
+    return _with_coordinates(entries, found, (particles, folder), binning, own=True, skip=skip)
+
+
 def read_single(
     tomogram: Path,
     coordinates: Path | None = None,

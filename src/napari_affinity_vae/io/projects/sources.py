@@ -16,6 +16,7 @@ from napari_affinity_vae.io.projects.folder import (
     read_folder,
     read_named,
     read_named_in,
+    read_named_table,
     read_parquet_named,
     read_single,
 )
@@ -37,7 +38,8 @@ from napari_affinity_vae.io.tomogram import TOMOGRAM_SUFFIXES
 
 SOURCES = (
     "a RELION 5 tomograms.star and/or particles STAR, or an optimisation set; "
-    "a STAR file naming tomograms with their folder or a tomograms.star; a Parquet table "
+    "a STAR file naming tomograms with their folder or a tomograms.star; a CSV naming them "
+    "(tomo_name) with their folder; a Parquet table "
     "`avae embed` wrote with the "
     "tomograms.star it came from, or with the folder of its tomograms; a Dynamo table with "
     "its .doc or .vll; a copick configuration (.json); a CryoET Data Portal download (its "
@@ -140,6 +142,9 @@ def _of_many(
         return read_parquet_named(kinds["parquet particles"], kinds["folder"], voxel_size)
     if set(kinds) == {"folder"}:
         return read_folder(kinds["folder"], voxel_size, binning, skip_unusable)
+    if set(kinds) == {"folder", "coordinates"}:
+        folder, table = kinds["folder"], kinds["coordinates"]
+        return read_named_table(table, folder, voxel_size, binning, skip_unusable)
     if set(kinds) == {"dynamo table", "dynamo index"}:
         table, index = kinds["dynamo table"], kinds["dynamo index"]
         return read_dynamo_project(table, index, voxel_size, binning)
