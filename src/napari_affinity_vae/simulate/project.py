@@ -47,29 +47,31 @@ def write_project(
     references = class_maps(settings)  # a user's unreadable molecule stops us before writing
     pixel = settings.voxel_size / BINNING_FACTOR
     entries, rows, tables, paths = {}, [], [], {}
+    sizes = dict(zip(SIZE_COLUMNS, np.asarray(settings.shape) * BINNING_FACTOR, strict=True))
     bar = progress(total=tomograms, desc="tomograms") if progress else None
-    for i in range(tomograms):
-        one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
-        result = simulate_tomogram(one, references=references)  # particles that do not fit:
-        (folder / "tomograms").mkdir(parents=True, exist_ok=True)  # nothing written yet
-        written = write_tomogram_as(
-            folder / "tomograms" / one.name, result.tomogram, settings.voxel_size, fmt
-        )
-        paths[one.name], relative = written, f"tomograms/{written.name}"
-        entries[one.name] = TomogramEntry(
-            one.name, {"reconstructed": paths[one.name]}, settings.voxel_size, settings.shape
-        )
-        sizes = dict(zip(SIZE_COLUMNS, np.asarray(settings.shape) * BINNING_FACTOR, strict=True))
-        rows.append(
-            {TOMO_COLUMN: one.name, PIXEL_SIZE: pixel, BINNING: float(BINNING_FACTOR)}
-            | {k: int(v) for k, v in sizes.items()}
-            | {FILE_COLUMNS["reconstructed"]: relative, "rlnOpticsGroupName": "opticsGroup1"}
-        )
-        tables.append(result.particles.assign(**{TOMO_NAME: one.name}))
+    try:  # an error (particles that do not fit) said on a line of its own
+        for i in range(tomograms):
+            one = replace(settings, seed=settings.seed + i, name=f"TS_{i + 1:02d}")
+            result = simulate_tomogram(one, references=references)  # particles that do not fit:
+            (folder / "tomograms").mkdir(parents=True, exist_ok=True)  # nothing written yet
+            written = write_tomogram_as(
+                folder / "tomograms" / one.name, result.tomogram, settings.voxel_size, fmt
+            )
+            paths[one.name], relative = written, f"tomograms/{written.name}"
+            entries[one.name] = TomogramEntry(
+                one.name, {"reconstructed": paths[one.name]}, settings.voxel_size, settings.shape
+            )
+            rows.append(
+                {TOMO_COLUMN: one.name, PIXEL_SIZE: pixel, BINNING: float(BINNING_FACTOR)}
+                | {k: int(v) for k, v in sizes.items()}
+                | {FILE_COLUMNS["reconstructed"]: relative, "rlnOpticsGroupName": "opticsGroup1"}
+            )
+            tables.append(result.particles.assign(**{TOMO_NAME: one.name}))
+            if bar:
+                bar.update(1)
+    finally:
         if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
+            bar.close()
     particles = pd.concat(tables, ignore_index=True).assign(rlnOpticsGroup=1)
     optics = pd.DataFrame([OPTICS | {PIXEL_SIZE: pixel}])
     project = Project(entries, particles, blocks={"optics": optics})
