@@ -31,7 +31,7 @@ from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import save_checkpoint
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.widgets.embed import BUNDLED
-from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER
+from napari_affinity_vae.widgets.export import ALL, EACH_CLUSTER, SELECTED
 from napari_affinity_vae.widgets.highlight import highlighted_rows
 from napari_affinity_vae.widgets.viewer_session import session_for
 
@@ -1522,8 +1522,12 @@ def test_points_edited_by_hand_keep_the_embedding_of_the_others(
     click(qtbot, export.export_button)
     written = sorted(p.name for p in tmp_path.glob("each_*.csv"))
     assert len(written) == len(set(clusters[1:]) | {"unclustered"})
+    picks.selected_data = {3}  # the point added, selected as napari leaves it: Delete
+    picks.remove_selected()
+    assert len(session.particles) == 3 and len(picks.data) == 3
+    np.testing.assert_allclose(session.embedding[1:3], before[1:])
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)  # the next embedding places them all
-    assert np.isfinite(session.embedding).all() and len(session.embedding) == 4
+    assert np.isfinite(session.embedding).all() and len(session.embedding) == 3
 
 
 def test_a_corrected_voxel_size_says_the_embedding_and_the_volume_went(
@@ -1562,3 +1566,34 @@ def test_export_with_the_tomogram_closed_says_to_open_it(
     viewer.layers.selection = {picks}  # the way the message gives
     viewer.layers.save(str(tmp_path / "saved.star"), selected=True, plugin="napari-affinity-vae")
     assert len(read_particles(tmp_path / "saved.star")) == 3
+
+
+def test_hand_picks_exported_cluster_by_cluster_get_names_no_other_particle_has(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """RELION extracts each particle to a file named after rlnTomoParticleName: a hand pick
+    alone in the unclustered file failed to export, and one beside a selection was numbered
+    after that selection only, taking another particle's name."""
+    _, widgets, session = explorer
+    table = read_particles(three_picks(tmp_path / "picks"))
+    table["rlnTomoParticleName"] = ["small/1", "small/2", "small/7"]
+    table["rlnTomoParticleId"] = [1, 2, 7]
+    star = write_particles(table, tmp_path / "named.star", voxel_size=10.0)
+    picks = open_and_import(qtbot, widgets, small_tomogram, star)
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    picks.add(np.array([[20.0, 30.0, 30.0]]))  # by hand: cluster -1, unclustered
+    export = widgets["Export"]
+    export.what.value, export.format.value = EACH_CLUSTER, "RELION 5 STAR"
+    type_into(qtbot, export.file, str(tmp_path / "each.star"))
+    click(qtbot, export.export_button)
+    written = [starfile.read(f, always_dict=True)["particles"] for f in tmp_path.glob("each_*")]
+    names = sorted(n for block in written for n in block["rlnTomoParticleName"])
+    assert names == ["small/1", "small/2", "small/7", "small/8"]
+    ids = sorted(i for block in written for i in block["rlnTomoParticleId"])
+    assert ids == [1, 2, 7, 8]
+    session.select([0, 3])  # the first particle and the hand pick
+    export.what.value = SELECTED
+    type_into(qtbot, export.file, str(tmp_path / "two.star"))
+    click(qtbot, export.export_button)
+    two = starfile.read(tmp_path / "two.star", always_dict=True)["particles"]
+    assert two["rlnTomoParticleName"].tolist() == ["small/1", "small/8"]

@@ -1208,3 +1208,16 @@ def test_the_train_dock_counts_the_labels_of_a_tomogram_without_the_map_chosen(
     assert f"{ts_03} particles {left_out}" in train.classes.value
     dock.kind.value = "denoised"
     assert left_out not in train.classes.value
+
+
+def test_the_last_point_of_a_project_tomogram_deleted_by_hand_leaves_the_project(opened, qtbot):
+    """Deleting the last point (a stray click's, which napari leaves selected) raised an
+    IndexError: the point went from the layer and stayed in the project."""
+    _, widgets, session = opened
+    _embed_by_clicks(qtbot, widgets, session)
+    points = widgets["Particles"].particles_layer
+    points.selected_data = {len(points.data) - 1}
+    points.remove_selected()  # as the Delete key does
+    assert len(session.particles) == 20 and len(points.data) == 6
+    assert _column(widgets["Project"], "particles") == [6, 7, 7]
+    assert np.isfinite(session.embedding).all()  # the others keep their places

@@ -76,11 +76,12 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         help="simulate a tomogram with ground truth (or a subtomogram training set)",
         description="Writes OUTDIR/tomogram.mrc, particles.star (ground truth), references/*.mrc "
         "and affinity.csv; with --subtomograms, OUTDIR/subtomograms.mrcs and .csv (and "
-        "affinity.csv) instead of the tomogram, particles and references; with --tomograms N, a RELION 5 project of N tomograms "
-        "(tomograms/TS_01.mrc, ..., tomograms.star, particles.star with the ground truth, "
-        "optimisation_set.star, affinity.csv), --particles per tomogram, seeds SEED, SEED + 1, "
-        "... Molecules of your own (--molecule NAME=PATH) are simulated beside the built-in "
-        "--classes; --classes with no names leaves the built-in ones out.",
+        "affinity.csv) instead of the tomogram, particles and references; with --tomograms N, "
+        "a RELION 5 project of N tomograms (tomograms/TS_01.mrc, ..., tomograms.star, "
+        "particles.star with the ground truth, optimisation_set.star, affinity.csv), "
+        "--particles per tomogram, seeds SEED, SEED + 1, ... Molecules of your own "
+        "(--molecule NAME=PATH) are simulated beside the built-in --classes; --classes with no "
+        "names leaves the built-in ones out.",
     )
     sim.add_argument("outdir", type=Path)
     sim.add_argument(

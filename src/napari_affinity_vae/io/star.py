@@ -56,6 +56,7 @@ COORDINATE_COLUMNS = (*POSITION_COLUMNS, *ORIGIN_COLUMNS.values(), *PIXEL_ORIGIN
 ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 PARTICLE_NAME = "rlnTomoParticleName"  # RELION 5's name of a particle: TS_01/7
+PARTICLE_ID, HALF_SET = "rlnTomoParticleId", "rlnRandomSubset"
 MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
 CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
@@ -133,6 +134,7 @@ def to_star(
     """A STAR block for ``path``: ``rlnTomoName``, the ``coordinates`` columns given, RELION
     angles, then every other column of ``particles`` under its own name (spaces as ``_``), but
     for other RELION coordinate and origin columns (the ``coordinates`` replace them)."""
+    particles = identified(particles)
     columns: dict[str, object] = {}
     if TOMO_NAME in particles:
         columns[TOMO_COLUMN] = particles[TOMO_NAME].astype(str).to_numpy()
@@ -152,11 +154,8 @@ def to_star(
     others[frames] = others[frames].fillna(0.0)  # no subtomogram frame: the tomogram's
     for column in [c for c in INTEGER_COLUMNS if c in others]:  # 1, not 1.000000
         values = pd.to_numeric(others[column], errors="coerce")
-        if values.notna().any() and (values.dropna() % 1 == 0).all():
-            others[column] = _filled(column, values).astype("Int64")
-    if PARTICLE_NAME in others and others[PARTICLE_NAME].isna().any():
-        tomograms = columns.get(TOMO_COLUMN, np.full(len(others), "", dtype=object))
-        others[PARTICLE_NAME] = _named(others[PARTICLE_NAME], pd.Series(tomograms))
+        if (values.dropna() % 1 == 0).all():  # none: RELION reads no nan (no class, group: 0)
+            others[column] = values.fillna(0).astype("Int64")
     labels = [re.sub(r"\s+", "_", str(c).strip()) for c in others.columns]  # one word each
     repeated = [c for c in dict.fromkeys(labels) if labels.count(c) > 1 or c in columns]
     if repeated:
@@ -167,36 +166,53 @@ def to_star(
     return pd.concat([pd.DataFrame(columns), others], axis=1)
 
 
-def _filled(column: str, values: pd.Series) -> pd.Series:
-    """An integer column with the values a particle without one (a point added by hand) takes,
-    as RELION parses no ``nan`` as an integer: a new ``rlnTomoParticleId`` after the highest,
-    the half set (``rlnRandomSubset``) with fewer particles, else 0 (no class, group or tube)."""
-    missing = values.isna().to_numpy()
-    if not missing.any():
-        return values
-    filled = values.to_numpy(dtype=float, copy=True)
-    if column == "rlnTomoParticleId":
-        filled[missing] = np.nanmax(filled) + 1 + np.arange(missing.sum())
-    elif column == "rlnRandomSubset":
+def identified(particles: pd.DataFrame) -> pd.DataFrame:
+    """``particles`` with what RELION needs of each particle where one (a point added by hand)
+    lacks it: a ``rlnTomoParticleName`` as RELION makes one (``TS_01/8``, after its tomogram's
+    highest; RELION extracts each particle to a file of its name), a new ``rlnTomoParticleId``
+    after the highest, the ``rlnRandomSubset`` half with fewer particles. Of the whole table,
+    before part of it is written, so that no two particles share a name or an id."""
+    table = particles
+    if PARTICLE_NAME in table and table[PARTICLE_NAME].isna().any():
+        tomograms = table[TOMO_NAME] if TOMO_NAME in table else pd.Series("", index=table.index)
+        table = table.assign(**{PARTICLE_NAME: _named(table[PARTICLE_NAME], tomograms)})
+    for column in (PARTICLE_ID, HALF_SET):
+        if column in table and table[column].isna().any():
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+            table = table.assign(**{column: _filled(column, values)})
+    return table
+
+
+def _filled(column: str, values: np.ndarray) -> np.ndarray:
+    """An id after the highest, or the half set with fewer particles, for each missing one."""
+    missing = np.isnan(values)
+    filled = values.copy()
+    if column == PARTICLE_ID:
+        highest = np.nanmax(values) if (~missing).any() else 0.0
+        filled[missing] = highest + 1 + np.arange(missing.sum())
+    else:
         for row in np.flatnonzero(missing):  # 1 or 2, keeping the halves even
             filled[row] = 1 + int(np.sum(filled == 1) > np.sum(filled == 2))
-    else:
-        filled[missing] = 0
-    return pd.Series(filled, index=values.index)
+    return filled
 
 
-def _named(names: pd.Series, tomograms: pd.Series) -> pd.Series:
-    """Particle names with one for each particle without (a point added by hand), as RELION
-    makes them: ``TS_01/8``, after the highest number of its tomogram's, as RELION extracts
-    each particle to a file of its name."""
-    names = names.reset_index(drop=True).astype(object)
-    numbers = pd.to_numeric(names.str.rpartition("/")[2], errors="coerce")
-    for row in np.flatnonzero(names.isna().to_numpy()):
-        prefix = f"{tomograms.iloc[row]}/" if tomograms.iloc[row] else ""
-        same = names.str.startswith(prefix, na=False) if prefix else names.notna()
-        number = int(np.nan_to_num(numbers[same].max())) + 1
+def _named(names: pd.Series, tomograms: pd.Series) -> np.ndarray:
+    """``names`` with one for each particle without: its tomogram's, after the highest."""
+    names = names.astype(object).to_numpy(copy=True)
+    tomograms = tomograms.astype(str).to_numpy()
+    numbers = np.array([_number(n) for n in names])
+    for row in np.flatnonzero(pd.isna(names)):
+        prefix = f"{tomograms[row]}/" if tomograms[row] not in ("", "nan") else ""
+        same = [isinstance(n, str) and n.startswith(prefix) for n in names]
+        number = int(np.nan_to_num(np.nanmax(numbers[same], initial=0))) + 1
         names[row], numbers[row] = f"{prefix}{number}", number
     return names
+
+
+def _number(name: object) -> float:
+    """The number a particle's name ends with (``TS_01/7``: 7), NaN if none."""
+    text = str(name).rpartition("/")[2] if isinstance(name, str) else ""
+    return float(text) if text.isdigit() else np.nan
 
 
 def write_star(

@@ -22,6 +22,7 @@ from napari_affinity_vae.io.projects.copick import (
     object_names,
     write_copick_picks,
 )
+from napari_affinity_vae.io.star import identified
 from napari_affinity_vae.operations.export import (
     ALL,
     EACH_CLUSTER,
@@ -164,7 +165,8 @@ class ExportWidget(Container):
                 "No tomogram is open: open the particles' tomogram to export them (Tomogram "
                 "dock), or save their layer with File > Save Selected Layers"
             )
-        table = export_columns(self.session.particles, self.latents.value)
+        # hand picks named and numbered among every particle, not those of one file written
+        table = identified(export_columns(self.session.particles, self.latents.value))
         path = export_path(path, label)
         parts = self._angles(export_parts(table, self.what.value, self.session.selection, path))
         index = index_path(path, label, self.session.project)

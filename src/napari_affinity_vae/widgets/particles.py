@@ -716,7 +716,7 @@ class ParticlesWidget(Container):
             rows,
             action,
             indices,
-            self._watched.data[indices],
+            self._watched.data[indices] if action != "removed" else np.zeros((0, 3)),
             name,
             self.session.selection,
         )
