@@ -199,13 +199,19 @@ def _filled(column: str, values: np.ndarray) -> np.ndarray:
 def _named(names: pd.Series, tomograms: pd.Series) -> np.ndarray:
     """``names`` with one for each particle without: its tomogram's, after the highest."""
     names = names.astype(object).to_numpy(copy=True)
-    tomograms = tomograms.astype(str).to_numpy()
+    missing = np.flatnonzero(pd.isna(names))
+    prefixes = [
+        f"{t}/" if t not in ("", "nan") else "" for t in tomograms.astype(str).iloc[missing]
+    ]
     numbers = np.array([_number(n) for n in names])
-    for row in np.flatnonzero(pd.isna(names)):
-        prefix = f"{tomograms[row]}/" if tomograms[row] not in ("", "nan") else ""
-        same = [isinstance(n, str) and n.startswith(prefix) for n in names]
-        number = int(np.nan_to_num(np.nanmax(numbers[same], initial=0))) + 1
-        names[row], numbers[row] = f"{prefix}{number}", number
+    named = np.array([isinstance(n, str) for n in names])
+    highest = {  # each tomogram's highest number, once
+        prefix: np.nanmax(numbers[named & np.char.startswith(names.astype(str), prefix)], initial=0)
+        for prefix in set(prefixes)
+    }
+    for row, prefix in zip(missing, prefixes, strict=True):
+        highest[prefix] = int(np.nan_to_num(highest[prefix])) + 1
+        names[row] = f"{prefix}{highest[prefix]}"
     return names
 
 
