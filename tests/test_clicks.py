@@ -848,9 +848,11 @@ def test_a_corrected_voxel_size_makes_the_embedding_stale(
 
 
 def test_a_volume_decoded_at_a_particle_goes_when_the_voxel_size_is_corrected(
-    explorer, qtbot, tmp_path, small_tomogram
+    explorer, qtbot, tmp_path, small_tomogram, notifications
 ):
-    """It stood at the particle's place at 10 A; at 12 A the particle is elsewhere."""
+    """It stood at the particle's place at 10 A; at 12 A the particle is elsewhere. The
+    clusters went without a word, and Decode said the volume was "placed by another
+    tomogram", of the one tomogram open."""
     viewer, widgets, session = explorer
     open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)
@@ -863,8 +865,10 @@ def test_a_volume_decoded_at_a_particle_goes_when_the_voxel_size_is_corrected(
     voxel.native.selectAll()
     qtbot.keyClicks(voxel.native, "12")
     qtbot.keyClick(voxel.native, Qt.Key.Key_Return)
-    assert "decoded" not in viewer.layers
-    assert decode.status.value.startswith("decode again")
+    assert "decoded" not in viewer.layers and session.latent is None
+    dropped = "The embedding was dropped: small's boxes were cut at its old voxel size. Embed again"
+    assert dropped in messages(notifications)
+    assert decode.status.value == "the volume shown went: small's voxel size changed"
 
 
 def test_the_selection_is_highlighted_alone_in_the_volume_view(
@@ -1528,27 +1532,6 @@ def test_points_edited_by_hand_keep_the_embedding_of_the_others(
     np.testing.assert_allclose(session.embedding[1:3], before[1:])
     _embed_by_clicks(qtbot, widgets, "k-means", k=2)  # the next embedding places them all
     assert np.isfinite(session.embedding).all() and len(session.embedding) == 3
-
-
-def test_a_corrected_voxel_size_says_the_embedding_and_the_volume_went(
-    explorer, qtbot, tmp_path, small_tomogram, notifications
-):
-    """The clusters went without a word, and Decode said the volume was "placed by another
-    tomogram", of the one tomogram open."""
-    viewer, widgets, session = explorer
-    open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
-    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
-    session.select([0])
-    click(qtbot, widgets["Decode"].decode_button)
-    qtbot.waitUntil(lambda: "decoded" in viewer.layers, timeout=WAIT_MS)
-    box = widgets["Tomogram"].voxel_size.native
-    box.selectAll()
-    qtbot.keyClicks(box, "12")
-    qtbot.keyClick(box, Qt.Key.Key_Return)
-    assert session.latent is None and "decoded" not in viewer.layers
-    dropped = "The embedding was dropped: small's boxes were cut at its old voxel size. Embed again"
-    assert dropped in messages(notifications)
-    assert widgets["Decode"].status.value == "the volume shown went: small's voxel size changed"
 
 
 def test_export_with_the_tomogram_closed_says_to_open_it(
