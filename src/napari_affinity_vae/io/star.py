@@ -190,35 +190,32 @@ def _filled(column: str, values: np.ndarray) -> np.ndarray:
     if column == PARTICLE_ID:
         highest = np.nanmax(values) if (~missing).any() else 0.0
         filled[missing] = highest + 1 + np.arange(missing.sum())
-    else:
-        for row in np.flatnonzero(missing):  # 1 or 2, keeping the halves even
-            filled[row] = 1 + int(np.sum(filled == 1) > np.sum(filled == 2))
+        return filled
+    ones, twos = np.sum(values == 1), np.sum(values == 2)
+    fewer = 2 if ones > twos else 1  # the emptier half first, until even; then 1, 2, 1, ...
+    evening = min(int(missing.sum()), abs(int(ones) - int(twos)))
+    turns = np.arange(missing.sum() - evening) % 2 + 1
+    filled[missing] = np.concatenate([np.full(evening, fewer), turns])
     return filled
 
 
 def _named(names: pd.Series, tomograms: pd.Series) -> np.ndarray:
     """``names`` with one for each particle without: its tomogram's, after the highest."""
-    names = names.astype(object).to_numpy(copy=True)
-    missing = np.flatnonzero(pd.isna(names))
-    prefixes = [
-        f"{t}/" if t not in ("", "nan") else "" for t in tomograms.astype(str).iloc[missing]
-    ]
-    numbers = np.array([_number(n) for n in names])
-    named = np.array([isinstance(n, str) for n in names])
+    text = names.astype("string").reset_index(drop=True)
+    ending = text.str.extract(r"(?:^|/)(\d+)$")[0]  # TS_01/7: 7
+    numbers = pd.to_numeric(ending, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    missing = np.flatnonzero(text.isna().to_numpy())
+    owners = tomograms.astype(str).iloc[missing]
+    prefixes = [f"{t}/" if t not in ("", "nan") else "" for t in owners]
     highest = {  # each tomogram's highest number, once
-        prefix: np.nanmax(numbers[named & np.char.startswith(names.astype(str), prefix)], initial=0)
+        prefix: np.nanmax(numbers[text.str.startswith(prefix).fillna(False)], initial=0)
         for prefix in set(prefixes)
     }
-    for row, prefix in zip(missing, prefixes, strict=True):
+    named = names.astype(object).to_numpy(copy=True)
+    for row, prefix in zip(missing, prefixes, strict=True):  # the hand picks alone
         highest[prefix] = int(np.nan_to_num(highest[prefix])) + 1
-        names[row] = f"{prefix}{highest[prefix]}"
-    return names
-
-
-def _number(name: object) -> float:
-    """The number a particle's name ends with (``TS_01/7``: 7), NaN if none."""
-    text = str(name).rpartition("/")[2] if isinstance(name, str) else ""
-    return float(text) if text.isdigit() else np.nan
+        named[row] = f"{prefix}{highest[prefix]}"
+    return named
 
 
 def write_star(

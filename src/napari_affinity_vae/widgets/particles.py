@@ -696,10 +696,8 @@ class ParticlesWidget(Container):
         if action == "added" and len(indices) and TOMO_NAME in layer.features:
             shared = layer.features[TOMO_NAME].iloc[indices[0]]
             name = shared if pd.notna(shared) else name
-        edit = self._hand_edit(np.arange(len(table)), action, indices, name)
-        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
-        self.session.select(edit.selection)
-        layer.features = edit.table.drop(columns=list(AXES)).reset_index(drop=True)
+        edited = self._hand_edit(np.arange(len(table)), action, indices, name)
+        layer.features = edited.drop(columns=list(AXES)).reset_index(drop=True)
         self._colour(layer)
         self.count.value = str(len(layer.data))
         if self.session.latent is not None:
@@ -708,18 +706,21 @@ class ParticlesWidget(Container):
 
     def _hand_edit(
         self, rows: np.ndarray, action: str, indices: np.ndarray, name: str | None
-    ) -> hand_edits.HandEdit:
-        """The session's table after the points ``indices`` of the watched layer, which shows
-        table ``rows`` (of tomogram ``name``), were edited by hand."""
-        return hand_edits.applied(
-            self.session.particles,
-            rows,
-            action,
-            indices,
-            self._watched.data[indices] if action != "removed" else np.zeros((0, 3)),
-            name,
-            self.session.selection,
+    ) -> pd.DataFrame:
+        """The session's table (and the project's, if open) after the points ``indices`` of
+        the watched layer, which shows table ``rows`` (of tomogram ``name``), were edited by
+        hand; the selection stays on the particles kept. Returns the new table."""
+        positions = self._watched.data[indices] if action != "removed" else np.zeros((0, 3))
+        edit = hand_edits.applied(
+            self.session.particles, rows, action, indices, positions, name, self.session.selection
         )
+        project = self.session.project
+        if project is not None:  # first: what the session's signals reach reads it
+            project.set_particles(edit.table.drop(columns=derived_columns(edit.table)))
+            project.edited = True
+        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
+        self.session.select(edit.selection)
+        return edit.table
 
     def _edit_project(self, action: str, rows: np.ndarray, indices: np.ndarray) -> None:
         """Points of a project's layer added, moved or removed by hand: so are the project's
@@ -740,11 +741,7 @@ class ParticlesWidget(Container):
             with layer.events.data.blocker(self._edited):
                 layer.data = np.array(table.iloc[rows][list(AXES)], dtype=float)
             return
-        edit = self._hand_edit(rows, action, indices, name)
-        self.session.project.set_particles(edit.table.drop(columns=derived_columns(edit.table)))
-        self.session.project.edited = True
-        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
-        self.session.select(edit.selection)
+        self._hand_edit(rows, action, indices, name)
         self._show_project_particles()
         if self.session.latent is not None:
             _say_not_embedded(action, len(indices), "project")
