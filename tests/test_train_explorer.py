@@ -4,6 +4,7 @@ dock watching the loss plot and the preview, cancel, save, and embed again with 
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -427,3 +428,29 @@ def test_labelled_particles_in_a_blank_region_are_named_before_training(
         in said[-1]
     )
     assert not train.history and not train.save_button.enabled
+
+
+def test_cancel_stops_an_epoch_under_way(clustered, qtbot, monkeypatch):
+    """Cancel said "cancelled" while the epoch ran on to its end. Here an epoch that ends only
+    when told to stop: the Cancel button must reach it."""
+    import napari_affinity_vae.widgets.train as train_module
+
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    asked = []
+
+    def endless_epoch(_data, _model, _config, stop):
+        while not stop():  # batch after batch, never yielding
+            asked.append(True)
+            time.sleep(0.01)
+        return
+        yield
+
+    monkeypatch.setattr(train_module, "training_steps", endless_epoch)
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: len(asked) > 0, timeout=WAIT_MS)
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert train.status.value == "cancelled before an epoch finished"
