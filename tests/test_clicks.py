@@ -1551,6 +1551,39 @@ def test_export_with_the_tomogram_closed_says_to_open_it(
     assert len(read_particles(tmp_path / "saved.star")) == 3
 
 
+def test_a_hand_pick_among_extracted_particles_gives_relion_no_nan_file_names(
+    explorer, qtbot, tmp_path, small_tomogram, notifications
+):
+    """A pick of Warp (tomogram file, extracted subtomogram) with a point added by hand beside
+    it: the hand pick's rlnImageName, rlnCtfImage and rlnMicrographName were written "nan",
+    which RELION reads as file names. The file now leaves the extracted files out, for RELION
+    to extract the particles again, and gives the hand pick its tomogram's file."""
+    table = read_particles(three_picks(tmp_path / "picks", n=1))
+    table["rlnMicrographName"] = "small.mrc"
+    table["rlnImageName"], table["rlnCtfImage"] = "subtomo/0.mrc", "subtomo/0_ctf.mrc"
+    star = write_particles(table, tmp_path / "warp.star", voxel_size=10.0)
+    _, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, star)
+    picks.add(np.array([[20.0, 30.0, 30.0]]))  # by hand
+    export = widgets["Export"]
+    export.what.value = ALL
+    type_into(qtbot, export.file, str(tmp_path / "with hand pick.star"))
+    click(qtbot, export.export_button)
+    written = starfile.read(tmp_path / "with hand pick.star")
+    assert len(written) == 2 and not {"rlnImageName", "rlnCtfImage"} & set(written)
+    assert written["rlnMicrographName"].tolist() == ["small.mrc"] * 2
+    said = messages(notifications)[-2:]  # before "Exported to ..."
+    assert said[0].startswith("1 particle without an extracted subtomogram (added by hand)")
+    session.select([0])  # the extracted particle alone keeps its files
+    export.what.value = SELECTED
+    type_into(qtbot, export.file, str(tmp_path / "one.star"))
+    click(qtbot, export.export_button)
+    one = starfile.read(tmp_path / "one.star")
+    assert one[["rlnImageName", "rlnCtfImage"]].values.tolist() == [
+        ["subtomo/0.mrc", "subtomo/0_ctf.mrc"]
+    ]
+
+
 def test_hand_picks_exported_cluster_by_cluster_get_names_no_other_particle_has(
     explorer, qtbot, tmp_path, small_tomogram
 ):

@@ -169,7 +169,10 @@ def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tm
     assert back["rlnClassNumber"].tolist() == [3, 0]
     mixed = read_particles(path, **frame)
     mixed.loc[3] = mixed.loc[0].to_dict() | {"rlnOpticsGroup": np.nan}
-    with pytest.raises(ParticleFileError, match=r"/mixed.star: particle 4 \(added by hand\?\)"):
+    with pytest.raises(
+        ParticleFileError,
+        match=r"/mixed.star: particle 4 \(added by hand in TS_01\?\) has no rlnOpticsGroup",
+    ):
         write_particles(mixed, tmp_path / "mixed.star", **frame)
     assert not list(tmp_path.glob("*mixed*"))
 

@@ -44,7 +44,8 @@ OWN_COLUMNS = (
 )
 # where a particle was imaged, passed on to a point added by hand beside even one other
 OPTICS_GROUP = "rlnOpticsGroup"  # RELION's, for the pixel size and CTF of its data_optics row
-SETTING_COLUMNS = (TOMO_NAME, OPTICS_GROUP)
+MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
+SETTING_COLUMNS = (TOMO_NAME, OPTICS_GROUP, MICROGRAPH_COLUMN)
 
 # what embedding computes: numbered columns latent_0, latent_1, ... and pose_0, ...
 LATENT_PREFIX = "latent_"

@@ -34,6 +34,7 @@ from napari_affinity_vae.schema import (
     CLASS_NAME,
     COORDINATE_BINNING,
     LABEL,
+    MICROGRAPH_COLUMN,
     OPTICS_GROUP,
     PSI,
     ROT,
@@ -57,10 +58,12 @@ ANGLE_COLUMNS = {ROT: "rlnAngleRot", TILT: "rlnAngleTilt", PSI: "rlnAnglePsi"}
 TOMO_COLUMN = "rlnTomoName"
 PARTICLE_NAME = "rlnTomoParticleName"  # RELION 5's name of a particle: TS_01/7
 PARTICLE_ID, HALF_SET = "rlnTomoParticleId", "rlnRandomSubset"
-MICROGRAPH_COLUMN = "rlnMicrographName"  # Warp's and pytom's name of a particle's tomogram file
 TILT_SERIES_PIXEL = "rlnTomoTiltSeriesPixelSize"  # optics: the pixel of RELION 4 tomo coordinates
 CARRIED_BLOCKS = ("general", "optics")  # written again before the particles read with them
 MISSING = "nan"  # a value a particle lacks, as RELION's number parser reads one (not "<NA>")
+# each particle's own extracted files: a column any particle lacks is left out of a file, as
+# RELION would read "nan" as a file name (the particles are to be extracted again)
+EXTRACTED_FILES = ("rlnImageName", "rlnCtfImage")
 # RELION's integer labels, written as integers even where a hand pick lacks a value
 INTEGER_COLUMNS = (
     "rlnClassNumber",
@@ -150,6 +153,7 @@ def to_star(
         if c not in (*AXES, TOMO_NAME, *ANGLE_COLUMNS, *COORDINATE_COLUMNS)  # stale positions
     ]
     others = particles[extras].reset_index(drop=True)
+    others = others.drop(columns=unextracted_columns(others))
     frames = [c for c in SUBTOMOGRAM_ANGLES if c in others]
     others[frames] = others[frames].fillna(0.0)  # no subtomogram frame: the tomogram's
     for column in [c for c in INTEGER_COLUMNS if c in others]:  # 1, not 1.000000
@@ -164,6 +168,11 @@ def to_star(
         )
     others.columns = labels
     return pd.concat([pd.DataFrame(columns), others], axis=1)
+
+
+def unextracted_columns(particles: pd.DataFrame) -> list[str]:
+    """The extracted-file columns (:data:`EXTRACTED_FILES`) some of ``particles`` lack."""
+    return [c for c in EXTRACTED_FILES if c in particles and particles[c].isna().any()]
 
 
 def identified(particles: pd.DataFrame) -> pd.DataFrame:
@@ -235,7 +244,7 @@ def write_star(
             raise ParticleFileError(
                 path, "RELION 5 centred coordinates need the tomogram's shape and voxel size"
             )
-        particles = _in_optics_groups(path, particles, blocks.get("optics"))
+        particles = in_optics_groups(path, particles, blocks.get("optics"))
         centre = dict(zip(AXES, np.asarray(frame.shape) / 2, strict=True))
         columns = {
             CENTRED_COLUMNS[axis]: np.asarray((particles[axis] - centre[axis]) * frame.voxel_size)
@@ -301,17 +310,18 @@ def pixel_table(
     """The RELION 4 particle block of ``particles``: coordinates in the pixels the ``blocks``'
     optics give (:func:`pixel_scale`; ``voxel_sizes``: the tomograms', one or one per particle),
     each particle in an optics group."""
-    particles = _in_optics_groups(path, particles, blocks.get("optics"))
+    particles = in_optics_groups(path, particles, blocks.get("optics"))
     scale = pixel_scale(path, blocks.get("optics"), particles, voxel_sizes, given)
     columns = {PIXEL_COLUMNS[axis]: np.asarray(particles[axis] / scale) for axis in ("x", "y", "z")}
     return to_star(path, particles, columns)
 
 
-def _in_optics_groups(
+def in_optics_groups(
     path: Path, particles: pd.DataFrame, optics: pd.DataFrame | dict | None
 ) -> pd.DataFrame:
     """``particles`` each in an optics group, as RELION looks every particle's up: one without
-    (a point added by hand) joins the group the others share, or the one data_optics has."""
+    (a point added by hand where its tomogram's other particles give none) joins the group the
+    others share, or the one data_optics has."""
     if optics is None or OPTICS_GROUP not in particles:
         return particles
     missing = particles[OPTICS_GROUP].isna()
@@ -322,10 +332,11 @@ def _in_optics_groups(
     choices = known if len(known) else table.get(OPTICS_GROUP, pd.Series()).unique()
     if len(choices) != 1:
         row = int(np.flatnonzero(missing.to_numpy())[0])
+        where = f" in {particles[TOMO_NAME].iloc[row]}" if TOMO_NAME in particles else ""
         raise ParticleFileError(
             path,
-            f"particle {row + 1} (added by hand?) has no {OPTICS_GROUP}, and the others are of "
-            f"{len(choices)} groups: write it with particles of one optics group",
+            f"particle {row + 1} (added by hand{where}?) has no {OPTICS_GROUP}, and the others "
+            f"are of {len(choices)} groups: export it as CSV, or leave it out",
         )
     return particles.assign(**{OPTICS_GROUP: particles[OPTICS_GROUP].fillna(choices[0])})
 

@@ -16,7 +16,7 @@ from napari_affinity_vae.io.atomic import atomic_files, check_writable
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.projects.relion5 import write_relion4, write_relion5
-from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES
+from napari_affinity_vae.io.star import SUBTOMOGRAM_ANGLES, unextracted_columns
 from napari_affinity_vae.schema import (
     ANGLES,
     AXES,
@@ -104,6 +104,16 @@ def without_angles(parts: dict[Path, pd.DataFrame], format_label: str) -> int:
         return 0
     found = [rows[[a for a in ANGLES if a in rows]] for rows in parts.values()]
     return sum(int(angles.isna().any(axis=1).sum()) for angles in found if angles.shape[1])
+
+
+def without_extracted_files(parts: dict[Path, pd.DataFrame], format_label: str) -> int:
+    """How many particles of ``parts`` lack the extracted files (``rlnImageName``,
+    ``rlnCtfImage``) the others have, which a STAR file is written without (RELION would read
+    "nan" as a file name): the particles are to be extracted again."""
+    if not format_label.endswith("STAR"):
+        return 0
+    found = [rows[unextracted_columns(rows)] for rows in parts.values()]
+    return sum(int(files.isna().any(axis=1).sum()) for files in found)
 
 
 def export_parts(

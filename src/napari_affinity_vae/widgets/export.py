@@ -39,6 +39,7 @@ from napari_affinity_vae.operations.export import (
     index_path,
     stale_cluster_files,
     without_angles,
+    without_extracted_files,
     write_parts,
 )
 from napari_affinity_vae.schema import STAR_BLOCKS
@@ -192,6 +193,13 @@ class ExportWidget(Container):
             show_info(
                 f"{count(unaligned, 'particle')} without angles (added by hand, or read from a "
                 f"file without them) {'was' if unaligned == 1 else 'were'} written with angles 0"
+            )
+        unextracted = without_extracted_files(parts, label)
+        if unextracted:
+            show_info(
+                f"{count(unextracted, 'particle')} without an extracted subtomogram (added by "
+                "hand): the STAR file was written without rlnImageName and rlnCtfImage, which "
+                "RELION would read as file names; extract the particles again in RELION"
             )
         return written
 
