@@ -11,16 +11,16 @@ from napari_affinity_vae.model.augment import augment, inscribed_sphere, random_
 
 def _blob(box: int, ndim: int, centre: list[float], sigma: float = 2.0) -> torch.Tensor:
     """A batch of one box (1, 1, *box) holding a Gaussian blob at ``centre`` voxels from the
-    middle (axes z, y, x)."""
-    axes = torch.meshgrid(*[torch.arange(box) - (box - 1) / 2] * ndim, indexing="ij")
+    particle's voxel ``box // 2`` (axes z, y, x)."""
+    axes = torch.meshgrid(*[torch.arange(box) - box // 2] * ndim, indexing="ij")
     squared = sum((a - c) ** 2 for a, c in zip(axes, centre, strict=True))
     return torch.exp(-squared / (2 * sigma**2))[None, None]
 
 
 def _centroid(boxes: torch.Tensor) -> torch.Tensor:
-    """The centre of mass of each box (n, ndim), in voxels from the middle."""
+    """The centre of mass of each box (n, ndim), in voxels from the voxel ``box // 2``."""
     ndim, box = boxes.ndim - 2, boxes.shape[-1]
-    axes = torch.meshgrid(*[torch.arange(box) - (box - 1) / 2] * ndim, indexing="ij")
+    axes = torch.meshgrid(*[torch.arange(box) - box // 2] * ndim, indexing="ij")
     mass = boxes[:, 0].flatten(1)
     return torch.stack([(mass * a.flatten()).sum(1) / mass.sum(1) for a in axes], dim=1)
 
@@ -46,13 +46,22 @@ def test_each_box_turns_by_its_own_rotation_and_keeps_its_content(ndim, centre):
 
 
 @pytest.mark.parametrize("ndim", [3, 2])
-def test_a_quarter_turn_about_z_is_rot90(ndim):
-    x = torch.randn(2, 1, *(8,) * ndim)
+@pytest.mark.parametrize("box", [8, 9])
+def test_a_quarter_turn_about_z_is_rot90_about_the_particles_voxel(ndim, box):
+    """The particle sits at voxel box // 2, where extraction puts it: a turn keeps it there.
+    Turns were about the box's middle, half a voxel off in an even box, so every turned
+    training box moved its particle by up to a voxel and a half."""
+    x = torch.randn(2, 1, *(box,) * ndim)
     quarter = torch.eye(ndim)
     quarter[-2:, -2:] = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # in the (y, x) plane
     rotated = rotate(x, quarter.expand(2, ndim, ndim))
-    turned = torch.where(inscribed_sphere(8, ndim), torch.rot90(x, -1, dims=(-2, -1)), x)
+    quartered = torch.rot90(x, -1, dims=(-2, -1))  # about the middle, (box - 1) / 2
+    if box % 2 == 0:  # about the voxel box // 2: a voxel further along x
+        quartered = torch.roll(quartered, 1, dims=-1)
+    turned = torch.where(inscribed_sphere(box, ndim), quartered, x)
     torch.testing.assert_close(rotated, turned, atol=1e-5, rtol=0)
+    centre = (slice(None), 0, *(box // 2,) * ndim)
+    torch.testing.assert_close(rotated[centre], x[centre])
 
 
 def test_augmentation_is_seeded_normalised_and_keeps_the_noise_in_the_corners():

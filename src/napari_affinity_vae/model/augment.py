@@ -1,6 +1,7 @@
 """Rotation augmentation of a training batch, on the device the batch is on: each box turned by
 its own uniformly random rotation (an in-plane angle for 2D images) with trilinear
-interpolation, inside the sphere that stays in the box."""
+interpolation, about the particle's voxel ``box // 2`` (where extraction puts it and the splat
+decoder renders it), inside the sphere that stays in the box."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ def rotate(boxes: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     resampled, half the work of the whole box."""
     n, ndim, box = len(boxes), boxes.ndim - 2, boxes.shape[-1]
     inside = inscribed_sphere(box, ndim, boxes.device)
-    axis = torch.arange(box, device=boxes.device, dtype=boxes.dtype) - (box - 1) / 2
-    # offsets and rotations in grid_sample's (x, y, z) order, scaled to its [-1, 1]
+    axis = torch.arange(box, device=boxes.device, dtype=boxes.dtype) - box // 2
+    # offsets and rotations in grid_sample's (x, y, z) order, scaled to its [-1, 1], where the
+    # voxel box // 2 is at (2 (box // 2) + 1) / box - 1 (1 / box for an even box, else 0)
     offsets = torch.stack(torch.meshgrid(*[axis] * ndim, indexing="ij")[::-1], dim=-1)[inside]
     matrices = rotations.to(boxes).flip(-1, -2) * (2 / box)
-    grid = torch.einsum("mj,nij->nmi", offsets, matrices)
+    grid = torch.einsum("mj,nij->nmi", offsets, matrices) + (2 * (box // 2) + 1) / box - 1
     sampled = F.grid_sample(
         boxes,
         grid.view(n, *(1,) * (ndim - 1), -1, ndim),
@@ -62,8 +64,9 @@ def turn(boxes: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
 
 
 def inscribed_sphere(box: int, ndim: int, device: torch.device | None = None) -> torch.Tensor:
-    """True at the voxels of a box whose centres lie in the sphere (circle) through the outer
-    voxels' centres: where every rotation about the centre samples inside the box."""
-    axis = torch.arange(box, device=device) - (box - 1) / 2
+    """True at the voxels of a box within the largest sphere (circle) about the voxel
+    ``box // 2`` whose voxels all lie in the box: where every rotation about it samples inside
+    the box."""
+    axis = torch.arange(box, device=device) - box // 2
     squared = sum(a**2 for a in torch.meshgrid(*[axis] * ndim, indexing="ij"))
-    return squared <= ((box - 1) / 2) ** 2
+    return squared <= ((box - 1) // 2) ** 2
