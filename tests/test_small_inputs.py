@@ -10,9 +10,14 @@ import pandas as pd
 import pytest
 
 from conftest import write_mrc
-from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
+from napari_affinity_vae.analysis.clustering import (
+    cluster,
+    clusters_possible,
+    snap_centres,
+    too_few_for_hdbscan,
+)
 from napari_affinity_vae.analysis.explain import explain_selection, fit_column
-from napari_affinity_vae.analysis.projection import PROJECTIONS, project
+from napari_affinity_vae.analysis.projection import PROJECTIONS, layout, project
 from napari_affinity_vae.cli import main
 from napari_affinity_vae.errors import AffinityVAEError, AnalysisError
 from napari_affinity_vae.io.particles import read_particles, write_particles
@@ -72,9 +77,9 @@ def test_kmeans_and_gmm_of_few_particles(n, method):
 
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_hdbscan_of_fewer_particles_than_a_cluster_is_all_noise(n):
-    with pytest.warns(UserWarning, match=f"at least 5 particles to make a cluster; {n} particle"):
-        labels = cluster(latents(n), "hdbscan")
+    labels = cluster(latents(n), "hdbscan")
     assert list(labels) == [-1] * n
+    assert f"at least 5 particles to make a cluster; {n} particle" in too_few_for_hdbscan(n)
 
 
 def test_hdbscan_of_none_and_of_five():
@@ -86,13 +91,11 @@ def test_hdbscan_of_none_and_of_five():
 @pytest.mark.parametrize("method", PROJECTIONS)
 def test_projection_of_few_particles(n, method):
     latent = latents(n)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        xy = project(latent, method)
+    xy = project(latent, method)
     assert xy.shape == (n, 2) and np.isfinite(xy).all()
-    shown = [str(w.message) for w in caught]
+    used, said = layout(latent, method)
     if method != "pca" and n == 2:
-        assert any("needs at least 5 particles; 2 are laid out by PCA" in m for m in shown)
+        assert used == "pca" and "needs at least 5 particles; 2 are laid out by PCA" in said
     if n == 1:
         np.testing.assert_array_equal(xy, [[0.0, 0.0]])  # one particle: at the origin
     if n == 2:  # two: on the x axis, as far apart as in the latent space
@@ -103,9 +106,9 @@ def test_projection_of_few_particles(n, method):
 
 @pytest.mark.parametrize("method", PROJECTIONS)
 def test_projection_of_identical_latents(method):
-    with pytest.warns(UserWarning, match="the 6 latent vectors are all the same"):
-        xy = project(np.ones((6, 8)), method)
+    xy = project(np.ones((6, 8)), method)
     np.testing.assert_array_equal(xy, np.zeros((6, 2)))
+    assert layout(np.ones((6, 8)), method)[1].startswith("the 6 latent vectors are all the same")
 
 
 @pytest.mark.parametrize(
@@ -215,7 +218,11 @@ def test_analysis_notes_only_what_the_user_should_know():
     assert columns.attrs[NOTES] == []  # UMAP's own warnings (n_jobs) are not the user's concern
     assert columns["cluster_centre"].sum() == 3
     few = run_steps(analyse_steps(latent[:2], "umap", "kmeans", 3), 2, "analyse", None)
-    assert few.attrs[NOTES] == [
-        "asked for 3 clusters of 2 particles; made 2",
+    assert few.attrs[NOTES] == [  # in the order of the steps
         "UMAP needs at least 5 particles; 2 are laid out by PCA instead",
+        "asked for 3 clusters of 2 particles; made 2",
+    ]
+    noise = run_steps(analyse_steps(latent[:3], "pca", "hdbscan"), 2, "analyse", None)
+    assert noise.attrs[NOTES] == [
+        "HDBSCAN needs at least 5 particles to make a cluster; 3 particles left as noise (-1)"
     ]

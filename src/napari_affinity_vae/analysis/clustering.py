@@ -3,8 +3,6 @@ the nearest real particle."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from napari_affinity_vae.errors import AnalysisError
@@ -28,14 +26,24 @@ def clusters_possible(k: int, n: int, distinct: int | None = None) -> tuple[int,
     return distinct, f"asked for {k} clusters of {count(n, 'particle')}{alike}; made {distinct}"
 
 
+def too_few_for_hdbscan(n: int) -> str | None:
+    """Why HDBSCAN leaves ``n`` particles all noise, None where it can find a cluster."""
+    if n >= HDBSCAN_MIN_CLUSTER:
+        return None
+    return (
+        f"HDBSCAN needs at least {HDBSCAN_MIN_CLUSTER} particles to make a cluster; "
+        f"{count(n, 'particle')} left as noise (-1)"
+    )
+
+
 def cluster(latent: np.ndarray, method: str = "kmeans", k: int = 8, seed: int = 0) -> np.ndarray:
     """A cluster label per row (HDBSCAN's noise is -1; it chooses its own number of clusters).
 
     ``k`` must lie between 1 and the number of particles (:func:`clusters_possible` says what to
     ask for); no particles give no labels. A single particle is cluster 0 by every method.
     HDBSCAN cannot find a cluster among fewer than ``HDBSCAN_MIN_CLUSTER`` particles, as it
-    leaves groups smaller than that as noise: such a set is all noise (-1), with a warning
-    saying why, as HDBSCAN itself labels that many scattered particles.
+    leaves groups smaller than that as noise: such a set is all noise (-1), as HDBSCAN itself
+    labels that many scattered particles (:func:`too_few_for_hdbscan` says so).
     """
     latent = np.asarray(latent, dtype=np.float64)
     if method not in CLUSTERINGS:
@@ -46,12 +54,7 @@ def cluster(latent: np.ndarray, method: str = "kmeans", k: int = 8, seed: int = 
     if method != "hdbscan" and not 1 <= k <= n:
         raise AnalysisError(f"cannot make {k} clusters of {count(n, 'particle')}")
     if method == "hdbscan":
-        if n < HDBSCAN_MIN_CLUSTER:
-            warnings.warn(
-                f"HDBSCAN needs at least {HDBSCAN_MIN_CLUSTER} particles to make a cluster; "
-                f"{count(n, 'particle')} left as noise (-1)",
-                stacklevel=2,
-            )
+        if too_few_for_hdbscan(n):
             return np.full(n, -1, dtype=np.int64)
         from sklearn.cluster import HDBSCAN
 

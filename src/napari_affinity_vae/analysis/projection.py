@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 PROJECTIONS = ("pca", "umap", "tsne")
 MIN_NEIGHBOURS = 5  # UMAP and t-SNE lay out neighbourhoods: with fewer particles, PCA does
 LANDMARKS = 50_000  # above this many particles, UMAP and t-SNE lay out a sample of this many
 PLACING_NEIGHBOURS = 10  # ... and place the others among their nearest sampled neighbours
+ONE_POINT = "one point"  # the layout of identical latent vectors
 
 
 def project(
@@ -24,32 +23,18 @@ def project(
 
     Any number of particles has a layout: PCA puts one particle at the origin and two on the
     x axis, their latent distance apart. UMAP and t-SNE need neighbourhoods; for fewer than
-    ``MIN_NEIGHBOURS`` particles they give the PCA layout, with a warning saying so. Identical
-    latent vectors are all laid out at the origin, with a warning.
+    ``MIN_NEIGHBOURS`` particles they give the PCA layout. Identical latent vectors are all laid
+    out at the origin. :func:`layout` says which, and why.
     """
     latent = np.asarray(latent, dtype=np.float64)
-    if method not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS}, got {method!r}")
-    n = len(latent)
-    if n > 1 and np.ptp(latent, axis=0).max() == 0:  # t-SNE crashes on identical points
-        warnings.warn(
-            f"the {n} latent vectors are all the same; they are laid out at one point",
-            stacklevel=2,
-        )
-        return np.zeros((n, 2))
-    if method != "pca" and n < MIN_NEIGHBOURS:
-        if n > 1:  # one particle has but one layout
-            name = "UMAP" if method == "umap" else "t-SNE"
-            warnings.warn(
-                f"{name} needs at least {MIN_NEIGHBOURS} particles; "
-                f"{n} are laid out by PCA instead",
-                stacklevel=2,
-            )
-        method = "pca"
+    method, _ = layout(latent, method)
+    if method == ONE_POINT:  # t-SNE crashes on identical points
+        return np.zeros((len(latent), 2))
     if method == "pca":
         return _pca(latent, seed)
-    if n > landmarks:
+    if len(latent) > landmarks:
         return _through_landmarks(latent, method, seed, landmarks)
+    n = len(latent)
     if method == "umap":
         import umap
 
@@ -59,6 +44,21 @@ def project(
 
     perplexity = min(30.0, (n - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(latent)
+
+
+def layout(latent: np.ndarray, method: str) -> tuple[str, str | None]:
+    """How :func:`project` lays ``latent`` out when asked for ``method``: that method, else
+    PCA or ``ONE_POINT``, with a sentence saying why (None where it is the method asked for)."""
+    if method not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {method!r}")
+    n = len(latent)
+    if n > 1 and np.ptp(latent, axis=0).max() == 0:
+        return ONE_POINT, f"the {n} latent vectors are all the same; they are laid out at one point"
+    if method != "pca" and n < MIN_NEIGHBOURS:
+        name = "UMAP" if method == "umap" else "t-SNE"
+        why = f"{name} needs at least {MIN_NEIGHBOURS} particles; {n} are laid out by PCA instead"
+        return "pca", why if n > 1 else None  # one particle has but one layout
+    return method, None
 
 
 def _through_landmarks(latent: np.ndarray, method: str, seed: int, landmarks: int) -> np.ndarray:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Generator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.analysis.clustering import cluster, clusters_possible, snap_centres
-from napari_affinity_vae.analysis.projection import project
+from napari_affinity_vae.analysis.clustering import (
+    cluster,
+    clusters_possible,
+    snap_centres,
+    too_few_for_hdbscan,
+)
+from napari_affinity_vae.analysis.projection import layout, project
 from napari_affinity_vae.operations import defaults
 from napari_affinity_vae.schema import CLUSTER, CLUSTER_CENTRE, EMBEDDING
 
 NOTES = "notes"  # attrs key: sentences the user should read (fewer clusters, a fallback)
 ANALYSIS_STEPS = 2
-OWN = "napari_affinity_vae"  # notes come from the package's own warnings, not its libraries
 
 
 def analyse_steps(
@@ -33,19 +35,20 @@ def analyse_steps(
     tomogram that was not embedded) get no position and cluster -1."""
     latent = np.asarray(latent, dtype=np.float64)
     embedded = np.flatnonzero(np.isfinite(latent).all(axis=1))
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        xy = project(latent[embedded], projection, seed)
-        yield 1
-        k = clusters
-        if clustering != "hdbscan":
-            distinct = len(np.unique(latent[embedded], axis=0))  # picks at one place are one
-            k, fewer = clusters_possible(clusters, len(embedded), distinct)
-            notes += [fewer] if fewer else []
-        labels = cluster(latent[embedded], clustering, k, seed)
-        yield 2
-    notes += [str(w.message) for w in caught if OWN in Path(w.filename).parts]  # not UMAP's
+    _, laid_out = layout(latent[embedded], projection)
+    notes = [laid_out] if laid_out else []
+    xy = project(latent[embedded], projection, seed)
+    yield 1
+    k = clusters
+    if clustering == "hdbscan":
+        noise = too_few_for_hdbscan(len(embedded))
+        notes += [noise] if noise else []
+    else:
+        distinct = len(np.unique(latent[embedded], axis=0))  # picks at one place are one
+        k, fewer = clusters_possible(clusters, len(embedded), distinct)
+        notes += [fewer] if fewer else []
+    labels = cluster(latent[embedded], clustering, k, seed)
+    yield 2
     columns = pd.DataFrame(
         {EMBEDDING[0]: np.nan, EMBEDDING[1]: np.nan, CLUSTER: -1, CLUSTER_CENTRE: False},
         index=range(len(latent)),
