@@ -189,6 +189,11 @@ def test_each_cluster_goes_back_in_its_own_session(project):
         "7-cluster1": 6,
         "7-unclustered": 7,
     }
+    dotted = copick_sessions(table, EACH_CLUSTER, np.zeros(0, int), "v1.2")  # not a suffix
+    assert sorted(dotted) == ["v1.2-cluster0", "v1.2-cluster1", "v1.2-unclustered"]
+    typed = copick_sessions(table, EACH_CLUSTER, np.zeros(0, int), "my_session")
+    with pytest.raises(AffinityVAEError, match="'my_session-unclustered' could be 'my-session-"):
+        write_copick_picks(project, opened, typed, "ribosome")  # not renamed without a word
 
 
 def test_avae_simulate_writes_a_copick_project(tmp_path, capsys):

@@ -130,18 +130,22 @@ def export_parts(
             )
         return {path: table.iloc[selection]}
     if what == EACH_CLUSTER:
-        if CLUSTER not in table:
-            raise AffinityVAEError("The particles are not clustered yet (Embed widget)")
         stem, suffix = path.name[: len(path.name) - len(path.suffix)], path.suffix
         return {
-            path.with_name(f"{stem}_{_cluster_name(label)}{suffix}"): table[table[CLUSTER] == label]
-            for label in np.unique(table[CLUSTER])
+            path.with_name(f"{stem}_{name}{suffix}"): rows
+            for name, rows in cluster_parts(table).items()
         }
     return {path: table}
 
 
-def _cluster_name(label: int) -> str:
-    return NOISE_NAME if label < 0 else f"cluster{label}"
+def cluster_parts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each cluster's rows by its name (``cluster3``; HDBSCAN's noise ``unclustered``)."""
+    if CLUSTER not in table:
+        raise AffinityVAEError("The particles are not clustered yet (Embed widget)")
+    return {
+        NOISE_NAME if label < 0 else f"cluster{label}": table[table[CLUSTER] == label]
+        for label in np.unique(table[CLUSTER])
+    }
 
 
 def stale_cluster_files(parts: dict[Path, pd.DataFrame], path: Path) -> list[Path]:
@@ -262,5 +266,7 @@ def copick_sessions(
 ) -> dict[str, pd.DataFrame]:
     """:func:`export_parts` as copick sessions: the selection or all particles in ``session``,
     each cluster in ``session-cluster3`` (noise in ``session-unclustered``)."""
-    parts = export_parts(table, what, selection, Path(session))
-    return {path.name.replace("_", "-"): rows for path, rows in parts.items()}
+    if what == EACH_CLUSTER:
+        return {f"{session}-{name}": rows for name, rows in cluster_parts(table).items()}
+    (rows,) = export_parts(table, what, selection, Path(session)).values()
+    return {session: rows}
