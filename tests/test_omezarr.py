@@ -75,6 +75,10 @@ def test_a_portal_style_zarr_v2_in_nanometres_reads_in_angstrom(tmp_path):
     [
         (lambda attrs: attrs.pop("multiscales"), "no 'multiscales'"),
         (lambda attrs: attrs["multiscales"][0]["axes"].pop(0), "a tomogram has exactly z, y and x"),
+        (  # the array read in z, y, x order would be the image turned
+            lambda attrs: attrs["multiscales"][0]["axes"].reverse(),
+            r"axes are \['x', 'y', 'z'\]; a tomogram has exactly z, y and x, in order",
+        ),
         (
             lambda attrs: attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][
                 0

@@ -47,10 +47,9 @@ def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
             raise TomogramFileError(path, "not an OME-Zarr image: no 'multiscales' metadata")
         image = multiscales[0]
         axes = [axis["name"] if isinstance(axis, dict) else axis for axis in image["axes"]]
-        spatial = [axes.index(name) for name in SPATIAL if name in axes]
-        if len(spatial) != 3 or len(axes) != 3:
+        if tuple(axes) != SPATIAL:  # OME-Zarr orders space axes z, y, x; read so, not turned
             raise TomogramFileError(
-                path, f"the image's axes are {axes}; a tomogram has exactly z, y and x"
+                path, f"the image's axes are {axes}; a tomogram has exactly z, y and x, in order"
             )
         scales, offsets = zip(*(_transform(d, image) for d in image["datasets"]), strict=True)
         arrays = [_level_array(group, d["path"], path) for d in image["datasets"]]
@@ -58,8 +57,8 @@ def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
         if isinstance(err, TomogramFileError):
             raise
         raise TomogramFileError(path, f"unreadable OME-Zarr metadata ({err})") from None
-    unit = _unit(image["axes"][spatial[-1]], path)
-    finest = np.asarray(scales[0])[spatial]
+    unit = _unit(image["axes"][-1], path)
+    finest = np.asarray(scales[0], dtype=float)
     if not np.allclose(finest, finest[0], rtol=1e-3):
         raise TomogramFileError(
             path,
@@ -67,10 +66,10 @@ def read_ome_zarr(path: str | Path) -> tuple[tuple[Level, ...], float]:
         )
     levels = []
     for array, scale, offset in zip(arrays, scales, offsets, strict=True):
-        factors = np.asarray(scale)[spatial] / finest
+        factors = np.asarray(scale) / finest
         if not np.allclose(factors, factors[0], rtol=1e-3):
             continue  # binned along some axes only (ome-zarr-py's default: y and x): not used
-        shift = (np.asarray(offset) - offsets[0])[spatial] / finest
+        shift = (np.asarray(offset) - offsets[0]) / finest
         levels.append(Level(array, float(factors[0]), tuple(float(v) for v in shift)))
     if unit is None:
         return tuple(levels), 0.0 if np.isclose(finest[-1], 1.0) else float(finest[-1])
