@@ -50,6 +50,41 @@ def test_neutral_modules_import_nothing_of_the_package(name):
     assert imported_modules(PACKAGE / name) == set()
 
 
+GUI_LIBRARIES = ("napari", "qtpy", "vispy", "magicgui", "superqt", "PyQt5", "PyQt6")
+GUI_MODULES = tuple(f"{NAME}.{m}" for m in ("widgets", "layers", "colours", "demo"))
+
+
+def every_import(path: Path) -> set[str]:
+    """Every module ``path`` imports, of any package, lazily or not (dotted names)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found | imported_modules(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *modules_of("io", "particles", "model", "analysis", "operations", "simulate"),
+        PACKAGE / "session.py",
+    ],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_below_the_widgets_nothing_imports_napari_qt_or_vispy(path):
+    """The pipeline runs headless (the command line, a Dask worker): the session, operations and
+    everything under them import neither a GUI library nor a module that does. The session once
+    loaded vispy's OpenGL code through one helper kept beside the layer adapters."""
+    wrong = sorted(
+        m
+        for m in every_import(path)
+        if m.split(".")[0] in GUI_LIBRARIES or any(f"{m}.".startswith(f"{g}.") for g in GUI_MODULES)
+    )
+    assert not wrong, f"{path.relative_to(PACKAGE)} imports {', '.join(wrong)}"
+
+
 def test_the_check_sees_every_form_of_import():
     assert imported_modules(PACKAGE / "model" / "example.py", SAMPLE) >= {
         f"{NAME}.simulate",

@@ -11,7 +11,7 @@ from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.particles import read_particles, tomogram_names, write_particles
 from napari_affinity_vae.io.star import star_layout
 from napari_affinity_vae.io.tables import dynamo_to_relion, relion_to_dynamo
-from napari_affinity_vae.layers import hand_picked
+from napari_affinity_vae.operations.hand_edits import hand_picked
 
 SHAPE = (20, 30, 40)
 COORDS = ["z", "y", "x"]

@@ -14,8 +14,6 @@ from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
     AXES,
     COORDINATE_BINNING,
-    OWN_COLUMNS,
-    SETTING_COLUMNS,
     STAR_BLOCKS,
     TOMO_NAME,
 )
@@ -102,26 +100,6 @@ def moved_with_voxel_size(layer: Any, ratio: float) -> tuple[np.ndarray, int]:
         layer.data, layer.metadata[PLACED_KEY], layer.metadata[ANGSTROM_ORIGIN], ratio
     )
     return data, stayed
-
-
-def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
-    """``features`` with the rows of points just added by hand (``added``: their indices) made
-    anew, rather than napari's copy of the last or selected point's: a value every other
-    particle shares (their tomogram and optics group; with two or more, any but what each is or
-    was found as), and nothing else, so no label, class, score, angles or identifier of another
-    particle."""
-    new = np.zeros(len(features), dtype=bool)
-    new[np.asarray(added, dtype=int)] = True
-    others = features[~new]
-    made = features.copy()
-    for column in features:
-        values = others[column]
-        alike = len(values) > 0 and values.nunique(dropna=False) == 1
-        shared = alike and (
-            column in SETTING_COLUMNS or (len(values) > 1 and column not in OWN_COLUMNS)
-        )
-        made[column] = features[column].mask(new, values.iloc[0] if shared else np.nan)
-    return made
 
 
 def points_to_particles(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFrame:

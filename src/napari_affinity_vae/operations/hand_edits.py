@@ -9,11 +9,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from napari_affinity_vae.layers import hand_picked
 from napari_affinity_vae.schema import (
     AXES,
     CLUSTER,
     CLUSTER_CENTRE,
+    OWN_COLUMNS,
     SETTING_COLUMNS,
     TOMO_NAME,
     TOMOGRAM_MISSING,
@@ -52,6 +52,26 @@ def applied(
         table = added(table, shown, positions, name)
     table.attrs = attrs
     return HandEdit(table, edited, selection)
+
+
+def hand_picked(features: pd.DataFrame, added: np.ndarray) -> pd.DataFrame:
+    """``features`` with the rows of points just added by hand (``added``: their indices) made
+    anew, rather than napari's copy of the last or selected point's: a value every other
+    particle shares (their tomogram and optics group; with two or more, any but what each is or
+    was found as), and nothing else, so no label, class, score, angles or identifier of another
+    particle."""
+    new = np.zeros(len(features), dtype=bool)
+    new[np.asarray(added, dtype=int)] = True
+    others = features[~new]
+    made = features.copy()
+    for column in features:
+        values = others[column]
+        alike = len(values) > 0 and values.nunique(dropna=False) == 1
+        shared = alike and (
+            column in SETTING_COLUMNS or (len(values) > 1 and column not in OWN_COLUMNS)
+        )
+        made[column] = features[column].mask(new, values.iloc[0] if shared else np.nan)
+    return made
 
 
 def added(

@@ -32,7 +32,6 @@ from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.layers import (
     PLACED_KEY,
-    hand_picked,
     moved_with_voxel_size,
     particles_layer_data,
     points_to_particles,
@@ -677,7 +676,7 @@ class ParticlesWidget(Container):
             self._watched.metadata.pop(LEFT, None)  # the user's own points now
             if action == "added" and len(indices):  # by hand: no other particle's features
                 layer = self._watched
-                layer.features = hand_picked(layer.features, indices)
+                layer.features = hand_edits.hand_picked(layer.features, indices)
             if not self._edit_embedded(action, indices):
                 self._sync_from_layer(edited=True)
             return
