@@ -153,6 +153,7 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     after = session.particles[latent_columns(session.particles)].to_numpy()
     assert after.shape == before.shape and not np.allclose(after, before)
     assert set(session.particles.loc[clusters == 0, LABEL]) == {"alpha"}  # labels stay
+    assert scatter.colour_by.value == LABEL and "alpha" in scatter.legend.text()  # still shown
 
     click(qtbot, train.train_button)  # a new run, cancelled before its first epoch
     click(qtbot, train.cancel_button)

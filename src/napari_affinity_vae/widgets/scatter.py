@@ -274,8 +274,8 @@ class LatentScatterWidget(QWidget):
         first = [c for c in FIRST_COLOURS if c in numeric_or_labels]
         choices = first + [c for c in numeric_or_labels if c not in first] or [CLUSTER]
         current, before = self.colour_by.value, list(self.colour_by.choices)
-        if CLUSTER in choices and CLUSTER not in before:
-            current = CLUSTER  # clusters just arrived: show them
+        if CLUSTER in choices and CLUSTER not in before and current != LABEL:
+            current = CLUSTER  # clusters just arrived: show them, but not over the user's labels
         with self.colour_by.changed.blocked():
             self.colour_by.choices = ()  # magicgui appends new choices after the old ones
             self.colour_by.choices = choices
