@@ -140,6 +140,10 @@ def test_a_decoded_cluster_centre_is_a_volume_beside_the_tomogram(explored, qtbo
     decode.iso_level.value = 3.0
     assert volume.iso_threshold == pytest.approx(volume.data.mean() + 3 * volume.data.std())
     assert volume.translate[0] <= 300.0 <= volume.translate[0] + 32 * enlarged
+    # and in view, though beyond the tomogram's edge: the camera was fitted to show it
+    middle = np.asarray(volume.translate[1:]) + 16 * enlarged
+    half_view = np.asarray(viewer.canvas.size) / viewer.camera.zoom / 2
+    assert (np.abs(middle - np.asarray(viewer.camera.center[-2:])) < half_view).all()
     before = volume.data.copy()
     decode.sliders[0].value = decode.sliders[0].max  # a latent traversal by hand
     qtbot.waitUntil(lambda: not np.array_equal(volume.data, before), timeout=WAIT_MS)

@@ -47,6 +47,7 @@ from napari_affinity_vae.widgets.tasks import Task, one_step
 from napari_affinity_vae.widgets.viewer_session import (
     DECODED_KEY,
     active_layer_kept,
+    fit_view,
     session_for,
     tomogram_identity,
     view_centre,
@@ -334,6 +335,9 @@ class DecodeWidget(Container):
                         PLACED_FOR: self._placed_for(),
                     },
                 )
+            if self.placement.value == BESIDE or not self._anchor_shown():
+                shown = [x for x in self._viewer.layers if x.visible]
+                fit_view(self._viewer, shown)  # beyond the tomogram's edge, out of the view
         if data.ndim == 4 and self._viewer.dims.ndim == 4:  # the slider a traversal adds
             labels = self._viewer.dims.axis_labels
             self._viewer.dims.axis_labels = (TRAVERSAL_AXIS, *labels[1:])
