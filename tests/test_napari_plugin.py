@@ -263,12 +263,15 @@ def test_widget_opens_file_and_sets_views(make_napari_viewer, tomogram_file):
     assert viewer.dims.ndisplay == 2
 
 
+@pytest.mark.parametrize("header", [0.0, float("inf")])
 def test_a_dropped_mrc_without_voxel_size_opens_and_its_size_can_be_set(
-    make_napari_viewer, tmp_path
+    make_napari_viewer, tmp_path, header
 ):
     """Dropped on napari, it opens at 1 A/voxel with a warning (the Tomogram widget's Open asks
-    for the voxel size instead: test_clicks)."""
-    path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
+    for the voxel size instead: test_clicks). A header of infinite voxels (a broken cell) was
+    taken as a size: the layer's infinite scale crashed napari's renderer."""
+    data = np.zeros((4, 5, 6), np.float32)
+    path = write_mrc(tmp_path / "nosize.mrc", data, voxel_size=header)
     viewer = make_napari_viewer()
     with pytest.warns(UserWarning, match="no voxel size; the layer uses 1 A/voxel"):
         [layer] = viewer.open(path, plugin=PLUGIN)

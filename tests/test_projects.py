@@ -452,7 +452,7 @@ def test_a_voxel_size_given_replaces_headers_that_have_none(tmp_path, capsys):
     write_mrc(tmp_path / "a.rec", np.zeros((5, 5, 5), np.float32))  # .mrc is taken before .rec
     write_particles(pd.DataFrame({"z": [5.0], "y": [6.0], "x": [7.0]}), tmp_path / "a.csv")
     unknown = open_project([tmp_path])
-    assert "gives no voxel size (0 or not a number)" in unknown.tomograms["a"].problem
+    assert "gives no voxel size (0, infinite or not a number)" in unknown.tomograms["a"].problem
     assert unknown.particles[TOMOGRAM_MISSING].all()
     given = open_project([tmp_path], voxel_size=8.0)
     assert [e.voxel_size for e in given.tomograms.values()] == [8.0, 8.0]

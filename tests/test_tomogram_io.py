@@ -82,10 +82,11 @@ def test_not_3d(tmp_path):
         open_tomogram(path)
 
 
-def test_voxel_size_zero_says_how_to_give_one(tmp_path):
-    path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=0)
+@pytest.mark.parametrize("header", [0.0, float("inf")])  # inf: a broken cell, napari crashed
+def test_voxel_size_zero_says_how_to_give_one(tmp_path, header):
+    path = write_mrc(tmp_path / "nosize.mrc", np.zeros((4, 5, 6), np.float32), voxel_size=header)
     with pytest.raises(
-        TomogramFileError, match=r"gives no voxel size \(0 or not a number\)"
+        TomogramFileError, match=r"gives no voxel size \(0, infinite or not a number\)"
     ) as err:
         open_tomogram(path)
     assert "voxel_size=" in str(err.value) and "--voxel-size" in str(err.value)

@@ -130,7 +130,8 @@ def open_tomogram(
         elif require_voxel_size:
             raise TomogramFileError(
                 path,
-                f"the header gives no voxel size (0 or not a number); {_HOW_TO_GIVE_VOXEL_SIZE}",
+                "the header gives no voxel size (0, infinite or not a number); "
+                + _HOW_TO_GIVE_VOXEL_SIZE,
             )
     size = None if voxel_size is None else float(voxel_size)
     return Tomogram(path, data, size, from_header, levels=levels if len(levels) > 1 else ())
@@ -182,10 +183,11 @@ TRUNCATED = "the file is truncated: it holds less data than its header describes
 
 
 def cubic_voxel_size(path: Path, voxel_size: np.recarray, given: float | None = None) -> float:
-    """An MRC header's voxel size (x, y, z record; 0: not set, on any axis), refused unless
-    cubic; a voxel size ``given`` by the user stands for one that is not (0 is returned)."""
+    """An MRC header's voxel size (x, y, z record; 0, infinite or not a number: not set, on
+    any axis), refused unless cubic; a voxel size ``given`` by the user stands for one that is
+    not (0 is returned)."""
     sizes = np.array([voxel_size.z, voxel_size.y, voxel_size.x], dtype=float)
-    set_ = sizes[sizes > 0]
+    set_ = sizes[np.isfinite(sizes) & (sizes > 0)]
     if np.allclose(set_, set_[:1], rtol=1e-3):
         return float(set_[0]) if len(set_) else 0.0
     if given is not None:

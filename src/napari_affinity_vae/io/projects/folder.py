@@ -85,7 +85,7 @@ def entry(
     shape, header_size, problem = read_shape(path, voxel_size)
     size = voxel_size or header_size
     if problem is None and size is None:
-        problem = f"{path}: the header gives no voxel size (0 or not a number)"
+        problem = f"{path}: the header gives no voxel size (0, infinite or not a number)"
     return TomogramEntry(name, {"tomogram": path}, size, shape, problem=problem)
 
 
