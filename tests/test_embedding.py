@@ -183,6 +183,31 @@ def test_embed_command_with_a_placeholder_voxel_size(tmp_path, capsys):
     assert main(["embed", str(path), str(picks), "--out", str(out), "--voxel-size", "10"]) == 0
 
 
+def test_a_model_whose_weights_hold_nan_is_refused_naming_it(tmp_path, capsys):
+    """A checkpoint of a diverged training embedded every particle as NaN: avae embed said
+    "asked for 2 clusters of 0 particles", then "12 particles embedded", and wrote empty
+    latents; the Embed dock said "0 of 12 particles"."""
+    import torch
+
+    from conftest import write_mrc
+    from napari_affinity_vae.model.checkpoint import save_checkpoint
+
+    model, card = load_bundled()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    weights, _ = save_checkpoint(model, card, tmp_path / "diverged")
+    volume = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    path = write_mrc(tmp_path / "TOMO.mrc", volume, voxel_size=10.0)
+    picks = tmp_path / "picks.csv"
+    pd.DataFrame({"x": [32.0, 30.0], "y": [32.0, 30.0], "z": [20.0, 20.0]}).to_csv(picks)
+    out = tmp_path / "embedded.csv"
+    args = ["embed", str(path), str(picks), "--out", str(out), "--model", str(weights)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"avae embed: error: {tmp_path / 'diverged.json'}: gives NaN or infinite" in err
+    assert "latents for 2 of 2 particles" in err and not out.exists()
+
+
 def test_hdbscan_noise_is_no_cluster_centre_and_grey():
     from napari_affinity_vae.colours import NOISE_COLOUR, NOISE_LABEL, colours_for
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 
 from napari_affinity_vae.errors import TomogramFileError
 from napari_affinity_vae.io.tomogram import Tomogram
-from napari_affinity_vae.model.checkpoint import ModelCard, check_fits
+from napari_affinity_vae.model.checkpoint import CheckpointError, ModelCard, check_fits
 from napari_affinity_vae.model.inference import device, encode, for_inference
 from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import pose_angles, turns_pose
@@ -144,6 +145,7 @@ def embed_steps(
     a = card.architecture
     rows = np.argsort(order)  # back to the table's order
     mu = np.concatenate(parts["mu"])[rows] if parts["mu"] else np.zeros((0, a.latent_dims))
+    check_finite(mu, card)
     pose = np.concatenate(parts["pose"])[rows] if parts["pose"] else np.zeros((0, a.pose_dims))
     columns = {f"{LATENT_PREFIX}{i}": mu[:, i] for i in range(a.latent_dims)}
     columns |= {f"{POSE_PREFIX}{i}": pose[:, i] for i in range(a.pose_dims)}
@@ -157,6 +159,18 @@ def embed_steps(
     result = pd.concat([particles.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
     result.attrs = dict(particles.attrs) | {"voxel_size": tomogram.voxel_size}
     return result
+
+
+def check_finite(mu: np.ndarray, card: ModelCard) -> None:
+    """Refuse latents the model made NaN or infinite from finite boxes: its weights hold NaN."""
+    bad = ~np.isfinite(mu).all(axis=1)
+    if bad.any():
+        raise CheckpointError(
+            card.path or Path("the model"),
+            f"gives NaN or infinite latents for {int(bad.sum())} of {len(bad)} particles, whose "
+            "boxes are finite: its weights hold NaN (its training diverged?); train it again, "
+            "or choose another model",
+        )
 
 
 def _read(
