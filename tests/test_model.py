@@ -270,6 +270,11 @@ def test_checkpoint_refusals(tmp_path):
     card_path.write_text(json.dumps(other))
     with pytest.raises(CheckpointError, match=r"do not fit.*mu.weight is \(3, 64\), not \(4, 64\)"):
         load_checkpoint(weights)
+    for size in (0, -10, None, "ten", float("inf")):  # tracebacks, or -32 voxels a side
+        other = json.loads(_card(arch).to_json()) | {"voxel_size": size}
+        card_path.write_text(json.dumps(other))
+        with pytest.raises(CheckpointError, match=r"m\.json: voxel_size must be a positive num"):
+            load_checkpoint(weights)
     card_path.write_text("{not json")
     with pytest.raises(CheckpointError, match=r"m\.json: not a readable JSON"):
         load_checkpoint(weights)

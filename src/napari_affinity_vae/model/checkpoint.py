@@ -163,6 +163,11 @@ def read_card(path: str | Path) -> ModelCard:
         card = ModelCard(architecture=architecture, **data, path=path)
     except (TypeError, ValueError, KeyError) as err:
         raise CheckpointError(path, f"the model card is incomplete or invalid ({err})") from None
+    size = card.voxel_size
+    if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < np.inf:
+        raise CheckpointError(
+            path, f"voxel_size must be a positive number of Angstrom, not {size!r}"
+        )
     n = len(card.classes)
     if np.shape(card.affinity) != (n, n):
         raise CheckpointError(path, f"the affinity matrix is not {n} x {n} for {n} classes")

@@ -159,10 +159,10 @@ class EmbedWidget(Container):
                 model, card = load_bundled(PRESETS[self.source.value])
             else:
                 model, card = load_checkpoint(Path(self.checkpoint.value))
-            self.session.set_model(model, card)
-            classes = ", ".join(card.classes)
-            self.card.value = f"{card.describe()}\nclasses: {classes}"
-            self.card.tooltip = card.to_json()
+            described = f"{card.describe()}\nclasses: {', '.join(card.classes)}"
+            tooltip = card.to_json()
+            self.session.set_model(model, card)  # once its card reads, not one said not loaded
+            self.card.value, self.card.tooltip = described, tooltip
             if self.status.value.startswith("failed"):  # that was another model's run
                 self._particles_changed()
             return True
