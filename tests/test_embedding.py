@@ -253,3 +253,39 @@ def test_the_particles_without_a_category_are_the_grey_ones(labels):
     grey = np.all(np.isclose(rgba, Color(NOISE_COLOUR).rgba), axis=1)
     assert is_missing(values).tolist() == grey.tolist() == [False, False, False, True]
     assert not is_missing(pd.Series(["-1", "a"])).any()  # a label typed "-1" is a label
+
+
+def test_a_full_disk_is_a_one_line_error_naming_the_file_and_leaves_none_half_written(
+    tmp_path, capsys, monkeypatch
+):
+    """Disk full while writing a STAR file (avae embed) or a tomogram (avae simulate) gave an
+    OSError traceback; the File > Save writer said OSError without the file."""
+    import mrcfile
+    import starfile
+
+    from conftest import write_mrc
+    from napari_affinity_vae._writer import write_points
+    from napari_affinity_vae.errors import AffinityVAEError
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    volume = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    path = write_mrc(tmp_path / "TOMO.mrc", volume, voxel_size=10.0)
+    picks = tmp_path / "picks.csv"
+    pd.DataFrame({"x": [32.0], "y": [32.0], "z": [20.0]}).to_csv(picks, index=False)
+    out = tmp_path / "embedded.star"
+    monkeypatch.setattr(starfile, "write", full_disk)
+    assert main(["embed", str(path), str(picks), "--out", str(out), "--pca"]) == 2
+    err = capsys.readouterr().err
+    assert f"avae embed: error: {out}: cannot be written (No space left on device)" in err
+    with pytest.raises(AffinityVAEError, match=r"saved\.star: cannot be written \(No space"):
+        write_points(str(tmp_path / "saved.star"), np.zeros((1, 3)), {})
+    monkeypatch.setattr(mrcfile, "new", full_disk)
+    assert (
+        main(["simulate", str(tmp_path / "sim"), "--shape", "40", "64", "64", "--particles", "2"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "cannot be written (No space left on device)" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["TOMO.mrc", "picks.csv"]

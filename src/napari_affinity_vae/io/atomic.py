@@ -27,7 +27,15 @@ def check_writable(path: str | Path, error: type[InputFileError] = InputFileErro
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as err:
-        raise error(path, f"cannot be written ({err.strerror or err})") from None
+        raise unwritable(path, err, error) from None
+
+
+def unwritable(
+    path: str | Path, err: OSError, error: type[InputFileError] = InputFileError
+) -> InputFileError:
+    """The error to raise for ``path`` that could not be written (a full disk, a folder made
+    read-only meanwhile): ``error`` naming it and the system's reason."""
+    return error(path, f"cannot be written ({err.strerror or err})")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import pandas as pd
 
 from napari_affinity_vae.errors import InputFileError, ParticleFileError
 from napari_affinity_vae.io import star, tables
-from napari_affinity_vae.io.atomic import atomic_path, check_writable
+from napari_affinity_vae.io.atomic import atomic_path, check_writable, unwritable
 from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.validate import check_particles, select_tomogram
 from napari_affinity_vae.schema import AXES, COORDINATE_BINNING
@@ -121,6 +121,8 @@ def write_particles(
                 _FORMATS[suffix][1](tmp, particles, frame)
     except InputFileError as err:  # name the user's file, not the one staged beside it
         raise ParticleFileError(path, err.problem) from None
+    except OSError as err:  # a full disk
+        raise unwritable(path, err, ParticleFileError) from None
     return path
 
 

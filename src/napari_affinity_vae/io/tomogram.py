@@ -259,13 +259,16 @@ def write_tomogram(
     """Write a (z, y, x) volume, or a stack of volumes (n, z, y, x), as an MRC file atomically;
     ``origin`` (Angstrom, x, y, z or one for every axis) is where its first voxel's centre
     lies."""
-    from napari_affinity_vae.io.atomic import atomic_path
+    from napari_affinity_vae.io.atomic import atomic_path, unwritable
 
     path = Path(path)
-    with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
-        mrc.voxel_size = voxel_size  # a 4D array is stored as a volume stack (ispg 401)
-        mrc.header.origin = origin if isinstance(origin, tuple) else (origin,) * 3
+    try:
+        with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
+            mrc.voxel_size = voxel_size  # a 4D array is stored as a volume stack (ispg 401)
+            mrc.header.origin = origin if isinstance(origin, tuple) else (origin,) * 3
+    except OSError as err:  # a full disk
+        raise unwritable(path, err, TomogramFileError) from None
     return path
 
 

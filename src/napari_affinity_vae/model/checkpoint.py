@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 
 from napari_affinity_vae import __version__
 from napari_affinity_vae.errors import InputFileError
-from napari_affinity_vae.io.atomic import atomic_files
+from napari_affinity_vae.io.atomic import atomic_files, unwritable
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.text import strict_json
 
@@ -107,7 +107,7 @@ def save_checkpoint(model: AffinityVAE, card: ModelCard, path: str | Path) -> tu
             staged[0].write_bytes(save(state, metadata={"format": FORMAT}))
             staged[1].write_text(card.to_json())
     except OSError as err:
-        raise CheckpointError(weights, f"cannot be written ({err.strerror or err})") from None
+        raise unwritable(weights, err, CheckpointError) from None
     return weights, card_path
 
 

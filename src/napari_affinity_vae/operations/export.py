@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import AffinityVAEError, InputFileError, ParticleFileError
-from napari_affinity_vae.io.atomic import atomic_files, check_writable
+from napari_affinity_vae.io.atomic import atomic_files, check_writable, unwritable
 from napari_affinity_vae.io.particles import write_particles
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.projects.relion5 import write_relion4, write_relion5
@@ -212,7 +212,7 @@ def write_parts(
                 ]
                 staged[-1].write_text("\n".join(lines) + "\n")
     except OSError as err:
-        raise ParticleFileError(first, f"cannot be written ({err.strerror or err})") from None
+        raise unwritable(first, err, ParticleFileError) from None
     return list(parts) + ([index] if index else [])
 
 
