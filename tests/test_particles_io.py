@@ -145,6 +145,10 @@ def test_relion4_tilt_series_pixels_that_cannot_be_placed_are_named(tmp_path):
     stray = _relion4_tomo_star(tmp_path / "stray.star", groups=(1, 3, 2), sizes=(1.875, 3.75))
     with pytest.raises(ParticleFileError, match=r"stray.star: particle 2's rlnOpticsGroup"):
         read_particles(stray, voxel_size=7.5)
+    # one pixel size in data_optics: a group it lacks was read in that size, without a word
+    absent = _relion4_tomo_star(tmp_path / "absent.star", groups=(1, 1, 2), sizes=(1.875,))
+    with pytest.raises(ParticleFileError, match=r"absent.star: particle 3's rlnOpticsGroup is"):
+        read_particles(absent, voxel_size=7.5)
 
 
 def test_a_hand_pick_among_relion4_particles_is_written_in_their_optics_group(tmp_path):

@@ -510,19 +510,25 @@ def _tilt_series_pixels(
     sizes = numeric_column(path, table, TILT_SERIES_PIXEL)
     if sizes.isna().any() or (sizes <= 0).any():
         raise ParticleFileError(path, f"data_optics has a {TILT_SERIES_PIXEL} that is not > 0")
+    if OPTICS_GROUP in table and OPTICS_GROUP in particles:
+        by_group = dict(zip(numeric_column(path, table, OPTICS_GROUP), sizes, strict=True))
+        groups = numeric_column(path, particles, OPTICS_GROUP)
+        pixels = groups.map(by_group)
+        unknown = pixels.isna() & groups.notna()  # a point added by hand joins one later
+        if unknown.any():
+            row = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise ParticleFileError(
+                path, f"particle {row + 1}'s {OPTICS_GROUP} is not one of data_optics"
+            )
     if sizes.nunique() == 1:
         return np.full(len(particles), sizes.iloc[0])
     if OPTICS_GROUP not in table or OPTICS_GROUP not in particles:
         raise ParticleFileError(
             path, f"optics groups of {_sizes(sizes)} A pixels, and no {OPTICS_GROUP} to tell apart"
         )
-    by_group = dict(zip(numeric_column(path, table, OPTICS_GROUP), sizes, strict=True))
-    pixels = numeric_column(path, particles, OPTICS_GROUP).map(by_group)
     if pixels.isna().any():
         row = int(np.flatnonzero(pixels.isna().to_numpy())[0])
-        raise ParticleFileError(
-            path, f"particle {row + 1}'s {OPTICS_GROUP} is not one of data_optics"
-        )
+        raise ParticleFileError(path, f"particle {row + 1} has no {OPTICS_GROUP}")
     return pixels.to_numpy()
 
 
