@@ -306,6 +306,13 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     edit_cell(qtbot, table, 1, 2, "abc")
     assert table.matrix().loc["gamma", "beta"] == pytest.approx(0.4)
     assert messages(notifications)[-1] == "'abc' is no number from -1 to 1: the affinity stays 0.40"
+    edited = table.matrix()
+    for cluster in (1, 2):  # unlabelled down to one class, then labelled again: kept as typed
+        label_cluster(qtbot, scatter, cluster, "")
+    assert table.classes == ["alpha"]
+    for cluster, name in ((1, "beta"), (2, "gamma")):
+        label_cluster(qtbot, scatter, cluster, name)
+    pd.testing.assert_frame_equal(table.matrix(), edited)
 
     click(qtbot, train.load_button)
     np.testing.assert_allclose(table.matrix().loc["alpha", ["beta", "gamma"]], [0.2, -0.5])

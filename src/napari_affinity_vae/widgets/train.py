@@ -280,7 +280,8 @@ class TrainWidget(Container):
             before = self.affinity.matrix() if before is None else before
             kept = [c for c in classes if c in before.index]
             if len(kept) > 1:
-                matrix.loc[kept, kept] = before.loc[kept, kept].to_numpy()
+                known = before.loc[kept, kept]
+                matrix.loc[kept, kept] = known.where(known.notna(), matrix.loc[kept, kept])
             self._set_affinity(matrix)
 
     def _set_affinity(self, matrix: pd.DataFrame) -> None:
@@ -288,8 +289,14 @@ class TrainWidget(Container):
         self._keep_affinity()
 
     def _keep_affinity(self) -> None:
-        """The table, edited or set, outlives the dock: closed and opened again, it is there."""
-        self.session.affinity = self.affinity.matrix()
+        """The table, edited or set, outlives the dock (closed and opened again, it is there)
+        and its classes: one unlabelled and labelled again gets its values back (NaN: a pair
+        never shown together)."""
+        table, known = self.affinity.matrix(), self.session.affinity
+        if known is not None:
+            names = list(dict.fromkeys([*known.index, *table.index]))
+            table = table.combine_first(known).loc[names, names]
+        self.session.affinity = table
 
     def affinity_from_centres(self, _value: object = None) -> None:
         """Fill the affinity table from the decoded class centres, in the background."""
