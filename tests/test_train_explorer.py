@@ -328,6 +328,14 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     click(qtbot, train.load_button)
     assert "affinity with itself must be 1; found 0 for alpha" in messages(notifications)[-1]
     assert table.matrix().loc["alpha", "gamma"] == -0.5  # unchanged
+    uneven = tmp_path / "uneven.csv"  # made symmetric, and said so every time it is read
+    uneven.write_text("alpha,beta,gamma\n1,0.2,0.5\n0.4,1,0.1\n0.5,0.1,1\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(uneven), ""))
+    for _ in range(2):
+        click(qtbot, train.load_button)
+        assert "uneven.csv: the affinity matrix is not symmetric" in messages(notifications)[-1]
+        notifications.clear()
+    assert table.matrix().loc["alpha", "beta"] == pytest.approx(0.3)
 
     train.epochs.value = 1
     click(qtbot, train.train_button)

@@ -63,6 +63,7 @@ from napari_affinity_vae.widgets.notify import (
     errors_as_notifications,
     failure_message,
     typed_path,
+    warnings_as_notifications,
 )
 from napari_affinity_vae.widgets.scatter_canvas import ScatterCanvas
 from napari_affinity_vae.widgets.scatter_legend import Legend
@@ -371,8 +372,9 @@ class TrainWidget(Container):
             self.load_affinity(Path(path))
 
     def load_affinity(self, path: Path) -> None:
-        """Take the affinities of the labelled classes from an affinity CSV."""
-        with errors_as_notifications("Loading the affinity"):
+        """Take the affinities of the labelled classes from an affinity CSV (a warning, such
+        as a matrix made symmetric, shown each time)."""
+        with errors_as_notifications("Loading the affinity"), warnings_as_notifications():
             table = load_affinity(path)
             classes = self.affinity.classes
             if not classes:
