@@ -202,7 +202,10 @@ def test_many_particles_are_fitted_on_a_sample():
         (np.full(50, 3.0), "score is 3 for all 50 particles: nothing to fit"),
         (np.r_[np.full(45, 3.0), np.full(5, np.nan)], "score is 3 for all 45 particles"),
         (np.array(["a", "b"] * 25), "score is not a numeric column"),
-        (np.r_[np.arange(9.0), np.full(41, np.nan)], "at least 10 particles with a score value"),
+        (
+            np.r_[np.arange(9.0), np.full(41, np.nan)],
+            "at least 10 particles with both a value of score",
+        ),
     ],
 )
 def test_a_column_that_cannot_be_fitted_says_why(values, message):
@@ -231,6 +234,7 @@ def embedded_table(n: int = 200) -> pd.DataFrame:
 def test_the_columns_offered_for_a_fit_are_the_numbers_the_latents_may_explain():
     table = embedded_table()
     table["rlnOpticsGroup"], table["rlnClassNumber"], table["tag"] = 1, 2, np.arange(len(table))
+    table["blank"] = np.nan  # offered, it could never be fitted
     names = fittable_columns(table)  # numbers that name groups and particles are not fitted
     assert names == ["score", "reconstruction_error", "count"]
 
@@ -243,7 +247,9 @@ def test_a_fit_over_the_selection_uses_only_the_selected_particles():
     rows = np.arange(0, 200, 2)
     fit = fit_particle_column(table, "score", rows)
     assert fit.particles == 100 and fit.formula.terms[0].name == f"z0{SQUARED}"
-    with pytest.raises(AnalysisError, match="at least 10 selected particles with a score"):
+    with pytest.raises(
+        AnalysisError, match="at least 10 selected particles with both a value of score"
+    ):
         fit_particle_column(table, "score", np.arange(3))
     with pytest.raises(AnalysisError, match="run the embedding first"):
         fit_particle_column(table.drop(columns=[f"latent_{i}" for i in range(4)]), "score")
@@ -262,5 +268,5 @@ def test_a_column_with_one_value_is_refused_in_a_sentence():
     latent = np.random.default_rng(0).normal(size=(20, 4))
     values = np.full(20, np.nan)
     values[3] = 0.7
-    with pytest.raises(AnalysisError, match=r"with a score value and a latent; 1 has$"):
+    with pytest.raises(AnalysisError, match=r"with both a value of score and a latent; 1 has$"):
         fit_column(latent, values, "score")

@@ -59,7 +59,10 @@ def test_taking_the_last_labels_away_colours_and_lists_no_class(
     scatter, train = widgets["Latent scatter"], widgets["Train"]
     picks.selected_data = {0, 1}
     click(qtbot, scatter.label_button)  # an empty name before anything was labelled
-    assert messages(notifications)[-1] == "2 particles unlabelled"
+    assert messages(notifications)[-1] == (
+        "None of the 2 selected particles has a label to remove: type a class name in Label to "
+        "label them"
+    )
     type_into(qtbot, scatter.label_name, "alpha")
     click(qtbot, scatter.label_button)
     assert train.classes.value == "1 class: alpha (2)" and scatter.colour_by.value == "label"

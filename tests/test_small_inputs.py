@@ -148,7 +148,7 @@ def test_explain_few_particles(rows):
 def test_fitting_a_column_of_few_particles_says_why_it_cannot(n):
     with pytest.raises(
         AnalysisError,
-        match=f"at least 10 particles with a score value .*; {n} {'has' if n == 1 else 'have'}$",
+        match=f"10 particles with both a value of score .*; {n} {'has' if n == 1 else 'have'}$",
     ):
         fit_column(latents(n), np.arange(n, dtype=float), "score")
 

@@ -537,8 +537,8 @@ def _rows_to_fit(
     latent, values = latent[kept], values[kept]
     if len(values) < MIN_ROWS:
         raise AnalysisError(
-            f"Fitting {column} needs at least {MIN_ROWS} {particles} with a {column} value and a "
-            f"latent; {len(values)} {'has' if len(values) == 1 else 'have'}"
+            f"Fitting {column} needs at least {MIN_ROWS} {particles} with both a value of "
+            f"{column} and a latent; {len(values)} {'has' if len(values) == 1 else 'have'}"
         )
     if np.ptp(values) == 0:
         raise AnalysisError(

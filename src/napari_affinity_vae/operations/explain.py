@@ -27,14 +27,16 @@ NOT_FITTED = {*AXES, *EMBEDDING, CLUSTER, *ANGLES, *MODEL_ANGLES, *INTEGER_COLUM
 
 
 def fittable_columns(particles: pd.DataFrame) -> list[str]:
-    """The numeric (not yes/no) columns of ``particles`` that a formula of the latents can be
-    fitted to, in table order: a picker's score, the reconstruction error, imported numbers."""
+    """The numeric (not yes/no) columns of ``particles`` with a value that a formula of the
+    latents can be fitted to, in table order: a picker's score, the reconstruction error,
+    imported numbers."""
     return [
         str(c)
         for c, dtype in particles.dtypes.items()
         if _numeric(dtype)
         and c not in NOT_FITTED
         and not str(c).startswith((LATENT_PREFIX, POSE_PREFIX))
+        and particles[c].notna().any()
     ]
 
 

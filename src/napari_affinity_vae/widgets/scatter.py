@@ -176,9 +176,21 @@ class LatentScatterWidget(QWidget):
                 "would be lost on export; choose another name"
             )
             return
+        particles = self.session.particles
+        had = int(particles[LABEL].iloc[rows].notna().sum()) if LABEL in particles else 0
+        if not name and not had:
+            napari.utils.notifications.show_info(
+                f"None of the {count(len(rows), 'selected particle')} has a label to remove: "
+                "type a class name in Label to label them"
+            )
+            return
         self.session.set_labels(rows, name)
-        what = f"labelled {name}" if name else "unlabelled"
-        napari.utils.notifications.show_info(f"{count(len(rows), 'particle')} {what}")
+        said = (
+            f"{count(len(rows), 'particle')} labelled {name}"
+            if name
+            else f"{count(had, 'particle')} unlabelled"
+        )
+        napari.utils.notifications.show_info(said)
 
     def label_clusters(self, _value: object = None) -> None:
         """Label every particle by its cluster."""
