@@ -831,7 +831,10 @@ def _record_simulation(folder: Path, paths: list[Path]) -> None:
     for path in paths:
         with contextlib.suppress(ValueError):  # written elsewhere: not the folder's
             names.add(Path(path).resolve().relative_to(root).parts[0])
-    (folder / SIMULATION_RECORD).write_text("".join(f"{n}\n" for n in sorted(names)))
+    from napari_affinity_vae.io.atomic import atomic_path
+
+    with atomic_path(folder / SIMULATION_RECORD) as tmp:  # --overwrite deletes by it
+        tmp.write_text("".join(f"{n}\n" for n in sorted(names)))
 
 
 @contextlib.contextmanager

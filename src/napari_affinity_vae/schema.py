@@ -82,11 +82,6 @@ def latent_columns(table: pd.DataFrame) -> list[str]:
     return numbered_columns(table, LATENT_PREFIX)
 
 
-def pose_columns(table: pd.DataFrame) -> list[str]:
-    """The ``pose_*`` columns of an embedded particle table, in order."""
-    return numbered_columns(table, POSE_PREFIX)
-
-
 def derived_columns(table: pd.DataFrame) -> list[str]:
     """Columns computed from the boxes (latents, pose, errors, embedding, clusters): those that
     are stale once the particles or the model change."""

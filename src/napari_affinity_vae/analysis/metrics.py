@@ -10,8 +10,6 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from napari_affinity_vae.particles.matching import match_picks
-
 NEIGHBOURS = 5
 
 
@@ -63,14 +61,3 @@ def nearest_training_class(
     unit = lambda v: v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)  # noqa: E731
     centres = np.stack([unit(latent[labels == i]).mean(axis=0) for i in range(len(classes))])
     return classes[int(np.argmax(unit(centres) @ unit(unit(unseen).mean(axis=0))))]
-
-
-def pick_recall_precision(
-    picks_zyx: np.ndarray, truth_zyx: np.ndarray, radii: np.ndarray
-) -> tuple[float, float]:
-    """Recall and precision of picks against ground truth: a particle is found by the nearest
-    unused pick within half its radius (voxels); each pick matches at most one particle."""
-    if len(truth_zyx) == 0 or len(picks_zyx) == 0:
-        return 0.0, 0.0
-    found = int(np.sum(match_picks(picks_zyx, truth_zyx, radii) >= 0))
-    return found / len(truth_zyx), found / len(picks_zyx)

@@ -232,8 +232,8 @@ def training_step(
     loss_terms: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimiser step on the batch ``x`` (of a training set of ``dataset_size`` boxes),
-    minimising ``scale`` (1, beta, gamma, tc) times the ``loss_terms`` (by default the batch's);
-    returns the terms, in ``TERMS``' order, detached and where they were computed."""
+    minimising ``scale`` (1, beta, gamma, tc, pose weight) times the ``loss_terms`` (by default
+    the batch's); returns the terms, in ``TERMS``' order, detached and where they were computed."""
     terms = (loss_terms or _loss_terms)(model, x, labels, affinity, dataset_size)
     optimiser.zero_grad(set_to_none=True)
     (scale @ terms).backward()

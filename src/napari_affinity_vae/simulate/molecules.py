@@ -176,7 +176,6 @@ MOLECULES: dict[str, Callable[[], list[Ellipsoid]]] = {
     "globular": globular,
     "atp_synthase": atp_synthase,
 }
-ASYMMETRIC = ("ribosome", "filament", "elongated_dimer", "globular", "atp_synthase")
 # the point groups of the symmetric classes (Schoenflies, main axis z) and the turn (radians)
 # about z of their two-fold axes from x; every other class is C1
 SYMMETRY = {
@@ -185,6 +184,7 @@ SYMMETRY = {
     "single_ring": ("C7", 0.0),
     "tetrahedral": ("T", 0.0),
 }
+ASYMMETRIC = tuple(name for name in MOLECULES if name not in SYMMETRY)  # C1
 
 
 def symmetry(name: str) -> Rotation:
