@@ -1003,7 +1003,7 @@ def test_two_particles_embed_cluster_and_explain_with_one_clear_message_each(
     if clustering == "HDBSCAN":
         assert shown[0] == laid_out and shown[1].startswith("HDBSCAN needs at least 5")
     else:
-        assert shown == ["Asked for 9 clusters of 2 particles; made 2", laid_out]
+        assert shown == [laid_out, "Asked for 9 clusters of 2 particles; made 2"]  # in turn
     rect = widgets["Latent scatter"].plot.view.camera.rect  # both points well inside the view
     xy = session.particles[["embedding_x", "embedding_y"]].to_numpy()
     for axis, (start, size) in enumerate(((rect.left, rect.width), (rect.bottom, rect.height))):
@@ -1205,7 +1205,7 @@ def test_an_unexpected_error_is_one_sentence_and_napari_carries_on(
     def broken(*_args, **_kwargs):
         raise RuntimeError("the disk went away")
 
-    monkeypatch.setattr(module, "read_particles", broken)
+    monkeypatch.setattr(module, "read_particles_for", broken)
     open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "picks"))
     assert messages(notifications) == ["Importing particles failed: the disk went away"]
     monkeypatch.undo()

@@ -68,9 +68,10 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
     open, wait for it (hidden while another is shown) and are read against it when it opens.
     NaN rows and picks outside the open tomogram are dropped with a warning that says how many.
     """
+    from napari_affinity_vae.io.particles import read_particles_for
     from napari_affinity_vae.widgets.viewer_session import HIDDEN_FOR, OF_TOMOGRAM
     from napari_affinity_vae.widgets.viewer_session import tomogram_identity as identity
-    from napari_affinity_vae.widgets.waiting import WAITING, read_for
+    from napari_affinity_vae.widgets.waiting import WAITING
 
     tomogram = _open_tomogram()
     open_name = tomogram.name if tomogram else None
@@ -98,7 +99,7 @@ def read_particle_files(path: str | list[str]) -> list[LayerData]:
             label = p.stem if tomo_name is None else f"{p.stem} [{tomo_name}]"
             ours = tomogram is not None and tomo_name == own  # else: another tomogram's
             try:
-                particles = read_for(p, tomogram if ours else None, tomo_name)
+                particles = read_particles_for(p, tomogram if ours else None, tomo_name)
             except ParticleFileError:
                 if ours or tomogram is None:
                     raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +20,9 @@ from napari_affinity_vae.io.atomic import atomic_path, check_writable, unwritabl
 from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.validate import check_particles, select_tomogram
 from napari_affinity_vae.schema import AXES, COORDINATE_BINNING
+
+if TYPE_CHECKING:
+    from napari_affinity_vae.io.tomogram import Tomogram
 
 Reader = Callable[[Path, CoordinateFrame], pd.DataFrame]
 Writer = Callable[[Path, pd.DataFrame, CoordinateFrame], None]
@@ -166,3 +170,23 @@ def tomogram_names(path: str | Path) -> list[str]:
     if suffix == ".csv":
         return tables.csv_tomogram_names(path)
     return []
+
+
+def read_particles_for(
+    path: Path, tomogram: Tomogram | None, tomo_name: str | None = None, skip: bool = True
+) -> pd.DataFrame:
+    """The particles ``path`` holds for ``tomo_name`` (None: the only tomogram it names), read
+    against ``tomogram`` when given (its voxels, its shape; with ``skip``, NaN rows and rows
+    outside it are left out with a warning, else refused); a Dynamo table's are placed on it."""
+    geometry = (tomogram.voxel_size, tomogram.shape) if tomogram is not None else (None, None)
+    particles = read_particles(
+        path,
+        voxel_size=geometry[0],
+        tomogram_shape=geometry[1],
+        tomo_name=tomo_name,
+        drop_nan=skip,
+        drop_outside=skip and tomogram is not None,
+    )
+    if tomogram is not None and path.suffix.lower() == ".tbl":  # Dynamo numbers its tomograms
+        particles = tables.placed_on(particles, tomogram.name)
+    return particles

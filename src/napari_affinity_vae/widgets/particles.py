@@ -24,10 +24,13 @@ from napari.utils.notifications import show_info
 from napari_affinity_vae import text
 from napari_affinity_vae.colours import CATEGORY_COLOURS, colours_for
 from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
-from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.particles import (
+    PARTICLE_SUFFIXES,
+    read_particles_for,
+    tomogram_names,
+)
 from napari_affinity_vae.io.projects import Project
 from napari_affinity_vae.io.star import plain_blocks
-from napari_affinity_vae.io.tables import placed_on
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.io.validate import outside_rows
 from napari_affinity_vae.layers import (
@@ -332,21 +335,17 @@ class ParticlesWidget(Container):
                 )
                 if tomo_name is None:
                     return None
-            skip = self.skip_unusable.value
             with warnings_as_notifications():
-                particles = read_particles(
-                    path,
-                    voxel_size=tomogram.voxel_size,
-                    tomogram_shape=tomogram.shape,
-                    tomo_name=tomo_name,
-                    drop_nan=skip,
-                    drop_outside=skip,
-                )
+                skip = self.skip_unusable.value  # else refused, naming the rows
+                particles = read_particles_for(path, tomogram, tomo_name, skip)
             if not len(particles):
                 raise ParticleFileError(path, "holds no particles")
-            if path.suffix.lower() == ".tbl":  # numbered: placed here, the number kept
-                particles = placed_on(particles, tomogram.name)
-            elif names and tomo_name is None and names[0] != tomogram.name:
+            if (
+                path.suffix.lower() != ".tbl"
+                and names
+                and tomo_name is None
+                and names[0] != tomogram.name
+            ):
                 show_info(
                     f"{path.name} names tomogram {names[0]}, not {tomogram.name}: its "
                     f"particles are placed on {tomogram.name}"

@@ -10,33 +10,14 @@ import napari
 from napari.layers import Points
 
 from napari_affinity_vae.errors import InputFileError
-from napari_affinity_vae.io.particles import read_particles
+from napari_affinity_vae.io.particles import read_particles_for
 from napari_affinity_vae.io.projects.folder import name_among
-from napari_affinity_vae.io.tables import placed_on
 from napari_affinity_vae.io.tomogram import Tomogram
 from napari_affinity_vae.layers import particles_layer_data
 from napari_affinity_vae.widgets.viewer_session import HIDDEN_FOR, OF_TOMOGRAM, tomogram_identity
 
 # a Points layer's metadata while it waits: its file, and the name the file gives its particles
 WAITING = "waiting for its tomogram"
-
-
-def read_for(path: Path, tomogram: Tomogram | None, tomo_name: str | None):
-    """The particles ``path`` holds for ``tomo_name`` (None: the only tomogram it names), read
-    against ``tomogram`` when given (its voxels, its shape: NaN rows and rows outside it are left
-    out with a warning); a Dynamo table's are placed on it."""
-    geometry = (tomogram.voxel_size, tomogram.shape) if tomogram is not None else (None, None)
-    particles = read_particles(
-        path,
-        voxel_size=geometry[0],
-        tomogram_shape=geometry[1],
-        tomo_name=tomo_name,
-        drop_nan=True,
-        drop_outside=tomogram is not None,
-    )
-    if tomogram is not None and path.suffix.lower() == ".tbl":  # Dynamo numbers its tomograms
-        particles = placed_on(particles, tomogram.name)
-    return particles
 
 
 def place_waiting_particles(viewer: napari.Viewer, tomogram: Tomogram) -> None:
@@ -58,7 +39,7 @@ def place_waiting_particles(viewer: napari.Viewer, tomogram: Tomogram) -> None:
             continue
         path, tomo_name = meta[WAITING]
         try:
-            particles = read_for(Path(path), tomogram, tomo_name)
+            particles = read_particles_for(Path(path), tomogram, tomo_name)
         except InputFileError as err:
             warnings.warn(str(err), stacklevel=2)
             continue
