@@ -470,3 +470,23 @@ def test_cancel_stops_an_epoch_under_way(clustered, qtbot, monkeypatch):
     click(qtbot, train.cancel_button)
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
     assert train.status.value == "cancelled before an epoch finished"
+
+
+def test_cancel_stops_the_affinity_search_within_a_pair(clustered, qtbot):
+    """Cancel said "affinity cancelled" at once, while the pair under way was searched to its
+    end (20 to 35 s a pair on one core), every button but Cancel greyed out meanwhile."""
+    _, widgets, _session, _docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    before = train.affinity.matrix()
+    click(qtbot, train.centres_button)
+    qtbot.waitUntil(lambda: train.task.running, timeout=WAIT_MS)
+    time.sleep(1.0)  # into the search of the one pair
+    started = time.monotonic()
+    click(qtbot, train.cancel_button)
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert time.monotonic() - started < 5.0
+    assert train.status.value == "affinity cancelled: the table is as it was"
+    pd.testing.assert_frame_equal(train.affinity.matrix(), before)
+    assert train.train_button.enabled

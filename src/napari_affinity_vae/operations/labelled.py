@@ -120,11 +120,15 @@ def _refuse_blank(boxes: np.ndarray, rows: np.ndarray, tomogram: Tomogram) -> No
 
 
 def centre_affinity(
-    particles: pd.DataFrame, label_column: str, model: AffinityVAE
+    particles: pd.DataFrame,
+    label_column: str,
+    model: AffinityVAE,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[int, None, pd.DataFrame]:
     """Affinity from what the model decodes for each class's mean latent (an average of
     unaligned boxes would only be a rotational blur): the best correlation of each pair over
-    rotations and shifts, scaled as ``avae affinity`` scales it. Yields pairs done."""
+    rotations and shifts, scaled as ``avae affinity`` scales it. Yields pairs done; ``stop``
+    ends it within a pair."""
     classes = check_labels(particles[label_column])
     columns = latent_columns(particles)
     if not columns or particles[columns].isna().all(axis=None):
@@ -141,12 +145,15 @@ def centre_affinity(
         [particles.loc[placed & (names == c), columns].mean().to_numpy() for c in classes]
     )
     volumes = decode(model, means, np.zeros((len(classes), 0)))
-    raw = yield from correlation_steps(list(volumes))
+    raw = yield from correlation_steps(list(volumes), stop=stop)
     return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)
 
 
 def reference_affinity(
-    references: dict[str, Path], classes: list[str], voxel_size: float
+    references: dict[str, Path],
+    classes: list[str],
+    voxel_size: float,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[int, None, pd.DataFrame]:
     """Affinity from a reference map or atomic model per class (``references`` by class name),
     as ``avae affinity`` computes it, at the model's voxel size: a class without one is refused
@@ -157,13 +164,13 @@ def reference_affinity(
             f"No map or model for class(es) {', '.join(missing)}: name each file after its class "
             f"(found {', '.join(references) or 'none'})"
         )
-    return _reference_steps([references[c] for c in classes], classes, voxel_size)
+    return _reference_steps([references[c] for c in classes], classes, voxel_size, stop)
 
 
 def _reference_steps(
-    paths: list[Path], classes: list[str], voxel_size: float
+    paths: list[Path], classes: list[str], voxel_size: float, stop: Callable[[], bool] | None
 ) -> Generator[int, None, pd.DataFrame]:
     maps = [load_reference(path, voxel_size) for path in paths]
     box = max(max(m.shape) for m in maps)
-    raw = yield from correlation_steps([fit_box(m, box) for m in maps])
+    raw = yield from correlation_steps([fit_box(m, box) for m in maps], stop=stop)
     return pd.DataFrame(scale_affinity(raw), index=classes, columns=classes)

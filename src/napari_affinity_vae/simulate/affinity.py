@@ -39,25 +39,42 @@ MAX_ROUNDS = 40  # of six turns each: a bound on the climb, which takes under 20
 _TURNS = np.vstack([np.eye(3), -np.eye(3)])  # compass directions: about +-x, +-y, +-z
 
 
-def best_correlation(fixed: np.ndarray, moving: np.ndarray, min_angle: float = 0.0) -> float:
+class SearchStopped(Exception):
+    """A correlation search stopped by its caller (a cancel) before it was done."""
+
+
+def best_correlation(
+    fixed: np.ndarray,
+    moving: np.ndarray,
+    min_angle: float = 0.0,
+    stop: Callable[[], bool] | None = None,
+) -> float:
     """Best normalised cross-correlation of ``moving``, rotated and shifted, against ``fixed``.
 
     Both are cubic (z, y, x) maps of the same size and voxel size. Rotations closer than
-    ``min_angle`` degrees to the identity are left out (to look for a map's symmetries).
+    ``min_angle`` degrees to the identity are left out (to look for a map's symmetries). Once
+    ``stop()`` is true the search raises :class:`SearchStopped` at its next rotation.
     """
     smallest = np.radians(min_angle)
     pad = _padded_size(fixed.shape[0])
+    stopped = stop or (lambda: False)
+
+    def score(spectrum: np.ndarray, volume: np.ndarray, matrix: np.ndarray, size: int) -> float:
+        if stopped():
+            raise SearchStopped
+        return _score(spectrum, volume, matrix, size)
+
     coarse_fixed = _spectrum(fit_box(resample(fixed, 0.5), pad // 2))
     coarse_moving = resample(moving, 0.5)
     grid = Rotation.concatenate([Rotation.identity(), uniform_rotations(COARSE_ROTATIONS)])
     grid = grid[grid.magnitude() >= smallest]
-    scores = np.array([_score(coarse_fixed, coarse_moving, m, pad // 2) for m in grid.as_matrix()])
+    scores = np.array([score(coarse_fixed, coarse_moving, m, pad // 2) for m in grid.as_matrix()])
     fine_fixed = _spectrum(fit_box(fixed, pad))
 
     def fine_score(rotation: Rotation) -> float:
         if rotation.magnitude() < smallest:
             return -1.0
-        return _score(fine_fixed, moving, rotation.as_matrix(), pad)
+        return score(fine_fixed, moving, rotation.as_matrix(), pad)
 
     return max(_climb(fine_score, start) for start in _starts(grid, scores))
 
@@ -124,24 +141,29 @@ def correlation_steps(
     volumes: Sequence[np.ndarray],
     raw: np.ndarray | None = None,
     pairs: list[tuple[int, int]] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[int, None, np.ndarray]:
     """Fill ``raw`` (default: the identity) with the best correlation of each pair of
     ``volumes`` (cubic maps of one size; default: every pair), yielding the pairs done; return
-    it."""
+    it. ``stop`` ends the search within a pair (:func:`best_correlation`)."""
     n = len(volumes)
     raw = np.eye(n) if raw is None else raw
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)] if pairs is None else pairs
     for done, (i, j) in enumerate(pairs, 1):
-        raw[i, j] = raw[j, i] = pair_correlation(volumes[i], volumes[j])
+        raw[i, j] = raw[j, i] = pair_correlation(volumes[i], volumes[j], stop)
         yield done
     return raw
 
 
-def pair_correlation(first: np.ndarray, second: np.ndarray) -> float:
+def pair_correlation(
+    first: np.ndarray, second: np.ndarray, stop: Callable[[], bool] | None = None
+) -> float:
     """The best correlation of two maps whichever is given first: the better of turning
     either against the other (the search, from a few starts, can settle on a lesser peak one
     way round)."""
-    return max(best_correlation(first, second), best_correlation(second, first))
+    return max(
+        best_correlation(first, second, stop=stop), best_correlation(second, first, stop=stop)
+    )
 
 
 def class_affinity(

@@ -310,11 +310,12 @@ class TrainWidget(Container):
             column = self.labels_from.value
             particles = _read_by_job(self.session.particles, column)
             classes = check_labels(self._label_values(), AN_AFFINITY)
-            model = self.session.model
+            model, stop = self.session.model, threading.Event()
             self._start_affinity(
-                lambda: centre_affinity(particles, column, model),
+                lambda: centre_affinity(particles, column, model, stop.is_set),
                 len(classes),
                 "affinity from the decoded class centres",
+                stop,
             )
 
     def _choose_maps(self, _value: object = None) -> None:
@@ -330,14 +331,17 @@ class TrainWidget(Container):
             classes = check_labels(self._label_values(), AN_AFFINITY)
             references = named_references(paths)
             voxel_size = self.session.card.voxel_size if self.session.card else 10.0
-            steps = reference_affinity(references, classes, voxel_size)
+            stop = threading.Event()
+            steps = reference_affinity(references, classes, voxel_size, stop.is_set)
             self._start_affinity(
-                lambda: steps,
-                len(classes),
-                "affinity from the reference maps",
+                lambda: steps, len(classes), "affinity from the reference maps", stop
             )
 
-    def _start_affinity(self, steps: Callable, classes: int, source: str) -> None:
+    def _start_affinity(
+        self, steps: Callable, classes: int, source: str, stop: threading.Event
+    ) -> None:
+        """Search the affinity of every pair of ``classes`` in the background; Cancel sets
+        ``stop``, which ends the search within the pair under way."""
         pairs = classes * (classes - 1) // 2
         self.status.value = f"comparing {count(pairs, 'pair')} of classes"
         self._job = "the affinity"
@@ -347,6 +351,7 @@ class TrainWidget(Container):
             desc="Affinity",
             on_result=lambda matrix: self._affinity_found(matrix, source),
             on_error=self._failed,
+            stop=stop,
         )
 
     def _affinity_found(self, found: pd.DataFrame, source: str) -> None:
