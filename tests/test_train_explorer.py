@@ -472,9 +472,19 @@ def test_cancel_stops_an_epoch_under_way(clustered, qtbot, monkeypatch):
     assert train.status.value == "cancelled before an epoch finished"
 
 
-def test_cancel_stops_the_affinity_search_within_a_pair(clustered, qtbot):
+def test_cancel_stops_the_affinity_search_within_a_pair(clustered, qtbot, monkeypatch):
     """Cancel said "affinity cancelled" at once, while the pair under way was searched to its
-    end (20 to 35 s a pair on one core), every button but Cancel greyed out meanwhile."""
+    end (20 to 35 s a pair on one core), every button but Cancel greyed out meanwhile. Here
+    each rotation tried takes 5 ms more, so that a pair takes over 10 s on any machine."""
+    from napari_affinity_vae.simulate import affinity
+
+    scored = affinity._score
+
+    def slow_score(*args):
+        time.sleep(0.005)
+        return scored(*args)
+
+    monkeypatch.setattr(affinity, "_score", slow_score)
     _, widgets, _session, _docks = clustered
     scatter, train = widgets["Latent scatter"], widgets["Train"]
     label_cluster(qtbot, scatter, 0, "alpha")
