@@ -347,6 +347,13 @@ def test_affinity_is_edited_in_its_table_or_read_from_another_tools_csv(
     _, reopened = viewer.window.add_plugin_dock_widget("napari-affinity-vae", "Train")
     assert reopened is not train
     np.testing.assert_allclose(reopened.affinity.matrix().loc[expected.index], expected)
+    # and so does the model trained, unsaved: it was lost with the dock
+    assert reopened.trained[1] is card and reopened.status.value == train.status.value
+    assert reopened.save_button.enabled and reopened.use_button.enabled
+    assert reopened.losses.lines["reconstruction"]._pos is not None
+    type_into(qtbot, reopened.file, str(tmp_path / "kept"))
+    click(qtbot, reopened.save_button)
+    assert (tmp_path / "kept.safetensors").is_file()
 
 
 def test_affinity_from_a_map_per_class_names_the_classes_without_one(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the model's modules import torch: only for type checkers, n
     from napari_affinity_vae.io.tomogram import Tomogram
     from napari_affinity_vae.model.checkpoint import ModelCard
     from napari_affinity_vae.model.network import AffinityVAE
+    from napari_affinity_vae.operations.training import TrainedRun
 
 SELECTION_MODES = ("replace", "add", "remove")
 KEPT_EDITS = 1000  # hand edits a result computed before them can be carried across
@@ -82,6 +83,7 @@ class Session:
         self.colour_by = CLUSTER  # the column particles are coloured by, in the viewer too
         # the labelled classes' affinity as last set in the Train dock (kept while it is closed)
         self.affinity: pd.DataFrame | None = None
+        self.trained_run: TrainedRun | None = None  # the Train dock's, kept while it is closed
 
     def set_colour_by(self, column: str) -> None:
         """Colour the particles by ``column`` (the latent scatter's choice) wherever shown."""

@@ -9,12 +9,14 @@ import functools
 import tempfile
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from napari_affinity_vae.io.subtomograms import write_subtomograms
 from napari_affinity_vae.model import bundled
+from napari_affinity_vae.model.checkpoint import ModelCard
 from napari_affinity_vae.model.datasets import load_training_set
 from napari_affinity_vae.model.inference import encode
 from napari_affinity_vae.model.network import AffinityVAE
@@ -49,6 +51,19 @@ def bundled_training_set(progress: Progress | None = None) -> TrainingData:
         data = load_training_set(folder, fallback_affinity=library_affinity)
     data.description = bundled.DESCRIPTION
     return data
+
+
+@dataclass
+class TrainedRun:
+    """A finished or cancelled run the Train dock keeps, ready to save and use: the model at
+    its best epoch, its card, every epoch's metrics, what the dock said of it, and the file it
+    was saved to (None until saved). The session holds it while the dock is closed."""
+
+    model: AffinityVAE
+    card: ModelCard
+    history: list[dict]
+    status: str
+    saved: Path | None = None
 
 
 @dataclass(frozen=True)

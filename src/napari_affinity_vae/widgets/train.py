@@ -51,7 +51,7 @@ from napari_affinity_vae.operations.labelled import (
     labelled_boxes,
     reference_affinity,
 )
-from napari_affinity_vae.operations.training import TrainingUpdate, training_steps
+from napari_affinity_vae.operations.training import TrainedRun, TrainingUpdate, training_steps
 from napari_affinity_vae.schema import AXES, LABEL, TOMO_NAME, latent_columns
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL, Session
 from napari_affinity_vae.simulate.molecules import named_references
@@ -218,6 +218,19 @@ class TrainWidget(Container):
         )
         self._show_start()
         self._refresh_columns()
+        self._restore_run()
+
+    def _restore_run(self) -> None:
+        """The run kept before the dock was closed, shown as it was left: its loss curves, its
+        model ready to save and use."""
+        run = self.session.trained_run
+        if run is None:
+            return
+        self.trained, self.history, self.saved = (run.model, run.card), run.history, run.saved
+        self.best_epoch = run.card.training.get("best_epoch", 0)
+        self.losses.show(self.history)
+        self.save_button.enabled = self.use_button.enabled = True
+        self.status.value = run.status
 
     # -- classes and their affinity --------------------------------------------------------------
     def _refresh_columns(self) -> None:
@@ -479,7 +492,7 @@ class TrainWidget(Container):
         """A new run starts: the last run's epochs and model are no longer the ones shown."""
         self._training = None
         self.history, self.best_weights, self.best_epoch = [], None, 0
-        self.trained, self.saved = None, None
+        self.trained, self.saved, self.session.trained_run = None, None, None
         self.save_button.enabled = self.use_button.enabled = False
         self.losses.show([])  # not the last run's curves and map under this run's status
         self.preview.show_points(np.zeros((0, 2)))
@@ -540,6 +553,7 @@ class TrainWidget(Container):
         self.save_button.enabled = self.use_button.enabled = True
         loss = "validation" if "val_loss" in self.history[-1] else "training"  # none held out
         self.status.value = f"{what}; kept epoch {self.best_epoch} (the best {loss} loss)"
+        self.session.trained_run = TrainedRun(best, card, self.history, self.status.value)
 
     def _failed(self, error: BaseException) -> None:
         self.status.value = f"failed: {failure_message(error, self._job)}"
@@ -568,6 +582,8 @@ class TrainWidget(Container):
             written, card_path = save_checkpoint(model, card, weights)
             card.path = card_path
             self.saved = written
+            if self.session.trained_run is not None:
+                self.session.trained_run.saved = written
             show_info(f"Saved {written} and its model card")
             return written
         return None
