@@ -131,7 +131,7 @@ def test_label_names_show_as_typed_and_each_legend_entry_selects_its_own(
     assert scatter.colour_by.value == "label"
     links = legend_links(scatter.legend)
     shown = [name for name, _ in links]
-    assert shown == [*sorted(names.values()), "unlabelled"]  # the last: no label at all
+    assert shown == [*names.values(), "unlabelled"]  # as named; the last: no label at all
     assert "<mito>" not in scatter.legend.text()  # shown as text, not taken for markup
     rows = {name: row for row, name in names.items()}
     for (name, link), row in zip(links, [*(rows[n] for n in shown[:-1]), 4], strict=True):
@@ -160,7 +160,30 @@ def test_labels_typed_as_numbers_come_back_as_the_same_classes(
     click(qtbot, widgets["Particles"].import_button)
     assert session.particles["label"].tolist()[:2] == ["1", "007"]
     scatter.colour_by.value = "label"
-    assert [name for name, _ in legend_links(scatter.legend)] == ["007", "1", "unlabelled"]
+    assert [name for name, _ in legend_links(scatter.legend)] == ["1", "007", "unlabelled"]
+
+
+def test_a_class_keeps_its_colour_as_others_are_named(explorer, qtbot, tmp_path, small_tomogram):
+    """Classes were coloured in sorted order: zeta, blue, turned orange once alpha was named,
+    in the scatter and in the viewer alike."""
+    _, widgets, session = explorer
+    picks = open_and_import(qtbot, widgets, small_tomogram, three_picks(tmp_path / "p", n=3))
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    scatter = widgets["Latent scatter"]
+
+    def name(row: int, label: str) -> None:
+        session.select([row])
+        type_into(qtbot, scatter.label_name, label)
+        click(qtbot, scatter.label_button)
+
+    name(2, "zeta")
+    zeta = (scatter._colours[2].copy(), picks.border_color[2].copy())
+    name(0, "alpha")
+    name(1, "beta")
+    np.testing.assert_allclose(scatter._colours[2], zeta[0])
+    np.testing.assert_allclose(picks.border_color[2], zeta[1])
+    assert len({tuple(c) for c in scatter._colours}) == 3  # each its own
+    assert [n for n, _ in legend_links(scatter.legend)] == ["zeta", "alpha", "beta"]
 
 
 def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(

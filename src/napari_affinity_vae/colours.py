@@ -4,6 +4,7 @@ cluster has the same colour in both."""
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,8 @@ def is_categorical(values: pd.Series) -> bool:
 
 
 def categories(values: pd.Series) -> list:
-    """The distinct values in a stable (sorted) order; their colours follow this order."""
+    """The distinct values in a stable (sorted) order; their colours follow this order, after
+    any known ones (:func:`colours_for`)."""
     return sorted(pd.unique(values.dropna()), key=lambda v: (isinstance(v, str), v))
 
 
@@ -63,15 +65,19 @@ def category_colours(n: int) -> list[str]:
 
 
 def colours_for(
-    values: pd.Series, missing: str = NOISE_LABEL
+    values: pd.Series, missing: str = NOISE_LABEL, known: Sequence = ()
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(n, 4) RGBA colours for a column, and its legend as (label, hex colour) pairs: one per
     category (``missing`` for noise and missing values), or the low and high ends of the colour
-    map for a measurement (and ``missing`` for particles without a value)."""
+    map for a measurement (and ``missing`` for particles without a value). Categories in
+    ``known`` (the classes in the order the user named them) keep their colours, and their
+    place in the legend, whichever others come and go; the others follow, in sorted order."""
     if is_categorical(values):
         found = categories(values)
-        order = [v for v in found if not _is_noise(v)]
-        palette = category_colours(len(order))
+        ranks = {v: i for i, v in enumerate(dict.fromkeys([*known, *found]))}  # colour slots
+        order = sorted((v for v in found if not _is_noise(v)), key=ranks.__getitem__)
+        every = category_colours(len(ranks))
+        palette = [every[ranks[v]] for v in order]
         legend = [(str(v), c) for v, c in zip(order, palette, strict=True)]
         if len(order) < len(found) or values.isna().any():
             legend.append((missing, NOISE_COLOUR))

@@ -84,6 +84,7 @@ class Session:
         # the labelled classes' affinity as last set in the Train dock (kept while it is closed)
         self.affinity: pd.DataFrame | None = None
         self.trained_run: TrainedRun | None = None  # the Train dock's, kept while it is closed
+        self.label_order: list[str] = []  # classes as first named: each keeps its colour
 
     def set_colour_by(self, column: str) -> None:
         """Colour the particles by ``column`` (the latent scatter's choice) wherever shown."""
@@ -264,13 +265,23 @@ class Session:
         if LABEL not in self.particles:
             self.particles[LABEL] = pd.Series(None, index=self.particles.index, dtype=object)
         self.particles.loc[self.particles.index[rows], LABEL] = label.strip() or None
+        self._name_classes([label.strip()] if label.strip() else [])
         self.labels_changed.emit()
 
     def labels_from(self, column: str) -> None:
         """Every particle labelled by its ``column`` value (clusters: ``cluster3``; HDBSCAN's
         unclustered particles are left unlabelled)."""
         self.particles[LABEL] = self.labels_of(column)
+        self._name_classes(sorted(self.particles[LABEL].dropna().unique()))
         self.labels_changed.emit()
+
+    def _name_classes(self, names: list[str]) -> None:
+        self.label_order += [n for n in names if n not in self.label_order]
+
+    def known_categories(self, column: str) -> list[str]:
+        """The categories of ``column`` whose colours are to stay put: the labels, in the order
+        the user named them (:func:`colours.colours_for`)."""
+        return self.label_order if column == LABEL else []
 
     def labels_of(self, column: str) -> pd.Series:
         """The labels :meth:`labels_from` would give (None: unlabelled)."""

@@ -793,7 +793,7 @@ class ParticlesWidget(Container):
         table, rows = self.session.particles, self._table_rows(layer)
         column = shown[0] if shown else None
         if column in table and len(table if rows is None else rows) == len(layer.data):
-            rgba, _ = colours_for(table[column])
+            rgba, _ = colours_for(table[column], known=self.session.known_categories(column))
             layer.border_color = rgba if rows is None else rgba[rows]
         else:
             colour_particles(layer, column)

@@ -301,7 +301,8 @@ class LatentScatterWidget(QWidget):
         self.session.set_colour_by(column)  # the viewer's particles follow
         if column in table:
             missing = UNLABELLED if column == LABEL else NOISE_LABEL
-            self._colours, legend = colours_for(table[column], missing)
+            known = self.session.known_categories(column)
+            self._colours, legend = colours_for(table[column], missing, known)
         else:
             self._colours, legend = np.tile(np.float32([1, 0.82, 0.12, 1]), (len(xy), 1)), []
         self.plot.colour_points(xy, self._colours)

@@ -513,7 +513,7 @@ class TrainWidget(Container):
 
     def _show_preview(self, update: TrainingUpdate) -> None:
         names = pd.Series(np.asarray(self._training[0].classes)[update.preview_labels])
-        colours, legend = colours_for(names)
+        colours, legend = colours_for(names, known=self.session.known_categories(LABEL))
         self.preview.show_points(update.preview)
         self.preview.colour_points(update.preview, colours)
         self.preview.show_view(True, False)
