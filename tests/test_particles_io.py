@@ -254,6 +254,20 @@ def test_joined_star_files_are_refused_rather_than_read_in_part(tmp_path):
         tomogram_names(joined)
 
 
+def test_a_star_file_saved_as_latin1_is_refused_saying_so(tmp_path):
+    """A comment line with an accented letter saved as Latin-1: the reader found no block, and
+    the error said the file had no coordinate columns."""
+    one = pd.DataFrame({"rlnTomoName": ["TS_01"], "rlnCoordinateX": [1.0]})
+    one[["rlnCoordinateY", "rlnCoordinateZ"]] = 1.0
+    starfile.write({"particles": one}, tmp_path / "good.star")
+    latin = tmp_path / "latin.star"
+    latin.write_bytes("# Überprüft\n".encode("latin-1") + (tmp_path / "good.star").read_bytes())
+    with pytest.raises(ParticleFileError, match=r"latin.star: is not UTF-8 text: line 1 holds"):
+        read_particles(latin)
+    latin.write_bytes("# Überprüft\n".encode() + (tmp_path / "good.star").read_bytes())
+    assert len(read_particles(latin)) == 1  # as UTF-8, read
+
+
 def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
     """A tomogram named 01 stays 01 (as a project's own CSV writes it); a spreadsheet saved with
     semicolons reads as one saved with commas."""

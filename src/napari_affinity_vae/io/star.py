@@ -378,7 +378,7 @@ def read_blocks(path: Path, as_text: list[str]) -> dict[str, pd.DataFrame | dict
     names no ``rlnTomoName`` but ``rlnMicrographName`` (Warp, pytom-match-pick) gets the
     micrograph's file stem as its tomogram's name. A block naming a column twice, or a block
     name repeated (files joined), is an error."""
-    _check_block_names(path)
+    _check_text(path)
     try:
         blocks = starfile.read(
             path,
@@ -407,12 +407,23 @@ def _file_stem(name: str) -> str:
     return PurePosixPath(name.strip().replace("\\", "/")).stem
 
 
-def _check_block_names(path: Path) -> None:
-    """Refuse a STAR file naming a block twice: only the last would be read."""
+def _check_text(path: Path) -> None:
+    """Refuse a STAR file that is not UTF-8 text (the reader would find no block in it, and
+    say nothing of why), or that names a block twice: only the last would be read."""
     try:
-        names = re.findall(rb"^data_(\S*)", path.read_bytes(), flags=re.MULTILINE)
+        data = path.read_bytes()
     except OSError as err:
         raise ParticleFileError(path, f"cannot be read ({err.strerror or err})") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ParticleFileError(
+            path,
+            f"is not UTF-8 text: line {line} holds byte 0x{data[err.start]:02x} (an accented "
+            "letter saved as Latin-1?); save the file as UTF-8",
+        ) from None
+    names = re.findall(rb"^data_(\S*)", data, flags=re.MULTILINE)
     repeated = [n.decode(errors="replace") for n, k in Counter(names).items() if k > 1]
     if repeated:
         raise ParticleFileError(
