@@ -336,7 +336,7 @@ def test_train_takes_the_voxel_size_of_a_tomogram_without_one(tmp_path, capsys):
     args = _tiny_training(tomogram, write_particles(picks, tmp_path / "picks.star"), out)
     error = _refusal(args, capsys)
     assert error.startswith(
-        f"avae train: error: {tomogram}: the header gives no voxel size (0 or not"
+        f"avae train: error: {tomogram}: the header gives no voxel size (0, infinite or not"
     )
     assert "--voxel-size" in error
     assert not out.with_suffix(".json").exists()
