@@ -298,6 +298,23 @@ def test_a_tomogram_whose_particles_lie_outside_is_reported_and_the_others_finis
     assert not embedded[written[TOMO_NAME] == "TS_02"].any()
 
 
+def test_a_folder_s_coordinate_file_with_rows_outside_is_listed_with_skip_unusable(
+    tmp_path, capsys
+):
+    """avae project, the command that lists what is missing, could not list a folder whose
+    coordinate file has rows outside its tomogram: it said nothing of --skip-unusable, and
+    had no such option."""
+    folder = _two_noise_tomograms(tmp_path / "tomograms")
+    rows = {"x": [32.0, 32.0, 500.0], "y": [32.0, 20.0, 32.0], "z": [20.0, 20.0, 20.0]}
+    pd.DataFrame(rows).to_csv(folder / "TS_02.csv", index=False)
+    assert main(["project", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "TS_02.csv: 1 of 3 particles lie outside" in err
+    assert err.rstrip().endswith("--skip-unusable skips them")
+    assert main(["project", str(folder), "--skip-unusable"]) == 0
+    assert "TS_02: 2 particles" in capsys.readouterr().out
+
+
 def test_skip_unusable_leaves_out_a_project_s_rows_outside_and_embeds_the_rest(tmp_path, capsys):
     """A tomogram reconstructed thinner than it was picked on: its picks in the slab cut off
     are left out, its others embedded, each tomogram's count told."""

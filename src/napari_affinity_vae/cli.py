@@ -464,7 +464,8 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "--skip-unusable",
         action="store_true",
         help="skip rows with NaN coordinates or outside their tomogram, saying how many "
-        "(otherwise they are an error, or keep a project's tomogram from being embedded)",
+        "(otherwise they are an error: a folder's coordinate file stops the project; rows of a "
+        "project's STAR file keep their tomogram from being embedded)",
     )
     em.add_argument(
         "--error",
@@ -555,6 +556,12 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         "--tomo-name",
         help="for a tomogram with a STAR file, Dynamo table or CSV holding several tomograms: "
         "which tomogram's particles",
+    )
+    pr.add_argument(
+        "--skip-unusable",
+        action="store_true",
+        help="list it as avae embed --skip-unusable embeds it: skip rows with NaN coordinates "
+        "or outside their tomogram, saying how many (otherwise they are an error)",
     )
     _add_pick_set_options(pr)
     pr.set_defaults(run=_run_project)
@@ -1374,10 +1381,7 @@ def _embed_project(args: argparse.Namespace) -> int:
     from napari_affinity_vae.schema import latent_columns
 
     check_output(args.out)
-    try:
-        project = _opened_project(args, skip_unusable=args.skip_unusable)
-    except UnusableRowsError as err:  # a folder's coordinate file
-        raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
+    project = _opened_project(args, skip_unusable=args.skip_unusable)
     _choose_map(project, args)
     if project.particles.empty:
         lone = len(args.sources) == 1 and _is_tomogram(args.sources[0])
@@ -1489,21 +1493,25 @@ def _choose_map(project, args: argparse.Namespace) -> None:
 
 
 def _opened_project(args: argparse.Namespace, skip_unusable: bool = False):
-    """The project ``args.sources`` name, opened as ``avae project`` and ``avae embed`` do."""
+    """The project ``args.sources`` name, opened as ``avae project`` and ``avae embed`` do: a
+    coordinate file's unusable rows are an error saying that ``--skip-unusable`` skips them."""
     from napari_affinity_vae.io.projects import open_project
 
-    return open_project(
-        args.sources,
-        binning=args.binning,
-        voxel_size=args.voxel_size,
-        pick_sets=_pick_set_choice(args),
-        tomo_name=args.tomo_name,
-        skip_unusable=skip_unusable,
-    )
+    try:
+        return open_project(
+            args.sources,
+            binning=args.binning,
+            voxel_size=args.voxel_size,
+            pick_sets=_pick_set_choice(args),
+            tomo_name=args.tomo_name,
+            skip_unusable=skip_unusable,
+        )
+    except UnusableRowsError as err:  # a folder's coordinate file
+        raise UnusableRowsError(err.path, f"{err.problem}; --skip-unusable skips them") from None
 
 
 def _run_project(args: argparse.Namespace) -> int:
-    print(_opened_project(args).describe())
+    print(_opened_project(args, skip_unusable=args.skip_unusable).describe())
     return 0
 
 
