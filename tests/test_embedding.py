@@ -289,3 +289,27 @@ def test_a_full_disk_is_a_one_line_error_naming_the_file_and_leaves_none_half_wr
     err = capsys.readouterr().err
     assert "cannot be written (No space left on device)" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["TOMO.mrc", "picks.csv"]
+
+
+def test_embed_says_how_many_particles_without_angles_it_wrote_with_angles_0(tmp_path, capsys):
+    """A STAR file with a tilt missing (nan) came back with tilt 0, another orientation, without
+    a word on the command line; the Export dock says so."""
+    from conftest import write_mrc
+
+    volume = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    path = write_mrc(tmp_path / "TOMO.mrc", volume, voxel_size=10.0)
+    picks = tmp_path / "picks.star"
+    header = "".join(
+        f"_rln{c} #{i}\n"
+        for i, c in enumerate(
+            ["CoordinateX", "CoordinateY", "CoordinateZ", "AngleRot", "AngleTilt", "AnglePsi"], 1
+        )
+    )
+    rows = "32 32 20 10 30 5\n30 30 20 20 nan 6\n"
+    picks.write_text(f"data_particles\n\nloop_\n{header}{rows}")
+    out = tmp_path / "embedded.star"
+    assert main(["embed", str(path), str(picks), "--out", str(out), "--pca"]) == 0
+    err = capsys.readouterr().err
+    assert "avae embed: 1 particle without angles, or with some missing, was written with" in err
+    assert main(["embed", str(path), str(picks), "--out", str(tmp_path / "e.csv"), "--pca"]) == 0
+    assert "without angles" not in capsys.readouterr().err  # a CSV leaves the cell empty

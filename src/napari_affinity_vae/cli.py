@@ -1362,9 +1362,26 @@ def _embed_one(args: argparse.Namespace, tomogram_path: Path, coords: Path) -> i
         star_flavour="relion5" if centred else "relion4",
         star_blocks=blocks,
     )
+    _say_unaligned(table, args.out)
     edge = int(table[CROSSES_EDGE].sum())
     print(f"{args.out}: {len(table)} particles embedded ({edge} boxes crossing the edge)")
     return 0
+
+
+def _say_unaligned(table: pd.DataFrame, out: Path) -> None:
+    """Say how many particles lacking an angle ``out`` holds with angles 0 (a STAR file, a
+    Dynamo table), as the Export dock says it."""
+    from napari_affinity_vae.operations.export import format_of_suffix, without_angles
+    from napari_affinity_vae.text import count
+
+    label = format_of_suffix(out.suffix.lower(), "CSV") or "CSV"
+    unaligned = without_angles({out: table}, label)
+    if unaligned:
+        print(
+            f"avae embed: {count(unaligned, 'particle')} without angles, or with some missing, "
+            f"{'was' if unaligned == 1 else 'were'} written with angles 0",
+            file=sys.stderr,
+        )
 
 
 def _embed_project(args: argparse.Namespace) -> int:
