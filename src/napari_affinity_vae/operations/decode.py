@@ -1,13 +1,19 @@
-"""What to decode: a particle's latent and pose, a selection's mean, a cluster's centre, or a
-traversal along one latent dimension."""
+"""What to decode (a particle's latent and pose, a selection's mean, a cluster's centre, or a
+traversal along one latent dimension), and the decoding: volumes, and a splat model's
+Gaussians."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from napari_affinity_vae.analysis.clustering import snap_centres
 from napari_affinity_vae.errors import AffinityVAEError
+from napari_affinity_vae.model.checkpoint import ModelCard
+from napari_affinity_vae.model.inference import Splats, decode, splats
+from napari_affinity_vae.model.network import AffinityVAE
 
 PARTICLE, MEAN, CENTRE = "particle", "mean", "centre"
 TRAVERSAL_STEPS = 9
@@ -75,3 +81,30 @@ def traversal(
     latents[:, dimension] = np.linspace(span[0], span[1], steps)
     poses = np.repeat(np.asarray(pose, dtype=np.float32)[None], steps, axis=0)
     return latents, poses
+
+
+@dataclass
+class Decoded:
+    """Decoded volumes (n, *box), voxels of ``voxel_size`` Angstrom, and a splat model's
+    Gaussians (None for a convolutional decoder)."""
+
+    volumes: np.ndarray
+    voxel_size: float
+    splats: Splats | None
+
+
+def is_splat(card: ModelCard | None) -> bool:
+    """Whether a model decodes with Gaussian splats."""
+    return card is not None and card.architecture.decoder == "splat"
+
+
+def decode_volumes(
+    model: AffinityVAE, card: ModelCard, latents: np.ndarray, poses: np.ndarray, box: int
+) -> Decoded:
+    """Volumes of ``box`` voxels a side spanning the model's box (a splat model renders any
+    box; a convolutional one only its own) and a splat model's Gaussians."""
+    zoom = box / card.architecture.box
+    volumes = decode(model, latents, poses, box, zoom)
+    if not is_splat(card):
+        return Decoded(volumes, card.voxel_size, None)
+    return Decoded(volumes, card.voxel_size / zoom, splats(model, latents, poses, card.voxel_size))

@@ -7,8 +7,6 @@ the latents."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import napari
 import numpy as np
 from magicgui.widgets import (
@@ -30,13 +28,17 @@ from napari_affinity_vae.analysis.explain import (
 )
 from napari_affinity_vae.errors import AffinityVAEError
 from napari_affinity_vae.model.checkpoint import ModelCard
-from napari_affinity_vae.model.inference import Splats, decode, splats
-from napari_affinity_vae.model.network import AffinityVAE
 from napari_affinity_vae.model.splats import angles_pose, pose_angles, turns_pose
 from napari_affinity_vae.operations.decode import CENTRE as CENTRE_SOURCE
 from napari_affinity_vae.operations.decode import MEAN as MEAN_SOURCE
 from napari_affinity_vae.operations.decode import PARTICLE as PARTICLE_SOURCE
-from napari_affinity_vae.operations.decode import source_vector, traversal
+from napari_affinity_vae.operations.decode import (
+    Decoded,
+    decode_volumes,
+    is_splat,
+    source_vector,
+    traversal,
+)
 from napari_affinity_vae.operations.explain import fit_particle_column, fittable_columns
 from napari_affinity_vae.schema import AXES, TOMO_NAME
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
@@ -64,33 +66,6 @@ DECODED = "decoded"
 NOTHING_SEPARATES = "no latent dimension separates the selection better than chance"
 ROTATION = {"rot": (-180.0, 180.0), "tilt": (0.0, 180.0), "psi": (-180.0, 180.0)}  # degrees
 MAX_RENDER = 4  # a splat model renders at most this many times its box a side
-
-
-@dataclass
-class Decoded:
-    """Decoded volumes (n, *box), voxels of ``voxel_size`` Angstrom, and a splat model's
-    Gaussians (None for a convolutional decoder)."""
-
-    volumes: np.ndarray
-    voxel_size: float
-    splats: Splats | None
-
-
-def is_splat(card: ModelCard | None) -> bool:
-    """Whether a model decodes with Gaussian splats."""
-    return card is not None and card.architecture.decoder == "splat"
-
-
-def decode_volumes(
-    model: AffinityVAE, card: ModelCard, latents: np.ndarray, poses: np.ndarray, box: int
-) -> Decoded:
-    """Volumes of ``box`` voxels a side spanning the model's box (a splat model renders any
-    box; a convolutional one only its own) and a splat model's Gaussians."""
-    zoom = box / card.architecture.box
-    volumes = decode(model, latents, poses, box, zoom)
-    if not is_splat(card):
-        return Decoded(volumes, card.voxel_size, None)
-    return Decoded(volumes, card.voxel_size / zoom, splats(model, latents, poses, card.voxel_size))
 
 
 class DecodeWidget(Container):
