@@ -86,6 +86,23 @@ def test_a_result_for_a_table_edited_by_hand_since_lands_on_its_rows():
     assert not session.add_columns(computed, values)
 
 
+def test_a_hand_edit_applied_to_the_session_keeps_the_others_latents_and_selection():
+    """The session, Qt-free, takes a point added and one removed by hand: the others keep their
+    latents and stay selected; the new point waits for the next embedding."""
+    session = Session()
+    session.set_particles(_table(4))
+    latents = pd.DataFrame({"latent_0": np.arange(4.0), "latent_1": np.ones(4)})
+    assert session.add_columns(session.version, latents)
+    session.select([1, 3])
+    rows = np.arange(4)
+    table = session.apply_hand_edit(rows, "added", np.array([4]), np.array([[1.0, 2, 3]]), None)
+    assert len(table) == 5 and np.isnan(table.loc[4, "latent_0"])
+    assert table["latent_0"].iloc[:4].tolist() == [0, 1, 2, 3]
+    table = session.apply_hand_edit(np.arange(5), "removed", np.array([0]), np.zeros((0, 3)), None)
+    assert table["latent_0"].iloc[:3].tolist() == [1, 2, 3]
+    assert session.selection.tolist() == [0, 2]  # the same particles, a row earlier
+
+
 def test_a_new_embedding_replaces_every_derived_column():
     session = Session()
     session.set_particles(_table())

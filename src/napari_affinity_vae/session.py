@@ -180,6 +180,28 @@ class Session:
         self.model, self.card = model, card
         self.model_changed.emit()
 
+    def apply_hand_edit(
+        self,
+        rows: np.ndarray,
+        action: str,
+        indices: np.ndarray,
+        positions: np.ndarray,
+        name: str | None,
+    ) -> pd.DataFrame:
+        """The table (and the project's, if open) after the points ``indices`` of a layer that
+        shows table ``rows`` (of tomogram ``name``) were ``action`` ("added", "moved",
+        "removed") by hand, to ``positions``; the selection stays on the particles kept.
+        Returns the new table."""
+        edit = hand_edits.applied(
+            self.particles, rows, action, indices, positions, name, self.selection
+        )
+        if self.project is not None:  # first: what the signals below reach reads it
+            self.project.set_particles(edit.table.drop(columns=derived_columns(edit.table)))
+            self.project.edited = True
+        self.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
+        self.select(edit.selection)
+        return edit.table
+
     def set_particles(
         self,
         particles: pd.DataFrame,

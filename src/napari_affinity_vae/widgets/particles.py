@@ -709,16 +709,7 @@ class ParticlesWidget(Container):
         the watched layer, which shows table ``rows`` (of tomogram ``name``), were edited by
         hand; the selection stays on the particles kept. Returns the new table."""
         positions = self._watched.data[indices] if action != "removed" else np.zeros((0, 3))
-        edit = hand_edits.applied(
-            self.session.particles, rows, action, indices, positions, name, self.session.selection
-        )
-        project = self.session.project
-        if project is not None:  # first: what the session's signals reach reads it
-            project.set_particles(edit.table.drop(columns=derived_columns(edit.table)))
-            project.edited = True
-        self.session.set_particles(edit.table, by_hand=True, edit=(action, edit.rows))
-        self.session.select(edit.selection)
-        return edit.table
+        return self.session.apply_hand_edit(rows, action, indices, positions, name)
 
     def _edit_project(self, action: str, rows: np.ndarray, indices: np.ndarray) -> None:
         """Points of a project's layer added, moved or removed by hand: so are the project's
