@@ -33,10 +33,10 @@ from pathlib import Path
 from napari_affinity_vae.io.atomic import atomic_path
 from napari_affinity_vae.model import bundled
 from napari_affinity_vae.model.datasets import load_training_set
-from napari_affinity_vae.model.evaluate import evaluate
 from napari_affinity_vae.model.inference import use_threads
 from napari_affinity_vae.model.losses import Schedule
 from napari_affinity_vae.model.train import TrainingData, train
+from napari_affinity_vae.operations.evaluate import evaluate
 from napari_affinity_vae.simulate.affinity import library_affinity
 from napari_affinity_vae.simulate.molecules import MOLECULES, symmetry
 

@@ -45,6 +45,14 @@ def test_particles_and_model_import_nothing_from_simulate(path):
     assert not wrong, f"{path.relative_to(PACKAGE)} imports {', '.join(wrong)}"
 
 
+@pytest.mark.parametrize("path", modules_of("model"), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_model_imports_nothing_from_analysis_or_operations(path):
+    """Scoring a model against ground truth uses both, so it is an operation (evaluate.py)."""
+    above = (f"{NAME}.analysis.", f"{NAME}.operations.")
+    wrong = sorted(m for m in imported_modules(path) if f"{m}.".startswith(above))
+    assert not wrong, f"{path.relative_to(PACKAGE)} imports {', '.join(wrong)}"
+
+
 @pytest.mark.parametrize("name", ["schema.py", "volumes.py", "errors.py", "progress.py"])
 def test_neutral_modules_import_nothing_of_the_package(name):
     assert imported_modules(PACKAGE / name) == set()

@@ -439,7 +439,7 @@ def test_a_model_for_2d_images_is_refused_before_embedding(tmp_path):
 
 
 def test_evaluating_on_boxes_of_another_size_is_refused(tmp_path):
-    from napari_affinity_vae.model.evaluate import evaluate
+    from napari_affinity_vae.operations.evaluate import evaluate
 
     model, card, card_path = _checkpoint_of(
         Architecture(box=32, capacity=2, latent_dims=3), tmp_path / "big"

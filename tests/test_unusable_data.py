@@ -28,9 +28,9 @@ from napari_affinity_vae.io.subtomograms import read_subtomograms, write_subtomo
 from napari_affinity_vae.io.tomogram import open_tomogram
 from napari_affinity_vae.model.checkpoint import ModelCard, read_card, save_checkpoint
 from napari_affinity_vae.model.datasets import load_training_set
-from napari_affinity_vae.model.evaluate import evaluate
 from napari_affinity_vae.model.network import AffinityVAE, Architecture
 from napari_affinity_vae.model.train import TrainingConfig, TrainingData, train
+from napari_affinity_vae.operations.evaluate import evaluate
 from napari_affinity_vae.particles.templates import MatchSettings, Template, match_steps
 from napari_affinity_vae.progress import run_steps
 

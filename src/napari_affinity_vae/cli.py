@@ -1148,7 +1148,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from napari_affinity_vae.model.bundled import checkpoint_path
     from napari_affinity_vae.model.checkpoint import checkpoint_file, load_checkpoint
     from napari_affinity_vae.model.datasets import load_factors, load_training_set
-    from napari_affinity_vae.model.evaluate import evaluate
+    from napari_affinity_vae.operations.evaluate import evaluate
     from napari_affinity_vae.simulate.affinity import library_affinity
     from napari_affinity_vae.simulate.molecules import MOLECULES, symmetry
     from napari_affinity_vae.text import strict_json
