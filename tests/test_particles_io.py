@@ -268,6 +268,24 @@ def test_a_star_file_saved_as_latin1_is_refused_saying_so(tmp_path):
     assert len(read_particles(latin)) == 1  # as UTF-8, read
 
 
+def test_csv_files_as_excel_saves_them_are_read(tmp_path):
+    """Excel on Windows saves a CSV as Windows-1252, its "Unicode text" as tab-separated UTF-16,
+    and may begin a CSV with a line naming its separator: each was refused (a codec's message,
+    or a header of one column)."""
+    rows = "x;y;z;class_name\n1,5;2;3;Überprüft\n4;5;6;ATP-Synthase\n"
+    expected = [[3.0, 2.0, 1.5], [6.0, 5.0, 4.0]]
+    files = {
+        "windows.csv": rows.encode("cp1252"),
+        "unicode.csv": rows.replace(";", "\t").encode("utf-16"),
+        "sep.csv": ("sep=;\n" + rows).encode(),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        table = read_particles(tmp_path / name)
+        assert table[["z", "y", "x"]].to_numpy().tolist() == expected, name
+        assert table["class_name"].tolist() == ["Überprüft", "ATP-Synthase"], name
+
+
 def test_a_spreadsheet_csv_keeps_tomogram_names_as_written(tmp_path):
     """A tomogram named 01 stays 01 (as a project's own CSV writes it); a spreadsheet saved with
     semicolons reads as one saved with commas."""

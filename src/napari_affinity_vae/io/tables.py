@@ -259,15 +259,25 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
     ``label`` columns as text (``01`` stays ``01``, a label ``1`` does not become 1.0, ``NA`` or
     ``None`` stay names: only an empty cell is missing)."""
     try:
-        with path.open(encoding="utf-8-sig") as file:
+        encoding = _encoding(path)
+        with path.open(encoding=encoding) as file:
             header, sample = file.readline(), file.read(SAMPLE_CHARACTERS)
-        sep = next((s for s in (",", ";", "\t") if s in header), ",")
+        said = re.fullmatch(r"sep=(.)\s*", header)  # Excel's first line naming the separator
+        if said:
+            header = sample.split("\n", 1)[0]
+        sep = said.group(1) if said else next((s for s in (",", ";", "\t") if s in header), ",")
         # commas between digits, and no point, in a file not separated by commas: decimal commas
         commas = re.search(r"\d,\d", sample) and not re.search(r"\d\.\d", sample)
         decimal = "," if sep != "," and commas else "."
         # index_col=False: a trailing separator on the rows is an empty field, not an index
         read = functools.partial(
-            pd.read_csv, path, sep=sep, decimal=decimal, encoding="utf-8-sig", index_col=False
+            pd.read_csv,
+            path,
+            sep=sep,
+            decimal=decimal,
+            encoding=encoding,
+            index_col=False,
+            skiprows=1 if said else None,
         )
         columns = read(nrows=0).columns
         text = [i for i, c in enumerate(columns) if _plain(c) in TEXT_COLUMNS]
@@ -278,6 +288,22 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
         return table
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ParticleFileError(path, f"not a readable CSV file ({err})") from None
+
+
+def _encoding(path: Path) -> str:
+    """How a CSV file's text is encoded: UTF-16 with its byte-order mark (Excel's "Unicode
+    text"), else UTF-8 (with or without a mark), else Windows-1252, as Excel on Windows saves a
+    CSV (Latin-1 where even that fails: every byte is a Latin-1 character)."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            data.decode(encoding)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"
 
 
 def write_csv(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> None:
