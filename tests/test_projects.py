@@ -175,6 +175,17 @@ def test_an_export_across_tomograms_reads_back_to_the_same_particles(relion5, tm
     assert back.particles["cluster"].tolist() == [3, 1, 1, 0]
 
 
+def test_a_hand_pick_exported_to_relion5_joins_the_optics_group_the_others_share(relion5, tmp_path):
+    """A point added by hand where the project's particles share one optics group was written
+    in group 0, which RELION cannot find in data_optics (RELION 4 exports joined the group)."""
+    project = open_project([relion5 / "optimisation_set.star"])
+    rows = project.particles.iloc[[1, 16]].copy()
+    shared = rows["rlnOpticsGroup"].iloc[0]
+    rows.loc[rows.index[1], "rlnOpticsGroup"] = np.nan  # as a hand pick has none
+    out = write_relion5(project, rows, tmp_path / "picked.star")
+    assert starfile.read(out)["particles"]["rlnOpticsGroup"].tolist() == [shared, shared]
+
+
 @pytest.mark.parametrize(
     ("optics", "binning"), [(False, 2), (True, 1), (True, 2)], ids=["binning", "optics", "both"]
 )

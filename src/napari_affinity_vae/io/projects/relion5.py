@@ -225,7 +225,9 @@ def write_relion5(project: Project, particles: pd.DataFrame, path: Path) -> Path
     check_centred(project, particles, path)
     centred = to_centred(project.tomograms, particles)
     coordinates = {CENTRED_COLUMNS[a]: centred[:, i] for i, a in enumerate("xyz")}
-    out = to_star(path, particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), coordinates)
+    rows = particles.drop(columns=[TOMOGRAM_MISSING], errors="ignore")
+    rows = star.in_optics_groups(path, rows, project.blocks.get("optics"))  # a hand pick's
+    out = to_star(path, rows, coordinates)
     return write_blocks(path, {**project.blocks, "particles": out})
 
 
