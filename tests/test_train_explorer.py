@@ -100,9 +100,11 @@ def test_label_two_clusters_train_cancel_save_and_embed_again(
     assert drawn is not None and len(drawn) >= 3  # the loss plot shows every epoch so far
     assert train.preview.points._data is not None and len(train.preview.points._data) >= 3
     assert "alpha" in train.legend.text() and "beta" in train.legend.text()
+    label_cluster(qtbot, scatter, 2, "gamma")  # while it trains: the run keeps its labels
     click(qtbot, train.cancel_button)
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
     assert "cancelled after" in train.status.value and "kept epoch" in train.status.value
+    assert train.status.value.endswith("on the labels as they were: train again for the new")
     epochs = len(train.history)
     assert 3 <= epochs < 500
 

@@ -184,6 +184,7 @@ class TrainWidget(Container):
         self.saved: Path | None = None
         self._training: tuple[TrainingData, TrainingConfig, str, AffinityVAE] | None = None
         self._job = "training"  # what the task runs: "training" or "the affinity"
+        self._labels_trained = pd.Series([], dtype=object)  # the labels the last run read
         self.labels_from.changed.connect(self._show_classes)
         self.start.changed.connect(self._show_start)
         self.centres_button.changed.connect(self.affinity_from_centres)
@@ -262,6 +263,11 @@ class TrainWidget(Container):
         """The particles whose boxes can be cut."""
         table, rows = self.session.particles, self._unopenable()
         return table.drop(index=table.index[rows]) if len(rows) else table
+
+    def _read_labels(self) -> pd.Series:
+        """The labels a run started now would train on, as it reads them."""
+        column = self.labels_from.value
+        return _read_by_job(self._trainable(), column).get(column, pd.Series([], dtype=object))
 
     def _label_values(self, table: pd.DataFrame | None = None) -> pd.Series:
         """The labels of the particles that can be trained on (of ``table`` if given)."""
@@ -455,6 +461,7 @@ class TrainWidget(Container):
             where = _training_source(session)
             self._forget_run()
             self._job = "training"
+            self._labels_trained = particles[column].copy()  # to tell if they change meanwhile
             self.status.value = "cutting the labelled particles' boxes"
 
             def boxes_cut(data: TrainingData) -> None:
@@ -553,6 +560,8 @@ class TrainWidget(Container):
         self.save_button.enabled = self.use_button.enabled = True
         loss = "validation" if "val_loss" in self.history[-1] else "training"  # none held out
         self.status.value = f"{what}; kept epoch {self.best_epoch} (the best {loss} loss)"
+        if not self._labels_trained.equals(self._read_labels()):
+            self.status.value += "; trained on the labels as they were: train again for the new"
         self.session.trained_run = TrainedRun(best, card, self.history, self.status.value)
 
     def _failed(self, error: BaseException) -> None:
