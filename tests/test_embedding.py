@@ -222,6 +222,11 @@ def test_hdbscan_noise_is_no_cluster_centre_and_grey():
     np.testing.assert_allclose(rgba[0], rgba[1])
     np.testing.assert_allclose(rgba[2], rgba[3])
     assert not np.allclose(rgba[0], rgba[2])
+    # noise takes no colour of the palette: clusters are coloured as with k-means, no noise
+    from napari_affinity_vae.colours import CATEGORY_COLOURS
+
+    np.testing.assert_allclose(rgba[0], Color(CATEGORY_COLOURS[0]).rgba, atol=1e-6)
+    np.testing.assert_allclose(rgba[2], Color(CATEGORY_COLOURS[1]).rgba, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["umap", "tsne"])

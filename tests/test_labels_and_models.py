@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from napari_affinity_vae.analysis.explain import Dimension, Explanation, Formula, Scale, Term
-from napari_affinity_vae.io.particles import write_particles
+from napari_affinity_vae.io.particles import read_particles, write_particles
 from napari_affinity_vae.model.bundled import load_bundled
 from napari_affinity_vae.model.checkpoint import save_checkpoint
 from napari_affinity_vae.session import NOT_EMBEDDED_BY_MODEL
@@ -184,6 +184,26 @@ def test_a_class_keeps_its_colour_as_others_are_named(explorer, qtbot, tmp_path,
     np.testing.assert_allclose(picks.border_color[2], zeta[1])
     assert len({tuple(c) for c in scatter._colours}) == 3  # each its own
     assert [n for n, _ in legend_links(scatter.legend)] == ["zeta", "alpha", "beta"]
+
+
+def test_labels_a_file_came_with_keep_their_colours_as_a_class_is_named(
+    explorer, qtbot, tmp_path, small_tomogram
+):
+    """Labels read with the particles sorted after those named since, so naming one moved
+    them all."""
+    _, widgets, session = explorer
+    table = read_particles(three_picks(tmp_path / "p", n=3)).assign(label=["beta", "alpha", None])
+    picks = write_particles(table, tmp_path / "labelled.csv")
+    open_and_import(qtbot, widgets, small_tomogram, picks)
+    _embed_by_clicks(qtbot, widgets, "k-means", k=2)
+    scatter = widgets["Latent scatter"]
+    scatter.colour_by.value = "label"
+    before = scatter._colours[:2].copy()
+    session.select([2])
+    type_into(qtbot, scatter.label_name, "aardvark")  # sorts before both
+    click(qtbot, scatter.label_button)
+    np.testing.assert_allclose(scatter._colours[:2], before)
+    assert [n for n, _ in legend_links(scatter.legend)] == ["alpha", "beta", "aardvark"]
 
 
 def test_a_decode_of_a_model_unloaded_meanwhile_and_another_models_latents(

@@ -532,6 +532,18 @@ def test_a_pick_added_beside_one_particle_takes_only_its_tomogram():
     assert made.loc[1, "tomo_name"] == "TS_01"
 
 
+def test_a_pick_in_a_tomogram_without_particles_takes_no_other_tomogram_s_file():
+    """Its optics group is the one the project's particles share; the file name of another
+    tomogram (Warp's rlnMicrographName) would place it in that tomogram."""
+    from napari_affinity_vae.operations.hand_edits import added
+
+    table = pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0], "tomo_name": ["TS_01"]})
+    table["rlnMicrographName"], table["rlnOpticsGroup"] = "TS_01.tomostar", 1
+    grown = added(table, np.zeros(0, dtype=int), np.array([[4.0, 5, 6]]), "TS_02")
+    assert grown.loc[1, "tomo_name"] == "TS_02" and grown.loc[1, "rlnOpticsGroup"] == 1
+    assert pd.isna(grown.loc[1, "rlnMicrographName"])
+
+
 def test_particles_placed_from_angstrom_say_where_those_count_from(tmp_path):
     """What moves with a corrected voxel size: RELION 5 centred Ångström (from the centre) and
     RELION 4 pixels of a size the optics give (from voxel 0); pixels with origin shifts alone

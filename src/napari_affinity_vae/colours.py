@@ -74,8 +74,9 @@ def colours_for(
     place in the legend, whichever others come and go; the others follow, in sorted order."""
     if is_categorical(values):
         found = categories(values)
-        ranks = {v: i for i, v in enumerate(dict.fromkeys([*known, *found]))}  # colour slots
-        order = sorted((v for v in found if not _is_noise(v)), key=ranks.__getitem__)
+        order = [v for v in found if not _is_noise(v)]  # noise takes no colour of the palette
+        ranks = {v: i for i, v in enumerate(dict.fromkeys([*known, *order]))}  # colour slots
+        order.sort(key=ranks.__getitem__)
         every = category_colours(len(ranks))
         palette = [every[ranks[v]] for v in order]
         legend = [(str(v), c) for v, c in zip(order, palette, strict=True)]

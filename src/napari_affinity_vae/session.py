@@ -148,6 +148,7 @@ class Session:
         """Explore a project: its particles (every tomogram's) become the table; the tomogram
         shown is one of its tomograms (:meth:`request_tomogram`). None leaves it (no particles)."""
         self.project = project
+        self.label_order = []  # the classes named in another project take no colours here
         self.project_changed.emit()
         if project is not None:
             self.set_particles(project.particles)
@@ -302,8 +303,14 @@ class Session:
 
     def known_categories(self, column: str) -> list[str]:
         """The categories of ``column`` whose colours are to stay put: the labels, in the order
-        the user named them (:func:`colours.colours_for`)."""
-        return self.label_order if column == LABEL else []
+        the user named them, after those the table came with (sorted; read from a file, a
+        project), so that naming a class moves none of them (:func:`colours.colours_for`)."""
+        if column != LABEL or LABEL not in self.particles:
+            return []
+        given = self.particles[LABEL].dropna().astype(str).unique()
+        if len(set(given) - set(self.label_order)):
+            self.label_order[:0] = sorted(set(given) - set(self.label_order))
+        return self.label_order
 
     def labels_of(self, column: str) -> pd.Series:
         """The labels :meth:`labels_from` would give (None: unlabelled)."""

@@ -27,8 +27,9 @@ def clusters_possible(k: int, n: int, distinct: int | None = None) -> tuple[int,
 
 
 def too_few_for_hdbscan(n: int) -> str | None:
-    """Why HDBSCAN leaves ``n`` particles all noise, None where it can find a cluster."""
-    if n >= HDBSCAN_MIN_CLUSTER:
+    """Why HDBSCAN leaves ``n`` particles all noise, None where it can find a cluster (or
+    there is none to find)."""
+    if n == 0 or n >= HDBSCAN_MIN_CLUSTER:
         return None
     return (
         f"HDBSCAN needs at least {HDBSCAN_MIN_CLUSTER} particles to make a cluster; "

@@ -415,7 +415,8 @@ def _check_text(path: Path) -> None:
     except OSError as err:
         raise ParticleFileError(path, f"cannot be read ({err.strerror or err})") from None
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # a second copy of the text only where it may not be UTF-8
+            data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ParticleFileError(

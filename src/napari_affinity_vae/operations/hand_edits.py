@@ -13,6 +13,7 @@ from napari_affinity_vae.schema import (
     AXES,
     CLUSTER,
     CLUSTER_CENTRE,
+    OPTICS_GROUP,
     OWN_COLUMNS,
     SETTING_COLUMNS,
     TOMO_NAME,
@@ -79,13 +80,14 @@ def added(
 ) -> pd.DataFrame:
     """``table`` with particles at ``positions`` (z, y, x voxels) of tomogram ``name``, whose
     rows are ``own``, appended: each with what its tomogram's other particles share (as a point
-    added by hand beside them has; of a tomogram without any, the setting every particle of the
-    project shares, such as its one optics group) and nothing of another particle's."""
+    added by hand beside them has; of a tomogram without any, the one optics group every
+    particle of the project shares, but no other tomogram's file name) and nothing of another
+    particle's."""
     features = table.iloc[own].drop(columns=list(AXES)).reset_index(drop=True)
     blank = features.iloc[:0].reindex(range(len(positions)))
     made = hand_picked(pd.concat([features, blank], ignore_index=True), len(own) + blank.index)
     new = made.iloc[len(own) :].reset_index(drop=True)
-    for column in SETTING_COLUMNS if not len(own) else ():
+    for column in (OPTICS_GROUP,) if not len(own) else ():
         values = table[column].dropna().unique() if column in table else []
         if len(values) == 1:
             new[column] = values[0]

@@ -184,7 +184,7 @@ class TrainWidget(Container):
         self.saved: Path | None = None
         self._training: tuple[TrainingData, TrainingConfig, str, AffinityVAE] | None = None
         self._job = "training"  # what the task runs: "training" or "the affinity"
-        self._labels_trained = pd.Series([], dtype=object)  # the labels the last run read
+        self._labels_trained: tuple[str, pd.Series] | None = None  # the last run's column, counts
         self.labels_from.changed.connect(self._show_classes)
         self.start.changed.connect(self._show_start)
         self.centres_button.changed.connect(self.affinity_from_centres)
@@ -264,10 +264,15 @@ class TrainWidget(Container):
         table, rows = self.session.particles, self._unopenable()
         return table.drop(index=table.index[rows]) if len(rows) else table
 
-    def _read_labels(self) -> pd.Series:
-        """The labels a run started now would train on, as it reads them."""
-        column = self.labels_from.value
-        return _read_by_job(self._trainable(), column).get(column, pd.Series([], dtype=object))
+    def _labels_changed(self) -> bool:
+        """Whether the classes the last run read (their counts) are no longer those labelled:
+        points added without a label, or another column chosen, change nothing."""
+        if self._labels_trained is None:
+            return False
+        column, counts = self._labels_trained
+        table = self._trainable()
+        now = class_counts(table[column]) if column in table else counts.iloc[:0]
+        return not now.equals(counts)
 
     def _label_values(self, table: pd.DataFrame | None = None) -> pd.Series:
         """The labels of the particles that can be trained on (of ``table`` if given)."""
@@ -461,7 +466,7 @@ class TrainWidget(Container):
             where = _training_source(session)
             self._forget_run()
             self._job = "training"
-            self._labels_trained = particles[column].copy()  # to tell if they change meanwhile
+            self._labels_trained = (column, class_counts(particles[column]))  # if relabelled
             self.status.value = "cutting the labelled particles' boxes"
 
             def boxes_cut(data: TrainingData) -> None:
@@ -560,7 +565,7 @@ class TrainWidget(Container):
         self.save_button.enabled = self.use_button.enabled = True
         loss = "validation" if "val_loss" in self.history[-1] else "training"  # none held out
         self.status.value = f"{what}; kept epoch {self.best_epoch} (the best {loss} loss)"
-        if not self._labels_trained.equals(self._read_labels()):
+        if self._labels_changed():
             self.status.value += "; trained on the labels as they were: train again for the new"
         self.session.trained_run = TrainedRun(best, card, self.history, self.status.value)
 
