@@ -509,3 +509,22 @@ def test_cancel_stops_the_affinity_search_within_a_pair(clustered, qtbot, monkey
     assert train.status.value == "affinity cancelled: the table is as it was"
     pd.testing.assert_frame_equal(train.affinity.matrix(), before)
     assert train.train_button.enabled
+
+
+def test_closing_the_dock_during_a_run_keeps_its_best_epoch(clustered, qtbot, notifications):
+    """Closing the Train dock mid-run stopped the run and dropped every epoch trained, where
+    Cancel keeps the best: opened again, the dock offers that epoch to save."""
+    viewer, widgets, session, docks = clustered
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    train.epochs.value = 500
+    click(qtbot, train.train_button)
+    qtbot.waitUntil(lambda: len(train.history) >= 2, timeout=WAIT_MS)
+    viewer.window.remove_dock_widget(docks["Train"])
+    qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)
+    assert "Training stopped: its panel was closed" in messages(notifications)
+    _, reopened = viewer.window.add_plugin_dock_widget("napari-affinity-vae", "Train")
+    assert reopened.trained is not None and reopened.save_button.enabled
+    assert reopened.status.value.startswith("cancelled after")
+    assert session.trained_run.card.training["best_epoch"] <= len(train.history)

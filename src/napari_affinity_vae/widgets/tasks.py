@@ -47,13 +47,15 @@ class Task:
 
     running_changed = Signal(bool)
 
-    def __init__(self, owner: QObject) -> None:
+    def __init__(self, owner: QObject, cancel: Callable[[], None] | None = None) -> None:
         """``owner`` is the widget the task belongs to: its deletion cancels the task, and so
         does closing its panel (napari then takes the widget out of the window, and a new one
-        comes if the user opens the panel again)."""
+        comes if the user opens the panel again), through ``cancel`` if given (the owner's own
+        Cancel, which may keep what the job has done so far)."""
         self.worker: GeneratorWorker | None = None
         self._desc = ""
         self._stop: threading.Event | None = None
+        self._cancel = cancel or self.cancel
         owner.destroyed.connect(self._owner_deleted)
         owner.installEventFilter(_Unparented(owner, self._panel_closed))
 
@@ -136,7 +138,7 @@ class Task:
 
     def _panel_closed(self) -> None:
         if self.running and not self.cancelling:
-            self.cancel()
+            self._cancel()
             show_info(f"{self._desc} stopped: its panel was closed")
 
     def _finished(self, worker: GeneratorWorker) -> None:

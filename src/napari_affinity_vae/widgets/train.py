@@ -176,7 +176,7 @@ class TrainWidget(Container):
         layout.insertWidget(layout.count() - 3, self.losses.canvas.native)
         layout.insertWidget(layout.count() - 3, self.preview.canvas.native)
         layout.insertWidget(layout.count() - 3, self.legend)
-        self.task = Task(self.native)
+        self.task = Task(self.native, self.cancel)  # its panel closed: the best epoch kept
         self.history: list[dict] = []
         self.best_weights: dict | None = None
         self.best_epoch = 0
