@@ -31,7 +31,7 @@ from test_clicks import (
 )
 from test_project_explorer import _embed_by_clicks as _embed_project
 from test_project_explorer import open_with_ts_02_broken, project_folder  # noqa: F401
-from test_train_explorer import clustered, label_cluster  # noqa: F401
+from test_train_explorer import clustered, label_cluster, train_two_classes  # noqa: F401
 
 WAIT_MS = 120_000
 NO_LABELS = "No particles labelled yet: label a selection in the Latent scatter"
@@ -327,11 +327,7 @@ def test_cancel_while_cutting_boxes_keeps_no_earlier_model(
     monkeypatch,
 ):
     _, widgets, _session, _docks = clustered
-    scatter, train = widgets["Latent scatter"], widgets["Train"]
-    label_cluster(qtbot, scatter, 0, "alpha")
-    label_cluster(qtbot, scatter, 1, "beta")
-    train.epochs.value = 2
-    click(qtbot, train.train_button)
+    train = train_two_classes(qtbot, widgets, 2)
     qtbot.waitUntil(lambda: not train.task.running and train.trained is not None, timeout=WAIT_MS)
     assert train.save_button.enabled and train.status.value.startswith("trained 2 epochs")
     trained, table = train.trained, train.affinity.matrix()

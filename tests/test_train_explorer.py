@@ -64,6 +64,16 @@ def label_cluster(qtbot, scatter, cluster: int, name: str) -> None:
     click(qtbot, scatter.label_button)
 
 
+def train_two_classes(qtbot, widgets, epochs: int):
+    """Label clusters 0 and 1 alpha and beta, type the epochs and click Train; the Train dock."""
+    scatter, train = widgets["Latent scatter"], widgets["Train"]
+    label_cluster(qtbot, scatter, 0, "alpha")
+    label_cluster(qtbot, scatter, 1, "beta")
+    train.epochs.value = epochs
+    click(qtbot, train.train_button)
+    return train
+
+
 def edit_cell(qtbot, table, row: int, column: int, text: str) -> None:
     """Click a cell of a table, press F2 to edit it, type over its value and press Return."""
     centre = table.visualItemRect(table.item(row, column)).center()
@@ -515,11 +525,7 @@ def test_closing_the_dock_during_a_run_keeps_its_best_epoch(clustered, qtbot, no
     """Closing the Train dock mid-run stopped the run and dropped every epoch trained, where
     Cancel keeps the best: opened again, the dock offers that epoch to save."""
     viewer, widgets, session, docks = clustered
-    scatter, train = widgets["Latent scatter"], widgets["Train"]
-    label_cluster(qtbot, scatter, 0, "alpha")
-    label_cluster(qtbot, scatter, 1, "beta")
-    train.epochs.value = 500
-    click(qtbot, train.train_button)
+    train = train_two_classes(qtbot, widgets, 500)
     qtbot.waitUntil(lambda: len(train.history) >= 2, timeout=WAIT_MS)
     viewer.window.remove_dock_widget(docks["Train"])
     qtbot.waitUntil(lambda: not train.task.running, timeout=WAIT_MS)

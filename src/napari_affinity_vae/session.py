@@ -217,6 +217,8 @@ class Session:
         before = len(self.particles)
         self.by_hand = by_hand
         self.particles = particles.reset_index(drop=True)
+        if LABEL in self.particles and not by_hand:  # labels a file or a project came with
+            self._name_classes(sorted(self.particles[LABEL].dropna().astype(str).unique()))
         if edit is None:
             self._edits = {}
         self._edited(None if edit is None else (edit[0], np.asarray(edit[1]), before))
@@ -303,14 +305,9 @@ class Session:
 
     def known_categories(self, column: str) -> list[str]:
         """The categories of ``column`` whose colours are to stay put: the labels, in the order
-        the user named them, after those the table came with (sorted; read from a file, a
-        project), so that naming a class moves none of them (:func:`colours.colours_for`)."""
-        if column != LABEL or LABEL not in self.particles:
-            return []
-        given = self.particles[LABEL].dropna().astype(str).unique()
-        if len(set(given) - set(self.label_order)):
-            self.label_order[:0] = sorted(set(given) - set(self.label_order))
-        return self.label_order
+        they came (a table's own, sorted, as it is set; then each as the user names it), so
+        that naming a class moves none of them (:func:`colours.colours_for`)."""
+        return self.label_order if column == LABEL else []
 
     def labels_of(self, column: str) -> pd.Series:
         """The labels :meth:`labels_from` would give (None: unlabelled)."""

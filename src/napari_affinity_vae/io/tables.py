@@ -297,6 +297,8 @@ def _encoding(path: Path) -> str:
     data = path.read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
+    if data.isascii():  # most files: no decoding pass before pandas reads them
+        return "utf-8-sig"
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             data.decode(encoding)
