@@ -355,3 +355,24 @@ def test_a_complex_mrc_is_refused_as_fourier_data(tmp_path):
         mrc.header.mode = 3  # complex int16, which mrcfile cannot read
     with pytest.raises(TomogramFileError, match=r"complex numbers \(MRC mode 3\): Fourier"):
         open_tomogram(path)
+
+
+def test_a_training_that_diverges_leaves_no_metrics_without_a_checkpoint(tmp_path, capsys):
+    """A run that diverged after writing an epoch's metrics, and no checkpoint, left
+    model.metrics.csv beside no model; with --checkpoint-every it keeps both and says so."""
+    files = {
+        f"{c}_{i}.mrc": (_noise(16, 16, 16, seed=i) * 1e3, 10.0) for c in "ab" for i in range(4)
+    }
+    folder = _folder(tmp_path / "boxes", files)
+    out = tmp_path / "model"
+    args = ["train", str(folder), "--out", str(out), "--epochs", "4", "--validation", "0"]
+    assert main([*args, "--learning-rate", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert "diverged in epoch" in err and "Traceback" not in err
+    assert _outputs(out) == []
+    assert main([*args, "--learning-rate", "1e30", "--checkpoint-every", "1", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "diverged in epoch" in err and f"--resume {out}.json goes on from there" in err
+    assert [p.name for p in _outputs(out)] == [
+        f"model{s}" for s in (".json", ".metrics.csv", ".safetensors")
+    ]

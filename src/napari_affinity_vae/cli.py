@@ -716,6 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args)
     except AffinityVAEError as err:
         print(f"avae {args.command}: error: {err}", file=sys.stderr)
+        for note in getattr(err, "__notes__", ()):
+            print(f"avae {args.command}: {note}", file=sys.stderr)
         return 2
     except Cancelled as cancelled:
         print(f"avae {args.command}: cancelled; {cancelled}", file=sys.stderr)
@@ -731,23 +733,28 @@ class Cancelled(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _keeping_or_removing(outputs: list[Path], resumable: str):
-    """On Ctrl-C: the ``outputs`` a run has written are kept where a checkpoint among them (the
-    file ending ``resumable``) lets it go on; otherwise those it made are removed. Either is
-    said."""
+    """On Ctrl-C or an error: the ``outputs`` a run has written are kept where a checkpoint
+    among them (the file ending ``resumable``) lets it go on; otherwise those it made are
+    removed. Either is said."""
     before = {p: p.stat().st_mtime_ns for p in outputs if p.exists()}
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, AffinityVAEError) as stopped:
         written = [p for p in outputs if p.exists() and before.get(p) != p.stat().st_mtime_ns]
         checkpoint = next((p for p in written if p.name.endswith(resumable)), None)
         if checkpoint is not None:
             kept = ", ".join(p.name for p in written)
-            raise Cancelled(f"kept {kept} (--resume {checkpoint} goes on from there)") from None
-        for path in (p for p in written if p not in before):
-            path.unlink(missing_ok=True)
-        rewritten = [p.name for p in written if p in before]
-        if rewritten:
-            raise Cancelled(f"{', '.join(rewritten)} rewritten in part") from None
+            note = f"kept {kept} (--resume {checkpoint} goes on from there)"
+        else:
+            for path in (p for p in written if p not in before):
+                path.unlink(missing_ok=True)
+            rewritten = [p.name for p in written if p in before]
+            note = f"{', '.join(rewritten)} rewritten in part" if rewritten else None
+        if note is None:
+            raise
+        if isinstance(stopped, KeyboardInterrupt):
+            raise Cancelled(note) from None
+        stopped.add_note(note)
         raise
 
 
