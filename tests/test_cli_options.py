@@ -45,7 +45,7 @@ def _latent(path: Path) -> np.ndarray:
     return table[latent_columns(table)].to_numpy()
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tbl", ".coords"])
+@pytest.mark.parametrize("suffix", [".csv", ".tbl", ".coords", ".mod"])
 def test_pick_writes_each_format_with_the_same_particles(sim, tmp_path, suffix):
     tomogram, star = sim
     out = tmp_path / f"picks{suffix}"
@@ -69,7 +69,7 @@ def test_pick_inverted_finds_on_white_protein_what_it_finds_on_black(sim, tmp_pa
     )
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tbl", ".coords"])
+@pytest.mark.parametrize("suffix", [".csv", ".tbl", ".coords", ".mod"])
 def test_embed_reads_and_writes_each_format(sim, tmp_path, suffix):
     tomogram, star = sim
     path = tmp_path / f"picks{suffix}"

@@ -208,7 +208,7 @@ def test_save_points_layer_to_star_and_csv(make_napari_viewer, tmp_path, particl
         features=features,
         name="picks",
     )
-    for suffix in (".star", ".csv", ".tbl", ".coords"):
+    for suffix in (".star", ".csv", ".tbl", ".coords", ".mod"):
         path = tmp_path / f"saved{suffix}"
         viewer.layers.save(str(path), selected=False, plugin=PLUGIN)
         back = read_particles(path)

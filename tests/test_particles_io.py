@@ -440,7 +440,7 @@ def test_failed_write_leaves_existing_file_and_no_partial_file(tmp_path, particl
 
 def test_empty_particle_set_round_trips(tmp_path):
     empty = pd.DataFrame({"z": [], "y": [], "x": []})
-    for suffix in (".star", ".csv", ".tbl", ".coords"):
+    for suffix in (".star", ".csv", ".tbl", ".coords", ".mod"):
         path = write_particles(empty, tmp_path / f"e{suffix}")
         assert len(read_particles(path)) == 0, suffix
 
@@ -728,7 +728,7 @@ def test_a_folder_given_as_a_coordinate_file_is_named_a_folder(tmp_path):
         read_particles(tmp_path / "picks.star")
     assert str(error.value) == (
         f"{tmp_path / 'picks.star'}: is a folder, not a coordinate file: choose a .star, .tbl, "
-        ".coords, .csv file"
+        ".coords, .csv, .mod file"
     )
 
 

@@ -352,7 +352,7 @@ def _add_pick(commands: argparse._SubParsersAction) -> None:
         action=_range(equal=True),
         help="particle diameters in Angstrom (the blob picker)",
     )
-    pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl or .coords")
+    pk.add_argument("--out", type=Path, required=True, help=".star, .csv, .tbl, .coords or .mod")
     pk.add_argument("--voxel-size", type=_positive, help="Angstrom (overrides the header)")
     pk.add_argument(
         "--threshold", type=_finite, help="score threshold in noise deviations (default: automatic)"
@@ -448,7 +448,7 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help=".star or .csv (a tomogram's also .tbl, .coords; a project's also .parquet)",
+        help=".star or .csv (a tomogram's also .tbl, .coords, .mod; a project's also .parquet)",
     )
     em.add_argument(
         "--model", type=Path, help='a checkpoint or "bundled-splat" (default: the bundled model)'
@@ -542,8 +542,8 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         "--binning",
         type=_positive,
         default=1.0,
-        help="pixel coordinates (RELION 4, Dynamo, CSV, .coords) are in pixels this many times "
-        "finer than the tomograms' voxels (RELION 5's centred Angstrom need none, nor a STAR "
+        help="pixel coordinates (RELION 4, Dynamo, CSV, .coords, .mod) are in pixels this many "
+        "times finer than the tomograms' voxels (RELION 5's centred Angstrom need none, nor a STAR "
         "file whose data_optics gives rlnTomoTiltSeriesPixelSize)",
     )
     pr.add_argument(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from napari_affinity_vae.errors import InputFileError, ParticleFileError
-from napari_affinity_vae.io import star, tables
+from napari_affinity_vae.io import imod, star, tables
 from napari_affinity_vae.io.atomic import atomic_path, check_writable, unwritable
 from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.validate import check_particles, select_tomogram
@@ -31,6 +31,7 @@ _FORMATS: dict[str, tuple[Reader, Writer]] = {
     ".tbl": (tables.read_dynamo, tables.write_dynamo),
     ".coords": (tables.read_tomotwin, tables.write_tomotwin),
     ".csv": (tables.read_csv, tables.write_csv),
+    ".mod": (imod.read_imod, imod.write_imod),
 }
 PARTICLE_SUFFIXES = (".star", *_FORMATS)
 STAR_FLAVOURS = ("relion4", "relion5")

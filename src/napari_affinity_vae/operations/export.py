@@ -29,15 +29,17 @@ from napari_affinity_vae.schema import (
 from napari_affinity_vae.text import count
 
 SELECTED, EACH_CLUSTER, ALL = "Selected particles", "Each cluster", "All particles"
-DYNAMO, TOMOTWIN = "Dynamo table", "TomoTwin coords"
+DYNAMO, TOMOTWIN, IMOD = "Dynamo table", "TomoTwin coords", "IMOD model"
 FORMATS = {  # label: (suffix, STAR flavour)
     "RELION 4 STAR": (".star", "relion4"),
     "RELION 5 STAR": (".star", "relion5"),
     "CSV": (".csv", "relion4"),
     DYNAMO: (".tbl", "relion4"),
     TOMOTWIN: (".coords", "relion4"),
+    IMOD: (".mod", "relion4"),
 }
-WITHOUT_ANGLES = (TOMOTWIN,)  # formats that hold no orientation
+WITHOUT_ANGLES = (TOMOTWIN, IMOD)  # formats that hold no orientation
+ONE_TOMOGRAM = {TOMOTWIN: "TomoTwin coordinates", IMOD: "IMOD models"}  # name no tomogram
 ZERO_FOR_NO_ANGLES = ("RELION 4 STAR", "RELION 5 STAR", DYNAMO)  # write a missing angle as 0
 NOISE_NAME = "unclustered"  # the file of HDBSCAN's noise (cluster -1) in a per-cluster export
 
@@ -229,10 +231,10 @@ def _write_project_rows(project: Project, rows: pd.DataFrame, path: Path, label:
     if label == DYNAMO:
         numbers = {name: str(i) for i, name in enumerate(project.tomograms, 1)}
         rows = rows.assign(**{TOMO_NAME: rows[TOMO_NAME].astype(str).map(numbers)})
-    elif label == TOMOTWIN and rows[TOMO_NAME].nunique() > 1:
+    elif label in ONE_TOMOGRAM and rows[TOMO_NAME].nunique() > 1:
         raise ParticleFileError(
             path,
-            "TomoTwin coordinates hold one tomogram's particles; these come from "
+            f"{ONE_TOMOGRAM[label]} hold one tomogram's particles; these come from "
             f"{rows[TOMO_NAME].nunique()}: choose RELION or Dynamo, or select in one tomogram",
         )
     write_particles(rows.drop(columns=[TOMOGRAM_MISSING], errors="ignore"), path, **pixels)

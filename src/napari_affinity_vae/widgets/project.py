@@ -32,7 +32,9 @@ from napari_affinity_vae.widgets.viewer_session import fit_view, is_tomogram, se
 
 PROJECT_KEY = "project tomogram"  # metadata of the Image layer showing a project's tomogram
 COLUMNS = ("tomogram", "particles", "selected", "status")
-FILE_PATTERNS = "*.star *.parquet *.tbl *.doc *.vll *.json *.mrc *.rec *.map *.st *.csv *.coords"
+FILE_PATTERNS = (
+    "*.star *.parquet *.tbl *.doc *.vll *.json *.mrc *.rec *.map *.st *.csv *.coords *.mod"
+)
 EVERY_PICK_SET = "every pick set"
 
 
