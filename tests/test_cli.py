@@ -402,13 +402,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case, problem):
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    import napari_affinity_vae.cli as cli
+    from napari_affinity_vae.cli import embed, pick
 
     def no_work(*_args, **_kwargs):
         raise AssertionError("the work started")
 
-    monkeypatch.setattr(cli, "_model", no_work)
-    monkeypatch.setattr(cli, "_blob_pick", no_work)
+    monkeypatch.setattr(embed, "_model", no_work)
+    monkeypatch.setattr(pick, "_blob_pick", no_work)
     tomogram = write_mrc(tmp_path / "t.mrc", np.zeros((40, 64, 64), np.float32))
     picks = tmp_path / "picks.csv"
     picks.write_text("x,y,z\n32,32,20\n")
