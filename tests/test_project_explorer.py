@@ -92,6 +92,20 @@ def test_choosing_another_tomogram_replaces_the_one_shown(opened):
     assert "TS_01 particles" not in viewer.layers
 
 
+def test_particles_stay_above_the_tomogram_shown_after_one_was_opened_again(opened, project_folder):
+    """TS_02 opened again with File > Open, then TS_03 shown: its image went above the lone
+    copy, and so above the particles, which it hid."""
+    viewer, widgets, _ = opened
+    widgets["Project"].shown.value = "TS_02"
+    viewer.open(project_folder / "tomograms" / "TS_02.mrc", plugin="napari-affinity-vae")
+    for name in ("TS_03", "TS_02"):
+        widgets["Project"].shown.value = name
+        shown = [i for i, x in enumerate(viewer.layers) if isinstance(x, Image) and x.visible]
+        particles = viewer.layers.index(widgets["Particles"].particles_layer)
+        assert widgets["Particles"].particles_layer.name == f"{name} particles"
+        assert max(shown) < particles, [x.name for x in viewer.layers]
+
+
 def test_a_selection_across_tomograms_is_counted_highlighted_and_gone_to(opened, qtbot):
     viewer, widgets, session = opened
     _embed_by_clicks(qtbot, widgets, session)
@@ -809,6 +823,27 @@ def test_reopening_an_embedded_project_asks_before_discarding_its_embedding(open
     answer_next_dialog(QMessageBox.StandardButton.Yes)
     click(qtbot, widgets["Project"].open_button)
     assert session.latent is None
+
+
+def test_a_misspelt_project_file_is_said_before_asking_to_discard_work(
+    opened, qtbot, project_folder, notifications, monkeypatch
+):
+    """A typo in Files asked to discard the hand edits, then said the file does not exist."""
+    from napari_affinity_vae.widgets import project
+
+    _, widgets, session = opened
+    widgets["Particles"].particles_layer.add(np.array([[10.0, 20.0, 30.0]]))
+    asked = []
+    monkeypatch.setattr(project, "confirm", lambda *args: asked.append(args[-1]) or False)
+    typo = project_folder / "optimisaton_set.star"
+    type_into(qtbot, widgets["Project"].files, str(typo))
+    click(qtbot, widgets["Project"].open_button)
+    assert asked == []
+    assert any(f"{typo}: no such file or folder" in m for m in messages(notifications))
+    assert len(session.particles) == 22 and session.project.edited  # the edit kept
+    type_into(qtbot, widgets["Project"].files, str(project_folder / "optimisation_set.star"))
+    click(qtbot, widgets["Project"].open_button)
+    assert asked and "added, moved or deleted by hand" in asked[0]
 
 
 def test_reopening_a_project_asks_before_discarding_hand_edits(opened, qtbot, tmp_path):

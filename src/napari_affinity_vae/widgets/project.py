@@ -17,10 +17,10 @@ from magicgui.widgets import (
     PushButton,
     Table,
 )
-from napari.layers import Image
+from napari.layers import Image, Points
 
 from napari_affinity_vae.errors import AffinityVAEError
-from napari_affinity_vae.io.projects import Project, open_project
+from napari_affinity_vae.io.projects import Project, check_sources, open_project
 from napari_affinity_vae.io.projects.copick import PickSetChoice
 from napari_affinity_vae.io.projects.project import pick_set_label
 from napari_affinity_vae.layers import tomogram_layer_data
@@ -127,6 +127,14 @@ class ProjectWidget(Container):
             folder = str(self.folder.value)
             if folder not in ("", "."):
                 paths.append(Path(folder))
+        ready = False
+        with errors_as_notifications("Opening the project"):
+            if not paths:
+                raise AffinityVAEError("Choose the project's files first")
+            check_sources(paths)  # a typo is said before any question
+            ready = True
+        if not ready:
+            return None
         lost = self.session.project_losses()
         if lost:  # reopened (Skip rows ticked, another pick set) or another project
             question = (
@@ -136,8 +144,6 @@ class ProjectWidget(Container):
             if not confirm(self.native, "Discard the open project's work?", question):
                 return None
         with errors_as_notifications("Opening the project"):
-            if not paths:
-                raise AffinityVAEError("Choose the project's files first")
             voxel_size = self.voxel_size.value or None
             with warnings_as_notifications():
                 project = open_project(
@@ -283,7 +289,9 @@ class ProjectWidget(Container):
             i for i, x in enumerate(layers) if is_tomogram(x) and PROJECT_KEY not in x.metadata
         ]
         lowest = max(alone) + 1 if alone else 0
-        return max(layers.index(old[0]), lowest) if old else lowest
+        place = max(layers.index(old[0]), lowest) if old else lowest
+        points = [i for i, x in enumerate(layers) if isinstance(x, Points)]
+        return min([place, *points])  # a copy opened again above them stays above
 
     def _project_changed(self) -> None:
         """A project left: nothing of it is listed any more."""

@@ -10,7 +10,7 @@ from weakref import WeakKeyDictionary
 
 import napari
 import numpy as np
-from napari.layers import Image
+from napari.layers import Image, Points
 
 from napari_affinity_vae.io.tomogram import Level, Tomogram
 from napari_affinity_vae.layers import LEVELS_KEY, TOMOGRAM_KEY
@@ -125,8 +125,19 @@ def focus_on(viewer: napari.Viewer, tomogram: Tomogram) -> None:
         elif layer.visible:
             layer.visible, switched = False, True
             layer.metadata[HIDDEN_FOR] = True
+    _images_below_points(viewer, own)
     if switched and own:
         fit_view(viewer, [x for x in own if x.visible] or own)
+
+
+def _images_below_points(viewer: napari.Viewer, own: list) -> None:
+    """Move a tomogram's shown images below the particles shown (its own, a project's), which
+    they would hide (a copy of a project's tomogram opened again above them)."""
+    layers = viewer.layers
+    for image in [x for x in own if is_tomogram(x) and x.visible]:
+        points = [i for i, x in enumerate(layers) if isinstance(x, Points) and x.visible]
+        if points and layers.index(image) > min(points):
+            layers.move(layers.index(image), min(points))
 
 
 def fit_view(viewer: napari.Viewer, layers: list) -> None:

@@ -2,6 +2,6 @@
 Dynamo, copick, a CryoET Data Portal download or a folder (:func:`open_project`)."""
 
 from napari_affinity_vae.io.projects.project import Project, TomogramEntry
-from napari_affinity_vae.io.projects.sources import open_project
+from napari_affinity_vae.io.projects.sources import check_sources, open_project
 
-__all__ = ["Project", "TomogramEntry", "open_project"]
+__all__ = ["Project", "TomogramEntry", "check_sources", "open_project"]

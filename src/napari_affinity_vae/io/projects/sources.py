@@ -53,6 +53,20 @@ PAIRED = {"coordinates", "star particles", "relion5 particles", "dynamo table"} 
 PICKED = ({"copick config"}, {"portal download"})  # of pick sets and maps to choose among
 
 
+def check_sources(paths: list[str | Path]) -> list[Path]:
+    """The files (and folder) of a project, refused at once (before any question or work) if
+    one is missing, is of no kind a project is opened from, or two are of one kind; made
+    absolute, as the tomograms' paths must hold wherever they are opened."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.exists():
+            raise ParticleFileError(path, "no such file or folder")
+    paths = [p.resolve() for p in paths]
+    if len({_kind(p) for p in paths}) != len(paths):
+        raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
+    return paths
+
+
 def open_project(
     paths: list[Path],
     *,
@@ -70,16 +84,10 @@ def open_project(
     ``skip_unusable`` leaves out rows with NaN coordinates or outside their tomogram (with a
     warning), where they would otherwise be an error (a tomogram's coordinate file) or keep
     their tomogram from being embedded (a project of several)."""
-    paths = [Path(p) for p in paths]
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         raise AffinityVAEError(f"A voxel size must be a positive number of Å, got {voxel_size}")
-    for path in paths:
-        if not path.exists():
-            raise ParticleFileError(path, "no such file or folder")
-    paths = [p.resolve() for p in paths]  # the tomograms' paths hold wherever they are opened
+    paths = check_sources(paths)
     kinds = {_kind(p): p for p in paths}
-    if len(kinds) != len(paths):
-        raise ParticleFileError(paths[0], f"give one file of each kind: {SOURCES}")
     if pick_sets not in (None, PickSetChoice()) and set(kinds) not in PICKED:
         listed = ", ".join(f"{p.name} ({k})" for k, p in kinds.items())
         raise AffinityVAEError(
