@@ -1461,17 +1461,17 @@ def test_picks_made_at_a_voxel_size_corrected_meanwhile_are_discarded(
 ):
     """The diameters (and templates) were in Å at the old voxel size: the picks were kept, and a
     score map was placed at the old scale over a corner of the tomogram."""
-    from napari_affinity_vae.widgets import particles as particles_module
+    from napari_affinity_vae.widgets import picker
 
     _, widgets, session = explorer
-    real = particles_module.pick_tomogram_steps
+    real = picker.pick_tomogram_steps
 
     def slow(*args):
         time.sleep(1.0)
         yield 0
         return (yield from real(*args))
 
-    monkeypatch.setattr(particles_module, "pick_tomogram_steps", slow)
+    monkeypatch.setattr(picker, "pick_tomogram_steps", slow)
     type_into(qtbot, widgets["Tomogram"].file, str(small_tomogram))
     click(qtbot, widgets["Tomogram"].open_button)
     click(qtbot, widgets["Particles"].pick_button)

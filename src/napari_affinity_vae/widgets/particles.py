@@ -13,17 +13,15 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     PushButton,
-    SpinBox,
 )
-from napari.layers import Image, Points
+from napari.layers import Points
 from napari.utils.notifications import show_info
 
 from napari_affinity_vae import text
 from napari_affinity_vae.colours import CATEGORY_COLOURS, colours_for
-from napari_affinity_vae.errors import AffinityVAEError, ParticleFileError
+from napari_affinity_vae.errors import ParticleFileError
 from napari_affinity_vae.io.particles import (
     PARTICLE_SUFFIXES,
     read_particles_for,
@@ -40,27 +38,18 @@ from napari_affinity_vae.layers import (
     points_to_particles,
 )
 from napari_affinity_vae.operations import hand_edits
-from napari_affinity_vae.operations.defaults import DIAMETERS
-from napari_affinity_vae.operations.pick import (
-    pick_chunks,
-    pick_tomogram_steps,
-    plan_match,
-)
-from napari_affinity_vae.particles.picking import PickSettings
-from napari_affinity_vae.particles.templates import MatchResult, MatchSettings
 from napari_affinity_vae.schema import (
     ANGSTROM_ORIGIN,
     AXES,
     CLUSTER,
     COORDINATE_BINNING,
-    LABEL,
     STAR_BLOCKS,
     TOMO_NAME,
     derived_columns,
 )
 from napari_affinity_vae.session import EMBEDDED_BY, Session
 from napari_affinity_vae.widgets.clipboard import bind_clipboard
-from napari_affinity_vae.widgets.dialogs import choose, confirm, scrolling, stays_in_project
+from napari_affinity_vae.widgets.dialogs import choose, scrolling, stays_in_project
 from napari_affinity_vae.widgets.highlight import (
     COLOUR_KEY,
     ROLE,
@@ -75,6 +64,11 @@ from napari_affinity_vae.widgets.notify import (
     typed_path,
     warnings_as_notifications,
 )
+from napari_affinity_vae.widgets.picker import (
+    REMEMBERED,
+    PickerControls,
+    place_scores,
+)
 from napari_affinity_vae.widgets.settings import remember
 from napari_affinity_vae.widgets.tasks import Task
 from napari_affinity_vae.widgets.viewer_session import (
@@ -85,22 +79,20 @@ from napari_affinity_vae.widgets.viewer_session import (
     current_tomogram,
     focus_on,
     of_tomogram,
-    same_tomogram,
     session_for,
     tomogram_identity,
 )
 from napari_affinity_vae.widgets.waiting import place_waiting_particles
 
 PAST_ACTIONS = ("added", "removed", "changed")  # napari's data events after the change
-BINNING_KEY = "binning"  # a template-score map's metadata: tomogram voxels per map voxel
-PICKER_SOURCE, HAND_SOURCE = "picks", "hand picks"  # layer names: "<tomogram> <source>"
+HAND_SOURCE = "hand picks"  # the layer name of picks by hand: "<tomogram> hand picks"
 SOURCE = "source"  # a particles layer's metadata: where its particles came from
 LEFT = "left project"  # a left project's points layer's metadata: the project's files
-TEMPLATE_FILTER = "Maps and models (*.mrc *.map *.gz *.bz2 *.pdb *.cif)"
 
 
-class ParticlesWidget(Container):
-    """Particles of the session's tomogram, as an editable Points layer."""
+class ParticlesWidget(PickerControls, Container):
+    """Particles of the session's tomogram, as an editable Points layer; picked by hand, imported
+    or picked automatically (:class:`PickerControls`)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -116,28 +108,7 @@ class ParticlesWidget(Container):
         self.import_button = PushButton(text="Import")
         self.hand_button = PushButton(text="Pick by hand")
         self.hand_button.tooltip = "Click on the plane to add particles; points stay editable"
-        low, high = DIAMETERS
-        self.diameter_min = FloatSpinBox(label="Diameter min (Å)", min=1, max=5000, value=low)
-        self.diameter_max = FloatSpinBox(label="Diameter max (Å)", min=1, max=5000, value=high)
-        self.auto_threshold = CheckBox(text="Automatic threshold", value=True)
-        self.threshold = FloatSpinBox(
-            label="Threshold (noise SD)", min=0, max=100, step=0.1, enabled=False
-        )
-        self.max_count = SpinBox(label="Max picks (0: all)", min=0, max=10_000_000, value=0)
-        self.inverted = CheckBox(text="Protein bright (inverted contrast)", value=False)
-        self.templates = FileEdit(label="Templates", mode="rm", filter=TEMPLATE_FILTER)
-        self.templates.tooltip = (
-            "Reference maps or atomic models: Pick matches them over rotations instead of "
-            "finding blobs of the diameters above"
-        )
-        self.angular_step = FloatSpinBox(label="Angular step (°)", min=3, max=90, value=30)
-        self.refine = CheckBox(text="Refine picks at full size", value=True)
-        self.refine.tooltip = (
-            "Score each match again at the tomogram's voxel size and refine its angles to a "
-            "fraction of the step (elongated and pseudo-symmetric molecules need it)"
-        )
-        self.pick_button = PushButton(text="Pick")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        picker = self._picker_fields()
         self.layer = ComboBox(label="Particles", choices=self._points_layers, nullable=True)
         self.count = Label(label="Count", value="0")
         super().__init__()
@@ -149,16 +120,7 @@ class ParticlesWidget(Container):
                 self.skip_unusable,
                 self.import_button,
                 self.hand_button,
-                self.diameter_min,
-                self.diameter_max,
-                self.auto_threshold,
-                self.threshold,
-                self.max_count,
-                self.inverted,
-                self.templates,
-                self.angular_step,
-                self.refine,
-                Container(widgets=[self.pick_button, self.cancel_button], layout="horizontal"),
+                *picker,
                 self.layer,
                 self.count,
             ],
@@ -167,11 +129,7 @@ class ParticlesWidget(Container):
         self.import_button.changed.connect(self.import_file)
         self.hand_button.changed.connect(self.pick_by_hand)
         viewer.dims.events.ndisplay.connect(self._follow_ndisplay)
-        self.pick_button.changed.connect(self.run_picker)
-        self.cancel_button.changed.connect(self.task.cancel)
-        self.auto_threshold.changed.connect(
-            lambda auto: setattr(self.threshold, "enabled", not auto)
-        )
+        self._connect_picker()
         self.task.running_changed.connect(self._show_running)
         self.layer.changed.connect(self._watch)
         viewer.layers.events.inserted.connect(self._refresh_layers)
@@ -185,15 +143,8 @@ class ParticlesWidget(Container):
         remember(
             "particles",
             {
-                "diameter_min": self.diameter_min,
-                "diameter_max": self.diameter_max,
-                "auto_threshold": self.auto_threshold,
-                "threshold": self.threshold,
-                "max_count": self.max_count,
                 "skip_unusable": self.skip_unusable,
-                "inverted": self.inverted,
-                "angular_step": self.angular_step,
-                "refine": self.refine,
+                **{name: getattr(self, name) for name in REMEMBERED},
             },
         )
         self._refresh_layers()
@@ -231,7 +182,7 @@ class ParticlesWidget(Container):
                 and of_tomogram(layer, tomogram)
                 and tomogram.voxel_size
             ):
-                _place_scores(layer, tomogram.voxel_size)
+                place_scores(layer, tomogram.voxel_size)
         project = self.session.project
         if project is not None:
             entry = project.tomograms.get(tomogram.name)
@@ -392,128 +343,6 @@ class ParticlesWidget(Container):
                 "Points are no longer added by clicks: in a 3D view a click lands at no depth "
                 "you chose. Pick by hand on a plane"
             )
-
-    def run_picker(self) -> None:
-        """Run the picker (or, with templates chosen, template matching) on the tomogram in the
-        background; the picks replace the layer."""
-        tomogram = self._tomogram()
-        if tomogram is None or self._stays_in_project("Picking") or self._keeps_labels():
-            return
-        with errors_as_notifications("Picking"):
-            if tomogram.voxel_size is None:
-                raise ParticleFileError(tomogram.path, "the voxel size is unknown; set it first")
-            templates = [Path(p) for p in self.templates.value or () if str(p) not in ("", ".")]
-            if templates:
-                self._match(tomogram, templates)
-                return
-            low, high = self.diameter_min.value, self.diameter_max.value
-            if low > high:
-                raise AffinityVAEError(
-                    f"The minimum diameter ({low:g} Å) is above the maximum ({high:g} Å)"
-                )
-            settings = PickSettings(
-                low,
-                high,
-                tomogram.voxel_size,
-                threshold=None if self.auto_threshold.value else self.threshold.value,
-                max_count=self.max_count.value or None,
-                inverted=self.inverted.value,
-            )
-            version = self.session.version
-            self.task.start(
-                lambda: pick_tomogram_steps(tomogram, settings),
-                total=pick_chunks(tomogram, settings),
-                desc="Picking particles",
-                on_result=lambda picks: self._picked(tomogram, version, picks),
-            )
-
-    def _keeps_labels(self) -> bool:
-        """Whether the user would rather keep the labels of the picks a new pick replaces
-        (asked only when some are labelled)."""
-        layers = self._replaced(PICKER_SOURCE)
-        labels = layers[-1].features.get(LABEL) if layers else None
-        labelled = 0 if labels is None else int((labels.fillna("").astype(str) != "").sum())
-        if not labelled:
-            return False
-        question = (
-            f"Picking again replaces {layers[-1].name} and the labels of "
-            f"{text.count(labelled, 'particle')} of them. Go on?"
-        )
-        return not confirm(self.native, "Replace the picks?", question)
-
-    def _match(self, tomogram: Tomogram, templates: list[Path]) -> None:
-        settings = MatchSettings(
-            voxel_size=tomogram.voxel_size,
-            angular_step=self.angular_step.value,
-            threshold=None if self.auto_threshold.value else self.threshold.value,
-            inverted=self.inverted.value,
-            max_count=self.max_count.value or None,
-            refine=self.refine.value,
-        )
-        plan = plan_match(tomogram, templates, settings)  # the templates read once, here
-        version = self.session.version
-        self.task.start(
-            plan.steps,
-            total=plan.work(),
-            desc="Matching templates",
-            on_result=lambda result: self._matched(tomogram, version, result),
-        )
-
-    def _matched(self, tomogram: Tomogram, version: int, result: MatchResult) -> None:
-        """The picks, and the best score at every voxel as a layer over the tomogram."""
-        if self._picked(tomogram, version, result.picks):
-            scores = result.best_scores()
-            name = f"{tomogram.name} template scores"
-            for old in [x for x in self._viewer.layers if x.metadata.get(SCORES_KEY)]:
-                if of_tomogram(old, tomogram):  # not another tomogram's of the same name
-                    self._viewer.layers.remove(old)
-            layer = self._viewer.add_image(
-                scores,
-                name=name,
-                colormap="magma",
-                blending="additive",
-                opacity=0.6,
-                contrast_limits=(0.0, max(float(np.nanmax(scores)), 1e-6)),
-                metadata={
-                    SCORES_KEY: tomogram.name,
-                    OF_TOMOGRAM: tomogram_identity(tomogram),
-                    BINNING_KEY: result.binning,
-                },
-            )
-            _place_scores(layer, tomogram.voxel_size)
-            if self.particles_layer is not None:
-                self._viewer.layers.selection.active = self.particles_layer  # the picks' tools
-
-    def _picked(self, tomogram: Tomogram, version: int, picks: pd.DataFrame) -> bool:
-        """Show the picks (none found: the earlier stay, and the user is told), unless another
-        tomogram is open or the particles changed meanwhile; whether the result stands."""
-        current = self.session.tomogram
-        if current is None or not same_tomogram(current, tomogram):
-            now = "it was closed" if current is None else "another tomogram is open now"
-            show_info(f"Picks of {tomogram.path} discarded: {now}")
-            return False
-        if self.session.version != version and self._replaced(PICKER_SOURCE):
-            # the picks they would replace were edited meanwhile (not just deleted)
-            show_info("Picks discarded: the particles changed while the picker ran")
-            return False
-        if current.voxel_size != tomogram.voxel_size:  # diameters and templates were in Å
-            now = f"{current.voxel_size:g} Å" if current.voxel_size else "unknown"
-            show_info(
-                f"Picks discarded: the voxel size changed while the picker ran "
-                f"({tomogram.voxel_size:g} Å to {now}): pick again"
-            )
-            return False
-        self.threshold.value = picks.attrs.get("threshold", self.threshold.value)
-        if picks.empty:  # the earlier picks are worth more than none
-            kept = "; the earlier picks were kept" if self._own_layers(PICKER_SOURCE) else ""
-            show_info(
-                f"No particles found in {tomogram.name} at threshold {self.threshold.value:.3g}"
-                f"{kept}: lower the threshold, or check the diameters or templates and "
-                "'Protein bright'"
-            )
-        else:
-            self.show_particles(picks, PICKER_SOURCE, replace=True)
-        return True
 
     def show_particles(
         self, particles: pd.DataFrame, source: str = "particles", replace: bool = False
@@ -896,14 +725,6 @@ def _say_not_embedded(action: str, n: int, what: str) -> None:
             f"{text.count(n, 'particle')} {verb} by hand: not in the scatter until the "
             f"{what} {'is' if what == 'project' else 'are'} embedded again"
         )
-
-
-def _place_scores(layer: Image, voxel_size: float) -> None:
-    """A template-score map over its tomogram: each of its voxels the centre of the binned
-    block of tomogram voxels it scores."""
-    binning = layer.metadata[BINNING_KEY]
-    layer.scale = (voxel_size * binning,) * 3
-    layer.translate = ((binning - 1) / 2 * voxel_size,) * 3
 
 
 def _say_moved(name: str, old: float, new: float, stayed: int, outside: int = 0) -> None:
