@@ -49,6 +49,7 @@ def test_a_model_round_trips_with_its_objects_and_contours(tmp_path):
     path = write_particles(table, tmp_path / "p.mod", voxel_size=10.0, tomogram_shape=(40, 64, 64))
     model = ImodModel.from_file(path)
     assert (model.header.xmax, model.header.ymax, model.header.zmax) == (64, 64, 40)
+    assert model.header.flags.z_coordinates_start_from_negative_half  # IMOD's own convention
     assert [len(o.contours) for o in model.objects] == [1, 0, 2]
     assert np.asarray(model.objects[2].contours[1].points).tolist() == [[0.5, 63.5, 39.0]]
     back = read_particles(path, voxel_size=10.0, tomogram_shape=(40, 64, 64))

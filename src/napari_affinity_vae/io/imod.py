@@ -1,7 +1,8 @@
 """IMOD model files (``.mod``): points picked in 3dmod, read and written with ``imodmodel``.
 
 3dmod puts model x and y at the corner of the first pixel (its centre is at 0.5) and z at the
-centre of the first section, so voxel (z, y, x) is model point (x + 0.5, y + 0.5, z). A point's
+centre of the first section (IMOD's binary format: x runs from 0 to NX, z from -0.5 to NZ - 0.5),
+so voxel (z, y, x) is model point (x + 0.5, y + 0.5, z). A point's
 object and contour, numbered from 1 as 3dmod shows them, are the ``imod_object`` and
 ``imod_contour`` columns, and are written back so. A model holds no orientation.
 """
@@ -87,6 +88,7 @@ def write_imod(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) -> N
         model.objects[-1].header.flags.scattered = True
         model.objects[-1].update_sizes()
     model.update_sizes()
+    model.header.flags.z_coordinates_start_from_negative_half = True  # as 3dmod marks its own
     if frame.shape is not None:
         z, y, x = (round(n / scale) for n in frame.shape)
         model.header.xmax, model.header.ymax, model.header.zmax = x, y, z
