@@ -4,6 +4,7 @@ of tomograms and coordinate files, one tomogram; what `avae project` says of eac
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -887,3 +888,23 @@ def test_a_tomogram_without_a_pixel_size_in_tomograms_star_takes_its_header_s(
     assert "and its header gives no voxel size" in project.tomograms["TS_02"].problem
     with pytest.raises(ParticleFileError, match="the particles of TS_02 cannot be given"):
         write_relion5(project, project.particles, tmp_path / "out.star")
+
+
+def test_a_csv_of_several_tomograms_is_read_once_and_split(tmp_path):
+    """Every tomogram read the whole file again (100 tomograms of 200,000 particles took 40 s,
+    napari frozen) and said again that its blank rows name no tomogram."""
+    folder = tmp_path / "tomograms"
+    folder.mkdir()
+    for name in ("TS_1", "TS_2", "TS_3"):
+        write_mrc(folder / f"{name}.mrc", np.zeros((16, 32, 32), np.float32))
+    path = tmp_path / "particles.csv"
+    rows = ["TS_1,1,5,6", "TS_2,4,5,6", "TS_3,7,5,6", "TS_2,10,5,6", ",20,5,6", "TS_1,13,5,6"]
+    path.write_text("tomo_name,x,y,z\n" + "\n".join(rows) + "\n")  # one row names none
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        project = open_project([path, folder])
+    blank = [str(w.message) for w in caught if "name no tomogram" in str(w.message)]
+    assert blank == [f"{path}: 1 of 6 rows name no tomogram; they were left out"]
+    assert project.counts().to_dict() == {"TS_1": 2, "TS_2": 2, "TS_3": 1}
+    for name, xs in (("TS_1", [1, 13]), ("TS_2", [4, 10]), ("TS_3", [7])):
+        assert project.particles.loc[project.rows_of(name), "x"].tolist() == xs

@@ -75,15 +75,59 @@ def read_particles(
         particles = _FORMATS[suffix][0](path, frame)
         if tomo_name is not None:  # a format that names no tomogram: asking for one is an error
             select_tomogram(path, particles, None, tomo_name)
-    if suffix != ".star" and frame.pixel_size is not None:  # pixels, binned as the user said
+    return _checked(path, particles, frame, drop_nan, drop_outside)
+
+
+def read_particles_by_tomogram(
+    path: str | Path,
+    frames: dict[str, CoordinateFrame],
+    *,
+    drop_nan: bool = False,
+    drop_outside: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """The particles of each tomogram ``frames`` names (its geometry, as :func:`read_particles`
+    takes it) of a CSV file or Dynamo table naming several, the file read once however many
+    tomograms it holds (a project's table); other formats are read once per tomogram."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in (".csv", ".tbl"):
+        return {
+            name: read_particles(
+                path,
+                voxel_size=frame.voxel_size,
+                tomogram_shape=frame.shape,
+                pixel_size=frame.pixel_size,
+                tomo_name=name,
+                drop_nan=drop_nan,
+                drop_outside=drop_outside,
+            )
+            for name, frame in frames.items()
+        }
+    read = tables.read_csv if suffix == ".csv" else tables.read_dynamo
+    every = read(path, CoordinateFrame(), every_tomogram=True)  # in the file's pixels
+    rows = tables.row_tomograms(every).groupby(tables.row_tomograms(every), sort=False).indices
+    particles = {}
+    for name, frame in frames.items():
+        own = every.iloc[rows.get(name, [])].reset_index(drop=True)
+        own[list(AXES)] = own[list(AXES)] * frame.voxels_per_pixel
+        particles[name] = _checked(path, own, frame, drop_nan, drop_outside)
+    return particles
+
+
+def _checked(
+    path: Path, particles: pd.DataFrame, frame: CoordinateFrame, drop_nan: bool, drop_outside: bool
+) -> pd.DataFrame:
+    """Particles read in ``frame``: checked against its shape (NaN rows and rows outside
+    refused, or dropped with a warning), with its voxel size and binning in ``attrs``."""
+    if path.suffix.lower() != ".star" and frame.pixel_size is not None:  # pixels, binned
         particles.attrs[COORDINATE_BINNING] = 1 / frame.voxels_per_pixel
     attrs = dict(particles.attrs)  # what the format carries (a STAR file's other blocks)
     particles = check_particles(
         path, particles, frame.shape, drop_nan=drop_nan, drop_outside=drop_outside
     )
     particles.attrs = attrs
-    if voxel_size is not None:
-        particles.attrs["voxel_size"] = float(voxel_size)
+    if frame.voxel_size is not None:
+        particles.attrs["voxel_size"] = float(frame.voxel_size)
     return particles
 
 

@@ -89,8 +89,7 @@ def read_dynamo(
     if tomo_name is not None and str(tomo_name).strip().isdigit():
         tomo_name = str(int(tomo_name))  # "03" is tomogram 3
     rows = pd.DataFrame({"row": np.arange(len(table))})
-    if not every_tomogram:
-        table = table[select_tomogram(path, rows, names, tomo_name)["row"].to_numpy()]
+    table = table[select_tomogram(path, rows, names, tomo_name, every_tomogram)["row"].to_numpy()]
     col = {name: table[:, i] for name, i in _DYNAMO.items()}
     scale = frame.voxels_per_pixel
     out = pd.DataFrame({a: (col[a] + col[f"d{a}"] - DYNAMO_ORIGIN) * scale for a in AXES})
@@ -206,17 +205,20 @@ def write_tomotwin(path: Path, particles: pd.DataFrame, frame: CoordinateFrame) 
     np.savetxt(path, xyz, fmt=CSV_FLOAT, delimiter=" ")
 
 
-def read_csv(path: Path, frame: CoordinateFrame, tomo_name: str | None = None) -> pd.DataFrame:
+def read_csv(
+    path: Path, frame: CoordinateFrame, tomo_name: str | None = None, *, every_tomogram=False
+) -> pd.DataFrame:
     """x, y, z columns (any case, any order) and the others; of a table whose ``tomo_name``
     column names several tomograms (as ``avae embed`` writes a project), tomogram ``tomo_name``
-    (else an error listing them). napari's own points files (``index``, ``axis-0`` to
-    ``axis-2``: z, y, x of the layer's data, its voxels) are read too."""
+    (else an error listing them, unless ``every_tomogram``). napari's own points files
+    (``index``, ``axis-0`` to ``axis-2``: z, y, x of the layer's data, its voxels) are read
+    too."""
     table = _read_csv_table(path)
     napari = list(table.columns[:4]) == ["index", *NAPARI_AXES]
     if napari and not {"x", "y", "z"} & {_plain(c) for c in table.columns}:
         axes = dict(zip(NAPARI_AXES, AXES, strict=True))
         table = table.drop(columns="index").rename(columns=axes)
-    table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name)
+    table = select_tomogram(path, table, _csv_tomo_names(table), tomo_name, every_tomogram)
     by_lower = {_plain(c): c for c in table.columns}
     for axis in ("x", "y", "z"):  # pandas reads a repeated x as x.1
         same = [str(c) for c in table.columns if re.fullmatch(rf"{axis}(\.\d+)?", _plain(c))]
@@ -245,6 +247,14 @@ def csv_tomogram_names(path: Path) -> list[str]:
     """The distinct values of a CSV file's ``tomo_name`` column as text, in file order."""
     names = _csv_tomo_names(_read_csv_table(path))
     return [] if names is None else named_tomograms(names)
+
+
+def row_tomograms(particles: pd.DataFrame) -> pd.Series:
+    """Each row's tomogram as text, of particles read from a CSV file (its ``tomo_name``
+    column, any case) or a Dynamo table (its tomogram numbers), as :func:`named_tomograms`
+    lists them."""
+    names = _csv_tomo_names(particles)
+    return names.astype(str).str.strip() if names is not None else pd.Series("", particles.index)
 
 
 def _csv_tomo_names(table: pd.DataFrame) -> pd.Series | None:

@@ -38,13 +38,18 @@ def numeric_columns(path: Path, table: pd.DataFrame, columns: list[str]) -> np.n
 
 
 def select_tomogram(
-    path: Path, table: pd.DataFrame, names: pd.Series | None, tomo_name: str | None
+    path: Path,
+    table: pd.DataFrame,
+    names: pd.Series | None,
+    tomo_name: str | None,
+    every: bool = False,
 ) -> pd.DataFrame:
-    """The rows of ``table`` belonging to tomogram ``tomo_name``; ``names`` holds each row's
-    tomogram (``None`` when the file names none).
+    """The rows of ``table`` belonging to tomogram ``tomo_name`` (with ``every``, to any);
+    ``names`` holds each row's tomogram (``None`` when the file names none).
 
     Particles of several tomograms are never merged: without ``tomo_name``, a file naming more
-    than one tomogram is an error that lists them; a ``tomo_name`` the file lacks is one too.
+    than one tomogram is an error that lists them (unless ``every``: a project's file, split by
+    tomogram by the caller); a ``tomo_name`` the file lacks is one too.
     Rows naming no tomogram (blank) in a file whose other rows name one are left out, with a
     warning saying how many.
     """
@@ -53,7 +58,7 @@ def select_tomogram(
         names = None  # a column of blanks names nothing
     labels = None if names is None else names.astype(str).str.strip().reset_index(drop=True)
     found = named_tomograms(names) if names is not None else []
-    if tomo_name is None and len(found) > 1:
+    if tomo_name is None and len(found) > 1 and not every:
         raise ParticleFileError(
             path,
             f"holds particles of {len(found)} tomograms ({_listing(found)}); choose one "
@@ -75,7 +80,8 @@ def select_tomogram(
 
 def named_tomograms(names: pd.Series) -> list[str]:
     """The distinct tomograms a column of names holds, as text in file order (blanks: none)."""
-    return list(dict.fromkeys(names[~_unnamed(names)].astype(str).str.strip()))
+    named = names[~_unnamed(names)].astype(str).str.strip()
+    return [str(n) for n in named.drop_duplicates()]  # pandas' own pass, not one per row
 
 
 def _unnamed(names: pd.Series) -> np.ndarray:

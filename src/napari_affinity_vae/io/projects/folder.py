@@ -12,9 +12,14 @@ import numpy as np
 import pandas as pd
 
 from napari_affinity_vae.errors import ParticleFileError
-from napari_affinity_vae.io.frame import binned_pixel_size
+from napari_affinity_vae.io.frame import CoordinateFrame, binned_pixel_size
 from napari_affinity_vae.io.omezarr import is_ome_zarr
-from napari_affinity_vae.io.particles import PARTICLE_SUFFIXES, read_particles, tomogram_names
+from napari_affinity_vae.io.particles import (
+    PARTICLE_SUFFIXES,
+    read_particles,
+    read_particles_by_tomogram,
+    tomogram_names,
+)
 from napari_affinity_vae.io.projects.project import (
     Project,
     TomogramEntry,
@@ -305,18 +310,30 @@ def _with_coordinates(
     ``own``, of a file matched by name that holds several tomograms, the tomogram's own; with
     ``skip``, but for rows with NaN or outside the tomogram)."""
     tables, binned, origins = [], 1.0, {}
-    for name, path in files.items():
-        tomogram = entries[name]
-        several = own and tomo_name is None and len(tomogram_names(path)) > 1
-        table = read_particles(
-            path,
-            voxel_size=tomogram.voxel_size,
-            tomogram_shape=tomogram.shape,
-            pixel_size=binned_pixel_size(tomogram.voxel_size, binning),
-            tomo_name=name if several else tomo_name,
-            drop_nan=skip,
-            drop_outside=skip,
-        )
+    frames = {
+        name: CoordinateFrame(e.voxel_size, e.shape, binned_pixel_size(e.voxel_size, binning))
+        for name, e in entries.items()
+    }
+    read: dict[str, pd.DataFrame] = {}
+    for path in dict.fromkeys(files.values()):
+        names = [n for n, p in files.items() if p == path]
+        if own and tomo_name is None and len(tomogram_names(path)) > 1:  # each one's own
+            shared = {n: frames[n] for n in names}
+            read |= read_particles_by_tomogram(path, shared, drop_nan=skip, drop_outside=skip)
+            continue
+        for name in names:
+            frame = frames[name]
+            read[name] = read_particles(
+                path,
+                voxel_size=frame.voxel_size,
+                tomogram_shape=frame.shape,
+                pixel_size=frame.pixel_size,
+                tomo_name=tomo_name,
+                drop_nan=skip,
+                drop_outside=skip,
+            )
+    for name in files:
+        table = read[name]
         binned = table.attrs.get(COORDINATE_BINNING, binned)  # only where pixels took it
         if ANGSTROM_ORIGIN in table.attrs:
             origins[name] = table.attrs[ANGSTROM_ORIGIN]
